@@ -1,0 +1,1 @@
+"""expect room (see DESIGN)."""

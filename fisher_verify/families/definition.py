@@ -1,0 +1,97 @@
+"""The one symbolic definition of an exponential family.
+
+p(y | h) = exp(t(y)ᵀ h - F(h)) · b(y) with respect to counting or Lebesgue measure on the
+support. Everything else (η, I, κ₃, κ₄, K, kernels, proofs) is derived from this record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import sympy as sp
+
+SupportKind = Literal["finite", "countable", "continuous"]
+
+
+@dataclass(frozen=True)
+class Support:
+    """Where y lives: a finite list of values, the integers from ``start``, or an interval."""
+
+    kind: SupportKind
+    values: tuple[int, ...] = ()
+    start: int = 0
+    lower: Any = -sp.oo
+    upper: Any = sp.oo
+
+    def describe(self) -> str:
+        """A short human description (used in derivation reports)."""
+        if self.kind == "finite":
+            if len(self.values) > 6:
+                return f"{{{self.values[0]}, …, {self.values[-1]}}}"
+            return "{" + ", ".join(str(v) for v in self.values) + "}"
+        if self.kind == "countable":
+            return f"{{{self.start}, {self.start + 1}, …}}"
+        return f"({self.lower}, {self.upper})"
+
+
+# A rule (h -> y nodes (..., S), weights (..., S)) exact for polynomials in y of degree <= deg.
+QuadratureRule = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+# Countable support: y -> upper bound on p(y+1)/p(y) valid for every y' >= y.
+RatioBound = Callable[[np.ndarray, np.ndarray], np.ndarray]
+Sampler = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
+
+
+@dataclass(frozen=True, eq=False)
+class FamilyDefinition:
+    """One exponential family, stated once.
+
+    Attributes:
+        name: catalog name.
+        params: the fixed parameters, already validated (e.g. ``{"n": 5}``).
+        h: natural-parameter symbols, one per component of t(y).
+        y: the data symbol (scalar; categorical uses the class index).
+        statistic: t(y), one expression per component of h.
+        log_base: log b(y), the base measure's log-density.
+        support: where y lives.
+        log_partition: F(h), written with the stable functions of
+            :mod:`fisher_verify.symbolic.safe` so that its derivatives stay stable.
+        domain: sympy relations on h that define the natural-parameter domain.
+        domain_text: the domain in words, for error messages.
+        mean_names: names of the mean parameters, for reports (Table 1).
+        natural_of_mean: h as a function of the mean parameters (Table 1), or None.
+        mean_symbols: the mean-parameter symbols used in ``natural_of_mean``.
+        sampler: draws y of shape (n, *batch) from h of shape (*batch, d).
+        ratio_bound: for countable support, an upper bound on p(y'+1)/p(y') for y' >= y.
+        quadrature: for continuous support, a rule exact for polynomials of given degree.
+    """
+
+    name: str
+    params: dict[str, Any]
+    h: tuple[sp.Symbol, ...]
+    y: sp.Symbol
+    statistic: tuple[sp.Expr, ...]
+    log_base: sp.Expr
+    support: Support
+    log_partition: sp.Expr
+    domain: tuple[Any, ...]
+    domain_text: str
+    sampler: Sampler
+    mean_symbols: tuple[sp.Symbol, ...] = ()
+    natural_of_mean: tuple[sp.Expr, ...] | None = None
+    ratio_bound: RatioBound | None = None
+    quadrature: QuadratureRule | None = None
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dim(self) -> int:
+        """Dimension d of the natural parameter (= number of sufficient statistics)."""
+        return len(self.h)
+
+    @property
+    def key(self) -> tuple[str, tuple[tuple[str, Any], ...]]:
+        """Hashable identity: name and sorted parameters."""
+        return self.name, tuple(sorted(self.params.items()))

@@ -1,0 +1,324 @@
+"""A family ready to compute: the symbolic derivation and the kernels generated from it.
+
+Derivation and code generation happen on first use of a family and are cached in memory
+(and on disk, see :mod:`fisher_verify.symbolic.cache`), never at import.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cached_property
+from typing import Any
+
+import mpmath
+import numpy as np
+import sympy as sp
+
+from ..errors import DomainError, ShapeError
+from ..symbolic.codegen import Backend, TensorKernel, lambdify_list
+from ..symbolic.derive import Derivation, SymmetricTensor
+from .definition import FamilyDefinition
+
+Array = Any  # numpy.ndarray, torch.Tensor, or a sequence of mpmath numbers
+
+
+def _backend_of(h: Any) -> Backend:
+    if isinstance(h, np.ndarray):
+        return "numpy"
+    mod = type(h).__module__
+    if mod.startswith("torch"):
+        return "torch"
+    if isinstance(h, (list, tuple)) and h and any(isinstance(v, mpmath.mpf) for v in h):
+        return "mpmath"
+    return "numpy"
+
+
+def _numeric_y_functions() -> dict[str, Any]:
+    lgamma = np.vectorize(math.lgamma, otypes=[float])
+    return {"lgamma": lambda x: lgamma(np.asarray(x, dtype=float))}
+
+
+_LGAMMA = sp.Function("lgamma")  # undefined on purpose: loggamma of an integer auto-evaluates
+
+
+def _vectorizable(expr: sp.Expr) -> sp.Expr:
+    """Rewrite y-expressions so the NumPy printer vectorizes them."""
+    expr = expr.replace(
+        sp.KroneckerDelta, lambda a, b: sp.Piecewise((1, sp.Eq(a, b)), (0, True))
+    )
+    expr = sp.expand_log(expr.rewrite(sp.gamma), force=True)
+    return expr.replace(lambda e: isinstance(e, sp.log) and isinstance(e.args[0], sp.gamma),
+                        lambda e: _LGAMMA(e.args[0].args[0]))
+
+
+class Family:
+    """An exponential family: symbolic definition, derivation, kernels, sampler, expectations.
+
+    Numeric methods take ``h`` of shape ``(..., d)`` (NumPy float64 or torch tensor) or a
+    sequence of ``d`` mpmath numbers (one point, high precision), and dispatch on its type.
+    """
+
+    def __init__(self, definition: FamilyDefinition) -> None:
+        self.definition = definition
+        self._kernels: dict[tuple[str, Backend], TensorKernel] = {}
+
+    # --- identity ---------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """Catalog name."""
+        return self.definition.name
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Fixed parameters."""
+        return dict(self.definition.params)
+
+    @property
+    def dim(self) -> int:
+        """Dimension d of h and t(y) (the network's output width n_L)."""
+        return self.definition.dim
+
+    @property
+    def label(self) -> str:
+        """Name with parameters, e.g. ``binomial(n=5)``."""
+        args = ", ".join(f"{k}={v}" for k, v in self.definition.params.items())
+        return f"{self.name}({args})" if args else self.name
+
+    def __repr__(self) -> str:
+        return f"Family({self.label})"
+
+    # --- symbolic ---------------------------------------------------------------------------
+
+    @cached_property
+    def derivation(self) -> Derivation:
+        """η, I, κ₃, κ₄, K as symbolic tensors (``lemma-2``, ``lemma-5``), derived once."""
+        from ..symbolic.cache import cached_derivation
+
+        return cached_derivation(self.definition)
+
+    def symbolic(self, quantity: str) -> sp.Expr | sp.Array:
+        """One derived quantity as a SymPy object: log_partition, eta, fisher, kappa3, kappa4,
+        central_moment4."""
+        if quantity == "log_partition":
+            return self.derivation.log_partition
+        tensor: SymmetricTensor = getattr(self.derivation, quantity)
+        return tensor.to_array()
+
+    # --- validation ---------------------------------------------------------------------------
+
+    def check_natural(self, h: Array) -> None:
+        """Refuse h of the wrong width, with NaN/inf, or outside the natural domain."""
+        backend = _backend_of(h)
+        if backend == "mpmath":
+            values = np.array([float(v) for v in h], dtype=float)[None, :]
+            width = len(h)
+        else:
+            values = np.asarray(h.detach().cpu() if backend == "torch" else h, dtype=float)
+            width = values.shape[-1] if values.ndim else 0
+        if values.ndim == 0 or width != self.dim:
+            raise ShapeError(
+                f"{self.label}: natural parameter h must have last axis of size {self.dim}, "
+                f"got shape {tuple(np.shape(values))}"
+            )
+        if not np.all(np.isfinite(values)):
+            raise DomainError(f"{self.label}: h contains NaN or infinite values")
+        for rel, fn in self._domain_checks:
+            ok = fn(*np.moveaxis(values, -1, 0))
+            if not np.all(ok):
+                raise DomainError(
+                    f"{self.label}: h is outside the natural-parameter domain "
+                    f"({self.definition.domain_text}); violated: {rel}"
+                )
+
+    @cached_property
+    def _domain_checks(self) -> list[tuple[Any, Any]]:
+        return [(rel, sp.lambdify(self.definition.h, rel, "numpy")) for rel in self.definition.domain]
+
+    # --- kernels ----------------------------------------------------------------------------------
+
+    def kernel(self, quantity: str, backend: Backend) -> TensorKernel:
+        """The generated kernel of one quantity for one backend (built once, then cached)."""
+        key = (quantity, backend)
+        if key not in self._kernels:
+            target: Any = (
+                self.derivation.log_partition
+                if quantity == "log_partition"
+                else getattr(self.derivation, quantity)
+            )
+            self._kernels[key] = TensorKernel(self.definition.h, target, backend)
+        return self._kernels[key]
+
+    def _eval(self, quantity: str, h: Array, backend: Backend | None) -> Array:
+        backend = backend or _backend_of(h)
+        if backend == "numpy":
+            h = np.asarray(h, dtype=float)
+        self.check_natural(h)
+        return self.kernel(quantity, backend)(h)
+
+    def log_partition(self, h: Array, backend: Backend | None = None) -> Array:
+        """F(h), shape ``(...)``."""
+        return self._eval("log_partition", h, backend)
+
+    def mean(self, h: Array, backend: Backend | None = None) -> Array:
+        """η(h) = ∂F/∂h = E[t(y)], shape ``(..., d)`` (``lemma-2``)."""
+        return self._eval("eta", h, backend)
+
+    def fisher(self, h: Array, backend: Backend | None = None) -> Array:
+        """I(h) = ∂²F/∂h∂hᵀ = Cov(t(y)), shape ``(..., d, d)`` (``lemma-2``)."""
+        return self._eval("fisher", h, backend)
+
+    def kappa3(self, h: Array, backend: Backend | None = None) -> Array:
+        """Third cumulant ∂³F, shape ``(..., d, d, d)``."""
+        return self._eval("kappa3", h, backend)
+
+    def kappa4(self, h: Array, backend: Backend | None = None) -> Array:
+        """Fourth cumulant κ_abcd = ∂⁴F, shape ``(..., d, d, d, d)``."""
+        return self._eval("kappa4", h, backend)
+
+    def central_moment4(self, h: Array, backend: Backend | None = None) -> Array:
+        """K_abcd = E[(t-η)_a (t-η)_b (t-η)_c (t-η)_d], shape ``(..., d, d, d, d)`` (``lemma-5``)."""
+        return self._eval("central_moment4", h, backend)
+
+    def kappa4_contract(self, h: np.ndarray, u: Any, v: Any, w: Any, z: Any) -> np.ndarray:
+        """κ₄[u, v, w, z] = Σ κ_abcd u_a v_b w_c z_d, batched over the leading axes of h."""
+        k4 = self.kappa4(np.asarray(h, dtype=float))
+        return np.einsum("...abcd,...a,...b,...c,...d->...", k4, u, v, w, z)
+
+    # --- data -------------------------------------------------------------------------------------
+
+    @cached_property
+    def _statistic_fn(self) -> Any:
+        exprs = [_vectorizable(t) for t in self.definition.statistic]
+        return sp.lambdify([self.definition.y], exprs, modules=["numpy"])
+
+    @cached_property
+    def _log_base_fn(self) -> Any:
+        expr = _vectorizable(self.definition.log_base)
+        return sp.lambdify([self.definition.y], expr, modules=[_numeric_y_functions(), "numpy"])
+
+    def statistic(self, y: Any) -> np.ndarray:
+        """t(y), shape ``(*y.shape, d)``."""
+        y = np.asarray(y, dtype=float)
+        cols = self._statistic_fn(y)
+        return np.stack([np.broadcast_to(np.asarray(c, dtype=float), y.shape) for c in cols], -1)
+
+    def log_base(self, y: Any) -> np.ndarray:
+        """log b(y), the base measure's log-density."""
+        y = np.asarray(y, dtype=float)
+        return np.broadcast_to(np.asarray(self._log_base_fn(y), dtype=float), y.shape)
+
+    def log_density(self, y: Any, h: np.ndarray) -> np.ndarray:
+        """log p(y | h) = t(y)ᵀh - F(h) + log b(y); y broadcasts against h's batch axes."""
+        h = np.asarray(h, dtype=float)
+        t = self.statistic(y)
+        return np.sum(t * h, axis=-1) - self.log_partition(h) + self.log_base(y)
+
+    def sample(self, h: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n i.i.d. draws y ~ p(y|h), shape ``(n, *h.shape[:-1])``."""
+        h = np.asarray(h, dtype=float)
+        self.check_natural(h)
+        if int(n) < 1:
+            raise ValueError(f"{self.label}: number of samples n must be >= 1, got {n}")
+        return self.definition.sampler(h, int(n), rng)
+
+    def sample_statistic(self, h: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        """t(y) of n draws, shape ``(n, *h.shape[:-1], d)``."""
+        return self.statistic(self.sample(h, n, rng))
+
+    # --- the exact-expectation route ----------------------------------------------------------
+
+    def expectation_nodes(
+        self, h: np.ndarray, degree: int = 4, tol: float = 1e-15
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """Nodes t (..., S, d) and weights (..., S) with E[g(t)] = Σ w g(t) for polynomial g.
+
+        Finite support: every point, exact for any g. Continuous: Gauss quadrature exact for
+        polynomials in t of degree <= ``degree``. Countable: the series truncated where the
+        proven tail bound on E[|y|^degree; y > Y] falls below ``tol`` times E-scale; that bound
+        is returned (0 for the exact cases).
+        """
+        h = np.asarray(h, dtype=float)
+        self.check_natural(h)
+        d = self.definition
+        if d.support.kind == "finite":
+            ys = np.array(d.support.values, dtype=float)
+            ys_b = np.broadcast_to(ys, h.shape[:-1] + ys.shape)
+            logw = self.log_density(ys_b, h[..., None, :])
+            return self.statistic(ys_b), np.exp(logw), 0.0
+        if d.support.kind == "continuous":
+            assert d.quadrature is not None
+            ys, w = d.quadrature(h, degree)
+            return self.statistic(ys), np.asarray(w, dtype=float), 0.0
+        return self._series_nodes(h, degree, tol)
+
+    def _series_nodes(self, h: np.ndarray, degree: int, tol: float) -> tuple[np.ndarray, np.ndarray, float]:
+        d = self.definition
+        assert d.ratio_bound is not None
+        eta = np.atleast_1d(self.mean(h)[..., 0])
+        var = np.atleast_1d(self.fisher(h)[..., 0, 0])
+        y_max = int(np.ceil(np.max(eta + 12.0 * np.sqrt(var)))) + 20
+        scale = max(1.0, float(np.max(eta + np.sqrt(var))) ** degree)
+        while True:
+            ys = np.arange(d.support.start, y_max + 1, dtype=float)
+            y_next = float(y_max + 1)
+            # every later term of y^D p(y) shrinks by at most rho, so the tail is geometric
+            growth = ((y_next + 1.0) / y_next) ** degree if y_next > 0 else 2.0**degree
+            rho = growth * d.ratio_bound(h, np.asarray(y_next))
+            first = np.exp(self.log_density(np.asarray(y_next), h)) * y_next**degree
+            if np.all(rho < 1.0):
+                tail = float(np.max(first / (1.0 - rho)))
+                if tail <= tol * scale:
+                    break
+            y_max = int(y_max * 1.5) + 10
+            if y_max > 10_000_000:
+                raise DomainError(f"{self.label}: distribution too spread out to sum exactly at this h")
+        ys_b = np.broadcast_to(ys, h.shape[:-1] + ys.shape)
+        w = np.exp(self.log_density(ys_b, h[..., None, :]))
+        return self.statistic(ys_b), w, tail
+
+    def expect(self, g: Any, h: np.ndarray, degree: int = 4) -> np.ndarray:
+        """E[g(t(y))] by the exact-expectation route; g maps t (..., S, d) to (..., S, ...)."""
+        t, w, _ = self.expectation_nodes(h, degree)
+        values = np.asarray(g(t), dtype=float)
+        extra = values.ndim - w.ndim
+        return np.sum(values * w.reshape(w.shape + (1,) * extra), axis=w.ndim - 1)
+
+    # --- high-precision moments from the density ---------------------------------------------------
+
+    def moment_mp(self, powers: tuple[int, ...], h: Any, center: bool = True) -> Any:
+        """E[Π_a (t_a - η_a)^{k_a}] from the density, in mpmath (the independent reference).
+
+        Sums over the support (finite or, for countable support, ``mpmath.nsum``) or integrates
+        (``mpmath.quad``); uses only t(y), b(y) and the normalizer computed here too, never F.
+        """
+        d = self.definition
+        hs = [mpmath.mpf(v) for v in h]
+        ts = [sp.lambdify([d.y], t, modules=["mpmath"]) for t in d.statistic]
+        log_b = sp.lambdify([d.y], d.log_base, modules=["mpmath"])
+
+        def unnorm(yv: Any) -> Any:
+            return mpmath.exp(mpmath.fsum(ts[a](yv) * hs[a] for a in range(self.dim)) + log_b(yv))
+
+        def integral(fn: Any) -> Any:
+            if d.support.kind == "finite":
+                return mpmath.fsum(fn(mpmath.mpf(v)) for v in d.support.values)
+            if d.support.kind == "countable":
+                return mpmath.nsum(fn, [d.support.start, mpmath.inf])
+            lo = -mpmath.inf if d.support.lower == -sp.oo else mpmath.mpf(d.support.lower)
+            return mpmath.quad(fn, [lo, mpmath.inf])
+
+        z = integral(unnorm)
+        if center:
+            means = [integral(lambda yv, a=a: ts[a](yv) * unnorm(yv)) / z for a in range(self.dim)]
+        else:
+            means = [mpmath.mpf(0)] * self.dim
+
+        def integrand(yv: Any) -> Any:
+            prod = mpmath.mpf(1)
+            for a, k in enumerate(powers):
+                if k:
+                    prod *= (ts[a](yv) - means[a]) ** k
+            return prod * unnorm(yv)
+
+        return integral(integrand) / z

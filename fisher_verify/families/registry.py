@@ -1,0 +1,55 @@
+"""``family(name, **params)``: the public way to get a family (issue 2)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from ..errors import ParameterError, UnknownFamilyError
+from .catalog import BUILDERS, PARAMETERS
+from .family import Family
+
+
+def family_names() -> list[str]:
+    """Names of the catalog's families (products are written ``product``, see :func:`family`)."""
+    return list(BUILDERS)
+
+
+@lru_cache(maxsize=None)
+def _build(name: str, params: tuple[tuple[str, Any], ...]) -> Family:
+    return Family(BUILDERS[name](**dict(params)))
+
+
+def family(name: str, **params: Any) -> Family:
+    """A family of the catalog by name, with its fixed parameters.
+
+    Example: ``family("binomial", n=5)``, ``family("categorical", K=10)``. An independent
+    product of families is ``family("product", components=[family("bernoulli"), ...])`` or
+    :func:`fisher_verify.product`.
+
+    Raises:
+        UnknownFamilyError: ``name`` is not in the catalog (the message lists the catalog).
+        ParameterError: an unknown parameter, or a value outside its domain.
+    """
+    if name == "product":
+        from .product import product
+
+        components = params.pop("components", None)
+        if components is None or params:
+            raise ParameterError("family 'product' takes exactly one parameter: components=[...]")
+        return product(*components)
+    if name not in BUILDERS:
+        raise UnknownFamilyError(
+            f"unknown family {name!r}; known families: {', '.join(family_names())}, product"
+        )
+    allowed = PARAMETERS[name]
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        valid = ", ".join(allowed) if allowed else "none"
+        raise ParameterError(
+            f"family {name!r} has no parameter {', '.join(unknown)}; its parameters: {valid}"
+        )
+    try:
+        return _build(name, tuple(sorted(params.items())))
+    except TypeError as exc:  # an unhashable parameter value
+        raise ParameterError(f"family {name!r}: invalid parameter value ({exc})") from None

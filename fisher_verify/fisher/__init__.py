@@ -1,0 +1,1 @@
+"""fisher room (see DESIGN)."""

@@ -1,0 +1,1 @@
+"""symbolic room (see DESIGN)."""

@@ -1,0 +1,97 @@
+"""Kernels printed from the derivation by ``lambdify``: NumPy, PyTorch and mpmath.
+
+A kernel evaluates the unique entries of a symmetric tensor (common subexpressions shared)
+and scatters them into the full tensor, batched over the leading axes of h.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import mpmath
+import numpy as np
+import sympy as sp
+
+from .derive import SymmetricTensor
+from .safe import MPMATH_KERNELS, NUMPY_KERNELS, torch_kernels
+
+Backend = Literal["numpy", "torch", "mpmath"]
+BACKENDS: tuple[Backend, ...] = ("numpy", "torch", "mpmath")
+
+
+def _modules(backend: Backend) -> list[Any]:
+    if backend == "numpy":
+        return [NUMPY_KERNELS, "numpy"]
+    if backend == "torch":
+        return [torch_kernels(), "torch"]
+    return [MPMATH_KERNELS, "mpmath"]
+
+
+def lambdify_list(
+    symbols: Sequence[sp.Symbol], exprs: Sequence[sp.Expr], backend: Backend
+) -> Callable[..., list[Any]]:
+    """``lambdify`` a list of expressions with shared subexpressions, for one backend."""
+    fn = sp.lambdify(list(symbols), list(exprs), modules=_modules(backend), cse=True)
+    return fn  # type: ignore[no-any-return]
+
+
+class TensorKernel:
+    """Numeric kernel for one symmetric tensor (or a scalar when ``order == 0``)."""
+
+    def __init__(
+        self, symbols: Sequence[sp.Symbol], tensor: SymmetricTensor | sp.Expr, backend: Backend
+    ) -> None:
+        self.backend = backend
+        self.dim = len(symbols)
+        if isinstance(tensor, SymmetricTensor):
+            self.order = tensor.order
+            unique = tensor.unique_indices()
+            exprs = [tensor.entries[i] for i in unique]
+            position = {idx: k for k, idx in enumerate(unique)}
+            full = itertools.product(range(self.dim), repeat=self.order)
+            self.gather = np.array([position[tuple(sorted(i))] for i in full], dtype=np.int64)
+        else:
+            self.order = 0
+            exprs = [tensor]
+            self.gather = np.zeros(1, dtype=np.int64)
+        self.fn = lambdify_list(symbols, exprs, backend)
+        self.shape = (self.dim,) * self.order
+
+    def __call__(self, h: Any) -> Any:
+        if self.backend == "numpy":
+            return self._numpy(h)
+        if self.backend == "torch":
+            return self._torch(h)
+        return self._mpmath(h)
+
+    def _numpy(self, h: np.ndarray) -> np.ndarray:
+        args = list(np.moveaxis(h, -1, 0))
+        with np.errstate(over="ignore", under="ignore"):
+            values = self.fn(*args)
+        batch = h.shape[:-1]
+        stacked = np.stack([np.broadcast_to(np.asarray(v, dtype=float), batch) for v in values], -1)
+        return stacked[..., self.gather].reshape(batch + self.shape)
+
+    def _torch(self, h: Any) -> Any:
+        import torch
+
+        args = list(torch.unbind(h, dim=-1))
+        values = self.fn(*args)
+        batch = h.shape[:-1]
+        cols = [
+            v.expand(batch) if torch.is_tensor(v) else torch.full(batch, float(v), dtype=h.dtype, device=h.device)
+            for v in values
+        ]
+        stacked = torch.stack(cols, dim=-1)
+        index = torch.as_tensor(self.gather, device=h.device)
+        return stacked[..., index].reshape(*batch, *self.shape)
+
+    def _mpmath(self, h: Sequence[Any]) -> np.ndarray:
+        args = [mpmath.mpf(v) for v in h]
+        values = self.fn(*args)
+        out = np.empty(len(self.gather), dtype=object)
+        for k, g in enumerate(self.gather):
+            out[k] = mpmath.mpf(values[g])
+        return out.reshape(self.shape) if self.shape else out[0]

@@ -1,0 +1,257 @@
+"""Numerically stable elementary functions, as SymPy functions with one kernel per backend.
+
+The derivations keep these functions opaque, and each one knows its own derivative
+(``fdiff``) in terms of stable functions again, so that SymPy's ``diff`` of a
+log-partition written with them yields cumulants that `lambdify` prints as calls to the
+stable kernels instead of textbook formulas (a naive derivative of ``log(1+e^h)`` is NaN at
+h = 800). Each function also knows its textbook form (:meth:`SafeFunction.naive`), which
+the proofs substitute to show that the stable expression equals the naive derivative.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import mpmath
+import numpy as np
+import sympy as sp
+
+
+class SafeFunction(sp.Function):
+    """Base class: a function with a textbook form and stable numeric kernels."""
+
+    @classmethod
+    def naive(cls, *args: sp.Expr) -> sp.Expr:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class expit(SafeFunction):  # noqa: N801 - the printed name is the kernel's name
+    """Logistic function 1 / (1 + exp(-x)); d/dx = expit(x) expit(-x)."""
+
+    @classmethod
+    def naive(cls, *args: sp.Expr) -> sp.Expr:
+        return 1 / (1 + sp.exp(-args[0]))
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        x = self.args[0]
+        return expit(x) * expit(-x)
+
+
+class softplus(SafeFunction):  # noqa: N801
+    """log(1 + exp(x)); d/dx = expit(x)."""
+
+    @classmethod
+    def naive(cls, *args: sp.Expr) -> sp.Expr:
+        return sp.log(1 + sp.exp(args[0]))
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return expit(self.args[0])
+
+
+class logsumexp(SafeFunction):  # noqa: N801
+    """log(sum_k exp(x_k)); d/dx_k = softmax(k, x)."""
+
+    @classmethod
+    def naive(cls, *args: sp.Expr) -> sp.Expr:
+        return sp.log(sp.Add(*[sp.exp(x) for x in args]))
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return softmax(sp.Integer(argindex - 1), *self.args)
+
+
+class softmax(SafeFunction):  # noqa: N801
+    """softmax(k, h_0, ..., h_{K-1}) = exp(h_k) / sum_j exp(h_j)."""
+
+    @classmethod
+    def naive(cls, *args: sp.Expr) -> sp.Expr:
+        k, hs = int(args[0]), args[1:]
+        return sp.exp(hs[k]) / sp.Add(*[sp.exp(h) for h in hs])
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        k, hs = self.args[0], self.args[1:]
+        j = argindex - 2
+        if j < 0:
+            raise sp.ArgumentIndexError(self, argindex)
+        if j == int(k):
+            # p_k (1 - p_k) with the complement kept apart, so p_k -> 1 keeps accuracy
+            return softmax(k, *hs) * softmax_comp(k, *hs)
+        return -softmax(k, *hs) * softmax(sp.Integer(j), *hs)
+
+
+class softmax_comp(SafeFunction):  # noqa: N801
+    """softmax_comp(k, h...) = 1 - softmax(k, h...), computed without cancellation."""
+
+    @classmethod
+    def naive(cls, *args: sp.Expr) -> sp.Expr:
+        return 1 - softmax.naive(*args)
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return -softmax(*self.args).fdiff(argindex)
+
+
+class log1mexp(SafeFunction):  # noqa: N801
+    """log(1 - exp(x)) for x < 0; d/dx = -inv_expm1(-x)."""
+
+    @classmethod
+    def naive(cls, *args: sp.Expr) -> sp.Expr:
+        return sp.log(1 - sp.exp(args[0]))
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return -inv_expm1(-self.args[0])
+
+
+class inv_expm1(SafeFunction):  # noqa: N801
+    """1 / (exp(x) - 1); d/dx = -g (1 + g) with g = inv_expm1(x)."""
+
+    @classmethod
+    def naive(cls, *args: sp.Expr) -> sp.Expr:
+        return 1 / (sp.exp(args[0]) - 1)
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        g = inv_expm1(self.args[0])
+        return -g * (1 + g)
+
+
+SAFE_FUNCTIONS: tuple[type[SafeFunction], ...] = (
+    expit,
+    softplus,
+    logsumexp,
+    softmax,
+    softmax_comp,
+    log1mexp,
+    inv_expm1,
+)
+
+
+def to_naive(expr: Any) -> Any:
+    """Replace every stable function in ``expr`` by its textbook form."""
+    return expr.replace(
+        lambda e: isinstance(e, SafeFunction),
+        lambda e: type(e).naive(*e.args),
+    )
+
+
+# --- NumPy --------------------------------------------------------------------------------
+
+
+def _np_stack(xs: tuple[Any, ...]) -> Any:
+    return np.stack(np.broadcast_arrays(*[np.asarray(x, dtype=float) for x in xs]), axis=-1)
+
+
+def _np_expit(x: Any) -> Any:
+    x = np.asarray(x, dtype=float)
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _np_lse_last(s: Any) -> Any:
+    m = np.max(s, axis=-1, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    return np.log(np.sum(np.exp(s - m), axis=-1)) + m[..., 0]
+
+
+def _np_logsumexp(*xs: Any) -> Any:
+    return _np_lse_last(_np_stack(xs))
+
+
+def _np_softmax(k: Any, *hs: Any) -> Any:
+    s = _np_stack(hs)
+    return np.exp(s[..., int(k)] - _np_lse_last(s))
+
+
+def _np_softmax_comp(k: Any, *hs: Any) -> Any:
+    s = _np_stack(hs)
+    others = np.delete(s, int(k), axis=-1)
+    return np.exp(_np_lse_last(others) - _np_lse_last(s))
+
+
+def _np_log1mexp(x: Any) -> Any:
+    x = np.asarray(x, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x > -np.log(2.0), np.log(-np.expm1(x)), np.log1p(-np.exp(x)))
+
+
+def _np_inv_expm1(x: Any) -> Any:
+    with np.errstate(over="ignore", divide="ignore"):
+        return 1.0 / np.expm1(x)
+
+
+NUMPY_KERNELS: dict[str, Callable[..., Any]] = {
+    "expit": _np_expit,
+    "softplus": lambda x: np.logaddexp(0.0, x),
+    "logsumexp": _np_logsumexp,
+    "softmax": _np_softmax,
+    "softmax_comp": _np_softmax_comp,
+    "log1mexp": _np_log1mexp,
+    "inv_expm1": _np_inv_expm1,
+}
+
+
+# --- PyTorch (optional extra, imported lazily) ------------------------------------------------
+
+
+def torch_kernels() -> dict[str, Callable[..., Any]]:
+    """The stable kernels for PyTorch."""
+    import torch
+
+    def stack(xs: tuple[Any, ...]) -> Any:
+        ts = [torch.as_tensor(x, dtype=torch.float64) if not torch.is_tensor(x) else x for x in xs]
+        return torch.stack(list(torch.broadcast_tensors(*ts)), dim=-1)
+
+    def t_softmax(k: Any, *hs: Any) -> Any:
+        s = stack(hs)
+        return torch.exp(s[..., int(k)] - torch.logsumexp(s, dim=-1))
+
+    def t_softmax_comp(k: Any, *hs: Any) -> Any:
+        s = stack(hs)
+        k = int(k)
+        others = torch.cat([s[..., :k], s[..., k + 1 :]], dim=-1)
+        return torch.exp(torch.logsumexp(others, dim=-1) - torch.logsumexp(s, dim=-1))
+
+    def t_log1mexp(x: Any) -> Any:
+        return torch.where(
+            x > -float(np.log(2.0)), torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x))
+        )
+
+    return {
+        "expit": torch.sigmoid,
+        "softplus": lambda x: torch.logaddexp(torch.zeros_like(x), x),
+        "logsumexp": lambda *xs: torch.logsumexp(stack(xs), dim=-1),
+        "softmax": t_softmax,
+        "softmax_comp": t_softmax_comp,
+        "log1mexp": t_log1mexp,
+        "inv_expm1": lambda x: 1.0 / torch.expm1(x),
+    }
+
+
+# --- mpmath (the high-precision reference) ----------------------------------------------------
+
+
+def _mp_logsumexp(*xs: Any) -> Any:
+    m = max(xs)
+    return m + mpmath.log(mpmath.fsum(mpmath.exp(x - m) for x in xs))
+
+
+def _mp_softmax(k: Any, *hs: Any) -> Any:
+    return mpmath.exp(hs[int(k)] - _mp_logsumexp(*hs))
+
+
+def _mp_softmax_comp(k: Any, *hs: Any) -> Any:
+    k = int(k)
+    return mpmath.exp(_mp_logsumexp(*(hs[:k] + hs[k + 1 :])) - _mp_logsumexp(*hs))
+
+
+def _mp_softplus(x: Any) -> Any:
+    return mpmath.log1p(mpmath.exp(x)) if x < 0 else x + mpmath.log1p(mpmath.exp(-x))
+
+
+MPMATH_KERNELS: dict[str, Callable[..., Any]] = {
+    "expit": lambda x: 1 / (1 + mpmath.exp(-x)),
+    "softplus": _mp_softplus,
+    "logsumexp": _mp_logsumexp,
+    "softmax": _mp_softmax,
+    "softmax_comp": _mp_softmax_comp,
+    "log1mexp": lambda x: mpmath.log(-mpmath.expm1(x)),
+    "inv_expm1": lambda x: 1 / mpmath.expm1(x),
+}
