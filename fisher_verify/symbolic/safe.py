@@ -25,6 +25,13 @@ class SafeFunction(sp.Function):
     def naive(cls, *args: sp.Expr) -> sp.Expr:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _print_as_call(self, printer: Any) -> str:
+        # A plain call, resolved in the namespace that `lambdify` gets for each backend.
+        return f"{type(self).__name__}({', '.join(printer._print(a) for a in self.args)})"
+
+    _torchcode = _print_as_call
+    _mpmathcode = _print_as_call
+
 
 class expit(SafeFunction):  # noqa: N801 - the printed name is the kernel's name
     """Logistic function 1 / (1 + exp(-x)); d/dx = expit(x) expit(-x)."""
