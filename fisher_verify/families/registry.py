@@ -7,7 +7,7 @@ from typing import Any
 
 from ..errors import ParameterError, UnknownFamilyError
 from .catalog import BUILDERS, PARAMETERS
-from .family import Family
+from .family import CategoricalFamily, Family
 
 
 def family_names() -> list[str]:
@@ -17,7 +17,8 @@ def family_names() -> list[str]:
 
 @lru_cache(maxsize=None)
 def _build(name: str, params: tuple[tuple[str, Any], ...]) -> Family:
-    return Family(BUILDERS[name](**dict(params)))
+    definition = BUILDERS[name](**dict(params))
+    return CategoricalFamily(definition) if name == "categorical" else Family(definition)
 
 
 def family(name: str, **params: Any) -> Family:

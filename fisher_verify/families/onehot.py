@@ -1,0 +1,92 @@
+"""Cumulants of a one-hot statistic (categorical family) from its moments, in O(K) per contraction.
+
+For t(y) = e_y with P(y = k) = p_k every moment is diagonal: E[Π_i ⟨t, v_i⟩] = Σ_k p_k Π_i v_i[k].
+Joint cumulants follow from moments by the set-partition (Möbius) formula
+κ(X_1..X_r) = Σ_π (−1)^{|π|−1} (|π|−1)! Π_{B∈π} E[Π_{i∈B} X_i].
+This is a second derivation route, independent of differentiating F = logsumexp: the
+tests compare the two for small K, and large K uses this one (a dense K⁴ tensor from the
+symbolic route is neither needed nor affordable there).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+
+def set_partitions(n: int) -> list[list[tuple[int, ...]]]:
+    """All set partitions of {0, …, n-1} (Bell(n) of them)."""
+    return [[tuple(b) for b in p] for p in _partitions(tuple(range(n)))]
+
+
+@lru_cache(maxsize=None)
+def _partitions(items: tuple[int, ...]) -> tuple[tuple[tuple[int, ...], ...], ...]:
+    if not items:
+        return ((),)
+    first, rest = items[0], items[1:]
+    out = []
+    for part in _partitions(rest):
+        out.append(((first,), *part))
+        for i in range(len(part)):
+            out.append((*part[:i], (first, *part[i]), *part[i + 1 :]))
+    return tuple(out)
+
+
+def _xp(a: Any) -> Any:
+    if type(a).__module__.startswith("torch"):
+        import torch
+
+        return torch
+    return np
+
+
+def onehot_cumulant_contract(p: Any, vectors: list[Any]) -> Any:
+    """κ_r[v_1, …, v_r] of a one-hot statistic with class probabilities p (..., K).
+
+    Costs O(Bell(r)·r·K) per batch element; vectors broadcast against p.
+    """
+    xp = _xp(p)
+    r = len(vectors)
+    total = 0
+    for part in set_partitions(r):
+        term = 1
+        for block in part:
+            prod = p
+            for i in block:
+                prod = prod * vectors[i]
+            term = term * xp.sum(prod, -1)
+        m = len(part)
+        total = total + (-1) ** (m - 1) * math.factorial(m - 1) * term
+    return total
+
+
+def onehot_cumulant_dense(p: Any, order: int) -> Any:
+    """The dense cumulant tensor of order ``order`` (…, K, …, K) of a one-hot statistic."""
+    xp = _xp(p)
+    k = p.shape[-1]
+    eye = xp.eye(k, dtype=p.dtype) if xp is np else xp.eye(k, dtype=p.dtype, device=p.device)
+    letters = "abcd"[:order]
+    total = 0
+    for part in set_partitions(order):
+        factors = []
+        subs = []
+        for block in part:
+            # the diagonal moment tensor of the block: p_a δ_{a…a}
+            factors.append(p if len(block) == 1 else _diag_tensor(p, eye, len(block)))
+            subs.append("..." + "".join(letters[i] for i in block))
+        m = len(part)
+        expr = ",".join(subs) + "->..." + letters
+        total = total + (-1) ** (m - 1) * math.factorial(m - 1) * xp.einsum(expr, *factors)
+    return total
+
+
+def _diag_tensor(p: Any, eye: Any, order: int) -> Any:
+    """p_a δ_{a a … a} as a dense (…, K, …, K) tensor of the given order."""
+    if order == 2:
+        return p[..., :, None] * eye
+    if order == 3:
+        return p[..., :, None, None] * eye[:, :, None] * eye[:, None, :]
+    return p[..., :, None, None, None] * eye[:, :, None, None] * eye[:, None, :, None] * eye[:, None, None, :]
