@@ -71,7 +71,7 @@ def bernoulli() -> FamilyDefinition:
         log_base=sp.Integer(0),
         support=Support("finite", values=(0, 1)),
         log_partition=softplus(h),
-        domain=(),
+        negative=(),
         domain_text="any real h",
         sampler=lambda hh, n, rng: (
             rng.random((n, *np.shape(hh)[:-1])) < _expit_np(_scalar_h(hh))
@@ -95,7 +95,7 @@ def binomial(n: Any = 1) -> FamilyDefinition:
         log_base=sp.log(sp.binomial(n, Y_INT)),
         support=Support("finite", values=tuple(range(n + 1))),
         log_partition=n * softplus(h),
-        domain=(),
+        negative=(),
         domain_text="any real h",
         sampler=lambda hh, m, rng: rng.binomial(
             n, _expit_np(_scalar_h(hh)), size=(m, *np.shape(hh)[:-1])
@@ -118,7 +118,7 @@ def poisson() -> FamilyDefinition:
         log_base=-sp.log(sp.factorial(Y_INT)),
         support=Support("countable", start=0),
         log_partition=sp.exp(h),
-        domain=(),
+        negative=(),
         domain_text="any real h (h > 709 overflows float64: λ = eʰ)",
         sampler=lambda hh, n, rng: rng.poisson(
             np.exp(_scalar_h(hh)), size=(n, *np.shape(hh)[:-1])
@@ -142,7 +142,7 @@ def geometric() -> FamilyDefinition:
         log_base=sp.Integer(0),
         support=Support("countable", start=0),
         log_partition=-log1mexp(h),
-        domain=(h < 0,),
+        negative=(0,),
         domain_text="h < 0",
         sampler=lambda hh, n, rng: (
             rng.geometric(-np.expm1(_scalar_h(hh)), size=(n, *np.shape(hh)[:-1])) - 1
@@ -173,7 +173,7 @@ def negative_binomial(r: Any = 1) -> FamilyDefinition:
         log_base=sp.log(sp.gamma(Y_INT + rs)) - sp.log(sp.gamma(rs)) - sp.log(sp.factorial(Y_INT)),
         support=Support("countable", start=0),
         log_partition=-rs * log1mexp(h),
-        domain=(h < 0,),
+        negative=(0,),
         domain_text="h < 0",
         sampler=lambda hh, n, rng: rng.negative_binomial(
             r, -np.expm1(_scalar_h(hh)), size=(n, *np.shape(hh)[:-1])
@@ -207,7 +207,7 @@ def normal(sigma: Any = 1) -> FamilyDefinition:
         log_base=-(Y**2) / (2 * s**2) - sp.log(2 * sp.pi * s**2) / 2,
         support=Support("continuous"),
         log_partition=s**2 * h**2 / 2,
-        domain=(),
+        negative=(),
         domain_text="any real h",
         sampler=lambda hh, n, rng: rng.normal(
             float(sigma) ** 2 * _scalar_h(hh), float(sigma), size=(n, *np.shape(hh)[:-1])
@@ -241,7 +241,7 @@ def exponential() -> FamilyDefinition:
         log_base=sp.Integer(0),
         support=Support("continuous", lower=sp.Integer(0)),
         log_partition=-sp.log(-h),
-        domain=(h < 0,),
+        negative=(0,),
         domain_text="h < 0",
         sampler=lambda hh, n, rng: rng.exponential(
             -1.0 / _scalar_h(hh), size=(n, *np.shape(hh)[:-1])
@@ -268,7 +268,7 @@ def gamma(shape: Any = 2) -> FamilyDefinition:
         log_base=(ks - 1) * sp.log(yp) - sp.log(sp.gamma(ks)),
         support=Support("continuous", lower=sp.Integer(0)),
         log_partition=-ks * sp.log(-h),
-        domain=(h < 0,),
+        negative=(0,),
         domain_text="h < 0",
         sampler=lambda hh, n, rng: rng.gamma(
             float(k), -1.0 / _scalar_h(hh), size=(n, *np.shape(hh)[:-1])
@@ -310,7 +310,7 @@ def normal_unknown_variance() -> FamilyDefinition:
         log_base=-sp.log(2 * sp.pi) / 2,
         support=Support("continuous"),
         log_partition=-(h1**2) / (4 * h2) - sp.log(-2 * h2) / 2,
-        domain=(h2 < 0,),
+        negative=(1,),
         domain_text="h2 < 0 (h = (μ/σ², -1/(2σ²)))",
         sampler=sampler,
         mean_symbols=(mu, var),
@@ -343,7 +343,7 @@ def categorical(K: Any = 3) -> FamilyDefinition:  # noqa: N803 - K is the paper'
         log_base=sp.Integer(0),
         support=Support("finite", values=tuple(range(k))),
         log_partition=logsumexp(*hs),
-        domain=(),
+        negative=(),
         domain_text="any real logits h (softmax link; h and h + c·1 give the same law)",
         sampler=sampler,
         mean_symbols=ps,

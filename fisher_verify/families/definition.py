@@ -58,7 +58,8 @@ class FamilyDefinition:
         support: where y lives.
         log_partition: F(h), written with the stable functions of
             :mod:`fisher_verify.symbolic.safe` so that its derivatives stay stable.
-        domain: sympy relations on h that define the natural-parameter domain.
+        negative: indices of the components of h that must be < 0 (the natural domain;
+            every family of the catalog has a domain of this form).
         domain_text: the domain in words, for error messages.
         mean_names: names of the mean parameters, for reports (Table 1).
         natural_of_mean: h as a function of the mean parameters (Table 1), or None.
@@ -76,7 +77,7 @@ class FamilyDefinition:
     log_base: sp.Expr
     support: Support
     log_partition: sp.Expr
-    domain: tuple[Any, ...]
+    negative: tuple[int, ...]
     domain_text: str
     sampler: Sampler
     mean_symbols: tuple[sp.Symbol, ...] = ()

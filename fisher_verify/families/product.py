@@ -67,8 +67,8 @@ class ProductFamily(Family):
             log_partition=sp.Add(
                 *[_shift(c.definition.log_partition, self._renames[i]) for i, c in enumerate(components)]
             ),
-            domain=tuple(
-                _shift(rel, self._renames[i]) for i, c in enumerate(components) for rel in c.definition.domain
+            negative=tuple(
+                self.blocks[i].start + j for i, c in enumerate(components) for j in c.definition.negative
             ),
             domain_text="; ".join(f"{c.label}: {c.definition.domain_text}" for c in components),
             sampler=self._sample_impl,
