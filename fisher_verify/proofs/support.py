@@ -1,0 +1,99 @@
+"""Shared helpers for proof files: cached family identity proofs and random test networks.
+
+These only *call* the library (families, symbolic identities, networks); no statement's
+mathematics is implemented here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from .api import Context
+
+# Widths of the random networks proofs use: (input, hidden..., output). Small enough for
+# exact P x P (and P^4 for thm-4/thm-6 on the smallest) tensors, varied in depth.
+QUICK_WIDTHS: tuple[tuple[int, ...], ...] = ((3, 4, 1), (2, 3, 3, 2))
+THOROUGH_WIDTHS: tuple[tuple[int, ...], ...] = ((3, 4, 1), (2, 3, 3, 2), (4, 5, 3), (3, 3, 3, 3, 3))
+
+
+@cache
+def _identities(name: str, params: tuple[tuple[str, Any], ...], seed: int) -> tuple[Any, ...]:
+    import fisher_verify as fv
+    from fisher_verify.symbolic.identities import prove_family
+
+    return tuple(prove_family(fv.family(name, **dict(params)), seed=seed))
+
+
+def family_identities(fam: Any, seed: int = 0) -> list[Any]:
+    """``prove_family(fam)`` (lemma-2, lemma-5, remark-5.1, table-1, fig-1), cached per process."""
+    return list(_identities(fam.name, tuple(sorted(fam.params.items())), seed))
+
+
+def prove_identity(ctx: Context, statement_id: str, families: Sequence[Any]) -> bool:
+    """Record every ``statement_id`` identity that ``prove_family`` proves for ``families``.
+
+    Returns True when at least one family has that identity; adds derivation steps (once per
+    family) to the context for the report.
+    """
+    found = False
+    methods: dict[str, str] = {}
+    for fam in families:
+        for res in family_identities(fam):
+            if res.statement_id != statement_id:
+                continue
+            found = True
+            ctx.true(f"{fam.label}: {res.claim}", res.holds, detail=res.detail, family=fam.label)
+            methods[f"{fam.label}: {res.claim}"] = f"{res.method}; {res.detail}".strip("; ")
+            for label, latex in res.latex:
+                ctx.step(f"{fam.label} — {label}", latex)
+    ctx.record("identities", methods)
+    return found
+
+
+def all_symbolic(ctx: Context) -> bool:
+    """True when every identity recorded by :func:`prove_identity` was proved symbolically."""
+    methods = ctx.evidence.get("identities", {})
+    return bool(methods) and all(str(m).startswith("symbolic") for m in methods.values())
+
+
+def random_networks(
+    ctx: Context,
+    activation: str = "tanh",
+    families: Sequence[str] | None = None,
+    widths: Sequence[tuple[int, ...]] | None = None,
+    scale: float = 1.0,
+) -> list[tuple[Any, np.ndarray]]:
+    """Random Eq. 3 networks with an input each, seeded from the context.
+
+    One network per (widths, family) pair; the family must fit the output width, so
+    univariate families get products of themselves (``product``) when n_L > 1.
+    """
+    import fisher_verify as fv
+
+    widths = list(widths or ctx.pick(QUICK_WIDTHS, THOROUGH_WIDTHS))
+    names = list(families or ctx.pick(("bernoulli", "poisson"), ("bernoulli", "normal", "poisson",
+                                                                   "binomial", "geometric")))
+    out = []
+    for w in widths:
+        for name in names:
+            fam = output_family(name, w[-1])
+            net = fv.Network.random(list(w), activation, fam, scale, ctx.rng)
+            x = ctx.rng.normal(size=w[0])
+            out.append((net, x))
+    return out
+
+
+def output_family(name: str, n_out: int) -> Any:
+    """A family of dimension ``n_out`` built from ``name`` (itself, or a product of copies)."""
+    import fisher_verify as fv
+
+    if name == "categorical":
+        return fv.family("categorical", K=n_out) if n_out > 1 else fv.family("bernoulli")
+    base = fv.family(name)
+    if base.dim == n_out:
+        return base
+    return fv.product(*([base] * n_out))
