@@ -289,7 +289,10 @@ def _table_1(p: _Prover) -> list[IdentityResult]:
     ]
     bad = [name for name, ok in checks if not ok]
     results.append(IdentityResult(
-        "table-1", f"Table 1 row {fam.name}: F = {row['F']}, h = {row['h']}, F'' = {row['I']}, F'''' = {row['k4']}",
+        "table-1",
+        rf"\text{{Table 1, {fam.name}: }} F = {sp.latex(table_f)},\ h = {sp.latex(table_h)},\ "
+        rf"F'' = {sp.latex(sp.sympify(row['I'], locals=loc))},\ "
+        rf"F^{{(4)}} = {sp.latex(sp.sympify(row['k4'], locals=loc))}",
         not bad, SYMBOLIC, "all four columns match" if not bad else f"mismatch in {', '.join(bad)}",
         latex=[("F''(\\mu)", sp.latex(sp.sympify(row["I"], locals=loc))), ("F''''(\\mu)", sp.latex(sp.sympify(row["k4"], locals=loc)))],
     ))
