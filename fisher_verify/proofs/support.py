@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .api import Context
+from .api import Check, Context
 
 # Widths of the random networks proofs use: (input, hidden..., output). Small enough for
 # exact P x P (and P^4 for thm-4/thm-6 on the smallest) tensors, varied in depth.
@@ -97,3 +97,75 @@ def output_family(name: str, n_out: int) -> Any:
     if base.dim == n_out:
         return base
     return fv.product(*([base] * n_out))
+
+
+def definition_route(net: Any, x: np.ndarray, degree: int = 4) -> dict[str, np.ndarray]:
+    """Score and negative Hessian of ℓ(θ) = t(y)ᵀ h_L(θ) − F(h_L(θ)) by autodiff, at the
+    exact-expectation nodes of the family (the route *from the definition*, independent of
+    eq-4/eq-5 and lemma-13).
+
+    Returns ``t`` (S, d), ``w`` (S,), ``score`` (S, P) and ``neg_hessian`` (S, P, P); an
+    expectation is ``Σ_s w_s g_s``.
+    """
+    import torch
+    from torch.func import grad, hessian
+
+    fam = net.family
+    h = np.asarray(net.forward(x), dtype=float)
+    t, w, _ = fam.expectation_nodes(h, degree)
+    xt = torch.as_tensor(np.asarray(x, dtype=float))
+    theta = torch.as_tensor(net.theta)
+
+    log_partition = fam.kernel("log_partition", "torch")  # h was validated above
+
+    def loglik(th: Any, ty: Any) -> Any:
+        hl = net.torch_forward(th, xt)
+        return (ty * hl).sum() - log_partition(hl[None, :]).reshape(-1)[0]
+
+    from torch.func import vmap
+
+    ts = torch.as_tensor(np.asarray(t, dtype=float))
+    scores = vmap(grad(loglik), in_dims=(None, 0))(theta, ts).detach().numpy()
+    hessians = -vmap(hessian(loglik), in_dims=(None, 0))(theta, ts).detach().numpy()
+    return {"t": np.asarray(t), "w": np.asarray(w), "score": np.array(scores),
+            "neg_hessian": np.array(hessians)}
+
+
+def expect(route: dict[str, np.ndarray], values: np.ndarray) -> np.ndarray:
+    """Σ_s w_s values_s over the nodes of :func:`definition_route`."""
+    w = route["w"]
+    return np.tensordot(w, values, axes=(0, 0))
+
+
+def field(obj: Any, *names: str) -> Any:
+    """The first of ``names`` that ``obj`` has as attribute or key (library results may be
+    dataclasses or dicts)."""
+    for name in names:
+        if isinstance(obj, dict) and name in obj:
+            return obj[name]
+        if hasattr(obj, name):
+            return getattr(obj, name)
+    raise AttributeError(f"{type(obj).__name__} has none of {', '.join(names)}")
+
+
+def estimator_pair(est: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(Î₁, Î₂) from what ``sample_estimators`` returns (a pair, or an object with fields)."""
+    if isinstance(est, tuple) and len(est) == 2:
+        return np.asarray(est[0]), np.asarray(est[1])
+    return np.asarray(field(est, "I1", "i1", "hat_I1")), np.asarray(field(est, "I2", "i2", "hat_I2"))
+
+
+def record_calibrated(ctx: Context, chk: Any) -> bool:
+    """Record a :class:`~fisher_verify.testing.calibrated.CalibratedCheck` as a check."""
+    ctx.checks.append(
+        Check(chk.what, bool(chk.passed), float(chk.statistic), float(chk.threshold),
+              "calibrated", str(chk))
+    )
+    if not chk.passed:
+        ctx.counterexample(check=chk.what, statistic=chk.statistic, threshold=chk.threshold)
+    return bool(chk.passed)
+
+
+def c2_activations(ctx: Context) -> list[str]:
+    """The C² activations the profile exercises (thm-3 and everything after needs C²)."""
+    return list(ctx.pick(("tanh",), ("tanh", "sigmoid", "softplus", "gelu")))
