@@ -121,4 +121,4 @@ def output_hessians(weights: list[np.ndarray], act: Activation, x: np.ndarray) -
             if np.any(c2):
                 H += np.einsum("mar,mrp,mrq->mapq", c2, Ja, Ja)
             Jh = q.D[layer][:, :, None] * Ja
-    return H
+    return 0.5 * (H + np.swapaxes(H, -1, -2))  # exactly symmetric

@@ -1,0 +1,126 @@
+"""Network construction, validation, θ layout and import (Eq. 3)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import fisher_verify as fv
+from fisher_verify import Network
+from fisher_verify.errors import FisherVerifyError, ShapeError
+
+
+def _weights() -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [rng.normal(size=(3, 3)), rng.normal(size=(4, 4)), rng.normal(size=(1, 5))]
+
+
+def test_structure_and_theta_layout() -> None:
+    W = _weights()
+    net = Network.from_weights(W, activation="tanh", family=fv.family("bernoulli"))
+    assert net.widths == (2, 3, 4, 1)
+    assert net.num_params == 9 + 16 + 5
+    theta = net.theta
+    # W_l[r, c] sits at offset_l + r (n_l + 1) + c (row-major, layer by layer)
+    assert theta[9 + 2 * 4 + 3] == W[1][2, 3]
+    assert theta[25 + 4] == W[2][0, 4]
+    back = net.with_theta(theta * 2.0)
+    assert np.array_equal(back.weights[1], 2.0 * W[1])
+    with pytest.raises(ShapeError, match=r"theta must have shape \(30,\)"):
+        net.with_theta(theta[:-1])
+
+
+def test_forward_matches_hand_loop() -> None:
+    W = _weights()
+    net = Network.from_weights(W, activation="sigmoid", family=fv.family("bernoulli"))
+    x = np.array([0.3, -1.2])
+    h = x
+    for i, Wi in enumerate(W):
+        a = Wi[:, :-1] @ h + Wi[:, -1]
+        h = a if i == len(W) - 1 else 1.0 / (1.0 + np.exp(-a))
+    np.testing.assert_allclose(net.forward(x), h, rtol=1e-14)
+    X = np.stack([x, -x, 2 * x])
+    assert net.forward(X).shape == (3, 1)
+    np.testing.assert_allclose(net.forward(X)[0], h, rtol=1e-14)
+
+
+def test_shape_mismatch_names_layer_and_shapes() -> None:
+    W = _weights()
+    W[1] = W[1][:, :3]
+    with pytest.raises(ShapeError, match=r"layer 1: W1 has shape \(4, 3\).*W0 has shape \(3, 3\)"):
+        Network.from_weights(W, family=fv.family("bernoulli"))
+
+
+def test_refusals() -> None:
+    W = _weights()
+    bad = [w.copy() for w in W]
+    bad[0][0, 0] = np.nan
+    with pytest.raises(FisherVerifyError, match="W0 contains NaN"):
+        Network.from_weights(bad, family=fv.family("bernoulli"))
+    with pytest.raises(ShapeError, match="dimension 3 but the network has n_L = 1"):
+        Network.from_weights(W, family=fv.family("categorical", K=3))
+    net = Network.from_weights(W, family=fv.family("bernoulli"))
+    with pytest.raises(ShapeError, match=r"input x must have shape \(2,\) or \(M, 2\)"):
+        net.forward(np.zeros(3))
+    with pytest.raises(FisherVerifyError, match="NaN or infinite"):
+        net.forward(np.array([np.inf, 0.0]))
+    with pytest.raises(FisherVerifyError, match="unknown activation 'swish'"):
+        Network.from_weights(W, activation="swish", family=fv.family("bernoulli"))
+    with pytest.raises(FisherVerifyError, match="unknown method"):
+        net.jacobian(np.zeros(2), method="numeric")  # type: ignore[arg-type]
+    with pytest.raises(ShapeError, match="at least one weight matrix"):
+        Network.from_weights([], family=fv.family("bernoulli"))
+
+
+def test_from_npz(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    W = _weights()
+    good = tmp_path / "w.npz"
+    np.savez(good, W0=W[0], W1=W[1], W2=W[2])
+    net = Network.from_npz(good, activation="gelu", family=fv.family("bernoulli"))
+    assert net.widths == (2, 3, 4, 1) and net.activation == "gelu"
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, W0=W[0], layer1=W[1])
+    with pytest.raises(ShapeError, match="expected arrays named W0, W1.*unexpected: layer1"):
+        Network.from_npz(bad)
+    with pytest.raises(FisherVerifyError, match="cannot read weights file"):
+        Network.from_npz(tmp_path / "missing.npz")
+
+
+@pytest.mark.parametrize(
+    "module,name",
+    [
+        (torch.nn.Tanh(), "tanh"),
+        (torch.nn.Sigmoid(), "sigmoid"),
+        (torch.nn.Softplus(), "softplus"),
+        (torch.nn.GELU(), "gelu"),
+        (torch.nn.ReLU(), "relu"),
+    ],
+)
+def test_from_torch_matches_torch(module: torch.nn.Module, name: str) -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(3, 4), module, torch.nn.Linear(4, 2), module, torch.nn.Linear(2, 3)
+    ).double()
+    net = Network.from_torch(model, family=fv.family("categorical", K=3))
+    assert net.activation == name and net.widths == (3, 4, 2, 3)
+    x = np.random.default_rng(1).normal(size=(5, 3))
+    ref = model(torch.as_tensor(x)).detach().numpy()
+    np.testing.assert_allclose(net.forward(x), ref, rtol=1e-12, atol=1e-14)
+
+
+def test_from_torch_refusals() -> None:
+    with pytest.raises(FisherVerifyError, match="must end with a Linear"):
+        Network.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.Tanh()))
+    with pytest.raises(FisherVerifyError, match="Dropout.*not supported"):
+        Network.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.Dropout()))
+
+
+def test_random_and_flags() -> None:
+    net = Network.random([2, 5, 1], "relu", fv.family("poisson"), scale=0.5, rng=3)
+    assert net.num_params == 5 * 3 + 6 and not net.is_c2
+    with pytest.raises(FisherVerifyError, match="needs a C\\^2 activation"):
+        net.require_c2("thm-3")
+    assert Network.random([2, 5, 1], "gelu", fv.family("poisson"), rng=3).is_c2
+    with pytest.raises(ShapeError, match="widths must list"):
+        Network.random([2], "tanh", fv.family("poisson"))
