@@ -1,0 +1,383 @@
+"""Build the derivation report: Markdown (GitHub math), offline HTML (MathML), figures, and a
+JSON certificate.
+
+Sections: one per statement (claim, hypotheses, method, SymPy derivation steps, evidence,
+verdict); Table 1 regenerated for every univariate family of the catalog (``table-1``);
+Figure 1 reproduced and extended (``fig-1``); tightness of the bounds of ``thm-7`` and
+``thm-8`` over random networks.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..proofs.run import Record
+from .mathml import latex_to_mathml, sympy_mathml
+
+PAPER_FAMILIES = ("bernoulli", "normal", "poisson")
+
+
+@dataclass
+class Report:
+    """Paths of what :func:`build_report` wrote."""
+
+    out: Path
+    markdown: Path
+    html: Path
+    certificate: Path
+    figures: list[Path] = field(default_factory=list)
+
+
+# --- Table 1 ---------------------------------------------------------------------------------
+
+
+def _simplify(expr: Any, seconds: float = 5.0) -> Any:
+    import sympy as sp
+
+    from ..symbolic.safe import to_naive
+
+    expr = to_naive(expr)
+    try:
+        return sp.factor(sp.simplify(expr))
+    except Exception:  # noqa: BLE001 - a report row never fails on simplification
+        return expr
+
+
+def table_1_rows() -> list[dict[str, Any]]:
+    """``table-1`` for every univariate family: F(h), h(mean), F'' and F'''' in the mean.
+
+    Every entry is a SymPy expression from the family's own derivation.
+    """
+    import sympy as sp
+
+    import fisher_verify as fv
+
+    rows = []
+    for name in fv.family_names():
+        fam = fv.family(name)
+        if fam.dim != 1:
+            continue
+        d = fam.definition
+        h = d.h[0]
+        f2 = fam.symbolic("fisher")[0, 0]
+        f4 = fam.symbolic("kappa4")[0, 0, 0, 0]
+        row: dict[str, Any] = {"family": fam.label, "F": _simplify(d.log_partition)}
+        if d.natural_of_mean is not None and d.mean_symbols:
+            nat = d.natural_of_mean[0]
+            row["h"] = nat
+            row["mean"] = d.mean_symbols[0]
+            row["F2"] = _simplify(sp.sympify(f2).subs(h, nat))
+            row["F4"] = _simplify(sp.sympify(f4).subs(h, nat))
+        else:
+            row["h"], row["mean"] = h, h
+            row["F2"], row["F4"] = _simplify(f2), _simplify(f4)
+        rows.append(row)
+    return rows
+
+
+# --- figures ---------------------------------------------------------------------------------
+
+
+def _h_grid(fam: Any) -> np.ndarray:
+    name = fam.name
+    if name in ("exponential", "gamma", "geometric", "negative_binomial"):
+        return -np.geomspace(0.05, 6.0, 300)[::-1]
+    if name in ("poisson",):
+        return np.linspace(-3.0, 2.5, 300)
+    return np.linspace(-6.0, 6.0, 300)
+
+
+def figure_1(out: Path, names: Sequence[str], filename: str, title: str) -> Path:
+    """``fig-1``: K − Var²(t) and Var(t) against the mean, one panel per family."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import fisher_verify as fv
+
+    fams = [fv.family(n) for n in names]
+    fig, axes = plt.subplots(1, len(fams), figsize=(3.6 * len(fams), 3.2), squeeze=False)
+    for ax, fam in zip(axes[0], fams):
+        h = _h_grid(fam)[:, None]
+        mean = fam.mean(h)[:, 0]
+        var = fam.fisher(h)[:, 0, 0]
+        k = fam.central_moment4(h)[:, 0, 0, 0, 0]
+        ax.plot(mean, k - var**2, label=r"$K - \mathrm{Var}^2(t)$", color="C3")
+        ax.plot(mean, var, label=r"$\mathrm{Var}(t)$", color="C0", linestyle="--")
+        ax.set_title(fam.label)
+        ax.set_xlabel(r"mean $\eta$")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = out / filename
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def tightness_figure(out: Path, seed: int, count: int) -> tuple[Path | None, dict[str, Any]]:
+    """Histograms of ‖Cov(Î)‖_F / bound for ``thm-7`` and ``thm-8`` over random networks.
+
+    Uses :func:`fisher_verify.fisher.tightness.tightness_sweep` when it is installed; the
+    second value says what was plotted or why nothing was.
+    """
+    try:
+        from ..fisher.tightness import tightness_sweep
+    except ImportError as exc:
+        return None, {"available": False, "reason": f"tightness_sweep not available: {exc}"}
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    try:
+        sweep = tightness_sweep(count=count, rng=np.random.default_rng(seed))
+    except TypeError:
+        sweep = tightness_sweep()
+    data: dict[str, np.ndarray] = {}
+    for key, names in (("thm-7", ("thm7", "thm_7", "ratio1", "i1")),
+                       ("thm-8", ("thm8", "thm_8", "ratio2", "i2"))):
+        for n in names:
+            value = sweep.get(n) if isinstance(sweep, dict) else getattr(sweep, n, None)
+            if value is not None:
+                data[key] = np.asarray(value, dtype=float).ravel()
+                break
+    if not data:
+        return None, {"available": False, "reason": "tightness_sweep returned no ratios"}
+    fig, axes = plt.subplots(1, len(data), figsize=(4.2 * len(data), 3.2), squeeze=False)
+    for ax, (key, ratios) in zip(axes[0], data.items()):
+        ax.hist(ratios, bins=30, color="C2", alpha=0.8)
+        ax.set_title(f"{key}: " + r"$\|\mathrm{Cov}(\hat I)\|_F$ / bound")
+        ax.set_xlabel("tightness (1 = tight)")
+        ax.set_xlim(0, 1)
+    fig.tight_layout()
+    path = out / "tightness.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    summary = {k: {"n": int(v.size), "min": float(v.min()), "median": float(np.median(v)),
+                   "max": float(v.max())} for k, v in data.items()}
+    return path, {"available": True, "summary": summary}
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def _md_math(latex: str) -> str:
+    return f"${latex.strip()}$"
+
+
+def _evidence_text(rec: Record) -> list[str]:
+    lines = []
+    for key, value in rec.evidence.items():
+        if key == "identities" and isinstance(value, dict):
+            for claim, method in value.items():
+                lines.append(f"{claim} — {method}")
+            continue
+        text = json.dumps(value, default=str)
+        lines.append(f"{key}: {text if len(text) < 300 else text[:297] + '…'}")
+    return lines
+
+
+def markdown(records: Sequence[Record], doc: dict[str, Any], figures: dict[str, str],
+             table: list[dict[str, Any]], tight: dict[str, Any]) -> str:
+    """The report as GitHub Markdown with ``$…$`` math."""
+    import sympy as sp
+
+    out = ["# fisher-verify derivation report", ""]
+    out.append(f"Profile **{doc['profile']}**, seed {doc['seed']}; "
+               f"{sum(r.holds for r in records)}/{len(records)} statements hold. "
+               f"Soen & Sun, *On the Variance of the Fisher Information for Deep Learning*.")
+    out += ["", "| statement | verdict | method | seconds |", "|---|---|---|---|"]
+    for r in records:
+        out.append(f"| [{r.id}](#{r.id.replace('.', '')}) | **{r.verdict}** | {r.method} | "
+                   f"{r.seconds:.2f} |")
+    out += ["", "## Table 1, regenerated for the catalog", "",
+            "| family | $F(h)$ | $h$(mean) | $F''$ | $F''''$ |", "|---|---|---|---|---|"]
+    for row in table:
+        out.append(f"| {row['family']} | ${sp.latex(row['F'])}$ | "
+                   f"${sp.latex(row['h'])}$ | ${sp.latex(row['F2'])}$ | ${sp.latex(row['F4'])}$ |")
+    out += ["", "## Figure 1, reproduced and extended", ""]
+    for name, rel in figures.items():
+        if name.startswith("fig"):
+            out.append(f"![{name}]({rel})")
+    out += ["", "## Tightness of Theorems 7 and 8", ""]
+    if "tightness" in figures:
+        out.append(f"![tightness]({figures['tightness']})")
+        out.append("")
+        out.append("```\n" + json.dumps(tight.get("summary", {}), indent=1) + "\n```")
+    else:
+        out.append(f"Not plotted: {tight.get('reason', 'unavailable')}.")
+    out += ["", "## Statements", ""]
+    for r in records:
+        out += [f"### {r.id}", "", f"**{r.title or r.id}.** {_md_math(r.claim) if r.claim else ''}",
+                ""]
+        if r.hypotheses:
+            out.append("Hypotheses: " + "; ".join(_md_math(h) for h in r.hypotheses))
+            out.append("")
+        out.append(f"Method: {r.method}. Verdict: **{r.verdict}** ({r.seconds:.2f} s, seed "
+                   f"{r.seed}). {r.summary or r.reason}")
+        out.append("")
+        if r.steps:
+            out.append("Derivation (SymPy):")
+            out.append("")
+            for label, latex in r.steps[:24]:
+                out.append(f"- {label}: {_md_math(latex)}")
+            out.append("")
+        ev = _evidence_text(r)
+        if ev or r.checks:
+            out.append("Evidence:")
+            out.append("")
+            for c in r.checks[:30]:
+                mark = "✓" if c["passed"] else "✗"
+                out.append(f"- {mark} {c['name']} (observed {c['observed']}, "
+                           f"tolerance {c['tolerance']})")
+            for line in ev:
+                out.append(f"- {line}")
+            out.append("")
+        if r.counterexample:
+            out.append(f"Counterexample: `{json.dumps(r.counterexample, default=str)}`")
+            out.append("")
+        if r.verdict == "error":
+            out.append("```\n" + (r.error or r.summary)[-1500:] + "\n```")
+            out.append("")
+    return "\n".join(out) + "\n"
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px}
+th{background:#f3f3f3}.proved,.verified{color:#176317;font-weight:bold}
+.refuted,.error{color:#b00020;font-weight:bold}.na{color:#8a6d00;font-weight:bold}
+section{border-top:1px solid #ddd;margin-top:1.5em}pre{background:#f7f7f7;padding:.5em;
+overflow-x:auto;font-size:85%}img{max-width:100%}li{margin:.2em 0}math{font-size:110%}
+"""
+
+
+def _cls(verdict: str) -> str:
+    return {"not applicable": "na"}.get(verdict, verdict)
+
+
+def html_page(records: Sequence[Record], doc: dict[str, Any], figures: dict[str, str],
+              table: list[dict[str, Any]], tight: dict[str, Any]) -> str:
+    """A self-contained HTML page: math as MathML, figures inline (base64), no network."""
+    import base64
+
+    def img(rel: str) -> str:
+        data = base64.b64encode((Path(doc["_out"]) / rel).read_bytes()).decode()
+        return f'<img alt="{html.escape(rel)}" src="data:image/png;base64,{data}">'
+
+    e = html.escape
+    parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+             "<title>fisher-verify report</title>", f"<style>{_CSS}</style></head><body>",
+             "<h1>fisher-verify derivation report</h1>",
+             f"<p>Profile <b>{e(doc['profile'])}</b>, seed {doc['seed']}; "
+             f"{sum(r.holds for r in records)}/{len(records)} statements hold.</p>",
+             "<table><tr><th>statement</th><th>verdict</th><th>method</th><th>s</th></tr>"]
+    for r in records:
+        parts.append(f"<tr><td><a href='#{e(r.id)}'>{e(r.id)}</a></td><td class='{_cls(r.verdict)}'>"
+                     f"{e(r.verdict)}</td><td>{e(r.method)}</td><td>{r.seconds:.2f}</td></tr>")
+    parts.append("</table><h2>Table 1, regenerated for the catalog</h2><table><tr>"
+                 "<th>family</th><th>F(h)</th><th>h(mean)</th><th>F''</th><th>F''''</th></tr>")
+    for row in table:
+        parts.append("<tr><td>" + e(row["family"]) + "</td>" + "".join(
+            f"<td>{sympy_mathml(row[k])}</td>" for k in ("F", "h", "F2", "F4")) + "</tr>")
+    parts.append("</table><h2>Figure 1, reproduced and extended</h2>")
+    for name, rel in figures.items():
+        if name.startswith("fig"):
+            parts.append(img(rel))
+    parts.append("<h2>Tightness of Theorems 7 and 8</h2>")
+    if "tightness" in figures:
+        parts.append(img(figures["tightness"]))
+        parts.append(f"<pre>{e(json.dumps(tight.get('summary', {}), indent=1))}</pre>")
+    else:
+        parts.append(f"<p>Not plotted: {e(str(tight.get('reason', 'unavailable')))}.</p>")
+    parts.append("<h2>Statements</h2>")
+    for r in records:
+        parts.append(f"<section id='{e(r.id)}'><h3>{e(r.id)} — {e(r.title or r.id)}</h3>")
+        if r.claim:
+            parts.append(f"<div>{latex_to_mathml(r.claim, display=True)}</div>")
+        if r.hypotheses:
+            parts.append("<p>Hypotheses: " + "; ".join(latex_to_mathml(h) for h in r.hypotheses)
+                         + "</p>")
+        parts.append(f"<p>Method: {e(r.method)}. Verdict: <span class='{_cls(r.verdict)}'>"
+                     f"{e(r.verdict)}</span> ({r.seconds:.2f} s, seed {r.seed}). "
+                     f"{e(r.summary or r.reason)}</p>")
+        if r.steps:
+            parts.append("<p>Derivation (SymPy):</p><ul>")
+            for label, latex in r.steps[:24]:
+                parts.append(f"<li>{e(label)}: {latex_to_mathml(latex)}</li>")
+            parts.append("</ul>")
+        if r.checks or r.evidence:
+            parts.append("<p>Evidence:</p><ul>")
+            for c in r.checks[:30]:
+                mark = "✓" if c["passed"] else "✗"
+                parts.append(f"<li>{mark} {e(c['name'])} (observed {e(str(c['observed']))}, "
+                             f"tolerance {e(str(c['tolerance']))})</li>")
+            for line in _evidence_text(r):
+                parts.append(f"<li>{e(line)}</li>")
+            parts.append("</ul>")
+        if r.counterexample:
+            parts.append(f"<p>Counterexample: <code>{e(json.dumps(r.counterexample, default=str))}"
+                         "</code></p>")
+        if r.verdict == "error":
+            parts.append(f"<pre>{e((r.error or r.summary)[-1500:])}</pre>")
+        parts.append("</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def build_report(records: Sequence[Record], out: str | Path, profile: str, seed: int,
+                 paths: Sequence[str] = (), wall: float = 0.0,
+                 tightness_count: int = 200) -> Report:
+    """Write report.md, report.html, the figures and certificate.json into ``out``."""
+    import fisher_verify as fv
+
+    from ..proofs.record import run_document
+
+    outdir = Path(out)
+    outdir.mkdir(parents=True, exist_ok=True)
+    doc = run_document(records, profile, seed, paths, wall)
+    figures: dict[str, str] = {}
+    paths_written: list[Path] = []
+    p = figure_1(outdir, PAPER_FAMILIES, "fig1.png", "Figure 1 (Bernoulli, Normal, Poisson)")
+    figures["fig1"] = p.name
+    paths_written.append(p)
+    others = [n for n in fv.family_names()
+              if n not in PAPER_FAMILIES and fv.family(n).dim == 1]
+    if others:
+        p = figure_1(outdir, others, "fig1_extended.png", "Figure 1 extended to the catalog")
+        figures["fig1_extended"] = p.name
+        paths_written.append(p)
+    tpath, tight = tightness_figure(outdir, seed, tightness_count)
+    if tpath is not None:
+        figures["tightness"] = tpath.name
+        paths_written.append(tpath)
+    table = table_1_rows()
+    md = outdir / "report.md"
+    md.write_text(markdown(records, doc, figures, table, tight), encoding="utf-8")
+    page = outdir / "report.html"
+    page.write_text(html_page(records, {**doc, "_out": str(outdir)}, figures, table, tight),
+                    encoding="utf-8")
+    cert = outdir / "certificate.json"
+    certificate = {
+        **doc,
+        "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "figures": figures,
+        "tightness": tight,
+        "statements": [
+            {k: v for k, v in r.as_dict().items() if k not in ("steps", "error")}
+            for r in records
+        ],
+    }
+    cert.write_text(json.dumps(certificate, indent=2, default=str) + "\n", encoding="utf-8")
+    return Report(outdir, md, page, cert, paths_written)
