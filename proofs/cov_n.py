@@ -9,7 +9,8 @@ from fisher_verify.proofs.support import definition_route, expect, random_networ
 @statement(
     "cov-n",
     title="Section 3.1",
-    claim=r"\operatorname{Cov}(\hat I_1) = \tfrac1N \operatorname{Cov}(\partial\ell\,\partial\ell^\top),"
+    claim=r"\operatorname{Cov}(\hat I_1) = \tfrac1N \operatorname{Cov}"
+    r"(\partial\ell\,\partial\ell^\top),"
     r"\ \operatorname{Cov}(\hat I_2) = \tfrac1N \operatorname{Cov}(\partial^2\ell)",
     hypotheses=[r"y_i \text{ i.i.d.}"],
     method="exact expectation",

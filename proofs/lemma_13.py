@@ -29,7 +29,7 @@ def check(ctx):
         t = net.family.statistic(net.family.sample(net.forward(x), 1, ctx.rng))[0]
         r = t - net.family.mean(net.forward(x))
         score = r @ auto
-        for l, shape in enumerate(net.shapes):
+        for l in range(len(net.shapes)):
             blk = np.einsum("i,ai,a,j->ij", q.D[l][0], q.B[l + 1][0], r, q.hbar[l][0])
             ctx.close(f"net {k} layer {l}: dl/dW_l", blk.ravel(), score[off[l]:off[l + 1]],
                       atol=1e-12, net=k, layer=l)

@@ -8,7 +8,8 @@ from fisher_verify.proofs import statement
 @statement(
     "lemma-9",
     title="Lemma 9",
-    claim=r"\lVert K - I\otimes I\rVert_F \le \Big(\sum_a \big(\sqrt{K_{aaaa}} + I_{aa}\big)\Big)^2,"
+    claim=r"\lVert K - I\otimes I\rVert_F \le \Big(\sum_a \big(\sqrt{K_{aaaa}} + I_{aa}\big)"
+    r"\Big)^2,"
     r"\quad \lVert I(h_L)\rVert_F \le \sum_a I_{aa}",
     hypotheses=[r"\text{finite 4th moments}"],
     method="property over random networks",

@@ -8,7 +8,8 @@ from fisher_verify.proofs import statement
 @statement(
     "remark-3.1",
     title="Remark (after Theorem 3)",
-    claim=r"\mathrm{ReLU} \notin C^1(\mathbb{R}) \text{, so Theorem 3 does not cover ReLU networks}",
+    claim=r"\mathrm{ReLU} \notin C^1(\mathbb{R})"
+    r" \text{, so Theorem 3 does not cover ReLU networks}",
     hypotheses=[],
     method="property over random networks",
 )

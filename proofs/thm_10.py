@@ -9,7 +9,8 @@ from fisher_verify.proofs.support import field, record_calibrated
 @statement(
     "thm-10",
     title="Theorem 10",
-    claim=r"\Pr(\hat I_2 \succeq 0) \ge 1 - \frac{n_L \lVert\rho\rVert_2^2\, \lambda_{\max}(I(h_L))}"
+    claim=r"\Pr(\hat I_2 \succeq 0) \ge 1 - \frac{n_L \lVert\rho\rVert_2^2\,"
+    r" \lambda_{\max}(I(h_L))}"
     r"{N\, \lambda_{\min}(I(\theta))^2}",
     hypotheses=[r"\lambda_{\min}(I(\theta)) > 0", r"\sigma \in C^2(\mathbb{R})"],
     method="calibrated Monte Carlo",

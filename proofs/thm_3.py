@@ -9,7 +9,8 @@ from fisher_verify.proofs.support import c2_activations, definition_route, expec
 @statement(
     "thm-3",
     title="Theorem 3",
-    claim=r"I(\theta) = \mathbb{E}_p\!\left[-\frac{\partial^2 \ell}{\partial\theta\partial\theta^\top}"
+    claim=r"I(\theta) = \mathbb{E}_p\!\left[-\frac{\partial^2 \ell}"
+    r"{\partial\theta\partial\theta^\top}"
     r"\right]",
     hypotheses=[r"\sigma \in C^2(\mathbb{R})"],
     method="exact expectation",

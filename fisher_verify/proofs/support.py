@@ -152,7 +152,8 @@ def estimator_pair(est: Any) -> tuple[np.ndarray, np.ndarray]:
     """(Î₁, Î₂) from what ``sample_estimators`` returns (a pair, or an object with fields)."""
     if isinstance(est, tuple) and len(est) == 2:
         return np.asarray(est[0]), np.asarray(est[1])
-    return np.asarray(field(est, "I1", "i1", "hat_I1")), np.asarray(field(est, "I2", "i2", "hat_I2"))
+    i1 = field(est, "I1", "i1", "hat_I1")
+    return np.asarray(i1), np.asarray(field(est, "I2", "i2", "hat_I2"))
 
 
 def record_calibrated(ctx: Context, chk: Any) -> bool:

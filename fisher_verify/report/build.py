@@ -106,7 +106,7 @@ def figure_1(out: Path, names: Sequence[str], filename: str, title: str) -> Path
 
     fams = [fv.family(n) for n in names]
     fig, axes = plt.subplots(1, len(fams), figsize=(3.6 * len(fams), 3.2), squeeze=False)
-    for ax, fam in zip(axes[0], fams):
+    for ax, fam in zip(axes[0], fams, strict=False):
         h = _h_grid(fam)[:, None]
         mean = fam.mean(h)[:, 0]
         var = fam.fisher(h)[:, 0, 0]
@@ -155,7 +155,7 @@ def tightness_figure(out: Path, seed: int, count: int) -> tuple[Path | None, dic
     if not data:
         return None, {"available": False, "reason": "tightness_sweep returned no ratios"}
     fig, axes = plt.subplots(1, len(data), figsize=(4.2 * len(data), 3.2), squeeze=False)
-    for ax, (key, ratios) in zip(axes[0], data.items()):
+    for ax, (key, ratios) in zip(axes[0], data.items(), strict=False):
         ax.hist(ratios, bins=30, color="C2", alpha=0.8)
         ax.set_title(f"{key}: " + r"$\|\mathrm{Cov}(\hat I)\|_F$ / bound")
         ax.set_xlabel("tightness (1 = tight)")
@@ -284,8 +284,9 @@ def html_page(records: Sequence[Record], doc: dict[str, Any], figures: dict[str,
              f"{sum(r.holds for r in records)}/{len(records)} statements hold.</p>",
              "<table><tr><th>statement</th><th>verdict</th><th>method</th><th>s</th></tr>"]
     for r in records:
-        parts.append(f"<tr><td><a href='#{e(r.id)}'>{e(r.id)}</a></td><td class='{_cls(r.verdict)}'>"
-                     f"{e(r.verdict)}</td><td>{e(r.method)}</td><td>{r.seconds:.2f}</td></tr>")
+        parts.append(f"<tr><td><a href='#{e(r.id)}'>{e(r.id)}</a></td>"
+                     f"<td class='{_cls(r.verdict)}'>{e(r.verdict)}</td><td>{e(r.method)}</td>"
+                     f"<td>{r.seconds:.2f}</td></tr>")
     parts.append("</table><h2>Table 1, regenerated for the catalog</h2><table><tr>"
                  "<th>family</th><th>F(h)</th><th>h(mean)</th><th>F''</th><th>F''''</th></tr>")
     for row in table:

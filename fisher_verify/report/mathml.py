@@ -41,13 +41,16 @@ _TOKEN = re.compile(r"\\[A-Za-z]+|\\.|[{}^_]|[A-Za-z]|[0-9]+(?:\.[0-9]+)?|\s+|."
 
 class _Parser:
     def __init__(self, text: str) -> None:
-        self.tokens = [t for t in _TOKEN.findall(text) if not t.isspace()]
+        self.tokens = _TOKEN.findall(text)
         self.pos = 0
 
-    def peek(self) -> str | None:
+    def peek(self, raw: bool = False) -> str | None:
+        while not raw and self.pos < len(self.tokens) and self.tokens[self.pos].isspace():
+            self.pos += 1
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
 
-    def take(self) -> str:
+    def take(self, raw: bool = False) -> str:
+        self.peek(raw)
         tok = self.tokens[self.pos]
         self.pos += 1
         return tok
@@ -68,8 +71,8 @@ class _Parser:
             return self.take() if self.peek() else ""
         self.take()
         depth, out = 1, []
-        while self.peek() is not None:
-            tok = self.take()
+        while self.peek(raw=True) is not None:
+            tok = self.take(raw=True)
             if tok == "{":
                 depth += 1
             elif tok == "}":
@@ -78,7 +81,7 @@ class _Parser:
                     break
             out.append(tok)
         text = "".join(out)
-        return text.replace("\\", "")
+        return text.replace("\\", "").replace("\u00a0", " ")
 
     def sequence(self, stop: str | None = None) -> str:
         out: list[str] = []

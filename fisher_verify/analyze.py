@@ -1,0 +1,200 @@
+"""``analyze(net, x, n=...)``: the paper's quantities for a user's own network and input.
+
+Exact Fisher (``eq-6``; its diagonal when P is large), both estimators' variance for N draws
+(``thm-4``, ``thm-6``) element-wise and as norms, the bounds of ``thm-7``/``thm-8`` and how
+tight they are, the p.s.d. probability bound for Î₂ (``thm-10``), which estimator is better
+per layer and overall, and the N each estimator needs for a target relative accuracy
+(``lemma-12``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import FisherVerifyError
+
+FULL_LIMIT = 2000  # above this many parameters only diagonals are formed (DESIGN: no P² arrays)
+
+
+@dataclass
+class LayerSummary:
+    """One parameter group (the weights W_l of layer l, bias column included)."""
+
+    layer: int
+    params: int
+    var_sum_1: float
+    var_sum_2: float
+    better: str  # "I1", "I2" or "tie"
+
+
+@dataclass
+class Analysis:
+    """The result of :func:`analyze` (all float64; arrays are NumPy)."""
+
+    family: str
+    widths: tuple[int, ...]
+    activation: str
+    num_params: int
+    n: int
+    diagonal_only: bool
+    fisher: np.ndarray  # (P, P), or (P,) when diagonal_only
+    variance_1: np.ndarray  # Var(Î₁)^{ij} for N draws; (P, P) or (P,)
+    variance_2: np.ndarray
+    covariance_norm_1: float | None  # ‖Cov(Î₁)‖_F (thm-4), None when diagonal_only
+    covariance_norm_2: float | None
+    bound_1: float | None  # thm-7
+    bound_2: float | None  # thm-8
+    tightness_1: float | None  # covariance_norm / bound
+    tightness_2: float | None
+    psd_probability: float | None  # thm-10 lower bound on P(Î₂ ⪰ 0)
+    layers: list[LayerSummary] = field(default_factory=list)
+    better: str = "tie"
+    target_rel_accuracy: float = 0.1
+    confidence: float = 0.95
+    samples_needed_1: int | None = None  # lemma-12
+    samples_needed_2: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (large arrays summarized by their norms)."""
+        out = asdict(self)
+        for key in ("fisher", "variance_1", "variance_2"):
+            arr = np.asarray(getattr(self, key))
+            out[key] = arr.tolist() if arr.size <= 400 else {
+                "shape": list(arr.shape), "frobenius": float(np.linalg.norm(arr))}
+        return out
+
+    def summary(self) -> str:
+        """A human-readable multi-line summary."""
+        lines = [
+            f"network widths {self.widths}, activation {self.activation}, family {self.family}, "
+            f"P = {self.num_params}, N = {self.n}",
+            f"exact Fisher (eq-6): ||I||_F = {np.linalg.norm(self.fisher):.6g}"
+            + (" (diagonal only)" if self.diagonal_only else ""),
+            f"sum of Var(I1) = {np.sum(self.variance_1):.6g}   sum of Var(I2) = "
+            f"{np.sum(self.variance_2):.6g}",
+        ]
+        if self.covariance_norm_1 is not None:
+            lines.append(f"||Cov(I1)||_F = {self.covariance_norm_1:.6g} <= thm-7 bound "
+                         f"{_fmt(self.bound_1)} (tightness {_fmt(self.tightness_1)})")
+            lines.append(f"||Cov(I2)||_F = {_fmt(self.covariance_norm_2)} <= thm-8 bound "
+                         f"{_fmt(self.bound_2)} (tightness {_fmt(self.tightness_2)})")
+        lines.append(f"P(I2 p.s.d.) >= {_fmt(self.psd_probability)} (thm-10)")
+        for g in self.layers:
+            lines.append(f"  layer {g.layer} ({g.params} params): sum Var I1 = {g.var_sum_1:.4g}, "
+                         f"I2 = {g.var_sum_2:.4g} -> {g.better}")
+        lines.append(f"better overall: {self.better}")
+        lines.append(
+            f"samples for ||I_hat - I||_F <= {self.target_rel_accuracy:g} ||I||_F with prob. "
+            f">= {self.confidence:g} (lemma-12): I1 {self.samples_needed_1}, "
+            f"I2 {self.samples_needed_2}")
+        return "\n".join(lines)
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.6g}"
+
+
+def _get(obj: Any, *names: str) -> Any:
+    for name in names:
+        if isinstance(obj, dict) and name in obj:
+            return obj[name]
+        if hasattr(obj, name):
+            return getattr(obj, name)
+    return None
+
+
+def _better(v1: float, v2: float) -> str:
+    if math.isclose(v1, v2, rel_tol=1e-9, abs_tol=1e-300):
+        return "tie"
+    return "I1" if v1 < v2 else "I2"
+
+
+def _samples_needed(total_var_one: float, fisher_norm: float, rel: float, conf: float
+                    ) -> int | None:
+    """lemma-12: N ≥ Σ Var(per-sample) / (ε · rel² · ‖I‖²), ε = 1 − confidence."""
+    if fisher_norm <= 0:
+        return None
+    if total_var_one <= 0:
+        return 1
+    eps = 1.0 - conf
+    return max(1, math.ceil(total_var_one / (eps * rel**2 * fisher_norm**2)))
+
+
+def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float = 0.95,
+            diagonal: bool | None = None) -> Analysis:
+    """Analyze both Fisher estimators for ``net`` at input(s) ``x`` with ``n`` draws.
+
+    Args:
+        net: a :class:`fisher_verify.Network`.
+        x: one input ``(n_0,)`` or several ``(M, n_0)`` (averaged, p(x) empirical).
+        n: number of draws N per input.
+        target: relative accuracy ``‖Î − I‖_F ≤ target · ‖I‖_F`` for the sample sizes.
+        confidence: probability of reaching it (lemma-12 with ε = 1 − confidence).
+        diagonal: force diagonal-only output (default: when P > 2000).
+
+    Raises:
+        FisherVerifyError: n < 1, target or confidence outside (0, 1), a non-C² network
+            (the variance of Î₂ needs thm-3/thm-6).
+    """
+    import fisher_verify as fv
+
+    if int(n) < 1:
+        raise FisherVerifyError(f"number of samples n must be >= 1, got {n}")
+    if not 0 < target < 1 or not 0 < confidence < 1:
+        raise FisherVerifyError("target and confidence must lie in (0, 1)")
+    net.require_c2("the variance of the Hessian estimator (thm-6)")
+    P = int(net.num_params)
+    diag = P > FULL_LIMIT if diagonal is None else bool(diagonal)
+    fisher = np.asarray(fv.exact_fisher(net, x))
+    var = {e: np.asarray(fv.variance(net, x, estimator=e, n=n), dtype=float) for e in (1, 2)}
+    if diag:
+        fisher = np.diag(fisher) if fisher.ndim == 2 else fisher
+        var = {e: (np.diag(v) if v.ndim == 2 else v) for e, v in var.items()}
+    cov_norm: dict[int, float | None] = {1: None, 2: None}
+    bound: dict[int, float | None] = {1: None, 2: None}
+    psd = None
+    if not diag:
+        cov_norm = {e: float(fv.covariance_norm(net, x, estimator=e, n=n)) for e in (1, 2)}
+    b = fv.bounds(net, x, n=n)
+    bound[1] = _opt_float(_get(b, "thm7", "bound_1", "cov1"))
+    bound[2] = _opt_float(_get(b, "thm8", "bound_2", "cov2"))
+    psd = _opt_float(_get(b, "psd_probability", "thm10", "psd"))
+    tight: dict[int, float | None] = {}
+    for e in (1, 2):
+        c, bd = cov_norm[e], bound[e]
+        tight[e] = c / bd if c is not None and bd else None
+    layers = []
+    off = net.offsets
+    for layer in range(len(net.shapes)):
+        sl = slice(off[layer], off[layer + 1])
+        if diag:
+            s1, s2 = float(var[1][sl].sum()), float(var[2][sl].sum())
+        else:
+            s1, s2 = float(var[1][sl, sl].sum()), float(var[2][sl, sl].sum())
+        layers.append(LayerSummary(layer, off[layer + 1] - off[layer], s1, s2, _better(s1, s2)))
+    t1, t2 = float(var[1].sum()), float(var[2].sum())
+    fnorm = float(np.linalg.norm(fisher))
+    return Analysis(
+        family=net.family.label, widths=tuple(net.widths), activation=net.activation,
+        num_params=P, n=int(n), diagonal_only=diag, fisher=fisher,
+        variance_1=var[1], variance_2=var[2],
+        covariance_norm_1=cov_norm[1], covariance_norm_2=cov_norm[2],
+        bound_1=bound[1], bound_2=bound[2], tightness_1=tight[1], tightness_2=tight[2],
+        psd_probability=psd, layers=layers, better=_better(t1, t2),
+        target_rel_accuracy=target, confidence=confidence,
+        samples_needed_1=_samples_needed(t1 * n, fnorm, target, confidence),
+        samples_needed_2=_samples_needed(t2 * n, fnorm, target, confidence),
+    )
+
+
+def _opt_float(v: Any) -> float | None:
+    if v is None:
+        return None
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None

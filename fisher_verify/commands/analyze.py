@@ -1,0 +1,90 @@
+"""``fisher-verify analyze``: both estimators' variance, bounds and sample sizes for a user's
+network (weights in ``.npz`` or a saved ``nn.Sequential``) at a user's input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import FisherVerifyError
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``analyze`` subcommand."""
+    p = subparsers.add_parser(
+        "analyze",
+        help="variance of both Fisher estimators for your network and input",
+        description="Exact Fisher, both estimators' variance (thm-4, thm-6), bounds (thm-7, "
+        "thm-8), p.s.d. probability (thm-10) and samples needed (lemma-12).",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--weights", metavar="W.npz", help="arrays W0, W1, ... (bias last column)")
+    src.add_argument("--torch-model", metavar="MODEL.pt", help="a saved torch nn.Sequential")
+    p.add_argument("--x", required=True, metavar="x.npy", help="input (n_0,) or inputs (M, n_0)")
+    p.add_argument("--family", required=True, help="output family, e.g. bernoulli, categorical")
+    p.add_argument("--param", action="append", default=[], metavar="k=v",
+                   help="family parameter, e.g. --param K=10 (repeatable)")
+    p.add_argument("--activation", default="tanh", help="hidden activation (default tanh)")
+    p.add_argument("--samples", "-n", type=int, default=1, help="draws N per input (default 1)")
+    p.add_argument("--target", type=float, default=0.1, help="relative accuracy (default 0.1)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=handle)
+
+
+def _param(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise FisherVerifyError(f"--param expects k=v, got {text!r}")
+    key, value = text.split("=", 1)
+    for cast in (int, float):
+        try:
+            return key.strip(), cast(value)
+        except ValueError:
+            pass
+    return key.strip(), value
+
+
+def _load_x(path: str) -> np.ndarray:
+    if not Path(path).is_file():
+        raise FisherVerifyError(f"input file {path!r} does not exist")
+    try:
+        return np.asarray(np.load(path, allow_pickle=False), dtype=float)
+    except (OSError, ValueError) as exc:
+        raise FisherVerifyError(f"cannot read input {path!r} as a .npy array: {exc}") from None
+
+
+def _load_torch(path: str, fam: Any) -> Any:
+    import fisher_verify as fv
+
+    if not Path(path).is_file():
+        raise FisherVerifyError(f"model file {path!r} does not exist")
+    try:
+        import torch
+
+        model = torch.load(path, weights_only=False, map_location="cpu")
+    except Exception as exc:  # noqa: BLE001 - any unreadable model is a user error
+        raise FisherVerifyError(f"cannot load torch model {path!r}: {exc}") from None
+    return fv.Network.from_torch(model, family=fam)
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Run :func:`fisher_verify.analyze` and print text or JSON."""
+    import fisher_verify as fv
+
+    fam = fv.family(args.family, **dict(_param(p) for p in args.param))
+    if args.weights:
+        if not Path(args.weights).is_file():
+            raise FisherVerifyError(f"weights file {args.weights!r} does not exist")
+        net = fv.Network.from_npz(args.weights, activation=args.activation, family=fam)
+    else:
+        net = _load_torch(args.torch_model, fam)
+    x = _load_x(args.x)
+    result = fv.analyze(net, x, n=args.samples, target=args.target)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2, default=str))
+    else:
+        print(result.summary())
+    return 0

@@ -1,0 +1,103 @@
+"""The gate: exit codes 0/1/2, JSON and JUnit output (issue 5)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from fisher_verify.cli import main
+
+GOOD = """
+from fisher_verify.proofs import statement
+
+@statement("good-1", claim=r"1 + 1 = 2", method="symbolic identity")
+def check(ctx):
+    ctx.close("sum", 1 + 1, 2)
+    return ctx.conclude(symbolic=True)
+
+@statement("good-2", claim=r"x", method="exact expectation")
+def check2(ctx):
+    return ctx.not_applicable("nothing to check")
+"""
+
+BAD = """
+from fisher_verify.proofs import statement
+
+@statement("bad-1", claim=r"1 + 1 = 3", method="exact expectation")
+def check(ctx):
+    ctx.close("sum", 1 + 1, 3)
+    return ctx.conclude()
+
+@statement("bad-2", claim=r"x", method="m")
+def check2(ctx):
+    raise RuntimeError("kaboom")
+"""
+
+
+@pytest.fixture()
+def folders(tmp_path: Path) -> tuple[Path, Path]:
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.mkdir()
+    bad.mkdir()
+    (good / "g.py").write_text(textwrap.dedent(GOOD))
+    (bad / "b.py").write_text(textwrap.dedent(BAD))
+    return good, bad
+
+
+def test_exit_0_when_all_hold(folders, capsys):
+    good, _ = folders
+    assert main(["check", str(good)]) == 0
+    out = capsys.readouterr()
+    assert "good-1" in out.out and "proved" in out.out and "not applicable" in out.out
+    assert "[2/2]" in out.err  # progress counter lines when stderr is not a TTY
+
+
+def test_exit_1_on_refuted_or_error(folders, tmp_path, capsys):
+    good, bad = folders
+    js, xml = tmp_path / "run.json", tmp_path / "run.xml"
+    assert main(["check", str(good), str(bad), "--json", str(js), "--junit", str(xml)]) == 1
+    doc = json.loads(js.read_text())
+    verdicts = {s["id"]: s["verdict"] for s in doc["statements"]}
+    assert verdicts == {"good-1": "proved", "good-2": "not applicable", "bad-1": "refuted",
+                        "bad-2": "error"}
+    assert doc["all_hold"] is False and doc["environment"]["packages"]["numpy"]
+    suite = ET.parse(xml).getroot().find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors"),
+            suite.get("skipped")) == ("4", "1", "1", "1")
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    assert cases["bad-1"].find("failure") is not None
+    assert "kaboom" in cases["bad-2"].find("error").get("message")
+    assert cases["good-2"].find("skipped") is not None
+
+
+def test_only_and_usage_errors(folders, tmp_path, capsys, monkeypatch):
+    good, bad = folders
+    assert main(["check", str(good), str(bad), "--only", "good-1"]) == 0
+    assert main(["check", str(good), "--only", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown statement id(s) nope" in err and "Traceback" not in err
+    assert main(["check", str(tmp_path / "missing")]) == 2
+    monkeypatch.chdir(tmp_path)  # no ./proofs here
+    assert main(["check"]) == 2
+    assert "no 'proofs' folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["check", str(good), "--profile", "slow"])
+    assert exc.value.code == 2
+
+
+def test_default_path_is_local_proofs(folders, monkeypatch, tmp_path):
+    good, _ = folders
+    good.rename(tmp_path / "proofs")
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", "-q"]) == 0
+
+
+def test_repository_quick_subset_holds(capsys):
+    """A fast slice of the real proofs passes the gate (the whole gate is run by CI)."""
+    root = Path(__file__).resolve().parents[1] / "proofs"
+    assert main(["check", str(root), "--only", "lemma-5", "remark-4.1", "crlb", "-q"]) == 0
