@@ -89,7 +89,7 @@ def table_1_rows() -> list[dict[str, Any]]:
 def _h_grid(fam: Any) -> np.ndarray:
     name = fam.name
     if name in ("exponential", "gamma", "geometric", "negative_binomial"):
-        return -np.geomspace(0.05, 6.0, 300)[::-1]
+        return -np.geomspace(0.3, 6.0, 300)[::-1]
     if name in ("poisson",):
         return np.linspace(-3.0, 2.5, 300)
     return np.linspace(-6.0, 6.0, 300)
