@@ -108,7 +108,8 @@ def tensor_spectral_norm(
     u2 = np.linalg.svd(unfold[2], full_matrices=False)[0][:, 0]
     inits.append((u1, u2))
     for _ in range(starts):
-        inits.append((gen.normal(size=A.shape[1]), gen.normal(size=A.shape[2])))
+        b0 = np.asarray(gen.normal(size=A.shape[1]))
+        inits.append((b0, np.asarray(gen.normal(size=A.shape[2]))))
     best = -1.0
     best_vec: tuple[np.ndarray, np.ndarray, np.ndarray] = (
         np.zeros(A.shape[0]), np.zeros(A.shape[1]), np.zeros(A.shape[2])
