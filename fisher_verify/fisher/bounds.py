@@ -49,6 +49,7 @@ from .spectral import layer_norms, sup_abs_derivative
 __all__ = [
     "LEMMA9_CONSTANT",
     "LEMMA9_VERDICT",
+    "LEMMA14_NOTE",
     "Bound",
     "Bounds",
     "bounds",
@@ -69,6 +70,13 @@ LEMMA9_VERDICT = (
     "||I||_F <= tr I since I is p.s.d.; the constant is sharp (Bernoulli p -> 0 gives ratio -> 1, "
     "n_L = 1 gives equality in the second), so a 1/sqrt(2) factor is false and a sqrt(2) "
     "factor is valid but loose"
+)
+
+LEMMA14_NOTE = (
+    "lemma-14 at the last layer l = L-1: dh_L/dW_{L-1} = I_{n_L} (x) hbar_{L-1} has Frobenius "
+    "norm sqrt(n_L) ||hbar_{L-1}||, so the literal empty product (= 1) fails for n_L > 1; the "
+    "rhs here reads it as ||B_L||_F = sqrt(n_L) (identity, equality). The rhs also carries the "
+    "factor (sup|sigma'|)^(L-1-l), 1 under the hypothesis |sigma'| <= 1 (gelu breaks it)"
 )
 
 _RTOL = 1e-10
@@ -315,8 +323,10 @@ def bounds(
     ``psd_draws = 0``; ``holds`` here ignores sampling error, so judge it with
     :func:`~fisher_verify.testing.calibrated.assert_frequency_at_least`). ``lemma-12``: lhs = exact
     ``√(E‖Î − I(θ)‖_F²)``, rhs the radius at ``eps`` (≥ lhs always, as ``ε < 1``).
-    ``lemma-14``/``lemma-15``: per layer, for the first input; the hypothesis ``|σ'| ≤ 1`` is
-    recorded in ``details`` and the bound given is the paper's.
+    ``lemma-14``/``lemma-15``: per layer, for the first input; rhs is the paper's bound times
+    ``(sup|σ'|)^{L-1-l}`` (1 under the hypothesis ``|σ'| ≤ 1``, recorded in ``details``), and
+    for lemma-14's last layer the empty product is ``√n_L`` (:data:`LEMMA14_NOTE`); the
+    paper's literal rhs is ``details['paper_rhs']``.
     """
     q1 = _moments(net, x, 1)
     q2 = _moments(net, x, 2)
@@ -355,10 +365,16 @@ def bounds(
     for ln in layer_norms(net, x)[0]:
         hyp = {"layer": ln.layer, "sup_abs_derivative": sup, "hypothesis_holds": sup <= 1.0,
                "derivative_factor": ln.derivative_factor}
-        l14.append(Bound("lemma-14", ln.frobenius, ln.frobenius_bound, "<=",
+        f = ln.derivative_factor
+        l14.append(Bound("lemma-14", ln.frobenius, ln.frobenius_bound * f, "<=",
                          f"||dh_L/dW_{ln.layer}||_F <= prod ||W_i^-||_F ||hbar||",
-                         {**hyp, "factored": ln.frobenius_factored}))
-        l15.append(Bound("lemma-15", ln.spectral.value, ln.spectral_bound, "<=",
+                         {**hyp, "factored": ln.frobenius_factored,
+                          "paper_rhs": ln.frobenius_bound_paper,
+                          "paper_form_holds":
+                              ln.frobenius <= ln.frobenius_bound_paper * (1 + 1e-10),
+                          "note": LEMMA14_NOTE}))
+        l15.append(Bound("lemma-15", ln.spectral.value, ln.spectral_bound * f, "<=",
                          f"||dh_L/dW_{ln.layer}||_2sigma <= prod s_max(W_i^-) ||hbar||",
-                         {**hyp, "certified_interval": (ln.spectral.lower, ln.spectral.upper)}))
+                         {**hyp, "paper_rhs": ln.spectral_bound,
+                          "certified_interval": (ln.spectral.lower, ln.spectral.upper)}))
     return Bounds(thm7, thm8, l9m, l9f, psd, l12[0], l12[1], l14, l15)

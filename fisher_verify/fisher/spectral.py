@@ -18,6 +18,7 @@ singular values are ``s_i(A)‖h̄‖``, so both bounds meet: the value is certi
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,7 +164,10 @@ class LayerNorms:
         layer: l.
         frobenius: ``‖∂h_L/∂W_l‖_F`` (from the tensor itself).
         frobenius_factored: ``‖B_{l+1}D_l‖_F ‖h̄_l‖₂`` (lemma-14's identity).
-        frobenius_bound: ``Π_{i>l} ‖W_i⁻‖_F ‖h̄_l‖₂`` (lemma-14's bound, needs |σ'| ≤ 1).
+        frobenius_bound: ``Π_{i>l} ‖W_i⁻‖_F ‖h̄_l‖₂`` (lemma-14's bound, needs |σ'| ≤ 1), with
+            the empty product at the last layer ``l = L−1`` read as ``‖B_L‖_F = ‖I_{n_L}‖_F =
+            √n_L``: there ``∂h_L/∂W_{L-1} = I ⊗ h̄_{L-1}`` has norm ``√n_L ‖h̄_{L-1}‖₂``, so the
+            literal empty product 1 is false for ``n_L > 1`` (``frobenius_bound_paper``).
         spectral: ``‖∂h_L/∂W_l‖_{2σ}``, certified exactly (:func:`rank_one_spectral_norm`).
         spectral_bound: ``Π_{i>l} s_max(W_i⁻) ‖h̄_l‖₂`` (lemma-15's bound, needs |σ'| ≤ 1).
         derivative_factor: ``(sup|σ'|)^{L-1-l}``; multiplying either bound by it gives a bound
@@ -174,6 +178,7 @@ class LayerNorms:
     frobenius: float
     frobenius_factored: float
     frobenius_bound: float
+    frobenius_bound_paper: float
     spectral: SpectralNorm
     spectral_bound: float
     derivative_factor: float
@@ -194,13 +199,15 @@ def layer_norms(net: Any, x: Any) -> list[list[LayerNorms]]:
             T = A[:, :, None] * hb[None, None, :]
             later = net.weights[layer + 1:]
             nh = float(np.linalg.norm(hb))
+            paper = float(np.prod([np.linalg.norm(W[:, :-1]) for W in later])) * nh
+            last = math.sqrt(A.shape[0]) if layer == L - 1 else 1.0
             row.append(
                 LayerNorms(
                     layer=layer,
                     frobenius=float(np.linalg.norm(T)),
                     frobenius_factored=float(np.linalg.norm(A)) * nh,
-                    frobenius_bound=float(np.prod([np.linalg.norm(W[:, :-1]) for W in later]))
-                    * nh,
+                    frobenius_bound=paper * last,
+                    frobenius_bound_paper=paper,
                     spectral=rank_one_spectral_norm(A, hb),
                     spectral_bound=float(
                         np.prod([np.linalg.norm(W[:, :-1], 2) for W in later])
