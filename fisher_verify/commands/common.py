@@ -24,7 +24,9 @@ def parse_params(items: list[str] | None) -> dict[str, Any]:
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise FisherVerifyError(f"--param {item!r} must look like NAME=VALUE (e.g. --param n=5)")
+            raise FisherVerifyError(
+                f"--param {item!r} must look like NAME=VALUE (e.g. --param n=5)"
+            )
         params[key.strip()] = parse_value(value.strip())
     return params
 

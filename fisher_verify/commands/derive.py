@@ -31,7 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("derive", help="print a family's derivation, identities and values")
     p.add_argument("name", help="family name (see `fisher-verify families`)")
     add_family_arguments(p)
-    p.add_argument("--at", metavar="H", help="natural parameter for numeric values, e.g. 0.5 or 1,-0.5")
+    p.add_argument(
+        "--at", metavar="H", help="natural parameter for numeric values, e.g. 0.5 or 1,-0.5"
+    )
     p.add_argument("--format", choices=("markdown", "latex", "json"), default="markdown")
     p.add_argument("--no-proofs", action="store_true", help="skip proving the identities")
     p.set_defaults(func=run)
@@ -67,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
     return 0 if all(r.holds for r in proofs) else 1
 
 
-def _as_json(fam: Family, proofs: list[IdentityResult], point: list[float] | None) -> dict[str, Any]:
+def _as_json(
+    fam: Family, proofs: list[IdentityResult], point: list[float] | None
+) -> dict[str, Any]:
     d = fam.definition
     out: dict[str, Any] = {
         "family": fam.label,
@@ -87,7 +91,9 @@ def _as_json(fam: Family, proofs: list[IdentityResult], point: list[float] | Non
     return out
 
 
-def _as_text(fam: Family, proofs: list[IdentityResult], point: list[float] | None, latex_only: bool) -> str:
+def _as_text(
+    fam: Family, proofs: list[IdentityResult], point: list[float] | None, latex_only: bool
+) -> str:
     d = fam.definition
     lines: list[str] = []
     if not latex_only:
@@ -110,22 +116,41 @@ def _as_text(fam: Family, proofs: list[IdentityResult], point: list[float] | Non
         for idx, expr in shown:
             sub = "_{" + "".join(map(str, idx)) + "}" if idx else ""
             name = sym.split("=")[0].strip()
-            lines.append(f"$${name}{sub} = {sp.latex(expr)}$$" if not latex_only else f"{name}{sub} = {sp.latex(expr)}")
+            lines.append(
+                f"$${name}{sub} = {sp.latex(expr)}$$"
+                if not latex_only
+                else f"{name}{sub} = {sp.latex(expr)}"
+            )
         if len(entries) > MAX_ENTRIES:
-            lines.append(f"… {len(entries) - MAX_ENTRIES} more nonzero entries (symmetric; `--format json` lists all)")
+            lines.append(
+                f"… {len(entries) - MAX_ENTRIES} more nonzero entries (symmetric; `--format json` lists all)"
+            )
         if not entries:
             lines.append("all entries are 0")
         if point is not None and not latex_only:
             lines.append("")
-            lines.append(f"value at h = {point}: `{np.array2string(np.asarray(_numeric(fam, q, point)), precision=10)}`")
+            lines.append(
+                f"value at h = {point}: `{np.array2string(np.asarray(_numeric(fam, q, point)), precision=10)}`"
+            )
         lines.append("")
     if proofs:
         if not latex_only:
-            lines += ["## Identities", "", "| statement | claim | verdict | method | detail |", "|---|---|---|---|---|"]
+            lines += [
+                "## Identities",
+                "",
+                "| statement | claim | verdict | method | detail |",
+                "|---|---|---|---|---|",
+            ]
         for r in proofs:
-            verdict = "proved" if r.holds and r.method == "symbolic" else ("verified" if r.holds else "FAILED")
+            verdict = (
+                "proved"
+                if r.holds and r.method == "symbolic"
+                else ("verified" if r.holds else "FAILED")
+            )
             if latex_only:
                 lines.append(f"% {r.statement_id}: {verdict} ({r.method}) {r.claim}")
             else:
-                lines.append(f"| {r.statement_id} | ${r.claim}$ | {verdict} | {r.method} | {r.detail} |")
+                lines.append(
+                    f"| {r.statement_id} | ${r.claim}$ | {verdict} | {r.method} | {r.detail} |"
+                )
     return "\n".join(lines)

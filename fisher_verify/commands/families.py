@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from ..families.catalog import PARAMETERS
 from ..families.registry import family, family_names
@@ -18,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print one line per family: name, parameters (defaults), d, support, domain."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in family_names():
         fam = family(name)
         d = fam.definition

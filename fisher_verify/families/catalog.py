@@ -43,7 +43,9 @@ def _positive_real(family: str, name: str, value: Any) -> float | int:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ParameterError(f"family {family!r}: parameter {name}={value!r} must be a number > 0")
     if not math.isfinite(float(value)) or value <= 0:
-        raise ParameterError(f"family {family!r}: parameter {name}={value!r} must be finite and > 0")
+        raise ParameterError(
+            f"family {family!r}: parameter {name}={value!r} must be finite and > 0"
+        )
     return value.item() if isinstance(value, np.generic) else value
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import sympy as sp
 
 from ..errors import DomainError, ShapeError
-from ..symbolic.codegen import Backend, TensorKernel, lambdify_list
+from ..symbolic.codegen import Backend, TensorKernel
 from ..symbolic.derive import Derivation, SymmetricTensor
 from .definition import FamilyDefinition
 
@@ -43,12 +43,12 @@ _LGAMMA = sp.Function("lgamma")  # undefined on purpose: loggamma of an integer 
 
 def _vectorizable(expr: sp.Expr) -> sp.Expr:
     """Rewrite y-expressions so the NumPy printer vectorizes them."""
-    expr = expr.replace(
-        sp.KroneckerDelta, lambda a, b: sp.Piecewise((1, sp.Eq(a, b)), (0, True))
-    )
+    expr = expr.replace(sp.KroneckerDelta, lambda a, b: sp.Piecewise((1, sp.Eq(a, b)), (0, True)))
     expr = sp.expand_log(expr.rewrite(sp.gamma), force=True)
-    return expr.replace(lambda e: isinstance(e, sp.log) and isinstance(e.args[0], sp.gamma),
-                        lambda e: _LGAMMA(e.args[0].args[0]))
+    return expr.replace(
+        lambda e: isinstance(e, sp.log) and isinstance(e.args[0], sp.gamma),
+        lambda e: _LGAMMA(e.args[0].args[0]),
+    )
 
 
 class Family:
@@ -113,8 +113,20 @@ class Family:
         if backend == "mpmath":
             values = np.array([float(v) for v in h], dtype=float)[None, :]
             width = len(h)
+        elif backend == "torch":
+            try:
+                values = h.detach().cpu().numpy().astype(float)
+            except RuntimeError:
+                # inside torch.func transforms values are not readable: check the shape only
+                if h.ndim == 0 or h.shape[-1] != self.dim:
+                    raise ShapeError(
+                        f"{self.label}: natural parameter h must have last axis of size "
+                        f"{self.dim}, got shape {tuple(h.shape)}"
+                    ) from None
+                return
+            width = values.shape[-1] if values.ndim else 0
         else:
-            values = np.asarray(h.detach().cpu() if backend == "torch" else h, dtype=float)
+            values = np.asarray(h, dtype=float)
             width = values.shape[-1] if values.ndim else 0
         if values.ndim == 0 or width != self.dim:
             raise ShapeError(
@@ -248,7 +260,9 @@ class Family:
             return self.statistic(ys), np.asarray(w, dtype=float), 0.0
         return self._series_nodes(h, degree, tol)
 
-    def _series_nodes(self, h: np.ndarray, degree: int, tol: float) -> tuple[np.ndarray, np.ndarray, float]:
+    def _series_nodes(
+        self, h: np.ndarray, degree: int, tol: float
+    ) -> tuple[np.ndarray, np.ndarray, float]:
         d = self.definition
         assert d.ratio_bound is not None
         eta = np.atleast_1d(self.mean(h)[..., 0])
@@ -268,7 +282,9 @@ class Family:
                     break
             y_max = int(y_max * 1.5) + 10
             if y_max > 10_000_000:
-                raise DomainError(f"{self.label}: distribution too spread out to sum exactly at this h")
+                raise DomainError(
+                    f"{self.label}: distribution too spread out to sum exactly at this h"
+                )
         ys_b = np.broadcast_to(ys, h.shape[:-1] + ys.shape)
         w = np.exp(self.log_density(ys_b, h[..., None, :]))
         return self.statistic(ys_b), w, tail

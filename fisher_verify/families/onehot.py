@@ -11,7 +11,7 @@ symbolic route is neither needed nor affordable there).
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,7 @@ def set_partitions(n: int) -> list[list[tuple[int, ...]]]:
     return [[tuple(b) for b in p] for p in _partitions(tuple(range(n)))]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _partitions(items: tuple[int, ...]) -> tuple[tuple[tuple[int, ...], ...], ...]:
     if not items:
         return ((),)
@@ -89,4 +89,9 @@ def _diag_tensor(p: Any, eye: Any, order: int) -> Any:
         return p[..., :, None] * eye
     if order == 3:
         return p[..., :, None, None] * eye[:, :, None] * eye[:, None, :]
-    return p[..., :, None, None, None] * eye[:, :, None, None] * eye[:, None, :, None] * eye[:, None, None, :]
+    return (
+        p[..., :, None, None, None]
+        * eye[:, :, None, None]
+        * eye[:, None, :, None]
+        * eye[:, None, None, :]
+    )

@@ -31,7 +31,9 @@ def product(*components: Family) -> Family:
     components' in order.
     """
     if len(components) < 1 or not all(isinstance(c, Family) for c in components):
-        raise ParameterError("product() needs one or more Family objects, e.g. product(family('bernoulli'), family('normal'))")
+        raise ParameterError(
+            "product() needs one or more Family objects, e.g. product(family('bernoulli'), family('normal'))"
+        )
     return ProductFamily(list(components))
 
 
@@ -61,14 +63,22 @@ class ProductFamily(Family):
             y=y_syms[0],
             statistic=tuple(stats),
             log_base=sp.Add(
-                *[_shift(c.definition.log_base, {c.definition.y: y_syms[i]}) for i, c in enumerate(components)]
+                *[
+                    _shift(c.definition.log_base, {c.definition.y: y_syms[i]})
+                    for i, c in enumerate(components)
+                ]
             ),
             support=Support("continuous"),
             log_partition=sp.Add(
-                *[_shift(c.definition.log_partition, self._renames[i]) for i, c in enumerate(components)]
+                *[
+                    _shift(c.definition.log_partition, self._renames[i])
+                    for i, c in enumerate(components)
+                ]
             ),
             negative=tuple(
-                self.blocks[i].start + j for i, c in enumerate(components) for j in c.definition.negative
+                self.blocks[i].start + j
+                for i, c in enumerate(components)
+                for j in c.definition.negative
             ),
             domain_text="; ".join(f"{c.label}: {c.definition.domain_text}" for c in components),
             sampler=self._sample_impl,
@@ -85,7 +95,7 @@ class ProductFamily(Family):
     # --- symbolic: assembled from the components' derivations -------------------------------------
 
     @property
-    def derivation(self) -> Derivation:  # type: ignore[override]
+    def derivation(self) -> Derivation:
         """Block-diagonal cumulants assembled from the components (no re-derivation)."""
         if not hasattr(self, "_derivation"):
             tensors: dict[str, SymmetricTensor] = {}
@@ -105,7 +115,9 @@ class ProductFamily(Family):
                 fisher=tensors["fisher"],
                 kappa3=tensors["kappa3"],
                 kappa4=tensors["kappa4"],
-                central_moment4=central_moment4_from_cumulants(tensors["fisher"], tensors["kappa4"]),
+                central_moment4=central_moment4_from_cumulants(
+                    tensors["fisher"], tensors["kappa4"]
+                ),
             )
         return self._derivation
 
@@ -115,7 +127,9 @@ class ProductFamily(Family):
         return [h[..., b] for b in self.blocks]
 
     def _sample_impl(self, h: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-        return np.stack([c.sample(hc, n, rng) for c, hc in zip(self.components, self._split(h))], -1)
+        return np.stack(
+            [c.sample(hc, n, rng) for c, hc in zip(self.components, self._split(h))], -1
+        )
 
     def statistic(self, y: Any) -> np.ndarray:
         """t(y) for y of shape (..., m): the components' statistics concatenated."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from ..errors import ParameterError, UnknownFamilyError
@@ -15,7 +15,7 @@ def family_names() -> list[str]:
     return list(BUILDERS)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _build(name: str, params: tuple[tuple[str, Any], ...]) -> Family:
     definition = BUILDERS[name](**dict(params))
     return CategoricalFamily(definition) if name == "categorical" else Family(definition)

@@ -40,7 +40,9 @@ def _cache_file(key: tuple[object, ...]) -> Path | None:
         return None
     from .. import __version__
 
-    digest = hashlib.sha256(repr((key, __version__, sp.__version__, _CACHE_FORMAT)).encode()).hexdigest()
+    digest = hashlib.sha256(
+        repr((key, __version__, sp.__version__, _CACHE_FORMAT)).encode()
+    ).hexdigest()
     return folder / f"{key[0]}-{digest[:16]}.pkl"
 
 

@@ -34,7 +34,7 @@ def lambdify_list(
 ) -> Callable[..., list[Any]]:
     """``lambdify`` a list of expressions with shared subexpressions, for one backend."""
     fn = sp.lambdify(list(symbols), list(exprs), modules=_modules(backend), cse=True)
-    return fn  # type: ignore[no-any-return]
+    return fn
 
 
 class TensorKernel:
@@ -81,12 +81,14 @@ class TensorKernel:
         values = self.fn(*args)
         batch = h.shape[:-1]
         cols = [
-            v.expand(batch) if torch.is_tensor(v) else torch.full(batch, float(v), dtype=h.dtype, device=h.device)
+            v.expand(batch)
+            if torch.is_tensor(v)
+            else torch.full(batch, float(v), dtype=h.dtype, device=h.device)
             for v in values
         ]
         stacked = torch.stack(cols, dim=-1)
         index = torch.as_tensor(self.gather, device=h.device)
-        return stacked[..., index].reshape(*batch, *self.shape)
+        return stacked[..., index].reshape(tuple(batch) + self.shape)
 
     def _mpmath(self, h: Sequence[Any]) -> np.ndarray:
         args = [mpmath.mpf(v) for v in h]

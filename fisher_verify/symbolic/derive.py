@@ -56,7 +56,7 @@ def central_moment4_from_cumulants(
     fisher: SymmetricTensor, kappa4: SymmetricTensor
 ) -> SymmetricTensor:
     """K_abcd = κ_abcd + I_ab I_cd + I_ac I_bd + I_ad I_bc (``lemma-5``)."""
-    entries = {}
+    entries: dict[tuple[int, ...], sp.Expr] = {}
     for a, b, c, dd in kappa4.unique_indices():
         entries[(a, b, c, dd)] = (
             kappa4[(a, b, c, dd)]

@@ -27,7 +27,9 @@ from .safe import to_naive
 SYMBOLIC = "symbolic"
 MPMATH_DIGITS = 40
 MPMATH_TOL_DIGITS = 30
-MPMATH = f"mpmath at 3 random rational points ({MPMATH_DIGITS} digits, tolerance 1e-{MPMATH_TOL_DIGITS})"
+MPMATH = (
+    f"mpmath at 3 random rational points ({MPMATH_DIGITS} digits, tolerance 1e-{MPMATH_TOL_DIGITS})"
+)
 
 
 @dataclass
@@ -106,11 +108,7 @@ class _Prover:
     # raw moments up to order 4, from the density, once
     def raw(self) -> dict[tuple[int, ...], sp.Expr] | None:
         if self._raw is None and not self._raw_failed:
-            monos = [
-                p
-                for p in itertools.product(range(5), repeat=self.fam.dim)
-                if 0 < sum(p) <= 4
-            ]
+            monos = [p for p in itertools.product(range(5), repeat=self.fam.dim) if 0 < sum(p) <= 4]
             budget = self.seconds * 4
             self._raw = attempt(lambda: raw_moments(self.d, monos), budget)
             self._raw_failed = self._raw is None
@@ -140,7 +138,9 @@ class _Prover:
         hs = [mpmath.mpf(p.numerator) / p.denominator for p in point]
         return self.fam.kernel(quantity, "mpmath")(hs)
 
-    def compare(self, sid: str, claim: str, quantity: str, order: int, derived: Any) -> IdentityResult:
+    def compare(
+        self, sid: str, claim: str, quantity: str, order: int, derived: Any
+    ) -> IdentityResult:
         """Central moment of ``order`` from the density vs the derived tensor ``quantity``."""
         idxs = list(itertools.combinations_with_replacement(self.indices, order))
         symbolic_ok = True
@@ -154,7 +154,9 @@ class _Prover:
                 symbolic_ok = False
                 break
         if symbolic_ok:
-            return IdentityResult(sid, claim, True, SYMBOLIC, f"{len(idxs)} distinct entries reduce to 0")
+            return IdentityResult(
+                sid, claim, True, SYMBOLIC, f"{len(idxs)} distinct entries reduce to 0"
+            )
         with mpmath.workdps(MPMATH_DIGITS):
             worst = mpmath.mpf(0)
             for point in random_rational_points(self.fam, seed=self.seed):
@@ -164,25 +166,43 @@ class _Prover:
                     b = values[idx]
                     if not _mp_close(a, b):
                         return IdentityResult(
-                            sid, claim, False, MPMATH,
-                            f"differs at h={[str(p) for p in point]}, entry {idx}: {mpmath.nstr(a, 20)} vs {mpmath.nstr(b, 20)}",
+                            sid,
+                            claim,
+                            False,
+                            MPMATH,
+                            f"differs at h={[str(p) for p in point]}, entry {idx}: "
+                            f"{mpmath.nstr(a, 20)} vs {mpmath.nstr(b, 20)}",
                         )
                     worst = max(worst, abs(a - b))
-        return IdentityResult(sid, claim, True, MPMATH, f"largest difference {mpmath.nstr(worst, 3)}")
+        return IdentityResult(
+            sid, claim, True, MPMATH, f"largest difference {mpmath.nstr(worst, 3)}"
+        )
 
 
 def prove_family(fam: Family, seconds: float = 20.0, seed: int = 0) -> list[IdentityResult]:
-    """Prove every identity of issue 2 for ``fam`` (``lemma-2``, ``lemma-5``, ``remark-5.1``, ``table-1``, ``fig-1``)."""
+    """Prove every identity of issue 2 for ``fam``.
+
+    Covers the log-normalizer, the stable kernels, ``lemma-2``, ``lemma-5``, ``remark-5.1``,
+    ``table-1`` and ``fig-1``; ``seconds`` limits each SymPy attempt before mpmath takes over.
+    """
     p = _Prover(fam, seconds, seed)
     results = [
         _log_normalizer(p),
         _stable_equals_naive(p),
-        p.compare("lemma-2", r"\operatorname{Cov}(t) = \partial^2 F = \partial\eta/\partial h", "fisher", 2, p.der.fisher),
+        p.compare(
+            "lemma-2",
+            r"\operatorname{Cov}(t) = \partial^2 F = \partial\eta/\partial h",
+            "fisher",
+            2,
+            p.der.fisher,
+        ),
     ]
     k_claim = r"E[(t-\eta)^{\otimes 4}] = \kappa_4 + I_{ab}I_{cd} + I_{ac}I_{bd} + I_{ad}I_{bc}"
     results.append(p.compare("lemma-5", k_claim, "central_moment4", 4, p.der.central_moment4))
     if fam.dim == 1:
-        r51 = p.compare("remark-5.1", "K = F'''' + 3 (F'')^2", "central_moment4", 4, p.der.central_moment4)
+        r51 = p.compare(
+            "remark-5.1", "K = F'''' + 3 (F'')^2", "central_moment4", 4, p.der.central_moment4
+        )
         results.append(r51)
     results.extend(_table_1(p))
     results.extend(_fig_1(p))
@@ -197,10 +217,18 @@ def _log_normalizer(p: _Prover) -> IdentityResult:
     claim = r"\int e^{t(y)^\top h}\, b(y)\, d\mu(y) = e^{F(h)}"
     z = attempt(lambda: density_integral(p.d, sp.Integer(1)), p.seconds)
     if z is not None:
-        verdict = _is_zero(sp.log(z) - p.naive_f, p.seconds) or _is_zero(z - sp.exp(p.naive_f), p.seconds)
+        verdict = _is_zero(sp.log(z) - p.naive_f, p.seconds) or _is_zero(
+            z - sp.exp(p.naive_f), p.seconds
+        )
         if verdict:
-            return IdentityResult("log-partition", claim, True, SYMBOLIC, f"Z(h) = {sp.sstr(z)}",
-                                  latex=[("Z(h)", sp.latex(z)), ("F(h)", sp.latex(p.naive_f))])
+            return IdentityResult(
+                "log-partition",
+                claim,
+                True,
+                SYMBOLIC,
+                f"Z(h) = {sp.sstr(z)}",
+                latex=[("Z(h)", sp.latex(z)), ("F(h)", sp.latex(p.naive_f))],
+            )
     with mpmath.workdps(MPMATH_DIGITS):
         for point in random_rational_points(p.fam, seed=p.seed):
             hs = [mpmath.mpf(q.numerator) / q.denominator for q in point]
@@ -208,7 +236,9 @@ def _log_normalizer(p: _Prover) -> IdentityResult:
             f_mp = p.fam.kernel("log_partition", "mpmath")(hs)
             z_direct = _mp_normalizer(p, hs)
             if not (_mp_close(z_mp, 1) and _mp_close(mpmath.log(z_direct), f_mp)):
-                return IdentityResult("log-partition", claim, False, MPMATH, f"log Z != F at h={point}")
+                return IdentityResult(
+                    "log-partition", claim, False, MPMATH, f"log Z != F at h={point}"
+                )
     return IdentityResult("log-partition", claim, True, MPMATH, "log Z(h) = F(h) at every point")
 
 
@@ -232,12 +262,19 @@ def _stable_equals_naive(p: _Prover) -> IdentityResult:
     """The stable expressions the kernels are printed from equal the textbook derivatives."""
     claim = r"\text{stable kernels} = \partial^k \log\text{-partition (textbook form)}, k \le 4"
     f = p.naive_f
-    for name, tensor in (("eta", p.der.eta), ("fisher", p.der.fisher), ("kappa3", p.der.kappa3), ("kappa4", p.der.kappa4)):
+    for _name, tensor in (
+        ("eta", p.der.eta),
+        ("fisher", p.der.fisher),
+        ("kappa3", p.der.kappa3),
+        ("kappa4", p.der.kappa4),
+    ):
         for idx in tensor.unique_indices():
             naive = sp.diff(f, *[p.d.h[i] for i in idx])
             if not _is_zero(to_naive(tensor[idx]) - naive, p.seconds):
                 return _stable_mp(p, claim)
-    return IdentityResult("stable-kernels", claim, True, SYMBOLIC, "every derivative entry reduces to 0")
+    return IdentityResult(
+        "stable-kernels", claim, True, SYMBOLIC, "every derivative entry reduces to 0"
+    )
 
 
 def _stable_mp(p: _Prover, claim: str) -> IdentityResult:
@@ -250,13 +287,26 @@ def _stable_mp(p: _Prover, claim: str) -> IdentityResult:
                 for idx in tensor.unique_indices():
                     naive = sp.diff(f, *[p.d.h[i] for i in idx]).subs(subs).evalf(MPMATH_DIGITS)
                     if not _mp_close(mpmath.mpf(str(naive)), values[idx]):
-                        return IdentityResult("stable-kernels", claim, False, MPMATH, f"{name}{idx} differs at {point}")
-    return IdentityResult("stable-kernels", claim, True, MPMATH, "kernels match textbook derivatives")
+                        return IdentityResult(
+                            "stable-kernels",
+                            claim,
+                            False,
+                            MPMATH,
+                            f"{name}{idx} differs at {point}",
+                        )
+    return IdentityResult(
+        "stable-kernels", claim, True, MPMATH, "kernels match textbook derivatives"
+    )
 
 
 TABLE_1_ROWS: dict[str, dict[str, str]] = {
     # the paper's Table 1, as printed: F(h), h(mean), F''(mean), F''''(mean)
-    "bernoulli": {"F": "log(1 + exp(h))", "h": "log(p/(1 - p))", "I": "p*(1 - p)", "k4": "p*(1 - p)*(6*p**2 - 6*p + 1)"},
+    "bernoulli": {
+        "F": "log(1 + exp(h))",
+        "h": "log(p/(1 - p))",
+        "I": "p*(1 - p)",
+        "k4": "p*(1 - p)*(6*p**2 - 6*p + 1)",
+    },
     "normal": {"F": "h**2/2", "h": "mu", "I": "1", "k4": "0"},
     "poisson": {"F": "exp(h)", "h": "log(lam)", "I": "lam", "k4": "lam"},
 }
@@ -271,8 +321,15 @@ def _table_1(p: _Prover) -> list[IdentityResult]:
         h_of_m = d.natural_of_mean[0]
         eta_m = to_naive(p.der.eta[(0,)]).subs(d.h[0], h_of_m)
         holds = bool(_is_zero(eta_m - _mean_of(fam, m), p.seconds))
-        results.append(IdentityResult("table-1", rf"\eta(h(\mu)) = \mu,\ h(\mu) = {sp.latex(h_of_m)}",
-                                      holds, SYMBOLIC, "the mean map inverts h(mean)"))
+        results.append(
+            IdentityResult(
+                "table-1",
+                rf"\eta(h(\mu)) = \mu,\ h(\mu) = {sp.latex(h_of_m)}",
+                holds,
+                SYMBOLIC,
+                "the mean map inverts h(mean)",
+            )
+        )
     row = TABLE_1_ROWS.get(fam.name)
     if row is None or fam.params.get("sigma", 1) != 1:
         return results
@@ -283,19 +340,42 @@ def _table_1(p: _Prover) -> list[IdentityResult]:
     table_h = sp.sympify(row["h"], locals=loc)
     checks = [
         ("F", _is_zero(p.naive_f - table_f, p.seconds)),
-        ("h(mean)", _is_zero(d.natural_of_mean[0] - table_h, p.seconds) if d.natural_of_mean else False),
-        ("F''", _is_zero(to_naive(p.der.fisher[(0, 0)]).subs(h, table_h) - sp.sympify(row["I"], locals=loc), p.seconds)),
-        ("F''''", _is_zero(to_naive(p.der.kappa4[(0, 0, 0, 0)]).subs(h, table_h) - sp.sympify(row["k4"], locals=loc), p.seconds)),
+        (
+            "h(mean)",
+            _is_zero(d.natural_of_mean[0] - table_h, p.seconds) if d.natural_of_mean else False,
+        ),
+        (
+            "F''",
+            _is_zero(
+                to_naive(p.der.fisher[(0, 0)]).subs(h, table_h) - sp.sympify(row["I"], locals=loc),
+                p.seconds,
+            ),
+        ),
+        (
+            "F''''",
+            _is_zero(
+                to_naive(p.der.kappa4[(0, 0, 0, 0)]).subs(h, table_h)
+                - sp.sympify(row["k4"], locals=loc),
+                p.seconds,
+            ),
+        ),
     ]
     bad = [name for name, ok in checks if not ok]
-    results.append(IdentityResult(
-        "table-1",
-        rf"\text{{Table 1, {fam.name}: }} F = {sp.latex(table_f)},\ h = {sp.latex(table_h)},\ "
-        rf"F'' = {sp.latex(sp.sympify(row['I'], locals=loc))},\ "
-        rf"F^{{(4)}} = {sp.latex(sp.sympify(row['k4'], locals=loc))}",
-        not bad, SYMBOLIC, "all four columns match" if not bad else f"mismatch in {', '.join(bad)}",
-        latex=[("F''(\\mu)", sp.latex(sp.sympify(row["I"], locals=loc))), ("F''''(\\mu)", sp.latex(sp.sympify(row["k4"], locals=loc)))],
-    ))
+    results.append(
+        IdentityResult(
+            "table-1",
+            rf"\text{{Table 1, {fam.name}: }} F = {sp.latex(table_f)},\ h = {sp.latex(table_h)},\ "
+            rf"F'' = {sp.latex(sp.sympify(row['I'], locals=loc))},\ "
+            rf"F^{{(4)}} = {sp.latex(sp.sympify(row['k4'], locals=loc))}",
+            not bad,
+            SYMBOLIC,
+            "all four columns match" if not bad else f"mismatch in {', '.join(bad)}",
+            latex=[
+                ("F''(\\mu)", sp.latex(sp.sympify(row["I"], locals=loc))),
+                ("F''''(\\mu)", sp.latex(sp.sympify(row["k4"], locals=loc))),
+            ],
+        )
+    )
     return results
 
 
@@ -322,23 +402,47 @@ def _fig_1(p: _Prover) -> list[IdentityResult]:
     if fam.name == "bernoulli":
         gap = sp.factor(sp.simplify(var - excess))
         violated = sp.solveset(sp.StrictLessThan(gap, 0), m, sp.Interval.open(0, 1))
-        out.append(IdentityResult(
-            "fig-1", r"\text{Bernoulli: } K - I^2 \le I \text{ for every } h",
-            violated == sp.S.EmptySet, SYMBOLIC,
-            f"I - (K - I²) = {gap}; no p in (0,1) makes it negative",
-            latex=[("K - I^2", sp.latex(excess)), ("I - (K - I^2)", sp.latex(gap))],
-        ))
+        out.append(
+            IdentityResult(
+                "fig-1",
+                r"\text{Bernoulli: } K - I^2 \le I \text{ for every } h",
+                violated == sp.S.EmptySet,
+                SYMBOLIC,
+                f"I - (K - I²) = {gap}; no p in (0,1) makes it negative",
+                latex=[("K - I^2", sp.latex(excess)), ("I - (K - I^2)", sp.latex(gap))],
+            )
+        )
         at_half = sp.simplify(excess.subs(m, sp.Rational(1, 2)))
-        out.append(IdentityResult("fig-1", r"\text{Bernoulli: } K - I^2 = 0 \text{ at } p = 1/2",
-                                  at_half == 0, SYMBOLIC, f"K - I² at p = 1/2: {at_half}"))
+        out.append(
+            IdentityResult(
+                "fig-1",
+                r"\text{Bernoulli: } K - I^2 = 0 \text{ at } p = 1/2",
+                at_half == 0,
+                SYMBOLIC,
+                f"K - I² at p = 1/2: {at_half}",
+            )
+        )
     elif fam.name == "normal":
         const = sp.diff(var, m) == 0 and sp.diff(excess, m) == 0
-        out.append(IdentityResult("fig-1", r"\text{Normal: } I \text{ and } K - I^2 \text{ constant}",
-                                  bool(const), SYMBOLIC, f"I = {var}, K - I² = {excess}"))
+        out.append(
+            IdentityResult(
+                "fig-1",
+                r"\text{Normal: } I \text{ and } K - I^2 \text{ constant}",
+                bool(const),
+                SYMBOLIC,
+                f"I = {var}, K - I² = {excess}",
+            )
+        )
     else:
         deg_i = sp.Poly(var, m).degree()
         deg_k = sp.Poly(sp.expand(excess), m).degree()
-        out.append(IdentityResult("fig-1", r"\text{Poisson: } I \text{ linear}, K - I^2 \text{ quadratic in } \lambda",
-                                  deg_i == 1 and deg_k == 2, SYMBOLIC,
-                                  f"I = {var} (degree {deg_i}), K - I² = {sp.expand(excess)} (degree {deg_k})"))
+        out.append(
+            IdentityResult(
+                "fig-1",
+                r"\text{Poisson: } I \text{ linear}, K - I^2 \text{ quadratic in } \lambda",
+                deg_i == 1 and deg_k == 2,
+                SYMBOLIC,
+                f"I = {var} (degree {deg_i}), K - I² = {sp.expand(excess)} (degree {deg_k})",
+            )
+        )
     return out

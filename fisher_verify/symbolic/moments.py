@@ -65,13 +65,17 @@ def density_integral(definition: FamilyDefinition, g: sp.Expr) -> sp.Expr:
         if isinstance(result, sp.Piecewise):
             result = result.args[0][0]  # the convergent branch; the domain h < 0 selects it
     else:
-        result = sp.integrate(sp.expand(integrand), (y, d.support.lower, d.support.upper), conds="none")
+        result = sp.integrate(
+            sp.expand(integrand), (y, d.support.lower, d.support.upper), conds="none"
+        )
     if _unevaluated(result):
         raise ValueError("SymPy left the sum or integral unevaluated")
     return result
 
 
-def raw_moments(definition: FamilyDefinition, monomials: list[tuple[int, ...]]) -> dict[tuple[int, ...], sp.Expr]:
+def raw_moments(
+    definition: FamilyDefinition, monomials: list[tuple[int, ...]]
+) -> dict[tuple[int, ...], sp.Expr]:
     """E[Π_a t_a^{k_a}] for each exponent tuple, from the density (normalized by its own Z)."""
     z = density_integral(definition, sp.Integer(1))
     out: dict[tuple[int, ...], sp.Expr] = {}
