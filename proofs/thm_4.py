@@ -3,7 +3,7 @@
 import numpy as np
 
 from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import definition_route, expect, random_networks
+from fisher_verify.proofs.support import QUICK_WIDTHS, definition_route, expect, random_networks
 
 
 @statement(
@@ -19,7 +19,7 @@ def check(ctx):
     import fisher_verify as fv
 
     n = 3
-    for k, (net, x) in enumerate(random_networks(ctx)):
+    for k, (net, x) in enumerate(random_networks(ctx, widths=QUICK_WIDTHS)):  # P <= 40
         route = definition_route(net, x)
         s = route["score"]
         outer = np.einsum("si,sj->sij", s, s)

@@ -75,8 +75,9 @@ def random_networks(
     import fisher_verify as fv
 
     widths = list(widths or ctx.pick(QUICK_WIDTHS, THOROUGH_WIDTHS))
+    # families whose natural domain is all of R^d (a random network's h_L can be anything)
     names = list(families or ctx.pick(("bernoulli", "poisson"), ("bernoulli", "normal", "poisson",
-                                                                   "binomial", "geometric")))
+                                                                   "binomial", "categorical")))
     out = []
     for w in widths:
         for name in names:
