@@ -230,7 +230,7 @@ def lemma12_coverage(
 
 
 def crlb_linear_gaussian(net: Any, x: Any, n: int = 1) -> Bound:
-    """``crlb`` where it is checkable in closed form: a linear network (L = 1) with a normal output.
+    """``crlb`` where it is checkable in closed form: a linear network (L = 1), normal outputs.
 
     The MLE of W from N draws per input is least squares, with
     ``Cov(θ̂) = σ⁻² (I_{n_L} ⊗ (N Σ_m x̄_m x̄_mᵀ)⁻¹)`` (from the design matrix alone). The
@@ -239,14 +239,17 @@ def crlb_linear_gaussian(net: Any, x: Any, n: int = 1) -> Bound:
     """
     import fisher_verify as fv
 
-    if net.depth != 1 or net.family.name != "normal":
+    fam = net.family
+    comps = list(getattr(fam, "components", [fam]))
+    sigmas = {float(c.params.get("sigma", 1.0)) for c in comps}
+    if net.depth != 1 or any(c.name != "normal" for c in comps) or len(sigmas) != 1:
         raise UnsupportedError(
-            "crlb in closed form needs a linear network (one weight matrix) with a 'normal' "
-            f"output; got depth {net.depth} and family {net.family.label}"
+            "crlb in closed form needs a linear network (one weight matrix) with 'normal' "
+            f"outputs of one sigma; got depth {net.depth} and family {fam.label}"
         )
     X, _ = net.inputs(x)
     M = X.shape[0]
-    sigma = float(net.family.params["sigma"])
+    sigma = sigmas.pop()
     Xb = np.concatenate([X, np.ones((M, 1))], axis=1)
     gram = n * Xb.T @ Xb
     if np.linalg.matrix_rank(gram) < gram.shape[0]:

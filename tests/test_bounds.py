@@ -1,0 +1,244 @@
+"""Bounds with both sides: thm-7, thm-8, lemma-9 (the √2 settled), remark-9.2, lemma-12,
+lemma-14, lemma-15, crlb; tightness sweep."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import fisher_verify as fv
+from fisher_verify.errors import UnsupportedError
+from fisher_verify.fisher.bounds import (
+    LEMMA9_CONSTANT,
+    Bound,
+    crlb_linear_gaussian,
+    fit_rate,
+    lemma9_sides,
+    lemma12_coverage,
+    thm7_sides,
+    thm8_sides,
+)
+from fisher_verify.fisher.spectral import (
+    layer_jacobian,
+    layer_norms,
+    rank_one_spectral_norm,
+    tensor_spectral_norm,
+)
+from fisher_verify.fisher.tightness import moment_growth, tightness_sweep
+from fisher_verify.testing.calibrated import assert_frequency_at_least, assert_variance_matches
+from fisher_verify.testing.strategies import C2_ACTIVATIONS, small_networks
+
+
+@given(small_networks(activations=C2_ACTIVATIONS), st.integers(1, 50))
+def test_every_bound_holds_on_random_networks(pair, n) -> None:
+    """thm-7, thm-8, lemma-9, lemma-12, lemma-14, lemma-15 on depth 1-3, every family and C²
+    activation; thm-10's rhs is a probability ≤ 1 or None."""
+    net, x = pair
+    b = fv.bounds(net, x, n=n)
+    for bd in b:
+        assert bd.holds is not False, (bd.id, bd.lhs, bd.rhs)
+    assert b.all_hold()
+    assert b.thm7.details["spectral_variant"] <= b.thm7.rhs * (1 + 1e-12)
+    assert b.thm7.details["spectral_variant"] >= b.thm7.lhs * (1 - 1e-10)
+    assert b.psd_probability.rhs is None or b.psd_probability.rhs <= 1.0
+    assert float(b.thm7) == b.thm7.rhs and float(b.thm8) == b.thm8.rhs
+    # the paper's literal lemma-14/15 bounds hold whenever |σ'| ≤ 1 (except lemma-14's last
+    # layer with n_L > 1: see test_lemma14_last_layer_counterexample)
+    if net.activation != "gelu":
+        for bd in b.lemma15:
+            assert bd.lhs <= bd.details["paper_rhs"] * (1 + 1e-10)
+        for bd in b.lemma14[:-1]:
+            assert bd.details["paper_form_holds"]
+    for bd in b.lemma14:
+        assert bd.lhs == pytest.approx(bd.details["factored"], rel=1e-10)
+
+
+def test_thm7_thm8_are_equalities_for_one_output() -> None:
+    """With n_L = 1 both Cov tensors are rank one, so thm-7 and thm-8 are tight."""
+    rng = np.random.default_rng(0)
+    J = rng.normal(size=(1, 6))
+    A = rng.normal(size=(1, 6, 6))
+    H = A + A.transpose(0, 2, 1)
+    fam = fv.family("poisson")
+    h = np.array([0.3])
+    lhs, rhs, spec = thm7_sides(J, fam.central_moment4(h), fam.fisher(h), 3)
+    assert lhs == pytest.approx(rhs, rel=1e-12) and spec == pytest.approx(rhs, rel=1e-12)
+    lhs, rhs = thm8_sides(H, fam.fisher(h), 3)
+    assert lhs == pytest.approx(rhs, rel=1e-12)
+
+
+def test_lemma9_constant_one_is_right_and_sharp() -> None:
+    """lemma-9 with constant 1 holds for every family (random h, incl. extreme), the sharper
+    middle term too; the ratio approaches 1 (Bernoulli, p → 0), refuting a 1/√2 factor."""
+    rng = np.random.default_rng(1)
+    worst = 0.0
+    cases = [
+        (fv.family("bernoulli"), rng.uniform(-30, 30, size=(200, 1))),
+        (fv.family("poisson"), rng.uniform(-8, 4, size=(200, 1))),
+        (fv.family("categorical", K=4), rng.uniform(-6, 6, size=(200, 4))),
+        (fv.family("binomial", n=5), rng.uniform(-6, 6, size=(200, 1))),
+        (fv.family("geometric"), -rng.uniform(0.05, 5, size=(200, 1))),
+        (fv.family("gamma", shape=0.5), -rng.uniform(0.05, 5, size=(200, 1))),
+        (fv.family("normal_unknown_variance"),
+         np.stack([rng.uniform(-3, 3, 200), -rng.uniform(0.05, 3, 200)], 1)),
+        (fv.product(fv.family("bernoulli"), fv.family("poisson")),
+         rng.uniform(-4, 4, size=(200, 2))),
+    ]
+    for fam, h in cases:
+        s = lemma9_sides(fam.central_moment4(h), fam.fisher(h))
+        assert np.all(s["moment_lhs"] <= s["moment_sharp"] * (1 + 1e-9) + 1e-300)
+        assert np.all(s["moment_sharp"] <= s["moment_rhs"] * (1 + 1e-12))
+        assert np.all(s["fisher_lhs"] <= s["fisher_rhs"] * (1 + 1e-12))
+        worst = max(worst, float(np.max(s["moment_lhs"] / s["moment_rhs"])))
+    assert LEMMA9_CONSTANT == 1.0
+    assert worst > 1 / math.sqrt(2)
+    fam = fv.family("bernoulli")
+    h = np.array([[-20.0]])
+    s = lemma9_sides(fam.central_moment4(h), fam.fisher(h))
+    # p = e^-20: ratio = 1 - 2√p + O(p) -> 1
+    assert s["moment_lhs"][0] / s["moment_rhs"][0] == pytest.approx(1.0, abs=3 * math.exp(-10))
+    assert "constant 1" in fv.bounds(*_linear_normal(2)).lemma9_moment.details["verdict"]
+
+
+def test_remark_9_2_growth() -> None:
+    """‖K − I⊗I‖_F's bound grows as n_L², ‖I‖_F's as n_L (bounded diagonal moments); the
+    true values grow no faster."""
+    g = moment_growth(lambda k: fv.product(*([fv.family("poisson")] * k)), [1, 2, 4, 8])
+    assert float(g["moment_exponent"]) == pytest.approx(2.0, abs=1e-9)
+    assert float(g["fisher_exponent"]) == pytest.approx(1.0, abs=1e-9)
+    assert float(g["moment_lhs_exponent"]) <= 2.0 and float(g["fisher_lhs_exponent"]) <= 1.0
+    g = moment_growth(lambda k: fv.family("categorical", K=k), [2, 4, 8, 16],
+                      h_of=lambda k: np.linspace(-1, 1, k))
+    assert float(g["moment_exponent"]) <= 2.0 and float(g["fisher_exponent"]) <= 1.0
+    assert np.all(g["moment"] <= g["moment_bound"]) and np.all(g["fisher"] <= g["fisher_bound"])
+
+
+def _linear_normal(n_out: int, M: int = 4, sigma: float = 1.3):
+    rng = np.random.default_rng(n_out)
+    fam = fv.family("normal", sigma=sigma) if n_out == 1 else fv.product(
+        *([fv.family("normal", sigma=sigma)] * n_out))
+    net = fv.Network.random([2, n_out], "tanh", fam, 1.0, rng)
+    return net, rng.normal(size=(M, 2))
+
+
+def test_lemma14_last_layer_counterexample() -> None:
+    """lemma-14's literal empty product (= 1) fails at the last layer for n_L > 1:
+    ‖∂h_L/∂W_{L-1}‖_F = √n_L ‖h̄_{L-1}‖. The library's rhs uses √n_L (equality)."""
+    rng = np.random.default_rng(4)
+    fam = fv.family("categorical", K=3)
+    net = fv.Network.random([2, 3, 3], "tanh", fam, 1.0, rng)
+    x = rng.normal(size=2)
+    last = layer_norms(net, x)[0][-1]
+    hb = np.linalg.norm(net.lemma13(x).hbar[-1][0])
+    assert last.frobenius == pytest.approx(math.sqrt(3) * hb, rel=1e-12)
+    assert last.frobenius_bound_paper == pytest.approx(hb, rel=1e-12)
+    assert last.frobenius > last.frobenius_bound_paper
+    b = fv.bounds(net, x).lemma14[-1]
+    assert b.holds and not b.details["paper_form_holds"] and b.ratio == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("act", ["tanh", "sigmoid", "softplus", "gelu", "identity"])
+def test_lemma15_spectral_norm_is_exact(act) -> None:
+    """‖∂h_L/∂W_l‖_{2σ} = s_max(B_{l+1}D_l)‖h̄_l‖, certified: lower (attained) = upper
+    (unfolding norm), and the generic certified routine on the full tensor agrees."""
+    rng = np.random.default_rng(7)
+    net = fv.Network.random([3, 4, 3, 2], act, fv.family("categorical", K=2), 2.0, rng)
+    x = rng.normal(size=3)
+    J = net.jacobian(x)
+    off = net.offsets
+    for layer, ln in enumerate(layer_norms(net, x)[0]):
+        T = layer_jacobian(net, x, layer)[0]
+        np.testing.assert_allclose(
+            T, J[:, off[layer]:off[layer + 1]].reshape(2, *net.shapes[layer]), atol=1e-14)
+        assert ln.spectral.exact
+        generic = tensor_spectral_norm(T, rng=1)
+        assert generic.exact
+        assert generic.value == pytest.approx(ln.spectral.value, rel=1e-9)
+        assert ln.frobenius == pytest.approx(np.linalg.norm(T), rel=1e-12)
+        # bound with the activation factor always holds
+        assert ln.spectral.value <= ln.spectral_bound * ln.derivative_factor * (1 + 1e-10)
+    # a generic (not rank-one) tensor: a certified interval, lower <= upper
+    G = rng.normal(size=(3, 4, 5))
+    s = tensor_spectral_norm(G)
+    assert s.lower <= s.upper * (1 + 1e-12)
+    a, b, c = s.vectors
+    assert np.einsum("ijk,i,j,k->", G, a, b, c) == pytest.approx(s.lower, rel=1e-12)
+    r = rank_one_spectral_norm(np.eye(3), np.array([3.0, 4.0]))
+    assert r.value == pytest.approx(5.0)
+
+
+def test_crlb_linear_gaussian() -> None:
+    """crlb: for a linear-Gaussian model the MLE (least squares) covariance equals
+    (N M I(θ))⁻¹ exactly; Monte Carlo fits agree (calibrated, alpha = 1e-6)."""
+    net, X = _linear_normal(2, M=4)
+    N = 3
+    b = crlb_linear_gaussian(net, X, N)
+    assert b.holds and b.ratio == pytest.approx(1.0, rel=1e-12)
+    assert b.details["max_abs_difference"] <= 1e-12 * np.max(np.abs(b.details["crlb"]))
+    rng = np.random.default_rng(8)
+    sigma = 1.3
+    theta = net.theta
+    h = net.forward(X)  # (M, 2)
+    R = 3000
+    y = rng.normal(sigma**2 * h, sigma, size=(R, N, *h.shape))  # (R, N, M, 2)
+    Xb = np.concatenate([X, np.ones((4, 1))], 1)
+    design = np.tile(Xb, (N, 1))  # (N M, 3)
+    pinv = np.linalg.pinv(design)
+    W_hat = np.einsum("cs,rsa->rac", pinv, y.reshape(R, N * 4, 2)) / sigma**2  # (R, 2, 3)
+    theta_hat = W_hat.reshape(R, -1)
+    u = rng.normal(size=theta.size)
+    v = float(u @ b.details["crlb"] @ u)
+    d = (theta_hat - theta) @ u  # Gaussian, mean 0, variance v: E[D^4] = 3 v^2
+    assert_variance_matches(d, v, 3 * v * v, what="Var(u^T theta_hat) = u^T CRLB u")
+    with pytest.raises(UnsupportedError, match="linear network"):
+        crlb_linear_gaussian(fv.Network.random([2, 2, 1], "tanh", fv.family("normal")), X[0])
+
+
+def test_lemma12_coverage_and_rate() -> None:
+    """lemma-12: coverage ≥ 1 − ε (exact binomial tail, alpha = 1e-6), and the N^{-1/2} rate
+    fitted from Monte Carlo RMS errors (exact RMS is √(ΣVar)/√N ∝ N^{-1/2})."""
+    rng = np.random.default_rng(12)
+    net = fv.Network.random([2, 2, 1], "tanh", fv.family("poisson"), 1.0, rng)
+    x = rng.normal(size=2)
+    eps = 0.2
+    rms = []
+    ns = [2, 8, 32, 128]
+    for n in ns:
+        cov = lemma12_coverage(net, x, n, eps, 300, rng)
+        for e in (0, 1):
+            assert_frequency_at_least(cov["hits"][e], cov["draws"], 1 - eps,
+                                      what=f"lemma-12 coverage I{e + 1}, N={n}")
+        rms.append(cov["rms"])
+        b = fv.bounds(net, x, n=n, eps=eps)
+        assert b.lemma12_1.lhs == pytest.approx(cov["rms_exact"][0], rel=1e-12)
+        assert b.lemma12_1.ratio == pytest.approx(1 / math.sqrt(eps))
+    rms_arr = np.asarray(rms)
+    for e in (0, 1):
+        slope = fit_rate(ns, rms_arr[:, e])
+        assert -0.65 <= slope <= -0.35, slope
+
+
+def test_tightness_sweep_arrays() -> None:
+    s = tightness_sweep(count=12, rng=3)
+    for k in ("thm7", "thm8", "lemma9_moment", "lemma9_fisher", "lemma14", "lemma15"):
+        arr = getattr(s, k)
+        assert arr.shape == (12,)
+        ok = np.isfinite(arr)
+        assert np.all(arr[ok] <= 1 + 1e-9) and np.all(arr[ok] >= 0)
+        assert np.all(s.ratio(k)[ok] >= 1 - 1e-9)
+    assert set(s.summary()) >= {"thm7", "thm8"}
+    assert len(s.family) == 12 and s.num_params.shape == (12,)
+
+
+def test_bound_dataclass() -> None:
+    b = Bound("x", 2.0, 3.0, "<=")
+    assert b.holds and b.ratio == 1.5 and float(b) == 3.0
+    assert Bound("x", 3.0, 2.0, "<=").holds is False
+    assert Bound("x", None, 0.5, ">=").holds is None
+    assert Bound("x", 0.0, 1.0, "<=").ratio == math.inf
+    with pytest.raises(TypeError):
+        float(Bound("x", 0.0, None, ">="))
