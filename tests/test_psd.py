@@ -1,0 +1,139 @@
+"""p.s.d. results for Î₂: thm-10 (probability bound vs observed frequency) and thm-11
+(λ_min lower bound per draw; Var(η − t̄) = I_aa/N)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import fisher_verify as fv
+from fisher_verify.fisher.estimators import estimators_from_draws
+from fisher_verify.fisher.psd import (
+    bias_variance_exact,
+    hessian_estimator,
+    psd_probability_bound,
+    sample_psd,
+    spectral_radii,
+    thm11_lower_bound,
+)
+from fisher_verify.testing.calibrated import (
+    assert_frequency_at_least,
+    assert_mean_matches,
+    bonferroni,
+)
+from fisher_verify.testing.strategies import C2_ACTIVATIONS, small_networks
+
+FAMILIES = [
+    ("bernoulli", {}, [0.3]),
+    ("normal", {"sigma": 1.5}, [0.4]),
+    ("poisson", {}, [0.7]),
+    ("categorical", {"K": 3}, [0.1, -0.5, 1.0]),
+    ("binomial", {"n": 3}, [-0.2]),
+    ("geometric", {}, [-0.6]),
+    ("negative_binomial", {"r": 2}, [-0.9]),
+    ("exponential", {}, [-1.3]),
+    ("gamma", {"shape": 2.0}, [-0.8]),
+    ("normal_unknown_variance", {}, [0.3, -0.6]),
+]
+
+
+@given(small_networks(activations=C2_ACTIVATIONS), st.integers(1, 6), st.integers(0, 2**31))
+def test_thm11_holds_for_every_draw(pair, n, seed) -> None:
+    """λ_min(Î₂) ≥ −(1/M)Σ ρ_a|η_a − t̄_a| for each sampled Î₂ (deterministic inequality)."""
+    net, x = pair
+    s = sample_psd(net, x, n, 20, seed)
+    scale = max(1.0, float(np.abs(s.thm11_bound).max()))
+    assert np.all(s.lambda_min >= s.thm11_bound - 1e-10 * scale)
+    assert s.bound.bound is None or s.bound.bound <= s.bound.bound_trace + 1e-15
+
+
+def test_eq8_sampler_matches_library_estimator() -> None:
+    """hessian_estimator (eq-8 from sample means) equals sample_estimators' Î₂ on the same draws."""
+    rng = np.random.default_rng(0)
+    fam = fv.family("categorical", K=3)
+    net = fv.Network.random([2, 3, 3], "softplus", fam, 1.0, rng)
+    X = rng.normal(size=(2, 2))
+    h = net.forward(X)
+    y = fam.sample(h, 5, rng)  # (5, 2)
+    est = estimators_from_draws(net, X, y)
+    t = fam.statistic(y)
+    mine = hessian_estimator(net.jacobian(X), net.output_hessians(X), fam.fisher(h),
+                             fam.mean(h), t.mean(axis=0))
+    np.testing.assert_allclose(mine, est.i2, rtol=1e-12, atol=1e-14)
+    rho = spectral_radii(net.output_hessians(X))
+    assert rho.shape == (2, 3) and np.all(rho >= 0)
+
+
+@pytest.mark.parametrize(("name", "params", "h0"), FAMILIES, ids=[f[0] for f in FAMILIES])
+def test_thm11_variance_of_bias(name, params, h0) -> None:
+    """Var(η_a − t̄_a) = I_aa/N: the definition route (nodes) to 1e-10, and Monte Carlo."""
+    fam = fv.family(name, **params)
+    h = np.asarray(h0, dtype=float)
+    N = 4
+    exact = bias_variance_exact(fam, h, N)
+    np.testing.assert_allclose(exact, np.diag(fam.fisher(h)) / N, rtol=1e-10)
+    rng = np.random.default_rng(1)
+    R = 2000
+    t = fam.sample_statistic(h, N * R, rng).reshape(R, N, fam.dim)
+    d = (fam.mean(h) - t.mean(axis=1))[:, 0]
+    # Var(d^2) exact from nodes: E[d^4] for the mean of N i.i.d. centred terms
+    nodes, w, _ = fam.expectation_nodes(h, degree=4)
+    w = w / w.sum()
+    c = nodes[:, 0] - w @ nodes[:, 0]
+    m2, m4 = w @ c**2, w @ c**4
+    fourth = m4 / N**3 + 3 * (N - 1) * m2**2 / N**3
+    assert_mean_matches(d * d, exact[0], fourth - exact[0] ** 2,
+                        alpha=bonferroni(1e-6 * len(FAMILIES), len(FAMILIES)),
+                        what=f"{name}: E[(eta - tbar)^2] = I_aa/N")
+
+
+def _positive_definite_case():
+    """Poisson output at rate e^6, 6 inputs, P = 5: λ_min(I(θ)) > 0 and an informative bound
+    (seed 12 gives c ≈ 32, so the bound reaches 1/2 at N = 64)."""
+    rng = np.random.default_rng(12)
+    fam = fv.family("poisson")
+    net = fv.Network.random([2, 1, 1], "tanh", fam, 2.0, rng)
+    xs = 1.5 * rng.normal(size=(6, 2))
+    w = [W.copy() for W in net.weights]
+    w[-1][0, -1] += 6.0 - net.forward(xs)[:, 0].mean()
+    return fv.Network.from_weights(w, "tanh", fam), xs, rng
+
+
+def test_thm10_bound_formula_and_frequency() -> None:
+    """thm-10: the bound 1 − c/N (c from ρ, λ_max(I(h_L)), λ_min(I(θ))); the observed p.s.d.
+    frequency of Î₂ is at least the bound (exact binomial tail, alpha = 1e-6)."""
+    net, xs, rng = _positive_definite_case()
+    J, H = net.jacobian(xs), net.output_hessians(xs)
+    h = net.forward(xs)
+    I = net.family.fisher(h)
+    b1 = psd_probability_bound(J, H, I, 1)
+    assert b1.applicable and b1.lambda_min_fisher > 0
+    M = 6
+    lam = np.linalg.eigvalsh(fv.exact_fisher(net, xs))[0]
+    rho = spectral_radii(H)
+    c = 1 * np.sum(rho**2) * np.sum(np.linalg.eigvalsh(I)[:, -1]) / (M**2 * lam**2)
+    assert b1.constant == pytest.approx(c, rel=1e-9)
+    N = int(np.ceil(2 * b1.constant))  # bound = 1/2
+    s = sample_psd(net, xs, N, 400, rng)
+    assert s.bound.bound == pytest.approx(1 - b1.constant / N, rel=1e-12)
+    assert s.bound.bound >= 0.5 - 1e-12
+    assert_frequency_at_least(s.psd_count, s.draws, s.bound.bound, what="P(I2 psd) >= thm-10")
+    b = fv.bounds(net, xs, n=N, psd_draws=200, rng=3)
+    assert b.psd_probability.rhs == pytest.approx(s.bound.bound)
+    assert b.psd_probability.lhs is not None and b.psd_probability.holds
+    assert np.all(s.lambda_min >= s.thm11_bound - 1e-9)
+
+
+def test_thm10_not_applicable_for_singular_fisher() -> None:
+    """One input, P > n_L: I(θ) has rank ≤ n_L, λ_min = 0, the theorem says nothing."""
+    rng = np.random.default_rng(2)
+    net = fv.Network.random([2, 3, 1], "tanh", fv.family("bernoulli"), 1.0, rng)
+    x = rng.normal(size=2)
+    b = fv.bounds(net, x, n=10)
+    assert b.psd_probability.rhs is None and b.psd_probability.holds is None
+    assert b.psd_probability.details["applicable"] is False
+    # thm-11 bound is zero when t̄ = η exactly
+    eta = net.family.mean(net.forward(x))
+    assert thm11_lower_bound(net.output_hessians(x), eta, eta[None]) == pytest.approx(0.0)
