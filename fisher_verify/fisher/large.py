@@ -1,0 +1,794 @@
+"""The large-network path: diagonals, norms and bounds on PyTorch without any ``P×P`` array.
+
+For networks of 10⁵–10⁷ parameters (DESIGN, "Scale"). Everything here is computed from the
+per-layer factors of lemma-13 on PyTorch (``device`` "cuda" when available, else "cpu";
+``dtype`` float64 by default) and agrees with the dense small-P route of
+:mod:`fisher_verify.fisher.covariance` to rounding.
+
+**Factorisation (lemma-13).** With ``a_l = W_l h̄_l`` (l = 0..L-1), ``h_{l+1} = σ(a_l)``,
+``h_L = a_{L-1}``, let ``G_l = ∂h_L/∂a_l`` (``n_L × n_{l+1}`` per input). Then
+
+    ∂h^a_L / ∂W_l[r, c] = G_l[a, r] · h̄_l[c].
+
+``G_{L-1} = I`` and ``G_l = (G_{l+1} W_{l+1}⁻) ⊙ σ'(a_l)``: each row of ``G_l`` is one
+vector-Jacobian product, so the ``n_L`` rows are the ``n_L`` VJPs per input, run batched over
+inputs and outputs (one backward pass with ``n_L`` cotangents). Writing ``g_r = G_l[:, r]``:
+
+* ``eq-6``:  ``diag I(θ)[W_l[r,c]] = (1/M) Σ_m (g_rᵀ I(h_L) g_r) h̄_l[c]²``;
+* ``thm-4``: ``Var(Î₁)_ii = (1/(M²N)) Σ_m C[u,u,u,u]`` with ``u = J_{·i} = g_r h̄[c]`` and
+  ``C = K − I⊗I = κ₄ + I_ac I_bd + I_ad I_bc``, so ``C[u⁴] = (κ₄[g_r⁴] + 2 (g_rᵀ I g_r)²) h̄[c]⁴``;
+  ``κ₄[g⁴]`` goes through ``Family.kappa4_contract`` (O(K) for the categorical family);
+* ``thm-6``: ``Var(Î₂)_ii = (1/(M²N)) Σ_m γ_rᵀ I γ_r h̄[c]⁴`` with ``γ^α_r = ∂²h^α/∂a_l[r]²``,
+  because ``∂²h^α/∂W_l[r,c]² = ∂²h^α/∂a_l[r]² · h̄_l[c]²`` (h̄_l does not depend on W_l).
+
+**Pre-activation Hessians.** ``Γ^α_l = ∂²h^α_L/∂a_l∂a_lᵀ`` obeys (chain rule through
+``a_{l+1} = W_{l+1}⁻ σ(a_l) + b``, ``D_l = diag σ'(a_l)``, ``β_{l+1} = W_{l+1}⁻ᵀ g^α_{l+1}
+= ∂h^α/∂h_{l+1}``)
+
+    Γ_{L-1} = 0,    Γ_l = D_l W_{l+1}⁻ᵀ Γ_{l+1} W_{l+1}⁻ D_l + diag(σ''(a_l) ⊙ β_{l+1}).
+
+So ``Γ_{L-2}`` is diagonal; the diagonal of ``Γ_{L-3}`` is ``σ'(a)² ⊙ ((W⁻∘W⁻)ᵀ diag Γ_{L-2}) +
+σ''(a) ⊙ β`` (no full matrix); full ``n × n`` matrices are formed only for layers below that
+(three or more hidden layers), chunked over inputs.
+
+**Norms.** ``‖Cov(Î₁)‖_F`` (``thm-4``) through the Gram matrices
+``J_m J_{m'}ᵀ = Σ_l (h̄_l^m · h̄_l^{m'}) G_l^m G_l^{m'ᵀ}`` (``n_L × n_L``), exactly, as in
+:func:`~fisher_verify.fisher.covariance.cov1_frobenius`; for the categorical family ``C`` is
+never formed: ``C = Σ_k p_k A_k ⊗ A_k`` with ``A_k = s_k s_kᵀ − I``, ``s_k = e_k − p`` (its finite
+support), so ``⟨C^m, C^{m'} ×₄ G⟩ = Σ_{k,k'} p_k p'_{k'} tr(A_k G A'_{k'} Gᵀ)²`` in O(K²) per pair.
+``‖Cov(Î₂)‖_F`` (``thm-6``, ``thm-8``) needs ``T_αβ = tr(H^α_m H^β_{m'})``: exact from Hessian-vector
+products over the canonical basis when P is moderate, otherwise a Hutchinson estimate
+(Rademacher probes, U-statistic for the quadratic norm) returned with its standard error and
+flagged ``exact=False``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import ShapeError, UnsupportedError
+from .bounds import Bound
+
+__all__ = [
+    "Estimate",
+    "LargeDiagonals",
+    "covariance1_norm",
+    "covariance2_norm",
+    "default_device",
+    "diagonals",
+    "fisher_diagonal",
+    "hessian_traces",
+    "output_hessian_diagonals",
+    "thm7_large",
+    "thm8_large",
+    "variance1_block",
+    "variance1_diagonal",
+    "variance2_diagonal",
+]
+
+#: Elements (per input chunk) allowed in the largest temporary, ``chunk · n_L · n_l²`` etc.
+CHUNK_ELEMENTS = 1 << 25
+#: Above this many parameters :func:`hessian_traces` switches from exact to Hutchinson.
+EXACT_TRACE_LIMIT = 2048
+#: Largest Var(Î₁) block (entries) :func:`variance1_block` forms.
+MAX_BLOCK_ENTRIES = 1 << 26
+
+TraceMethod = Literal["auto", "exact", "hutchinson"]
+
+
+def _torch() -> Any:
+    import torch
+
+    return torch
+
+
+def default_device() -> str:
+    """``"cuda"`` when a GPU is visible to torch, else ``"cpu"``."""
+    return "cuda" if _torch().cuda.is_available() else "cpu"
+
+
+# --- setup ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Setup:
+    """Weights and inputs on the device, with the family and its categorical shortcut."""
+
+    torch: Any
+    weights: list[Any]  # W_l (n_{l+1}, n_l + 1)
+    X: Any  # (M, n_0)
+    act: Any
+    family: Any
+    categorical: bool
+    dtype: Any
+    device: Any
+    M: int
+    n_L: int
+    offsets: list[int]
+
+
+def _setup(net: Any, x: Any, device: str | None, dtype: Any) -> _Setup:
+    torch = _torch()
+    if not hasattr(net, "weights") or not hasattr(net, "inputs"):
+        raise ShapeError(f"net must be a fisher_verify.Network, got {type(net).__name__}")
+    dtype = torch.float64 if dtype is None else dtype
+    if dtype not in (torch.float64, torch.float32):
+        raise UnsupportedError(f"dtype must be torch.float64 or torch.float32, got {dtype}")
+    dev = torch.device(device or default_device())
+    X, _ = net.inputs(x)
+    weights = [torch.as_tensor(W, dtype=dtype, device=dev) for W in net.weights]
+    from ..families.family import CategoricalFamily
+
+    fam = net.family
+    return _Setup(
+        torch=torch, weights=weights, X=torch.as_tensor(X, dtype=dtype, device=dev),
+        act=net.act, family=fam, categorical=isinstance(fam, CategoricalFamily), dtype=dtype,
+        device=dev, M=int(X.shape[0]), n_L=int(net.widths[-1]), offsets=list(net.offsets),
+    )
+
+
+def _check_n(n: Any) -> float:
+    if isinstance(n, bool) or int(n) != n or int(n) < 1:
+        raise ShapeError(f"number of draws per input n must be an integer >= 1, got {n!r}")
+    return float(n)
+
+
+def _derivs(s: _Setup, a: Any) -> tuple[Any, Any, Any]:
+    """σ(a), σ'(a), σ''(a) by autograd of the elementwise σ (as the autodiff route)."""
+    torch = s.torch
+    with torch.enable_grad():
+        a = a.detach().requires_grad_(True)
+        y = s.act.torch_f(a)
+        (d1,) = torch.autograd.grad(y.sum(), a, create_graph=True)
+        if d1.requires_grad:
+            (d2,) = torch.autograd.grad(d1.sum(), a, allow_unused=True)
+        else:
+            d2 = None
+    d2 = torch.zeros_like(a) if d2 is None else d2
+    return y.detach(), d1.detach(), d2.detach()
+
+
+@dataclass
+class _Pass:
+    """Forward and backward quantities for one chunk of inputs (leading axis m)."""
+
+    h: Any  # (m, n_L)
+    hbar: list[Any]  # h̄_l (m, n_l + 1)
+    pre: list[Any]  # a_l (m, n_{l+1})
+    d1: list[Any]  # σ'(a_l), l < L-1
+    d2: list[Any]  # σ''(a_l), l < L-1
+    G: list[Any]  # G_l = ∂h_L/∂a_l (m, n_L, n_{l+1})
+
+
+def _forward_backward(s: _Setup, X: Any) -> _Pass:
+    torch = s.torch
+    L = len(s.weights)
+    hbar, pre, d1, d2 = [], [], [], []
+    h = X
+    for layer, W in enumerate(s.weights):
+        hb = torch.cat([h, torch.ones(h.shape[0], 1, dtype=s.dtype, device=s.device)], dim=1)
+        a = hb @ W.T
+        hbar.append(hb)
+        pre.append(a)
+        if layer < L - 1:
+            h, e1, e2 = _derivs(s, a)
+            d1.append(e1)
+            d2.append(e2)
+        else:
+            h = a
+    m = X.shape[0]
+    G: list[Any] = [None] * L
+    G[L - 1] = torch.eye(s.n_L, dtype=s.dtype, device=s.device).expand(m, s.n_L, s.n_L)
+    for layer in range(L - 2, -1, -1):  # n_L VJPs per input, batched
+        G[layer] = (G[layer + 1] @ s.weights[layer + 1][:, :-1]) * d1[layer][:, None, :]
+    s.family.check_natural(h)
+    return _Pass(h=h, hbar=hbar, pre=pre, d1=d1, d2=d2, G=G)
+
+
+def _chunks(s: _Setup, per_input: int, batch_size: int | None) -> Iterator[Any]:
+    size = batch_size or max(1, CHUNK_ELEMENTS // max(per_input, 1))
+    for start in range(0, s.M, size):
+        yield s.X[start : start + size]
+
+
+def _per_input_elements(s: _Setup, hessian: bool = False) -> int:
+    widths = [W.shape[0] for W in s.weights] + [W.shape[1] for W in s.weights]
+    n = max(widths)
+    return s.n_L * n * n if hessian else s.n_L * n + n
+
+
+# --- family moments as contractions -----------------------------------------------------------
+
+
+class _Moments:
+    """I(h) quadratic forms and κ₄ contractions for one chunk; O(K) when categorical."""
+
+    def __init__(self, s: _Setup, h: Any) -> None:
+        self.s = s
+        self.h = h
+        if s.categorical:
+            self.p = s.torch.softmax(h, dim=-1)
+            self.I = None
+        else:
+            self.I = s.torch.as_tensor(s.family.fisher(h), dtype=s.dtype, device=s.device)
+            self._k4: Any = None
+
+    def quad(self, u: Any, v: Any) -> Any:
+        """``uᵀ I(h) v`` for u, v of shape (m, n_L, ...) (contracted over axis 1)."""
+        if self.I is None:
+            p = self.p.reshape(self.p.shape + (1,) * (u.ndim - 2))
+            return (p * u * v).sum(1) - (p * u).sum(1) * (p * v).sum(1)
+        Iv = self.s.torch.einsum("mab,mb...->ma...", self.I, v)
+        return (u * Iv).sum(1)
+
+    def kappa4(self, u: Any, v: Any, w: Any, z: Any) -> Any:
+        """``κ₄[u, v, w, z]`` for vectors (m, ..., n_L) broadcasting against each other."""
+        if self.s.categorical:
+            hh = self.h.reshape(self.h.shape[0], *([1] * (u.ndim - 2)), self.h.shape[1])
+            out = self.s.family.kappa4_contract(hh, u, v, w, z)
+            return self.s.torch.as_tensor(out, dtype=self.s.dtype, device=self.s.device)
+        if self._k4 is None:
+            k4 = self.s.family.kappa4(self.h)
+            self._k4 = self.s.torch.as_tensor(k4, dtype=self.s.dtype, device=self.s.device)
+        t = self._k4
+        extra = u.ndim - 2
+        t = t.reshape(t.shape[0], *([1] * extra), *t.shape[1:])
+        t = (t * z[..., None, None, None, :]).sum(-1)
+        t = (t * w[..., None, None, :]).sum(-1)
+        t = (t * v[..., None, :]).sum(-1)
+        return (t * u).sum(-1)
+
+
+# --- diagonals --------------------------------------------------------------------------------
+
+
+@dataclass
+class LargeDiagonals:
+    """Diagonals of ``I(θ)`` (``eq-6``), ``Var(Î₁)`` (``thm-4``) and ``Var(Î₂)`` (``thm-6``).
+
+    Each is a NumPy array of shape ``(P,)`` in flat-θ order (``None`` when not requested);
+    variances are for ``n`` draws per input.
+    """
+
+    fisher: np.ndarray | None
+    variance_1: np.ndarray | None
+    variance_2: np.ndarray | None
+    n: int
+    device: str
+    dtype: str
+
+
+def _gamma_diagonals(s: _Setup, q: _Pass) -> list[Any]:
+    """``diag Γ^α_l`` (m, n_L, n_{l+1}) for every layer (module docstring recursion)."""
+    torch = s.torch
+    L = len(s.weights)
+    m = q.h.shape[0]
+    out: list[Any] = [None] * L
+    out[L - 1] = torch.zeros(m, s.n_L, s.n_L, dtype=s.dtype, device=s.device)
+    full: Any = None  # full Γ_{l+1} when it is not diagonal
+    for layer in range(L - 2, -1, -1):
+        Wm = s.weights[layer + 1][:, :-1]  # (n_{l+2}, n_{l+1})
+        beta = q.G[layer + 1] @ Wm  # ∂h/∂h_{l+1}  (m, n_L, n_{l+1})
+        local = q.d2[layer][:, None, :] * beta
+        if layer == L - 2:
+            out[layer] = local
+            continue
+        d1 = q.d1[layer]
+        if full is None:  # Γ_{l+1} diagonal
+            diag = (out[layer + 1] @ (Wm * Wm)) * (d1 * d1)[:, None, :] + local
+        else:
+            WD = Wm[None] * d1[:, None, :]  # (m, n_{l+2}, n_{l+1})
+            diag = torch.einsum("msr,mast,mtr->mar", WD, full, WD) + local
+        out[layer] = diag
+        if layer >= 1:  # the next layer down needs the full Γ_l
+            WD = Wm[None] * d1[:, None, :]
+            if full is None:
+                full_new = torch.einsum("msr,mas,msu->maru", WD, out[layer + 1], WD)
+            else:
+                full_new = torch.einsum("msr,mast,mtu->maru", WD, full, WD)
+            idx = torch.arange(local.shape[-1], device=s.device)
+            full_new[:, :, idx, idx] += local
+            full = full_new
+    return out
+
+
+def diagonals(
+    net: Any,
+    x: Any,
+    n: int = 1,
+    *,
+    fisher: bool = True,
+    variance_1: bool = True,
+    variance_2: bool = True,
+    device: str | None = None,
+    dtype: Any = None,
+    batch_size: int | None = None,
+) -> LargeDiagonals:
+    """Diagonals of ``I(θ)`` (``eq-6``), ``Var(Î₁)`` (``thm-4``), ``Var(Î₂)`` (``thm-6``) in one pass.
+
+    Cost: one forward pass and ``n_L`` batched VJPs per input, plus for ``Var(Î₂)`` the
+    pre-activation Hessian diagonals (module docstring); memory ``O(P + chunk · n_L · n)``.
+    No ``P×P`` array is formed. ``batch_size`` overrides the automatic input chunk.
+
+    Raises:
+        UnsupportedError: ``variance_2`` on a non-C² network (thm-3); a bad dtype.
+        ShapeError: x of the wrong shape, n not a positive integer.
+        DomainError: h_L(x) outside the family's natural-parameter domain.
+    """
+    s = _setup(net, x, device, dtype)
+    N = _check_n(n)
+    if variance_2:
+        net.require_c2("the variance of the Hessian estimator (thm-6)")
+    torch = s.torch
+    shapes = [tuple(W.shape) for W in s.weights]
+    acc = {
+        key: [torch.zeros(sh, dtype=s.dtype, device=s.device) for sh in shapes]
+        for key, on in (("f", fisher), ("v1", variance_1), ("v2", variance_2)) if on
+    }
+    per = _per_input_elements(s, hessian=variance_2)
+    for Xc in _chunks(s, per, batch_size):
+        q = _forward_backward(s, Xc)
+        mom = _Moments(s, q.h)
+        gam = _gamma_diagonals(s, q) if variance_2 else None
+        for layer, G in enumerate(q.G):
+            hb2 = q.hbar[layer] ** 2
+            quad: Any = mom.quad(G, G) if (fisher or variance_1) else None  # (m, n_{l+1})
+            if fisher:
+                acc["f"][layer] += quad.T @ hb2
+            if variance_1:
+                u = G.transpose(1, 2)  # (m, n_{l+1}, n_L)
+                c4 = mom.kappa4(u, u, u, u) + 2.0 * quad * quad
+                acc["v1"][layer] += c4.T @ (hb2 * hb2)
+            if variance_2:
+                assert gam is not None
+                acc["v2"][layer] += mom.quad(gam[layer], gam[layer]).T @ (hb2 * hb2)
+    scale = {"f": 1.0 / s.M, "v1": 1.0 / (s.M * s.M * N), "v2": 1.0 / (s.M * s.M * N)}
+    out = {
+        key: (torch.cat([b.reshape(-1) for b in blocks]) * scale[key]).cpu().numpy()
+        for key, blocks in acc.items()
+    }
+    return LargeDiagonals(out.get("f"), out.get("v1"), out.get("v2"), int(n), str(s.device),
+                          str(s.dtype).replace("torch.", ""))
+
+
+def fisher_diagonal(
+    net: Any, x: Any, *, device: str | None = None, dtype: Any = None,
+    batch_size: int | None = None,
+) -> np.ndarray:
+    """``diag I(θ) = diag((1/M) Σ_m J_mᵀ I(h_L) J_m)`` (``eq-6``), shape ``(P,)``, on PyTorch."""
+    d = diagonals(net, x, fisher=True, variance_1=False, variance_2=False, device=device,
+                  dtype=dtype, batch_size=batch_size)
+    assert d.fisher is not None
+    return d.fisher
+
+
+def variance1_diagonal(
+    net: Any, x: Any, n: int = 1, *, device: str | None = None, dtype: Any = None,
+    batch_size: int | None = None,
+) -> np.ndarray:
+    """``Var(Î₁)_ii = (1/(M²N)) Σ_m J_ai J_bi J_ci J_di (K − I⊗I)_abcd`` (``thm-4``), ``(P,)``.
+
+    Through ``K − I⊗I = κ₄ + I_ac I_bd + I_ad I_bc`` and ``Family.kappa4_contract`` (O(K) per
+    parameter for the categorical family).
+    """
+    d = diagonals(net, x, n, fisher=False, variance_1=True, variance_2=False, device=device,
+                  dtype=dtype, batch_size=batch_size)
+    assert d.variance_1 is not None
+    return d.variance_1
+
+
+def variance2_diagonal(
+    net: Any, x: Any, n: int = 1, *, device: str | None = None, dtype: Any = None,
+    batch_size: int | None = None,
+) -> np.ndarray:
+    """``Var(Î₂)_ii = (1/(M²N)) Σ_m H^α_ii H^β_ii I_αβ`` (``thm-6``), ``(P,)``, exact Hessian diagonals."""
+    d = diagonals(net, x, n, fisher=False, variance_1=False, variance_2=True, device=device,
+                  dtype=dtype, batch_size=batch_size)
+    assert d.variance_2 is not None
+    return d.variance_2
+
+
+def output_hessian_diagonals(
+    net: Any, x: Any, *, device: str | None = None, dtype: Any = None
+) -> np.ndarray:
+    """``∂²h^α_L/∂θ_i²`` for every input, output and parameter, shape ``(M, n_L, P)``.
+
+    ``= Γ^α_l[r, r] · h̄_l[c]²`` at ``θ_i = W_l[r, c]`` (module docstring). Needs σ ∈ C².
+    Memory ``M · n_L · P``: meant for checking, not for the largest networks.
+    """
+    s = _setup(net, x, device, dtype)
+    net.require_c2("output Hessians (thm-3)")
+    q = _forward_backward(s, s.X)
+    gam = _gamma_diagonals(s, q)
+    blocks = [
+        (g[:, :, :, None] * (hb**2)[:, None, None, :]).reshape(s.M, s.n_L, -1)
+        for g, hb in zip(gam, q.hbar)
+    ]
+    return s.torch.cat(blocks, dim=-1).cpu().numpy()
+
+
+def variance1_block(
+    net: Any, x: Any, layer: int, n: int = 1, *, device: str | None = None, dtype: Any = None
+) -> np.ndarray:
+    """Element-wise ``Var(Î₁)_ij`` for i, j both in ``W_layer`` (``thm-4``), shape ``(p_l, p_l)``.
+
+    ``Var_{(r,c),(r',c')} = (1/(M²N)) Σ_m S_m[r,r'] h̄[c]² h̄[c']²`` with
+    ``S[r,r'] = C[g_r, g_r', g_r, g_r'] = κ₄[g_r, g_r', g_r, g_r'] + (g_rᵀIg_r)(g_r'ᵀIg_r') +
+    (g_rᵀIg_r')²``. Refused above :data:`MAX_BLOCK_ENTRIES` entries.
+    """
+    s = _setup(net, x, device, dtype)
+    N = _check_n(n)
+    L = len(s.weights)
+    if isinstance(layer, bool) or int(layer) != layer or not 0 <= int(layer) < L:
+        raise ShapeError(f"layer must be an integer in [0, {L - 1}], got {layer!r}")
+    layer = int(layer)
+    p_l = int(s.weights[layer].numel())
+    if p_l * p_l > MAX_BLOCK_ENTRIES:
+        raise UnsupportedError(
+            f"the Var(I1) block of W_{layer} has {p_l}^2 entries, above MAX_BLOCK_ENTRIES = "
+            f"{MAX_BLOCK_ENTRIES}; use variance1_diagonal"
+        )
+    torch = s.torch
+    n_out, n_in1 = s.weights[layer].shape
+    out = torch.zeros(n_out, n_in1, n_out, n_in1, dtype=s.dtype, device=s.device)
+    for Xc in _chunks(s, n_out * n_out * s.n_L, None):
+        q = _forward_backward(s, Xc)
+        mom = _Moments(s, q.h)
+        G = q.G[layer]
+        u = G.transpose(1, 2)  # (m, n_out, n_L)
+        quad = mom.quad(G[:, :, :, None], G[:, :, None, :])  # (m, r, r')
+        dq = torch.diagonal(quad, dim1=1, dim2=2)
+        S = (mom.kappa4(u[:, :, None, :], u[:, None, :, :], u[:, :, None, :], u[:, None, :, :])
+             + dq[:, :, None] * dq[:, None, :] + quad * quad)
+        hb2 = q.hbar[layer] ** 2
+        out += torch.einsum("mrs,mc,md->rcsd", S, hb2, hb2)
+    return (out.reshape(p_l, p_l) / (s.M * s.M * N)).cpu().numpy()
+
+
+# --- ‖Cov(Î₁)‖_F and thm-7 --------------------------------------------------------------------
+
+
+def _all_factors(s: _Setup) -> _Pass:
+    return _forward_backward(s, s.X)
+
+
+def _gram(s: _Setup, q: _Pass, rows: slice) -> Any:
+    """``J_m J_{m'}ᵀ`` for m in ``rows`` and every m', shape (r, M, n_L, n_L)."""
+    torch = s.torch
+    out = 0
+    for G, hb in zip(q.G, q.hbar):
+        dots = hb[rows] @ hb.T  # (r, M)
+        out = out + dots[:, :, None, None] * torch.einsum("mar,nbr->mnab", G[rows], G)
+    return out
+
+
+def _excess_dense(s: _Setup, h: Any) -> Any:
+    """``K − I⊗I`` (M, n_L⁴) for a non-categorical family."""
+    torch = s.torch
+    K = torch.as_tensor(s.family.central_moment4(h), dtype=s.dtype, device=s.device)
+    I = torch.as_tensor(s.family.fisher(h), dtype=s.dtype, device=s.device)
+    return K - I[:, :, :, None, None] * I[:, None, None, :, :]
+
+
+def _tau_sq_categorical(Gr: Any, P1: Any, P2: Any) -> Any:
+    """``Σ_{k,k'} p_k p'_{k'} tr(A_k G A'_{k'} Gᵀ)²`` per pair of inputs.
+
+    ``Gr`` (r, c, K, K) holds ``G = J_m J_{m'}ᵀ``; ``P1``, ``P2`` (broadcasting to (r, c, K)) the
+    class probabilities p of input m and p' of input m'. O(K²) per pair.
+    """
+    pG = (P1[..., :, None] * Gr).sum(-2)  # pᵀG, (r, M, K) over k'
+    Gp = (Gr * P2[..., None, :]).sum(-1)  # G p', (r, M, K) over k
+    pGp = (pG * P2).sum(-1)  # (r, M)
+    # s_kᵀ G s'_k'
+    sGs = Gr - pG[..., None, :] - Gp[..., :, None] + pGp[..., None, None]
+    # Q = Gᵀ I G with I = diag p − p pᵀ; u_k' = s'_k'ᵀ Q s'_k'
+    Qdiag = (P1[..., :, None] * Gr * Gr).sum(-2) - pG**2
+    Qp = (Gr * (P1 * Gp)[..., :, None]).sum(-2) - pG * pGp[..., None]
+    pQp = (P1 * Gp**2).sum(-1) - pGp**2
+    u = Qdiag - 2.0 * Qp + pQp[..., None]
+    # R = G I' Gᵀ; w_k = s_kᵀ R s_k
+    Rdiag = (P2[..., None, :] * Gr * Gr).sum(-1) - Gp**2
+    Rp = (Gr * (P2 * pG)[..., None, :]).sum(-1) - Gp * pGp[..., None]
+    pRp = (P2 * pG**2).sum(-1) - pGp**2
+    w = Rdiag - 2.0 * Rp + pRp[..., None]
+    # tr(I G I' Gᵀ) = Σ_ab (I G)_ab (G I')_ab
+    IG = P1[..., :, None] * Gr - P1[..., :, None] * pG[..., None, :]
+    GI = Gr * P2[..., None, :] - Gp[..., :, None] * P2[..., None, :]
+    tr = (IG * GI).sum((-1, -2))
+    tau = sGs**2 - u[..., None, :] - w[..., :, None] + tr[..., None, None]
+    return (P1[..., :, None] * P2[..., None, :] * tau * tau).sum((-1, -2))
+
+
+def _contract_all(C: Any, G: Any) -> Any:
+    """``C_abcd G_aa' G_bb' G_cc' G_dd'`` batched: C (r, 1, n⁴), G (r, M, n, n)."""
+    torch = _torch()
+    out = C.expand(G.shape[0], G.shape[1], *C.shape[2:])
+    for _ in range(4):
+        out = torch.einsum("rmabcd,rmae->rmbcde", out, G)
+    return out
+
+
+def _cov1_pairs(s: _Setup, q: _Pass) -> tuple[Any, Any]:
+    """``⟨C^m, C^{m'} ×₄ J_m J_{m'}ᵀ⟩`` for every pair (M, M) and ``‖C_m‖_F`` (M,)."""
+    torch = s.torch
+    rows_per = max(1, CHUNK_ELEMENTS // max(1, s.M * s.n_L**2 * (4 if s.categorical else s.n_L**2)))
+    pair = torch.zeros(s.M, s.M, dtype=s.dtype, device=s.device)
+    if s.categorical:
+        p = torch.softmax(q.h, dim=-1)
+        eye = torch.eye(s.n_L, dtype=s.dtype, device=s.device)
+        # ‖C_m‖_F² = ⟨C_m, C_m ×₄ Id⟩
+        cnorm = _tau_sq_categorical(eye.expand(s.M, 1, s.n_L, s.n_L), p[:, None], p[:, None])[:, 0]
+        for start in range(0, s.M, rows_per):
+            rows = slice(start, start + rows_per)
+            pair[rows] = _tau_sq_categorical(_gram(s, q, rows), p[rows][:, None], p[None])
+    else:
+        C = _excess_dense(s, q.h)
+        cnorm = (C.reshape(s.M, -1) ** 2).sum(-1)
+        for start in range(0, s.M, rows_per):
+            rows = slice(start, start + rows_per)
+            contracted = _contract_all(C[rows][:, None], _gram(s, q, rows))
+            pair[rows] = (contracted * C[None]).sum((-1, -2, -3, -4))
+    return pair, cnorm.clamp(min=0).sqrt()
+
+
+def covariance1_norm(
+    net: Any, x: Any, n: int = 1, *, device: str | None = None, dtype: Any = None
+) -> float:
+    """``‖Cov(Î₁)‖_F`` exactly (``thm-4``; lhs of ``thm-7``) through ``n_L × n_L`` Gram matrices.
+
+    Cost ``O(M² n_L² Σ_l n_l + M² n_L⁵)`` (``O(M² K²)`` contractions for the categorical family);
+    no ``P²`` array.
+    """
+    return thm7_large(net, x, n, device=device, dtype=dtype).lhs or 0.0
+
+
+def thm7_large(
+    net: Any, x: Any, n: int = 1, *, device: str | None = None, dtype: Any = None
+) -> Bound:
+    """``thm-7`` with both sides: ``‖Cov(Î₁)‖_F ≤ (1/(M²N)) Σ_m ‖J_m‖_F⁴ ‖K_m − I_m⊗I_m‖_F``.
+
+    ``details['spectral_variant']`` is the tighter ``Σ_m ‖J_m‖₂⁴ ‖C_m‖_F / (M²N)``, as in
+    :func:`fisher_verify.fisher.bounds.thm7_sides`.
+    """
+    s = _setup(net, x, device, dtype)
+    N = _check_n(n)
+    torch = s.torch
+    q = _all_factors(s)
+    pair, cnorm = _cov1_pairs(s, q)
+    scale = s.M * s.M * N
+    lhs = math.sqrt(max(float(pair.sum()), 0.0)) / scale
+    gram_self = torch.stack([_gram(s, q, slice(m, m + 1))[0, m] for m in range(s.M)])
+    jf2 = torch.diagonal(gram_self, dim1=-2, dim2=-1).sum(-1)  # ‖J_m‖_F²
+    j2 = torch.linalg.eigvalsh(gram_self)[:, -1].clamp(min=0)  # ‖J_m‖₂²
+    rhs = float((jf2**2 * cnorm).sum()) / scale
+    spec = float((j2**2 * cnorm).sum()) / scale
+    return Bound("thm-7", lhs, rhs, "<=", "||Cov(I1)||_F <= (1/N)||J||_F^4 ||K - I(x)I||_F",
+                 {"spectral_variant": spec, "exact": True, "device": str(s.device)})
+
+
+# --- Hessian traces, ‖Cov(Î₂)‖_F and thm-8 ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A value that is exact (``exact=True``, ``stderr=0``) or a stochastic estimate.
+
+    Attributes:
+        value: the (estimated) quantity.
+        stderr: standard error of ``value`` (0 when exact).
+        exact: whether ``value`` is exact to rounding.
+        method: ``"exact"`` (HVPs over the canonical basis) or ``"hutchinson"``.
+        probes: number of Hessian-vector products per (input, output) used.
+    """
+
+    value: float
+    stderr: float
+    exact: bool
+    method: str
+    probes: int
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def __str__(self) -> str:
+        if self.exact:
+            return f"{self.value:.6g} (exact)"
+        return f"{self.value:.6g} ± {self.stderr:.2g} (ESTIMATE, {self.method}, {self.probes} probes)"
+
+
+def _batched_forward(s: _Setup, theta: Any) -> Any:
+    """h_L (M, n_L) as a torch function of flat θ."""
+    torch = s.torch
+    L = len(s.weights)
+    h = s.X
+    start = 0
+    for layer, W in enumerate(s.weights):
+        r, c = W.shape
+        Wl = theta[start : start + r * c].reshape(r, c)
+        start += r * c
+        a = h @ Wl[:, :-1].T + Wl[:, -1]
+        h = a if layer == L - 1 else s.act.torch_f(a)
+    return torch.as_tensor(h)
+
+
+def _hvp_rows(s: _Setup, theta: Any, V: Any) -> Any:
+    """``H^α_m v`` for every probe v in V (c, P): shape (c, M·n_L, P)."""
+    from torch.func import jacrev, jvp, vmap
+
+    def one(v: Any) -> Any:
+        return jvp(jacrev(lambda t: _batched_forward(s, t)), (theta,), (v,))[1]
+
+    return vmap(one)(V).reshape(V.shape[0], s.M * s.n_L, -1)
+
+
+@dataclass(frozen=True)
+class HessianTraces:
+    """``T[m, α, m', β] = tr(H^α_m H^β_{m'})`` (exact, or the per-probe Hutchinson samples)."""
+
+    mean: Any  # (M·n_L, M·n_L)
+    samples: Any | None  # (S, M·n_L, M·n_L) when stochastic
+    exact: bool
+    method: str
+    probes: int
+
+
+def hessian_traces(
+    net: Any,
+    x: Any,
+    *,
+    method: TraceMethod = "auto",
+    probes: int = 64,
+    seed: int = 0,
+    exact_limit: int = EXACT_TRACE_LIMIT,
+    chunk: int | None = None,
+    device: str | None = None,
+    dtype: Any = None,
+) -> HessianTraces:
+    """``tr(H^α_m H^β_{m'})`` for all inputs/outputs (the traces of ``thm-6``/``thm-8``).
+
+    ``method="exact"``: ``Σ_j (H e_j)·(H' e_j)`` over the canonical basis, ``P`` HVPs per
+    (input, output), chunked; ``"hutchinson"``: ``vᵀ H^α H^β v`` over ``probes`` Rademacher
+    vectors (unbiased); ``"auto"``: exact when ``P ≤ exact_limit``.
+    """
+    s = _setup(net, x, device, dtype)
+    net.require_c2("output Hessians (thm-3)")
+    torch = s.torch
+    P = s.offsets[-1]
+    if method not in ("auto", "exact", "hutchinson"):
+        raise ShapeError(f"method must be 'auto', 'exact' or 'hutchinson', got {method!r}")
+    if method == "auto":
+        method = "exact" if P <= exact_limit else "hutchinson"
+    theta = torch.cat([W.reshape(-1) for W in s.weights])
+    s.family.check_natural(_batched_forward(s, theta))
+    mn = s.M * s.n_L
+    c = chunk or max(1, min(256, CHUNK_ELEMENTS // max(1, 4 * mn * P)))
+    if method == "exact":
+        T = torch.zeros(mn, mn, dtype=s.dtype, device=s.device)
+        for start in range(0, P, c):
+            idx = torch.arange(start, min(P, start + c), device=s.device)
+            V = torch.zeros(len(idx), P, dtype=s.dtype, device=s.device)
+            V[torch.arange(len(idx), device=s.device), idx] = 1.0
+            Y = _hvp_rows(s, theta, V)
+            T += torch.einsum("cip,cjp->ij", Y, Y)
+        return HessianTraces(T, None, True, "exact", P)
+    if int(probes) < 2:
+        raise ShapeError(f"probes must be >= 2 for a standard error, got {probes!r}")
+    gen = torch.Generator(device=s.device).manual_seed(int(seed))
+    samples = []
+    for start in range(0, int(probes), c):
+        k = min(c, int(probes) - start)
+        V = torch.randint(0, 2, (k, P), generator=gen, device=s.device).to(s.dtype) * 2 - 1
+        Y = _hvp_rows(s, theta, V)
+        samples.append(torch.einsum("cip,cjp->cij", Y, Y))
+    S = torch.cat(samples)
+    return HessianTraces(S.mean(0), S, False, "hutchinson", int(probes))
+
+
+def _cov2_form(s: _Setup, Ib: Any, A: Any, B: Any) -> Any:
+    """``Σ_{m,m'} tr(I_m A^{mm'} I_{m'} B^{mm'ᵀ})`` for (…, M·n_L, M·n_L) trace arrays."""
+    torch = s.torch
+    n = s.n_L
+    A5 = A.reshape(*A.shape[:-2], s.M, n, s.M, n)
+    B5 = B.reshape(*B.shape[:-2], s.M, n, s.M, n)
+    IA = torch.einsum("mab,...mbkc->...makc", Ib, A5)
+    AI = torch.einsum("...makc,kcd->...makd", IA, Ib)
+    return (AI * B5).sum((-1, -2, -3, -4))
+
+
+def _thm8_parts(s: _Setup, tr: HessianTraces, N: float) -> tuple[Estimate, Estimate]:
+    torch = s.torch
+    h = _batched_forward(s, torch.cat([W.reshape(-1) for W in s.weights]))
+    Ib = torch.as_tensor(s.family.fisher(h), dtype=s.dtype, device=s.device)
+    inorm = Ib.reshape(s.M, -1).norm(dim=1)
+    scale = s.M * s.M * N
+    n = s.n_L
+
+    def rhs_of(T: Any) -> Any:
+        d = torch.diagonal(T, dim1=-2, dim2=-1).reshape(*T.shape[:-2], s.M, n).sum(-1)
+        return (d * inorm).sum(-1) / scale
+
+    if tr.exact:
+        sq = float(_cov2_form(s, Ib, tr.mean, tr.mean))
+        lhs = Estimate(math.sqrt(max(sq, 0.0)) / scale, 0.0, True, "exact", tr.probes)
+        rhs = Estimate(float(rhs_of(tr.mean)), 0.0, True, "exact", tr.probes)
+        return lhs, rhs
+    S = tr.samples
+    assert S is not None
+    k = S.shape[0]
+    total = S.sum(0)
+    # U-statistic for the quadratic form (unbiased): Σ_{s≠s'} f(T_s, T_s') / (k(k−1))
+    f_all = _cov2_form(s, Ib, total, total)
+    f_self = _cov2_form(s, Ib, S, S)  # (k,)
+    u = (f_all - f_self.sum()) / (k * (k - 1))
+    # delete-one jackknife of the U-statistic
+    cross = _cov2_form(s, Ib, S, total.expand_as(S))  # f(T_s, Σ T)
+    u_del = (f_all - 2.0 * cross + f_self - (f_self.sum() - f_self)) / ((k - 1) * (k - 2)) \
+        if k > 2 else u.expand(k)
+    se_sq = float((k - 1) / k * ((u_del - u_del.mean()) ** 2).sum())
+    sq = float(u)
+    val = math.sqrt(max(sq, 0.0))
+    # delta method for the square root; at val = 0 fall back to sqrt(se of the square)
+    se = math.sqrt(max(se_sq, 0.0)) / (2.0 * val) if val > 0 else math.sqrt(math.sqrt(max(se_sq, 0.0)))
+    lhs = Estimate(val / scale, se / scale, False, "hutchinson", k,
+                   {"squared_norm": sq / scale**2, "squared_norm_stderr": math.sqrt(se_sq) / scale**2})
+    r = rhs_of(S)
+    rhs = Estimate(float(r.mean()), float(r.std() / math.sqrt(k)), False, "hutchinson", k)
+    return lhs, rhs
+
+
+def covariance2_norm(
+    net: Any,
+    x: Any,
+    n: int = 1,
+    *,
+    method: TraceMethod = "auto",
+    probes: int = 64,
+    seed: int = 0,
+    exact_limit: int = EXACT_TRACE_LIMIT,
+    device: str | None = None,
+    dtype: Any = None,
+) -> Estimate:
+    """``‖Cov(Î₂)‖_F`` (``thm-6``; lhs of ``thm-8``), exact or a labelled Hutchinson estimate.
+
+    ``‖Cov‖_F² = (1/(M²N))² Σ_{m,m'} tr(I_m T^{mm'} I_{m'} T^{mm'ᵀ})`` with ``T`` from
+    :func:`hessian_traces`; the estimate uses the unbiased U-statistic over probe pairs for the
+    square, its square root as the value, and a jackknife (delta-method) standard error.
+    """
+    return thm8_large(net, x, n, method=method, probes=probes, seed=seed, exact_limit=exact_limit,
+                      device=device, dtype=dtype).details["lhs_estimate"]
+
+
+def thm8_large(
+    net: Any,
+    x: Any,
+    n: int = 1,
+    *,
+    method: TraceMethod = "auto",
+    probes: int = 64,
+    seed: int = 0,
+    exact_limit: int = EXACT_TRACE_LIMIT,
+    device: str | None = None,
+    dtype: Any = None,
+) -> Bound:
+    """``thm-8``: ``‖Cov(Î₂)‖_F ≤ (1/(M²N)) Σ_m ‖∂²h_L(x_m)‖_F² ‖I_m‖_F`` with both sides.
+
+    Exact for ``P ≤ exact_limit`` (or ``method="exact"``); otherwise both sides are Hutchinson
+    estimates: ``details['exact']`` is False and ``details['lhs_estimate']`` /
+    ``details['rhs_estimate']`` carry the standard errors. ``holds`` then compares estimates.
+    """
+    s = _setup(net, x, device, dtype)
+    N = _check_n(n)
+    tr = hessian_traces(net, x, method=method, probes=probes, seed=seed, exact_limit=exact_limit,
+                        device=device, dtype=dtype)
+    lhs, rhs = _thm8_parts(s, tr, N)
+    label = "" if tr.exact else " [ESTIMATE: Hutchinson, see details]"
+    return Bound("thm-8", lhs.value, rhs.value, "<=",
+                 "||Cov(I2)||_F <= (1/N)||d2 h_L||_F^2 ||I(h_L)||_F" + label,
+                 {"exact": tr.exact, "method": tr.method, "probes": tr.probes,
+                  "lhs_estimate": lhs, "rhs_estimate": rhs, "device": str(s.device)})
