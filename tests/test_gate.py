@@ -24,6 +24,16 @@ def check2(ctx):
     return ctx.not_applicable("nothing to check")
 """
 
+ERRATUM = """
+from fisher_verify.proofs import statement
+
+@statement("fixed-1", claim=r"\\lVert I_2\\rVert_F = \\sqrt 2", method="exact expectation")
+def check(ctx):
+    ctx.close("intended", 2 ** 0.5, 2 ** 0.5)
+    ctx.erratum("the paper writes 1 for sqrt(2)", lhs=2 ** 0.5, rhs=1.0)
+    return ctx.conclude()
+"""
+
 BAD = """
 from fisher_verify.proofs import statement
 
@@ -101,3 +111,26 @@ def test_repository_quick_subset_holds(capsys):
     """A fast slice of the real proofs passes the gate (the whole gate is run by CI)."""
     root = Path(__file__).resolve().parents[1] / "proofs"
     assert main(["check", str(root), "--only", "lemma-5", "remark-4.1", "crlb", "-q"]) == 0
+
+
+def test_erratum_in_table_json_and_junit(tmp_path, capsys):
+    """A documented disagreement with the paper is printed in the table row, and kept in the
+    JSON (per statement and in the run's summary) and the JUnit XML (property, system-out)."""
+    folder = tmp_path / "e"
+    folder.mkdir()
+    (folder / "e.py").write_text(textwrap.dedent(ERRATUM))
+    js, xml = tmp_path / "run.json", tmp_path / "run.xml"
+    assert main(["check", str(folder), "--json", str(js), "--junit", str(xml)]) == 0
+    out = capsys.readouterr().out
+    assert "ERRATUM" in out and "the paper writes 1 for sqrt(2)" in out
+    assert "1 with an erratum" in out
+    doc = json.loads(js.read_text())
+    (st,) = doc["statements"]
+    assert st["verdict"] == "verified" and st["errata"][0]["counterexample"]["rhs"] == 1.0
+    assert doc["errata"] == {"fixed-1": ["the paper writes 1 for sqrt(2)"]}
+    case = ET.parse(xml).getroot().find("testsuite/testcase")
+    assert case is not None and case.find("failure") is None
+    prop = case.find("properties/property")
+    assert prop is not None and prop.get("name") == "erratum"
+    assert prop.get("value") == "the paper writes 1 for sqrt(2)"
+    assert "erratum: the paper writes 1" in (case.findtext("system-out") or "")

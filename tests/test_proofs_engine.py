@@ -136,3 +136,36 @@ def test_repository_declares_every_statement_id():
     }
     found = {e.id for e in discover([root / "proofs"])}
     assert found == ids
+
+
+def test_erratum_is_kept_without_changing_the_verdict():
+    """ctx.erratum records a disagreement with the paper's literal form; the verdict is that
+    of the checks of the intended form."""
+
+    @statement("x-6", claim=r"\lVert I_n\rVert_F = \sqrt n", method="property over random networks")
+    def check(ctx):
+        ctx.close("intended", np.linalg.norm(np.eye(2)), np.sqrt(2))
+        ctx.erratum("the literal form says 1", literal=r"\lVert I_n\rVert_F \le 1", n=2,
+                    lhs=np.sqrt(2), rhs=1.0)
+        return ctx.conclude()
+
+    rec = run_statement(check)
+    assert rec.verdict == "verified" and rec.holds
+    assert rec.errata == [{"text": "the literal form says 1", "literal": r"\lVert I_n\rVert_F \le 1",
+                           "counterexample": {"n": 2, "lhs": np.sqrt(2), "rhs": 1.0}}]
+    assert rec.as_dict()["errata"][0]["text"] == "the literal form says 1"
+    with pytest.raises(ValueError, match="needs a text"):
+        Context("y").erratum("  ")
+
+
+def test_lemma14_verifies_the_intended_form_with_an_erratum():
+    """lemma-14: the corrected last-layer constant sqrt(n_L) verifies; the literal form's
+    counterexample is an erratum (repository proof)."""
+    root = Path(__file__).resolve().parents[1]
+    rec = run_all(select(discover([root / "proofs"]), ["lemma-14"]))[0]
+    assert rec.verdict == "verified", rec.summary
+    (err,) = rec.errata
+    assert "sqrt(n_L)" in err["text"]
+    ce = err["counterexample"]
+    assert ce["n_L"] > 1 and ce["lhs"] > ce["literal_rhs"]
+    assert ce["ratio"] == pytest.approx(np.sqrt(ce["n_L"]), rel=1e-10)

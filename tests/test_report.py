@@ -42,3 +42,30 @@ def test_report_writes_offline_files(tmp_path):
     cert = json.loads((out / "certificate.json").read_text())
     assert cert["all_hold"] is True and cert["statements"][0]["verdict"] == "proved"
     assert cert["environment"]["packages"]["sympy"]
+
+
+def test_report_shows_errata(tmp_path):
+    """A statement with an erratum: listed in a section of its own, marked in the summary
+    table, boxed in its section (with the literal form and its counterexample), and kept in
+    the certificate."""
+    proofs = tmp_path / "proofs"
+    proofs.mkdir()
+    (proofs / "p.py").write_text(textwrap.dedent("""
+        from fisher_verify.proofs import statement
+
+        @statement("fixed", claim=r"\\\\lVert I_2\\\\rVert_F = \\\\sqrt 2", method="exact expectation")
+        def check(ctx):
+            ctx.close("intended", 2 ** 0.5, 2 ** 0.5)
+            ctx.erratum("the paper writes 1", literal=r"\\\\lVert I_2\\\\rVert_F \\\\le 1", rhs=1.0)
+            return ctx.conclude()
+    """))
+    out = tmp_path / "out"
+    assert main(["report", str(proofs), "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    assert "## Disagreements with the paper (errata)" in md and "(erratum)" in md
+    assert "> **Erratum (disagreement with the paper).** the paper writes 1" in md
+    page = (out / "report.html").read_text()
+    assert "class='erratum'" in page and "the paper writes 1" in page and "+ erratum" in page
+    cert = json.loads((out / "certificate.json").read_text())
+    assert cert["errata"] == {"fixed": ["the paper writes 1"]}
+    assert cert["statements"][0]["errata"][0]["counterexample"] == {"rhs": 1.0}

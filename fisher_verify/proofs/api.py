@@ -76,6 +76,7 @@ class Result:
     counterexample: dict[str, Any] | None = None
     reason: str = ""
     steps: list[tuple[str, str]] = field(default_factory=list)
+    errata: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def holds(self) -> bool:
@@ -197,6 +198,7 @@ class Context:
         self.evidence: dict[str, Any] = {}
         self.checks: list[Check] = []
         self.steps: list[tuple[str, str]] = []
+        self.errata: list[dict[str, Any]] = []
         self._counterexample: dict[str, Any] | None = None
 
     # --- profile helpers ----------------------------------------------------------------------
@@ -227,6 +229,25 @@ class Context:
     def step(self, label: str, latex: str) -> None:
         """Record one derivation step (LaTeX) for the report."""
         self.steps.append((label, latex))
+
+    def erratum(self, text: str, literal: str = "", **counterexample: Any) -> None:
+        """Record a documented disagreement with the paper's literal statement.
+
+        Use it when the literal text is false but the paper's intent holds (STATEMENTS.md:
+        "the paper's intent wins, and the project should say so"): the proof checks the
+        intended form, and the erratum states what is wrong with the literal one, with the
+        numbers that show it. An erratum never changes the verdict; the gate's table, the
+        JSON and JUnit outputs and the report print it.
+
+        Args:
+            text: one sentence: what the literal form gets wrong and what holds instead.
+            literal: the literal form (LaTeX), if it differs from the claim shown.
+            counterexample: where the literal form fails (network, layer, both sides).
+        """
+        if not text.strip():
+            raise ValueError("an erratum needs a text")
+        self.errata.append({"text": text.strip(), "literal": literal,
+                            "counterexample": _jsonable(counterexample)})
 
     def counterexample(self, **data: Any) -> None:
         """Remember a counterexample (the first one is kept)."""
@@ -320,6 +341,7 @@ class Context:
             checks=self.checks,
             counterexample=self._counterexample,
             steps=self.steps,
+            errata=self.errata,
         )
 
     def proved(self, summary: str = "", **evidence: Any) -> Result:

@@ -58,6 +58,9 @@ def table(records: Sequence[Record], width: int = 100) -> str:
             f"{r.id:<{id_w}}  {r.verdict:<{ver_w}}  {r.method[:meth_w]:<{meth_w}}  "
             f"{r.seconds:6.2f}  {summary}"
         )
+        for e in r.errata:
+            lines.extend(_wrap(f"ERRATUM (paper's literal statement): {e['text']}",
+                               indent=id_w + 2, width=width))
     counts = summary_counts(records)
     total = sum(r.seconds for r in records)
     held = sum(r.holds for r in records)
@@ -66,8 +69,32 @@ def table(records: Sequence[Record], width: int = 100) -> str:
         f"{held}/{len(records)} hold ("
         + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
         + f"); {total:.1f} s of proof time"
+        + (f"; {n_err} with an erratum to the paper" if (n_err := sum(bool(r.errata)
+                                                            for r in records)) else "")
     )
     return "\n".join(lines)
+
+
+def _wrap(text: str, indent: int, width: int) -> list[str]:
+    """``text`` wrapped to ``width`` columns, every line indented by ``indent`` spaces."""
+    import textwrap
+
+    pad = " " * indent
+    return textwrap.wrap(text, width=max(40, width), initial_indent=pad, subsequent_indent=pad + "  ")
+
+
+def erratum_text(record: Record) -> str:
+    """The errata of a record as plain text (one paragraph each; empty when none)."""
+    parts = []
+    for e in record.errata:
+        text = f"erratum: {e['text']}"
+        if e.get("literal"):
+            text += f"\nliteral form: {e['literal']}"
+        if e.get("counterexample"):
+            text += "\ncounterexample to the literal form: " + json.dumps(
+                e["counterexample"], default=str)
+        parts.append(text)
+    return "\n".join(parts)
 
 
 def run_document(
@@ -82,6 +109,7 @@ def run_document(
         "wall_seconds": round(seconds, 3),
         "all_hold": all(r.holds for r in records),
         "counts": summary_counts(records),
+        "errata": {r.id: [e["text"] for e in r.errata] for r in records if r.errata},
         "environment": environment(),
         "statements": [r.as_dict() for r in records],
     }
@@ -109,6 +137,11 @@ def junit_xml(records: Sequence[Record], name: str = "fisher-verify") -> str:
             suite, "testcase", classname=f"proofs.{r.method or 'unknown'}", name=r.id,
             time=f"{r.seconds:.3f}",
         )
+        if r.errata:  # first child, as pytest writes record_property
+            props = ET.SubElement(case, "properties")
+            for k, e in enumerate(r.errata):
+                ET.SubElement(props, "property", name="erratum" if k == 0 else f"erratum-{k + 1}",
+                              value=e["text"])
         if r.verdict == "refuted":
             failure = ET.SubElement(case, "failure", message=r.summary[:500] or "refuted")
             failure.text = json.dumps(r.counterexample, default=str) if r.counterexample else ""
@@ -119,6 +152,8 @@ def junit_xml(records: Sequence[Record], name: str = "fisher-verify") -> str:
             ET.SubElement(case, "skipped", message=r.reason or r.summary)
         out = ET.SubElement(case, "system-out")
         out.text = f"verdict: {r.verdict}\nseed: {r.seed}\n{r.summary}"
+        if r.errata:
+            out.text += "\n" + erratum_text(r)
     suites = ET.Element("testsuites")
     suites.append(suite)
     ET.indent(suites)

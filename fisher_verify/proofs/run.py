@@ -41,6 +41,7 @@ class Record:
     reason: str = ""
     error: str = ""
     steps: list[tuple[str, str]] = field(default_factory=list)
+    errata: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def holds(self) -> bool:
@@ -68,6 +69,7 @@ class Record:
             "reason": self.reason,
             "error": self.error,
             "steps": [list(s) for s in self.steps],
+            "errata": self.errata,
         }
 
 
@@ -98,7 +100,7 @@ def run_statement(entry: Entry, profile: Profile = "quick", seed: int = 0) -> Re
         last = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
         result = Result(
             verdict="error", summary=last[:300], evidence=ctx.evidence,
-            checks=ctx.checks, steps=ctx.steps,
+            checks=ctx.checks, steps=ctx.steps, errata=ctx.errata,
         )
     seconds = time.perf_counter() - start
     return Record(
@@ -119,6 +121,7 @@ def run_statement(entry: Entry, profile: Profile = "quick", seed: int = 0) -> Re
         reason=result.reason,
         error=error,
         steps=list(result.steps),
+        errata=list(result.errata),
     )
 
 

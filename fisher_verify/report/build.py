@@ -199,8 +199,17 @@ def markdown(records: Sequence[Record], doc: dict[str, Any], figures: dict[str, 
                f"Soen & Sun, *On the Variance of the Fisher Information for Deep Learning*.")
     out += ["", "| statement | verdict | method | seconds |", "|---|---|---|---|"]
     for r in records:
-        out.append(f"| [{r.id}](#{r.id.replace('.', '')}) | **{r.verdict}** | {r.method} | "
+        mark = " (erratum)" if r.errata else ""
+        out.append(f"| [{r.id}](#{r.id.replace('.', '')}) | **{r.verdict}**{mark} | {r.method} | "
                    f"{r.seconds:.2f} |")
+    errata = [(r, e) for r in records for e in r.errata]
+    if errata:
+        out += ["", "## Disagreements with the paper (errata)", "",
+                "Where the paper's literal statement is false, the statement checked is the "
+                "paper's intent (STATEMENTS.md); the literal form's counterexample is kept here.",
+                ""]
+        for r, e in errata:
+            out.append(f"- **[{r.id}](#{r.id.replace('.', '')})**: {e['text']}")
     out += ["", "## Table 1, regenerated for the catalog", "",
             "| family | $F(h)$ | $h$(mean) | $F''$ | $F''''$ |", "|---|---|---|---|---|"]
     for row in table:
@@ -227,6 +236,14 @@ def markdown(records: Sequence[Record], doc: dict[str, Any], figures: dict[str, 
         out.append(f"Method: {r.method}. Verdict: **{r.verdict}** ({r.seconds:.2f} s, seed "
                    f"{r.seed}). {r.summary or r.reason}")
         out.append("")
+        for e in r.errata:
+            out.append(f"> **Erratum (disagreement with the paper).** {e['text']}")
+            if e.get("literal"):
+                out.append(f"> Literal form: {_md_math(e['literal'])}")
+            if e.get("counterexample"):
+                out.append("> Counterexample to the literal form: "
+                           f"`{json.dumps(e['counterexample'], default=str)}`")
+            out.append("")
         if r.steps:
             out.append("Derivation (SymPy):")
             out.append("")
@@ -258,6 +275,8 @@ body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px}
 th{background:#f3f3f3}.proved,.verified{color:#176317;font-weight:bold}
 .refuted,.error{color:#b00020;font-weight:bold}.na{color:#8a6d00;font-weight:bold}
+.erratum{background:#fff6e0;border-left:4px solid #d98e00;padding:.4em .8em;margin:.8em 0}
+.erratum-tag{color:#a05f00;font-weight:bold;font-size:85%}
 section{border-top:1px solid #ddd;margin-top:1.5em}pre{background:#f7f7f7;padding:.5em;
 overflow-x:auto;font-size:85%}img{max-width:100%}li{margin:.2em 0}math{font-size:110%}
 """
@@ -284,10 +303,20 @@ def html_page(records: Sequence[Record], doc: dict[str, Any], figures: dict[str,
              f"{sum(r.holds for r in records)}/{len(records)} statements hold.</p>",
              "<table><tr><th>statement</th><th>verdict</th><th>method</th><th>s</th></tr>"]
     for r in records:
+        tag = " <span class='erratum-tag'>+ erratum</span>" if r.errata else ""
         parts.append(f"<tr><td><a href='#{e(r.id)}'>{e(r.id)}</a></td>"
-                     f"<td class='{_cls(r.verdict)}'>{e(r.verdict)}</td><td>{e(r.method)}</td>"
-                     f"<td>{r.seconds:.2f}</td></tr>")
-    parts.append("</table><h2>Table 1, regenerated for the catalog</h2><table><tr>"
+                     f"<td><span class='{_cls(r.verdict)}'>{e(r.verdict)}</span>{tag}</td>"
+                     f"<td>{e(r.method)}</td><td>{r.seconds:.2f}</td></tr>")
+    parts.append("</table>")
+    errata = [(r, x) for r in records for x in r.errata]
+    if errata:
+        parts.append("<h2>Disagreements with the paper (errata)</h2><p>Where the paper's "
+                     "literal statement is false, the statement checked is the paper's intent "
+                     "(STATEMENTS.md); the literal form's counterexample is kept.</p><ul>")
+        for r, x in errata:
+            parts.append(f"<li><a href='#{e(r.id)}'><b>{e(r.id)}</b></a>: {e(x['text'])}</li>")
+        parts.append("</ul>")
+    parts.append("<h2>Table 1, regenerated for the catalog</h2><table><tr>"
                  "<th>family</th><th>F(h)</th><th>h(mean)</th><th>F''</th><th>F''''</th></tr>")
     for row in table:
         parts.append("<tr><td>" + e(row["family"]) + "</td>" + "".join(
@@ -313,6 +342,15 @@ def html_page(records: Sequence[Record], doc: dict[str, Any], figures: dict[str,
         parts.append(f"<p>Method: {e(r.method)}. Verdict: <span class='{_cls(r.verdict)}'>"
                      f"{e(r.verdict)}</span> ({r.seconds:.2f} s, seed {r.seed}). "
                      f"{e(r.summary or r.reason)}</p>")
+        for x in r.errata:
+            parts.append(f"<div class='erratum'><b>Erratum (disagreement with the paper).</b> "
+                         f"{e(x['text'])}")
+            if x.get("literal"):
+                parts.append(f"<br>Literal form: {latex_to_mathml(x['literal'])}")
+            if x.get("counterexample"):
+                parts.append("<br>Counterexample to the literal form: <code>"
+                             f"{e(json.dumps(x['counterexample'], default=str))}</code>")
+            parts.append("</div>")
         if r.steps:
             parts.append("<p>Derivation (SymPy):</p><ul>")
             for label, latex in r.steps[:24]:
