@@ -1,0 +1,85 @@
+"""Derivation cost (cold, warm from the disk cache, in-process) and kernel throughput (issue 2).
+
+Run by hand: ``python benchmarks/bench_families.py``. Each cold/warm figure is measured in a
+fresh Python process, so it includes what a CLI call pays.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+FAMILIES = [
+    ("bernoulli", {}),
+    ("poisson", {}),
+    ("normal", {}),
+    ("categorical", {"K": 3}),
+    ("categorical", {"K": 8}),
+    ("binomial", {"n": 5}),
+    ("geometric", {}),
+    ("negative_binomial", {"r": 2}),
+    ("exponential", {}),
+    ("gamma", {"shape": 3}),
+    ("normal_unknown_variance", {}),
+]
+
+SNIPPET = """
+import time, numpy as np
+t0 = time.perf_counter()
+import fisher_verify as fv
+fam = fv.family({name!r}, **{params!r})
+fam.central_moment4(np.zeros((1, fam.dim)) - 0.5)
+print(time.perf_counter() - t0)
+"""
+
+
+def _run(name: str, params: dict, cache: str) -> float:
+    env = dict(os.environ, FISHER_VERIFY_CACHE=cache)
+    out = subprocess.run(
+        [sys.executable, "-c", SNIPPET.format(name=name, params=params)],
+        capture_output=True, text=True, env=env, check=True,
+    )
+    return float(out.stdout.strip())
+
+
+def main() -> None:
+    print(f"{'family':<32} {'cold s':>8} {'warm s':>8}   (fresh process: import + derive + first kernel)")
+    with tempfile.TemporaryDirectory() as cache:
+        for name, params in FAMILIES:
+            cold = _run(name, params, cache)
+            warm = _run(name, params, cache)
+            print(f"{name + str(params or ''):<32} {cold:8.2f} {warm:8.2f}")
+    import fisher_verify as fv
+
+    t0 = time.perf_counter()
+    import fisher_verify.cli  # noqa: F401
+
+    print(f"\nimport fisher_verify.cli: {time.perf_counter() - t0:.3f} s (no derivation at import)")
+    rng = np.random.default_rng(0)
+    print(f"\n{'kernel throughput (NumPy, batch 10^6)':<40} {'s':>8}")
+    for name, params in (("bernoulli", {}), ("categorical", {"K": 8}), ("normal_unknown_variance", {})):
+        fam = fv.family(name, **params)
+        h = rng.normal(size=(10**6 if fam.dim < 8 else 10**5, fam.dim))
+        if name == "normal_unknown_variance":
+            h[:, 1] = -np.abs(h[:, 1]) - 0.1
+        for q in ("fisher", "central_moment4"):
+            getattr(fam, q)(h[:10])
+            t0 = time.perf_counter()
+            getattr(fam, q)(h)
+            print(f"{fam.label + '.' + q + f' (n={len(h)})':<40} {time.perf_counter() - t0:8.3f}")
+    fam = fv.family("categorical", K=10_000)
+    h = rng.normal(size=10_000)
+    u = rng.normal(size=(4, 10_000))
+    t0 = time.perf_counter()
+    for _ in range(100):
+        fam.kappa4_contract(h, *u)
+    print(f"{'categorical K=10^4 kappa4_contract':<40} {(time.perf_counter() - t0) / 100:8.5f} (per call, O(K))")
+
+
+if __name__ == "__main__":
+    main()
