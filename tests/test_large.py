@@ -1,0 +1,222 @@
+"""The large-network path (fisher_verify.fisher.large) against the dense small-P route.
+
+Every quantity equals the dense route (exact_fisher, variance, covariance_norm, thm7_sides,
+thm8_sides, bounds) to 1e-10 relative (max-abs over the array) in float64 on Hypothesis-drawn
+C² networks of every family; float32 agrees with float64 to FLOAT32_RTOL; the categorical
+K = 50 route never forms a K⁴ tensor; bad input raises one-line errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+
+import fisher_verify as fv
+from fisher_verify.errors import DomainError, ShapeError, UnsupportedError
+from fisher_verify.fisher import large
+from fisher_verify.fisher.bounds import _moments, thm7_sides, thm8_sides
+from fisher_verify.testing.strategies import C2_ACTIVATIONS, into_domain, small_networks
+
+RTOL = 1e-10
+#: float32 vs float64: relative (to the array's max |value|) error allowed. float32 has
+#: eps = 1.2e-7; these quantities are sums of 4th powers of products of a few factors, which
+#: amplifies relative rounding by ≲ 10²–10³ on the small well-conditioned networks used.
+FLOAT32_RTOL = 1e-4
+
+c2_networks = small_networks(activations=C2_ACTIVATIONS)
+
+
+def _rel(a: Any, b: Any) -> float:
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    scale = max(float(np.max(np.abs(b))) if b.size else 0.0, 1e-300)
+    return float(np.max(np.abs(a - b))) / scale if a.size else 0.0
+
+
+def _close(a: Any, b: Any, rtol: float = RTOL) -> None:
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    assert a.shape == b.shape
+    assert np.max(np.abs(a - b), initial=0.0) <= rtol * max(np.max(np.abs(b), initial=0.0), 1e-280)
+
+
+@given(c2_networks)
+def test_diagonals_equal_dense_route(case: tuple[fv.Network, np.ndarray]) -> None:
+    net, x = case
+    n = 3
+    d = large.diagonals(net, x, n, device="cpu")
+    _close(d.fisher, np.diag(fv.exact_fisher(net, x)))
+    _close(d.variance_1, fv.variance(net, x, estimator=1, n=n, diagonal=True))
+    _close(d.variance_2, fv.variance(net, x, estimator=2, n=n, diagonal=True))
+    H = net.output_hessians(np.atleast_2d(x))
+    _close(large.output_hessian_diagonals(net, x, device="cpu"),
+           np.diagonal(H, axis1=-2, axis2=-1))
+    V = fv.variance(net, x, estimator=1, n=n)
+    off = net.offsets
+    layer = net.depth - 1
+    blk = V[off[layer] : off[layer + 1], off[layer] : off[layer + 1]]
+    _close(large.variance1_block(net, x, layer, n, device="cpu"), blk)
+
+
+@given(c2_networks)
+def test_norms_and_bounds_equal_dense_route(case: tuple[fv.Network, np.ndarray]) -> None:
+    net, x = case
+    n = 2
+    q1 = _moments(net, x, 1)
+    lhs7, rhs7, spec7 = thm7_sides(q1["J"], q1["K"], q1["I"], n)
+    b7 = large.thm7_large(net, x, n, device="cpu")
+    _close(b7.lhs, lhs7)
+    _close(b7.rhs, rhs7)
+    _close(b7.details["spectral_variant"], spec7, 1e-8)  # eigvalsh vs np.linalg.norm(·, 2)
+    _close(large.covariance1_norm(net, x, n, device="cpu"), fv.covariance_norm(net, x, 1, n))
+    q2 = _moments(net, x, 2)
+    lhs8, rhs8 = thm8_sides(q2["H"], q2["I"], n)
+    b8 = large.thm8_large(net, x, n, device="cpu")
+    assert b8.details["exact"] and b8.details["method"] == "exact"
+    _close(b8.lhs, lhs8)
+    _close(b8.rhs, rhs8)
+    est = large.covariance2_norm(net, x, n, device="cpu")
+    assert est.exact and est.stderr == 0.0
+    _close(est.value, fv.covariance_norm(net, x, 2, n))
+
+
+def test_bounds_object_agrees() -> None:
+    net = fv.Network.random([3, 4, 3, 2], "tanh", fv.family("categorical", K=2), rng=3)
+    X = np.random.default_rng(4).normal(size=(3, 3))
+    b = fv.bounds(net, X, n=5)
+    b7 = large.thm7_large(net, X, 5, device="cpu")
+    b8 = large.thm8_large(net, X, 5, device="cpu")
+    for mine, ref in ((b7, b.thm7), (b8, b.thm8)):
+        assert mine.id == ref.id and mine.holds and ref.holds
+        _close(mine.lhs, ref.lhs)
+        _close(mine.rhs, ref.rhs)
+
+
+def test_deep_network_full_hessian_recursion() -> None:
+    """Four hidden layers: the full Γ_l matrices of the recursion are exercised."""
+    net = fv.Network.random([3, 4, 3, 5, 4, 2], "gelu", fv.family("categorical", K=2), rng=11)
+    X = np.random.default_rng(12).normal(size=(2, 3))
+    H = net.output_hessians(X)
+    _close(large.output_hessian_diagonals(net, X, device="cpu"),
+           np.diagonal(H, axis1=-2, axis2=-1))
+    _close(large.variance2_diagonal(net, X, 4, device="cpu", batch_size=1),
+           fv.variance(net, X, estimator=2, n=4, diagonal=True))
+
+
+def test_float32_against_float64() -> None:
+    net = fv.Network.random([5, 8, 6, 3], "tanh", fv.family("categorical", K=3), rng=5)
+    X = np.random.default_rng(6).normal(size=(4, 5))
+    d64 = large.diagonals(net, X, 2, device="cpu", dtype=torch.float64)
+    d32 = large.diagonals(net, X, 2, device="cpu", dtype=torch.float32)
+    assert d32.fisher is not None and d32.fisher.dtype == np.float32
+    for key in ("fisher", "variance_1", "variance_2"):
+        assert _rel(getattr(d32, key), getattr(d64, key)) <= FLOAT32_RTOL, key
+    for fn in (large.thm7_large, large.thm8_large):
+        b64, b32 = fn(net, X, 2, device="cpu"), fn(net, X, 2, device="cpu", dtype=torch.float32)
+        assert _rel(b32.lhs, b64.lhs) <= FLOAT32_RTOL
+        assert _rel(b32.rhs, b64.rhs) <= FLOAT32_RTOL
+
+
+def _categorical50() -> tuple[fv.Network, np.ndarray]:
+    net = fv.Network.random([4, 6, 50], "tanh", fv.family("categorical", K=50), rng=21)
+    return net, np.random.default_rng(22).normal(size=(2, 4))
+
+
+def test_categorical_k50_uses_the_ok_contraction(monkeypatch: pytest.MonkeyPatch) -> None:
+    net, X = _categorical50()
+    fam = net.family
+    assert not fam.uses_symbolic_kernels
+    n = 3
+    # definition route on the finite support: t − η = e_k − p with probability p_k
+    J = net.jacobian(X)
+    P = torch.softmax(torch.as_tensor(net.forward(X)), -1).numpy()
+    var_ref = np.zeros(net.num_params)
+    S_all = []
+    for m in range(X.shape[0]):
+        S = np.eye(50) - P[m][None, :]
+        g = S @ J[m]  # (K, P): scores at each support point
+        S_all.append((P[m], g))
+        var_ref += P[m] @ g**4 - (P[m] @ g**2) ** 2
+    var_ref /= X.shape[0] ** 2 * n
+    # ‖Cov(Î₁)‖_F² = (1/(M²N))² Σ_{m,m'} Σ_{k,k'} p_k p'_k' ⟨g gᵀ − F, g' g'ᵀ − F'⟩²
+    sq = 0.0
+    for p1, g1 in S_all:
+        F1 = g1.T @ (p1[:, None] * g1)
+        for p2, g2 in S_all:
+            F2 = g2.T @ (p2[:, None] * g2)
+            inner = ((g1 @ g2.T) ** 2 - np.einsum("kp,pq,kq->k", g2, F1, g2)[None, :]
+                     - np.einsum("kp,pq,kq->k", g1, F2, g1)[:, None] + np.sum(F1 * F2))
+            sq += float(p1 @ inner**2 @ p2)
+    norm_ref = np.sqrt(sq) / (X.shape[0] ** 2 * n)
+    calls = {"contract": 0}
+    original = fam.kappa4_contract
+
+    def spy(*args: object) -> object:
+        calls["contract"] += 1
+        return original(*args)
+
+    def refuse(*_: object, **__: object) -> object:
+        raise AssertionError("a dense K^4 tensor was requested")
+
+    monkeypatch.setattr(fam, "kappa4_contract", spy)
+    monkeypatch.setattr(fam, "kappa4", refuse)
+    monkeypatch.setattr(fam, "central_moment4", refuse)
+    d = large.diagonals(net, X, n, device="cpu")
+    assert calls["contract"] >= net.depth
+    _close(d.variance_1, var_ref)
+    _close(d.fisher, np.diag(fv.exact_fisher(net, X)))
+    _close(d.variance_2, fv.variance(net, X, estimator=2, n=n, diagonal=True))
+    _close(large.covariance1_norm(net, X, n, device="cpu"), norm_ref)
+
+
+def test_hutchinson_is_a_labelled_estimate_near_exact() -> None:
+    net = fv.Network.random([3, 5, 4, 2], "tanh", fv.family("categorical", K=2), rng=31)
+    X = np.random.default_rng(32).normal(size=(2, 3))
+    exact = large.thm8_large(net, X, 2, device="cpu", method="exact")
+    est = large.thm8_large(net, X, 2, device="cpu", method="hutchinson", probes=200, seed=1)
+    assert est.details["exact"] is False and "ESTIMATE" in est.description
+    lhs, rhs = est.details["lhs_estimate"], est.details["rhs_estimate"]
+    assert not lhs.exact and lhs.stderr > 0 and "ESTIMATE" in str(lhs)
+    # deterministic seed; 5 standard errors
+    assert abs(lhs.value - exact.lhs) <= 5 * lhs.stderr
+    assert abs(rhs.value - exact.rhs) <= 5 * rhs.stderr
+    auto = large.covariance2_norm(net, X, 2, device="cpu", exact_limit=10, probes=8)
+    assert auto.method == "hutchinson" and not auto.exact
+
+
+def test_bad_input_errors() -> None:
+    net = fv.Network.random([3, 4, 1], "relu", rng=1)
+    x = np.ones(3)
+    with pytest.raises(UnsupportedError, match="C\\^2"):
+        large.variance2_diagonal(net, x, device="cpu")
+    with pytest.raises(UnsupportedError, match="C\\^2"):
+        large.thm8_large(net, x, device="cpu")
+    assert large.fisher_diagonal(net, x, device="cpu").shape == (net.num_params,)  # ReLU ok here
+    with pytest.raises(ShapeError, match="input x must have shape"):
+        large.fisher_diagonal(net, np.ones(4), device="cpu")
+    with pytest.raises(ShapeError, match="n must be an integer >= 1"):
+        large.variance1_diagonal(net, x, 0, device="cpu")
+    with pytest.raises(UnsupportedError, match="dtype"):
+        large.fisher_diagonal(net, x, device="cpu", dtype=torch.float16)
+    with pytest.raises(ShapeError, match="layer must be"):
+        large.variance1_block(net, x, 5, device="cpu")
+    with pytest.raises(ShapeError, match="net must be"):
+        large.fisher_diagonal("not a network", x, device="cpu")
+    tnet = fv.Network.random([3, 4, 1], "tanh", rng=1)
+    with pytest.raises(ShapeError, match="method"):
+        large.hessian_traces(tnet, x, method="nope", device="cpu")  # type: ignore[arg-type]
+    pnet = fv.Network.from_weights([np.array([[1.0, 1.0, 1.0, 5.0]])], family=fv.family("exponential"))
+    with pytest.raises(DomainError):
+        large.fisher_diagonal(pnet, x, device="cpu")
+
+
+def test_default_device() -> None:
+    assert large.default_device() == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_into_domain_helper_networks_run_on_default_device() -> None:
+    net = into_domain(fv.Network.random([2, 3, 1], "tanh", fv.family("poisson"), rng=2), np.ones((1, 2)))
+    d = large.diagonals(net, np.ones((1, 2)))
+    assert d.device.startswith(large.default_device())
