@@ -38,8 +38,13 @@ CATALOG = [
     ("exponential", {}, [(-1e6, -1e-6)]),
     ("gamma", {"shape": 3}, [(-1e6, -1e-6)]),
     ("normal_unknown_variance", {}, [(-100.0, 100.0), (-100.0, -1e-3)]),
+    (
+        "product",
+        {"components": [fv.family("bernoulli"), fv.family("normal_unknown_variance")]},
+        [(-700.0, 700.0), (-100.0, 100.0), (-100.0, -1e-3)],
+    ),
 ]
-IDS = [f"{n}{p or ''}" for n, p, _ in CATALOG]
+IDS = [f"{n}{p or ''}" if n != "product" else "product(bernoulli,normal_uv)" for n, p, _ in CATALOG]
 MODERATE = 3.0  # |h| range for comparisons against moments of the density
 
 
@@ -197,6 +202,8 @@ def test_sampler_mean_and_variance_calibrated(name, params, ranges) -> None:
     )
     if name in ("geometric", "negative_binomial", "exponential", "gamma"):
         h = np.array([-0.7])
+    if name == "product":
+        h = np.array([0.3, 0.4, -0.6])
     t = fam.sample_statistic(h, 40_000, rng)
     eta, fisher, k4 = fam.mean(h), fam.fisher(h), fam.central_moment4(h)
     alpha = bonferroni(1e-6, 2 * fam.dim)
@@ -279,7 +286,8 @@ def test_batched_shapes_and_torch_equals_numpy(name, params, ranges) -> None:
     assert fam.fisher(h).shape == (2, 3, d, d)
     assert fam.kappa4(h).shape == (2, 3, d, d, d, d)
     assert fam.central_moment4(h).shape == (2, 3, d, d, d, d)
-    assert fam.sample(h, 5, rng).shape == (5, 2, 3)
+    y_shape = (len(params["components"]),) if name == "product" else ()  # a product's y is a vector
+    assert fam.sample(h, 5, rng).shape == (5, 2, 3, *y_shape)
     ht = torch.tensor(h)
     for q in ("log_partition", "mean", "fisher", "kappa3", "kappa4", "central_moment4"):
         np.testing.assert_allclose(
