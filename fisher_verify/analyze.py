@@ -82,7 +82,12 @@ class Analysis:
                          f"{_fmt(self.bound_1)} (tightness {_fmt(self.tightness_1)})")
             lines.append(f"||Cov(I2)||_F = {_fmt(self.covariance_norm_2)} <= thm-8 bound "
                          f"{_fmt(self.bound_2)} (tightness {_fmt(self.tightness_2)})")
-        lines.append(f"P(I2 p.s.d.) >= {_fmt(self.psd_probability)} (thm-10)")
+        if self.psd_probability is None:
+            lines.append("P(I2 p.s.d.): thm-10 does not apply (lambda_min(I(theta)) = 0; "
+                         "one input gives rank <= n_L < P, pass several inputs)")
+        else:
+            lines.append(f"P(I2 p.s.d.) >= {_fmt(self.psd_probability)} (thm-10"
+                         + (", vacuous at this N)" if self.psd_probability <= 0 else ")"))
         for g in self.layers:
             lines.append(f"  layer {g.layer} ({g.params} params): sum Var I1 = {g.var_sum_1:.4g}, "
                          f"I2 = {g.var_sum_2:.4g} -> {g.better}")
@@ -96,15 +101,6 @@ class Analysis:
 
 def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.6g}"
-
-
-def _get(obj: Any, *names: str) -> Any:
-    for name in names:
-        if isinstance(obj, dict) and name in obj:
-            return obj[name]
-        if hasattr(obj, name):
-            return getattr(obj, name)
-    return None
 
 
 def _better(v1: float, v2: float) -> str:
@@ -160,9 +156,11 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
     if not diag:
         cov_norm = {e: float(fv.covariance_norm(net, x, estimator=e, n=n)) for e in (1, 2)}
     b = fv.bounds(net, x, n=n)
-    bound[1] = _opt_float(_get(b, "thm7", "bound_1", "cov1"))
-    bound[2] = _opt_float(_get(b, "thm8", "bound_2", "cov2"))
-    psd = _opt_float(_get(b, "psd_probability", "thm10", "psd"))
+    # Bound objects: rhs is the bound (float(Bound) = rhs; None where it does not apply, e.g.
+    # thm-10 when lambda_min(I(theta)) = 0, which one input gives whenever n_L < P)
+    bound[1] = b.thm7.rhs
+    bound[2] = b.thm8.rhs
+    psd = b.psd_probability.rhs
     tight: dict[int, float | None] = {}
     for e in (1, 2):
         c, bd = cov_norm[e], bound[e]
@@ -189,12 +187,3 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
         samples_needed_1=_samples_needed(t1 * n, fnorm, target, confidence),
         samples_needed_2=_samples_needed(t2 * n, fnorm, target, confidence),
     )
-
-
-def _opt_float(v: Any) -> float | None:
-    if v is None:
-        return None
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return None

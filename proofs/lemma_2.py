@@ -1,7 +1,7 @@
 """lemma-2: the output-space Fisher is the covariance of t and the Jacobian of the mean."""
 
 from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import all_symbolic, prove_identity
+from fisher_verify.proofs.support import all_symbolic, identity_summary, prove_identity
 
 
 @statement(
@@ -9,9 +9,9 @@ from fisher_verify.proofs.support import all_symbolic, prove_identity
     title="Lemma 2",
     claim=r"I(h_L) = \operatorname{Cov}(t(y)) = \frac{\partial \eta}{\partial h_L}",
     hypotheses=[r"p(y\mid h) = \exp(t(y)^\top h - F(h))\,b(y)", r"h \text{ in the natural domain}"],
-    method="symbolic identity",
+    method="symbolic identity / mpmath",
 )
 def check(ctx):
     """Cov(t) from the family's own density against ∂²F, for each family of the profile."""
     prove_identity(ctx, "lemma-2", ctx.families(("bernoulli", "normal", "poisson", "categorical")))
-    return ctx.conclude(symbolic=all_symbolic(ctx))
+    return ctx.conclude(identity_summary(ctx), symbolic=all_symbolic(ctx))

@@ -1,7 +1,7 @@
 """lemma-5: the 4th central moment of t in terms of cumulants."""
 
 from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import all_symbolic, prove_identity
+from fisher_verify.proofs.support import all_symbolic, identity_summary, prove_identity
 
 
 @statement(
@@ -9,9 +9,9 @@ from fisher_verify.proofs.support import all_symbolic, prove_identity
     title="Lemma 5",
     claim=r"K_{abcd} = \kappa_{abcd} + I_{ab} I_{cd} + I_{ac} I_{bd} + I_{ad} I_{bc}",
     hypotheses=[r"\text{exponential family with } F \in C^4"],
-    method="symbolic identity",
+    method="symbolic identity / mpmath",
 )
 def check(ctx):
     """K from the density against ∂⁴F plus the three I⊗I permutations."""
     prove_identity(ctx, "lemma-5", ctx.families(("bernoulli", "normal", "poisson", "categorical")))
-    return ctx.conclude(symbolic=all_symbolic(ctx))
+    return ctx.conclude(identity_summary(ctx), symbolic=all_symbolic(ctx))

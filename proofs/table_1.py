@@ -3,7 +3,7 @@
 import sympy as sp
 
 from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import all_symbolic, prove_identity
+from fisher_verify.proofs.support import all_symbolic, identity_summary, prove_identity
 
 PAPER = {
     "bernoulli": (r"\log(1+e^h)", r"\log\frac{p}{1-p}", r"p(1-p)", r"p(1-p)(6p^2-6p+1)"),
@@ -31,4 +31,4 @@ def check(ctx):
         ctx.step(f"{fam.label} — derived F''''",
                  sp.latex(sp.factor(sp.simplify(fam.symbolic("kappa4")[0, 0, 0, 0]))))
     ctx.record("paper_rows", PAPER)
-    return ctx.conclude(symbolic=all_symbolic(ctx))
+    return ctx.conclude(identity_summary(ctx), symbolic=all_symbolic(ctx))

@@ -68,3 +68,36 @@ def test_analyze_cli_json(files, capsys):
 
     doc = json.loads(capsys.readouterr().out)
     assert doc["n"] == 5 and doc["num_params"] == 3 * 4 + 4 + 2 * 5
+
+
+def test_analyze_cli_torch_model(tmp_path, capsys):
+    """--torch-model: a whole nn.Sequential saved with torch.save (loaded with
+    weights_only=False) gives the same analysis as its weights in .npz; a state_dict is a
+    one-line user error."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+    model = model.double()
+    path = tmp_path / "model.pt"
+    torch.save(model, path)
+    x = tmp_path / "x.npy"
+    xs = np.random.default_rng(1).normal(size=(3, 3))
+    np.save(x, xs)
+    argv = ["analyze", "--torch-model", str(path), "--x", str(x), "--family", "categorical",
+            "--param", "K=2", "--samples", "4", "--json"]
+    assert main(argv) == 0
+    import json
+
+    doc = json.loads(capsys.readouterr().out)
+    net = fv.Network.from_torch(model, family=fv.family("categorical", K=2))
+    ref = fv.analyze(net, xs, n=4)
+    assert doc["num_params"] == 3 * 4 + 4 + 2 * 5 == ref.num_params
+    assert doc["widths"] == [3, 4, 2] and doc["activation"] == "tanh"
+    assert doc["bound_1"] == pytest.approx(ref.bound_1, rel=1e-12)
+    assert doc["covariance_norm_2"] == pytest.approx(ref.covariance_norm_2, rel=1e-12)
+    b = fv.bounds(net, xs, n=4)
+    assert ref.bound_1 == float(b.thm7) and ref.bound_2 == float(b.thm8)
+    assert ref.psd_probability == b.psd_probability.rhs  # None when thm-10 does not apply
+    torch.save(model.state_dict(), tmp_path / "sd.pt")
+    err = _one_line_error(capsys, [*argv[:2], str(tmp_path / "sd.pt"), *argv[3:]])
+    assert "state_dict" in err

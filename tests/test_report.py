@@ -69,3 +69,11 @@ def test_report_shows_errata(tmp_path):
     cert = json.loads((out / "certificate.json").read_text())
     assert cert["errata"] == {"fixed": ["the paper writes 1"]}
     assert cert["statements"][0]["errata"][0]["counterexample"] == {"rhs": 1.0}
+
+
+def test_text_mode_spacing_is_not_a_comma():
+    r"""``\,`` (and ``\;``, ``\ ``, ``\quad``) inside ``\text{}`` is space, escaped characters are
+    themselves; a real comma stays a comma."""
+    m = latex_to_mathml(r"\text{a\,b\;c\ d\quad e \{x\} 50\%}")
+    assert "<mtext>a\u2009b\u2005c d\u2003e {x} 50%</mtext>" in m
+    assert "<mtext>, so</mtext>" in latex_to_mathml(r"\text{, so}")

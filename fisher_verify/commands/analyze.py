@@ -23,7 +23,11 @@ def register(subparsers: Any) -> None:
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--weights", metavar="W.npz", help="arrays W0, W1, ... (bias last column)")
-    src.add_argument("--torch-model", metavar="MODEL.pt", help="a saved torch nn.Sequential")
+    src.add_argument("--torch-model", metavar="MODEL.pt",
+                     help="a whole nn.Sequential saved with torch.save(model, path) (Linear "
+                     "layers and one activation, ending with Linear; not a state_dict). It is "
+                     "loaded with torch.load(weights_only=False), which unpickles arbitrary "
+                     "objects: only pass files you trust")
     p.add_argument("--x", required=True, metavar="x.npy", help="input (n_0,) or inputs (M, n_0)")
     p.add_argument("--family", required=True, help="output family, e.g. bernoulli, categorical")
     p.add_argument("--param", action="append", default=[], metavar="k=v",
@@ -64,9 +68,14 @@ def _load_torch(path: str, fam: Any) -> Any:
     try:
         import torch
 
+        # a whole pickled module, not only tensors: weights_only=True would refuse it
         model = torch.load(path, weights_only=False, map_location="cpu")
     except Exception as exc:  # noqa: BLE001 - any unreadable model is a user error
         raise FisherVerifyError(f"cannot load torch model {path!r}: {exc}") from None
+    if not isinstance(model, torch.nn.Sequential):
+        raise FisherVerifyError(
+            f"{path!r} holds a {type(model).__name__}, not an nn.Sequential; save the module "
+            "itself with torch.save(model, path), not its state_dict")
     return fv.Network.from_torch(model, family=fam)
 
 

@@ -125,14 +125,29 @@ def figure_1(out: Path, names: Sequence[str], filename: str, title: str) -> Path
     return path
 
 
-def tightness_figure(out: Path, seed: int, count: int) -> tuple[Path | None, dict[str, Any]]:
-    """Histograms of ‖Cov(Î)‖_F / bound for ``thm-7`` and ``thm-8`` over random networks.
+def _output_dims(families: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, int]:
+    """Family label → n_L for the families a tightness sweep draws from."""
+    from ..fisher.tightness import _make_family
 
-    Uses :func:`fisher_verify.fisher.tightness.tightness_sweep` when it is installed; the
-    second value says what was plotted or why nothing was.
+    dims = {}
+    for name, params in families:
+        fam = _make_family(name, params)
+        dims[fam.label] = int(fam.dim)
+    return dims
+
+
+def tightness_figure(out: Path, seed: int, count: int) -> tuple[Path | None, dict[str, Any]]:
+    """Histograms of the tightness ‖Cov(Î)‖_F / bound (``lhs/rhs`` in (0, 1], 1 = tight) of
+    ``thm-7`` (Î₁) and ``thm-8`` (Î₂) over ``count`` random networks of
+    :func:`fisher_verify.fisher.tightness.tightness_sweep`, on a log axis, stacked by n_L.
+
+    For n_L = 1 both bounds are equalities (the covariance tensor is rank one), so those
+    networks pile up at 1; networks where both sides vanish (thm-8 on a linear network:
+    ∂²h_L = 0) have no tightness and are counted, not plotted. The second value says what was
+    plotted (min / median / max per group) or why nothing was.
     """
     try:
-        from ..fisher.tightness import tightness_sweep
+        from ..fisher.tightness import DEFAULT_FAMILIES, tightness_sweep
     except ImportError as exc:
         return None, {"available": False, "reason": f"tightness_sweep not available: {exc}"}
     import matplotlib
@@ -140,36 +155,65 @@ def tightness_figure(out: Path, seed: int, count: int) -> tuple[Path | None, dic
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    try:
-        sweep = tightness_sweep(count=count, rng=np.random.default_rng(seed))
-    except TypeError:
-        sweep = tightness_sweep()
-    data: dict[str, np.ndarray] = {}
-    for key, names in (("thm-7", ("thm7", "thm_7", "ratio1", "i1")),
-                       ("thm-8", ("thm8", "thm_8", "ratio2", "i2"))):
-        for n in names:
-            value = sweep.get(n) if isinstance(sweep, dict) else getattr(sweep, n, None)
-            if value is not None:
-                data[key] = np.asarray(value, dtype=float).ravel()
-                break
-    if not data:
-        return None, {"available": False, "reason": "tightness_sweep returned no ratios"}
-    fig, axes = plt.subplots(1, len(data), figsize=(4.2 * len(data), 3.2), squeeze=False)
-    for ax, (key, ratios) in zip(axes[0], data.items(), strict=False):
-        ax.hist(ratios, bins=30, color="C2", alpha=0.8)
-        ax.set_title(f"{key}: " + r"$\|\mathrm{Cov}(\hat I)\|_F$ / bound")
-        ax.set_xlabel("tightness (1 = tight)")
-        ax.set_xlim(0, 1)
+    sweep = tightness_sweep(count=count, rng=np.random.default_rng(seed))
+    dims = _output_dims(DEFAULT_FAMILIES)
+    n_out = np.asarray([dims.get(label, 0) for label in sweep.family])
+    panels = (("thm-7", "thm7", r"$\|\mathrm{Cov}(\hat I_1)\|_F$ / thm-7 bound"),
+              ("thm-8", "thm8", r"$\|\mathrm{Cov}(\hat I_2)\|_F$ / thm-8 bound"))
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.6), squeeze=False)
+    summary: dict[str, Any] = {}
+    for ax, (key, attr, title) in zip(axes[0], panels, strict=True):
+        tight = np.asarray(getattr(sweep, attr), dtype=float)
+        lhs, rhs = np.asarray(sweep.lhs[attr]), np.asarray(sweep.rhs[attr])
+        ok = np.isfinite(tight) & (tight > 0)
+        both_zero = int(np.sum((lhs == 0) & (rhs == 0)))
+        lo = max(1e-4, float(np.min(tight[ok]))) if ok.any() else 1e-3
+        bins = np.geomspace(10 ** np.floor(np.log10(lo)), 1.05, 36)
+        groups = [(tight[ok & (n_out == 1)], "$n_L = 1$ (equality)", "C0"),
+                  (tight[ok & (n_out > 1)], "$n_L > 1$", "C1")]
+        ax.hist([np.clip(g, bins[0], None) for g, _, _ in groups], bins=bins, stacked=True,
+                color=[c for _, _, c in groups], label=[lab for _, lab, _ in groups])
+        ax.axvline(1.0, color="k", lw=0.8, ls=":")
+        ax.set_xscale("log")
+        ax.set_title(f"{key}: {title}", fontsize=10)
+        ax.set_xlabel("tightness lhs / rhs (1 = tight, log scale)")
+        ax.set_ylabel("networks")
+        note = f"{int(ok.sum())} of {tight.size} networks"
+        if both_zero:
+            note += f"\n{both_zero} with both sides 0 (linear) not shown"
+        ax.legend(fontsize=8, loc="upper left")
+        ax.text(0.02, 0.78, note, transform=ax.transAxes, va="top", fontsize=8)
+        summary[key] = {"networks": int(tight.size), "plotted": int(ok.sum()),
+                        "both_sides_zero": both_zero,
+                        "violations": int(np.sum(lhs > rhs * (1 + 1e-10)))}
+        for name, (g, _, _) in zip(("n_L = 1", "n_L > 1"), groups, strict=True):
+            if g.size:
+                summary[key][name] = {"n": int(g.size), "min": float(g.min()),
+                                      "median": float(np.median(g)), "max": float(g.max())}
     fig.tight_layout()
     path = out / "tightness.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    summary = {k: {"n": int(v.size), "min": float(v.min()), "median": float(np.median(v)),
-                   "max": float(v.max())} for k, v in data.items()}
-    return path, {"available": True, "summary": summary}
+    return path, {"available": True, "count": count, "seed": seed, "summary": summary}
 
 
 # --- rendering -------------------------------------------------------------------------------
+
+_TIGHTNESS_TEXT = (
+    "Tightness lhs/rhs = ||Cov(I_hat)||_F / bound over {count} random networks "
+    "(tightness_sweep, seed {seed}: families of the catalog, tanh/sigmoid/softplus/gelu, depth "
+    "1-3, weight scales 0.25-4, one input, N = 1). For n_L = 1 both bounds are equalities (the "
+    "covariance tensor is rank one), hence the bar at 1; for n_L > 1 they are loose. A value "
+    "above 1 is a violation: {violations}. Linear networks have Cov(I2_hat) = 0 = the thm-8 "
+    "bound and no tightness."
+)
+
+
+def _tightness_text(tight: dict[str, Any]) -> str:
+    summ = tight.get("summary", {})
+    bad = ", ".join(f"{k}: {v['violations']}" for k, v in summ.items() if v.get("violations"))
+    return _TIGHTNESS_TEXT.format(count=tight.get("count", "?"), seed=tight.get("seed", "?"),
+                                  violations=bad or "none")
 
 
 def _md_math(latex: str) -> str:
@@ -221,6 +265,7 @@ def markdown(records: Sequence[Record], doc: dict[str, Any], figures: dict[str, 
             out.append(f"![{name}]({rel})")
     out += ["", "## Tightness of Theorems 7 and 8", ""]
     if "tightness" in figures:
+        out += [_tightness_text(tight), ""]
         out.append(f"![tightness]({figures['tightness']})")
         out.append("")
         out.append("```\n" + json.dumps(tight.get("summary", {}), indent=1) + "\n```")
@@ -327,6 +372,7 @@ def html_page(records: Sequence[Record], doc: dict[str, Any], figures: dict[str,
             parts.append(img(rel))
     parts.append("<h2>Tightness of Theorems 7 and 8</h2>")
     if "tightness" in figures:
+        parts.append(f"<p>{e(_tightness_text(tight))}</p>")
         parts.append(img(figures["tightness"]))
         parts.append(f"<pre>{e(json.dumps(tight.get('summary', {}), indent=1))}</pre>")
     else:

@@ -39,6 +39,25 @@ _BB = {"R": "ℝ", "E": "𝔼", "N": "ℕ", "Z": "ℤ", "Q": "ℚ", "C": "ℂ", 
 _TOKEN = re.compile(r"\\[A-Za-z]+|\\.|[{}^_]|[A-Za-z]|[0-9]+(?:\.[0-9]+)?|\s+|.", re.S)
 
 
+_TEXT_SPACES = {",": "\u2009", ":": "\u2005", ";": "\u2005", "!": "", " ": " ", "~": "\u00a0",
+                "quad": "\u2003", "qquad": "\u2003\u2003", "thinspace": "\u2009",
+                "enspace": "\u2002"}
+
+
+def _text_token(tok: str) -> str:
+    """One token inside ``\\text{…}``: spacing commands become spaces (``\\,`` is a thin space,
+    not a comma), escaped characters (``\\{``, ``\\%``, …) themselves, known symbols their
+    glyph, anything else its name."""
+    if not tok.startswith("\\"):
+        return tok
+    name = tok[1:]
+    if name in _TEXT_SPACES:
+        return _TEXT_SPACES[name]
+    if len(name) == 1 and not name.isalpha():
+        return name
+    return _OPS.get(name, _GREEK.get(name, name))
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self.tokens = _TOKEN.findall(text)
@@ -70,7 +89,7 @@ class _Parser:
         if self.peek() != "{":
             return self.take() if self.peek() else ""
         self.take()
-        depth, out = 1, []
+        depth, out, prev = 1, [], ""
         while self.peek(raw=True) is not None:
             tok = self.take(raw=True)
             if tok == "{":
@@ -79,9 +98,11 @@ class _Parser:
                 depth -= 1
                 if depth == 0:
                     break
-            out.append(tok)
-        text = "".join(out)
-        return text.replace("\\", "").replace("\u00a0", " ")
+            if tok.isspace() and out and prev[1:].isalpha() and prev.startswith("\\"):
+                continue  # as in TeX, a control word swallows the spaces after it
+            out.append(_text_token(tok))
+            prev = tok
+        return "".join(out)
 
     def sequence(self, stop: str | None = None) -> str:
         out: list[str] = []
