@@ -13,7 +13,8 @@ from fisher_verify.report.mathml import latex_to_mathml
 def test_mathml_converter_handles_claims():
     m = latex_to_mathml(r"\frac{1}{N}\sum_a \lVert J\rVert_F^4 \text{ for } \hat I_2 \succeq 0")
     assert m.startswith("<math") and "<mfrac>" in m and "<msubsup>" in m and "⪰" in m
-    assert "<mtext> for </mtext>" in m
+    assert "<mtext>\u00a0for\u00a0</mtext>" in m  # end spaces survive MathML's trimming
+    assert "<mfrac><mn>1</mn><mn>2</mn></mfrac>" in latex_to_mathml(r"p = \tfrac12")
     assert latex_to_mathml(r"\unknowncmd{x}").startswith("<math")  # never raises
 
 

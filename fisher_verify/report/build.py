@@ -105,14 +105,23 @@ def figure_1(out: Path, names: Sequence[str], filename: str, title: str) -> Path
     import fisher_verify as fv
 
     fams = [fv.family(n) for n in names]
-    fig, axes = plt.subplots(1, len(fams), figsize=(3.6 * len(fams), 3.2), squeeze=False)
-    for ax, fam in zip(axes[0], fams, strict=False):
+    ncols = min(3, len(fams))
+    nrows = -(-len(fams) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.9 * ncols, 3.1 * nrows + 0.4),
+                             squeeze=False)
+    for ax in axes.ravel()[len(fams):]:
+        ax.set_visible(False)
+    for ax, fam in zip(axes.ravel(), fams, strict=False):
         h = _h_grid(fam)[:, None]
         mean = fam.mean(h)[:, 0]
         var = fam.fisher(h)[:, 0, 0]
         k = fam.central_moment4(h)[:, 0, 0, 0, 0]
         ax.plot(mean, k - var**2, label=r"$K - \mathrm{Var}^2(t)$", color="C3")
         ax.plot(mean, var, label=r"$\mathrm{Var}(t)$", color="C0", linestyle="--")
+        excess = k - var**2
+        if np.all(excess > 0) and np.all(var > 0) and np.max(excess / var) > 20:
+            ax.set_yscale("log")  # otherwise Var(t) is a flat line at 0 beside K - Var²
+            ax.set_ylabel("log scale", fontsize=8)
         ax.set_title(fam.label)
         ax.set_xlabel(r"mean $\eta$")
         ax.grid(alpha=0.3)
@@ -209,6 +218,21 @@ _TIGHTNESS_TEXT = (
 )
 
 
+def _tightness_rows(tight: dict[str, Any]) -> list[list[str]]:
+    """Rows (bound, networks, n_L group, count, min, median, max) of the tightness summary."""
+    rows = []
+    for key, v in tight.get("summary", {}).items():
+        nets = f"{v['plotted']} of {v['networks']}"
+        if v.get("both_sides_zero"):
+            nets += f" ({v['both_sides_zero']} with both sides 0)"
+        for group in ("n_L = 1", "n_L > 1"):
+            g = v.get(group)
+            if g:
+                rows.append([key, nets, group.replace("n_L ", ""), str(g["n"]),
+                             f"{g['min']:.3g}", f"{g['median']:.3g}", f"{g['max']:.3g}"])
+    return rows
+
+
 def _tightness_text(tight: dict[str, Any]) -> str:
     summ = tight.get("summary", {})
     bad = ", ".join(f"{k}: {v['violations']}" for k, v in summ.items() if v.get("violations"))
@@ -267,8 +291,9 @@ def markdown(records: Sequence[Record], doc: dict[str, Any], figures: dict[str, 
     if "tightness" in figures:
         out += [_tightness_text(tight), ""]
         out.append(f"![tightness]({figures['tightness']})")
-        out.append("")
-        out.append("```\n" + json.dumps(tight.get("summary", {}), indent=1) + "\n```")
+        out += ["", "| bound | networks | n_L | count | min | median | max |",
+                "|---|---|---|---|---|---|---|"]
+        out += ["| " + " | ".join(row) + " |" for row in _tightness_rows(tight)]
     else:
         out.append(f"Not plotted: {tight.get('reason', 'unavailable')}.")
     out += ["", "## Statements", ""]
@@ -374,7 +399,11 @@ def html_page(records: Sequence[Record], doc: dict[str, Any], figures: dict[str,
     if "tightness" in figures:
         parts.append(f"<p>{e(_tightness_text(tight))}</p>")
         parts.append(img(figures["tightness"]))
-        parts.append(f"<pre>{e(json.dumps(tight.get('summary', {}), indent=1))}</pre>")
+        parts.append("<table><tr><th>bound</th><th>networks</th><th>n_L</th><th>count</th>"
+                     "<th>min</th><th>median</th><th>max</th></tr>")
+        for cells in _tightness_rows(tight):
+            parts.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
+        parts.append("</table>")
     else:
         parts.append(f"<p>Not plotted: {e(str(tight.get('reason', 'unavailable')))}.</p>")
     parts.append("<h2>Statements</h2>")

@@ -82,6 +82,11 @@ class _Parser:
             if self.peek() == "}":
                 self.take()
             return f"<mrow>{body}</mrow>"
+        tok = self.peek()
+        if tok is not None and tok[0].isdigit() and len(tok) > 1:
+            # as in TeX, an unbraced argument is one character: \tfrac12 is 1/2, x^23 is x²3
+            self.tokens[self.pos] = tok[1:]
+            return f"<mn>{tok[0]}</mn>"
         return self.atom() or "<mrow></mrow>"
 
     def raw_group(self) -> str:
@@ -89,7 +94,8 @@ class _Parser:
         if self.peek() != "{":
             return self.take() if self.peek() else ""
         self.take()
-        depth, out, prev = 1, [], ""
+        depth, prev = 1, ""
+        out: list[str] = []
         while self.peek(raw=True) is not None:
             tok = self.take(raw=True)
             if tok == "{":
@@ -157,6 +163,12 @@ class _Parser:
             return f"<msqrt>{self.group()}</msqrt>"
         if name in ("text", "mathrm", "textrm", "operatorname", "mbox"):
             text = self.raw_group()
+            # MathML trims the whitespace at the ends of a token: keep it as no-break spaces
+            # (\text{ at } must not glue to its neighbours)
+            stripped = text.strip(" ")
+            if stripped:
+                lead, trail = len(text) - len(text.lstrip(" ")), len(text) - len(text.rstrip(" "))
+                text = "\u00a0" * min(lead, 1) + stripped + "\u00a0" * min(trail, 1)
             tag = "mtext" if name in ("text", "mbox", "textrm") else "mi"
             attr = "" if tag == "mtext" else ' mathvariant="normal"'
             return f"<{tag}{attr}>{html.escape(text)}</{tag}>"
