@@ -298,42 +298,49 @@ class Family:
 
     # --- high-precision moments from the density ---------------------------------------------------
 
-    def moment_mp(self, powers: tuple[int, ...], h: Any, center: bool = True) -> Any:
-        """E[Π_a (t_a - η_a)^{k_a}] from the density, in mpmath (the independent reference).
+    def integral_mp(self, h: Any, g: Any = None) -> Any:
+        """∫ g(t(y)) e^{t(y)ᵀh} b(y) dμ(y) in mpmath, unnormalized (g = 1 gives Z(h) = e^{F(h)}).
 
-        Sums over the support (finite or, for countable support, ``mpmath.nsum``) or integrates
-        (``mpmath.quad``); uses only t(y), b(y) and the normalizer computed here too, never F.
+        Sums over the support (finite, or ``mpmath.nsum`` for countable support) or integrates
+        (``mpmath.quad``), from t(y) and b(y) alone: F is never used. ``g`` maps the list of
+        t-values to a number.
         """
         d = self.definition
         hs = [mpmath.mpf(v) for v in h]
         ts = [sp.lambdify([d.y], t, modules=["mpmath"]) for t in d.statistic]
         log_b = sp.lambdify([d.y], d.log_base, modules=["mpmath"])
 
-        def unnorm(yv: Any) -> Any:
-            return mpmath.exp(mpmath.fsum(ts[a](yv) * hs[a] for a in range(self.dim)) + log_b(yv))
+        def integrand(yv: Any) -> Any:
+            tv = [ts[a](yv) for a in range(self.dim)]
+            weight = mpmath.exp(mpmath.fsum(tv[a] * hs[a] for a in range(self.dim)) + log_b(yv))
+            return weight if g is None else g(tv) * weight
 
-        def integral(fn: Any) -> Any:
-            if d.support.kind == "finite":
-                return mpmath.fsum(fn(mpmath.mpf(v)) for v in d.support.values)
-            if d.support.kind == "countable":
-                return mpmath.nsum(fn, [d.support.start, mpmath.inf])
-            lo = -mpmath.inf if d.support.lower == -sp.oo else mpmath.mpf(d.support.lower)
-            return mpmath.quad(fn, [lo, mpmath.inf])
+        if d.support.kind == "finite":
+            return mpmath.fsum(integrand(mpmath.mpf(v)) for v in d.support.values)
+        if d.support.kind == "countable":
+            return mpmath.nsum(integrand, [d.support.start, mpmath.inf])
+        lo = -mpmath.inf if d.support.lower == -sp.oo else mpmath.mpf(d.support.lower)
+        return mpmath.quad(integrand, [lo, mpmath.inf])
 
-        z = integral(unnorm)
+    def moment_mp(self, powers: tuple[int, ...], h: Any, center: bool = True) -> Any:
+        """E[Π_a (t_a - η_a)^{k_a}] from the density, in mpmath (the independent reference).
+
+        Built on :meth:`integral_mp`, normalized by its own Z(h): never uses F.
+        """
+        z = self.integral_mp(h)
         if center:
-            means = [integral(lambda yv, a=a: ts[a](yv) * unnorm(yv)) / z for a in range(self.dim)]
+            means = [self.integral_mp(h, lambda tv, a=a: tv[a]) / z for a in range(self.dim)]
         else:
             means = [mpmath.mpf(0)] * self.dim
 
-        def integrand(yv: Any) -> Any:
+        def centred_power(tv: list[Any]) -> Any:
             prod = mpmath.mpf(1)
             for a, k in enumerate(powers):
                 if k:
-                    prod *= (ts[a](yv) - means[a]) ** k
-            return prod * unnorm(yv)
+                    prod *= (tv[a] - means[a]) ** k
+            return prod
 
-        return integral(integrand) / z
+        return self.integral_mp(h, centred_power) / z
 
 
 class CategoricalFamily(Family):

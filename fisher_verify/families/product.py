@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from ..errors import ParameterError
+from ..errors import ParameterError, UnsupportedError
 from ..symbolic.derive import Derivation, SymmetricTensor, central_moment4_from_cumulants
 from .definition import FamilyDefinition, Support
 from .family import Family
@@ -168,6 +168,15 @@ class ProductFamily(Family):
             w_all = (w_all[..., :, None] * w[..., None, :]).reshape(batch + (s1 * s2,))
         assert t_all is not None and w_all is not None
         return t_all, w_all, tail
+
+    def integral_mp(self, h: Any, g: Any = None) -> Any:
+        """Z(h) = Π_c Z_c(h^c); other integrands do not factor and are refused."""
+        if g is not None:
+            raise UnsupportedError("product families integrate only g = 1; use moment_mp for moments")
+        result = 1
+        for ci, comp in enumerate(self.components):
+            result *= comp.integral_mp(list(h)[self.blocks[ci]])
+        return result
 
     def moment_mp(self, powers: tuple[int, ...], h: Any, center: bool = True) -> Any:
         """Product of the components' moments (independence)."""
