@@ -82,7 +82,10 @@ class Analysis:
                          f"{_fmt(self.bound_1)} (tightness {_fmt(self.tightness_1)})")
             lines.append(f"||Cov(I2)||_F = {_fmt(self.covariance_norm_2)} <= thm-8 bound "
                          f"{_fmt(self.bound_2)} (tightness {_fmt(self.tightness_2)})")
-        if self.psd_probability is None:
+        if self.diagonal_only:
+            lines.append("P(I2 p.s.d.): thm-10 not computed for large P (it needs lambda_min of the "
+                         "P x P Fisher); thm-8 only where tr(H^a H^b) is exact (P <= 2048)")
+        elif self.psd_probability is None:
             lines.append("P(I2 p.s.d.): thm-10 does not apply (lambda_min(I(theta)) = 0; "
                          "one input gives rank <= n_L < P, pass several inputs)")
         else:
@@ -93,7 +96,9 @@ class Analysis:
                          f"I2 = {g.var_sum_2:.4g} -> {g.better}")
         lines.append(f"better overall: {self.better}")
         lines.append(
-            f"samples for ||I_hat - I||_F <= {self.target_rel_accuracy:g} ||I||_F with prob. "
+            f"samples for ||I_hat - I||_F <= {self.target_rel_accuracy:g} ||I||_F"
+            + (" (diagonals)" if self.diagonal_only else "")
+            + " with prob. "
             f">= {self.confidence:g} (lemma-12): I1 {self.samples_needed_1}, "
             f"I2 {self.samples_needed_2}")
         return "\n".join(lines)
@@ -145,22 +150,32 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
     net.require_c2("the variance of the Hessian estimator (thm-6)")
     P = int(net.num_params)
     diag = P > FULL_LIMIT if diagonal is None else bool(diagonal)
-    fisher = np.asarray(fv.exact_fisher(net, x))
-    var = {e: np.asarray(fv.variance(net, x, estimator=e, n=n), dtype=float) for e in (1, 2)}
-    if diag:
-        fisher = np.diag(fisher) if fisher.ndim == 2 else fisher
-        var = {e: (np.diag(v) if v.ndim == 2 else v) for e, v in var.items()}
     cov_norm: dict[int, float | None] = {1: None, 2: None}
     bound: dict[int, float | None] = {1: None, 2: None}
     psd = None
-    if not diag:
+    if diag:
+        # large P: PyTorch path, no P x P array (fisher/large.py); thm-10 needs lambda_min of
+        # the P x P Fisher and is left out, thm-8 only where tr(H^a H^b) is exact (P <= 2048)
+        from .fisher.large import EXACT_TRACE_LIMIT, diagonals, thm7_large, thm8_large
+
+        d = diagonals(net, x, n)
+        fisher = np.asarray(d.fisher)
+        var = {1: np.asarray(d.variance_1), 2: np.asarray(d.variance_2)}
+        b7 = thm7_large(net, x, n)
+        cov_norm[1], bound[1] = b7.lhs, b7.rhs
+        if P <= EXACT_TRACE_LIMIT:
+            b8 = thm8_large(net, x, n, method="exact")
+            cov_norm[2], bound[2] = b8.lhs, b8.rhs
+    else:
+        fisher = np.asarray(fv.exact_fisher(net, x))
+        var = {e: np.asarray(fv.variance(net, x, estimator=e, n=n), dtype=float) for e in (1, 2)}
         cov_norm = {e: float(fv.covariance_norm(net, x, estimator=e, n=n)) for e in (1, 2)}
-    b = fv.bounds(net, x, n=n)
-    # Bound objects: rhs is the bound (float(Bound) = rhs; None where it does not apply, e.g.
-    # thm-10 when lambda_min(I(theta)) = 0, which one input gives whenever n_L < P)
-    bound[1] = b.thm7.rhs
-    bound[2] = b.thm8.rhs
-    psd = b.psd_probability.rhs
+        b = fv.bounds(net, x, n=n)
+        # Bound objects: rhs is the bound (None where it does not apply, e.g. thm-10 when
+        # lambda_min(I(theta)) = 0, which one input gives whenever n_L < P)
+        bound[1] = b.thm7.rhs
+        bound[2] = b.thm8.rhs
+        psd = b.psd_probability.rhs
     tight: dict[int, float | None] = {}
     for e in (1, 2):
         c, bd = cov_norm[e], bound[e]

@@ -101,3 +101,25 @@ def test_analyze_cli_torch_model(tmp_path, capsys):
     torch.save(model.state_dict(), tmp_path / "sd.pt")
     err = _one_line_error(capsys, [*argv[:2], str(tmp_path / "sd.pt"), *argv[3:]])
     assert "state_dict" in err
+
+
+def test_diagonal_mode_uses_the_large_path_and_matches_the_dense_route() -> None:
+    """diagonal=True (the default above 2000 parameters) gives the dense route's diagonals."""
+    import numpy as np
+
+    import fisher_verify as fv
+
+    rng = np.random.default_rng(4)
+    net = fv.Network.random([3, 5, 2], activation="tanh", family=fv.family("categorical", K=2), rng=rng)
+    x = rng.normal(size=(3, 3))
+    diag = fv.analyze(net, x, n=20, diagonal=True)
+    dense = fv.analyze(net, x, n=20, diagonal=False)
+    assert diag.diagonal_only and not dense.diagonal_only
+    np.testing.assert_allclose(diag.fisher, np.diag(dense.fisher), rtol=1e-10, atol=1e-14)
+    for e in ("variance_1", "variance_2"):
+        np.testing.assert_allclose(getattr(diag, e), np.diag(getattr(dense, e)), rtol=1e-10, atol=1e-14)
+    assert diag.covariance_norm_1 is not None and dense.covariance_norm_1 is not None
+    np.testing.assert_allclose(diag.covariance_norm_1, dense.covariance_norm_1, rtol=1e-10)
+    np.testing.assert_allclose(diag.bound_1, dense.bound_1, rtol=1e-10)
+    np.testing.assert_allclose(diag.bound_2, dense.bound_2, rtol=1e-10)
+    assert "thm-10 not computed for large P" in diag.summary()
