@@ -52,7 +52,7 @@ class TightnessSweep:
 
     ``lemma14``/``lemma15`` hold one value per network: the first layer's. ``lhs``/``rhs`` hold
     the raw sides per bound id, and ``family``, ``activation``, ``depth``, ``scale``,
-    ``num_params`` describe each network.
+    ``num_params``, ``output_dim`` (n_L) describe each network.
     """
 
     thm7: np.ndarray
@@ -68,6 +68,7 @@ class TightnessSweep:
     depth: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     scale: np.ndarray = field(default_factory=lambda: np.zeros(0))
     num_params: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    output_dim: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
 
     def ratio(self, bound_id: str) -> np.ndarray:
         """``rhs / lhs`` (bound over true value, ≥ 1) for one of ``thm7``, ``thm8``, …"""
@@ -123,7 +124,7 @@ def tightness_sweep(
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     lhs: dict[str, list[float]] = {k: [] for k in _IDS}
     rhs: dict[str, list[float]] = {k: [] for k in _IDS}
-    fams, acts, deps, scs, ps = [], [], [], [], []
+    fams, acts, deps, scs, ps, outs = [], [], [], [], [], []
     for _ in range(int(count)):
         name, params = families[int(gen.integers(len(families)))]
         fam = _make_family(name, params)
@@ -145,6 +146,7 @@ def tightness_sweep(
         deps.append(depth)
         scs.append(scale)
         ps.append(net.num_params)
+        outs.append(fam.dim)
     L = {k: np.asarray(v) for k, v in lhs.items()}
     R = {k: np.asarray(v) for k, v in rhs.items()}
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -154,6 +156,7 @@ def tightness_sweep(
         lemma9_fisher=tight["lemma9_fisher"], lemma14=tight["lemma14"],
         lemma15=tight["lemma15"], lhs=L, rhs=R, family=fams, activation=acts,
         depth=np.asarray(deps), scale=np.asarray(scs), num_params=np.asarray(ps),
+        output_dim=np.asarray(outs, dtype=int),
     )
 
 

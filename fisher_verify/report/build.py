@@ -51,6 +51,14 @@ def _simplify(expr: Any, seconds: float = 5.0) -> Any:
         return expr
 
 
+def _textbook(expr: Any) -> Any:
+    """F as the paper writes it: the stable functions replaced, nothing simplified
+    (SymPy would turn -2 log(-h) into -log(h²), equal on h < 0 but not the paper's form)."""
+    from ..symbolic.safe import to_naive
+
+    return to_naive(expr)
+
+
 def table_1_rows() -> list[dict[str, Any]]:
     """``table-1`` for every univariate family: F(h), h(mean), F'' and F'''' in the mean.
 
@@ -69,7 +77,7 @@ def table_1_rows() -> list[dict[str, Any]]:
         h = d.h[0]
         f2 = fam.symbolic("fisher")[0, 0]
         f4 = fam.symbolic("kappa4")[0, 0, 0, 0]
-        row: dict[str, Any] = {"family": fam.label, "F": _simplify(d.log_partition)}
+        row: dict[str, Any] = {"family": fam.label, "F": _textbook(d.log_partition)}
         if d.natural_of_mean is not None and d.mean_symbols:
             nat = d.natural_of_mean[0]
             row["h"] = nat
@@ -134,17 +142,6 @@ def figure_1(out: Path, names: Sequence[str], filename: str, title: str) -> Path
     return path
 
 
-def _output_dims(families: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, int]:
-    """Family label → n_L for the families a tightness sweep draws from."""
-    from ..fisher.tightness import _make_family
-
-    dims = {}
-    for name, params in families:
-        fam = _make_family(name, params)
-        dims[fam.label] = int(fam.dim)
-    return dims
-
-
 def tightness_figure(out: Path, seed: int, count: int) -> tuple[Path | None, dict[str, Any]]:
     """Histograms of the tightness ‖Cov(Î)‖_F / bound (``lhs/rhs`` in (0, 1], 1 = tight) of
     ``thm-7`` (Î₁) and ``thm-8`` (Î₂) over ``count`` random networks of
@@ -155,18 +152,15 @@ def tightness_figure(out: Path, seed: int, count: int) -> tuple[Path | None, dic
     ∂²h_L = 0) have no tightness and are counted, not plotted. The second value says what was
     plotted (min / median / max per group) or why nothing was.
     """
-    try:
-        from ..fisher.tightness import DEFAULT_FAMILIES, tightness_sweep
-    except ImportError as exc:
-        return None, {"available": False, "reason": f"tightness_sweep not available: {exc}"}
     import matplotlib
+
+    from ..fisher.tightness import tightness_sweep
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     sweep = tightness_sweep(count=count, rng=np.random.default_rng(seed))
-    dims = _output_dims(DEFAULT_FAMILIES)
-    n_out = np.asarray([dims.get(label, 0) for label in sweep.family])
+    n_out = np.asarray(sweep.output_dim)
     panels = (("thm-7", "thm7", r"$\|\mathrm{Cov}(\hat I_1)\|_F$ / thm-7 bound"),
               ("thm-8", "thm8", r"$\|\mathrm{Cov}(\hat I_2)\|_F$ / thm-8 bound"))
     fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.6), squeeze=False)
