@@ -282,3 +282,47 @@ def test_report_message_mentions_the_numbers() -> None:
     assert "FAILED" in text and "alpha = 1.0e-06" in text and "exact standard errors" in text
     assert rep.scale == pytest.approx(2.0, rel=0.05) and "x too large" in rep.diagnosis
     assert math.isfinite(rep.worst.z)
+
+
+def test_docs_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pytest example of docs/estimator-gate.md, with a stub ``my_project``."""
+    import re
+    import sys
+    import types
+    from pathlib import Path
+
+    torch = pytest.importorskip("torch")
+    from torch.func import functional_call, grad, vmap
+
+    def fisher_matrix(model, x, generator, n):  # type: ignore[no-untyped-def]
+        params = {k: v.detach() for k, v in model.named_parameters()}
+        with torch.no_grad():
+            probs = torch.softmax(model(x), dim=-1)
+        y = torch.multinomial(probs, n, replacement=True, generator=generator).reshape(-1)
+        y = torch.nn.functional.one_hot(y, probs.shape[-1]).to(x.dtype)
+        xs = x.repeat_interleave(n, dim=0)
+
+        def logp(p, xi, yi):  # type: ignore[no-untyped-def]
+            logits = functional_call(model, p, (xi,))
+            return (torch.log_softmax(logits, dim=-1) * yi).sum()
+
+        G = vmap(grad(logp), in_dims=(None, 0, 0))(params, xs, y)
+        flat = torch.cat([G[k].reshape(xs.shape[0], -1) for k in params], dim=1)
+        return flat.T @ flat / xs.shape[0]
+
+    stub = types.ModuleType("my_project")
+    stub.mlp = _torch_model()  # type: ignore[attr-defined]
+    stub.fisher_matrix = fisher_matrix  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "my_project", stub)
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "estimator-gate.md").read_text()
+    code = re.search(r"```python\n(.*?)```", doc, re.S)
+    assert code is not None and len(code.group(1).strip().splitlines()) <= 10
+    namespace: dict[str, object] = {}
+    exec(compile(code.group(1), "docs/estimator-gate.md", "exec"), namespace)
+    namespace["test_fisher_matrix_is_unbiased"]()  # type: ignore[operator]
+    # the same gate catches a scaled version of it
+    stub.fisher_matrix = lambda *a, **k: 2.0 * fisher_matrix(*a, **k)  # type: ignore[attr-defined]
+    namespace = {}
+    exec(compile(code.group(1), "docs/estimator-gate.md", "exec"), namespace)
+    with pytest.raises(AssertionError, match="too large"):
+        namespace["test_fisher_matrix_is_unbiased"]()  # type: ignore[operator]
