@@ -4,6 +4,7 @@ bugs fail with a fixed seed, and the calibration rests on exact variances (thm-4
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -24,6 +25,21 @@ from fisher_verify.testing.estimator_gate import (
     minimum_replications,
     torch_parameter_permutation,
 )
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """Tiny tensors: one intra-op thread avoids spin-wait contention on a busy 2-core box."""
+    try:
+        import torch
+    except ImportError:
+        yield None
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield None
+    torch.set_num_threads(before)
+
 
 N = 50  # draws per input
 R = 200  # replicates

@@ -269,7 +269,6 @@ def _exact_statistics(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact values, variances of one replicate and rounding scales of the S statistics."""
     from ..fisher.covariance import variance
-    from ..fisher.exact import exact_fisher
 
     fam = net.family
     M = X.shape[0]
@@ -315,13 +314,15 @@ def _exact_statistics(
             w = np.einsum("kp,map->mak", W2, Hd)  # (M, d, D)
             var_dir = np.einsum("mak,mab,mbk->k", w, Ih, w) * norm
     else:
-        I_full = exact_fisher(net, X)
-        exp_dir = np.einsum("kp,pq,kq->k", V, I_full, V)
+        # |I(θ)| (eq-6) for the rounding scale only, as one (M·d × P)ᵀ(M·d × P) product
+        IJ = np.einsum("mab,mbp->map", Ih, J)
+        I_full = J.reshape(M * d, P).T @ IJ.reshape(M * d, P) / M
         absV = np.abs(V)
         scale_dir = np.einsum("kp,pq,kq->k", absV, np.abs(I_full), absV)
+        u = np.einsum("map,kp->mka", J, V)  # (M, D, d): u = J_m v
+        quad = np.einsum("mka,mab,mkb->mk", u, Ih, u)
+        exp_dir = quad.mean(axis=0)  # vᵀ I(θ) v
         if kind == 1:
-            u = np.einsum("map,kp->mka", J, V)  # (M, D, d)
-            quad = np.einsum("mka,mab,mkb->mk", u, Ih, u)
             hD = h[:, None, :]
             k4 = np.asarray(fam.kappa4_contract(hD, u, u, u, u), dtype=np.float64)
             var_dir = (k4 + 2.0 * quad * quad).sum(0) * norm
