@@ -172,7 +172,7 @@ def test_exact_variances_match_the_covariance_tensor(kind: int, diagonal_only: b
     np.testing.assert_allclose(exp, [np.sum(W * I) for W in Ws], rtol=1e-12, atol=1e-15)
 
 
-def test_large_hessian_path_agrees(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_large_paths_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("torch")
     net, x = _setup("categorical", K=3)
     X, _ = net.inputs(x)
@@ -184,6 +184,11 @@ def test_large_hessian_path_agrees(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.undo()
         for a, b in zip(dense, large):
             np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-15)
+    dense = gate_mod._exact_statistics(net, X, 1, 5, V, False)
+    monkeypatch.setattr(gate_mod, "LARGE_DIAGONAL_P", 0)
+    large = gate_mod._exact_statistics(net, X, 1, 5, V, False)
+    for a, b in zip(dense, large):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-15)
 
 
 def test_threshold_is_the_bonferroni_median_of_means_radius() -> None:

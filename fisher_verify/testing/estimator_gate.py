@@ -74,6 +74,10 @@ Estimator = Callable[[np.random.Generator], Any]
 #: the PyTorch path (:mod:`fisher_verify.fisher.large` and Hessian-vector products).
 DENSE_HESSIAN_LIMIT = 20_000_000
 
+#: Above this many parameters the ``Î₁`` diagonal variances use
+#: :func:`fisher_verify.fisher.large.variance1_diagonal` (PyTorch, lemma-13 factors).
+LARGE_DIAGONAL_P = 2000
+
 
 # --- report -----------------------------------------------------------------------------------
 
@@ -284,8 +288,12 @@ def _exact_statistics(
 
     # diagonal elements (eq-6; thm-4 / thm-6 via covariance.variance or the large path)
     diag_I = np.einsum("map,mab,mbp->p", J, Ih, J) / M
-    if kind == 1 or dense_h:
+    if (kind == 1 and P <= LARGE_DIAGONAL_P) or dense_h:
         var_diag = np.asarray(variance(net, X, kind, n, diagonal=True), dtype=np.float64)  # type: ignore[arg-type]
+    elif kind == 1:
+        from ..fisher.large import variance1_diagonal
+
+        var_diag = variance1_diagonal(net, X, n)
     else:
         from ..fisher.large import variance2_diagonal
 
@@ -297,8 +305,8 @@ def _exact_statistics(
         exp_dir = W2 @ diag_I
         scale_dir = W2 @ np.abs(diag_I)
         if kind == 1:
-            B = J[:, None, :, :] * V[None, :, None, :]  # (M, D, d, P)
-            A = np.einsum("mkap,mkbp->mkab", B, B)  # (M, D, d, d)
+            # A_mk = J_m diag(v_k²) J_mᵀ, one direction at a time (memory M·d·P)
+            A = np.stack([np.einsum("map,mbp->mab", J * w2, J) for w2 in W2], axis=1)
             hD = np.repeat(h[:, None, :], V.shape[0], axis=1).reshape(-1, d)
             k4 = _kappa4_pairs(fam, hD, A.reshape(-1, d, d)).reshape(M, -1)
             IA = np.einsum("mab,mkbc->mkac", Ih, A)
@@ -496,7 +504,7 @@ def check_fisher_estimator(
             values[r, P:] = (V * V) @ est
         else:
             values[r, :P] = np.diagonal(est)
-            values[r, P:] = np.einsum("kp,pq,kq->k", V, est, V)
+            values[r, P:] = np.sum((V @ est) * V, axis=1)
 
     finite = bool(np.all(np.isfinite(values)))
     observed = np.median(values[: k * m].reshape(k, m, S).mean(axis=1), axis=0)
