@@ -1,7 +1,8 @@
 """Derive each family once: in memory per process, and on disk across processes.
 
-The disk cache is keyed by the package version, the SymPy version and the family's name and
-parameters, so a change to either re-derives. Set ``FISHER_VERIFY_CACHE=0`` to disable it or
+The disk cache is keyed by the package version, the SymPy version, a hash of the source of
+``symbolic/`` and ``families/``, and the family's name and parameters, so a change to any of
+them re-derives. Set ``FISHER_VERIFY_CACHE=0`` to disable it or
 to a folder to move it. A cache file that cannot be read is ignored and rewritten.
 """
 
@@ -10,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import sympy as sp
 
@@ -34,6 +37,18 @@ def cache_dir() -> Path | None:
     return Path(base) / "fisher-verify"
 
 
+@lru_cache(maxsize=1)
+def _source_fingerprint() -> str:
+    """Hash of the code that derives and proves, so an edited derivation never reads a stale cache."""
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for folder in ("symbolic", "families"):
+        for path in sorted((root / folder).glob("*.py")):
+            h.update(path.name.encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
 def _cache_file(key: tuple[object, ...]) -> Path | None:
     folder = cache_dir()
     if folder is None:
@@ -41,25 +56,28 @@ def _cache_file(key: tuple[object, ...]) -> Path | None:
     from .. import __version__
 
     digest = hashlib.sha256(
-        repr((key, __version__, sp.__version__, _CACHE_FORMAT)).encode()
+        repr((key, __version__, sp.__version__, _CACHE_FORMAT, _source_fingerprint())).encode()
     ).hexdigest()
     return folder / f"{key[0]}-{digest[:16]}.pkl"
 
 
 _MEMO: dict[tuple[object, ...], Derivation] = {}
+T = TypeVar("T")
 
 
-def _load_or_derive(key: tuple[object, ...], definition: FamilyDefinition) -> Derivation:
+def disk_cached(key: tuple[object, ...], compute: Callable[[], T], kind: type) -> T:
+    """``compute()``, stored on disk under ``key``; a cached value of another type, or one that
+    cannot be read, is recomputed and rewritten (the cache is never trusted over the code)."""
     path = _cache_file(key)
     if path is not None and path.exists():
         try:
             with path.open("rb") as fh:
                 cached = pickle.load(fh)
-            if isinstance(cached, Derivation):
-                return cached
-        except Exception:  # noqa: BLE001 - a stale or broken cache is re-derived, not fatal
+            if isinstance(cached, kind):
+                return cached  # type: ignore[return-value]
+        except Exception:  # noqa: BLE001 - a stale or broken cache is recomputed, not fatal
             pass
-    result = derive(definition.log_partition, definition.h)
+    result = compute()
     if path is not None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,5 +94,5 @@ def cached_derivation(definition: FamilyDefinition) -> Derivation:
     """The derivation of ``definition``, computed at most once per process and per cache."""
     key = definition.key
     if key not in _MEMO:
-        _MEMO[key] = _load_or_derive(key, definition)
+        _MEMO[key] = disk_cached(key, lambda: derive(definition.log_partition, definition.h), Derivation)
     return _MEMO[key]

@@ -195,6 +195,14 @@ def prove_family(fam: Family, seconds: float = 20.0, seed: int = 0) -> list[Iden
                 r.family = f"{fam.label} / {comp.label}"
                 out.append(r)
         return out
+    from .cache import disk_cached
+
+    return disk_cached(
+        ("identities", *fam.definition.key, seconds, seed), lambda: _prove(fam, seconds, seed), list
+    )
+
+
+def _prove(fam: Family, seconds: float, seed: int) -> list[IdentityResult]:
     p = _Prover(fam, seconds, seed)
     results = [
         _log_normalizer(p),
