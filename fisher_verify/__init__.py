@@ -26,6 +26,8 @@ _EXPORTS: dict[str, str] = {
     "covariance_norm": "fisher_verify.fisher.covariance",
     "bounds": "fisher_verify.fisher.bounds",
     "analyze": "fisher_verify.analyze",
+    "check_fisher_estimator": "fisher_verify.testing.estimator_gate",
+    "assert_fisher_estimator": "fisher_verify.testing.estimator_gate",
 }
 
 __all__ = ["__version__", *_EXPORTS]
