@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import fisher_verify as fv
-from fisher_verify.errors import DomainError, ParameterError, ShapeError, UnknownFamilyError
+from fisher_verify.errors import DomainError, FisherVerifyError, ParameterError, ShapeError, UnknownFamilyError
 from fisher_verify.symbolic.safe import to_naive
 from fisher_verify.testing.calibrated import assert_mean_matches, bonferroni
 
@@ -413,6 +413,9 @@ def test_series_refuses_a_distribution_too_spread_to_sum() -> None:
         ),
         (lambda: fv.family("bernoulli").fisher(np.array([np.nan])), DomainError, "NaN"),
         (lambda: fv.family("categorical", K=3).fisher(np.zeros(2)), ShapeError, "size 3"),
+        (lambda: fv.family("poisson").symbolic("kurtosis"), FisherVerifyError, "valid: log_partition"),
+        (lambda: fv.family("poisson").kernel("fisher", "jax"), FisherVerifyError, "numpy, torch, mpmath"),
+        (lambda: fv.family("poisson").sample(np.zeros(1), 0, np.random.default_rng()), ValueError, ">= 1"),
     ],
 )
 def test_bad_input_is_refused_with_a_clear_message(call, error, fragment) -> None:

@@ -14,12 +14,13 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from ..errors import DomainError, ShapeError
+from ..errors import DomainError, FisherVerifyError, ShapeError
 from ..symbolic.codegen import Backend, TensorKernel
 from ..symbolic.derive import Derivation, SymmetricTensor
 from .definition import FamilyDefinition
 
 Array = Any  # numpy.ndarray, torch.Tensor, or a sequence of mpmath numbers
+QUANTITIES = ("log_partition", "eta", "fisher", "kappa3", "kappa4", "central_moment4")
 
 
 def _backend_of(h: Any) -> Backend:
@@ -31,6 +32,11 @@ def _backend_of(h: Any) -> Backend:
     if isinstance(h, (list, tuple)) and h and any(isinstance(v, mpmath.mpf) for v in h):
         return "mpmath"
     return "numpy"
+
+
+def _check_quantity(quantity: str) -> None:
+    if quantity not in QUANTITIES:
+        raise FisherVerifyError(f"unknown quantity {quantity!r}; valid: {', '.join(QUANTITIES)}")
 
 
 def _numeric_y_functions() -> dict[str, Any]:
@@ -100,6 +106,7 @@ class Family:
     def symbolic(self, quantity: str) -> sp.Expr | sp.Array:
         """One derived quantity as a SymPy object: log_partition, eta, fisher, kappa3, kappa4,
         central_moment4."""
+        _check_quantity(quantity)
         if quantity == "log_partition":
             return self.derivation.log_partition
         tensor: SymmetricTensor = getattr(self.derivation, quantity)
@@ -147,6 +154,9 @@ class Family:
 
     def kernel(self, quantity: str, backend: Backend) -> TensorKernel:
         """The generated kernel of one quantity for one backend (built once, then cached)."""
+        _check_quantity(quantity)
+        if backend not in ("numpy", "torch", "mpmath"):
+            raise FisherVerifyError(f"unknown backend {backend!r}; valid: numpy, torch, mpmath")
         key = (quantity, backend)
         if key not in self._kernels:
             target: Any = (
@@ -227,7 +237,7 @@ class Family:
         h = np.asarray(h, dtype=float)
         self.check_natural(h)
         if int(n) < 1:
-            raise ValueError(f"{self.label}: number of samples n must be >= 1, got {n}")
+            raise FisherVerifyError(f"{self.label}: number of samples n must be >= 1, got {n}")
         return self.definition.sampler(h, int(n), rng)
 
     def sample_statistic(self, h: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
