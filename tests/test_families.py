@@ -340,6 +340,22 @@ def test_categorical_large_k_contraction_is_linear_and_correct() -> None:
     np.testing.assert_allclose(fam.fisher(h), np.diag(p) - np.outer(p, p), atol=1e-15)
 
 
+def test_categorical_very_large_k_needs_no_symbolic_derivation() -> None:
+    """K = 1000 works without differentiating logsumexp symbolically (which would take hours);
+    mpmath, whose kernels come only from the symbolic route, is refused with a message."""
+    from fisher_verify.errors import UnsupportedError
+
+    k = 1000
+    fam = fv.family("categorical", K=k)
+    h = np.random.default_rng(6).normal(size=(2, k))
+    lse = np.log(np.sum(np.exp(h), axis=-1))
+    np.testing.assert_allclose(fam.log_partition(h), lse, rtol=1e-13)
+    np.testing.assert_allclose(fam.mean(h), np.exp(h - lse[:, None]), rtol=1e-12)
+    assert "derivation" not in fam.__dict__
+    with pytest.raises(UnsupportedError, match="K <= 8"):
+        fam.fisher([mpmath.mpf(0)] * k)
+
+
 def test_product_family_blocks_and_expectations() -> None:
     b, n2, po = fv.family("bernoulli"), fv.family("normal_unknown_variance"), fv.family("poisson")
     prod = fv.product(b, n2, po)

@@ -14,7 +14,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from ..errors import DomainError, FisherVerifyError, ShapeError
+from ..errors import DomainError, FisherVerifyError, ShapeError, UnsupportedError
 from ..symbolic.codegen import Backend, TensorKernel
 from ..symbolic.derive import Derivation, SymmetricTensor
 from .definition import FamilyDefinition
@@ -108,7 +108,7 @@ class Family:
         central_moment4."""
         _check_quantity(quantity)
         if quantity == "log_partition":
-            return self.derivation.log_partition
+            return self.definition.log_partition
         tensor: SymmetricTensor = getattr(self.derivation, quantity)
         return tensor.to_array()
 
@@ -159,8 +159,9 @@ class Family:
             raise FisherVerifyError(f"unknown backend {backend!r}; valid: numpy, torch, mpmath")
         key = (quantity, backend)
         if key not in self._kernels:
+            # F itself needs no derivation (which is costly for large categorical K)
             target: Any = (
-                self.derivation.log_partition
+                self.definition.log_partition
                 if quantity == "log_partition"
                 else getattr(self.derivation, quantity)
             )
@@ -380,7 +381,12 @@ class CategoricalFamily(Family):
 
     def _eval(self, quantity: str, h: Array, backend: Backend | None) -> Array:
         backend = backend or _backend_of(h)
-        if self.uses_symbolic_kernels or backend == "mpmath" or quantity == "log_partition":
+        if backend == "mpmath" and not self.uses_symbolic_kernels:
+            raise UnsupportedError(
+                f"{self.label}: mpmath kernels are printed from the symbolic derivation, "
+                f"available for K <= {self.SYMBOLIC_LIMIT}; use numpy or torch for larger K"
+            )
+        if self.uses_symbolic_kernels or quantity == "log_partition":
             return super()._eval(quantity, h, backend)
         from .onehot import onehot_cumulant_dense
 
