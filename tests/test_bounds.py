@@ -242,3 +242,25 @@ def test_bound_dataclass() -> None:
     assert Bound("x", 0.0, 1.0, "<=").ratio == math.inf
     with pytest.raises(TypeError):
         float(Bound("x", 0.0, None, ">="))
+
+
+def test_lemma14_lemma15_cover_every_input() -> None:
+    """With several inputs, each layer's lemma-14/15 bound is the input with the largest
+    lhs/rhs, and every input's sides are those of layer_norms (not only the first input's)."""
+    rng = np.random.default_rng(11)
+    net = fv.Network.random([3, 4, 2], "tanh", fv.family("categorical", K=2), 2.0, rng)
+    X = rng.normal(size=(4, 3)) * np.array([[0.1], [3.0], [1.0], [0.5]])
+    b = fv.bounds(net, X)
+    norms = layer_norms(net, X)
+    for layer in range(net.depth):
+        lhs14 = [row[layer].frobenius for row in norms]
+        rhs14 = [row[layer].frobenius_bound * row[layer].derivative_factor for row in norms]
+        lhs15 = [row[layer].spectral.value for row in norms]
+        rhs15 = [row[layer].spectral_bound * row[layer].derivative_factor for row in norms]
+        for bd, lhs, rhs in ((b.lemma14[layer], lhs14, rhs14), (b.lemma15[layer], lhs15, rhs15)):
+            assert bd.details["lhs_per_input"] == lhs and bd.details["rhs_per_input"] == rhs
+            m = int(np.argmax(np.asarray(lhs) / np.asarray(rhs)))
+            assert bd.details["input"] == m and (bd.lhs, bd.rhs) == (lhs[m], rhs[m])
+    assert any(bd.details["input"] != 0 for bd in (*b.lemma14, *b.lemma15))
+    assert b.lemma14[-1].details["paper_form_holds"] is False  # n_L = 2 at the last layer
+    assert b.lemma14[0].details["paper_form_holds"] is True

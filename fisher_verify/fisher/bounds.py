@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -44,7 +44,7 @@ from .covariance import (
     moment_excess,
 )
 from .psd import psd_probability_bound, sample_psd
-from .spectral import layer_norms, sup_abs_derivative
+from .spectral import LayerNorms, layer_norms, sup_abs_derivative
 
 __all__ = [
     "LEMMA9_CONSTANT",
@@ -278,6 +278,41 @@ def _moments(net: Any, x: Any, estimator: int) -> dict[str, np.ndarray]:
     return network_moments(net, x, estimator)  # type: ignore[arg-type]
 
 
+def _lemma14(ln: LayerNorms, sup: float, m: int) -> Bound:
+    """``lemma-14`` for one layer and input ``m`` (last layer: ``√n_L``, :data:`LEMMA14_NOTE`)."""
+    return Bound("lemma-14", ln.frobenius, ln.frobenius_bound * ln.derivative_factor, "<=",
+                 f"||dh_L/dW_{ln.layer}||_F <= prod ||W_i^-||_F ||hbar||",
+                 {**_layer_hypothesis(ln, sup, m), "factored": ln.frobenius_factored,
+                  "paper_rhs": ln.frobenius_bound_paper,
+                  "paper_form_holds": ln.frobenius <= ln.frobenius_bound_paper * (1 + 1e-10),
+                  "note": LEMMA14_NOTE})
+
+
+def _lemma15(ln: LayerNorms, sup: float, m: int) -> Bound:
+    """``lemma-15`` for one layer and input ``m`` (the norm is certified exactly)."""
+    return Bound("lemma-15", ln.spectral.value, ln.spectral_bound * ln.derivative_factor, "<=",
+                 f"||dh_L/dW_{ln.layer}||_2sigma <= prod s_max(W_i^-) ||hbar||",
+                 {**_layer_hypothesis(ln, sup, m), "paper_rhs": ln.spectral_bound,
+                  "certified_interval": (ln.spectral.lower, ln.spectral.upper)})
+
+
+def _layer_hypothesis(ln: LayerNorms, sup: float, m: int) -> dict[str, Any]:
+    return {"layer": ln.layer, "input": m, "sup_abs_derivative": sup,
+            "hypothesis_holds": sup <= 1.0, "derivative_factor": ln.derivative_factor}
+
+
+def _worst(per_input: list[Bound]) -> Bound:
+    """The input with the largest lhs/rhs (as lemma-9 reports it); every input's sides and
+    whether the paper's literal form held for all of them go in ``details``."""
+    worst = max(per_input, key=lambda b: (b.lhs or 0.0) / max(b.rhs or 0.0, 1e-300))
+    details = {**worst.details,
+               "lhs_per_input": [b.lhs for b in per_input],
+               "rhs_per_input": [b.rhs for b in per_input]}
+    if "paper_form_holds" in details:
+        details["paper_form_holds"] = all(b.details["paper_form_holds"] for b in per_input)
+    return replace(worst, details=details)
+
+
 @dataclass(frozen=True)
 class Bounds:
     """All bounds for one network and input(s) (see :func:`bounds`). Iterating yields Bounds."""
@@ -326,10 +361,12 @@ def bounds(
     ``psd_draws = 0``; ``holds`` here ignores sampling error, so judge it with
     :func:`~fisher_verify.testing.calibrated.assert_frequency_at_least`). ``lemma-12``: lhs = exact
     ``√(E‖Î − I(θ)‖_F²)``, rhs the radius at ``eps`` (≥ lhs always, as ``ε < 1``).
-    ``lemma-14``/``lemma-15``: per layer, for the first input; rhs is the paper's bound times
-    ``(sup|σ'|)^{L-1-l}`` (1 under the hypothesis ``|σ'| ≤ 1``, recorded in ``details``), and
-    for lemma-14's last layer the empty product is ``√n_L`` (:data:`LEMMA14_NOTE`); the
-    paper's literal rhs is ``details['paper_rhs']``.
+    ``lemma-14``/``lemma-15``: per layer, the input with the largest lhs/rhs
+    (``details['input']``; every input's sides in ``details['lhs_per_input']`` and
+    ``details['rhs_per_input']``); rhs is the paper's bound times ``(sup|σ'|)^{L-1-l}`` (1
+    under the hypothesis ``|σ'| ≤ 1``, recorded in ``details``), and for lemma-14's last layer
+    the empty product is ``√n_L`` (:data:`LEMMA14_NOTE`); the paper's literal rhs is
+    ``details['paper_rhs']``.
     """
     q1 = _moments(net, x, 1)
     q2 = _moments(net, x, 2)
@@ -364,20 +401,9 @@ def bounds(
                  {"eps": eps, "total_variance": tv})
            for e, tv in ((1, tv1), (2, tv2))]
     sup = sup_abs_derivative(net)
-    l14, l15 = [], []
-    for ln in layer_norms(net, x)[0]:
-        hyp = {"layer": ln.layer, "sup_abs_derivative": sup, "hypothesis_holds": sup <= 1.0,
-               "derivative_factor": ln.derivative_factor}
-        f = ln.derivative_factor
-        l14.append(Bound("lemma-14", ln.frobenius, ln.frobenius_bound * f, "<=",
-                         f"||dh_L/dW_{ln.layer}||_F <= prod ||W_i^-||_F ||hbar||",
-                         {**hyp, "factored": ln.frobenius_factored,
-                          "paper_rhs": ln.frobenius_bound_paper,
-                          "paper_form_holds":
-                              ln.frobenius <= ln.frobenius_bound_paper * (1 + 1e-10),
-                          "note": LEMMA14_NOTE}))
-        l15.append(Bound("lemma-15", ln.spectral.value, ln.spectral_bound * f, "<=",
-                         f"||dh_L/dW_{ln.layer}||_2sigma <= prod s_max(W_i^-) ||hbar||",
-                         {**hyp, "paper_rhs": ln.spectral_bound,
-                          "certified_interval": (ln.spectral.lower, ln.spectral.upper)}))
+    per_input = layer_norms(net, x)  # [input][layer]
+    l14 = [_worst([_lemma14(row[layer], sup, m) for m, row in enumerate(per_input)])
+           for layer in range(net.depth)]
+    l15 = [_worst([_lemma15(row[layer], sup, m) for m, row in enumerate(per_input)])
+           for layer in range(net.depth)]
     return Bounds(thm7, thm8, l9m, l9f, psd, l12[0], l12[1], l14, l15)
