@@ -19,7 +19,7 @@ import fisher_verify as fv
 from fisher_verify.errors import DomainError, ShapeError, UnsupportedError
 from fisher_verify.fisher import large
 from fisher_verify.fisher.bounds import _moments, thm7_sides, thm8_sides
-from fisher_verify.testing.strategies import C2_ACTIVATIONS, into_domain, small_networks
+from fisher_verify.testing.strategies import C2_ACTIVATIONS, small_networks
 
 RTOL = 1e-10
 #: float32 vs float64: relative (to the array's max |value|) error allowed. float32 has
@@ -217,6 +217,6 @@ def test_default_device() -> None:
 
 
 def test_into_domain_helper_networks_run_on_default_device() -> None:
-    net = into_domain(fv.Network.random([2, 3, 1], "tanh", fv.family("poisson"), rng=2), np.ones((1, 2)))
+    net = fv.Network.random([2, 3, 1], "tanh", fv.family("poisson"), rng=2).into_domain(np.ones((1, 2)))
     d = large.diagonals(net, np.ones((1, 2)))
     assert d.device.startswith(large.default_device())

@@ -124,3 +124,16 @@ def test_random_and_flags() -> None:
     assert Network.random([2, 5, 1], "gelu", fv.family("poisson"), rng=3).is_c2
     with pytest.raises(ShapeError, match="widths must list"):
         Network.random([2], "tanh", fv.family("poisson"))
+
+
+def test_into_domain_shifts_only_when_needed() -> None:
+    """Network.into_domain: a network already in the domain comes back as is; otherwise the
+    last bias moves every output to <= -margin over all inputs (h < 0 families)."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(4, 2))
+    net = fv.Network.random([2, 3, 2], "tanh", fv.family("categorical", K=2), rng=rng)
+    assert net.into_domain(X) is net
+    geo = fv.product(fv.family("geometric"), fv.family("exponential"))
+    shifted = fv.Network(net.weights, "tanh", geo).into_domain(X, margin=0.25)
+    assert np.max(shifted.forward(X), axis=0) == pytest.approx([-0.25, -0.25])
+    assert np.max(shifted.into_domain(X[0]).forward(X[0])) <= -0.25

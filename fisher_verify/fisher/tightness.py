@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import FisherVerifyError
 from .bounds import bounds, lemma9_sides
 
 __all__ = ["DEFAULT_FAMILIES", "TightnessSweep", "moment_growth", "tightness_sweep"]
@@ -87,21 +86,6 @@ class TightnessSweep:
         return out
 
 
-def _into_domain(net: Any, x: np.ndarray, margin: float = 0.5) -> Any:
-    """Shift the last bias so h_L(x) lies in the family's domain (h < 0 families)."""
-    from ..networks.network import Network
-
-    h = net.forward(x)
-    try:
-        net.family.check_natural(h)
-        return net
-    except FisherVerifyError:
-        pass
-    weights = [W.copy() for W in net.weights]
-    weights[-1][:, -1] -= np.max(np.atleast_2d(h), axis=0) + margin
-    return Network(weights, net.act, net.family)
-
-
 def tightness_sweep(
     count: int = 60,
     rng: np.random.Generator | int | None = 0,
@@ -134,7 +118,7 @@ def tightness_sweep(
         widths = [int(gen.integers(1, max_width + 1)) for _ in range(depth)] + [fam.dim]
         net = Network.random(widths, act, fam, scale, gen)
         x = np.asarray(gen.normal(size=widths[0]))
-        net = _into_domain(net, x)
+        net = net.into_domain(x)
         b = bounds(net, x, n=n)
         for k, bd in (("thm7", b.thm7), ("thm8", b.thm8), ("lemma9_moment", b.lemma9_moment),
                       ("lemma9_fisher", b.lemma9_fisher), ("lemma14", b.lemma14[0]),

@@ -199,6 +199,20 @@ class Network:
         weights = [th[off[i] : off[i + 1]].reshape(s) for i, s in enumerate(self.shapes)]
         return Network(weights, self.act, self.family)
 
+    def into_domain(self, x: Any, margin: float = 0.5) -> Network:
+        """This network, or a copy with the last bias shifted so that ``h_L(x)`` lies in the
+        family's natural-parameter domain (each output ≤ −``margin`` over the inputs ``x``),
+        for families with a restricted domain such as ``h < 0`` (geometric, exponential, …)."""
+        h = self.forward(x)
+        try:
+            self.family.check_natural(h)
+            return self
+        except FisherVerifyError:
+            pass
+        weights = [W.copy() for W in self.weights]
+        weights[-1][:, -1] -= np.max(np.atleast_2d(h), axis=0) + margin
+        return Network(weights, self.act, self.family)
+
     def require_c2(self, what: str) -> None:
         """Refuse a computation that needs σ ∈ C² (thm-3) on a ReLU network."""
         if not self.is_c2:

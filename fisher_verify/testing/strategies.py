@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from ..errors import FisherVerifyError
 from ..families.registry import family
 from ..networks.activations import ACTIVATIONS
 from ..networks.network import Network
@@ -40,20 +39,6 @@ def families() -> st.SearchStrategy[Any]:
     )
 
 
-def into_domain(net: Network, X: np.ndarray, margin: float = 0.5) -> Network:
-    """Shift the last bias so h_L(X) lies in the family's domain (all outputs ≤ −margin if
-    the unshifted outputs do not)."""
-    h = net.forward(X)
-    try:
-        net.family.check_natural(h)
-        return net
-    except FisherVerifyError:
-        pass
-    weights = [W.copy() for W in net.weights]
-    weights[-1][:, -1] -= np.max(h, axis=0) + margin
-    return Network(weights, net.act, net.family)
-
-
 @st.composite
 def _networks(
     draw: Any,
@@ -75,7 +60,7 @@ def _networks(
     rng = np.random.default_rng(seed)
     net = Network.random(widths, act, fam, scale=scale, rng=rng)
     X = rng.normal(size=(M, widths[0]))
-    net = into_domain(net, X)
+    net = net.into_domain(X)
     return net, (X[0] if single else X)
 
 
@@ -115,4 +100,4 @@ def one_output_network(name: str = "poisson") -> tuple[Network, np.ndarray]:
     """A depth-2 network with one output unit (n_L = 1) and two inputs."""
     net = Network.random([2, 3, 1], "tanh", family(name), rng=7)
     X = np.array([[0.5, -1.0], [1.5, 0.25]])
-    return into_domain(net, X), X
+    return net.into_domain(X), X
