@@ -104,12 +104,7 @@ def test_lemma13_B_is_output_jacobian_wrt_layer(net_x: tuple[Network, np.ndarray
     theta = torch.as_tensor(net.theta)
     for layer in range(net.depth + 1):
         for m in range(X.shape[0]):
-            if layer == 0:
-                h = X[m]
-            elif layer == net.depth:
-                h = q.h_L[m]
-            else:
-                h = q.hbar[layer][m, :-1]
+            h = q.h(layer)[m]
             ref = torch.func.jacrev(lambda v, lay=layer: net.torch_forward_from(theta, v, lay))(
                 torch.as_tensor(h)
             )

@@ -8,7 +8,7 @@ from hypothesis import example, given
 
 import fisher_verify as fv
 from fisher_verify import Network, exact_fisher, sample_estimators
-from fisher_verify.errors import DomainError, FisherVerifyError
+from fisher_verify.errors import DomainError, FisherVerifyError, ShapeError
 from fisher_verify.fisher.backprop import (
     backprop_estimator,
     backprop_estimator_autodiff,
@@ -91,6 +91,9 @@ def test_errors() -> None:
         estimators_from_draws(net, x, np.zeros((3, 2)), route="other")  # type: ignore[arg-type]
     with pytest.raises(FisherVerifyError, match="layer must be an integer 0..2"):
         backprop_fisher(net, x, 3)
+    for backprop in (backprop_estimator, backprop_estimator_autodiff):
+        with pytest.raises(ShapeError, match=r"statistics t must have shape \(N, 1\) or \(N, 2, 1\)"):
+            backprop(net, x, np.zeros((5, 3, 1)), 1)
     geo = Network.random([2, 3, 1], "tanh", fv.family("geometric"), rng=0)
     geo.weights[-1][0, -1] = 5.0  # h_L > 0: outside h < 0
     with pytest.raises(DomainError):

@@ -25,6 +25,20 @@ def _check_layer(net: Network, layer: int) -> int:
     return int(layer)
 
 
+def _statistics(net: Network, x: Any, t: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs ``(M, n_0)`` and statistics ``t`` as ``(N, M, d)`` (from ``(N, d)`` for one input)."""
+    X, single = net.inputs(x)
+    M, d = X.shape[0], net.family.dim
+    tt = np.asarray(t, dtype=np.float64)
+    if single and tt.ndim == 2:
+        tt = tt[:, None, :]
+    if tt.ndim != 3 or tt.shape[1:] != (M, d):
+        raise ShapeError(
+            f"statistics t must have shape (N, {d}) or (N, {M}, {d}), got {np.shape(t)}"
+        )
+    return X, tt
+
+
 def backprop_fisher(net: Network, x: Any, layer: int) -> np.ndarray:
     """Exact FIM of h_l, ``B_lᵀ I(h_L) B_l`` ``(n_l, n_l)``, averaged over inputs (eq-11)."""
     layer = _check_layer(net, layer)
@@ -37,15 +51,8 @@ def backprop_fisher(net: Network, x: Any, layer: int) -> np.ndarray:
 def backprop_estimator(net: Network, x: Any, t: Any, layer: int) -> np.ndarray:
     """Î₁(h_l) of eq-11 from statistics ``t`` ``(N, d)`` (one input) or ``(N, M, d)``."""
     layer = _check_layer(net, layer)
-    X, single = net.inputs(x)
-    M, d = X.shape[0], net.family.dim
-    tt = np.asarray(t, dtype=np.float64)
-    if single and tt.ndim == 2:
-        tt = tt[:, None, :]
-    if tt.ndim != 3 or tt.shape[1:] != (M, d):
-        raise ShapeError(
-            f"statistics t must have shape (N, {d}) or (N, {M}, {d}), got {np.shape(t)}"
-        )
+    X, tt = _statistics(net, x, t)
+    M = X.shape[0]
     _, eta, _ = output_quantities(net, X)
     r = tt - eta[None]
     S = np.einsum("nma,nmb->mab", r, r) / tt.shape[0]
@@ -60,22 +67,13 @@ def backprop_estimator_autodiff(net: Network, x: Any, t: Any, layer: int) -> np.
     from .estimators import per_sample_grads
 
     layer = _check_layer(net, layer)
-    X, single = net.inputs(x)
+    X, tt = _statistics(net, x, t)
     M = X.shape[0]
-    tt = np.asarray(t, dtype=np.float64)
-    if single and tt.ndim == 2:
-        tt = tt[:, None, :]
     q = net.lemma13(X)
     theta = torch.as_tensor(net.theta, dtype=torch.float64)
     total = np.zeros((net.widths[layer],) * 2)
     for m in range(M):
-        if layer == 0:
-            h_l = X[m]
-        elif layer == net.depth:
-            h_l = q.h_L[m]
-        else:
-            h_l = q.hbar[layer][m, :-1]
-        hv = torch.tensor(h_l, dtype=torch.float64, requires_grad=True)
+        hv = torch.tensor(q.h(layer)[m], dtype=torch.float64, requires_grad=True)
         hL = net.torch_forward_from(theta, hv, layer)
         ell = torch.as_tensor(tt[:, m]) @ hL - net.family.log_partition(hL[None])[0]
         G = per_sample_grads(ell, hv).detach().numpy()

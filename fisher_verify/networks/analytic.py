@@ -46,6 +46,10 @@ class Lemma13:
     B: list[np.ndarray]
     h_L: np.ndarray
 
+    def h(self, layer: int) -> np.ndarray:
+        """``h_l`` ``(M, n_l)`` for l = 0 (the input x) .. L (the output h_L)."""
+        return self.h_L if layer == len(self.hbar) else self.hbar[layer][:, :-1]
+
 
 def _bar(h: np.ndarray) -> np.ndarray:
     return np.concatenate([h, np.ones(h.shape[:-1] + (1,))], axis=-1)
