@@ -145,8 +145,9 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
 
     if int(n) < 1:
         raise FisherVerifyError(f"number of samples n must be >= 1, got {n}")
-    if not 0 < target < 1 or not 0 < confidence < 1:
-        raise FisherVerifyError("target and confidence must lie in (0, 1)")
+    for name, value in (("target", target), ("confidence", confidence)):
+        if not 0 < value < 1:
+            raise FisherVerifyError(f"{name} must lie strictly between 0 and 1, got {value}")
     net.require_c2("the variance of the Hessian estimator (thm-6)")
     P = int(net.num_params)
     diag = P > FULL_LIMIT if diagonal is None else bool(diagonal)

@@ -57,13 +57,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FisherVerifyError as exc:
         print(f"fisher-verify {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        print(f"fisher-verify {args.command}: error: {exc}", file=sys.stderr)
-        return 2
     except BrokenPipeError:
         # the reader (e.g. `| head`) closed the pipe: not an error of ours
         sys.stderr.close()
         return 0
+    except OSError as exc:
+        # a file the user named cannot be read or written (missing, a folder, no permission)
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"fisher-verify {args.command}: error: {exc.strerror or exc}{where}",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

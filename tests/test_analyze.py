@@ -44,6 +44,20 @@ def test_bad_inputs_are_one_line_exit_2(files, tmp_path, capsys):
                                    "--family", "categorical", "--param", "K=2",
                                    "--activation", "relu"])
     assert "C^2" in err
+    # --x that is not an .npy array, is an .npz archive or is a folder; a malformed --param;
+    # a target outside (0, 1)
+    (tmp_path / "junk.npy").write_text("not numpy")
+    for bad_x, words in ((tmp_path / "junk.npy", "not a NumPy .npy array"),
+                         (w, "is an .npz archive"), (tmp_path, "is not a file")):
+        err = _one_line_error(capsys, ["analyze", "--weights", str(w), "--x", str(bad_x),
+                                       "--family", "categorical", "--param", "K=2"])
+        assert words in err
+    err = _one_line_error(capsys, ["analyze", "--weights", str(w), "--x", str(x),
+                                   "--family", "categorical", "--param", "K"])
+    assert "NAME=VALUE" in err
+    err = _one_line_error(capsys, ["analyze", "--weights", str(w), "--x", str(x),
+                                   "--family", "categorical", "--param", "K=2", "--target", "0"])
+    assert "target must lie strictly between 0 and 1, got 0.0" in err
 
 
 def test_analyze_result(files):

@@ -100,6 +100,23 @@ def test_only_and_usage_errors(folders, tmp_path, capsys, monkeypatch):
     assert exc.value.code == 2
 
 
+def test_output_paths_are_checked_before_the_run(folders, tmp_path, capsys):
+    """A folder given as --junit/--json, a file given as report --out, or a negative --jobs
+    is one line and exit 2 before any proof runs (no progress lines, no traceback)."""
+    good, _ = folders
+    (tmp_path / "a_file").write_text("")
+    for argv, words in (
+        (["check", str(good), "--junit", str(tmp_path)], "--junit"),
+        (["check", str(good), "--json", str(tmp_path / "no" / "x.json")], "folder does not exist"),
+        (["check", str(good), "--jobs", "-1"], "--jobs must be >= 0"),
+        (["report", str(good), "--jobs", "-1"], "--jobs must be >= 0"),
+        (["report", str(good), "--out", str(tmp_path / "a_file")], "is a file; give a folder"),
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1 and "[1/" not in err, argv
+
+
 def test_default_path_is_local_proofs(folders, monkeypatch, tmp_path):
     good, _ = folders
     good.rename(tmp_path / "proofs")

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FisherVerifyError
+from .common import parse_params
 
 
 def register(subparsers: Any) -> None:
@@ -39,25 +40,24 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=handle)
 
 
-def _param(text: str) -> tuple[str, Any]:
-    if "=" not in text:
-        raise FisherVerifyError(f"--param expects k=v, got {text!r}")
-    key, value = text.split("=", 1)
-    for cast in (int, float):
-        try:
-            return key.strip(), cast(value)
-        except ValueError:
-            pass
-    return key.strip(), value
-
-
 def _load_x(path: str) -> np.ndarray:
     if not Path(path).is_file():
-        raise FisherVerifyError(f"input file {path!r} does not exist")
+        raise FisherVerifyError(f"input file {path!r} does not exist or is not a file")
     try:
-        return np.asarray(np.load(path, allow_pickle=False), dtype=float)
-    except (OSError, ValueError) as exc:
-        raise FisherVerifyError(f"cannot read input {path!r} as a .npy array: {exc}") from None
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        raise FisherVerifyError(
+            f"cannot read input {path!r}: it is not a NumPy .npy array (write it with numpy.save)"
+        ) from None
+    if not isinstance(data, np.ndarray):
+        data.close()
+        raise FisherVerifyError(
+            f"input {path!r} is an .npz archive; --x needs one .npy array (n_0,) or (M, n_0)"
+        )
+    try:
+        return np.asarray(data, dtype=float)
+    except (TypeError, ValueError):
+        raise FisherVerifyError(f"input {path!r} is not a numeric array") from None
 
 
 def _load_torch(path: str, fam: Any) -> Any:
@@ -83,7 +83,7 @@ def handle(args: argparse.Namespace) -> int:
     """Run :func:`fisher_verify.analyze` and print text or JSON."""
     import fisher_verify as fv
 
-    fam = fv.family(args.family, **dict(_param(p) for p in args.param))
+    fam = fv.family(args.family, **parse_params(args.param))
     if args.weights:
         if not Path(args.weights).is_file():
             raise FisherVerifyError(f"weights file {args.weights!r} does not exist")

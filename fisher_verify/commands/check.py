@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FisherVerifyError
+from .common import check_jobs, check_output_file
 
 
 def register(subparsers: Any) -> None:
@@ -74,12 +75,10 @@ def handle(args: argparse.Namespace) -> int:
     from ..proofs import discover, run_all, select
     from ..proofs.record import run_document, table, write_json, write_junit
 
-    if args.jobs < 0:
-        raise FisherVerifyError(f"--jobs must be >= 0, got {args.jobs}")
+    check_jobs(args.jobs)
     paths = args.paths or default_paths()
-    for out in (args.json, args.junit):
-        if out and not Path(out).resolve().parent.is_dir():
-            raise FisherVerifyError(f"cannot write {out!r}: its folder does not exist")
+    check_output_file(args.json, "--json")
+    check_output_file(args.junit, "--junit")
     entries = select(discover(paths), args.only)
     if not entries:
         raise FisherVerifyError(f"no statements found under {', '.join(map(str, paths))}")

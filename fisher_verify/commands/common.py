@@ -1,8 +1,10 @@
-"""Argument parsing shared by the commands (family parameters, natural-parameter points)."""
+"""Argument checks shared by the commands (family parameters, natural-parameter points,
+output paths, worker counts): each refuses bad input with a one-line message."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from ..errors import FisherVerifyError
@@ -51,3 +53,36 @@ def add_family_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="K=V",
         help="a fixed parameter of the family, e.g. --param n=5 (repeatable)",
     )
+
+
+def check_jobs(jobs: int) -> int:
+    """``--jobs``: 0 (one worker per CPU) or more."""
+    if jobs < 0:
+        raise FisherVerifyError(f"--jobs must be >= 0 (0 = one per CPU), got {jobs}")
+    return jobs
+
+
+def check_output_file(path: str | None, flag: str) -> None:
+    """An output file's folder must exist and the path must not be a folder (checked before any
+    work is done, so a typo does not cost a whole run)."""
+    if not path:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise FisherVerifyError(f"{flag} {path!r} is a folder; give a file name")
+    if not target.resolve().parent.is_dir():
+        raise FisherVerifyError(f"cannot write {flag} {path!r}: its folder does not exist")
+
+
+def prepare_output_dir(path: str) -> Path:
+    """Create the output folder ``path`` (and its parents) now, or say why it cannot be."""
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise FisherVerifyError(f"--out {path!r} is a file; give a folder")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FisherVerifyError(
+            f"cannot create output folder {path!r}: {exc.strerror or exc}"
+        ) from None
+    return target

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from ..errors import FisherVerifyError
+from .common import check_jobs, prepare_output_dir
 
 
 def register(subparsers: Any) -> None:
@@ -32,10 +33,12 @@ def handle(args: argparse.Namespace) -> int:
     from ..report.build import build_report
     from .check import default_paths
 
+    check_jobs(args.jobs)
     paths = args.paths or default_paths()
     entries = select(discover(paths), args.only)
     if not entries:
         raise FisherVerifyError(f"no statements found under {', '.join(map(str, paths))}")
+    prepare_output_dir(args.out)
     start = time.perf_counter()
     records = run_all(entries, profile=args.profile, seed=args.seed, jobs=args.jobs)
     wall = time.perf_counter() - start
