@@ -45,12 +45,13 @@ def forward_torch(
     return torch.as_tensor(h)
 
 
-def jacobian(
-    theta: np.ndarray, x: np.ndarray, shapes: list[tuple[int, int]], act: Activation
+def _per_input(
+    transform: Any, theta: np.ndarray, x: np.ndarray, shapes: list[tuple[int, int]],
+    act: Activation,
 ) -> np.ndarray:
-    """J ``(M, n_L, P)`` by ``vmap(jacrev(h_L))`` over the inputs."""
+    """``vmap(transform(h_L))`` over the inputs in float64 (``transform``: a torch.func one)."""
     torch = _torch()
-    from torch.func import jacrev, vmap
+    from torch.func import vmap
 
     th = torch.as_tensor(theta, dtype=torch.float64)
     X = torch.as_tensor(x, dtype=torch.float64)
@@ -58,20 +59,22 @@ def jacobian(
     def f(t: Any, xi: Any) -> Any:
         return forward_torch(t, xi, shapes, act)
 
-    return vmap(jacrev(f), in_dims=(None, 0))(th, X).detach().numpy()
+    return vmap(transform(f), in_dims=(None, 0))(th, X).detach().numpy()
+
+
+def jacobian(
+    theta: np.ndarray, x: np.ndarray, shapes: list[tuple[int, int]], act: Activation
+) -> np.ndarray:
+    """J ``(M, n_L, P)`` by ``vmap(jacrev(h_L))`` over the inputs."""
+    from torch.func import jacrev
+
+    return _per_input(jacrev, theta, x, shapes, act)
 
 
 def output_hessians(
     theta: np.ndarray, x: np.ndarray, shapes: list[tuple[int, int]], act: Activation
 ) -> np.ndarray:
     """∂²h_L/∂θ∂θᵀ ``(M, n_L, P, P)`` by ``vmap(hessian(h_L))`` over the inputs."""
-    torch = _torch()
-    from torch.func import hessian, vmap
+    from torch.func import hessian
 
-    th = torch.as_tensor(theta, dtype=torch.float64)
-    X = torch.as_tensor(x, dtype=torch.float64)
-
-    def f(t: Any, xi: Any) -> Any:
-        return forward_torch(t, xi, shapes, act)
-
-    return vmap(hessian(f), in_dims=(None, 0))(th, X).detach().numpy()
+    return _per_input(hessian, theta, x, shapes, act)
