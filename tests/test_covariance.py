@@ -26,22 +26,10 @@ from fisher_verify.fisher.covariance import (
 from fisher_verify.testing.calibrated import assert_variance_matches, bonferroni
 from fisher_verify.testing.strategies import (
     C2_ACTIVATIONS,
+    FAMILY_POINTS,
     bernoulli_half_network,
     small_networks,
 )
-
-FAMILIES = [
-    ("bernoulli", {}, [0.3]),
-    ("normal", {"sigma": 1.5}, [0.4]),
-    ("poisson", {}, [0.7]),
-    ("categorical", {"K": 3}, [0.1, -0.5, 1.0]),
-    ("binomial", {"n": 3}, [-0.2]),
-    ("geometric", {}, [-0.6]),
-    ("negative_binomial", {"r": 2}, [-0.9]),
-    ("exponential", {}, [-1.3]),
-    ("gamma", {"shape": 2.0}, [-0.8]),
-    ("normal_unknown_variance", {}, [0.3, -0.6]),
-]
 
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
@@ -54,7 +42,7 @@ def _random_derivatives(rng: np.random.Generator, M: int, nl: int, P: int):
     return J, A + A.transpose(0, 1, 3, 2)
 
 
-@pytest.mark.parametrize(("name", "params", "h0"), FAMILIES, ids=[f[0] for f in FAMILIES])
+@pytest.mark.parametrize(("name", "params", "h0"), FAMILY_POINTS, ids=[f[0] for f in FAMILY_POINTS])
 def test_closed_forms_match_definition_route(name, params, h0) -> None:
     """thm-4 and thm-6 (and cov-n's 1/N, M-input averaging) vs E over y on exact nodes."""
     fam = fv.family(name, **params)

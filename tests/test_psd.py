@@ -23,20 +23,7 @@ from fisher_verify.testing.calibrated import (
     assert_mean_matches,
     bonferroni,
 )
-from fisher_verify.testing.strategies import C2_ACTIVATIONS, small_networks
-
-FAMILIES = [
-    ("bernoulli", {}, [0.3]),
-    ("normal", {"sigma": 1.5}, [0.4]),
-    ("poisson", {}, [0.7]),
-    ("categorical", {"K": 3}, [0.1, -0.5, 1.0]),
-    ("binomial", {"n": 3}, [-0.2]),
-    ("geometric", {}, [-0.6]),
-    ("negative_binomial", {"r": 2}, [-0.9]),
-    ("exponential", {}, [-1.3]),
-    ("gamma", {"shape": 2.0}, [-0.8]),
-    ("normal_unknown_variance", {}, [0.3, -0.6]),
-]
+from fisher_verify.testing.strategies import C2_ACTIVATIONS, FAMILY_POINTS, small_networks
 
 
 @given(small_networks(activations=C2_ACTIVATIONS), st.integers(1, 6), st.integers(0, 2**31))
@@ -66,7 +53,7 @@ def test_eq8_sampler_matches_library_estimator() -> None:
     assert rho.shape == (2, 3) and np.all(rho >= 0)
 
 
-@pytest.mark.parametrize(("name", "params", "h0"), FAMILIES, ids=[f[0] for f in FAMILIES])
+@pytest.mark.parametrize(("name", "params", "h0"), FAMILY_POINTS, ids=[f[0] for f in FAMILY_POINTS])
 def test_thm11_variance_of_bias(name, params, h0) -> None:
     """Var(η_a − t̄_a) = I_aa/N: the definition route (nodes) to 1e-10, and Monte Carlo."""
     fam = fv.family(name, **params)
@@ -85,7 +72,7 @@ def test_thm11_variance_of_bias(name, params, h0) -> None:
     m2, m4 = w @ c**2, w @ c**4
     fourth = m4 / N**3 + 3 * (N - 1) * m2**2 / N**3
     assert_mean_matches(d * d, exact[0], fourth - exact[0] ** 2,
-                        alpha=bonferroni(1e-6 * len(FAMILIES), len(FAMILIES)),
+                        alpha=bonferroni(1e-6 * len(FAMILY_POINTS), len(FAMILY_POINTS)),
                         what=f"{name}: E[(eta - tbar)^2] = I_aa/N")
 
 

@@ -22,6 +22,21 @@ from ..networks.network import Network
 ALL_ACTIVATIONS: tuple[str, ...] = tuple(ACTIVATIONS)
 C2_ACTIVATIONS: tuple[str, ...] = tuple(n for n, a in ACTIVATIONS.items() if a.is_c2)
 
+#: ``(name, params, h)``: every family of the catalog at one point inside its natural-parameter
+#: domain; the fixed counterpart of :func:`families` for ``pytest.mark.parametrize``.
+FAMILY_POINTS: tuple[tuple[str, dict[str, Any], list[float]], ...] = (
+    ("bernoulli", {}, [0.3]),
+    ("normal", {"sigma": 1.5}, [0.4]),
+    ("poisson", {}, [0.7]),
+    ("categorical", {"K": 3}, [0.1, -0.5, 1.0]),
+    ("binomial", {"n": 3}, [-0.2]),
+    ("geometric", {}, [-0.6]),
+    ("negative_binomial", {"r": 2}, [-0.9]),
+    ("exponential", {}, [-1.3]),
+    ("gamma", {"shape": 2.0}, [-0.8]),
+    ("normal_unknown_variance", {}, [0.3, -0.6]),
+)
+
 
 def families() -> st.SearchStrategy[Any]:
     """Every family of the catalog, with its parameters drawn from small valid values."""
