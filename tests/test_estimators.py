@@ -92,7 +92,7 @@ def test_errors() -> None:
     with pytest.raises(FisherVerifyError, match="layer must be an integer 0..2"):
         backprop_fisher(net, x, 3)
     for backprop in (backprop_estimator, backprop_estimator_autodiff):
-        with pytest.raises(ShapeError, match=r"statistics t must have shape \(N, 1\) or \(N, 2, 1\)"):
+        with pytest.raises(ShapeError, match=r"statistics t must have shape \(n, 2, 1\)"):
             backprop(net, x, np.zeros((5, 3, 1)), 1)
     geo = Network.random([2, 3, 1], "tanh", fv.family("geometric"), rng=0)
     geo.weights[-1][0, -1] = 5.0  # h_L > 0: outside h < 0

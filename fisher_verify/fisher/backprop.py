@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import FisherVerifyError, ShapeError
+from ..errors import FisherVerifyError
 from ..networks.network import Network
+from .estimators import _batched_t
 from .exact import output_quantities
 
 
@@ -28,15 +29,7 @@ def _check_layer(net: Network, layer: int) -> int:
 def _statistics(net: Network, x: Any, t: Any) -> tuple[np.ndarray, np.ndarray]:
     """Inputs ``(M, n_0)`` and statistics ``t`` as ``(N, M, d)`` (from ``(N, d)`` for one input)."""
     X, single = net.inputs(x)
-    M, d = X.shape[0], net.family.dim
-    tt = np.asarray(t, dtype=np.float64)
-    if single and tt.ndim == 2:
-        tt = tt[:, None, :]
-    if tt.ndim != 3 or tt.shape[1:] != (M, d):
-        raise ShapeError(
-            f"statistics t must have shape (N, {d}) or (N, {M}, {d}), got {np.shape(t)}"
-        )
-    return X, tt
+    return X, _batched_t(t, X.shape[0], net.family.dim, single)
 
 
 def backprop_fisher(net: Network, x: Any, layer: int) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import FisherVerifyError, ShapeError
 from ..networks.network import Network
-from .exact import output_quantities
+from .exact import gauss_newton, output_quantities
 
 Route = Literal["structured", "generic"]
 
@@ -76,9 +76,9 @@ def structured_estimators(
     H = net.output_hessians(X)
     r = t - eta[None]
     S = np.einsum("nma,nmb->mab", r, r) / t.shape[0]
-    i1 = np.einsum("map,mab,mbq->pq", J, S, J) / X.shape[0]
+    i1 = gauss_newton(J, S)
     bias = eta - t.mean(axis=0)
-    i2 = (np.einsum("ma,mapq->pq", bias, H) + np.einsum("map,mab,mbq->pq", J, I, J)) / X.shape[0]
+    i2 = np.einsum("ma,mapq->pq", bias, H) / X.shape[0] + gauss_newton(J, I)
     return i1, i2
 
 
@@ -197,6 +197,6 @@ def delta_estimators(
     S = np.einsum("nma,nmb->mab", r, r) / t.shape[0]
     rt = tt - eta
     inner = np.einsum("ma,mb->mab", rt, rt) - S
-    d1 = np.einsum("map,mab,mbq->pq", J, inner, J) / M
+    d1 = gauss_newton(J, inner)
     d2 = np.einsum("ma,mapq->pq", t.mean(axis=0) - tt, H) / M
     return d1, d2

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .covariance import _batched
+from .exact import gauss_newton
 
 __all__ = [
     "PsdBound",
@@ -68,7 +69,7 @@ def psd_probability_bound(
     Jb = _batched(J, 2, "J")
     Ib = _batched(I, 2, "I")
     M, nl, _ = Jb.shape
-    fisher = np.einsum("map,mab,mbq->pq", Jb, Ib, Jb) / M
+    fisher = gauss_newton(Jb, Ib)
     ev = np.linalg.eigvalsh(fisher)
     lam_min = float(ev[0])
     rho = spectral_radii(H)
@@ -86,7 +87,7 @@ def hessian_estimator(J: Any, H: Any, I: Any, eta: Any, t_mean: Any) -> np.ndarr
     """Î₂ by eq-8 from sample means ``t_mean`` ``(M?, n_L)`` (or a stack ``(R, M, n_L)``)."""
     Jb, Hb, Ib = _batched(J, 2, "J"), _batched(H, 3, "H"), _batched(I, 2, "I")
     M = Jb.shape[0]
-    fisher = np.einsum("map,mab,mbq->pq", Jb, Ib, Jb) / M
+    fisher = gauss_newton(Jb, Ib)
     eps = np.asarray(eta, dtype=np.float64).reshape(M, -1) - np.asarray(t_mean, dtype=np.float64)
     return fisher + np.einsum("...ma,mapq->...pq", eps, Hb) / M
 
