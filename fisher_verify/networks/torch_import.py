@@ -20,6 +20,7 @@ _MODULES = {
 
 def weights_from_sequential(model: Any) -> tuple[list[np.ndarray], str]:
     """``[W_0, …]`` (bias appended as the last column) and the activation name of ``model``."""
+    import torch
     import torch.nn as nn
 
     layers = list(model) if isinstance(model, nn.Sequential) else None
@@ -38,9 +39,9 @@ def weights_from_sequential(model: Any) -> tuple[list[np.ndarray], str]:
                 raise UnsupportedError(
                     f"module {i}: two Linear layers in a row; put an activation between them"
                 )
-            W = mod.weight.detach().to("cpu", dtype=torch_float64()).numpy()
+            W = mod.weight.detach().to("cpu", dtype=torch.float64).numpy()
             b = (
-                mod.bias.detach().to("cpu", dtype=torch_float64()).numpy()
+                mod.bias.detach().to("cpu", dtype=torch.float64).numpy()
                 if mod.bias is not None
                 else np.zeros(W.shape[0])
             )
@@ -71,8 +72,3 @@ def weights_from_sequential(model: Any) -> tuple[list[np.ndarray], str]:
         raise UnsupportedError(f"all hidden layers must share one activation, found {sorted(acts)}")
     return weights, (acts.pop() if acts else "identity")
 
-
-def torch_float64() -> Any:
-    import torch
-
-    return torch.float64
