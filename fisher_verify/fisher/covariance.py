@@ -269,7 +269,8 @@ def cov2_frobenius(H: Any, I: Any, n: int = 1) -> float:
 
 
 def network_moments(net: Any, x: Any, estimator: Estimator) -> dict[str, np.ndarray]:
-    """Derivatives and moments a closed form needs, batched over inputs (leading axis M).
+    """Derivatives and moments ``thm-4`` (estimator 1) or ``thm-6`` (estimator 2) needs, batched
+    over inputs (leading axis M).
 
     Returns ``h`` (M, n_L), ``I`` (M, n_L, n_L) and, for estimator 1, ``J`` (M, n_L, P) and
     ``K`` (M, n_L⁴); for estimator 2, ``H`` (M, n_L, P, P).

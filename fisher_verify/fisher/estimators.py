@@ -116,7 +116,8 @@ def hessian_of(scalar: Any, wrt: Any) -> Any:
 
 
 def generic_estimators(net: Network, X: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(Î₁, Î₂) by autodiff of ℓ per sample (Eq. 2), from statistics ``t`` ``(n, M, d)``."""
+    """(Î₁, Î₂) by autodiff of ℓ per sample (Eq. 2; the reference for ``eq-7``/``eq-8``),
+    from statistics ``t`` ``(n, M, d)``."""
     torch = _torch()
     net.family.check_natural(net.forward(X))
     theta = torch.tensor(net.theta, dtype=torch.float64, requires_grad=True)
@@ -133,7 +134,8 @@ def generic_estimators(net: Network, X: np.ndarray, t: np.ndarray) -> tuple[np.n
 def estimators_from_draws(
     net: Network, x: Any, y: Any, route: Route = "structured"
 ) -> EstimatorSample:
-    """Î₁ and Î₂ from given draws ``y`` (``(n,)`` for one input, ``(n, M)`` for M inputs)."""
+    """Î₁ and Î₂ from given draws ``y`` (``(n,)`` for one input, ``(n, M)`` for M inputs):
+    ``route="structured"`` by ``eq-7``/``eq-8``, ``"generic"`` by per-sample autodiff (Eq. 2)."""
     X, single = net.inputs(x)
     y_arr = np.asarray(y)
     t_raw = np.asarray(net.family.statistic(y_arr), dtype=np.float64)

@@ -10,7 +10,8 @@ from ..networks.network import Method, Network
 
 
 def output_quantities(net: Network, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """h_L ``(M, n_L)``, η(h_L) ``(M, n_L)`` and I(h_L) ``(M, n_L, n_L)``, h_L domain-checked."""
+    """h_L ``(M, n_L)``, η(h_L) ``(M, n_L)`` and I(h_L) ``(M, n_L, n_L)`` (``lemma-2``: ``I =
+    ∂η/∂h``), h_L domain-checked."""
     h = net.forward(X)
     net.family.check_natural(h)
     return h, np.asarray(net.family.mean(h)), np.asarray(net.family.fisher(h))

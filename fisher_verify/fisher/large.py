@@ -398,7 +398,8 @@ def output_hessian_diagonals(
 ) -> np.ndarray:
     """``∂²h^α_L/∂θ_i²`` for every input, output and parameter, shape ``(M, n_L, P)``.
 
-    ``= Γ^α_l[r, r] · h̄_l[c]²`` at ``θ_i = W_l[r, c]`` (module docstring). Needs σ ∈ C².
+    ``= Γ^α_l[r, r] · h̄_l[c]²`` at ``θ_i = W_l[r, c]`` (module docstring); the diagonal of
+    ``thm-6``'s ``Var(Î₂)`` needs these. Needs σ ∈ C².
     Memory ``M · n_L · P``: meant for checking, not for the largest networks.
     """
     s = _setup(net, x, device, dtype)
