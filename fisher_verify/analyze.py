@@ -57,6 +57,7 @@ class Analysis:
     confidence: float = 0.95
     samples_needed_1: int | None = None  # lemma-12
     samples_needed_2: int | None = None
+    num_inputs: int = 1
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form (large arrays summarized by their norms)."""
@@ -86,8 +87,10 @@ class Analysis:
             lines.append("P(I2 p.s.d.): thm-10 not computed for large P (it needs lambda_min of the "
                          "P x P Fisher); thm-8 only where tr(H^a H^b) is exact (P <= 2048)")
         elif self.psd_probability is None:
-            lines.append("P(I2 p.s.d.): thm-10 does not apply (lambda_min(I(theta)) = 0; "
-                         "one input gives rank <= n_L < P, pass several inputs)")
+            rank_cap = self.num_inputs * self.widths[-1]
+            why = (f"rank I(theta) <= M n_L = {rank_cap} < P = {self.num_params}; more inputs can help"
+                   if rank_cap < self.num_params else "I(theta) is singular at this theta")
+            lines.append(f"P(I2 p.s.d.): thm-10 does not apply (lambda_min(I(theta)) = 0: {why})")
         else:
             lines.append(f"P(I2 p.s.d.) >= {_fmt(self.psd_probability)} (thm-10"
                          + (", vacuous at this N)" if self.psd_probability <= 0 else ")"))
@@ -173,7 +176,7 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
         cov_norm = {e: float(fv.covariance_norm(net, x, estimator=e, n=n)) for e in (1, 2)}
         b = fv.bounds(net, x, n=n)
         # Bound objects: rhs is the bound (None where it does not apply, e.g. thm-10 when
-        # lambda_min(I(theta)) = 0, which one input gives whenever n_L < P)
+        # lambda_min(I(theta)) = 0, as whenever M n_L < P: I(theta) has rank <= M n_L)
         bound[1] = b.thm7.rhs
         bound[2] = b.thm8.rhs
         psd = b.psd_probability.rhs
@@ -202,4 +205,5 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
         target_rel_accuracy=target, confidence=confidence,
         samples_needed_1=_samples_needed(t1 * n, fnorm, target, confidence),
         samples_needed_2=_samples_needed(t2 * n, fnorm, target, confidence),
+        num_inputs=int(net.inputs(x)[0].shape[0]),
     )

@@ -137,3 +137,16 @@ def test_diagonal_mode_uses_the_large_path_and_matches_the_dense_route() -> None
     np.testing.assert_allclose(diag.bound_1, dense.bound_1, rtol=1e-10)
     np.testing.assert_allclose(diag.bound_2, dense.bound_2, rtol=1e-10)
     assert "thm-10 not computed for large P" in diag.summary()
+
+
+def test_summary_explains_why_thm10_does_not_apply() -> None:
+    """With M inputs I(θ) has rank <= M n_L; when that is below P the summary says so."""
+    import numpy as np
+
+    import fisher_verify as fv
+
+    rng = np.random.default_rng(0)
+    net = fv.Network.random([3, 4, 1], activation="tanh", family=fv.family("bernoulli"), rng=rng)
+    result = fv.analyze(net, rng.normal(size=(5, 3)), n=100)
+    assert result.num_inputs == 5 and result.psd_probability is None
+    assert "rank I(theta) <= M n_L = 5 < P = 21" in result.summary()
