@@ -9,6 +9,7 @@ nodes, and calibrated Monte Carlo tests of the samplers.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import mpmath
@@ -128,49 +129,73 @@ def test_kernels_match_density_moments_in_every_backend(name, params, ranges, da
 
 
 _NAIVE_CACHE: dict[str, list] = {}
+ALL_QUANTITIES = ("log_partition", "mean", "fisher", "kappa3", "kappa4", "central_moment4")
 
 
-def _naive_derivatives(fam: fv.Family) -> list[tuple[str, tuple[int, ...], object]]:
-    """SymPy's derivatives of the textbook F (no stable functions), printed for mpmath."""
+def _naive_derivatives(fam: fv.Family) -> list[tuple[tuple[int, ...], object]]:
+    """SymPy's derivatives of the textbook F (no stable functions), orders 0 to 4, for mpmath."""
     key = fam.label
     if key not in _NAIVE_CACHE:
         naive_f = to_naive(fam.definition.log_partition)
         out = []
-        for q, tensor in (
-            ("eta", fam.derivation.eta),
-            ("fisher", fam.derivation.fisher),
-            ("kappa4", fam.derivation.kappa4),
-        ):
-            for idx in tensor.unique_indices():
-                expr = sp.diff(naive_f, *[fam.definition.h[i] for i in idx])
-                out.append((q, idx, sp.lambdify(fam.definition.h, expr, "mpmath")))
+        for order in range(5):
+            for idx in itertools.combinations_with_replacement(range(fam.dim), order):
+                expr = sp.diff(naive_f, *[fam.definition.h[i] for i in idx]) if idx else naive_f
+                out.append((idx, sp.lambdify(fam.definition.h, expr, "mpmath")))
         _NAIVE_CACHE[key] = out
     return _NAIVE_CACHE[key]
+
+
+def _expected_at(fam: fv.Family, h: list[float]) -> dict[str, dict[tuple[int, ...], float]]:
+    """Every quantity's distinct entries from the textbook derivatives, K by lemma-5 from them."""
+    # The textbook form cancels terms of size e^{4|h|}: carry that many digits and 30 more. Families
+    # whose h reaches 10⁶ (normal, gamma, …) are rational in h and cancel nothing: 3000 suffice.
+    digits = min(30 + int(4 * max(abs(v) for v in h) / 2.3), 3000)
+    names = {0: "log_partition", 1: "mean", 2: "fisher", 3: "kappa3", 4: "kappa4"}
+    out: dict[str, dict[tuple[int, ...], float]] = {q: {} for q in ALL_QUANTITIES}
+    with mpmath.workdps(digits):
+        hm = [mpmath.mpf(v) for v in h]
+        raw = {idx: fn(*hm) for idx, fn in _naive_derivatives(fam)}
+
+        def i2(a: int, b: int) -> object:
+            return raw[tuple(sorted((a, b)))]
+
+        for idx, value in raw.items():
+            out[names[len(idx)]][idx] = float(value)
+            if len(idx) == 4:
+                a, b, c, d = idx
+                k = value + i2(a, b) * i2(c, d) + i2(a, c) * i2(b, d) + i2(a, d) * i2(b, c)
+                out["central_moment4"][idx] = float(k)
+    return out
 
 
 @pytest.mark.parametrize(("name", "params", "ranges"), CATALOG, ids=IDS)
 @settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_kernels_stable_at_extreme_parameters(name, params, ranges, data) -> None:
-    """Finite and correct over the whole float64 range: stable kernels vs SymPy's derivative of
-    the textbook F, evaluated in mpmath with enough digits to survive its cancellations."""
+    """Finite and correct over the whole float64 range, every kernel in every backend: stable
+    kernels vs SymPy's derivatives of the textbook F, evaluated in mpmath with enough digits to
+    survive the textbook form's cancellations."""
     fam = _fam(name, params)
     h = data.draw(_extreme(ranges), label="h")
-    hn = np.asarray(h)
-    got = {"fisher": fam.fisher(hn), "kappa4": fam.kappa4(hn), "eta": fam.mean(hn)}
-    # the textbook form cancels terms of size e^{4|h|}: carry that many digits and 30 more
-    digits = 30 + int(4 * max(abs(v) for v in h) / 2.3)
-    with mpmath.workdps(digits):
-        hm = [mpmath.mpf(v) for v in h]
-        for q, idx, fn in _naive_derivatives(fam):
-            expected = float(fn(*hm))
-            value = got[q][idx]
-            assert math.isfinite(value), f"{q}{idx} at h={h} is {value}"
-            # An entry that cancels (κ₄ near a root, or a cross-cumulant of a rare class) is judged
-            # on its natural scale Π sd(t_i): a backward-stable formula errs by ε times that.
-            natural = float(np.prod([math.sqrt(max(got["fisher"][i, i], 0.0)) for i in idx])) if q != "eta" else 0.0
-            ref = max(abs(expected), natural, 1e-300)
-            assert abs(value - expected) <= 1e-9 * ref, f"{q}{idx} at h={h}: {value} vs {expected}"
+    expected = _expected_at(fam, h)
+    inputs = {
+        "numpy": np.asarray(h),
+        "torch": torch.tensor(h, dtype=torch.float64),
+        "mpmath": [mpmath.mpf(v) for v in h],
+    }
+    for backend, hb in inputs.items():
+        got = {q: np.asarray(getattr(fam, q)(hb), dtype=float) for q in ALL_QUANTITIES}
+        sd = np.sqrt(np.maximum(np.diagonal(got["fisher"]), 0.0))
+        for q in ALL_QUANTITIES:
+            for idx, exp_value in expected[q].items():
+                value = float(got[q][idx])
+                assert math.isfinite(value), f"{backend} {q}{idx} at h={h} is {value}"
+                # An entry that cancels (κ₄ near a root, a cross-cumulant of a rare class) is
+                # judged on its natural scale Π sd(t_i): a backward-stable formula errs by ε·that.
+                natural = float(np.prod(sd[list(idx)])) if len(idx) >= 2 else 0.0
+                ref = max(abs(exp_value), natural, 1e-300)
+                assert abs(value - exp_value) <= 1e-9 * ref, f"{backend} {q}{idx} at h={h}: {value} vs {exp_value}"
 
 
 def test_issue_extremes_bernoulli_and_categorical() -> None:

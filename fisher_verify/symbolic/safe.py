@@ -153,9 +153,13 @@ def _np_expit(x: Any) -> Any:
 
 
 def _np_lse_last(s: Any) -> Any:
-    m = np.max(s, axis=-1, keepdims=True)
+    # m + log1p(Σ_{j ≠ argmax} e^{s_j - m}): log of a sum near 1 would lose the small terms
+    top = np.argmax(s, axis=-1)
+    m = np.take_along_axis(s, top[..., None], axis=-1)
     m = np.where(np.isfinite(m), m, 0.0)
-    return np.log(np.sum(np.exp(s - m), axis=-1)) + m[..., 0]
+    is_top = np.arange(s.shape[-1]) == top[..., None]
+    rest = np.sum(np.where(is_top, 0.0, np.exp(s - m)), axis=-1)
+    return np.log1p(rest) + m[..., 0]
 
 
 def _np_logsumexp(*xs: Any) -> Any:
@@ -206,15 +210,23 @@ def torch_kernels() -> dict[str, Callable[..., Any]]:
         ts = [torch.as_tensor(x, dtype=torch.float64) if not torch.is_tensor(x) else x for x in xs]
         return torch.stack(list(torch.broadcast_tensors(*ts)), dim=-1)
 
+    def lse_last(s: Any) -> Any:
+        # as the NumPy kernel: m + log1p(Σ_{j ≠ argmax} e^{s_j - m}), differentiable
+        top = torch.argmax(s, dim=-1, keepdim=True)
+        m = torch.gather(s, -1, top)
+        is_top = torch.arange(s.shape[-1], device=s.device) == top
+        rest = torch.sum(torch.where(is_top, torch.zeros_like(s), torch.exp(s - m)), dim=-1)
+        return torch.log1p(rest) + m[..., 0]
+
     def t_softmax(k: Any, *hs: Any) -> Any:
         s = stack(hs)
-        return torch.exp(s[..., int(k)] - torch.logsumexp(s, dim=-1))
+        return torch.exp(s[..., int(k)] - lse_last(s))
 
     def t_softmax_comp(k: Any, *hs: Any) -> Any:
         s = stack(hs)
         k = int(k)
         others = torch.cat([s[..., :k], s[..., k + 1 :]], dim=-1)
-        return torch.exp(torch.logsumexp(others, dim=-1) - torch.logsumexp(s, dim=-1))
+        return torch.exp(lse_last(others) - lse_last(s))
 
     def t_log1mexp(x: Any) -> Any:
         return torch.where(
@@ -224,7 +236,7 @@ def torch_kernels() -> dict[str, Callable[..., Any]]:
     return {
         "expit": torch.sigmoid,
         "softplus": lambda x: torch.logaddexp(torch.zeros_like(x), x),
-        "logsumexp": lambda *xs: torch.logsumexp(stack(xs), dim=-1),
+        "logsumexp": lambda *xs: lse_last(stack(xs)),
         "softmax": t_softmax,
         "softmax_comp": t_softmax_comp,
         "log1mexp": t_log1mexp,
@@ -236,8 +248,9 @@ def torch_kernels() -> dict[str, Callable[..., Any]]:
 
 
 def _mp_logsumexp(*xs: Any) -> Any:
-    m = max(xs)
-    return m + mpmath.log(mpmath.fsum(mpmath.exp(x - m) for x in xs))
+    top = max(range(len(xs)), key=lambda i: xs[i])
+    m = xs[top]
+    return m + mpmath.log1p(mpmath.fsum(mpmath.exp(x - m) for i, x in enumerate(xs) if i != top))
 
 
 def _mp_softmax(k: Any, *hs: Any) -> Any:
@@ -253,12 +266,17 @@ def _mp_softplus(x: Any) -> Any:
     return mpmath.log1p(mpmath.exp(x)) if x < 0 else x + mpmath.log1p(mpmath.exp(-x))
 
 
+def _mp_log1mexp(x: Any) -> Any:
+    # log(1 - e^x): log1p(-e^x) far from 0, log(-expm1(x)) near it (Mächler's split), as in NumPy
+    return mpmath.log1p(-mpmath.exp(x)) if x < -mpmath.log(2) else mpmath.log(-mpmath.expm1(x))
+
+
 MPMATH_KERNELS: dict[str, Callable[..., Any]] = {
     "expit": lambda x: 1 / (1 + mpmath.exp(-x)),
     "softplus": _mp_softplus,
     "logsumexp": _mp_logsumexp,
     "softmax": _mp_softmax,
     "softmax_comp": _mp_softmax_comp,
-    "log1mexp": lambda x: mpmath.log(-mpmath.expm1(x)),
+    "log1mexp": _mp_log1mexp,
     "inv_expm1": lambda x: 1 / mpmath.expm1(x),
 }
