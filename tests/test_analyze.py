@@ -61,8 +61,6 @@ def test_bad_inputs_are_one_line_exit_2(files, tmp_path, capsys):
 
 
 def test_analyze_result(files):
-    pytest.importorskip("fisher_verify.fisher.covariance")
-    pytest.importorskip("fisher_verify.fisher.bounds")
     w, x = files
     net = fv.Network.from_npz(w, family=fv.family("categorical", K=2))
     res = fv.analyze(net, np.load(x), n=10)
@@ -73,8 +71,6 @@ def test_analyze_result(files):
 
 
 def test_analyze_cli_json(files, capsys):
-    pytest.importorskip("fisher_verify.fisher.covariance")
-    pytest.importorskip("fisher_verify.fisher.bounds")
     w, x = files
     assert main(["analyze", "--weights", str(w), "--x", str(x), "--family", "categorical",
                  "--param", "K=2", "--samples", "5", "--json"]) == 0
@@ -88,7 +84,7 @@ def test_analyze_cli_torch_model(tmp_path, capsys):
     """--torch-model: a whole nn.Sequential saved with torch.save (loaded with
     weights_only=False) gives the same analysis as its weights in .npz; a state_dict is a
     one-line user error."""
-    torch = pytest.importorskip("torch")
+    import torch
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
     model = model.double()

@@ -173,7 +173,7 @@ def test_exact_variances_match_the_covariance_tensor(kind: int, diagonal_only: b
 
 
 def test_large_paths_agree(monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("torch")
+    import torch  # noqa: F401 - torch is a test dependency: a missing torch must fail, not skip
     net, x = _setup("categorical", K=3)
     X, _ = net.inputs(x)
     V = np.random.default_rng(4).normal(size=(3, net.num_params))
@@ -234,7 +234,7 @@ def test_false_alarm_rate_at_a_measurable_alpha() -> None:
 
 
 def _torch_model() -> object:
-    torch = pytest.importorskip("torch")
+    import torch
     torch.manual_seed(0)
     return torch.nn.Sequential(
         torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3)
@@ -267,7 +267,7 @@ def _torch_score_outer(n: int, fixed_labels: object = None):  # type: ignore[no-
 
 
 def test_torch_loop_passes_and_empirical_torch_fails() -> None:
-    torch = pytest.importorskip("torch")
+    import torch
     model = _torch_model()
     fam = fv.family("categorical", K=3)
     net = fv.Network.from_torch(model, fam)
@@ -283,7 +283,7 @@ def test_torch_loop_passes_and_empirical_torch_fails() -> None:
 
 
 def test_torch_parameter_permutation() -> None:
-    torch = pytest.importorskip("torch")
+    import torch
     model = _torch_model()
     net = fv.Network.from_torch(model, fv.family("categorical", K=3))
     flat = torch.nn.utils.parameters_to_vector(model.parameters()).detach().double().numpy()
@@ -312,7 +312,7 @@ def test_docs_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     import types
     from pathlib import Path
 
-    torch = pytest.importorskip("torch")
+    import torch
     from torch.func import functional_call, grad, vmap
 
     def fisher_matrix(model, x, generator, n):  # type: ignore[no-untyped-def]
