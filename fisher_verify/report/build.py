@@ -60,9 +60,11 @@ def _textbook(expr: Any) -> Any:
 
 
 def table_1_rows() -> list[dict[str, Any]]:
-    """``table-1`` for every univariate family: F(h), h(mean), F'' and F'''' in the mean.
+    """``table-1`` for every family of the catalog: F(h), h(mean), F'' and F⁽⁴⁾ in the mean.
 
-    Every entry is a SymPy expression from the family's own derivation.
+    For a vector family (categorical, normal with unknown variance) h(mean) is a vector, F'' the
+    matrix I in the mean parameters and F⁽⁴⁾ the diagonal κ_aaaa. Every entry is a SymPy
+    expression from the family's own derivation.
     """
     import sympy as sp
 
@@ -71,22 +73,33 @@ def table_1_rows() -> list[dict[str, Any]]:
     rows = []
     for name in fv.family_names():
         fam = fv.family(name)
-        if fam.dim != 1:
-            continue
         d = fam.definition
-        h = d.h[0]
-        f2 = fam.symbolic("fisher")[0, 0]
-        f4 = fam.symbolic("kappa4")[0, 0, 0, 0]
         row: dict[str, Any] = {"family": fam.label, "F": _textbook(d.log_partition)}
-        if d.natural_of_mean is not None and d.mean_symbols:
-            nat = d.natural_of_mean[0]
-            row["h"] = nat
-            row["mean"] = d.mean_symbols[0]
-            row["F2"] = _simplify(sp.sympify(f2).subs(h, nat))
-            row["F4"] = _simplify(sp.sympify(f4).subs(h, nat))
+        fisher = fam.symbolic("fisher")
+        kappa4 = fam.symbolic("kappa4")
+        subs: dict[Any, Any] = {}
+        if d.natural_of_mean is None or not d.mean_symbols:
+            row["h"] = d.h[0] if fam.dim == 1 else sp.Matrix(d.h)
         else:
-            row["h"], row["mean"] = h, h
-            row["F2"], row["F4"] = _simplify(f2), _simplify(f4)
+            subs = dict(zip(d.h, d.natural_of_mean, strict=True))
+            row["h"] = d.natural_of_mean[0] if fam.dim == 1 else sp.Matrix(d.natural_of_mean)
+        row["mean"] = d.mean_symbols[0] if fam.dim == 1 else sp.Matrix(d.mean_symbols)
+        # categorical: the mean parameters are probabilities, so Σ p = 1
+        total = sp.Add(*d.mean_symbols) if name == "categorical" else None
+
+        def in_mean(expr: Any, subs: dict[Any, Any] = subs, total: Any = total) -> Any:
+            value = _textbook(sp.sympify(expr)).subs(subs)
+            if total is not None:
+                value = sp.simplify(value).subs(total, 1)
+            return _simplify(value)
+
+        if fam.dim == 1:
+            row["F2"] = in_mean(fisher[0, 0])
+            row["F4"] = in_mean(kappa4[0, 0, 0, 0])
+        else:
+            dim = fam.dim
+            row["F2"] = sp.Matrix([[in_mean(fisher[a, b]) for b in range(dim)] for a in range(dim)])
+            row["F4"] = sp.Matrix([in_mean(kappa4[a, a, a, a]) for a in range(dim)])
         rows.append(row)
     return rows
 
