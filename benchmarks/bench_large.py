@@ -6,13 +6,15 @@ Run by hand from the repository root (not part of the tests):
 
 Cases: P ≈ 10⁵ (widths [784, 128, 10], categorical, tanh) and P ≈ 10⁶ (widths
 [100, 1000, 1000, 1], Bernoulli, tanh), each with the diagonal Fisher (eq-6), diag Var(Î₁)
-(thm-4), diag Var(Î₂) (thm-6), ‖Cov(Î₁)‖_F with thm-7, and thm-8 by Hutchinson; the
+(thm-4), diag Var(Î₂) (thm-6), ‖Cov(Î₁)‖_F with thm-7, and thm-8 (‖Cov(Î₂)‖_F) both exactly
+by the closed-form traces tr(H^α H^β) (``thm8_exact``, no P × P) and by Hutchinson; the
 reference is one forward + backward pass of the batch (``h_L.sum().backward()``) and
 ``n_L`` of them. The naive dense route (P × P arrays) runs at P ≈ 10⁴ with M = 1 for a side
 by side comparison. Every measurement runs in a fresh subprocess: peak memory is the
 growth of the process's resident set (sampled every ms) over its size after setup and a
-warm-up run (CPU); timings are the best of 3 after the warm-up (one run for naive and thm-8) or
-``torch.cuda.max_memory_allocated`` (GPU).
+warm-up run (CPU); timings are the best of 3 after the warm-up (one run for naive and
+thm-8 Hutchinson) or ``torch.cuda.max_memory_allocated`` (GPU). ``--tasks a,b`` runs only the
+named tasks (e.g. ``--tasks thm8_exact,thm8_hutchinson``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -36,7 +39,7 @@ CASES: dict[str, tuple[list[int], str, dict[str, Any]]] = {
 }
 
 LARGE_TASKS = ["backward_1", "backward_nL", "fisher_diag", "var1_diag", "var2_diag", "all_diag",
-               "cov1_norm_thm7", "thm8_hutchinson"]
+               "cov1_norm_thm7", "thm8_exact", "thm8_hutchinson"]
 NAIVE_TASKS = ["naive_fisher_diag", "naive_var1_diag", "naive_var2_diag", "naive_cov1_norm"]
 
 
@@ -95,7 +98,7 @@ def _child(case: str, task: str, M: int, device: str, probes: int) -> dict[str, 
         for a in range(k):
             (g,) = torch.autograd.grad(h[:, a].sum(), theta, retain_graph=a < k - 1)
 
-    runs = {
+    runs: dict[str, Callable[[], Any]] = {
         "backward_1": lambda: backward(1),
         "backward_nL": lambda: backward(net.widths[-1]),
         "fisher_diag": lambda: large.fisher_diagonal(net, X, device=device),
@@ -103,12 +106,13 @@ def _child(case: str, task: str, M: int, device: str, probes: int) -> dict[str, 
         "var2_diag": lambda: large.variance2_diagonal(net, X, device=device),
         "all_diag": lambda: large.diagonals(net, X, device=device),
         "cov1_norm_thm7": lambda: large.thm7_large(net, X, device=device),
+        "thm8_exact": lambda: large.thm8_large(net, X, method="exact", device=device),
         "thm8_hutchinson": lambda: large.thm8_large(net, X, method="hutchinson", probes=probes,
                                                     device=device),
         "naive_fisher_diag": lambda: np.diag(__import__("fisher_verify").exact_fisher(net, X)),
         "naive_var1_diag": lambda: variance(net, X, 1, diagonal=True),
         "naive_var2_diag": lambda: variance(net, X, 2, diagonal=True),
-        "naive_cov1_norm": lambda: cov1_frobenius(**{k: v for k, v in network_moments(
+        "naive_cov1_norm": lambda: cov1_frobenius(**{k: v for k, v in network_moments(  # type: ignore[arg-type]
             net, X, 1).items() if k in ("J", "K", "I")}),
     }
     fn = runs[task]
@@ -118,7 +122,7 @@ def _child(case: str, task: str, M: int, device: str, probes: int) -> dict[str, 
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
-    repeats = 1 if task.startswith(("naive", "thm8")) else 3
+    repeats = 1 if task.startswith(("naive", "thm8_h")) else 3
     if repeats > 1:
         fn()  # warm-up run (first-call costs of autograd and kernels)
     base_rss = _rss_mb()
@@ -146,6 +150,7 @@ def main() -> int:
     p.add_argument("--inputs", type=int, default=32, help="M inputs for the large cases")
     p.add_argument("--probes", type=int, default=8, help="Hutchinson probes for thm-8")
     p.add_argument("--quick", action="store_true", help="skip the P ~ 1e6 case")
+    p.add_argument("--tasks", default=None, help="comma-separated task names to run (default all)")
     p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.device is None:
@@ -162,6 +167,9 @@ def main() -> int:
     for c in ("P~1e5 categorical", "P~1e6 bernoulli"):
         if not (args.quick and "1e6" in c):
             plan += [(c, t) for t in LARGE_TASKS]
+    if args.tasks:
+        wanted = set(args.tasks.split(","))
+        plan = [(c, t) for c, t in plan if t in wanted]
     print(f"device {args.device}; P~1e5/1e6 cases M = {args.inputs}; P~1e4 cases M = 1")
     print(f"{'case':20s} {'task':18s} {'P':>9s} {'M':>3s} {'seconds':>9s} {'peak MB':>9s}  note")
     for case, task in plan:

@@ -82,6 +82,37 @@ def test_norms_and_bounds_equal_dense_route(case: tuple[fv.Network, np.ndarray])
     _close(est.value, fv.covariance_norm(net, x, 2, n))
 
 
+@given(c2_networks)
+def test_closed_form_traces_equal_dense_hessians(case: tuple[fv.Network, np.ndarray]) -> None:
+    """tr(H^α_m H^β_m') in closed form (no P×P) = the dense output_hessians route, 1e-10."""
+    net, x = case
+    X = np.atleast_2d(x)
+    H = net.output_hessians(X).reshape(-1, net.num_params, net.num_params)
+    ref = np.einsum("ipq,jqp->ij", H, H)
+    tr = large.hessian_traces(net, x, method="exact", device="cpu")
+    assert tr.exact and tr.method == "exact" and tr.samples is None
+    _close(tr.mean.numpy(), ref)
+    auto = large.hessian_traces(net, x, device="cpu", exact_limit=0)  # closed form at any P
+    assert auto.method == "exact"
+    _close(auto.mean.numpy(), ref)
+
+
+def test_closed_form_matches_hvp_basis_deep() -> None:
+    """Five layers (full Γ_l, three-step B_{kl}), several inputs and outputs: closed form = HVPs."""
+    net = fv.Network.random([3, 4, 3, 5, 4, 3], "softplus", fv.family("categorical", K=3), rng=13)
+    X = np.random.default_rng(14).normal(size=(3, 3))
+    ex = large.hessian_traces(net, X, method="exact", device="cpu")
+    hv = large.hessian_traces(net, X, method="hvp", device="cpu")
+    assert hv.method == "hvp" and hv.exact and hv.probes == net.num_params
+    _close(ex.mean.numpy(), hv.mean.numpy())
+    # auto falls back to HVPs when the closed form is refused memory and P is small
+    fb = large.hessian_traces(net, X, device="cpu", structured_limit=0)
+    assert fb.method == "hvp"
+    b = large.thm8_large(net, X, 2, device="cpu", structured_limit=0, exact_limit=0, probes=4)
+    assert b.details["method"] == "hutchinson" and not b.details["exact"]
+    assert large.structured_elements(net, 3) >= (3 * 3) ** 2
+
+
 def test_bounds_object_agrees() -> None:
     net = fv.Network.random([3, 4, 3, 2], "tanh", fv.family("categorical", K=2), rng=3)
     X = np.random.default_rng(4).normal(size=(3, 3))
@@ -182,7 +213,8 @@ def test_hutchinson_is_a_labelled_estimate_near_exact() -> None:
     # deterministic seed; 5 standard errors
     assert abs(lhs.value - exact.lhs) <= 5 * lhs.stderr
     assert abs(rhs.value - exact.rhs) <= 5 * rhs.stderr
-    auto = large.covariance2_norm(net, X, 2, device="cpu", exact_limit=10, probes=8)
+    auto = large.covariance2_norm(net, X, 2, device="cpu", exact_limit=10, structured_limit=0,
+                                  probes=8)
     assert auto.method == "hutchinson" and not auto.exact
 
 
@@ -207,6 +239,8 @@ def test_bad_input_errors() -> None:
     tnet = fv.Network.random([3, 4, 1], "tanh", rng=1)
     with pytest.raises(ShapeError, match="method"):
         large.hessian_traces(tnet, x, method="nope", device="cpu")  # type: ignore[arg-type]
+    with pytest.raises(UnsupportedError, match="C\\^2"):
+        large.hessian_traces(net, x, method="exact", device="cpu")
     pnet = fv.Network.from_weights([np.array([[1.0, 1.0, 1.0, 5.0]])], family=fv.family("exponential"))
     with pytest.raises(DomainError):
         large.fisher_diagonal(pnet, x, device="cpu")

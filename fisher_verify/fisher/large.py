@@ -36,10 +36,29 @@ So ``Γ_{L-2}`` is diagonal; the diagonal of ``Γ_{L-3}`` is ``σ'(a)² ⊙ ((W�
 :func:`~fisher_verify.fisher.covariance.cov1_frobenius`; for the categorical family ``C`` is
 never formed: ``C = Σ_k p_k A_k ⊗ A_k`` with ``A_k = s_k s_kᵀ − I``, ``s_k = e_k − p`` (its finite
 support), so ``⟨C^m, C^{m'} ×₄ G⟩ = Σ_{k,k'} p_k p'_{k'} tr(A_k G A'_{k'} Gᵀ)²`` in O(K²) per pair.
-``‖Cov(Î₂)‖_F`` (``thm-6``, ``thm-8``) needs ``T_αβ = tr(H^α_m H^β_{m'})``: exact from Hessian-vector
-products over the canonical basis when P is moderate, otherwise a Hutchinson estimate
-(Rademacher probes, U-statistic for the quadratic norm) returned with its standard error and
-flagged ``exact=False``.
+``‖Cov(Î₂)‖_F`` (``thm-6``, ``thm-8``) needs ``T_αβ = tr(H^α_m H^β_{m'})``, computed exactly in
+closed form (below) whenever its width-sized arrays fit in memory, whatever P; Hessian-vector
+products over the canonical basis (``method="hvp"``, P ≤ ``exact_limit``) and a Hutchinson
+estimate (Rademacher probes, U-statistic for the quadratic norm, returned with its standard
+error and flagged ``exact=False``) remain available.
+
+**Closed-form traces.** For l ≤ k let ``J_{kl} = ∂a_k/∂a_l`` (``J_{ll} = I``,
+``J_{kl} = W_k⁻ B_{kl}``), ``B_{kl} = ∂h_k/∂a_l`` (``B_{l+1,l} = D_l``,
+``B_{kl} = D_{k-1} W_{k-1}⁻ B_{k-1,l}``; zero for k = l), ``g_k = ∂h^α/∂a_k`` (a row of ``G_k``)
+and ``A_{lk} = J_{kl}ᵀ Γ_k = ∂²h^α/∂a_l∂a_k`` (``n_{l+1} × n_{k+1}``). Differentiating
+``∂h^α/∂W_k[s,e] = g_k[s] h̄_k[e]`` by ``W_l[r,c]`` (``∂g_k/∂W_l[r,c] = Γ_k J_{kl}[:,r] h̄_l[c]``,
+``∂h̄_k[e]/∂W_l[r,c] = B̄_{kl}[e,r] h̄_l[c]`` with a zero bias row in ``B̄``):
+
+    ∂²h^α/∂W_l[r,c]∂W_k[s,e] = h̄_l[c] · (A_{lk}[r,s] h̄_k[e] + B̄_{kl}[e,r] g_k[s]).
+
+So, with primes for (m', β), the Frobenius inner product of the (l, k) blocks is
+
+    (h̄_l·h̄'_l) [ (h̄_k·h̄'_k) ⟨A, A'⟩ + (B'ᵀ h_k)ᵀ A g' + (Bᵀ h'_k)ᵀ A' g + (g·g') ⟨B, B'⟩ ],
+
+and ``tr(H^α H^β) = Σ_l ⟨·⟩_{ll} + 2 Σ_{l<k} ⟨·⟩_{lk}`` (H symmetric). Every term is a Gram
+matrix over (input, output) of width-sized arrays (``A``: ``M n_L n_{l+1} n_{k+1}`` entries,
+``B``: ``M n_k n_{l+1}``), ``Γ_k`` full from the recursion above; ``Γ_{L-1} = 0`` removes every
+``A_{l,L-1}``. Cost ``O((M n_L)² Σ_{l≤k} n_{l+1} n_{k+1} + M² n_L Σ n_{l+1} n_{k+1})``, no ``P``.
 """
 
 from __future__ import annotations
@@ -63,6 +82,7 @@ __all__ = [
     "diagonals",
     "fisher_diagonal",
     "hessian_traces",
+    "structured_elements",
     "output_hessian_diagonals",
     "thm7_large",
     "thm8_large",
@@ -73,12 +93,15 @@ __all__ = [
 
 #: Elements (per input chunk) allowed in the largest temporary, ``chunk · n_L · n_l²`` etc.
 CHUNK_ELEMENTS = 1 << 25
-#: Above this many parameters :func:`hessian_traces` switches from exact to Hutchinson.
+#: Up to this many parameters :func:`hessian_traces` may use HVPs over the canonical basis
+#: (``method="hvp"``, and ``"auto"`` when the closed form does not fit STRUCTURED_ELEMENTS).
 EXACT_TRACE_LIMIT = 2048
+#: Largest array (elements) the closed-form exact traces may form; ``"auto"`` falls back above.
+STRUCTURED_ELEMENTS = 1 << 27
 #: Largest Var(Î₁) block (entries) :func:`variance1_block` forms.
 MAX_BLOCK_ENTRIES = 1 << 26
 
-TraceMethod = Literal["auto", "exact", "hutchinson"]
+TraceMethod = Literal["auto", "exact", "hvp", "hutchinson"]
 
 
 def _torch() -> Any:
@@ -583,8 +606,10 @@ class Estimate:
         value: the (estimated) quantity.
         stderr: standard error of ``value`` (0 when exact).
         exact: whether ``value`` is exact to rounding.
-        method: ``"exact"`` (HVPs over the canonical basis) or ``"hutchinson"``.
-        probes: number of Hessian-vector products per (input, output) used.
+        method: ``"exact"`` (closed form), ``"hvp"`` (HVPs over the canonical basis) or
+            ``"hutchinson"``.
+        probes: number of Hessian-vector products per (input, output) used (0 for the closed
+            form).
     """
 
     value: float
@@ -639,6 +664,80 @@ class HessianTraces:
     probes: int
 
 
+def _gamma_full(s: _Setup, q: _Pass) -> list[Any | None]:
+    """Full ``Γ^α_l`` (m, n_L, n_{l+1}, n_{l+1}) per layer; ``None`` for ``Γ_{L-1} = 0``."""
+    torch = s.torch
+    L = len(s.weights)
+    out: list[Any | None] = [None] * L
+    for layer in range(L - 2, -1, -1):
+        Wm = s.weights[layer + 1][:, :-1]  # (n_{l+2}, n_{l+1})
+        beta = q.G[layer + 1] @ Wm  # ∂h/∂h_{l+1}  (m, n_L, n_{l+1})
+        gam = torch.diag_embed(q.d2[layer][:, None, :] * beta)
+        nxt = out[layer + 1]
+        if nxt is not None:
+            WD = (Wm[None] * q.d1[layer][:, None, :])[:, None]  # (m, 1, n_{l+2}, n_{l+1})
+            gam = gam + WD.transpose(-1, -2) @ nxt @ WD
+        out[layer] = gam
+    return out
+
+
+def structured_elements(net: Any, M: int) -> int:
+    """Largest array (elements) the closed-form traces form for ``net`` and ``M`` inputs."""
+    outs = list(net.widths[1:])  # n_{l+1}
+    ins = list(net.widths[:-1])  # n_l
+    L, nL = len(outs), int(net.widths[-1])
+    big = (M * nL) ** 2
+    for lo in range(L):
+        for k in range(lo, L):
+            big = max(big, M * nL * outs[lo] * outs[k], M * ins[k] * outs[lo],
+                      M * M * nL * max(outs[k], outs[lo]))
+    return int(big)
+
+
+def _traces_structured(s: _Setup) -> Any:
+    """``T[(m,α),(m',β)] = tr(H^α_m H^β_{m'})`` in closed form (module docstring), (M n_L)²."""
+    torch = s.torch
+    q = _forward_backward(s, s.X)
+    L, M, nL = len(s.weights), s.M, s.n_L
+    mn = M * nL
+    gam = _gamma_full(s, q)
+
+    def expand(pairs: Any) -> Any:  # (M, M) per input pair -> (M n_L, M n_L)
+        return pairs[:, None, :, None].expand(M, nL, M, nL).reshape(mn, mn)
+
+    hdot = [hb @ hb.T for hb in q.hbar]
+    T = torch.zeros(mn, mn, dtype=s.dtype, device=s.device)
+    for lo in range(L):
+        B: Any = None  # B_{kl} = ∂h_k/∂a_l (M, n_k, n_{l+1})
+        for k in range(lo, L):
+            if k == lo + 1:
+                B = torch.diag_embed(q.d1[lo])
+            elif k > lo + 1:
+                B = q.d1[k - 1][:, :, None] * (s.weights[k - 1][:, :-1] @ B)
+            inner: Any = torch.zeros(mn, mn, dtype=s.dtype, device=s.device)
+            gk = gam[k]
+            if gk is not None:
+                if k == lo:
+                    A = gk
+                else:
+                    J = s.weights[k][:, :-1] @ B  # J_{kl} (M, n_{k+1}, n_{l+1})
+                    A = J.transpose(1, 2)[:, None] @ gk  # (M, n_L, n_{l+1}, n_{k+1})
+                Af = A.reshape(mn, -1)
+                inner = inner + expand(hdot[k]) * (Af @ Af.T)
+                if k > lo:
+                    V = torch.einsum("nek,me->mnk", B, q.hbar[k][:, :-1])  # B'ᵀ h_k per (m, m')
+                    Z = torch.einsum("mars,mnr->mans", A, V)
+                    X = torch.einsum("mans,nbs->manb", Z, q.G[k]).reshape(mn, mn)
+                    inner = inner + X + X.T
+                del A
+            if k > lo:
+                Bf = B.reshape(M, -1)
+                Gf = q.G[k].reshape(mn, -1)
+                inner = inner + (Gf @ Gf.T) * expand(Bf @ Bf.T)
+            T += (1.0 if k == lo else 2.0) * expand(hdot[lo]) * inner
+    return T
+
+
 def hessian_traces(
     net: Any,
     x: Any,
@@ -647,29 +746,38 @@ def hessian_traces(
     probes: int = 64,
     seed: int = 0,
     exact_limit: int = EXACT_TRACE_LIMIT,
+    structured_limit: int = STRUCTURED_ELEMENTS,
     chunk: int | None = None,
     device: str | None = None,
     dtype: Any = None,
 ) -> HessianTraces:
     """``tr(H^α_m H^β_{m'})`` for all inputs/outputs (the traces of ``thm-6``/``thm-8``).
 
-    ``method="exact"``: ``Σ_j (H e_j)·(H' e_j)`` over the canonical basis, ``P`` HVPs per
-    (input, output), chunked; ``"hutchinson"``: ``vᵀ H^α H^β v`` over ``probes`` Rademacher
-    vectors (unbiased); ``"auto"``: exact when ``P ≤ exact_limit``.
+    ``method="exact"``: the closed form of the module docstring (Gram matrices of width-sized
+    pre-activation Hessians and Jacobians; cost independent of ``P``); ``"hvp"``:
+    ``Σ_j (H e_j)·(H' e_j)`` over the canonical basis, ``P`` HVPs per (input, output), chunked;
+    ``"hutchinson"``: ``vᵀ H^α H^β v`` over ``probes`` Rademacher vectors (unbiased);
+    ``"auto"``: ``"exact"`` when its largest array has at most ``structured_limit`` elements
+    (:func:`structured_elements`), else ``"hvp"`` when ``P ≤ exact_limit``, else Hutchinson.
     """
     s = _setup(net, x, device, dtype)
     net.require_c2("output Hessians (thm-3)")
     torch = s.torch
     P = s.offsets[-1]
-    if method not in ("auto", "exact", "hutchinson"):
-        raise ShapeError(f"method must be 'auto', 'exact' or 'hutchinson', got {method!r}")
+    if method not in ("auto", "exact", "hvp", "hutchinson"):
+        raise ShapeError(f"method must be 'auto', 'exact', 'hvp' or 'hutchinson', got {method!r}")
     if method == "auto":
-        method = "exact" if P <= exact_limit else "hutchinson"
+        if structured_elements(net, s.M) <= structured_limit:
+            method = "exact"
+        else:
+            method = "hvp" if P <= exact_limit else "hutchinson"
     theta = torch.cat([W.reshape(-1) for W in s.weights])
     s.family.check_natural(_batched_forward(s, theta))
+    if method == "exact":
+        return HessianTraces(_traces_structured(s), None, True, "exact", 0)
     mn = s.M * s.n_L
     c = chunk or max(1, min(256, CHUNK_ELEMENTS // max(1, 4 * mn * P)))
-    if method == "exact":
+    if method == "hvp":
         T = torch.zeros(mn, mn, dtype=s.dtype, device=s.device)
         for start in range(0, P, c):
             idx = torch.arange(start, min(P, start + c), device=s.device)
@@ -677,7 +785,7 @@ def hessian_traces(
             V[torch.arange(len(idx), device=s.device), idx] = 1.0
             Y = _hvp_rows(s, theta, V)
             T += torch.einsum("cip,cjp->ij", Y, Y)
-        return HessianTraces(T, None, True, "exact", P)
+        return HessianTraces(T, None, True, "hvp", P)
     if int(probes) < 2:
         raise ShapeError(f"probes must be >= 2 for a standard error, got {probes!r}")
     gen = torch.Generator(device=s.device).manual_seed(int(seed))
@@ -716,8 +824,8 @@ def _thm8_parts(s: _Setup, tr: HessianTraces, N: float) -> tuple[Estimate, Estim
 
     if tr.exact:
         sq = float(_cov2_form(s, Ib, tr.mean, tr.mean))
-        lhs = Estimate(math.sqrt(max(sq, 0.0)) / scale, 0.0, True, "exact", tr.probes)
-        rhs = Estimate(float(rhs_of(tr.mean)), 0.0, True, "exact", tr.probes)
+        lhs = Estimate(math.sqrt(max(sq, 0.0)) / scale, 0.0, True, tr.method, tr.probes)
+        rhs = Estimate(float(rhs_of(tr.mean)), 0.0, True, tr.method, tr.probes)
         return lhs, rhs
     S = tr.samples
     assert S is not None
@@ -752,6 +860,7 @@ def covariance2_norm(
     probes: int = 64,
     seed: int = 0,
     exact_limit: int = EXACT_TRACE_LIMIT,
+    structured_limit: int = STRUCTURED_ELEMENTS,
     device: str | None = None,
     dtype: Any = None,
 ) -> Estimate:
@@ -762,7 +871,8 @@ def covariance2_norm(
     square, its square root as the value, and a jackknife (delta-method) standard error.
     """
     return thm8_large(net, x, n, method=method, probes=probes, seed=seed, exact_limit=exact_limit,
-                      device=device, dtype=dtype).details["lhs_estimate"]
+                      structured_limit=structured_limit, device=device,
+                      dtype=dtype).details["lhs_estimate"]
 
 
 def thm8_large(
@@ -774,19 +884,21 @@ def thm8_large(
     probes: int = 64,
     seed: int = 0,
     exact_limit: int = EXACT_TRACE_LIMIT,
+    structured_limit: int = STRUCTURED_ELEMENTS,
     device: str | None = None,
     dtype: Any = None,
 ) -> Bound:
     """``thm-8``: ``‖Cov(Î₂)‖_F ≤ (1/(M²N)) Σ_m ‖∂²h_L(x_m)‖_F² ‖I_m‖_F`` with both sides.
 
-    Exact for ``P ≤ exact_limit`` (or ``method="exact"``); otherwise both sides are Hutchinson
-    estimates: ``details['exact']`` is False and ``details['lhs_estimate']`` /
+    Exact (closed form, any ``P``) when the width-sized arrays fit ``structured_limit``, or by
+    HVPs when ``P ≤ exact_limit`` (see :func:`hessian_traces`); otherwise both sides are
+    Hutchinson estimates: ``details['exact']`` is False and ``details['lhs_estimate']`` /
     ``details['rhs_estimate']`` carry the standard errors. ``holds`` then compares estimates.
     """
     s = _setup(net, x, device, dtype)
     N = _check_n(n)
     tr = hessian_traces(net, x, method=method, probes=probes, seed=seed, exact_limit=exact_limit,
-                        device=device, dtype=dtype)
+                        structured_limit=structured_limit, device=device, dtype=dtype)
     lhs, rhs = _thm8_parts(s, tr, N)
     label = "" if tr.exact else " [ESTIMATE: Hutchinson, see details]"
     return Bound("thm-8", lhs.value, rhs.value, "<=",
