@@ -85,7 +85,7 @@ class Analysis:
                          f"{_fmt(self.bound_2)} (tightness {_fmt(self.tightness_2)})")
         if self.diagonal_only:
             lines.append("P(I2 p.s.d.): thm-10 not computed for large P (it needs lambda_min of the "
-                         "P x P Fisher); thm-8 only where tr(H^a H^b) is exact (P <= 2048)")
+                         "P x P Fisher)")
         elif self.psd_probability is None:
             rank_cap = self.num_inputs * self.widths[-1]
             why = (f"rank I(theta) <= M n_L = {rank_cap} < P = {self.num_params}; more inputs can help"
@@ -159,15 +159,16 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
     psd = None
     if diag:
         # large P: PyTorch path, no P x P array (fisher/large.py); thm-10 needs lambda_min of
-        # the P x P Fisher and is left out, thm-8 only where tr(H^a H^b) is exact (P <= 2048)
-        from .fisher.large import EXACT_TRACE_LIMIT, diagonals, thm7_large, thm8_large
+        # the P x P Fisher and is left out; thm-8 only where tr(H^a H^b) is exact (the closed
+        # form while its width-sized arrays fit in memory), never a stochastic estimate here
+        from .fisher.large import STRUCTURED_ELEMENTS, diagonals, structured_elements, thm7_large, thm8_large
 
         d = diagonals(net, x, n)
         fisher = np.asarray(d.fisher)
         var = {1: np.asarray(d.variance_1), 2: np.asarray(d.variance_2)}
         b7 = thm7_large(net, x, n)
         cov_norm[1], bound[1] = b7.lhs, b7.rhs
-        if P <= EXACT_TRACE_LIMIT:
+        if structured_elements(net, int(net.inputs(x)[0].shape[0])) <= STRUCTURED_ELEMENTS:
             b8 = thm8_large(net, x, n, method="exact")
             cov_norm[2], bound[2] = b8.lhs, b8.rhs
     else:
