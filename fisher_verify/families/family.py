@@ -15,7 +15,7 @@ import numpy as np
 import sympy as sp
 
 from ..errors import DomainError, FisherVerifyError, ShapeError, UnsupportedError
-from ..symbolic.codegen import Backend, TensorKernel
+from ..symbolic.codegen import BACKENDS, Backend, TensorKernel
 from ..symbolic.derive import Derivation, SymmetricTensor
 from .definition import FamilyDefinition
 
@@ -155,8 +155,8 @@ class Family:
     def kernel(self, quantity: str, backend: Backend) -> TensorKernel:
         """The generated kernel of one quantity for one backend (built once, then cached)."""
         _check_quantity(quantity)
-        if backend not in ("numpy", "torch", "mpmath"):
-            raise FisherVerifyError(f"unknown backend {backend!r}; valid: numpy, torch, mpmath")
+        if backend not in BACKENDS:
+            raise FisherVerifyError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
         key = (quantity, backend)
         if key not in self._kernels:
             # F itself needs no derivation (which is costly for large categorical K)

@@ -382,12 +382,9 @@ def _table_1(p: _Prover) -> list[IdentityResult]:
 
 
 def _mean_of(fam: Family, m: sp.Symbol) -> sp.Expr:
-    # η in the mean parameter: for most families the mean itself; binomial n·p; negative binomial r·q/(1-q) is μ
-    if fam.name == "binomial":
-        return fam.params["n"] * m
-    if fam.name == "normal":
-        return m
-    return m
+    # η in the mean parameter m: binomial's m is the success probability (η = n·p); every other
+    # family's m is the mean itself
+    return fam.params["n"] * m if fam.name == "binomial" else m
 
 
 def _fig_1(p: _Prover) -> list[IdentityResult]:

@@ -120,17 +120,6 @@ class inv_expm1(SafeFunction):  # noqa: N801
         return -g * (1 + g)
 
 
-SAFE_FUNCTIONS: tuple[type[SafeFunction], ...] = (
-    expit,
-    softplus,
-    logsumexp,
-    softmax,
-    softmax_comp,
-    log1mexp,
-    inv_expm1,
-)
-
-
 def to_naive(expr: Any) -> Any:
     """Replace every stable function in ``expr`` by its textbook form."""
     return expr.replace(
