@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -459,8 +459,10 @@ def html_page(records: Sequence[Record], doc: dict[str, Any], figures: dict[str,
 
 def build_report(records: Sequence[Record], out: str | Path, profile: str, seed: int,
                  paths: Sequence[str] = (), wall: float = 0.0,
-                 tightness_count: int = 200) -> Report:
-    """Write report.md, report.html, the figures and certificate.json into ``out``."""
+                 tightness_count: int = 200,
+                 stage: Callable[[str], None] | None = None) -> Report:
+    """Write report.md, report.html, the figures and certificate.json into ``out``;
+    ``stage(text)`` is told what is being built (the CLI's progress line)."""
     import fisher_verify as fv
 
     from ..proofs.record import run_document
@@ -470,6 +472,8 @@ def build_report(records: Sequence[Record], out: str | Path, profile: str, seed:
     doc = run_document(records, profile, seed, paths, wall)
     figures: dict[str, str] = {}
     paths_written: list[Path] = []
+    say = stage or (lambda text: None)
+    say("Figure 1")
     p = figure_1(outdir, PAPER_FAMILIES, "fig1.png", "Figure 1 (Bernoulli, Normal, Poisson)")
     figures["fig1"] = p.name
     paths_written.append(p)
@@ -479,11 +483,14 @@ def build_report(records: Sequence[Record], out: str | Path, profile: str, seed:
         p = figure_1(outdir, others, "fig1_extended.png", "Figure 1 extended to the catalog")
         figures["fig1_extended"] = p.name
         paths_written.append(p)
+    say(f"tightness sweep ({tightness_count} networks)")
     tpath, tight = tightness_figure(outdir, seed, tightness_count)
     if tpath is not None:
         figures["tightness"] = tpath.name
         paths_written.append(tpath)
+    say("Table 1")
     table = table_1_rows()
+    say("writing report.md, report.html, certificate.json")
     md = outdir / "report.md"
     md.write_text(markdown(records, doc, figures, table, tight), encoding="utf-8")
     page = outdir / "report.html"
