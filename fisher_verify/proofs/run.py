@@ -169,6 +169,13 @@ def run_all(
                 progress(i + 1, total, records[i])
         return [records[i] for i in range(total)]
     workers = min(jobs, total)
+
+    def failed(i: int, exc: Exception) -> None:
+        records[i] = run_statement(
+            Broken(entries[i].id, entries[i].source, f"worker failed: {exc}"), profile, seed)
+        if progress:
+            progress(len(records), total, records[i])
+
     with ProcessPoolExecutor(max_workers=workers) as pool:
         # at most one statement per worker is submitted, so what was started is what runs
         queue: list[int] = []
@@ -190,12 +197,7 @@ def run_all(
                     futures[pool.submit(_run_in_worker, entries[i].source, entries[i].id,
                                         profile, seed)] = i
                 except Exception as exc:  # noqa: BLE001 - a broken pool is an error verdict
-                    records[i] = run_statement(
-                        Broken(entries[i].id, entries[i].source, f"worker failed: {exc}"),
-                        profile, seed,
-                    )
-                    if progress:
-                        progress(len(records), total, records[i])
+                    failed(i, exc)
             if not futures:
                 continue
             finished, _ = wait(futures, return_when=FIRST_COMPLETED)
@@ -204,10 +206,8 @@ def run_all(
                 try:
                     records[i] = fut.result()
                 except Exception as exc:  # noqa: BLE001 - a dead worker is an error verdict
-                    records[i] = run_statement(
-                        Broken(entries[i].id, entries[i].source, f"worker failed: {exc}"),
-                        profile, seed,
-                    )
+                    failed(i, exc)
+                    continue
                 if progress:
                     progress(len(records), total, records[i])
     return [records[i] for i in range(total)]

@@ -176,6 +176,18 @@ def _key(key: Any) -> str:
     return prose(text)
 
 
+def _flat_dict(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        not isinstance(v, (dict, list)) or _flat_list(v) for v in value.values())
+
+
+def _identities(value: dict[str, Any], math: Callable[[str], str],
+                shown: frozenset[str]) -> list[str]:
+    """``claim — method`` for each identity not already listed as a check (``shown``)."""
+    return [f"{label(str(claim), math)} — {prose(str(method))}"
+            for claim, method in value.items() if claim not in shown]
+
+
 def evidence_html(evidence: dict[str, Any], math: Callable[[str], str],
                   shown: frozenset[str] = frozenset()) -> list[str]:
     """``<li>`` items for a statement's evidence (identities, numbers, dicts, tables); an
@@ -184,10 +196,7 @@ def evidence_html(evidence: dict[str, Any], math: Callable[[str], str],
     for key, value in evidence.items():
         name = _key(key)
         if key == "identities" and isinstance(value, dict):
-            for claim, method in value.items():
-                if claim in shown:
-                    continue
-                items.append(f"<li>{label(str(claim), math)} — {prose(str(method))}</li>")
+            items += [f"<li>{line}</li>" for line in _identities(value, math, shown)]
         elif _is_records(value):
             cols = list(dict.fromkeys(k for row in value for k in row))
             head = "".join(f"<th>{prose(str(c))}</th>" for c in cols)
@@ -195,12 +204,11 @@ def evidence_html(evidence: dict[str, Any], math: Callable[[str], str],
                            + "</tr>" for row in value)
             items.append(f"<li>{name}:<div class='scroll'><table class='ev'><tr>{head}</tr>"
                          f"{body}</table></div></li>")
+        elif _flat_dict(value):
+            items.append(f"<li>{name}: {pairs(value, math)}</li>")
         elif isinstance(value, dict):
-            if all(not isinstance(v, (dict, list)) or _flat_list(v) for v in value.values()):
-                items.append(f"<li>{name}: {pairs(value, math)}</li>")
-            else:
-                sub = "".join(f"<li>{_key(k)}: {_nested(v, math)}</li>" for k, v in value.items())
-                items.append(f"<li>{name}:<ul>{sub}</ul></li>")
+            sub = "".join(f"<li>{_key(k)}: {_nested(v, math)}</li>" for k, v in value.items())
+            items.append(f"<li>{name}:<ul>{sub}</ul></li>")
         else:
             items.append(f"<li>{name}: {_nested(value, math)}</li>")
     return items
@@ -224,19 +232,15 @@ def evidence_markdown(evidence: dict[str, Any], math: Callable[[str], str],
     for key, value in evidence.items():
         name = _key(key)
         if key == "identities" and isinstance(value, dict):
-            for claim, method in value.items():
-                if claim in shown:
-                    continue
-                lines.append(f"- {label(str(claim), math)} — {prose(str(method))}")
-        elif _is_records(value) or (isinstance(value, dict) and not all(
-                not isinstance(v, (dict, list)) or _flat_list(v) for v in value.values())):
+            lines += [f"- {line}" for line in _identities(value, math, shown)]
+        elif _is_records(value):
             lines.append(f"- {name}:")
-            rows = value if isinstance(value, list) else [
-                {"": k, **(v if isinstance(v, dict) else {"value": v})} for k, v in value.items()]
-            for row in rows:
-                lines.append(f"  - {_nested(row, math)}")
-        elif isinstance(value, dict):
+            lines += [f"  - {_nested(row, math)}" for row in value]
+        elif _flat_dict(value):
             lines.append(f"- {name}: {pairs(value, math)}")
+        elif isinstance(value, dict):
+            lines.append(f"- {name}:")
+            lines += [f"  - {_key(k)}: {_nested(v, math)}" for k, v in value.items()]
         else:
             lines.append(f"- {name}: {_nested(value, math)}")
     return lines
