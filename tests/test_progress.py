@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -144,3 +145,12 @@ def test_report_shows_its_stages(tmp_path, monkeypatch):
     for stage in ("Figure 1", "tightness sweep (200 networks)", "Table 1"):
         assert full + stage in sink.text
     assert ProgressDisplay(sink).tty and sink.text.endswith("\r\033[K")
+
+
+def test_terminal_shows_every_statement_in_flight(tmp_path):
+    """``-j 2`` on a terminal: the live line names both running statements with their times."""
+    folder = _proofs(tmp_path, ("slow-a", "slow-b"), sleep=1.2)
+    code, seen = _run_on_pty(["check", str(folder), "-j", "2"], tmp_path)
+    assert code == 0, seen
+    assert re.search(r"\] 0/2 running slow-a \d+ s, slow-b \d+ s", seen), seen
+    assert seen.endswith("\r\033[K")

@@ -198,6 +198,10 @@ def test_table_1_shows_variance_as_a_square_and_categorical_per_coordinate():
     assert sp.expand(cat["F2"][0, 0] - p0 * (1 - p0)) == 0
     # κ₄ of a one-hot coordinate is the Bernoulli(p_a) one: p(1-p)(1-6p+6p²)
     assert sp.expand(cat["F4"][0] - p0 * (1 - p0) * (1 - 6 * p0 + 6 * p0**2)) == 0
+    # the paper's own rows, as it prints them (Table 1 of Soen & Sun)
+    assert sp.latex(rows["bernoulli"]["F2"]) == r"p \left(1 - p\right)"
+    assert sp.latex(rows["bernoulli"]["F4"]) == (
+        r"p \left(1 - p\right) \left(6 p^{2} - 6 p + 1\right)")
 
 
 def test_figure_1_panels_are_labelled_distinct_and_cover_vector_families():

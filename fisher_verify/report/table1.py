@@ -28,6 +28,22 @@ def _textbook(expr: Any) -> Any:
     return to_naive(expr)
 
 
+def _paper_sign(expr: Any) -> Any:
+    """``−p(p − 1)`` written as the paper does, ``p(1 − p)``: a negative product with a factor
+    whose constant term is negative takes the sign into that factor (same value)."""
+    import sympy as sp
+
+    if not isinstance(expr, sp.Mul):
+        return expr
+    coeff, factors = expr.as_coeff_mul()
+    if coeff >= 0:
+        return expr
+    for i, f in enumerate(factors):
+        if isinstance(f, sp.Add) and f.as_coeff_add()[0] < 0:
+            return sp.Mul(-coeff, *factors[:i], *factors[i + 1:], -f)
+    return expr
+
+
 def _display_symbols(expr: Any, symbols: Sequence[Any]) -> Any:
     """A mean symbol named as a square (``sigma2``, the variance) shown as one: σ², not σ₂."""
     import sympy as sp
@@ -80,7 +96,7 @@ def table_1_rows() -> list[dict[str, Any]]:
                 j = max(i for i in range(len(means)) if i not in indices)
                 rest = sp.Add(*(m for i, m in enumerate(means) if i != j))
                 value = sp.expand(value.subs(means[j], 1 - rest))
-            return _display_symbols(_simplify(value), means)
+            return _display_symbols(_paper_sign(_simplify(value)), means)
 
         if fam.dim == 1:
             row["F2"] = in_mean(fisher[0, 0])
