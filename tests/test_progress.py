@@ -154,3 +154,35 @@ def test_terminal_shows_every_statement_in_flight(tmp_path):
     assert code == 0, seen
     assert re.search(r"\] 0/2 running slow-a \d+ s, slow-b \d+ s", seen), seen
     assert seen.endswith("\r\033[K")
+
+
+def test_live_line_fits_the_terminal_width():
+    """A line longer than the terminal would wrap, and ``\\r`` rewinds only its last row: the
+    live line is cut to the terminal's width."""
+    import fcntl
+    import struct
+    import termios
+
+    from fisher_verify.commands.progress import ProgressDisplay
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 40, 0, 0))
+    try:
+        with open(slave, "w", closefd=True) as stream:
+            shown = ProgressDisplay(stream, total=1)
+            assert shown.tty
+            shown.started("a-statement-with-a-very-long-identifier")
+            shown.close()
+        data = b""
+        while select.select([master], [], [], 0.2)[0]:
+            chunk = os.read(master, 4096)
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        pass
+    finally:
+        os.close(master)
+    drawn = [seg for seg in data.decode().split("\r\033[K") if seg]
+    assert drawn and drawn[0].startswith("[" + "-" * 24 + "] 0/1 running")
+    assert max(len(seg) for seg in drawn) == 39

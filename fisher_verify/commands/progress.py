@@ -9,6 +9,7 @@ stdout tables, ``--json`` and ``--junit`` files are unaffected.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any, TextIO
@@ -124,9 +125,18 @@ class ProgressDisplay:
             return f"{self.current_stage} {_seconds(now - self.stage_start)}"
         return ""
 
+    def _columns(self) -> int:
+        """The terminal's width: a longer line would wrap, and ``\r`` only rewinds its last
+        row."""
+        try:
+            cols = os.get_terminal_size(self.stream.fileno()).columns
+        except (AttributeError, OSError, ValueError):
+            cols = 0
+        return cols if cols > 20 else 100
+
     def _draw(self) -> None:
         text = f"{_bar(self.done, self.total)} {self.done}/{self.total} {self._status()}"
-        self.stream.write("\r\033[K" + text[:200])
+        self.stream.write("\r\033[K" + text[:self._columns() - 1])
         self.stream.flush()
         self._drawn = True
 
