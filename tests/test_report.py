@@ -158,7 +158,7 @@ def test_report_html_renders_math_not_raw_latex_or_json(tmp_path):
 
 
 def test_prose_turns_ascii_pseudo_math_into_symbols():
-    from fisher_verify.report.pretty import number, prose
+    from fisher_verify.report.pretty import label, md_math, number, prose
 
     cases = {
         "||Cov(I2)||_F <= 1": "‖Cov(Î₂)‖<sub>F</sub> ≤ 1",
@@ -175,6 +175,11 @@ def test_prose_turns_ascii_pseudo_math_into_symbols():
     assert number(8.321595028368262e-16) == "8.32×10<sup>−16</sup>"
     assert number(1e-9) == "10<sup>−9</sup>" and number(0.8181818) == "0.8182"
     assert number(7) == "7" and number(float("inf")) == "∞"
+    assert number(9999.0) == "9999" and number(12345.0) == "1.23×10<sup>4</sup>"
+    assert number(-2.5e-7) == "−2.5×10<sup>−7</sup>"
+    # a family prefix stays text, the LaTeX claim after it becomes math
+    assert (label(r"product(bernoulli, poisson): \operatorname{Cov}(t)", md_math)
+            == r"product(bernoulli, poisson): $\operatorname{Cov}(t)$")
 
 
 def test_table_1_shows_variance_as_a_square_and_categorical_per_coordinate():

@@ -97,7 +97,7 @@ def number(x: Any) -> str:
         return "NaN"
     if math.isinf(v):
         return "∞" if v > 0 else "−∞"
-    if v == 0 or 1e-3 <= abs(v) < 1e5:
+    if v == 0 or 1e-3 <= abs(v) < 1e4:  # where .4g prints no exponent
         text = f"{v:.4g}"
         return text.replace("-", "−")
     mant, exp = f"{v:.3g}".split("e") if "e" in f"{v:.3g}" else (f"{v:.3g}", "0")
@@ -116,7 +116,7 @@ def label(text: str, math: Callable[[str], str]) -> str:
     if not is_latex(text):
         return prose(text)
     head, sep, tail = text.partition(": ")
-    if sep and not is_latex(head) and " " not in head.strip():
+    if sep and not is_latex(head):
         return f"{prose(head)}: {math(tail)}"
     return math(text)
 
