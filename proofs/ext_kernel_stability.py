@@ -144,11 +144,11 @@ class _Density:
 
     def kappa4(self, u, v, w, z):
         """κ₄[u, v, w, z] = E[Π⟨s, ·⟩] − the three pairings of I, in mpmath."""
-        def I(a, b):
+        def fisher(a, b):
             return self.moment([a, b])
 
-        return (self.moment([u, v, w, z]) - I(u, v) * I(w, z) - I(u, w) * I(v, z)
-                - I(u, z) * I(v, w))
+        return (self.moment([u, v, w, z]) - fisher(u, v) * fisher(w, z)
+                - fisher(u, w) * fisher(v, z) - fisher(u, z) * fisher(v, w))
 
 
 def _scales(ref):

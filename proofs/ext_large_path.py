@@ -25,8 +25,8 @@ THOROUGH = QUICK + (((3, 3, 3, 3, 3, 2), "bernoulli", "gelu"),
 def _dense(net, X, n):
     """Everything the large path computes, by the dense route from autodiff derivatives."""
     import fisher_verify as fv
-    from fisher_verify.fisher.covariance import cov1_variance, cov2_variance
     from fisher_verify.fisher.bounds import thm7_sides, thm8_sides
+    from fisher_verify.fisher.covariance import cov1_variance, cov2_variance
 
     fam = net.family
     h = net.forward(X)

@@ -11,6 +11,10 @@ from fisher_verify.proofs.support import (
     record_calibrated,
 )
 
+#: Networks whose output family has more exact-expectation nodes than this (a product of
+#: Poisson outputs: ~1400) are left out: one estimator call per node.
+MAX_NODES = 200
+
 
 def _draw_of(fam, t):
     """The observation y whose statistic is the node t (one-hot → class, (y, y²) → y)."""
@@ -44,12 +48,15 @@ def check(ctx):
     from fisher_verify.testing.calibrated import assert_frequency_at_least
 
     ns = ctx.pick((16, 64, 256), (16, 64, 256, 1024))
-    reps = ctx.pick(200, 1000)
-    nets = random_networks(ctx, families=("bernoulli", "poisson", "categorical"),
-                           widths=QUICK_WIDTHS)
+    reps = ctx.pick(150, 1000)
+    nets = random_networks(ctx, widths=QUICK_WIDTHS)
+    skipped = []
     for k, (net, x) in enumerate(nets):
         fam = net.family
         exact = fv.exact_fisher(net, x)
+        if len(fam.expectation_nodes(net.forward(x))[1]) > MAX_NODES:
+            skipped.append(fam.label)
+            continue
         route = definition_route(net, x)
         draws = [_draw_of(fam, t) for t in route["t"]]
         ctx.close(f"net {k}: nodes are statistics of draws", fam.statistic(np.array(draws)),
@@ -58,7 +65,7 @@ def check(ctx):
         terms = {1: np.array([e.i1 for e in per]), 2: np.array([e.i2 for e in per])}
         for e, g in terms.items():
             ctx.close(f"net {k} {fam.label}: E[I{e}] = I(theta)", expect(route, g), exact, net=k)
-        if not ctx.thorough and k not in (0, len(nets) - 1):
+        if not ctx.thorough and k > 0 and fam.name != "categorical":
             continue  # quick: the Monte Carlo part on one single- and one multi-output network
         mse = {e: float(expect(route, np.sum((g - exact) ** 2, axis=(1, 2))))
                for e, g in terms.items()}
@@ -79,5 +86,6 @@ def check(ctx):
                 rows.append({"estimator": e, "N": n, "eps": eps[e], "P(outside) bound": bound,
                              "outside": 1 - hits[e] / reps})
         ctx.record(f"net {k} {fam.label}: consistency", rows)
+    ctx.record("skipped (more than MAX_NODES support points)", skipped)
     return ctx.conclude("unbiased exactly; P(||I - I(theta)|| > eps) within the Chebyshev "
                         "bound, which tends to 0, for both estimators")
