@@ -440,3 +440,22 @@ def test_bounds_repr_is_readable() -> None:
     assert "verdict" not in b.lemma9_moment.details and b.lemma9_moment.details["constant"] == 1
     one = repr(b.thm7)
     assert "\n" not in one and "thm-7" in one and "holds" in one
+
+
+def test_thm11_side_is_its_formula() -> None:
+    """thm-11's lower bound −(1/M) Σ_{m,a} ρ(∂²h^a_L(x_m)) |η_ma − t̄_ma| (the paper's at M = 1),
+    from autodiff Hessians: a doubled or halved bound fails (a doubled one would still
+    "hold" on every draw)."""
+    from fisher_verify.fisher.psd import thm11_lower_bound
+
+    rng = np.random.default_rng(31)
+    net = fv.Network.random([2, 3, 2], "tanh", fv.family("normal_unknown_variance"), 1.0, rng)
+    X = rng.normal(size=(3, 2))
+    net = net.into_domain(X)
+    H = net.output_hessians(X, method="autodiff")
+    rho = np.max(np.abs(np.linalg.eigvalsh(H)), axis=-1)  # (M, n_L)
+    eta = net.family.mean(net.forward(X))
+    t_mean = eta + rng.normal(size=(5, *eta.shape))  # five replicates of the sample means
+    want = -np.einsum("ma,rma->r", rho, np.abs(eta - t_mean)) / X.shape[0]
+    np.testing.assert_allclose(thm11_lower_bound(net.output_hessians(X), eta, t_mean), want,
+                               rtol=1e-10)
