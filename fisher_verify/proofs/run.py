@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .api import HOLDING, Context, Profile, Result, Statement, seed_for
-from .discover import Broken, Entry, load_file
+from .discover import Broken, Entry, exception_line, load_file
 
 
 @dataclass
@@ -79,7 +79,7 @@ def run_statement(entry: Entry, profile: Profile = "quick", seed: int = 0) -> Re
         return Record(
             id=entry.id, title="", claim="", method="", hypotheses=[], source=entry.source,
             verdict="error", summary=entry.error, seconds=0.0, seed=seed_for(seed, entry.id),
-            profile=profile, error=entry.error,
+            profile=profile, error=entry.detail or entry.error,
         )
     st: Statement = entry
     ctx = Context(st.id, profile=profile, seed=seed)
@@ -97,9 +97,8 @@ def run_statement(entry: Entry, profile: Profile = "quick", seed: int = 0) -> Re
             )
     except Exception as exc:  # noqa: BLE001 - the engine records every failure per proof
         error = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        last = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
         result = Result(
-            verdict="error", summary=last[:300], evidence=ctx.evidence,
+            verdict="error", summary=exception_line(exc)[:300], evidence=ctx.evidence,
             checks=ctx.checks, steps=ctx.steps, errata=ctx.errata,
         )
     seconds = time.perf_counter() - start
