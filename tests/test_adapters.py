@@ -291,6 +291,8 @@ def test_restored_module_undoes_everything_also_on_error():
         model[0].register_forward_hook(lambda *a: None)
         model[2].register_full_backward_hook(lambda *a: None)
         model[2].extra = 1
+        model[2].weight.register_hook(lambda g: 0 * g)
+        model[2].weight.register_post_accumulate_grad_hook(lambda p: None)
         model[2].bias.diag_ggn = torch.zeros(3)
         with torch.no_grad():
             model[2].weight.add_(1.0)
@@ -300,6 +302,10 @@ def test_restored_module_undoes_everything_also_on_error():
         raise RuntimeError("boom")
     _same(before, _snapshot(model))
     assert not hasattr(model[2], "extra") and not hasattr(model[2].bias, "diag_ggn")
+    assert not model[2].weight._backward_hooks and not model[2].weight._post_accumulate_grad_hooks
+    model[2].weight.grad = None
+    model(torch.ones(1, 3)).sum().backward()
+    assert torch.count_nonzero(model[2].weight.grad) > 0  # the zeroing tensor hook is gone
 
 
 def test_model_restored_when_the_estimator_raises():

@@ -78,12 +78,15 @@ def curvlinops_fisher(
     params = [p for p in model.parameters() if p.requires_grad]
     batches = [data]
     lossfunc = _loss_module(loss)
+    # check_deterministic re-runs the model and products on every construction: twice the cost,
+    # and the gate itself sees any nondeterminism as spread
+    fast = {"check_deterministic": False}
     if what == "mc":
-        op = FisherMCLinearOperator(model, lossfunc, params, batches, mc_samples=n, seed=seed)
+        op = FisherMCLinearOperator(model, lossfunc, params, batches, mc_samples=n, seed=seed, **fast)
     elif what == "exact":
-        op = GGNLinearOperator(model, lossfunc, params, batches)
+        op = GGNLinearOperator(model, lossfunc, params, batches, **fast)
     else:
-        op = EFLinearOperator(model, lossfunc, params, batches)
+        op = EFLinearOperator(model, lossfunc, params, batches, **fast)
     if shape == "diag":
         P = sum(p.numel() for p in params)
         return torch.diagonal(op @ torch.eye(P, dtype=params[0].dtype))

@@ -140,6 +140,10 @@ def _shallow(value: Any) -> Any:
     return value
 
 
+#: tensor hook dicts (``register_hook``, ``register_post_accumulate_grad_hook``)
+_TENSOR_HOOKS = ("_backward_hooks", "_post_accumulate_grad_hooks")
+
+
 @dataclass
 class _TensorState:
     tensor: Any
@@ -147,14 +151,15 @@ class _TensorState:
     requires_grad: bool
     grad: Any
     attrs: dict[str, Any]
-    hooks: Any
+    hooks: dict[str, Any]
 
 
 def _tensor_state(t: Any) -> _TensorState:
     grad = t.grad.detach().clone() if getattr(t, "grad", None) is not None else None
     return _TensorState(
         t, t.detach().clone(), bool(t.requires_grad), grad,
-        {k: _shallow(v) for k, v in vars(t).items()}, _shallow(getattr(t, "_backward_hooks", None)),
+        {k: _shallow(v) for k, v in vars(t).items()},
+        {name: _shallow(getattr(t, name, None)) for name in _TENSOR_HOOKS},
     )
 
 
@@ -171,9 +176,9 @@ def _restore_tensor(s: _TensorState) -> None:
         delattr(t, key)
     for key, value in s.attrs.items():
         setattr(t, key, _shallow(value))
-    if getattr(t, "_backward_hooks", None) is not s.hooks:
+    for name, hooks in s.hooks.items():
         with contextlib.suppress(AttributeError, RuntimeError, TypeError):
-            t._backward_hooks = _shallow(s.hooks)
+            setattr(t, name, _shallow(hooks))
 
 
 @contextlib.contextmanager
@@ -625,7 +630,7 @@ def check_torch_fisher(
     X, Y = inputs_and_targets(data)
     X = X.to(device=p0.device, dtype=p0.dtype)
     with torch.no_grad(), restored_module(model):
-        n_out = int(model(X[:1]).reshape(1, -1).shape[1])
+        n_out = int(model(X).reshape(X.shape[0], -1).shape[1])
     fam = _resolve_family(family, n_out)
     call_data = data
     if Y is None and placeholder_labels:
