@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 
 import fisher_verify as fv  # noqa: E402
-from fisher_verify.errors import FisherVerifyError, ShapeError  # noqa: E402
+from fisher_verify.errors import FisherVerifyError, ShapeError, UnsupportedError  # noqa: E402
 from fisher_verify.testing.adapters import (  # noqa: E402
     EmpiricalFisherReport,
     ReferenceModel,
@@ -397,6 +397,15 @@ def test_bad_output_forms_name_what_would_be_valid():
         estimate_to_array({k: torch.zeros(p.numel(), p.numel()) for k, p in model.named_parameters()}, model)
     with pytest.raises(ShapeError, match="could not read"):
         estimate_to_array(object(), model)
+    with pytest.raises(ShapeError, match=r"\['running_mean'\] that are neither parameters nor modules"):
+        estimate_to_array({**{k: torch.zeros_like(p) for k, p in model.named_parameters()},
+                           "running_mean": torch.zeros(3)}, model)
+
+
+def test_a_huge_linear_operator_is_refused_at_once():
+    wide = nn.Sequential(nn.Linear(100, 90), nn.Tanh(), nn.Linear(90, 3))  # P = 9363
+    with pytest.raises(UnsupportedError, match="P <= 8192"):
+        estimate_to_array(_Matmul(None), wide)
 
 
 def test_inputs_and_targets_from_every_data_form():

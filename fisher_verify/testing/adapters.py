@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..errors import FisherVerifyError, ShapeError
+from ..errors import FisherVerifyError, ShapeError, UnsupportedError
 from .calibrated import DEFAULT_ALPHA
 from .estimator_gate import EstimatorReport, check_fisher_estimator, torch_parameter_permutation
 
@@ -332,10 +332,19 @@ def _lookup(out: Mapping[str, Any], name: str) -> Any:
     )
 
 
+#: Largest P for which a linear operator is densified (two P×P float64 arrays, about 1 GiB).
+DENSIFY_LIMIT = 8192
+
+
 def _densify(op: Any, params: list[Any]) -> np.ndarray:
     import torch
 
     P = sum(p.numel() for p in params)
+    if P > DENSIFY_LIMIT:
+        raise UnsupportedError(
+            f"the estimate is a linear operator on P = {P} parameters; densifying it is limited to "
+            f"P <= {DENSIFY_LIMIT}: return its diagonal (a vector or {{name: tensor}}) instead"
+        )
     ref = params[0]
     eye = torch.eye(P, dtype=ref.dtype, device=ref.device)
     attempts = []
@@ -380,12 +389,21 @@ def estimate_to_array(out: Any, model: Any) -> np.ndarray:
     an array of shape ``(P,)`` or ``(P, P)``; a linear operator (densified).
 
     Raises:
-        ShapeError: a form or shape that fits none of these, naming what would.
+        ShapeError: a form or shape that fits none of these, or dict keys that are neither
+            parameters nor modules of ``model``, naming what would fit.
+        UnsupportedError: a linear operator on more than :data:`DENSIFY_LIMIT` parameters.
     """
     named = [(n, p) for n, p in model.named_parameters()]
     params = [p for _, p in named]
     P = sum(p.numel() for p in params)
     if isinstance(out, Mapping):
+        known = {name for name, _ in named} | {name.rpartition(".")[0] for name, _ in named}
+        unknown = sorted(str(k) for k in out if k not in known)
+        if unknown:
+            raise ShapeError(
+                f"the estimate has entries {unknown[:5]} that are neither parameters nor modules of the "
+                f"model (parameters: {[name for name, _ in named][:5]}...)"
+            )
         parts = [(name, p, _lookup(out, name)) for name, p in named]
     elif isinstance(out, list | tuple):
         if len(out) != len(params):
@@ -603,7 +621,8 @@ def check_torch_fisher(
         randomness: ``"global"`` (the global RNGs are seeded per call), ``"generator"`` or
             ``"seed"`` (additionally passed as a keyword); the global RNGs are always restored.
         placeholder_labels: when ``data`` has no targets, hand ``fisher_fn`` data with zero
-            targets (for losses that need targets even when the labels are sampled).
+            targets (for losses that need targets even when the labels are sampled): a
+            ``DataLoader`` of ``(x, y)`` batches for a loader, a tuple ``(x, y)`` otherwise.
         diagonal_only: whether the estimate is a diagonal; ``None`` infers it from the output.
         replications: R calls for ``reference="fisher"``.
         rng: seed or Generator of the gate.
@@ -628,7 +647,7 @@ def check_torch_fisher(
         raise FisherVerifyError("model must be a torch.nn.Module with parameters")
     p0 = next(model.parameters())
     X, Y = inputs_and_targets(data)
-    X = X.to(device=p0.device, dtype=p0.dtype)
+    X = X.to(device=p0.device, dtype=p0.dtype) if X.is_floating_point() else X.to(p0.device)
     with torch.no_grad(), restored_module(model):
         n_out = int(model(X).reshape(X.shape[0], -1).shape[1])
     fam = _resolve_family(family, n_out)
