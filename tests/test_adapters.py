@@ -176,6 +176,13 @@ def test_seed_convention_gets_distinct_integer_seeds():
     assert len(set(seen)) == len(seen) == R + 1  # one probe call, then R replicates
 
 
+def test_a_missing_generator_argument_names_the_option():
+    model = _mlp()
+    x, y = _data()
+    with pytest.raises(FisherVerifyError, match="randomness='generator'"):
+        fv.check_torch_fisher(mc_full, model, (x, y), family="categorical", n=3, replications=R)
+
+
 def test_placeholder_labels_for_a_loss_that_needs_targets():
     model = _mlp()
     x, _ = _data()

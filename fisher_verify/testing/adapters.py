@@ -663,7 +663,17 @@ def check_torch_fisher(
         elif randomness == "seed":
             kwargs["seed"] = seed
         with restored_module(model), seeded_global_rngs(seed):
-            return estimate_to_array(fisher_fn(model, call_data, **kwargs), model)
+            try:
+                out = fisher_fn(model, call_data, **kwargs)
+            except TypeError as exc:
+                missing = [w for w in ("generator", "seed") if f"argument: '{w}'" in str(exc)]
+                if missing:
+                    raise FisherVerifyError(
+                        f"fisher_fn needs a {missing[0]!r} argument: pass randomness={missing[0]!r} so the "
+                        f"gate hands one over ({exc})"
+                    ) from None
+                raise
+            return estimate_to_array(out, model)
 
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     if reference == "empirical":
