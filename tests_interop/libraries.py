@@ -97,7 +97,13 @@ def curvlinops_fisher(
 
 
 def nngeometry_fisher(model: nn.Module, data: Any, *, what: str, shape: str, loss: str, n: int = 1) -> Any:
-    """nngeometry 0.4: FIM_MonteCarlo (classification only) and FIM, dense or diagonal."""
+    """nngeometry 0.4: FIM_MonteCarlo (classification only) and FIM, dense or diagonal.
+
+    nngeometry has no empirical Fisher helper: ``what="empirical"`` builds it from its Jacobian
+    backend with the per-example log-likelihood of the data's labels as the function.
+    """
+    from nngeometry.backend import TorchHooksJacobianBackend
+    from nngeometry.layercollection import LayerCollection
     from nngeometry.metrics import FIM, FIM_MonteCarlo
     from nngeometry.object import PMatDense, PMatDiag
 
@@ -107,8 +113,17 @@ def nngeometry_fisher(model: nn.Module, data: Any, *, what: str, shape: str, los
     variant = "classif_logits" if loss == "ce" else "regression"
     if what == "mc":
         F = FIM_MonteCarlo(model, loader, rep, variant=variant, trials=n)
-    else:
+    elif what == "exact":
         F = FIM(model, loader, rep, variant=variant)
+    else:
+
+        def log_likelihood(*batch: Any) -> Any:
+            return -nn.functional.cross_entropy(model(batch[0]), batch[1], reduction="none")[:, None]
+
+        backend = TorchHooksJacobianBackend(
+            layer_collection=LayerCollection.from_model(model), model=model, function=log_likelihood
+        )
+        F = rep(generator=backend, examples=loader)
     return F.get_diag() if shape == "diag" else F.to_torch()
 
 

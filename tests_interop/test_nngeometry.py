@@ -73,3 +73,12 @@ def test_exact_fim_other_networks(fisher_estimator_gate, case):
         lambda m, d: nngeometry_fisher(m, d, what="exact", shape="full", loss=case.loss),
         case.model, case.data, family=case.family("half"), n=1, replications=EXACT_REPLICATIONS,
     )
+
+
+@pytest.mark.parametrize("case", [classifier(), classifier32()], ids=lambda c: c.name)
+@pytest.mark.parametrize("shape", ["diag", "full"])
+def test_empirical_fisher_from_the_jacobian_backend(fisher_estimator_gate, case, shape):
+    fisher_estimator_gate(
+        lambda m, d: nngeometry_fisher(m, d, what="empirical", shape=shape, loss=case.loss),
+        case.model, case.data, family=case.family(), reference="empirical",
+    )
