@@ -28,6 +28,8 @@ _EXPORTS: dict[str, str] = {
     "analyze": "fisher_verify.analyze",
     "check_fisher_estimator": "fisher_verify.testing.estimator_gate",
     "assert_fisher_estimator": "fisher_verify.testing.estimator_gate",
+    "check_torch_fisher": "fisher_verify.testing.adapters",
+    "assert_torch_fisher": "fisher_verify.testing.adapters",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -1,0 +1,724 @@
+"""The estimator gate for the code people actually run: a torch model, a data set, a Fisher routine.
+
+:func:`check_torch_fisher` puts ``fisher_fn(model, data)`` — an EWC-style function, or a wrapper
+around BackPACK, curvlinops, nngeometry or ASDL — through the calibrated gate of
+:mod:`fisher_verify.testing.estimator_gate` with no glue code:
+
+* **randomness**: before each replicate the global RNGs (``torch``, ``numpy.random``, ``random``)
+  are seeded from the gate's generator and their state is restored afterwards; optionally the
+  routine also gets a ``torch.Generator`` (``randomness="generator"``) or an integer seed
+  (``randomness="seed"``, as curvlinops' ``seed=``);
+* **labels**: ``data`` is handed over as given (with its targets); a data set without targets gets
+  placeholder targets with ``placeholder_labels=True`` for libraries whose loss needs them;
+* **the model**: the user's own ``nn.Module`` (float32 or float64, any device) is used as is and
+  restored after every replicate (parameters, buffers, gradients, ``requires_grad``, training
+  mode, hooks and any attribute a library attached), so it comes back bit-identical;
+* **output**: a ``{name: tensor}`` dict (per parameter, or per module with ``weight``/``bias``),
+  a list of per-parameter tensors, a flat vector in ``parameters()`` order, a ``P×P`` matrix, or
+  a linear operator (``@``, ``matmat``/``matvec`` or curvlinops' ``_matmat``), densified;
+* **reference**: ``"fisher"`` tests unbiasedness for ``I(θ)`` (``eq-6``) with the calibrated
+  gate; ``"empirical"`` compares, exactly at a rounding tolerance, with the empirical Fisher
+  ``(1/M) Σ_m g_m g_mᵀ`` of the data's labels (``g_m = J_mᵀ (t(y_m) − η_m)``, ``eq-7`` with the
+  observed labels), which is deterministic.
+
+The exact model behind ``I(θ)`` is pluggable (``reference_model``): the default converts an
+``nn.Sequential`` Eq. 3 MLP with :meth:`Network.from_torch
+<fisher_verify.networks.network.Network.from_torch>`; any function returning a
+:class:`ReferenceModel` (a gate-compatible network and the map from ``parameters()`` order to its
+flat θ) can replace it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import random
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import FisherVerifyError, ShapeError, UnsupportedError
+from .calibrated import DEFAULT_ALPHA
+from .estimator_gate import EstimatorReport, check_fisher_estimator, torch_parameter_permutation
+
+__all__ = [
+    "EmpiricalFisherReport",
+    "ReferenceModel",
+    "assert_torch_fisher",
+    "check_torch_fisher",
+    "empirical_fisher",
+    "empirical_scores",
+    "estimate_to_array",
+    "inputs_and_targets",
+    "restored_module",
+    "seeded_global_rngs",
+    "sequential_reference",
+]
+
+Randomness = Literal["global", "generator", "seed"]
+Reference = Literal["fisher", "empirical"]
+
+
+# --- the exact model (pluggable) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReferenceModel:
+    """The exact model behind the reference ``I(θ)`` of a user's ``nn.Module``.
+
+    Attributes:
+        network: what :func:`~fisher_verify.testing.estimator_gate.check_fisher_estimator`
+            takes as ``net`` (a :class:`~fisher_verify.networks.network.Network`).
+        permutation: ``θ_net[k] = θ_torch[permutation[k]]`` where ``θ_torch`` concatenates
+            ``model.parameters()``; ``None`` when both orders agree.
+    """
+
+    network: Any
+    permutation: np.ndarray | None
+
+
+def sequential_reference(model: Any, family: Any) -> ReferenceModel:
+    """Eq. 3 MLP (``nn.Sequential`` of Linear + one smooth activation) as a ``Network`` (``eq-3``).
+
+    The default ``reference_model`` of :func:`check_torch_fisher`; the weights are read in float64
+    (exact for float32 models) without touching the model.
+    """
+    from ..networks.network import Network
+
+    net = Network.from_torch(model, family)
+    return ReferenceModel(net, torch_parameter_permutation(model))
+
+
+# --- randomness ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def seeded_global_rngs(seed: int) -> Iterator[None]:
+    """Seed ``torch`` (CPU and initialised CUDA devices), ``numpy.random`` and ``random`` with
+    ``seed`` for the block, then put back the states they had before."""
+    import torch
+
+    torch_state = torch.get_rng_state()
+    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    try:
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+        yield
+    finally:
+        torch.set_rng_state(torch_state)
+        if cuda_states is not None:
+            torch.cuda.set_rng_state_all(cuda_states)
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+
+
+# --- the model comes back untouched -------------------------------------------------------------
+
+# torch's process-wide module hooks, which a library could register during a replicate
+_GLOBAL_HOOK_DICTS = (
+    "_global_backward_pre_hooks",
+    "_global_backward_hooks",
+    "_global_forward_pre_hooks",
+    "_global_forward_hooks",
+    "_global_forward_hooks_always_called",
+    "_global_buffer_registration_hooks",
+    "_global_module_registration_hooks",
+    "_global_parameter_registration_hooks",
+)
+
+
+def _shallow(value: Any) -> Any:
+    # containers are mutated in place by libraries (hook dicts, _parameters): keep a copy
+    if isinstance(value, dict | set | list):
+        return copy.copy(value)
+    return value
+
+
+#: tensor hook dicts (``register_hook``, ``register_post_accumulate_grad_hook``)
+_TENSOR_HOOKS = ("_backward_hooks", "_post_accumulate_grad_hooks")
+
+
+@dataclass
+class _TensorState:
+    tensor: Any
+    data: Any
+    requires_grad: bool
+    grad: Any
+    attrs: dict[str, Any]
+    hooks: dict[str, Any]
+
+
+def _tensor_state(t: Any) -> _TensorState:
+    grad = t.grad.detach().clone() if getattr(t, "grad", None) is not None else None
+    return _TensorState(
+        t, t.detach().clone(), bool(t.requires_grad), grad,
+        {k: _shallow(v) for k, v in vars(t).items()},
+        {name: _shallow(getattr(t, name, None)) for name in _TENSOR_HOOKS},
+    )
+
+
+def _restore_tensor(s: _TensorState) -> None:
+    import torch
+
+    t = s.tensor
+    with torch.no_grad():
+        t.data = s.data.clone()
+    if t.is_leaf:
+        t.requires_grad_(s.requires_grad)
+        t.grad = None if s.grad is None else s.grad.clone()
+    for key in [k for k in vars(t) if k not in s.attrs]:
+        delattr(t, key)
+    for key, value in s.attrs.items():
+        setattr(t, key, _shallow(value))
+    for name, hooks in s.hooks.items():
+        with contextlib.suppress(AttributeError, RuntimeError, TypeError):
+            setattr(t, name, _shallow(hooks))
+
+
+@contextlib.contextmanager
+def restored_module(model: Any) -> Iterator[Any]:
+    """Run the block on ``model`` and restore it afterwards, also when the block raises.
+
+    Restored: every submodule's attributes (training mode, hook dicts, ``_parameters``,
+    ``_buffers``, ``_modules``; attributes a library added are deleted), every parameter's and
+    buffer's values, dtype and device, ``requires_grad``, ``.grad`` and Python attributes (e.g.
+    BackPACK's ``param.diag_ggn_mc``), and torch's process-wide module hooks. So an estimator may
+    ``extend`` the model, register hooks, cast it or zero its gradients: the caller's model comes
+    back bit-identical.
+    """
+    import torch.nn.modules.module as torch_module
+
+    modules = list(model.modules())
+    module_dicts = [(m, {k: _shallow(v) for k, v in vars(m).items()}) for m in modules]
+    tensors: dict[int, _TensorState] = {}
+    for m in modules:
+        for t in [*m._parameters.values(), *m._buffers.values()]:
+            if t is not None and id(t) not in tensors:
+                tensors[id(t)] = _tensor_state(t)
+    global_hooks = {
+        name: copy.copy(getattr(torch_module, name))
+        for name in _GLOBAL_HOOK_DICTS
+        if isinstance(getattr(torch_module, name, None), dict)
+    }
+    try:
+        yield model
+    finally:
+        for name, saved in global_hooks.items():
+            live = getattr(torch_module, name)
+            live.clear()
+            live.update(saved)
+        for m, saved_vars in module_dicts:
+            live_vars = vars(m)
+            live_vars.clear()
+            live_vars.update({k: _shallow(v) for k, v in saved_vars.items()})
+        for state in tensors.values():
+            _restore_tensor(state)
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+
+def _is_tensor_like(value: Any) -> bool:
+    return hasattr(value, "shape") and hasattr(value, "__array__") or hasattr(value, "detach")
+
+
+def _as_tensor(value: Any) -> Any:
+    import torch
+
+    return value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
+
+
+def _split_batch(batch: Any) -> tuple[Any, Any]:
+    if isinstance(batch, list | tuple):
+        if len(batch) == 0:
+            raise ShapeError("an empty batch: expected (inputs, targets) or inputs")
+        return _as_tensor(batch[0]), (_as_tensor(batch[1]) if len(batch) > 1 else None)
+    if isinstance(batch, Mapping):
+        raise ShapeError(
+            "dict batches are not supported: give (inputs, targets) tuples, a tensor of inputs or "
+            "a DataLoader over them"
+        )
+    return _as_tensor(batch), None
+
+
+def inputs_and_targets(data: Any) -> tuple[Any, Any]:
+    """All inputs ``X`` (M, …) and targets ``Y`` (M, …) or ``None`` held by ``data``.
+
+    ``data`` is a ``DataLoader`` or a list of batches (``(x, y)`` or ``x``), a ``Dataset`` (items
+    ``(x, y)`` or ``x``), a tuple ``(x, y)``, or the inputs alone (tensor or array). The global RNGs are left as
+    they were (a shuffling loader draws from them).
+
+    Raises:
+        ShapeError: data of another form, or inputs and targets of different lengths.
+    """
+    import torch
+
+    if _is_tensor_like(data):
+        return _as_tensor(data), None
+    if isinstance(data, tuple | list) and len(data) in (1, 2) and all(map(_is_tensor_like, data)):
+        X, Y = _split_batch(tuple(data))
+    elif isinstance(data, torch.utils.data.DataLoader | list | tuple) or (
+        hasattr(data, "__iter__") and not hasattr(data, "__getitem__")
+    ):  # batches
+        with seeded_global_rngs(0):
+            parts = [_split_batch(b) for b in data]
+        if not parts:
+            raise ShapeError("the data loader yields no batch")
+        X = torch.cat([p[0] for p in parts])
+        Y = None if any(p[1] is None for p in parts) else torch.cat([p[1] for p in parts])
+    elif hasattr(data, "__getitem__") and hasattr(data, "__len__"):  # a Dataset: single items
+        items = [_split_batch(data[i]) for i in range(len(data))]
+        if not items:
+            raise ShapeError("the data set is empty")
+        X = torch.stack([p[0] for p in items])
+        Y = None if any(p[1] is None for p in items) else torch.stack([p[1] for p in items])
+    else:
+        raise ShapeError(
+            f"data of type {type(data).__name__} is not supported: give a DataLoader, a Dataset, a "
+            "tuple (inputs, targets) or a tensor of inputs"
+        )
+    if Y is not None and Y.shape[0] != X.shape[0]:
+        raise ShapeError(f"{X.shape[0]} inputs but {Y.shape[0]} targets")
+    return X, Y
+
+
+def _placeholder_targets(family: Any, X: Any, n_out: int) -> Any:
+    import torch
+
+    M = X.shape[0]
+    if family.name == "categorical":
+        return torch.zeros(M, dtype=torch.long, device=X.device)
+    return torch.zeros(M, n_out, dtype=X.dtype, device=X.device)
+
+
+def _with_targets(data: Any, X: Any, Y: Any) -> Any:
+    import torch
+
+    if isinstance(data, torch.utils.data.DataLoader):
+        return torch.utils.data.DataLoader(
+            torch.utils.data.TensorDataset(X, Y), batch_size=data.batch_size or X.shape[0]
+        )
+    return (X, Y)
+
+
+# --- outputs ------------------------------------------------------------------------------------
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().double().numpy()
+    return np.asarray(value, dtype=np.float64)
+
+
+def _lookup(out: Mapping[str, Any], name: str) -> Any:
+    if name in out:
+        return out[name]
+    module, _, attr = name.rpartition(".")
+    if module in out:
+        block = out[module]
+        if isinstance(block, Mapping) and attr in block:
+            return block[attr]
+        if hasattr(block, attr):
+            return getattr(block, attr)
+    raise ShapeError(
+        f"the estimate has no entry for parameter {name!r}: give one tensor per parameter (keys "
+        f"from model.named_parameters(), e.g. {name!r}) or one per module with 'weight'/'bias'"
+    )
+
+
+#: Largest P for which a linear operator is densified (two P×P float64 arrays, about 1 GiB).
+DENSIFY_LIMIT = 8192
+
+
+def _densify(op: Any, params: list[Any]) -> np.ndarray:
+    import torch
+
+    P = sum(p.numel() for p in params)
+    if P > DENSIFY_LIMIT:
+        raise UnsupportedError(
+            f"the estimate is a linear operator on P = {P} parameters; densifying it is limited to "
+            f"P <= {DENSIFY_LIMIT}: return its diagonal (a vector or {{name: tensor}}) instead"
+        )
+    ref = params[0]
+    eye = torch.eye(P, dtype=ref.dtype, device=ref.device)
+    attempts = []
+    if hasattr(op, "__matmul__"):
+        attempts.append(lambda: op @ eye)
+    if hasattr(op, "matmat"):
+        attempts.append(lambda: op.matmat(np.eye(P)))
+    if hasattr(op, "_matmat"):
+        # curvlinops' list format: one tensor per parameter, columns stacked last
+        def listed() -> Any:
+            cols, start = [], 0
+            for p in params:
+                cols.append(eye[start : start + p.numel()].reshape(*p.shape, P))
+                start += p.numel()
+            return torch.cat([c.reshape(-1, P) for c in op._matmat(cols)])
+
+        attempts.append(listed)
+    if hasattr(op, "matvec"):
+        attempts.append(lambda: np.stack([np.asarray(op.matvec(e)) for e in np.eye(P)], axis=1))
+    errors = []
+    for attempt in attempts:
+        try:
+            dense = _to_numpy(attempt())
+        except Exception as exc:  # noqa: BLE001 - try the next calling convention
+            errors.append(f"{type(exc).__name__}: {exc}")
+            continue
+        if dense.shape == (P, P):
+            return dense
+        errors.append(f"shape {dense.shape}")
+    raise ShapeError(
+        f"could not read the estimate of type {type(op).__name__} as a {P}x{P} matrix "
+        f"(tried @, matmat, _matmat, matvec: {'; '.join(errors) or 'none available'})"
+    )
+
+
+def estimate_to_array(out: Any, model: Any) -> np.ndarray:
+    """An estimate in any supported form as ``(P,)`` (diagonal) or ``(P, P)``, ``parameters()`` order.
+
+    Accepted: ``{name: tensor}`` per parameter (``named_parameters()`` keys) or per module
+    (``{module: {'weight': …, 'bias': …}}`` or objects with ``.weight``/``.bias``, as ASDL's
+    ``Diag``), each shaped like its parameter (diagonal); a list/tuple of per-parameter tensors;
+    an array of shape ``(P,)`` or ``(P, P)``; a linear operator (densified).
+
+    Raises:
+        ShapeError: a form or shape that fits none of these, or dict keys that are neither
+            parameters nor modules of ``model``, naming what would fit.
+        UnsupportedError: a linear operator on more than :data:`DENSIFY_LIMIT` parameters.
+    """
+    named = [(n, p) for n, p in model.named_parameters()]
+    params = [p for _, p in named]
+    P = sum(p.numel() for p in params)
+    if isinstance(out, Mapping):
+        known = {name for name, _ in named} | {name.rpartition(".")[0] for name, _ in named}
+        unknown = sorted(str(k) for k in out if k not in known)
+        if unknown:
+            raise ShapeError(
+                f"the estimate has entries {unknown[:5]} that are neither parameters nor modules of the "
+                f"model (parameters: {[name for name, _ in named][:5]}...)"
+            )
+        parts = [(name, p, _lookup(out, name)) for name, p in named]
+    elif isinstance(out, list | tuple):
+        if len(out) != len(params):
+            raise ShapeError(
+                f"the estimate is a sequence of {len(out)} tensors; the model has {len(params)} parameters"
+            )
+        parts = [(name, p, v) for (name, p), v in zip(named, out)]
+    elif _is_tensor_like(out):
+        arr = _to_numpy(out)
+        if arr.shape in ((P,), (P, P)):
+            return arr
+        raise ShapeError(
+            f"the estimate has shape {arr.shape}; expected ({P},) (the diagonal) or ({P}, {P}) in "
+            "model.parameters() order"
+        )
+    else:
+        return _densify(out, params)
+    flat = []
+    for name, p, value in parts:
+        arr = _to_numpy(value)
+        if arr.size != p.numel():
+            raise ShapeError(
+                f"the estimate for {name!r} has {arr.size} entries; the parameter has {p.numel()} "
+                f"(shape {tuple(p.shape)}): only diagonal per-parameter estimates can be given per name"
+            )
+        flat.append(arr.reshape(-1))
+    return np.concatenate(flat)
+
+
+# --- the empirical Fisher reference -------------------------------------------------------------
+
+
+def empirical_scores(model: Any, X: Any, Y: Any, family: Any) -> np.ndarray:
+    """Per-input scores ``g_m = J_mᵀ (t(y_m) − η(h_m))`` (M, P) at the data's labels, float64.
+
+    The score of ``log p(y_m | x_m, θ)`` (``eq-7`` with observed instead of sampled labels), where
+    ``h_m`` is the model's output read as the family's natural parameter; ``parameters()`` order.
+    Computed by ``torch.func`` on float64 copies of the parameters and buffers, so any model
+    whose outputs are per input works; the model itself is not changed.
+    """
+    import torch
+    from torch.func import functional_call, jacrev
+
+    params = {k: v.detach().to(torch.float64) for k, v in model.named_parameters()}
+    buffers = {
+        k: (v.detach().to(torch.float64) if v.is_floating_point() else v) for k, v in model.named_buffers()
+    }
+    Xt = X.detach().to(device=next(iter(params.values())).device, dtype=torch.float64)
+
+    def out(p: dict[str, Any]) -> Any:
+        h = functional_call(model, {**p, **buffers}, (Xt,))
+        return h.reshape(h.shape[0], -1)
+
+    with restored_module(model):
+        h = out(params)
+        jac = jacrev(out)(params)  # {name: (M, d, *shape)}
+    h_np = _to_numpy(h)
+    M, d = h_np.shape
+    family.check_natural(h_np)
+    y = _to_numpy(Y)
+    y = y.reshape(M) if y.size == M else y.reshape(M, -1)
+    t = np.asarray(family.statistic(y), dtype=np.float64).reshape(M, d)
+    r = t - np.asarray(family.mean(h_np), dtype=np.float64).reshape(M, d)
+    J = np.concatenate([_to_numpy(jac[k]).reshape(M, d, -1) for k in params], axis=2)  # (M, d, P)
+    return np.einsum("map,ma->mp", J, r)
+
+
+def empirical_fisher(model: Any, X: Any, Y: Any, family: Any, *, diagonal: bool = False) -> np.ndarray:
+    """Exact empirical Fisher ``(1/M) Σ_m g_m g_mᵀ`` (:func:`empirical_scores`), ``parameters()`` order.
+
+    The mean score outer product of ``eq-7`` with the data's labels in place of labels drawn
+    from the model; deterministic. Returns the diagonal when ``diagonal``.
+    """
+    g = empirical_scores(model, X, Y, family)
+    return _outer_mean(g, diagonal)
+
+
+def _outer_mean(g: np.ndarray, diagonal: bool) -> np.ndarray:
+    M = g.shape[0]
+    return np.einsum("mp,mp->p", g, g) / M if diagonal else g.T @ g / M
+
+
+@dataclass(frozen=True)
+class EmpiricalFisherReport:
+    """Outcome of the exact comparison with the empirical Fisher (``reference="empirical"``).
+
+    Attributes:
+        passed: deterministic and equal to the empirical Fisher within ``rtol``.
+        deterministic: two replicates with different seeds agreed within ``rtol``.
+        max_error: ``max |Î − F_emp| / scale`` over entries (scale: ``rtol``'s unit, the entry's
+            magnitude ``(1/M) Σ_m |g_m||g_m|ᵀ``).
+        rtol: the rounding tolerance.
+        scale: least-squares factor ``c`` in ``Î ≈ c · F_emp``.
+        worst: label of the worst entry.
+        diagnosis: a one-line reading.
+    """
+
+    passed: bool
+    deterministic: bool
+    max_error: float
+    rtol: float
+    scale: float
+    worst: str
+    diagnosis: str
+
+    def message(self) -> str:
+        """A multi-line human summary (the AssertionError text of the assert form)."""
+        head = "PASSED" if self.passed else "FAILED"
+        return "\n".join([
+            f"Empirical Fisher check {head}: exact comparison at rounding tolerance rtol = {self.rtol:.1e}",
+            f"  worst: {self.worst}: off by {self.max_error:.3g} (relative to the entry's magnitude)",
+            f"  scale factor (least squares of estimate vs empirical Fisher): {self.scale:.4g}",
+            f"  diagnosis: {self.diagnosis}",
+        ])
+
+    def __str__(self) -> str:
+        return self.message()
+
+
+def _empirical_report(first: np.ndarray, second: np.ndarray, ref: np.ndarray, mag: np.ndarray,
+                      rtol: float, M: int, names: list[str]) -> EmpiricalFisherReport:
+    denom = np.maximum(mag, np.finfo(np.float64).tiny)
+    spread = float(np.max(np.abs(first - second) / denom)) if first.size else 0.0
+    err = np.abs(first - ref) / denom
+    worst_idx = np.unravel_index(int(np.argmax(err)), err.shape)
+    max_error = float(err[worst_idx]) if np.all(np.isfinite(first)) else math.inf
+    worst = "Î" + str(list(map(int, worst_idx))) + " (" + ", ".join(names[i] for i in worst_idx) + ")"
+    den = float(np.sum(ref * ref))
+    scale = float(np.sum(first * ref) / den) if den > 0 else math.nan
+    deterministic = spread <= rtol
+    passed = deterministic and max_error <= rtol
+    if not np.all(np.isfinite(first)):
+        diagnosis = "the estimator returned NaN or infinite values"
+    elif not deterministic:
+        diagnosis = (
+            f"two replicates with different seeds differ (by {spread:.3g}): the estimator is random "
+            "(labels sampled from the model?), so it is not the empirical Fisher of the data's labels"
+        )
+    elif passed:
+        diagnosis = "equal to the empirical Fisher of the data's labels (eq-7 with observed labels)."
+    elif math.isfinite(scale) and np.all(np.abs(first - scale * ref) <= rtol * (1 + abs(scale)) * denom):
+        hint = ""
+        for value, why in ((float(M), f"M = {M}: a sum instead of a mean over inputs?"),
+                           (1.0 / M, f"1/M = 1/{M}: divided by M twice?"), (0.5, "1/2?"), (2.0, "2?")):
+            if abs(scale / value - 1.0) < 1e-3:
+                hint = f" The factor is close to {why}"
+                break
+        diagnosis = f"{scale:.4g}x the empirical Fisher: a rescaled empirical Fisher fits every entry.{hint}"
+    else:
+        diagnosis = (
+            f"deterministic but not the empirical Fisher (relative error {max_error:.3g}, best factor "
+            f"{scale:.3g}): labels other than the data's, or wrong per-sample gradients."
+        )
+    return EmpiricalFisherReport(passed, deterministic, max_error, rtol, scale, worst, diagnosis)
+
+
+# --- the one-liner ------------------------------------------------------------------------------
+
+
+def _resolve_family(family: Any, n_out: int) -> Any:
+    from ..families.registry import family as get_family
+
+    if not isinstance(family, str):
+        return family
+    if family == "categorical":
+        return get_family("categorical", K=n_out)
+    return get_family(family)
+
+
+def _default_rtol(model: Any) -> float:
+    import torch
+
+    dt = next(model.parameters()).dtype
+    return 1e-9 if dt == torch.float64 else (1e-4 if dt == torch.float32 else 1e-2)
+
+
+def check_torch_fisher(
+    fisher_fn: Callable[..., Any],
+    model: Any,
+    data: Any,
+    *,
+    family: Any,
+    n: int = 1,
+    reference: Reference = "fisher",
+    kind: Literal[1, 2] = 1,
+    randomness: Randomness = "global",
+    placeholder_labels: bool = False,
+    diagonal_only: bool | None = None,
+    replications: int = 200,
+    rng: int | np.random.Generator | None = 0,
+    alpha: float = DEFAULT_ALPHA,
+    directions: int = 8,
+    rtol: float | None = None,
+    reference_model: Callable[[Any, Any], ReferenceModel] = sequential_reference,
+) -> EstimatorReport | EmpiricalFisherReport:
+    """Check ``fisher_fn(model, data)`` against ``I(θ)`` (``eq-6``) or the empirical Fisher; one line.
+
+    Never raises for a wrong estimator: returns the report (``.passed``, ``.message()``).
+
+    Args:
+        fisher_fn: ``fisher_fn(model, data)`` returning a Fisher estimate in any form that
+            :func:`estimate_to_array` reads; with ``randomness="generator"`` it is also given
+            ``generator=<torch.Generator>``, with ``randomness="seed"`` ``seed=<int>``.
+        model: the user's ``nn.Module``, used as is (any dtype, any device) and restored after
+            every call.
+        data: what ``fisher_fn`` expects: a ``DataLoader``, a ``Dataset``, ``(x, y)`` or ``x``.
+        family: the output family (``"categorical"``: K from the output width; ``"normal"`` …,
+            or a :func:`fisher_verify.family` object, e.g. ``family("normal", sigma=2**0.5)``
+            for a ``MSELoss`` without the factor 1/2).
+        n: label draws per input of the Monte Carlo estimate (its exact variance, ``thm-4``).
+        reference: ``"fisher"`` (unbiased for ``I(θ)``, calibrated gate) or ``"empirical"``
+            (the exact empirical Fisher of the data's labels, compared at ``rtol``).
+        kind: 1 calibrates with the exact variance of ``Î₁`` (``thm-4``), 2 with ``Î₂``
+            (``thm-6``).
+        randomness: ``"global"`` (the global RNGs are seeded per call), ``"generator"`` or
+            ``"seed"`` (additionally passed as a keyword); the global RNGs are always restored.
+        placeholder_labels: when ``data`` has no targets, hand ``fisher_fn`` data with zero
+            targets (for losses that need targets even when the labels are sampled): a
+            ``DataLoader`` of ``(x, y)`` batches for a loader, a tuple ``(x, y)`` otherwise.
+        diagonal_only: whether the estimate is a diagonal; ``None`` infers it from the output.
+        replications: R calls for ``reference="fisher"``.
+        rng: seed or Generator of the gate.
+        alpha: false-alarm rate of the whole gate.
+        directions: random quadratic forms tested besides the diagonal.
+        rtol: rounding tolerance; default 1e-9 for float64 models, 1e-4 for float32.
+        reference_model: ``(model, family) -> ReferenceModel``, the exact model behind
+            ``I(θ)`` (default :func:`sequential_reference`, Eq. 3 MLPs).
+
+    Raises:
+        ShapeError: an estimate or data in a form that is not understood (the message says which
+            forms are).
+        FisherVerifyError: bad options; ``reference="empirical"`` on data without targets.
+    """
+    import torch
+
+    if reference not in ("fisher", "empirical"):
+        raise FisherVerifyError(f"reference must be 'fisher' or 'empirical', got {reference!r}")
+    if randomness not in ("global", "generator", "seed"):
+        raise FisherVerifyError(f"randomness must be 'global', 'generator' or 'seed', got {randomness!r}")
+    if not isinstance(model, torch.nn.Module) or next(model.parameters(), None) is None:
+        raise FisherVerifyError("model must be a torch.nn.Module with parameters")
+    p0 = next(model.parameters())
+    X, Y = inputs_and_targets(data)
+    X = X.to(device=p0.device, dtype=p0.dtype) if X.is_floating_point() else X.to(p0.device)
+    with torch.no_grad(), restored_module(model):
+        n_out = int(model(X).reshape(X.shape[0], -1).shape[1])
+    fam = _resolve_family(family, n_out)
+    call_data = data
+    if Y is None and placeholder_labels:
+        call_data = _with_targets(data, X, _placeholder_targets(fam, X, n_out))
+    tol = _default_rtol(model) if rtol is None else float(rtol)
+
+    def call(seed: int) -> np.ndarray:
+        kwargs: dict[str, Any] = {}
+        if randomness == "generator":
+            kwargs["generator"] = torch.Generator(device=p0.device).manual_seed(seed)
+        elif randomness == "seed":
+            kwargs["seed"] = seed
+        with restored_module(model), seeded_global_rngs(seed):
+            try:
+                out = fisher_fn(model, call_data, **kwargs)
+            except TypeError as exc:
+                missing = [w for w in ("generator", "seed") if f"argument: '{w}'" in str(exc)]
+                if missing:
+                    raise FisherVerifyError(
+                        f"fisher_fn needs a {missing[0]!r} argument: pass randomness={missing[0]!r} so the "
+                        f"gate hands one over ({exc})"
+                    ) from None
+                raise
+            return estimate_to_array(out, model)
+
+    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    if reference == "empirical":
+        if Y is None:
+            raise FisherVerifyError(
+                "reference='empirical' needs the data's labels: give data with targets ((x, y) or a "
+                "loader of (x, y) batches)"
+            )
+        first = call(int(gen.integers(0, 2**62)))
+        second = call(int(gen.integers(0, 2**62)))
+        diag = first.ndim == 1 if diagonal_only is None else bool(diagonal_only)
+        g = empirical_scores(model, X, Y, fam)
+        ref = _outer_mean(g, diag)
+        if first.shape != ref.shape:
+            raise ShapeError(f"the estimate has shape {first.shape}; expected {ref.shape}")
+        # rounding scale of each entry: the same mean with absolute per-input scores
+        mag = _outer_mean(np.abs(g), diag)
+        names = [f"{name}[{i}]" for name, p in model.named_parameters() for i in range(p.numel())]
+        return _empirical_report(first, second, ref, mag, tol, int(X.shape[0]), names)
+
+    refm = reference_model(model, fam)
+    perm = refm.permutation
+    probe = call(int(np.random.default_rng(gen.integers(0, 2**62)).integers(0, 2**62)))
+    diag = probe.ndim == 1 if diagonal_only is None else bool(diagonal_only)
+
+    def estimator(g: np.random.Generator) -> np.ndarray:
+        arr = call(int(g.integers(0, 2**62)))
+        if perm is None or arr.ndim not in (1, 2):
+            return arr
+        return arr[perm] if arr.ndim == 1 else arr[np.ix_(perm, perm)]
+
+    X_np = X.detach().cpu().to(torch.float64).numpy().reshape(X.shape[0], -1)
+    return check_fisher_estimator(
+        estimator, refm.network, X_np, n=n, kind=kind, replications=replications, rng=gen,
+        alpha=alpha, diagonal_only=diag, directions=directions, rtol=tol,
+    )
+
+
+def assert_torch_fisher(fisher_fn: Callable[..., Any], model: Any, data: Any, **kwargs: Any) -> Any:
+    """:func:`check_torch_fisher`, raising ``AssertionError`` with the report when it fails.
+
+    ``fv.assert_torch_fisher(fisher, model, loader, family="categorical", n=1)``; returns the
+    report when the estimator passes.
+    """
+    report = check_torch_fisher(fisher_fn, model, data, **kwargs)
+    if not report.passed:
+        raise AssertionError(report.message())
+    return report
