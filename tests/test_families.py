@@ -261,7 +261,7 @@ def test_calibrated_sampler_check_can_fail() -> None:
 @pytest.mark.parametrize(("name", "params", "ranges"), CATALOG, ids=IDS)
 def test_identities_hold(name, params, ranges) -> None:
     """log-partition, lemma-2, lemma-5, remark-5.1, table-1, fig-1 and the stable kernels hold."""
-    from fisher_verify.symbolic.identities import prove_family
+    from fisher_verify.identities import prove_family
 
     results = prove_family(_fam(name, params), seconds=10)
     ids = {r.statement_id for r in results}
@@ -276,7 +276,7 @@ def test_identity_prover_rejects_a_wrong_cumulant() -> None:
     from dataclasses import replace
 
     from fisher_verify.families.family import Family
-    from fisher_verify.symbolic.identities import prove_family
+    from fisher_verify.identities import prove_family
 
     good = fv.family("poisson").definition
     bad = Family(
@@ -288,7 +288,7 @@ def test_identity_prover_rejects_a_wrong_cumulant() -> None:
 
 
 def test_table_1_and_fig_1_claims() -> None:
-    from fisher_verify.symbolic.identities import prove_family
+    from fisher_verify.identities import prove_family
 
     for name in ("bernoulli", "normal", "poisson"):
         results = prove_family(fv.family(name))
@@ -472,7 +472,7 @@ def test_parameters_are_not_changed() -> None:
 
 
 def test_derivation_is_cached_in_memory_and_on_disk(tmp_path, monkeypatch) -> None:
-    from fisher_verify.symbolic import cache
+    from fisher_verify.families import family as cache
 
     monkeypatch.setenv("FISHER_VERIFY_CACHE", str(tmp_path))
     monkeypatch.setattr(cache, "_MEMO", {})

@@ -12,7 +12,7 @@ import sympy as sp
 from ..errors import FisherVerifyError
 from ..families.family import Family
 from ..families.registry import family
-from ..symbolic.identities import IdentityResult, prove_family
+from ..identities import IdentityResult, prove_family
 from .common import add_family_arguments, parse_params, parse_point
 
 QUANTITIES = (
