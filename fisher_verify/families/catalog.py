@@ -118,7 +118,7 @@ def _binomial(ns: sp.Expr, n: int | None) -> FamilyDefinition:
         negative=(),
         domain_text="any real h",
         sampler=lambda hh, m, rng: rng.binomial(
-            n, _expit_np(_scalar_h(hh)), size=(m, *np.shape(hh)[:-1])
+            int(_numeric(n)), _expit_np(_scalar_h(hh)), size=(m, *np.shape(hh)[:-1])
         ).astype(float),
         mean_symbols=(p,),
         natural_of_mean=(sp.log(p / (1 - p)),),
