@@ -601,3 +601,19 @@ def test_derive_latex_is_valid(capsys) -> None:
     for name in names:
         assert not re.search(r"_(\{[^{}]*\}|\w)_", name), name
         math_to_image(f"${name}$", io.BytesIO(), format="png")
+
+
+@pytest.mark.parametrize("name", ["gamma", "binomial"])
+def test_parameter_generic_prover_can_fail(name: str) -> None:
+    """With the parameter a symbol there is no mpmath fallback: a wrong F is not proved."""
+    from dataclasses import replace
+
+    from fisher_verify.families.catalog import generic_definition
+    from fisher_verify.families.family import Family
+    from fisher_verify.identities.prover import _moment_identities, _Prover
+
+    d = generic_definition(name)
+    bad = Family(replace(d, name=f"{name}_wrong", log_partition=d.log_partition * sp.Rational(11, 10)))
+    results = {r.statement_id: r for r in _moment_identities(_Prover(bad, 5, 0))}
+    assert not results["log-partition"].holds
+    assert not results["lemma-2"].holds

@@ -72,6 +72,14 @@ def generating_series(definition: FamilyDefinition) -> sp.Expr:
     return sp.simplify((first * closed).subs(x, sp.exp(h)))
 
 
+def _series_integral(definition: FamilyDefinition, g: sp.Expr) -> sp.Expr:
+    """Σ g(y) b(y) e^{hy} for a polynomial g, as Σ_k g_k ∂ᵏZ/∂hᵏ with Z the closed series."""
+    z = generating_series(definition)
+    poly = sp.Poly(sp.expand(g), definition.y)
+    (h,) = definition.h
+    return sp.Add(*[c * sp.diff(z, h, k) for (k,), c in zip(poly.monoms(), poly.coeffs())])
+
+
 def _positive_stand_ins(definition: FamilyDefinition) -> dict[sp.Symbol, sp.Expr]:
     """h_j → −s_j with s_j > 0 for the components that must be negative: SymPy then integrates
     e^{−s y} y^a without branch factors (exp_polar) it cannot simplify away."""
@@ -101,13 +109,7 @@ def density_integral(definition: FamilyDefinition, g: sp.Expr) -> sp.Expr:
     d = definition
     y = d.y
     if _uses_series(d):
-        z = generating_series(d)
-        poly = sp.Poly(sp.expand(g), y)
-        (h,) = d.h
-        result = sp.Add(
-            *[coeff * sp.diff(z, h, k) for (k,), coeff in zip(poly.monoms(), poly.coeffs())]
-        )
-        return result
+        return _series_integral(d, g)
     stand_ins = _positive_stand_ins(d)
     exponent = sum(t * h for t, h in zip(d.statistic, d.h)) + d.log_base
     if d.support.kind == "finite":
@@ -117,6 +119,8 @@ def density_integral(definition: FamilyDefinition, g: sp.Expr) -> sp.Expr:
         result = sp.summation(sp.expand(g * sp.exp(exponent)), (y, d.support.start, sp.oo))
         if isinstance(result, sp.Piecewise):
             result = result.args[0][0]  # the convergent branch; the domain h < 0 selects it
+        if _unevaluated(result) and d.dim == 1:
+            return _series_integral(d, g)  # e.g. Poisson: Σ yᵏ e^{hy}/y! does not close directly
     else:
         integrand = sp.expand(g) * _powers_of_logs(exponent.subs(stand_ins), y)
         result = sp.integrate(
