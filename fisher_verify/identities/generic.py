@@ -6,13 +6,13 @@ Proving per value does not scale: binomial(n) sums n + 1 terms, categorical(K) h
 - binomial(n), negative_binomial(r), normal(σ), gamma(k): the family is built with its
   parameter as a SymPy symbol carrying the domain's assumptions (n a positive integer, the
   others positive), its identities are proved there, and the verdict holds at every value.
-- categorical(K), K ≥ 5: every entry of a cumulant of order ≤ 4 involves at most 4 classes.
-  Relabelling the classes (F and the law are symmetric in them) maps those to classes 0..m−1,
-  and the classes m..K−1 enter only through r = logsumexp(h_m, …, h_{K−1}): F is
+- categorical(K): every entry of a cumulant of order ≤ 4 involves m ≤ 4 distinct classes.
+  Relabelling the classes (F and the law are symmetric in them) maps it to the canonical
+  entry over classes 0..m−1 (:func:`canonical_entries`), so only those are proved. For K ≥ 5
+  the classes m..K−1 enter only through r = logsumexp(h_m, …, h_{K−1}): F is
   logsumexp(h_0, …, h_{m−1}, r) (logsumexp is associative) and on the density side those
   classes have statistic 0 on components 0..m−1 and total weight e^r. That is categorical(5)
-  with h_4 = r at the canonical entries below, so one proof there holds for every K ≥ 5.
-  K ≤ 4 is proved directly.
+  with h_4 = r, so one proof there holds for every K ≥ 5; K ≤ 4 is proved on itself.
 
 Table 1 and Figure 1 need no density and are checked at the value itself.
 """
@@ -28,9 +28,8 @@ from ..families.registry import family as catalog_family
 from ..symbolic.cache import disk_cached
 from .prover import IdentityResult, _fig_1, _moment_identities, _Prover, _table_1
 
-# categorical(K) for K above this is proved through categorical(CARRIER_K) (module docstring)
-DIRECT_K = 4
-CARRIER_K = DIRECT_K + 1
+# categorical(K) for K >= CARRIER_K is proved through categorical(CARRIER_K) (module docstring)
+CARRIER_K = 5
 
 
 def canonical_entries(order: int) -> list[tuple[int, ...]]:
@@ -52,7 +51,7 @@ def canonical_entries(order: int) -> list[tuple[int, ...]]:
 
 class _CanonicalProver(_Prover):
     def index_sets(self, order: int) -> list[tuple[int, ...]]:
-        return canonical_entries(order)
+        return [idx for idx in canonical_entries(order) if max(idx) < self.fam.dim]
 
 
 def _is_catalog_family(fam: Family) -> bool:
@@ -73,17 +72,18 @@ def _parameter_proof(name: str, seconds: float, seed: int) -> tuple[IdentityResu
 
 
 @cache
-def _categorical_proof(seconds: float, seed: int) -> tuple[IdentityResult, ...]:
+def _categorical_proof(k: int, seconds: float, seed: int) -> tuple[IdentityResult, ...]:
     def prove() -> list[IdentityResult]:
-        carrier = catalog_family("categorical", K=CARRIER_K)
+        carrier = catalog_family("categorical", K=k)
         return _moment_identities(_CanonicalProver(carrier, seconds, seed))
 
-    return tuple(disk_cached(("identities-generic", "categorical", seconds, seed), prove, list))
+    key = ("identities-canonical", "categorical", k, seconds, seed)
+    return tuple(disk_cached(key, prove, list))
 
 
 def generic_proof(fam: Family, seconds: float, seed: int) -> list[IdentityResult] | None:
     """The identities of ``fam`` from a proof that holds for every parameter value, or None
-    when ``fam`` is proved directly (no parameter, categorical K <= 4, not from the catalog)."""
+    when ``fam`` is proved directly (no parameter, or not the catalog's own definition)."""
     if not _is_catalog_family(fam):
         return None
     if fam.name in PARAMETER_SYMBOLS:
@@ -92,13 +92,19 @@ def generic_proof(fam: Family, seconds: float, seed: int) -> list[IdentityResult
         domain = "a positive integer" if sym.is_integer else "> 0"
         scope = f"for every {param} {domain} ({param} symbolic); here {param} = {fam.params[param]}"
         shared = _parameter_proof(fam.name, seconds, seed)
-    elif fam.name == "categorical" and fam.dim > DIRECT_K:
+    elif fam.name == "categorical" and fam.dim >= CARRIER_K:
         scope = (
             f"for every K >= {CARRIER_K} at once: the canonical entries of categorical("
             f"{CARRIER_K}), classes >= 4 lumped into one (symmetry and lumping, see "
             f"fisher_verify.identities.generic); here K = {fam.dim}"
         )
-        shared = _categorical_proof(seconds, seed)
+        shared = _categorical_proof(CARRIER_K, seconds, seed)
+    elif fam.name == "categorical":
+        scope = (
+            "the canonical entries; every other entry is one of them after relabelling the "
+            "classes (F and the law are symmetric in them)"
+        )
+        shared = _categorical_proof(fam.dim, seconds, seed)
     else:
         return None
     results = [
