@@ -62,6 +62,14 @@ def _is_zero(expr: sp.Expr, seconds: float) -> bool | None:
     """True when SymPy simplifies ``expr`` to 0, None when it cannot decide in time."""
 
     def run() -> bool:
+        # one natural parameter: first as a rational function of x = e^h, which cancel decides
+        # exactly and quickly where simplify may take seconds (derivatives of softplus,
+        # log1mexp); with several, cancel's multivariate gcds are slower than simplify
+        exps = {e for e in expr.atoms(sp.exp) if e.args[0].is_Symbol}
+        if len(exps) == 1:
+            (power,) = exps
+            if sp.cancel(sp.together(expr.subs(power, sp.Dummy(positive=True)))) == 0:
+                return True
         e = sp.simplify(sp.expand(expr))
         if e == 0:
             return True
