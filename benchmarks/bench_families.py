@@ -1,7 +1,10 @@
-"""Derivation cost (cold, warm from the disk cache, in-process) and kernel throughput (issue 2).
+"""Derivation cost (cold, warm from the disk cache, in-process), kernel throughput, and the
+time of ``fisher-verify derive`` across each family's parameter range.
 
-Run by hand: ``python benchmarks/bench_families.py``. Each cold/warm figure is measured in a
-fresh Python process, so it includes what a CLI call pays.
+Run by hand: ``python benchmarks/bench_families.py`` (everything) or
+``python benchmarks/bench_families.py derive`` (the parameter-range table only). Each cold/warm
+figure is measured in a fresh Python process, so it includes what a CLI call pays; "cold" uses an
+empty cache folder of its own, "warm" the same folder a second time.
 """
 
 from __future__ import annotations
@@ -47,6 +50,68 @@ def _run(name: str, params: dict, cache: str) -> float:
     return float(out.stdout.strip())
 
 
+# derive across the parameter range: every accepted value answers in seconds, or is refused
+DERIVE_RANGE = [
+    ("binomial", "n=1"),
+    ("binomial", "n=100"),
+    ("binomial", "n=10000"),
+    ("binomial", "n=1000000000"),
+    ("categorical", "K=3"),
+    ("categorical", "K=4"),
+    ("categorical", "K=6"),
+    ("categorical", "K=8"),
+    ("categorical", "K=100000"),
+    ("categorical", "K=1000000"),
+    ("gamma", "shape=3"),
+    ("gamma", "shape=1e308"),
+    ("negative_binomial", "r=2.5"),
+    ("negative_binomial", "r=1e300"),
+    ("normal", "sigma=1e-300"),
+]
+
+FAMILY_SNIPPET = """
+import time, numpy as np
+t0 = time.perf_counter()
+import fisher_verify as fv
+fam = fv.family({name!r}, **{params!r})
+fam.fisher(np.zeros((1, fam.dim)) - 0.5)
+print(time.perf_counter() - t0)
+"""
+FAMILY_RANGE = [
+    ("categorical", {"K": 1000}),
+    ("categorical", {"K": 100000}),
+    ("binomial", {"n": 10**9}),
+    ("gamma", {"shape": 1e308}),
+]
+
+
+def _timed(argv: list[str], cache: str) -> tuple[float, int, str]:
+    env = dict(os.environ, FISHER_VERIFY_CACHE=cache)
+    t0 = time.perf_counter()
+    out = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
+    last = (out.stdout + out.stderr).strip().splitlines()
+    return time.perf_counter() - t0, out.returncode, last[-1][:60] if last else ""
+
+
+def derive_table() -> None:
+    """Cold and warm wall time of ``fisher-verify derive NAME --param P`` (identities included)."""
+    cli = [sys.executable, "-m", "fisher_verify.cli", "derive"]
+    print(f"{'derive':<36} {'cold s':>7} {'warm s':>7} {'exit':>4}   first words when refused")
+    for name, param in DERIVE_RANGE:
+        with tempfile.TemporaryDirectory() as cache:
+            cold, code, text = _timed([*cli, name, "--param", param], cache)
+            warm, _, _ = _timed([*cli, name, "--param", param], cache)
+        note = text if code == 2 else ""
+        print(f"{name + ' ' + param:<36} {cold:7.2f} {warm:7.2f} {code:>4}   {note}")
+    print(f"\n{'fv.family(...) + fisher kernel':<36} {'cold s':>7} {'warm s':>7}")
+    for name, params in FAMILY_RANGE:
+        with tempfile.TemporaryDirectory() as cache:
+            code = FAMILY_SNIPPET.format(name=name, params=params)
+            cold = _timed([sys.executable, "-c", code], cache)[0]
+            warm = _timed([sys.executable, "-c", code], cache)[0]
+        print(f"{name + str(params):<36} {cold:7.2f} {warm:7.2f}")
+
+
 def main() -> None:
     print(f"{'family':<32} {'cold s':>8} {'warm s':>8}   (fresh process: import + derive + first kernel)")
     with tempfile.TemporaryDirectory() as cache:
@@ -82,4 +147,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["derive"]:
+        derive_table()
+    else:
+        main()
+        derive_table()

@@ -132,10 +132,23 @@ def test_fig1_bernoulli_half_zero_variance() -> None:
     """fig-1 at network level: Bernoulli output with h_L = 0 gives Var(Î₁) = 0 for any net,
     while Var(Î₂) need not vanish; every draw gives the same Î₁ = I(θ)."""
     net, x = bernoulli_half_network()
-    assert net.forward(x)[0] == 0.0
-    assert fv.covariance_norm(net, x, estimator=1) == 0.0
-    assert np.all(fv.variance(net, x, estimator=1) == 0.0)
-    assert fv.covariance_norm(net, x, estimator=2) > 0
+    # h_L = 1.3·a − 1.3·a is 0 in exact arithmetic; a fused multiply-add kernel (AVX-512
+    # OpenBLAS) leaves a rounding residue, so compare to the size of the terms that cancel.
+    # The exact zero of K − I² at p = 1/2 is the symbolic proof's claim (fig-1).
+    eps = np.finfo(float).eps
+    hidden = np.tanh(net.weights[0] @ np.append(x, 1.0))
+    cancelling = float(np.sum(np.abs(net.weights[1][0, :-1] * hidden)))
+    assert abs(net.forward(x)[0]) <= 4 * eps * cancelling
+    # Var(Î₁) = J⁴ (K − I⊗I) with K = κ₄ + 3I²: at p = 1/2 the terms |κ₄| = 1/8, 3I² = 3/16
+    # and I² = 1/16 cancel, each multiplied by ‖J‖⁴
+    fam = net.family
+    h0 = np.zeros((1, 1))
+    i0, k0 = fam.fisher(h0)[0, 0, 0], fam.kappa4(h0)[0, 0, 0, 0, 0]
+    j4 = np.linalg.norm(net.jacobian(x)) ** 4
+    tol = 64 * eps * (abs(k0) + 4 * i0**2) * j4
+    assert fv.covariance_norm(net, x, estimator=1) <= tol
+    assert np.max(np.abs(fv.variance(net, x, estimator=1))) <= tol
+    assert fv.covariance_norm(net, x, estimator=2) > 1e6 * tol
     exact = fv.exact_fisher(net, x)
     for seed in range(3):
         est = fv.sample_estimators(net, x, 5, np.random.default_rng(seed))

@@ -261,7 +261,7 @@ def test_calibrated_sampler_check_can_fail() -> None:
 @pytest.mark.parametrize(("name", "params", "ranges"), CATALOG, ids=IDS)
 def test_identities_hold(name, params, ranges) -> None:
     """log-partition, lemma-2, lemma-5, remark-5.1, table-1, fig-1 and the stable kernels hold."""
-    from fisher_verify.symbolic.identities import prove_family
+    from fisher_verify.identities import prove_family
 
     results = prove_family(_fam(name, params), seconds=10)
     ids = {r.statement_id for r in results}
@@ -276,7 +276,7 @@ def test_identity_prover_rejects_a_wrong_cumulant() -> None:
     from dataclasses import replace
 
     from fisher_verify.families.family import Family
-    from fisher_verify.symbolic.identities import prove_family
+    from fisher_verify.identities import prove_family
 
     good = fv.family("poisson").definition
     bad = Family(
@@ -288,7 +288,7 @@ def test_identity_prover_rejects_a_wrong_cumulant() -> None:
 
 
 def test_table_1_and_fig_1_claims() -> None:
-    from fisher_verify.symbolic.identities import prove_family
+    from fisher_verify.identities import prove_family
 
     for name in ("bernoulli", "normal", "poisson"):
         results = prove_family(fv.family(name))
@@ -472,7 +472,7 @@ def test_parameters_are_not_changed() -> None:
 
 
 def test_derivation_is_cached_in_memory_and_on_disk(tmp_path, monkeypatch) -> None:
-    from fisher_verify.symbolic import cache
+    from fisher_verify.families import family as cache
 
     monkeypatch.setenv("FISHER_VERIFY_CACHE", str(tmp_path))
     monkeypatch.setattr(cache, "_MEMO", {})
@@ -499,3 +499,121 @@ def test_import_does_not_derive() -> None:
     code = "import fisher_verify, sys; print('fisher_verify.symbolic.derive' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# --- parameters at any size: proofs for every value, bounded time, refusals ----------------------
+
+
+def test_generic_proof_is_not_borrowed_by_an_edited_definition() -> None:
+    """A catalog name with a wrong F is proved as written, not through the generic proof."""
+    from dataclasses import replace
+
+    from fisher_verify.families.family import Family
+    from fisher_verify.identities import prove_family
+
+    good = fv.family("binomial", n=5)
+    bad = Family(replace(good.definition, log_partition=good.definition.log_partition * 2))
+    results = {r.statement_id: r for r in prove_family(bad, seconds=5)}
+    assert not results["log-partition"].holds
+    right = {r.statement_id: r for r in prove_family(good)}
+    assert right["lemma-5"].holds and "for every n" in right["lemma-5"].detail
+
+
+def test_categorical_lumping_argument_numerically() -> None:
+    """The reduction behind the every-K proof: an entry of categorical(K) over classes 0..3 is
+    categorical(5)'s (symbolic kernel) with h_4 = logsumexp(h_4..h_{K-1}); categorical(12) here
+    comes from the one-hot moments, an independent route."""
+    from fisher_verify.identities.generic import canonical_entries
+
+    assert canonical_entries(4) == [(0, 0, 0, 0), (0, 0, 0, 1), (0, 0, 1, 1), (0, 0, 1, 2), (0, 1, 2, 3)]
+    assert canonical_entries(2) == [(0, 0), (0, 1)]
+    rng = np.random.default_rng(3)
+    h = rng.normal(size=12) * 2
+    lumped = np.append(h[:4], np.logaddexp.reduce(h[4:]))
+    big, carrier = fv.family("categorical", K=12), fv.family("categorical", K=5)
+    for q in ("fisher", "kappa3", "kappa4", "central_moment4"):
+        a, b = getattr(big, q)(h), getattr(carrier, q)(lumped)
+        for idx in canonical_entries(a.ndim):
+            assert abs(a[idx] - b[idx]) <= 1e-13 * max(1.0, abs(b[idx])), (q, idx)
+
+
+def test_huge_parameters_build_and_compute_without_enumerating() -> None:
+    from fisher_verify.errors import UnsupportedError
+
+    fam = fv.family("binomial", n=10**9)
+    np.testing.assert_allclose(fam.fisher(np.zeros((1, 1)))[0, 0, 0], 10**9 / 4, rtol=1e-15)
+    with pytest.raises(UnsupportedError, match="limit is 1000000"):
+        fam.expectation_nodes(np.zeros(1))
+    with pytest.raises(ParameterError, match="2\\*\\*53"):
+        fv.family("binomial", n=2**53 + 1)
+    with pytest.raises(ParameterError, match="<= 100000"):
+        fv.family("categorical", K=10**5 + 1)
+    cat = fv.family("categorical", K=1000)
+    with pytest.raises(UnsupportedError, match="K <= 8"):
+        cat.derivation  # noqa: B018 - the property is what is refused
+    h = np.linspace(-1, 1, 1000)
+    p = np.exp(h) / np.exp(h).sum()
+    np.testing.assert_allclose(cat.fisher(h)[3, 3], p[3] * (1 - p[3]), rtol=1e-12)
+    gam = fv.family("gamma", shape=1e308)
+    assert gam.mean(np.array([-2.0]))[0] == pytest.approx(5e307, rel=1e-15)
+    # a quadrature rule that needs no Γ(shape) (which overflows past shape 171)
+    t, w, _ = fv.family("gamma", shape=500.0).expectation_nodes(np.array([-1.0]), 2)
+    assert np.sum(w) == pytest.approx(1.0, rel=1e-12)
+    assert np.sum(w * t[..., 0]) == pytest.approx(500.0, rel=1e-12)
+
+
+def _derive(capsys, *argv: str) -> tuple[int, str]:
+    from fisher_verify.cli import main
+
+    code = main(["derive", *argv])
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def test_derive_answers_at_extreme_parameters(capsys) -> None:
+    code, out = _derive(capsys, "binomial", "--param", "n=1000000000")
+    assert code == 0 and "for every n a positive integer" in out and "Traceback" not in out
+    code, out = _derive(capsys, "gamma", "--param", "shape=1e308", "--at", "-2")
+    assert code == 0 and "5.e+307" in out and "Traceback" not in out
+    code, out = _derive(capsys, "categorical", "--param", "K=100000")
+    assert code == 2 and "K <= 8" in out and "every K" in out
+
+
+def test_derive_refuses_a_repeated_parameter(capsys) -> None:
+    code, out = _derive(capsys, "binomial", "--param", "n=5", "--param", "n=7")
+    assert code == 2 and "--param n is given twice" in out
+
+
+def test_derive_latex_is_valid(capsys) -> None:
+    """Every printed name renders in matplotlib's mathtext, which rejects what LaTeX and KaTeX
+    reject here (a double subscript such as \\kappa_4_{0000}, shown to fail first)."""
+    import io
+    import re
+
+    from matplotlib.mathtext import math_to_image
+
+    with pytest.raises(ValueError):
+        math_to_image(r"$\kappa_4_{0000}$", io.BytesIO(), format="png")
+    code, out = _derive(capsys, "categorical", "--param", "K=2", "--format", "latex", "--no-proofs")
+    assert code == 0
+    names = [line.split(" = ")[0] for line in out.splitlines() if " = " in line]
+    assert any(n.startswith(r"\kappa_{4,") for n in names) and len(names) > 10
+    for name in names:
+        assert not re.search(r"_(\{[^{}]*\}|\w)_", name), name
+        math_to_image(f"${name}$", io.BytesIO(), format="png")
+
+
+@pytest.mark.parametrize("name", ["gamma", "binomial"])
+def test_parameter_generic_prover_can_fail(name: str) -> None:
+    """With the parameter a symbol there is no mpmath fallback: a wrong F is not proved."""
+    from dataclasses import replace
+
+    from fisher_verify.families.catalog import generic_definition
+    from fisher_verify.families.family import Family
+    from fisher_verify.identities.prover import _moment_identities, _Prover
+
+    d = generic_definition(name)
+    bad = Family(replace(d, name=f"{name}_wrong", log_partition=d.log_partition * sp.Rational(11, 10)))
+    results = {r.statement_id: r for r in _moment_identities(_Prover(bad, 5, 0))}
+    assert not results["log-partition"].holds
+    assert not results["lemma-2"].holds

@@ -1,1 +1,12 @@
-"""families room (see DESIGN)."""
+"""families room: one symbolic definition per exponential family, and what is computed from it.
+
+Holds the definition record (t(y), base measure, support, F(h), natural domain:
+:mod:`.definition`), the catalog of ``table-1`` and beyond (:mod:`.catalog`), the
+:class:`~.family.Family` that derives, caches and evaluates kernels, samples and takes exact
+expectations, the one-hot route for large categorical K (:mod:`.onehot`), independent
+products (:mod:`.product`), quadrature rules and the public ``family(name, **params)``
+(:mod:`.registry`).
+
+May import: ``symbolic`` and ``errors``. The proofs of a family's identities live above it,
+in ``identities``, so that computing with a family never loads them.
+"""

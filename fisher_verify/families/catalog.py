@@ -8,19 +8,25 @@ cumulants are derived from ``log_partition`` by :mod:`fisher_verify.symbolic.der
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, overload
 
 import numpy as np
 import sympy as sp
 
 from ..errors import ParameterError
 from ..symbolic.safe import NUMPY_KERNELS, expit, log1mexp, logsumexp, softplus
-from .definition import FamilyDefinition, Support
-from .quadrature import gauss_hermite, gauss_laguerre, points_for_degree
+from .definition import LGAMMA, FamilyDefinition, Support
+from .quadrature import gauss_hermite, gauss_laguerre_probability, points_for_degree
 
 _expit_np = NUMPY_KERNELS["expit"]
 _inv_expm1_np = NUMPY_KERNELS["inv_expm1"]
+
+# Beyond 2⁵³ a count is not exact in float64, so t(y) = y would silently round.
+MAX_TRIALS = 2**53
+# The definition holds one SymPy symbol per class (h_k, the argument of logsumexp): ~30 µs
+# each, so 10⁵ classes cost ~3 s to build, 10⁶ half a minute. Refused above, at once.
+MAX_CLASSES = 10**5
 
 Y = sp.Symbol("y", real=True)
 Y_INT = sp.Symbol("y", integer=True, nonnegative=True)
@@ -87,24 +93,36 @@ def bernoulli() -> FamilyDefinition:
 def binomial(n: Any = 1) -> FamilyDefinition:
     """Binomial with known number of trials n: F(h) = n log(1 + eʰ)."""
     n = _positive_int("binomial", "n", n)
+    if n > MAX_TRIALS:
+        raise ParameterError(
+            f"family 'binomial': parameter n={n} is too large; it must be <= 2**53 "
+            f"({MAX_TRIALS}), beyond which counts are not exact in float64"
+        )
+    return _binomial(sp.Integer(n), n)
+
+
+def _binomial(ns: sp.Expr, n: int | None) -> FamilyDefinition:
     h, p = _h(), sp.Symbol("p", positive=True)
+    support = (
+        Support("finite", values=range(n + 1)) if n is not None else Support("finite", last=ns)
+    )
     return FamilyDefinition(
         name="binomial",
-        params={"n": n},
+        params={"n": n if n is not None else ns},
         h=(h,),
         y=Y_INT,
         statistic=(Y_INT,),
-        log_base=sp.log(sp.binomial(n, Y_INT)),
-        support=Support("finite", values=tuple(range(n + 1))),
-        log_partition=n * softplus(h),
+        log_base=sp.log(sp.binomial(ns, Y_INT)),
+        support=support,
+        log_partition=ns * softplus(h),
         negative=(),
         domain_text="any real h",
         sampler=lambda hh, m, rng: rng.binomial(
-            n, _expit_np(_scalar_h(hh)), size=(m, *np.shape(hh)[:-1])
+            int(_numeric(n)), _expit_np(_scalar_h(hh)), size=(m, *np.shape(hh)[:-1])
         ).astype(float),
         mean_symbols=(p,),
         natural_of_mean=(sp.log(p / (1 - p)),),
-        description=f"count of successes in n={n} trials",
+        description=f"count of successes in n={ns} trials",
     )
 
 
@@ -159,8 +177,14 @@ def geometric() -> FamilyDefinition:
 def negative_binomial(r: Any = 1) -> FamilyDefinition:
     """Negative binomial with known r > 0: b(y) = Γ(y+r)/(Γ(r) y!), F(h) = -r log(1-eʰ), h < 0."""
     r = _positive_real("negative_binomial", "r", r)
-    rs = _exact(r)
+    return _negative_binomial(_exact(r), r)
+
+
+def _negative_binomial(rs: sp.Expr, r: float | None) -> FamilyDefinition:
     h, mu = _h(negative=True), sp.Symbol("mu", positive=True)
+    # Γ(r) of a numeric r is a constant kept unevaluated (LGAMMA); the generic definition
+    # keeps Γ so that the density sums in closed form
+    log_gamma_r = LGAMMA(rs) if r is not None else sp.log(sp.gamma(rs))
 
     def ratio(hh: np.ndarray, y: np.ndarray) -> np.ndarray:
         # p(y+1)/p(y) = q (y+r)/(y+1), monotone in y, so its sup over y' >= y is at y or at ∞
@@ -168,29 +192,32 @@ def negative_binomial(r: Any = 1) -> FamilyDefinition:
 
     return FamilyDefinition(
         name="negative_binomial",
-        params={"r": r},
+        params={"r": r if r is not None else rs},
         h=(h,),
         y=Y_INT,
         statistic=(Y_INT,),
-        log_base=sp.log(sp.gamma(Y_INT + rs)) - sp.log(sp.gamma(rs)) - sp.log(sp.factorial(Y_INT)),
+        log_base=sp.log(sp.gamma(Y_INT + rs)) - log_gamma_r - sp.log(sp.factorial(Y_INT)),
         support=Support("countable", start=0),
         log_partition=-rs * log1mexp(h),
         negative=(0,),
         domain_text="h < 0",
         sampler=lambda hh, n, rng: rng.negative_binomial(
-            r, -np.expm1(_scalar_h(hh)), size=(n, *np.shape(hh)[:-1])
+            _numeric(r), -np.expm1(_scalar_h(hh)), size=(n, *np.shape(hh)[:-1])
         ).astype(float),
         mean_symbols=(mu,),
         natural_of_mean=(sp.log(mu / (rs + mu)),),
         ratio_bound=ratio,
-        description=f"failures before the r={r}-th success",
+        description=f"failures before the r={rs if r is None else r}-th success",
     )
 
 
 def normal(sigma: Any = 1) -> FamilyDefinition:
     """Normal with known σ: t(y) = y, h = μ/σ², F(h) = σ² h²/2 (σ = 1 in ``table-1``)."""
     sigma = _positive_real("normal", "sigma", sigma)
-    s = _exact(sigma)
+    return _normal(_exact(sigma), sigma)
+
+
+def _normal(s: sp.Expr, sigma: Any) -> FamilyDefinition:
     h, mu = _h(), sp.Symbol("mu", real=True)
 
     def rule(hh: np.ndarray, degree: int) -> tuple[np.ndarray, np.ndarray]:
@@ -202,7 +229,7 @@ def normal(sigma: Any = 1) -> FamilyDefinition:
 
     return FamilyDefinition(
         name="normal",
-        params={"sigma": sigma},
+        params={"sigma": sigma if sigma is not None else s},
         h=(h,),
         y=Y,
         statistic=(Y,),
@@ -216,16 +243,16 @@ def normal(sigma: Any = 1) -> FamilyDefinition:
         ),
         mean_symbols=(mu,),
         natural_of_mean=(mu / s**2,),
-        quadrature=rule,
-        description=f"regression with known sigma={sigma}",
+        quadrature=rule if sigma is not None else None,
+        description=f"regression with known sigma={s if sigma is None else sigma}",
     )
 
 
 def _gamma_rule(shape: float) -> Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]:
     def rule(hh: np.ndarray, degree: int) -> tuple[np.ndarray, np.ndarray]:
-        x, w = gauss_laguerre(points_for_degree(degree), shape - 1.0)
+        x, w = gauss_laguerre_probability(points_for_degree(degree), shape - 1.0)
         rate = -_scalar_h(hh)[..., None]
-        return x / rate, np.broadcast_to(w / math.gamma(shape), rate.shape[:-1] + w.shape)
+        return x / rate, np.broadcast_to(w, rate.shape[:-1] + w.shape)
 
     return rule
 
@@ -258,16 +285,20 @@ def exponential() -> FamilyDefinition:
 def gamma(shape: Any = 2) -> FamilyDefinition:
     """Gamma with known shape k: b(y) = y^{k-1}/Γ(k), F(h) = -k log(-h), h < 0 (rate -h)."""
     k = _positive_real("gamma", "shape", shape)
-    ks = _exact(k)
+    return _gamma(_exact(k), k)
+
+
+def _gamma(ks: sp.Expr, k: Any) -> FamilyDefinition:
     h, mu = _h(negative=True), sp.Symbol("mu", positive=True)
+    log_gamma_k = LGAMMA(ks) if k is not None else sp.log(sp.gamma(ks))
     yp = sp.Symbol("y", positive=True)
     return FamilyDefinition(
         name="gamma",
-        params={"shape": k},
+        params={"shape": k if k is not None else ks},
         h=(h,),
         y=yp,
         statistic=(yp,),
-        log_base=(ks - 1) * sp.log(yp) - sp.log(sp.gamma(ks)),
+        log_base=(ks - 1) * sp.log(yp) - log_gamma_k,
         support=Support("continuous", lower=sp.Integer(0)),
         log_partition=-ks * sp.log(-h),
         negative=(0,),
@@ -277,8 +308,8 @@ def gamma(shape: Any = 2) -> FamilyDefinition:
         ),
         mean_symbols=(mu,),
         natural_of_mean=(-ks / mu,),
-        quadrature=_gamma_rule(float(k)),
-        description=f"positive values with known shape={k}",
+        quadrature=_gamma_rule(float(k)) if k is not None else None,
+        description=f"positive values with known shape={ks if k is None else k}",
     )
 
 
@@ -325,8 +356,13 @@ def normal_unknown_variance() -> FamilyDefinition:
 def categorical(K: Any = 3) -> FamilyDefinition:  # noqa: N803 - K is the paper's name
     """Categorical with K classes: one-hot t(y) on {0, …, K-1}, F(h) = log Σ_k e^{h_k}."""
     k = _positive_int("categorical", "K", K, minimum=2)
+    if k > MAX_CLASSES:
+        raise ParameterError(
+            f"family 'categorical': parameter K={k} is too large; it must be <= {MAX_CLASSES} "
+            "(the definition holds one SymPy symbol per class, which takes seconds per 10⁵)"
+        )
     hs = tuple(_h(f"h{i}") for i in range(k))
-    ps = tuple(sp.Symbol(f"p{i}", positive=True) for i in range(k))
+    ps = PerClass(k, lambda i: sp.Symbol(f"p{i}", positive=True))
     softmax_np = NUMPY_KERNELS["softmax"]
 
     def sampler(hh: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -341,17 +377,67 @@ def categorical(K: Any = 3) -> FamilyDefinition:  # noqa: N803 - K is the paper'
         params={"K": k},
         h=hs,
         y=Y_INT,
-        statistic=tuple(sp.KroneckerDelta(Y_INT, i) for i in range(k)),
+        statistic=PerClass(k, lambda i: sp.KroneckerDelta(Y_INT, i)),
         log_base=sp.Integer(0),
-        support=Support("finite", values=tuple(range(k))),
+        support=Support("finite", values=range(k)),
         log_partition=logsumexp(*hs),
         negative=(),
         domain_text="any real logits h (softmax link; h and h + c·1 give the same law)",
         sampler=sampler,
         mean_symbols=ps,
-        natural_of_mean=tuple(sp.log(p) for p in ps),
+        natural_of_mean=PerClass(k, lambda i: sp.log(ps[i])),
         description=f"classification over K={k} classes (softmax logits)",
     )
+
+
+class PerClass(Sequence[sp.Expr]):
+    """Expressions ``build(0), …, build(K−1)``, each made on first access: SymPy spends ~80 µs on
+    a KroneckerDelta and ~1 ms on log(p_k), seconds at K = 10⁵, for entries that only small K
+    ever prints or proves."""
+
+    def __init__(self, k: int, build: Callable[[int], sp.Expr]) -> None:
+        self.k, self.build = k, build
+
+    def __len__(self) -> int:
+        return self.k
+
+    @overload
+    def __getitem__(self, i: int) -> sp.Expr: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[sp.Expr]: ...
+    def __getitem__(self, i: int | slice) -> sp.Expr | Sequence[sp.Expr]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self.k))]
+        return self.build(range(self.k)[i])
+
+
+def _numeric(value: Any) -> float:
+    if value is None or isinstance(value, sp.Basic):
+        raise TypeError("the parameter-generic definition has no numeric parameter")
+    return float(value)
+
+
+# The parameter of each family as a SymPy symbol, with the assumptions its domain implies: the
+# identities are proved once for every value (fisher_verify.identities.generic).
+PARAMETER_SYMBOLS: dict[str, sp.Symbol] = {
+    "binomial": sp.Symbol("n", integer=True, positive=True),
+    "negative_binomial": sp.Symbol("r", positive=True),
+    "normal": sp.Symbol("sigma", positive=True),
+    "gamma": sp.Symbol("k", positive=True),
+}
+
+
+def generic_definition(name: str) -> FamilyDefinition:
+    """The family ``name`` with its parameter left as the symbol of :data:`PARAMETER_SYMBOLS`
+    (no sampler or quadrature: it exists to be proved, not evaluated)."""
+    sym = PARAMETER_SYMBOLS[name]
+    builders: dict[str, Callable[[sp.Expr, Any], FamilyDefinition]] = {
+        "binomial": _binomial,
+        "negative_binomial": _negative_binomial,
+        "normal": _normal,
+        "gamma": _gamma,
+    }
+    return builders[name](sym, None)
 
 
 BUILDERS: dict[str, Callable[..., FamilyDefinition]] = {

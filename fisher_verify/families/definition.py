@@ -6,7 +6,7 @@ support. Everything else (η, I, κ₃, κ₄, K, kernels, proofs) is derived fr
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -15,19 +15,30 @@ import sympy as sp
 
 SupportKind = Literal["finite", "countable", "continuous"]
 
+# log Γ(x) kept unevaluated: SymPy evaluates Γ of an integer exactly, which for a parameter
+# such as shape = 1e308 is a number with 10³¹⁰ digits. Numeric printers map it to lgamma.
+LGAMMA = sp.Function("lgamma")
+
 
 @dataclass(frozen=True)
 class Support:
-    """Where y lives: a finite list of values, the integers from ``start``, or an interval."""
+    """Where y lives: a finite list of values, the integers from ``start``, or an interval.
+
+    ``values`` may be a ``range`` (binomial with n = 10⁹ must not hold 10⁹ integers); a finite
+    support whose last value is a symbol (the parameter-generic binomial) has ``last`` set.
+    """
 
     kind: SupportKind
-    values: tuple[int, ...] = ()
+    values: Sequence[int] = ()
     start: int = 0
     lower: Any = -sp.oo
     upper: Any = sp.oo
+    last: Any = None
 
     def describe(self) -> str:
         """A short human description (used in derivation reports)."""
+        if self.kind == "finite" and self.last is not None:
+            return f"{{{self.start}, …, {self.last}}}"
         if self.kind == "finite":
             if len(self.values) > 6:
                 return f"{{{self.values[0]}, …, {self.values[-1]}}}"
@@ -73,15 +84,15 @@ class FamilyDefinition:
     params: dict[str, Any]
     h: tuple[sp.Symbol, ...]
     y: sp.Symbol
-    statistic: tuple[sp.Expr, ...]
+    statistic: Sequence[sp.Expr]
     log_base: sp.Expr
     support: Support
     log_partition: sp.Expr
     negative: tuple[int, ...]
     domain_text: str
     sampler: Sampler
-    mean_symbols: tuple[sp.Symbol, ...] = ()
-    natural_of_mean: tuple[sp.Expr, ...] | None = None
+    mean_symbols: Sequence[sp.Symbol] = ()
+    natural_of_mean: Sequence[sp.Expr] | None = None
     ratio_bound: RatioBound | None = None
     quadrature: QuadratureRule | None = None
     description: str = ""

@@ -15,9 +15,10 @@ import numpy as np
 import sympy as sp
 
 from ..errors import DomainError, FisherVerifyError, ShapeError, UnsupportedError
+from ..symbolic.cache import disk_cached
 from ..symbolic.codegen import BACKENDS, Backend, TensorKernel
-from ..symbolic.derive import Derivation, SymmetricTensor
-from .definition import FamilyDefinition
+from ..symbolic.derive import Derivation, SymmetricTensor, derive
+from .definition import LGAMMA, FamilyDefinition
 
 Array = Any  # numpy.ndarray, torch.Tensor, or a sequence of mpmath numbers
 QUANTITIES = ("log_partition", "eta", "fisher", "kappa3", "kappa4", "central_moment4")
@@ -39,12 +40,34 @@ def _check_quantity(quantity: str) -> None:
         raise FisherVerifyError(f"unknown quantity {quantity!r}; valid: {', '.join(QUANTITIES)}")
 
 
+# Beyond this many support points the exact-expectation route (a sum over every y) is refused.
+MAX_SUPPORT_POINTS = 10**6
+
+
+def _lgamma(x: float) -> float:
+    try:
+        return math.lgamma(x)
+    except OverflowError:  # log Γ(x) of x ≳ 2.6e305 exceeds float64
+        return math.inf
+
+
 def _numeric_y_functions() -> dict[str, Any]:
-    lgamma = np.vectorize(math.lgamma, otypes=[float])
+    lgamma = np.vectorize(_lgamma, otypes=[float])
     return {"lgamma": lambda x: lgamma(np.asarray(x, dtype=float))}
 
 
-_LGAMMA = sp.Function("lgamma")  # undefined on purpose: loggamma of an integer auto-evaluates
+_MEMO: dict[tuple[object, ...], Derivation] = {}
+
+
+def cached_derivation(definition: FamilyDefinition) -> Derivation:
+    """The derivation of ``definition`` (``lemma-2``, ``lemma-5``), computed at most once per
+    process and per disk cache."""
+    key = definition.key
+    if key not in _MEMO:
+        _MEMO[key] = disk_cached(
+            key, lambda: derive(definition.log_partition, definition.h), Derivation
+        )
+    return _MEMO[key]
 
 
 def _vectorizable(expr: sp.Expr) -> sp.Expr:
@@ -53,7 +76,7 @@ def _vectorizable(expr: sp.Expr) -> sp.Expr:
     expr = sp.expand_log(expr.rewrite(sp.gamma), force=True)
     return expr.replace(
         lambda e: isinstance(e, sp.log) and isinstance(e.args[0], sp.gamma),
-        lambda e: _LGAMMA(e.args[0].args[0]),
+        lambda e: LGAMMA(e.args[0].args[0]),
     )
 
 
@@ -99,8 +122,6 @@ class Family:
     @cached_property
     def derivation(self) -> Derivation:
         """η, I, κ₃, κ₄, K as symbolic tensors (``lemma-2``, ``lemma-5``), derived once."""
-        from ..symbolic.cache import cached_derivation
-
         return cached_derivation(self.definition)
 
     def symbolic(self, quantity: str) -> sp.Expr | sp.Array:
@@ -261,6 +282,7 @@ class Family:
         self.check_natural(h)
         d = self.definition
         if d.support.kind == "finite":
+            self._check_support_size()
             ys = np.array(d.support.values, dtype=float)
             ys_b = np.broadcast_to(ys, h.shape[:-1] + ys.shape)
             logw = self.log_density(ys_b, h[..., None, :])
@@ -270,6 +292,14 @@ class Family:
             ys, w = d.quadrature(h, degree)
             return self.statistic(ys), np.asarray(w, dtype=float), 0.0
         return self._series_nodes(h, degree, tol)
+
+    def _check_support_size(self) -> None:
+        size = len(self.definition.support.values)
+        if size > MAX_SUPPORT_POINTS:
+            raise UnsupportedError(
+                f"{self.label}: the exact expectation sums over all {size} values of y; "
+                f"the limit is {MAX_SUPPORT_POINTS} (use the closed forms or sampling instead)"
+            )
 
     def _series_nodes(
         self, h: np.ndarray, degree: int, tol: float
@@ -318,8 +348,9 @@ class Family:
         """
         d = self.definition
         hs = [mpmath.mpf(v) for v in h]
-        ts = [sp.lambdify([d.y], t, modules=["mpmath"]) for t in d.statistic]
-        log_b = sp.lambdify([d.y], d.log_base, modules=["mpmath"])
+        modules = [{"lgamma": mpmath.loggamma}, "mpmath"]
+        ts = [sp.lambdify([d.y], t, modules=modules) for t in d.statistic]
+        log_b = sp.lambdify([d.y], d.log_base, modules=modules)
 
         def integrand(yv: Any) -> Any:
             tv = [ts[a](yv) for a in range(self.dim)]
@@ -327,6 +358,7 @@ class Family:
             return weight if g is None else g(tv) * weight
 
         if d.support.kind == "finite":
+            self._check_support_size()
             return mpmath.fsum(integrand(mpmath.mpf(v)) for v in d.support.values)
         if d.support.kind == "countable":
             return mpmath.nsum(integrand, [d.support.start, mpmath.inf])
@@ -369,6 +401,24 @@ class CategoricalFamily(Family):
         """Whether numeric kernels are printed from the symbolic derivation."""
         return self.dim <= self.SYMBOLIC_LIMIT
 
+    @cached_property
+    def derivation(self) -> Derivation:
+        """The dense symbolic derivation, for K <= ``SYMBOLIC_LIMIT`` only (refused above)."""
+        if not self.uses_symbolic_kernels:
+            entries = math.comb(self.dim + 3, 4)
+            raise UnsupportedError(
+                f"{self.label}: the dense symbolic derivation has {entries} distinct κ₄ entries; "
+                f"it is built for K <= {self.SYMBOLIC_LIMIT} only. Numeric kernels (numpy, "
+                "torch) and kappa4_contract work at every K, and the identities are proved "
+                "for every K at once (fisher_verify.identities)"
+            )
+        return super().derivation
+
+    def statistic(self, y: Any) -> np.ndarray:
+        """t(y) = one-hot of the class index, shape ``(*y.shape, K)``."""
+        y = np.asarray(y, dtype=float)
+        return (y[..., None] == np.arange(self.dim, dtype=float)).astype(float)
+
     def _probabilities(self, h: Any) -> Any:
         if _backend_of(h) == "torch":
             import torch
@@ -386,13 +436,21 @@ class CategoricalFamily(Family):
                 f"{self.label}: mpmath kernels are printed from the symbolic derivation, "
                 f"available for K <= {self.SYMBOLIC_LIMIT}; use numpy or torch for larger K"
             )
-        if self.uses_symbolic_kernels or quantity == "log_partition":
+        if self.uses_symbolic_kernels:
             return super()._eval(quantity, h, backend)
         from .onehot import onehot_cumulant_dense
 
         if backend == "numpy":
             h = np.asarray(h, dtype=float)
         self.check_natural(h)
+        if quantity == "log_partition":
+            # one lambdified function of K arguments would take seconds to print at large K
+            if backend == "torch":
+                import torch
+
+                return torch.logsumexp(h, dim=-1)
+            top = np.max(h, axis=-1)
+            return top + np.log(np.sum(np.exp(h - top[..., None]), axis=-1))
         p = self._probabilities(h)
         if quantity == "eta":
             return p

@@ -1,1 +1,10 @@
-"""fisher room (see DESIGN)."""
+"""fisher room: the paper's quantities for a network at an input.
+
+Holds the exact Fisher information (``eq-6``: :mod:`.exact`), the two estimators Î₁ and Î₂
+(:mod:`.estimators`), their closed-form covariances (``thm-4``, ``thm-6``: :mod:`.covariance`),
+the bounds (``thm-7``, ``thm-8``, ``lemma-9``, …: :mod:`.bounds`), p.s.d. results
+(:mod:`.psd`), spectral and tightness measurements, the back-propagated FIM and the path for
+large networks that never forms a P×P array (:mod:`.large`).
+
+May import: ``networks``, ``families``, ``symbolic`` and ``errors``.
+"""

@@ -1,6 +1,6 @@
 """Shared helpers for proof files: cached family identity proofs and random test networks.
 
-These only *call* the library (families, symbolic identities, networks); no statement's
+These only *call* the library (families, identities, networks); no statement's
 mathematics is implemented here.
 """
 
@@ -23,7 +23,7 @@ THOROUGH_WIDTHS: tuple[tuple[int, ...], ...] = ((3, 4, 1), (2, 3, 3, 2), (4, 5, 
 @cache
 def _identities(name: str, params: tuple[tuple[str, Any], ...], seed: int) -> tuple[Any, ...]:
     import fisher_verify as fv
-    from fisher_verify.symbolic.identities import prove_family
+    from fisher_verify.identities import prove_family
 
     return tuple(prove_family(fv.family(name, **dict(params)), seed=seed))
 

@@ -1,7 +1,7 @@
 """Derive each family once: in memory per process, and on disk across processes.
 
 The disk cache is keyed by the package version, the SymPy version, a hash of the source of
-``symbolic/`` and ``families/``, and the family's name and parameters, so a change to any of
+``symbolic/``, ``families/`` and ``identities/``, and the family's name and parameters, so a change to any of
 them re-derives. Set ``FISHER_VERIFY_CACHE=0`` to disable it or
 to a folder to move it. A cache file that cannot be read is ignored and rewritten.
 """
@@ -14,14 +14,9 @@ import pickle
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import sympy as sp
-
-from .derive import Derivation, derive
-
-if TYPE_CHECKING:
-    from ..families.definition import FamilyDefinition
 
 _CACHE_FORMAT = 1
 
@@ -42,7 +37,7 @@ def _source_fingerprint() -> str:
     """Hash of the code that derives and proves, so an edited derivation never reads a stale cache."""
     root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
-    for folder in ("symbolic", "families"):
+    for folder in ("symbolic", "families", "identities"):
         for path in sorted((root / folder).glob("*.py")):
             h.update(path.name.encode())
             h.update(path.read_bytes())
@@ -61,7 +56,6 @@ def _cache_file(key: tuple[object, ...]) -> Path | None:
     return folder / f"{key[0]}-{digest[:16]}.pkl"
 
 
-_MEMO: dict[tuple[object, ...], Derivation] = {}
 T = TypeVar("T")
 
 
@@ -88,11 +82,3 @@ def disk_cached(key: tuple[object, ...], compute: Callable[[], T], kind: type) -
         except OSError:
             pass
     return result
-
-
-def cached_derivation(definition: FamilyDefinition) -> Derivation:
-    """The derivation of ``definition``, computed at most once per process and per cache."""
-    key = definition.key
-    if key not in _MEMO:
-        _MEMO[key] = disk_cached(key, lambda: derive(definition.log_partition, definition.h), Derivation)
-    return _MEMO[key]

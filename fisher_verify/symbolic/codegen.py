@@ -37,6 +37,18 @@ def lambdify_list(
     return fn
 
 
+def float_constants(expr: sp.Expr) -> sp.Expr:
+    """Exact constants too large for float64 (a numerator or denominator beyond 2¹⁰⁰⁰, e.g.
+    6·shape at shape = 1e308) as floats: Python cannot convert such an int to float (it raises
+    OverflowError), while a float constant overflows to inf as float64 arithmetic does."""
+    big = {
+        q: sp.Float(q, 17)
+        for q in expr.atoms(sp.Rational)
+        if max(abs(q.p), q.q) > 2**1000
+    }
+    return expr.xreplace(big) if big else expr
+
+
 class TensorKernel:
     """Numeric kernel for one symmetric tensor (or a scalar when ``order == 0``)."""
 
@@ -56,6 +68,8 @@ class TensorKernel:
             self.order = 0
             exprs = [tensor]
             self.gather = np.zeros(1, dtype=np.int64)
+        if backend != "mpmath":
+            exprs = [float_constants(e) for e in exprs]
         self.fn = lambdify_list(symbols, exprs, backend)
         self.shape = (self.dim,) * self.order
 

@@ -1,0 +1,142 @@
+"""The one-way flow of docs/architecture.md, enforced: no room imports from above or beside it.
+
+The layers are read from the ``layers`` block of docs/architecture.md, so the document and the
+check cannot drift. Imports are read with ``ast`` (nothing is imported): ``from ..x import``,
+``from fisher_verify.x import``, ``import fisher_verify.x`` and ``fv.<name>`` after
+``import fisher_verify as fv`` (resolved through the package's lazy export table).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import fisher_verify
+
+ROOT = Path(fisher_verify.__file__).resolve().parent
+DOC = ROOT.parent / "docs" / "architecture.md"
+EXPORTS: dict[str, str] = fisher_verify._EXPORTS  # public name -> defining module
+
+
+def read_layers(text: str) -> dict[str, int]:
+    """Room -> layer index (0 = bottom) from the ```layers block, listed top to bottom."""
+    block = text.split("```layers", 1)[1].split("```", 1)[0]
+    lines = [line.split() for line in block.strip().splitlines() if line.strip()]
+    return {room: len(lines) - 1 - i for i, rooms in enumerate(lines) for room in rooms}
+
+
+def room_of(path: Path) -> str | None:
+    """The room a file of the package belongs to (the root __init__ belongs to none)."""
+    rel = path.relative_to(ROOT)
+    if len(rel.parts) > 1:
+        return rel.parts[0]
+    return None if rel.stem == "__init__" else rel.stem
+
+
+def imported_rooms(source: str, path: Path) -> list[tuple[str, int]]:
+    """(room, line) for every reference of ``source`` (the file at ``path``) to another part of
+    the package; the root's ``__version__`` and lazy exports are resolved, not counted."""
+    rel_parts = list(path.relative_to(ROOT).parts[:-1])
+    tree = ast.parse(source)
+    found: list[tuple[str, int]] = []
+    aliases: set[str] = set()
+
+    def add(module: str, names: list[str], line: int) -> None:
+        parts = [p for p in module.split(".") if p]
+        if parts:
+            found.append((parts[0], line))
+            return
+        for name in names:  # from the package root itself
+            if name == "__version__":
+                continue
+            if name in EXPORTS:
+                found.append((EXPORTS[name].split(".")[1], line))
+            else:
+                found.append((name, line))
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = rel_parts[: len(rel_parts) - (node.level - 1)]
+                if len(base) < len(rel_parts) or not rel_parts:
+                    add(".".join([*base, node.module or ""]), [a.name for a in node.names], node.lineno)
+                elif node.module is None and not rel_parts:
+                    add("", [a.name for a in node.names], node.lineno)
+            elif node.module and (node.module + ".").startswith("fisher_verify."):
+                add(node.module[len("fisher_verify") :], [a.name for a in node.names], node.lineno)
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name == "fisher_verify":
+                    aliases.add(a.asname or a.name)
+                elif a.name.startswith("fisher_verify."):
+                    add(a.name[len("fisher_verify.") :], [], node.lineno)
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in aliases
+            and node.attr in EXPORTS
+        ):
+            found.append((EXPORTS[node.attr].split(".")[1], node.lineno))
+    return found
+
+
+def violations(layers: dict[str, int], files: list[tuple[Path, str]]) -> list[str]:
+    """Every reference that points to the same layer (another room) or above, and every room
+    that is not on the list."""
+    out = []
+    for path, source in files:
+        room = room_of(path)
+        if room is None:
+            continue
+        if room not in layers:
+            out.append(f"{path.relative_to(ROOT)}: room {room!r} is not in docs/architecture.md")
+            continue
+        for target, line in imported_rooms(source, path):
+            if target == room:
+                continue
+            if target not in layers:
+                out.append(f"{path.relative_to(ROOT)}:{line}: imports {target!r}, not on the list")
+            elif layers[target] >= layers[room]:
+                out.append(
+                    f"{path.relative_to(ROOT)}:{line}: {room} (layer {layers[room]}) imports "
+                    f"{target} (layer {layers[target]})"
+                )
+    return out
+
+
+def package_files() -> list[tuple[Path, str]]:
+    return [(p, p.read_text(encoding="utf-8")) for p in sorted(ROOT.rglob("*.py"))]
+
+
+def test_every_import_points_down() -> None:
+    layers = read_layers(DOC.read_text(encoding="utf-8"))
+    assert violations(layers, package_files()) == []
+
+
+def test_the_check_can_fail() -> None:
+    """An upward import, a sideways one, a lazy ``fv.`` use and an unlisted room are each caught."""
+    layers = read_layers(DOC.read_text(encoding="utf-8"))
+    assert layers["symbolic"] < layers["families"] < layers["identities"] < layers["cli"]
+    assert layers["identities"] == layers["networks"]
+    cases = {
+        ROOT / "symbolic" / "x.py": "from ..families.family import Family\n",
+        ROOT / "identities" / "x.py": "from fisher_verify.networks import network\n",
+        ROOT / "families" / "x.py": "def f():\n    import fisher_verify as fv\n    return fv.exact_fisher\n",
+        ROOT / "newroom" / "x.py": "x = 1\n",
+    }
+    found = violations(layers, list(cases.items()))
+    assert len(found) == 4, found
+    assert any("symbolic (layer" in v and "imports families" in v for v in found)
+    assert any("imports networks" in v for v in found)
+    assert any("imports fisher" in v for v in found)
+    assert any("'newroom' is not in docs/architecture.md" in v for v in found)
+
+
+def test_every_room_says_what_it_holds_and_may_import() -> None:
+    for init in sorted(ROOT.glob("*/__init__.py")):
+        doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or ""
+        room = init.parent.name
+        assert doc.startswith(f"{room} room:"), init
+        assert "May import:" in doc, init
+        assert "see DESIGN" not in doc and "issue" not in doc.lower(), init
