@@ -12,6 +12,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from . import __version__
 from .errors import FisherVerifyError
@@ -19,7 +20,27 @@ from .errors import FisherVerifyError
 COMMAND_MODULES = ("families", "derive", "check", "report", "analyze")
 
 
+class _StoreOnce(argparse._StoreAction):
+    """``store`` that refuses an option given twice (argparse keeps the last one silently)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        given: set[str] = namespace.__dict__.setdefault("_options_given", set())
+        if self.dest in given:
+            parser.error(
+                f"argument {'/'.join(self.option_strings)}: given twice "
+                f"({getattr(namespace, self.dest)!r} and {values!r}); give it once"
+            )
+        given.add(self.dest)
+        super().__call__(parser, namespace, values, option_string)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _StoreOnce)
+        self.register("action", "store", _StoreOnce)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         print(f"{self.prog}: error: {message}", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -41,23 +42,32 @@ def register(subparsers: Any) -> None:
 
 
 def _load_x(path: str) -> np.ndarray:
-    if not Path(path).is_file():
-        raise FisherVerifyError(f"input file {path!r} does not exist or is not a file")
+    """``--x``: one real ``.npy`` array, read without unpickling anything."""
+    target = Path(path)
+    if target.is_dir():
+        raise FisherVerifyError(f"--x {path!r} is a folder; give an .npy file")
+    if not target.exists():
+        raise FisherVerifyError(f"--x {path!r} does not exist")
     try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError):
+        data = np.load(target, allow_pickle=False)
+    except OSError as exc:
+        raise FisherVerifyError(f"cannot read --x {path!r}: {exc.strerror or exc}") from None
+    except (ValueError, EOFError, zipfile.BadZipFile):
         raise FisherVerifyError(
-            f"cannot read input {path!r}: it is not a NumPy .npy array (write it with numpy.save)"
+            f"--x {path!r} is not a readable NumPy .npy array (empty, damaged, another kind of "
+            "file, or Python objects, which are never unpickled); write it with numpy.save"
         ) from None
     if not isinstance(data, np.ndarray):
         data.close()
         raise FisherVerifyError(
-            f"input {path!r} is an .npz archive; --x needs one .npy array (n_0,) or (M, n_0)"
+            f"--x {path!r} is an .npz archive; --x needs one .npy array (n_0,) or (M, n_0)"
         )
-    try:
-        return np.asarray(data, dtype=float)
-    except (TypeError, ValueError):
-        raise FisherVerifyError(f"input {path!r} is not a numeric array") from None
+    if data.dtype.kind not in "iuf":
+        raise FisherVerifyError(
+            f"--x {path!r} holds {data.dtype} values; inputs must be real numbers "
+            "(integer or floating dtype)"
+        )
+    return np.asarray(data, dtype=float)
 
 
 def _load_torch(path: str, fam: Any) -> Any:
@@ -85,12 +95,14 @@ def handle(args: argparse.Namespace) -> int:
 
     fam = fv.family(args.family, **parse_params(args.param))
     if args.weights:
-        if not Path(args.weights).is_file():
-            raise FisherVerifyError(f"weights file {args.weights!r} does not exist")
         net = fv.Network.from_npz(args.weights, activation=args.activation, family=fam)
     else:
         net = _load_torch(args.torch_model, fam)
     x = _load_x(args.x)
+    try:
+        net.inputs(x)
+    except FisherVerifyError as exc:  # the shape or values of the file the user named
+        raise type(exc)(f"--x {args.x!r}: {exc}") from None
     result = fv.analyze(net, x, n=args.samples, target=args.target)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2, default=str))

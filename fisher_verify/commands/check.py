@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FisherVerifyError
-from .common import check_jobs, check_output_file
+from .common import check_distinct_outputs, check_jobs, check_output_file
 
 
 def register(subparsers: Any) -> None:
@@ -79,6 +79,7 @@ def handle(args: argparse.Namespace) -> int:
     paths = args.paths or default_paths()
     check_output_file(args.json, "--json")
     check_output_file(args.junit, "--junit")
+    check_distinct_outputs({"--json": args.json, "--junit": args.junit})
     entries = select(discover(paths), args.only)
     if not entries:
         raise FisherVerifyError(f"no statements found under {', '.join(map(str, paths))}")

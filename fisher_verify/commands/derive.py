@@ -13,7 +13,7 @@ from ..errors import FisherVerifyError
 from ..families.family import Family
 from ..families.registry import family
 from ..symbolic.identities import IdentityResult, prove_family
-from .common import add_family_arguments, parse_params, parse_point
+from .common import add_family_arguments, natural_point, parse_params
 
 QUANTITIES = (
     ("log_partition", "F(h)", "log-partition"),
@@ -58,9 +58,7 @@ def run(args: argparse.Namespace) -> int:
         raise FisherVerifyError(
             f"derive prints dense symbolic tensors; categorical K={fam.dim} is too large (use K <= 8)"
         )
-    point = parse_point(args.at)
-    if point is not None:
-        fam.check_natural(np.asarray(point, dtype=float))
+    point = natural_point(fam, args.at)
     proofs: list[IdentityResult] = [] if args.no_proofs else prove_family(fam)
     if args.format == "json":
         print(json.dumps(_as_json(fam, proofs, point), indent=2))

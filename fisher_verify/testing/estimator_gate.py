@@ -55,6 +55,7 @@ import numpy as np
 
 from ..errors import FisherVerifyError, ShapeError, UnsupportedError
 from ..networks.network import Network
+from ..validation import as_generator
 from .calibrated import DEFAULT_ALPHA, bonferroni, median_of_means_plan
 
 __all__ = [
@@ -472,7 +473,7 @@ def check_fisher_estimator(
         net.require_c2("the variance of the Hessian estimator (thm-6)")
     n = int(n)
     R = int(replications)
-    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    gen = as_generator(rng)
     X, _ = net.inputs(x)
     M = X.shape[0]
     P = net.num_params
