@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -35,11 +36,21 @@ class _StoreOnce(argparse._StoreAction):
         super().__call__(parser, namespace, values, option_string)
 
 
+#: What argparse must read as a value, not an option, when it starts with '-': a negative
+#: number in any float syntax ("-1e+16", "-inf"), or a comma list starting with one ("-1,2").
+_NEGATIVE_VALUE = re.compile(
+    r"^-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?(,.*)?$|^-(inf|infinity|nan)(,.*)?$", re.IGNORECASE
+)
+
+
 class _Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.register("action", None, _StoreOnce)
         self.register("action", "store", _StoreOnce)
+        # argparse's own pattern knows only "-3" and "-0.5": `--at -1e+16` or `--at -1,2`
+        # was "expected one argument"
+        self._negative_number_matcher = _NEGATIVE_VALUE
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
@@ -72,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
+        print(f"{parser.prog}: error: a COMMAND is required, one of {', '.join(COMMAND_MODULES)}",
+              file=sys.stderr)
         return 2
     try:
         return int(args.func(args) or 0)

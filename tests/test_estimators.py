@@ -198,6 +198,7 @@ def _rng_takers() -> list[tuple[str, object]]:
         ("lemma12_coverage", lambda rng: lemma12_coverage(net, x, 2, 0.1, 2, rng=rng)),
         ("tensor_spectral_norm", lambda rng: tensor_spectral_norm(np.ones((2, 2, 2)), rng=rng)),
         ("tightness_sweep", lambda rng: tightness_sweep(1, rng=rng)),
+        ("Family.sample", lambda rng: net.family.sample(np.zeros(1), 2, rng)),
         ("check_fisher_estimator", lambda rng: fv.check_fisher_estimator(
             lambda g: np.eye(net.num_params), net, x, n=1, replications=4, rng=rng)),
     ]
@@ -233,6 +234,8 @@ def _count_takers() -> list[tuple[str, object]]:
         ("mp_variance n", lambda v: mp_variance(net, x, n=v)),
         ("tightness_sweep count", lambda v: tightness_sweep(v)),
         ("Network.random widths", lambda v: Network.random([2, v], family=fv.family("poisson"))),
+        ("Family.sample n", lambda v: net.family.sample(np.zeros(1), v, 0)),
+        ("analyze n", lambda v: fv.analyze(net, x, n=v)),
     ]
 
 
