@@ -219,3 +219,26 @@ def test_into_domain_shifts_only_when_needed() -> None:
     shifted = fv.Network(net.weights, "tanh", geo).into_domain(X, margin=0.25)
     assert np.max(shifted.forward(X), axis=0) == pytest.approx([-0.25, -0.25])
     assert np.max(shifted.into_domain(X[0]).forward(X[0])) <= -0.25
+
+
+def test_complex_objects_and_non_lists_are_refused_not_cast() -> None:
+    """A cast to float64 would drop an imaginary part silently or turn None into NaN."""
+    fam = fv.family("bernoulli")
+    net = Network.random([2, 3, 1], family=fam, rng=0)
+    with pytest.raises(ShapeError, match="W0 .* must be an array of real numbers"):
+        Network.from_weights([np.array([[1j, 0.0, 0.0]])], family=fam)
+    with pytest.raises(ShapeError, match="input x .* real numbers"):
+        net.forward(np.array([1j, 0.0]))
+    with pytest.raises(ShapeError, match="input x .* real numbers"):
+        net.forward(np.array([None, 1.0]))
+    with pytest.raises(ShapeError, match="theta must be an array of real numbers"):
+        net.with_theta("abc")
+    for weights in (None, 5, "W0"):
+        with pytest.raises(ShapeError, match="weights must be a list"):
+            Network.from_weights(weights, family=fam)  # type: ignore[arg-type]
+    with pytest.raises(FisherVerifyError, match="weights path must be a str or a Path"):
+        Network.from_npz(None, family=fam)  # type: ignore[arg-type]
+    with pytest.raises(ShapeError, match="estimator must be 1 .* got True"):
+        fv.variance(net, np.zeros(2), estimator=True)  # type: ignore[arg-type]
+    # what is real stays accepted: lists, integers, torch tensors
+    assert np.array_equal(net.forward([1, 2]), net.forward(torch.tensor([1.0, 2.0])))

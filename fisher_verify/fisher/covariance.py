@@ -295,7 +295,7 @@ def network_moments(net: Any, x: Any, estimator: Estimator) -> dict[str, np.ndar
 
 
 def _check_estimator(estimator: Any) -> None:
-    if estimator not in (1, 2):
+    if isinstance(estimator, bool | np.bool_) or estimator not in (1, 2):
         raise ShapeError(
             "estimator must be 1 (score outer products) or 2 (negative Hessians), "
             f"got {estimator!r}"

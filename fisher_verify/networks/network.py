@@ -14,6 +14,7 @@ return arrays without the batch axis for a single input and with it for ``(M, n_
 
 from __future__ import annotations
 
+import os
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,13 +30,22 @@ from .activations import Activation, get_activation
 Method = Literal["analytic", "autodiff"]
 
 
-def _as_matrix(W: Any, name: str) -> np.ndarray:
-    if hasattr(W, "detach"):
-        W = W.detach().cpu().numpy()
+def _real_array(value: Any, what: str) -> np.ndarray:
+    """A float64 copy of ``value`` when it holds real numbers; complex values (whose imaginary
+    part a cast would drop silently), objects and text are refused."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
     try:
-        arr = np.array(W, dtype=np.float64)
+        raw = np.asarray(value)
+        if raw.dtype.kind not in "biuf":
+            raise TypeError(raw.dtype)
+        return np.array(raw, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ShapeError(f"{name} is not a numeric matrix") from None
+        raise ShapeError(f"{what} must be an array of real numbers") from None
+
+
+def _as_matrix(W: Any, name: str) -> np.ndarray:
+    arr = _real_array(W, f"{name} (a numeric matrix)")
     if arr.ndim != 2:
         raise ShapeError(f"{name} must be a 2-D matrix n_(l+1) x (n_l + 1), got shape {arr.shape}")
     if arr.shape[0] < 1 or arr.shape[1] < 2:
@@ -57,6 +67,10 @@ class Network:
     """
 
     def __init__(self, weights: Sequence[Any], activation: str | Activation, family: Any) -> None:
+        if isinstance(weights, str | bytes) or not isinstance(weights, Sequence | np.ndarray):
+            raise ShapeError(
+                f"weights must be a list [W0, W1, …] of matrices, got {type(weights).__name__}"
+            )
         if len(weights) < 1:
             raise ShapeError(
                 "a network needs at least one weight matrix W0 (the linear output layer)"
@@ -211,7 +225,7 @@ class Network:
 
     def with_theta(self, theta: Any) -> Network:
         """The same architecture with flat parameters ``theta`` (length P)."""
-        th = np.asarray(theta, dtype=np.float64)
+        th = _real_array(theta, "theta")
         if th.shape != (self.num_params,):
             raise ShapeError(f"theta must have shape ({self.num_params},), got {th.shape}")
         off = self.offsets
@@ -252,14 +266,7 @@ class Network:
 
     def inputs(self, x: Any) -> tuple[np.ndarray, bool]:
         """Validate x; return it as ``(M, n_0)`` and whether it was a single input."""
-        if hasattr(x, "detach"):
-            x = x.detach().cpu().numpy()
-        try:
-            arr = np.array(x, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ShapeError(
-                "input x must be a numeric array of shape (n_0,) or (M, n_0)"
-            ) from None
+        arr = _real_array(x, "input x (shape (n_0,) or (M, n_0))")
         n0 = self.widths[0]
         if arr.ndim not in (1, 2) or arr.shape[-1] != n0 or (arr.ndim == 2 and arr.shape[0] < 1):
             raise ShapeError(
@@ -336,6 +343,8 @@ def _required_family(family: Any) -> Any:
 
 def _open_npz(path: str | Path) -> Any:
     """``np.load`` of a weights archive with pickles refused, each failure named for what it is."""
+    if not isinstance(path, str | os.PathLike):
+        raise FisherVerifyError(f"weights path must be a str or a Path, got {type(path).__name__}")
     shown = repr(str(path))
     target = Path(path)
     if target.is_dir():
