@@ -236,6 +236,10 @@ def _count_takers() -> list[tuple[str, object]]:
         ("Network.random widths", lambda v: Network.random([2, v], family=fv.family("poisson"))),
         ("Family.sample n", lambda v: net.family.sample(np.zeros(1), v, 0)),
         ("analyze n", lambda v: fv.analyze(net, x, n=v)),
+        ("check_fisher_estimator n", lambda v: fv.check_fisher_estimator(
+            lambda g: np.eye(P), net, x, n=v, replications=4)),
+        ("check_fisher_estimator replications", lambda v: fv.check_fisher_estimator(
+            lambda g: np.eye(P), net, x, n=1, replications=v)),
     ]
 
 
