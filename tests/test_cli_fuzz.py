@@ -16,6 +16,7 @@ import contextlib
 import io
 import json
 import pickle
+import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,6 @@ import fisher_verify as fv
 from fisher_verify.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-PROOFS = str(ROOT / "proofs")
 QUICK_STATEMENTS = ("remark-3.1", "remark-5.1", "remark-6.1")
 
 
@@ -102,7 +102,10 @@ def _write_files(folder: Path) -> dict[str, str]:
         "torch_text": folder / "model.pt",
         "torch_model": folder / "mlp.pt",
         "torch_state": folder / "state_dict.pt",
+        "proofs": folder / "proofs",
     }
+    # a copy of the proofs: a refusal that regressed must not overwrite the repository's files
+    shutil.copytree(ROOT / "proofs", files["proofs"], ignore=shutil.ignore_patterns("__pycache__"))
     np.savez(files["weights"], W0=W0, W1=W1)
     np.savez(files["weights2"], W0=W0, W1=rng.normal(size=(2, 5)) * 0.5)
     np.save(files["x"], np.array([0.5, -1.0, 2.0]))
@@ -273,7 +276,7 @@ COMMANDS = ("families", "derive", "check", "report", "analyze")
 
 @st.composite
 def check_args(draw: st.DrawFn, files: dict[str, str], out_dir: str) -> list[Piece]:
-    pieces = [ok("check", PROOFS, "--quiet")]
+    pieces = [ok("check", files["proofs"], "--quiet")]
     pieces.append(ok("--only", *draw(st.lists(st.sampled_from(QUICK_STATEMENTS), min_size=1,
                                               max_size=2, unique=True))))
     pieces += draw(st.lists(st.sampled_from([
@@ -285,8 +288,9 @@ def check_args(draw: st.DrawFn, files: dict[str, str], out_dir: str) -> list[Pie
     if draw(st.booleans()):
         pieces.append(ok("--seed", str(draw(st.integers(-(2**80), 2**80)))))
     slot = draw(st.sampled_from(["none", "none", "only", "profile", "seed", "jobs", "json",
-                                 "junit", "same", "path", "unknown"]))
+                                 "junit", "same", "input", "path", "unknown"]))
     drop = {"json": ("--json",), "junit": ("--junit",), "same": ("--json", "--junit"),
+            "input": (),
             "seed": ("--seed",), "jobs": ("--jobs",), "profile": ("--profile",)}.get(slot, ())
     pieces = [p for p in pieces if p.args[0] not in drop]
     if slot == "only":
@@ -309,6 +313,10 @@ def check_args(draw: st.DrawFn, files: dict[str, str], out_dir: str) -> list[Pie
     elif slot == "same":
         pieces.append(bad(("--json", str(Path(out_dir) / "same.json"),
                            "--junit", str(Path(out_dir) / "." / "same.json")), "--junit"))
+    elif slot == "input":  # an output over a proof file: refused before anything is written
+        flag = draw(st.sampled_from(["--json", "--junit"]))
+        pieces = [p for p in pieces if p.args[0] != flag]
+        pieces.append(bad((flag, str(Path(files["proofs"]) / "remark_3_1.py")), flag))
     elif slot == "path":  # a proof path that is missing, a folder without proofs, not .py
         where = draw(st.sampled_from([files["missing"], files["folder"], files["text"]]))
         pieces[0] = bad(("check", where, "--quiet"), _name(where))
@@ -321,7 +329,7 @@ def check_args(draw: st.DrawFn, files: dict[str, str], out_dir: str) -> list[Pie
 def report_args(draw: st.DrawFn, files: dict[str, str]) -> list[Piece]:
     """Always refused before any proof runs: a report is a minute of work."""
     refusal = draw(st.sampled_from(["jobs", "only", "profile", "seed", "out", "path"]))
-    pieces = [ok("report", PROOFS)]
+    pieces = [ok("report", files["proofs"])]
     if refusal == "path":
         where = draw(st.sampled_from([files["missing"], files["folder"]]))
         pieces = [bad(("report", where), _name(where))]
@@ -466,8 +474,8 @@ def test_empty_x_message_says_m_at_least_one(files: dict[str, str]) -> None:
     assert "M >= 1" in res.err and "(0, 3)" in res.err
 
 
-def test_same_file_for_json_and_junit_refused(tmp_path: Path) -> None:
-    res = _judge([ok("check", PROOFS, "--only", "remark-3.1"),
+def test_same_file_for_json_and_junit_refused(tmp_path: Path, files: dict[str, str]) -> None:
+    res = _judge([ok("check", files["proofs"], "--only", "remark-3.1"),
                   bad(("--json", str(tmp_path / "run.json"),
                        "--junit", str(tmp_path / "sub" / ".." / "run.json")), "--junit")])
     assert "both name" in res.err and not (tmp_path / "run.json").exists()
@@ -477,7 +485,7 @@ def test_valid_runs_exit_zero(files: dict[str, str], tmp_path: Path) -> None:
     """The property's valid side is not vacuous: these run and succeed."""
     assert _judge([ok("analyze", "--weights", files["weights"], "--x", files["xs"],
                       "--family", "poisson", "--json")]).code == 0
-    res = _judge([ok("check", PROOFS, "--only", "remark-3.1", "--json",
+    res = _judge([ok("check", files["proofs"], "--only", "remark-3.1", "--json",
                      str(tmp_path / "r.json"), "--junit", str(tmp_path / "r.xml"))])
     assert res.code == 0 and (tmp_path / "r.json").exists() and (tmp_path / "r.xml").exists()
 
@@ -511,3 +519,15 @@ def test_tiny_target_is_refused_not_a_zero_division(files: dict[str, str]) -> No
     res = _judge([ok("analyze", "--weights", files["weights"], "--x", files["x"],
                      "--family", "bernoulli"), bad(("--target", "1e-300"), "target 1e-300")])
     assert "exceed 1e308" in res.err
+
+
+def test_an_output_over_an_input_proof_file_is_refused(tmp_path: Path) -> None:
+    """`check proofs --json proofs/thm_4.py` would have replaced a proof with JSON."""
+    proof = tmp_path / "thm_x.py"
+    proof.write_text((ROOT / "proofs" / "remark_3_1.py").read_text())
+    before = proof.read_text()
+    for flag in ("--json", "--junit"):
+        for inputs in ([str(tmp_path)], [str(proof)]):
+            res = _judge([ok("check", *inputs), bad((flag, str(proof)), flag)])
+            assert "one of the input files" in res.err
+    assert proof.read_text() == before

@@ -79,7 +79,7 @@ def handle(args: argparse.Namespace) -> int:
     paths = args.paths or default_paths()
     check_output_file(args.json, "--json")
     check_output_file(args.junit, "--junit")
-    check_distinct_outputs({"--json": args.json, "--junit": args.junit})
+    check_distinct_outputs({"--json": args.json, "--junit": args.junit}, paths)
     entries = select(discover(paths), args.only)
     if not entries:
         raise FisherVerifyError(f"no statements found under {', '.join(map(str, paths))}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,14 +94,20 @@ def check_output_file(path: str | None, flag: str) -> None:
         raise FisherVerifyError(f"cannot write {flag} {path!r}: its folder does not exist")
 
 
-def check_distinct_outputs(outputs: dict[str, str | None]) -> None:
+def check_distinct_outputs(outputs: dict[str, str | None], inputs: Sequence[str] = ()) -> None:
     """Refuse two output options that name the same file (after resolving ``..``, links and
-    relative paths), since the second write would silently replace the first."""
+    relative paths), since the second write would silently replace the first, and an output
+    that is one of the input files (a proof file named by ``inputs`` or inside its folder)."""
+    sources = [Path(p).resolve() for p in inputs]
     seen: dict[Path, str] = {}
     for flag, path in outputs.items():
         if not path:
             continue
         key = Path(path).resolve()
+        if key in sources or (key.suffix == ".py" and any(s in key.parents for s in sources)):
+            raise FisherVerifyError(
+                f"{flag} {path!r} is one of the input files; writing it would destroy it"
+            )
         if key in seen:
             raise FisherVerifyError(
                 f"{seen[key]} and {flag} both name {path!r}; the second would overwrite the "
