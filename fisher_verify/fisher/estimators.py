@@ -152,17 +152,26 @@ def generic_estimators(net: Network, X: np.ndarray, t: np.ndarray) -> tuple[np.n
         UnsupportedError: σ is not C² (Î₂ needs thm-3).
     """
     net.require_c2(HESSIAN_ESTIMATOR)
+    theta, ell = _loglik_graph(net, X, t)
+    i1 = _score_outer_mean_autodiff(theta, ell)
+    i2 = (-hessian_of(ell.sum() / ell.numel(), theta)).detach().numpy()
+    return i1, i2
+
+
+def _loglik_graph(net: Network, X: np.ndarray, t: np.ndarray) -> tuple[Any, Any]:
+    """Flat θ (requiring grad) and ℓ ``(n, M)`` of the draws as a torch graph in θ."""
     torch = _torch()
     net.family.check_natural(net.forward(X))
     theta = torch.tensor(net.theta, dtype=torch.float64, requires_grad=True)
-    Xt = torch.as_tensor(X, dtype=torch.float64)
-    tt = torch.as_tensor(t, dtype=torch.float64)
-    ell = loglik_torch(net, theta, Xt, tt)
-    count = ell.numel()
+    ell = loglik_torch(net, theta, torch.as_tensor(X, dtype=torch.float64),
+                       torch.as_tensor(t, dtype=torch.float64))
+    return theta, ell
+
+
+def _score_outer_mean_autodiff(theta: Any, ell: Any) -> np.ndarray:
+    """Î₁ from per-sample gradients of ℓ (Eq. 2); needs only first derivatives."""
     G = per_sample_grads(ell, theta)
-    i1 = (G.T @ G / count).detach().numpy()
-    i2 = (-hessian_of(ell.sum() / count, theta)).detach().numpy()
-    return i1, i2
+    return (G.T @ G / ell.numel()).detach().numpy()
 
 
 def estimators_from_draws(
@@ -180,33 +189,18 @@ def estimators_from_draws(
     t_raw = np.asarray(net.family.statistic(y_arr), dtype=np.float64)
     t = _batched_t(t_raw, X.shape[0], net.family.dim, single)
     i2: np.ndarray | None = None
-    refusal: str | None = None
-    if not net.is_c2:
-        try:
-            net.require_c2(HESSIAN_ESTIMATOR)
-        except UnsupportedError as exc:
-            refusal = str(exc)
+    refusal = net.c2_refusal(HESSIAN_ESTIMATOR)
+    if refusal is not None:  # ReLU: Î₁ needs only J; Î₂ is left out and refused when read
         if route == "structured":
             i1 = _score_outer_mean(net.jacobian(X), output_quantities(net, X)[1], t)
         else:
-            i1 = _generic_i1(net, X, t)
+            i1 = _score_outer_mean_autodiff(*_loglik_graph(net, X, t))
     elif route == "structured":
         i1, i2 = structured_estimators(net, X, t)
     else:
         i1, i2 = generic_estimators(net, X, t)
     return EstimatorSample(i1=i1, hessian_mean=i2, y=y_arr, t=t[:, 0] if single else t,
                            route=route, i2_refusal=refusal)
-
-
-def _generic_i1(net: Network, X: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Î₁ alone by per-sample autodiff (Eq. 2)."""
-    torch = _torch()
-    net.family.check_natural(net.forward(X))
-    theta = torch.tensor(net.theta, dtype=torch.float64, requires_grad=True)
-    ell = loglik_torch(net, theta, torch.as_tensor(X, dtype=torch.float64),
-                       torch.as_tensor(t, dtype=torch.float64))
-    G = per_sample_grads(ell, theta)
-    return (G.T @ G / ell.numel()).detach().numpy()
 
 
 def sample_estimators(

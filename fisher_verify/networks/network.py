@@ -246,15 +246,22 @@ class Network:
         weights[-1][:, -1] -= np.max(np.atleast_2d(h), axis=0) + margin
         return Network(weights, self.act, self.family)
 
+    def c2_refusal(self, what: str) -> str | None:
+        """Why ``what`` is refused on this network (σ not C², thm-3), or ``None`` when σ is C²."""
+        if self.is_c2:
+            return None
+        return (
+            f"{what} needs a C^2 activation (thm-3); this network uses {self.activation}, "
+            "use tanh, sigmoid, softplus, gelu or identity"
+        )
+
     def require_c2(self, what: str) -> None:
         """Refuse a computation that needs σ ∈ C² (thm-3) on a ReLU network."""
-        if not self.is_c2:
+        refusal = self.c2_refusal(what)
+        if refusal is not None:
             from ..errors import UnsupportedError
 
-            raise UnsupportedError(
-                f"{what} needs a C^2 activation (thm-3); this network uses {self.activation}, "
-                "use tanh, sigmoid, softplus, gelu or identity"
-            )
+            raise UnsupportedError(refusal)
 
     def __repr__(self) -> str:
         return (
