@@ -236,7 +236,7 @@ def test_complex_objects_and_non_lists_are_refused_not_cast() -> None:
     for weights in (None, 5, "W0"):
         with pytest.raises(ShapeError, match="weights must be a list"):
             Network.from_weights(weights, family=fam)  # type: ignore[arg-type]
-    with pytest.raises(FisherVerifyError, match="weights path must be a str or a Path"):
+    with pytest.raises(FisherVerifyError, match="a path must be a str or a Path"):
         Network.from_npz(None, family=fam)  # type: ignore[arg-type]
     with pytest.raises(ShapeError, match="estimator must be 1 .* got True"):
         fv.variance(net, np.zeros(2), estimator=True)  # type: ignore[arg-type]

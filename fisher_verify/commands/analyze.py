@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import FisherVerifyError
+from ..numpy_files import load_numpy_file
 from .common import parse_params
 
 
@@ -43,20 +43,12 @@ def register(subparsers: Any) -> None:
 
 def _load_x(path: str) -> np.ndarray:
     """``--x``: one real ``.npy`` array, read without unpickling anything."""
-    target = Path(path)
-    if target.is_dir():
-        raise FisherVerifyError(f"--x {path!r} is a folder; give an .npy file")
-    if not target.exists():
-        raise FisherVerifyError(f"--x {path!r} does not exist")
-    try:
-        data = np.load(target, allow_pickle=False)
-    except OSError as exc:
-        raise FisherVerifyError(f"cannot read --x {path!r}: {exc.strerror or exc}") from None
-    except (ValueError, EOFError, zipfile.BadZipFile):
+    data = load_numpy_file(path, f"--x {path!r}")
+    if data is None:
         raise FisherVerifyError(
             f"--x {path!r} is not a readable NumPy .npy array (empty, damaged, another kind of "
             "file, or Python objects, which are never unpickled); write it with numpy.save"
-        ) from None
+        )
     if not isinstance(data, np.ndarray):
         data.close()
         raise FisherVerifyError(

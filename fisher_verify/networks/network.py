@@ -14,7 +14,6 @@ return arrays without the batch axis for a single input and with it for ``(M, n_
 
 from __future__ import annotations
 
-import os
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import FisherVerifyError, ShapeError
+from ..numpy_files import load_numpy_file
 from ..validation import as_generator, check_count, check_nonnegative
 from . import analytic, autodiff
 from .activations import Activation, get_activation
@@ -349,30 +349,18 @@ def _required_family(family: Any) -> Any:
 
 
 def _open_npz(path: str | Path) -> Any:
-    """``np.load`` of a weights archive with pickles refused, each failure named for what it is."""
-    if not isinstance(path, str | os.PathLike):
-        raise FisherVerifyError(f"weights path must be a str or a Path, got {type(path).__name__}")
-    shown = repr(str(path))
-    target = Path(path)
-    if target.is_dir():
-        raise FisherVerifyError(f"weights file {shown} is a folder; give an .npz file")
-    if not target.exists():
-        raise FisherVerifyError(f"weights file {shown} does not exist")
-    try:
-        data = np.load(target, allow_pickle=False)
-    except OSError as exc:
-        raise FisherVerifyError(f"cannot read weights file {shown}: {exc.strerror or exc}") from None
-    except (ValueError, EOFError, zipfile.BadZipFile):
-        data = None
+    """The open weights archive, or a refusal that says what the file is instead."""
+    shown = f"weights file {str(path)!r}"
+    data = load_numpy_file(path, shown)
     if isinstance(data, np.lib.npyio.NpzFile):
         return data
     if isinstance(data, np.ndarray):
         raise FisherVerifyError(
-            f"weights file {shown} holds one .npy array; weights need an .npz archive of "
+            f"{shown} holds one .npy array; weights need an .npz archive of "
             "arrays W0, W1, … (write it with numpy.savez(path, W0=..., W1=...))"
         )
     raise FisherVerifyError(
-        f"weights file {shown} is not a readable .npz archive (damaged, or another kind of "
+        f"{shown} is not a readable .npz archive (damaged, or another kind of "
         "file); write it with numpy.savez(path, W0=..., W1=...)"
     )
 
