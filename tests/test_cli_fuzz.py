@@ -12,10 +12,12 @@ inputs; every generated case is run and judged.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import json
 import shutil
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,9 +132,17 @@ def _write_files(folder: Path) -> dict[str, str]:
     return {k: str(v) for k, v in files.items()}
 
 
+# made at import so that the @examples below can name them; removed when the process ends
+_FOLDER = Path(tempfile.mkdtemp(prefix="fisher_verify_cli_fuzz_"))
+atexit.register(shutil.rmtree, _FOLDER, True)
+FILES = _write_files(_FOLDER)
+OUT_DIR = str(_FOLDER / "out")
+Path(OUT_DIR).mkdir()
+
+
 @pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    return _write_files(tmp_path_factory.mktemp("cli_fuzz"))
+def files() -> dict[str, str]:
+    return FILES
 
 
 #: bad weights files: key -> words the refusal must use besides the file name
@@ -330,6 +340,8 @@ def report_args(draw: st.DrawFn, files: dict[str, str]) -> list[Piece]:
     if refusal == "path":
         where = draw(st.sampled_from([files["missing"], files["folder"]]))
         pieces = [bad(("report", where), _name(where))]
+        if draw(st.booleans()):
+            pieces.append(ok("--only", draw(st.sampled_from(QUICK_STATEMENTS))))
     elif refusal == "jobs":
         v = str(draw(st.integers(-(2**70), -1)))
         pieces.append(bad(("--jobs", v), "--jobs"))
@@ -366,8 +378,9 @@ def analyze_args(draw: st.DrawFn, files: dict[str, str]) -> list[Piece]:
         target_piece().filter(lambda p: not p.bad),
         st.sampled_from([ok("--json"), ok("--activation", "sigmoid")]),
     ), max_size=3, unique_by=lambda p: p.args[0]))
-    if weights.args[0] == "--torch-model":  # the activation comes from the model
-        options = [p for p in options if p.args[0] != "--activation"]
+    if weights.args[0] == "--torch-model":  # the activation comes from the model: refused
+        options = [bad(p.args, "applies to --weights only") if p.args[0] == "--activation"
+                   else p for p in options]
     slot = draw(st.sampled_from(["none"] * 5 + ["weights", "weights", "x", "x", "family",
                                                  "samples", "target", "activation", "twice",
                                                  "missing", "unknown"]))
@@ -428,22 +441,33 @@ def _judge(pieces: list[Piece]) -> Outcome:
     return result
 
 
-@pytest.fixture(scope="module")
-def strategies(files: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-               ) -> st.SearchStrategy[list[Piece]]:
-    out_dir = str(tmp_path_factory.mktemp("cli_out"))
-    analyze, check, derive = analyze_args(files), check_args(files, out_dir), derive_args()
-    return st.one_of(top_level_args(), families_args(), derive, derive, check, check,
-                     report_args(files), analyze, analyze, analyze)
+CLI_ARGS = st.one_of(
+    top_level_args(), families_args(), derive_args(), derive_args(),
+    check_args(FILES, OUT_DIR), check_args(FILES, OUT_DIR), report_args(FILES),
+    analyze_args(FILES), analyze_args(FILES), analyze_args(FILES),
+)
+_ANALYZE = ok("analyze", "--family", "bernoulli")
 
 
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture],
-          max_examples=max(settings.default.max_examples, 200))
-@given(data=st.data())
-def test_cli_never_tracebacks_and_names_bad_arguments(
-    data: st.DataObject, strategies: st.SearchStrategy[list[Piece]]
-) -> None:
-    _judge(data.draw(strategies))
+@settings(max_examples=max(settings.default.max_examples, 200))
+@given(pieces=CLI_ARGS)
+# the cases of issue 8: a .npy, a damaged .npz and a folder as --weights; (0, 3) inputs; one
+# file for --json and --junit; a tiny --target
+@example(pieces=[_ANALYZE, ok("--x", FILES["x"]), bad(("--weights", FILES["npy_weights"]),
+                                                        "holds one .npy array")])
+@example(pieces=[_ANALYZE, ok("--x", FILES["x"]), bad(("--weights", FILES["corrupt_zip"]),
+                                                        "not a readable .npz archive")])
+@example(pieces=[_ANALYZE, ok("--x", FILES["x"]), bad(("--weights", FILES["folder"]),
+                                                        "is a folder")])
+@example(pieces=[_ANALYZE, ok("--weights", FILES["weights"]), bad(("--x", FILES["x_empty"]),
+                                                                    "M >= 1")])
+@example(pieces=[ok("check", FILES["proofs"], "--only", "remark-3.1"),
+                 bad(("--json", str(Path(OUT_DIR) / "r.json"),
+                      "--junit", str(Path(OUT_DIR) / "sub" / ".." / "r.json")), "both name")])
+@example(pieces=[_ANALYZE, ok("--weights", FILES["weights"], "--x", FILES["x"]),
+                 bad(("--target", "1e-300"), "exceed 1e308")])
+def test_cli_never_tracebacks_and_names_bad_arguments(pieces: list[Piece]) -> None:
+    _judge(pieces)
 
 
 # --- the known cases, kept as examples (issue 8) ---------------------------------------------
@@ -528,3 +552,10 @@ def test_an_output_over_an_input_proof_file_is_refused(tmp_path: Path) -> None:
             res = _judge([ok("check", *inputs), bad((flag, str(proof)), flag)])
             assert "one of the input files" in res.err
     assert proof.read_text() == before
+
+
+def test_activation_with_a_torch_model_is_refused_not_ignored() -> None:
+    """`--torch-model m.pt --activation relu` computed for the model's tanh, silently."""
+    res = _judge([ok("analyze", "--torch-model", FILES["torch_model"], "--x", FILES["x"],
+                     "--family", "bernoulli"), bad(("--activation", "relu"), "--activation")])
+    assert "applies to --weights only" in res.err

@@ -34,7 +34,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--family", required=True, help="output family, e.g. bernoulli, categorical")
     p.add_argument("--param", action="append", default=[], metavar="k=v",
                    help="family parameter, e.g. --param K=10 (repeatable)")
-    p.add_argument("--activation", default="tanh", help="hidden activation (default tanh)")
+    p.add_argument("--activation", default=None,
+                   help="hidden activation of --weights (default tanh); a torch model's comes "
+                   "from its modules")
     p.add_argument("--samples", "-n", type=int, default=1, help="draws N per input (default 1)")
     p.add_argument("--target", type=float, default=0.1, help="relative accuracy (default 0.1)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -87,7 +89,12 @@ def handle(args: argparse.Namespace) -> int:
 
     fam = fv.family(args.family, **parse_params(args.param))
     if args.weights:
-        net = fv.Network.from_npz(args.weights, activation=args.activation, family=fam)
+        net = fv.Network.from_npz(args.weights, activation=args.activation or "tanh", family=fam)
+    elif args.activation is not None:
+        raise FisherVerifyError(
+            f"--activation {args.activation!r} applies to --weights only; the activation of "
+            "--torch-model comes from the model's modules"
+        )
     else:
         net = _load_torch(args.torch_model, fam)
     x = _load_x(args.x)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FisherVerifyError
-from .common import check_distinct_outputs, check_jobs, check_output_file
+from .common import check_distinct_outputs, check_jobs, check_output_file, select_statements
 
 
 def register(subparsers: Any) -> None:
@@ -72,7 +72,7 @@ class _Progress:
 
 def handle(args: argparse.Namespace) -> int:
     """Run the gate; returns the exit code."""
-    from ..proofs import discover, run_all, select
+    from ..proofs import run_all
     from ..proofs.record import run_document, table, write_json, write_junit
 
     check_jobs(args.jobs)
@@ -80,9 +80,7 @@ def handle(args: argparse.Namespace) -> int:
     check_output_file(args.json, "--json")
     check_output_file(args.junit, "--junit")
     check_distinct_outputs({"--json": args.json, "--junit": args.junit}, paths)
-    entries = select(discover(paths), args.only)
-    if not entries:
-        raise FisherVerifyError(f"no statements found under {', '.join(map(str, paths))}")
+    entries = select_statements(paths, args.only)
     start = time.perf_counter()
     progress = None if args.quiet else _Progress(sys.stderr)
     records = run_all(entries, profile=args.profile, seed=args.seed, jobs=args.jobs,

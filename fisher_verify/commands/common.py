@@ -75,6 +75,17 @@ def add_family_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def select_statements(paths: Sequence[str], only: Sequence[str]) -> list[Any]:
+    """The statements under ``paths`` whose id is in ``only`` (all when empty); refused when
+    ``paths`` hold none at all (before ``--only`` is judged against an empty list)."""
+    from ..proofs import discover, select
+
+    found = discover(list(paths))
+    if not found:
+        raise FisherVerifyError(f"no statements found under {', '.join(map(str, paths))}")
+    return select(found, only)
+
+
 def check_jobs(jobs: int) -> int:
     """``--jobs``: 0 (one worker per CPU) or more."""
     if jobs < 0:

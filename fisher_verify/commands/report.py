@@ -6,8 +6,7 @@ import argparse
 import time
 from typing import Any
 
-from ..errors import FisherVerifyError
-from .common import check_jobs, prepare_output_dir
+from .common import check_jobs, prepare_output_dir, select_statements
 
 
 def register(subparsers: Any) -> None:
@@ -29,15 +28,13 @@ def register(subparsers: Any) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     """Write the report; exit 0 when every statement holds, 1 otherwise."""
-    from ..proofs import discover, run_all, select
+    from ..proofs import run_all
     from ..report.build import build_report
     from .check import default_paths
 
     check_jobs(args.jobs)
     paths = args.paths or default_paths()
-    entries = select(discover(paths), args.only)
-    if not entries:
-        raise FisherVerifyError(f"no statements found under {', '.join(map(str, paths))}")
+    entries = select_statements(paths, args.only)
     prepare_output_dir(args.out)
     start = time.perf_counter()
     records = run_all(entries, profile=args.profile, seed=args.seed, jobs=args.jobs)
