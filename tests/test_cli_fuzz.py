@@ -79,6 +79,7 @@ def run_cli(argv: list[str]) -> Outcome:
 def _write_files(folder: Path) -> dict[str, str]:
     rng = np.random.default_rng(0)
     W0, W1 = rng.normal(size=(4, 4)) * 0.5, rng.normal(size=(1, 5)) * 0.5
+    W1[0, -1] = np.sum(np.abs(W1[0, :-1])) + 1.0  # h_L > 0 at every input: exponential refused
     files = {
         "weights": folder / "W.npz",
         "x": folder / "x.npy",
@@ -126,6 +127,8 @@ def _write_files(folder: Path) -> dict[str, str]:
     np.save(files["x_3d"], np.zeros((1, 2, 3)))
     files["torch_text"].write_text("not a model")
     mlp = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    with torch.no_grad():  # h_L > 0 at every input, as for W.npz
+        mlp[2].bias.fill_(float(mlp[2].weight.abs().sum()) + 1.0)
     torch.save(mlp.double(), files["torch_model"])
     torch.save(mlp.state_dict(), files["torch_state"])
     assert zipfile.is_zipfile(files["weights"]) and not zipfile.is_zipfile(files["text"])
@@ -378,9 +381,6 @@ def analyze_args(draw: st.DrawFn, files: dict[str, str]) -> list[Piece]:
         target_piece().filter(lambda p: not p.bad),
         st.sampled_from([ok("--json"), ok("--activation", "sigmoid")]),
     ), max_size=3, unique_by=lambda p: p.args[0]))
-    if weights.args[0] == "--torch-model":  # the activation comes from the model: refused
-        options = [bad(p.args, "applies to --weights only") if p.args[0] == "--activation"
-                   else p for p in options]
     slot = draw(st.sampled_from(["none"] * 5 + ["weights", "weights", "x", "x", "family",
                                                  "samples", "target", "activation", "twice",
                                                  "missing", "unknown"]))
@@ -423,6 +423,9 @@ def analyze_args(draw: st.DrawFn, files: dict[str, str]) -> list[Piece]:
                            gone if which == "family" else fam)
     elif slot == "unknown":
         options.append(draw(UNKNOWN_OPTION))
+    if weights.args[:1] == ("--torch-model",):  # its activation comes from the model: refused
+        options = [bad(p.args, "applies to --weights only", *p.culprits)
+                   if p.args[0] == "--activation" else p for p in options]
     return [ok("analyze"), *draw(st.permutations([weights, x, fam, *options]))]
 
 
