@@ -95,6 +95,8 @@ def _write_files(folder: Path) -> dict[str, str]:
         "misnamed_npz": folder / "misnamed.npz",
         "nan_npz": folder / "nan.npz",
         "mismatch_npz": folder / "mismatch.npz",
+        "complex_npz": folder / "complex.npz",
+        "x_int": folder / "xint.npy",
         "x_empty": folder / "x0.npy",
         "x_wrong": folder / "x4.npy",
         "x_nan": folder / "xnan.npy",
@@ -120,6 +122,8 @@ def _write_files(folder: Path) -> dict[str, str]:
     np.savez(files["misnamed_npz"], layer0=W0)
     np.savez(files["nan_npz"], W0=np.full((1, 4), np.nan))
     np.savez(files["mismatch_npz"], W0=W0, W1=rng.normal(size=(1, 7)))
+    np.savez(files["complex_npz"], W0=W0 + 1j, W1=W1)
+    np.save(files["x_int"], np.array([[1, 0, -2], [3, 1, 1]]))
     np.save(files["x_empty"], np.zeros((0, 3)))
     np.save(files["x_wrong"], np.zeros(4))
     np.save(files["x_nan"], np.array([np.nan, 0.0, 1.0]))
@@ -150,7 +154,7 @@ def files() -> dict[str, str]:
 
 #: bad weights files: key -> words the refusal must use besides the file name
 BAD_WEIGHTS = ("npy_weights", "corrupt_zip", "text", "empty", "folder", "missing", "pickled_npz",
-               "misnamed_npz", "nan_npz", "mismatch_npz", "x")
+               "misnamed_npz", "nan_npz", "mismatch_npz", "complex_npz", "x")
 BAD_X = ("x_empty", "x_wrong", "x_nan", "x_complex", "x_3d", "text", "empty", "folder", "missing",
          "pickled_npy", "weights")
 
@@ -367,7 +371,7 @@ def analyze_args(draw: st.DrawFn, files: dict[str, str]) -> list[Piece]:
     weights = draw(st.sampled_from([ok("--weights", files["weights"]),
                                     ok("--weights", files["weights"]),
                                     ok("--torch-model", files["torch_model"])]))
-    x = ok("--x", files[draw(st.sampled_from(["x", "xs"]))])
+    x = ok("--x", files[draw(st.sampled_from(["x", "xs", "x_int"]))])
     fam = draw(st.sampled_from([
         ok("--family", "bernoulli"),
         ok("--family", "poisson"),
