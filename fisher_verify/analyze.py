@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .errors import FisherVerifyError
+from .validation import check_count
 
 FULL_LIMIT = 2000  # above this many parameters only diagonals are formed (DESIGN: no P² arrays)
 
@@ -125,7 +126,14 @@ def _samples_needed(total_var_one: float, fisher_norm: float, rel: float, conf: 
     if total_var_one <= 0:
         return 1
     eps = 1.0 - conf
-    return max(1, math.ceil(total_var_one / (eps * rel**2 * fisher_norm**2)))
+    # divided one factor at a time: rel**2 or ‖I‖² alone underflows to 0 at extreme values
+    needed = total_var_one / eps / rel / rel / fisher_norm / fisher_norm
+    if not math.isfinite(needed):
+        raise FisherVerifyError(
+            f"target {rel:g}: the samples needed (lemma-12) exceed 1e308 (||I||_F = "
+            f"{fisher_norm:.3g}); ask for a larger target"
+        )
+    return max(1, math.ceil(needed))
 
 
 def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float = 0.95,
@@ -146,8 +154,7 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
     """
     import fisher_verify as fv
 
-    if int(n) < 1:
-        raise FisherVerifyError(f"number of samples n must be >= 1, got {n}")
+    n = check_count(n, "number of samples n")
     for name, value in (("target", target), ("confidence", confidence)):
         if not 0 < value < 1:
             raise FisherVerifyError(f"{name} must lie strictly between 0 and 1, got {value}")

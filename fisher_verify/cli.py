@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from . import __version__
 from .errors import FisherVerifyError
@@ -19,7 +21,37 @@ from .errors import FisherVerifyError
 COMMAND_MODULES = ("families", "derive", "check", "report", "analyze")
 
 
+class _StoreOnce(argparse._StoreAction):
+    """``store`` that refuses an option given twice (argparse keeps the last one silently)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        given: set[str] = namespace.__dict__.setdefault("_options_given", set())
+        if self.dest in given:
+            parser.error(
+                f"argument {'/'.join(self.option_strings)}: given twice "
+                f"({getattr(namespace, self.dest)!r} and {values!r}); give it once"
+            )
+        given.add(self.dest)
+        super().__call__(parser, namespace, values, option_string)
+
+
+#: What argparse must read as a value, not an option, when it starts with '-': a negative
+#: number in any float syntax ("-1e+16", "-inf"), or a comma list starting with one ("-1,2").
+_NEGATIVE_VALUE = re.compile(
+    r"^-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?(,.*)?$|^-(inf|infinity|nan)(,.*)?$", re.IGNORECASE
+)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _StoreOnce)
+        self.register("action", "store", _StoreOnce)
+        # argparse's own pattern knows only "-3" and "-0.5": `--at -1e+16` or `--at -1,2`
+        # was "expected one argument"
+        self._negative_number_matcher = _NEGATIVE_VALUE
+
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         print(f"{self.prog}: error: {message}", file=sys.stderr)
@@ -51,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
+        print(f"{parser.prog}: error: a COMMAND is required, one of {', '.join(COMMAND_MODULES)}",
+              file=sys.stderr)
         return 2
     try:
         return int(args.func(args) or 0)

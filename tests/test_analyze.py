@@ -47,8 +47,8 @@ def test_bad_inputs_are_one_line_exit_2(files, tmp_path, capsys):
     # --x that is not an .npy array, is an .npz archive or is a folder; a malformed --param;
     # a target outside (0, 1)
     (tmp_path / "junk.npy").write_text("not numpy")
-    for bad_x, words in ((tmp_path / "junk.npy", "not a NumPy .npy array"),
-                         (w, "is an .npz archive"), (tmp_path, "is not a file")):
+    for bad_x, words in ((tmp_path / "junk.npy", "not a readable NumPy .npy array"),
+                         (w, "is an .npz archive"), (tmp_path, "is a folder")):
         err = _one_line_error(capsys, ["analyze", "--weights", str(w), "--x", str(bad_x),
                                        "--family", "categorical", "--param", "K=2"])
         assert words in err

@@ -8,7 +8,7 @@ from hypothesis import example, given
 
 import fisher_verify as fv
 from fisher_verify import Network, exact_fisher, sample_estimators
-from fisher_verify.errors import DomainError, FisherVerifyError, ShapeError
+from fisher_verify.errors import DomainError, FisherVerifyError, ShapeError, UnsupportedError
 from fisher_verify.fisher.backprop import (
     backprop_estimator,
     backprop_estimator_autodiff,
@@ -41,6 +41,13 @@ def test_structured_matches_generic(net_x: tuple[Network, np.ndarray]) -> None:
     gen = estimators_from_draws(net, x, est.y, route="generic")
     assert est.i1.shape == (net.num_params,) * 2
     _close(est.i1, gen.i1)
+    if not net.is_c2:  # ReLU: Î₁ exists, Î₂ and ΔÎ are refused with thm-3's reason
+        for sample in (est, gen):
+            with pytest.raises(UnsupportedError, match="Hessian estimator I2 .* C\\^2"):
+                _ = sample.i2
+        with pytest.raises(UnsupportedError, match="C\\^2"):
+            delta_estimators(net, x, est.y[0], est)
+        return
     _close(est.i2, gen.i2)
     # delta-i: closed forms against direct autodiff of l̃
     y_target = est.y[0]
@@ -85,7 +92,7 @@ def test_several_inputs_average_per_input() -> None:
 
 def test_errors() -> None:
     net, x = one_output_network("poisson")
-    with pytest.raises(FisherVerifyError, match="n must be >= 1"):
+    with pytest.raises(FisherVerifyError, match="n must be an integer >= 1, got 0"):
         sample_estimators(net, x, 0)
     with pytest.raises(FisherVerifyError, match="unknown route"):
         estimators_from_draws(net, x, np.zeros((3, 2)), route="other")  # type: ignore[arg-type]
@@ -98,3 +105,147 @@ def test_errors() -> None:
     geo.weights[-1][0, -1] = 5.0  # h_L > 0: outside h < 0
     with pytest.raises(DomainError):
         exact_fisher(geo, np.zeros(2))
+
+
+@pytest.mark.parametrize("n", [True, False, 2.5, "3", None, float("nan"), -1, np.bool_(True)])
+def test_sample_count_refuses_bools_and_non_integers(n: object) -> None:
+    """issue 8: sample_estimators(n=True) was silently one draw."""
+    net, x = one_output_network("poisson")
+    with pytest.raises(FisherVerifyError, match="number of samples n must be an integer >= 1"):
+        sample_estimators(net, x, n)  # type: ignore[arg-type]
+
+
+def test_sample_count_accepts_whole_numbers() -> None:
+    net, x = one_output_network("poisson")
+    a = sample_estimators(net, x, np.int64(3), rng=1)
+    b = sample_estimators(net, x, 3.0, rng=1)  # type: ignore[arg-type]
+    assert a.n == b.n == 3 and np.array_equal(a.i1, b.i1)
+
+
+@pytest.mark.parametrize("rng", ["a", -1, 1.5, True, object()])
+def test_bad_rng_is_named(rng: object) -> None:
+    """issue 8: bad rng values gave raw NumPy errors."""
+    net, x = one_output_network("poisson")
+    with pytest.raises(FisherVerifyError, match="rng must be a seed \\(an integer >= 0\\)"):
+        sample_estimators(net, x, 2, rng=rng)  # type: ignore[arg-type]
+
+
+def test_relu_network_gives_i1_and_refuses_i2() -> None:
+    """issue 8: Î₂ of a ReLU network came out of the Python API although the CLI refuses it.
+    Î₁ still agrees with the autodiff route (it needs only J)."""
+    net = Network.random([2, 3, 1], "relu", fv.family("poisson"), rng=2)
+    x = np.array([0.3, -0.7])
+    est = sample_estimators(net, x, 5, rng=0)
+    _close(est.i1, estimators_from_draws(net, x, est.y, route="generic").i1)
+    with pytest.raises(UnsupportedError, match="needs a C\\^2 activation \\(thm-3\\); this network "
+                       "uses relu"):
+        _ = est.i2
+
+
+def _relu_net() -> tuple[Network, np.ndarray]:
+    return Network.random([2, 3, 1], "relu", fv.family("poisson"), rng=2), np.array([0.3, -0.7])
+
+
+def _i2_entry_points() -> list[tuple[str, object]]:
+    from fisher_verify.fisher.psd import sample_psd
+    from fisher_verify.networks.highprec import mp_variance
+
+    return [
+        ("variance", lambda net, x: fv.variance(net, x, estimator=2)),
+        ("covariance", lambda net, x: fv.covariance(net, x, estimator=2)),
+        ("covariance_norm", lambda net, x: fv.covariance_norm(net, x, estimator=2, n=3)),
+        ("bounds (thm-8, thm-10)", lambda net, x: fv.bounds(net, x, n=2)),
+        ("sample_psd (thm-10, thm-11)", lambda net, x: sample_psd(net, x, 2, 3, rng=0)),
+        ("mp_variance", lambda net, x: mp_variance(net, x, estimator=2)),
+        ("analyze", lambda net, x: fv.analyze(net, x)),
+        ("estimators_from_draws .i2", lambda net, x: estimators_from_draws(
+            net, x, np.array([1, 2])).i2),
+    ]
+
+
+@pytest.mark.parametrize("name", [name for name, _ in _i2_entry_points()])
+def test_every_i2_entry_point_refuses_relu_as_the_cli_does(name: str) -> None:
+    """issue 8: Î₂ quantities (thm-6, thm-8, thm-10, thm-11, sampled Î₂) of a ReLU network must
+    be refused in the Python API with the CLI's reason; the same calls work for tanh."""
+    call = dict(_i2_entry_points())[name]
+    net, x = _relu_net()
+    with pytest.raises(UnsupportedError, match="needs a C\\^2 activation \\(thm-3\\); this network "
+                       "uses relu, use tanh"):
+        call(net, x)  # type: ignore[operator]
+    smooth = Network(net.weights, "tanh", net.family)
+    call(smooth, x)  # type: ignore[operator]
+
+
+def test_estimator_1_quantities_still_work_for_relu() -> None:
+    net, x = _relu_net()
+    assert fv.variance(net, x, estimator=1).shape == (net.num_params,) * 2
+    assert fv.covariance_norm(net, x, estimator=1) > 0
+
+
+def _rng_takers() -> list[tuple[str, object]]:
+    from fisher_verify.fisher.bounds import lemma12_coverage
+    from fisher_verify.fisher.psd import sample_psd
+    from fisher_verify.fisher.spectral import tensor_spectral_norm
+    from fisher_verify.fisher.tightness import tightness_sweep
+
+    net, x = one_output_network("poisson")
+    return [
+        ("Network.random", lambda rng: Network.random([2, 1], family=fv.family("poisson"),
+                                                       rng=rng)),
+        ("sample_estimators", lambda rng: sample_estimators(net, x, 2, rng=rng)),
+        ("sample_psd", lambda rng: sample_psd(net, x, 2, 2, rng=rng)),
+        ("bounds", lambda rng: fv.bounds(net, x, psd_draws=2, rng=rng)),
+        ("lemma12_coverage", lambda rng: lemma12_coverage(net, x, 2, 0.1, 2, rng=rng)),
+        ("tensor_spectral_norm", lambda rng: tensor_spectral_norm(np.ones((2, 2, 2)), rng=rng)),
+        ("tightness_sweep", lambda rng: tightness_sweep(1, rng=rng)),
+        ("Family.sample", lambda rng: net.family.sample(np.zeros(1), 2, rng)),
+        ("check_fisher_estimator", lambda rng: fv.check_fisher_estimator(
+            lambda g: np.eye(net.num_params), net, x, n=1, replications=4, rng=rng)),
+    ]
+
+
+@pytest.mark.parametrize("name", [name for name, _ in _rng_takers()])
+@pytest.mark.parametrize("rng", ["a", -1, 1.5, True])
+def test_every_rng_taker_names_a_bad_rng(name: str, rng: object) -> None:
+    """issue 8: rng="a", -1 or 1.5 gave raw NumPy errors; one validator serves every function."""
+    call = dict(_rng_takers())[name]
+    with pytest.raises(FisherVerifyError, match=f"rng must be a seed .* got {rng!r}"):
+        call(rng)  # type: ignore[operator]
+
+
+def _count_takers() -> list[tuple[str, object]]:
+    from fisher_verify.fisher.covariance import cov2_variance
+    from fisher_verify.fisher.psd import bias_variance_exact, psd_probability_bound, sample_psd
+    from fisher_verify.fisher.tightness import tightness_sweep
+    from fisher_verify.networks.highprec import mp_variance
+
+    net, x = one_output_network("poisson")
+    P = net.num_params
+    J, H, I = np.ones((1, P)), np.zeros((1, P, P)), np.ones((1, 1))
+    return [
+        ("sample_estimators n", lambda v: sample_estimators(net, x, v)),
+        ("sample_psd n", lambda v: sample_psd(net, x, v, 2)),
+        ("sample_psd draws", lambda v: sample_psd(net, x, 2, v)),
+        ("variance n", lambda v: fv.variance(net, x, n=v)),
+        ("covariance_norm n", lambda v: fv.covariance_norm(net, x, estimator=2, n=v)),
+        ("cov2_variance n", lambda v: cov2_variance(H, I, v)),
+        ("psd_probability_bound n", lambda v: psd_probability_bound(J, H, I, v)),
+        ("bias_variance_exact n", lambda v: bias_variance_exact(net.family, np.zeros(1), v)),
+        ("mp_variance n", lambda v: mp_variance(net, x, n=v)),
+        ("tightness_sweep count", lambda v: tightness_sweep(v)),
+        ("Network.random widths", lambda v: Network.random([2, v], family=fv.family("poisson"))),
+        ("Family.sample n", lambda v: net.family.sample(np.zeros(1), v, 0)),
+        ("analyze n", lambda v: fv.analyze(net, x, n=v)),
+        ("check_fisher_estimator n", lambda v: fv.check_fisher_estimator(
+            lambda g: np.eye(P), net, x, n=v, replications=4)),
+        ("check_fisher_estimator replications", lambda v: fv.check_fisher_estimator(
+            lambda g: np.eye(P), net, x, n=1, replications=v)),
+    ]
+
+
+@pytest.mark.parametrize("name", [name for name, _ in _count_takers()])
+@pytest.mark.parametrize("value", [True, 2.5, "2", 0])
+def test_every_count_refuses_bools_and_non_integers(name: str, value: object) -> None:
+    call = dict(_count_takers())[name]
+    with pytest.raises(FisherVerifyError, match=f"must be an integer >= 1, got {value!r}"):
+        call(value)  # type: ignore[operator]

@@ -115,7 +115,7 @@ def test_float64_underflow_mpmath_exact() -> None:
 
 
 def test_relu_hessians_refused() -> None:
-    net = fv.Network.random((2, 3, 1), "relu", rng=0)
+    net = fv.Network.random((2, 3, 1), "relu", fv.family("bernoulli"), rng=0)
     x = np.array([0.5, -0.2])
     with pytest.raises(UnsupportedError, match="C\\^2"):
         mp_output_hessians(net, x)
@@ -136,6 +136,6 @@ def test_bad_arguments_refused() -> None:
         mp_jacobian(net, x, dps=5)
     with pytest.raises(ShapeError):
         mp_jacobian(net, np.zeros(5))
-    big = fv.Network.random((30, 20, 1), "tanh", rng=0)
+    big = fv.Network.random((30, 20, 1), "tanh", fv.family("bernoulli"), rng=0)
     with pytest.raises(UnsupportedError, match="MAX_MP_PARAMS"):
         mp_jacobian(big, np.zeros(30))

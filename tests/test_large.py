@@ -219,7 +219,7 @@ def test_hutchinson_is_a_labelled_estimate_near_exact() -> None:
 
 
 def test_bad_input_errors() -> None:
-    net = fv.Network.random([3, 4, 1], "relu", rng=1)
+    net = fv.Network.random([3, 4, 1], "relu", fv.family("bernoulli"), rng=1)
     x = np.ones(3)
     with pytest.raises(UnsupportedError, match="C\\^2"):
         large.variance2_diagonal(net, x, device="cpu")
@@ -236,7 +236,7 @@ def test_bad_input_errors() -> None:
         large.variance1_block(net, x, 5, device="cpu")
     with pytest.raises(ShapeError, match="net must be"):
         large.fisher_diagonal("not a network", x, device="cpu")
-    tnet = fv.Network.random([3, 4, 1], "tanh", rng=1)
+    tnet = fv.Network.random([3, 4, 1], "tanh", fv.family("bernoulli"), rng=1)
     with pytest.raises(ShapeError, match="method"):
         large.hessian_traces(tnet, x, method="nope", device="cpu")  # type: ignore[arg-type]
     with pytest.raises(UnsupportedError, match="C\\^2"):

@@ -81,10 +81,91 @@ def test_from_npz(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert net.widths == (2, 3, 4, 1) and net.activation == "gelu"
     bad = tmp_path / "bad.npz"
     np.savez(bad, W0=W[0], layer1=W[1])
+    bern = fv.family("bernoulli")
     with pytest.raises(ShapeError, match="expected arrays named W0, W1.*unexpected: layer1"):
-        Network.from_npz(bad)
-    with pytest.raises(FisherVerifyError, match="cannot read weights file"):
-        Network.from_npz(tmp_path / "missing.npz")
+        Network.from_npz(bad, family=bern)
+    with pytest.raises(FisherVerifyError, match="missing.npz' does not exist"):
+        Network.from_npz(tmp_path / "missing.npz", family=bern)
+
+
+def _refusal(path: object, family: object) -> str:
+    with pytest.raises(FisherVerifyError) as info:
+        Network.from_npz(path, family=family)  # type: ignore[arg-type]
+    return str(info.value)
+
+
+def test_from_npz_names_what_is_wrong_with_the_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """issue 8: a .npy where an .npz is expected was a TypeError traceback, a damaged .npz was
+    said to hold pickled data (or gave a BadZipFile traceback), a folder "did not exist"."""
+    bern = fv.family("bernoulli")
+    W = _weights()
+    np.save(tmp_path / "w.npy", W[0])
+    (tmp_path / "zip.npz").write_bytes(b"PK\x03\x04" + bytes(100))
+    (tmp_path / "text.npz").write_text("W0 = 1")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    (tmp_path / "folder.npz").mkdir()
+    np.savez(tmp_path / "objects.npz", W0=np.array([None, 1.0], dtype=object))
+    np.savez(tmp_path / "nan.npz", W0=np.full((1, 3), np.nan))
+    assert "holds one .npy array" in _refusal(tmp_path / "w.npy", bern)
+    for name in ("zip.npz", "text.npz", "empty.npz"):
+        msg = _refusal(tmp_path / name, bern)
+        assert "not a readable .npz archive" in msg and name in msg and "pickle" not in msg
+    msg = _refusal(tmp_path / "folder.npz", bern)
+    assert "is a folder" in msg and "does not exist" not in msg
+    assert "never loaded" in _refusal(tmp_path / "objects.npz", bern)
+    msg = _refusal(tmp_path / "nan.npz", bern)
+    assert "nan.npz" in msg and "NaN" in msg
+
+
+def test_family_is_required_by_every_constructor(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """issue 8: without a family a one-output network was silently Bernoulli."""
+    W = [np.ones((1, 3))]
+    np.savez(tmp_path / "w.npz", W0=W[0])
+    model = torch.nn.Sequential(torch.nn.Linear(2, 1))
+    calls = [
+        lambda: Network.from_weights(W),
+        lambda: Network.from_npz(tmp_path / "w.npz"),
+        lambda: Network.random([2, 1], rng=0),
+        lambda: Network.from_torch(model),
+        lambda: Network(W, "tanh", None),
+    ]
+    for call in calls:
+        with pytest.raises(FisherVerifyError, match="family is required.*catalog: bernoulli"):
+            call()
+
+
+@pytest.mark.parametrize("rng", ["a", -1, 1.5, True, np.random.RandomState(0), [1.5]])
+def test_random_refuses_bad_rng(rng: object) -> None:
+    with pytest.raises(FisherVerifyError, match="rng must be a seed .* got"):
+        Network.random([2, 1], family=fv.family("bernoulli"), rng=rng)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("scale", [-1, float("nan"), float("inf"), "1", True])
+def test_random_refuses_bad_scale(scale: object) -> None:
+    with pytest.raises(FisherVerifyError, match="scale must be a finite number >= 0"):
+        Network.random([2, 1], family=fv.family("bernoulli"), scale=scale)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("widths", [[2, 1.5], [2, True], [2, 0], ["2", 1], 3, "21"])
+def test_random_refuses_bad_widths(widths: object) -> None:
+    with pytest.raises(FisherVerifyError, match="width|widths"):
+        Network.random(widths, family=fv.family("bernoulli"))  # type: ignore[arg-type]
+
+
+def test_random_accepts_every_valid_rng_and_seed() -> None:
+    fam = fv.family("bernoulli")
+    a = Network.random([2, 1], family=fam, rng=np.int64(5))
+    b = Network.random([2, 1], family=fam, rng=np.random.default_rng(5))
+    c = Network.random([2, 1], family=fam, rng=np.random.SeedSequence(5))
+    assert np.array_equal(a.theta, b.theta) and np.array_equal(a.theta, c.theta)
+    assert Network.random([2, 1], family=fam, scale=0.0, rng=0).theta.tolist() == [0.0] * 3
+
+
+def test_empty_batch_message_says_m_at_least_one() -> None:
+    """issue 8: (0, 3) was refused with a message that called (M, 3) valid."""
+    net = Network.random([3, 1], family=fv.family("bernoulli"), rng=0)
+    with pytest.raises(ShapeError, match=r"M >= 1 .* got \(0, 3\)"):
+        net.forward(np.zeros((0, 3)))
 
 
 @pytest.mark.parametrize(
@@ -110,10 +191,11 @@ def test_from_torch_matches_torch(module: torch.nn.Module, name: str) -> None:
 
 
 def test_from_torch_refusals() -> None:
+    bern = fv.family("bernoulli")
     with pytest.raises(FisherVerifyError, match="must end with a Linear"):
-        Network.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.Tanh()))
+        Network.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.Tanh()), bern)
     with pytest.raises(FisherVerifyError, match="Dropout.*not supported"):
-        Network.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.Dropout()))
+        Network.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.Dropout()), bern)
 
 
 def test_random_and_flags() -> None:
@@ -137,3 +219,26 @@ def test_into_domain_shifts_only_when_needed() -> None:
     shifted = fv.Network(net.weights, "tanh", geo).into_domain(X, margin=0.25)
     assert np.max(shifted.forward(X), axis=0) == pytest.approx([-0.25, -0.25])
     assert np.max(shifted.into_domain(X[0]).forward(X[0])) <= -0.25
+
+
+def test_complex_objects_and_non_lists_are_refused_not_cast() -> None:
+    """A cast to float64 would drop an imaginary part silently or turn None into NaN."""
+    fam = fv.family("bernoulli")
+    net = Network.random([2, 3, 1], family=fam, rng=0)
+    with pytest.raises(ShapeError, match="W0 .* must be an array of real numbers"):
+        Network.from_weights([np.array([[1j, 0.0, 0.0]])], family=fam)
+    with pytest.raises(ShapeError, match="input x .* real numbers"):
+        net.forward(np.array([1j, 0.0]))
+    with pytest.raises(ShapeError, match="input x .* real numbers"):
+        net.forward(np.array([None, 1.0]))
+    with pytest.raises(ShapeError, match="theta must be an array of real numbers"):
+        net.with_theta("abc")
+    for weights in (None, 5, "W0"):
+        with pytest.raises(ShapeError, match="weights must be a list"):
+            Network.from_weights(weights, family=fam)  # type: ignore[arg-type]
+    with pytest.raises(FisherVerifyError, match="a path must be a str or a Path"):
+        Network.from_npz(None, family=fam)  # type: ignore[arg-type]
+    with pytest.raises(ShapeError, match="estimator must be 1 .* got True"):
+        fv.variance(net, np.zeros(2), estimator=True)  # type: ignore[arg-type]
+    # what is real stays accepted: lists, integers, torch tensors
+    assert np.array_equal(net.forward([1, 2]), net.forward(torch.tensor([1.0, 2.0])))

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FisherVerifyError
+from ..numpy_files import load_numpy_file
 from .common import parse_params
 
 
@@ -33,7 +34,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--family", required=True, help="output family, e.g. bernoulli, categorical")
     p.add_argument("--param", action="append", default=[], metavar="k=v",
                    help="family parameter, e.g. --param K=10 (repeatable)")
-    p.add_argument("--activation", default="tanh", help="hidden activation (default tanh)")
+    p.add_argument("--activation", default=None,
+                   help="hidden activation of --weights (default tanh); a torch model's comes "
+                   "from its modules")
     p.add_argument("--samples", "-n", type=int, default=1, help="draws N per input (default 1)")
     p.add_argument("--target", type=float, default=0.1, help="relative accuracy (default 0.1)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -41,23 +44,24 @@ def register(subparsers: Any) -> None:
 
 
 def _load_x(path: str) -> np.ndarray:
-    if not Path(path).is_file():
-        raise FisherVerifyError(f"input file {path!r} does not exist or is not a file")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError):
+    """``--x``: one real ``.npy`` array, read without unpickling anything."""
+    data = load_numpy_file(path, f"--x {path!r}")
+    if data is None:
         raise FisherVerifyError(
-            f"cannot read input {path!r}: it is not a NumPy .npy array (write it with numpy.save)"
-        ) from None
+            f"--x {path!r} is not a readable NumPy .npy array (empty, damaged, another kind of "
+            "file, or Python objects, which are never unpickled); write it with numpy.save"
+        )
     if not isinstance(data, np.ndarray):
         data.close()
         raise FisherVerifyError(
-            f"input {path!r} is an .npz archive; --x needs one .npy array (n_0,) or (M, n_0)"
+            f"--x {path!r} is an .npz archive; --x needs one .npy array (n_0,) or (M, n_0)"
         )
-    try:
-        return np.asarray(data, dtype=float)
-    except (TypeError, ValueError):
-        raise FisherVerifyError(f"input {path!r} is not a numeric array") from None
+    if data.dtype.kind not in "iuf":
+        raise FisherVerifyError(
+            f"--x {path!r} holds {data.dtype} values; inputs must be real numbers "
+            "(integer or floating dtype)"
+        )
+    return np.asarray(data, dtype=float)
 
 
 def _load_torch(path: str, fam: Any) -> Any:
@@ -85,12 +89,19 @@ def handle(args: argparse.Namespace) -> int:
 
     fam = fv.family(args.family, **parse_params(args.param))
     if args.weights:
-        if not Path(args.weights).is_file():
-            raise FisherVerifyError(f"weights file {args.weights!r} does not exist")
-        net = fv.Network.from_npz(args.weights, activation=args.activation, family=fam)
+        net = fv.Network.from_npz(args.weights, activation=args.activation or "tanh", family=fam)
+    elif args.activation is not None:
+        raise FisherVerifyError(
+            f"--activation {args.activation!r} applies to --weights only; the activation of "
+            "--torch-model comes from the model's modules"
+        )
     else:
         net = _load_torch(args.torch_model, fam)
     x = _load_x(args.x)
+    try:
+        net.inputs(x)
+    except FisherVerifyError as exc:  # the shape or values of the file the user named
+        raise type(exc)(f"--x {args.x!r}: {exc}") from None
     result = fv.analyze(net, x, n=args.samples, target=args.target)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2, default=str))

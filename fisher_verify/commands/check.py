@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FisherVerifyError
-from .common import check_jobs, check_output_file
+from .common import check_distinct_outputs, check_jobs, check_output_file, select_statements
 from .progress import ProgressDisplay
 
 
@@ -56,16 +56,15 @@ def default_paths() -> list[str]:
 
 def handle(args: argparse.Namespace) -> int:
     """Run the gate; returns the exit code."""
-    from ..proofs import discover, run_all, select
+    from ..proofs import run_all
     from ..proofs.record import run_document, table, write_json, write_junit
 
     check_jobs(args.jobs)
     paths = args.paths or default_paths()
     check_output_file(args.json, "--json")
     check_output_file(args.junit, "--junit")
-    entries = select(discover(paths), args.only)
-    if not entries:
-        raise FisherVerifyError(f"no statements found under {', '.join(map(str, paths))}")
+    check_distinct_outputs({"--json": args.json, "--junit": args.junit}, paths)
+    entries = select_statements(paths, args.only)
     start = time.perf_counter()
     if args.quiet:
         records = run_all(entries, profile=args.profile, seed=args.seed, jobs=args.jobs)

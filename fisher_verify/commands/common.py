@@ -4,8 +4,12 @@ output paths, worker counts): each refuses bad input with a one-line message."""
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..errors import FisherVerifyError
 
@@ -39,15 +43,31 @@ def parse_params(items: list[str] | None) -> dict[str, Any]:
 
 
 def parse_point(text: str | None) -> list[float] | None:
-    """``"0.5,-1"`` -> [0.5, -1.0]; a clear error for anything that is not numbers."""
+    """``"0.5,-1"`` -> [0.5, -1.0]; a clear error for anything that is not finite numbers."""
     if text is None:
         return None
     try:
-        return [float(v) for v in text.replace(" ", "").split(",") if v]
+        point = [float(v) for v in text.replace(" ", "").split(",") if v]
     except ValueError:
+        point = []
+    if not point or not all(math.isfinite(v) for v in point):
         raise FisherVerifyError(
-            f"--at {text!r} must be comma-separated numbers, one per natural parameter (e.g. --at 0.5 or --at 1,-0.5)"
-        ) from None
+            f"--at {text!r} must be comma-separated finite numbers, one per natural parameter "
+            "(e.g. --at 0.5 or --at 1,-0.5)"
+        )
+    return point
+
+
+def natural_point(fam: Any, text: str | None) -> list[float] | None:
+    """``--at`` parsed and checked against the family's dimension and natural-parameter domain;
+    the refusal names the option and the value given."""
+    point = parse_point(text)
+    if point is not None:
+        try:
+            fam.check_natural(np.asarray(point, dtype=float))
+        except FisherVerifyError as exc:
+            raise FisherVerifyError(f"--at {text!r}: {exc}") from None
+    return point
 
 
 def add_family_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +78,17 @@ def add_family_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="K=V",
         help="a fixed parameter of the family, e.g. --param n=5 (repeatable)",
     )
+
+
+def select_statements(paths: Sequence[str], only: Sequence[str]) -> list[Any]:
+    """The statements under ``paths`` whose id is in ``only`` (all when empty); refused when
+    ``paths`` hold none at all (before ``--only`` is judged against an empty list)."""
+    from ..proofs import discover, select
+
+    found = discover(list(paths))
+    if not found:
+        raise FisherVerifyError(f"no statements found under {', '.join(map(str, paths))}")
+    return select(found, only)
 
 
 def check_jobs(jobs: int) -> int:
@@ -77,6 +108,28 @@ def check_output_file(path: str | None, flag: str) -> None:
         raise FisherVerifyError(f"{flag} {path!r} is a folder; give a file name")
     if not target.resolve().parent.is_dir():
         raise FisherVerifyError(f"cannot write {flag} {path!r}: its folder does not exist")
+
+
+def check_distinct_outputs(outputs: dict[str, str | None], inputs: Sequence[str] = ()) -> None:
+    """Refuse two output options that name the same file (after resolving ``..``, links and
+    relative paths), since the second write would silently replace the first, and an output
+    that is one of the input files (a proof file named by ``inputs`` or inside its folder)."""
+    sources = [Path(p).resolve() for p in inputs]
+    seen: dict[Path, str] = {}
+    for flag, path in outputs.items():
+        if not path:
+            continue
+        key = Path(path).resolve()
+        if key in sources or (key.suffix == ".py" and any(s in key.parents for s in sources)):
+            raise FisherVerifyError(
+                f"{flag} {path!r} is one of the input files; writing it would destroy it"
+            )
+        if key in seen:
+            raise FisherVerifyError(
+                f"{seen[key]} and {flag} both name {path!r}; the second would overwrite the "
+                "first, give each its own file"
+            )
+        seen[key] = flag
 
 
 def prepare_output_dir(path: str) -> Path:

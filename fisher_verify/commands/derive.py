@@ -14,7 +14,7 @@ from ..errors import FisherVerifyError
 from ..families.family import CategoricalFamily, Family
 from ..families.registry import family
 from ..identities import IdentityResult, prove_family
-from .common import add_family_arguments, parse_params, parse_point
+from .common import add_family_arguments, natural_point, parse_params
 
 QUANTITIES = (
     ("log_partition", "F(h)", "log-partition"),
@@ -83,9 +83,7 @@ def run(args: argparse.Namespace) -> int:
             f"K={k}) gives the numbers"
         )
     fam = family(args.name, **params)
-    point = parse_point(args.at)
-    if point is not None:
-        fam.check_natural(np.asarray(point, dtype=float))
+    point = natural_point(fam, args.at)
     proofs: list[IdentityResult] = [] if args.no_proofs else prove_family(fam)
     if args.format == "json":
         print(json.dumps(_as_json(fam, proofs, point), indent=2))

@@ -7,8 +7,7 @@ import sys
 import time
 from typing import Any
 
-from ..errors import FisherVerifyError
-from .common import check_jobs, prepare_output_dir
+from .common import check_jobs, prepare_output_dir, select_statements
 from .progress import ProgressDisplay
 
 
@@ -31,15 +30,13 @@ def register(subparsers: Any) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     """Write the report; exit 0 when every statement holds, 1 otherwise."""
-    from ..proofs import discover, run_all, select
+    from ..proofs import run_all
     from ..report.build import build_report
     from .check import default_paths
 
     check_jobs(args.jobs)
     paths = args.paths or default_paths()
-    entries = select(discover(paths), args.only)
-    if not entries:
-        raise FisherVerifyError(f"no statements found under {', '.join(map(str, paths))}")
+    entries = select_statements(paths, args.only)
     prepare_output_dir(args.out)
     start = time.perf_counter()
     with ProgressDisplay(sys.stderr, len(entries)) as shown:

@@ -18,6 +18,7 @@ from ..errors import DomainError, FisherVerifyError, ShapeError, UnsupportedErro
 from ..symbolic.cache import disk_cached
 from ..symbolic.codegen import BACKENDS, Backend, TensorKernel
 from ..symbolic.derive import Derivation, SymmetricTensor, derive
+from ..validation import as_generator, check_count
 from .definition import LGAMMA, FamilyDefinition
 
 Array = Any  # numpy.ndarray, torch.Tensor, or a sequence of mpmath numbers
@@ -258,9 +259,8 @@ class Family:
         """n i.i.d. draws y ~ p(y|h), shape ``(n, *h.shape[:-1])``."""
         h = np.asarray(h, dtype=float)
         self.check_natural(h)
-        if int(n) < 1:
-            raise FisherVerifyError(f"{self.label}: number of samples n must be >= 1, got {n}")
-        return self.definition.sampler(h, int(n), rng)
+        count = check_count(n, f"{self.label}: number of samples n")
+        return self.definition.sampler(h, count, as_generator(rng))
 
     def sample_statistic(self, h: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
         """t(y) of n draws, shape ``(n, *h.shape[:-1], d)``."""

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnsupportedError
+from ..validation import as_generator
 from .covariance import (
     _batched,
     cov1_frobenius,
@@ -231,7 +232,7 @@ def lemma12_coverage(
     """
     import fisher_verify as fv
 
-    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    gen = as_generator(rng)
     q1 = _moments(net, x, 1)
     q2 = _moments(net, x, 2)
     tv = (cov1_total_variance(q1["J"], q1["K"], q1["I"], n),

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import ShapeError, UnsupportedError
+from ..validation import check_count
 
 __all__ = [
     "MAX_FULL_P",
@@ -52,6 +53,9 @@ MAX_FULL_P = 40
 
 Estimator = Literal[1, 2]
 
+#: What a non-C² network is refused for (the words of the CLI's ``analyze`` refusal).
+HESSIAN_VARIANCE = "the variance of the Hessian estimator (thm-6)"
+
 
 # --- shape helpers ----------------------------------------------------------------------------
 
@@ -67,9 +71,7 @@ def _batched(a: Any, ndim: int, name: str) -> np.ndarray:
 
 
 def _check_n(n: int) -> float:
-    if int(n) != n or int(n) < 1:
-        raise ShapeError(f"number of draws per input n must be an integer >= 1, got {n!r}")
-    return float(n)
+    return float(check_count(n, "number of draws per input n", error=ShapeError))
 
 
 def _prepare1(J: Any, K: Any, I: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -274,8 +276,13 @@ def network_moments(net: Any, x: Any, estimator: Estimator) -> dict[str, np.ndar
 
     Returns ``h`` (M, n_L), ``I`` (M, n_L, n_L) and, for estimator 1, ``J`` (M, n_L, P) and
     ``K`` (M, n_L⁴); for estimator 2, ``H`` (M, n_L, P, P).
+
+    Raises:
+        UnsupportedError: estimator 2 on a network whose σ is not C² (thm-6 rests on thm-3).
     """
     _check_estimator(estimator)
+    if estimator == 2:
+        net.require_c2(HESSIAN_VARIANCE)
     fam = net.family
     h = _batched(net.forward(x), 1, "h_L")
     out: dict[str, np.ndarray] = {"h": h, "I": np.asarray(fam.fisher(h), dtype=np.float64)}
@@ -288,7 +295,7 @@ def network_moments(net: Any, x: Any, estimator: Estimator) -> dict[str, np.ndar
 
 
 def _check_estimator(estimator: Any) -> None:
-    if estimator not in (1, 2):
+    if isinstance(estimator, bool | np.bool_) or estimator not in (1, 2):
         raise ShapeError(
             "estimator must be 1 (score outer products) or 2 (negative Hessians), "
             f"got {estimator!r}"

@@ -19,11 +19,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..errors import FisherVerifyError, ShapeError
+from ..errors import FisherVerifyError, ShapeError, UnsupportedError
 from ..networks.network import Network
+from ..validation import as_generator, check_count
 from .exact import gauss_newton, output_quantities
 
 Route = Literal["structured", "generic"]
+
+
+#: What a non-C² network is refused for when Î₂ is asked of it (the words of the CLI's refusal).
+HESSIAN_ESTIMATOR = "the Hessian estimator I2 (eq-8)"
 
 
 @dataclass(frozen=True)
@@ -32,18 +37,32 @@ class EstimatorSample:
 
     Attributes:
         i1: Î₁ ``(P, P)`` (eq-7).
-        i2: Î₂ ``(P, P)`` (eq-8).
+        i2: Î₂ ``(P, P)`` (eq-8); a property that refuses, with the reason, for a network
+            whose σ is not C² (ReLU, remark-3.1), where only Î₁ is computed.
         y: the draws, ``(n,)`` for one input or ``(n, M)`` for M inputs (plus the family's
             trailing axes, e.g. for products).
         t: their statistics t(y), ``(n, d)`` or ``(n, M, d)``.
         route: "structured" or "generic".
+        i2_refusal: why Î₂ was not computed (``None`` when it was).
     """
 
     i1: np.ndarray
-    i2: np.ndarray
+    hessian_mean: np.ndarray | None
     y: np.ndarray
     t: np.ndarray
     route: str
+    i2_refusal: str | None = None
+
+    @property
+    def i2(self) -> np.ndarray:
+        """Î₂ ``(P, P)`` (eq-8).
+
+        Raises:
+            UnsupportedError: the network's σ is not C² (thm-3 does not cover it).
+        """
+        if self.hessian_mean is None:
+            raise UnsupportedError(self.i2_refusal or "I2 was not computed")
+        return self.hessian_mean
 
     @property
     def n(self) -> int:
@@ -70,16 +89,26 @@ def _batched_t(t: np.ndarray, M: int, d: int, single: bool) -> np.ndarray:
 def structured_estimators(
     net: Network, X: np.ndarray, t: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(Î₁, Î₂) by eq-7 and eq-8 from statistics ``t`` ``(n, M, d)`` of draws at inputs ``X``."""
+    """(Î₁, Î₂) by eq-7 and eq-8 from statistics ``t`` ``(n, M, d)`` of draws at inputs ``X``.
+
+    Raises:
+        UnsupportedError: σ is not C² (Î₂ needs thm-3).
+    """
+    net.require_c2(HESSIAN_ESTIMATOR)
     _, eta, I = output_quantities(net, X)
     J = net.jacobian(X)
+    i1 = _score_outer_mean(J, eta, t)
     H = net.output_hessians(X)
-    r = t - eta[None]
-    S = np.einsum("nma,nmb->mab", r, r) / t.shape[0]
-    i1 = gauss_newton(J, S)
     bias = eta - t.mean(axis=0)
     i2 = np.einsum("ma,mapq->pq", bias, H) / X.shape[0] + gauss_newton(J, I)
     return i1, i2
+
+
+def _score_outer_mean(J: np.ndarray, eta: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Î₁ by eq-7 from J, η and the statistics (needs only J, so it exists for any σ)."""
+    r = t - eta[None]
+    S = np.einsum("nma,nmb->mab", r, r) / t.shape[0]
+    return gauss_newton(J, S)
 
 
 def loglik_torch(net: Network, theta: Any, X: Any, t: Any) -> Any:
@@ -117,36 +146,61 @@ def hessian_of(scalar: Any, wrt: Any) -> Any:
 
 def generic_estimators(net: Network, X: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(Î₁, Î₂) by autodiff of ℓ per sample (Eq. 2; the reference for ``eq-7``/``eq-8``),
-    from statistics ``t`` ``(n, M, d)``."""
+    from statistics ``t`` ``(n, M, d)``.
+
+    Raises:
+        UnsupportedError: σ is not C² (Î₂ needs thm-3).
+    """
+    net.require_c2(HESSIAN_ESTIMATOR)
+    theta, ell = _loglik_graph(net, X, t)
+    i1 = _score_outer_mean_autodiff(theta, ell)
+    i2 = (-hessian_of(ell.sum() / ell.numel(), theta)).detach().numpy()
+    return i1, i2
+
+
+def _loglik_graph(net: Network, X: np.ndarray, t: np.ndarray) -> tuple[Any, Any]:
+    """Flat θ (requiring grad) and ℓ ``(n, M)`` of the draws as a torch graph in θ."""
     torch = _torch()
     net.family.check_natural(net.forward(X))
     theta = torch.tensor(net.theta, dtype=torch.float64, requires_grad=True)
-    Xt = torch.as_tensor(X, dtype=torch.float64)
-    tt = torch.as_tensor(t, dtype=torch.float64)
-    ell = loglik_torch(net, theta, Xt, tt)
-    count = ell.numel()
+    ell = loglik_torch(net, theta, torch.as_tensor(X, dtype=torch.float64),
+                       torch.as_tensor(t, dtype=torch.float64))
+    return theta, ell
+
+
+def _score_outer_mean_autodiff(theta: Any, ell: Any) -> np.ndarray:
+    """Î₁ from per-sample gradients of ℓ (Eq. 2); needs only first derivatives."""
     G = per_sample_grads(ell, theta)
-    i1 = (G.T @ G / count).detach().numpy()
-    i2 = (-hessian_of(ell.sum() / count, theta)).detach().numpy()
-    return i1, i2
+    return (G.T @ G / ell.numel()).detach().numpy()
 
 
 def estimators_from_draws(
     net: Network, x: Any, y: Any, route: Route = "structured"
 ) -> EstimatorSample:
     """Î₁ and Î₂ from given draws ``y`` (``(n,)`` for one input, ``(n, M)`` for M inputs):
-    ``route="structured"`` by ``eq-7``/``eq-8``, ``"generic"`` by per-sample autodiff (Eq. 2)."""
+    ``route="structured"`` by ``eq-7``/``eq-8``, ``"generic"`` by per-sample autodiff (Eq. 2).
+
+    For a network whose σ is not C² (ReLU) only Î₁ is computed; reading ``.i2`` refuses.
+    """
+    if route not in ("structured", "generic"):
+        raise FisherVerifyError(f"unknown route {route!r}; use 'structured' or 'generic'")
     X, single = net.inputs(x)
     y_arr = np.asarray(y)
     t_raw = np.asarray(net.family.statistic(y_arr), dtype=np.float64)
     t = _batched_t(t_raw, X.shape[0], net.family.dim, single)
-    if route == "structured":
+    i2: np.ndarray | None = None
+    refusal = net.c2_refusal(HESSIAN_ESTIMATOR)
+    if refusal is not None:  # ReLU: Î₁ needs only J; Î₂ is left out and refused when read
+        if route == "structured":
+            i1 = _score_outer_mean(net.jacobian(X), output_quantities(net, X)[1], t)
+        else:
+            i1 = _score_outer_mean_autodiff(*_loglik_graph(net, X, t))
+    elif route == "structured":
         i1, i2 = structured_estimators(net, X, t)
-    elif route == "generic":
-        i1, i2 = generic_estimators(net, X, t)
     else:
-        raise FisherVerifyError(f"unknown route {route!r}; use 'structured' or 'generic'")
-    return EstimatorSample(i1=i1, i2=i2, y=y_arr, t=t[:, 0] if single else t, route=route)
+        i1, i2 = generic_estimators(net, X, t)
+    return EstimatorSample(i1=i1, hessian_mean=i2, y=y_arr, t=t[:, 0] if single else t,
+                           route=route, i2_refusal=refusal)
 
 
 def sample_estimators(
@@ -158,15 +212,18 @@ def sample_estimators(
 ) -> EstimatorSample:
     """Draw ``n`` samples y ~ p(y|x,θ) per input and return Î₁ (eq-7) and Î₂ (eq-8).
 
+    For a network whose σ is not C² (ReLU) only Î₁ is computed: reading ``.i2`` refuses,
+    as thm-3 does not cover Î₂ there (remark-3.1).
+
     Raises:
         DomainError: h_L(x) lies outside the family's natural-parameter domain.
+        FisherVerifyError: ``n`` is not an integer >= 1, or ``rng`` is not a seed/Generator.
     """
-    if int(n) < 1:
-        raise FisherVerifyError(f"number of samples n must be >= 1, got {n}")
+    count = check_count(n, "number of samples n")
+    gen = as_generator(rng)
     X, single = net.inputs(x)
-    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     h = net.forward(X)
-    y = net.family.sample(h, int(n), gen)
+    y = net.family.sample(h, count, gen)
     return estimators_from_draws(net, X[0] if single else X, y[:, 0] if single else y, route)
 
 
@@ -178,7 +235,11 @@ def delta_estimators(
     ``ΔÎ₁ = ∂l̃ ∂l̃ᵀ − Î₁`` and ``ΔÎ₂ = −∂²l̃ − Î₂``, l̃ = log p(ỹ|x,θ), averaged over inputs
     like Î. ``structured`` uses the delta-i closed forms; ``generic`` differentiates l̃ and
     the draws' ℓ directly.
+
+    Raises:
+        UnsupportedError: σ is not C² (ΔÎ₂ needs thm-3).
     """
+    net.require_c2(HESSIAN_ESTIMATOR)
     X, single = net.inputs(x)
     M, d = X.shape[0], net.family.dim
     tt = np.asarray(net.family.statistic(np.asarray(y_target)), dtype=np.float64).reshape(M, d)

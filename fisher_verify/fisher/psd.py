@@ -21,8 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from ..validation import as_generator, check_count
 from .covariance import _batched
 from .exact import gauss_newton
+
+#: What a non-C² network is refused for (thm-10 and thm-11 are about Î₂, which needs thm-3).
+PSD_OF_HESSIAN_ESTIMATOR = "the p.s.d. behaviour of the Hessian estimator I2 (thm-10, thm-11)"
 
 __all__ = [
     "PsdBound",
@@ -65,7 +69,12 @@ class PsdBound:
 def psd_probability_bound(
     J: Any, H: Any, I: Any, n: int, *, tol: float = 1e-10
 ) -> PsdBound:
-    """``thm-10``: the probability bound from J ``(M?, n_L, P)``, H, I(h_L), N draws per input."""
+    """``thm-10``: the probability bound from J ``(M?, n_L, P)``, H, I(h_L), N draws per input.
+
+    Raises:
+        FisherVerifyError: ``n`` is not an integer >= 1.
+    """
+    count = check_count(n, "number of draws per input n")
     Jb = _batched(J, 2, "J")
     Ib = _batched(I, 2, "I")
     M, nl, _ = Jb.shape
@@ -80,7 +89,7 @@ def psd_probability_bound(
         return PsdBound(None, None, None, rho, lam_min, lam_max_out, False)
     c = nl * rho2 * float(np.sum(lam_max_out)) / (M * M * lam_min**2)
     c_tr = rho2 * float(np.sum(np.trace(Ib, axis1=1, axis2=2))) / (M * M * lam_min**2)
-    return PsdBound(1.0 - c / n, 1.0 - c_tr / n, c, rho, lam_min, lam_max_out, True)
+    return PsdBound(1.0 - c / count, 1.0 - c_tr / count, c, rho, lam_min, lam_max_out, True)
 
 
 def hessian_estimator(J: Any, H: Any, I: Any, eta: Any, t_mean: Any) -> np.ndarray:
@@ -130,14 +139,21 @@ def sample_psd(
     """Draw ``draws`` replicates of Î₂ with ``n`` draws per input (``thm-10``, ``thm-11``).
 
     p.s.d. means ``λ_min(Î₂) ≥ −10⁻¹² · max(1, ‖I(θ)‖₂)`` (rounding of ``eigvalsh``).
+
+    Raises:
+        UnsupportedError: σ is not C² (Î₂ and thm-10/thm-11 rest on thm-3).
+        FisherVerifyError: ``n`` or ``draws`` not an integer >= 1, or a bad ``rng``.
     """
-    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    net.require_c2(PSD_OF_HESSIAN_ESTIMATOR)
+    n = check_count(n, "number of draws per input n")
+    draws = check_count(draws, "number of replicates draws")
+    gen = as_generator(rng)
     fam = net.family
     h = _batched(net.forward(x), 1, "h_L")
     J, H = _batched(net.jacobian(x), 2, "J"), _batched(net.output_hessians(x), 3, "H")
     I, eta = np.asarray(fam.fisher(h)), np.asarray(fam.mean(h))
-    t = fam.sample_statistic(h, int(n) * int(draws), gen)  # (n R, M, n_L)
-    t_mean = t.reshape(int(draws), int(n), *t.shape[1:]).mean(axis=1)  # (R, M, n_L)
+    t = fam.sample_statistic(h, n * draws, gen)  # (n R, M, n_L)
+    t_mean = t.reshape(draws, n, *t.shape[1:]).mean(axis=1)  # (R, M, n_L)
     est = hessian_estimator(J, H, I, eta, t_mean)
     lam = np.linalg.eigvalsh(est)[:, 0]
     scale = max(1.0, float(np.linalg.norm(est[0], 2)))
@@ -145,8 +161,8 @@ def sample_psd(
         lambda_min=lam,
         thm11_bound=thm11_lower_bound(H, eta, t_mean),
         psd_count=int(np.sum(lam >= -1e-12 * scale)),
-        draws=int(draws),
-        bound=psd_probability_bound(J, H, I, int(n)),
+        draws=draws,
+        bound=psd_probability_bound(J, H, I, n),
     )
 
 
@@ -156,8 +172,9 @@ def bias_variance_exact(family: Any, h: Any, n: int = 1) -> np.ndarray:
     Computed as ``E[(t_a − E t_a)²]/N`` on ``family.expectation_nodes`` (no use of I(h)); the
     theorem says it equals ``I_aa(h_L)/N``.
     """
+    count = check_count(n, "number of draws per input n")
     hh = np.asarray(h, dtype=np.float64)
     t, w, _ = family.expectation_nodes(hh, degree=2)
     w = w / np.sum(w, axis=-1, keepdims=True)
     mean = np.einsum("...s,...sa->...a", w, t)
-    return np.einsum("...s,...sa->...a", w, (t - mean[..., None, :]) ** 2) / n
+    return np.einsum("...s,...sa->...a", w, (t - mean[..., None, :]) ** 2) / count

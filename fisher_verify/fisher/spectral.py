@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ShapeError
+from ..validation import as_generator
 
 __all__ = [
     "SUP_ABS_DERIVATIVE",
@@ -124,7 +125,7 @@ def tensor_spectral_norm(
         raise ShapeError(f"tensor spectral norm needs a 3-tensor, got shape {A.shape}")
     unfold = [np.moveaxis(A, k, 0).reshape(A.shape[k], -1) for k in range(3)]
     upper = min(float(np.linalg.norm(U, 2)) for U in unfold)
-    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    gen = as_generator(rng)
     inits: list[tuple[np.ndarray, np.ndarray]] = []
     u1 = np.linalg.svd(unfold[1], full_matrices=False)[0][:, 0]
     u2 = np.linalg.svd(unfold[2], full_matrices=False)[0][:, 0]

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..validation import as_generator, check_count
 from .bounds import bounds, lemma9_sides
 
 __all__ = ["DEFAULT_FAMILIES", "TightnessSweep", "moment_growth", "tightness_sweep"]
@@ -105,11 +106,11 @@ def tightness_sweep(
     """
     from ..networks.network import Network
 
-    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    gen = as_generator(rng)
     lhs: dict[str, list[float]] = {k: [] for k in _IDS}
     rhs: dict[str, list[float]] = {k: [] for k in _IDS}
     fams, acts, deps, scs, ps, outs = [], [], [], [], [], []
-    for _ in range(int(count)):
+    for _ in range(check_count(count, "count")):
         name, params = families[int(gen.integers(len(families)))]
         fam = _make_family(name, params)
         act = str(activations[int(gen.integers(len(activations)))])

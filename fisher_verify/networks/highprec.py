@@ -38,6 +38,7 @@ import mpmath
 import numpy as np
 
 from ..errors import ShapeError, UnsupportedError
+from ..validation import check_count
 
 __all__ = [
     "MAX_MP_PARAMS",
@@ -115,9 +116,7 @@ def mp_activation(name: str) -> tuple[MpFn, MpFn, MpFn | None]:
 
 
 def _check_dps(dps: int) -> int:
-    if int(dps) != dps or int(dps) < 15:
-        raise ShapeError(f"dps (decimal digits of working precision) must be an integer >= 15, got {dps!r}")
-    return int(dps)
+    return check_count(dps, "dps (decimal digits of working precision)", 15, ShapeError)
 
 
 def _mp_array(a: Any) -> np.ndarray:
@@ -329,8 +328,7 @@ def mp_variance(
             "estimator must be 1 (score outer products) or 2 (negative Hessians), "
             f"got {estimator!r}"
         )
-    if int(n) != n or int(n) < 1:
-        raise ShapeError(f"number of draws per input n must be an integer >= 1, got {n!r}")
+    count = check_count(n, "number of draws per input n", error=ShapeError)
     if estimator == 2:
         net.require_c2("the variance of the Hessian estimator (thm-6)")
     fam = net.family
@@ -357,5 +355,5 @@ def mp_variance(
                 for a in range(nl):
                     for b in range(nl):
                         total = total + I[a, b] * (H[a] * H[b])
-        out = _as_mpf(total / (M * M * int(n)))
+        out = _as_mpf(total / (M * M * count))
     return out

@@ -14,6 +14,7 @@ return arrays without the batch axis for a single input and with it for ``(M, n_
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -21,19 +22,30 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import FisherVerifyError, ShapeError
+from ..numpy_files import load_numpy_file
+from ..validation import as_generator, check_count, check_nonnegative
 from . import analytic, autodiff
 from .activations import Activation, get_activation
 
 Method = Literal["analytic", "autodiff"]
 
 
-def _as_matrix(W: Any, name: str) -> np.ndarray:
-    if hasattr(W, "detach"):
-        W = W.detach().cpu().numpy()
+def _real_array(value: Any, what: str) -> np.ndarray:
+    """A float64 copy of ``value`` when it holds real numbers; complex values (whose imaginary
+    part a cast would drop silently), objects and text are refused."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
     try:
-        arr = np.array(W, dtype=np.float64)
+        raw = np.asarray(value)
+        if raw.dtype.kind not in "biuf":
+            raise TypeError(raw.dtype)
+        return np.array(raw, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ShapeError(f"{name} is not a numeric matrix") from None
+        raise ShapeError(f"{what} must be an array of real numbers") from None
+
+
+def _as_matrix(W: Any, name: str) -> np.ndarray:
+    arr = _real_array(W, f"{name} (a numeric matrix)")
     if arr.ndim != 2:
         raise ShapeError(f"{name} must be a 2-D matrix n_(l+1) x (n_l + 1), got shape {arr.shape}")
     if arr.shape[0] < 1 or arr.shape[1] < 2:
@@ -55,6 +67,10 @@ class Network:
     """
 
     def __init__(self, weights: Sequence[Any], activation: str | Activation, family: Any) -> None:
+        if isinstance(weights, str | bytes) or not isinstance(weights, Sequence | np.ndarray):
+            raise ShapeError(
+                f"weights must be a list [W0, W1, …] of matrices, got {type(weights).__name__}"
+            )
         if len(weights) < 1:
             raise ShapeError(
                 "a network needs at least one weight matrix W0 (the linear output layer)"
@@ -70,7 +86,7 @@ class Network:
                 )
         self.act: Activation = get_activation(activation)
         n_L = mats[-1].shape[0]
-        dim = getattr(family, "dim", None)
+        dim = getattr(_required_family(family), "dim", None)
         if dim is None:
             raise FisherVerifyError(
                 "family must be a Family, e.g. fisher_verify.family('bernoulli'), "
@@ -91,15 +107,19 @@ class Network:
         cls, weights: Sequence[Any], activation: str = "tanh", family: Any = None
     ) -> Network:
         """Network from ``[W_0, …, W_{L-1}]`` (``W_l``: ``n_{l+1} × (n_l + 1)``, bias last)."""
-        return cls(weights, activation, _default_family(family, weights))
+        return cls(weights, activation, _required_family(family))
 
     @classmethod
     def from_npz(cls, path: str | Path, activation: str = "tanh", family: Any = None) -> Network:
-        """Network from an ``.npz`` file holding arrays ``W0, W1, …`` in layer order."""
-        try:
-            data = np.load(path)
-        except (OSError, ValueError) as exc:
-            raise FisherVerifyError(f"cannot read weights file {str(path)!r}: {exc}") from None
+        """Network from an ``.npz`` file holding arrays ``W0, W1, …`` in layer order.
+
+        Raises:
+            FisherVerifyError: the path is missing or a folder, the file is not an ``.npz``
+                archive (an ``.npy`` array, a damaged or unrelated file) or holds pickled
+                objects (never loaded: they could run code).
+        """
+        family = _required_family(family)
+        data = _open_npz(path)
         with data:
             names = list(data.files)
             count = 0
@@ -112,8 +132,11 @@ class Network:
                     f"{', '.join(names) or 'none'}"
                     + (f" (unexpected: {', '.join(extra)})" if extra and count else "")
                 )
-            weights = [data[f"W{i}"] for i in range(count)]
-        return cls(weights, activation, _default_family(family, weights))
+            weights = [_npz_array(data, f"W{i}", path) for i in range(count)]
+        try:
+            return cls(weights, activation, family)
+        except FisherVerifyError as exc:  # name the file: the arrays came from it
+            raise type(exc)(f"weights file {str(path)!r}: {exc}") from None
 
     @classmethod
     def random(
@@ -124,16 +147,25 @@ class Network:
         scale: float = 1.0,
         rng: np.random.Generator | int | None = None,
     ) -> Network:
-        """Random weights for widths ``(n_0, …, n_L)``: entries N(0, scale² / (n_l + 1))."""
-        widths = [int(w) for w in widths]
-        if len(widths) < 2 or min(widths) < 1:
-            raise ShapeError(f"widths must list n_0, …, n_L (at least two, all >= 1), got {widths}")
-        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        """Random weights for widths ``(n_0, …, n_L)``: entries N(0, scale² / (n_l + 1)).
+
+        Raises:
+            FisherVerifyError: fewer than two widths or a width that is not an integer ≥ 1,
+                ``scale`` not a finite number ≥ 0, a bad ``rng`` or no ``family``.
+        """
+        fam = _required_family(family)
+        if isinstance(widths, str | bytes) or not isinstance(widths, Sequence | np.ndarray):
+            raise ShapeError(f"widths must list n_0, …, n_L (at least two), got {widths!r}")
+        sizes = [check_count(w, f"width n_{i}") for i, w in enumerate(widths)]
+        if len(sizes) < 2:
+            raise ShapeError(f"widths must list n_0, …, n_L (at least two, all >= 1), got {sizes}")
+        sd = check_nonnegative(scale, "scale")
+        gen = as_generator(rng)
         weights = [
-            gen.normal(0.0, scale / np.sqrt(widths[i] + 1), size=(widths[i + 1], widths[i] + 1))
-            for i in range(len(widths) - 1)
+            gen.normal(0.0, sd / np.sqrt(sizes[i] + 1), size=(sizes[i + 1], sizes[i] + 1))
+            for i in range(len(sizes) - 1)
         ]
-        return cls(weights, activation, _default_family(family, weights))
+        return cls(weights, activation, fam)
 
     @classmethod
     def from_torch(cls, model: Any, family: Any = None) -> Network:
@@ -145,8 +177,9 @@ class Network:
         """
         from .torch_import import weights_from_sequential
 
+        fam = _required_family(family)
         weights, activation = weights_from_sequential(model)
-        return cls(weights, activation, _default_family(family, weights))
+        return cls(weights, activation, fam)
 
     # --- structure ------------------------------------------------------------------------------
 
@@ -192,7 +225,7 @@ class Network:
 
     def with_theta(self, theta: Any) -> Network:
         """The same architecture with flat parameters ``theta`` (length P)."""
-        th = np.asarray(theta, dtype=np.float64)
+        th = _real_array(theta, "theta")
         if th.shape != (self.num_params,):
             raise ShapeError(f"theta must have shape ({self.num_params},), got {th.shape}")
         off = self.offsets
@@ -213,15 +246,22 @@ class Network:
         weights[-1][:, -1] -= np.max(np.atleast_2d(h), axis=0) + margin
         return Network(weights, self.act, self.family)
 
+    def c2_refusal(self, what: str) -> str | None:
+        """Why ``what`` is refused on this network (σ not C², thm-3), or ``None`` when σ is C²."""
+        if self.is_c2:
+            return None
+        return (
+            f"{what} needs a C^2 activation (thm-3); this network uses {self.activation}, "
+            "use tanh, sigmoid, softplus, gelu or identity"
+        )
+
     def require_c2(self, what: str) -> None:
         """Refuse a computation that needs σ ∈ C² (thm-3) on a ReLU network."""
-        if not self.is_c2:
+        refusal = self.c2_refusal(what)
+        if refusal is not None:
             from ..errors import UnsupportedError
 
-            raise UnsupportedError(
-                f"{what} needs a C^2 activation (thm-3); this network uses {self.activation}, "
-                "use tanh, sigmoid, softplus, gelu or identity"
-            )
+            raise UnsupportedError(refusal)
 
     def __repr__(self) -> str:
         return (
@@ -233,18 +273,12 @@ class Network:
 
     def inputs(self, x: Any) -> tuple[np.ndarray, bool]:
         """Validate x; return it as ``(M, n_0)`` and whether it was a single input."""
-        if hasattr(x, "detach"):
-            x = x.detach().cpu().numpy()
-        try:
-            arr = np.array(x, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ShapeError(
-                "input x must be a numeric array of shape (n_0,) or (M, n_0)"
-            ) from None
+        arr = _real_array(x, "input x (shape (n_0,) or (M, n_0))")
         n0 = self.widths[0]
         if arr.ndim not in (1, 2) or arr.shape[-1] != n0 or (arr.ndim == 2 and arr.shape[0] < 1):
             raise ShapeError(
-                f"input x must have shape ({n0},) or (M, {n0}) for n_0 = {n0}, got {arr.shape}"
+                f"input x must have shape ({n0},) or (M, {n0}) with M >= 1 inputs for "
+                f"n_0 = {n0}, got {arr.shape}"
             )
         if not np.all(np.isfinite(arr)):
             raise FisherVerifyError(
@@ -301,15 +335,46 @@ class Network:
         return autodiff.forward_torch(theta, h, self.shapes, self.act, start=layer)
 
 
-def _default_family(family: Any, weights: Sequence[Any]) -> Any:
-    if family is not None:
-        return family
-    from ..families.registry import family as get_family
+def _required_family(family: Any) -> Any:
+    """``family`` itself; a missing one is refused rather than guessed (no default: a
+    Bernoulli guess would silently change every number for a network with other outputs)."""
+    if family is None:
+        from ..families.registry import family_names
 
-    n_L = int(np.shape(weights[-1])[0]) if len(weights) else 0
-    if n_L == 1:
-        return get_family("bernoulli")
+        raise FisherVerifyError(
+            "family is required, e.g. family=fisher_verify.family('bernoulli'); the catalog: "
+            f"{', '.join(family_names())} (and fisher_verify.product(...) of them)"
+        )
+    return family
+
+
+def _open_npz(path: str | Path) -> Any:
+    """The open weights archive, or a refusal that says what the file is instead."""
+    shown = f"weights file {str(path)!r}"
+    data = load_numpy_file(path, shown)
+    if isinstance(data, np.lib.npyio.NpzFile):
+        return data
+    if isinstance(data, np.ndarray):
+        raise FisherVerifyError(
+            f"{shown} holds one .npy array; weights need an .npz archive of "
+            "arrays W0, W1, … (write it with numpy.savez(path, W0=..., W1=...))"
+        )
     raise FisherVerifyError(
-        f"family is required for n_L = {n_L} outputs, "
-        f"e.g. family=fisher_verify.family('categorical', K={n_L})"
+        f"{shown} is not a readable .npz archive (damaged, or another kind of "
+        "file); write it with numpy.savez(path, W0=..., W1=...)"
     )
+
+
+def _npz_array(data: Any, key: str, path: str | Path) -> np.ndarray:
+    """One member of the archive; a damaged member or a pickled object array is refused."""
+    try:
+        return np.asarray(data[key])
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise FisherVerifyError(
+                f"{str(path)!r}: array {key} holds Python objects (pickled), which are never "
+                "loaded since they could run code; save numeric arrays"
+            ) from None
+        raise FisherVerifyError(f"{str(path)!r}: array {key} cannot be read: {exc}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise FisherVerifyError(f"{str(path)!r}: array {key} cannot be read ({exc})") from None

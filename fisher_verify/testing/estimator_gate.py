@@ -55,6 +55,7 @@ import numpy as np
 
 from ..errors import FisherVerifyError, ShapeError, UnsupportedError
 from ..networks.network import Network
+from ..validation import as_generator, check_count
 from .calibrated import DEFAULT_ALPHA, bonferroni, median_of_means_plan
 
 __all__ = [
@@ -462,17 +463,14 @@ def check_fisher_estimator(
     """
     if kind not in (1, 2):
         raise FisherVerifyError(f"kind must be 1 (score outer products) or 2 (negative Hessians), got {kind!r}")
-    if int(n) != n or int(n) < 1:
-        raise ShapeError(f"n (draws per input) must be an integer >= 1, got {n!r}")
-    if directions < 0:
-        raise FisherVerifyError(f"directions must be >= 0, got {directions}")
+    n = check_count(n, "n (draws per input)", error=ShapeError)
+    directions = check_count(directions, "directions", minimum=0)
     if not 0 < alpha < 1:
         raise FisherVerifyError(f"alpha must lie in (0, 1), got {alpha}")
     if kind == 2:
         net.require_c2("the variance of the Hessian estimator (thm-6)")
-    n = int(n)
-    R = int(replications)
-    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    R = check_count(replications, "replications")
+    gen = as_generator(rng)
     X, _ = net.inputs(x)
     M = X.shape[0]
     P = net.num_params
