@@ -34,6 +34,7 @@ class SpreadResult:
         variance: the exact ``σ²``.
         radius: the acceptance radius on ``E (X − μ)²``.
         slack: rounding tolerance on ``(X − μ)²``.
+        plain: the plain mean of ``(X − μ)²`` (unbiased; for the reported ratio).
     """
 
     tested: np.ndarray
@@ -41,12 +42,13 @@ class SpreadResult:
     variance: np.ndarray
     radius: np.ndarray
     slack: np.ndarray
+    plain: np.ndarray
 
     @property
     def ratio(self) -> np.ndarray:
-        """Observed / exact variance (1 for ``Î_kind``)."""
+        """Observed (plain mean of ``(X − μ)²``) / exact variance (1 for ``Î_kind``)."""
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(self.tested, self.estimate / self.variance, np.nan)
+            return np.where(self.tested, self.plain / self.variance, np.nan)
 
     @property
     def too_noisy(self) -> np.ndarray:
@@ -86,7 +88,8 @@ def spread_test(
     sigma = np.sqrt(np.maximum(variance, 0.0))
     slack_y = 2.0 * slack * sigma + slack * slack + 1e-12 * variance
     return SpreadResult(
-        tested=tested, estimate=estimate, variance=variance, radius=radius, slack=slack_y
+        tested=tested, estimate=estimate, variance=variance, radius=radius, slack=slack_y,
+        plain=dev2.mean(axis=0),
     )
 
 
