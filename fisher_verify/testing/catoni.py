@@ -83,13 +83,15 @@ def catoni_psi(x: np.ndarray) -> np.ndarray:
     """``ψ(x) = sign(x) log(1 + |x| + x²/2)``, overflow-free for any finite ``x``."""
     x = np.asarray(x, dtype=np.float64)
     a = np.abs(x)
+    if a.size == 0 or float(np.max(a)) <= 1e8:
+        return np.sign(x) * np.log1p(a + 0.5 * a * a)
     big = a > 1e8
     small_a = np.where(big, 0.0, a)
     big_a = np.where(big, a, 1.0)
     # log(1 + a + a²/2) = 2 log a − log 2 + log1p(2/a + 2/a²) for large a
     val = np.where(
         big,
-        2.0 * np.log(big_a) - math.log(2.0) + np.log1p(2.0 / big_a + 2.0 / (big_a * big_a)),
+        2.0 * np.log(big_a) - math.log(2.0) + np.log1p(2.0 / big_a + 2.0 / big_a / big_a),
         np.log1p(small_a + 0.5 * small_a * small_a),
     )
     return np.sign(x) * val
@@ -114,12 +116,14 @@ def catoni_mean(samples: np.ndarray, scale: np.ndarray | float, iterations: int 
         return plain
     xs, av = x[:, ok], a[ok]
     lo, hi = xs.min(axis=0), xs.max(axis=0)
+    # float64 resolution of the root, relative to the data's location and spread
+    tol = 4e-16 * (np.maximum(np.abs(lo), np.abs(hi)) + (hi - lo))
     for _ in range(iterations):
         mid = 0.5 * (lo + hi)
         f = catoni_psi(av * (xs - mid)).sum(axis=0)
         lo = np.where(f > 0, mid, lo)
         hi = np.where(f > 0, hi, mid)
-        if np.all(hi - lo <= 4e-16 * np.maximum(np.abs(lo), np.abs(hi))):
+        if np.all(hi - lo <= tol):
             break
     out = plain.copy()
     out[ok] = 0.5 * (lo + hi)
