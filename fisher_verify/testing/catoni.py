@@ -97,13 +97,28 @@ def catoni_psi(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * val
 
 
+def _psi_and_slope(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``ψ(x)`` and ``ψ'(x) = (1 + |x|) / (1 + |x| + x²/2)``."""
+    a = np.abs(x)
+    if a.size and float(np.max(a)) > 1e8:
+        psi = catoni_psi(x)
+        with np.errstate(over="ignore"):
+            slope = np.where(a > 1e8, 2.0 / np.where(a > 1e8, a, 1.0), 0.0)
+        small = a <= 1e8
+        slope = np.where(small, (1.0 + a) / (1.0 + a + 0.5 * np.where(small, a, 0.0) ** 2), slope)
+        return psi, slope
+    q = 1.0 + a + 0.5 * a * a
+    return np.sign(x) * np.log(q), (1.0 + a) / q
+
+
 def catoni_mean(samples: np.ndarray, scale: np.ndarray | float, iterations: int = 200) -> np.ndarray:
     """Catoni's estimate per column of ``samples`` (R, S): the root of ``Σ_i ψ(a (X_i − θ))``.
 
-    ``Σ_i ψ(a(X_i − θ))`` is continuous and strictly decreasing in ``θ``, positive at
-    ``min X`` and negative at ``max X`` (unless all equal), so bisection on that bracket finds
-    the unique root to float64 resolution. Columns with ``a = inf`` (zero variance claimed) or
-    non-finite values get the plain mean.
+    ``Σ_i ψ(a(X_i − θ))`` is continuous and strictly decreasing in ``θ``, positive below
+    ``min X`` and negative above ``max X`` (unless all equal), so the root is unique; it is found
+    by Newton steps kept inside a shrinking bracket (bisection when a step leaves it), to float64
+    resolution. Columns with ``a = inf`` (zero variance claimed) or non-finite values get the
+    plain mean.
     """
     x = np.asarray(samples, dtype=np.float64)
     if x.ndim == 1:
@@ -118,13 +133,26 @@ def catoni_mean(samples: np.ndarray, scale: np.ndarray | float, iterations: int 
     lo, hi = xs.min(axis=0), xs.max(axis=0)
     # float64 resolution of the root, relative to the data's location and spread
     tol = 4e-16 * (np.maximum(np.abs(lo), np.abs(hi)) + (hi - lo))
+    theta = np.clip(plain[ok], lo, hi)
+    active = np.ones(theta.shape, dtype=bool)
     for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        f = catoni_psi(av * (xs - mid)).sum(axis=0)
-        lo = np.where(f > 0, mid, lo)
-        hi = np.where(f > 0, hi, mid)
-        if np.all(hi - lo <= tol):
+        idx = np.flatnonzero(active)
+        if idx.size == 0:
             break
+        th = theta[idx]
+        psi, slope = _psi_and_slope(av[idx] * (xs[:, idx] - th))
+        f = psi.sum(axis=0)
+        fp = av[idx] * slope.sum(axis=0)  # = −d f / dθ > 0
+        lo[idx] = np.where(f > 0, th, lo[idx])
+        hi[idx] = np.where(f > 0, hi[idx], th)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = np.where(fp > 0, f / fp, np.nan)
+        new = th + step
+        inside = np.isfinite(new) & (new >= lo[idx]) & (new <= hi[idx])
+        new = np.where(f == 0, th, np.where(inside, new, 0.5 * (lo[idx] + hi[idx])))
+        theta[idx] = new
+        done = (np.abs(new - th) <= tol[idx]) | (hi[idx] - lo[idx] <= tol[idx]) | (f == 0)
+        active[idx[done]] = False
     out = plain.copy()
-    out[ok] = 0.5 * (lo + hi)
+    out[ok] = theta
     return out
