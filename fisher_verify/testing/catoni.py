@@ -126,11 +126,15 @@ def catoni_mean(samples: np.ndarray, scale: np.ndarray | float, iterations: int 
     S = x.shape[1]
     a = np.broadcast_to(np.asarray(scale, dtype=np.float64), (S,))
     plain = x.mean(axis=0)
-    ok = np.isfinite(a) & np.all(np.isfinite(x), axis=0)
+    lo_all, hi_all = x.min(axis=0), x.max(axis=0)
+    # constant columns are their own root; non-finite ones and a = inf get the plain mean
+    ok = np.isfinite(a) & np.isfinite(lo_all) & np.isfinite(hi_all) & (hi_all > lo_all)
     if not np.any(ok):
         return plain
-    xs, av = x[:, ok], a[ok]
-    lo, hi = xs.min(axis=0), xs.max(axis=0)
+    if np.all(ok):
+        xs, av, lo, hi = x, a, lo_all.copy(), hi_all.copy()
+    else:
+        xs, av, lo, hi = x[:, ok], a[ok], lo_all[ok], hi_all[ok]
     # float64 resolution of the root, relative to the data's location and spread
     tol = 4e-16 * (np.maximum(np.abs(lo), np.abs(hi)) + (hi - lo))
     theta = np.clip(plain[ok], lo, hi)

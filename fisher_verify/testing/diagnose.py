@@ -232,6 +232,7 @@ def diagnose(
     declared: str,
     labels_t: np.ndarray | None,
     M: int,
+    emp_sd: np.ndarray | None = None,
 ) -> Diagnosis:
     """The first cause (module docstring order) that explains the numbers."""
     kind, n = ex.kind, ex.n
@@ -239,7 +240,8 @@ def diagnose(
     R = values.shape[0]
     if not np.all(np.isfinite(values)):
         return Diagnosis("nonfinite", "the estimator returned NaN or infinite values", math.nan, False)
-    emp_sd = values.std(axis=0, ddof=1) if R > 1 else np.zeros_like(expected)
+    if emp_sd is None:
+        emp_sd = values.std(axis=0, ddof=1) if R > 1 else np.zeros_like(expected)
     quiet = bool(np.any(spread.too_quiet))
     noisy = bool(np.any(spread.too_noisy))
     exact_equal = bool(np.all(np.abs(observed - expected) <= slack + 1e-12 * np.abs(expected)))

@@ -245,14 +245,17 @@ class EstimatorReport:
 # --- labels -----------------------------------------------------------------------------------
 
 
-def _param_label(net: Network, i: int) -> str:
-    off = net.offsets
-    for layer, (_rows, cols) in enumerate(net.shapes):
-        if off[layer] <= i < off[layer + 1]:
-            r, c = divmod(i - off[layer], cols)
-            what = f"b{layer}[{r}]" if c == cols - 1 else f"W{layer}[{r},{c}]"
-            return f"Î[{i},{i}] ({what})"
-    return f"Î[{i},{i}]"
+def _param_labels(net: Network) -> list[str]:
+    """``Î[i,i] (W0[r,c])`` / ``(b0[r])`` for every flat-θ index, in order."""
+    out: list[str] = []
+    i = 0
+    for layer, (rows, cols) in enumerate(net.shapes):
+        for r in range(rows):
+            for c in range(cols):
+                what = f"b{layer}[{r}]" if c == cols - 1 else f"W{layer}[{r},{c}]"
+                out.append(f"Î[{i},{i}] ({what})")
+                i += 1
+    return out
 
 
 def _exact_statistics(
@@ -419,7 +422,7 @@ def check_fisher_estimator(
     else:
         passed = mean_ok and not noisy and not (variance == "exact" and quiet)
 
-    labels_txt = [_param_label(net, i) for i in range(P)]
+    labels_txt = _param_labels(net)
     form = "Diag(Î)" if diagonal_only else "Î"
     labels_txt += [f"v{j}ᵀ {form} v{j} (random unit v{j})" for j in range(int(directions))]
     bad_spread = spread.too_noisy | spread.too_quiet
@@ -439,7 +442,7 @@ def check_fisher_estimator(
     diag = diagnose(
         ex=ex, net=net, values=values, observed=observed, radius=radius, slack=slack,
         spread=spread, constant=constant, passed=passed, mean_ok=mean_ok, declared=variance,
-        labels_t=labels_t, M=M,
+        labels_t=labels_t, M=M, emp_sd=emp_sd,
     )
     return EstimatorReport(
         passed=passed, kind=int(kind), n=n, replications=R, diagonal_only=bool(diagonal_only),
