@@ -642,3 +642,26 @@ def test_misspelt_keyword_names_the_function_called() -> None:
         assert_fisher_estimator(f.i1, f.net, f.x, n=5, replicatons=50)
     with pytest.raises(TypeError, match=r"assert_fisher_estimator\(\) missing"):
         assert_fisher_estimator(f.i1, f.net, f.x)
+
+
+@pytest.mark.parametrize(("name", "params"), [("categorical", {"K": 3}), ("poisson", {}),
+                                              ("normal_unknown_variance", {})])
+@pytest.mark.parametrize("kind", [1, 2])
+def test_variance_from_node_moments_matches_thm4_thm6(name: str, params: dict, kind: int) -> None:
+    """Two routes to σ²: the per-draw moments of the spread test (exact-expectation nodes) and
+    the κ₄ / Fisher contractions of thm-4 / thm-6 used by the mean test."""
+    from fisher_verify.testing.gate_exact import _statistic_moments, exact_statistics
+
+    net, x = _setup(name, **params)
+    X, _ = net.inputs(x)
+    V = np.random.default_rng(4).normal(size=(3, net.num_params))
+    ex = exact_statistics(net, X, kind, 7, V, False)
+    if kind == 1:
+        proj = np.concatenate([np.swapaxes(ex.J, 1, 2), np.einsum("map,kp->mka", ex.J, V)], 1)
+    else:
+        assert ex.w is not None
+        proj = np.swapaxes(ex.w, 1, 2)
+    var, mu4 = _statistic_moments(net.family, ex.h, proj, kind, 7)
+    np.testing.assert_allclose(var, ex.variance, rtol=1e-9, atol=1e-15)
+    assert np.all(mu4 >= var * var * (1 - 1e-12))  # μ₄ ≥ σ⁴ (Jensen)
+    np.testing.assert_array_equal(np.isfinite(ex.fourth), np.ones(len(var), bool))
