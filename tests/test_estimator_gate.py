@@ -665,3 +665,18 @@ def test_variance_from_node_moments_matches_thm4_thm6(name: str, params: dict, k
     np.testing.assert_allclose(var, ex.variance, rtol=1e-9, atol=1e-15)
     assert np.all(mu4 >= var * var * (1 - 1e-12))  # μ₄ ≥ σ⁴ (Jensen)
     np.testing.assert_array_equal(np.isfinite(ex.fourth), np.ones(len(var), bool))
+
+
+def test_zero_variance_point_passes_in_both_modes() -> None:
+    """fig-1: a Bernoulli output at h = 0 makes every draw of Î₁ equal I(θ); the correct
+    estimator is then deterministic and passes, also when declared to be Î₁."""
+    from fisher_verify.testing.strategies import bernoulli_half_network
+
+    net, x = bernoulli_half_network()
+    for variance in ("at_most", "exact"):
+        rep = check_fisher_estimator(
+            lambda g: fv.sample_estimators(net, x, 5, g).i1, net, x, n=5, replications=60,
+            rng=0, variance=variance,  # type: ignore[arg-type]
+        )
+        assert rep.passed and rep.deterministic and rep.cause == "exact", rep.message()
+        assert "fig-1" in rep.diagnosis

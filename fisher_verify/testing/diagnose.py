@@ -171,6 +171,12 @@ def _deterministic(
     expected = ex.expected
     P = ex.J.shape[-1]
     if np.all(np.abs(observed - expected) <= slack + 1e-12 * np.abs(expected)):
+        if np.all(np.sqrt(ex.variance) <= 1e-7 * ex.scales):  # zero up to rounding (fig-1)
+            return Diagnosis(
+                "exact", f"deterministic and equal to I(θ) (eq-6), as Î{kind} is at these "
+                "parameters: its exact variance is 0 (e.g. fig-1, a Bernoulli output at h = 0).",
+                1.0, True,
+            )
         if declared == "exact":
             return Diagnosis(
                 "exact", "deterministic and equal to I(θ) at rounding tolerance (an exact "

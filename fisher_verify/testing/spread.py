@@ -29,7 +29,8 @@ class SpreadResult:
     """Per-statistic outcome of the spread test (arrays of length S; NaN where not tested).
 
     Attributes:
-        tested: whether the statistic's spread was tested (σ > 0 and μ₄ known).
+        tested: whether the statistic's spread was tested (σ above the rounding tolerance, μ₄
+            known).
         estimate: Catoni's estimate of ``E (X − μ)²`` from the replicates.
         variance: the exact ``σ²``.
         radius: the acceptance radius on ``E (X − μ)²``.
@@ -68,14 +69,18 @@ def spread_test(
     fourth: np.ndarray,
     delta: float,
     slack: np.ndarray,
+    floor: np.ndarray | float = 0.0,
 ) -> SpreadResult:
     """Two-sided calibrated test of ``E (X − μ)² = σ²`` per column of ``values`` (R, S).
 
     ``delta`` is the false-alarm rate of each statistic's test (both sides together);
-    ``slack`` the rounding tolerance on X (it widens the acceptance region only).
+    ``slack`` the rounding tolerance on X (it widens the acceptance region only); statistics
+    whose exact sd is at most ``max(slack, floor)`` are not tested (zero up to rounding).
     """
     R = values.shape[0]
-    tested = (variance > 0) & np.isfinite(fourth)
+    # a spread below the rounding tolerance is not measurable: fig-1's zero variance comes
+    # out of κ₄ + 2(uᵀIu)² as ~1e-16 of the cancelling terms, i.e. an sd ~1e-8 of the scale
+    tested = (np.sqrt(np.maximum(variance, 0.0)) > np.maximum(slack, floor)) & np.isfinite(fourth)
     dev2 = (values - expected[None, :]) ** 2
     var_y = np.where(tested, np.maximum(fourth - variance * variance, 0.0), 0.0)
     sd_y = np.sqrt(var_y)
