@@ -680,3 +680,17 @@ def test_zero_variance_point_passes_in_both_modes() -> None:
         )
         assert rep.passed and rep.deterministic and rep.cause == "exact", rep.message()
         assert "fig-1" in rep.diagnosis
+
+
+def test_nonfinite_values_are_named() -> None:
+    f = _Fast("bernoulli", n=5)
+    calls = iter(range(10**6))
+
+    def est(g: np.random.Generator) -> np.ndarray:
+        out = f.i1(g)
+        if next(calls) == 7:
+            out[0, 0] = np.nan
+        return out
+
+    rep = check_fisher_estimator(est, f.net, f.x, n=5, replications=60, rng=0)
+    assert not rep.passed and rep.cause == "nonfinite" and "NaN" in rep.diagnosis
