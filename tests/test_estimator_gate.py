@@ -13,7 +13,7 @@ import fisher_verify as fv
 from fisher_verify.fisher.covariance import covariance
 from fisher_verify.fisher.estimators import estimators_from_draws
 from fisher_verify.testing import estimator_gate as gate_mod
-from fisher_verify.testing.calibrated import assert_frequency_at_least
+from fisher_verify.testing.calibrated import assert_frequency_at_least, median_of_means_plan
 from fisher_verify.testing.estimator_gate import (
     assert_fisher_estimator,
     check_fisher_estimator,
@@ -140,13 +140,39 @@ def test_shape_and_replication_errors() -> None:
             lambda g: np.diagonal(fv.sample_estimators(net, x, 2, g).i1), net, x, n=2,
             replications=R,
         )
-    # T = S means + S spreads (every statistic's spread is tested for a full Î₁ estimate)
-    need = minimum_replications(1e-6, 2 * (net.num_params + 8))
-    assert need == math.floor(2 * math.log(2 * 2 * (net.num_params + 8) / 1e-6)) + 1
+    # below Catoni's range the gate falls back to a median of means; below that it refuses
+    S = net.num_params + 8
+    need = minimum_replications(1e-6, S)
+    mom_ok = True
+    try:
+        median_of_means_plan(0.9e-6 / S, need - 1)
+    except ValueError:
+        mom_ok = False
+    assert not mom_ok and median_of_means_plan(0.9e-6 / S, need)
     with pytest.raises(fv.FisherVerifyError, match=f"at least {need}"):
         check_fisher_estimator(
-            lambda g: fv.sample_estimators(net, x, 2, g).i1, net, x, n=2, replications=need - 2
+            lambda g: fv.sample_estimators(net, x, 2, g).i1, net, x, n=2, replications=need - 1
         )
+
+
+@pytest.mark.parametrize(("R_", "method"), [(20, "median_of_means"), (37, "catoni"),
+                                            (60, "catoni+spread")])
+def test_small_replication_counts_choose_the_valid_test(R_: int, method: str) -> None:
+    """R = 20 (an exact Fisher needs few calls): the median of means, no spread test; a
+    deterministic estimator is still compared exactly, and a wrong one still fails."""
+    f = _Fast("poisson", n=16)
+    S = f.net.num_params + 8
+    L_full = math.log(2 * 2 * S / 0.9e-6)
+    L_means = math.log(2 * S / 0.9e-6)
+    assert (R_ > 2 * L_full) == (method == "catoni+spread")
+    assert (R_ > 2 * L_means) == (method != "median_of_means")
+    ok = check_fisher_estimator(f.i1, f.net, f.x, n=16, replications=R_, rng=0)
+    assert ok.passed and ok.method == method, ok.message()
+    exact = check_fisher_estimator(lambda g: f.I, f.net, f.x, n=16, replications=R_, rng=0)
+    assert exact.passed and exact.cause == "exact"
+    # a constant 1.5 I(θ): off by ~3 sd of Î₁(16), which R = 20 equal values rule out
+    wrong = check_fisher_estimator(lambda g: 1.5 * f.I, f.net, f.x, n=16, replications=R_, rng=0)
+    assert not wrong.passed and wrong.cause == "deterministic" and "0.5" in wrong.diagnosis
 
 
 # --- the calibration is honest ---------------------------------------------------------------
@@ -214,8 +240,9 @@ def test_radius_for_40_statistics_is_at_most_7_standard_errors() -> None:
     assert len(rep.statistics) == 40 and rep.tests == 80
     z = {round(s.threshold_z, 9) for s in rep.statistics}
     assert len(z) == 1 and z.pop() <= 7.0
-    # closed form: sqrt(200) sqrt(2 log(2*80/1e-6) / (200 - 2 log(2*80/1e-6))) = 6.83
-    L = math.log(2 * 80 / 1e-6)
+    # closed form with 0.9 alpha for the 80 mean and spread tests (0.1 alpha for constant
+    # statistics): sqrt(200) sqrt(2L / (200 - 2L)), L = log(2*80/0.9e-6): 6.84
+    L = math.log(2 * 80 / 0.9e-6)
     assert rep.worst.threshold_z == pytest.approx(math.sqrt(200 * 2 * L / (200 - 2 * L)))
 
 

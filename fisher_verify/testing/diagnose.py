@@ -165,7 +165,7 @@ def _mode_statistic(fam: Any, h: np.ndarray) -> np.ndarray | None:
 
 def _deterministic(
     ex: ExactStatistics, net: Network, observed: np.ndarray, slack: np.ndarray, labels_t: Any,
-    declared: str, quiet: bool, mean_ok: bool, M: int,
+    declared: str,
 ) -> Diagnosis:
     kind = ex.kind
     expected = ex.expected
@@ -209,7 +209,6 @@ def _deterministic(
                 f"error {rel:.3g} against I(θ) on the diagonal). Sample y ~ p(y|x,θ) instead "
                 "of taking the argmax.", math.nan, False,
             )
-    verdict = "wrong" if (quiet or not mean_ok) else "not distinguishable from a constant draw"
     hint = (
         " If it uses the data's labels this is the empirical Fisher (pass labels= to check); "
         "otherwise the rng may be ignored."
@@ -217,7 +216,7 @@ def _deterministic(
         else " It is not the empirical Fisher of the given labels either; is the rng ignored?"
     )
     return Diagnosis(
-        "deterministic", f"the replicates do not vary: deterministic and {verdict} (relative "
+        "deterministic", "the replicates do not vary: deterministic and wrong (relative "
         f"error {rel:.3g} against I(θ) on the diagonal), not I(θ), not the argmax labels.{hint}",
         math.nan, False,
     )
@@ -259,7 +258,7 @@ def diagnose(
             math.nan, False,
         )
     if constant:
-        return _deterministic(ex, net, observed, slack, labels_t, declared, quiet, mean_ok, M)
+        return _deterministic(ex, net, observed, slack, labels_t, declared)
     ratio = spread.ratio
     tested = spread.tested
     # plain means: unbiased for c·I(θ) whatever the skew (Catoni's estimate is not, for c ≠ 1)

@@ -52,7 +52,7 @@ import numpy as np
 
 from ..errors import FisherVerifyError, ShapeError, UnsupportedError
 from ..networks.network import Network
-from .calibrated import DEFAULT_ALPHA
+from .calibrated import DEFAULT_ALPHA, median_of_means_plan
 from .catoni import catoni_mean, catoni_radius_factor, catoni_scale, minimum_catoni_draws
 from .diagnose import diagnose
 from .gate_exact import DENSE_HESSIAN_LIMIT, LARGE_DIAGONAL_P, exact_statistics
@@ -188,7 +188,9 @@ class EstimatorReport:
         factor: the named scale factor (``"1/n"``, ``"4/3"``, ...) or ``""``.
         spread_ratio: median over tested statistics of observed / exact variance.
         deterministic: the replicates did not vary (compared exactly).
-        tests: T, the number of calibrated tests sharing ``alpha``.
+        tests: T, the number of mean and spread tests sharing ``(1 − CONSTANT_SHARE) alpha``.
+        method: ``"catoni+spread"`` (Catoni means and spreads), ``"catoni"`` (R too small for
+            the spread tests) or ``"median_of_means"`` (R too small for Catoni's bound).
     """
 
     passed: bool
@@ -210,6 +212,7 @@ class EstimatorReport:
     spread_ratio: float = math.nan
     deterministic: bool = False
     tests: int = 0
+    method: str = "catoni+spread"
 
     @property
     def failures(self) -> tuple[GateStatistic, ...]:
@@ -231,7 +234,7 @@ class EstimatorReport:
             f"means off, {len(self.spread_failures)} spreads off ({shape} estimate calibrated "
             f"by the exact variance of {est}, n = {self.n} draws per input, R = "
             f"{self.replications} replicates; alpha = {self.alpha:.1e} for the whole gate, "
-            f"{self.alpha_per_check:.2e} per test; Catoni means)",
+            f"{self.alpha_per_check:.2e} per test; {_METHOD_TEXT[self.method]})",
             f"  worst: {self.worst}",
             f"  scale factor (precision-weighted least squares of observed vs exact): "
             f"{self.scale:.4g}" + (" — a rescaled I(θ) fits every statistic" if self.scale_explains else ""),
@@ -243,6 +246,13 @@ class EstimatorReport:
 
     def __str__(self) -> str:
         return self.message()
+
+
+_METHOD_TEXT = {
+    "catoni+spread": "Catoni means and spreads",
+    "catoni": "Catoni means; R too small to test the spread",
+    "median_of_means": "median-of-means means; R too small for Catoni's bound or the spread",
+}
 
 
 # --- labels -----------------------------------------------------------------------------------
@@ -272,9 +282,33 @@ def _exact_statistics(
 # --- the gate ---------------------------------------------------------------------------------
 
 
-def minimum_replications(alpha: float, n_tests: int) -> int:
-    """Smallest R for which Catoni's bound exists at level ``alpha / n_tests`` per test."""
-    return minimum_catoni_draws(alpha / n_tests)
+#: Share of ``alpha`` for the tests of statistics that do not vary across replicates.
+CONSTANT_SHARE = 0.1
+
+
+def minimum_replications(alpha: float, n_statistics: int) -> int:
+    """Smallest R for which the gate runs at all: a level ``alpha / n_statistics`` test of each
+    mean exists (Catoni, or below its range a median of means)."""
+    R = 3
+    while True:
+        if _plan(alpha, n_statistics, 0, R) is not None:
+            return R
+        R += 1
+
+
+def _plan(alpha: float, S: int, n_spread: int, R: int) -> tuple[str, float, int] | None:
+    """(method, per-test level, number of tests): Catoni for the means and spreads when R allows
+    it, else Catoni for the means only, else (small R) a median of means; None below that."""
+    main = alpha * (1 - CONSTANT_SHARE)
+    if n_spread and R >= minimum_catoni_draws(main / (S + n_spread)):
+        return "catoni+spread", main / (S + n_spread), S + n_spread
+    if R >= minimum_catoni_draws(main / S):
+        return "catoni", main / S, S
+    try:
+        median_of_means_plan(float(main / S), R)
+    except ValueError:
+        return None
+    return "median_of_means", main / S, S
 
 
 def _as_array(value: Any) -> np.ndarray:
@@ -380,15 +414,20 @@ def check_fisher_estimator(
     # an exact sd below 1e-7 of the statistic's scale is zero up to the rounding of thm-4's
     # cancelling terms (fig-1): its spread is not tested
     sd_floor = SD_FLOOR * ex.scales
-    spread_tested = (np.sqrt(var) > np.maximum(slack, sd_floor)) & np.isfinite(ex.fourth)
-    T = S + int(np.sum(spread_tested))
-    per = alpha / T
-    need = minimum_replications(alpha, T)
-    if R < need:
+    measurable = np.sqrt(var) > np.maximum(slack, sd_floor)
+    spread_tested = measurable & np.isfinite(ex.fourth)
+    plan = _plan(alpha, S, int(np.sum(spread_tested)), R)
+    if plan is None:
+        need = minimum_replications(alpha, S)
+        full = minimum_catoni_draws(alpha * (1 - CONSTANT_SHARE) / (S + int(np.sum(spread_tested))))
         raise FisherVerifyError(
-            f"replications = {R} is too few for alpha = {alpha:g} over {T} tests "
-            f"(alpha {per:.2e} each); use at least {need} (200 or more for useful power)"
+            f"replications = {R} is too few for alpha = {alpha:g} over {S} statistics; use at "
+            f"least {need} ({full} to test the spread too; 200 or more for useful power)"
         )
+    method, per, T = plan
+    if method != "catoni+spread":
+        spread_tested = np.zeros(S, dtype=bool)
+    per_constant = alpha * CONSTANT_SHARE / max(1, int(np.sum(measurable)))
 
     want = (P,) if diagonal_only else (P, P)
     values = np.empty((R, S))
@@ -406,12 +445,27 @@ def check_fisher_estimator(
 
     finite = bool(np.all(np.isfinite(values)))
     sd = np.sqrt(var)
-    observed = catoni_mean(values, catoni_scale(sd, R, per))
     means = values.mean(axis=0)
     emp_sd = values.std(axis=0, ddof=1) if R > 1 else np.zeros(S)
-    radius = sd * catoni_radius_factor(R, per)
-    spread = spread_test(values, expected, var, ex.fourth, per, slack, sd_floor)
-    constant = finite and bool(np.all(np.ptp(values, axis=0) <= 2.0 * slack + 1e-15 * np.abs(means)))
+    if method == "median_of_means":
+        k, c = median_of_means_plan(float(per), R)
+        m = R // k
+        observed = np.median(values[: k * m].reshape(k, m, S).mean(axis=1), axis=0)
+        radius = c * sd / math.sqrt(m)
+    else:
+        observed = catoni_mean(values, catoni_scale(sd, R, per))
+        radius = sd * catoni_radius_factor(R, per)
+    spread_fourth = np.where(spread_tested, ex.fourth, np.nan)
+    spread = spread_test(values, expected, var, spread_fourth, per, slack, sd_floor)
+    ptp = np.ptp(values, axis=0)
+    constant_cols = ptp <= 2.0 * slack + 1e-15 * np.abs(means)
+    constant = finite and bool(np.all(constant_cols))
+    # a statistic equal to c in every replicate: under the null (mean μ, variance ≤ σ²) an atom
+    # at c has probability p ≤ σ²/(σ² + (c − μ)²), so R equal values have probability ≤ p^(R−1)
+    dist = np.maximum(np.abs(values[0] - expected) - slack, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_atom = np.log(var) - np.log(var + dist * dist)
+    constant_off = finite & constant_cols & measurable & ((R - 1) * log_atom <= math.log(per_constant))
 
     mean_ok = finite and bool(np.all(np.abs(observed - expected) <= radius + slack))
     noisy = bool(np.any(spread.too_noisy))
@@ -423,10 +477,13 @@ def check_fisher_estimator(
         passed = False
     elif exact_equal:
         passed = variance != "exact" or not quiet
-    elif constant:
-        passed = mean_ok and not quiet
     else:
-        passed = mean_ok and not noisy and not (variance == "exact" and quiet)
+        # a constant, wrong estimate also fails when its spread is too small for Î_kind
+        # (calibrated for Î_kind: an honest Î_kind that happens to repeat a value passes)
+        passed = (
+            mean_ok and not noisy and not bool(np.any(constant_off))
+            and not ((variance == "exact" or constant) and quiet)
+        )
 
     labels_txt = _param_labels(net)
     form = "Diag(Î)" if diagonal_only else "Î"
@@ -455,7 +512,7 @@ def check_fisher_estimator(
         alpha=float(alpha), alpha_per_check=float(per), statistics=stats, worst=worst,
         scale=diag.scale, scale_explains=diag.scale_explains, sd_ratio=sd_ratio,
         diagnosis=diag.text, variance=variance, cause=diag.cause, factor=diag.factor,
-        spread_ratio=spread_med, deterministic=constant, tests=T,
+        spread_ratio=spread_med, deterministic=constant, tests=T, method=method,
     )
 
 

@@ -89,7 +89,7 @@ def spread_test(
         cols = np.flatnonzero(tested)
         scale = catoni_scale(sd_y[cols], R, delta)
         estimate[cols] = catoni_mean(dev2[:, cols], scale)
-    radius = sd_y * catoni_radius_factor(R, delta)
+    radius = sd_y * catoni_radius_factor(R, delta) if np.any(tested) else np.zeros_like(sd_y)
     sigma = np.sqrt(np.maximum(variance, 0.0))
     slack_y = 2.0 * slack * sigma + slack * slack + 1e-12 * variance
     return SpreadResult(
