@@ -52,7 +52,7 @@ def power() -> None:
 
     for R in (100, 200, 1000):
         for S in (40, 2611):
-            per = 1e-6 / (2 * S)
+            per = 0.9e-6 / (2 * S)  # the gate: 90% of alpha over S means and S spreads
             print({"R": R, "statistics": S, "catoni_se": round(catoni_radius_factor(R, per) * math.sqrt(R), 2),
                    "median_of_means_se": round(median_of_means_radius(1.0, R, per) * math.sqrt(R), 2)})
     fam = fv.family("categorical", K=3)
