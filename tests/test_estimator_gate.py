@@ -13,11 +13,7 @@ import fisher_verify as fv
 from fisher_verify.fisher.covariance import covariance
 from fisher_verify.fisher.estimators import estimators_from_draws
 from fisher_verify.testing import estimator_gate as gate_mod
-from fisher_verify.testing.calibrated import (
-    assert_frequency_at_least,
-    median_of_means_plan,
-    median_of_means_radius,
-)
+from fisher_verify.testing.calibrated import assert_frequency_at_least, median_of_means_plan
 from fisher_verify.testing.estimator_gate import (
     assert_fisher_estimator,
     check_fisher_estimator,
@@ -93,7 +89,7 @@ def test_scaled_estimator_fails_and_reports_the_factor() -> None:
     )
     assert not rep.passed
     assert rep.scale == pytest.approx(1.5, rel=0.05) and rep.scale_explains
-    assert "1.5x too large" in rep.diagnosis or "1.48x too large" in rep.diagnosis
+    assert "3/2x too large (1.5x)" in rep.diagnosis and rep.factor == "3/2"
     with pytest.raises(AssertionError, match="too large"):
         assert_fisher_estimator(
             lambda g: 1.5 * fv.sample_estimators(net, x, N, g).i1, net, x, n=N, replications=R,
@@ -122,7 +118,7 @@ def test_labels_from_perturbed_theta_fail() -> None:
         return estimators_from_draws(net, x, y).i1
 
     rep = check_fisher_estimator(estimator, net, x, n=N, replications=R, rng=0)
-    assert not rep.passed and not rep.scale_explains
+    assert not rep.passed and not rep.scale_explains and rep.cause == "distribution"
     assert "not by a constant factor" in rep.diagnosis
     assert abs(rep.worst.z) > rep.worst.threshold_z
 
@@ -144,11 +140,39 @@ def test_shape_and_replication_errors() -> None:
             lambda g: np.diagonal(fv.sample_estimators(net, x, 2, g).i1), net, x, n=2,
             replications=R,
         )
-    need = minimum_replications(1e-6, net.num_params + 8)
+    # below Catoni's range the gate falls back to a median of means; below that it refuses
+    S = net.num_params + 8
+    need = minimum_replications(1e-6, S)
+    mom_ok = True
+    try:
+        median_of_means_plan(0.9e-6 / S, need - 1)
+    except ValueError:
+        mom_ok = False
+    assert not mom_ok and median_of_means_plan(0.9e-6 / S, need)
     with pytest.raises(fv.FisherVerifyError, match=f"at least {need}"):
         check_fisher_estimator(
-            lambda g: fv.sample_estimators(net, x, 2, g).i1, net, x, n=2, replications=need - 2
+            lambda g: fv.sample_estimators(net, x, 2, g).i1, net, x, n=2, replications=need - 1
         )
+
+
+@pytest.mark.parametrize(("R_", "method"), [(20, "median_of_means"), (37, "catoni"),
+                                            (60, "catoni+spread")])
+def test_small_replication_counts_choose_the_valid_test(R_: int, method: str) -> None:
+    """R = 20 (an exact Fisher needs few calls): the median of means, no spread test; a
+    deterministic estimator is still compared exactly, and a wrong one still fails."""
+    f = _Fast("poisson", n=16)
+    S = f.net.num_params + 8
+    L_full = math.log(2 * 2 * S / 0.9e-6)
+    L_means = math.log(2 * S / 0.9e-6)
+    assert (R_ > 2 * L_full) == (method == "catoni+spread")
+    assert (R_ > 2 * L_means) == (method != "median_of_means")
+    ok = check_fisher_estimator(f.i1, f.net, f.x, n=16, replications=R_, rng=0)
+    assert ok.passed and ok.method == method, ok.message()
+    exact = check_fisher_estimator(lambda g: f.I, f.net, f.x, n=16, replications=R_, rng=0)
+    assert exact.passed and exact.cause == "exact"
+    # a constant 1.5 I(θ): off by ~3 sd of Î₁(16), which R = 20 equal values rule out
+    wrong = check_fisher_estimator(lambda g: 1.5 * f.I, f.net, f.x, n=16, replications=R_, rng=0)
+    assert not wrong.passed and wrong.cause == "deterministic" and "0.5" in wrong.diagnosis
 
 
 # --- the calibration is honest ---------------------------------------------------------------
@@ -191,43 +215,226 @@ def test_large_paths_agree(monkeypatch: pytest.MonkeyPatch) -> None:
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-15)
 
 
-def test_threshold_is_the_bonferroni_median_of_means_radius() -> None:
-    """No tuning: alpha/S per statistic, the calibrated.py radius from the exact sd."""
+def test_threshold_is_the_bonferroni_catoni_radius() -> None:
+    """No tuning: alpha/T per test, Catoni's radius sigma sqrt(2L/(R - 2L)) from the exact sd."""
     net, x = _setup("poisson")
     rep = check_fisher_estimator(
         lambda g: fv.sample_estimators(net, x, N, g).i1, net, x, n=N, replications=R, rng=0
     )
     S = len(rep.statistics)
-    assert S == net.num_params + 8
-    assert rep.alpha == 1e-6 and rep.alpha_per_check * S <= 1e-6 * (1 + 1e-12)
-    assert (rep.groups, rep.chebyshev_c) == median_of_means_plan(rep.alpha_per_check, R)
+    assert S == net.num_params + 8 and rep.tests == 2 * S
+    assert rep.alpha == 1e-6 and rep.alpha_per_check * rep.tests <= 1e-6 * (1 + 1e-12)
+    L = math.log(2 / rep.alpha_per_check)
     for s in rep.statistics:
-        assert s.radius == pytest.approx(median_of_means_radius(s.sd, R, rep.alpha_per_check))
+        assert s.radius == pytest.approx(s.sd * math.sqrt(2 * L / (R - 2 * L)), rel=1e-12)
         assert s.slack < 1e-6 * s.radius  # the rounding tolerance is negligible
 
 
-def test_false_alarm_rate_at_a_measurable_alpha() -> None:
-    """At alpha = 0.2 for the whole gate, 40 gates on the true Î₁ alarm no more often than
-    Bin(40, 0.2) allows at level 1e-6 (the gate is conservative: Chebyshev + Bonferroni)."""
+def test_radius_for_40_statistics_is_at_most_7_standard_errors() -> None:
+    """The issue's target: alpha = 1e-6, R = 200, a gate of 40 statistics (and 40 spreads)."""
     net, x = _setup("bernoulli")
-    X, _ = net.inputs(x)
-    J = net.jacobian(X)
-    eta = np.asarray(net.family.mean(net.forward(X)))
-    h = net.forward(X)
+    rep = check_fisher_estimator(
+        lambda g: fv.sample_estimators(net, x, N, g).i1, net, x, n=N, replications=R, rng=0,
+        directions=40 - net.num_params,
+    )
+    assert len(rep.statistics) == 40 and rep.tests == 80
+    z = {round(s.threshold_z, 9) for s in rep.statistics}
+    assert len(z) == 1 and z.pop() <= 7.0
+    # closed form with 0.9 alpha for the 80 mean and spread tests (0.1 alpha for constant
+    # statistics): sqrt(200) sqrt(2L / (200 - 2L)), L = log(2*80/0.9e-6): 6.84
+    L = math.log(2 * 80 / 0.9e-6)
+    assert rep.worst.threshold_z == pytest.approx(math.sqrt(200 * 2 * L / (200 - 2 * L)))
 
-    def fast_i1(g: np.random.Generator, n: int = 5) -> np.ndarray:
-        r = net.family.sample_statistic(h, n, g) - eta[None]  # (n, M, 1)
-        S = np.einsum("nma,nmb->mab", r, r) / n
-        return np.einsum("map,mab,mbq->pq", J, S, J) / X.shape[0]
 
+class _Fast:
+    """Cheap, vectorised estimators on one network from the draws' sufficient statistics t:
+    the correct Î₁ and Î₂, and the variance-only mistakes of the issue."""
+
+    def __init__(
+        self, name: str = "bernoulli", n: int = 5, *, M: int = 4, bias_shift: float = 0.0,
+        **params: object,
+    ) -> None:
+        self.net, self.x = _setup(name, **params)
+        if M != 4:
+            self.x = np.random.default_rng(2).normal(size=(M, 3))
+        if bias_shift:
+            theta = self.net.theta.copy()
+            theta[-1] += bias_shift  # the last output's bias
+            self.net = self.net.with_theta(theta)
+        self.fam = self.net.family
+        self.X, _ = self.net.inputs(self.x)
+        self.M = self.X.shape[0]
+        self.J = self.net.jacobian(self.X)
+        self.h = self.net.forward(self.X)
+        self.eta = np.asarray(self.fam.mean(self.h))
+        self.I = fv.exact_fisher(self.net, self.X)
+        self.n = n
+
+    def i1_from(self, t: np.ndarray) -> np.ndarray:
+        r = t - self.eta[None]  # (n, M, d)
+        S = np.einsum("nma,nmb->mab", r, r) / r.shape[0]
+        return np.einsum("map,mab,mbq->pq", self.J, S, self.J) / self.M
+
+    def i1(self, g: np.random.Generator) -> np.ndarray:
+        return self.i1_from(self.fam.sample_statistic(self.h, self.n, g))
+
+    def i2(self, g: np.random.Generator) -> np.ndarray:
+        H = self.net.output_hessians(self.X)
+        r = (self.fam.sample_statistic(self.h, self.n, g) - self.eta[None]).mean(axis=0)
+        return self.I - np.einsum("ma,mapq->pq", r, H) / self.M
+
+    def shared_noise(self, g: np.random.Generator) -> np.ndarray:
+        """Inverse-CDF labels with the same uniform for every input (categorical / Bernoulli)."""
+        if self.fam.name == "categorical":
+            cdf = np.cumsum(np.asarray(self.eta), axis=-1)  # (M, K)
+            u = g.random(self.n)[:, None, None]  # (n, 1, 1): one uniform per draw, all inputs
+            y = np.minimum((u > cdf[None]).sum(-1), cdf.shape[-1] - 1)
+            t = np.eye(cdf.shape[-1])[y]
+        else:
+            u = g.random(self.n)[:, None, None]
+            t = (u < self.eta[None]).astype(float)
+        return self.i1_from(t)
+
+    def reused_draws(self, g: np.random.Generator) -> np.ndarray:
+        """Half the draws duplicated: n/2 fresh draws, each used twice."""
+        t = self.fam.sample_statistic(self.h, self.n // 2, g)
+        return self.i1_from(np.concatenate([t, t]))
+
+    def minibatch(self, g: np.random.Generator) -> np.ndarray:
+        """M · ĝ ĝᵀ per draw, ĝ the batch-mean gradient over the inputs (unbiased, noisier)."""
+        r = self.fam.sample_statistic(self.h, self.n, g) - self.eta[None]  # (n, M, d)
+        gbar = np.einsum("nma,map->np", r, self.J) / self.M
+        return self.M * gbar.T @ gbar / self.n
+
+
+@pytest.mark.parametrize("alpha", [0.01, 0.05, 0.2])
+def test_false_alarm_rate_at_a_measurable_alpha(alpha: float) -> None:
+    """At a measurable alpha for the whole gate (means and spreads, variance='exact'), 150
+    gates on the true Î₁ alarm no more often than Bin(150, alpha) allows at level 1e-6."""
+    f = _Fast("bernoulli", n=5)
     rng = np.random.default_rng(123)
+    gates = 150
     alarms = sum(
         not check_fisher_estimator(
-            fast_i1, net, x, n=5, replications=30, rng=rng, alpha=0.2, directions=2
+            f.i1, f.net, f.x, n=5, replications=40, rng=rng, alpha=alpha, directions=2,
+            variance="exact",
         ).passed
-        for _ in range(40)
+        for _ in range(gates)
     )
-    assert_frequency_at_least(40 - alarms, 40, 0.8, alpha=1e-6, what="1 - false alarms")
+    assert_frequency_at_least(gates - alarms, gates, 1 - alpha, alpha=1e-6, what="1 - alarms")
+
+
+# --- power ----------------------------------------------------------------------------------
+
+
+def test_bessel_bias_at_n16_is_caught_at_r200() -> None:
+    """An N/(N-1) = 16/15 bias (6.7%) at n = 16: missed at R = 1000 by the median-of-means
+    radius (17 standard errors), caught at R = 200 with Catoni's (6.8) and named."""
+    f = _Fast("categorical", n=16, K=3)
+    for seed in range(3):
+        rep = check_fisher_estimator(
+            lambda g: 16 / 15 * f.i1(g), f.net, f.x, n=16, replications=R, rng=seed
+        )
+        assert not rep.passed and rep.factor == "N/(N-1)", rep.diagnosis
+        assert "Bessel correction over the draws" in rep.diagnosis
+
+
+# --- the spread test ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "params"), FAMILIES)
+@pytest.mark.parametrize("kind", [1, 2])
+def test_correct_estimators_pass_when_declared_exact(name: str, params: dict, kind: int) -> None:
+    f = _Fast(name, n=N, **params)
+    est = f.i1 if kind == 1 else f.i2
+    rep = check_fisher_estimator(
+        est, f.net, f.x, n=N, kind=kind, replications=R, rng=0, variance="exact"  # type: ignore[arg-type]
+    )
+    assert rep.passed, rep.message()
+    assert not rep.spread_failures and 0.7 < rep.spread_ratio < 1.3
+
+
+@pytest.mark.parametrize(("name", "params"), [("categorical", {"K": 3}), ("bernoulli", {})])
+@pytest.mark.parametrize("mistake", ["shared_noise", "reused_draws", "minibatch"])
+def test_variance_only_mistakes_are_caught(name: str, params: dict, mistake: str) -> None:
+    """Unbiased, but noisier than Î₁ with n draws: caught at R = 200 and named."""
+    f = _Fast(name, n=16, **params)
+    est = getattr(f, mistake)
+    rep = check_fisher_estimator(est, f.net, f.x, n=16, replications=R, rng=0)
+    assert not rep.passed and rep.cause == "noisier", rep.message()
+    if mistake != "minibatch":  # ~190x the variance: then the means' radius is too tight
+        assert not rep.failures  # the means pass: only the spread is wrong
+    assert rep.diagnosis.startswith("unbiased") and "noisier than Î1 with n = 16" in rep.diagnosis
+
+
+def test_declared_exact_catches_a_quieter_estimator() -> None:
+    """Î₁ with 4n draws declared as n: fine as 'at most', wrong as 'exact'."""
+    f = _Fast("categorical", n=4 * 16, K=3)
+    ok = check_fisher_estimator(f.i1, f.net, f.x, n=16, replications=R, rng=0)
+    assert ok.passed
+    rep = check_fisher_estimator(f.i1, f.net, f.x, n=16, replications=R, rng=0, variance="exact")
+    assert not rep.passed and rep.cause == "quieter" and "less variable" in rep.diagnosis
+    assert rep.spread_ratio == pytest.approx(0.25, rel=0.3)
+
+
+def _statistic_law(f: _Fast, W: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The exact distribution of ⟨W, Î₁⟩ by enumerating every label configuration (Bernoulli)."""
+    M = f.M
+    p = np.asarray(f.eta)[:, 0]
+    vals, probs = [], []
+    for bits in np.ndindex(*(2,) * (M * n)):
+        t = np.asarray(bits, dtype=float).reshape(n, M, 1)
+        prob = float(np.prod(np.where(t[..., 0] == 1, p[None], 1 - p[None])))
+        vals.append(float(np.sum(W * f.i1_from(t))))
+        probs.append(prob)
+    return np.asarray(vals), np.asarray(probs)
+
+
+def test_fourth_moments_by_enumeration_and_the_variance_of_a_sample_variance() -> None:
+    """μ₄ of each statistic against the exact law (all 2^(M n) label sets); then the variance of
+    a sample variance of 3 replicates, by enumeration, against (μ₄ − (R−3)/(R−1) σ⁴)/R."""
+    from fisher_verify.testing.gate_exact import exact_statistics
+
+    f = _Fast("bernoulli", n=2)
+    V = np.random.default_rng(4).normal(size=(2, f.net.num_params))
+    ex = exact_statistics(f.net, f.X, 1, 2, V, False)
+    P = f.net.num_params
+    for j in [0, 3, P - 1, P, P + 1]:
+        W = np.eye(P)[j][:, None] * np.eye(P)[j][None] if j < P else np.outer(V[j - P], V[j - P])
+        vals, probs = _statistic_law(f, W, 2)
+        mu = np.sum(probs * vals)
+        sig2 = np.sum(probs * (vals - mu) ** 2)
+        mu4 = np.sum(probs * (vals - mu) ** 4)
+        assert ex.expected[j] == pytest.approx(mu, rel=1e-10)
+        assert ex.variance[j] == pytest.approx(sig2, rel=1e-9)
+        assert ex.fourth[j] == pytest.approx(mu4, rel=1e-9)
+        if j == P:  # Var(s²) for R = 3 replicates: enumerate triples of the (compressed) law
+            u, inv = np.unique(np.round(vals, 12), return_inverse=True)
+            q = np.bincount(inv, weights=probs)
+            x3 = np.stack(np.meshgrid(u, u, u, indexing="ij"), -1).reshape(-1, 3)
+            w3 = np.einsum("i,j,k->ijk", q, q, q).reshape(-1)
+            s2 = x3.var(axis=1, ddof=1)
+            var_s2 = np.sum(w3 * s2 * s2) - np.sum(w3 * s2) ** 2
+            Rr = 3
+            formula = (ex.fourth[j] - (Rr - 3) / (Rr - 1) * ex.variance[j] ** 2) / Rr
+            assert var_s2 == pytest.approx(formula, rel=1e-8)
+
+
+def test_fourth_moments_of_a_product_family() -> None:
+    """Two Poisson outputs (a product family): the convolution route against the components'
+    tensor-product nodes (direct, exact) for the per-draw projected moments."""
+    from fisher_verify.families.higher_moments import projected_central_moments
+
+    prod = fv.product(fv.family("poisson"), fv.family("bernoulli"))
+    h = np.array([[0.3, -0.4], [1.1, 0.7]])
+    U = np.random.default_rng(0).normal(size=(2, 3, 2))
+    got = projected_central_moments(prod, h, U, 8)
+    t, w, _ = prod.expectation_nodes(h, degree=8)  # ProductFamily: tensor-product nodes
+    w = w / w.sum(-1, keepdims=True)
+    r = t - np.einsum("mq,mqd->md", w, t)[:, None]
+    s = np.einsum("mqd,mkd->mkq", r, U)
+    want = np.stack([np.einsum("mkq,mq->mk", s**k, w) for k in range(9)], -1)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
 # --- torch ------------------------------------------------------------------------------------
@@ -347,3 +554,170 @@ def test_docs_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     exec(compile(code.group(1), "docs/estimator-gate.md", "exec"), namespace)
     with pytest.raises(AssertionError, match="too large"):
         namespace["test_fisher_matrix_is_unbiased"]()  # type: ignore[operator]
+
+
+# --- diagnoses that name the cause ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("factor", "name", "text"),
+    [
+        (4 / 3, "4/3", "4/3x too large (1.333x)"),
+        (1 / 16, "1/n", "divided by the number of draws twice"),
+        (16.0, "n", "a missing 1/N"),
+        (1 / 5, "1/M", "divided by the number of inputs twice"),
+        (5 / 4, "M/(M-1)", "Bessel correction over the inputs"),
+        (15 / 16, "(N-1)/N", "sample mean subtracted"),
+    ],
+)
+def test_scale_factors_are_named(factor: float, name: str, text: str) -> None:
+    f = _Fast("categorical", n=16, M=5, K=3)  # M/(M-1) = 5/4 differs from 4/3
+    rep = check_fisher_estimator(lambda g: factor * f.i1(g), f.net, f.x, n=16, replications=R, rng=0)
+    assert not rep.passed and rep.cause == "scale" and rep.factor == name, rep.diagnosis
+    assert text in rep.diagnosis
+    assert rep.scale == pytest.approx(factor, rel=0.03)
+
+
+@pytest.mark.parametrize("diagonal_only", [False, True])
+def test_asdl_style_one_over_n_is_named_not_empirical(diagonal_only: bool) -> None:
+    """A Monte Carlo Fisher scaled as 1/(number of samples) at n >= 20 (ASDL's fisher_mc): it
+    samples from the model, so it is the 1/n factor, not 'the empirical Fisher'."""
+    for n in (20, 100):
+        f = _Fast("categorical", n=n, K=3)
+
+        def est(g: np.random.Generator, f: _Fast = f, n: int = n) -> np.ndarray:
+            out = f.i1(g) / n
+            return np.diagonal(out).copy() if diagonal_only else out
+
+        rep = check_fisher_estimator(
+            est, f.net, f.x, n=n, replications=R, rng=0, diagonal_only=diagonal_only
+        )
+        assert not rep.passed and rep.factor == "1/n", rep.diagnosis
+        assert "empirical" not in rep.diagnosis and "ASDL" in rep.diagnosis
+
+
+def test_argmax_labels_are_named() -> None:
+    f = _Fast("categorical", n=16, K=3)
+    top = np.eye(3)[np.argmax(f.eta, axis=-1)][None]  # t at the most likely class
+    rep = check_fisher_estimator(lambda g: f.i1_from(top), f.net, f.x, n=16, replications=R, rng=0)
+    assert not rep.passed and rep.deterministic and rep.cause == "argmax_labels", rep.diagnosis
+    assert "argmax" in rep.diagnosis
+
+
+@pytest.mark.parametrize(("name", "params"), [("categorical", {"K": 3}), ("poisson", {})])
+def test_data_labels_are_named_the_empirical_fisher(name: str, params: dict) -> None:
+    """The empirical Fisher (labels from data): deterministic and wrong, with its relative
+    error; named as the empirical Fisher when the labels are given. On a Poisson network it
+    passed at R = 200 before the exact comparison of deterministic estimators."""
+    f = _Fast(name, n=16, **params)
+    teacher = fv.Network.random(f.net.widths, "tanh", f.fam, rng=7)
+    y = f.fam.sample(teacher.forward(f.X), 1, np.random.default_rng(99))[0]  # one per input
+    est = lambda g: estimators_from_draws(f.net, f.x, y[None]).i1  # noqa: E731
+    rep = check_fisher_estimator(est, f.net, f.x, n=16, replications=R, rng=0)
+    assert not rep.passed and rep.cause == "deterministic" and "relative error" in rep.diagnosis
+    assert "labels=" in rep.diagnosis
+    named = check_fisher_estimator(est, f.net, f.x, n=16, replications=R, rng=0, labels=y)
+    assert not named.passed and named.cause == "data_labels"
+    assert "empirical Fisher" in named.diagnosis
+
+
+def test_exact_fisher_passes_as_exact() -> None:
+    """EWC's "every label weighted by its probability": Σ_y p(y|x) g gᵀ, deterministic and
+    equal to I(θ) at rounding tolerance. Declared as the Monte Carlo Î₁ it fails."""
+    f = _Fast("categorical", n=16, K=3)
+    t, w, _ = f.fam.expectation_nodes(f.h, degree=2)  # every class and its probability
+    r = t - f.eta[:, None, :]
+    g = np.einsum("mka,map->mkp", r, f.J)
+    weighted = np.einsum("mk,mkp,mkq->pq", w, g, g) / f.M
+    rep = check_fisher_estimator(lambda _: weighted, f.net, f.x, n=16, replications=R, rng=0)
+    assert rep.passed and rep.cause == "exact" and rep.deterministic
+    declared = check_fisher_estimator(
+        lambda _: weighted, f.net, f.x, n=16, replications=R, rng=0, variance="exact"
+    )
+    assert not declared.passed and "does not sample" in declared.diagnosis
+
+
+def test_rare_labels_constant_replicates_are_not_a_false_alarm() -> None:
+    """A correct Î₁ whose replicates are often all equal (p(y=1) ≈ 1e-4): the deterministic
+    verdict is calibrated, so it does not fire on an honest estimator that happened to be
+    constant."""
+    g = _Fast("bernoulli", n=5, bias_shift=-9.0)  # p(y=1) ≈ 1e-4
+    constant = 0
+    for seed in range(5):
+        rep = check_fisher_estimator(g.i1, g.net, g.x, n=5, replications=R, rng=seed)
+        assert rep.passed and rep.cause == "ok", rep.message()
+        constant += rep.deterministic
+    assert constant >= 1  # the case is exercised: some runs saw no label 1 at all
+
+
+def test_parameter_order_is_named() -> None:
+    """An estimate left in model.parameters() order (weight, then bias) instead of [W | b]."""
+    from fisher_verify.testing.diagnose import layer_permutations
+
+    f = _Fast("categorical", n=16, K=3)
+    name, perm = layer_permutations(f.net)[0]
+    rep = check_fisher_estimator(
+        lambda g: f.i1(g)[np.ix_(perm, perm)], f.net, f.x, n=16, replications=R, rng=0
+    )
+    assert not rep.passed and rep.cause == "permutation" and "model.parameters()" in rep.diagnosis
+
+
+def test_misspelt_keyword_names_the_function_called() -> None:
+    f = _Fast("bernoulli", n=5)
+    wrong = r"assert_fisher_estimator\(\) got an unexpected keyword argument 'replicatons'"
+    with pytest.raises(TypeError, match=wrong):
+        assert_fisher_estimator(f.i1, f.net, f.x, n=5, replicatons=50)
+    with pytest.raises(TypeError, match=r"assert_fisher_estimator\(\) missing"):
+        assert_fisher_estimator(f.i1, f.net, f.x)
+
+
+@pytest.mark.parametrize(("name", "params"), [("categorical", {"K": 3}), ("poisson", {}),
+                                              ("normal_unknown_variance", {})])
+@pytest.mark.parametrize("kind", [1, 2])
+def test_variance_from_node_moments_matches_thm4_thm6(name: str, params: dict, kind: int) -> None:
+    """Two routes to σ²: the per-draw moments of the spread test (exact-expectation nodes) and
+    the κ₄ / Fisher contractions of thm-4 / thm-6 used by the mean test."""
+    from fisher_verify.testing.gate_exact import _statistic_moments, exact_statistics
+
+    net, x = _setup(name, **params)
+    X, _ = net.inputs(x)
+    V = np.random.default_rng(4).normal(size=(3, net.num_params))
+    ex = exact_statistics(net, X, kind, 7, V, False)
+    if kind == 1:
+        proj = np.concatenate([np.swapaxes(ex.J, 1, 2), np.einsum("map,kp->mka", ex.J, V)], 1)
+    else:
+        assert ex.w is not None
+        proj = np.swapaxes(ex.w, 1, 2)
+    var, mu4 = _statistic_moments(net.family, ex.h, proj, kind, 7)
+    np.testing.assert_allclose(var, ex.variance, rtol=1e-9, atol=1e-15)
+    assert np.all(mu4 >= var * var * (1 - 1e-12))  # μ₄ ≥ σ⁴ (Jensen)
+    np.testing.assert_array_equal(np.isfinite(ex.fourth), np.ones(len(var), bool))
+
+
+def test_zero_variance_point_passes_in_both_modes() -> None:
+    """fig-1: a Bernoulli output at h = 0 makes every draw of Î₁ equal I(θ); the correct
+    estimator is then deterministic and passes, also when declared to be Î₁."""
+    from fisher_verify.testing.strategies import bernoulli_half_network
+
+    net, x = bernoulli_half_network()
+    for variance in ("at_most", "exact"):
+        rep = check_fisher_estimator(
+            lambda g: fv.sample_estimators(net, x, 5, g).i1, net, x, n=5, replications=60,
+            rng=0, variance=variance,  # type: ignore[arg-type]
+        )
+        assert rep.passed and rep.deterministic and rep.cause == "exact", rep.message()
+        assert "fig-1" in rep.diagnosis
+
+
+def test_nonfinite_values_are_named() -> None:
+    f = _Fast("bernoulli", n=5)
+    calls = iter(range(10**6))
+
+    def est(g: np.random.Generator) -> np.ndarray:
+        out = f.i1(g)
+        if next(calls) == 7:
+            out[0, 0] = np.nan
+        return out
+
+    rep = check_fisher_estimator(est, f.net, f.x, n=5, replications=60, rng=0)
+    assert not rep.passed and rep.cause == "nonfinite" and "NaN" in rep.diagnosis

@@ -2,9 +2,11 @@
 
 :func:`check_fisher_estimator` runs a user's estimator ``R`` times and tests that it is unbiased
 for the exact Fisher information ``I(θ) = (1/M) Σ_m J_mᵀ I(h_L(x_m)) J_m`` (``eq-6``) of a
-:class:`~fisher_verify.networks.network.Network`. It catches a missing ``1/N``, a wrong scale,
-the "empirical Fisher" mistake (labels from data instead of from the model), labels drawn at a
-stale θ, and the like.
+:class:`~fisher_verify.networks.network.Network`, and that it varies as an honest Monte Carlo
+estimator with ``n`` draws per input does. It catches a missing ``1/N``, a wrong scale, the
+"empirical Fisher" mistake (labels from data instead of from the model), argmax labels, labels
+drawn at a stale θ, a parameter permutation, noise shared across inputs, reused draws, and
+names the cause (:mod:`fisher_verify.testing.diagnose`).
 
 **What is tested.** Each replicate ``Î^(r)`` (a ``P×P`` matrix, or its diagonal) is reduced to
 ``S`` linear statistics ``s_j(Î) = ⟨W_j, Î⟩``:
@@ -14,38 +16,39 @@ stale θ, and the like.
   sphere, drawn from ``rng`` *before* any replicate, so independent of the draws); with
   ``diagonal_only`` the form ``vᵀ Diag(Î) v = Σ_i v_i² Î_ii``.
 
-**Exact variances.** With ``N = n`` draws per input and ``M`` inputs, a correct estimator is
-``Î = (1/M) Σ_m (1/N) Σ_i term(x_m, y_mi)`` with ``y_mi ~ p(y|x_m, θ)`` independent, so
-``Var ⟨W, Î⟩ = (1/(M²N)) Σ_m Var ⟨W, term(x_m, y)⟩`` (``cov-n``), in closed form:
+Their exact mean, variance (``thm-4`` / ``thm-6``) and fourth central moment come from
+:mod:`fisher_verify.testing.gate_exact`.
 
-* ``Î₁`` (score outer products, ``eq-7``, ``thm-4``): ``⟨W, term⟩ = rᵀ A_m r`` with ``r = t − η``
-  and ``A_m = J_m W J_mᵀ``, so ``Var = (K − I⊗I)[A_m, A_m] = κ₄[A_m, A_m] + 2 tr(A_m I A_m I)``
-  (``lemma-5``); for ``W = v vᵀ``, ``A = u uᵀ`` with ``u = J_m v`` and this is
-  ``κ₄[u,u,u,u] + 2 (uᵀ I u)²``. ``κ₄`` goes through ``Family.kappa4_contract`` (``O(K)`` for
-  the categorical family).
-* ``Î₂`` (negative Hessians, ``eq-8``, ``thm-6``): ``⟨W, term⟩ = const − Σ_a r_a ⟨W, H^a_m⟩``,
-  so ``Var = w_mᵀ I(h_L) w_m`` with ``w^a_m = ⟨W, H^a_m⟩`` (``= vᵀ H^a_m v``).
-* Diagonal elements: :func:`fisher_verify.fisher.covariance.variance` (``diagonal=True``), or
-  :func:`fisher_verify.fisher.large.variance2_diagonal` when the output Hessians are too large
-  to hold.
+**Means.** For each statistic the ``R`` replicate values are i.i.d. with mean ``s_j(I(θ))``
+and variance ``σ_j²`` under the null. Catoni's M-estimator (:mod:`fisher_verify.testing.catoni`)
+misses the mean by more than ``σ_j sqrt(2L/(R − 2L))``, ``L = log(2/δ)``, with probability at
+most ``δ`` — only the variance is used, no normality — and that radius is about 10% above the
+Gaussian one at ``R = 200`` (3% at ``R = 10⁴``). Below Catoni's range (``R ≤ 2L``) the means
+fall back to a median of group means (Chebyshev per group, an exact binomial tail).
 
-**Why the test is valid.** For each statistic the ``R`` replicate values are i.i.d. with mean
-``s_j(I(θ))`` and variance ``σ_j²`` (exact, above) under the null. The median of ``k`` group
-means (:mod:`fisher_verify.testing.calibrated`) misses the mean by more than ``c σ_j/√(R/k)``
-with probability at most ``P(Bin(k, 1/c²) ≥ (k+1)/2)`` by Chebyshev on each group — only the
-variance is used, no normality. ``(k, c)`` is chosen so this is ``≤ alpha / S``, and by the
-union bound (Bonferroni) the whole gate raises a false alarm with probability ``≤ alpha``
-(default ``1e-6``). Nothing is tuned by trial. The guarantee holds for any estimator whose mean
-is ``I(θ)`` and whose variance is at most that of ``Î_kind`` with ``n`` draws per input (e.g.
-``Î₂`` tested with ``kind=1`` is fine where its variance is smaller); the report shows the
-observed spread relative to the exact one (``sd_ratio``) so that a mismatch in ``n`` is visible.
-A tiny deterministic tolerance ``rtol · ⟨|W|, |I(θ)|⟩`` for rounding only widens the acceptance
-region, so it can only lower the false-alarm rate.
+**Spread.** The squared deviations ``(X − μ_j)²`` have mean ``σ_j²`` and variance
+``μ₄ − σ_j⁴`` exactly, so Catoni's estimate of their mean tests the spread two-sided
+(:mod:`fisher_verify.testing.spread`). A spread significantly *larger* than that of ``Î_kind``
+fails (the mean test's guarantee assumes at most that variance); a *smaller* one fails only
+when the estimator is declared to be ``Î_kind`` (``variance="exact"``), or when the replicates
+do not vary at all and are not ``I(θ)``.
+
+**Constant statistics.** A statistic equal to ``c`` in every replicate is rejected when
+``(σ²/(σ² + (c − μ)²))^(R−1)`` — a bound on the probability of ``R`` equal values for any law
+with mean ``μ`` and variance ``≤ σ²`` — is below its level.
+
+**Level.** ``0.9 alpha`` is split evenly over the ``T`` mean and spread tests, ``0.1 alpha``
+over the constant-statistic tests, so by the union bound (Bonferroni) the whole gate raises a
+false alarm with probability ``≤ alpha`` (default ``1e-6``) for an estimator distributed as
+``Î_kind`` with ``n`` draws. The mean and constant tests stay valid for any unbiased estimator
+with at most that variance. A tiny deterministic tolerance ``rtol · ⟨|W|, |I(θ)|⟩`` for
+rounding only widens the acceptance regions.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,9 +59,15 @@ import numpy as np
 from ..errors import FisherVerifyError, ShapeError, UnsupportedError
 from ..networks.network import Network
 from ..validation import as_generator, check_count
-from .calibrated import DEFAULT_ALPHA, bonferroni, median_of_means_plan
+from .calibrated import DEFAULT_ALPHA, median_of_means_plan
+from .catoni import catoni_mean, catoni_radius_factor, catoni_scale, minimum_catoni_draws
+from .diagnose import diagnose
+from .gate_exact import DENSE_HESSIAN_LIMIT, LARGE_DIAGONAL_P, exact_statistics
+from .spread import spread_test
 
 __all__ = [
+    "DENSE_HESSIAN_LIMIT",
+    "LARGE_DIAGONAL_P",
     "EstimatorReport",
     "GateStatistic",
     "assert_fisher_estimator",
@@ -68,16 +77,11 @@ __all__ = [
     "torch_parameter_permutation",
 ]
 
+#: Exact sds below this fraction of ``⟨|W|, |I(θ)|⟩`` are zero up to rounding (no spread test).
+SD_FLOOR = 1e-7
+
 #: A user's estimator: ``estimator(rng) -> (P, P)`` array (or ``(P,)`` diagonal).
 Estimator = Callable[[np.random.Generator], Any]
-
-#: Above this many entries of the output Hessians ``(M, n_L, P, P)`` the ``Î₂`` variances use
-#: the PyTorch path (:mod:`fisher_verify.fisher.large` and Hessian-vector products).
-DENSE_HESSIAN_LIMIT = 20_000_000
-
-#: Above this many parameters the ``Î₁`` diagonal variances use
-#: :func:`fisher_verify.fisher.large.variance1_diagonal` (PyTorch, lemma-13 factors).
-LARGE_DIAGONAL_P = 2000
 
 
 # --- report -----------------------------------------------------------------------------------
@@ -89,14 +93,16 @@ class GateStatistic:
 
     Attributes:
         label: which element / direction, e.g. ``"Î[5,5] (W0[1,2])"`` or ``"v3ᵀ Î v3"``.
-        observed: median of the group means of the replicate values (the tested estimate).
+        observed: Catoni's estimate of the replicates' mean (the tested estimate).
         mean: plain mean over all replicates.
         expected: the exact value ``⟨W, I(θ)⟩`` (``eq-6``).
         sd: exact standard deviation of one replicate (``thm-4`` / ``thm-6``).
         empirical_sd: standard deviation of the replicate values.
-        radius: median-of-means radius at the per-statistic level ``alpha / S``.
+        radius: Catoni radius at the per-test level ``alpha / T``.
         slack: deterministic rounding tolerance ``rtol · ⟨|W|, |I(θ)|⟩``.
         replications: R.
+        spread_ratio: Catoni estimate of ``E (X − μ)²`` over the exact ``σ²`` (NaN: untested).
+        spread_ok: whether that ratio is within its calibrated two-sided radius.
     """
 
     label: str
@@ -108,6 +114,8 @@ class GateStatistic:
     radius: float
     slack: float
     replications: int
+    spread_ratio: float = math.nan
+    spread_ok: bool = True
 
     @property
     def threshold(self) -> float:
@@ -116,7 +124,7 @@ class GateStatistic:
 
     @property
     def passed(self) -> bool:
-        """Whether ``|observed − expected| ≤ threshold``."""
+        """Whether ``|observed − expected| ≤ threshold`` (the mean test)."""
         return bool(abs(self.observed - self.expected) <= self.threshold)
 
     @property
@@ -143,18 +151,23 @@ class GateStatistic:
 
     @property
     def threshold_z(self) -> float:
-        """The acceptance radius in exact standard errors (about 25–35 at alpha ≈ 1e-8)."""
+        """The acceptance radius in exact standard errors (about 6.8 at R = 200, alpha/T = 1e-8)."""
         se = self.standard_error
         return self.radius / se if se > 0 else 0.0
 
     def __str__(self) -> str:
         verdict = "ok" if self.passed else "FAILED"
         z = f"{abs(self.z):.1f}" if math.isfinite(self.z) else "inf"
-        return (
+        text = (
             f"{self.label}: {verdict}: observed {self.observed:.6g}, exact {self.expected:.6g} "
             f"(off by {z} exact standard errors; threshold {self.threshold_z:.1f} = "
             f"{self.threshold:.3g})"
         )
+        if math.isfinite(self.spread_ratio):
+            text += f"; variance {self.spread_ratio:.3g}x exact" + (
+                "" if self.spread_ok else " (spread FAILED)"
+            )
+        return text
 
 
 @dataclass(frozen=True)
@@ -162,22 +175,29 @@ class EstimatorReport:
     """Outcome of :func:`check_fisher_estimator`.
 
     Attributes:
-        passed: every statistic within its threshold.
+        passed: every mean within its threshold, and the spread as required (module docs).
         kind: 1 (``Î₁``, score outer products) or 2 (``Î₂``, negative Hessians): whose exact
             variance calibrates the test.
         n: draws per input the estimator is declared to use.
         replications: R.
         diagonal_only: whether the estimator returns ``diag Î`` only.
         alpha: false-alarm rate of the whole gate.
-        alpha_per_check: ``alpha / S`` (Bonferroni).
-        groups: number k of groups of the median of means; ``chebyshev_c`` its multiple c.
+        alpha_per_check: ``alpha / T`` (Bonferroni over T tests).
         statistics: every tested statistic (diagonal elements first, then directions).
         worst: the statistic with the largest ``|observed − expected| / threshold``.
-        scale: least-squares factor c in ``observed ≈ c · exact`` (each statistic normalised by
-            ``⟨|W|, |I(θ)|⟩``); 1 for a correct estimator.
+        scale: precision-weighted least-squares factor c in ``observed ≈ c · exact``; 1 for a
+            correct estimator.
         scale_explains: whether ``c · exact`` falls within every threshold (a pure rescaling).
         sd_ratio: median over statistics of (empirical sd / exact sd of ``Î_kind``).
-        diagnosis: a one-line reading of the numbers.
+        diagnosis: a one-line reading of the numbers (:mod:`fisher_verify.testing.diagnose`).
+        variance: ``"at_most"`` or ``"exact"`` (the estimator declared to be ``Î_kind``).
+        cause: short code of the diagnosis (``ok``, ``scale``, ``noisier``, ...).
+        factor: the named scale factor (``"1/n"``, ``"4/3"``, ...) or ``""``.
+        spread_ratio: median over tested statistics of observed / exact variance.
+        deterministic: the replicates did not vary (compared exactly).
+        tests: T, the number of mean and spread tests sharing ``(1 − CONSTANT_SHARE) alpha``.
+        method: ``"catoni+spread"`` (Catoni means and spreads), ``"catoni"`` (R too small for
+            the spread tests) or ``"median_of_means"`` (R too small for Catoni's bound).
     """
 
     passed: bool
@@ -187,19 +207,29 @@ class EstimatorReport:
     diagonal_only: bool
     alpha: float
     alpha_per_check: float
-    groups: int
-    chebyshev_c: float
     statistics: tuple[GateStatistic, ...]
     worst: GateStatistic
     scale: float
     scale_explains: bool
     sd_ratio: float
     diagnosis: str
+    variance: str = "at_most"
+    cause: str = ""
+    factor: str = ""
+    spread_ratio: float = math.nan
+    deterministic: bool = False
+    tests: int = 0
+    method: str = "catoni+spread"
 
     @property
     def failures(self) -> tuple[GateStatistic, ...]:
-        """The statistics outside their threshold."""
+        """The statistics outside their mean threshold."""
         return tuple(s for s in self.statistics if not s.passed)
+
+    @property
+    def spread_failures(self) -> tuple[GateStatistic, ...]:
+        """The statistics whose spread is outside its two-sided threshold."""
+        return tuple(s for s in self.statistics if not s.spread_ok)
 
     def message(self) -> str:
         """A multi-line human summary (the AssertionError text of the assert form)."""
@@ -208,14 +238,15 @@ class EstimatorReport:
         shape = "diagonal" if self.diagonal_only else "P x P"
         lines = [
             f"Fisher estimator gate {head}: {len(self.failures)} of {len(self.statistics)} "
-            f"statistics off ({shape} estimate calibrated by the exact variance of {est}, "
-            f"n = {self.n} draws per input, R = {self.replications} replicates; "
-            f"alpha = {self.alpha:.1e} for the whole gate, {self.alpha_per_check:.2e} per "
-            f"statistic; median of {self.groups} group means)",
+            f"means off, {len(self.spread_failures)} spreads off ({shape} estimate calibrated "
+            f"by the exact variance of {est}, n = {self.n} draws per input, R = "
+            f"{self.replications} replicates; alpha = {self.alpha:.1e} for the whole gate, "
+            f"{self.alpha_per_check:.2e} per test; {_METHOD_TEXT[self.method]})",
             f"  worst: {self.worst}",
-            f"  scale factor (least squares of observed vs exact): {self.scale:.4g}"
-            + (" — a rescaled I(θ) fits every statistic" if self.scale_explains else ""),
-            f"  spread: empirical sd / exact sd = {self.sd_ratio:.3g}",
+            f"  scale factor (precision-weighted least squares of observed vs exact): "
+            f"{self.scale:.4g}" + (" — a rescaled I(θ) fits every statistic" if self.scale_explains else ""),
+            f"  spread: empirical sd / exact sd = {self.sd_ratio:.3g}"
+            + (f"; variance ratio {self.spread_ratio:.3g}" if math.isfinite(self.spread_ratio) else ""),
             f"  diagnosis: {self.diagnosis}",
         ]
         return "\n".join(lines)
@@ -224,143 +255,67 @@ class EstimatorReport:
         return self.message()
 
 
+_METHOD_TEXT = {
+    "catoni+spread": "Catoni means and spreads",
+    "catoni": "Catoni means; R too small to test the spread",
+    "median_of_means": "median-of-means means; R too small for Catoni's bound or the spread",
+}
+
+
 # --- labels -----------------------------------------------------------------------------------
 
 
-def _param_label(net: Network, i: int) -> str:
-    off = net.offsets
-    for layer, (_rows, cols) in enumerate(net.shapes):
-        if off[layer] <= i < off[layer + 1]:
-            r, c = divmod(i - off[layer], cols)
-            what = f"b{layer}[{r}]" if c == cols - 1 else f"W{layer}[{r},{c}]"
-            return f"Î[{i},{i}] ({what})"
-    return f"Î[{i},{i}]"
-
-
-# --- exact values and variances ---------------------------------------------------------------
-
-
-def _kappa4_pairs(fam: Any, h: np.ndarray, A: np.ndarray) -> np.ndarray:
-    """``κ₄[A_m, A_m]`` (M,) for symmetric ``A`` (M, d, d), by eigenvectors and kappa4_contract."""
-    lam, Q = np.linalg.eigh(A)  # A = Q diag(lam) Qᵀ
-    q = np.swapaxes(Q, 1, 2)  # (M, r, d): rows are eigenvectors
-    qk, ql = q[:, :, None, :], q[:, None, :, :]
-    hh = h[:, None, None, :]
-    k4 = np.asarray(fam.kappa4_contract(hh, qk, qk, ql, ql), dtype=np.float64)  # (M, r, r)
-    return np.einsum("mk,mkl,ml->m", lam, k4, lam)
-
-
-def _torch_second_directional(net: Network, X: np.ndarray, V: np.ndarray) -> np.ndarray:
-    """``vᵀ H^a_m v`` (M, n_L, D) by forward-over-forward differentiation (no ``P×P`` array)."""
-    import torch
-    from torch.func import jvp, vmap
-
-    th = torch.as_tensor(net.theta, dtype=torch.float64)
-    Xt = torch.as_tensor(X, dtype=torch.float64)
-    Vt = torch.as_tensor(V, dtype=torch.float64)
-
-    def second(x: Any, v: Any) -> Any:
-        def first(t: Any) -> Any:
-            return jvp(lambda s: net.torch_forward(s, x), (t,), (v,))[1]
-
-        return jvp(first, (th,), (v,))[1]
-
-    per_v = vmap(vmap(second, in_dims=(None, 0)), in_dims=(0, None))(Xt, Vt)  # (M, D, n_L)
-    return per_v.permute(0, 2, 1).detach().numpy()
+def _param_labels(net: Network) -> list[str]:
+    """``Î[i,i] (W0[r,c])`` / ``(b0[r])`` for every flat-θ index, in order."""
+    out: list[str] = []
+    i = 0
+    for layer, (rows, cols) in enumerate(net.shapes):
+        for r in range(rows):
+            for c in range(cols):
+                what = f"b{layer}[{r}]" if c == cols - 1 else f"W{layer}[{r},{c}]"
+                out.append(f"Î[{i},{i}] ({what})")
+                i += 1
+    return out
 
 
 def _exact_statistics(
     net: Network, X: np.ndarray, kind: int, n: int, V: np.ndarray, diagonal_only: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exact values, variances of one replicate and rounding scales of the S statistics."""
-    from ..fisher.covariance import variance
-
-    fam = net.family
-    M = X.shape[0]
-    h = np.asarray(net.forward(X), dtype=np.float64)
-    fam.check_natural(h)
-    Ih = np.asarray(fam.fisher(h), dtype=np.float64)  # (M, d, d)
-    J = np.asarray(net.jacobian(X), dtype=np.float64)  # (M, d, P)
-    P = J.shape[-1]
-    d = J.shape[1]
-    norm = 1.0 / (M * M * float(n))
-    dense_h = kind == 2 and M * d * P * P <= DENSE_HESSIAN_LIMIT
-    H = np.asarray(net.output_hessians(X), dtype=np.float64) if dense_h else None
-
-    # diagonal elements (eq-6; thm-4 / thm-6 via covariance.variance or the large path)
-    diag_I = np.einsum("map,mab,mbp->p", J, Ih, J) / M
-    if (kind == 1 and P <= LARGE_DIAGONAL_P) or dense_h:
-        var_diag = np.asarray(variance(net, X, kind, n, diagonal=True), dtype=np.float64)  # type: ignore[arg-type]
-    elif kind == 1:
-        from ..fisher.large import variance1_diagonal
-
-        var_diag = variance1_diagonal(net, X, n)
-    else:
-        from ..fisher.large import variance2_diagonal
-
-        var_diag = variance2_diagonal(net, X, n)
-
-    # directions
-    W2 = V * V  # (D, P): weights of vᵀ Diag(Î) v
-    if diagonal_only:
-        exp_dir = W2 @ diag_I
-        scale_dir = W2 @ np.abs(diag_I)
-        if kind == 1:
-            # A_mk = J_m diag(v_k²) J_mᵀ, one direction at a time (memory M·d·P)
-            A = np.stack([np.einsum("map,mbp->mab", J * w2, J) for w2 in W2], axis=1)
-            hD = np.repeat(h[:, None, :], V.shape[0], axis=1).reshape(-1, d)
-            k4 = _kappa4_pairs(fam, hD, A.reshape(-1, d, d)).reshape(M, -1)
-            IA = np.einsum("mab,mkbc->mkac", Ih, A)
-            tr = np.einsum("mkab,mkba->mk", IA, IA)
-            var_dir = (k4 + 2.0 * tr).sum(0) * norm
-        else:
-            if H is not None:
-                Hd = np.diagonal(H, axis1=2, axis2=3)  # (M, d, P)
-            else:
-                from ..fisher.large import output_hessian_diagonals
-
-                Hd = output_hessian_diagonals(net, X)
-            w = np.einsum("kp,map->mak", W2, Hd)  # (M, d, D)
-            var_dir = np.einsum("mak,mab,mbk->k", w, Ih, w) * norm
-    else:
-        # |I(θ)| (eq-6) for the rounding scale only, as one (M·d × P)ᵀ(M·d × P) product
-        IJ = np.einsum("mab,mbp->map", Ih, J)
-        I_full = J.reshape(M * d, P).T @ IJ.reshape(M * d, P) / M
-        absV = np.abs(V)
-        scale_dir = np.einsum("kp,pq,kq->k", absV, np.abs(I_full), absV)
-        u = np.einsum("map,kp->mka", J, V)  # (M, D, d): u = J_m v
-        quad = np.einsum("mka,mab,mkb->mk", u, Ih, u)
-        exp_dir = quad.mean(axis=0)  # vᵀ I(θ) v
-        if kind == 1:
-            hD = h[:, None, :]
-            k4 = np.asarray(fam.kappa4_contract(hD, u, u, u, u), dtype=np.float64)
-            var_dir = (k4 + 2.0 * quad * quad).sum(0) * norm
-        else:
-            if H is not None:
-                w = np.einsum("kp,mapq,kq->mak", V, H, V)
-            else:
-                w = _torch_second_directional(net, X, V)
-            var_dir = np.einsum("mak,mab,mbk->k", w, Ih, w) * norm
-
-    expected = np.concatenate([diag_I, exp_dir])
-    var = np.maximum(np.concatenate([var_diag, var_dir]), 0.0)
-    scales = np.concatenate([np.abs(diag_I), scale_dir])
-    return expected, var, scales
+    """(expected, variance, scales) of the statistics (kept for the tests of the large paths)."""
+    ex = exact_statistics(net, X, kind, n, V, diagonal_only, fourth_moments=False)
+    return ex.expected, ex.variance, ex.scales
 
 
 # --- the gate ---------------------------------------------------------------------------------
 
 
+#: Share of ``alpha`` for the tests of statistics that do not vary across replicates.
+CONSTANT_SHARE = 0.1
+
+
 def minimum_replications(alpha: float, n_statistics: int) -> int:
-    """Smallest R for which a level ``alpha / n_statistics`` median of means exists."""
-    per = bonferroni(alpha, n_statistics)
+    """Smallest R for which the gate runs at all: a level ``alpha / n_statistics`` test of each
+    mean exists (Catoni, or below its range a median of means)."""
     R = 3
     while True:
-        try:
-            median_of_means_plan(float(per), R)
+        if _plan(alpha, n_statistics, 0, R) is not None:
             return R
-        except ValueError:
-            R += 2
+        R += 1
+
+
+def _plan(alpha: float, S: int, n_spread: int, R: int) -> tuple[str, float, int] | None:
+    """(method, per-test level, number of tests): Catoni for the means and spreads when R allows
+    it, else Catoni for the means only, else (small R) a median of means; None below that."""
+    main = alpha * (1 - CONSTANT_SHARE)
+    if n_spread and R >= minimum_catoni_draws(main / (S + n_spread)):
+        return "catoni+spread", main / (S + n_spread), S + n_spread
+    if R >= minimum_catoni_draws(main / S):
+        return "catoni", main / S, S
+    try:
+        median_of_means_plan(float(main / S), R)
+    except ValueError:
+        return None
+    return "median_of_means", main / S, S
 
 
 def _as_array(value: Any) -> np.ndarray:
@@ -369,55 +324,20 @@ def _as_array(value: Any) -> np.ndarray:
     return np.asarray(value, dtype=np.float64)
 
 
-def _diagnose(
-    passed: bool,
-    scale: float,
-    scale_explains: bool,
-    sd_ratio: float,
-    finite: bool,
-    n: int,
-    M: int,
-    kind: int,
-) -> str:
-    if not finite:
-        return "the estimator returned NaN or infinite values"
-    spread = ""
-    rescaled = scale_explains and math.isfinite(scale) and sd_ratio <= 2.0 * max(1.0, abs(scale))
-    if sd_ratio > 2.0 and not rescaled:
-        spread = (
-            f" Its spread is {sd_ratio:.2g}x the exact sd of Î{kind} with n = {n} draws per input: "
-            "does it really use n draws per input? The false-alarm guarantee assumes a variance "
-            f"at most that of Î{kind}(n)."
-        )
-    if passed:
-        return "consistent with an unbiased estimator of I(θ) (eq-6)." + spread
-    if sd_ratio < 0.05:
-        return (
-            f"the replicates barely vary ({sd_ratio:.2g}x the exact sd) although a Monte Carlo "
-            "estimator should: the estimate hardly depends on rng. Labels are probably not drawn "
-            "from the model p(y|x,θ) — this looks like the empirical Fisher (labels from data) — "
-            "or the rng is ignored."
-        )
-    if scale_explains and abs(scale - 1.0) > 1e-3:
-        size = "too large" if scale > 1 else "too small"
-        hint = ""
-        for value, why in (
-            (float(n), f"n = {n}: a missing 1/N (sum instead of mean over draws)?"),
-            (float(M), f"M = {M}: a missing 1/M (sum instead of mean over inputs)?"),
-            (float(n * M), f"n·M = {n * M}: a sum instead of a mean?"),
-            (1.0 / n, "1/n: divided by N twice?"),
-            (1.0 / M, "1/M: divided by M twice?"),
-            (0.5, "1/2: a loss convention with a factor 1/2 (e.g. MSE as 0.5‖·‖²)?"),
-            (2.0, "2: a factor 2 (e.g. squared error without 1/2)?"),
-        ):
-            if value != 1.0 and abs(scale / value - 1.0) < 0.05:
-                hint = f" The factor is close to {why}"
-                break
-        return f"your estimator is {scale:.3g}x {size}: a rescaled I(θ) fits every statistic.{hint}"
-    return (
-        f"biased, and not by a constant factor (best factor {scale:.3g} does not fit): the labels "
-        "seem to come from a distribution other than p(y|x,θ) (data labels = empirical Fisher, a "
-        "stale or perturbed θ, a wrong family/link) or the per-sample terms are wrong." + spread
+def _labels_statistic(net: Network, labels: Any, M: int) -> np.ndarray:
+    """The data's labels as sufficient statistics ``(k, M, d)``."""
+    try:
+        t = np.asarray(net.family.statistic(np.asarray(labels)), dtype=np.float64)
+    except Exception as exc:  # noqa: BLE001 - any failure is a bad labels argument
+        raise FisherVerifyError(f"labels: not labels of {net.family.label}: {exc}") from None
+    d = net.family.dim
+    if t.ndim == 2 and t.shape == (M, d):
+        return t[None]
+    if t.ndim == 3 and t.shape[1:] == (M, d):
+        return t
+    raise ShapeError(
+        f"labels: expected one label per input, shape ({M},) (or (k, {M}) for k labels per "
+        f"input), giving t(y) of shape ({M}, {d}); got t(y) of shape {t.shape}"
     )
 
 
@@ -434,9 +354,12 @@ def check_fisher_estimator(
     diagonal_only: bool = False,
     directions: int = 8,
     rtol: float = 1e-9,
+    variance: Literal["at_most", "exact"] = "at_most",
+    labels: Any = None,
 ) -> EstimatorReport:
-    """Test that a user's Monte Carlo estimator is unbiased for I(θ) (``eq-6``); never raises on a
-    wrong estimator, returns an :class:`EstimatorReport`.
+    """Test that a user's Monte Carlo estimator is unbiased for I(θ) (``eq-6``) with the spread
+    of ``Î_kind`` (``thm-4`` / ``thm-6``); never raises on a wrong estimator, returns an
+    :class:`EstimatorReport`.
 
     Args:
         estimator: ``estimator(rng) -> array``: one estimate from ``n`` label draws per input
@@ -447,14 +370,19 @@ def check_fisher_estimator(
         x: inputs, ``(n_0,)`` or ``(M, n_0)`` (p(x) is their empirical distribution).
         n: draws per input the estimator uses.
         kind: 1 calibrates with the exact variance of ``Î₁`` (``thm-4``), 2 with that of ``Î₂``
-            (``thm-6``). The test is valid for any unbiased estimator with at most that variance.
+            (``thm-6``).
         replications: R independent calls of ``estimator``.
         rng: seed or Generator; directions are drawn from it first, then each call gets it.
-        alpha: false-alarm rate of the whole gate (Bonferroni over all statistics).
+        alpha: false-alarm rate of the whole gate (Bonferroni over all tests).
         diagonal_only: the estimator returns ``diag Î`` only (EWC / K-FAC style pipelines).
         directions: number of random quadratic forms ``vᵀÎv`` (``vᵀ Diag(Î) v`` when diagonal).
         rtol: deterministic rounding tolerance, relative to ``⟨|W|, |I(θ)|⟩``; raise it (e.g.
             ``1e-4``) for float32 estimators.
+        variance: ``"at_most"`` (default): any unbiased estimator with at most the variance of
+            ``Î_kind(n)`` passes; ``"exact"``: the estimator is declared to be ``Î_kind`` with
+            ``n`` draws, and a spread that differs either way fails.
+        labels: the data's labels, one per input (``(M,)``, or ``(k, M)``), when known: lets
+            the diagnosis name the empirical Fisher.
 
     Raises:
         ShapeError: the estimator returns an array of the wrong shape.
@@ -467,6 +395,11 @@ def check_fisher_estimator(
     directions = check_count(directions, "directions", minimum=0)
     if not 0 < alpha < 1:
         raise FisherVerifyError(f"alpha must lie in (0, 1), got {alpha}")
+    if variance not in ("at_most", "exact"):
+        raise FisherVerifyError(
+            f"variance must be 'at_most' (unbiased, at most the variance of Î_kind) or 'exact' "
+            f"(the estimator is Î_kind with n draws), got {variance!r}"
+        )
     if kind == 2:
         net.require_c2("the variance of the Hessian estimator (thm-6)")
     R = check_count(replications, "replications")
@@ -475,20 +408,30 @@ def check_fisher_estimator(
     M = X.shape[0]
     P = net.num_params
     S = P + int(directions)
-    per = bonferroni(alpha, S)
-    try:
-        k, c = median_of_means_plan(float(per), R)
-    except ValueError:
-        need = minimum_replications(alpha, S)
-        raise FisherVerifyError(
-            f"replications = {R} is too few for alpha = {alpha:g} over {S} statistics "
-            f"(alpha {per:.2e} each); use at least {need} (200 or more for useful power)"
-        ) from None
-    m = R // k
+    labels_t = None if labels is None else _labels_statistic(net, labels, M)
 
     V = gen.normal(size=(int(directions), P))
     V /= np.maximum(np.linalg.norm(V, axis=1, keepdims=True), 1e-300)
-    expected, var, scales = _exact_statistics(net, X, kind, n, V, diagonal_only)
+    ex = exact_statistics(net, X, kind, n, V, diagonal_only)
+    expected, var = ex.expected, ex.variance
+    slack = rtol * np.maximum(ex.scales, np.abs(expected))
+    # an exact sd below 1e-7 of the statistic's scale is zero up to the rounding of thm-4's
+    # cancelling terms (fig-1): its spread is not tested
+    sd_floor = SD_FLOOR * ex.scales
+    measurable = np.sqrt(var) > np.maximum(slack, sd_floor)
+    spread_tested = measurable & np.isfinite(ex.fourth)
+    plan = _plan(alpha, S, int(np.sum(spread_tested)), R)
+    if plan is None:
+        need = minimum_replications(alpha, S)
+        full = minimum_catoni_draws(alpha * (1 - CONSTANT_SHARE) / (S + int(np.sum(spread_tested))))
+        raise FisherVerifyError(
+            f"replications = {R} is too few for alpha = {alpha:g} over {S} statistics; use at "
+            f"least {need} ({full} to test the spread too; 200 or more for useful power)"
+        )
+    method, per, T = plan
+    if method != "catoni+spread":
+        spread_tested = np.zeros(S, dtype=bool)
+    per_constant = alpha * CONSTANT_SHARE / max(1, int(np.sum(measurable)))
 
     want = (P,) if diagonal_only else (P, P)
     values = np.empty((R, S))
@@ -505,50 +448,82 @@ def check_fisher_estimator(
             values[r, P:] = np.sum((V @ est) * V, axis=1)
 
     finite = bool(np.all(np.isfinite(values)))
-    observed = np.median(values[: k * m].reshape(k, m, S).mean(axis=1), axis=0)
+    sd = np.sqrt(var)
     means = values.mean(axis=0)
     emp_sd = values.std(axis=0, ddof=1) if R > 1 else np.zeros(S)
-    sd = np.sqrt(var)
-    radius = c * sd / math.sqrt(m)
-    slack = rtol * np.maximum(scales, np.abs(expected))
+    if method == "median_of_means":
+        k, c = median_of_means_plan(float(per), R)
+        m = R // k
+        observed = np.median(values[: k * m].reshape(k, m, S).mean(axis=1), axis=0)
+        radius = c * sd / math.sqrt(m)
+    else:
+        observed = catoni_mean(values, catoni_scale(sd, R, per))
+        radius = sd * catoni_radius_factor(R, per)
+    spread_fourth = np.where(spread_tested, ex.fourth, np.nan)
+    spread = spread_test(values, expected, var, spread_fourth, per, slack, sd_floor)
+    ptp = np.ptp(values, axis=0)
+    constant_cols = ptp <= 2.0 * slack + 1e-15 * np.abs(means)
+    constant = finite and bool(np.all(constant_cols))
+    # a statistic equal to c in every replicate: under the null (mean μ, variance ≤ σ²) an atom
+    # at c has probability p ≤ σ²/(σ² + (c − μ)²), so R equal values have probability ≤ p^(R−1)
+    dist = np.maximum(np.abs(values[0] - expected) - slack, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_atom = np.log(var) - np.log(var + dist * dist)
+    constant_off = finite & constant_cols & measurable & ((R - 1) * log_atom <= math.log(per_constant))
 
-    labels = [_param_label(net, i) for i in range(P)]
+    mean_ok = finite and bool(np.all(np.abs(observed - expected) <= radius + slack))
+    noisy = bool(np.any(spread.too_noisy))
+    quiet = bool(np.any(spread.too_quiet))
+    exact_equal = constant and bool(
+        np.all(np.abs(values[0] - expected) <= slack + 1e-12 * np.abs(expected))
+    )
+    if not finite:
+        passed = False
+    elif exact_equal:
+        passed = variance != "exact" or not quiet
+    else:
+        # a constant, wrong estimate also fails when its spread is too small for Î_kind
+        # (calibrated for Î_kind: an honest Î_kind that happens to repeat a value passes)
+        passed = (
+            mean_ok and not noisy and not bool(np.any(constant_off))
+            and not ((variance == "exact" or constant) and quiet)
+        )
+
+    labels_txt = _param_labels(net)
     form = "Diag(Î)" if diagonal_only else "Î"
-    labels += [f"v{j}ᵀ {form} v{j} (random unit v{j})" for j in range(int(directions))]
+    labels_txt += [f"v{j}ᵀ {form} v{j} (random unit v{j})" for j in range(int(directions))]
+    bad_spread = spread.too_noisy | spread.too_quiet
+    ratio = spread.ratio
     stats = tuple(
         GateStatistic(
-            labels[j], float(observed[j]), float(means[j]), float(expected[j]), float(sd[j]),
-            float(emp_sd[j]), float(radius[j]), float(slack[j]), R,
+            labels_txt[j], float(observed[j]), float(means[j]), float(expected[j]), float(sd[j]),
+            float(emp_sd[j]), float(radius[j]), float(slack[j]), R, float(ratio[j]),
+            not bool(bad_spread[j]),
         )
         for j in range(S)
     )
-    passed = finite and all(s.passed for s in stats)
     worst = max(stats, key=lambda s: s.excess)
-
-    # least-squares scale factor, each statistic normalised by its magnitude scale
-    wts = np.where(scales > 0, 1.0 / np.maximum(scales, 1e-300), 0.0)
-    den = float(np.sum((expected * wts) ** 2))
-    if finite and den > 0:
-        scale = float(np.sum(means * expected * wts * wts) / den)
-    else:
-        scale = math.nan
-    scale_explains = bool(
-        finite and math.isfinite(scale)
-        # a rescaled correct estimator c·Î has sd |c|·σ, hence the radius scaled by max(1, |c|)
-        and np.all(
-            np.abs(observed - scale * expected)
-            <= max(1.0, abs(scale)) * (radius + slack) + rtol * abs(scale) * scales
-        )
-    )
     positive = sd > 0
     sd_ratio = float(np.median(emp_sd[positive] / sd[positive])) if np.any(positive) else math.nan
-    diagnosis = _diagnose(passed, scale, scale_explains, sd_ratio, finite, n, M, kind)
+    spread_med = float(np.nanmedian(ratio[spread_tested])) if np.any(spread_tested) else math.nan
+    diag = diagnose(
+        ex=ex, net=net, values=values, observed=observed, radius=radius, slack=slack,
+        spread=spread, constant=constant, passed=passed, mean_ok=mean_ok, declared=variance,
+        labels_t=labels_t, M=M, emp_sd=emp_sd,
+    )
     return EstimatorReport(
         passed=passed, kind=int(kind), n=n, replications=R, diagonal_only=bool(diagonal_only),
-        alpha=float(alpha), alpha_per_check=float(per), groups=int(k), chebyshev_c=float(c),
-        statistics=stats, worst=worst, scale=scale, scale_explains=scale_explains,
-        sd_ratio=sd_ratio, diagnosis=diagnosis,
+        alpha=float(alpha), alpha_per_check=float(per), statistics=stats, worst=worst,
+        scale=diag.scale, scale_explains=diag.scale_explains, sd_ratio=sd_ratio,
+        diagnosis=diag.text, variance=variance, cause=diag.cause, factor=diag.factor,
+        spread_ratio=spread_med, deterministic=constant, tests=T, method=method,
     )
+
+
+_CHECK_KEYWORDS = frozenset(
+    name for name, p in inspect.signature(check_fisher_estimator).parameters.items()
+    if p.kind is inspect.Parameter.KEYWORD_ONLY
+)
 
 
 def assert_fisher_estimator(
@@ -559,6 +534,14 @@ def assert_fisher_estimator(
     For pytest: ``assert_fisher_estimator(my_estimator, net, x, n=100)``. Same keyword
     arguments; returns the report when the estimator passes.
     """
+    unknown = sorted(set(kwargs) - _CHECK_KEYWORDS)
+    if unknown:
+        raise TypeError(
+            f"assert_fisher_estimator() got an unexpected keyword argument {unknown[0]!r}; "
+            f"valid: {', '.join(sorted(_CHECK_KEYWORDS))}"
+        )
+    if "n" not in kwargs:
+        raise TypeError("assert_fisher_estimator() missing required keyword argument: 'n'")
     report = check_fisher_estimator(estimator, net, x, **kwargs)
     if not report.passed:
         raise AssertionError(report.message())

@@ -1,0 +1,349 @@
+"""Name the cause of an estimator gate result (the text of ``EstimatorReport.diagnosis``).
+
+The checks run in a fixed order, so each cause is named by the first check that explains it:
+
+1. non-finite values;
+2. replicates that do not vary (compared exactly, at rounding tolerance): equal to ``I(θ)``
+   (an exact Fisher, e.g. EWC's "all labels weighted by their probability"), the argmax
+   labels (``Î`` at the most likely label), the data's labels (the empirical Fisher), or
+   deterministic and wrong with its relative error;
+3. the means pass and the spread does not: "unbiased but k× noisier than Î₁ with n draws"
+   (or quieter, when the estimator was declared to be ``Î_kind``);
+4. a constant factor, by precision-weighted least squares ``c = Σ oₛ eₛ/σₛ² / Σ eₛ²/σₛ²``,
+   named when a known factor fits (1/n, n, 1/M, M, N/(N−1), M/(M−1), (N−1)/N, a simple
+   fraction such as 4/3);
+5. a parameter permutation of ``I(θ)`` (``model.parameters()`` order, column-major weights);
+6. otherwise: labels from a distribution other than ``p(y|x,θ)``.
+
+The verdict itself (pass/fail) is the calibrated test of the gate; this module only reads it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from ..networks.network import Network
+from .gate_exact import ExactStatistics
+from .spread import SpreadResult
+
+__all__ = ["Diagnosis", "diagnose", "layer_permutations", "scale_fit"]
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """What the gate's numbers say.
+
+    Attributes:
+        cause: a short code: ``ok``, ``exact``, ``nonfinite``, ``argmax_labels``,
+            ``data_labels``, ``deterministic``, ``noisier``, ``quieter``, ``scale``,
+            ``permutation``, ``distribution``.
+        text: the sentence shown to the user.
+        scale: the precision-weighted least-squares factor c in ``observed ≈ c · exact``.
+        scale_explains: whether ``c · I(θ)`` fits every statistic.
+        factor: the named factor (e.g. ``"1/n"``, ``"4/3"``), or ``""``.
+    """
+
+    cause: str
+    text: str
+    scale: float
+    scale_explains: bool
+    factor: str = ""
+
+
+def layer_permutations(net: Network) -> list[tuple[str, np.ndarray]]:
+    """Orders a user might return: ``π`` with ``estimate[i] = I[π(i)]`` in the Network's order.
+
+    * ``model.parameters()`` order (per Linear: the weight row-major, then the bias), the usual
+      PyTorch flattening, when the estimate was not permuted into the Network's ``[W | b]``;
+    * the inverse permutation (permuted twice);
+    * column-major ``[W | b]`` (a transposed weight).
+    """
+    torch_order: list[int] = []
+    col_major: list[int] = []
+    off = net.offsets
+    for layer, (rows, cols) in enumerate(net.shapes):
+        base = off[layer]
+        torch_order.extend(base + r * cols + c for r in range(rows) for c in range(cols - 1))
+        torch_order.extend(base + r * cols + cols - 1 for r in range(rows))
+        col_major.extend(base + r * cols + c for c in range(cols) for r in range(rows))
+    perm = np.asarray(torch_order, dtype=np.int64)
+    out = [
+        ("model.parameters() order (weight, then bias, per layer) instead of the Network's "
+         "[W | b] rows", perm),
+        ("the inverse of the model.parameters() permutation (permuted twice?)", np.argsort(perm)),
+        ("column-major weights (a transposed W)", np.asarray(col_major, dtype=np.int64)),
+    ]
+    ident = np.arange(net.num_params)
+    return [(name, p) for name, p in out if not np.array_equal(p, ident)]
+
+
+def _named_factors(n: int, M: int) -> list[tuple[float, str, str]]:
+    """Known factors (value, short name, meaning), in order of preference."""
+    out: list[tuple[float, str, str]] = [
+        (float(n), "n", f"n = {n}: a missing 1/N (a sum over the draws instead of a mean)"),
+        (float(M), "M", f"M = {M}: a missing 1/M (a sum over the inputs instead of a mean)"),
+        (float(n * M), "n·M", f"n·M = {n * M}: a sum over draws and inputs instead of a mean"),
+        (1.0 / n, "1/n", f"1/n = 1/{n}: divided by the number of draws twice (a Monte Carlo "
+         "Fisher that scales as 1/(number of samples), as ASDL's fisher_mc does)"),
+        (1.0 / M, "1/M", f"1/M = 1/{M}: divided by the number of inputs twice"),
+    ]
+    if n > 1:
+        out += [
+            (n / (n - 1.0), "N/(N-1)", f"N/(N−1) = {n}/{n - 1}: a Bessel correction over the "
+             "draws (the score's mean is 0 exactly: divide by N)"),
+            ((n - 1.0) / n, "(N-1)/N", f"(N−1)/N = {n - 1}/{n}: the draws' sample mean "
+             "subtracted from the scores (their mean is 0 exactly: do not centre)"),
+        ]
+    if M > 1:
+        out += [
+            (M / (M - 1.0), "M/(M-1)", f"M/(M−1) = {M}/{M - 1}: a Bessel correction over the "
+             "inputs (divide by M)"),
+            ((M - 1.0) / M, "(M-1)/M", f"(M−1)/M = {M - 1}/{M}: centred over the inputs"),
+        ]
+    out += [
+        (0.5, "1/2", "1/2: a loss convention with a factor 1/2 (e.g. MSE as 0.5‖·‖²)?"),
+        (2.0, "2", "2: a factor 2 (e.g. squared error without 1/2)?"),
+    ]
+    for q in range(1, 7):
+        for p in range(1, 7):
+            f = Fraction(p, q)
+            if f.denominator == q and p != q and float(f) not in {v for v, _, _ in out}:
+                out.append((float(f), f"{p}/{q}" if q > 1 else f"{p}", ""))
+    return out
+
+
+def scale_fit(
+    observed: np.ndarray, expected: np.ndarray, variance: np.ndarray, emp_sd: np.ndarray,
+    scales: np.ndarray, R: int,
+) -> tuple[float, float]:
+    """Precision-weighted least squares ``c`` of ``observed ≈ c · expected`` and a bound on its
+    standard error (Cauchy–Schwarz over the correlated statistics)."""
+    use = (variance > 0) & (expected != 0) & np.isfinite(observed)
+    if np.any(use):
+        wts = 1.0 / variance[use]
+        e, o, s = expected[use], observed[use], emp_sd[use]
+    else:
+        use = (scales > 0) & np.isfinite(observed)
+        if not np.any(use):
+            return math.nan, math.nan
+        wts = 1.0 / scales[use] ** 2
+        e, o, s = expected[use], observed[use], emp_sd[use]
+    den = float(np.sum(wts * e * e))
+    if den <= 0:
+        return math.nan, math.nan
+    c = float(np.sum(wts * e * o) / den)
+    se = float(np.sum(np.abs(wts * e) * s) / math.sqrt(R) / den)
+    return c, se
+
+
+def _fits(
+    target: np.ndarray, observed: np.ndarray, radius: np.ndarray, slack: np.ndarray, factor: float
+) -> bool:
+    room = max(1.0, abs(factor)) * (radius + slack) + 1e-9 * abs(target)
+    return bool(np.all(np.abs(observed - target) <= room))
+
+
+def _mode_statistic(fam: Any, h: np.ndarray) -> np.ndarray | None:
+    """t at the most likely label per input (M, d); None for a continuous support."""
+    comps = getattr(fam, "components", None)
+    if comps is not None:
+        parts = [_mode_statistic(c, h[..., b]) for c, b in zip(comps, fam.blocks)]
+        if any(p is None for p in parts):
+            return None
+        return np.concatenate(parts, axis=-1)  # type: ignore[arg-type]
+    if fam.definition.support.kind == "continuous":
+        return None
+    t, w, _ = fam.expectation_nodes(h, degree=2)
+    idx = np.argmax(w, axis=-1)
+    return np.take_along_axis(t, idx[:, None, None], axis=1)[:, 0, :]
+
+
+def _deterministic(
+    ex: ExactStatistics, net: Network, observed: np.ndarray, slack: np.ndarray, labels_t: Any,
+    declared: str,
+) -> Diagnosis:
+    kind = ex.kind
+    expected = ex.expected
+    P = ex.J.shape[-1]
+    if np.all(np.abs(observed - expected) <= slack + 1e-12 * np.abs(expected)):
+        if np.all(np.sqrt(ex.variance) <= 1e-7 * ex.scales):  # zero up to rounding (fig-1)
+            return Diagnosis(
+                "exact", f"deterministic and equal to I(θ) (eq-6), as Î{kind} is at these "
+                "parameters: its exact variance is 0 (e.g. fig-1, a Bernoulli output at h = 0).",
+                1.0, True,
+            )
+        if declared == "exact":
+            return Diagnosis(
+                "exact", "deterministic and equal to I(θ) at rounding tolerance (an exact "
+                f"Fisher), but it was declared to be the Monte Carlo Î{kind} with n = {ex.n} "
+                "draws: it does not sample.", 1.0, True,
+            )
+        return Diagnosis(
+            "exact", "deterministic and equal to I(θ) (eq-6) at rounding tolerance: an exact "
+            "Fisher (e.g. every label weighted by its probability), not a Monte Carlo one.",
+            1.0, True,
+        )
+    d_obs, d_exp = observed[:P], expected[:P]
+    rel = float(np.linalg.norm(d_obs - d_exp)) / max(float(np.linalg.norm(d_exp)), 1e-300)
+    tol = 1e-6 * np.maximum(np.abs(observed), 1.0e-300) + slack
+    if labels_t is not None:
+        emp = ex.at_labels(labels_t)
+        if np.all(np.abs(observed - emp) <= tol + 1e-6 * np.abs(emp)):
+            return Diagnosis(
+                "data_labels", f"deterministic and equal to Î{kind} at the data's labels: this "
+                f"is the empirical Fisher (relative error {rel:.3g} against I(θ) on the "
+                "diagonal). Draw the labels from the model p(y|x,θ) instead.", math.nan, False,
+            )
+    t_mode = _mode_statistic(net.family, ex.h)
+    if t_mode is not None:
+        top = ex.at_labels(t_mode[None])
+        if np.all(np.abs(observed - top) <= tol + 1e-6 * np.abs(top)):
+            return Diagnosis(
+                "argmax_labels", f"deterministic and equal to Î{kind} at the most likely label "
+                "of every input (argmax labels, the top-class score outer product; relative "
+                f"error {rel:.3g} against I(θ) on the diagonal). Sample y ~ p(y|x,θ) instead "
+                "of taking the argmax.", math.nan, False,
+            )
+    hint = (
+        " If it uses the data's labels this is the empirical Fisher (pass labels= to check); "
+        "otherwise the rng may be ignored."
+        if labels_t is None
+        else " It is not the empirical Fisher of the given labels either; is the rng ignored?"
+    )
+    return Diagnosis(
+        "deterministic", "the replicates do not vary: deterministic and wrong (relative "
+        f"error {rel:.3g} against I(θ) on the diagonal), not I(θ), not the argmax labels.{hint}",
+        math.nan, False,
+    )
+
+
+def diagnose(
+    *,
+    ex: ExactStatistics,
+    net: Network,
+    values: np.ndarray,
+    observed: np.ndarray,
+    radius: np.ndarray,
+    slack: np.ndarray,
+    spread: SpreadResult,
+    constant: bool,
+    passed: bool,
+    mean_ok: bool,
+    declared: str,
+    labels_t: np.ndarray | None,
+    M: int,
+    emp_sd: np.ndarray | None = None,
+) -> Diagnosis:
+    """The first cause (module docstring order) that explains the numbers."""
+    kind, n = ex.kind, ex.n
+    expected, variance = ex.expected, ex.variance
+    R = values.shape[0]
+    if not np.all(np.isfinite(values)):
+        return Diagnosis("nonfinite", "the estimator returned NaN or infinite values", math.nan, False)
+    if emp_sd is None:
+        emp_sd = values.std(axis=0, ddof=1) if R > 1 else np.zeros_like(expected)
+    quiet = bool(np.any(spread.too_quiet))
+    noisy = bool(np.any(spread.too_noisy))
+    exact_equal = bool(np.all(np.abs(observed - expected) <= slack + 1e-12 * np.abs(expected)))
+    if constant and passed and not exact_equal:
+        return Diagnosis(
+            "ok", "consistent with an unbiased estimator of I(θ) (eq-6): the replicates did not "
+            f"vary, but neither would those of Î{kind} with n = {n} draws often do here (a "
+            "label with probability near 1); the calibrated mean and spread tests accept it.",
+            math.nan, False,
+        )
+    if constant:
+        return _deterministic(ex, net, observed, slack, labels_t, declared)
+    ratio = spread.ratio
+    tested = spread.tested
+    # plain means: unbiased for c·I(θ) whatever the skew (Catoni's estimate is not, for c ≠ 1)
+    c, se = scale_fit(values.mean(axis=0), expected, variance, emp_sd, ex.scales, R)
+    explains = bool(math.isfinite(c) and _fits(c * expected, observed, radius, slack, c))
+    name = f"Î{kind}"
+    # a noisier estimator may miss the means calibrated for Î_kind by noise alone: judge its
+    # means with the radius widened by its own (empirical, mean-free) spread
+    with np.errstate(divide="ignore", invalid="ignore"):
+        widen = np.where(variance > 0, np.maximum(1.0, emp_sd / np.sqrt(variance)), 1.0)
+    unbiased_given_spread = bool(np.all(np.abs(observed - expected) <= widen * radius + slack))
+    if (mean_ok or (noisy and unbiased_given_spread)) and (
+        noisy or (quiet and declared == "exact")
+    ):
+        bad = spread.too_noisy if noisy else spread.too_quiet
+        # the sample variance (mean-free) over the exact one, on the statistics that are off
+        emp_ratio = (widen if noisy else emp_sd / np.sqrt(np.where(variance > 0, variance, 1.0))) ** 2
+        k = float(np.median(emp_ratio[bad]))
+        if noisy:
+            return Diagnosis(
+                "noisier", f"unbiased{'' if mean_ok else ' (as far as its spread lets us tell)'} "
+                f"but {k:.3g}x noisier than {name} with n = {n} draws per "
+                f"input (variance ratio, median over the {int(np.sum(bad))} statistics whose "
+                f"spread is off; like about {n / k:.3g} draws): noise shared across inputs, "
+                "draws reused, or a mini-batch shortcut (a squared batch-mean gradient)? The "
+                f"mean test's guarantee assumes at most the variance of {name}(n).", c, explains,
+            )
+        return Diagnosis(
+            "quieter", f"unbiased but {1 / k:.3g}x less variable than the declared {name} with "
+            f"n = {n} draws per input (like about {n / k:.3g} draws): it is not {name}(n) as "
+            "declared (more draws, or another estimator).", c, explains,
+        )
+    if passed:
+        text = f"consistent with an unbiased estimator of I(θ) (eq-6) with the spread of {name}."
+        if np.any(tested):
+            med = float(np.nanmedian(ratio[tested]))
+            if med < 0.5:
+                text = (
+                    "consistent with an unbiased estimator of I(θ) (eq-6), "
+                    f"{1 / med:.2g}x less variable than {name} with n = {n} draws (allowed: "
+                    "declare variance='exact' to require it to be that estimator)."
+                )
+        return Diagnosis("ok", text, c, explains)
+    # the means are off
+    if explains and abs(c - 1.0) > 1e-3:
+        tol = 3.0 * se + 5e-3 * abs(c) if math.isfinite(se) else 5e-3 * abs(c)
+        best: tuple[float, str, str] | None = None
+        for value, short, why in _named_factors(n, M):
+            if abs(value - c) <= tol and _fits(value * expected, observed, radius, slack, value):
+                if best is None or abs(math.log(value / c)) < abs(math.log(best[0] / c)) - 1e-12:
+                    best = (value, short, why)
+        size = "too large" if c > 1 else "too small"
+        if best is not None:
+            value, short, why = best
+            shown = short if "/" in short or short.isdigit() else f"{short} = {value:.4g}"
+            return Diagnosis(
+                "scale", f"your estimator is {shown}x {size} ({value:.4g}x): a rescaled I(θ) "
+                "fits every statistic." + (f" The factor is {why}" if why else ""), c, True, short,
+            )
+        return Diagnosis(
+            "scale", f"your estimator is {c:.4g}x {size}: a rescaled I(θ) fits every statistic.",
+            c, True,
+        )
+    P = ex.J.shape[-1]
+    for what, perm in layer_permutations(net):
+        diag_p = expected[:P][perm]
+        if ex.diagonal_only:
+            dirs = (ex.V * ex.V) @ diag_p
+        else:
+            assert ex.fisher_full is not None
+            Ip = ex.fisher_full[np.ix_(perm, perm)]
+            dirs = np.einsum("kp,pq,kq->k", ex.V, Ip, ex.V)
+        # the permuted diagonal has the permuted exact sd; a permuted direction's sd is not
+        # computed, so its radius is widened (this is a diagnosis, not the calibrated verdict)
+        rad_p = np.concatenate([radius[:P][perm], 3.0 * radius[P:]])
+        slack_p = np.concatenate([slack[:P][perm], slack[P:]])
+        if _fits(np.concatenate([diag_p, dirs]), observed, rad_p, slack_p, 1.0):
+            return Diagnosis(
+                "permutation", f"the estimate is I(θ) in another parameter order: {what}. "
+                "Permute it into the Network's flat θ (from_torch_estimator does).",
+                c, explains,
+            )
+    return Diagnosis(
+        "distribution", f"biased, and not by a constant factor (best factor {c:.3g} does not "
+        "fit) nor a parameter permutation: the labels seem to come from a distribution other "
+        "than p(y|x,θ) (a stale or perturbed θ, a wrong family or link, tempered or smoothed "
+        "labels) or the per-sample terms are wrong.", c, explains,
+    )
