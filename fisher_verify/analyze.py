@@ -146,6 +146,9 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
     """
     import fisher_verify as fv
 
+    from .fisher.large import require_network
+
+    require_network(net)
     if int(n) < 1:
         raise FisherVerifyError(f"number of samples n must be >= 1, got {n}")
     for name, value in (("target", target), ("confidence", confidence)):

@@ -17,6 +17,7 @@ from hypothesis import given
 
 import fisher_verify as fv
 from fisher_verify.errors import DomainError, ShapeError, UnsupportedError
+from fisher_verify.families import onehot
 from fisher_verify.fisher import large
 from fisher_verify.fisher.bounds import _moments, thm7_sides, thm8_sides
 from fisher_verify.testing.strategies import C2_ACTIVATIONS, small_networks
@@ -181,21 +182,22 @@ def test_categorical_k50_uses_the_ok_contraction(monkeypatch: pytest.MonkeyPatch
                      - np.einsum("kp,pq,kq->k", g1, F2, g1)[:, None] + np.sum(F1 * F2))
             sq += float(p1 @ inner**2 @ p2)
     norm_ref = np.sqrt(sq) / (X.shape[0] ** 2 * n)
-    calls = {"contract": 0}
-    original = fam.kappa4_contract
+    calls = {"direct": 0}
+    original = onehot.onehot_excess4_diagonal
 
-    def spy(*args: object) -> object:
-        calls["contract"] += 1
+    def spy(*args: Any) -> Any:
+        calls["direct"] += 1
         return original(*args)
 
     def refuse(*_: object, **__: object) -> object:
-        raise AssertionError("a dense K^4 tensor was requested")
+        raise AssertionError("a dense K^4 tensor or the set-partition route was requested")
 
-    monkeypatch.setattr(fam, "kappa4_contract", spy)
+    monkeypatch.setattr(onehot, "onehot_excess4_diagonal", spy)
+    monkeypatch.setattr(fam, "kappa4_contract", refuse)
     monkeypatch.setattr(fam, "kappa4", refuse)
     monkeypatch.setattr(fam, "central_moment4", refuse)
     d = large.diagonals(net, X, n, device="cpu")
-    assert calls["contract"] >= net.depth
+    assert calls["direct"] >= net.depth
     _close(d.variance_1, var_ref)
     _close(d.fisher, np.diag(fv.exact_fisher(net, X)))
     _close(d.variance_2, fv.variance(net, X, estimator=2, n=n, diagonal=True))
@@ -254,3 +256,71 @@ def test_into_domain_helper_networks_run_on_default_device() -> None:
     net = fv.Network.random([2, 3, 1], "tanh", fv.family("poisson"), rng=2).into_domain(np.ones((1, 2)))
     d = large.diagonals(net, np.ones((1, 2)))
     assert d.device.startswith(large.default_device())
+
+
+# --- failure paths ------------------------------------------------------------------------------
+
+
+def test_torch_module_is_refused_with_the_way_in() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+    before = [p.detach().clone() for p in model.parameters()]
+    for call in (lambda: fv.analyze(model, np.ones(3)),
+                 lambda: large.diagonals(model, np.ones(3), device="cpu"),
+                 lambda: large.thm7_large(model, np.ones(3), device="cpu")):
+        with pytest.raises(ShapeError, match="Network.from_torch"):
+            call()
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_unavailable_device_is_refused_naming_the_available_ones() -> None:
+    net = fv.Network.random([3, 4, 1], "tanh", rng=1)
+    bad = ["nope"] + ([] if torch.cuda.is_available() else ["cuda", "cuda:0"])
+    bad.append(f"cuda:{torch.cuda.device_count()}")
+    for device in bad:
+        with pytest.raises(UnsupportedError, match="available: cpu"):
+            large.fisher_diagonal(net, np.ones(3), device=device)
+
+
+# --- κ₄ in direct form ----------------------------------------------------------------------------
+
+
+def _kappa4_set_partition(fam: Any, h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """κ₄[u⁴] by the reference routes: the one-hot set-partition formula for categorical
+    components, the family's dense symbolic κ₄ kernel otherwise (blocks assembled by Family)."""
+    if isinstance(fam, fv.families.family.CategoricalFamily):
+        p = torch.softmax(h, -1)[:, None, :]
+        return onehot.onehot_cumulant_contract(p, [u, u, u, u])
+    k4 = torch.as_tensor(fam.kappa4(h.numpy()))
+    return torch.einsum("mabcd,mra,mrb,mrc,mrd->mr", k4, u, u, u, u)
+
+
+@pytest.mark.parametrize("fam", [
+    fv.family("categorical", K=2), fv.family("categorical", K=7), fv.family("categorical", K=50),
+    fv.family("bernoulli"), fv.family("poisson"), fv.family("normal_unknown_variance"),
+    fv.family("product", components=[fv.family("categorical", K=3), fv.family("bernoulli")]),
+])
+def test_kappa4_direct_form_equals_set_partition_route(fam: Any) -> None:
+    rng = np.random.default_rng(fam.dim)
+    h = torch.as_tensor(rng.normal(size=(6, fam.dim)) * 3.0)
+    if fam.label == "normal_unknown_variance":
+        h[:, 1] = -h[:, 1].abs() - 0.5
+    u = torch.as_tensor(rng.normal(size=(6, 5, fam.dim)))
+    mine = large.kappa4_diagonal(fam, h, u)
+    if getattr(fam, "components", None):  # the product's own dense kernel: assembled blocks
+        ref = _kappa4_set_partition(fam.components[0], h[:, :3], u[..., :3]) \
+            + _kappa4_set_partition(fam.components[1], h[:, 3:], u[..., 3:])
+        _close(mine, _kappa4_set_partition(fam, h, u), 1e-12)
+    else:
+        ref = _kappa4_set_partition(fam, h, u)
+    _close(mine, ref, 1e-12)
+    if isinstance(fam, fv.families.family.CategoricalFamily):
+        p = torch.softmax(h, -1)[:, None, :]
+        c4, quad = onehot.onehot_excess4_diagonal(p, u)
+        I = onehot.onehot_cumulant_contract(p, [u, u])
+        _close(quad, I, 1e-12)
+        _close(c4, ref + 2 * I * I, 1e-12)
+        v = torch.as_tensor(rng.normal(size=(6, 5, fam.dim)))
+        mixed = onehot.onehot_cumulant_contract(p, [u, v, u, v]) \
+            + onehot.onehot_cumulant_contract(p, [u, u]) * onehot.onehot_cumulant_contract(p, [v, v]) \
+            + onehot.onehot_cumulant_contract(p, [u, v]) ** 2
+        _close(onehot.onehot_excess4_mixed(p, u, v), mixed, 1e-12)

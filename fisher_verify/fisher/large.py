@@ -82,6 +82,9 @@ __all__ = [
     "diagonals",
     "fisher_diagonal",
     "hessian_traces",
+    "kappa4_diagonal",
+    "require_network",
+    "resolve_device",
     "structured_elements",
     "output_hessian_diagonals",
     "thm7_large",
@@ -135,14 +138,50 @@ class _Setup:
     offsets: list[int]
 
 
+def require_network(net: Any) -> None:
+    """Refuse anything but a :class:`fisher_verify.Network` (Eq. 3), naming the way in.
+
+    A torch module is refused rather than converted: the family of the output (which fixes
+    I(h), K, κ₄) is not part of an ``nn.Module``, and guessing it would silently change what
+    the user asked about.
+    """
+    if hasattr(net, "weights") and hasattr(net, "inputs") and hasattr(net, "require_c2"):
+        return
+    hint = ""
+    if type(net).__module__.startswith("torch"):
+        hint = ("; convert a torch MLP with fisher_verify.Network.from_torch(model, "
+                "family=fisher_verify.family(...)), naming the output family")
+    raise ShapeError(f"net must be a fisher_verify.Network, got {type(net).__name__}{hint}")
+
+
+def resolve_device(device: str | None) -> Any:
+    """``torch.device(device)``, refused with the available devices when it is not usable."""
+    torch = _torch()
+    available = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    try:
+        dev = torch.device(device or default_device())
+    except (RuntimeError, TypeError):
+        raise UnsupportedError(
+            f"device {device!r} is not a torch device; available: {', '.join(available)}"
+        ) from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "cuda" and torch.cuda.is_available():
+        if dev.index is None or dev.index < torch.cuda.device_count():
+            return dev
+    raise UnsupportedError(
+        f"device {device!r} is not available with this torch build "
+        f"({torch.__version__}); available: {', '.join(available)}"
+    )
+
+
 def _setup(net: Any, x: Any, device: str | None, dtype: Any) -> _Setup:
     torch = _torch()
-    if not hasattr(net, "weights") or not hasattr(net, "inputs"):
-        raise ShapeError(f"net must be a fisher_verify.Network, got {type(net).__name__}")
+    require_network(net)
     dtype = torch.float64 if dtype is None else dtype
     if dtype not in (torch.float64, torch.float32):
         raise UnsupportedError(f"dtype must be torch.float64 or torch.float32, got {dtype}")
-    dev = torch.device(device or default_device())
+    dev = resolve_device(device)
     X, _ = net.inputs(x)
     weights = [torch.as_tensor(W, dtype=dtype, device=dev) for W in net.weights]
     from ..families.family import CategoricalFamily
@@ -249,6 +288,23 @@ class _Moments:
         Iv = self.s.torch.einsum("mab,mb...->ma...", self.I, v)
         return (u * Iv).sum(1)
 
+    def excess4(self, u: Any) -> tuple[Any, Any]:
+        """``(C[u⁴], uᵀIu)`` with ``C = K − I⊗I`` for u (m, r, n_L) contracted over its last axis.
+
+        Direct forms (item "κ₄ contraction" of the design): categorical from the finite
+        support, ``Σ_k p_k d_k⁴ − (Σ_k p_k d_k²)²`` (:func:`onehot_excess4_diagonal`); other
+        families ``κ₄[u⁴] + 2 (uᵀIu)²`` with κ₄ contracted component by component
+        (:func:`kappa4_diagonal`: block-diagonal for products, a scalar for one-dimensional
+        families). Never the set-partition route.
+        """
+        if self.I is None:
+            from ..families.onehot import onehot_excess4_diagonal
+
+            return onehot_excess4_diagonal(self.p[:, None, :], u)
+        Iu = self.s.torch.einsum("mab,mrb->mra", self.I, u)
+        quad = (u * Iu).sum(-1)
+        return kappa4_diagonal(self.s.family, self.h, u) + 2.0 * quad * quad, quad
+
     def kappa4(self, u: Any, v: Any, w: Any, z: Any) -> Any:
         """``κ₄[u, v, w, z]`` for vectors (m, ..., n_L) broadcasting against each other."""
         if self.s.categorical:
@@ -265,6 +321,35 @@ class _Moments:
         t = (t * w[..., None, None, :]).sum(-1)
         t = (t * v[..., None, :]).sum(-1)
         return (t * u).sum(-1)
+
+
+def kappa4_diagonal(family: Any, h: Any, u: Any) -> Any:
+    """``κ₄[u, u, u, u]`` (``lemma-5``) for torch h (m, d) and u (m, r, d), in direct form.
+
+    The family's structure decides the route: the categorical family from its finite support
+    (``Σ_k p_k d_k⁴ − 3 (Σ_k p_k d_k²)²``, :mod:`fisher_verify.families.onehot`), a product
+    component by component (κ₄ of independent components is block-diagonal), a
+    one-dimensional family as ``κ₄(h) u⁴``; only the remaining multi-dimensional families
+    contract their dense ``d⁴`` kernel.
+    """
+    torch = _torch()
+    from ..families.family import CategoricalFamily
+
+    if isinstance(family, CategoricalFamily):
+        from ..families.onehot import onehot_excess4_diagonal
+
+        c4, m2 = onehot_excess4_diagonal(torch.softmax(h, -1)[:, None, :], u)
+        return c4 - 2.0 * m2 * m2
+    components = getattr(family, "components", None)
+    if components is not None:
+        return sum(kappa4_diagonal(c, h[:, b], u[..., b]) for c, b in zip(components, family.blocks))
+    k4 = torch.as_tensor(family.kappa4(h), dtype=u.dtype, device=u.device)
+    if family.dim == 1:
+        return k4[:, None, 0, 0, 0, 0] * u[..., 0] ** 4
+    t = torch.einsum("mabcd,mrd->mrabc", k4, u)
+    t = (t * u[..., None, None, :]).sum(-1)
+    t = (t * u[..., None, :]).sum(-1)
+    return (t * u).sum(-1)
 
 
 # --- diagonals --------------------------------------------------------------------------------
@@ -360,13 +445,13 @@ def diagonals(
         gam = _gamma_diagonals(s, q) if variance_2 else None
         for layer, G in enumerate(q.G):
             hb2 = q.hbar[layer] ** 2
-            quad: Any = mom.quad(G, G) if (fisher or variance_1) else None  # (m, n_{l+1})
-            if fisher:
-                acc["f"][layer] += quad.T @ hb2
+            quad: Any = None  # gᵀ I g per (input, unit r), (m, n_{l+1})
             if variance_1:
-                u = G.transpose(1, 2)  # (m, n_{l+1}, n_L)
-                c4 = mom.kappa4(u, u, u, u) + 2.0 * quad * quad
+                c4, quad = mom.excess4(G.transpose(1, 2))  # C[g⁴], g = G[:, :, r] per r
                 acc["v1"][layer] += c4.T @ (hb2 * hb2)
+            if fisher:
+                quad = mom.quad(G, G) if quad is None else quad
+                acc["f"][layer] += quad.T @ hb2
             if variance_2:
                 assert gam is not None
                 acc["v2"][layer] += mom.quad(gam[layer], gam[layer]).T @ (hb2 * hb2)
@@ -467,8 +552,13 @@ def variance1_block(
         u = G.transpose(1, 2)  # (m, n_out, n_L)
         quad = mom.quad(G[:, :, :, None], G[:, :, None, :])  # (m, r, r')
         dq = torch.diagonal(quad, dim1=1, dim2=2)
-        S = (mom.kappa4(u[:, :, None, :], u[:, None, :, :], u[:, :, None, :], u[:, None, :, :])
-             + dq[:, :, None] * dq[:, None, :] + quad * quad)
+        if s.categorical:  # direct form on the finite support
+            from ..families.onehot import onehot_excess4_mixed
+
+            S = onehot_excess4_mixed(mom.p[:, None, None, :], u[:, :, None, :], u[:, None, :, :])
+        else:
+            S = (mom.kappa4(u[:, :, None, :], u[:, None, :, :], u[:, :, None, :], u[:, None, :, :])
+                 + dq[:, :, None] * dq[:, None, :] + quad * quad)
         hb2 = q.hbar[layer] ** 2
         out += torch.einsum("mrs,mc,md->rcsd", S, hb2, hb2)
     return (out.reshape(p_l, p_l) / (s.M * s.M * N)).cpu().numpy()
