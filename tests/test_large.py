@@ -324,3 +324,57 @@ def test_kappa4_direct_form_equals_set_partition_route(fam: Any) -> None:
             + onehot.onehot_cumulant_contract(p, [u, u]) * onehot.onehot_cumulant_contract(p, [v, v]) \
             + onehot.onehot_cumulant_contract(p, [u, v]) ** 2
         _close(onehot.onehot_excess4_mixed(p, u, v), mixed, 1e-12)
+
+
+# --- depth: diag Γ without full Hessians --------------------------------------------------------
+
+
+def _dense_output_hessian_diagonals(net: fv.Network, X: np.ndarray) -> np.ndarray:
+    """∂²h^α/∂θ_i² by torch.func (jacfwd of jacrev of the flat-θ forward): (M, n_L, P)."""
+    from torch.func import hessian
+
+    s = large._setup(net, X, "cpu", None)
+    theta = torch.cat([W.reshape(-1) for W in s.weights])
+    H = hessian(lambda t: large._batched_forward(s, t))(theta)  # (M, n_L, P, P)
+    return torch.diagonal(H, dim1=-2, dim2=-1).numpy()
+
+
+@given(small_networks(activations=C2_ACTIVATIONS, max_depth=6, max_width=4, max_inputs=2))
+def test_gamma_diagonals_without_full_hessians(case: tuple[fv.Network, np.ndarray]) -> None:
+    """Jacobian route = full-matrix recursion = dense torch.func Hessians, 1e-12, 1–5 hidden layers."""
+    net, x = case
+    X = np.atleast_2d(x)
+    s = large._setup(net, X, "cpu", None)
+    q = large._forward_backward(s, s.X)
+    jac = large._gamma_diagonals_jacobian(s, q)
+    rec = large._gamma_diagonals_recursive(s, q)
+    for a, b in zip(jac, rec):
+        _close(a.numpy(), b.numpy(), 1e-12)
+    _close(large.output_hessian_diagonals(net, X, device="cpu"),
+           _dense_output_hessian_diagonals(net, X), 1e-12)
+
+
+def test_gamma_route_costs_pick_the_jacobians_at_depth() -> None:
+    jac, rec = large._gamma_costs([784, 300, 300, 300, 10])
+    assert jac * 10 <= rec  # at least n_L = 10 times cheaper on the deep row of the issue
+    assert large._gamma_costs([784, 128, 10]) == (0, 0)
+    jac, rec = large._gamma_costs([4] + [3] * 30 + [1])  # very deep, one output: recursion
+    assert rec < jac
+
+
+def test_batches_follow_the_memory_budget() -> None:
+    net = fv.Network.random([785, 12, 3], "tanh", fv.family("categorical", K=3), rng=2)
+    X = np.random.default_rng(3).normal(size=(40, 785))
+    s = large._setup(net, X, "cpu", None)
+    per = large._diagonal_elements(s, True, True, True)
+    assert per < 3 * 785 * 785  # no input-width-squared Hessian is formed, none is counted
+    sizes = [len(c) for c in large._chunks(s, per, None, 1 << 20)]
+    assert sum(sizes) == 40 and max(sizes) == max(1, (1 << 20) // (8 * per))
+    ref = large.diagonals(net, X, 2, device="cpu", batch_size=40)
+    small = large.diagonals(net, X, 2, device="cpu", memory_budget=1 << 20)
+    for key in ("fisher", "variance_1", "variance_2"):
+        _close(getattr(small, key), getattr(ref, key), 1e-12)
+    with pytest.raises(ShapeError, match="memory_budget"):
+        large.diagonals(net, X, device="cpu", memory_budget=10)
+    with pytest.raises(ShapeError, match="batch_size"):
+        large.diagonals(net, X, device="cpu", batch_size=0)

@@ -27,9 +27,13 @@ inputs and outputs (one backward pass with ``n_L`` cotangents). Writing ``g_r = 
 
     Γ_{L-1} = 0,    Γ_l = D_l W_{l+1}⁻ᵀ Γ_{l+1} W_{l+1}⁻ D_l + diag(σ''(a_l) ⊙ β_{l+1}).
 
-So ``Γ_{L-2}`` is diagonal; the diagonal of ``Γ_{L-3}`` is ``σ'(a)² ⊙ ((W⁻∘W⁻)ᵀ diag Γ_{L-2}) +
-σ''(a) ⊙ β`` (no full matrix); full ``n × n`` matrices are formed only for layers below that
-(three or more hidden layers), chunked over inputs.
+So ``Γ_{L-2}`` is diagonal. Unrolled, ``Γ^α_l = Σ_{k=l}^{L-2} J_{klᵀ} diag(λ^α_k) J_{kl}`` with
+``λ^α_k = σ''(a_k) ⊙ β^α_{k+1}`` and ``J_{kl} = ∂a_k/∂a_l``, hence
+``diag Γ^α_l = Σ_k λ^α_k (J_{kl} ∘ J_{kl})``: the diagonals of ``thm-6`` never need a full
+Hessian, and the Jacobians, which do not depend on the output unit α, cost
+``O(Σ_{l+2≤k} n_{k+1} n_k n_{l+1})`` per input once instead of ``n_L`` full ``Γ^α`` per input
+(:func:`_gamma_diagonals_jacobian`; the full recursion is kept for the traces below and as a
+reference).
 
 **Norms.** ``‖Cov(Î₁)‖_F`` (``thm-4``) through the Gram matrices
 ``J_m J_{m'}ᵀ = Σ_l (h̄_l^m · h̄_l^{m'}) G_l^m G_l^{m'ᵀ}`` (``n_L × n_L``), exactly, as in
@@ -96,6 +100,8 @@ __all__ = [
 
 #: Elements (per input chunk) allowed in the largest temporary, ``chunk · n_L · n_l²`` etc.
 CHUNK_ELEMENTS = 1 << 25
+#: Bytes the diagonals and norms may hold at once unless the caller gives ``memory_budget``.
+DEFAULT_MEMORY_BUDGET = 1 << 30
 #: Up to this many parameters :func:`hessian_traces` may use HVPs over the canonical basis
 #: (``method="hvp"``, and ``"auto"`` when the closed form does not fit STRUCTURED_ELEMENTS).
 EXACT_TRACE_LIMIT = 2048
@@ -252,8 +258,27 @@ def _forward_backward(s: _Setup, X: Any) -> _Pass:
     return _Pass(h=h, hbar=hbar, pre=pre, d1=d1, d2=d2, G=G)
 
 
-def _chunks(s: _Setup, per_input: int, batch_size: int | None) -> Iterator[Any]:
-    size = batch_size or max(1, CHUNK_ELEMENTS // max(per_input, 1))
+def check_budget(memory_budget: int | None) -> int:
+    """The memory budget in bytes (``DEFAULT_MEMORY_BUDGET`` for None), refused unless >= 1 MiB."""
+    if memory_budget is None:
+        return DEFAULT_MEMORY_BUDGET
+    if isinstance(memory_budget, bool) or int(memory_budget) != memory_budget \
+            or int(memory_budget) < 1 << 20:
+        raise ShapeError(f"memory_budget must be a number of bytes >= 2**20 (1 MiB), got "
+                         f"{memory_budget!r}")
+    return int(memory_budget)
+
+
+def _chunks(s: _Setup, per_input: int, batch_size: int | None,
+            memory_budget: int | None = None) -> Iterator[Any]:
+    """Input chunks: ``batch_size`` inputs, or as many as fit ``memory_budget`` bytes when each
+    input forms ``per_input`` elements (counted from what the caller actually forms)."""
+    if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) != batch_size
+                                   or int(batch_size) < 1):
+        raise ShapeError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    item = 8 if s.dtype == s.torch.float64 else 4
+    size = int(batch_size) if batch_size else max(
+        1, check_budget(memory_budget) // max(per_input * item, 1))
     for start in range(0, s.M, size):
         yield s.X[start : start + size]
 
@@ -262,6 +287,31 @@ def _per_input_elements(s: _Setup, hessian: bool = False) -> int:
     widths = [W.shape[0] for W in s.weights] + [W.shape[1] for W in s.weights]
     n = max(widths)
     return s.n_L * n * n if hessian else s.n_L * n + n
+
+
+def _diagonal_elements(s: _Setup, fisher: bool, variance_1: bool, variance_2: bool) -> int:
+    """Elements one input forms in :func:`diagonals` (with a factor 2 for temporaries).
+
+    Forward/backward: ``h̄_l``, ``a_l``, ``σ', σ''`` and ``G_l`` (``n_L n_{l+1}``) for all layers;
+    Var(Î₁): a few ``n_L n_{l+1}`` arrays for one layer (plus ``d⁴`` for a dense κ₄);
+    Var(Î₂): ``λ_k`` and ``diag Γ_l`` for all layers and, on the Jacobian route, two
+    ``J_{kl}`` (``n_{k+1} n_{l+1}``) at a time, on the recursive one two full ``Γ``
+    (``n_L n_{l+1}²``). Never the input width squared unless a Hessian of that size is formed.
+    """
+    ins = [int(W.shape[1]) for W in s.weights]
+    outs = [int(W.shape[0]) for W in s.weights]
+    nL, big = s.n_L, max(outs)
+    total = sum(ins) + 3 * sum(outs) + nL * sum(outs)
+    if variance_1 or fisher:
+        total += 4 * nL * big + 2 * max(ins)
+        if variance_1 and not s.categorical:
+            total += s.family.dim ** 4
+    if variance_2:
+        total += 3 * nL * sum(outs)
+        jac, rec = _gamma_costs([ins[0] - 1] + outs)
+        hidden = outs[:-1] or [0]
+        total += 3 * max(hidden) ** 2 if jac <= rec else 3 * nL * max(hidden) ** 2
+    return 2 * total
 
 
 # --- family moments as contractions -----------------------------------------------------------
@@ -371,8 +421,14 @@ class LargeDiagonals:
     dtype: str
 
 
-def _gamma_diagonals(s: _Setup, q: _Pass) -> list[Any]:
-    """``diag Γ^α_l`` (m, n_L, n_{l+1}) for every layer (module docstring recursion)."""
+def _gamma_diagonals_recursive(s: _Setup, q: _Pass) -> list[Any]:
+    """``diag Γ^α_l`` (m, n_L, n_{l+1}) by the full-matrix recursion (module docstring).
+
+    Forms the full ``Γ^α_l`` per input *and per output unit* below the last two hidden layers:
+    ``O(n_L Σ_l n_{l+1}² n_{l+2})`` per input. Kept as the reference of
+    :func:`_gamma_diagonals_jacobian` and for very deep, narrow-output networks where it is
+    the cheaper one (:func:`_gamma_costs`).
+    """
     torch = s.torch
     L = len(s.weights)
     m = q.h.shape[0]
@@ -405,6 +461,76 @@ def _gamma_diagonals(s: _Setup, q: _Pass) -> list[Any]:
     return out
 
 
+def _gamma_costs(widths: list[int]) -> tuple[int, int]:
+    """Multiply-adds per input of (Jacobian route, recursive route) for ``diag Γ_l``, all l.
+
+    ``widths`` = (n_0, …, n_L). Jacobian route: the chain ``J_{kl}`` for ``l + 2 ≤ k ≤ L−2``
+    (``n_{k+1} n_k n_{l+1}`` each) plus the weighted squares ``n_L n_{k+1} n_{l+1}`` for every
+    ``l < k ≤ L−2``; recursive route: ``2 n_L n_{l+1}² n_{l+2}`` for every layer below the last
+    two hidden ones (one full Γ per output unit).
+    """
+    n = widths[1:]  # n[l] = n_{l+1}
+    L, nL = len(n), widths[-1]
+    jac = rec = 0
+    for lo in range(L - 1):
+        for k in range(lo + 1, L - 1):
+            jac += nL * n[k] * n[lo]
+            if k >= lo + 2:
+                jac += n[k] * n[k - 1] * n[lo]
+        if lo <= L - 4:
+            rec += 2 * nL * n[lo] * n[lo] * n[lo + 1]
+    return jac, rec
+
+
+def _gamma_diagonals(s: _Setup, q: _Pass) -> list[Any]:
+    """``diag Γ^α_l`` (m, n_L, n_{l+1}) for every layer, by the cheaper exact route."""
+    widths = [int(s.weights[0].shape[1]) - 1] + [int(W.shape[0]) for W in s.weights]
+    jac, rec = _gamma_costs(widths)
+    return _gamma_diagonals_jacobian(s, q) if jac <= rec else _gamma_diagonals_recursive(s, q)
+
+
+def _gamma_diagonals_jacobian(s: _Setup, q: _Pass) -> list[Any]:
+    """``diag Γ^α_l`` (m, n_L, n_{l+1}) without any full pre-activation Hessian.
+
+    Unrolling the recursion of the module docstring,
+    ``Γ^α_l = Σ_{k=l}^{L−2} J_{kl}ᵀ diag(λ^α_k) J_{kl}`` with ``λ^α_k = σ''(a_k) ⊙ ∂h^α/∂h_{k+1}``
+    and ``J_{kl} = ∂a_k/∂a_l`` (``J_{ll} = I``, ``J_{k+1,l} = W_{k+1}⁻ D_k J_{kl}``), so
+
+        diag Γ^α_l[r] = Σ_{k=l}^{L−2} Σ_s λ^α_k[s] J_{kl}[s, r]².
+
+    ``J_{kl}`` does not depend on the output unit α: its cost is paid once per input, not n_L
+    times. Cost per input ``O(Σ_{l+2≤k≤L−2} n_{k+1} n_k n_{l+1} + n_L Σ_{l<k≤L−2} n_{k+1} n_{l+1})``
+    (one ``width³`` product per pair of layers at least two apart, plus ``n_L width²`` per pair),
+    against ``O(n_L Σ_l n_{l+1}² n_{l+2})`` for the recursion; memory ``O(m Σ n_{l+1} n_{k+1})``
+    for one J at a time.
+    """
+    torch = s.torch
+    L = len(s.weights)
+    m = q.h.shape[0]
+    out: list[Any] = [None] * L
+    out[L - 1] = torch.zeros(m, s.n_L, s.n_L, dtype=s.dtype, device=s.device)
+    lam: list[Any] = [None] * L  # λ^α_k (m, n_L, n_{k+1}) for k ≤ L−2
+    for k in range(L - 1):
+        lam[k] = q.d2[k][:, None, :] * (q.G[k + 1] @ s.weights[k + 1][:, :-1])
+    for lo in range(L - 1):
+        diag = lam[lo].clone()
+        if lo + 1 <= L - 2:
+            # k = l + 1: J = W_{l+1}⁻ D_l, so J² = (W∘W) D_l²: no product over inputs needed
+            W1 = s.weights[lo + 1][:, :-1]
+            diag += (lam[lo + 1] @ (W1 * W1)) * (q.d1[lo] ** 2)[:, None, :]
+        J: Any = None  # J_{kl} laid out (n_{k+1}, m, n_{l+1}) so that W_{k+1} J is one GEMM
+        for k in range(lo + 2, L - 1):
+            if J is None:
+                W1 = s.weights[lo + 1][:, :-1]
+                J = W1[:, None, :] * q.d1[lo][None, :, :]
+            Wk = s.weights[k][:, :-1]  # (n_{k+1}, n_k)
+            scaled = (J * q.d1[k - 1].T[:, :, None]).reshape(Wk.shape[1], -1)
+            J = (Wk @ scaled).reshape(Wk.shape[0], m, -1)
+            diag += torch.bmm(lam[k], (J * J).permute(1, 0, 2))
+        out[lo] = diag
+    return out
+
+
 def diagonals(
     net: Any,
     x: Any,
@@ -416,12 +542,17 @@ def diagonals(
     device: str | None = None,
     dtype: Any = None,
     batch_size: int | None = None,
+    memory_budget: int | None = None,
 ) -> LargeDiagonals:
     """Diagonals of ``I(θ)`` (``eq-6``), ``Var(Î₁)`` (``thm-4``), ``Var(Î₂)`` (``thm-6``) in one pass.
 
     Cost: one forward pass and ``n_L`` batched VJPs per input, plus for ``Var(Î₂)`` the
-    pre-activation Hessian diagonals (module docstring); memory ``O(P + chunk · n_L · n)``.
-    No ``P×P`` array is formed. ``batch_size`` overrides the automatic input chunk.
+    pre-activation Hessian diagonals ``O(Σ_{l+2≤k≤L−2} n_{k+1} n_k n_{l+1} +
+    n_L Σ_{l<k≤L−2} n_{k+1} n_{l+1})`` per input (:func:`_gamma_diagonals_jacobian`; no full
+    Hessian, no factor n_L on the width³ terms); memory ``O(P + chunk · per-input arrays)``.
+    No ``P×P`` array is formed. Inputs are processed in chunks sized so that what each chunk
+    forms fits ``memory_budget`` bytes (default :data:`DEFAULT_MEMORY_BUDGET`, 1 GiB) besides
+    the ``O(P)`` accumulators; ``batch_size`` overrides the chunk.
 
     Raises:
         UnsupportedError: ``variance_2`` on a non-C² network (thm-3); a bad dtype.
@@ -438,8 +569,8 @@ def diagonals(
         key: [torch.zeros(sh, dtype=s.dtype, device=s.device) for sh in shapes]
         for key, on in (("f", fisher), ("v1", variance_1), ("v2", variance_2)) if on
     }
-    per = _per_input_elements(s, hessian=variance_2)
-    for Xc in _chunks(s, per, batch_size):
+    per = _diagonal_elements(s, fisher, variance_1, variance_2)
+    for Xc in _chunks(s, per, batch_size, memory_budget):
         q = _forward_backward(s, Xc)
         mom = _Moments(s, q.h)
         gam = _gamma_diagonals(s, q) if variance_2 else None
@@ -466,18 +597,18 @@ def diagonals(
 
 def fisher_diagonal(
     net: Any, x: Any, *, device: str | None = None, dtype: Any = None,
-    batch_size: int | None = None,
+    batch_size: int | None = None, memory_budget: int | None = None,
 ) -> np.ndarray:
     """``diag I(θ) = diag((1/M) Σ_m J_mᵀ I(h_L) J_m)`` (``eq-6``), shape ``(P,)``, on PyTorch."""
     d = diagonals(net, x, fisher=True, variance_1=False, variance_2=False, device=device,
-                  dtype=dtype, batch_size=batch_size)
+                  dtype=dtype, batch_size=batch_size, memory_budget=memory_budget)
     assert d.fisher is not None
     return d.fisher
 
 
 def variance1_diagonal(
     net: Any, x: Any, n: int = 1, *, device: str | None = None, dtype: Any = None,
-    batch_size: int | None = None,
+    batch_size: int | None = None, memory_budget: int | None = None,
 ) -> np.ndarray:
     """``Var(Î₁)_ii = (1/(M²N)) Σ_m J_ai J_bi J_ci J_di (K − I⊗I)_abcd`` (``thm-4``), ``(P,)``.
 
@@ -485,18 +616,18 @@ def variance1_diagonal(
     parameter for the categorical family).
     """
     d = diagonals(net, x, n, fisher=False, variance_1=True, variance_2=False, device=device,
-                  dtype=dtype, batch_size=batch_size)
+                  dtype=dtype, batch_size=batch_size, memory_budget=memory_budget)
     assert d.variance_1 is not None
     return d.variance_1
 
 
 def variance2_diagonal(
     net: Any, x: Any, n: int = 1, *, device: str | None = None, dtype: Any = None,
-    batch_size: int | None = None,
+    batch_size: int | None = None, memory_budget: int | None = None,
 ) -> np.ndarray:
     """``Var(Î₂)_ii = (1/(M²N)) Σ_m H^α_ii H^β_ii I_αβ`` (``thm-6``), ``(P,)``, exact Hessian diagonals."""
     d = diagonals(net, x, n, fisher=False, variance_1=False, variance_2=True, device=device,
-                  dtype=dtype, batch_size=batch_size)
+                  dtype=dtype, batch_size=batch_size, memory_budget=memory_budget)
     assert d.variance_2 is not None
     return d.variance_2
 
