@@ -18,7 +18,7 @@ from hypothesis import given
 import fisher_verify as fv
 from fisher_verify.errors import DomainError, ShapeError, UnsupportedError
 from fisher_verify.families import onehot
-from fisher_verify.fisher import large
+from fisher_verify.fisher import large, large_norms
 from fisher_verify.fisher.bounds import _moments, thm7_sides, thm8_sides
 from fisher_verify.testing.strategies import C2_ACTIVATIONS, small_networks
 
@@ -378,3 +378,86 @@ def test_batches_follow_the_memory_budget() -> None:
         large.diagonals(net, X, device="cpu", memory_budget=10)
     with pytest.raises(ShapeError, match="batch_size"):
         large.diagonals(net, X, device="cpu", batch_size=0)
+
+
+# --- the norms at data-set scale: streamed, costed, sampled ---------------------------------------
+
+
+@given(small_networks(activations=C2_ACTIVATIONS, max_depth=4, max_width=4, max_inputs=3))
+def test_streamed_norms_over_small_blocks_equal_dense_route(
+        case: tuple[fv.Network, np.ndarray]) -> None:
+    """Block pairs of 1 and 2 inputs (a < b doubled, a = b once) = the dense thm-4/thm-6 norms."""
+    net, x = case
+    X = np.atleast_2d(x)
+    X = np.concatenate([X, X[::-1] * 0.5 + 0.1])  # at least two inputs, blocks really split
+    net = net.into_domain(X)
+    s = large._setup(net, X, "cpu", None)
+    dense = {"thm-7": fv.covariance_norm(net, X, 1, 1), "thm-8": fv.covariance_norm(net, X, 2, 1)}
+    for statement, ref in dense.items():
+        if statement == "thm-8" and not net.is_c2:
+            continue
+        q = large_norms._all_factors(s, statement, 2)
+        for block in (1, 2):
+            total, F = large_norms.pair_sum(s, statement, q, block, keep=True)
+            _close(np.sqrt(max(total, 0.0)) / s.M**2, ref)
+            assert F is not None
+            _close(F.numpy(), F.numpy().T, 1e-12)
+            _close(large_norms.self_values(s, statement, q, block).numpy(),
+                   np.diag(F.numpy()), 1e-12)
+
+
+def test_sampled_pairs_are_unbiased_over_every_subset() -> None:
+    """The mean of the U-statistic over all C(6, 3) subsets is the mean over distinct pairs."""
+    import itertools
+
+    net = fv.Network.random([3, 4, 3, 3], "tanh", fv.family("categorical", K=3), rng=5)
+    X = np.random.default_rng(6).normal(size=(6, 3))
+    s = large._setup(net, X, "cpu", None)
+    for statement in ("thm-7", "thm-8"):
+        q = large_norms._all_factors(s, statement, 6)
+        _, F = large_norms.pair_sum(s, statement, q, 6, keep=True)
+        assert F is not None
+        subsets = list(itertools.combinations(range(6), 3))
+        us = [large_norms.u_statistic(F[list(c)][:, list(c)])[0] for c in subsets]
+        off = float(F.sum() - F.diagonal().sum()) / 30
+        _close(np.mean(us), off, 1e-12)
+
+
+def test_sampled_norm_is_a_labelled_estimate_with_a_standard_error() -> None:
+    net = fv.Network.random([4, 6, 3], "tanh", fv.family("categorical", K=3), rng=7)
+    X = np.random.default_rng(8).normal(size=(300, 4))
+    # the threshold: 4.9 standard errors, a two-sided normal false-alarm rate below 1e-6
+    for fn in (large.thm7_large, large.thm8_large):
+        exact = fn(net, X, 2, device="cpu", method="exact")
+        est = fn(net, X, 2, device="cpu", method="sampled", sample_inputs=40, seed=3)
+        lhs = est.details["lhs_estimate"]
+        assert est.details["exact"] is False and "ESTIMATE" in est.description
+        assert not lhs.exact and lhs.stderr > 0 and lhs.probes == 40
+        assert abs(lhs.value - exact.lhs) <= 4.9 * lhs.stderr
+        _close(est.rhs, exact.rhs, 1e-12)  # the rhs is per-input: always exact
+    # auto picks the estimate when the exact call is over the time budget
+    auto = large.thm7_large(net, X, 2, device="cpu", time_budget=1e-9, sample_inputs=20)
+    assert auto.details["method"] == "sampled"
+
+
+def test_norm_cost_says_in_advance_and_exact_refuses_above_budget() -> None:
+    net = fv.Network.random([784, 128, 10], "tanh", fv.family("categorical", K=10), rng=0)
+    X = np.zeros((10_000, 784))
+    for statement in ("thm-7", "thm-8"):
+        cost = large_norms.norm_cost(net, X, statement, device="cpu")
+        assert cost.inputs == 10_000 and cost.held_bytes + cost.block_bytes <= 2**30
+        assert cost.gemm_flops >= 10_000**2 / 2 * 100 * 138  # the Gram products of all pairs
+        assert "MiB" in str(cost) and "s (" in str(cost)
+    with pytest.raises(UnsupportedError, match="above the budget"):
+        large.thm8_large(net, X, device="cpu", method="exact", time_budget=1.0)
+    with pytest.raises(UnsupportedError, match="above the budget"):
+        large.thm7_large(net, X, device="cpu", method="exact", memory_budget=2**20)
+
+
+def test_hutchinson_refuses_above_the_memory_budget() -> None:
+    net = fv.Network.random([784, 128, 10], "tanh", fv.family("categorical", K=10), rng=0)
+    X = np.zeros((1000, 784))
+    with pytest.raises(UnsupportedError, match="memory_budget"):
+        large.thm8_large(net, X, device="cpu", method="hutchinson")
+    with pytest.raises(UnsupportedError, match="memory_budget"):
+        large.hessian_traces(net, X, device="cpu", method="hvp")

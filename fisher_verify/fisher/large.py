@@ -111,6 +111,8 @@ STRUCTURED_ELEMENTS = 1 << 27
 MAX_BLOCK_ENTRIES = 1 << 26
 
 TraceMethod = Literal["auto", "exact", "hvp", "hutchinson"]
+Thm8Method = Literal["auto", "exact", "sampled", "hvp", "hutchinson"]
+NormMethod = Literal["auto", "exact", "sampled"]
 
 
 def _torch() -> Any:
@@ -698,28 +700,6 @@ def variance1_block(
 # --- ‖Cov(Î₁)‖_F and thm-7 --------------------------------------------------------------------
 
 
-def _all_factors(s: _Setup) -> _Pass:
-    return _forward_backward(s, s.X)
-
-
-def _gram(s: _Setup, q: _Pass, rows: slice) -> Any:
-    """``J_m J_{m'}ᵀ`` for m in ``rows`` and every m', shape (r, M, n_L, n_L)."""
-    torch = s.torch
-    out = 0
-    for G, hb in zip(q.G, q.hbar):
-        dots = hb[rows] @ hb.T  # (r, M)
-        out = out + dots[:, :, None, None] * torch.einsum("mar,nbr->mnab", G[rows], G)
-    return out
-
-
-def _excess_dense(s: _Setup, h: Any) -> Any:
-    """``K − I⊗I`` (M, n_L⁴) for a non-categorical family."""
-    torch = s.torch
-    K = torch.as_tensor(s.family.central_moment4(h), dtype=s.dtype, device=s.device)
-    I = torch.as_tensor(s.family.fisher(h), dtype=s.dtype, device=s.device)
-    return K - I[:, :, :, None, None] * I[:, None, None, :, :]
-
-
 def _tau_sq_categorical(Gr: Any, P1: Any, P2: Any) -> Any:
     """``Σ_{k,k'} p_k p'_{k'} tr(A_k G A'_{k'} Gᵀ)²`` per pair of inputs.
 
@@ -749,71 +729,53 @@ def _tau_sq_categorical(Gr: Any, P1: Any, P2: Any) -> Any:
     return (P1[..., :, None] * P2[..., None, :] * tau * tau).sum((-1, -2))
 
 
-def _contract_all(C: Any, G: Any) -> Any:
-    """``C_abcd G_aa' G_bb' G_cc' G_dd'`` batched: C (r, 1, n⁴), G (r, M, n, n)."""
-    torch = _torch()
-    out = C.expand(G.shape[0], G.shape[1], *C.shape[2:])
-    for _ in range(4):
-        out = torch.einsum("rmabcd,rmae->rmbcde", out, G)
-    return out
-
-
-def _cov1_pairs(s: _Setup, q: _Pass) -> tuple[Any, Any]:
-    """``⟨C^m, C^{m'} ×₄ J_m J_{m'}ᵀ⟩`` for every pair (M, M) and ``‖C_m‖_F`` (M,)."""
-    torch = s.torch
-    rows_per = max(1, CHUNK_ELEMENTS // max(1, s.M * s.n_L**2 * (4 if s.categorical else s.n_L**2)))
-    pair = torch.zeros(s.M, s.M, dtype=s.dtype, device=s.device)
-    if s.categorical:
-        p = torch.softmax(q.h, dim=-1)
-        eye = torch.eye(s.n_L, dtype=s.dtype, device=s.device)
-        # ‖C_m‖_F² = ⟨C_m, C_m ×₄ Id⟩
-        cnorm = _tau_sq_categorical(eye.expand(s.M, 1, s.n_L, s.n_L), p[:, None], p[:, None])[:, 0]
-        for start in range(0, s.M, rows_per):
-            rows = slice(start, start + rows_per)
-            pair[rows] = _tau_sq_categorical(_gram(s, q, rows), p[rows][:, None], p[None])
-    else:
-        C = _excess_dense(s, q.h)
-        cnorm = (C.reshape(s.M, -1) ** 2).sum(-1)
-        for start in range(0, s.M, rows_per):
-            rows = slice(start, start + rows_per)
-            contracted = _contract_all(C[rows][:, None], _gram(s, q, rows))
-            pair[rows] = (contracted * C[None]).sum((-1, -2, -3, -4))
-    return pair, cnorm.clamp(min=0).sqrt()
-
-
 def covariance1_norm(
-    net: Any, x: Any, n: int = 1, *, device: str | None = None, dtype: Any = None
+    net: Any, x: Any, n: int = 1, *, device: str | None = None, dtype: Any = None,
+    method: NormMethod = "auto", memory_budget: int | None = None,
+    time_budget: float | None = None, sample_inputs: int | None = None, seed: int = 0,
 ) -> float:
-    """``‖Cov(Î₁)‖_F`` exactly (``thm-4``; lhs of ``thm-7``) through ``n_L × n_L`` Gram matrices.
+    """``‖Cov(Î₁)‖_F`` (``thm-4``; lhs of ``thm-7``), streamed over pairs of input blocks.
 
-    Cost ``O(M² n_L² Σ_l n_l + M² n_L⁵)`` (``O(M² K²)`` contractions for the categorical family);
-    no ``P²`` array.
+    Cost ``O(M² (Σ_l n_l + n_L² Σ_l n_{l+1}))`` multiply-adds plus ``O(M² K²)`` elementwise for
+    the categorical family (``O(M² n_L⁶)`` for a dense ``K − I⊗I``); memory bounded by
+    ``memory_budget`` (:mod:`fisher_verify.fisher.large_norms`). ``method="sampled"`` (or
+    ``"auto"`` above the budgets) returns an unbiased estimate: use :func:`thm7_large` to see
+    its standard error (``details['lhs_estimate']``).
     """
-    return thm7_large(net, x, n, device=device, dtype=dtype).lhs or 0.0
+    b = thm7_large(net, x, n, device=device, dtype=dtype, method=method,
+                   memory_budget=memory_budget, time_budget=time_budget,
+                   sample_inputs=sample_inputs, seed=seed)
+    return b.lhs or 0.0
 
 
 def thm7_large(
-    net: Any, x: Any, n: int = 1, *, device: str | None = None, dtype: Any = None
+    net: Any, x: Any, n: int = 1, *, device: str | None = None, dtype: Any = None,
+    method: NormMethod = "auto", memory_budget: int | None = None,
+    time_budget: float | None = None, sample_inputs: int | None = None, seed: int = 0,
 ) -> Bound:
     """``thm-7`` with both sides: ``‖Cov(Î₁)‖_F ≤ (1/(M²N)) Σ_m ‖J_m‖_F⁴ ‖K_m − I_m⊗I_m‖_F``.
 
-    ``details['spectral_variant']`` is the tighter ``Σ_m ‖J_m‖₂⁴ ‖C_m‖_F / (M²N)``, as in
-    :func:`fisher_verify.fisher.bounds.thm7_sides`.
+    The lhs is streamed over pairs of input blocks within ``memory_budget`` bytes (default
+    1 GiB) and ``time_budget`` seconds (default 900), as planned by
+    :func:`fisher_verify.fisher.large_norms.norm_cost` (``details['cost']``); ``method="exact"``
+    refuses a call above either budget, ``"sampled"`` gives an unbiased U-statistic estimate
+    over ``sample_inputs`` inputs (``details['exact']`` False, ``details['lhs_estimate']``
+    with its standard error), ``"auto"`` picks exact when it fits. The rhs and
+    ``details['spectral_variant']`` (``Σ_m ‖J_m‖₂⁴ ‖C_m‖_F / (M²N)``, as in
+    :func:`fisher_verify.fisher.bounds.thm7_sides`) are per-input sums, always exact.
     """
+    from .large_norms import pair_norm, thm7_rhs
+
+    est, cost = pair_norm(net, x, n, "thm-7", method=method, memory_budget=memory_budget,
+                          time_budget=time_budget, sample_inputs=sample_inputs, seed=seed,
+                          device=device, dtype=dtype)
     s = _setup(net, x, device, dtype)
-    N = _check_n(n)
-    torch = s.torch
-    q = _all_factors(s)
-    pair, cnorm = _cov1_pairs(s, q)
-    scale = s.M * s.M * N
-    lhs = math.sqrt(max(float(pair.sum()), 0.0)) / scale
-    gram_self = torch.stack([_gram(s, q, slice(m, m + 1))[0, m] for m in range(s.M)])
-    jf2 = torch.diagonal(gram_self, dim1=-2, dim2=-1).sum(-1)  # ‖J_m‖_F²
-    j2 = torch.linalg.eigvalsh(gram_self)[:, -1].clamp(min=0)  # ‖J_m‖₂²
-    rhs = float((jf2**2 * cnorm).sum()) / scale
-    spec = float((j2**2 * cnorm).sum()) / scale
-    return Bound("thm-7", lhs, rhs, "<=", "||Cov(I1)||_F <= (1/N)||J||_F^4 ||K - I(x)I||_F",
-                 {"spectral_variant": spec, "exact": True, "device": str(s.device)})
+    rhs, spec = thm7_rhs(s, _check_n(n), max(1, cost.block))
+    label = "" if est.exact else " [ESTIMATE: sampled input pairs, see details]"
+    return Bound("thm-7", est.value, rhs, "<=",
+                 "||Cov(I1)||_F <= (1/N)||J||_F^4 ||K - I(x)I||_F" + label,
+                 {"spectral_variant": spec, "exact": est.exact, "method": est.method,
+                  "lhs_estimate": est, "cost": cost, "device": str(s.device)})
 
 
 # --- Hessian traces, ‖Cov(Î₂)‖_F and thm-8 ----------------------------------------------------
@@ -885,23 +847,6 @@ class HessianTraces:
     probes: int
 
 
-def _gamma_full(s: _Setup, q: _Pass) -> list[Any | None]:
-    """Full ``Γ^α_l`` (m, n_L, n_{l+1}, n_{l+1}) per layer; ``None`` for ``Γ_{L-1} = 0``."""
-    torch = s.torch
-    L = len(s.weights)
-    out: list[Any | None] = [None] * L
-    for layer in range(L - 2, -1, -1):
-        Wm = s.weights[layer + 1][:, :-1]  # (n_{l+2}, n_{l+1})
-        beta = q.G[layer + 1] @ Wm  # ∂h/∂h_{l+1}  (m, n_L, n_{l+1})
-        gam = torch.diag_embed(q.d2[layer][:, None, :] * beta)
-        nxt = out[layer + 1]
-        if nxt is not None:
-            WD = (Wm[None] * q.d1[layer][:, None, :])[:, None]  # (m, 1, n_{l+2}, n_{l+1})
-            gam = gam + WD.transpose(-1, -2) @ nxt @ WD
-        out[layer] = gam
-    return out
-
-
 def structured_elements(net: Any, M: int) -> int:
     """Largest array (elements) the closed-form traces form for ``net`` and ``M`` inputs."""
     outs = list(net.widths[1:])  # n_{l+1}
@@ -917,46 +862,11 @@ def structured_elements(net: Any, M: int) -> int:
 
 def _traces_structured(s: _Setup) -> Any:
     """``T[(m,α),(m',β)] = tr(H^α_m H^β_{m'})`` in closed form (module docstring), (M n_L)²."""
-    torch = s.torch
+    from .large_norms import _gamma_compact, _trace_block
+
     q = _forward_backward(s, s.X)
-    L, M, nL = len(s.weights), s.M, s.n_L
-    mn = M * nL
-    gam = _gamma_full(s, q)
-
-    def expand(pairs: Any) -> Any:  # (M, M) per input pair -> (M n_L, M n_L)
-        return pairs[:, None, :, None].expand(M, nL, M, nL).reshape(mn, mn)
-
-    hdot = [hb @ hb.T for hb in q.hbar]
-    T = torch.zeros(mn, mn, dtype=s.dtype, device=s.device)
-    for lo in range(L):
-        B: Any = None  # B_{kl} = ∂h_k/∂a_l (M, n_k, n_{l+1})
-        for k in range(lo, L):
-            if k == lo + 1:
-                B = torch.diag_embed(q.d1[lo])
-            elif k > lo + 1:
-                B = q.d1[k - 1][:, :, None] * (s.weights[k - 1][:, :-1] @ B)
-            inner: Any = torch.zeros(mn, mn, dtype=s.dtype, device=s.device)
-            gk = gam[k]
-            if gk is not None:
-                if k == lo:
-                    A = gk
-                else:
-                    J = s.weights[k][:, :-1] @ B  # J_{kl} (M, n_{k+1}, n_{l+1})
-                    A = J.transpose(1, 2)[:, None] @ gk  # (M, n_L, n_{l+1}, n_{k+1})
-                Af = A.reshape(mn, -1)
-                inner = inner + expand(hdot[k]) * (Af @ Af.T)
-                if k > lo:
-                    V = torch.einsum("nek,me->mnk", B, q.hbar[k][:, :-1])  # B'ᵀ h_k per (m, m')
-                    Z = torch.einsum("mars,mnr->mans", A, V)
-                    X = torch.einsum("mans,nbs->manb", Z, q.G[k]).reshape(mn, mn)
-                    inner = inner + X + X.T
-                del A
-            if k > lo:
-                Bf = B.reshape(M, -1)
-                Gf = q.G[k].reshape(mn, -1)
-                inner = inner + (Gf @ Gf.T) * expand(Bf @ Bf.T)
-            T += (1.0 if k == lo else 2.0) * expand(hdot[lo]) * inner
-    return T
+    gam = _gamma_compact(s, q)
+    return _trace_block(s, q, q, gam, gam)
 
 
 def hessian_traces(
@@ -971,6 +881,7 @@ def hessian_traces(
     chunk: int | None = None,
     device: str | None = None,
     dtype: Any = None,
+    memory_budget: int | None = None,
 ) -> HessianTraces:
     """``tr(H^α_m H^β_{m'})`` for all inputs/outputs (the traces of ``thm-6``/``thm-8``).
 
@@ -980,6 +891,9 @@ def hessian_traces(
     ``"hutchinson"``: ``vᵀ H^α H^β v`` over ``probes`` Rademacher vectors (unbiased);
     ``"auto"``: ``"exact"`` when its largest array has at most ``structured_limit`` elements
     (:func:`structured_elements`), else ``"hvp"`` when ``P ≤ exact_limit``, else Hutchinson.
+    The HVP routes are refused (UnsupportedError naming the need) when they would not fit
+    ``memory_budget`` bytes (default :data:`DEFAULT_MEMORY_BUDGET`). The result holds all
+    ``(M n_L)²`` traces: for the norms at many inputs use :func:`thm8_large`, which streams.
     """
     s = _setup(net, x, device, dtype)
     net.require_c2("output Hessians (thm-3)")
@@ -997,7 +911,20 @@ def hessian_traces(
     if method == "exact":
         return HessianTraces(_traces_structured(s), None, True, "exact", 0)
     mn = s.M * s.n_L
-    c = chunk or max(1, min(256, CHUNK_ELEMENTS // max(1, 4 * mn * P)))
+    budget = check_budget(memory_budget)
+    item = 8 if s.dtype == torch.float64 else 4
+    # per probe: the HVP rows (M n_L × P), jacrev's Jacobian and the tangent (about 4×), and
+    # for Hutchinson each probe's (M n_L)² trace sample kept for the standard error
+    per_probe = (4 * mn * P + (mn * mn if method == "hutchinson" else 0)) * item
+    kept = int(probes) * mn * mn * item if method == "hutchinson" else mn * mn * item
+    if per_probe + kept > budget:
+        raise UnsupportedError(
+            f"tr(H^a H^b) by {method} needs about {(per_probe + kept) / 2**30:.3g} GiB "
+            f"(M n_L = {mn}, P = {P}" + (f", {int(probes)} probes" if method == "hutchinson"
+                                         else "") + f"), above memory_budget = "
+            f"{budget / 2**30:.3g} GiB; use the exact closed form (thm8_large method='exact' or "
+            "'sampled'), fewer inputs, or a larger memory_budget")
+    c = chunk or max(1, min(256, (budget - kept) // per_probe))
     if method == "hvp":
         T = torch.zeros(mn, mn, dtype=s.dtype, device=s.device)
         for start in range(0, P, c):
@@ -1077,23 +1004,27 @@ def covariance2_norm(
     x: Any,
     n: int = 1,
     *,
-    method: TraceMethod = "auto",
+    method: Thm8Method = "auto",
     probes: int = 64,
     seed: int = 0,
     exact_limit: int = EXACT_TRACE_LIMIT,
     structured_limit: int = STRUCTURED_ELEMENTS,
     device: str | None = None,
     dtype: Any = None,
+    memory_budget: int | None = None,
+    time_budget: float | None = None,
+    sample_inputs: int | None = None,
 ) -> Estimate:
-    """``‖Cov(Î₂)‖_F`` (``thm-6``; lhs of ``thm-8``), exact or a labelled Hutchinson estimate.
+    """``‖Cov(Î₂)‖_F`` (``thm-6``; lhs of ``thm-8``), exact or a labelled estimate.
 
-    ``‖Cov‖_F² = (1/(M²N))² Σ_{m,m'} tr(I_m T^{mm'} I_{m'} T^{mm'ᵀ})`` with ``T`` from
-    :func:`hessian_traces`; the estimate uses the unbiased U-statistic over probe pairs for the
-    square, its square root as the value, and a jackknife (delta-method) standard error.
+    ``‖Cov‖_F² = (1/(M²N))² Σ_{m,m'} tr(I_m T^{mm'} I_{m'} T^{mm'ᵀ})``, see :func:`thm8_large`
+    for the methods; an estimate (sampled input pairs, or Hutchinson probes) carries its
+    standard error and ``exact=False``.
     """
     return thm8_large(net, x, n, method=method, probes=probes, seed=seed, exact_limit=exact_limit,
-                      structured_limit=structured_limit, device=device,
-                      dtype=dtype).details["lhs_estimate"]
+                      structured_limit=structured_limit, device=device, dtype=dtype,
+                      memory_budget=memory_budget, time_budget=time_budget,
+                      sample_inputs=sample_inputs).details["lhs_estimate"]
 
 
 def thm8_large(
@@ -1101,28 +1032,58 @@ def thm8_large(
     x: Any,
     n: int = 1,
     *,
-    method: TraceMethod = "auto",
+    method: Thm8Method = "auto",
     probes: int = 64,
     seed: int = 0,
     exact_limit: int = EXACT_TRACE_LIMIT,
     structured_limit: int = STRUCTURED_ELEMENTS,
     device: str | None = None,
     dtype: Any = None,
+    memory_budget: int | None = None,
+    time_budget: float | None = None,
+    sample_inputs: int | None = None,
 ) -> Bound:
     """``thm-8``: ``‖Cov(Î₂)‖_F ≤ (1/(M²N)) Σ_m ‖∂²h_L(x_m)‖_F² ‖I_m‖_F`` with both sides.
 
-    Exact (closed form, any ``P``) when the width-sized arrays fit ``structured_limit``, or by
-    HVPs when ``P ≤ exact_limit`` (see :func:`hessian_traces`); otherwise both sides are
-    Hutchinson estimates: ``details['exact']`` is False and ``details['lhs_estimate']`` /
-    ``details['rhs_estimate']`` carry the standard errors. ``holds`` then compares estimates.
+    ``method="exact"``: the closed-form traces (any ``P``) streamed over pairs of input blocks
+    within ``memory_budget`` bytes and ``time_budget`` seconds, planned in advance by
+    :func:`fisher_verify.fisher.large_norms.norm_cost` (``details['cost']``) and refused above
+    either budget; ``"sampled"``: the lhs as an unbiased U-statistic over ``sample_inputs``
+    inputs with its standard error; ``"auto"``: exact when it fits, sampled when only the time
+    budget is exceeded, and when the closed form's smallest block exceeds ``structured_limit``
+    elements HVPs over the canonical basis (``P ≤ exact_limit``) or Hutchinson probes
+    (``"hvp"``, ``"hutchinson"``, see :func:`hessian_traces`). For exact and sampled the rhs is
+    exact (per-input sums); estimates have ``details['exact']`` False and
+    ``details['lhs_estimate']`` / ``details['rhs_estimate']`` carry the standard errors.
     """
+    from .large_norms import min_block_elements, norm_cost, pair_norm, thm8_rhs
+
     s = _setup(net, x, device, dtype)
     N = _check_n(n)
-    tr = hessian_traces(net, x, method=method, probes=probes, seed=seed, exact_limit=exact_limit,
-                        structured_limit=structured_limit, device=device, dtype=dtype)
-    lhs, rhs = _thm8_parts(s, tr, N)
-    label = "" if tr.exact else " [ESTIMATE: Hutchinson, see details]"
+    net.require_c2("output Hessians (thm-3)")
+    if method not in ("auto", "exact", "sampled", "hvp", "hutchinson"):
+        raise ShapeError("method must be 'auto', 'exact', 'sampled', 'hvp' or 'hutchinson', "
+                         f"got {method!r}")
+    if method == "auto":
+        closed = min_block_elements(s, "thm-8") <= structured_limit and norm_cost(
+            net, x, "thm-8", memory_budget=memory_budget, time_budget=time_budget,
+            device=device, dtype=dtype).fits_memory
+        if not closed:
+            method = "hvp" if s.offsets[-1] <= exact_limit else "hutchinson"
+    if method in ("hvp", "hutchinson"):
+        tr = hessian_traces(net, x, method=method, probes=probes, seed=seed,
+                            exact_limit=exact_limit, structured_limit=structured_limit,
+                            device=device, dtype=dtype, memory_budget=memory_budget)
+        lhs, rhs = _thm8_parts(s, tr, N)
+        details: dict[str, Any] = {"probes": tr.probes}
+    else:
+        lhs, cost = pair_norm(net, x, n, "thm-8", method=method,  # type: ignore[arg-type]
+                              memory_budget=memory_budget, time_budget=time_budget,
+                              sample_inputs=sample_inputs, seed=seed, device=device, dtype=dtype)
+        rhs = Estimate(thm8_rhs(s, N, max(1, cost.block)), 0.0, True, "exact", 0)
+        details = {"probes": 0, "cost": cost}
+    label = "" if lhs.exact else f" [ESTIMATE: {lhs.method}, see details]"
+    details.update({"exact": lhs.exact, "method": lhs.method, "lhs_estimate": lhs,
+                    "rhs_estimate": rhs, "device": str(s.device)})
     return Bound("thm-8", lhs.value, rhs.value, "<=",
-                 "||Cov(I2)||_F <= (1/N)||d2 h_L||_F^2 ||I(h_L)||_F" + label,
-                 {"exact": tr.exact, "method": tr.method, "probes": tr.probes,
-                  "lhs_estimate": lhs, "rhs_estimate": rhs, "device": str(s.device)})
+                 "||Cov(I2)||_F <= (1/N)||d2 h_L||_F^2 ||I(h_L)||_F" + label, details)
