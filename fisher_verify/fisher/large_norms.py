@@ -365,10 +365,10 @@ def _pair_costs(s: _Setup, statement: str) -> tuple[float, float, float, float]:
     ins, outs = _widths(s)
     nL, L = s.n_L, len(s.weights)
     if statement == "thm-7":
-        flops = sum(ins) + nL * nL * sum(outs)
+        gram = float(sum(ins) + nL * nL * sum(outs))
         if s.categorical:
-            return flops, (2 * L + 14) * nL * nL, 6 * nL * nL, 0.0
-        return flops + 4 * nL**6, nL**5 + 4 * L * nL * nL, 2 * nL**4 + 3 * nL * nL, nL**4
+            return gram, (2 * L + 14) * nL * nL, 6 * nL * nL, 0.0
+        return gram + 4 * nL**6, nL**5 + 4 * L * nL * nL, 2 * nL**4 + 3 * nL * nL, nL**4
     flops, elem, per_pair, per_in = float(sum(ins)), 0.0, 6.0 * nL * nL + L, 0.0
     for lo in range(L):
         for k in range(lo, L):
