@@ -18,6 +18,8 @@ import numpy as np
 from .errors import FisherVerifyError
 
 FULL_LIMIT = 2000  # above this many parameters only diagonals are formed (DESIGN: no P² arrays)
+#: Seconds the streamed thm-7/thm-8 norms may be estimated to take inside analyze (else n/a)
+NORM_SECONDS = 60.0
 
 
 @dataclass
@@ -165,7 +167,7 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
         # the P x P Fisher and is left out; thm-7/thm-8 only exactly, never a stochastic
         # estimate here
         # the norms are streamed over pairs of input blocks and refused (left out here) when
-        # the cost model says they exceed the memory or time budget
+        # the cost model says they exceed the memory budget or NORM_SECONDS
         from .errors import UnsupportedError
         from .fisher.large import diagonals, thm7_large, thm8_large
 
@@ -174,7 +176,7 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
         var = {1: np.asarray(d.variance_1), 2: np.asarray(d.variance_2)}
         for e, fn in ((1, thm7_large), (2, thm8_large)):
             try:
-                b = fn(net, x, n, method="exact")
+                b = fn(net, x, n, method="exact", time_budget=NORM_SECONDS)
             except UnsupportedError:
                 continue
             cov_norm[e], bound[e] = b.lhs, b.rhs

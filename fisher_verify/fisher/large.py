@@ -41,10 +41,12 @@ reference).
 never formed: ``C = Σ_k p_k A_k ⊗ A_k`` with ``A_k = s_k s_kᵀ − I``, ``s_k = e_k − p`` (its finite
 support), so ``⟨C^m, C^{m'} ×₄ G⟩ = Σ_{k,k'} p_k p'_{k'} tr(A_k G A'_{k'} Gᵀ)²`` in O(K²) per pair.
 ``‖Cov(Î₂)‖_F`` (``thm-6``, ``thm-8``) needs ``T_αβ = tr(H^α_m H^β_{m'})``, computed exactly in
-closed form (below) whenever its width-sized arrays fit in memory, whatever P; Hessian-vector
-products over the canonical basis (``method="hvp"``, P ≤ ``exact_limit``) and a Hutchinson
-estimate (Rademacher probes, U-statistic for the quadratic norm, returned with its standard
-error and flagged ``exact=False``) remain available.
+closed form (below), whatever P. Both norms are sums over pairs of inputs and are streamed
+over pairs of input blocks within a memory budget, planned by a cost model, or estimated from
+sampled input pairs (:mod:`fisher_verify.fisher.large_norms`). Hessian-vector products over
+the canonical basis (``method="hvp"``, P ≤ ``exact_limit``) and a Hutchinson estimate
+(Rademacher probes, U-statistic for the quadratic norm, returned with its standard error and
+flagged ``exact=False``) remain available, refused above the memory budget.
 
 **Closed-form traces.** For l ≤ k let ``J_{kl} = ∂a_k/∂a_l`` (``J_{ll} = I``,
 ``J_{kl} = W_k⁻ B_{kl}``), ``B_{kl} = ∂h_k/∂a_l`` (``B_{l+1,l} = D_l``,

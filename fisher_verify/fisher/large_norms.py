@@ -30,6 +30,10 @@ off-diagonal sum is ``M(M−1) Ū`` with ``Ū`` the U-statistic (order 2, kernel
 distinct pairs of ``s`` inputs drawn without replacement (seeded): unbiased, with a
 delete-one jackknife standard error; the norm's standard error is by the delta method.
 Results are labelled ``exact=False``.
+
+**Sharding (not done here).** The block pairs ``a ≤ b`` are independent: a process group can
+split them (pair index modulo world size) and all-reduce the partial sums, with the same
+``torch.distributed`` mechanism as the data-set workload of the any-model path.
 """
 
 from __future__ import annotations
