@@ -358,6 +358,8 @@ def test_gamma_route_costs_pick_the_jacobians_at_depth() -> None:
     jac, rec = large._gamma_costs([784, 300, 300, 300, 10])
     assert jac * 10 <= rec  # at least n_L = 10 times cheaper on the deep row of the issue
     assert large._gamma_costs([784, 128, 10]) == (0, 0)
+    jac, rec = large._gamma_costs([784, 1000, 1000, 10])  # no full Γ on either route
+    assert jac == rec == 10 * 1000 * 1000
     jac, rec = large._gamma_costs([4] + [3] * 30 + [1])  # very deep, one output: recursion
     assert rec < jac
 

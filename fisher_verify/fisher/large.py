@@ -235,6 +235,7 @@ class _Pass:
     d1: list[Any]  # σ'(a_l), l < L-1
     d2: list[Any]  # σ''(a_l), l < L-1
     G: list[Any]  # G_l = ∂h_L/∂a_l (m, n_L, n_{l+1})
+    beta: list[Any] | None = None  # β_{l+1} = G_{l+1} W_{l+1}⁻ = ∂h_L/∂h_{l+1}, l < L-1
 
 
 def _forward_backward(s: _Setup, X: Any) -> _Pass:
@@ -256,10 +257,12 @@ def _forward_backward(s: _Setup, X: Any) -> _Pass:
     m = X.shape[0]
     G: list[Any] = [None] * L
     G[L - 1] = torch.eye(s.n_L, dtype=s.dtype, device=s.device).expand(m, s.n_L, s.n_L)
+    beta: list[Any] = [None] * (L - 1)
     for layer in range(L - 2, -1, -1):  # n_L VJPs per input, batched
-        G[layer] = (G[layer + 1] @ s.weights[layer + 1][:, :-1]) * d1[layer][:, None, :]
+        beta[layer] = G[layer + 1] @ s.weights[layer + 1][:, :-1]
+        G[layer] = beta[layer] * d1[layer][:, None, :]
     s.family.check_natural(h)
-    return _Pass(h=h, hbar=hbar, pre=pre, d1=d1, d2=d2, G=G)
+    return _Pass(h=h, hbar=hbar, pre=pre, d1=d1, d2=d2, G=G, beta=beta)
 
 
 def check_budget(memory_budget: int | None) -> int:
@@ -313,8 +316,11 @@ def _diagonal_elements(s: _Setup, fisher: bool, variance_1: bool, variance_2: bo
     if variance_2:
         total += 3 * nL * sum(outs)
         jac, rec = _gamma_costs([ins[0] - 1] + outs)
-        hidden = outs[:-1] or [0]
-        total += 3 * max(hidden) ** 2 if jac <= rec else 3 * nL * max(hidden) ** 2
+        if jac <= rec:  # two J_{kl} at a time, only where k ≥ l + 2
+            total += 3 * max([outs[k] * outs[lo] for lo in range(len(outs))
+                              for k in range(lo + 2, len(outs) - 1)] or [0])
+        else:  # two full Γ^α_l, only below the last two hidden layers
+            total += 3 * nL * max([o * o for o in outs[:-3]] or [0])
     return 2 * total
 
 
@@ -483,6 +489,8 @@ def _gamma_costs(widths: list[int]) -> tuple[int, int]:
                 jac += n[k] * n[k - 1] * n[lo]
         if lo <= L - 4:
             rec += 2 * nL * n[lo] * n[lo] * n[lo + 1]
+        elif lo == L - 3:  # diag Γ_{L-3} from the diagonal Γ_{L-2}, as the Jacobian route does
+            rec += nL * n[lo] * n[lo + 1]
     return jac, rec
 
 
@@ -514,8 +522,9 @@ def _gamma_diagonals_jacobian(s: _Setup, q: _Pass) -> list[Any]:
     out: list[Any] = [None] * L
     out[L - 1] = torch.zeros(m, s.n_L, s.n_L, dtype=s.dtype, device=s.device)
     lam: list[Any] = [None] * L  # λ^α_k (m, n_L, n_{k+1}) for k ≤ L−2
-    for k in range(L - 1):
-        lam[k] = q.d2[k][:, None, :] * (q.G[k + 1] @ s.weights[k + 1][:, :-1])
+    for k in range(L - 1):  # β from the backward pass when it has them (no second VJP)
+        beta = q.G[k + 1] @ s.weights[k + 1][:, :-1] if q.beta is None else q.beta[k]
+        lam[k] = q.d2[k][:, None, :] * beta
     for lo in range(L - 1):
         diag = lam[lo].clone()
         if lo + 1 <= L - 2:
