@@ -19,7 +19,7 @@ from .errors import FisherVerifyError
 
 FULL_LIMIT = 2000  # above this many parameters only diagonals are formed (DESIGN: no P² arrays)
 #: Seconds the streamed thm-7/thm-8 norms may be estimated to take inside analyze (else n/a)
-NORM_SECONDS = 60.0
+NORM_SECONDS = 120.0
 
 
 @dataclass
