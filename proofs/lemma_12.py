@@ -25,6 +25,12 @@ def check(ctx):
     for k, (net, x) in enumerate(random_networks(ctx, widths=[(3, 4, 1)])):
         exact = fv.exact_fisher(net, x)
         radius = [np.sqrt(fv.variance(net, x, estimator=e, n=1).sum() / (eps * n)) for e in (1, 2)]
+        lib = fv.bounds(net, x, n=n, eps=eps)
+        for e, bd in ((0, lib.lemma12_1), (1, lib.lemma12_2)):
+            ctx.close(f"net {k}: bounds() lemma-12 radius of I{e + 1} = (eps N)^-1/2 "
+                      "(sum Var)^1/2", bd.rhs, radius[e], net=k)
+            ctx.close(f"net {k}: bounds() lemma-12 lhs of I{e + 1} = (sum Var / N)^1/2", bd.lhs,
+                      radius[e] * np.sqrt(eps), net=k)
         hits = [0, 0]
         for _ in range(reps):
             est = fv.sample_estimators(net, x, n, ctx.rng)

@@ -17,8 +17,10 @@ from fisher_verify.proofs import statement
 def check(ctx):
     """Both bounds at random natural parameters of every family (and products). The largest
     ratio lhs/bound is recorded: a ratio above 1/√2 refutes the variant with a √2 in the
-    denominator, so the constant 1 (no √2) is the right one (the paper's stray √2)."""
+    denominator, so the constant 1 (no √2) is the right one (the paper's stray √2). The
+    library's lemma9_sides (behind bounds()) must give both sides as computed here."""
     import fisher_verify as fv
+    from fisher_verify.fisher.bounds import lemma9_sides
 
     fams = ctx.families(("bernoulli", "poisson", "categorical", "normal_unknown_variance"))
     fams.append(fv.product(fv.family("bernoulli"), fv.family("bernoulli"), fv.family("poisson")))
@@ -41,6 +43,11 @@ def check(ctx):
         ctx.leq(f"{fam.label}: ||I||_F <= sum I_aa", np.linalg.norm(i.reshape(len(h), -1), axis=1),
                 diag_i.sum(axis=1), rtol=1e-12)
         worst = max(worst, float(np.max(kmi / b1)))
+        lib = lemma9_sides(k, i)
+        for key, mine in (("moment_lhs", kmi), ("moment_rhs", b1),
+                          ("fisher_lhs", np.linalg.norm(i.reshape(len(h), -1), axis=1)),
+                          ("fisher_rhs", diag_i.sum(axis=1))):
+            ctx.close(f"{fam.label}: lemma9_sides {key} = the formula", lib[key], mine)
     ctx.record("largest ||K - I(x)I||_F / bound", worst)
     ctx.true("a sqrt(2)-tighter constant is refuted (largest ratio > 1/sqrt 2)",
              worst > 1 / np.sqrt(2))

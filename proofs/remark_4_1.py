@@ -31,7 +31,7 @@ def check(ctx):
         ref = fam.expect(cov, h)
         lhs = fam.central_moment4(h) - np.einsum("nab,ncd->nabcd", i, i)
         ctx.close(f"{fam.label}: K - I(x)I = Cov((t-eta)(t-eta)^T)", lhs, ref, rtol=1e-9,
-                  atol=1e-12, family=fam.label)
+                  family=fam.label)
     return ctx.conclude()
 
 

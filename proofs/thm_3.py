@@ -22,6 +22,6 @@ def check(ctx):
             route = definition_route(net, x)
             outer = expect(route, np.einsum("si,sj->sij", route["score"], route["score"]))
             ctx.close(f"{act} net {k} {net.family.label}: E[-Hessian] = E[score score^T]",
-                      expect(route, route["neg_hessian"]), outer, atol=1e-10,
+                      expect(route, route["neg_hessian"]), outer,
                       activation=act, net=k)
     return ctx.conclude()

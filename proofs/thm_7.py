@@ -15,7 +15,8 @@ from fisher_verify.proofs.support import random_networks
     method="property over random networks",
 )
 def check(ctx):
-    """The library's exact ‖Cov(Î₁)‖_F against the bound, over random networks and families."""
+    """The library's exact ‖Cov(Î₁)‖_F against the bound (computed here from J, K and I), over
+    random networks and families; bounds() must report both sides as computed here."""
     import fisher_verify as fv
 
     n = 10
@@ -28,6 +29,9 @@ def check(ctx):
         bound = np.linalg.norm(net.jacobian(x)) ** 4 * np.linalg.norm(kmi) / n
         lhs = fv.covariance_norm(net, x, estimator=1, n=n)
         ctx.leq(f"net {k} {net.family.label}", lhs, bound, net=k)
+        lib = fv.bounds(net, x, n=n).thm7
+        ctx.close(f"net {k}: bounds() rhs = (1/N)||J||_F^4 ||K - I(x)I||_F", lib.rhs, bound)
+        ctx.close(f"net {k}: bounds() lhs = ||Cov(I1)||_F", lib.lhs, lhs)
         ratios.append(lhs / bound)
     ctx.record("tightness (lhs/bound)", {"min": min(ratios), "max": max(ratios)})
     return ctx.conclude(f"tightness in [{min(ratios):.3g}, {max(ratios):.3g}]")

@@ -15,7 +15,8 @@ from fisher_verify.proofs.support import random_networks
     method="property over random networks",
 )
 def check(ctx):
-    """The library's exact ‖Cov(Î₂)‖_F against the bound, over random networks and families."""
+    """The library's exact ‖Cov(Î₂)‖_F against the bound (computed here from ∂²h_L and I), over
+    random networks and families; bounds() must report both sides as computed here."""
     import fisher_verify as fv
 
     n = 10
@@ -26,6 +27,9 @@ def check(ctx):
         bound = np.linalg.norm(net.output_hessians(x)) ** 2 * np.linalg.norm(i) / n
         lhs = fv.covariance_norm(net, x, estimator=2, n=n)
         ctx.leq(f"net {k} {net.family.label}", lhs, bound, net=k)
+        lib = fv.bounds(net, x, n=n).thm8
+        ctx.close(f"net {k}: bounds() rhs = (1/N)||d2 h_L||_F^2 ||I(h_L)||_F", lib.rhs, bound)
+        ctx.close(f"net {k}: bounds() lhs = ||Cov(I2)||_F", lib.lhs, lhs)
         ratios.append(lhs / bound)
     ctx.record("tightness (lhs/bound)", {"min": min(ratios), "max": max(ratios)})
     return ctx.conclude(f"tightness in [{min(ratios):.3g}, {max(ratios):.3g}]")

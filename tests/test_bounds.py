@@ -101,7 +101,7 @@ def test_lemma9_constant_one_is_right_and_sharp() -> None:
     s = lemma9_sides(fam.central_moment4(h), fam.fisher(h))
     # p = e^-20: ratio = 1 - 2√p + O(p) -> 1
     assert s["moment_lhs"][0] / s["moment_rhs"][0] == pytest.approx(1.0, abs=3 * math.exp(-10))
-    assert "constant 1" in fv.bounds(*_linear_normal(2)).lemma9_moment.details["verdict"]
+    assert "constant 1" in fv.bounds(*_linear_normal(2)).lemma9_verdict
 
 
 def test_remark_9_2_growth() -> None:
@@ -264,3 +264,198 @@ def test_lemma14_lemma15_cover_every_input() -> None:
     assert any(bd.details["input"] != 0 for bd in (*b.lemma14, *b.lemma15))
     assert b.lemma14[-1].details["paper_form_holds"] is False  # n_L = 2 at the last layer
     assert b.lemma14[0].details["paper_form_holds"] is True
+
+
+# --- every side of bounds() pinned to its formula, computed here from autodiff ---------------
+
+
+def _pin_networks():
+    """Networks for the pins: several inputs, n_L = 1, 2, 3, non-diagonal I(h_L), depth 1-3."""
+    rng = np.random.default_rng(21)
+    cases = [
+        ([3, 4, 1], fv.family("poisson")),
+        ([2, 3, 3, 2], fv.family("categorical", K=2)),
+        ([2, 3, 2], fv.family("normal_unknown_variance")),
+        ([3, 2, 3], fv.family("categorical", K=3)),
+        ([2, 3], fv.product(fv.family("bernoulli"), fv.family("poisson"), fv.family("normal"))),
+    ]
+    for widths, fam in cases:
+        X = rng.normal(size=(3, widths[0]))
+        yield fv.Network.random(widths, "tanh", fam, 1.5, rng).into_domain(X), X
+
+
+def _moments_by_expectation(fam, h):
+    """I and K − I⊗I at each row of h from the exact-expectation nodes (no moment kernel)."""
+    eta = fam.expect(lambda t: t, h)
+    dev = lambda t: t - eta[:, None, :]  # noqa: E731
+    I = fam.expect(lambda t: np.einsum("msa,msb->msab", dev(t), dev(t)), h)
+
+    def excess(t):
+        A = np.einsum("msa,msb->msab", dev(t), dev(t)) - I[:, None]
+        return np.einsum("msab,mscd->msabcd", A, A)
+
+    return I, fam.expect(excess, h)
+
+
+def _hbar(net, x):
+    """h̄_l = (h_l, 1) for l = 0..L-1 by a plain NumPy forward pass (tanh)."""
+    out, h = [], np.asarray(x, dtype=float)
+    for layer, W in enumerate(net.weights):
+        hb = np.append(h, 1.0)
+        out.append(hb)
+        a = W @ hb
+        h = a if layer == len(net.weights) - 1 else np.tanh(a)
+    return out
+
+
+def test_every_side_of_bounds_is_its_formula() -> None:
+    """thm-7, thm-8, lemma-9 (both), lemma-12 (both), lemma-14, lemma-15: both sides of every
+    bound from bounds() equal the statement's formula evaluated here from autodiff Jacobians
+    and Hessians, moments by exact expectation and a plain forward pass, so that a doubled
+    (or halved) side fails. Several inputs, n_L up to 3, non-diagonal I(h_L)."""
+    from fisher_verify.fisher.covariance import covariance_by_expectation
+
+    n, eps = 7, 0.2
+    for net, X in _pin_networks():
+        fam, M = net.family, X.shape[0]
+        h = net.forward(X)
+        J = net.jacobian(X, method="autodiff")  # (M, n_L, P)
+        H = net.output_hessians(X, method="autodiff")  # (M, n_L, P, P)
+        I, C = _moments_by_expectation(fam, h)
+        b = fv.bounds(net, X, n=n, eps=eps)
+        cov1 = covariance_by_expectation(fam, h, J=J, estimator=1, n=n)
+        cov2 = covariance_by_expectation(fam, h, H=H, estimator=2, n=n)
+        scale = M * M * n
+        c_norm = np.linalg.norm(C.reshape(M, -1), axis=1)
+        rhs7 = np.sum(np.linalg.norm(J, axis=(1, 2)) ** 4 * c_norm) / scale
+        rhs8 = np.sum(np.linalg.norm(H.reshape(M, -1), axis=1) ** 2
+                      * np.linalg.norm(I.reshape(M, -1), axis=1)) / scale
+        spec7 = np.sum(np.linalg.norm(J, 2, axis=(1, 2)) ** 4 * c_norm) / scale
+        assert b.thm7.lhs == pytest.approx(np.linalg.norm(cov1), rel=1e-9)
+        assert b.thm7.rhs == pytest.approx(rhs7, rel=1e-9)
+        assert b.thm7.details["spectral_variant"] == pytest.approx(spec7, rel=1e-9)
+        assert b.thm8.lhs == pytest.approx(np.linalg.norm(cov2), rel=1e-9)
+        assert b.thm8.rhs == pytest.approx(rhs8, rel=1e-9)
+        # lemma-9 at the input with the largest lhs/rhs
+        dk = np.sqrt(np.einsum("maaaa->ma", C + np.einsum("mab,mcd->mabcd", I, I)))
+        di = np.einsum("maa->ma", I)
+        rhs9 = np.sum(dk + di, axis=1) ** 2
+        _assert_worst(b.lemma9_moment, c_norm, rhs9)
+        _assert_worst(b.lemma9_fisher, np.linalg.norm(I.reshape(M, -1), axis=1), di.sum(1))
+        # lemma-12: lhs sqrt(sum_ij Var(I_ij)), rhs that over sqrt(eps)
+        P = J.shape[-1]
+        for bd, cov in ((b.lemma12_1, cov1), (b.lemma12_2, cov2)):
+            tv = np.trace(cov.reshape(P * P, P * P))
+            assert (bd.lhs, bd.rhs) == pytest.approx((math.sqrt(tv), math.sqrt(tv / eps)),
+                                                     rel=1e-9)
+        # lemma-14 / lemma-15, per layer at the worst input
+        off = net.offsets
+        L, n_out = net.depth, net.widths[-1]
+        for layer in range(L):
+            rows14, rows15 = [], []
+            for m in range(M):
+                T = J[m][:, off[layer]:off[layer + 1]].reshape(n_out, *net.shapes[layer])
+                hb = np.linalg.norm(_hbar(net, X[m])[layer])
+                later = net.weights[layer + 1:]
+                c = math.sqrt(n_out) if layer == L - 1 else 1.0
+                rows14.append((np.linalg.norm(T),
+                               c * np.prod([np.linalg.norm(W[:, :-1]) for W in later]) * hb))
+                # T = A ⊗ h̄ is rank one in its last mode: the mode-1 unfolding's norm is exact
+                rows15.append((np.linalg.norm(T.reshape(n_out, -1), 2),
+                               np.prod([np.linalg.norm(W[:, :-1], 2) for W in later]) * hb))
+            for bd, rows in ((b.lemma14[layer], rows14), (b.lemma15[layer], rows15)):
+                lhs, rhs = np.array(rows).T
+                _assert_worst(bd, lhs, rhs)
+                np.testing.assert_allclose(bd.details["rhs_per_input"], rhs, rtol=1e-9)
+
+
+def _assert_worst(bd, lhs, rhs) -> None:
+    """bd reports the input with the largest lhs/rhs (ties to rounding allowed), both sides."""
+    m = bd.details["input"]
+    assert (bd.lhs, bd.rhs) == pytest.approx((lhs[m], rhs[m]), rel=1e-9), bd.id
+    assert lhs[m] / rhs[m] >= np.max(lhs / rhs) * (1 - 1e-9), bd.id
+
+
+def test_thm10_and_crlb_sides_are_their_formulas() -> None:
+    """thm-10's rhs 1 − n_L‖ρ‖²Σ_m λ_max(I_m)/(N M² λ_min(I(θ))²) (the paper's at M = 1) and the
+    crlb's rhs tr (N M I(θ))⁻¹, from autodiff Hessians and Jacobians."""
+    net = fv.Network.from_weights([np.array([[1.0, 0.0]]), np.array([[2.0, 0.1]])], "tanh",
+                                  fv.family("normal", sigma=6.0))
+    X = np.linspace(-3.0, 3.0, 6)[:, None]
+    n = 40
+    H = net.output_hessians(X, method="autodiff")
+    rho = np.max(np.abs(np.linalg.eigvalsh(H)), axis=-1)
+    I_out = net.family.fisher(net.forward(X))
+    fisher = np.mean([Jm.T @ Im @ Jm for Jm, Im in zip(net.jacobian(X, method="autodiff"),
+                                                       I_out)], axis=0)
+    lam = np.linalg.eigvalsh(fisher)[0]
+    M, n_l = rho.shape
+    c = n_l * np.sum(rho**2) * np.sum(np.linalg.eigvalsh(I_out)[:, -1]) / (M * M * lam**2)
+    b = fv.bounds(net, X, n=n).psd_probability
+    assert 0 < 1 - c / n < 1
+    assert b.rhs == pytest.approx(1 - c / n, rel=1e-9)
+    lin, X2 = _linear_normal(2, M=4)
+    fisher2 = np.asarray(fv.exact_fisher(lin, X2, method="autodiff"))
+    assert crlb_linear_gaussian(lin, X2, 3).rhs == pytest.approx(
+        np.trace(np.linalg.inv(3 * 4 * fisher2)), rel=1e-9)
+
+
+def test_certified_spectral_interval_contains_the_norm() -> None:
+    """lemma-15's certified interval: lower <= upper always (both ends rounded outward), and
+    it contains s_max(B_{l+1} D_l)·‖h̄_l‖ computed in mpmath at 40 digits."""
+    import mpmath
+
+    rng = np.random.default_rng(5)
+    with mpmath.workdps(40):
+        for _ in range(40):
+            net = fv.Network.random([3, 4, 3], "tanh", fv.family("categorical", K=3), 1.0, rng)
+            X = rng.normal(size=(2, 3))
+            q = net.lemma13(X)
+            for m, row in enumerate(layer_norms(net, X)):
+                for ln in row:
+                    lo, hi = ln.spectral.lower, ln.spectral.upper
+                    assert lo <= hi
+                    A = q.B[ln.layer + 1][m] * q.D[ln.layer][m][None, :]
+                    s = max(mpmath.svd_r(mpmath.matrix(A.tolist()), compute_uv=False))
+                    hb = mpmath.norm(mpmath.matrix(q.hbar[ln.layer][m].tolist()))
+                    assert mpmath.mpf(lo) <= s * hb <= mpmath.mpf(hi)
+            for bd in fv.bounds(net, X).lemma15:
+                lo, hi = bd.details["certified_interval"]
+                assert lo <= hi
+
+
+def test_bounds_repr_is_readable() -> None:
+    """repr(Bounds): one line per bound, the lemma-9 verdict once, no matrices; repr(Bound) is
+    one short line."""
+    net, X = _linear_normal(2, M=4)
+    b = fv.bounds(net, X, n=5)
+    text = repr(b)
+    assert text.count("holds with constant 1") == 1
+    assert "array(" not in text and len(text) < 3000
+    lines = text.splitlines()
+    assert all(len(line) < 200 for line in lines)
+    for name in ("thm-7", "thm-8", "lemma-9 (K)", "lemma-9 (I)", "thm-10", "lemma-12 (I1)",
+                 "lemma-14 W0", "lemma-15 W0"):
+        assert sum(line.strip().startswith(name) for line in lines) == 1, name
+    assert "verdict" not in b.lemma9_moment.details and b.lemma9_moment.details["constant"] == 1
+    one = repr(b.thm7)
+    assert "\n" not in one and "thm-7" in one and "holds" in one
+
+
+def test_thm11_side_is_its_formula() -> None:
+    """thm-11's lower bound −(1/M) Σ_{m,a} ρ(∂²h^a_L(x_m)) |η_ma − t̄_ma| (the paper's at M = 1),
+    from autodiff Hessians: a doubled or halved bound fails (a doubled one would still
+    "hold" on every draw)."""
+    from fisher_verify.fisher.psd import thm11_lower_bound
+
+    rng = np.random.default_rng(31)
+    net = fv.Network.random([2, 3, 2], "tanh", fv.family("normal_unknown_variance"), 1.0, rng)
+    X = rng.normal(size=(3, 2))
+    net = net.into_domain(X)
+    H = net.output_hessians(X, method="autodiff")
+    rho = np.max(np.abs(np.linalg.eigvalsh(H)), axis=-1)  # (M, n_L)
+    eta = net.family.mean(net.forward(X))
+    t_mean = eta + rng.normal(size=(5, *eta.shape))  # five replicates of the sample means
+    want = -np.einsum("ma,rma->r", rho, np.abs(eta - t_mean)) / X.shape[0]
+    np.testing.assert_allclose(thm11_lower_bound(net.output_hessians(X), eta, t_mean), want,
+                               rtol=1e-10)

@@ -151,3 +151,50 @@ def test_erratum_in_table_json_and_junit(tmp_path, capsys):
     assert prop is not None and prop.get("name") == "erratum"
     assert prop.get("value") == "the paper writes 1 for sqrt(2)"
     assert "erratum: the paper writes 1" in (case.findtext("system-out") or "")
+
+
+def test_import_error_names_the_exception_in_the_table(tmp_path, capsys):
+    """A proof file that raises at import: the table names the exception type and message
+    (in full, on a line of its own), the JSON keeps the traceback; a syntax error names its
+    line."""
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "raises.py").write_text(textwrap.dedent("""
+        from fisher_verify.proofs import statement
+        raise ValueError("the weights file models/w.npz is missing; run make weights first")
+        @statement("raises-1", claim="", method="m")
+        def check(ctx):
+            return ctx.verified()
+    """))
+    (folder / "syntax.py").write_text(textwrap.dedent("""
+        from fisher_verify.proofs import statement
+        @statement("syntax-1", claim="", method="m")
+        def check(ctx)
+            return ctx.verified()
+    """))
+    js = tmp_path / "run.json"
+    assert main(["check", str(folder), "--json", str(js)]) == 1
+    out = capsys.readouterr().out
+    flat = " ".join(out.split())
+    assert "ValueError: the weights file models/w.npz is missing; run make weights first" in flat
+    assert "SyntaxError" in flat and "(line 4)" in flat
+    doc = {s["id"]: s for s in json.loads(js.read_text())["statements"]}
+    assert doc["raises-1"]["verdict"] == "error" and "Traceback" in doc["raises-1"]["error"]
+    assert doc["raises-1"]["summary"].startswith("cannot import raises.py: ValueError: the")
+    assert doc["syntax-1"]["verdict"] == "error"
+
+
+def test_exception_in_a_proof_is_named_in_the_table(tmp_path, capsys):
+    """An exception raised while a proof runs: type and full message in the table."""
+    folder = tmp_path / "runtime"
+    folder.mkdir()
+    (folder / "r.py").write_text(textwrap.dedent("""
+        from fisher_verify.proofs import statement
+        @statement("runtime-1", claim="", method="m")
+        def check(ctx):
+            raise KeyError("no family called 'bernouli' (did you mean 'bernoulli'?) in the table")
+    """))
+    assert main(["check", str(folder)]) == 1
+    flat = " ".join(capsys.readouterr().out.split())
+    assert "KeyError: \"no family called 'bernouli' (did you mean 'bernoulli'?) in the table\"" \
+        in flat

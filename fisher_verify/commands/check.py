@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import FisherVerifyError
 from .common import check_jobs, check_output_file
+from .progress import ProgressDisplay
 
 
 def register(subparsers: Any) -> None:
@@ -53,23 +54,6 @@ def default_paths() -> list[str]:
     )
 
 
-class _Progress:
-    """Progress on stderr: a live line on a TTY, one counter line per statement otherwise."""
-
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
-        self.tty = bool(getattr(stream, "isatty", lambda: False)())
-
-    def __call__(self, done: int, total: int, record: Any) -> None:
-        if self.tty:
-            self.stream.write(f"\r\033[K[{done}/{total}] {record.id}: {record.verdict}")
-            if done == total:
-                self.stream.write("\r\033[K")
-        else:
-            self.stream.write(f"[{done}/{total}] {record.id} {record.verdict}\n")
-        self.stream.flush()
-
-
 def handle(args: argparse.Namespace) -> int:
     """Run the gate; returns the exit code."""
     from ..proofs import discover, run_all, select
@@ -83,9 +67,12 @@ def handle(args: argparse.Namespace) -> int:
     if not entries:
         raise FisherVerifyError(f"no statements found under {', '.join(map(str, paths))}")
     start = time.perf_counter()
-    progress = None if args.quiet else _Progress(sys.stderr)
-    records = run_all(entries, profile=args.profile, seed=args.seed, jobs=args.jobs,
-                      progress=progress)
+    if args.quiet:
+        records = run_all(entries, profile=args.profile, seed=args.seed, jobs=args.jobs)
+    else:
+        with ProgressDisplay(sys.stderr, len(entries)) as shown:
+            records = run_all(entries, profile=args.profile, seed=args.seed, jobs=args.jobs,
+                              progress=shown.finished, started=shown.started)
     wall = time.perf_counter() - start
     text = table(records)
     if args.quiet:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Any
 
 from ..errors import FisherVerifyError
 from .common import check_jobs, prepare_output_dir
+from .progress import ProgressDisplay
 
 
 def register(subparsers: Any) -> None:
@@ -40,9 +42,12 @@ def handle(args: argparse.Namespace) -> int:
         raise FisherVerifyError(f"no statements found under {', '.join(map(str, paths))}")
     prepare_output_dir(args.out)
     start = time.perf_counter()
-    records = run_all(entries, profile=args.profile, seed=args.seed, jobs=args.jobs)
-    wall = time.perf_counter() - start
-    report = build_report(records, args.out, args.profile, args.seed, paths, wall)
+    with ProgressDisplay(sys.stderr, len(entries)) as shown:
+        records = run_all(entries, profile=args.profile, seed=args.seed, jobs=args.jobs,
+                          progress=shown.finished, started=shown.started)
+        wall = time.perf_counter() - start
+        report = build_report(records, args.out, args.profile, args.seed, paths, wall,
+                              stage=shown.stage)
     print(f"wrote {report.markdown}, {report.html}, {report.certificate}"
           + "".join(f", {p}" for p in report.figures))
     return 0 if all(r.holds for r in records) else 1

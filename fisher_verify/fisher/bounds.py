@@ -22,7 +22,8 @@ Proof. ``K − I⊗I = E[A⊗A]`` with ``A = (t−η)(t−η)ᵀ − I``. Jensen
 Bernoulli with ``p → 0``, ``K − I² = p(1−p)(1−2p)² ~ p`` and ``(√K + I)² ~ p``, so the ratio
 tends to 1 (so a ``1/√2`` factor is false); for n_L = 1, ``‖I‖_F = I_aa`` (equality). A factor
 ``√2`` in front would be valid but loose. :data:`LEMMA9_CONSTANT` records the verdict and
-every lemma-9 :class:`Bound` carries it in ``details``.
+every lemma-9 :class:`Bound` carries the constant in ``details``; :class:`Bounds` prints the
+verdict once.
 """
 
 from __future__ import annotations
@@ -82,7 +83,11 @@ LEMMA14_NOTE = (
 _RTOL = 1e-10
 
 
-@dataclass(frozen=True)
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.6g}"
+
+
+@dataclass(frozen=True, repr=False)
 class Bound:
     """One bound with both sides.
 
@@ -96,7 +101,8 @@ class Bound:
         description: what the sides are.
         details: extra numbers (tighter variants, hypotheses, the lemma-9 verdict).
 
-    ``float(bound)`` is ``rhs``.
+    ``float(bound)`` is ``rhs``. ``repr`` is one line with both sides, the verdict and the
+    ratio (``details`` is left out: it can hold matrices; read it as an attribute).
     """
 
     id: str
@@ -129,6 +135,24 @@ class Bound:
         if self.rhs is None:
             raise TypeError(f"{self.id}: the bound does not apply here")
         return float(self.rhs)
+
+    def _verdict(self) -> str:
+        if self.rhs is None:
+            return "n/a"
+        if self.lhs is None:
+            return "rhs only"
+        return "holds" if self.holds else "VIOLATED"
+
+    def __repr__(self) -> str:
+        ratio = self.ratio
+        return (f"Bound({self.id}: {_num(self.lhs)} {self.relation} {_num(self.rhs)}, "
+                f"{self._verdict()}, rhs/lhs {_num(ratio)})")
+
+    def row(self, label: str = "") -> str:
+        """One aligned line: label, lhs, relation, rhs, verdict, rhs/lhs, description."""
+        return (f"{label or self.id:<14} {_num(self.lhs):>12} {self.relation} "
+                f"{_num(self.rhs):<12} {self._verdict():<9} rhs/lhs {_num(self.ratio):<9} "
+                f"{self.description}")
 
 
 # --- array-level sides ------------------------------------------------------------------------
@@ -313,9 +337,13 @@ def _worst(per_input: list[Bound]) -> Bound:
     return replace(worst, details=details)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Bounds:
-    """All bounds for one network and input(s) (see :func:`bounds`). Iterating yields Bounds."""
+    """All bounds for one network and input(s) (see :func:`bounds`). Iterating yields Bounds.
+
+    ``repr`` is a table, one bound per line, with the lemma-9 verdict printed once at the end
+    (``lemma9_verdict``; the lemma-9 bounds carry only its ``constant`` in ``details``).
+    """
 
     thm7: Bound
     thm8: Bound
@@ -342,6 +370,23 @@ class Bounds:
     def all_hold(self) -> bool:
         """No bound is violated (undecided ones count as holding)."""
         return all(b.holds is not False for b in self)
+
+    def __repr__(self) -> str:
+        rows = [self.thm7.row(), self.thm8.row(), self.lemma9_moment.row("lemma-9 (K)"),
+                self.lemma9_fisher.row("lemma-9 (I)"), self.psd_probability.row(),
+                self.lemma12_1.row("lemma-12 (I1)"), self.lemma12_2.row("lemma-12 (I2)")]
+        rows += [b.row(f"lemma-14 W{b.details.get('layer', k)}")
+                 for k, b in enumerate(self.lemma14)]
+        rows += [b.row(f"lemma-15 W{b.details.get('layer', k)}")
+                 for k, b in enumerate(self.lemma15)]
+        head = f"{'bound':<14} {'lhs':>12}    {'rhs':<12} {'verdict':<9} {'ratio':<17} claim"
+        import textwrap
+
+        verdict = textwrap.wrap(f"lemma-9 constant: {self.lemma9_verdict}", width=96,
+                                initial_indent="  ", subsequent_indent="    ")
+        lines = ["Bounds(", "  " + head, *("  " + r for r in rows),
+                 f"  all hold: {self.all_hold()}", *verdict, ")"]
+        return "\n".join(lines)
 
 
 def bounds(
@@ -379,7 +424,7 @@ def bounds(
     s9 = lemma9_sides(K, I)
     k = int(np.argmax(s9["moment_lhs"] / np.maximum(s9["moment_rhs"], 1e-300)))
     kf = int(np.argmax(s9["fisher_lhs"] / np.maximum(s9["fisher_rhs"], 1e-300)))
-    verdict = {"constant": LEMMA9_CONSTANT, "verdict": LEMMA9_VERDICT}
+    verdict = {"constant": LEMMA9_CONSTANT}  # the verdict text: Bounds.lemma9_verdict, once
     l9m = Bound("lemma-9", float(s9["moment_lhs"][k]), float(s9["moment_rhs"][k]), "<=",
                 "||K - I(x)I||_F <= (sum_a (sqrt K_aaaa + I_aa))^2",
                 {**verdict, "sharp_middle": float(s9["moment_sharp"][k]), "input": k})

@@ -14,6 +14,13 @@ By ``lemma-13``, ``∂h^a_L/∂W_l[j, k] = (B_{l+1} D_l)_{aj} h̄_l[k]``: the 3-
 (the smallest spectral norm of the three unfoldings, since ``⟨T, α⊗β⊗γ⟩ = αᵀ T_(1) (β⊗γ)``
 and ``‖β⊗γ‖ = 1``). For ``T = A ⊗ h̄`` the mode-1 unfolding is ``A ⊗ h̄ᵀ`` (Kronecker) whose
 singular values are ``s_i(A)‖h̄‖``, so both bounds meet: the value is certified, not estimated.
+
+**Rounding.** Both bounds are computed in float64, each with a relative rounding error of a
+few units of roundoff times the dimension. A certified interval must hold for the exact
+norm of the float tensor, so both ends are rounded outward by :func:`rounding_margin`
+(``8·k·u``, ``k`` the sum of the tensor's dimensions, ``u`` = 2⁻⁵³): ``lower·(1 − γ)`` and
+``upper·(1 + γ)``. Without it, the two routes to the same number (``s_max(A)‖h̄‖``) gave
+``lower > upper`` by an ulp in about half the cases.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ __all__ = [
     "layer_jacobian",
     "layer_norms",
     "rank_one_spectral_norm",
+    "rounding_margin",
     "sup_abs_derivative",
     "tensor_spectral_norm",
 ]
@@ -65,7 +73,9 @@ def sup_abs_derivative(net: Any) -> float:
 class SpectralNorm:
     """A tensor spectral norm certified between ``lower`` and ``upper`` (``lemma-15``).
 
-    ``vectors`` (α, β, γ) attain ``lower``; ``exact`` when ``upper − lower ≤ rtol·upper``.
+    ``lower ≤ ‖T‖_{2σ} ≤ upper`` for the exact norm of the float64 tensor, both ends rounded
+    outward (module docstring), so ``lower ≤ upper`` always. ``vectors`` (α, β, γ) attain
+    ``lower`` up to that rounding; ``exact`` when ``upper − lower ≤ rtol·upper``.
     """
 
     lower: float
@@ -77,6 +87,17 @@ class SpectralNorm:
     def value(self) -> float:
         """The norm (midpoint of the certified interval; exact when ``exact``)."""
         return 0.5 * (self.lower + self.upper)
+
+
+def rounding_margin(shape: tuple[int, ...]) -> float:
+    """Relative outward rounding ``γ = 8·k·u`` of a certified interval for a tensor of
+    ``shape`` (``k`` = sum of the dimensions, ``u`` = 2⁻⁵³): covers the float64 rounding of
+    the contractions, norms and SVDs behind both ends (``lemma-15``)."""
+    return 8.0 * float(sum(shape)) * 2.0**-53
+
+
+def _outward(lower: float, upper: float, gamma: float) -> tuple[float, float]:
+    return lower * (1.0 - gamma), upper * (1.0 + gamma)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -130,7 +151,8 @@ def tensor_spectral_norm(
         val = abs(float(np.einsum("ijk,i,j,k->", A, a, b, c)))
         if val > best:
             best, best_vec = val, (a, b, c)
-    return SpectralNorm(best, upper, best_vec, bool(upper - best <= rtol * max(upper, 1e-300)))
+    lo, hi = _outward(best, upper, rounding_margin(A.shape))
+    return SpectralNorm(lo, hi, best_vec, bool(hi - lo <= rtol * max(hi, 1e-300)))
 
 
 def rank_one_spectral_norm(A: Any, hbar: Any) -> SpectralNorm:
@@ -146,7 +168,8 @@ def rank_one_spectral_norm(A: Any, hbar: Any) -> SpectralNorm:
     u, v, g = U[:, 0], Vt[0], _unit(h)
     lower = abs(float(u @ A_ @ v) * float(h @ g))
     upper = float(s[0]) * nh  # = ‖A ⊗ hᵀ‖₂ since σ(A ⊗ hᵀ) = σ(A)·‖h‖
-    return SpectralNorm(lower, upper, (u, v, g), bool(upper - lower <= 1e-12 * max(upper, 1e-300)))
+    lo, hi = _outward(lower, upper, rounding_margin((*A_.shape, h.size)))
+    return SpectralNorm(lo, hi, (u, v, g), bool(hi - lo <= 1e-12 * max(hi, 1e-300)))
 
 
 def layer_jacobian(net: Any, x: Any, layer: int) -> np.ndarray:

@@ -174,7 +174,9 @@ class Context:
             samples).
         seed: the per-statement seed (derived from the run seed and the id).
         rng: a :class:`numpy.random.Generator` seeded with ``seed``.
-        rtol, atol: default tolerances for float64 comparisons.
+        rtol, atol: default tolerances for float64 comparisons: ``rtol`` is relative to the
+            magnitude of the quantities compared (see :meth:`close`), ``atol`` an extra
+            absolute slack, 0 by default so that no check is vacuous for small quantities.
         alpha: false-alarm rate per calibrated Monte Carlo check (DESIGN: at most 1e-6).
     """
 
@@ -184,7 +186,7 @@ class Context:
         profile: Profile = "quick",
         seed: int = 0,
         rtol: float = 1e-9,
-        atol: float = 1e-12,
+        atol: float = 0.0,
         alpha: float = 1e-6,
     ) -> None:
         self.id = statement_id
@@ -261,12 +263,24 @@ class Context:
         expected: Any,
         rtol: float | None = None,
         atol: float | None = None,
+        *,
+        scale: float | None = None,
         **where: Any,
     ) -> bool:
-        """Record whether ``actual`` ≈ ``expected`` (|a − e| ≤ atol + rtol·|e|, element-wise).
+        """Record whether ``actual`` ≈ ``expected``: ``max|a − e| ≤ atol + rtol·S`` (see below).
 
-        The observed value stored is the largest relative error max|a − e| / (atol + rtol|e|)
-        scaled back to a relative error, so a report shows how much room there was.
+        **Tolerance (scaled to the quantities compared).** ``S`` is the magnitude of what is
+        compared: ``max|e|`` over the whole array, or ``scale`` when that is larger (pass the
+        magnitude of the terms that cancel when the expected value is a difference, e.g. 0). So
+        a comparison of quantities of size 1e-20 is as strict, relatively, as one of size 1:
+        no fixed absolute floor makes small quantities vacuously "close". ``atol`` (default
+        ``ctx.atol`` = 0) is an extra absolute slack for the rare case where no scale exists;
+        an expected exact zero with neither ``scale`` nor ``atol`` demands exact equality.
+        The comparison is norm-wise (max-norm): entries much smaller than the array's largest
+        are judged relative to the largest, as rounding in sums of large terms requires.
+
+        The observed value stored is the relative error ``max|a − e| / S``, so a report shows how
+        much room there was.
         """
         rtol = self.rtol if rtol is None else rtol
         atol = self.atol if atol is None else atol
@@ -282,13 +296,17 @@ class Context:
                 self.counterexample(check=name, shapes=[list(a.shape), list(e.shape)], **where)
                 return False
         diff = np.abs(a - e)
-        allowed = atol + rtol * np.abs(e)
-        ok = bool(np.all(diff <= allowed)) and bool(np.all(np.isfinite(a)))
-        scale = float(np.max(np.abs(e))) if e.size else 0.0
-        observed = float(np.max(diff)) / max(scale, atol, 1e-300) if diff.size else 0.0
-        self.checks.append(Check(name, ok, observed, rtol, "close"))
+        size = float(np.max(np.abs(e))) if e.size else 0.0
+        size = max(size, abs(float(scale))) if scale is not None else size
+        allowed = atol + rtol * size
+        finite = bool(np.all(np.isfinite(a))) and bool(np.all(np.isfinite(e)))
+        ok = finite and (bool(np.all(diff <= allowed)) if diff.size else True)
+        worst = float(np.max(diff)) if diff.size else 0.0
+        observed = worst / size if size > 0 else (0.0 if worst == 0 else math.inf)
+        self.checks.append(Check(name, ok, observed if finite else math.inf, rtol, "close",
+                                 f"scale {size:.3g}"))
         if not ok:
-            idx = int(np.argmax(diff - allowed)) if diff.size else 0
+            idx = int(np.argmax(np.where(np.isfinite(diff), diff, np.inf))) if diff.size else 0
             self.counterexample(
                 check=name,
                 actual=a.reshape(-1)[idx] if a.size else None,
@@ -297,24 +315,32 @@ class Context:
             )
         return ok
 
-    def leq(self, name: str, lhs: Any, rhs: Any, rtol: float = 1e-9, **where: Any) -> bool:
-        """Record whether ``lhs ≤ rhs·(1 + rtol) + atol`` element-wise (a bound holds).
+    def leq(self, name: str, lhs: Any, rhs: Any, rtol: float = 1e-9, *,
+            scale: float | None = None, **where: Any) -> bool:
+        """Record whether ``lhs ≤ rhs + rtol·max(|lhs|, |rhs|, scale)`` element-wise (a bound holds).
 
+        The slack is relative to the sides themselves (plus ``ctx.atol``, 0 by default), so a
+        bound between tiny quantities is checked as strictly as one between large ones.
         The observed value is the largest ratio lhs / rhs (the bound's tightness).
         """
-        lv = np.asarray(_to_float_array(lhs))
-        rv = np.asarray(_to_float_array(rhs))
-        ok = bool(np.all(lv <= rv * (1 + rtol) + self.atol))
+        lv, rv = np.broadcast_arrays(np.asarray(_to_float_array(lhs)),
+                                     np.asarray(_to_float_array(rhs)))
+        size = np.maximum(np.abs(lv), np.abs(rv))
+        if scale is not None:
+            size = np.maximum(size, abs(float(scale)))
+        finite = bool(np.all(np.isfinite(lv))) and bool(np.all(np.isfinite(rv)))
+        ok = finite and bool(np.all(lv <= rv + rtol * size + self.atol))
         with np.errstate(divide="ignore", invalid="ignore"):
             safe = np.where(rv != 0, rv, 1.0)
             ratio = np.where(rv != 0, lv / safe, np.where(lv <= 0, 0.0, np.inf))
         observed = float(np.max(ratio)) if ratio.size else 0.0
         self.checks.append(Check(name, ok, observed, 1.0 + rtol, "leq"))
         if not ok:
-            idx = int(np.argmax(lv - rv))
-            self.counterexample(
-                check=name, lhs=lv.reshape(-1)[idx], rhs=rv.reshape(-1)[idx], **where
-            )
+            with np.errstate(invalid="ignore"):
+                excess = np.where(np.isfinite(lv - rv), lv - rv, np.inf)
+            idx = int(np.argmax(excess)) if excess.size else 0
+            self.counterexample(check=name, lhs=lv.reshape(-1)[idx], rhs=rv.reshape(-1)[idx],
+                                **where)
         return ok
 
     def true(self, name: str, condition: Any, detail: str = "", **where: Any) -> bool:

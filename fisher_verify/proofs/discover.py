@@ -25,11 +25,25 @@ _ID_PATTERN = re.compile(r"""statement\(\s*(?:id\s*=\s*)?["']([^"']+)["']""")
 
 @dataclass(frozen=True)
 class Broken:
-    """A proof file that failed to import: its declared id, path and the error text."""
+    """A proof file that failed to import: its declared id, path and the error text.
+
+    ``error`` is one line naming the file, the exception type and its message (what the
+    gate's table shows); ``detail`` the traceback (what the JSON and JUnit outputs keep).
+    """
 
     id: str
     source: str
     error: str
+    detail: str = ""
+
+
+def exception_line(exc: BaseException) -> str:
+    """``Type: message`` on one line; a SyntaxError also names its line number."""
+    if isinstance(exc, SyntaxError):
+        where = f" (line {exc.lineno})" if exc.lineno else ""
+        return f"{type(exc).__name__}: {exc.msg}{where}"
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 Entry = Statement | Broken
@@ -88,8 +102,8 @@ def load_file(path: Path) -> list[Entry]:
         text = path.read_text(encoding="utf-8", errors="replace")
         match = _ID_PATTERN.search(text)
         sid = match.group(1) if match else path.stem
-        tb = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        return [Broken(sid, str(path), f"cannot import {path.name}: {tb}")]
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).strip()
+        return [Broken(sid, str(path), f"cannot import {path.name}: {exception_line(exc)}", tb)]
     found: list[Entry] = []
     for value in vars(module).values():
         if isinstance(value, Statement) and not any(value is f for f in found):

@@ -58,6 +58,10 @@ def table(records: Sequence[Record], width: int = 100) -> str:
             f"{r.id:<{id_w}}  {r.verdict:<{ver_w}}  {r.method[:meth_w]:<{meth_w}}  "
             f"{r.seconds:6.2f}  {summary}"
         )
+        if r.verdict == "error" and len(summary) < len((r.summary or "").replace("\n", " ")):
+            # the exception's type and message in full: it is what the reader must fix
+            lines.extend(_wrap(f"ERROR: {' '.join(r.summary.split())}", indent=id_w + 2,
+                               width=width))
         for e in r.errata:
             lines.extend(_wrap(f"ERRATUM (paper's literal statement): {e['text']}",
                                indent=id_w + 2, width=width))

@@ -11,13 +11,13 @@ import os
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .api import HOLDING, Context, Profile, Result, Statement, seed_for
-from .discover import Broken, Entry, load_file
+from .discover import Broken, Entry, exception_line, load_file
 
 
 @dataclass
@@ -79,7 +79,7 @@ def run_statement(entry: Entry, profile: Profile = "quick", seed: int = 0) -> Re
         return Record(
             id=entry.id, title="", claim="", method="", hypotheses=[], source=entry.source,
             verdict="error", summary=entry.error, seconds=0.0, seed=seed_for(seed, entry.id),
-            profile=profile, error=entry.error,
+            profile=profile, error=entry.detail or entry.error,
         )
     st: Statement = entry
     ctx = Context(st.id, profile=profile, seed=seed)
@@ -97,9 +97,8 @@ def run_statement(entry: Entry, profile: Profile = "quick", seed: int = 0) -> Re
             )
     except Exception as exc:  # noqa: BLE001 - the engine records every failure per proof
         error = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        last = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
         result = Result(
-            verdict="error", summary=last[:300], evidence=ctx.evidence,
+            verdict="error", summary=exception_line(exc)[:300], evidence=ctx.evidence,
             checks=ctx.checks, steps=ctx.steps, errata=ctx.errata,
         )
     seconds = time.perf_counter() - start
@@ -134,6 +133,7 @@ def _run_in_worker(source: str, sid: str, profile: Profile, seed: int) -> Record
 
 
 Progress = Callable[[int, int, Record], None]
+Started = Callable[[str], None]
 
 
 def run_all(
@@ -142,6 +142,7 @@ def run_all(
     seed: int = 0,
     jobs: int = 1,
     progress: Progress | None = None,
+    started: Started | None = None,
 ) -> list[Record]:
     """Run every entry and return the records in the entries' order.
 
@@ -151,6 +152,8 @@ def run_all(
         seed: the run seed; each statement's seed is derived from it and its id.
         jobs: worker processes (1 runs in this process; 0 means one per CPU).
         progress: called as ``progress(done, total, record)`` after each statement.
+        started: called as ``started(id)`` when a statement starts (with ``jobs > 1``: when a
+            free worker takes it, so the ids started and not finished are those in flight).
     """
     total = len(entries)
     if jobs == 0:
@@ -158,28 +161,52 @@ def run_all(
     records: dict[int, Record] = {}
     if jobs <= 1 or total <= 1:
         for i, entry in enumerate(entries):
+            if started:
+                started(entry.id)
             records[i] = run_statement(entry, profile, seed)
             if progress:
                 progress(i + 1, total, records[i])
         return [records[i] for i in range(total)]
-    with ProcessPoolExecutor(max_workers=min(jobs, total)) as pool:
-        futures = {}
+    workers = min(jobs, total)
+
+    def failed(i: int, exc: Exception) -> None:
+        records[i] = run_statement(
+            Broken(entries[i].id, entries[i].source, f"worker failed: {exc}"), profile, seed)
+        if progress:
+            progress(len(records), total, records[i])
+
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        # at most one statement per worker is submitted, so what was started is what runs
+        queue: list[int] = []
         for i, entry in enumerate(entries):
             if isinstance(entry, Broken):
                 records[i] = run_statement(entry, profile, seed)
                 if progress:
                     progress(len(records), total, records[i])
+            else:
+                queue.append(i)
+        queue.reverse()
+        futures: dict[Future[Record], int] = {}
+        while queue or futures:
+            while queue and len(futures) < workers:
+                i = queue.pop()
+                if started:
+                    started(entries[i].id)
+                try:
+                    futures[pool.submit(_run_in_worker, entries[i].source, entries[i].id,
+                                        profile, seed)] = i
+                except Exception as exc:  # noqa: BLE001 - a broken pool is an error verdict
+                    failed(i, exc)
+            if not futures:
                 continue
-            futures[pool.submit(_run_in_worker, entry.source, entry.id, profile, seed)] = i
-        for fut in as_completed(futures):
-            i = futures[fut]
-            try:
-                records[i] = fut.result()
-            except Exception as exc:  # noqa: BLE001 - a dead worker is an error verdict
-                records[i] = run_statement(
-                    Broken(entries[i].id, entries[i].source, f"worker failed: {exc}"),
-                    profile, seed,
-                )
-            if progress:
-                progress(len(records), total, records[i])
+            finished, _ = wait(futures, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                i = futures.pop(fut)
+                try:
+                    records[i] = fut.result()
+                except Exception as exc:  # noqa: BLE001 - a dead worker is an error verdict
+                    failed(i, exc)
+                    continue
+                if progress:
+                    progress(len(records), total, records[i])
     return [records[i] for i in range(total)]

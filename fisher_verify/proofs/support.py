@@ -77,6 +77,15 @@ def identity_summary(ctx: Context) -> str:
     return "; ".join(parts) if parts else "no identity recorded"
 
 
+#: Output families of the network-level proofs. The quick profile includes the categorical and
+#: ``normal_unknown_variance`` families, whose I(h_L) is not diagonal at n_L = 2: with only
+#: Bernoulli/Poisson products, I(h_L) is diagonal and a wrong pairing of the I⊗I terms of thm-4
+#: (or of lemma-5 inside K) can hide. At n_L = 1 they become Bernoulli and Normal.
+QUICK_FAMILIES: tuple[str, ...] = ("bernoulli", "poisson", "categorical", "normal_unknown_variance")
+THOROUGH_FAMILIES: tuple[str, ...] = ("bernoulli", "normal", "poisson", "binomial", "categorical",
+                                      "normal_unknown_variance")
+
+
 def random_networks(
     ctx: Context,
     activation: str = "tanh",
@@ -86,27 +95,35 @@ def random_networks(
 ) -> list[tuple[Any, np.ndarray]]:
     """Random Eq. 3 networks with an input each, seeded from the context.
 
-    One network per (widths, family) pair; the family must fit the output width, so
-    univariate families get products of themselves (``product``) when n_L > 1.
+    One network per (widths, family) pair, skipping pairs that give a family already drawn
+    for those widths; the family must fit the output width (:func:`output_family`), and the
+    last bias is shifted into the family's natural domain when it has one
+    (``normal_unknown_variance``: h₂ < 0).
     """
     import fisher_verify as fv
 
     widths = list(widths or ctx.pick(QUICK_WIDTHS, THOROUGH_WIDTHS))
-    # families whose natural domain is all of R^d (a random network's h_L can be anything)
-    names = list(families or ctx.pick(("bernoulli", "poisson"), ("bernoulli", "normal", "poisson",
-                                                                   "binomial", "categorical")))
+    names = list(families or ctx.pick(QUICK_FAMILIES, THOROUGH_FAMILIES))
     out = []
     for w in widths:
+        seen: set[str] = set()
         for name in names:
             fam = output_family(name, w[-1])
+            if fam.label in seen:
+                continue
+            seen.add(fam.label)
             net = fv.Network.random(list(w), activation, fam, scale, ctx.rng)
             x = ctx.rng.normal(size=w[0])
-            out.append((net, x))
+            out.append((net.into_domain(x), x))
     return out
 
 
 def output_family(name: str, n_out: int) -> Any:
-    """A family of dimension ``n_out`` built from ``name`` (itself, or a product of copies)."""
+    """A family of dimension ``n_out`` built from ``name`` (itself, or a product of copies).
+
+    ``categorical`` with one output is Bernoulli; ``normal_unknown_variance`` (dimension 2)
+    with an odd number of outputs is completed by a ``normal`` output (one output: ``normal``).
+    """
     import fisher_verify as fv
 
     if name == "categorical":
@@ -114,7 +131,23 @@ def output_family(name: str, n_out: int) -> Any:
     base = fv.family(name)
     if base.dim == n_out:
         return base
+    if base.dim == 2:
+        parts = [base] * (n_out // 2) + [fv.family("normal")] * (n_out % 2)
+        return parts[0] if len(parts) == 1 else fv.product(*parts)
     return fv.product(*([base] * n_out))
+
+
+def exact_covariance(route: dict[str, np.ndarray], values: np.ndarray) -> np.ndarray:
+    """``Cov(g)`` of a per-node matrix ``g`` (S, P, P) over the nodes of
+    :func:`definition_route`, as a (P, P, P, P) tensor: ``Σ_s w_s (g_s − ḡ) ⊗ (g_s − ḡ)``.
+
+    One (P², S) × (S, P²) product instead of an (S, P⁴) intermediate, so a few thousand
+    nodes (a product of Poisson outputs) cost a fraction of a second.
+    """
+    w = route["w"]
+    S, P, _ = values.shape
+    dev = (values - np.tensordot(w, values, axes=(0, 0))).reshape(S, P * P)
+    return ((dev * w[:, None]).T @ dev).reshape(P, P, P, P)
 
 
 def definition_route(net: Any, x: np.ndarray, degree: int = 4) -> dict[str, np.ndarray]:

@@ -153,6 +153,8 @@ class _Parser:
             return f"<mn>{tok}</mn>"
         if tok == "'":
             return "<mo>′</mo>"
+        if tok == "-":
+            return "<mo>−</mo>"  # the minus sign, not a hyphen
         return f"<mo>{html.escape(tok)}</mo>"
 
     def command(self, name: str) -> str | None:
@@ -215,5 +217,11 @@ def sympy_mathml(expr: Any, display: bool = False) -> str:
         body = sp.mathml(expr, printer="presentation")
     except Exception:  # noqa: BLE001
         return latex_to_mathml(sp.latex(expr), display)
+    # a minus sign, not a hyphen; e (not the double-struck ⅇ) as the paper writes it; brackets
+    # of a matrix drawn by CSS (class "matrix"): without a math font they do not stretch
+    body = body.replace("<mo>-</mo>", "<mo>−</mo>").replace(
+        "<mi>&ExponentialE;</mi>", '<mi mathvariant="normal">e</mi>')
+    body = re.sub(r"<mo>\[</mo><mtable>(.*?)</mtable><mo>\]</mo>",
+                  r'<mtable class="matrix">\1</mtable>', body, flags=re.S)
     mode = ' display="block"' if display else ""
     return f'<math xmlns="http://www.w3.org/1998/Math/MathML"{mode}>{body}</math>'
