@@ -463,3 +463,22 @@ def test_hutchinson_refuses_above_the_memory_budget() -> None:
         large.thm8_large(net, X, device="cpu", method="hutchinson")
     with pytest.raises(UnsupportedError, match="memory_budget"):
         large.hessian_traces(net, X, device="cpu", method="hvp")
+
+
+def test_direct_form_keeps_relative_accuracy_at_saturated_logits() -> None:
+    """Logits ±400: C[g⁴] and gᵀIg are O(e^-400); the mpmath definition route on the support."""
+    import mpmath
+
+    mpmath.mp.dps = 60
+    h = [400.0, -400.0, 3.0]
+    g = [0.7, -1.3, 2.1]
+    z = mpmath.fsum(mpmath.exp(mpmath.mpf(v)) for v in h)
+    p = [mpmath.exp(mpmath.mpf(v)) / z for v in h]
+    mean = mpmath.fsum(pk * gk for pk, gk in zip(p, g))
+    d = [mpmath.mpf(gk) - mean for gk in g]
+    m2 = mpmath.fsum(pk * dk**2 for pk, dk in zip(p, d))
+    m4 = mpmath.fsum(pk * dk**4 for pk, dk in zip(p, d))
+    pt = torch.softmax(torch.tensor([h], dtype=torch.float64), -1)
+    c4, quad = onehot.onehot_excess4_diagonal(pt, torch.tensor([g], dtype=torch.float64))
+    assert abs(float(quad[0]) / float(m2) - 1) <= 1e-12
+    assert abs(float(c4[0]) / float(m4 - m2**2) - 1) <= 1e-12

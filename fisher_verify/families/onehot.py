@@ -125,9 +125,10 @@ def _diag_tensor(p: Any, eye: Any, order: int) -> Any:
 
 def onehot_centred(p: Any, g: Any) -> Any:
     """``d = g − pᵀg``: the values ``⟨t − η, g⟩ = g_k − pᵀg`` of the score direction on the
-    support ``t = e_k`` (probability ``p_k``), along the last axis of g (broadcast with p)."""
-    xp = _xp(p)
-    return g - xp.sum(p * g, -1)[..., None]
+    support ``t = e_k`` (probability ``p_k``), along the last axis of g (broadcast with p),
+    centred at the dominant class (:func:`_centred_values`) so that saturated logits keep
+    their relative accuracy."""
+    return _centred_values(p, g, _xp(p))
 
 
 def onehot_excess4_diagonal(p: Any, g: Any) -> tuple[Any, Any]:
