@@ -80,8 +80,10 @@ from ..errors import ShapeError, UnsupportedError
 from .bounds import Bound
 
 __all__ = [
+    "DEFAULT_MEMORY_BUDGET",
     "Estimate",
     "LargeDiagonals",
+    "check_budget",
     "covariance1_norm",
     "covariance2_norm",
     "default_device",

@@ -194,16 +194,19 @@ class _A:
     """``A_{lk} = J_{kl}ᵀ Γ_k`` (m, n_L, n_{l+1}, n_{k+1}) or its factors."""
 
     diag: Any = None  # λ when l = k and Γ_k is diagonal
-    J: Any = None  # J_{kl} (m, n_{k+1}, n_{l+1}) when Γ_k is diagonal and k > l
+    J: Any = None  # J_{kl} (m, n_{k+1}, n_{l+1}) when Γ_k is diagonal and k > l + 1
     lam: Any = None
     full: Any = None
+    d: Any = None  # σ'(a_l) (m, n_{l+1}) when k = l + 1 and Γ_k diagonal: J = W_k D_l
+    W: Any = None
 
     def features(self) -> Any:
         """One row per (input, output unit): (m n_L, features)."""
         if self.diag is not None:
             return self.diag.reshape(self.diag.shape[0] * self.diag.shape[1], -1)
         if self.full is None:
-            self.full = self.J.transpose(1, 2)[:, None] * self.lam[:, :, None, :]
+            J = self.J if self.d is None else self.W[None] * self.d[:, None, :]
+            self.full = J.transpose(1, 2)[:, None] * self.lam[:, :, None, :]
         return self.full.reshape(self.full.shape[0] * self.full.shape[1], -1)
 
 
@@ -211,10 +214,34 @@ def _a_factor(s: _Setup, gam: Any, B: Any, k: int, lo: int) -> _A:
     if k == lo:
         return _A(diag=gam.v) if isinstance(gam, _Diag) else _A(full=gam)
     Wk = s.weights[k][:, :-1]
+    if isinstance(gam, _Diag) and isinstance(B, _Diag):
+        return _A(lam=gam.v, d=B.v, W=Wk)
     J = Wk[None] * B.v[:, None, :] if isinstance(B, _Diag) else Wk @ B
     if isinstance(gam, _Diag):
         return _A(J=J, lam=gam.v)
     return _A(full=J.transpose(1, 2)[:, None] @ gam)
+
+
+def _gram_a(Aa: _A, Ab: _A) -> Any:
+    """``⟨A^{mα}, A^{m'β}⟩`` (Ra n_L, Rb n_L).
+
+    For ``A[r, s] = W[s, r] d[r] λ[s]`` (k = l + 1, Γ_k diagonal) without the n_{l+1} n_{k+1}
+    features: ``Σ_s λ^α_s λ'^β_s V[m, m', s]`` with ``V = (W∘W)(d ∘ d')``, one GEMM per block.
+    """
+    if Aa.d is None or Ab.d is None:
+        return Aa.features() @ Ab.features().T
+    import torch
+
+    Ra, Rb, nL = Aa.d.shape[0], Ab.d.shape[0], Aa.lam.shape[1]
+    W2 = Aa.W * Aa.W
+    V = ((Aa.d[:, None, :] * Ab.d[None, :, :]).reshape(Ra * Rb, -1) @ W2.T).view(Ra, Rb, -1)
+    out = torch.empty(Ra, nL, Rb, nL, dtype=V.dtype, device=V.device)
+    step = max(1, (1 << 22) // max(1, nL * Rb * V.shape[-1]))  # bounds the (m, α, n, s) product
+    for m0 in range(0, Ra, step):
+        mm = slice(m0, m0 + step)
+        lv = Aa.lam[mm, :, None, :] * V[mm, None]  # (m, α, n, s)
+        out[mm] = torch.einsum("mans,nbs->manb", lv, Ab.lam)
+    return out.reshape(Ra * nL, Rb * nL)
 
 
 def _cross(s: _Setup, A: _A, B_other: Any, h: Any, G_other: Any) -> Any:
@@ -224,7 +251,11 @@ def _cross(s: _Setup, A: _A, B_other: Any, h: Any, G_other: Any) -> Any:
         V = h[:, None, :] * B_other.v[None, :, :]  # (Ra, Rb, n_{l+1})
     else:
         V = torch.einsum("nek,me->mnk", B_other, h)
-    if A.J is not None:
+    if A.d is not None:  # Σ_r W[s, r] d_m[r] V[m, n, r], one GEMM
+        Ra, Rb = V.shape[0], V.shape[1]
+        JV = ((V * A.d[:, None, :]).reshape(Ra * Rb, -1) @ A.W.T).view(Ra, Rb, -1)
+        Z = A.lam[:, :, None, :] * JV[:, None]
+    elif A.J is not None:
         Z = A.lam[:, :, None, :] * torch.einsum("msr,mnr->mns", A.J, V)[:, None]
     else:
         Z = torch.einsum("mars,mnr->mans", A.full, V)
@@ -242,8 +273,9 @@ def _next_b(s: _Setup, q: _Pass, B: Any, k: int, lo: int) -> Any:
     """``B_{k,l} = ∂h_k/∂a_l``: ``_Diag(σ'(a_l))`` at k = l+1, then ``D_{k-1} W_{k-1}⁻ B``."""
     if k == lo + 1:
         return _Diag(q.d1[lo])
-    prev = s.torch.diag_embed(B.v) if isinstance(B, _Diag) else B
-    return q.d1[k - 1][:, :, None] * (s.weights[k - 1][:, :-1] @ prev)
+    W = s.weights[k - 1][:, :-1]
+    prod = W[None] * B.v[:, None, :] if isinstance(B, _Diag) else W @ B  # W D is a scaling
+    return q.d1[k - 1][:, :, None] * prod
 
 
 def _trace_block(s: _Setup, qa: _Pass, qb: _Pass, ga: list[Any], gb: list[Any]) -> Any:
@@ -272,7 +304,7 @@ def _trace_block(s: _Setup, qa: _Pass, qb: _Pass, ga: list[Any], gb: list[Any]) 
                 Ba, Bb = _next_b(s, qa, Ba, k, lo), _next_b(s, qb, Bb, k, lo)
             if ga[k] is not None:
                 Aa, Ab = _a_factor(s, ga[k], Ba, k, lo), _a_factor(s, gb[k], Bb, k, lo)
-                add(w * hdot[k], Aa.features() @ Ab.features().T)
+                add(w * hdot[k], _gram_a(Aa, Ab))
                 if k > lo:
                     add(w, _cross(s, Aa, Bb, qa.hbar[k][:, :-1], qb.G[k]))
                     add(w, _cross(s, Ab, Ba, qb.hbar[k][:, :-1], qa.G[k]).T)
@@ -306,6 +338,8 @@ class NormCost:
         gemm_flops / elementwise: multiply-adds and elementwise operations, all pairs.
         seconds: the estimate (one block pair timed on the device × block pairs).
         memory_budget / time_budget: the budgets it was sized against.
+        cache_gamma: whether every block's pre-activation Hessians are kept (thm-8; counted in
+            ``held_bytes``) rather than formed again for each block pair.
     """
 
     statement: str
@@ -318,6 +352,7 @@ class NormCost:
     seconds: float
     memory_budget: int
     time_budget: float
+    cache_gamma: bool = False
 
     @property
     def fits(self) -> bool:
@@ -341,25 +376,34 @@ def _subsetup(s: _Setup, idx: Any) -> _Setup:
     return _Setup(**{**s.__dict__, "X": s.X[idx], "M": int(idx.shape[0])})
 
 
-def _time_one_block(s: _Setup, statement: str, R: int) -> float:
-    """Seconds of one block pair of R inputs against R inputs (median of five, after a warm-up)."""
+def _time_one_block(s: _Setup, statement: str, R: int, cache_gamma: bool) -> float:
+    """Seconds of all block pairs, from one block pair of R inputs timed (median of five after
+    a warm-up) plus, for thm-8, forming one block's pre-activation Hessians timed once (per
+    block when cached, per block pair otherwise)."""
     torch = s.torch
     idx = torch.arange(min(R, s.M), device=s.device)
     sub = _subsetup(s, idx)
     q = _all_factors(sub, statement, R)
     dense = _dense_excess(sub, q.h) if (statement == "thm-7" and not s.categorical) else None
-    _block_values(sub, statement, q, idx, idx, dense)  # warm-up: allocator, kernels
-    times = []
-    for _ in range(5):
+
+    def timed(fn: Any) -> tuple[float, Any]:
         if s.device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        _block_values(sub, statement, q, idx, idx, dense)
+        out = fn()
         if s.device.type == "cuda":
             torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    # the median, not the best: on a shared machine the best of three undershoots the run
-    return sorted(times)[2] * (R / max(int(idx.shape[0]), 1)) ** 2
+        return time.perf_counter() - t0, out
+
+    t_gam, gam = timed(lambda: _gamma_compact(sub, q)) if statement == "thm-8" else (0.0, None)
+    _block_values(sub, statement, q, idx, idx, dense, gam, gam)  # warm-up: allocator, kernels
+    times = sorted(timed(lambda: _block_values(sub, statement, q, idx, idx, dense, gam, gam))[0]
+                   for _ in range(5))
+    scale = R / max(int(idx.shape[0]), 1)
+    blocks = math.ceil(s.M / R)
+    pairs = blocks * (blocks + 1) / 2
+    # the median, not the best: on a shared machine the best of five undershoots the run
+    return times[2] * scale**2 * pairs + t_gam * scale * (blocks if cache_gamma else 2 * pairs)
 
 
 def _widths(s: _Setup) -> tuple[list[int], list[int]]:
@@ -385,9 +429,13 @@ def _pair_costs(s: _Setup, statement: str) -> tuple[float, float, float, float]:
         for k in range(lo, L):
             full_gamma = k < L - 2
             if k < L - 1:  # Γ_k present
-                feat = outs[k] if (k == lo and not full_gamma) else outs[lo] * outs[k]
-                flops += nL * nL * feat
-                per_in += 2 * nL * feat
+                if k == lo + 1 and not full_gamma:  # V = (W∘W)(d∘d'), no per-input features
+                    flops += outs[lo] * outs[k] + nL * nL * outs[k]
+                    per_pair += outs[k] + outs[lo]
+                else:
+                    feat = outs[k] if (k == lo and not full_gamma) else outs[lo] * outs[k]
+                    flops += nL * nL * feat
+                    per_in += 2 * nL * feat
                 if k > lo:
                     flops += 2 * (outs[lo] * (ins[k] - 1 if k > lo + 1 else 1)
                                   + (outs[k] * outs[lo] if not full_gamma else
@@ -423,6 +471,11 @@ def _cost(s: _Setup, statement: str, memory_budget: int, time_budget: float,
     item = 8 if s.dtype == s.torch.float64 else 4
     flops, elem, per_pair, per_in = _pair_costs(s, statement)
     held = M * _per_input(s) * item
+    outs = _widths(s)[1]
+    gamma_elems = s.n_L * sum(o * o for o in outs[:-2]) if statement == "thm-8" else 0  # full Γ_k
+    cache_gamma = statement == "thm-8" and held + M * gamma_elems * item <= memory_budget // 2
+    if cache_gamma:
+        held += M * gamma_elems * item
     # a factor 3 on the block arrays for the temporaries of einsum/expand
     R = _block_size(3 * per_pair, 3 * per_in, (memory_budget - held) / item, M)
     # blocks whose (R n_L)² arrays stay in cache: measured 2–8x faster than large blocks,
@@ -431,12 +484,17 @@ def _cost(s: _Setup, statement: str, memory_budget: int, time_budget: float,
     blocks = math.ceil(M / R)
     pairs = blocks * (blocks + 1) / 2 * R * R
     block_bytes = int(3 * (R * R * per_pair + 2 * R * per_in) * item)
-    if flops * pairs < 1e9:  # small calls: a deliberately low nominal rate, nothing measured
-        seconds = flops * pairs / 1e9 + elem * pairs / 1e8
-    else:  # one real block pair, timed, times the number of block pairs
-        seconds = _time_one_block(s, statement, R) * blocks * (blocks + 1) / 2
-    return NormCost(statement, M, R, held, block_bytes, float(flops * pairs), float(elem * pairs),
-                    seconds, memory_budget, float(time_budget))
+    # forming the full pre-activation Hessians: once per input, or per block pair uncached
+    form = M * s.n_L * sum(o * o * p for o, p in zip(outs[:-2], outs[1:-1])) \
+        if statement == "thm-8" else 0
+    form *= 1 if cache_gamma or statement != "thm-8" else blocks
+    if flops * pairs + form < 1e9:  # small calls: a low nominal rate, nothing measured
+        seconds = (flops * pairs + form) / 1e9 + elem * pairs / 1e8
+    else:  # one real block pair timed, times the number of block pairs
+        seconds = _time_one_block(s, statement, R, cache_gamma)
+    return NormCost(statement, M, R, held, block_bytes, float(flops * pairs + form),
+                    float(elem * pairs),
+                    seconds, memory_budget, float(time_budget), cache_gamma)
 
 
 def norm_cost(net: Any, x: Any, statement: str, *, memory_budget: int | None = None,
@@ -465,12 +523,14 @@ def _time_budget(time_budget: float | None) -> float:
 
 
 def _block_values(s: _Setup, statement: str, q: _Pass, idx_a: Any, idx_b: Any,
-                  dense: Any) -> Any:
+                  dense: Any, ga: Any = None, gb: Any = None) -> Any:
     qa, qb = _rows(q, idx_a), _rows(q, idx_b)
     if statement == "thm-7":
         pair_dense = None if dense is None else (dense[idx_a], dense[idx_b])
         return _cov1_block(s, qa, qb, pair_dense)
-    return _cov2_block(s, qa, qb, _gamma_compact(s, qa), _gamma_compact(s, qb))
+    ga = _gamma_compact(s, qa) if ga is None else ga
+    gb = _gamma_compact(s, qb) if gb is None else gb
+    return _cov2_block(s, qa, qb, ga, gb)
 
 
 def _dense_excess(s: _Setup, h: Any) -> Any:
@@ -481,10 +541,12 @@ def _dense_excess(s: _Setup, h: Any) -> Any:
 
 
 def pair_sum(s: _Setup, statement: str, q: _Pass, block: int, index: Any | None = None,
-             keep: bool = False) -> tuple[float, Any]:
+             keep: bool = False, cache_gamma: bool = True) -> tuple[float, Any]:
     """``Σ_{m,m'} f(m, m')`` over the inputs ``index`` (all when None), block pairs ``a ≤ b``.
 
     Returns the sum and, with ``keep``, the (n, n) matrix of ``f`` (for the U-statistic).
+    ``cache_gamma`` keeps every block's pre-activation Hessians (thm-8) instead of forming
+    the column block's again for each pair (:class:`NormCost` decides from the budget).
     """
     torch = s.torch
     idx = torch.arange(s.M, device=s.device) if index is None else index
@@ -493,11 +555,24 @@ def pair_sum(s: _Setup, statement: str, q: _Pass, block: int, index: Any | None 
     F = torch.zeros(n, n, dtype=s.dtype, device=s.device) if keep else None
     total = 0.0
     starts = list(range(0, n, block))
+    cached: dict[int, Any] = {}
+
+    def gamma(start: int) -> Any:  # Γ of a block: formed once per block when cache_gamma
+        if statement != "thm-8":
+            return None
+        if start in cached:
+            return cached[start]
+        g = _gamma_compact(s, _rows(q, idx[start : start + block]))
+        if cache_gamma:
+            cached[start] = g
+        return g
+
     for i, a in enumerate(starts):
         ia = idx[a : a + block]
+        ga = gamma(a)
         for b in starts[i:]:
             ib = idx[b : b + block]
-            vals = _block_values(s, statement, q, ia, ib, dense)
+            vals = _block_values(s, statement, q, ia, ib, dense, ga, ga if a == b else gamma(b))
             total += (1.0 if a == b else 2.0) * float(vals.sum())
             if F is not None:
                 F[a : a + block, b : b + block] = vals
@@ -546,7 +621,8 @@ def pair_norm(
                 f"{cost}: above the budget; pass a larger memory_budget/time_budget or "
                 "method='sampled' for an unbiased estimate with its standard error")
         q = _all_factors(s, statement, max(1, cost.block))
-        total, _ = pair_sum(s, statement, q, int(block or cost.block))
+        total, _ = pair_sum(s, statement, q, int(block or cost.block),
+                            cache_gamma=cost.cache_gamma)
         return Estimate(math.sqrt(max(total, 0.0) / scale), 0.0, True, "exact", 0,
                         {"cost": cost, "squared_norm": total / scale}), cost
     k = min(s.M, DEFAULT_SAMPLE_INPUTS if sample_inputs is None else int(sample_inputs))
@@ -559,7 +635,8 @@ def pair_norm(
                                f"memory_budget = {budget / 2**20:.4g} MiB")
     blk = int(block or sub.block)
     if k >= s.M:  # every pair: exact after all
-        total, _ = pair_sum(s, statement, _all_factors(s, statement, blk), blk)
+        total, _ = pair_sum(s, statement, _all_factors(s, statement, blk), blk,
+                            cache_gamma=sub.cache_gamma)
         return Estimate(math.sqrt(max(total, 0.0) / scale), 0.0, True, "exact", 0,
                         {"cost": cost}), cost
     # f(m, m) for every input, a chunk of inputs at a time (only the sample is held)
@@ -571,7 +648,8 @@ def pair_norm(
     gen = np.random.default_rng(int(seed))
     pick = s.torch.as_tensor(np.sort(gen.choice(s.M, size=k, replace=False)), device=s.device)
     sample = _subsetup(s, pick)
-    _, F = pair_sum(sample, statement, _all_factors(sample, statement, blk), blk, keep=True)
+    _, F = pair_sum(sample, statement, _all_factors(sample, statement, blk), blk, keep=True,
+                    cache_gamma=sub.cache_gamma)
     U, se_U = u_statistic(F)
     pairs = s.M * (s.M - 1)
     total = diag_sum + pairs * U
