@@ -19,6 +19,13 @@ the centred support ``S = I − 1pᵀ`` (rows ``s_k = e_k − p``), so the per-p
 s'_{k'}`` is one Gram matrix, and ``⟨C_m, C_{m'} ×₄ G⟩ = Σ_{kk'} p_k p'_{k'} τ_{kk'}²`` with
 ``τ = X − (X p')_k − (pᵀX)_{k'} + pᵀXp'``, ``X = (s_kᵀ G s'_{k'})²``.
 
+**Cost.** thm-7: ``O(M² (Σ_l (n_l + 1) + n_L² Σ_l n_{l+1}))`` multiply-adds and ``O(M² n_L²)``
+elementwise for the categorical family (``O(M² n_L⁶)`` for a dense ``K − I⊗I``); thm-8:
+``O(M² n_L² Σ_{l≤k} f_{lk})`` with ``f_{lk}`` the features of the closed form (``n_{k+1}`` for
+the diagonal ``Γ_{L-2}``, ``n_{l+1} n_{k+1}`` where a full ``Γ_k`` or ``J_{kl}`` enters) plus
+forming the full ``Γ_k`` once per input, ``O(M n_L Σ_{k<L-2} n_{k+1}² n_{k+2})``. Block pairs
+of at most 640 (input, output) rows a side keep the elementwise work in cache.
+
 **Cost model.** :func:`norm_cost` counts the multiply-adds of the block products and the
 elementwise work and the bytes held (per-input factors plus one block pair), and estimates
 the seconds by timing one real block pair on the device times the number of block pairs
