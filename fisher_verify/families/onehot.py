@@ -125,10 +125,23 @@ def _diag_tensor(p: Any, eye: Any, order: int) -> Any:
 
 def onehot_centred(p: Any, g: Any) -> Any:
     """``d = g − pᵀg``: the values ``⟨t − η, g⟩ = g_k − pᵀg`` of the score direction on the
-    support ``t = e_k`` (probability ``p_k``), along the last axis of g (broadcast with p),
-    centred at the dominant class (:func:`_centred_values`) so that saturated logits keep
-    their relative accuracy."""
-    return _centred_values(p, g, _xp(p))
+    support ``t = e_k`` (probability ``p_k``), along the last axis of g (broadcast with p).
+
+    Centred at the dominant class k* as :func:`_centred_values` (``d = (g − g_{k*}) −
+    pᵀ(g − g_{k*})``, so saturated logits keep their relative accuracy), but without
+    broadcasting p to g's shape first: p may carry size-1 axes where g has many (a network's
+    ``n_{l+1}`` units share one p per input), and the argmax is taken once per p.
+    """
+    xp = _xp(p)
+    shape = np.broadcast_shapes(tuple(p.shape[:-1]), tuple(g.shape[:-1])) + (1,)
+    if xp is np:
+        k = np.broadcast_to(np.argmax(p, axis=-1)[..., None], shape)
+        top = np.take_along_axis(np.broadcast_to(g, shape[:-1] + g.shape[-1:]), k, axis=-1)
+    else:
+        k = p.argmax(-1, keepdim=True).expand(shape)
+        top = xp.gather(g.expand(shape[:-1] + tuple(g.shape[-1:])), -1, k)
+    d = g - top
+    return d - xp.sum(p * d, -1)[..., None]
 
 
 def onehot_excess4_diagonal(p: Any, g: Any) -> tuple[Any, Any]:
