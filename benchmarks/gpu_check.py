@@ -5,9 +5,11 @@ Run on the device machine from the repository root::
     pip install -e . && python benchmarks/gpu_check.py        # writes $OUT/gpu_check.json too
 
 It compares every large-path quantity computed on CUDA against the CPU float64 route on a few
-networks (float64 must agree to 1e-10 relative; float32 is reported, not judged), then times
-the P ≈ 10⁵ and 10⁶ cases on the GPU. It exits 1 when a float64 comparison fails, 0 otherwise,
-and 2 when no CUDA device is visible.
+networks (float64 must agree to 1e-10 relative; float32 is reported, not judged), the
+Jacobian route of the deep Var(Î₂) diagonals against the CPU recursion and the streamed norms
+against one CPU block, then times the deep rows of ``bench_depth.py``, the streamed thm-7 /
+thm-8 at ``FV_GPU_CHECK_NORMS_M`` inputs (default 2000) and the P ≈ 10⁵ and 10⁶ cases. It
+exits 1 when a float64 comparison fails, 0 otherwise, and 2 when no CUDA device is visible.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def main() -> int:
     import torch
 
     import fisher_verify as fv
-    from fisher_verify.fisher import large
+    from fisher_verify.fisher import large, large_norms
 
     # FV_GPU_CHECK_DEVICE=cpu is a dry run of this script on a machine without a GPU
     device = os.environ.get("FV_GPU_CHECK_DEVICE", "cuda")
@@ -67,6 +69,62 @@ def main() -> int:
             failed |= row["ok"] is False
             results["checks"].append(row)  # type: ignore[union-attr]
             print(row, flush=True)
+    # the deep rows of bench_depth.py: the Jacobian route of diag Γ against the recursion
+    for widths, M in (([784, 300, 300, 300, 10], 8), ([20, 16, 16, 16, 16, 3], 4)):
+        net = fv.Network.random(widths, "tanh", fv.family("categorical", K=widths[-1]), 1.0, rng)
+        x = rng.normal(size=(M, widths[0]))
+        s_gpu, s_cpu = large._setup(net, x, device, None), large._setup(net, x, "cpu", None)
+        q_gpu, q_cpu = large._forward_backward(s_gpu, s_gpu.X), large._forward_backward(s_cpu, s_cpu.X)
+        jac = large._gamma_diagonals_jacobian(s_gpu, q_gpu)
+        rec = large._gamma_diagonals_recursive(s_cpu, q_cpu)
+        row = {"widths": widths, "check": "diag Gamma jacobian (device) vs recursion (cpu)",
+               "error": max(_rel(a.cpu().numpy(), b.numpy()) for a, b in zip(jac, rec))}
+        row["ok"] = row["error"] <= 1e-10
+        failed |= not row["ok"]
+        results["checks"].append(row)  # type: ignore[union-attr]
+        print(row, flush=True)
+    # streamed norms: blocks of 3 inputs on the device against one block on the CPU
+    net = fv.Network.random([12, 9, 4], "tanh", fv.family("categorical", K=4), 1.0, rng)
+    x = rng.normal(size=(10, 12))
+    for statement in ("thm-7", "thm-8"):
+        s_gpu, s_cpu = large._setup(net, x, device, None), large._setup(net, x, "cpu", None)
+        q_gpu = large_norms._all_factors(s_gpu, statement, 10)
+        q_cpu = large_norms._all_factors(s_cpu, statement, 10)
+        a, _ = large_norms.pair_sum(s_gpu, statement, q_gpu, 3)
+        b, _ = large_norms.pair_sum(s_cpu, statement, q_cpu, 10)
+        row = {"check": f"{statement} streamed (device, blocks of 3) vs one block (cpu)",
+               "error": _rel(a, b)}
+        row["ok"] = row["error"] <= 1e-10
+        failed |= not row["ok"]
+        results["checks"].append(row)  # type: ignore[union-attr]
+        print(row, flush=True)
+    for widths, M in (([784, 300, 300, 300, 10], 32), ([784, 1000, 1000, 1000, 10], 8)):
+        net = fv.Network.random(widths, "tanh", fv.family("categorical", K=10), 1.0, rng)
+        x = rng.normal(size=(M, widths[0]))
+        for name, fn in (("diag I", lambda n=net, xx=x: large.fisher_diagonal(n, xx, device=device)),
+                         ("Var(I1)", lambda n=net, xx=x: large.variance1_diagonal(n, xx, device=device)),
+                         ("Var(I2)", lambda n=net, xx=x: large.variance2_diagonal(n, xx, device=device))):
+            fn()
+            if cuda:
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            fn()
+            if cuda:
+                torch.cuda.synchronize()
+            row = {"widths": widths, "M": M, "task": name, "seconds": time.perf_counter() - t0}
+            results["timings"].append(row)  # type: ignore[union-attr]
+            print(row, flush=True)
+    norms_M = int(os.environ.get("FV_GPU_CHECK_NORMS_M", "2000" if cuda else "200"))
+    net = fv.Network.random([784, 128, 10], "tanh", fv.family("categorical", K=10), 1.0, rng)
+    x = rng.normal(size=(norms_M, 784))
+    for statement, fn in (("thm7_streamed", large.thm7_large), ("thm8_streamed", large.thm8_large)):
+        t0 = time.perf_counter()
+        fn(net, x, 1, device=device, method="exact")
+        if cuda:
+            torch.cuda.synchronize()
+        row = {"M": norms_M, "task": statement, "seconds": time.perf_counter() - t0}
+        results["timings"].append(row)  # type: ignore[union-attr]
+        print(row, flush=True)
     big = (([784, 128, 10], fv.family("categorical", K=10)), ([100, 1000, 1000, 1], fv.family("bernoulli")))
     for widths, fam in big:
         net = fv.Network.random(widths, "tanh", fam, 1.0, rng)

@@ -19,6 +19,8 @@ from .errors import FisherVerifyError
 from .validation import check_count
 
 FULL_LIMIT = 2000  # above this many parameters only diagonals are formed (DESIGN: no P² arrays)
+#: Seconds the streamed thm-7/thm-8 norms may be estimated to take inside analyze (else n/a)
+NORM_SECONDS = 120.0
 
 
 @dataclass
@@ -154,6 +156,9 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
     """
     import fisher_verify as fv
 
+    from .fisher.large import require_network
+
+    require_network(net)
     n = check_count(n, "number of samples n")
     for name, value in (("target", target), ("confidence", confidence)):
         if not 0 < value < 1:
@@ -166,18 +171,22 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
     psd = None
     if diag:
         # large P: PyTorch path, no P x P array (fisher/large.py); thm-10 needs lambda_min of
-        # the P x P Fisher and is left out; thm-8 only where tr(H^a H^b) is exact (the closed
-        # form while its width-sized arrays fit in memory), never a stochastic estimate here
-        from .fisher.large import STRUCTURED_ELEMENTS, diagonals, structured_elements, thm7_large, thm8_large
+        # the P x P Fisher and is left out; thm-7/thm-8 only exactly, never a stochastic
+        # estimate here
+        # the norms are streamed over pairs of input blocks and refused (left out here) when
+        # the cost model says they exceed the memory budget or NORM_SECONDS
+        from .errors import UnsupportedError
+        from .fisher.large import diagonals, thm7_large, thm8_large
 
         d = diagonals(net, x, n)
         fisher = np.asarray(d.fisher)
         var = {1: np.asarray(d.variance_1), 2: np.asarray(d.variance_2)}
-        b7 = thm7_large(net, x, n)
-        cov_norm[1], bound[1] = b7.lhs, b7.rhs
-        if structured_elements(net, int(net.inputs(x)[0].shape[0])) <= STRUCTURED_ELEMENTS:
-            b8 = thm8_large(net, x, n, method="exact")
-            cov_norm[2], bound[2] = b8.lhs, b8.rhs
+        for e, fn in ((1, thm7_large), (2, thm8_large)):
+            try:
+                b = fn(net, x, n, method="exact", time_budget=NORM_SECONDS)
+            except UnsupportedError:
+                continue
+            cov_norm[e], bound[e] = b.lhs, b.rhs
     else:
         fisher = np.asarray(fv.exact_fisher(net, x))
         var = {e: np.asarray(fv.variance(net, x, estimator=e, n=n), dtype=float) for e in (1, 2)}

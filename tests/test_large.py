@@ -17,7 +17,8 @@ from hypothesis import given
 
 import fisher_verify as fv
 from fisher_verify.errors import DomainError, ShapeError, UnsupportedError
-from fisher_verify.fisher import large
+from fisher_verify.families import onehot
+from fisher_verify.fisher import large, large_norms
 from fisher_verify.fisher.bounds import _moments, thm7_sides, thm8_sides
 from fisher_verify.testing.strategies import C2_ACTIVATIONS, small_networks
 
@@ -181,21 +182,22 @@ def test_categorical_k50_uses_the_ok_contraction(monkeypatch: pytest.MonkeyPatch
                      - np.einsum("kp,pq,kq->k", g1, F2, g1)[:, None] + np.sum(F1 * F2))
             sq += float(p1 @ inner**2 @ p2)
     norm_ref = np.sqrt(sq) / (X.shape[0] ** 2 * n)
-    calls = {"contract": 0}
-    original = fam.kappa4_contract
+    calls = {"direct": 0}
+    original = onehot.onehot_excess4_diagonal
 
-    def spy(*args: object) -> object:
-        calls["contract"] += 1
+    def spy(*args: Any) -> Any:
+        calls["direct"] += 1
         return original(*args)
 
     def refuse(*_: object, **__: object) -> object:
-        raise AssertionError("a dense K^4 tensor was requested")
+        raise AssertionError("a dense K^4 tensor or the set-partition route was requested")
 
-    monkeypatch.setattr(fam, "kappa4_contract", spy)
+    monkeypatch.setattr(onehot, "onehot_excess4_diagonal", spy)
+    monkeypatch.setattr(fam, "kappa4_contract", refuse)
     monkeypatch.setattr(fam, "kappa4", refuse)
     monkeypatch.setattr(fam, "central_moment4", refuse)
     d = large.diagonals(net, X, n, device="cpu")
-    assert calls["contract"] >= net.depth
+    assert calls["direct"] >= net.depth
     _close(d.variance_1, var_ref)
     _close(d.fisher, np.diag(fv.exact_fisher(net, X)))
     _close(d.variance_2, fv.variance(net, X, estimator=2, n=n, diagonal=True))
@@ -254,3 +256,229 @@ def test_into_domain_helper_networks_run_on_default_device() -> None:
     net = fv.Network.random([2, 3, 1], "tanh", fv.family("poisson"), rng=2).into_domain(np.ones((1, 2)))
     d = large.diagonals(net, np.ones((1, 2)))
     assert d.device.startswith(large.default_device())
+
+
+# --- failure paths ------------------------------------------------------------------------------
+
+
+def test_torch_module_is_refused_with_the_way_in() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+    before = [p.detach().clone() for p in model.parameters()]
+    for call in (lambda: fv.analyze(model, np.ones(3)),
+                 lambda: large.diagonals(model, np.ones(3), device="cpu"),
+                 lambda: large.thm7_large(model, np.ones(3), device="cpu")):
+        with pytest.raises(ShapeError, match="Network.from_torch"):
+            call()
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_unavailable_device_is_refused_naming_the_available_ones() -> None:
+    net = fv.Network.random([3, 4, 1], "tanh", rng=1)
+    bad = ["nope"] + ([] if torch.cuda.is_available() else ["cuda", "cuda:0"])
+    bad.append(f"cuda:{torch.cuda.device_count()}")
+    for device in bad:
+        with pytest.raises(UnsupportedError, match="available: cpu"):
+            large.fisher_diagonal(net, np.ones(3), device=device)
+
+
+# --- κ₄ in direct form ----------------------------------------------------------------------------
+
+
+def _kappa4_set_partition(fam: Any, h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """κ₄[u⁴] by the reference routes: the one-hot set-partition formula for categorical
+    components, the family's dense symbolic κ₄ kernel otherwise (blocks assembled by Family)."""
+    if isinstance(fam, fv.families.family.CategoricalFamily):
+        p = torch.softmax(h, -1)[:, None, :]
+        return onehot.onehot_cumulant_contract(p, [u, u, u, u])
+    k4 = torch.as_tensor(fam.kappa4(h.numpy()))
+    return torch.einsum("mabcd,mra,mrb,mrc,mrd->mr", k4, u, u, u, u)
+
+
+@pytest.mark.parametrize("fam", [
+    fv.family("categorical", K=2), fv.family("categorical", K=7), fv.family("categorical", K=50),
+    fv.family("bernoulli"), fv.family("poisson"), fv.family("normal_unknown_variance"),
+    fv.family("product", components=[fv.family("categorical", K=3), fv.family("bernoulli")]),
+])
+def test_kappa4_direct_form_equals_set_partition_route(fam: Any) -> None:
+    rng = np.random.default_rng(fam.dim)
+    h = torch.as_tensor(rng.normal(size=(6, fam.dim)) * 3.0)
+    if fam.label == "normal_unknown_variance":
+        h[:, 1] = -h[:, 1].abs() - 0.5
+    u = torch.as_tensor(rng.normal(size=(6, 5, fam.dim)))
+    mine = large.kappa4_diagonal(fam, h, u)
+    if getattr(fam, "components", None):  # the product's own dense kernel: assembled blocks
+        ref = _kappa4_set_partition(fam.components[0], h[:, :3], u[..., :3]) \
+            + _kappa4_set_partition(fam.components[1], h[:, 3:], u[..., 3:])
+        _close(mine, _kappa4_set_partition(fam, h, u), 1e-12)
+    else:
+        ref = _kappa4_set_partition(fam, h, u)
+    _close(mine, ref, 1e-12)
+    if isinstance(fam, fv.families.family.CategoricalFamily):
+        p = torch.softmax(h, -1)[:, None, :]
+        c4, quad = onehot.onehot_excess4_diagonal(p, u)
+        I = onehot.onehot_cumulant_contract(p, [u, u])
+        _close(quad, I, 1e-12)
+        _close(c4, ref + 2 * I * I, 1e-12)
+        v = torch.as_tensor(rng.normal(size=(6, 5, fam.dim)))
+        mixed = onehot.onehot_cumulant_contract(p, [u, v, u, v]) \
+            + onehot.onehot_cumulant_contract(p, [u, u]) * onehot.onehot_cumulant_contract(p, [v, v]) \
+            + onehot.onehot_cumulant_contract(p, [u, v]) ** 2
+        _close(onehot.onehot_excess4_mixed(p, u, v), mixed, 1e-12)
+
+
+# --- depth: diag Γ without full Hessians --------------------------------------------------------
+
+
+def _dense_output_hessian_diagonals(net: fv.Network, X: np.ndarray) -> np.ndarray:
+    """∂²h^α/∂θ_i² by torch.func (jacfwd of jacrev of the flat-θ forward): (M, n_L, P)."""
+    from torch.func import hessian
+
+    s = large._setup(net, X, "cpu", None)
+    theta = torch.cat([W.reshape(-1) for W in s.weights])
+    H = hessian(lambda t: large._batched_forward(s, t))(theta)  # (M, n_L, P, P)
+    return torch.diagonal(H, dim1=-2, dim2=-1).numpy()
+
+
+@given(small_networks(activations=C2_ACTIVATIONS, max_depth=6, max_width=4, max_inputs=2))
+def test_gamma_diagonals_without_full_hessians(case: tuple[fv.Network, np.ndarray]) -> None:
+    """Jacobian route = full-matrix recursion = dense torch.func Hessians, 1e-12, 1–5 hidden layers."""
+    net, x = case
+    X = np.atleast_2d(x)
+    s = large._setup(net, X, "cpu", None)
+    q = large._forward_backward(s, s.X)
+    jac = large._gamma_diagonals_jacobian(s, q)
+    rec = large._gamma_diagonals_recursive(s, q)
+    for a, b in zip(jac, rec):
+        _close(a.numpy(), b.numpy(), 1e-12)
+    _close(large.output_hessian_diagonals(net, X, device="cpu"),
+           _dense_output_hessian_diagonals(net, X), 1e-12)
+
+
+def test_gamma_route_costs_pick_the_jacobians_at_depth() -> None:
+    jac, rec = large._gamma_costs([784, 300, 300, 300, 10])
+    assert jac * 10 <= rec  # at least n_L = 10 times cheaper on the deep row of the issue
+    assert large._gamma_costs([784, 128, 10]) == (0, 0)
+    jac, rec = large._gamma_costs([784, 1000, 1000, 10])  # no full Γ on either route
+    assert jac == rec == 10 * 1000 * 1000
+    jac, rec = large._gamma_costs([4] + [3] * 30 + [1])  # very deep, one output: recursion
+    assert rec < jac
+
+
+def test_batches_follow_the_memory_budget() -> None:
+    net = fv.Network.random([785, 12, 3], "tanh", fv.family("categorical", K=3), rng=2)
+    X = np.random.default_rng(3).normal(size=(40, 785))
+    s = large._setup(net, X, "cpu", None)
+    per = large._diagonal_elements(s, True, True, True)
+    assert per < 3 * 785 * 785  # no input-width-squared Hessian is formed, none is counted
+    sizes = [len(c) for c in large._chunks(s, per, None, 1 << 20)]
+    assert sum(sizes) == 40 and max(sizes) == max(1, (1 << 20) // (8 * per))
+    ref = large.diagonals(net, X, 2, device="cpu", batch_size=40)
+    small = large.diagonals(net, X, 2, device="cpu", memory_budget=1 << 20)
+    for key in ("fisher", "variance_1", "variance_2"):
+        _close(getattr(small, key), getattr(ref, key), 1e-12)
+    with pytest.raises(ShapeError, match="memory_budget"):
+        large.diagonals(net, X, device="cpu", memory_budget=10)
+    with pytest.raises(ShapeError, match="batch_size"):
+        large.diagonals(net, X, device="cpu", batch_size=0)
+
+
+# --- the norms at data-set scale: streamed, costed, sampled ---------------------------------------
+
+
+@given(small_networks(activations=C2_ACTIVATIONS, max_depth=4, max_width=4, max_inputs=3))
+def test_streamed_norms_over_small_blocks_equal_dense_route(
+        case: tuple[fv.Network, np.ndarray]) -> None:
+    """Block pairs of 1 and 2 inputs (a < b doubled, a = b once) = the dense thm-4/thm-6 norms."""
+    net, x = case
+    X = np.atleast_2d(x)
+    X = np.concatenate([X, X[::-1] * 0.5 + 0.1])  # at least two inputs, blocks really split
+    net = net.into_domain(X)
+    s = large._setup(net, X, "cpu", None)
+    dense = {"thm-7": fv.covariance_norm(net, X, 1, 1), "thm-8": fv.covariance_norm(net, X, 2, 1)}
+    for statement, ref in dense.items():
+        if statement == "thm-8" and not net.is_c2:
+            continue
+        q = large_norms._all_factors(s, statement, 2)
+        for block in (1, 2):
+            total, F = large_norms.pair_sum(s, statement, q, block, keep=True)
+            _close(np.sqrt(max(total, 0.0)) / s.M**2, ref)
+            assert F is not None
+            _close(F.numpy(), F.numpy().T, 1e-12)
+            _close(large_norms.self_values(s, statement, q, block).numpy(),
+                   np.diag(F.numpy()), 1e-12)
+
+
+def test_sampled_pairs_are_unbiased_over_every_subset() -> None:
+    """The mean of the U-statistic over all C(6, 3) subsets is the mean over distinct pairs."""
+    import itertools
+
+    net = fv.Network.random([3, 4, 3, 3], "tanh", fv.family("categorical", K=3), rng=5)
+    X = np.random.default_rng(6).normal(size=(6, 3))
+    s = large._setup(net, X, "cpu", None)
+    for statement in ("thm-7", "thm-8"):
+        q = large_norms._all_factors(s, statement, 6)
+        _, F = large_norms.pair_sum(s, statement, q, 6, keep=True)
+        assert F is not None
+        subsets = list(itertools.combinations(range(6), 3))
+        us = [large_norms.u_statistic(F[list(c)][:, list(c)])[0] for c in subsets]
+        off = float(F.sum() - F.diagonal().sum()) / 30
+        _close(np.mean(us), off, 1e-12)
+
+
+def test_sampled_norm_is_a_labelled_estimate_with_a_standard_error() -> None:
+    net = fv.Network.random([4, 6, 3], "tanh", fv.family("categorical", K=3), rng=7)
+    X = np.random.default_rng(8).normal(size=(300, 4))
+    # the threshold: 4.9 standard errors, a two-sided normal false-alarm rate below 1e-6
+    for fn in (large.thm7_large, large.thm8_large):
+        exact = fn(net, X, 2, device="cpu", method="exact")
+        est = fn(net, X, 2, device="cpu", method="sampled", sample_inputs=40, seed=3)
+        lhs = est.details["lhs_estimate"]
+        assert est.details["exact"] is False and "ESTIMATE" in est.description
+        assert not lhs.exact and lhs.stderr > 0 and lhs.probes == 40
+        assert abs(lhs.value - exact.lhs) <= 4.9 * lhs.stderr
+        _close(est.rhs, exact.rhs, 1e-12)  # the rhs is per-input: always exact
+    # auto picks the estimate when the exact call is over the time budget
+    auto = large.thm7_large(net, X, 2, device="cpu", time_budget=1e-9, sample_inputs=20)
+    assert auto.details["method"] == "sampled"
+
+
+def test_norm_cost_says_in_advance_and_exact_refuses_above_budget() -> None:
+    net = fv.Network.random([784, 128, 10], "tanh", fv.family("categorical", K=10), rng=0)
+    X = np.zeros((10_000, 784))
+    for statement in ("thm-7", "thm-8"):
+        cost = large_norms.norm_cost(net, X, statement, device="cpu")
+        assert cost.inputs == 10_000 and cost.held_bytes + cost.block_bytes <= 2**30
+        assert cost.gemm_flops >= 10_000**2 / 2 * 100 * 138  # the Gram products of all pairs
+        assert "MiB" in str(cost) and "s (" in str(cost)
+    with pytest.raises(UnsupportedError, match="above the budget"):
+        large.thm8_large(net, X, device="cpu", method="exact", time_budget=1.0)
+    with pytest.raises(UnsupportedError, match="above the budget"):
+        large.thm7_large(net, X, device="cpu", method="exact", memory_budget=2**20)
+
+
+def test_hutchinson_refuses_above_the_memory_budget() -> None:
+    net = fv.Network.random([784, 128, 10], "tanh", fv.family("categorical", K=10), rng=0)
+    X = np.zeros((1000, 784))
+    with pytest.raises(UnsupportedError, match="memory_budget"):
+        large.thm8_large(net, X, device="cpu", method="hutchinson")
+    with pytest.raises(UnsupportedError, match="memory_budget"):
+        large.hessian_traces(net, X, device="cpu", method="hvp")
+
+
+def test_direct_form_keeps_relative_accuracy_at_saturated_logits() -> None:
+    """Logits ±400: C[g⁴] and gᵀIg are O(e^-400); the mpmath definition route on the support."""
+    import mpmath
+
+    mpmath.mp.dps = 60
+    h = [400.0, -400.0, 3.0]
+    g = [0.7, -1.3, 2.1]
+    z = mpmath.fsum(mpmath.exp(mpmath.mpf(v)) for v in h)
+    p = [mpmath.exp(mpmath.mpf(v)) / z for v in h]
+    mean = mpmath.fsum(pk * gk for pk, gk in zip(p, g))
+    d = [mpmath.mpf(gk) - mean for gk in g]
+    m2 = mpmath.fsum(pk * dk**2 for pk, dk in zip(p, d))
+    m4 = mpmath.fsum(pk * dk**4 for pk, dk in zip(p, d))
+    pt = torch.softmax(torch.tensor([h], dtype=torch.float64), -1)
+    c4, quad = onehot.onehot_excess4_diagonal(pt, torch.tensor([g], dtype=torch.float64))
+    assert abs(float(quad[0]) / float(m2) - 1) <= 1e-12
+    assert abs(float(c4[0]) / float(m4 - m2**2) - 1) <= 1e-12

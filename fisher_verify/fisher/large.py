@@ -27,9 +27,13 @@ inputs and outputs (one backward pass with ``n_L`` cotangents). Writing ``g_r = 
 
     Γ_{L-1} = 0,    Γ_l = D_l W_{l+1}⁻ᵀ Γ_{l+1} W_{l+1}⁻ D_l + diag(σ''(a_l) ⊙ β_{l+1}).
 
-So ``Γ_{L-2}`` is diagonal; the diagonal of ``Γ_{L-3}`` is ``σ'(a)² ⊙ ((W⁻∘W⁻)ᵀ diag Γ_{L-2}) +
-σ''(a) ⊙ β`` (no full matrix); full ``n × n`` matrices are formed only for layers below that
-(three or more hidden layers), chunked over inputs.
+So ``Γ_{L-2}`` is diagonal. Unrolled, ``Γ^α_l = Σ_{k=l}^{L-2} J_{klᵀ} diag(λ^α_k) J_{kl}`` with
+``λ^α_k = σ''(a_k) ⊙ β^α_{k+1}`` and ``J_{kl} = ∂a_k/∂a_l``, hence
+``diag Γ^α_l = Σ_k λ^α_k (J_{kl} ∘ J_{kl})``: the diagonals of ``thm-6`` never need a full
+Hessian, and the Jacobians, which do not depend on the output unit α, cost
+``O(Σ_{l+2≤k} n_{k+1} n_k n_{l+1})`` per input once instead of ``n_L`` full ``Γ^α`` per input
+(:func:`_gamma_diagonals_jacobian`; the full recursion is kept for the traces below and as a
+reference).
 
 **Norms.** ``‖Cov(Î₁)‖_F`` (``thm-4``) through the Gram matrices
 ``J_m J_{m'}ᵀ = Σ_l (h̄_l^m · h̄_l^{m'}) G_l^m G_l^{m'ᵀ}`` (``n_L × n_L``), exactly, as in
@@ -37,10 +41,12 @@ So ``Γ_{L-2}`` is diagonal; the diagonal of ``Γ_{L-3}`` is ``σ'(a)² ⊙ ((W�
 never formed: ``C = Σ_k p_k A_k ⊗ A_k`` with ``A_k = s_k s_kᵀ − I``, ``s_k = e_k − p`` (its finite
 support), so ``⟨C^m, C^{m'} ×₄ G⟩ = Σ_{k,k'} p_k p'_{k'} tr(A_k G A'_{k'} Gᵀ)²`` in O(K²) per pair.
 ``‖Cov(Î₂)‖_F`` (``thm-6``, ``thm-8``) needs ``T_αβ = tr(H^α_m H^β_{m'})``, computed exactly in
-closed form (below) whenever its width-sized arrays fit in memory, whatever P; Hessian-vector
-products over the canonical basis (``method="hvp"``, P ≤ ``exact_limit``) and a Hutchinson
-estimate (Rademacher probes, U-statistic for the quadratic norm, returned with its standard
-error and flagged ``exact=False``) remain available.
+closed form (below), whatever P. Both norms are sums over pairs of inputs and are streamed
+over pairs of input blocks within a memory budget, planned by a cost model, or estimated from
+sampled input pairs (:mod:`fisher_verify.fisher.large_norms`). Hessian-vector products over
+the canonical basis (``method="hvp"``, P ≤ ``exact_limit``) and a Hutchinson estimate
+(Rademacher probes, U-statistic for the quadratic norm, returned with its standard error and
+flagged ``exact=False``) remain available, refused above the memory budget.
 
 **Closed-form traces.** For l ≤ k let ``J_{kl} = ∂a_k/∂a_l`` (``J_{ll} = I``,
 ``J_{kl} = W_k⁻ B_{kl}``), ``B_{kl} = ∂h_k/∂a_l`` (``B_{l+1,l} = D_l``,
@@ -74,14 +80,19 @@ from ..errors import ShapeError, UnsupportedError
 from .bounds import Bound
 
 __all__ = [
+    "DEFAULT_MEMORY_BUDGET",
     "Estimate",
     "LargeDiagonals",
+    "check_budget",
     "covariance1_norm",
     "covariance2_norm",
     "default_device",
     "diagonals",
     "fisher_diagonal",
     "hessian_traces",
+    "kappa4_diagonal",
+    "require_network",
+    "resolve_device",
     "structured_elements",
     "output_hessian_diagonals",
     "thm7_large",
@@ -93,6 +104,8 @@ __all__ = [
 
 #: Elements (per input chunk) allowed in the largest temporary, ``chunk · n_L · n_l²`` etc.
 CHUNK_ELEMENTS = 1 << 25
+#: Bytes the diagonals and norms may hold at once unless the caller gives ``memory_budget``.
+DEFAULT_MEMORY_BUDGET = 1 << 30
 #: Up to this many parameters :func:`hessian_traces` may use HVPs over the canonical basis
 #: (``method="hvp"``, and ``"auto"`` when the closed form does not fit STRUCTURED_ELEMENTS).
 EXACT_TRACE_LIMIT = 2048
@@ -102,6 +115,8 @@ STRUCTURED_ELEMENTS = 1 << 27
 MAX_BLOCK_ENTRIES = 1 << 26
 
 TraceMethod = Literal["auto", "exact", "hvp", "hutchinson"]
+Thm8Method = Literal["auto", "exact", "sampled", "hvp", "hutchinson"]
+NormMethod = Literal["auto", "exact", "sampled"]
 
 
 def _torch() -> Any:
@@ -135,14 +150,50 @@ class _Setup:
     offsets: list[int]
 
 
+def require_network(net: Any) -> None:
+    """Refuse anything but a :class:`fisher_verify.Network` (Eq. 3), naming the way in.
+
+    A torch module is refused rather than converted: the family of the output (which fixes
+    I(h), K, κ₄) is not part of an ``nn.Module``, and guessing it would silently change what
+    the user asked about.
+    """
+    if hasattr(net, "weights") and hasattr(net, "inputs") and hasattr(net, "require_c2"):
+        return
+    hint = ""
+    if type(net).__module__.startswith("torch"):
+        hint = ("; convert a torch MLP with fisher_verify.Network.from_torch(model, "
+                "family=fisher_verify.family(...)), naming the output family")
+    raise ShapeError(f"net must be a fisher_verify.Network, got {type(net).__name__}{hint}")
+
+
+def resolve_device(device: str | None) -> Any:
+    """``torch.device(device)``, refused with the available devices when it is not usable."""
+    torch = _torch()
+    available = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    try:
+        dev = torch.device(device or default_device())
+    except (RuntimeError, TypeError):
+        raise UnsupportedError(
+            f"device {device!r} is not a torch device; available: {', '.join(available)}"
+        ) from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "cuda" and torch.cuda.is_available():
+        if dev.index is None or dev.index < torch.cuda.device_count():
+            return dev
+    raise UnsupportedError(
+        f"device {device!r} is not available with this torch build "
+        f"({torch.__version__}); available: {', '.join(available)}"
+    )
+
+
 def _setup(net: Any, x: Any, device: str | None, dtype: Any) -> _Setup:
     torch = _torch()
-    if not hasattr(net, "weights") or not hasattr(net, "inputs"):
-        raise ShapeError(f"net must be a fisher_verify.Network, got {type(net).__name__}")
+    require_network(net)
     dtype = torch.float64 if dtype is None else dtype
     if dtype not in (torch.float64, torch.float32):
         raise UnsupportedError(f"dtype must be torch.float64 or torch.float32, got {dtype}")
-    dev = torch.device(device or default_device())
+    dev = resolve_device(device)
     X, _ = net.inputs(x)
     weights = [torch.as_tensor(W, dtype=dtype, device=dev) for W in net.weights]
     from ..families.family import CategoricalFamily
@@ -186,6 +237,7 @@ class _Pass:
     d1: list[Any]  # σ'(a_l), l < L-1
     d2: list[Any]  # σ''(a_l), l < L-1
     G: list[Any]  # G_l = ∂h_L/∂a_l (m, n_L, n_{l+1})
+    beta: list[Any] | None = None  # β_{l+1} = G_{l+1} W_{l+1}⁻ = ∂h_L/∂h_{l+1}, l < L-1
 
 
 def _forward_backward(s: _Setup, X: Any) -> _Pass:
@@ -207,14 +259,35 @@ def _forward_backward(s: _Setup, X: Any) -> _Pass:
     m = X.shape[0]
     G: list[Any] = [None] * L
     G[L - 1] = torch.eye(s.n_L, dtype=s.dtype, device=s.device).expand(m, s.n_L, s.n_L)
+    beta: list[Any] = [None] * (L - 1)
     for layer in range(L - 2, -1, -1):  # n_L VJPs per input, batched
-        G[layer] = (G[layer + 1] @ s.weights[layer + 1][:, :-1]) * d1[layer][:, None, :]
+        beta[layer] = G[layer + 1] @ s.weights[layer + 1][:, :-1]
+        G[layer] = beta[layer] * d1[layer][:, None, :]
     s.family.check_natural(h)
-    return _Pass(h=h, hbar=hbar, pre=pre, d1=d1, d2=d2, G=G)
+    return _Pass(h=h, hbar=hbar, pre=pre, d1=d1, d2=d2, G=G, beta=beta)
 
 
-def _chunks(s: _Setup, per_input: int, batch_size: int | None) -> Iterator[Any]:
-    size = batch_size or max(1, CHUNK_ELEMENTS // max(per_input, 1))
+def check_budget(memory_budget: int | None) -> int:
+    """The memory budget in bytes (``DEFAULT_MEMORY_BUDGET`` for None), refused unless >= 1 MiB."""
+    if memory_budget is None:
+        return DEFAULT_MEMORY_BUDGET
+    if isinstance(memory_budget, bool) or int(memory_budget) != memory_budget \
+            or int(memory_budget) < 1 << 20:
+        raise ShapeError(f"memory_budget must be a number of bytes >= 2**20 (1 MiB), got "
+                         f"{memory_budget!r}")
+    return int(memory_budget)
+
+
+def _chunks(s: _Setup, per_input: int, batch_size: int | None,
+            memory_budget: int | None = None) -> Iterator[Any]:
+    """Input chunks: ``batch_size`` inputs, or as many as fit ``memory_budget`` bytes when each
+    input forms ``per_input`` elements (counted from what the caller actually forms)."""
+    if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) != batch_size
+                                   or int(batch_size) < 1):
+        raise ShapeError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    item = 8 if s.dtype == s.torch.float64 else 4
+    size = int(batch_size) if batch_size else max(
+        1, check_budget(memory_budget) // max(per_input * item, 1))
     for start in range(0, s.M, size):
         yield s.X[start : start + size]
 
@@ -223,6 +296,34 @@ def _per_input_elements(s: _Setup, hessian: bool = False) -> int:
     widths = [W.shape[0] for W in s.weights] + [W.shape[1] for W in s.weights]
     n = max(widths)
     return s.n_L * n * n if hessian else s.n_L * n + n
+
+
+def _diagonal_elements(s: _Setup, fisher: bool, variance_1: bool, variance_2: bool) -> int:
+    """Elements one input forms in :func:`diagonals` (with a factor 2 for temporaries).
+
+    Forward/backward: ``h̄_l``, ``a_l``, ``σ', σ''`` and ``G_l`` (``n_L n_{l+1}``) for all layers;
+    Var(Î₁): a few ``n_L n_{l+1}`` arrays for one layer (plus ``d⁴`` for a dense κ₄);
+    Var(Î₂): ``λ_k`` and ``diag Γ_l`` for all layers and, on the Jacobian route, two
+    ``J_{kl}`` (``n_{k+1} n_{l+1}``) at a time, on the recursive one two full ``Γ``
+    (``n_L n_{l+1}²``). Never the input width squared unless a Hessian of that size is formed.
+    """
+    ins = [int(W.shape[1]) for W in s.weights]
+    outs = [int(W.shape[0]) for W in s.weights]
+    nL, big = s.n_L, max(outs)
+    total = sum(ins) + 3 * sum(outs) + nL * sum(outs)
+    if variance_1 or fisher:
+        total += 4 * nL * big + 2 * max(ins)
+        if variance_1 and not s.categorical:
+            total += s.family.dim ** 4
+    if variance_2:
+        total += 3 * nL * sum(outs)
+        jac, rec = _gamma_costs([ins[0] - 1] + outs)
+        if jac <= rec:  # two J_{kl} at a time, only where k ≥ l + 2
+            total += 3 * max([outs[k] * outs[lo] for lo in range(len(outs))
+                              for k in range(lo + 2, len(outs) - 1)] or [0])
+        else:  # two full Γ^α_l, only below the last two hidden layers
+            total += 3 * nL * max([o * o for o in outs[:-3]] or [0])
+    return 2 * total
 
 
 # --- family moments as contractions -----------------------------------------------------------
@@ -249,6 +350,23 @@ class _Moments:
         Iv = self.s.torch.einsum("mab,mb...->ma...", self.I, v)
         return (u * Iv).sum(1)
 
+    def excess4(self, u: Any) -> tuple[Any, Any]:
+        """``(C[u⁴], uᵀIu)`` with ``C = K − I⊗I`` for u (m, r, n_L) contracted over its last axis.
+
+        Direct forms (item "κ₄ contraction" of the design): categorical from the finite
+        support, ``Σ_k p_k d_k⁴ − (Σ_k p_k d_k²)²`` (:func:`onehot_excess4_diagonal`); other
+        families ``κ₄[u⁴] + 2 (uᵀIu)²`` with κ₄ contracted component by component
+        (:func:`kappa4_diagonal`: block-diagonal for products, a scalar for one-dimensional
+        families). Never the set-partition route.
+        """
+        if self.I is None:
+            from ..families.onehot import onehot_excess4_diagonal
+
+            return onehot_excess4_diagonal(self.p[:, None, :], u)
+        Iu = self.s.torch.einsum("mab,mrb->mra", self.I, u)
+        quad = (u * Iu).sum(-1)
+        return kappa4_diagonal(self.s.family, self.h, u) + 2.0 * quad * quad, quad
+
     def kappa4(self, u: Any, v: Any, w: Any, z: Any) -> Any:
         """``κ₄[u, v, w, z]`` for vectors (m, ..., n_L) broadcasting against each other."""
         if self.s.categorical:
@@ -265,6 +383,35 @@ class _Moments:
         t = (t * w[..., None, None, :]).sum(-1)
         t = (t * v[..., None, :]).sum(-1)
         return (t * u).sum(-1)
+
+
+def kappa4_diagonal(family: Any, h: Any, u: Any) -> Any:
+    """``κ₄[u, u, u, u]`` (``lemma-5``) for torch h (m, d) and u (m, r, d), in direct form.
+
+    The family's structure decides the route: the categorical family from its finite support
+    (``Σ_k p_k d_k⁴ − 3 (Σ_k p_k d_k²)²``, :mod:`fisher_verify.families.onehot`), a product
+    component by component (κ₄ of independent components is block-diagonal), a
+    one-dimensional family as ``κ₄(h) u⁴``; only the remaining multi-dimensional families
+    contract their dense ``d⁴`` kernel.
+    """
+    torch = _torch()
+    from ..families.family import CategoricalFamily
+
+    if isinstance(family, CategoricalFamily):
+        from ..families.onehot import onehot_excess4_diagonal
+
+        c4, m2 = onehot_excess4_diagonal(torch.softmax(h, -1)[:, None, :], u)
+        return c4 - 2.0 * m2 * m2
+    components = getattr(family, "components", None)
+    if components is not None:
+        return sum(kappa4_diagonal(c, h[:, b], u[..., b]) for c, b in zip(components, family.blocks))
+    k4 = torch.as_tensor(family.kappa4(h), dtype=u.dtype, device=u.device)
+    if family.dim == 1:
+        return k4[:, None, 0, 0, 0, 0] * u[..., 0] ** 4
+    t = torch.einsum("mabcd,mrd->mrabc", k4, u)
+    t = (t * u[..., None, None, :]).sum(-1)
+    t = (t * u[..., None, :]).sum(-1)
+    return (t * u).sum(-1)
 
 
 # --- diagonals --------------------------------------------------------------------------------
@@ -286,8 +433,14 @@ class LargeDiagonals:
     dtype: str
 
 
-def _gamma_diagonals(s: _Setup, q: _Pass) -> list[Any]:
-    """``diag Γ^α_l`` (m, n_L, n_{l+1}) for every layer (module docstring recursion)."""
+def _gamma_diagonals_recursive(s: _Setup, q: _Pass) -> list[Any]:
+    """``diag Γ^α_l`` (m, n_L, n_{l+1}) by the full-matrix recursion (module docstring).
+
+    Forms the full ``Γ^α_l`` per input *and per output unit* below the last two hidden layers:
+    ``O(n_L Σ_l n_{l+1}² n_{l+2})`` per input. Kept as the reference of
+    :func:`_gamma_diagonals_jacobian` and for very deep, narrow-output networks where it is
+    the cheaper one (:func:`_gamma_costs`).
+    """
     torch = s.torch
     L = len(s.weights)
     m = q.h.shape[0]
@@ -320,6 +473,79 @@ def _gamma_diagonals(s: _Setup, q: _Pass) -> list[Any]:
     return out
 
 
+def _gamma_costs(widths: list[int]) -> tuple[int, int]:
+    """Multiply-adds per input of (Jacobian route, recursive route) for ``diag Γ_l``, all l.
+
+    ``widths`` = (n_0, …, n_L). Jacobian route: the chain ``J_{kl}`` for ``l + 2 ≤ k ≤ L−2``
+    (``n_{k+1} n_k n_{l+1}`` each) plus the weighted squares ``n_L n_{k+1} n_{l+1}`` for every
+    ``l < k ≤ L−2``; recursive route: ``2 n_L n_{l+1}² n_{l+2}`` for every layer below the last
+    two hidden ones (one full Γ per output unit).
+    """
+    n = widths[1:]  # n[l] = n_{l+1}
+    L, nL = len(n), widths[-1]
+    jac = rec = 0
+    for lo in range(L - 1):
+        for k in range(lo + 1, L - 1):
+            jac += nL * n[k] * n[lo]
+            if k >= lo + 2:
+                jac += n[k] * n[k - 1] * n[lo]
+        if lo <= L - 4:
+            rec += 2 * nL * n[lo] * n[lo] * n[lo + 1]
+        elif lo == L - 3:  # diag Γ_{L-3} from the diagonal Γ_{L-2}, as the Jacobian route does
+            rec += nL * n[lo] * n[lo + 1]
+    return jac, rec
+
+
+def _gamma_diagonals(s: _Setup, q: _Pass) -> list[Any]:
+    """``diag Γ^α_l`` (m, n_L, n_{l+1}) for every layer, by the cheaper exact route."""
+    widths = [int(s.weights[0].shape[1]) - 1] + [int(W.shape[0]) for W in s.weights]
+    jac, rec = _gamma_costs(widths)
+    return _gamma_diagonals_jacobian(s, q) if jac <= rec else _gamma_diagonals_recursive(s, q)
+
+
+def _gamma_diagonals_jacobian(s: _Setup, q: _Pass) -> list[Any]:
+    """``diag Γ^α_l`` (m, n_L, n_{l+1}) without any full pre-activation Hessian.
+
+    Unrolling the recursion of the module docstring,
+    ``Γ^α_l = Σ_{k=l}^{L−2} J_{kl}ᵀ diag(λ^α_k) J_{kl}`` with ``λ^α_k = σ''(a_k) ⊙ ∂h^α/∂h_{k+1}``
+    and ``J_{kl} = ∂a_k/∂a_l`` (``J_{ll} = I``, ``J_{k+1,l} = W_{k+1}⁻ D_k J_{kl}``), so
+
+        diag Γ^α_l[r] = Σ_{k=l}^{L−2} Σ_s λ^α_k[s] J_{kl}[s, r]².
+
+    ``J_{kl}`` does not depend on the output unit α: its cost is paid once per input, not n_L
+    times. Cost per input ``O(Σ_{l+2≤k≤L−2} n_{k+1} n_k n_{l+1} + n_L Σ_{l<k≤L−2} n_{k+1} n_{l+1})``
+    (one ``width³`` product per pair of layers at least two apart, plus ``n_L width²`` per pair),
+    against ``O(n_L Σ_l n_{l+1}² n_{l+2})`` for the recursion; memory ``O(m Σ n_{l+1} n_{k+1})``
+    for one J at a time.
+    """
+    torch = s.torch
+    L = len(s.weights)
+    m = q.h.shape[0]
+    out: list[Any] = [None] * L
+    out[L - 1] = torch.zeros(m, s.n_L, s.n_L, dtype=s.dtype, device=s.device)
+    lam: list[Any] = [None] * L  # λ^α_k (m, n_L, n_{k+1}) for k ≤ L−2
+    for k in range(L - 1):  # β from the backward pass when it has them (no second VJP)
+        beta = q.G[k + 1] @ s.weights[k + 1][:, :-1] if q.beta is None else q.beta[k]
+        lam[k] = q.d2[k][:, None, :] * beta
+    for lo in range(L - 1):
+        diag = lam[lo].clone()
+        if lo + 1 <= L - 2:
+            # k = l + 1: J = W_{l+1}⁻ D_l, so J² = (W∘W) D_l²: no product over inputs needed
+            W1 = s.weights[lo + 1][:, :-1]
+            diag += (lam[lo + 1] @ (W1 * W1)) * (q.d1[lo] ** 2)[:, None, :]
+        J: Any = None  # J_{kl} laid out (n_{k+1}, m, n_{l+1}) so that W_{k+1} J is one GEMM
+        for k in range(lo + 2, L - 1):
+            if J is None:
+                W1 = s.weights[lo + 1][:, :-1]
+                J = W1[:, None, :] * q.d1[lo][None, :, :]
+            Wk = s.weights[k][:, :-1]  # (n_{k+1}, n_k)
+            scaled = (J * q.d1[k - 1].T[:, :, None]).reshape(Wk.shape[1], -1)
+            J = (Wk @ scaled).reshape(Wk.shape[0], m, -1)
+            diag += torch.bmm(lam[k], (J * J).permute(1, 0, 2))
+        out[lo] = diag
+    return out
+
+
 def diagonals(
     net: Any,
     x: Any,
@@ -331,12 +557,17 @@ def diagonals(
     device: str | None = None,
     dtype: Any = None,
     batch_size: int | None = None,
+    memory_budget: int | None = None,
 ) -> LargeDiagonals:
     """Diagonals of ``I(θ)`` (``eq-6``), ``Var(Î₁)`` (``thm-4``), ``Var(Î₂)`` (``thm-6``) in one pass.
 
     Cost: one forward pass and ``n_L`` batched VJPs per input, plus for ``Var(Î₂)`` the
-    pre-activation Hessian diagonals (module docstring); memory ``O(P + chunk · n_L · n)``.
-    No ``P×P`` array is formed. ``batch_size`` overrides the automatic input chunk.
+    pre-activation Hessian diagonals ``O(Σ_{l+2≤k≤L−2} n_{k+1} n_k n_{l+1} +
+    n_L Σ_{l<k≤L−2} n_{k+1} n_{l+1})`` per input (:func:`_gamma_diagonals_jacobian`; no full
+    Hessian, no factor n_L on the width³ terms); memory ``O(P + chunk · per-input arrays)``.
+    No ``P×P`` array is formed. Inputs are processed in chunks sized so that what each chunk
+    forms fits ``memory_budget`` bytes (default :data:`DEFAULT_MEMORY_BUDGET`, 1 GiB) besides
+    the ``O(P)`` accumulators; ``batch_size`` overrides the chunk.
 
     Raises:
         UnsupportedError: ``variance_2`` on a non-C² network (thm-3); a bad dtype.
@@ -353,20 +584,20 @@ def diagonals(
         key: [torch.zeros(sh, dtype=s.dtype, device=s.device) for sh in shapes]
         for key, on in (("f", fisher), ("v1", variance_1), ("v2", variance_2)) if on
     }
-    per = _per_input_elements(s, hessian=variance_2)
-    for Xc in _chunks(s, per, batch_size):
+    per = _diagonal_elements(s, fisher, variance_1, variance_2)
+    for Xc in _chunks(s, per, batch_size, memory_budget):
         q = _forward_backward(s, Xc)
         mom = _Moments(s, q.h)
         gam = _gamma_diagonals(s, q) if variance_2 else None
         for layer, G in enumerate(q.G):
             hb2 = q.hbar[layer] ** 2
-            quad: Any = mom.quad(G, G) if (fisher or variance_1) else None  # (m, n_{l+1})
-            if fisher:
-                acc["f"][layer] += quad.T @ hb2
+            quad: Any = None  # gᵀ I g per (input, unit r), (m, n_{l+1})
             if variance_1:
-                u = G.transpose(1, 2)  # (m, n_{l+1}, n_L)
-                c4 = mom.kappa4(u, u, u, u) + 2.0 * quad * quad
+                c4, quad = mom.excess4(G.transpose(1, 2))  # C[g⁴], g = G[:, :, r] per r
                 acc["v1"][layer] += c4.T @ (hb2 * hb2)
+            if fisher:
+                quad = mom.quad(G, G) if quad is None else quad
+                acc["f"][layer] += quad.T @ hb2
             if variance_2:
                 assert gam is not None
                 acc["v2"][layer] += mom.quad(gam[layer], gam[layer]).T @ (hb2 * hb2)
@@ -381,18 +612,18 @@ def diagonals(
 
 def fisher_diagonal(
     net: Any, x: Any, *, device: str | None = None, dtype: Any = None,
-    batch_size: int | None = None,
+    batch_size: int | None = None, memory_budget: int | None = None,
 ) -> np.ndarray:
     """``diag I(θ) = diag((1/M) Σ_m J_mᵀ I(h_L) J_m)`` (``eq-6``), shape ``(P,)``, on PyTorch."""
     d = diagonals(net, x, fisher=True, variance_1=False, variance_2=False, device=device,
-                  dtype=dtype, batch_size=batch_size)
+                  dtype=dtype, batch_size=batch_size, memory_budget=memory_budget)
     assert d.fisher is not None
     return d.fisher
 
 
 def variance1_diagonal(
     net: Any, x: Any, n: int = 1, *, device: str | None = None, dtype: Any = None,
-    batch_size: int | None = None,
+    batch_size: int | None = None, memory_budget: int | None = None,
 ) -> np.ndarray:
     """``Var(Î₁)_ii = (1/(M²N)) Σ_m J_ai J_bi J_ci J_di (K − I⊗I)_abcd`` (``thm-4``), ``(P,)``.
 
@@ -400,18 +631,18 @@ def variance1_diagonal(
     parameter for the categorical family).
     """
     d = diagonals(net, x, n, fisher=False, variance_1=True, variance_2=False, device=device,
-                  dtype=dtype, batch_size=batch_size)
+                  dtype=dtype, batch_size=batch_size, memory_budget=memory_budget)
     assert d.variance_1 is not None
     return d.variance_1
 
 
 def variance2_diagonal(
     net: Any, x: Any, n: int = 1, *, device: str | None = None, dtype: Any = None,
-    batch_size: int | None = None,
+    batch_size: int | None = None, memory_budget: int | None = None,
 ) -> np.ndarray:
     """``Var(Î₂)_ii = (1/(M²N)) Σ_m H^α_ii H^β_ii I_αβ`` (``thm-6``), ``(P,)``, exact Hessian diagonals."""
     d = diagonals(net, x, n, fisher=False, variance_1=False, variance_2=True, device=device,
-                  dtype=dtype, batch_size=batch_size)
+                  dtype=dtype, batch_size=batch_size, memory_budget=memory_budget)
     assert d.variance_2 is not None
     return d.variance_2
 
@@ -467,36 +698,19 @@ def variance1_block(
         u = G.transpose(1, 2)  # (m, n_out, n_L)
         quad = mom.quad(G[:, :, :, None], G[:, :, None, :])  # (m, r, r')
         dq = torch.diagonal(quad, dim1=1, dim2=2)
-        S = (mom.kappa4(u[:, :, None, :], u[:, None, :, :], u[:, :, None, :], u[:, None, :, :])
-             + dq[:, :, None] * dq[:, None, :] + quad * quad)
+        if s.categorical:  # direct form on the finite support
+            from ..families.onehot import onehot_excess4_mixed
+
+            S = onehot_excess4_mixed(mom.p[:, None, None, :], u[:, :, None, :], u[:, None, :, :])
+        else:
+            S = (mom.kappa4(u[:, :, None, :], u[:, None, :, :], u[:, :, None, :], u[:, None, :, :])
+                 + dq[:, :, None] * dq[:, None, :] + quad * quad)
         hb2 = q.hbar[layer] ** 2
         out += torch.einsum("mrs,mc,md->rcsd", S, hb2, hb2)
     return (out.reshape(p_l, p_l) / (s.M * s.M * N)).cpu().numpy()
 
 
 # --- ‖Cov(Î₁)‖_F and thm-7 --------------------------------------------------------------------
-
-
-def _all_factors(s: _Setup) -> _Pass:
-    return _forward_backward(s, s.X)
-
-
-def _gram(s: _Setup, q: _Pass, rows: slice) -> Any:
-    """``J_m J_{m'}ᵀ`` for m in ``rows`` and every m', shape (r, M, n_L, n_L)."""
-    torch = s.torch
-    out = 0
-    for G, hb in zip(q.G, q.hbar):
-        dots = hb[rows] @ hb.T  # (r, M)
-        out = out + dots[:, :, None, None] * torch.einsum("mar,nbr->mnab", G[rows], G)
-    return out
-
-
-def _excess_dense(s: _Setup, h: Any) -> Any:
-    """``K − I⊗I`` (M, n_L⁴) for a non-categorical family."""
-    torch = s.torch
-    K = torch.as_tensor(s.family.central_moment4(h), dtype=s.dtype, device=s.device)
-    I = torch.as_tensor(s.family.fisher(h), dtype=s.dtype, device=s.device)
-    return K - I[:, :, :, None, None] * I[:, None, None, :, :]
 
 
 def _tau_sq_categorical(Gr: Any, P1: Any, P2: Any) -> Any:
@@ -528,71 +742,53 @@ def _tau_sq_categorical(Gr: Any, P1: Any, P2: Any) -> Any:
     return (P1[..., :, None] * P2[..., None, :] * tau * tau).sum((-1, -2))
 
 
-def _contract_all(C: Any, G: Any) -> Any:
-    """``C_abcd G_aa' G_bb' G_cc' G_dd'`` batched: C (r, 1, n⁴), G (r, M, n, n)."""
-    torch = _torch()
-    out = C.expand(G.shape[0], G.shape[1], *C.shape[2:])
-    for _ in range(4):
-        out = torch.einsum("rmabcd,rmae->rmbcde", out, G)
-    return out
-
-
-def _cov1_pairs(s: _Setup, q: _Pass) -> tuple[Any, Any]:
-    """``⟨C^m, C^{m'} ×₄ J_m J_{m'}ᵀ⟩`` for every pair (M, M) and ``‖C_m‖_F`` (M,)."""
-    torch = s.torch
-    rows_per = max(1, CHUNK_ELEMENTS // max(1, s.M * s.n_L**2 * (4 if s.categorical else s.n_L**2)))
-    pair = torch.zeros(s.M, s.M, dtype=s.dtype, device=s.device)
-    if s.categorical:
-        p = torch.softmax(q.h, dim=-1)
-        eye = torch.eye(s.n_L, dtype=s.dtype, device=s.device)
-        # ‖C_m‖_F² = ⟨C_m, C_m ×₄ Id⟩
-        cnorm = _tau_sq_categorical(eye.expand(s.M, 1, s.n_L, s.n_L), p[:, None], p[:, None])[:, 0]
-        for start in range(0, s.M, rows_per):
-            rows = slice(start, start + rows_per)
-            pair[rows] = _tau_sq_categorical(_gram(s, q, rows), p[rows][:, None], p[None])
-    else:
-        C = _excess_dense(s, q.h)
-        cnorm = (C.reshape(s.M, -1) ** 2).sum(-1)
-        for start in range(0, s.M, rows_per):
-            rows = slice(start, start + rows_per)
-            contracted = _contract_all(C[rows][:, None], _gram(s, q, rows))
-            pair[rows] = (contracted * C[None]).sum((-1, -2, -3, -4))
-    return pair, cnorm.clamp(min=0).sqrt()
-
-
 def covariance1_norm(
-    net: Any, x: Any, n: int = 1, *, device: str | None = None, dtype: Any = None
+    net: Any, x: Any, n: int = 1, *, device: str | None = None, dtype: Any = None,
+    method: NormMethod = "auto", memory_budget: int | None = None,
+    time_budget: float | None = None, sample_inputs: int | None = None, seed: int = 0,
 ) -> float:
-    """``‖Cov(Î₁)‖_F`` exactly (``thm-4``; lhs of ``thm-7``) through ``n_L × n_L`` Gram matrices.
+    """``‖Cov(Î₁)‖_F`` (``thm-4``; lhs of ``thm-7``), streamed over pairs of input blocks.
 
-    Cost ``O(M² n_L² Σ_l n_l + M² n_L⁵)`` (``O(M² K²)`` contractions for the categorical family);
-    no ``P²`` array.
+    Cost ``O(M² (Σ_l n_l + n_L² Σ_l n_{l+1}))`` multiply-adds plus ``O(M² K²)`` elementwise for
+    the categorical family (``O(M² n_L⁶)`` for a dense ``K − I⊗I``); memory bounded by
+    ``memory_budget`` (:mod:`fisher_verify.fisher.large_norms`). ``method="sampled"`` (or
+    ``"auto"`` above the budgets) returns an unbiased estimate: use :func:`thm7_large` to see
+    its standard error (``details['lhs_estimate']``).
     """
-    return thm7_large(net, x, n, device=device, dtype=dtype).lhs or 0.0
+    b = thm7_large(net, x, n, device=device, dtype=dtype, method=method,
+                   memory_budget=memory_budget, time_budget=time_budget,
+                   sample_inputs=sample_inputs, seed=seed)
+    return b.lhs or 0.0
 
 
 def thm7_large(
-    net: Any, x: Any, n: int = 1, *, device: str | None = None, dtype: Any = None
+    net: Any, x: Any, n: int = 1, *, device: str | None = None, dtype: Any = None,
+    method: NormMethod = "auto", memory_budget: int | None = None,
+    time_budget: float | None = None, sample_inputs: int | None = None, seed: int = 0,
 ) -> Bound:
     """``thm-7`` with both sides: ``‖Cov(Î₁)‖_F ≤ (1/(M²N)) Σ_m ‖J_m‖_F⁴ ‖K_m − I_m⊗I_m‖_F``.
 
-    ``details['spectral_variant']`` is the tighter ``Σ_m ‖J_m‖₂⁴ ‖C_m‖_F / (M²N)``, as in
-    :func:`fisher_verify.fisher.bounds.thm7_sides`.
+    The lhs is streamed over pairs of input blocks within ``memory_budget`` bytes (default
+    1 GiB) and ``time_budget`` seconds (default 900), as planned by
+    :func:`fisher_verify.fisher.large_norms.norm_cost` (``details['cost']``); ``method="exact"``
+    refuses a call above either budget, ``"sampled"`` gives an unbiased U-statistic estimate
+    over ``sample_inputs`` inputs (``details['exact']`` False, ``details['lhs_estimate']``
+    with its standard error), ``"auto"`` picks exact when it fits. The rhs and
+    ``details['spectral_variant']`` (``Σ_m ‖J_m‖₂⁴ ‖C_m‖_F / (M²N)``, as in
+    :func:`fisher_verify.fisher.bounds.thm7_sides`) are per-input sums, always exact.
     """
+    from .large_norms import pair_norm, thm7_rhs
+
+    est, cost = pair_norm(net, x, n, "thm-7", method=method, memory_budget=memory_budget,
+                          time_budget=time_budget, sample_inputs=sample_inputs, seed=seed,
+                          device=device, dtype=dtype)
     s = _setup(net, x, device, dtype)
-    N = _check_n(n)
-    torch = s.torch
-    q = _all_factors(s)
-    pair, cnorm = _cov1_pairs(s, q)
-    scale = s.M * s.M * N
-    lhs = math.sqrt(max(float(pair.sum()), 0.0)) / scale
-    gram_self = torch.stack([_gram(s, q, slice(m, m + 1))[0, m] for m in range(s.M)])
-    jf2 = torch.diagonal(gram_self, dim1=-2, dim2=-1).sum(-1)  # ‖J_m‖_F²
-    j2 = torch.linalg.eigvalsh(gram_self)[:, -1].clamp(min=0)  # ‖J_m‖₂²
-    rhs = float((jf2**2 * cnorm).sum()) / scale
-    spec = float((j2**2 * cnorm).sum()) / scale
-    return Bound("thm-7", lhs, rhs, "<=", "||Cov(I1)||_F <= (1/N)||J||_F^4 ||K - I(x)I||_F",
-                 {"spectral_variant": spec, "exact": True, "device": str(s.device)})
+    rhs, spec = thm7_rhs(s, _check_n(n), max(1, cost.block))
+    label = "" if est.exact else " [ESTIMATE: sampled input pairs, see details]"
+    return Bound("thm-7", est.value, rhs, "<=",
+                 "||Cov(I1)||_F <= (1/N)||J||_F^4 ||K - I(x)I||_F" + label,
+                 {"spectral_variant": spec, "exact": est.exact, "method": est.method,
+                  "lhs_estimate": est, "cost": cost, "device": str(s.device)})
 
 
 # --- Hessian traces, ‖Cov(Î₂)‖_F and thm-8 ----------------------------------------------------
@@ -664,23 +860,6 @@ class HessianTraces:
     probes: int
 
 
-def _gamma_full(s: _Setup, q: _Pass) -> list[Any | None]:
-    """Full ``Γ^α_l`` (m, n_L, n_{l+1}, n_{l+1}) per layer; ``None`` for ``Γ_{L-1} = 0``."""
-    torch = s.torch
-    L = len(s.weights)
-    out: list[Any | None] = [None] * L
-    for layer in range(L - 2, -1, -1):
-        Wm = s.weights[layer + 1][:, :-1]  # (n_{l+2}, n_{l+1})
-        beta = q.G[layer + 1] @ Wm  # ∂h/∂h_{l+1}  (m, n_L, n_{l+1})
-        gam = torch.diag_embed(q.d2[layer][:, None, :] * beta)
-        nxt = out[layer + 1]
-        if nxt is not None:
-            WD = (Wm[None] * q.d1[layer][:, None, :])[:, None]  # (m, 1, n_{l+2}, n_{l+1})
-            gam = gam + WD.transpose(-1, -2) @ nxt @ WD
-        out[layer] = gam
-    return out
-
-
 def structured_elements(net: Any, M: int) -> int:
     """Largest array (elements) the closed-form traces form for ``net`` and ``M`` inputs."""
     outs = list(net.widths[1:])  # n_{l+1}
@@ -696,46 +875,11 @@ def structured_elements(net: Any, M: int) -> int:
 
 def _traces_structured(s: _Setup) -> Any:
     """``T[(m,α),(m',β)] = tr(H^α_m H^β_{m'})`` in closed form (module docstring), (M n_L)²."""
-    torch = s.torch
+    from .large_norms import _gamma_compact, _trace_block
+
     q = _forward_backward(s, s.X)
-    L, M, nL = len(s.weights), s.M, s.n_L
-    mn = M * nL
-    gam = _gamma_full(s, q)
-
-    def expand(pairs: Any) -> Any:  # (M, M) per input pair -> (M n_L, M n_L)
-        return pairs[:, None, :, None].expand(M, nL, M, nL).reshape(mn, mn)
-
-    hdot = [hb @ hb.T for hb in q.hbar]
-    T = torch.zeros(mn, mn, dtype=s.dtype, device=s.device)
-    for lo in range(L):
-        B: Any = None  # B_{kl} = ∂h_k/∂a_l (M, n_k, n_{l+1})
-        for k in range(lo, L):
-            if k == lo + 1:
-                B = torch.diag_embed(q.d1[lo])
-            elif k > lo + 1:
-                B = q.d1[k - 1][:, :, None] * (s.weights[k - 1][:, :-1] @ B)
-            inner: Any = torch.zeros(mn, mn, dtype=s.dtype, device=s.device)
-            gk = gam[k]
-            if gk is not None:
-                if k == lo:
-                    A = gk
-                else:
-                    J = s.weights[k][:, :-1] @ B  # J_{kl} (M, n_{k+1}, n_{l+1})
-                    A = J.transpose(1, 2)[:, None] @ gk  # (M, n_L, n_{l+1}, n_{k+1})
-                Af = A.reshape(mn, -1)
-                inner = inner + expand(hdot[k]) * (Af @ Af.T)
-                if k > lo:
-                    V = torch.einsum("nek,me->mnk", B, q.hbar[k][:, :-1])  # B'ᵀ h_k per (m, m')
-                    Z = torch.einsum("mars,mnr->mans", A, V)
-                    X = torch.einsum("mans,nbs->manb", Z, q.G[k]).reshape(mn, mn)
-                    inner = inner + X + X.T
-                del A
-            if k > lo:
-                Bf = B.reshape(M, -1)
-                Gf = q.G[k].reshape(mn, -1)
-                inner = inner + (Gf @ Gf.T) * expand(Bf @ Bf.T)
-            T += (1.0 if k == lo else 2.0) * expand(hdot[lo]) * inner
-    return T
+    gam = _gamma_compact(s, q)
+    return _trace_block(s, q, q, gam, gam)
 
 
 def hessian_traces(
@@ -750,6 +894,7 @@ def hessian_traces(
     chunk: int | None = None,
     device: str | None = None,
     dtype: Any = None,
+    memory_budget: int | None = None,
 ) -> HessianTraces:
     """``tr(H^α_m H^β_{m'})`` for all inputs/outputs (the traces of ``thm-6``/``thm-8``).
 
@@ -759,6 +904,9 @@ def hessian_traces(
     ``"hutchinson"``: ``vᵀ H^α H^β v`` over ``probes`` Rademacher vectors (unbiased);
     ``"auto"``: ``"exact"`` when its largest array has at most ``structured_limit`` elements
     (:func:`structured_elements`), else ``"hvp"`` when ``P ≤ exact_limit``, else Hutchinson.
+    The HVP routes are refused (UnsupportedError naming the need) when they would not fit
+    ``memory_budget`` bytes (default :data:`DEFAULT_MEMORY_BUDGET`). The result holds all
+    ``(M n_L)²`` traces: for the norms at many inputs use :func:`thm8_large`, which streams.
     """
     s = _setup(net, x, device, dtype)
     net.require_c2("output Hessians (thm-3)")
@@ -776,7 +924,20 @@ def hessian_traces(
     if method == "exact":
         return HessianTraces(_traces_structured(s), None, True, "exact", 0)
     mn = s.M * s.n_L
-    c = chunk or max(1, min(256, CHUNK_ELEMENTS // max(1, 4 * mn * P)))
+    budget = check_budget(memory_budget)
+    item = 8 if s.dtype == torch.float64 else 4
+    # per probe: the HVP rows (M n_L × P), jacrev's Jacobian and the tangent (about 4×), and
+    # for Hutchinson each probe's (M n_L)² trace sample kept for the standard error
+    per_probe = (4 * mn * P + (mn * mn if method == "hutchinson" else 0)) * item
+    kept = int(probes) * mn * mn * item if method == "hutchinson" else mn * mn * item
+    if per_probe + kept > budget:
+        raise UnsupportedError(
+            f"tr(H^a H^b) by {method} needs about {(per_probe + kept) / 2**30:.3g} GiB "
+            f"(M n_L = {mn}, P = {P}" + (f", {int(probes)} probes" if method == "hutchinson"
+                                         else "") + f"), above memory_budget = "
+            f"{budget / 2**30:.3g} GiB; use the exact closed form (thm8_large method='exact' or "
+            "'sampled'), fewer inputs, or a larger memory_budget")
+    c = chunk or max(1, min(256, (budget - kept) // per_probe))
     if method == "hvp":
         T = torch.zeros(mn, mn, dtype=s.dtype, device=s.device)
         for start in range(0, P, c):
@@ -856,23 +1017,27 @@ def covariance2_norm(
     x: Any,
     n: int = 1,
     *,
-    method: TraceMethod = "auto",
+    method: Thm8Method = "auto",
     probes: int = 64,
     seed: int = 0,
     exact_limit: int = EXACT_TRACE_LIMIT,
     structured_limit: int = STRUCTURED_ELEMENTS,
     device: str | None = None,
     dtype: Any = None,
+    memory_budget: int | None = None,
+    time_budget: float | None = None,
+    sample_inputs: int | None = None,
 ) -> Estimate:
-    """``‖Cov(Î₂)‖_F`` (``thm-6``; lhs of ``thm-8``), exact or a labelled Hutchinson estimate.
+    """``‖Cov(Î₂)‖_F`` (``thm-6``; lhs of ``thm-8``), exact or a labelled estimate.
 
-    ``‖Cov‖_F² = (1/(M²N))² Σ_{m,m'} tr(I_m T^{mm'} I_{m'} T^{mm'ᵀ})`` with ``T`` from
-    :func:`hessian_traces`; the estimate uses the unbiased U-statistic over probe pairs for the
-    square, its square root as the value, and a jackknife (delta-method) standard error.
+    ``‖Cov‖_F² = (1/(M²N))² Σ_{m,m'} tr(I_m T^{mm'} I_{m'} T^{mm'ᵀ})``, see :func:`thm8_large`
+    for the methods; an estimate (sampled input pairs, or Hutchinson probes) carries its
+    standard error and ``exact=False``.
     """
     return thm8_large(net, x, n, method=method, probes=probes, seed=seed, exact_limit=exact_limit,
-                      structured_limit=structured_limit, device=device,
-                      dtype=dtype).details["lhs_estimate"]
+                      structured_limit=structured_limit, device=device, dtype=dtype,
+                      memory_budget=memory_budget, time_budget=time_budget,
+                      sample_inputs=sample_inputs).details["lhs_estimate"]
 
 
 def thm8_large(
@@ -880,28 +1045,58 @@ def thm8_large(
     x: Any,
     n: int = 1,
     *,
-    method: TraceMethod = "auto",
+    method: Thm8Method = "auto",
     probes: int = 64,
     seed: int = 0,
     exact_limit: int = EXACT_TRACE_LIMIT,
     structured_limit: int = STRUCTURED_ELEMENTS,
     device: str | None = None,
     dtype: Any = None,
+    memory_budget: int | None = None,
+    time_budget: float | None = None,
+    sample_inputs: int | None = None,
 ) -> Bound:
     """``thm-8``: ``‖Cov(Î₂)‖_F ≤ (1/(M²N)) Σ_m ‖∂²h_L(x_m)‖_F² ‖I_m‖_F`` with both sides.
 
-    Exact (closed form, any ``P``) when the width-sized arrays fit ``structured_limit``, or by
-    HVPs when ``P ≤ exact_limit`` (see :func:`hessian_traces`); otherwise both sides are
-    Hutchinson estimates: ``details['exact']`` is False and ``details['lhs_estimate']`` /
-    ``details['rhs_estimate']`` carry the standard errors. ``holds`` then compares estimates.
+    ``method="exact"``: the closed-form traces (any ``P``) streamed over pairs of input blocks
+    within ``memory_budget`` bytes and ``time_budget`` seconds, planned in advance by
+    :func:`fisher_verify.fisher.large_norms.norm_cost` (``details['cost']``) and refused above
+    either budget; ``"sampled"``: the lhs as an unbiased U-statistic over ``sample_inputs``
+    inputs with its standard error; ``"auto"``: exact when it fits, sampled when only the time
+    budget is exceeded, and when the closed form's smallest block exceeds ``structured_limit``
+    elements HVPs over the canonical basis (``P ≤ exact_limit``) or Hutchinson probes
+    (``"hvp"``, ``"hutchinson"``, see :func:`hessian_traces`). For exact and sampled the rhs is
+    exact (per-input sums); estimates have ``details['exact']`` False and
+    ``details['lhs_estimate']`` / ``details['rhs_estimate']`` carry the standard errors.
     """
+    from .large_norms import min_block_elements, norm_cost, pair_norm, thm8_rhs
+
     s = _setup(net, x, device, dtype)
     N = _check_n(n)
-    tr = hessian_traces(net, x, method=method, probes=probes, seed=seed, exact_limit=exact_limit,
-                        structured_limit=structured_limit, device=device, dtype=dtype)
-    lhs, rhs = _thm8_parts(s, tr, N)
-    label = "" if tr.exact else " [ESTIMATE: Hutchinson, see details]"
+    net.require_c2("output Hessians (thm-3)")
+    if method not in ("auto", "exact", "sampled", "hvp", "hutchinson"):
+        raise ShapeError("method must be 'auto', 'exact', 'sampled', 'hvp' or 'hutchinson', "
+                         f"got {method!r}")
+    if method == "auto":
+        closed = min_block_elements(s, "thm-8") <= structured_limit and norm_cost(
+            net, x, "thm-8", memory_budget=memory_budget, time_budget=time_budget,
+            device=device, dtype=dtype).fits_memory
+        if not closed:
+            method = "hvp" if s.offsets[-1] <= exact_limit else "hutchinson"
+    if method in ("hvp", "hutchinson"):
+        tr = hessian_traces(net, x, method=method, probes=probes, seed=seed,
+                            exact_limit=exact_limit, structured_limit=structured_limit,
+                            device=device, dtype=dtype, memory_budget=memory_budget)
+        lhs, rhs = _thm8_parts(s, tr, N)
+        details: dict[str, Any] = {"probes": tr.probes}
+    else:
+        lhs, cost = pair_norm(net, x, n, "thm-8", method=method,  # type: ignore[arg-type]
+                              memory_budget=memory_budget, time_budget=time_budget,
+                              sample_inputs=sample_inputs, seed=seed, device=device, dtype=dtype)
+        rhs = Estimate(thm8_rhs(s, N, max(1, cost.block)), 0.0, True, "exact", 0)
+        details = {"probes": 0, "cost": cost}
+    label = "" if lhs.exact else f" [ESTIMATE: {lhs.method}, see details]"
+    details.update({"exact": lhs.exact, "method": lhs.method, "lhs_estimate": lhs,
+                    "rhs_estimate": rhs, "device": str(s.device)})
     return Bound("thm-8", lhs.value, rhs.value, "<=",
-                 "||Cov(I2)||_F <= (1/N)||d2 h_L||_F^2 ||I(h_L)||_F" + label,
-                 {"exact": tr.exact, "method": tr.method, "probes": tr.probes,
-                  "lhs_estimate": lhs, "rhs_estimate": rhs, "device": str(s.device)})
+                 "||Cov(I2)||_F <= (1/N)||d2 h_L||_F^2 ||I(h_L)||_F" + label, details)
