@@ -273,7 +273,7 @@ def test_torch_module_is_refused_with_the_way_in() -> None:
 
 
 def test_unavailable_device_is_refused_naming_the_available_ones() -> None:
-    net = fv.Network.random([3, 4, 1], "tanh", rng=1)
+    net = fv.Network.random([3, 4, 1], "tanh", family=fv.family("bernoulli"), rng=1)
     bad = ["nope"] + ([] if torch.cuda.is_available() else ["cuda", "cuda:0"])
     bad.append(f"cuda:{torch.cuda.device_count()}")
     for device in bad:
