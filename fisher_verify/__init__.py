@@ -28,6 +28,9 @@ _EXPORTS: dict[str, str] = {
     "analyze": "fisher_verify.analyze",
     "check_fisher_estimator": "fisher_verify.testing.estimator_gate",
     "assert_fisher_estimator": "fisher_verify.testing.estimator_gate",
+    "model_fisher_diagonal": "fisher_verify.models.diagonals",
+    "model_variance_diagonal": "fisher_verify.models.diagonals",
+    "analyze_model": "fisher_verify.models.report",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -42,7 +42,7 @@ DEFAULT_MEMORY = 1 << 30
 MAX_BATCH = 4096
 
 
-class Diagonals(dict):  # type: ignore[type-arg]
+class Diagonals(dict[str, Any]):
     """``{parameter name: tensor shaped like the parameter}``, with how it was obtained.
 
     Attributes:
@@ -58,12 +58,27 @@ class Diagonals(dict):  # type: ignore[type-arg]
         self.exact = exact if exact is not None else {k: True for k in values}
         self.stderr = stderr
         self.methods = methods if methods is not None else {k: "jacobian" for k in values}
+        #: per estimated tensor, the delete-one-probe values of its sum (S,): the standard
+        #: error of any sum over tensors follows from them (:meth:`sum_stderr`)
+        self.jackknife: dict[str, Any] = {}
 
     def scaled(self, c: float) -> Diagonals:
         """The same diagonals (and standard errors) times ``c``."""
         stderr = None if self.stderr is None else {k: v * c for k, v in self.stderr.items()}
-        return Diagonals({k: v * c for k, v in self.items()}, dict(self.exact), stderr,
-                         dict(self.methods))
+        out = Diagonals({k: v * c for k, v in self.items()}, dict(self.exact), stderr,
+                        dict(self.methods))
+        out.jackknife = {k: v * c for k, v in self.jackknife.items()}
+        return out
+
+    def sum_over(self, names: list[str]) -> tuple[float, float, bool]:
+        """``(Σ values, its standard error, exact)`` over the tensors ``names``."""
+        total = float(sum(float(self[k].sum()) for k in names))
+        jack = [self.jackknife[k] for k in names if k in self.jackknife]
+        if not jack:
+            return total, 0.0, all(self.exact[k] for k in names)
+        from .hessian import jackknife_stderr
+
+        return total, float(jackknife_stderr(sum(jack))), False
 
     @property
     def all_exact(self) -> bool:

@@ -26,6 +26,7 @@ from typing import Any
 from ..errors import ShapeError, UnsupportedError
 from .data import Progress
 from .diagonals import Diagonals, Workspace, moments, plan
+from .prepared import second_order
 from .shard import all_reduce_sums
 
 __all__ = ["EXACT_TENSOR_LIMIT", "eq3_network", "variance2_diagonal"]
@@ -102,7 +103,8 @@ def _hessian_block_diagonal(ws: Workspace, X: Any, name: str) -> Any:
     def one(t: Any, x: Any) -> Any:
         return prep._h({**rest, name: t}, x)
 
-    H = vmap(jacfwd(jacrev(one)), in_dims=(None, 0))(prep.params[name], X)
+    with second_order():
+        H = vmap(jacfwd(jacrev(one)), in_dims=(None, 0))(prep.params[name], X)
     B, nL, p = X.shape[0], prep.n_L, int(prep.params[name].numel())
     return H.reshape(B, nL, p, p).diagonal(dim1=-2, dim2=-1)
 
@@ -127,7 +129,8 @@ def probe_sums(ws: Workspace, X: Any, V: dict[str, Any]) -> dict[str, tuple[Any,
     mom = moments(prep, prep.forward(X))
     D: dict[str, list[Any]] = {k: [] for k in names}
     for s in range(S):
-        out = vmap(hv)(X, {k: V[k][s] for k in names})
+        with second_order():
+            out = vmap(hv)(X, {k: V[k][s] for k in names})
         for k in names:
             Bn = X.shape[0]
             D[k].append(V[k][s].reshape(Bn, 1, -1) * out[k].reshape(Bn, prep.n_L, -1))
@@ -147,14 +150,25 @@ def u_statistic(tit: Any, q: Any, a: Any) -> tuple[Any, Any]:
 
     ``tit`` (p,), ``q`` and ``a`` (S, p) summed over inputs (module docstring).
     """
+    U, U_del = _u_and_deleted(tit, q, a)
+    if U_del is None:
+        return U, U.new_full(U.shape, math.inf)
+    return U, jackknife_stderr(U_del)
+
+
+def _u_and_deleted(tit: Any, q: Any, a: Any) -> tuple[Any, Any]:
     S = q.shape[0]
     Q = q.sum(0)
     U = (tit - Q) / (S * (S - 1))
     if S < 3:
-        return U, U.new_full(U.shape, math.inf)
-    U_del = (tit - 2.0 * a + 2.0 * q - Q) / ((S - 1) * (S - 2))
-    var = (S - 1) / S * ((U_del - U_del.mean(0)) ** 2).sum(0)
-    return U, var.clamp(min=0).sqrt()
+        return U, None
+    return U, (tit - 2.0 * a + 2.0 * q - Q) / ((S - 1) * (S - 2))
+
+
+def jackknife_stderr(U_del: Any) -> Any:
+    """Standard error from delete-one values ``U_del`` (S, ...): ``√((S−1)/S Σ_s (U_(s) − Ū)²)``."""
+    S = U_del.shape[0]
+    return ((S - 1) / S * ((U_del - U_del.mean(0)) ** 2).sum(0)).clamp(min=0).sqrt()
 
 
 def variance2_diagonal(
@@ -225,6 +239,7 @@ def variance2_diagonal(
             bar.close()
     all_reduce_sums([*exact_sum.values(), *(t for v in acc.values() for t in v)], ws.world)
     values, stderr, exact, methods = {}, {}, {}, {}
+    jack: dict[str, Any] = {}
     for k in prep.params:
         shape = prep.params[k].shape
         if k in exact_sum:
@@ -232,7 +247,10 @@ def variance2_diagonal(
             stderr[k] = torch.zeros(shape, dtype=prep.dtype, device=prep.device)
             exact[k], methods[k] = True, "hessian"
         else:
-            U, se = u_statistic(*acc[k])
-            values[k], stderr[k] = U.reshape(shape), se.reshape(shape)
+            U, U_del = _u_and_deleted(*acc[k])
+            values[k], stderr[k] = U.reshape(shape), jackknife_stderr(U_del).reshape(shape)
+            jack[k] = U_del.sum(-1)  # delete-one values of the tensor's sum, for sums' stderr
             exact[k], methods[k] = False, "hutchinson"
-    return Diagonals(values, exact, stderr, methods), count
+    out = Diagonals(values, exact, stderr, methods)
+    out.jackknife = jack
+    return out, count

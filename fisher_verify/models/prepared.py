@@ -129,14 +129,13 @@ class PreparedModel:
 
         return vmap(jacrev(one), in_dims=(None, 0))(group, X)
 
-    def hessian_probe(self, X: Any, V: dict[str, Any]) -> dict[str, Any]:
-        """``H^α v`` for a probe ``v`` per input: ``{name: (B, n_L, *shape)}`` (forward over reverse)."""
-        from torch.func import jacrev, jvp, vmap
 
-        def one(x: Any, v: dict[str, Any]) -> Any:
-            return jvp(lambda p: jacrev(lambda q: self._h(q, x))(p), (self.params,), (v,))[1]
+def second_order() -> Any:
+    """Context for second derivatives: attention through the math kernel, since the fused CPU
+    and GPU kernels of ``scaled_dot_product_attention`` have no forward-mode derivative."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
 
-        return vmap(one)(X, V)
+    return sdpa_kernel([SDPBackend.MATH])
 
 
 def _check_training(model: Any, eval_mode: bool) -> list[str]:
