@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from . import __version__
 from .errors import FisherVerifyError
 
-COMMAND_MODULES = ("families", "derive", "check", "report", "analyze")
+COMMAND_MODULES = ("families", "derive", "check", "report", "analyze", "analyze_model")
 
 
 class _Parser(argparse.ArgumentParser):
