@@ -187,6 +187,36 @@ def test_fisher_and_variance1_match_dense_route(model_name: str, fam_name: str) 
     assert_close(flat(got.variance_1, model), want["v1"])
 
 
+class SequenceLinear(nn.Module):
+    """A Linear layer applied to every position (its weight gradient is a sum over positions)
+    and one applied twice: both must go through the generic Jacobian, not the Linear shortcut."""
+
+    def __init__(self, n_out: int) -> None:
+        super().__init__()
+        self.tok = nn.Linear(3, 4)
+        self.twice = nn.Linear(4, 4)
+        self.fc = nn.Linear(4, n_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = torch.tanh(self.tok(x)).mean(1)
+        return self.fc(self.twice(torch.tanh(self.twice(z))))
+
+
+@pytest.mark.parametrize("structured", [True, False])
+def test_linear_shortcut_and_generic_route_match_dense(structured: bool) -> None:
+    fam = fv.family("categorical", K=3)
+    torch.manual_seed(2)
+    model = SequenceLinear(3)
+    X = torch.randn(4, 5, 3)
+    ws = open_workspace(model, X, fam, progress=False, structured=structured)
+    assert [s.module for s in ws.sites] == (["fc"] if structured else [])
+    want = expected(model, X, fam, n=2)
+    got = model_diagonals(ws, 2)
+    assert got.fisher is not None and got.variance_1 is not None
+    assert_close(flat(got.fisher, model), want["fisher"])
+    assert_close(flat(got.variance_1, model), want["v1"])
+
+
 def test_public_functions_and_large_categorical() -> None:
     """fv.model_fisher_diagonal / fv.model_variance_diagonal; K = 12 uses the O(K) κ₄ route."""
     fam = fv.family("categorical", K=12)

@@ -4,9 +4,8 @@ Per batch of inputs, the ``n_L`` rows of ``J_m = ∂h_L(x_m)/∂θ`` come from v
 products (:meth:`PreparedModel.jacobian`); with ``u = J_m[:, i]`` (one column, ``n_L`` entries)
 
 * eq-6:  ``diag I(θ)_i = (1/M) Σ_m uᵀ I(h_L(x_m)) u``;
-* thm-4: ``Var(Î₁)_ii = (1/(M² N)) Σ_m C[u, u, u, u]``, ``C = K − I⊗I = κ₄ + I_ac I_bd + I_ad I_bc``,
-  so ``C[u⁴] = κ₄[u⁴] + 2 (uᵀ I u)²``; ``κ₄[u⁴]`` through ``Family.kappa4_contract`` (O(K) for
-  the categorical family), exactly as :mod:`fisher_verify.fisher.large` does for Eq. 3.
+* thm-4: ``Var(Î₁)_ii = (1/(M² N)) Σ_m C[u, u, u, u]``, ``C = K − I⊗I`` (:mod:`.contract`:
+  O(K) per parameter for the categorical family, ``n_L⁴`` per input otherwise).
 
 Only first derivatives enter (ReLU, max pooling are fine). Memory: one batch's Jacobian rows,
 ``B · n_L · P_group`` numbers, with the batch size ``B`` and the parameter groups chosen from a
@@ -17,11 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 from ..errors import ShapeError, UnsupportedError
+from .contract import Contractor, per_parameter_factor
 from .data import InputStream, Progress
+from .linear import LinearTaps
 from .prepared import PreparedModel, prepare_model
 from .shard import all_reduce_sums, process_group
 
@@ -97,14 +97,24 @@ class Workspace:
     memory: int
     progress: bool
     names: list[str] = field(default_factory=list)
+    taps: Any = None  # LinearTaps: Linear layers through their output derivatives
+
+    @property
+    def sites(self) -> list[Any]:
+        return list(self.taps.sites) if self.taps is not None else []
 
 
 def open_workspace(
     model: Any, data: Any, family: Any, *, output: Callable[[Any], Any] | None = None,
     dtype: Any = None, device: Any = None, eval_mode: bool = False, smooth: bool | None = None,
     memory: int | None = None, distributed: bool | None = None, progress: bool = True,
+    structured: bool = True,
 ) -> Workspace:
-    """Check everything the user gave and prepare the working copy (see :func:`prepare_model`)."""
+    """Check everything the user gave and prepare the working copy (see :func:`prepare_model`).
+
+    ``structured=False`` sends Linear layers through the generic per-parameter Jacobian too
+    (:mod:`.linear`; for checking).
+    """
     import torch
 
     if not isinstance(model, torch.nn.Module):
@@ -117,34 +127,35 @@ def open_workspace(
     params = list(model.parameters())
     dev = torch.device(device) if device is not None else (params[0].device if params else "cpu")
     stream = InputStream(data, device=dev, dtype=dt, rank=rank, world=world)
-    prep = prepare_model(model, family, stream.example(), output=output, dtype=dtype, device=device,
+    example = stream.example()
+    prep = prepare_model(model, family, example, output=output, dtype=dtype, device=device,
                          eval_mode=eval_mode, smooth=smooth)
-    return Workspace(prep, stream, rank, world, memory, progress, list(prep.params))
+    taps = LinearTaps(prep, example) if structured else None
+    return Workspace(prep, stream, rank, world, memory, progress, list(prep.params), taps)
 
 
-def moments(prep: PreparedModel, h: Any) -> Any:
-    """``uᵀ I(h) v`` and ``κ₄[u, v, w, z]`` contractions of one batch (large.py's helper)."""
-    from ..fisher.large import _Moments
-
-    setup = SimpleNamespace(torch=__import__("torch"), categorical=prep.categorical,
-                            family=prep.family, dtype=prep.dtype, device=prep.device)
-    return _Moments(setup, h)  # type: ignore[arg-type]
+def moments(prep: PreparedModel, h: Any) -> Contractor:
+    """``uᵀ I(h) v`` and ``C[u⁴]`` contractions for one batch (:mod:`.contract`)."""
+    return Contractor(prep.family, prep.categorical, h)
 
 
-def plan(ws: Workspace, factor: int) -> tuple[list[list[str]], int]:
-    """Parameter groups and the batch size that keep ``B · n_L · P_group · factor`` in budget.
+def plan(ws: Workspace, factor: int, names: list[str] | None = None,
+         extra: int = 0) -> tuple[list[list[str]], int]:
+    """Groups of the parameters ``names`` (default all) and the batch size that keep
+    ``B · (n_L · P_group · factor + extra)`` numbers in budget (``extra`` per input).
 
     Raises:
         UnsupportedError: one parameter tensor alone does not fit the budget for one input.
     """
     prep = ws.prep
     itemsize = 8 if prep.dtype == __import__("torch").float64 else 4
-    budget = ws.memory // itemsize
+    budget = max(1, ws.memory // itemsize - extra)
     per_param = prep.n_L * factor  # numbers per parameter per input
     cap = max(1, budget // per_param)
     groups: list[list[str]] = []
     size = 0
-    for name, p in prep.params.items():
+    for name in prep.params if names is None else names:
+        p = prep.params[name]
         k = int(p.numel())
         if k > cap:
             raise UnsupportedError(
@@ -157,8 +168,8 @@ def plan(ws: Workspace, factor: int) -> tuple[list[list[str]], int]:
         else:
             groups.append([name])
             size = k
-    largest = max(sum(int(prep.params[n].numel()) for n in g) for g in groups)
-    batch = int(max(1, min(MAX_BATCH, budget // (per_param * largest))))
+    largest = max((sum(int(prep.params[n].numel()) for n in g) for g in groups), default=0)
+    batch = int(max(1, min(MAX_BATCH, (ws.memory // itemsize) // (per_param * largest + extra + 1))))
     return groups, batch
 
 
@@ -189,9 +200,14 @@ def _jacobian_sums(ws: Workspace, fisher: bool, variance_1: bool) -> tuple[dict[
     import torch
 
     prep = ws.prep
-    dense_k4 = variance_1 and not prep.categorical
-    factor = 4 + (prep.n_L**3 if dense_k4 else 6)
-    groups, batch = plan(ws, factor)
+    factor = per_parameter_factor(prep.categorical, prep.n_L, variance_1)
+    sites = ws.sites
+    structured = {n for s in sites for n in s.names}
+    generic = [k for k in prep.params if k not in structured]
+    # per input, a Linear site holds n_L × out derivatives and its input
+    extra = sum(prep.n_L * s.out_features * factor + 4 * prep.params[s.weight].shape[1]
+                for s in sites)
+    groups, batch = plan(ws, factor, generic, extra)
     zeros = {k: torch.zeros(int(p.numel()), dtype=prep.dtype, device=prep.device)
              for k, p in prep.params.items()}
     f_sum = {k: v.clone() for k, v in zeros.items()} if fisher else {}
@@ -203,17 +219,29 @@ def _jacobian_sums(ws: Workspace, fisher: bool, variance_1: bool) -> tuple[dict[
             h = prep.forward(X)
             prep.family.check_natural(h)
             mom = moments(prep, h)
-            for group in groups:
-                jac = prep.jacobian(X, group)
+            inputs = ws.taps.inputs(X) if sites else {}
+            for i, group in enumerate(groups or [[]]):
+                here = sites if i == 0 else []
+                if ws.taps is not None:
+                    jac, G = ws.taps.jacobian(X, group, here)
+                else:
+                    jac, G = prep.jacobian(X, group), {}
                 for name in group:
-                    J = _flat(jac[name])  # (B, n_L, p)
-                    quad = mom.quad(J, J)  # (B, p)
+                    quad, excess = mom.fisher_and_excess(_flat(jac[name]), variance_1)
                     if fisher:
                         f_sum[name] += quad.sum(0)
                     if variance_1:
-                        u = J.transpose(1, 2)
-                        v_sum[name] += (mom.kappa4(u, u, u, u) + 2.0 * quad * quad).sum(0)
-                del jac
+                        v_sum[name] += excess.sum(0)
+                for site in here:  # ∂h/∂W[r,c] = g[r] x[c] (module docstring of .linear)
+                    quad, excess = mom.fisher_and_excess(G[site.module], variance_1)
+                    x2 = inputs[site.module] ** 2
+                    for acc, val, xp in ((f_sum, quad, x2), (v_sum, excess, x2 * x2)):
+                        if val is None or not acc:
+                            continue
+                        acc[site.weight] += (val.T @ xp).reshape(-1)
+                        if site.bias:
+                            acc[site.bias] += val.sum(0)
+                del jac, G
             count += int(X.shape[0])
             if bar:
                 bar.update(int(X.shape[0]))

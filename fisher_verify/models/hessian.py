@@ -25,7 +25,7 @@ from typing import Any
 
 from ..errors import ShapeError, UnsupportedError
 from .data import Progress
-from .diagonals import Diagonals, Workspace, moments, plan
+from .diagonals import MAX_BATCH, Diagonals, Workspace, moments, plan
 from .prepared import second_order
 from .shard import all_reduce_sums
 
@@ -77,11 +77,16 @@ def _eq3_sums(ws: Workspace, found: tuple[Any, dict[str, tuple[int, int]]]) -> t
     sums = {k: torch.zeros(int(p.numel()), dtype=prep.dtype, device=prep.device)
             for k, p in prep.params.items()}
     count = 0
-    _, batch = plan(ws, 8 + max(net.widths))
+    # the recursion's largest temporaries are n_L × width² per input (fisher.large), so the
+    # batch comes from the budget and is passed on: no fixed default chunk
+    width = max(net.widths)
+    per_input = 4 * prep.n_L * width * width + 4 * width
+    itemsize = 8 if prep.dtype == torch.float64 else 4
+    batch = int(max(1, min(MAX_BATCH, ws.memory // (itemsize * per_input))))
     for X in ws.stream.batches(batch):
         Mb = int(X.shape[0])
         d = diagonals(net, X.reshape(Mb, -1), 1, fisher=False, variance_1=False, variance_2=True,
-                      device=str(prep.device), dtype=prep.dtype)
+                      device=str(prep.device), dtype=prep.dtype, batch_size=batch)
         assert d.variance_2 is not None
         flat = torch.as_tensor(d.variance_2, dtype=prep.dtype, device=prep.device) * (Mb * Mb)
         off = net.offsets
@@ -138,9 +143,9 @@ def probe_sums(ws: Workspace, X: Any, V: dict[str, Any]) -> dict[str, tuple[Any,
     for k in names:
         Dk = __import__("torch").stack(D[k], dim=2)  # (B, n_L, S, p)
         T = Dk.sum(2)
-        tit = mom.quad(T, T).sum(0)
-        q = mom.quad(Dk, Dk).sum(0)
-        a = mom.quad(Dk, T[:, :, None, :].expand_as(Dk)).sum(0)
+        tit = mom.bilinear(T, T).sum(0)
+        q = mom.bilinear(Dk, Dk).sum(0)
+        a = mom.bilinear(Dk, T[:, :, None, :].expand_as(Dk)).sum(0)
         res[k] = (tit, q, a)
     return res
 
@@ -223,7 +228,7 @@ def variance2_diagonal(
                 mom = moments(prep, prep.forward(X))
                 for k in exact_names:
                     d = _hessian_block_diagonal(ws, X, k)
-                    exact_sum[k] += mom.quad(d, d).sum(0)
+                    exact_sum[k] += mom.bilinear(d, d).sum(0)
             if est_names:
                 V = {k: (torch.randint(0, 2, (S, Bn, *prep.params[k].shape), generator=gen)
                          .to(dtype=prep.dtype, device=prep.device) * 2 - 1) for k in est_names}
