@@ -38,9 +38,9 @@ def cnn(large: bool) -> Any:
                          nn.ReLU(), nn.Linear(20 if not large else 100, 10))
 
 
-def timed(fn: Callable[[], Any]) -> float:
+def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> float:
     start = time.perf_counter()
-    fn()
+    fn(*args, **kwargs)
     return time.perf_counter() - start
 
 
@@ -95,15 +95,12 @@ def main() -> int:
         for M in args.M:
             shape = (M, 784) if name == "mlp" else (M, 1, 28, 28)
             X = torch.randn(*shape, dtype=torch.float64, device=args.device)
-            t_bw = timed(lambda: backward_once(model, X))
-            t_bp = timed(lambda: backpack_diag_ggn(model, X))
-            t_f = timed(lambda: fv.model_fisher_diagonal(model, X, fam, progress=False,
-                                                             memory=mem))
-            t_v1 = timed(lambda: fv.model_variance_diagonal(model, X, fam, n=1, progress=False,
-                                                                memory=mem))
-            t_v2 = (timed(lambda: fv.model_variance_diagonal(model, X, fam, estimator=2,
-                                                             progress=False))
-                    if name == "mlp" else float("nan"))
+            t_bw = timed(backward_once, model, X)
+            t_bp = timed(backpack_diag_ggn, model, X)
+            t_f = timed(fv.model_fisher_diagonal, model, X, fam, progress=False, memory=mem)
+            t_v1 = timed(fv.model_variance_diagonal, model, X, fam, n=1, progress=False, memory=mem)
+            t_v2 = (timed(fv.model_variance_diagonal, model, X, fam, estimator=2, progress=False,
+                          memory=mem) if name == "mlp" else float("nan"))
             print(f"{name:<5} {P:>9} {M:>5} {t_bw:>9.3f} {t_bp:>9.3f} {t_f:>8.3f} {t_v1:>8.3f} "
                   f"{t_v2:>8.3f} | {t_f / t_bp:>5.2f} {t_v1 / t_f:>5.2f} {t_v2 / t_f:>5.2f}",
                   flush=True)
