@@ -461,6 +461,11 @@ def test_data_forms_and_memory_budget_agree() -> None:
              DataLoader(Items(), batch_size=3)]
     for data in forms:
         assert_close(flat(fv.model_variance_diagonal(model, data, fam, n=2), model), ref, 1e-13)
+    with pytest.raises(UnsupportedError, match="DistributedSampler"):
+        from torch.utils.data import DistributedSampler
+
+        sampler = DistributedSampler(TensorDataset(X, y), num_replicas=2, rank=0)
+        fv.model_fisher_diagonal(model, DataLoader(TensorDataset(X, y), sampler=sampler), fam)
     # a 1 MiB budget forces one input per batch and one parameter tensor per group
     small = fv.model_variance_diagonal(model, X, fam, n=2, memory=1 << 20)
     assert_close(flat(small, model), ref, 1e-13)

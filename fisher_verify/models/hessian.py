@@ -77,10 +77,12 @@ def _eq3_sums(ws: Workspace, found: tuple[Any, dict[str, tuple[int, int]]]) -> t
     sums = {k: torch.zeros(int(p.numel()), dtype=prep.dtype, device=prep.device)
             for k, p in prep.params.items()}
     count = 0
-    # the recursion's largest temporaries are n_L × width² per input (fisher.large), so the
-    # batch comes from the budget and is passed on: no fixed default chunk
-    width = max(net.widths)
-    per_input = 4 * prep.n_L * width * width + 4 * width
+    # per input the recursion holds n_L × width numbers per layer, plus full n_L × n² Hessians
+    # of the hidden layers below the last two (fisher.large); the batch comes from the budget
+    # and is passed on, never a fixed default chunk
+    widths = list(net.widths)
+    square = max(widths[1:-2]) ** 2 if len(widths) >= 4 else 0
+    per_input = 6 * (prep.n_L * (square + sum(widths)) + sum(widths))
     itemsize = 8 if prep.dtype == torch.float64 else 4
     batch = int(max(1, min(MAX_BATCH, ws.memory // (itemsize * per_input))))
     for X in ws.stream.batches(batch):
