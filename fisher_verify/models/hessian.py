@@ -218,8 +218,13 @@ def variance2_diagonal(
     S = probes
     acc = {k: (zeros[k].clone(), zeros[k].new_zeros(S, zeros[k].numel()),
                zeros[k].new_zeros(S, zeros[k].numel())) for k in est_names}
-    biggest = max((int(prep.params[k].numel()) for k in exact_names), default=1)
-    _, batch = plan(ws, max(8, 2 * biggest) if exact_names else 4 * S + 8)
+    # per input: an exact tensor's Hessian block is n_L × p² numbers; an estimated group holds
+    # S probes' d̂ (n_L × S × p) plus the HVP's own temporaries
+    block = max((2 * prep.n_L * int(prep.params[k].numel()) ** 2 for k in exact_names), default=0)
+    est_groups, batch = plan(ws, 4 * S + 8, est_names, block) if est_names else ([], 0)
+    if not est_names:
+        itemsize = 8 if prep.dtype == torch.float64 else 4
+        batch = int(max(1, min(MAX_BATCH, ws.memory // (itemsize * (block + 1)))))
     gen = torch.Generator(device="cpu").manual_seed(int(seed) * 1_000_003 + ws.rank)
     count = 0
     bar = Progress(ws.stream.local_count(), "fisher-verify: Hessian diagonals") if ws.progress else None
@@ -232,12 +237,13 @@ def variance2_diagonal(
                     d = _hessian_block_diagonal(ws, X, k)
                     exact_sum[k] += mom.bilinear(d, d).sum(0)
             if est_names:
-                V = {k: (torch.randint(0, 2, (S, Bn, *prep.params[k].shape), generator=gen)
-                         .to(dtype=prep.dtype, device=prep.device) * 2 - 1) for k in est_names}
-                for k, (tit, q, a) in probe_sums(ws, X, V).items():
-                    acc[k][0].add_(tit)
-                    acc[k][1].add_(q)
-                    acc[k][2].add_(a)
+                for group in est_groups:  # independent probes per group: still unbiased
+                    V = {k: (torch.randint(0, 2, (S, Bn, *prep.params[k].shape), generator=gen)
+                             .to(dtype=prep.dtype, device=prep.device) * 2 - 1) for k in group}
+                    for k, (tit, q, a) in probe_sums(ws, X, V).items():
+                        acc[k][0].add_(tit)
+                        acc[k][1].add_(q)
+                        acc[k][2].add_(a)
             count += Bn
             if bar:
                 bar.update(Bn)
