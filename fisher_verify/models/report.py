@@ -115,17 +115,28 @@ class ModelAnalysis:
         import matplotlib.pyplot as plt
 
         names = [r.name for r in self.layers]
-        x = range(len(names))
+        x = list(range(len(names)))
         fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(names) + 2), 4))
         w = 0.4
-        ax.bar([i - w / 2 for i in x], [max(r.var_1, 1e-300) for r in self.layers], w,
-               label="Var(Î₁) (exact)")
+        series = [([r.var_1 for r in self.layers], [0.0] * len(names), -w / 2, "Var(Î₁) (exact)")]
         if self.var_2_refused is None:
-            ax.bar([i + w / 2 for i in x], [max(r.var_2 or 0.0, 1e-300) for r in self.layers], w,
-                   yerr=[r.var_2_stderr for r in self.layers], capsize=3,
-                   label="Var(Î₂)" + ("" if self.total.var_2_exact else " (* estimate ± s.e.)"))
+            label = "Var(Î₂) (exact)" if self.total.var_2_exact else "Var(Î₂) (* estimate ± s.e.)"
+            series.append(([r.var_2 or 0.0 for r in self.layers],
+                           [r.var_2_stderr for r in self.layers], w / 2, label))
+        positive = [v for vals, _, _, _ in series for v in vals if v > 0]
+        floor = min(positive) / 10 if positive else 1e-12
+        for vals, err, shift, label in series:
+            # a sum that is exactly 0 (h linear in those weights) gets a label, not a bar
+            bars = [v if v > 0 else float("nan") for v in vals]
+            ax.bar([i + shift for i in x], bars, w, yerr=err if any(err) else None, capsize=3,
+                   label=label)
+            for i, v in enumerate(vals):
+                if v <= 0:
+                    ax.text(i + shift, floor * 1.5, "0", ha="center", fontsize=8)
+        ax.set_ylim(bottom=floor)
+        ax.set_xlim(-0.6, len(names) - 0.4)
         ax.set_yscale("log")
-        ax.set_xticks(list(x))
+        ax.set_xticks(x)
         ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
         ax.set_ylabel(f"sum of diagonal variances, N = {self.n}")
         ax.set_title(f"{self.family}, M = {self.num_inputs}")
