@@ -486,6 +486,23 @@ def test_float32_model_computed_in_float64() -> None:
     assert next(model.parameters()).dtype == torch.float32
 
 
+#: float32 vs float64 on these small well-conditioned models: sums of 4th powers of products
+#: of a few float32 factors (eps 1.2e-7), amplified by at most ~10³ (as tests/test_large.py).
+FLOAT32_RTOL = 1e-4
+
+
+def test_float32_on_request() -> None:
+    fam = fv.family("categorical", K=3)
+    model, X, _ = model_zoo(3)["conv1d_gelu"]
+    lo = fv.model_variance_diagonal(model, X, fam, n=2, dtype=torch.float32)
+    hi = fv.model_variance_diagonal(model, X, fam, n=2)
+    assert all(v.dtype == torch.float32 for v in lo.values())
+    a = torch.cat([v.reshape(-1).double() for v in lo.values()]).numpy()
+    assert_close(a, flat(hi, model), FLOAT32_RTOL)
+    with pytest.raises(UnsupportedError, match="dtype"):
+        fv.model_fisher_diagonal(model, X, fam, dtype=torch.float16)
+
+
 def test_output_callable() -> None:
     """output= maps a model's (logits, extra) tuple to h_L."""
 

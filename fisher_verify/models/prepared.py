@@ -138,7 +138,7 @@ def second_order() -> Any:
     return sdpa_kernel([SDPBackend.MATH])
 
 
-def _check_training(model: Any, eval_mode: bool) -> list[str]:
+def _check_training(model: Any) -> list[str]:
     """Names of submodules that make a train()-mode forward random or batch-dependent."""
     torch = _torch()
     bad = []
@@ -222,7 +222,7 @@ def prepare_model(
     if not any(p.requires_grad for p in model.parameters()):
         raise ShapeError("the model has no trainable parameter (requires_grad=True): θ is empty")
     if model.training and not eval_mode:
-        bad = _check_training(model, eval_mode)
+        bad = _check_training(model)
         if bad:
             raise UnsupportedError(
                 "the model is in train() mode with dropout or batch statistics ("
