@@ -217,6 +217,30 @@ def test_linear_shortcut_and_generic_route_match_dense(structured: bool) -> None
     assert_close(flat(got.variance_1, model), want["v1"])
 
 
+def test_tied_weights_match_dense_route() -> None:
+    """An embedding tied to the output layer: one θ entry, derivatives through both uses."""
+
+    class Tied(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = nn.Embedding(5, 4)
+            self.fc = nn.Linear(4, 5, bias=False)
+            self.fc.weight = self.emb.weight
+
+        def forward(self, idx: torch.Tensor) -> torch.Tensor:
+            return self.fc(torch.tanh(self.emb(idx)).mean(1))
+
+    torch.manual_seed(6)
+    model, X, fam = Tied(), torch.randint(0, 5, (3, 4)), fv.family("categorical", K=5)
+    ws = open_workspace(model, X, fam, progress=False)
+    assert ws.sites == [] and list(ws.prep.params) == ["emb.weight"]
+    want = expected(model, X, fam, n=1)
+    got = model_diagonals(ws, 1)
+    assert got.fisher is not None and got.variance_1 is not None
+    assert_close(flat(got.fisher, model), want["fisher"])
+    assert_close(flat(got.variance_1, model), want["v1"])
+
+
 def test_public_functions_and_large_categorical() -> None:
     """fv.model_fisher_diagonal / fv.model_variance_diagonal; K = 12 uses the O(K) κ₄ route."""
     fam = fv.family("categorical", K=12)
