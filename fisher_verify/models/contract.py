@@ -85,3 +85,48 @@ class Contractor:
         B, n, p = J.shape
         Q = (J[:, :, None, :] * J[:, None, :, :]).reshape(B, n * n, p)
         return quad, (Q * torch.bmm(self._C, Q)).sum(1)
+
+
+def excess_pairs(family: Any, categorical: bool, h: Any, G: Any) -> tuple[Any, Any]:
+    """``⟨C_m, C_{m'} ×₄ G_{mm'}⟩`` for every pair (M, M) and ``‖C_m‖_F`` (M,) (thm-4, thm-7).
+
+    ``G[m, m'] = J_m J_{m'}ᵀ`` (M, M, n_L, n_L). Categorical: ``t − p`` takes the value
+    ``s_k = e_k − p`` with probability ``p_k``, so ``C = Σ_k p_k A_k ⊗ A_k`` with
+    ``A_k = s_k s_kᵀ − I`` and the pair value is ``Σ_{k,k'} p_k p'_{k'} tr(A_k G A'_{k'} Gᵀ)²``,
+    a sum of squares, in O(K²) per pair. Other families: the dense ``C`` (``n_L⁴`` per input).
+    """
+    import torch
+
+    M, n = G.shape[0], G.shape[-1]
+    if categorical:
+        p = torch.softmax(h, dim=-1)
+        eye = torch.eye(n, dtype=G.dtype, device=G.device)
+        S = eye[None] - p[:, None, :]  # S[m, k] = s_k of input m, (M, K, K)
+        Imat = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
+
+        def tau_sq(m: int, Gm: Any, Pm: Any, Sm: Any, Im: Any) -> Any:
+            """Σ_{k,k'} p_k p'_k' τ² for input m against every m' (Gm: (M, n, n))."""
+            sGs = torch.einsum("ka,nab,nlb->nkl", S[m], Gm, Sm)  # s_kᵀ G s'_l
+            R = torch.einsum("nab,nbc,ndc->nad", Gm, Im, Gm)  # G I' Gᵀ
+            Q = torch.einsum("nba,bc,ncd->nad", Gm, Imat[m], Gm)  # Gᵀ I G
+            u = torch.einsum("ka,nab,kb->nk", S[m], R, S[m])
+            w = torch.einsum("nla,nab,nlb->nl", Sm, Q, Sm)
+            tr = torch.einsum("ab,nbc,ncd,nad->n", Imat[m], Gm, Im, Gm)
+            tau = sGs**2 - u[:, :, None] - w[:, None, :] + tr[:, None, None]
+            return (p[m][None, :, None] * Pm[:, None, :] * tau * tau).sum((-1, -2))
+
+        pair = torch.stack([tau_sq(m, G[m], p, S, Imat) for m in range(M)])
+        eyes = eye.expand(1, n, n)
+        cnorm = torch.stack([tau_sq(m, eyes, p[m:m + 1], S[m:m + 1], Imat[m:m + 1])[0]
+                             for m in range(M)])
+        return pair, cnorm.clamp(min=0).sqrt()
+    K = torch.as_tensor(family.central_moment4(h), dtype=G.dtype, device=G.device)
+    Imat = torch.as_tensor(family.fisher(h), dtype=G.dtype, device=G.device)
+    C = K - Imat[:, :, :, None, None] * Imat[:, None, None, :, :]
+    pair = torch.empty(M, M, dtype=G.dtype, device=G.device)
+    for m in range(M):
+        Z = C  # C_{m'} ×₄ G_{m m'}: contract each index of C_{m'} with G[m, m']
+        for _ in range(4):
+            Z = torch.einsum("nbcde,nab->ncdea", Z, G[m])
+        pair[m] = (Z * C[m][None]).sum((-1, -2, -3, -4))
+    return pair, (C.reshape(M, -1) ** 2).sum(-1).sqrt()

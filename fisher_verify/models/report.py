@@ -13,10 +13,10 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 from ..errors import FisherVerifyError
+from .contract import excess_pairs
 from .diagonals import Diagonals, Workspace, model_diagonals, open_workspace, plan
 
 __all__ = ["GRAM_LIMIT", "ModelAnalysis", "Row", "analyze_model", "thm7_model"]
@@ -213,31 +213,17 @@ def thm7_model(ws: Workspace, n: int) -> tuple[float, float, float] | str:
 
     ``‖Cov(Î₁)‖_F² = (1/(M²N))² Σ_{m,m'} ⟨C_m, C_{m'} ×₄ J_m J_{m'}ᵀ⟩`` (thm-4) and
     ``thm-7``: ``≤ (1/(M²N)) Σ_m ‖J_m‖_F⁴ ‖C_m‖_F``, with the contractions of
-    :mod:`fisher_verify.fisher.large` (O(K²) per pair for the categorical family).
+    :func:`.contract.excess_pairs` (O(K²) per pair for the categorical family).
     """
     import torch
-
-    from ..fisher.large import _contract_all, _excess_dense, _tau_sq_categorical
 
     got = _gram(ws)
     if isinstance(got, str):
         return got
     h, G = got
     prep = ws.prep
-    M, nL = G.shape[0], prep.n_L
-    if prep.categorical:
-        p = torch.softmax(h, dim=-1)
-        eye = torch.eye(nL, dtype=prep.dtype, device=prep.device)
-        cnorm = _tau_sq_categorical(eye.expand(M, 1, nL, nL), p[:, None], p[:, None])[:, 0]
-        pair = torch.stack([_tau_sq_categorical(G[m:m + 1], p[m:m + 1][:, None], p[None])[0]
-                            for m in range(M)])
-    else:
-        setup = SimpleNamespace(torch=torch, family=prep.family, dtype=prep.dtype, device=prep.device)
-        C = _excess_dense(setup, h)  # type: ignore[arg-type]
-        cnorm = (C.reshape(M, -1) ** 2).sum(-1)
-        pair = torch.stack([(_contract_all(C[m:m + 1][:, None], G[m:m + 1]) * C[None]).sum(
-            (-1, -2, -3, -4))[0] for m in range(M)])
-    cnorm = cnorm.clamp(min=0).sqrt()
+    M = G.shape[0]
+    pair, cnorm = excess_pairs(prep.family, prep.categorical, h, G)
     scale = M * M * n
     lhs = math.sqrt(max(float(pair.sum()), 0.0)) / scale
     self_gram = torch.stack([G[m, m] for m in range(M)])
