@@ -263,6 +263,30 @@ def test_variance2_exact_matches_dense_route(model_name: str) -> None:
     assert_close(flat(got, model), want["v2"])
 
 
+def test_variance2_linear_route_matches_dense_route() -> None:
+    """Linear layers inside a model that is not an Eq. 3 Sequential: exact through the layer's
+    output Hessian, whatever the tensor size (exact_limit=0 turns the small-tensor route off)."""
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1 = nn.Linear(3, 5)
+            self.fc2 = nn.Linear(5, 4)
+            self.fc3 = nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            z = torch.tanh(self.fc1(x))
+            return self.fc3(torch.sigmoid(self.fc2(z)) * z[:, :4])
+
+    torch.manual_seed(8)
+    model, X, fam = Net(), torch.randn(3, 3), fv.family("categorical", K=3)
+    ws = open_workspace(model, X, fam, progress=False)
+    got = model_diagonals(ws, 2, fisher=False, variance_1=False, variance_2=True, exact_limit=0)
+    assert got.variance_2 is not None and got.variance_2.all_exact
+    assert set(got.variance_2.methods.values()) == {"linear"}
+    assert_close(flat(got.variance_2, model), expected(model, X, fam, n=2, hessians=True)["v2"])
+
+
 def test_variance2_eq3_route_on_mlp_matches_dense_route() -> None:
     fam = fv.product(fv.family("poisson"), fv.family("bernoulli"))
     model, X, _ = model_zoo(2)["tanh_mlp"]

@@ -7,6 +7,9 @@
   smooth activation): the pre-activation Hessian recursion of :mod:`fisher_verify.fisher.large`;
 * ``"hessian"`` (exact): a tensor with at most :data:`EXACT_TENSOR_LIMIT` entries: its diagonal
   Hessian block per output, by forward-over-reverse differentiation (``p`` HVPs per output);
+* ``"linear"`` (exact): weight and bias of a Linear layer applied once per input to a vector
+  (:mod:`.linear`) with at most :data:`LINEAR_EXACT_LIMIT` outputs:
+  ``∂²h^α/∂W[r,c]² = Γ^α[r,r] x_c²`` with ``Γ^α`` the Hessian at the layer's output;
 * ``"hutchinson"`` (estimate, ``exact=False``): larger tensors. With Rademacher probes ``v_s``
   (independent per input and probe), ``d̂_s = v_s ⊙ (H^α v_s)`` is unbiased for ``d`` and
   independent across ``s``, so the U-statistic
@@ -29,10 +32,12 @@ from .diagonals import MAX_BATCH, Diagonals, Workspace, moments, plan
 from .prepared import second_order
 from .shard import all_reduce_sums
 
-__all__ = ["EXACT_TENSOR_LIMIT", "eq3_network", "variance2_diagonal"]
+__all__ = ["EXACT_TENSOR_LIMIT", "LINEAR_EXACT_LIMIT", "eq3_network", "variance2_diagonal"]
 
 #: Parameter tensors up to this many entries get exact Hessian-diagonal blocks.
 EXACT_TENSOR_LIMIT = 64
+#: Linear layers with up to this many outputs get exact diagonals through their output Hessian.
+LINEAR_EXACT_LIMIT = 256
 
 METHODS = ("auto", "eq3", "hessian", "hutchinson")
 
@@ -114,6 +119,32 @@ def _hessian_block_diagonal(ws: Workspace, X: Any, name: str) -> Any:
         H = vmap(jacfwd(jacrev(one)), in_dims=(None, 0))(prep.params[name], X)
     B, nL, p = X.shape[0], prep.n_L, int(prep.params[name].numel())
     return H.reshape(B, nL, p, p).diagonal(dim1=-2, dim2=-1)
+
+
+def _linear_output_hessian_diagonal(ws: Workspace, X: Any, site: Any) -> Any:
+    """``Γ^α[r, r] = ∂²h^α/∂a_r²`` at a Linear layer's output ``a`` (B, n_L, out), exact.
+
+    ``∂²h^α/∂W[r,c]² = Γ^α[r,r] x_c²`` and ``∂²h^α/∂b_r² = Γ^α[r,r]`` since ``a = W x + b`` is
+    linear in ``(W, b)`` and ``x`` does not depend on them: ``out`` HVPs per output instead of
+    ``out × in``.
+    """
+    import torch
+    from torch.func import jacfwd, jacrev, vmap
+
+    prep, taps = ws.prep, ws.taps
+    eps0 = torch.zeros(1, site.out_features, dtype=prep.dtype, device=prep.device)
+
+    def one(e: Any, x: Any) -> Any:
+        taps.eps = {site.module: e}
+        try:
+            return prep._h(prep.params, x)
+        finally:
+            taps.eps = None
+
+    with second_order():
+        H = vmap(jacfwd(jacrev(one)), in_dims=(None, 0))(eps0, X)
+    B, n = X.shape[0], site.out_features
+    return H.reshape(B, prep.n_L, n, n).diagonal(dim1=-2, dim2=-1)
 
 
 def probe_sums(ws: Workspace, X: Any, V: dict[str, Any]) -> dict[str, tuple[Any, Any, Any]]:
@@ -211,16 +242,23 @@ def variance2_diagonal(
                                    "smooth activation, all parameters trainable, and no output=")
     exact_names = [k for k, p in prep.params.items()
                    if method == "hessian" or (method == "auto" and p.numel() <= exact_limit)]
-    est_names = [k for k in prep.params if k not in exact_names]
+    # Linear layers: exact through the output Hessian of the layer (module docstring)
+    linear_sites = [site for site in ws.sites if method == "auto"
+                    and site.out_features <= LINEAR_EXACT_LIMIT
+                    and not all(k in exact_names for k in site.names)]
+    linear_names = {k for site in linear_sites for k in site.names}
+    exact_names = [k for k in exact_names if k not in linear_names]
+    est_names = [k for k in prep.params if k not in exact_names and k not in linear_names]
     zeros = {k: torch.zeros(int(p.numel()), dtype=prep.dtype, device=prep.device)
              for k, p in prep.params.items()}
-    exact_sum = {k: zeros[k].clone() for k in exact_names}
+    exact_sum = {k: zeros[k].clone() for k in [*exact_names, *linear_names]}
     S = probes
     acc = {k: (zeros[k].clone(), zeros[k].new_zeros(S, zeros[k].numel()),
                zeros[k].new_zeros(S, zeros[k].numel())) for k in est_names}
     # per input: an exact tensor's Hessian block is n_L × p² numbers; an estimated group holds
     # S probes' d̂ (n_L × S × p) plus the HVP's own temporaries
-    block = max((2 * prep.n_L * int(prep.params[k].numel()) ** 2 for k in exact_names), default=0)
+    block = max([2 * prep.n_L * int(prep.params[k].numel()) ** 2 for k in exact_names]
+                + [2 * prep.n_L * site.out_features ** 2 for site in linear_sites], default=0)
     est_groups, batch = plan(ws, 4 * S + 8, est_names, block) if est_names else ([], 0)
     if not est_names:
         itemsize = 8 if prep.dtype == torch.float64 else 4
@@ -231,11 +269,18 @@ def variance2_diagonal(
     try:
         for X in ws.stream.batches(batch):
             Bn = int(X.shape[0])
-            if exact_names:
+            if exact_names or linear_sites:
                 mom = moments(prep, prep.forward(X))
                 for k in exact_names:
                     d = _hessian_block_diagonal(ws, X, k)
                     exact_sum[k] += mom.bilinear(d, d).sum(0)
+                inputs = ws.taps.inputs(X) if linear_sites else {}
+                for site in linear_sites:
+                    gam = _linear_output_hessian_diagonal(ws, X, site)  # (B, n_L, out)
+                    q = mom.bilinear(gam, gam)  # Γ_rᵀ I Γ_r, (B, out)
+                    exact_sum[site.weight] += (q.T @ inputs[site.module] ** 4).reshape(-1)
+                    if site.bias:
+                        exact_sum[site.bias] += q.sum(0)
             if est_names:
                 for group in est_groups:  # independent probes per group: still unbiased
                     V = {k: (torch.randint(0, 2, (S, Bn, *prep.params[k].shape), generator=gen)
@@ -258,7 +303,7 @@ def variance2_diagonal(
         if k in exact_sum:
             values[k] = exact_sum[k].reshape(shape)
             stderr[k] = torch.zeros(shape, dtype=prep.dtype, device=prep.device)
-            exact[k], methods[k] = True, "hessian"
+            exact[k], methods[k] = True, ("linear" if k in linear_names else "hessian")
         else:
             U, U_del = _u_and_deleted(*acc[k])
             values[k], stderr[k] = U.reshape(shape), jackknife_stderr(U_del).reshape(shape)
