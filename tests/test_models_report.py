@@ -78,3 +78,9 @@ def test_gram_limit_reported(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_target() -> None:
     with pytest.raises(fv.FisherVerifyError, match="target"):
         fv.analyze_model(nn.Linear(2, 2), torch.randn(2, 2), fv.family("categorical", K=2), target=2)
+
+
+def test_fv_analyze_stays_the_function() -> None:
+    """analyze_model must not rebind fisher_verify.analyze (the function) to its module."""
+    fv.analyze_model(nn.Linear(2, 2), torch.randn(2, 2), fv.family("categorical", K=2), progress=False)
+    assert callable(fv.analyze)

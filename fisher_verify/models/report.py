@@ -146,6 +146,20 @@ class ModelAnalysis:
         plt.close(fig)
 
 
+def _samples_needed(total_var_one: float, fisher_norm: float, rel: float, conf: float
+                    ) -> int | None:
+    """lemma-12: ``N ≥ Σ Var(one draw) / (ε rel² ‖I‖²)``, ``ε = 1 − conf`` (on the diagonal).
+
+    Not imported from :mod:`fisher_verify.analyze`: importing that submodule would rebind the
+    package attribute ``fisher_verify.analyze`` (the lazily exported function) to the module.
+    """
+    if fisher_norm <= 0:
+        return None
+    if total_var_one <= 0:
+        return 1
+    return max(1, math.ceil(total_var_one / ((1.0 - conf) * rel**2 * fisher_norm**2)))
+
+
 def _better(v1: float, v2: float | None, v2_exact: bool) -> str:
     if v2 is None:
         return "I1 (I2 refused)"
@@ -246,7 +260,6 @@ def analyze_model(
     the diagonals); ``norms=False`` skips ‖Cov(Î₁)‖_F and thm-7. A non-C² model gets every
     first-order quantity and ``Var(Î₂)`` refused with the reason.
     """
-    from ..analyze import _samples_needed
     from ..errors import UnsupportedError
 
     for name, value in (("target", target), ("confidence", confidence)):
