@@ -30,6 +30,9 @@ _EXPORTS: dict[str, str] = {
     "assert_fisher_estimator": "fisher_verify.testing.estimator_gate",
     "check_torch_fisher": "fisher_verify.testing.adapters",
     "assert_torch_fisher": "fisher_verify.testing.adapters",
+    "model_fisher_diagonal": "fisher_verify.models.diagonals",
+    "model_variance_diagonal": "fisher_verify.models.diagonals",
+    "analyze_model": "fisher_verify.models.report",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -18,7 +18,7 @@ from typing import Any
 from . import __version__
 from .errors import FisherVerifyError
 
-COMMAND_MODULES = ("families", "derive", "check", "report", "analyze")
+COMMAND_MODULES = ("families", "derive", "check", "report", "analyze", "analyze_model")
 
 
 class _StoreOnce(argparse._StoreAction):

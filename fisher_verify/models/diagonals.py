@@ -1,0 +1,360 @@
+"""Exact ``diag I(θ)`` (eq-6) and ``Var(Î₁)`` diagonal (thm-4) of any model over a data set.
+
+Per batch of inputs, the ``n_L`` rows of ``J_m = ∂h_L(x_m)/∂θ`` come from vector-Jacobian
+products (:meth:`PreparedModel.jacobian`); with ``u = J_m[:, i]`` (one column, ``n_L`` entries)
+
+* eq-6:  ``diag I(θ)_i = (1/M) Σ_m uᵀ I(h_L(x_m)) u``;
+* thm-4: ``Var(Î₁)_ii = (1/(M² N)) Σ_m C[u, u, u, u]``, ``C = K − I⊗I`` (:mod:`.contract`:
+  O(K) per parameter for the categorical family, ``n_L⁴`` per input otherwise).
+
+Only first derivatives enter (ReLU, max pooling are fine). Memory: one batch's Jacobian rows,
+``B · n_L · P_group`` numbers, with the batch size ``B`` and the parameter groups chosen from a
+memory budget; never ``M · n_L · P``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ShapeError, UnsupportedError
+from .contract import Contractor, per_parameter_factor
+from .data import InputStream, Progress
+from .linear import LinearTaps
+from .prepared import PreparedModel, prepare_model
+from .shard import all_reduce_sums, process_group
+
+__all__ = [
+    "DEFAULT_MEMORY",
+    "Diagonals",
+    "ModelDiagonals",
+    "Workspace",
+    "model_diagonals",
+    "model_fisher_diagonal",
+    "model_variance_diagonal",
+    "open_workspace",
+]
+
+#: Default memory budget (bytes) for one batch's Jacobian rows and their contractions.
+DEFAULT_MEMORY = 1 << 30
+#: Largest batch of inputs processed at once, whatever the budget.
+MAX_BATCH = 4096
+
+
+class Diagonals(dict[str, Any]):
+    """``{parameter name: tensor shaped like the parameter}``, with how it was obtained.
+
+    Attributes:
+        exact: ``{name: bool}``: False where the values are an unbiased estimate.
+        stderr: ``{name: tensor}`` standard errors of the estimated entries (zeros where exact).
+        method: how the values were computed (``"jacobian"``, ``"eq3"``, ``"hessian"``,
+            ``"hutchinson"`` or a mix, per name in ``methods``).
+    """
+
+    def __init__(self, values: dict[str, Any], exact: dict[str, bool] | None = None,
+                 stderr: dict[str, Any] | None = None, methods: dict[str, str] | None = None) -> None:
+        super().__init__(values)
+        self.exact = exact if exact is not None else {k: True for k in values}
+        self.stderr = stderr
+        self.methods = methods if methods is not None else {k: "jacobian" for k in values}
+        #: per estimated tensor, the delete-one-probe values of its sum (S,): the standard
+        #: error of any sum over tensors follows from them (:meth:`sum_stderr`)
+        self.jackknife: dict[str, Any] = {}
+
+    def scaled(self, c: float) -> Diagonals:
+        """The same diagonals (and standard errors) times ``c``."""
+        stderr = None if self.stderr is None else {k: v * c for k, v in self.stderr.items()}
+        out = Diagonals({k: v * c for k, v in self.items()}, dict(self.exact), stderr,
+                        dict(self.methods))
+        out.jackknife = {k: v * c for k, v in self.jackknife.items()}
+        return out
+
+    def sum_over(self, names: list[str]) -> tuple[float, float, bool]:
+        """``(Σ values, its standard error, exact)`` over the tensors ``names``."""
+        total = float(sum(float(self[k].sum()) for k in names))
+        jack = [self.jackknife[k] for k in names if k in self.jackknife]
+        if not jack:
+            return total, 0.0, all(self.exact[k] for k in names)
+        from .hessian import jackknife_stderr
+
+        return total, float(jackknife_stderr(sum(jack))), False
+
+    @property
+    def all_exact(self) -> bool:
+        """Whether every entry is exact (to rounding)."""
+        return all(self.exact.values())
+
+
+@dataclass
+class Workspace:
+    """A prepared model, its input stream, the process group and the memory budget."""
+
+    prep: PreparedModel
+    stream: InputStream
+    rank: int
+    world: int
+    memory: int
+    progress: bool
+    names: list[str] = field(default_factory=list)
+    taps: Any = None  # LinearTaps: Linear layers through their output derivatives
+
+    @property
+    def sites(self) -> list[Any]:
+        return list(self.taps.sites) if self.taps is not None else []
+
+
+def open_workspace(
+    model: Any, data: Any, family: Any, *, output: Callable[[Any], Any] | None = None,
+    dtype: Any = None, device: Any = None, eval_mode: bool = False, smooth: bool | None = None,
+    memory: int | None = None, distributed: bool | None = None, progress: bool = True,
+    structured: bool = True,
+) -> Workspace:
+    """Check everything the user gave and prepare the working copy (see :func:`prepare_model`).
+
+    ``structured=False`` sends Linear layers through the generic per-parameter Jacobian too
+    (:mod:`.linear`; for checking).
+    """
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise ShapeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    memory = DEFAULT_MEMORY if memory is None else memory
+    if isinstance(memory, bool) or not isinstance(memory, int) or memory < 1 << 20:
+        raise ShapeError(f"memory must be an integer number of bytes >= 2**20, got {memory!r}")
+    rank, world = process_group(distributed)
+    dt = torch.float64 if dtype is None else dtype
+    params = list(model.parameters())
+    dev = torch.device(device) if device is not None else (params[0].device if params else "cpu")
+    stream = InputStream(data, device=dev, dtype=dt, rank=rank, world=world)
+    example = stream.example()
+    prep = prepare_model(model, family, example, output=output, dtype=dtype, device=device,
+                         eval_mode=eval_mode, smooth=smooth)
+    taps = LinearTaps(prep, example) if structured else None
+    return Workspace(prep, stream, rank, world, memory, progress, list(prep.params), taps)
+
+
+def moments(prep: PreparedModel, h: Any) -> Contractor:
+    """``uᵀ I(h) v`` and ``C[u⁴]`` contractions for one batch (:mod:`.contract`)."""
+    return Contractor(prep.family, prep.categorical, h)
+
+
+def plan(ws: Workspace, factor: int, names: list[str] | None = None,
+         extra: int = 0) -> tuple[list[list[str]], int]:
+    """Groups of the parameters ``names`` (default all) and the batch size that keep
+    ``B · (n_L · P_group · factor + extra)`` numbers in budget (``extra`` per input).
+
+    Raises:
+        UnsupportedError: one parameter tensor alone does not fit the budget for one input.
+    """
+    prep = ws.prep
+    itemsize = 8 if prep.dtype == __import__("torch").float64 else 4
+    budget = max(1, ws.memory // itemsize - extra)
+    per_param = prep.n_L * factor  # numbers per parameter per input
+    cap = max(1, budget // per_param)
+    groups: list[list[str]] = []
+    size = 0
+    for name in prep.params if names is None else names:
+        p = prep.params[name]
+        k = int(p.numel())
+        if k > cap:
+            raise UnsupportedError(
+                f"parameter {name} ({k} entries) needs {k * per_param * itemsize / 2**20:.0f} MiB "
+                f"for one input's Jacobian rows (n_L = {prep.n_L}), above the memory budget of "
+                f"{ws.memory / 2**20:.0f} MiB; raise memory=")
+        if groups and size + k <= cap:
+            groups[-1].append(name)
+            size += k
+        else:
+            groups.append([name])
+            size = k
+    largest = max((sum(int(prep.params[n].numel()) for n in g) for g in groups), default=0)
+    batch = int(max(1, min(MAX_BATCH, (ws.memory // itemsize) // (per_param * largest + extra + 1))))
+    return groups, batch
+
+
+def _flat(t: Any) -> Any:
+    return t.reshape(t.shape[0], t.shape[1], -1)
+
+
+def _check_n(n: Any) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ShapeError(f"number of draws per input n must be an integer >= 1, got {n!r}")
+    return n
+
+
+@dataclass
+class ModelDiagonals:
+    """``diag I(θ)`` and the ``Var(Î₁)``/``Var(Î₂)`` diagonals for ``n`` draws, with M."""
+
+    fisher: Diagonals | None
+    variance_1: Diagonals | None
+    variance_2: Diagonals | None
+    num_inputs: int
+    n: int
+
+
+def _jacobian_sums(ws: Workspace, fisher: bool, variance_1: bool) -> tuple[dict[str, Any],
+                                                                           dict[str, Any], int]:
+    """Unscaled ``Σ_m uᵀIu`` and ``Σ_m C[u⁴]`` per parameter (flat), and the local input count."""
+    import torch
+
+    prep = ws.prep
+    factor = per_parameter_factor(prep.categorical, prep.n_L, variance_1)
+    sites = ws.sites
+    structured = {n for s in sites for n in s.names}
+    generic = [k for k in prep.params if k not in structured]
+    # per input, a Linear site holds n_L × out derivatives and its input
+    extra = sum(prep.n_L * s.out_features * factor + 4 * prep.params[s.weight].shape[1]
+                for s in sites)
+    groups, batch = plan(ws, factor, generic, extra)
+    zeros = {k: torch.zeros(int(p.numel()), dtype=prep.dtype, device=prep.device)
+             for k, p in prep.params.items()}
+    f_sum = {k: v.clone() for k, v in zeros.items()} if fisher else {}
+    v_sum = {k: v.clone() for k, v in zeros.items()} if variance_1 else {}
+    count = 0
+    bar = Progress(ws.stream.local_count(), "fisher-verify: Jacobian rows") if ws.progress else None
+    try:
+        for X in ws.stream.batches(batch):
+            h = prep.forward(X)
+            prep.family.check_natural(h)
+            mom = moments(prep, h)
+            inputs = ws.taps.inputs(X) if sites else {}
+            for i, group in enumerate(groups or [[]]):
+                here = sites if i == 0 else []
+                if ws.taps is not None:
+                    jac, G = ws.taps.jacobian(X, group, here)
+                else:
+                    jac, G = prep.jacobian(X, group), {}
+                for name in group:
+                    quad, excess = mom.fisher_and_excess(_flat(jac[name]), variance_1)
+                    if fisher:
+                        f_sum[name] += quad.sum(0)
+                    if variance_1:
+                        v_sum[name] += excess.sum(0)
+                for site in here:  # ∂h/∂W[r,c] = g[r] x[c] (module docstring of .linear)
+                    quad, excess = mom.fisher_and_excess(G[site.module], variance_1)
+                    x2 = inputs[site.module] ** 2
+                    for acc, val, xp in ((f_sum, quad, x2), (v_sum, excess, x2 * x2)):
+                        if val is None or not acc:
+                            continue
+                        acc[site.weight] += (val.T @ xp).reshape(-1)
+                        if site.bias:
+                            acc[site.bias] += val.sum(0)
+                del jac, G
+            count += int(X.shape[0])
+            if bar:
+                bar.update(int(X.shape[0]))
+    finally:
+        if bar:
+            bar.close()
+    return f_sum, v_sum, count
+
+
+def total_inputs(ws: Workspace, local: int) -> int:
+    """M over all processes."""
+    import torch
+
+    c = torch.tensor([float(local)], dtype=torch.float64, device=ws.prep.device)
+    all_reduce_sums([c], ws.world)
+    M = int(c.item())
+    if M < 1:
+        raise ShapeError("the data holds no input")
+    return M
+
+
+def _shaped(ws: Workspace, flat: dict[str, Any], scale: float) -> dict[str, Any]:
+    return {k: (v * scale).reshape(ws.prep.params[k].shape) for k, v in flat.items()}
+
+
+def model_diagonals(
+    ws: Workspace, n: int = 1, *, fisher: bool = True, variance_1: bool = True,
+    variance_2: bool = False, **hessian_options: Any,
+) -> ModelDiagonals:
+    """``diag I(θ)`` (eq-6), ``Var(Î₁)`` (thm-4) and ``Var(Î₂)`` (thm-6) diagonals on a workspace."""
+    N = _check_n(n)
+    f_sum, v_sum, local = _jacobian_sums(ws, fisher, variance_1) if (fisher or variance_1) \
+        else ({}, {}, None)
+    all_reduce_sums([*f_sum.values(), *v_sum.values()], ws.world)
+    v2: Diagonals | None = None
+    if variance_2:
+        from .hessian import variance2_diagonal
+
+        v2, local2 = variance2_diagonal(ws, N, **hessian_options)
+        local = local2 if local is None else local
+    assert local is not None
+    M = total_inputs(ws, local)
+    if v2 is not None:
+        v2 = v2.scaled(1.0 / (M * M * N))
+    return ModelDiagonals(
+        fisher=Diagonals(_shaped(ws, f_sum, 1.0 / M)) if fisher else None,
+        variance_1=Diagonals(_shaped(ws, v_sum, 1.0 / (M * M * N))) if variance_1 else None,
+        variance_2=v2, num_inputs=M, n=N,
+    )
+
+
+def model_fisher_diagonal(
+    model: Any, data: Any, family: Any, *, output: Callable[[Any], Any] | None = None,
+    dtype: Any = None, device: Any = None, eval_mode: bool = False, memory: int | None = None,
+    distributed: bool | None = None, progress: bool = True,
+) -> Diagonals:
+    """Exact ``diag I(θ) = diag((1/M) Σ_m J_mᵀ I(h_L(x_m)) J_m)`` (eq-6) of any torch model.
+
+    Args:
+        model: an ``nn.Module`` mapping a batch of inputs to ``h_L`` of shape ``(B, n_L)``
+            (or to what ``output`` maps to it, e.g. logits for ``categorical``). It is left
+            exactly as it was (a deep copy is differentiated).
+        data: inputs ``(M, ...)``, ``(inputs, targets)``, a Dataset or a DataLoader.
+        family: the output family (``fv.family(...)``, products included); ``n_L = family.dim``.
+        output: optional map from the model's output to ``h_L``.
+        dtype: ``torch.float64`` (default) or ``torch.float32``.
+        device: where to compute (default: the model's device).
+        eval_mode: differentiate the model in eval mode (dropout off, running statistics); the
+            user's model keeps its own mode.
+        memory: budget in bytes for one batch's Jacobian rows (default 1 GiB).
+        distributed: split the inputs over the ``torch.distributed`` group (default: when one is
+            initialized) and all-reduce the sums.
+        progress: a progress line on a terminal for runs longer than 2 s.
+
+    Returns:
+        ``{name: tensor shaped like the parameter}`` for every trainable parameter.
+    """
+    ws = open_workspace(model, data, family, output=output, dtype=dtype, device=device,
+                        eval_mode=eval_mode, memory=memory, distributed=distributed,
+                        progress=progress)
+    out = model_diagonals(ws, 1, fisher=True, variance_1=False).fisher
+    assert out is not None
+    return out
+
+
+def model_variance_diagonal(
+    model: Any, data: Any, family: Any, estimator: int = 1, n: int = 1, *,
+    output: Callable[[Any], Any] | None = None, dtype: Any = None, device: Any = None,
+    eval_mode: bool = False, smooth: bool | None = None, memory: int | None = None,
+    distributed: bool | None = None, progress: bool = True, method: str = "auto",
+    probes: int = 16, seed: int = 0,
+) -> Diagonals:
+    """``Var(Î_k)_ii`` for ``n`` draws per input: thm-4 (``estimator=1``) or thm-6 (``2``).
+
+    ``estimator=1``: exact, ``(1/(M²N)) Σ_m C[u⁴]``, first derivatives only (module docstring).
+    ``estimator=2``: ``(1/(M²N)) Σ_m Σ_αβ ∂²_ii h^α I_αβ ∂²_ii h^β`` needs output-Hessian
+    diagonals and a C² model (refused otherwise, with the reason): exact for an Eq. 3 MLP
+    (``method="eq3"``) and for parameter tensors with at most ``EXACT_TENSOR_LIMIT`` entries
+    (``"hessian"``), else an unbiased Hutchinson estimate over ``probes`` Rademacher probes
+    (``"hutchinson"``, flagged in ``.exact`` with ``.stderr``); see
+    :func:`fisher_verify.models.hessian.variance2_diagonal`. Other arguments as
+    :func:`model_fisher_diagonal`; ``smooth`` overrides the C² detection.
+    """
+    if estimator not in (1, 2) or isinstance(estimator, bool):
+        raise ShapeError(f"estimator must be 1 (thm-4) or 2 (thm-6), got {estimator!r}")
+    N = _check_n(n)
+    ws = open_workspace(model, data, family, output=output, dtype=dtype, device=device,
+                        eval_mode=eval_mode, smooth=smooth, memory=memory,
+                        distributed=distributed, progress=progress)
+    if estimator == 1:
+        out = model_diagonals(ws, N, fisher=False, variance_1=True).variance_1
+    else:
+        out = model_diagonals(ws, N, fisher=False, variance_1=False, variance_2=True,
+                              method=method, probes=probes, seed=seed).variance_2
+    assert out is not None
+    return out

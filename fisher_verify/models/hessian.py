@@ -1,0 +1,314 @@
+"""``Var(Î₂)`` diagonal (thm-6) of any C² model: exact where the structure allows, else estimated.
+
+``Var(Î₂)_ii = (1/(M² N)) Σ_m d_mᵀ I(h_L(x_m)) d_m`` with ``d_m[α] = ∂²h^α_L(x_m)/∂θ_i²``
+(thm-6, diagonal). Three routes, chosen per parameter tensor and reported per tensor:
+
+* ``"eq3"`` (exact): the model is an Eq. 3 MLP (``nn.Sequential`` of ``Linear`` layers and one
+  smooth activation): the pre-activation Hessian recursion of :mod:`fisher_verify.fisher.large`;
+* ``"hessian"`` (exact): a tensor with at most :data:`EXACT_TENSOR_LIMIT` entries: its diagonal
+  Hessian block per output, by forward-over-reverse differentiation (``p`` HVPs per output);
+* ``"linear"`` (exact): weight and bias of a Linear layer applied once per input to a vector
+  (:mod:`.linear`) with at most :data:`LINEAR_EXACT_LIMIT` outputs:
+  ``∂²h^α/∂W[r,c]² = Γ^α[r,r] x_c²`` with ``Γ^α`` the Hessian at the layer's output;
+* ``"hutchinson"`` (estimate, ``exact=False``): larger tensors. With Rademacher probes ``v_s``
+  (independent per input and probe), ``d̂_s = v_s ⊙ (H^α v_s)`` is unbiased for ``d`` and
+  independent across ``s``, so the U-statistic
+  ``U = Σ_{s≠s'} d̂_sᵀ I d̂_{s'} / (S(S−1)) = (TᵀIT − Σ_s d̂_sᵀ I d̂_s) / (S(S−1))``, ``T = Σ_s d̂_s``,
+  is unbiased for ``dᵀ I d``; its standard error is the delete-one-probe jackknife. Estimates
+  are never mixed silently with exact values: each tensor carries its flag and its stderr.
+
+Non-C² models (ReLU, max pooling, ...) are refused with the reason (thm-3: ``Î₂`` is not
+the Fisher there and the Hessian diagonal misses the kinks' Dirac terms).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..errors import ShapeError, UnsupportedError
+from .data import Progress
+from .diagonals import MAX_BATCH, Diagonals, Workspace, moments, plan
+from .prepared import second_order
+from .shard import all_reduce_sums
+
+__all__ = ["EXACT_TENSOR_LIMIT", "LINEAR_EXACT_LIMIT", "eq3_network", "variance2_diagonal"]
+
+#: Parameter tensors up to this many entries get exact Hessian-diagonal blocks.
+EXACT_TENSOR_LIMIT = 64
+#: Linear layers with up to this many outputs get exact diagonals through their output Hessian.
+LINEAR_EXACT_LIMIT = 256
+
+METHODS = ("auto", "eq3", "hessian", "hutchinson")
+
+
+def eq3_network(ws: Workspace) -> tuple[Any, dict[str, tuple[int, int]]] | None:
+    """The Eq. 3 :class:`~fisher_verify.Network` of the working copy and, per parameter name,
+    its ``(layer, column slice start)``; ``None`` when the model is not a plain MLP."""
+    import torch
+
+    from ..errors import FisherVerifyError
+    from ..networks.network import Network
+
+    prep = ws.prep
+    mod = prep.module
+    if prep.output is not None or not isinstance(mod, torch.nn.Sequential) or prep.fixed:
+        return None
+    try:
+        net = Network.from_torch(mod, family=prep.family)
+    except FisherVerifyError:
+        return None
+    where: dict[str, tuple[int, int]] = {}
+    layer = 0
+    for i, sub in enumerate(mod):
+        if isinstance(sub, torch.nn.Linear):
+            where[f"{i}.weight"] = (layer, 0)
+            if sub.bias is not None:
+                where[f"{i}.bias"] = (layer, -1)
+            layer += 1
+    if set(where) != set(prep.params):
+        return None
+    return net, where
+
+
+def _eq3_sums(ws: Workspace, found: tuple[Any, dict[str, tuple[int, int]]]) -> tuple[dict[str, Any], int]:
+    """Unscaled ``Σ_m d_mᵀ I d_m`` per parameter through fisher.large (exact)."""
+    import torch
+
+    from ..fisher.large import diagonals
+
+    net, where = found
+    prep = ws.prep
+    sums = {k: torch.zeros(int(p.numel()), dtype=prep.dtype, device=prep.device)
+            for k, p in prep.params.items()}
+    count = 0
+    # per input the recursion holds n_L × width numbers per layer, plus full n_L × n² Hessians
+    # of the hidden layers below the last two (fisher.large); the batch comes from the budget
+    # and is passed on, never a fixed default chunk
+    widths = list(net.widths)
+    square = max(widths[1:-2]) ** 2 if len(widths) >= 4 else 0
+    per_input = 6 * (prep.n_L * (square + sum(widths)) + sum(widths))
+    itemsize = 8 if prep.dtype == torch.float64 else 4
+    batch = int(max(1, min(MAX_BATCH, ws.memory // (itemsize * per_input))))
+    for X in ws.stream.batches(batch):
+        Mb = int(X.shape[0])
+        d = diagonals(net, X.reshape(Mb, -1), 1, fisher=False, variance_1=False, variance_2=True,
+                      device=str(prep.device), dtype=prep.dtype, batch_size=batch)
+        assert d.variance_2 is not None
+        flat = torch.as_tensor(d.variance_2, dtype=prep.dtype, device=prep.device) * (Mb * Mb)
+        off = net.offsets
+        for name, (layer, col) in where.items():
+            block = flat[off[layer]:off[layer + 1]].reshape(net.shapes[layer])
+            part = block[:, -1] if col == -1 else block[:, :-1]
+            sums[name] += part.reshape(-1)
+        count += Mb
+    return sums, count
+
+
+def _hessian_block_diagonal(ws: Workspace, X: Any, name: str) -> Any:
+    """``∂²h^α/∂θ_i²`` for the entries of one tensor: shape ``(B, n_L, p)``, exact."""
+    from torch.func import jacfwd, jacrev, vmap
+
+    prep = ws.prep
+    rest = {k: v for k, v in prep.params.items() if k != name}
+
+    def one(t: Any, x: Any) -> Any:
+        return prep._h({**rest, name: t}, x)
+
+    with second_order():
+        H = vmap(jacfwd(jacrev(one)), in_dims=(None, 0))(prep.params[name], X)
+    B, nL, p = X.shape[0], prep.n_L, int(prep.params[name].numel())
+    return H.reshape(B, nL, p, p).diagonal(dim1=-2, dim2=-1)
+
+
+def _linear_output_hessian_diagonal(ws: Workspace, X: Any, site: Any) -> Any:
+    """``Γ^α[r, r] = ∂²h^α/∂a_r²`` at a Linear layer's output ``a`` (B, n_L, out), exact.
+
+    ``∂²h^α/∂W[r,c]² = Γ^α[r,r] x_c²`` and ``∂²h^α/∂b_r² = Γ^α[r,r]`` since ``a = W x + b`` is
+    linear in ``(W, b)`` and ``x`` does not depend on them: ``out`` HVPs per output instead of
+    ``out × in``.
+    """
+    import torch
+    from torch.func import jacfwd, jacrev, vmap
+
+    prep, taps = ws.prep, ws.taps
+    eps0 = torch.zeros(1, site.out_features, dtype=prep.dtype, device=prep.device)
+
+    def one(e: Any, x: Any) -> Any:
+        taps.eps = {site.module: e}
+        try:
+            return prep._h(prep.params, x)
+        finally:
+            taps.eps = None
+
+    with second_order():
+        H = vmap(jacfwd(jacrev(one)), in_dims=(None, 0))(eps0, X)
+    B, n = X.shape[0], site.out_features
+    return H.reshape(B, prep.n_L, n, n).diagonal(dim1=-2, dim2=-1)
+
+
+def probe_sums(ws: Workspace, X: Any, V: dict[str, Any]) -> dict[str, tuple[Any, Any, Any]]:
+    """For probes ``V[name]`` of shape ``(S, B, *shape)``: per tensor the sums over the batch of
+    ``TᵀIT`` (p,), ``d̂_sᵀ I d̂_s`` (S, p) and ``d̂_sᵀ I T`` (S, p) (module docstring)."""
+    from torch.func import jacrev, jvp, vmap
+
+    prep = ws.prep
+    names = list(V)
+    rest = {k: v for k, v in prep.params.items() if k not in V}
+    group = {k: prep.params[k] for k in names}
+    S = next(iter(V.values())).shape[0]
+
+    def hv(x: Any, v: dict[str, Any]) -> Any:
+        def grad(g: dict[str, Any]) -> Any:
+            return jacrev(lambda q: prep._h({**rest, **q}, x))(g)
+
+        return jvp(grad, (group,), (v,))[1]
+
+    mom = moments(prep, prep.forward(X))
+    D: dict[str, list[Any]] = {k: [] for k in names}
+    for s in range(S):
+        with second_order():
+            out = vmap(hv)(X, {k: V[k][s] for k in names})
+        for k in names:
+            Bn = X.shape[0]
+            D[k].append(V[k][s].reshape(Bn, 1, -1) * out[k].reshape(Bn, prep.n_L, -1))
+    res = {}
+    for k in names:
+        Dk = __import__("torch").stack(D[k], dim=2)  # (B, n_L, S, p)
+        T = Dk.sum(2)
+        tit = mom.bilinear(T, T).sum(0)
+        q = mom.bilinear(Dk, Dk).sum(0)
+        a = mom.bilinear(Dk, T[:, :, None, :].expand_as(Dk)).sum(0)
+        res[k] = (tit, q, a)
+    return res
+
+
+def u_statistic(tit: Any, q: Any, a: Any) -> tuple[Any, Any]:
+    """The unbiased ``Σ_m dᵀ I d`` and its delete-one-probe jackknife standard error.
+
+    ``tit`` (p,), ``q`` and ``a`` (S, p) summed over inputs (module docstring).
+    """
+    U, U_del = _u_and_deleted(tit, q, a)
+    if U_del is None:
+        return U, U.new_full(U.shape, math.inf)
+    return U, jackknife_stderr(U_del)
+
+
+def _u_and_deleted(tit: Any, q: Any, a: Any) -> tuple[Any, Any]:
+    S = q.shape[0]
+    Q = q.sum(0)
+    U = (tit - Q) / (S * (S - 1))
+    if S < 3:
+        return U, None
+    return U, (tit - 2.0 * a + 2.0 * q - Q) / ((S - 1) * (S - 2))
+
+
+def jackknife_stderr(U_del: Any) -> Any:
+    """Standard error from delete-one values ``U_del`` (S, ...): ``√((S−1)/S Σ_s (U_(s) − Ū)²)``."""
+    S = U_del.shape[0]
+    return ((S - 1) / S * ((U_del - U_del.mean(0)) ** 2).sum(0)).clamp(min=0).sqrt()
+
+
+def variance2_diagonal(
+    ws: Workspace, n: int, *, method: str = "auto", probes: int = 16, seed: int = 0,
+    exact_limit: int = EXACT_TENSOR_LIMIT,
+) -> tuple[Diagonals, int]:
+    """Unscaled ``Σ_m d_mᵀ I d_m`` per parameter tensor (scale by ``1/(M²N)``), with flags.
+
+    Returns the sums (as :class:`Diagonals`, ``stderr`` in the same units) and the local
+    input count. ``method``: ``"auto"`` (``eq3`` for an Eq. 3 MLP, else ``hessian`` for tensors
+    up to ``exact_limit`` entries and ``hutchinson`` above), or one of them for every tensor.
+    """
+    import torch
+
+    del n  # the caller scales by 1/(M² N)
+    prep = ws.prep
+    prep.require_c2("the variance of the Hessian estimator Î₂")
+    if method not in METHODS:
+        raise ShapeError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if isinstance(probes, bool) or not isinstance(probes, int) or probes < 3:
+        raise ShapeError(f"probes must be an integer >= 3 (for a standard error), got {probes!r}")
+    if method in ("auto", "eq3"):
+        found = eq3_network(ws)
+        if found is not None:
+            sums, count = _eq3_sums(ws, found)
+            all_reduce_sums(list(sums.values()), ws.world)
+            shaped = {k: v.reshape(prep.params[k].shape) for k, v in sums.items()}
+            return Diagonals(shaped, {k: True for k in sums},
+                             {k: torch.zeros_like(v) for k, v in shaped.items()},
+                             {k: "eq3" for k in sums}), count
+        if method == "eq3":
+            raise UnsupportedError("method='eq3' needs an nn.Sequential of Linear layers and one "
+                                   "smooth activation, all parameters trainable, and no output=")
+    exact_names = [k for k, p in prep.params.items()
+                   if method == "hessian" or (method == "auto" and p.numel() <= exact_limit)]
+    # Linear layers: exact through the output Hessian of the layer (module docstring)
+    linear_sites = [site for site in ws.sites if method == "auto"
+                    and site.out_features <= LINEAR_EXACT_LIMIT
+                    and not all(k in exact_names for k in site.names)]
+    linear_names = {k for site in linear_sites for k in site.names}
+    exact_names = [k for k in exact_names if k not in linear_names]
+    est_names = [k for k in prep.params if k not in exact_names and k not in linear_names]
+    zeros = {k: torch.zeros(int(p.numel()), dtype=prep.dtype, device=prep.device)
+             for k, p in prep.params.items()}
+    exact_sum = {k: zeros[k].clone() for k in [*exact_names, *linear_names]}
+    S = probes
+    acc = {k: (zeros[k].clone(), zeros[k].new_zeros(S, zeros[k].numel()),
+               zeros[k].new_zeros(S, zeros[k].numel())) for k in est_names}
+    # per input: an exact tensor's Hessian block is n_L × p² numbers; an estimated group holds
+    # S probes' d̂ (n_L × S × p) plus the HVP's own temporaries
+    block = max([2 * prep.n_L * int(prep.params[k].numel()) ** 2 for k in exact_names]
+                + [2 * prep.n_L * site.out_features ** 2 for site in linear_sites], default=0)
+    est_groups, batch = plan(ws, 4 * S + 8, est_names, block) if est_names else ([], 0)
+    if not est_names:
+        itemsize = 8 if prep.dtype == torch.float64 else 4
+        batch = int(max(1, min(MAX_BATCH, ws.memory // (itemsize * (block + 1)))))
+    gen = torch.Generator(device="cpu").manual_seed(int(seed) * 1_000_003 + ws.rank)
+    count = 0
+    bar = Progress(ws.stream.local_count(), "fisher-verify: Hessian diagonals") if ws.progress else None
+    try:
+        for X in ws.stream.batches(batch):
+            Bn = int(X.shape[0])
+            if exact_names or linear_sites:
+                mom = moments(prep, prep.forward(X))
+                for k in exact_names:
+                    d = _hessian_block_diagonal(ws, X, k)
+                    exact_sum[k] += mom.bilinear(d, d).sum(0)
+                inputs = ws.taps.inputs(X) if linear_sites else {}
+                for site in linear_sites:
+                    gam = _linear_output_hessian_diagonal(ws, X, site)  # (B, n_L, out)
+                    q = mom.bilinear(gam, gam)  # Γ_rᵀ I Γ_r, (B, out)
+                    exact_sum[site.weight] += (q.T @ inputs[site.module] ** 4).reshape(-1)
+                    if site.bias:
+                        exact_sum[site.bias] += q.sum(0)
+            if est_names:
+                for group in est_groups:  # independent probes per group: still unbiased
+                    V = {k: (torch.randint(0, 2, (S, Bn, *prep.params[k].shape), generator=gen)
+                             .to(dtype=prep.dtype, device=prep.device) * 2 - 1) for k in group}
+                    for k, (tit, q, a) in probe_sums(ws, X, V).items():
+                        acc[k][0].add_(tit)
+                        acc[k][1].add_(q)
+                        acc[k][2].add_(a)
+            count += Bn
+            if bar:
+                bar.update(Bn)
+    finally:
+        if bar:
+            bar.close()
+    all_reduce_sums([*exact_sum.values(), *(t for v in acc.values() for t in v)], ws.world)
+    values, stderr, exact, methods = {}, {}, {}, {}
+    jack: dict[str, Any] = {}
+    for k in prep.params:
+        shape = prep.params[k].shape
+        if k in exact_sum:
+            values[k] = exact_sum[k].reshape(shape)
+            stderr[k] = torch.zeros(shape, dtype=prep.dtype, device=prep.device)
+            exact[k], methods[k] = True, ("linear" if k in linear_names else "hessian")
+        else:
+            U, U_del = _u_and_deleted(*acc[k])
+            values[k], stderr[k] = U.reshape(shape), jackknife_stderr(U_del).reshape(shape)
+            jack[k] = U_del.sum(-1)  # delete-one values of the tensor's sum, for sums' stderr
+            exact[k], methods[k] = False, "hutchinson"
+    out = Diagonals(values, exact, stderr, methods)
+    out.jackknife = jack
+    return out, count

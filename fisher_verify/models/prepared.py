@@ -1,0 +1,280 @@
+"""A user's ``nn.Module`` as the per-input function ``θ ↦ h_L(x)`` that thm-4 and thm-6 need.
+
+The user's module is never touched: it is deep-copied once, the copy is moved to the working
+dtype (float64 unless asked otherwise) and device, and every derivative is taken with
+:func:`torch.func.functional_call` on that copy. So no hook, mode, dtype, device, parameter or
+buffer of the user's object changes, also when a call fails.
+
+θ is the set of parameters with ``requires_grad=True`` (the ones a training loop, or EWC,
+would update); frozen parameters and buffers are held fixed.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import FisherVerifyError, ShapeError, UnsupportedError
+
+__all__ = ["PreparedModel", "nonsmooth_reasons", "prepare_model"]
+
+#: Modules whose output is not twice continuously differentiable in θ or in their input
+#: (the kinks of ReLU-like activations, the argmax of max pooling): thm-3/thm-6 need C².
+NON_C2_MODULES = (
+    "ReLU", "ReLU6", "LeakyReLU", "PReLU", "RReLU", "Hardtanh", "Hardswish", "Hardsigmoid",
+    "Hardshrink", "Softshrink", "Threshold", "ELU", "CELU", "SELU",
+    "MaxPool1d", "MaxPool2d", "MaxPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",
+    "AdaptiveMaxPool3d", "FractionalMaxPool2d", "FractionalMaxPool3d", "MaxUnpool1d",
+    "MaxUnpool2d", "MaxUnpool3d",
+)
+#: torch functions (as seen by a TorchFunctionMode during one forward pass) that are not C².
+NON_C2_FUNCTIONS = frozenset({
+    "relu", "relu_", "relu6", "leaky_relu", "leaky_relu_", "prelu", "rrelu", "rrelu_",
+    "hardtanh", "hardtanh_", "hardswish", "hardsigmoid", "hardshrink", "softshrink",
+    "threshold", "threshold_", "elu", "elu_", "celu", "celu_", "selu", "selu_",
+    "max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices",
+    "max_pool2d_with_indices", "max_pool3d_with_indices", "adaptive_max_pool1d",
+    "adaptive_max_pool2d", "adaptive_max_pool3d", "fractional_max_pool2d",
+    "fractional_max_pool3d", "abs", "abs_", "absolute", "clamp", "clamp_", "clip", "clip_",
+    "clamp_min", "clamp_max", "maximum", "minimum", "fmax", "fmin", "max", "min", "amax",
+    "amin", "sign", "floor", "ceil", "round", "trunc", "frac",
+})
+#: Modules that make the forward pass random or batch-dependent in train() mode.
+_TRAIN_RANDOM = ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout",
+                 "FeatureAlphaDropout", "RReLU")
+_TRAIN_FUNCTIONS = frozenset({"dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout",
+                              "feature_alpha_dropout", "batch_norm", "rrelu"})
+
+
+def _torch() -> Any:
+    import torch
+
+    return torch
+
+
+@dataclass
+class PreparedModel:
+    """The working copy and what the estimators need from it.
+
+    Attributes:
+        module: deep copy of the user's module, in ``dtype`` on ``device``.
+        params: trainable parameters θ, detached, by name (``named_parameters`` order).
+        fixed: frozen parameters and buffers, by name.
+        output: maps the module's output (batch of one) to ``h_L`` of shape ``(1, n_L)``.
+        family: the output family; ``n_L = family.dim``.
+        categorical: whether κ₄ contractions go through the O(K) one-hot route.
+        nonsmooth: why the model is not C² (empty when it is, or when the user declared it).
+    """
+
+    module: Any
+    params: dict[str, Any]
+    fixed: dict[str, Any]
+    output: Callable[[Any], Any] | None
+    family: Any
+    dtype: Any
+    device: Any
+    categorical: bool
+    nonsmooth: list[str] = field(default_factory=list)
+
+    @property
+    def n_L(self) -> int:
+        return int(self.family.dim)
+
+    @property
+    def num_params(self) -> int:
+        return sum(int(p.numel()) for p in self.params.values())
+
+    def require_c2(self, what: str) -> None:
+        """Refuse ``what`` (a quantity needing second derivatives, thm-3/thm-6) on a non-C² model."""
+        if self.nonsmooth:
+            raise UnsupportedError(
+                f"{what} needs a model that is twice continuously differentiable (thm-3, thm-6); "
+                f"this one is not: {'; '.join(self.nonsmooth)}. diag I(θ) and Var(Î₁) (thm-4) "
+                "need first derivatives only and are available (declare smooth=True only if the "
+                "detection is wrong)"
+            )
+
+    def _h(self, theta: dict[str, Any], x: Any) -> Any:
+        """``h_L`` for one input ``x`` (no batch axis), shape ``(n_L,)``."""
+        from torch.func import functional_call
+
+        out = functional_call(self.module, (theta, self.fixed), (x.unsqueeze(0),))
+        h = self.output(out) if self.output is not None else out
+        return h.reshape(h.shape[-1])
+
+    def forward(self, X: Any) -> Any:
+        """``h_L`` for a batch of inputs, shape ``(B, n_L)``, without gradients."""
+        from torch.func import functional_call
+
+        torch = _torch()
+        with torch.no_grad():
+            out = functional_call(self.module, (self.params, self.fixed), (X,))
+            h = self.output(out) if self.output is not None else out
+        return h
+
+    def jacobian(self, X: Any, names: Iterable[str]) -> dict[str, Any]:
+        """Rows of ``J = ∂h_L/∂θ`` for the parameters ``names``: ``{name: (B, n_L, *shape)}``.
+
+        ``n_L`` vector-Jacobian products per input (``jacrev``), batched over inputs (``vmap``).
+        """
+        from torch.func import jacrev, vmap
+
+        group = {k: self.params[k] for k in names}
+        rest = {k: v for k, v in self.params.items() if k not in group}
+
+        def one(g: dict[str, Any], x: Any) -> Any:
+            return self._h({**rest, **g}, x)
+
+        return vmap(jacrev(one), in_dims=(None, 0))(group, X)
+
+
+def second_order() -> Any:
+    """Context for second derivatives: attention through the math kernel, since the fused CPU
+    and GPU kernels of ``scaled_dot_product_attention`` have no forward-mode derivative."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.MATH])
+
+
+def _check_training(model: Any) -> list[str]:
+    """Names of submodules that make a train()-mode forward random or batch-dependent."""
+    torch = _torch()
+    bad = []
+    for name, mod in model.named_modules():
+        if not mod.training:
+            continue
+        kind = type(mod).__name__
+        random = kind in _TRAIN_RANDOM and float(getattr(mod, "p", 1.0)) > 0
+        batch_stats = isinstance(mod, torch.nn.modules.batchnorm._BatchNorm)
+        attention = isinstance(mod, torch.nn.MultiheadAttention) and float(mod.dropout) > 0
+        if random or batch_stats or attention:
+            bad.append(f"{name or '<root>'} ({kind})")
+    return bad
+
+
+def _recorded_functions(module: Any, params: dict[str, Any], fixed: dict[str, Any], x: Any) -> Any:
+    """``(function name, training flag)`` of every torch function one forward pass calls."""
+    from torch.func import functional_call
+    from torch.overrides import TorchFunctionMode
+
+    calls: list[tuple[str, Any]] = []
+
+    class _Recorder(TorchFunctionMode):
+        def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            kwargs = kwargs or {}
+            calls.append((getattr(func, "__name__", ""), kwargs.get("training")))
+            return func(*args, **kwargs)
+
+    torch = _torch()
+    with torch.no_grad(), _Recorder():
+        functional_call(module, (params, fixed), (x,))
+    return calls
+
+
+def nonsmooth_reasons(module: Any, calls: Iterable[tuple[str, Any]]) -> list[str]:
+    """Why a model is not C²: its non-C² submodules and the non-C² torch functions it calls."""
+    reasons = [f"module {name} ({type(mod).__name__})" for name, mod in module.named_modules()
+               if type(mod).__name__ in NON_C2_MODULES]
+    funcs = sorted({name for name, _ in calls if name in NON_C2_FUNCTIONS})
+    if funcs:
+        reasons.append("calls " + ", ".join(funcs))
+    return reasons
+
+
+def prepare_model(
+    model: Any,
+    family: Any,
+    example: Any,
+    *,
+    output: Callable[[Any], Any] | None = None,
+    dtype: Any = None,
+    device: Any = None,
+    eval_mode: bool = False,
+    smooth: bool | None = None,
+) -> PreparedModel:
+    """Check ``model`` and ``family`` and make the working copy (module docstring).
+
+    ``example`` is a small batch of inputs (already on the working device and dtype) used to
+    check the output shape against ``family.dim`` and to record which torch functions the
+    forward pass calls (for the C² check; ``smooth`` overrides it).
+
+    Raises:
+        ShapeError: not a module or family; h_L of the wrong shape; no trainable parameter.
+        UnsupportedError: a train()-mode model with dropout or batch statistics (unless
+            ``eval_mode``), a dtype other than float32/float64, a module that cannot be copied.
+    """
+    torch = _torch()
+    from ..families.family import CategoricalFamily, Family
+
+    if not isinstance(model, torch.nn.Module):
+        raise ShapeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(family, Family):
+        raise ShapeError(f"family must be a fisher_verify family (fv.family('categorical', K=10), "
+                         f"...), got {type(family).__name__}")
+    if output is not None and not callable(output):
+        raise ShapeError(f"output must be a callable mapping the model's output to h_L, got "
+                         f"{type(output).__name__}")
+    dtype = torch.float64 if dtype is None else dtype
+    if dtype not in (torch.float64, torch.float32):
+        raise UnsupportedError(f"dtype must be torch.float64 or torch.float32, got {dtype}")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ShapeError("the model has no trainable parameter (requires_grad=True): θ is empty")
+    if model.training and not eval_mode:
+        bad = _check_training(model)
+        if bad:
+            raise UnsupportedError(
+                "the model is in train() mode with dropout or batch statistics ("
+                + ", ".join(bad[:4]) + ("..." if len(bad) > 4 else "")
+                + "): its output is random or depends on the batch, and the Fisher information "
+                "of the paper is that of a fixed function; call model.eval() or pass "
+                "eval_mode=True (the user's model stays in its mode either way)"
+            )
+    first = next(iter(model.parameters()))
+    dev = torch.device(device) if device is not None else first.device
+    try:
+        work = copy.deepcopy(model)
+    except Exception as exc:  # noqa: BLE001 - any failure to copy is reported, never worked around
+        raise UnsupportedError(
+            f"cannot deep-copy the model ({type(exc).__name__}: {exc}); a working copy is needed "
+            "so that the user's module is left untouched"
+        ) from None
+    work = work.to(device=dev, dtype=dtype)
+    if eval_mode:
+        work.eval()
+    params = {k: v.detach() for k, v in work.named_parameters() if v.requires_grad}
+    fixed = {k: v.detach() for k, v in work.named_parameters() if not v.requires_grad}
+    fixed.update({k: v.detach() for k, v in work.named_buffers()})
+    prepared = PreparedModel(module=work, params=params, fixed=fixed, output=output,
+                             family=family, dtype=dtype, device=dev,
+                             categorical=isinstance(family, CategoricalFamily))
+    try:
+        calls = _recorded_functions(work, params, fixed, example)
+        h = prepared.forward(example)
+    except FisherVerifyError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the user's forward failed on the user's data
+        raise ShapeError(f"the model's forward pass failed on the data: {type(exc).__name__}: "
+                         f"{exc}") from None
+    if work.training and not eval_mode:
+        random_calls = sorted({n for n, t in calls if n in _TRAIN_FUNCTIONS and t})
+        if random_calls:
+            raise UnsupportedError(
+                f"the model calls {', '.join(random_calls)} with training=True: its output is "
+                "random or depends on the batch; call model.eval() or pass eval_mode=True"
+            )
+    B = int(example.shape[0])
+    if not isinstance(h, torch.Tensor) or tuple(h.shape) != (B, family.dim):
+        shape = tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__
+        raise ShapeError(
+            f"{family.label} needs h_L of shape (batch, {family.dim}); the model"
+            + (" with output=" if output is not None else "")
+            + f" gives {shape} for a batch of {B}; pass output= to map the model's output to h_L"
+        )
+    family.check_natural(h)
+    if smooth is None:
+        prepared.nonsmooth = nonsmooth_reasons(work, calls)
+    elif not smooth:
+        prepared.nonsmooth = ["declared not C² by the caller (smooth=False)"]
+    return prepared

@@ -1,0 +1,305 @@
+"""``analyze_model``: the paper's quantities for any torch model over a data set, per tensor and layer.
+
+Per parameter tensor and per layer (the module that owns the tensors): the sums of
+``diag I(θ)`` (eq-6), ``Var(Î₁)`` (thm-4, exact) and ``Var(Î₂)`` (thm-6: exact, an estimate
+with its standard error, or refused with the reason for a non-C² model), the better estimator,
+and the number of draws each needs from lemma-12 (on the diagonals). Where the ``(M n_L)²``
+Gram matrix of the Jacobians fits, also ``‖Cov(Î₁)‖_F`` and both sides of thm-7, exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..errors import FisherVerifyError
+from .contract import excess_pairs
+from .diagonals import Diagonals, Workspace, model_diagonals, open_workspace, plan
+
+__all__ = ["GRAM_LIMIT", "ModelAnalysis", "Row", "analyze_model", "thm7_model"]
+
+#: Largest ``(M n_L)²`` Gram matrix (entries) formed for ‖Cov(Î₁)‖_F and thm-7.
+GRAM_LIMIT = 1 << 24
+
+
+@dataclass
+class Row:
+    """Sums over one parameter tensor or one layer (for ``n`` draws per input)."""
+
+    name: str
+    params: int
+    fisher: float  # Σ_i diag I(θ)_i
+    var_1: float  # Σ_i Var(Î₁)_ii (exact)
+    var_2: float | None  # Σ_i Var(Î₂)_ii; None when refused
+    var_2_stderr: float  # 0 when exact
+    var_2_exact: bool
+    var_2_method: str  # eq3 | hessian | hutchinson | mixed | refused
+    better: str  # "I1", "I2", "tie"; "(estimate)" appended when Var(Î₂) is estimated
+
+
+@dataclass
+class ModelAnalysis:
+    """The result of :func:`analyze_model` (all sums in float64)."""
+
+    family: str
+    num_inputs: int
+    n: int
+    num_params: int
+    tensors: list[Row]
+    layers: list[Row]
+    total: Row
+    var_2_refused: str | None
+    samples_needed_1: int | None  # lemma-12 on the diagonals
+    samples_needed_2: int | None
+    target_rel_accuracy: float
+    confidence: float
+    covariance_norm_1: float | None  # ‖Cov(Î₁)‖_F (thm-4), exact
+    thm7_rhs: float | None
+    thm7_spectral: float | None
+    thm7_note: str
+    diagonals: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (the per-entry diagonals are left out)."""
+        out = asdict(self)
+        out.pop("diagonals")
+        out["var_2_all_exact"] = self.total.var_2_exact
+        return out
+
+    def to_json(self, **kwargs: Any) -> str:
+        """The report as JSON text (``exact`` flags included wherever Var(Î₂) is estimated)."""
+        return json.dumps(self.as_dict(), **kwargs)
+
+    def table(self) -> str:
+        """A per-layer text table, estimates marked with ``±`` and ``*``."""
+        def v2(r: Row) -> str:
+            if r.var_2 is None:
+                return "refused"
+            return f"{r.var_2:.4g}" if r.var_2_exact else f"{r.var_2:.4g}±{r.var_2_stderr:.2g}*"
+
+        head = f"{'layer':<28} {'params':>9} {'sum diag I':>12} {'sum Var I1':>12} " \
+               f"{'sum Var I2':>20} better"
+        lines = [head, "-" * len(head)]
+        for r in [*self.layers, self.total]:
+            lines.append(f"{r.name[:28]:<28} {r.params:>9} {r.fisher:>12.4g} {r.var_1:>12.4g} "
+                         f"{v2(r):>20} {r.better}")
+        return "\n".join(lines)
+
+    def summary(self) -> str:
+        """The table with the global quantities and the notes."""
+        lines = [f"family {self.family}, M = {self.num_inputs} inputs, N = {self.n} draws per "
+                 f"input, P = {self.num_params}", self.table()]
+        if not self.total.var_2_exact and self.var_2_refused is None:
+            lines.append("* Var(I2): unbiased Hutchinson ESTIMATE ± standard error (not exact)")
+        if self.var_2_refused:
+            lines.append(f"Var(I2) refused: {self.var_2_refused}")
+        if self.covariance_norm_1 is not None:
+            lines.append(f"||Cov(I1)||_F = {self.covariance_norm_1:.6g} <= thm-7 bound "
+                         f"{self.thm7_rhs:.6g} (spectral variant {self.thm7_spectral:.6g})")
+        else:
+            lines.append(f"||Cov(I1)||_F and thm-7: {self.thm7_note}")
+        lines.append(
+            f"draws per input for ||I_hat - I||_F <= {self.target_rel_accuracy:g} ||I||_F on the "
+            f"diagonal with prob. >= {self.confidence:g} (lemma-12): I1 {self.samples_needed_1}, "
+            f"I2 {self.samples_needed_2}")
+        return "\n".join(lines)
+
+    def plot(self, path: str) -> None:
+        """A PNG of the per-layer variance sums of both estimators (error bars on estimates)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        names = [r.name for r in self.layers]
+        x = list(range(len(names)))
+        fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(names) + 2), 4))
+        w = 0.4
+        series = [([r.var_1 for r in self.layers], [0.0] * len(names), -w / 2, "Var(Î₁) (exact)")]
+        if self.var_2_refused is None:
+            label = "Var(Î₂) (exact)" if self.total.var_2_exact else "Var(Î₂) (* estimate ± s.e.)"
+            series.append(([r.var_2 or 0.0 for r in self.layers],
+                           [r.var_2_stderr for r in self.layers], w / 2, label))
+        positive = [v for vals, _, _, _ in series for v in vals if v > 0]
+        floor = min(positive) / 10 if positive else 1e-12
+        for vals, err, shift, label in series:
+            # a sum that is exactly 0 (h linear in those weights) gets a label, not a bar
+            bars = [v if v > 0 else float("nan") for v in vals]
+            ax.bar([i + shift for i in x], bars, w, yerr=err if any(err) else None, capsize=3,
+                   label=label)
+            for i, v in enumerate(vals):
+                if v <= 0:
+                    ax.text(i + shift, floor * 1.5, "0", ha="center", fontsize=8)
+        ax.set_ylim(bottom=floor)
+        ax.set_xlim(-0.6, len(names) - 0.4)
+        ax.set_yscale("log")
+        ax.set_xticks(x)
+        ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel(f"sum of diagonal variances, N = {self.n}")
+        ax.set_title(f"{self.family}, M = {self.num_inputs}")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+
+
+def _samples_needed(total_var_one: float, fisher_norm: float, rel: float, conf: float
+                    ) -> int | None:
+    """lemma-12: ``N ≥ Σ Var(one draw) / (ε rel² ‖I‖²)``, ``ε = 1 − conf`` (on the diagonal).
+
+    Not imported from :mod:`fisher_verify.analyze`: importing that submodule would rebind the
+    package attribute ``fisher_verify.analyze`` (the lazily exported function) to the module.
+    """
+    if fisher_norm <= 0:
+        return None
+    if total_var_one <= 0:
+        return 1
+    return max(1, math.ceil(total_var_one / ((1.0 - conf) * rel**2 * fisher_norm**2)))
+
+
+def _better(v1: float, v2: float | None, v2_exact: bool) -> str:
+    if v2 is None:
+        return "I1 (I2 refused)"
+    if math.isclose(v1, v2, rel_tol=1e-9, abs_tol=1e-300):
+        out = "tie"
+    else:
+        out = "I1" if v1 < v2 else "I2"
+    return out if v2_exact else out + " (estimate)"
+
+
+def _row(name: str, names: list[str], d: dict[str, Diagonals | None]) -> Row:
+    f, v1, v2 = d["f"], d["v1"], d["v2"]
+    assert f is not None and v1 is not None
+    params = sum(int(f[k].numel()) for k in names)
+    fs = float(sum(float(f[k].sum()) for k in names))
+    s1 = float(sum(float(v1[k].sum()) for k in names))
+    if v2 is None:
+        return Row(name, params, fs, s1, None, 0.0, False, "refused", _better(s1, None, False))
+    s2, se, exact = v2.sum_over(names)
+    methods = {v2.methods[k] for k in names}
+    method = methods.pop() if len(methods) == 1 else "mixed"
+    return Row(name, params, fs, s1, s2, se, exact, method, _better(s1, s2, exact))
+
+
+def _gram(ws: Workspace) -> tuple[Any, Any] | str:
+    """``h`` (M, n_L) and ``J_m J_{m'}ᵀ`` (M, M, n_L, n_L) over all inputs, or why not."""
+    import torch
+
+    prep = ws.prep
+    if ws.world > 1:
+        return "not computed across processes (the Gram matrix pairs inputs of every shard)"
+    count = ws.stream.local_count()
+    if count is None:
+        count = sum(int(X.shape[0]) for X in ws.stream.batches(1 << 16))
+    if (count * prep.n_L) ** 2 > GRAM_LIMIT:
+        return (f"not computed: the (M n_L)^2 = {(count * prep.n_L) ** 2} Gram matrix is above "
+                f"GRAM_LIMIT = {GRAM_LIMIT}")
+    groups, batch = plan(ws, 4)
+    batches = list(ws.stream.batches(batch))
+
+    def rows(X: Any) -> Any:
+        out = []
+        for g in groups:
+            jac = prep.jacobian(X, g)
+            out += [jac[k].reshape(X.shape[0], prep.n_L, -1) for k in g]
+        return out  # per tensor (B, n_L, p)
+
+    sizes = [int(X.shape[0]) for X in batches]
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    G = torch.zeros(count, count, prep.n_L, prep.n_L, dtype=prep.dtype, device=prep.device)
+    for i, Xi in enumerate(batches):
+        Ji = rows(Xi)
+        for j in range(i, len(batches)):
+            Jj = Ji if j == i else rows(batches[j])
+            block = torch.stack([torch.einsum("map,nbp->mnab", a, b) for a, b in zip(Ji, Jj)]).sum(0)
+            si, sj = slice(starts[i], starts[i] + sizes[i]), slice(starts[j], starts[j] + sizes[j])
+            G[si, sj] = block
+            G[sj, si] = block.permute(1, 0, 3, 2)
+    h = torch.cat([prep.forward(X) for X in batches])
+    return h, G
+
+
+def thm7_model(ws: Workspace, n: int) -> tuple[float, float, float] | str:
+    """``(‖Cov(Î₁)‖_F, thm-7 bound, spectral variant)`` exactly, or why it was not computed.
+
+    ``‖Cov(Î₁)‖_F² = (1/(M²N))² Σ_{m,m'} ⟨C_m, C_{m'} ×₄ J_m J_{m'}ᵀ⟩`` (thm-4) and
+    ``thm-7``: ``≤ (1/(M²N)) Σ_m ‖J_m‖_F⁴ ‖C_m‖_F``, with the contractions of
+    :func:`.contract.excess_pairs` (O(K²) per pair for the categorical family).
+    """
+    import torch
+
+    got = _gram(ws)
+    if isinstance(got, str):
+        return got
+    h, G = got
+    prep = ws.prep
+    M = G.shape[0]
+    pair, cnorm = excess_pairs(prep.family, prep.categorical, h, G)
+    scale = M * M * n
+    lhs = math.sqrt(max(float(pair.sum()), 0.0)) / scale
+    self_gram = torch.stack([G[m, m] for m in range(M)])
+    jf2 = torch.diagonal(self_gram, dim1=-2, dim2=-1).sum(-1)
+    j2 = torch.linalg.eigvalsh(self_gram)[:, -1].clamp(min=0)
+    return lhs, float((jf2**2 * cnorm).sum()) / scale, float((j2**2 * cnorm).sum()) / scale
+
+
+def analyze_model(
+    model: Any, data: Any, family: Any, n: int = 1, *, target: float = 0.1,
+    confidence: float = 0.95, output: Callable[[Any], Any] | None = None, dtype: Any = None,
+    device: Any = None, eval_mode: bool = False, smooth: bool | None = None,
+    memory: int | None = None, distributed: bool | None = None, progress: bool = True,
+    method: str = "auto", probes: int = 16, seed: int = 0, norms: bool = True,
+) -> ModelAnalysis:
+    """Both Fisher estimators of any torch model over a data set (eq-6, thm-4, thm-6, thm-7, lemma-12).
+
+    Arguments as :func:`fisher_verify.models.diagonals.model_variance_diagonal`; ``target`` and
+    ``confidence`` set lemma-12's ``‖Î − I‖ ≤ target ‖I‖`` with probability ``confidence`` (on
+    the diagonals); ``norms=False`` skips ‖Cov(Î₁)‖_F and thm-7. A non-C² model gets every
+    first-order quantity and ``Var(Î₂)`` refused with the reason.
+    """
+    from ..errors import UnsupportedError
+
+    for name, value in (("target", target), ("confidence", confidence)):
+        if not 0 < value < 1:
+            raise FisherVerifyError(f"{name} must lie strictly between 0 and 1, got {value}")
+    ws = open_workspace(model, data, family, output=output, dtype=dtype, device=device,
+                        eval_mode=eval_mode, smooth=smooth, memory=memory,
+                        distributed=distributed, progress=progress)
+    refused = None
+    try:
+        ws.prep.require_c2("Var(Î₂)")
+    except UnsupportedError as exc:
+        refused = str(exc)
+    d = model_diagonals(ws, n, fisher=True, variance_1=True, variance_2=refused is None,
+                        method=method, probes=probes, seed=seed)
+    parts: dict[str, Diagonals | None] = {"f": d.fisher, "v1": d.variance_1, "v2": d.variance_2}
+    names = list(ws.prep.params)
+    layers: dict[str, list[str]] = {}
+    for k in names:
+        layers.setdefault(k.rsplit(".", 1)[0] if "." in k else "<root>", []).append(k)
+    total = _row("total", names, parts)
+    fnorm = math.sqrt(sum(float((v**2).sum()) for v in (d.fisher or {}).values()))
+    note, lhs, rhs, spec = "", None, None, None
+    if norms:
+        got = thm7_model(ws, d.n)
+        if isinstance(got, str):
+            note = got
+        else:
+            lhs, rhs, spec = got
+    else:
+        note = "not requested"
+    return ModelAnalysis(
+        family=family.label, num_inputs=d.num_inputs, n=d.n, num_params=ws.prep.num_params,
+        tensors=[_row(k, [k], parts) for k in names],
+        layers=[_row(lay, ks, parts) for lay, ks in layers.items()], total=total,
+        var_2_refused=refused,
+        samples_needed_1=_samples_needed(total.var_1 * d.n, fnorm, target, confidence),
+        samples_needed_2=(None if total.var_2 is None
+                          else _samples_needed(total.var_2 * d.n, fnorm, target, confidence)),
+        target_rel_accuracy=target, confidence=confidence, covariance_norm_1=lhs, thm7_rhs=rhs,
+        thm7_spectral=spec, thm7_note=note, diagonals=parts,
+    )
+

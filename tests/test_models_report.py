@@ -1,0 +1,86 @@
+"""fv.analyze_model: per tensor / per layer sums, thm-7 and the labels, against the dense route."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from test_models import Conv1dNet, assert_close, dense_derivatives, expected, model_zoo
+
+import fisher_verify as fv
+from fisher_verify.fisher.bounds import thm7_sides
+from fisher_verify.models import report as report_mod
+
+
+@pytest.mark.parametrize("fam_name", ["categorical", "product"])
+def test_analyze_model_matches_dense_route(fam_name: str) -> None:
+    fam = (fv.family("categorical", K=3) if fam_name == "categorical"
+           else fv.product(fv.family("poisson"), fv.family("bernoulli"), fv.family("normal")))
+    torch.manual_seed(4)
+    model = Conv1dNet(nn.Tanh(), 3)
+    X = 0.5 * torch.randn(3, 2, 7)
+    rep = fv.analyze_model(model, X, fam, n=4, progress=False)
+    want = expected(model, X, fam, n=4, hessians=True)
+    h, J, _ = dense_derivatives(model, X, hessians=False)
+    lhs, rhs, spec = thm7_sides(J, fam.central_moment4(h), fam.fisher(h), 4)
+    assert rep.covariance_norm_1 is not None and rep.thm7_rhs is not None
+    assert_close(np.array([rep.covariance_norm_1, rep.thm7_rhs, rep.thm7_spectral]),
+                 np.array([lhs, rhs, spec]))
+    sizes = [p.numel() for p in model.parameters()]
+    off = np.cumsum([0, *sizes])
+    for i, row in enumerate(rep.tensors):
+        sl = slice(off[i], off[i + 1])
+        got = np.array([row.fisher, row.var_1, row.var_2])
+        assert_close(got, np.array([want["fisher"][sl].sum(), want["v1"][sl].sum(), want["v2"][sl].sum()]))
+        assert row.var_2_exact and row.var_2_stderr == 0.0
+    assert [r.name for r in rep.layers] == ["conv", "fc"]
+    assert_close(np.array([rep.total.var_1]), np.array([want["v1"].sum()]))
+    assert rep.total.better in ("I1", "I2", "tie")
+    data = json.loads(rep.to_json())
+    assert data["var_2_all_exact"] is True and data["num_inputs"] == 3
+    assert "refused" not in rep.summary()
+
+
+def test_analyze_model_relu_refuses_var2_with_reason(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    model, X, _ = model_zoo(3)["conv2d_pool"]
+    rep = fv.analyze_model(model, X, fv.family("categorical", K=3), n=2, progress=False)
+    assert rep.var_2_refused and "ReLU" in rep.var_2_refused and "MaxPool2d" in rep.var_2_refused
+    assert rep.total.var_2 is None and rep.samples_needed_2 is None
+    assert rep.total.better == "I1 (I2 refused)"
+    assert "Var(I2) refused" in rep.summary() and json.loads(rep.to_json())["var_2_refused"]
+    rep.plot(str(tmp_path / "v.png"))
+    assert (tmp_path / "v.png").stat().st_size > 1000
+
+
+def test_analyze_model_estimate_is_labelled(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    model = Conv1dNet(nn.Tanh(), 2)
+    rep = fv.analyze_model(model, torch.randn(3, 2, 7), fv.family("categorical", K=2), n=1,
+                           method="hutchinson", probes=6, progress=False)
+    assert not rep.total.var_2_exact and rep.total.var_2_method == "hutchinson"
+    assert rep.total.var_2_stderr > 0 and "(estimate)" in rep.total.better
+    assert "ESTIMATE" in rep.summary() and "*" in rep.table()
+    assert json.loads(rep.to_json())["var_2_all_exact"] is False
+    rep.plot(str(tmp_path / "e.png"))
+
+
+def test_gram_limit_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(report_mod, "GRAM_LIMIT", 10)
+    rep = fv.analyze_model(nn.Linear(2, 2), torch.randn(4, 2), fv.family("categorical", K=2),
+                           progress=False)
+    assert rep.covariance_norm_1 is None and "GRAM_LIMIT" in rep.thm7_note
+    assert "GRAM_LIMIT" in rep.summary()
+
+
+def test_bad_target() -> None:
+    with pytest.raises(fv.FisherVerifyError, match="target"):
+        fv.analyze_model(nn.Linear(2, 2), torch.randn(2, 2), fv.family("categorical", K=2), target=2)
+
+
+def test_fv_analyze_stays_the_function() -> None:
+    """analyze_model must not rebind fisher_verify.analyze (the function) to its module."""
+    fv.analyze_model(nn.Linear(2, 2), torch.randn(2, 2), fv.family("categorical", K=2), progress=False)
+    assert callable(fv.analyze)
