@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
-import torch
+from torchrun_launch import run_workers
 
 WORKER = r'''
 import sys
@@ -51,32 +47,10 @@ if __name__ == "__main__":
 '''
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_two_gloo_processes_equal_one_process(tmp_path: Path) -> None:
-    script = tmp_path / "h9_dist_worker.py"
-    script.write_text(WORKER)
-    result = tmp_path / "result.pt"
-    env = dict(os.environ, OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]),
-                                           os.environ.get("PYTHONPATH", "")]))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(script), str(result)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    got = torch.load(result, weights_only=True)
-    assert got["world"] == 2
-    sys.path.insert(0, str(tmp_path))
-    try:
-        import h9_dist_worker  # type: ignore[import-not-found]
-
-        want = h9_dist_worker.compute(False)
-    finally:
-        sys.path.remove(str(tmp_path))
+    got, worker = run_workers(tmp_path, "h9_dist_worker", WORKER)
+    assert got.pop("world") == 2
+    want = worker.compute(False)
     for key, diag in want.items():
         scale = max(float(v.abs().max()) for v in diag.values())
         assert scale > 0

@@ -6,5 +6,5 @@ the bounds (``thm-7``, ``thm-8``, ``lemma-9``, …: :mod:`.bounds`), p.s.d. resu
 (:mod:`.psd`), spectral and tightness measurements, the back-propagated FIM and the path for
 large networks that never forms a P×P array (:mod:`.large`).
 
-May import: ``networks``, ``families``, ``symbolic`` and ``errors``.
+May import: ``networks``, ``families``, ``symbolic``, ``distributed`` and ``errors``.
 """

@@ -746,6 +746,7 @@ def covariance1_norm(
     net: Any, x: Any, n: int = 1, *, device: str | None = None, dtype: Any = None,
     method: NormMethod = "auto", memory_budget: int | None = None,
     time_budget: float | None = None, sample_inputs: int | None = None, seed: int = 0,
+    distributed: bool | None = None,
 ) -> float:
     """``‖Cov(Î₁)‖_F`` (``thm-4``; lhs of ``thm-7``), streamed over pairs of input blocks.
 
@@ -753,11 +754,11 @@ def covariance1_norm(
     the categorical family (``O(M² n_L⁶)`` for a dense ``K − I⊗I``); memory bounded by
     ``memory_budget`` (:mod:`fisher_verify.fisher.large_norms`). ``method="sampled"`` (or
     ``"auto"`` above the budgets) returns an unbiased estimate: use :func:`thm7_large` to see
-    its standard error (``details['lhs_estimate']``).
+    its standard error (``details['lhs_estimate']``). ``distributed``: as :func:`thm7_large`.
     """
     b = thm7_large(net, x, n, device=device, dtype=dtype, method=method,
                    memory_budget=memory_budget, time_budget=time_budget,
-                   sample_inputs=sample_inputs, seed=seed)
+                   sample_inputs=sample_inputs, seed=seed, distributed=distributed)
     return b.lhs or 0.0
 
 
@@ -765,6 +766,7 @@ def thm7_large(
     net: Any, x: Any, n: int = 1, *, device: str | None = None, dtype: Any = None,
     method: NormMethod = "auto", memory_budget: int | None = None,
     time_budget: float | None = None, sample_inputs: int | None = None, seed: int = 0,
+    distributed: bool | None = None,
 ) -> Bound:
     """``thm-7`` with both sides: ``‖Cov(Î₁)‖_F ≤ (1/(M²N)) Σ_m ‖J_m‖_F⁴ ‖K_m − I_m⊗I_m‖_F``.
 
@@ -776,14 +778,17 @@ def thm7_large(
     with its standard error), ``"auto"`` picks exact when it fits. The rhs and
     ``details['spectral_variant']`` (``Σ_m ‖J_m‖₂⁴ ‖C_m‖_F / (M²N)``, as in
     :func:`fisher_verify.fisher.bounds.thm7_sides`) are per-input sums, always exact.
+    ``distributed``: share the input pairs and the inputs over the ``torch.distributed`` group
+    (default: when one is initialized; every process calls alike and gets the whole result).
     """
+    from ..distributed import process_group
     from .large_norms import pair_norm, thm7_rhs
 
     est, cost = pair_norm(net, x, n, "thm-7", method=method, memory_budget=memory_budget,
                           time_budget=time_budget, sample_inputs=sample_inputs, seed=seed,
-                          device=device, dtype=dtype)
+                          device=device, dtype=dtype, distributed=distributed)
     s = _setup(net, x, device, dtype)
-    rhs, spec = thm7_rhs(s, _check_n(n), max(1, cost.block))
+    rhs, spec = thm7_rhs(s, _check_n(n), max(1, cost.block), *process_group(distributed))
     label = "" if est.exact else " [ESTIMATE: sampled input pairs, see details]"
     return Bound("thm-7", est.value, rhs, "<=",
                  "||Cov(I1)||_F <= (1/N)||J||_F^4 ||K - I(x)I||_F" + label,
@@ -1027,6 +1032,7 @@ def covariance2_norm(
     memory_budget: int | None = None,
     time_budget: float | None = None,
     sample_inputs: int | None = None,
+    distributed: bool | None = None,
 ) -> Estimate:
     """``‖Cov(Î₂)‖_F`` (``thm-6``; lhs of ``thm-8``), exact or a labelled estimate.
 
@@ -1037,7 +1043,7 @@ def covariance2_norm(
     return thm8_large(net, x, n, method=method, probes=probes, seed=seed, exact_limit=exact_limit,
                       structured_limit=structured_limit, device=device, dtype=dtype,
                       memory_budget=memory_budget, time_budget=time_budget,
-                      sample_inputs=sample_inputs).details["lhs_estimate"]
+                      sample_inputs=sample_inputs, distributed=distributed).details["lhs_estimate"]
 
 
 def thm8_large(
@@ -1055,6 +1061,7 @@ def thm8_large(
     memory_budget: int | None = None,
     time_budget: float | None = None,
     sample_inputs: int | None = None,
+    distributed: bool | None = None,
 ) -> Bound:
     """``thm-8``: ``‖Cov(Î₂)‖_F ≤ (1/(M²N)) Σ_m ‖∂²h_L(x_m)‖_F² ‖I_m‖_F`` with both sides.
 
@@ -1068,7 +1075,11 @@ def thm8_large(
     (``"hvp"``, ``"hutchinson"``, see :func:`hessian_traces`). For exact and sampled the rhs is
     exact (per-input sums); estimates have ``details['exact']`` False and
     ``details['lhs_estimate']`` / ``details['rhs_estimate']`` carry the standard errors.
+    ``distributed`` (exact and sampled; default: when a ``torch.distributed`` group is
+    initialized): the input pairs and inputs are shared over the processes, every process
+    calls alike and gets the whole result; ``"hvp"``/``"hutchinson"`` run whole on each.
     """
+    from ..distributed import process_group
     from .large_norms import min_block_elements, norm_cost, pair_norm, thm8_rhs
 
     s = _setup(net, x, device, dtype)
@@ -1080,7 +1091,7 @@ def thm8_large(
     if method == "auto":
         closed = min_block_elements(s, "thm-8") <= structured_limit and norm_cost(
             net, x, "thm-8", memory_budget=memory_budget, time_budget=time_budget,
-            device=device, dtype=dtype).fits_memory
+            device=device, dtype=dtype, distributed=distributed).fits_memory
         if not closed:
             method = "hvp" if s.offsets[-1] <= exact_limit else "hutchinson"
     if method in ("hvp", "hutchinson"):
@@ -1092,8 +1103,10 @@ def thm8_large(
     else:
         lhs, cost = pair_norm(net, x, n, "thm-8", method=method,  # type: ignore[arg-type]
                               memory_budget=memory_budget, time_budget=time_budget,
-                              sample_inputs=sample_inputs, seed=seed, device=device, dtype=dtype)
-        rhs = Estimate(thm8_rhs(s, N, max(1, cost.block)), 0.0, True, "exact", 0)
+                              sample_inputs=sample_inputs, seed=seed, device=device, dtype=dtype,
+                              distributed=distributed)
+        rhs = Estimate(thm8_rhs(s, N, max(1, cost.block), *process_group(distributed)), 0.0,
+                       True, "exact", 0)
         details = {"probes": 0, "cost": cost}
     label = "" if lhs.exact else f" [ESTIMATE: {lhs.method}, see details]"
     details.update({"exact": lhs.exact, "method": lhs.method, "lhs_estimate": lhs,

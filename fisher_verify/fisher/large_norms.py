@@ -38,9 +38,15 @@ distinct pairs of ``s`` inputs drawn without replacement (seeded): unbiased, wit
 delete-one jackknife standard error; the norm's standard error is by the delta method.
 Results are labelled ``exact=False``.
 
-**Sharding (not done here).** The block pairs ``a ≤ b`` are independent: a process group can
-split them (pair index modulo world size) and all-reduce the partial sums, with the same
-``torch.distributed`` mechanism as the data-set workload of the any-model path.
+**Sharding.** The block pairs ``a ≤ b`` are independent: with ``distributed`` (an initialized
+``torch.distributed`` group, started by ``torchrun``) each process takes a disjoint, balanced
+share of them (:func:`fisher_verify.distributed.balanced_shares`, weighted by the inputs² of
+each pair) and the partial sums are all-reduced, through the same mechanism as the data-set
+workload of the any-model path (:mod:`fisher_verify.distributed`). So are the per-input sums
+(the right-hand sides, the sampled path's diagonal) and the sampled path's kernel matrix. The
+per-input factors are computed by every process (``O(M)``, against the ``O(M²)`` pairs); the
+cost model's seconds are the maximum over processes of the timed estimate divided by the
+number of processes, so every process takes the same branch.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..distributed import all_reduce_max, all_reduce_sums, balanced_shares, process_group
 from ..errors import ShapeError, UnsupportedError
 from .large import (
     Estimate,
@@ -347,6 +354,8 @@ class NormCost:
         memory_budget / time_budget: the budgets it was sized against.
         cache_gamma: whether every block's pre-activation Hessians are kept (thm-8; counted in
             ``held_bytes``) rather than formed again for each block pair.
+        processes: the ``torch.distributed`` processes sharing the block pairs (``seconds``
+            is per process).
     """
 
     statement: str
@@ -360,6 +369,7 @@ class NormCost:
     memory_budget: int
     time_budget: float
     cache_gamma: bool = False
+    processes: int = 1
 
     @property
     def fits(self) -> bool:
@@ -372,10 +382,12 @@ class NormCost:
         return self.held_bytes + self.block_bytes <= self.memory_budget and self.block >= 1
 
     def __str__(self) -> str:
+        shared = "" if self.processes == 1 else f", each of {self.processes} processes"
         return (f"{self.statement} exact at M = {self.inputs}: about {self.seconds:.3g} s "
                 f"({self.gemm_flops:.3g} multiply-adds, {self.elementwise:.3g} elementwise), "
                 f"{(self.held_bytes + self.block_bytes) / 2**20:.4g} MiB (blocks of {self.block} "
-                f"inputs); budgets {self.memory_budget / 2**20:.4g} MiB, {self.time_budget:g} s")
+                f"inputs{shared}); budgets {self.memory_budget / 2**20:.4g} MiB, "
+                f"{self.time_budget:g} s")
 
 
 def _subsetup(s: _Setup, idx: Any) -> _Setup:
@@ -473,7 +485,7 @@ def _block_size(per_pair: float, per_input: float, budget_elems: float, M: int) 
 
 
 def _cost(s: _Setup, statement: str, memory_budget: int, time_budget: float,
-          M: int | None = None) -> NormCost:
+          M: int | None = None, world: int = 1) -> NormCost:
     M = s.M if M is None else M
     item = 8 if s.dtype == s.torch.float64 else 4
     flops, elem, per_pair, per_in = _pair_costs(s, statement)
@@ -499,23 +511,31 @@ def _cost(s: _Setup, statement: str, memory_budget: int, time_budget: float,
         seconds = (flops * pairs + form) / 1e9 + elem * pairs / 1e8
     else:  # one real block pair timed, times the number of block pairs
         seconds = _time_one_block(s, statement, R, cache_gamma)
+    if world > 1:  # the slowest process's timing decides, for every process alike
+        t = s.torch.tensor([seconds], dtype=s.torch.float64, device=s.device)
+        all_reduce_max([t], world)
+        seconds = float(t[0]) / world
     return NormCost(statement, M, R, held, block_bytes, float(flops * pairs + form),
                     float(elem * pairs),
-                    seconds, memory_budget, float(time_budget), cache_gamma)
+                    seconds, memory_budget, float(time_budget), cache_gamma, world)
 
 
 def norm_cost(net: Any, x: Any, statement: str, *, memory_budget: int | None = None,
               time_budget: float | None = None, device: str | None = None,
-              dtype: Any = None) -> NormCost:
+              dtype: Any = None, distributed: bool | None = None) -> NormCost:
     """What the exact streamed ``thm-7`` or ``thm-8`` norm needs for ``net`` at inputs ``x``.
 
-    Time (seconds: one block pair timed on the device, times the number of block pairs) and
-    bytes (the per-input factors plus one block pair), before the full computation runs.
+    Time (seconds: one block pair timed on the device, times the number of block pairs, per
+    process when ``distributed``) and bytes (the per-input factors plus one block pair), before
+    the full computation runs. With a process group every process must call it (the timing is
+    all-reduced).
     """
     if statement not in ("thm-7", "thm-8"):
         raise ShapeError(f"statement must be 'thm-7' or 'thm-8', got {statement!r}")
     s = _setup(net, x, device, dtype)
-    return _cost(s, statement, check_budget(memory_budget), _time_budget(time_budget))
+    _, world = process_group(distributed)
+    return _cost(s, statement, check_budget(memory_budget), _time_budget(time_budget),
+                 world=world)
 
 
 def _time_budget(time_budget: float | None) -> float:
@@ -548,20 +568,26 @@ def _dense_excess(s: _Setup, h: Any) -> Any:
 
 
 def pair_sum(s: _Setup, statement: str, q: _Pass, block: int, index: Any | None = None,
-             keep: bool = False, cache_gamma: bool = True) -> tuple[float, Any]:
+             keep: bool = False, cache_gamma: bool = True, rank: int = 0,
+             world: int = 1) -> tuple[float, Any]:
     """``Σ_{m,m'} f(m, m')`` over the inputs ``index`` (all when None), block pairs ``a ≤ b``.
 
     Returns the sum and, with ``keep``, the (n, n) matrix of ``f`` (for the U-statistic).
     ``cache_gamma`` keeps every block's pre-activation Hessians (thm-8) instead of forming
     the column block's again for each pair (:class:`NormCost` decides from the budget).
+    With ``world > 1`` process ``rank`` computes its balanced share of the block pairs
+    (:func:`fisher_verify.distributed.balanced_shares`) and the sum (and the matrix) are
+    all-reduced: every process returns the whole.
     """
     torch = s.torch
     idx = torch.arange(s.M, device=s.device) if index is None else index
     n = int(idx.shape[0])
     dense = _dense_excess(s, q.h) if (statement == "thm-7" and not s.categorical) else None
     F = torch.zeros(n, n, dtype=s.dtype, device=s.device) if keep else None
-    total = 0.0
+    total = torch.zeros((), dtype=torch.float64, device=s.device)
     starts = list(range(0, n, block))
+    pairs = [(a, b) for i, a in enumerate(starts) for b in starts[i:]]
+    sizes = [min(block, n - a) * min(block, n - b) for a, b in pairs]
     cached: dict[int, Any] = {}
 
     def gamma(start: int) -> Any:  # Γ of a block: formed once per block when cache_gamma
@@ -574,17 +600,16 @@ def pair_sum(s: _Setup, statement: str, q: _Pass, block: int, index: Any | None 
             cached[start] = g
         return g
 
-    for i, a in enumerate(starts):
-        ia = idx[a : a + block]
+    for a, b in (pairs[j] for j in balanced_shares(sizes, rank, world)):
+        ia, ib = idx[a : a + block], idx[b : b + block]
         ga = gamma(a)
-        for b in starts[i:]:
-            ib = idx[b : b + block]
-            vals = _block_values(s, statement, q, ia, ib, dense, ga, ga if a == b else gamma(b))
-            total += (1.0 if a == b else 2.0) * float(vals.sum())
-            if F is not None:
-                F[a : a + block, b : b + block] = vals
-                F[b : b + block, a : a + block] = vals.T
-    return total, F
+        vals = _block_values(s, statement, q, ia, ib, dense, ga, ga if a == b else gamma(b))
+        total += (1.0 if a == b else 2.0) * vals.sum().to(torch.float64)
+        if F is not None:
+            F[a : a + block, b : b + block] = vals
+            F[b : b + block, a : a + block] = vals.T
+    all_reduce_sums([total] if F is None else [total, F], world)
+    return float(total), F
 
 
 def self_values(s: _Setup, statement: str, q: _Pass, block: int) -> Any:
@@ -602,7 +627,7 @@ def pair_norm(
     net: Any, x: Any, n: int, statement: str, *, method: NormMethod = "auto",
     memory_budget: int | None = None, time_budget: float | None = None,
     sample_inputs: int | None = None, seed: int = 0, device: str | None = None,
-    dtype: Any = None, block: int | None = None,
+    dtype: Any = None, block: int | None = None, distributed: bool | None = None,
 ) -> tuple[Estimate, NormCost]:
     """``‖Cov(Î₁)‖_F`` (statement ``"thm-7"``, ``thm-4``) or ``‖Cov(Î₂)‖_F`` (``"thm-8"``,
     ``thm-6``), streamed over block pairs of inputs, with the cost it was planned with.
@@ -611,7 +636,9 @@ def pair_norm(
     :func:`norm_cost` exceeds ``memory_budget`` bytes (default 1 GiB) or ``time_budget``
     seconds (default 900); ``"sampled"``: the U-statistic over ``sample_inputs`` inputs
     (default 512) with its standard error, ``exact=False``; ``"auto"``: exact when it fits,
-    else sampled. ``block`` overrides the block size (tests).
+    else sampled. ``block`` overrides the block size (tests). ``distributed``: share the block
+    pairs over the ``torch.distributed`` group (default: when one is initialized; every process
+    must call with the same arguments and gets the whole result), see the module docstring.
     """
     if method not in ("auto", "exact", "sampled"):
         raise ShapeError(f"method must be 'auto', 'exact' or 'sampled', got {method!r}")
@@ -620,7 +647,8 @@ def pair_norm(
     if statement == "thm-8":
         net.require_c2("output Hessians (thm-3)")
     budget, tbudget = check_budget(memory_budget), _time_budget(time_budget)
-    cost = _cost(s, statement, budget, tbudget)
+    rank, world = process_group(distributed)
+    cost = _cost(s, statement, budget, tbudget, world=world)
     scale = (s.M * s.M * N) ** 2
     if method == "exact" or (method == "auto" and cost.fits):
         if not cost.fits:
@@ -629,13 +657,13 @@ def pair_norm(
                 "method='sampled' for an unbiased estimate with its standard error")
         q = _all_factors(s, statement, max(1, cost.block))
         total, _ = pair_sum(s, statement, q, int(block or cost.block),
-                            cache_gamma=cost.cache_gamma)
+                            cache_gamma=cost.cache_gamma, rank=rank, world=world)
         return Estimate(math.sqrt(max(total, 0.0) / scale), 0.0, True, "exact", 0,
                         {"cost": cost, "squared_norm": total / scale}), cost
     k = min(s.M, DEFAULT_SAMPLE_INPUTS if sample_inputs is None else int(sample_inputs))
     if k < 3 and k < s.M:
         raise ShapeError(f"sample_inputs must be >= 3, got {sample_inputs!r}")
-    sub = _cost(s, statement, budget, tbudget, M=k)
+    sub = _cost(s, statement, budget, tbudget, M=k, world=world)
     if not sub.fits_memory:
         raise UnsupportedError(f"{statement} sampled over {k} inputs needs "
                                f"{(sub.held_bytes + sub.block_bytes) / 2**20:.4g} MiB, above "
@@ -643,20 +671,22 @@ def pair_norm(
     blk = int(block or sub.block)
     if k >= s.M:  # every pair: exact after all
         total, _ = pair_sum(s, statement, _all_factors(s, statement, blk), blk,
-                            cache_gamma=sub.cache_gamma)
+                            cache_gamma=sub.cache_gamma, rank=rank, world=world)
         return Estimate(math.sqrt(max(total, 0.0) / scale), 0.0, True, "exact", 0,
                         {"cost": cost}), cost
     # f(m, m) for every input, a chunk of inputs at a time (only the sample is held)
-    diag_sum = 0.0
-    for start in range(0, s.M, k):
+    diag = s.torch.zeros((), dtype=s.torch.float64, device=s.device)
+    for start in range(rank * k, s.M, world * k):  # this process's chunks of inputs
         part = _subsetup(s, s.torch.arange(start, min(s.M, start + k), device=s.device))
-        diag_sum += float(self_values(part, statement, _all_factors(part, statement, blk),
-                                      max(1, min(blk, 64))).sum())
+        diag += self_values(part, statement, _all_factors(part, statement, blk),
+                            max(1, min(blk, 64))).sum().to(s.torch.float64)
+    all_reduce_sums([diag], world)
+    diag_sum = float(diag)
     gen = np.random.default_rng(int(seed))
     pick = s.torch.as_tensor(np.sort(gen.choice(s.M, size=k, replace=False)), device=s.device)
     sample = _subsetup(s, pick)
     _, F = pair_sum(sample, statement, _all_factors(sample, statement, blk), blk, keep=True,
-                    cache_gamma=sub.cache_gamma)
+                    cache_gamma=sub.cache_gamma, rank=rank, world=world)
     U, se_U = u_statistic(F)
     pairs = s.M * (s.M - 1)
     total = diag_sum + pairs * U
@@ -686,11 +716,15 @@ def u_statistic(F: Any) -> tuple[float, float]:
 # --- the right-hand sides (per input, O(M)) --------------------------------------------------------
 
 
-def thm7_rhs(s: _Setup, N: float, chunk: int) -> tuple[float, float]:
-    """``(Σ_m ‖J_m‖_F⁴ ‖C_m‖_F, Σ_m ‖J_m‖₂⁴ ‖C_m‖_F) / (M²N)`` (thm-7 and its spectral variant)."""
+def thm7_rhs(s: _Setup, N: float, chunk: int, rank: int = 0,
+             world: int = 1) -> tuple[float, float]:
+    """``(Σ_m ‖J_m‖_F⁴ ‖C_m‖_F, Σ_m ‖J_m‖₂⁴ ‖C_m‖_F) / (M²N)`` (thm-7 and its spectral variant).
+
+    With ``world > 1`` process ``rank`` sums every ``world``-th chunk and the sums are
+    all-reduced."""
     torch = s.torch
-    rhs = spec = 0.0
-    for start in range(0, s.M, chunk):
+    sums = torch.zeros(2, dtype=torch.float64, device=s.device)
+    for start in range(rank * chunk, s.M, world * chunk):
         q = _forward_backward(s, s.X[start : start + chunk])
         gram = sum((hb * hb).sum(-1)[:, None, None] * (G @ G.transpose(1, 2))
                    for G, hb in zip(q.G, q.hbar))
@@ -704,25 +738,29 @@ def thm7_rhs(s: _Setup, N: float, chunk: int) -> tuple[float, float]:
         else:
             c2 = (_dense_excess(s, q.h).reshape(q.h.shape[0], -1) ** 2).sum(-1)
         cn = c2.clamp(min=0).sqrt()
-        rhs += float((jf2**2 * cn).sum())
-        spec += float((j2**2 * cn).sum())
+        sums[0] += (jf2**2 * cn).sum().to(torch.float64)
+        sums[1] += (j2**2 * cn).sum().to(torch.float64)
+    all_reduce_sums([sums], world)
     scale = s.M * s.M * N
-    return rhs / scale, spec / scale
+    return float(sums[0]) / scale, float(sums[1]) / scale
 
 
-def thm8_rhs(s: _Setup, N: float, chunk: int) -> float:
+def thm8_rhs(s: _Setup, N: float, chunk: int, rank: int = 0, world: int = 1) -> float:
     """``Σ_m ‖∂²h_L(x_m)‖_F² ‖I_m‖_F / (M²N)`` with ``‖∂²h_L‖_F² = Σ_α tr(H^α_m H^α_m)``.
 
-    From the diagonal block pairs (blocks of at most 32 inputs) of :func:`_trace_block`.
+    From the diagonal block pairs (blocks of at most 32 inputs) of :func:`_trace_block`; with
+    ``world > 1`` process ``rank`` sums every ``world``-th block and the sums are all-reduced.
     """
     torch = s.torch
-    total = 0.0
-    for start in range(0, s.M, min(chunk, 32)):
-        q = _forward_backward(s, s.X[start : start + min(chunk, 32)])
+    total = torch.zeros((), dtype=torch.float64, device=s.device)
+    step = min(chunk, 32)
+    for start in range(rank * step, s.M, world * step):
+        q = _forward_backward(s, s.X[start : start + step])
         m = q.h.shape[0]
         gam = _gamma_compact(s, q)
         T = _trace_block(s, q, q, gam, gam).reshape(m, s.n_L, m, s.n_L)
         own = torch.einsum("iaia->i", T)
         I = torch.as_tensor(s.family.fisher(q.h), dtype=s.dtype, device=s.device)
-        total += float((own * I.reshape(m, -1).norm(dim=1)).sum())
-    return total / (s.M * s.M * N)
+        total += (own * I.reshape(m, -1).norm(dim=1)).sum().to(torch.float64)
+    all_reduce_sums([total], world)
+    return float(total) / (s.M * s.M * N)

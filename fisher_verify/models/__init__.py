@@ -13,5 +13,6 @@ Hessians, so nothing here assumes the Eq. 3 network of :mod:`fisher_verify.netwo
   unbiased estimate;
 - :mod:`.report`: :func:`analyze_model`, per parameter tensor and per layer.
 
-May import: ``fisher``, ``networks``, ``families``, ``symbolic``, ``validation`` and ``errors``.
+May import: ``fisher``, ``networks``, ``families``, ``symbolic``, ``validation``,
+``distributed`` and ``errors``.
 """
