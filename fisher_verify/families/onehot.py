@@ -123,41 +123,90 @@ def _diag_tensor(p: Any, eye: Any, order: int) -> Any:
     )
 
 
-def onehot_centred(p: Any, g: Any) -> Any:
+def _wsum(p: Any, v: Any, axis: int, keep: bool, xp: Any) -> Any:
+    """``Σ_k p_k v_k`` along ``axis`` (NumPy and torch spell the reduction differently).
+
+    One p per row shared by many columns (the classes on axis 1 of (B, K, P) with p (B, K, 1),
+    or last with p (..., 1, K)) is a batched matrix product: no ``p ∘ v`` temporary, and a
+    third of the time of the elementwise product and sum on the models' Jacobian rows.
+    """
+    if xp is np:
+        return np.sum(p * v, axis=axis, keepdims=keep)
+    ax = axis % v.ndim
+    if p.dtype != v.dtype:
+        return (p * v).sum(ax, keepdim=keep)
+    if v.ndim == 3 and p.ndim == 3 and ax == 1 and p.shape[2] == 1 and p.shape[0] == v.shape[0]:
+        out = xp.bmm(p.transpose(1, 2), v)  # (B, 1, P)
+        return out if keep else out[:, 0]
+    if v.ndim >= 2 and p.ndim == v.ndim and ax == v.ndim - 1 and p.shape[-2] == 1:
+        out = xp.matmul(v, p.transpose(-1, -2))  # (..., r, 1)
+        return out if keep else out[..., 0]
+    return (p * v).sum(ax, keepdim=keep)
+
+
+def onehot_centred(p: Any, g: Any, axis: int = -1) -> Any:
     """``d = g − pᵀg``: the values ``⟨t − η, g⟩ = g_k − pᵀg`` of the score direction on the
-    support ``t = e_k`` (probability ``p_k``), along the last axis of g (broadcast with p).
+    support ``t = e_k`` (probability ``p_k``), the classes along ``axis`` of g and p (the two
+    broadcast against each other). A new array, which callers may overwrite.
 
     Centred at the dominant class k* as :func:`_centred_values` (``d = (g − g_{k*}) −
     pᵀ(g − g_{k*})``, so saturated logits keep their relative accuracy), but without
     broadcasting p to g's shape first: p may carry size-1 axes where g has many (a network's
-    ``n_{l+1}`` units share one p per input), and the argmax is taken once per p.
+    ``n_{l+1}`` units, a model's parameters share one p per input), and the argmax is taken
+    once per p.
     """
     xp = _xp(p)
-    shape = np.broadcast_shapes(tuple(p.shape[:-1]), tuple(g.shape[:-1])) + (1,)
+    nd = max(p.ndim, g.ndim)  # pad the leading axes, as broadcasting does
+    p = p.reshape((1,) * (nd - p.ndim) + tuple(p.shape))
+    g = g.reshape((1,) * (nd - g.ndim) + tuple(g.shape))
+    ax = axis % nd
+    shape = list(np.broadcast_shapes(tuple(p.shape), tuple(g.shape)))
+    shape[ax] = 1
+    full = list(shape)
+    full[ax] = int(g.shape[ax])
     if xp is np:
-        k = np.broadcast_to(np.argmax(p, axis=-1)[..., None], shape)
-        top = np.take_along_axis(np.broadcast_to(g, shape[:-1] + g.shape[-1:]), k, axis=-1)
+        k = np.broadcast_to(np.argmax(p, axis=ax, keepdims=True), shape)
+        top = np.take_along_axis(np.broadcast_to(g, full), k, axis=ax)
     else:
-        k = p.argmax(-1, keepdim=True).expand(shape)
-        top = xp.gather(g.expand(shape[:-1] + tuple(g.shape[-1:])), -1, k)
+        k = p.argmax(ax, keepdim=True).expand(shape)
+        top = xp.gather(g.expand(full), ax, k)
     d = g - top
-    return d - xp.sum(p * d, -1)[..., None]
+    d -= _wsum(p, d, ax, True, xp)
+    return d
 
 
-def onehot_excess4_diagonal(p: Any, g: Any) -> tuple[Any, Any]:
+def onehot_fisher_bilinear(p: Any, a: Any, b: Any, axis: int = -1) -> Any:
+    """``aᵀ I b = E[(sᵀa)(sᵀb)] = Σ_k p_k d_k e_k`` of a one-hot statistic (eq-6, lemma-5), with
+    ``d = a − pᵀa``, ``e = b − pᵀb`` centred as :func:`onehot_centred` (classes along ``axis``).
+
+    The raw form ``Σ p a b − (pᵀa)(pᵀb)`` cancels two O(|a||b|) numbers to an O(1 − max p)
+    result at saturated logits; the centred one keeps its relative accuracy there.
+    """
+    xp = _xp(p)
+    d = onehot_centred(p, a, axis)
+    if b is a:
+        d *= d
+    else:  # a and b may broadcast to a larger shape than each
+        d = d * onehot_centred(p, b, axis)
+    return _wsum(p, d, axis, False, xp)
+
+
+def onehot_excess4_diagonal(p: Any, g: Any, axis: int = -1) -> tuple[Any, Any]:
     """``(C[g,g,g,g], gᵀ I g)`` for ``C = K − I⊗I`` of a one-hot statistic (lemma-5), direct form.
 
     On the finite support ``t = e_k`` with probability ``p_k`` the centred statistic is
     ``s = e_k − p``, so with ``d = g − pᵀg``: ``gᵀIg = E[(sᵀg)²] = Σ_k p_k d_k²`` and
     ``C[g⁴] = E[(sᵀg)⁴] − (E[(sᵀg)²])² = Σ_k p_k d_k⁴ − (Σ_k p_k d_k²)²``. This equals
     ``κ₄[g⁴] + 2 (gᵀIg)²`` of the set-partition route (:func:`onehot_cumulant_contract`) at a
-    fraction of its cost (2 moments instead of Bell(4) = 15 partition terms).
+    fraction of its cost (2 moments instead of Bell(4) = 15 partition terms). The classes lie
+    along ``axis``; one array of g's size is held besides g (squared in place).
     """
     xp = _xp(p)
-    d2 = onehot_centred(p, g) ** 2
-    pd2 = p * d2
-    m2 = xp.sum(pd2, -1)
-    m4 = xp.sum(pd2 * d2, -1)
+    d = onehot_centred(p, g, axis)
+    d *= d
+    m2 = _wsum(p, d, axis, False, xp)
+    d *= d
+    m4 = _wsum(p, d, axis, False, xp)
     return m4 - m2 * m2, m2
 
 

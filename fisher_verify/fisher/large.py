@@ -343,10 +343,13 @@ class _Moments:
             self._k4: Any = None
 
     def quad(self, u: Any, v: Any) -> Any:
-        """``uᵀ I(h) v`` for u, v of shape (m, n_L, ...) (contracted over axis 1)."""
+        """``uᵀ I(h) v`` for u, v of shape (m, n_L, ...) (contracted over axis 1); categorical
+        in the centred direct form (:func:`onehot_fisher_bilinear`)."""
         if self.I is None:
+            from ..families.onehot import onehot_fisher_bilinear
+
             p = self.p.reshape(self.p.shape + (1,) * (u.ndim - 2))
-            return (p * u * v).sum(1) - (p * u).sum(1) * (p * v).sum(1)
+            return onehot_fisher_bilinear(p, u, v, axis=1)
         Iv = self.s.torch.einsum("mab,mb...->ma...", self.I, v)
         return (u * Iv).sum(1)
 

@@ -71,7 +71,8 @@ from .large import (
     check_budget,
 )
 
-__all__ = ["DEFAULT_TIME_BUDGET", "NormCost", "norm_cost", "pair_norm", "u_statistic"]
+__all__ = ["DEFAULT_TIME_BUDGET", "NormCost", "dense_excess", "dense_pair_values",
+           "excess_fro_norms", "norm_cost", "pair_norm", "u_statistic"]
 
 #: Seconds a norm may be estimated to take before ``method="exact"`` refuses it.
 DEFAULT_TIME_BUDGET = 900.0
@@ -162,10 +163,18 @@ def _cov1_block(s: _Setup, qa: _Pass, qb: _Pass, dense: Any) -> Any:
         X.sub_((w - t[:, None, :])[..., None]).sub_(u[:, None])  # τ
         X.mul_(X)
         return torch.einsum("akbj,ak,bj->ab", X, pa, pb)
-    Ca, Cb = dense
-    G = S.permute(0, 2, 1, 3)  # (Ra, Rb, K, K)
+    return dense_pair_values(dense[0], dense[1], S.permute(0, 2, 1, 3))
+
+
+def dense_pair_values(Ca: Any, Cb: Any, G: Any) -> Any:
+    """``⟨C_m, C_{m'} ×₄ G_{mm'}⟩`` (thm-4) for dense ``C = K − I⊗I`` of the inputs m (Ca,
+    (Ra, n, n, n, n)) and m' (Cb, (Rb, n, n, n, n)) and ``G_{mm'} = J_m J_{m'}ᵀ`` (Ra, Rb, n, n): (Ra, Rb).
+    O(n⁵) per pair; the categorical family has its O(K²) form (the module docstring)."""
+    import torch
+
+    Ra, Rb = G.shape[0], G.shape[1]
     out = Cb[None].expand(Ra, Rb, *Cb.shape[1:])
-    for _ in range(4):  # C_{m'} ×₄ G with G = J_m J_{m'}ᵀ
+    for _ in range(4):  # C_{m'} ×₄ G: contract each index of C_{m'} with G
         out = torch.einsum("rmabcd,rmea->rmbcde", out, G)
     return (out * Ca[:, None]).sum((-1, -2, -3, -4))
 
@@ -561,10 +570,35 @@ def _block_values(s: _Setup, statement: str, q: _Pass, idx_a: Any, idx_b: Any,
 
 
 def _dense_excess(s: _Setup, h: Any) -> Any:
-    torch = s.torch
-    K = torch.as_tensor(s.family.central_moment4(h), dtype=s.dtype, device=s.device)
-    I = torch.as_tensor(s.family.fisher(h), dtype=s.dtype, device=s.device)
+    return dense_excess(s.family, h)
+
+
+def dense_excess(family: Any, h: Any) -> Any:
+    """``C = K − I⊗I`` (remark-4.1, thm-4) per input for torch h (m, n): (m, n, n, n, n),
+    in h's dtype and device (the dense route, for families without a structured form)."""
+    import torch
+
+    K = torch.as_tensor(family.central_moment4(h), dtype=h.dtype, device=h.device)
+    I = torch.as_tensor(family.fisher(h), dtype=h.dtype, device=h.device)
     return K - I[:, :, :, None, None] * I[:, None, None, :, :]
+
+
+def excess_fro_norms(family: Any, categorical: bool, h: Any) -> Any:
+    """``‖C_m‖_F = ‖K_m − I_m⊗I_m‖_F`` per input (the thm-7 rhs) for torch h (m, n): (m,).
+
+    Categorical: ``‖C‖_F² = Σ_{k,k'} p_k p_{k'} tr(A_k A_{k'})²`` over the support (O(K²),
+    :func:`fisher_verify.fisher.large._tau_sq_categorical` with G = Id); else the dense C.
+    """
+    import torch
+
+    m, n = h.shape
+    if categorical:
+        p = torch.softmax(h, -1)
+        eye = torch.eye(n, dtype=h.dtype, device=h.device)
+        c2 = _tau_sq_categorical(eye.expand(m, 1, n, n), p[:, None], p[:, None])[:, 0]
+    else:
+        c2 = (dense_excess(family, h).reshape(m, -1) ** 2).sum(-1)
+    return c2.clamp(min=0).sqrt()
 
 
 def pair_sum(s: _Setup, statement: str, q: _Pass, block: int, index: Any | None = None,
@@ -730,14 +764,7 @@ def thm7_rhs(s: _Setup, N: float, chunk: int, rank: int = 0,
                    for G, hb in zip(q.G, q.hbar))
         jf2 = torch.diagonal(gram, dim1=-2, dim2=-1).sum(-1)
         j2 = torch.linalg.eigvalsh(gram)[:, -1].clamp(min=0)
-        if s.categorical:
-            p = torch.softmax(q.h, -1)
-            eye = torch.eye(s.n_L, dtype=s.dtype, device=s.device)
-            c2 = _tau_sq_categorical(eye.expand(q.h.shape[0], 1, s.n_L, s.n_L), p[:, None],
-                                     p[:, None])[:, 0]
-        else:
-            c2 = (_dense_excess(s, q.h).reshape(q.h.shape[0], -1) ** 2).sum(-1)
-        cn = c2.clamp(min=0).sqrt()
+        cn = excess_fro_norms(s.family, s.categorical, q.h)
         sums[0] += (jf2**2 * cn).sum().to(torch.float64)
         sums[1] += (j2**2 * cn).sum().to(torch.float64)
     all_reduce_sums([sums], world)
