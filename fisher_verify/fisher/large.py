@@ -77,7 +77,9 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import ShapeError, UnsupportedError
+from ..validation import check_count
 from .bounds import Bound
+from .ustat import jackknife_stderr, u_statistic_deleted
 
 __all__ = [
     "DEFAULT_MEMORY_BUDGET",
@@ -207,9 +209,7 @@ def _setup(net: Any, x: Any, device: str | None, dtype: Any) -> _Setup:
 
 
 def _check_n(n: Any) -> float:
-    if isinstance(n, bool) or int(n) != n or int(n) < 1:
-        raise ShapeError(f"number of draws per input n must be an integer >= 1, got {n!r}")
-    return float(n)
+    return float(check_count(n, "number of draws per input n", error=ShapeError))
 
 
 def _derivs(s: _Setup, a: Any) -> tuple[Any, Any, Any]:
@@ -267,15 +267,17 @@ def _forward_backward(s: _Setup, X: Any) -> _Pass:
     return _Pass(h=h, hbar=hbar, pre=pre, d1=d1, d2=d2, G=G, beta=beta)
 
 
-def check_budget(memory_budget: int | None) -> int:
-    """The memory budget in bytes (``DEFAULT_MEMORY_BUDGET`` for None), refused unless >= 1 MiB."""
+def check_budget(memory_budget: int | None, name: str = "memory_budget") -> int:
+    """The memory budget in bytes (``DEFAULT_MEMORY_BUDGET`` for None), refused unless a whole
+    number >= 1 MiB; ``name`` is the argument's name in the message (the models room calls
+    it ``memory``)."""
     if memory_budget is None:
         return DEFAULT_MEMORY_BUDGET
-    if isinstance(memory_budget, bool) or int(memory_budget) != memory_budget \
-            or int(memory_budget) < 1 << 20:
-        raise ShapeError(f"memory_budget must be a number of bytes >= 2**20 (1 MiB), got "
-                         f"{memory_budget!r}")
-    return int(memory_budget)
+    try:
+        return check_count(memory_budget, name, minimum=1 << 20, error=ShapeError)
+    except ShapeError:
+        raise ShapeError(f"{name} must be a number of bytes >= 2**20 (1 MiB), got "
+                         f"{memory_budget!r}") from None
 
 
 def _chunks(s: _Setup, per_input: int, batch_size: int | None,
@@ -1000,15 +1002,12 @@ def _thm8_parts(s: _Setup, tr: HessianTraces, N: float) -> tuple[Estimate, Estim
     assert S is not None
     k = S.shape[0]
     total = S.sum(0)
-    # U-statistic for the quadratic form (unbiased): Σ_{s≠s'} f(T_s, T_s') / (k(k−1))
+    # the U-statistic of the quadratic form over probes and its jackknife (module ustat)
     f_all = _cov2_form(s, Ib, total, total)
     f_self = _cov2_form(s, Ib, S, S)  # (k,)
-    u = (f_all - f_self.sum()) / (k * (k - 1))
-    # delete-one jackknife of the U-statistic
     cross = _cov2_form(s, Ib, S, total.expand_as(S))  # f(T_s, Σ T)
-    u_del = (f_all - 2.0 * cross + f_self - (f_self.sum() - f_self)) / ((k - 1) * (k - 2)) \
-        if k > 2 else u.expand(k)
-    se_sq = float((k - 1) / k * ((u_del - u_del.mean()) ** 2).sum())
+    u, u_del = u_statistic_deleted(f_all, f_self, cross)
+    se_sq = 0.0 if u_del is None else float(jackknife_stderr(u_del)) ** 2
     sq = float(u)
     val = math.sqrt(max(sq, 0.0))
     # delta method for the square root; at val = 0 fall back to sqrt(se of the square)

@@ -70,6 +70,7 @@ from .large import (
     _tau_sq_categorical,
     check_budget,
 )
+from .ustat import jackknife_stderr, u_statistic_deleted
 
 __all__ = ["DEFAULT_TIME_BUDGET", "NormCost", "dense_excess", "dense_pair_values",
            "excess_fro_norms", "norm_cost", "pair_norm", "u_statistic"]
@@ -737,14 +738,8 @@ def u_statistic(F: Any) -> tuple[float, float]:
     """The U-statistic ``Ū = Σ_{i≠j} F_ij / (k(k−1))`` of a symmetric (k, k) kernel matrix over
     k inputs drawn without replacement (unbiased for the mean of ``f`` over distinct pairs of
     the population) and its delete-one jackknife standard error."""
-    k = int(F.shape[0])
-    off = F - F.diagonal().diag()
-    row = off.sum(1)
-    whole = float(row.sum())
-    U = whole / (k * (k - 1))
-    U_del = (whole - 2.0 * row) / ((k - 1) * (k - 2))
-    se = math.sqrt(max(float((k - 1) / k * ((U_del - U_del.mean()) ** 2).sum()), 0.0))
-    return U, se
+    U, U_del = u_statistic_deleted(F.sum(), F.diagonal(), F.sum(1))
+    return float(U), (math.inf if U_del is None else float(jackknife_stderr(U_del)))
 
 
 # --- the right-hand sides (per input, O(M)) --------------------------------------------------------

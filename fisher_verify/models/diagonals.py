@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ShapeError, UnsupportedError
+from ..fisher.large import check_budget
+from ..validation import check_count
 from .contract import Contractor, per_parameter_factor
 from .data import InputStream, Progress
 from .linear import LinearTaps
@@ -76,7 +78,7 @@ class Diagonals(dict[str, Any]):
         jack = [self.jackknife[k] for k in names if k in self.jackknife]
         if not jack:
             return total, 0.0, all(self.exact[k] for k in names)
-        from .hessian import jackknife_stderr
+        from ..fisher.ustat import jackknife_stderr
 
         return total, float(jackknife_stderr(sum(jack))), False
 
@@ -119,9 +121,7 @@ def open_workspace(
 
     if not isinstance(model, torch.nn.Module):
         raise ShapeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    memory = DEFAULT_MEMORY if memory is None else memory
-    if isinstance(memory, bool) or not isinstance(memory, int) or memory < 1 << 20:
-        raise ShapeError(f"memory must be an integer number of bytes >= 2**20, got {memory!r}")
+    memory = DEFAULT_MEMORY if memory is None else check_budget(memory, "memory")
     rank, world = process_group(distributed)
     dt = torch.float64 if dtype is None else dtype
     params = list(model.parameters())
@@ -178,9 +178,7 @@ def _flat(t: Any) -> Any:
 
 
 def _check_n(n: Any) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ShapeError(f"number of draws per input n must be an integer >= 1, got {n!r}")
-    return n
+    return check_count(n, "number of draws per input n", error=ShapeError)
 
 
 @dataclass

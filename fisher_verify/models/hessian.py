@@ -27,6 +27,7 @@ import math
 from typing import Any
 
 from ..errors import ShapeError, UnsupportedError
+from ..fisher.ustat import jackknife_stderr, u_statistic_deleted
 from .data import Progress
 from .diagonals import MAX_BATCH, Diagonals, Workspace, moments, plan
 from .prepared import second_order
@@ -186,27 +187,13 @@ def probe_sums(ws: Workspace, X: Any, V: dict[str, Any]) -> dict[str, tuple[Any,
 def u_statistic(tit: Any, q: Any, a: Any) -> tuple[Any, Any]:
     """The unbiased ``Σ_m dᵀ I d`` and its delete-one-probe jackknife standard error.
 
-    ``tit`` (p,), ``q`` and ``a`` (S, p) summed over inputs (module docstring).
+    ``tit`` (p,), ``q`` and ``a`` (S, p) summed over inputs (module docstring): the total,
+    self and cross terms of :func:`fisher_verify.fisher.ustat.u_statistic_deleted`.
     """
-    U, U_del = _u_and_deleted(tit, q, a)
+    U, U_del = u_statistic_deleted(tit, q, a)
     if U_del is None:
         return U, U.new_full(U.shape, math.inf)
     return U, jackknife_stderr(U_del)
-
-
-def _u_and_deleted(tit: Any, q: Any, a: Any) -> tuple[Any, Any]:
-    S = q.shape[0]
-    Q = q.sum(0)
-    U = (tit - Q) / (S * (S - 1))
-    if S < 3:
-        return U, None
-    return U, (tit - 2.0 * a + 2.0 * q - Q) / ((S - 1) * (S - 2))
-
-
-def jackknife_stderr(U_del: Any) -> Any:
-    """Standard error from delete-one values ``U_del`` (S, ...): ``√((S−1)/S Σ_s (U_(s) − Ū)²)``."""
-    S = U_del.shape[0]
-    return ((S - 1) / S * ((U_del - U_del.mean(0)) ** 2).sum(0)).clamp(min=0).sqrt()
 
 
 def variance2_diagonal(
@@ -305,7 +292,7 @@ def variance2_diagonal(
             stderr[k] = torch.zeros(shape, dtype=prep.dtype, device=prep.device)
             exact[k], methods[k] = True, ("linear" if k in linear_names else "hessian")
         else:
-            U, U_del = _u_and_deleted(*acc[k])
+            U, U_del = u_statistic_deleted(*acc[k])
             values[k], stderr[k] = U.reshape(shape), jackknife_stderr(U_del).reshape(shape)
             jack[k] = U_del.sum(-1)  # delete-one values of the tensor's sum, for sums' stderr
             exact[k], methods[k] = False, "hutchinson"
