@@ -4,7 +4,9 @@ Holds the exact Fisher information (``eq-6``: :mod:`.exact`), the two estimators
 (:mod:`.estimators`), their closed-form covariances (``thm-4``, ``thm-6``: :mod:`.covariance`),
 the bounds (``thm-7``, ``thm-8``, ``lemma-9``, …: :mod:`.bounds`), p.s.d. results
 (:mod:`.psd`), spectral and tightness measurements, the back-propagated FIM and the path for
-large networks that never forms a P×P array (:mod:`.large`).
+large networks that never forms a P×P array (:mod:`.large`, its streamed norms
+:mod:`.large_norms`, the U-statistic estimates :mod:`.ustat`).
 
-May import: ``networks``, ``families``, ``symbolic``, ``distributed`` and ``errors``.
+May import: ``networks``, ``families``, ``symbolic``, ``validation``, ``distributed`` and
+``errors``.
 """
