@@ -84,3 +84,10 @@ def test_fv_analyze_stays_the_function() -> None:
     """analyze_model must not rebind fisher_verify.analyze (the function) to its module."""
     fv.analyze_model(nn.Linear(2, 2), torch.randn(2, 2), fv.family("categorical", K=2), progress=False)
     assert callable(fv.analyze)
+
+
+def test_tiny_target_is_refused_not_a_zero_division() -> None:
+    """lemma-12's N = Σ Var / (ε rel² ‖I‖²): rel² underflowed to 0 and divided by zero."""
+    with pytest.raises(fv.FisherVerifyError, match="exceed 1e308"):
+        fv.analyze_model(nn.Linear(2, 2), torch.randn(2, 2), fv.family("categorical", K=2),
+                         target=1e-300, progress=False)

@@ -157,7 +157,13 @@ def _samples_needed(total_var_one: float, fisher_norm: float, rel: float, conf: 
         return None
     if total_var_one <= 0:
         return 1
-    return max(1, math.ceil(total_var_one / ((1.0 - conf) * rel**2 * fisher_norm**2)))
+    # one factor at a time: rel**2 or ‖I‖² alone underflows to 0 at extreme values
+    needed = total_var_one / (1.0 - conf) / rel / rel / fisher_norm / fisher_norm
+    if not math.isfinite(needed):
+        raise FisherVerifyError(
+            f"target {rel:g}: the samples needed (lemma-12) exceed 1e308 (||I||_F = "
+            f"{fisher_norm:.3g}); ask for a larger target")
+    return max(1, math.ceil(needed))
 
 
 def _better(v1: float, v2: float | None, v2_exact: bool) -> str:
