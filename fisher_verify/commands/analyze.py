@@ -71,6 +71,10 @@ def _route(args: argparse.Namespace) -> str:
         raise FisherVerifyError("--trust-pickle applies to --torch-model/--pickled-model only")
     if args.torch_model and not args.trust_pickle:  # refused before the file is opened
         analyze_model.load_pickled_module(args.torch_model, trusted=False)
+    if args.torch_model and args.x is None and args.data is None:
+        raise FisherVerifyError(
+            "give the inputs of --torch-model: --x x.npy (an Eq. 3 nn.Sequential) or --data "
+            "DATA (any module)")
     if args.x is not None and args.data is not None:
         raise FisherVerifyError(
             "--x (an Eq. 3 network's inputs) and --data (any model's inputs) both give the "

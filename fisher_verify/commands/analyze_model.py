@@ -85,9 +85,14 @@ def _torch_load(path: str, what: str) -> Any:
     try:
         return torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if "Weights only load failed" in first:  # torch's advice to unpickle is not ours
+            reason = ("it holds Python objects besides tensors (a whole pickled module?), "
+                      "which are never unpickled here")
+        else:
+            reason = f"not a torch.save file ({type(exc).__name__}: {first[:120]})"
         raise FisherVerifyError(
-            f"cannot load {what} {path!r} with weights_only=True (tensors only, no code): {first}"
+            f"cannot load {what} {path!r} with weights_only=True (tensors only, no code): {reason}"
         ) from None
 
 
@@ -147,8 +152,11 @@ def load_model(args: argparse.Namespace) -> Any:
                 try:
                     model.load_state_dict(state)
                 except RuntimeError as exc:
-                    first = str(exc).splitlines()[0]
-                    raise FisherVerifyError(f"--weights do not fit the model: {first}") from None
+                    # torch's first line only names the module; the next ones name the tensors
+                    parts = [ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip()]
+                    detail = "; ".join(parts)[:300] or str(exc)[:300]
+                    raise FisherVerifyError(f"--weights {args.weights!r} do not fit the model: "
+                                            f"{detail}") from None
     if not isinstance(model, torch.nn.Module):
         raise FisherVerifyError(f"the model is a {type(model).__name__}, not a torch.nn.Module")
     return model
@@ -186,6 +194,8 @@ def run(args: argparse.Namespace) -> int:
     if memory < 1:
         raise FisherVerifyError(f"--memory must be >= 1 MiB, got {memory}")
     probes = DEFAULTS["probes"] if args.probes is None else args.probes
+    if probes < 3:  # checked even when Var(I2) is refused or exact: a value given is judged
+        raise FisherVerifyError(f"--probes must be >= 3 (for a standard error), got {probes}")
     out_dir = prepare_output_dir(args.out) if args.out else None
     fam = fv.family(args.family, **parse_params(args.param))
     model = load_model(args)

@@ -271,6 +271,10 @@ def analyze_model(
     for name, value in (("target", target), ("confidence", confidence)):
         if not 0 < value < 1:
             raise FisherVerifyError(f"{name} must lie strictly between 0 and 1, got {value}")
+    if device is not None:  # an unusable device is the user's error, not a torch traceback
+        from ..fisher.large import resolve_device
+
+        resolve_device(str(device))
     ws = open_workspace(model, data, family, output=output, dtype=dtype, device=device,
                         eval_mode=eval_mode, smooth=smooth, memory=memory,
                         distributed=distributed, progress=progress)
