@@ -91,3 +91,66 @@ def test_tiny_target_is_refused_not_a_zero_division() -> None:
     with pytest.raises(fv.FisherVerifyError, match="exceed 1e308"):
         fv.analyze_model(nn.Linear(2, 2), torch.randn(2, 2), fv.family("categorical", K=2),
                          target=1e-300, progress=False)
+
+
+def _thm8_dense(H: np.ndarray, I: np.ndarray, n: int) -> tuple[float, float]:
+    """thm-8 from the full P⁴ covariance tensor of thm-6 and the bound written out."""
+    from fisher_verify.fisher.covariance import cov2_tensor
+
+    M = H.shape[0]
+    lhs = float(np.linalg.norm(cov2_tensor(H, I, n)))
+    rhs = sum(np.linalg.norm(H[m]) ** 2 * np.linalg.norm(I[m]) for m in range(M)) / (M * M * n)
+    return lhs, float(rhs)
+
+
+@pytest.mark.parametrize("fam_name", ["categorical", "product"])
+def test_thm8_of_a_conv_model_matches_the_dense_route(fam_name: str) -> None:
+    """Not an Eq. 3 MLP, P = 35: torch.func Hessians; expected from autograd Hessians and the
+    full covariance tensor (thm-6)."""
+    fam = (fv.family("categorical", K=2) if fam_name == "categorical"
+           else fv.product(fv.family("poisson"), fv.family("normal")))
+    torch.manual_seed(5)
+    model = Conv1dNet(nn.Tanh(), 2)
+    X = 0.5 * torch.randn(3, 2, 7)
+    rep = fv.analyze_model(model, X, fam, n=3, progress=False)
+    h, _, H = dense_derivatives(model, X, hessians=True)
+    assert H is not None
+    lhs, rhs = _thm8_dense(H, fam.fisher(h), 3)
+    assert rep.covariance_norm_2 is not None and rep.thm8_rhs is not None
+    assert_close(np.array([rep.covariance_norm_2, rep.thm8_rhs]), np.array([lhs, rhs]))
+    assert "dense torch.func" in rep.thm8_note and "thm-8 bound" in rep.summary()
+    data = json.loads(rep.to_json())
+    assert data["covariance_norm_2"] == rep.covariance_norm_2 and data["thm8_rhs"] == rep.thm8_rhs
+
+
+def test_thm8_of_an_mlp_matches_the_network_bounds() -> None:
+    """An Eq. 3 MLP goes through fisher.large's closed form; expected: fv.bounds on the
+    equivalent Network (dense Hessians)."""
+    torch.manual_seed(6)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 3, bias=True))
+    fam = fv.family("categorical", K=3)
+    X = torch.randn(4, 3)
+    rep = fv.analyze_model(model, X, fam, n=5, progress=False)
+    b = fv.bounds(fv.Network.from_torch(model, family=fam), X.double().numpy(), n=5)
+    assert rep.covariance_norm_2 is not None and rep.thm8_rhs is not None
+    assert_close(np.array([rep.covariance_norm_2, rep.thm8_rhs]),
+                 np.array([float(b.thm8.lhs), float(b.thm8.rhs)]))
+    assert "Eq. 3 closed form" in rep.thm8_note
+
+
+def test_thm8_refused_for_relu_and_not_available_above_the_dense_limit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    model, X, _ = model_zoo(3)["conv2d_pool"]
+    rep = fv.analyze_model(model, X, fv.family("categorical", K=3), n=2, progress=False)
+    assert rep.covariance_norm_2 is None and rep.thm8_rhs is None
+    assert rep.thm8_note.startswith("refused") and "ReLU" in rep.thm8_note
+    assert "thm-8: n/a, refused" in rep.summary()
+    monkeypatch.setattr(report_mod, "DENSE_HESSIAN_P", 10)
+    torch.manual_seed(0)
+    rep = fv.analyze_model(Conv1dNet(nn.Tanh(), 2), torch.randn(2, 2, 7),
+                           fv.family("categorical", K=2), progress=False)
+    assert rep.covariance_norm_2 is None and "DENSE_HESSIAN_P = 10" in rep.thm8_note
+    assert "P = 35" in rep.thm8_note and "thm-8: n/a" in rep.summary()
+    rep = fv.analyze_model(Conv1dNet(nn.Tanh(), 2), torch.randn(2, 2, 7),
+                           fv.family("categorical", K=2), norms=False, progress=False)
+    assert rep.thm8_note == "not requested"
