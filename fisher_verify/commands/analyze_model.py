@@ -35,7 +35,7 @@ TRUST_HELP = ("allow --torch-model/--pickled-model: unpickling a whole module ru
 MODEL_ONLY = {"model_arg": "--model-arg", "eval_mode": "--eval", "not_smooth": "--not-smooth",
               "method": "--method", "probes": "--probes", "seed": "--seed",
               "memory": "--memory", "float32": "--float32", "device": "--device", "out": "--out"}
-DEFAULTS = {"method": "auto", "probes": 16, "seed": 0, "memory": 1024}
+DEFAULT_METHOD, DEFAULT_PROBES, DEFAULT_SEED, DEFAULT_MEMORY_MIB = "auto", 16, 0, 1024
 
 
 def add_arguments(p: argparse.ArgumentParser, source: Any) -> None:
@@ -190,10 +190,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.samples < 1:
         raise FisherVerifyError(f"--samples must be >= 1, got {args.samples}")
-    memory = DEFAULTS["memory"] if args.memory is None else args.memory
+    memory = DEFAULT_MEMORY_MIB if args.memory is None else args.memory
     if memory < 1:
         raise FisherVerifyError(f"--memory must be >= 1 MiB, got {memory}")
-    probes = DEFAULTS["probes"] if args.probes is None else args.probes
+    probes = DEFAULT_PROBES if args.probes is None else args.probes
     if probes < 3:  # checked even when Var(I2) is refused or exact: a value given is judged
         raise FisherVerifyError(f"--probes must be >= 3 (for a standard error), got {probes}")
     out_dir = prepare_output_dir(args.out) if args.out else None
@@ -202,8 +202,8 @@ def run(args: argparse.Namespace) -> int:
     data = load_data(args.data)
     rep = fv.analyze_model(
         model, data, fam, n=args.samples, target=args.target, eval_mode=args.eval_mode,
-        smooth=False if args.not_smooth else None, method=args.method or DEFAULTS["method"],
-        probes=probes, seed=DEFAULTS["seed"] if args.seed is None else args.seed,
+        smooth=False if args.not_smooth else None, method=args.method or DEFAULT_METHOD,
+        probes=probes, seed=DEFAULT_SEED if args.seed is None else args.seed,
         memory=memory << 20, dtype=torch.float32 if args.float32 else None, device=args.device,
     )
     text = rep.summary()

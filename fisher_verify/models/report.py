@@ -21,6 +21,7 @@ from .diagonals import Diagonals, Workspace, model_diagonals, open_workspace, pl
 from .prepared import second_order
 
 __all__ = ["DENSE_HESSIAN_ELEMENTS", "DENSE_HESSIAN_INPUTS", "DENSE_HESSIAN_P", "GRAM_LIMIT",
+           "THM8_TIME_BUDGET",
            "ModelAnalysis", "Row", "analyze_model", "thm7_model", "thm8_model"]
 
 #: Largest ``(M n_L)²`` Gram matrix (entries) formed for ‖Cov(Î₁)‖_F and thm-7.
@@ -30,6 +31,8 @@ GRAM_LIMIT = 1 << 24
 DENSE_HESSIAN_P = 2000
 DENSE_HESSIAN_ELEMENTS = 1 << 24
 DENSE_HESSIAN_INPUTS = 256
+#: seconds the planned cost of the Eq. 3 closed form of thm-8 may take (else n/a with the plan)
+THM8_TIME_BUDGET = 120.0
 
 
 @dataclass
@@ -288,8 +291,9 @@ def _dense_output_hessians(ws: Workspace, X: Any) -> Any:
         parts = torch.split(theta, sizes)
         return prep._h({k: t.reshape(sh) for k, t, sh in zip(names, parts, shapes)}, x)
 
-    with second_order():
-        return vmap(jacfwd(jacrev(one)), in_dims=(None, 0))(flat, X)
+    hess = vmap(jacfwd(jacrev(one)), in_dims=(None, 0))
+    with second_order():  # a few inputs at a time: forward-over-reverse holds P tangents each
+        return torch.cat([hess(flat, chunk) for chunk in X.split(8)])
 
 
 def thm8_model(ws: Workspace, n: int) -> tuple[float, float, str] | str:
@@ -302,6 +306,7 @@ def thm8_model(ws: Workspace, n: int) -> tuple[float, float, str] | str:
     ``DENSE_HESSIAN_P`` parameters. The caller refuses non-C² models first.
     """
     import numpy as np
+    import torch
 
     from ..fisher.bounds import thm8_sides
     from ..fisher.large import thm8_large
@@ -316,9 +321,11 @@ def thm8_model(ws: Workspace, n: int) -> tuple[float, float, str] | str:
     if found is not None:
         try:
             b = thm8_large(found[0], X.reshape(M, -1).cpu().numpy(), n, method="exact",
-                           device=str(prep.device), dtype=prep.dtype, memory_budget=ws.memory)
+                           device=str(prep.device), dtype=prep.dtype, memory_budget=ws.memory,
+                           time_budget=THM8_TIME_BUDGET)
         except FisherVerifyError as exc:
             return f"not computed exactly (Eq. 3 closed form): {exc}"
+        assert b.lhs is not None and b.rhs is not None  # method="exact" gives both or raises
         return float(b.lhs), float(b.rhs), "exact, Eq. 3 closed form (fisher.large.thm8_large)"
     why = ("the model is not an Eq. 3 MLP, so thm-8 needs its dense (M, n_L, P, P) output "
            "Hessians")
@@ -329,11 +336,9 @@ def thm8_model(ws: Workspace, n: int) -> tuple[float, float, str] | str:
         return (f"not computed: {why}, formed only for M <= {DENSE_HESSIAN_INPUTS} and "
                 f"M n_L P^2 <= DENSE_HESSIAN_ELEMENTS = {DENSE_HESSIAN_ELEMENTS} (M = {M}, "
                 f"n_L = {prep.n_L}, P = {P})")
-    H = _dense_output_hessians(ws, X)
-    h = prep.forward(X)
-    as_np = lambda t: t.detach().to("cpu", dtype=__import__("torch").float64).numpy()  # noqa: E731
-    fisher = np.asarray(prep.family.fisher(as_np(h)), dtype=float)
-    lhs, rhs = thm8_sides(as_np(H), fisher, n)
+    H = _dense_output_hessians(ws, X).detach().to("cpu", torch.float64).numpy()
+    h = prep.forward(X).detach().to("cpu", torch.float64).numpy()
+    lhs, rhs = thm8_sides(H, np.asarray(prep.family.fisher(h), dtype=float), n)
     return lhs, rhs, f"exact, dense torch.func Hessians (P = {P})"
 
 
