@@ -20,7 +20,7 @@ from .contract import excess_pairs
 from .diagonals import Diagonals, Workspace, model_diagonals, open_workspace, plan
 from .prepared import second_order
 
-__all__ = ["DENSE_HESSIAN_ELEMENTS", "DENSE_HESSIAN_INPUTS", "DENSE_HESSIAN_P", "GRAM_LIMIT",
+__all__ = ["AUTOGRAD_HESSIAN_PASSES", "DENSE_HESSIAN_ELEMENTS", "DENSE_HESSIAN_INPUTS", "DENSE_HESSIAN_P", "GRAM_LIMIT",
            "THM8_TIME_BUDGET",
            "ModelAnalysis", "Row", "analyze_model", "thm7_model", "thm8_model"]
 
@@ -31,6 +31,10 @@ GRAM_LIMIT = 1 << 24
 DENSE_HESSIAN_P = 2000
 DENSE_HESSIAN_ELEMENTS = 1 << 24
 DENSE_HESSIAN_INPUTS = 256
+#: a forward-over-reverse Hessian whose asymmetry exceeds this (relative) is a wrong derivative
+SYMMETRY_RTOL = 1e-8
+#: the plain-autograd fallback for such a model: at most this many backward passes (M n_L P)
+AUTOGRAD_HESSIAN_PASSES = 20_000
 #: seconds the planned cost of the Eq. 3 closed form of thm-8 may take (else n/a with the plan)
 THM8_TIME_BUDGET = 120.0
 
@@ -296,6 +300,42 @@ def _dense_output_hessians(ws: Workspace, X: Any) -> Any:
         return torch.cat([hess(flat, chunk) for chunk in X.split(8)])
 
 
+def _symmetric(H: Any) -> bool:
+    """Whether ``H[..., i, j] = H[..., j, i]`` up to rounding (relative to the largest entry)."""
+    scale = float(H.abs().max()) if H.numel() else 0.0
+    return float((H - H.transpose(-1, -2)).abs().max()) <= SYMMETRY_RTOL * max(scale, 1e-300)
+
+
+def _autograd_output_hessians(ws: Workspace, X: Any) -> Any:
+    """The same ``(M, n_L, P, P)`` by plain autograd double backward: one backward pass per
+    input, output and parameter (the route when torch.func's second derivatives are wrong)."""
+    import torch
+
+    prep = ws.prep
+    P = prep.num_params
+    out = []
+    with second_order():
+        for x in X:
+            theta = {k: v.detach().clone().requires_grad_(True) for k, v in prep.params.items()}
+            leaves = list(theta.values())
+            h = prep._h(theta, x)
+            per_output = []
+            for a in range(h.shape[0]):
+                grads = torch.autograd.grad(h[a], leaves, create_graph=True, allow_unused=True)
+                flat = torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
+                                  for g, p in zip(grads, leaves)])
+                rows = torch.zeros(P, P, dtype=prep.dtype, device=prep.device)
+                for i in range(P):
+                    if flat[i].requires_grad:  # else ∂h/∂θ_i does not depend on θ: a zero row
+                        second = torch.autograd.grad(flat[i], leaves, retain_graph=True,
+                                                     allow_unused=True)
+                        rows[i] = torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
+                                             for g, p in zip(second, leaves)])
+                per_output.append(rows)
+            out.append(torch.stack(per_output))
+    return torch.stack(out)
+
+
 def thm8_model(ws: Workspace, n: int) -> tuple[float, float, str] | str:
     """``(‖Cov(Î₂)‖_F, thm-8 bound, how)`` exactly, or why it was not computed.
 
@@ -336,10 +376,25 @@ def thm8_model(ws: Workspace, n: int) -> tuple[float, float, str] | str:
         return (f"not computed: {why}, formed only for M <= {DENSE_HESSIAN_INPUTS} and "
                 f"M n_L P^2 <= DENSE_HESSIAN_ELEMENTS = {DENSE_HESSIAN_ELEMENTS} (M = {M}, "
                 f"n_L = {prep.n_L}, P = {P})")
-    H = _dense_output_hessians(ws, X).detach().to("cpu", torch.float64).numpy()
+    H = _dense_output_hessians(ws, X)
+    how = "dense torch.func Hessians"
+    if not _symmetric(H):
+        # torch.func's forward-over-reverse (and reverse-over-reverse) through layer_norm and
+        # multi-head attention gives wrong, asymmetric second derivatives in torch 2.x, where
+        # plain autograd's double backward is right
+        passes = M * prep.n_L * P
+        if passes > AUTOGRAD_HESSIAN_PASSES:
+            return (f"not computed: torch.func's output Hessians of this model are not "
+                    f"symmetric (wrong second derivatives in torch {torch.__version__}, seen "
+                    "through layer_norm and multi-head attention), and plain autograd needs "
+                    f"M n_L P = {passes} backward passes, above AUTOGRAD_HESSIAN_PASSES = "
+                    f"{AUTOGRAD_HESSIAN_PASSES}")
+        H = _autograd_output_hessians(ws, X)
+        how = "dense autograd Hessians (torch.func's were not symmetric)"
+    Hn = H.detach().to("cpu", torch.float64).numpy()
     h = prep.forward(X).detach().to("cpu", torch.float64).numpy()
-    lhs, rhs = thm8_sides(H, np.asarray(prep.family.fisher(h), dtype=float), n)
-    return lhs, rhs, f"exact, dense torch.func Hessians (P = {P})"
+    lhs, rhs = thm8_sides(Hn, np.asarray(prep.family.fisher(h), dtype=float), n)
+    return lhs, rhs, f"exact, {how} (P = {P})"
 
 
 def analyze_model(
