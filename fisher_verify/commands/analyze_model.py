@@ -183,7 +183,8 @@ def load_data(path: str) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run :func:`fisher_verify.analyze_model`; print the table (or JSON) and write the files."""
+    """Run :func:`fisher_verify.analyze_model` (eq-6, thm-4, thm-6, thm-7, thm-8, lemma-12);
+    print the table (or JSON) and write the files."""
     import torch
 
     import fisher_verify as fv
