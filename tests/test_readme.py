@@ -64,3 +64,23 @@ def test_user_proof_snippet_is_verified_by_check_and_refuted_when_wrong(tmp_path
     (bad / "poisson_mean.py").write_text(code.replace("fam.mean(h), rtol", "2 * fam.mean(h), rtol"))
     assert main(["check", str(good)]) == 0
     assert main(["check", str(bad)]) == 1
+
+
+def test_model_snippet_gives_one_tensor_per_parameter_and_the_fisher_of_a_linear_model() -> None:
+    import torch
+
+    torch.manual_seed(0)
+    # a linear softmax model: diag I(θ) is known in closed form, (1/M) Σ_m x_c² (p_r − p_r²)
+    model = torch.nn.Linear(3, 10).double().eval()
+    x = torch.randn(6, 3, dtype=torch.float64)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, torch.zeros(6)), batch_size=4)
+    ns: dict[str, object] = {"fv": fv, "model": model, "loader": loader, "print": lambda *a: None}
+    exec(compile(_block("fv.model_fisher_diagonal(model, loader, fam)"), "README.md", "exec"), ns)
+    fisher = ns["fisher"]
+    assert isinstance(fisher, dict) and list(fisher) == ["weight", "bias"]
+    with torch.no_grad():
+        p = torch.softmax(model(x), dim=-1)
+    expected_w = ((p - p * p)[:, :, None] * (x * x)[:, None, :]).mean(0)
+    torch.testing.assert_close(fisher["weight"], expected_w, rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(fisher["bias"], (p - p * p).mean(0), rtol=1e-12, atol=1e-15)
+    assert set(ns["var1"]) == {"weight", "bias"}  # type: ignore[arg-type]
