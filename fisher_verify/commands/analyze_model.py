@@ -134,10 +134,7 @@ def load_model(args: argparse.Namespace) -> Any:
         build = getattr(module, attr, None)
         if not callable(build):
             raise FisherVerifyError(f"{mod_name!r} has no callable {attr!r}")
-        try:
-            kwargs = parse_params(args.model_arg)
-        except FisherVerifyError as exc:  # its message names --param, the usual user
-            raise FisherVerifyError(str(exc).replace("--param", "--model-arg")) from None
+        kwargs = parse_params(args.model_arg, "--model-arg")
         try:
             model = build(**kwargs)
         except Exception as exc:  # noqa: BLE001 - the user's builder failed
