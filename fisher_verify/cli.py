@@ -1,4 +1,4 @@
-"""``fisher-verify`` command line: families | derive | check | report | analyze.
+"""``fisher-verify`` command line: families | derive | check | report | analyze (analyze-model).
 
 Each command lives in its own module under :mod:`fisher_verify.commands` and exposes
 ``register(subparsers)``; its handler returns the exit code. A user error
@@ -18,7 +18,7 @@ from typing import Any
 from . import __version__
 from .errors import FisherVerifyError
 
-COMMAND_MODULES = ("families", "derive", "check", "report", "analyze", "analyze_model")
+COMMAND_MODULES = ("families", "derive", "check", "report", "analyze")
 
 
 class _StoreOnce(argparse._StoreAction):
@@ -77,14 +77,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_names(parser: argparse.ArgumentParser) -> list[str]:
+    """The subcommands as typed (aliases included), in the order they were added."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return list(action.choices)
+    return []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fisher-verify`` script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
-        print(f"{parser.prog}: error: a COMMAND is required, one of {', '.join(COMMAND_MODULES)}",
-              file=sys.stderr)
+        names = ", ".join(_command_names(parser))
+        print(f"{parser.prog}: error: a COMMAND is required, one of {names}", file=sys.stderr)
         return 2
     try:
         return int(args.func(args) or 0)

@@ -12,10 +12,12 @@ import random
 import re
 from pathlib import Path
 
+import backpack
 import numpy as np
 import pytest
+import scipy.sparse.linalg as scipy_linalg
+import torch
 
-torch = pytest.importorskip("torch")
 nn = torch.nn
 
 import fisher_verify as fv  # noqa: E402
@@ -215,7 +217,6 @@ def test_pluggable_reference_model_is_used():
 
 
 def test_backpack_diag_ggn_mc_passes_through_the_adapter():
-    backpack = pytest.importorskip("backpack")
     from backpack.extensions import DiagGGNMC
 
     model = _mlp()
@@ -376,7 +377,6 @@ class _ListMatmat:
 
 
 def test_every_output_form_reads_the_same_estimate():
-    scipy_linalg = pytest.importorskip("scipy.sparse.linalg")
     model = _mlp()
     params = list(model.parameters())
     P = sum(p.numel() for p in params)

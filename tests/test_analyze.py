@@ -80,8 +80,95 @@ def test_analyze_cli_json(files, capsys):
     assert doc["n"] == 5 and doc["num_params"] == 3 * 4 + 4 + 2 * 5
 
 
+class _RunsCodeWhenUnpickled:
+    """Unpickling this creates ``marker``: proof that code from the file ran."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        from pathlib import Path
+
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_torch_model_without_trust_pickle_is_refused_before_reading(tmp_path, capsys):
+    """Loading a user's file never runs code from it unless the user opts in: --torch-model
+    without --trust-pickle is one line, exit 2, naming the flag and the safe alternative, and
+    the file's code does not run; with --trust-pickle it does (the opt-in is real)."""
+    import torch
+
+    marker = tmp_path / "ran"
+    torch.save(_RunsCodeWhenUnpickled(str(marker)), tmp_path / "evil.pt")
+    np.save(tmp_path / "x.npy", np.zeros(3))
+    argv = ["analyze", "--torch-model", str(tmp_path / "evil.pt"), "--x",
+            str(tmp_path / "x.npy"), "--family", "bernoulli"]
+    for name in ("analyze", "analyze-model"):
+        err = _one_line_error(capsys, [name, *argv[1:]])
+        assert "--trust-pickle" in err and "--model pkg.mod:build --weights state_dict.pt" in err
+        assert not marker.exists()
+    err = _one_line_error(capsys, ["analyze", "--pickled-model", str(tmp_path / "evil.pt"),
+                                   "--data", str(tmp_path / "x.npy"), "--family", "bernoulli"])
+    assert "--trust-pickle" in err and not marker.exists()
+    # opted in: the file is unpickled (its code runs) and what it held is then refused
+    err = _one_line_error(capsys, [*argv, "--trust-pickle"])
+    assert marker.exists() and "not an nn.Sequential" in err
+
+
+def test_trust_pickle_help_says_why(capsys):
+    with pytest.raises(SystemExit):
+        main(["analyze", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--trust-pickle allow --torch-model/--pickled-model: unpickling a whole module runs " \
+           "code stored in the file" in out
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--trust-pickle"], "--trust-pickle applies to --torch-model"),
+    (["--data", "DATA"], "--data"),
+    (["--out", "OUT"], "--out applies to a model given with --model"),
+    (["--eval"], "--eval applies"),
+    (["--method", "hessian"], "--method applies"),
+    (["--model", "os:getcwd"], "--x"),
+])
+def test_options_of_the_other_route_are_refused(files, tmp_path, capsys, extra, words):
+    """Nothing the user gave is silently ignored: any-model options on the Eq. 3 route (and
+    --x with --model) are refused, naming the option."""
+    w, x = files
+    extra = [str(tmp_path / "d.npy") if a == "DATA" else str(tmp_path / "o") if a == "OUT" else a
+             for a in extra]
+    argv = ["analyze", "--x", str(x), "--family", "bernoulli", *extra]
+    if "--model" not in extra:
+        argv += ["--weights", str(w)]
+    err = _one_line_error(capsys, argv)
+    assert words in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_state_dict_as_eq3_weights_points_to_model(files, tmp_path, capsys):
+    import torch
+
+    _, x = files
+    torch.save(torch.nn.Linear(3, 1).state_dict(), tmp_path / "sd.pt")
+    err = _one_line_error(capsys, ["analyze", "--weights", str(tmp_path / "sd.pt"), "--x", str(x),
+                                   "--family", "bernoulli"])
+    assert "--model MODULE:CALLABLE" in err and "sd.pt" in err
+
+
+def test_fv_analyze_of_a_torch_module_points_to_both_ways_in():
+    """fv.analyze(model) for a torch module names Network.from_torch (Eq. 3 MLPs) and
+    fv.analyze_model (anything else)."""
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Conv1d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(2, 1))
+    with pytest.raises(fv.FisherVerifyError) as info:
+        fv.analyze(model, np.zeros((1, 1, 4)))
+    msg = str(info.value)
+    assert "Network.from_torch" in msg and "fisher_verify.analyze_model(model, data, family)" in msg
+
+
 def test_analyze_cli_torch_model(tmp_path, capsys):
-    """--torch-model: a whole nn.Sequential saved with torch.save (loaded with
+    """--torch-model --trust-pickle: a whole nn.Sequential saved with torch.save (loaded with
     weights_only=False) gives the same analysis as its weights in .npz; a state_dict is a
     one-line user error."""
     import torch
@@ -94,7 +181,7 @@ def test_analyze_cli_torch_model(tmp_path, capsys):
     xs = np.random.default_rng(1).normal(size=(3, 3))
     np.save(x, xs)
     argv = ["analyze", "--torch-model", str(path), "--x", str(x), "--family", "categorical",
-            "--param", "K=2", "--samples", "4", "--json"]
+            "--param", "K=2", "--samples", "4", "--json", "--trust-pickle"]
     assert main(argv) == 0
     import json
 

@@ -6,8 +6,10 @@ Each generated argument list is a sequence of *pieces* (an option with its value
 positional); an invalid piece carries the words one of which the refusal must contain (the
 option or the value). Only cheap runs are generated: ``check`` runs one quick statement or is
 refused before any proof runs, ``report`` is always refused before it runs (one invalid piece
-that the command checks first), and ``analyze`` gets a 21-parameter network. That is a choice of
-inputs; every generated case is run and judged.
+that the command checks first), ``analyze`` gets a 21-parameter network and ``analyze --model``
+(or ``analyze-model``) a 17-parameter MLP built by a generated module, with state dicts, data
+sets and pickles (one that runs code when unpickled: it must never be, without
+``--trust-pickle``). That is a choice of inputs; every generated case is run and judged.
 """
 
 from __future__ import annotations
@@ -136,7 +138,64 @@ def _write_files(folder: Path) -> dict[str, str]:
     torch.save(mlp.double(), files["torch_model"])
     torch.save(mlp.state_dict(), files["torch_state"])
     assert zipfile.is_zipfile(files["weights"]) and not zipfile.is_zipfile(files["text"])
+    files.update(_write_model_files(folder))
     return {k: str(v) for k, v in files.items()}
+
+
+#: the --model builder the generated commands import (from the temporary folder)
+BUILDER_MODULE = "fisher_verify_fuzz_models"
+BUILDER = """
+import torch.nn as nn
+
+def build(act="tanh", width=3):
+    a = {"tanh": nn.Tanh(), "relu": nn.ReLU()}[act]
+    return nn.Sequential(nn.Linear(3, width), a, nn.Linear(width, 2))
+
+NOT_CALLABLE = 3
+"""
+
+
+class RunsCodeWhenUnpickled:
+    """Unpickling this creates ``marker``: it must never happen without --trust-pickle."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[Path]]:
+        return (Path.touch, (Path(self.marker),))
+
+
+def _write_model_files(folder: Path) -> dict[str, Path]:
+    """State dicts, data sets and pickles for ``analyze --model/--data`` (issue 9)."""
+    import importlib
+    import sys
+
+    (folder / f"{BUILDER_MODULE}.py").write_text(BUILDER)
+    sys.path.insert(0, str(folder))
+    build = importlib.import_module(BUILDER_MODULE).build
+    torch.manual_seed(0)
+    model = build()
+    files = {k: folder / name for k, name in [
+        ("m_state", "m_state.pt"), ("m_state_wide", "m_state5.pt"), ("m_tensor", "m_tensor.pt"),
+        ("m_whole", "m_whole.pt"), ("m_evil", "m_evil.pt"), ("d_npy", "d.npy"),
+        ("d_tuple", "d_tuple.pt"), ("d_dict", "d_dict.pt"), ("d_nokey", "d_nokey.pt"),
+        ("d_wide", "d4.npy"), ("d_empty", "d0.npy"), ("d_nan", "dnan.npy"),
+        ("d_int", "dint.pt"), ("m_marker", "unpickled")]}
+    torch.save(model.state_dict(), files["m_state"])
+    torch.save(build(width=5).state_dict(), files["m_state_wide"])
+    torch.save(torch.zeros(3), files["m_tensor"])
+    torch.save(model, files["m_whole"])
+    torch.save(RunsCodeWhenUnpickled(str(files["m_marker"])), files["m_evil"])
+    rng = np.random.default_rng(1)
+    np.save(files["d_npy"], rng.normal(size=(3, 3)))
+    torch.save((torch.tensor(rng.normal(size=(2, 3))), torch.zeros(2)), files["d_tuple"])
+    torch.save({"inputs": torch.tensor(rng.normal(size=(2, 3)))}, files["d_dict"])
+    torch.save({"images": torch.zeros(2, 3)}, files["d_nokey"])
+    np.save(files["d_wide"], np.zeros((2, 4)))
+    np.save(files["d_empty"], np.zeros((0, 3)))
+    np.save(files["d_nan"], np.full((2, 3), np.nan))
+    torch.save(torch.ones(2, 3, dtype=torch.int64), files["d_int"])
+    return files
 
 
 # made at import so that the @examples below can name them; removed when the process ends
@@ -285,7 +344,7 @@ def top_level_args(draw: st.DrawFn) -> list[Piece]:
     ))]
 
 
-COMMANDS = ("families", "derive", "check", "report", "analyze")
+COMMANDS = ("families", "derive", "check", "report", "analyze", "analyze-model")
 
 
 @st.composite
@@ -370,7 +429,7 @@ def analyze_args(draw: st.DrawFn, files: dict[str, str]) -> list[Piece]:
     """A valid analyze command, then (most of the time) one of its parts made wrong."""
     weights = draw(st.sampled_from([ok("--weights", files["weights"]),
                                     ok("--weights", files["weights"]),
-                                    ok("--torch-model", files["torch_model"])]))
+                                    ok("--torch-model", files["torch_model"], "--trust-pickle")]))
     x = ok("--x", files[draw(st.sampled_from(["x", "xs", "x_int"]))])
     fam = draw(st.sampled_from([
         ok("--family", "bernoulli"),
@@ -387,11 +446,26 @@ def analyze_args(draw: st.DrawFn, files: dict[str, str]) -> list[Piece]:
     ), max_size=3, unique_by=lambda p: p.args[0]))
     slot = draw(st.sampled_from(["none"] * 5 + ["weights", "weights", "x", "x", "family",
                                                  "samples", "target", "activation", "twice",
-                                                 "missing", "unknown"]))
+                                                 "missing", "unknown", "pickle", "other"]))
     if slot == "weights":
         key = draw(st.sampled_from([*BAD_WEIGHTS, "torch_text", "torch_state"]))
-        flag = "--torch-model" if key.startswith("torch") else "--weights"
-        weights = bad((flag, files[key]), _name(files[key]))
+        if key.startswith("torch"):
+            weights = bad(("--torch-model", files[key], "--trust-pickle"), _name(files[key]))
+        else:
+            weights = bad(("--weights", files[key]), _name(files[key]))
+    elif slot == "pickle":  # a pickle without the opt-in, or the opt-in without a pickle
+        weights = draw(st.sampled_from([
+            bad(("--torch-model", files["torch_model"]), "--trust-pickle"),
+            bad(("--pickled-model", files["m_evil"]), "--trust-pickle"),
+            bad(("--weights", files["weights"], "--trust-pickle"), "--trust-pickle"),
+        ]))
+    elif slot == "other":  # an option of the any-model route on an Eq. 3 network
+        options.append(draw(st.sampled_from([
+            bad(("--data", files["d_npy"]), "--data"), bad(("--eval",), "--eval"),
+            bad(("--method", "hessian"), "--method"), bad(("--probes", "5"), "--probes"),
+            bad(("--out", OUT_DIR), "--out"), bad(("--model-arg", "width=2"), "--model-arg"),
+            bad(("--float32",), "--float32"), bad(("--memory", "64"), "--memory"),
+        ])))
     elif slot == "x":
         key = draw(st.sampled_from(BAD_X))
         x = bad(("--x", files[key]), _name(files[key]), "--x")
@@ -430,7 +504,98 @@ def analyze_args(draw: st.DrawFn, files: dict[str, str]) -> list[Piece]:
     if weights.args[:1] == ("--torch-model",):  # its activation comes from the model: refused
         options = [bad(p.args, "applies to --weights only", *p.culprits)
                    if p.args[0] == "--activation" else p for p in options]
-    return [ok("analyze"), *draw(st.permutations([weights, x, fam, *options]))]
+    name = ok(draw(st.sampled_from(["analyze", "analyze", "analyze-model"])))
+    return [name, *draw(st.permutations([weights, x, fam, *options]))]
+
+
+#: bad --weights (state_dict) files of --model: key -> words the refusal uses besides the name
+BAD_STATES = {"m_state_wide": "do not fit", "m_tensor": "not a state_dict",
+              "m_whole": "never unpickled", "m_evil": "never unpickled", "text": "torch.save",
+              "folder": "not a file", "missing": "does not exist", "d_npy": "weights_only"}
+#: bad --data files: key -> words the refusal uses besides the name
+BAD_DATA = {"d_nokey": "'inputs'", "d_wide": "forward pass", "d_empty": "at least one input",
+            "d_nan": "NaN", "d_int": "forward pass", "pickled_npy": ".npy", "text": "weights_only",
+            "folder": "not a file", "missing": "does not exist", "m_whole": "never unpickled",
+            "m_evil": "never unpickled"}
+
+
+@st.composite
+def model_args(draw: st.DrawFn, files: dict[str, str]) -> list[Piece]:
+    """A valid ``analyze --model`` (or ``analyze-model``, or a trusted ``--torch-model`` with
+    ``--data``) command on a 17-parameter MLP, then (most of the time) one part made wrong."""
+    name = ok(draw(st.sampled_from(["analyze", "analyze-model"])))
+    source = draw(st.sampled_from([
+        ok("--model", f"{BUILDER_MODULE}:build", "--weights", files["m_state"]),
+        ok("--model", f"{BUILDER_MODULE}:build", "--weights", files["m_state"]),
+        ok("--model", f"{BUILDER_MODULE}:build", "--model-arg", "width=2"),
+        ok("--pickled-model", files["m_whole"], "--trust-pickle"),
+        ok("--torch-model", files["m_whole"], "--trust-pickle"),
+    ]))
+    data = ok("--data", files[draw(st.sampled_from(["d_npy", "d_tuple", "d_dict"]))])
+    fam = ok("--family", "categorical", "--param", "K=2")
+    options = draw(st.lists(st.one_of(
+        count_piece("--samples").filter(lambda p: not p.bad),
+        target_piece().filter(lambda p: not p.bad),
+        st.sampled_from([ok("--json"), ok("--eval"), ok("--not-smooth"), ok("--float32"),
+                         ok("--out", OUT_DIR), ok("--memory", "64"), ok("--seed", "3"),
+                         ok("--method", "hutchinson", "--probes", "4"), ok("--method", "hessian"),
+                         ok("--device", "cpu")]),
+    ), max_size=3, unique_by=lambda p: p.args[0]))
+    slot = draw(st.sampled_from(["none"] * 5 + [
+        "spec", "weights", "weights", "data", "data", "family", "samples", "target", "trust",
+        "eq3", "memory", "probes", "method", "device", "arg", "missing", "unknown", "twice"]))
+    if slot == "spec":
+        spec = draw(st.sampled_from([(BUILDER_MODULE, "MODULE:CALLABLE"),
+                                     ("no_such_module_xyz:build", "no_such_module_xyz"),
+                                     (f"{BUILDER_MODULE}:NOT_CALLABLE", "NOT_CALLABLE"),
+                                     (f"{BUILDER_MODULE}:nothing", "nothing")]))
+        source = bad(("--model", spec[0]), spec[1])
+    elif slot == "weights":
+        key = draw(st.sampled_from(sorted(BAD_STATES)))
+        source = bad(("--model", f"{BUILDER_MODULE}:build", "--weights", files[key]),
+                     _name(files[key]), "--weights")
+        assert BAD_STATES[key]
+    elif slot == "data":
+        key = draw(st.sampled_from(sorted(BAD_DATA)))
+        data = bad(("--data", files[key]), _name(files[key]), "--data", BAD_DATA[key])
+    elif slot == "family":
+        fam = draw(st.sampled_from([bad(("--family", "bernoulli"), "(batch, 1)"),
+                                    bad(("--family", "categorical", "--param", "K=3"), "(batch, 3)"),
+                                    bad(("--family", "nope"), "nope")]))
+    elif slot in ("samples", "target"):
+        options = [p for p in options if p.args[0] != f"--{slot}"]
+        options.append(draw((count_piece("--samples") if slot == "samples" else target_piece())
+                            .filter(lambda p: p.bad)))
+    elif slot == "trust":  # the pickled module without the opt-in: refused unread
+        source = bad((draw(st.sampled_from(["--torch-model", "--pickled-model"])),
+                      files["m_evil"]), "--trust-pickle")
+    elif slot == "eq3":  # an option of the Eq. 3 route
+        options.append(draw(st.sampled_from([bad(("--x", files["x"]), "--x"),
+                                             bad(("--activation", "tanh"), "--activation")])))
+    elif slot in ("memory", "probes", "method", "device"):
+        options = [p for p in options if p.args[0] not in (f"--{slot}", "--method")]
+        options.append({"memory": bad(("--memory", "0"), "--memory"),
+                        "probes": bad(("--method", "hutchinson", "--probes", "2"), "probes"),
+                        "method": bad(("--method", "exact"), "--method"),
+                        "device": bad(("--device", "nonsense"), "nonsense")}[slot])
+    elif slot == "arg":
+        source = draw(st.sampled_from([
+            bad(("--model", f"{BUILDER_MODULE}:build", "--model-arg", "width"), "--model-arg"),
+            bad(("--model", f"{BUILDER_MODULE}:build", "--model-arg", "act=cubic"), "cubic"),
+            bad(("--model", f"{BUILDER_MODULE}:build", "--model-arg", "depth=2"), "depth"),
+        ]))
+    elif slot == "missing":
+        which = draw(st.sampled_from(["data", "family"]))
+        if which == "data":
+            data = bad((), "--data")
+        else:
+            fam = bad((), "--family")
+    elif slot == "twice":
+        options = [p for p in options if p.args[0] != "--samples"]
+        options.append(bad(("-n", "3", "--samples", "4"), "given twice"))
+    elif slot == "unknown":
+        options.append(draw(UNKNOWN_OPTION))
+    return [name, *draw(st.permutations([source, data, fam, *options]))]
 
 
 def _judge(pieces: list[Piece]) -> Outcome:
@@ -452,6 +617,7 @@ CLI_ARGS = st.one_of(
     top_level_args(), families_args(), derive_args(), derive_args(),
     check_args(FILES, OUT_DIR), check_args(FILES, OUT_DIR), report_args(FILES),
     analyze_args(FILES), analyze_args(FILES), analyze_args(FILES),
+    model_args(FILES), model_args(FILES),
 )
 _ANALYZE = ok("analyze", "--family", "bernoulli")
 
@@ -475,6 +641,8 @@ _ANALYZE = ok("analyze", "--family", "bernoulli")
                  bad(("--target", "1e-300"), "exceed 1e308")])
 def test_cli_never_tracebacks_and_names_bad_arguments(pieces: list[Piece]) -> None:
     _judge(pieces)
+    # no generated command unpickles the file that runs code, not even a refused one
+    assert not Path(FILES["m_marker"]).exists()
 
 
 # --- the known cases, kept as examples (issue 8) ---------------------------------------------
@@ -513,6 +681,11 @@ def test_valid_runs_exit_zero(files: dict[str, str], tmp_path: Path) -> None:
     """The property's valid side is not vacuous: these run and succeed."""
     assert _judge([ok("analyze", "--weights", files["weights"], "--x", files["xs"],
                       "--family", "poisson", "--json")]).code == 0
+    for name in ("analyze", "analyze-model"):
+        res = _judge([ok(name, "--model", f"{BUILDER_MODULE}:build", "--weights",
+                         files["m_state"], "--data", files["d_npy"], "--family", "categorical",
+                         "--param", "K=2", "--json")])
+        assert res.code == 0 and json.loads(res.out)["num_params"] == 3 * 3 + 3 + 2 * 3 + 2
     res = _judge([ok("check", files["proofs"], "--only", "remark-3.1", "--json",
                      str(tmp_path / "r.json"), "--junit", str(tmp_path / "r.xml"))])
     assert res.code == 0 and (tmp_path / "r.json").exists() and (tmp_path / "r.xml").exists()
@@ -539,7 +712,7 @@ def test_negative_comma_list_is_a_value() -> None:
 
 def test_no_command_says_a_command_is_required() -> None:
     res = _judge([bad((), "COMMAND")])
-    assert "families, derive, check, report, analyze" in res.err
+    assert "families, derive, check, report, analyze, analyze-model" in res.err
 
 
 def test_tiny_target_is_refused_not_a_zero_division(files: dict[str, str]) -> None:
@@ -563,6 +736,7 @@ def test_an_output_over_an_input_proof_file_is_refused(tmp_path: Path) -> None:
 
 def test_activation_with_a_torch_model_is_refused_not_ignored() -> None:
     """`--torch-model m.pt --activation relu` computed for the model's tanh, silently."""
-    res = _judge([ok("analyze", "--torch-model", FILES["torch_model"], "--x", FILES["x"],
-                     "--family", "bernoulli"), bad(("--activation", "relu"), "--activation")])
+    res = _judge([ok("analyze", "--torch-model", FILES["torch_model"], "--trust-pickle", "--x",
+                     FILES["x"], "--family", "bernoulli"),
+                  bad(("--activation", "relu"), "--activation")])
     assert "applies to --weights only" in res.err

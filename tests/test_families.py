@@ -617,3 +617,18 @@ def test_parameter_generic_prover_can_fail(name: str) -> None:
     results = {r.statement_id: r for r in _moment_identities(_Prover(bad, 5, 0))}
     assert not results["log-partition"].holds
     assert not results["lemma-2"].holds
+
+
+def test_dense_categorical_tensors_beyond_memory_are_refused_at_once() -> None:
+    """Issue 8: an accepted input answers or is refused at once naming the limit. A dense
+    (K, K, K, K) central moment at K = 10⁵ (8·10²⁰ bytes) is refused before NumPy allocates,
+    with the O(K) contraction named; its mean, which fits, is still given."""
+    from fisher_verify.errors import UnsupportedError
+
+    fam = fv.family("categorical", K=100_000)
+    h = np.zeros((1, 100_000))
+    with pytest.raises(UnsupportedError, match=r"central_moment4 .*GiB.*kappa4_contract"):
+        fam.central_moment4(h)
+    with pytest.raises(UnsupportedError, match=r"kappa3 is a dense array of 1e\+15 entries"):
+        fam.kappa3(h)
+    np.testing.assert_allclose(fam.mean(h), np.full((1, 100_000), 1e-5), rtol=1e-12)

@@ -84,3 +84,111 @@ def test_fv_analyze_stays_the_function() -> None:
     """analyze_model must not rebind fisher_verify.analyze (the function) to its module."""
     fv.analyze_model(nn.Linear(2, 2), torch.randn(2, 2), fv.family("categorical", K=2), progress=False)
     assert callable(fv.analyze)
+
+
+def test_tiny_target_is_refused_not_a_zero_division() -> None:
+    """lemma-12's N = Σ Var / (ε rel² ‖I‖²): rel² underflowed to 0 and divided by zero."""
+    with pytest.raises(fv.FisherVerifyError, match="exceed 1e308"):
+        fv.analyze_model(nn.Linear(2, 2), torch.randn(2, 2), fv.family("categorical", K=2),
+                         target=1e-300, progress=False)
+
+
+def _thm8_dense(H: np.ndarray, I: np.ndarray, n: int) -> tuple[float, float]:
+    """thm-8 from the full P⁴ covariance tensor of thm-6 and the bound written out."""
+    from fisher_verify.fisher.covariance import cov2_tensor
+
+    M = H.shape[0]
+    lhs = float(np.linalg.norm(cov2_tensor(H, I, n)))
+    rhs = sum(np.linalg.norm(H[m]) ** 2 * np.linalg.norm(I[m]) for m in range(M)) / (M * M * n)
+    return lhs, float(rhs)
+
+
+@pytest.mark.parametrize("fam_name", ["categorical", "product"])
+def test_thm8_of_a_conv_model_matches_the_dense_route(fam_name: str) -> None:
+    """Not an Eq. 3 MLP, P = 35: torch.func Hessians; expected from autograd Hessians and the
+    full covariance tensor (thm-6)."""
+    fam = (fv.family("categorical", K=2) if fam_name == "categorical"
+           else fv.product(fv.family("poisson"), fv.family("normal")))
+    torch.manual_seed(5)
+    model = Conv1dNet(nn.Tanh(), 2)
+    X = 0.5 * torch.randn(3, 2, 7)
+    rep = fv.analyze_model(model, X, fam, n=3, progress=False)
+    h, _, H = dense_derivatives(model, X, hessians=True)
+    assert H is not None
+    lhs, rhs = _thm8_dense(H, fam.fisher(h), 3)
+    assert rep.covariance_norm_2 is not None and rep.thm8_rhs is not None
+    assert_close(np.array([rep.covariance_norm_2, rep.thm8_rhs]), np.array([lhs, rhs]))
+    assert "dense torch.func" in rep.thm8_note and "thm-8 bound" in rep.summary()
+    data = json.loads(rep.to_json())
+    assert data["covariance_norm_2"] == rep.covariance_norm_2 and data["thm8_rhs"] == rep.thm8_rhs
+
+
+def test_thm8_of_an_mlp_matches_the_network_bounds() -> None:
+    """An Eq. 3 MLP goes through fisher.large's closed form; expected: fv.bounds on the
+    equivalent Network (dense Hessians)."""
+    torch.manual_seed(6)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 3, bias=True))
+    fam = fv.family("categorical", K=3)
+    X = torch.randn(4, 3)
+    rep = fv.analyze_model(model, X, fam, n=5, progress=False)
+    b = fv.bounds(fv.Network.from_torch(model, family=fam), X.double().numpy(), n=5)
+    assert rep.covariance_norm_2 is not None and rep.thm8_rhs is not None
+    assert_close(np.array([rep.covariance_norm_2, rep.thm8_rhs]),
+                 np.array([float(b.thm8.lhs), float(b.thm8.rhs)]))
+    assert "Eq. 3 closed form" in rep.thm8_note
+
+
+def test_thm8_refused_for_relu_and_not_available_above_the_dense_limit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    model, X, _ = model_zoo(3)["conv2d_pool"]
+    rep = fv.analyze_model(model, X, fv.family("categorical", K=3), n=2, progress=False)
+    assert rep.covariance_norm_2 is None and rep.thm8_rhs is None
+    assert rep.thm8_note.startswith("refused") and "ReLU" in rep.thm8_note
+    assert "thm-8: n/a, refused" in rep.summary()
+    monkeypatch.setattr(report_mod, "DENSE_HESSIAN_P", 10)
+    torch.manual_seed(0)
+    rep = fv.analyze_model(Conv1dNet(nn.Tanh(), 2), torch.randn(2, 2, 7),
+                           fv.family("categorical", K=2), progress=False)
+    assert rep.covariance_norm_2 is None and "DENSE_HESSIAN_P = 10" in rep.thm8_note
+    assert "P = 35" in rep.thm8_note and "thm-8: n/a" in rep.summary()
+    rep = fv.analyze_model(Conv1dNet(nn.Tanh(), 2), torch.randn(2, 2, 7),
+                           fv.family("categorical", K=2), norms=False, progress=False)
+    assert rep.thm8_note == "not requested"
+
+
+@pytest.mark.parametrize("model_name", ["conv1d_gelu", "conv2d_avg_silu", "batchnorm_eval",
+                                        "layernorm_softplus", "attention", "tanh_mlp"])
+def test_thm8_of_each_smooth_kind_matches_autograd_hessians(model_name: str) -> None:
+    """Every smooth model of the zoo (convolutions, pooling, BatchNorm in eval mode, LayerNorm,
+    an embedding + attention block, an Eq. 3 MLP): thm-8's sides from plain-autograd Hessians."""
+    from fisher_verify.fisher.bounds import thm8_sides
+
+    fam = fv.product(fv.family("poisson"), fv.family("bernoulli"))
+    model, X, smooth = model_zoo(2)[model_name]
+    X = 0.5 * X if X.is_floating_point() else X
+    assert smooth
+    rep = fv.analyze_model(model, X, fam, n=2, progress=False)
+    h, _, H = dense_derivatives(model, X, hessians=True)
+    assert H is not None and rep.covariance_norm_2 is not None and rep.thm8_rhs is not None
+    assert_close(np.array([rep.covariance_norm_2, rep.thm8_rhs]),
+                 np.array(thm8_sides(H, fam.fisher(h), 2)))
+    assert rep.thm8_note.startswith("exact")
+
+
+def test_thm8_does_not_trust_an_asymmetric_torch_func_hessian(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch.func's second derivatives through layer_norm are asymmetric (wrong) in torch 2.x:
+    such a model goes through plain autograd, or is n/a with the reason above its limit."""
+    model, X, _ = model_zoo(2)["layernorm_softplus"]
+    fam = fv.family("categorical", K=2)
+    ws = report_mod.open_workspace(model, X, fam, progress=False)
+    H = report_mod._dense_output_hessians(ws, report_mod._all_inputs(ws))
+    h, _, H_autograd = dense_derivatives(model, X, hessians=True)
+    assert H_autograd is not None
+    if report_mod._symmetric(H):  # a torch without the defect: the route must still be right
+        assert_close(H.numpy().ravel(), H_autograd.ravel())
+        return
+    rep = fv.analyze_model(model, X, fam, n=2, progress=False)
+    assert "autograd" in rep.thm8_note and "not symmetric" in rep.thm8_note
+    monkeypatch.setattr(report_mod, "AUTOGRAD_HESSIAN_PASSES", 10)
+    rep = fv.analyze_model(model, X, fam, n=2, progress=False)
+    assert rep.covariance_norm_2 is None and "AUTOGRAD_HESSIAN_PASSES = 10" in rep.thm8_note

@@ -1,5 +1,7 @@
-"""``fisher-verify analyze``: both estimators' variance, bounds and sample sizes for a user's
-network (weights in ``.npz`` or a saved ``nn.Sequential``) at a user's input."""
+"""``fisher-verify analyze`` (also ``analyze-model``): both estimators' variance, bounds and
+sample sizes for a user's Eq. 3 network (weights in ``.npz`` or a trusted pickled
+``nn.Sequential``) at a user's input, or for any torch module over a data set
+(:mod:`.analyze_model`)."""
 
 from __future__ import annotations
 
@@ -12,35 +14,100 @@ import numpy as np
 
 from ..errors import FisherVerifyError
 from ..numpy_files import load_numpy_file
+from . import analyze_model
 from .common import parse_params
 
 
 def register(subparsers: Any) -> None:
-    """Add the ``analyze`` subcommand."""
+    """Add the ``analyze`` subcommand and its other name ``analyze-model``."""
     p = subparsers.add_parser(
-        "analyze",
-        help="variance of both Fisher estimators for your network and input",
+        "analyze", aliases=["analyze-model"],
+        help="variance of both Fisher estimators for your network or model and inputs",
         description="Exact Fisher, both estimators' variance (thm-4, thm-6), bounds (thm-7, "
-        "thm-8), p.s.d. probability (thm-10) and samples needed (lemma-12).",
+        "thm-8), p.s.d. probability (thm-10) and samples needed (lemma-12). An Eq. 3 network "
+        "(--weights W.npz or --torch-model, with --x) gets the dense analysis; any torch module "
+        "(--model MODULE:CALLABLE --weights W.pt, or --torch-model, with --data) the per-layer "
+        "one of fisher_verify.analyze_model. analyze-model is another name of this command.",
     )
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--weights", metavar="W.npz", help="arrays W0, W1, ... (bias last column)")
-    src.add_argument("--torch-model", metavar="MODEL.pt",
-                     help="a whole nn.Sequential saved with torch.save(model, path) (Linear "
-                     "layers and one activation, ending with Linear; not a state_dict). It is "
-                     "loaded with torch.load(weights_only=False), which unpickles arbitrary "
-                     "objects: only pass files you trust")
-    p.add_argument("--x", required=True, metavar="x.npy", help="input (n_0,) or inputs (M, n_0)")
+    src = p.add_argument_group("the network or model (one of --weights W.npz, --model, "
+                               "--torch-model)")
+    src.add_argument("--weights", metavar="FILE",
+                     help="alone: W.npz with arrays W0, W1, ... of an Eq. 3 network (bias last "
+                     "column); with --model: the module's state_dict W.pt, loaded with "
+                     "torch.load(weights_only=True)")
+    src.add_argument("--torch-model", "--pickled-model", dest="torch_model", metavar="MODEL.pt",
+                     help=analyze_model.PICKLE_HELP)
+    src.add_argument("--trust-pickle", action="store_true", help=analyze_model.TRUST_HELP)
+    p.add_argument("--x", metavar="x.npy",
+                   help="Eq. 3 network's input (n_0,) or inputs (M, n_0)")
     p.add_argument("--family", required=True, help="output family, e.g. bernoulli, categorical")
     p.add_argument("--param", action="append", default=[], metavar="k=v",
                    help="family parameter, e.g. --param K=10 (repeatable)")
     p.add_argument("--activation", default=None,
-                   help="hidden activation of --weights (default tanh); a torch model's comes "
-                   "from its modules")
+                   help="hidden activation of --weights W.npz (default tanh); a torch model's "
+                   "comes from its modules")
     p.add_argument("--samples", "-n", type=int, default=1, help="draws N per input (default 1)")
     p.add_argument("--target", type=float, default=0.1, help="relative accuracy (default 0.1)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    analyze_model.add_arguments(p, src)
     p.set_defaults(func=handle)
+
+
+def _route(args: argparse.Namespace) -> str:
+    """``"model"`` (any module, :func:`fisher_verify.analyze_model`) or ``"eq3"``
+    (:func:`fisher_verify.analyze`), after refusing every combination that would leave an
+    option unused or ambiguous."""
+    if args.model and args.torch_model:
+        raise FisherVerifyError("--model and --torch-model both give the model; give one")
+    if args.weights and args.torch_model:
+        raise FisherVerifyError(
+            "--weights and --torch-model both give the network; give one (--weights W.pt goes "
+            "with --model)")
+    if not (args.weights or args.model or args.torch_model):
+        raise FisherVerifyError(
+            "give the network: --weights W.npz (Eq. 3), --model MODULE:CALLABLE [--weights "
+            "W.pt] (any torch module) or --torch-model MODEL.pt --trust-pickle")
+    if args.trust_pickle and not args.torch_model:
+        raise FisherVerifyError("--trust-pickle applies to --torch-model/--pickled-model only")
+    if args.torch_model and not args.trust_pickle:  # refused before the file is opened
+        analyze_model.load_pickled_module(args.torch_model, trusted=False)
+    if args.torch_model and args.x is None and args.data is None:
+        raise FisherVerifyError(
+            "give the inputs of --torch-model: --x x.npy (an Eq. 3 nn.Sequential) or --data "
+            "DATA (any module)")
+    if args.x is not None and args.data is not None:
+        raise FisherVerifyError(
+            "--x (an Eq. 3 network's inputs) and --data (any model's inputs) both give the "
+            "inputs; give one")
+    if args.model or (args.torch_model and args.data is not None):
+        if args.x is not None:
+            raise FisherVerifyError(
+                f"--x {args.x!r} is for an Eq. 3 network (--weights W.npz or --torch-model); "
+                "give the inputs of --model as --data")
+        if args.data is None:
+            raise FisherVerifyError("--data is required with --model (inputs: .npy or .pt)")
+        if args.activation is not None:
+            raise FisherVerifyError(
+                f"--activation {args.activation!r} applies to --weights W.npz only; a torch "
+                "model's activation comes from its modules")
+        return "model"
+    if args.data is not None:
+        raise FisherVerifyError(
+            f"--data {args.data!r} is for --model or --torch-model; an Eq. 3 network from "
+            "--weights W.npz takes its inputs as --x")
+    extra = analyze_model.given_model_options(args)
+    if extra:
+        raise FisherVerifyError(
+            f"{extra[0]} applies to a model given with --model or --torch-model and --data, "
+            "not to an Eq. 3 network with --x")
+    if args.x is None:
+        raise FisherVerifyError("--x x.npy is required (the inputs of the Eq. 3 network)")
+    if args.weights and Path(args.weights).suffix in (".pt", ".pth"):
+        raise FisherVerifyError(
+            f"--weights {args.weights!r} is a torch file: a state_dict needs --model "
+            "MODULE:CALLABLE to build its module (and --data for the inputs); an Eq. 3 "
+            "network's --weights is an .npz of W0, W1, ...")
+    return "eq3"
 
 
 def _load_x(path: str) -> np.ndarray:
@@ -65,17 +132,12 @@ def _load_x(path: str) -> np.ndarray:
 
 
 def _load_torch(path: str, fam: Any) -> Any:
+    import torch
+
     import fisher_verify as fv
 
-    if not Path(path).is_file():
-        raise FisherVerifyError(f"model file {path!r} does not exist")
-    try:
-        import torch
-
-        # a whole pickled module, not only tensors: weights_only=True would refuse it
-        model = torch.load(path, weights_only=False, map_location="cpu")
-    except Exception as exc:  # noqa: BLE001 - any unreadable model is a user error
-        raise FisherVerifyError(f"cannot load torch model {path!r}: {exc}") from None
+    # a whole pickled module, not only tensors; _route checked --trust-pickle
+    model = analyze_model.load_pickled_module(path, trusted=True)
     if not isinstance(model, torch.nn.Sequential):
         raise FisherVerifyError(
             f"{path!r} holds a {type(model).__name__}, not an nn.Sequential; save the module "
@@ -84,9 +146,12 @@ def _load_torch(path: str, fam: Any) -> Any:
 
 
 def handle(args: argparse.Namespace) -> int:
-    """Run :func:`fisher_verify.analyze` and print text or JSON."""
+    """Run :func:`fisher_verify.analyze` (Eq. 3) or :func:`fisher_verify.analyze_model` (any
+    module, :mod:`.analyze_model`) and print text or JSON."""
     import fisher_verify as fv
 
+    if _route(args) == "model":
+        return analyze_model.run(args)
     fam = fv.family(args.family, **parse_params(args.param))
     if args.weights:
         net = fv.Network.from_npz(args.weights, activation=args.activation or "tanh", family=fam)

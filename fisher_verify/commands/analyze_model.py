@@ -1,4 +1,7 @@
-"""``fisher-verify analyze-model``: any torch model over a data set (issue 9).
+"""``fisher-verify analyze --model``: any torch model over a data set (issue 9).
+
+``analyze-model`` is another name of ``analyze`` (:mod:`.analyze` registers both and sends
+``--model``/``--data`` here).
 
 The model comes from code the user controls (``--model my_pkg.models:build``, a callable
 returning the ``nn.Module``) plus tensors loaded with ``torch.load(weights_only=True)``, which
@@ -18,57 +21,54 @@ from typing import Any
 from ..errors import FisherVerifyError
 from .common import parse_params, prepare_output_dir
 
+#: ``--torch-model`` (alias ``--pickled-model``): why it needs ``--trust-pickle``
 PICKLE_HELP = (
-    "a whole module saved with torch.save(model, path). Unpickling executes arbitrary code "
+    "a whole module saved with torch.save(model, path): with --x an Eq. 3 nn.Sequential (Linear "
+    "layers and one activation), with --data any module. Unpickling executes arbitrary code "
     "stored in the file, so it is refused unless you also pass --trust-pickle; prefer --model "
     "with --weights (a state_dict, loaded with weights_only=True)")
+TRUST_HELP = ("allow --torch-model/--pickled-model: unpickling a whole module runs code stored in "
+              "the file, so pass this only for files you trust")
+
+#: options of the any-model route (``--model``/``--data``), refused on the Eq. 3 route; the
+#: values that mean "not given" (the real defaults are applied in :func:`run`)
+MODEL_ONLY = {"model_arg": "--model-arg", "eval_mode": "--eval", "not_smooth": "--not-smooth",
+              "method": "--method", "probes": "--probes", "seed": "--seed",
+              "memory": "--memory", "float32": "--float32", "device": "--device", "out": "--out"}
+DEFAULT_METHOD, DEFAULT_PROBES, DEFAULT_SEED, DEFAULT_MEMORY_MIB = "auto", 16, 0, 1024
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``analyze-model`` subcommand."""
-    p = subparsers.add_parser(
-        "analyze-model",
-        help="Fisher diagonal and both estimators' variance for any torch model over a data set",
-        description="Exact diag I(theta) (eq-6) and Var(I1) (thm-4) of any torch model; Var(I2) "
-        "(thm-6) exact where the structure allows, else a labelled estimate, refused for non-C2 "
-        "models; ||Cov(I1)||_F and thm-7; samples needed (lemma-12). Per tensor and per layer.",
-    )
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--model", metavar="MODULE:CALLABLE",
-                     help="import path of a callable returning the nn.Module, e.g. "
-                     "my_pkg.models:build (imported from your own code; the current folder is "
-                     "searched too)")
-    src.add_argument("--pickled-model", metavar="MODEL.pt", help=PICKLE_HELP)
-    p.add_argument("--trust-pickle", action="store_true",
-                   help="allow --pickled-model: only for files you trust, because unpickling runs "
-                   "code from the file")
-    p.add_argument("--model-arg", action="append", default=[], metavar="K=V",
+def add_arguments(p: argparse.ArgumentParser, source: Any) -> None:
+    """The options of the any-model route (issue 9) on the ``analyze`` parser; ``--model``
+    goes to the group ``source`` (where the network is given)."""
+    source.add_argument("--model", metavar="MODULE:CALLABLE",
+                        help="import path of a callable returning the nn.Module, e.g. "
+                        "my_pkg.models:build (imported from your own code; the current folder "
+                        "is searched too); its weights come from --weights W.pt")
+    g = p.add_argument_group("any torch model over a data set (--model or --torch-model with --data)")
+    g.add_argument("--model-arg", action="append", default=None, metavar="K=V",
                    help="keyword argument for the --model callable (repeatable)")
-    p.add_argument("--weights", metavar="W.pt",
-                   help="state_dict for the --model module, loaded with torch.load(weights_only=True)")
-    p.add_argument("--data", required=True, metavar="DATA",
+    g.add_argument("--data", metavar="DATA",
                    help="inputs: .npy array (M, ...), or .pt holding a tensor, a tuple (inputs, "
                    "targets) or a dict with key 'inputs' (loaded with weights_only=True)")
-    p.add_argument("--family", required=True, help="output family, e.g. categorical")
-    p.add_argument("--param", action="append", default=[], metavar="K=V",
-                   help="family parameter, e.g. --param K=10 (repeatable)")
-    p.add_argument("--samples", "-n", type=int, default=1, help="draws N per input (default 1)")
-    p.add_argument("--target", type=float, default=0.1, help="relative accuracy (default 0.1)")
-    p.add_argument("--eval", action="store_true", dest="eval_mode",
+    g.add_argument("--eval", action="store_true", dest="eval_mode",
                    help="differentiate the model in eval mode (dropout off, running statistics)")
-    p.add_argument("--not-smooth", action="store_true",
-                   help="declare the model not C2 (Var(I2) is then refused)")
-    p.add_argument("--method", default="auto", choices=["auto", "eq3", "hessian", "hutchinson"],
+    g.add_argument("--not-smooth", action="store_true",
+                   help="declare the model not C2 (Var(I2) and thm-8 are then refused)")
+    g.add_argument("--method", default=None, choices=["auto", "eq3", "hessian", "hutchinson"],
                    help="Var(I2) route (default auto: exact where possible, else an estimate)")
-    p.add_argument("--probes", type=int, default=16, help="Hutchinson probes (default 16)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the Hutchinson probes")
-    p.add_argument("--memory", type=int, default=1024, metavar="MiB",
+    g.add_argument("--probes", type=int, default=None, help="Hutchinson probes (default 16)")
+    g.add_argument("--seed", type=int, default=None, help="seed of the Hutchinson probes (default 0)")
+    g.add_argument("--memory", type=int, default=None, metavar="MiB",
                    help="memory budget per batch in MiB (default 1024)")
-    p.add_argument("--float32", action="store_true", help="compute in float32 (default float64)")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: the model's)")
-    p.add_argument("--out", metavar="DIR", help="write table.txt, report.json, variances.png here")
-    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
-    p.set_defaults(func=handle)
+    g.add_argument("--float32", action="store_true", help="compute in float32 (default float64)")
+    g.add_argument("--device", default=None, help="cpu, cuda, ... (default: the model's)")
+    g.add_argument("--out", metavar="DIR", help="write table.txt, report.json, variances.png here")
+
+
+def given_model_options(args: argparse.Namespace) -> list[str]:
+    """The any-model options the user gave (as flags)."""
+    return [flag for dest, flag in MODEL_ONLY.items() if getattr(args, dest) not in (None, False)]
 
 
 def _file(path: str, what: str) -> Path:
@@ -85,26 +85,41 @@ def _torch_load(path: str, what: str) -> Any:
     try:
         return torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if "Weights only load failed" in first:  # torch's advice to unpickle is not ours
+            reason = ("it holds Python objects besides tensors (a whole pickled module?), "
+                      "which are never unpickled here")
+        else:
+            reason = f"not a torch.save file ({type(exc).__name__}: {first[:120]})"
         raise FisherVerifyError(
-            f"cannot load {what} {path!r} with weights_only=True (tensors only, no code): {first}"
+            f"cannot load {what} {path!r} with weights_only=True (tensors only, no code): {reason}"
         ) from None
 
 
-def load_model(args: argparse.Namespace) -> Any:
-    """The module from ``--model`` (+ ``--weights``) or, when trusted, ``--pickled-model``."""
+def load_pickled_module(path: str, trusted: bool) -> Any:
+    """A whole pickled module, only when the user opted in with ``--trust-pickle`` (refused
+    before the file is opened otherwise)."""
     import torch
 
-    if args.pickled_model:
-        if not args.trust_pickle:
-            raise FisherVerifyError(
-                "--pickled-model needs --trust-pickle: unpickling runs code stored in the file; "
-                "prefer --model MODULE:CALLABLE with --weights")
-        _file(args.pickled_model, "model file")
-        try:
-            model = torch.load(args.pickled_model, weights_only=False, map_location="cpu")
-        except Exception as exc:  # noqa: BLE001
-            raise FisherVerifyError(f"cannot load model {args.pickled_model!r}: {exc}") from None
+    if not trusted:
+        raise FisherVerifyError(
+            f"--torch-model/--pickled-model {path!r} needs --trust-pickle: unpickling a whole "
+            "module runs code stored in the file; the safe alternative is --model "
+            "pkg.mod:build --weights state_dict.pt (loaded with weights_only=True)")
+    _file(path, "model file")
+    try:
+        return torch.load(path, weights_only=False, map_location="cpu")
+    except Exception as exc:  # noqa: BLE001 - any unreadable model is a user error
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FisherVerifyError(f"cannot load torch model {path!r}: {first}") from None
+
+
+def load_model(args: argparse.Namespace) -> Any:
+    """The module from ``--model`` (+ ``--weights``) or, when trusted, ``--torch-model``."""
+    import torch
+
+    if args.torch_model:
+        model = load_pickled_module(args.torch_model, args.trust_pickle)
     else:
         mod_name, sep, attr = args.model.partition(":")
         if not sep or not mod_name or not attr:
@@ -119,7 +134,7 @@ def load_model(args: argparse.Namespace) -> Any:
         build = getattr(module, attr, None)
         if not callable(build):
             raise FisherVerifyError(f"{mod_name!r} has no callable {attr!r}")
-        kwargs = parse_params(args.model_arg)
+        kwargs = parse_params(args.model_arg, "--model-arg")
         try:
             model = build(**kwargs)
         except Exception as exc:  # noqa: BLE001 - the user's builder failed
@@ -134,8 +149,11 @@ def load_model(args: argparse.Namespace) -> Any:
                 try:
                     model.load_state_dict(state)
                 except RuntimeError as exc:
-                    first = str(exc).splitlines()[0]
-                    raise FisherVerifyError(f"--weights do not fit the model: {first}") from None
+                    # torch's first line only names the module; the next ones name the tensors
+                    parts = [ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip()]
+                    detail = "; ".join(parts)[:300] or str(exc)[:300]
+                    raise FisherVerifyError(f"--weights {args.weights!r} do not fit the model: "
+                                            f"{detail}") from None
     if not isinstance(model, torch.nn.Module):
         raise FisherVerifyError(f"the model is a {type(model).__name__}, not a torch.nn.Module")
     return model
@@ -161,25 +179,30 @@ def load_data(path: str) -> Any:
     return data
 
 
-def handle(args: argparse.Namespace) -> int:
-    """Run :func:`fisher_verify.analyze_model`; print the table (or JSON) and write the files."""
+def run(args: argparse.Namespace) -> int:
+    """Run :func:`fisher_verify.analyze_model` (eq-6, thm-4, thm-6, thm-7, thm-8, lemma-12);
+    print the table (or JSON) and write the files."""
     import torch
 
     import fisher_verify as fv
 
     if args.samples < 1:
         raise FisherVerifyError(f"--samples must be >= 1, got {args.samples}")
-    if args.memory < 1:
-        raise FisherVerifyError(f"--memory must be >= 1 MiB, got {args.memory}")
+    memory = DEFAULT_MEMORY_MIB if args.memory is None else args.memory
+    if memory < 1:
+        raise FisherVerifyError(f"--memory must be >= 1 MiB, got {memory}")
+    probes = DEFAULT_PROBES if args.probes is None else args.probes
+    if probes < 3:  # checked even when Var(I2) is refused or exact: a value given is judged
+        raise FisherVerifyError(f"--probes must be >= 3 (for a standard error), got {probes}")
     out_dir = prepare_output_dir(args.out) if args.out else None
     fam = fv.family(args.family, **parse_params(args.param))
     model = load_model(args)
     data = load_data(args.data)
     rep = fv.analyze_model(
         model, data, fam, n=args.samples, target=args.target, eval_mode=args.eval_mode,
-        smooth=False if args.not_smooth else None, method=args.method, probes=args.probes,
-        seed=args.seed, memory=args.memory << 20,
-        dtype=torch.float32 if args.float32 else None, device=args.device,
+        smooth=False if args.not_smooth else None, method=args.method or DEFAULT_METHOD,
+        probes=probes, seed=DEFAULT_SEED if args.seed is None else args.seed,
+        memory=memory << 20, dtype=torch.float32 if args.float32 else None, device=args.device,
     )
     text = rep.summary()
     print(rep.to_json(indent=2) if args.json else text)
@@ -188,4 +211,3 @@ def handle(args: argparse.Namespace) -> int:
         (out_dir / "report.json").write_text(rep.to_json(indent=2) + "\n", encoding="utf-8")
         rep.plot(str(out_dir / "variances.png"))
     return 0
-

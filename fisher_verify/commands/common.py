@@ -24,7 +24,7 @@ def parse_value(text: str) -> Any:
     return text
 
 
-def parse_params(items: list[str] | None) -> dict[str, Any]:
+def parse_params(items: list[str] | None, option: str = "--param") -> dict[str, Any]:
     """``["n=5", "sigma=2"]`` -> ``{"n": 5, "sigma": 2}``; refuses items without '=' and a
     parameter given twice (which value was meant is not ours to guess)."""
     params: dict[str, Any] = {}
@@ -32,11 +32,11 @@ def parse_params(items: list[str] | None) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise FisherVerifyError(
-                f"--param {item!r} must look like NAME=VALUE (e.g. --param n=5)"
+                f"{option} {item!r} must look like NAME=VALUE (e.g. {option} n=5)"
             )
         if key.strip() in params:
             raise FisherVerifyError(
-                f"--param {key.strip()} is given twice; give each parameter once"
+                f"{option} {key.strip()} is given twice; give each parameter once"
             )
         params[key.strip()] = parse_value(value.strip())
     return params

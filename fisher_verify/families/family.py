@@ -7,6 +7,7 @@ Derivation and code generation happen on first use of a family and are cached in
 from __future__ import annotations
 
 import math
+import os
 from functools import cached_property
 from typing import Any
 
@@ -386,6 +387,14 @@ class Family:
         return self.integral_mp(h, centred_power) / z
 
 
+def _physical_memory() -> int | None:
+    """Bytes of physical memory, or None where the OS does not say."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 class CategoricalFamily(Family):
     """Categorical family: symbolic kernels for small K, the one-hot moment route for large K.
 
@@ -454,6 +463,7 @@ class CategoricalFamily(Family):
         p = self._probabilities(h)
         if quantity == "eta":
             return p
+        self._refuse_dense_above_memory(quantity, h)
         if quantity == "fisher":
             return onehot_cumulant_dense(p, 2)
         if quantity == "kappa3":
@@ -469,6 +479,22 @@ class CategoricalFamily(Family):
             + xp_einsum("...ac,...bd->...abcd", i2, i2)
             + xp_einsum("...ad,...bc->...abcd", i2, i2)
         )
+
+    def _refuse_dense_above_memory(self, quantity: str, h: Any) -> None:
+        """Refuse at once a dense ``(..., K, …, K)`` array larger than this machine's memory,
+        instead of a raw MemoryError (or swapping) deep inside NumPy."""
+        rank = {"fisher": 2, "kappa3": 3}.get(quantity, 4)
+        entries = math.prod(tuple(h.shape[:-1])) * self.dim ** rank
+        need = 8 * entries
+        limit = _physical_memory()
+        if limit is not None and need > limit:
+            raise UnsupportedError(
+                f"{self.label}: {quantity} is a dense array of {entries:.3g} entries "
+                f"({need / 2**30:.3g} GiB, shape (..., {', '.join(['K'] * rank)})), more than "
+                f"this machine's {limit / 2**30:.3g} GiB of memory; contract it instead: "
+                "kappa4_contract(h, u, v, w, z) gives κ₄[u,v,w,z] in O(K), and "
+                "I(h) = diag(p) − p pᵀ with p = mean(h)"
+            )
 
     def kappa4_contract(self, h: np.ndarray, u: Any, v: Any, w: Any, z: Any) -> np.ndarray:
         """κ₄[u, v, w, z] in O(K) per batch element, by the one-hot moment route."""

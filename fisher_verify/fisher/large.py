@@ -164,7 +164,9 @@ def require_network(net: Any) -> None:
     hint = ""
     if type(net).__module__.startswith("torch"):
         hint = ("; convert a torch MLP with fisher_verify.Network.from_torch(model, "
-                "family=fisher_verify.family(...)), naming the output family")
+                "family=fisher_verify.family(...)), naming the output family; for any other "
+                "model (convolutions, normalization, attention, ReLU) use "
+                "fisher_verify.analyze_model(model, data, family)")
     raise ShapeError(f"net must be a fisher_verify.Network, got {type(net).__name__}{hint}")
 
 

@@ -18,11 +18,25 @@ from typing import Any
 from ..errors import FisherVerifyError
 from .contract import excess_pairs
 from .diagonals import Diagonals, Workspace, model_diagonals, open_workspace, plan
+from .prepared import second_order
 
-__all__ = ["GRAM_LIMIT", "ModelAnalysis", "Row", "analyze_model", "thm7_model"]
+__all__ = ["AUTOGRAD_HESSIAN_PASSES", "DENSE_HESSIAN_ELEMENTS", "DENSE_HESSIAN_INPUTS", "DENSE_HESSIAN_P", "GRAM_LIMIT",
+           "THM8_TIME_BUDGET",
+           "ModelAnalysis", "Row", "analyze_model", "thm7_model", "thm8_model"]
 
 #: Largest ``(M n_L)²`` Gram matrix (entries) formed for ‖Cov(Î₁)‖_F and thm-7.
 GRAM_LIMIT = 1 << 24
+#: thm-8 on a model that is not an Eq. 3 MLP: the dense ``(M, n_L, P, P)`` output Hessians
+#: (torch.func) are formed only up to these P, entries and M (the pairs are ``O(M² n_L² P²)``)
+DENSE_HESSIAN_P = 2000
+DENSE_HESSIAN_ELEMENTS = 1 << 24
+DENSE_HESSIAN_INPUTS = 256
+#: a forward-over-reverse Hessian whose asymmetry exceeds this (relative) is a wrong derivative
+SYMMETRY_RTOL = 1e-8
+#: the plain-autograd fallback for such a model: at most this many backward passes (M n_L P)
+AUTOGRAD_HESSIAN_PASSES = 20_000
+#: seconds the planned cost of the Eq. 3 closed form of thm-8 may take (else n/a with the plan)
+THM8_TIME_BUDGET = 120.0
 
 
 @dataclass
@@ -60,6 +74,9 @@ class ModelAnalysis:
     thm7_rhs: float | None
     thm7_spectral: float | None
     thm7_note: str
+    covariance_norm_2: float | None  # ‖Cov(Î₂)‖_F (thm-6), exact
+    thm8_rhs: float | None
+    thm8_note: str  # how thm-8 was computed, or why it was not
     diagonals: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -101,6 +118,11 @@ class ModelAnalysis:
                          f"{self.thm7_rhs:.6g} (spectral variant {self.thm7_spectral:.6g})")
         else:
             lines.append(f"||Cov(I1)||_F and thm-7: {self.thm7_note}")
+        if self.covariance_norm_2 is not None:
+            lines.append(f"||Cov(I2)||_F = {self.covariance_norm_2:.6g} <= thm-8 bound "
+                         f"{self.thm8_rhs:.6g} ({self.thm8_note})")
+        else:
+            lines.append(f"||Cov(I2)||_F and thm-8: n/a, {self.thm8_note}")
         lines.append(
             f"draws per input for ||I_hat - I||_F <= {self.target_rel_accuracy:g} ||I||_F on the "
             f"diagonal with prob. >= {self.confidence:g} (lemma-12): I1 {self.samples_needed_1}, "
@@ -157,7 +179,13 @@ def _samples_needed(total_var_one: float, fisher_norm: float, rel: float, conf: 
         return None
     if total_var_one <= 0:
         return 1
-    return max(1, math.ceil(total_var_one / ((1.0 - conf) * rel**2 * fisher_norm**2)))
+    # one factor at a time: rel**2 or ‖I‖² alone underflows to 0 at extreme values
+    needed = total_var_one / (1.0 - conf) / rel / rel / fisher_norm / fisher_norm
+    if not math.isfinite(needed):
+        raise FisherVerifyError(
+            f"target {rel:g}: the samples needed (lemma-12) exceed 1e308 (||I||_F = "
+            f"{fisher_norm:.3g}); ask for a larger target")
+    return max(1, math.ceil(needed))
 
 
 def _better(v1: float, v2: float | None, v2_exact: bool) -> str:
@@ -246,6 +274,129 @@ def thm7_model(ws: Workspace, n: int) -> tuple[float, float, float] | str:
     return lhs, float((jf2**2 * cnorm).sum()) / scale, float((j2**2 * cnorm).sum()) / scale
 
 
+def _all_inputs(ws: Workspace) -> Any:
+    import torch
+
+    return torch.cat(list(ws.stream.batches(1 << 16)))
+
+
+def _dense_output_hessians(ws: Workspace, X: Any) -> Any:
+    """``∂²h_L^α(x_m)/∂θ²`` over the flat θ (``named_parameters`` order): ``(M, n_L, P, P)``."""
+    import torch
+    from torch.func import jacfwd, jacrev, vmap
+
+    prep = ws.prep
+    names = list(prep.params)
+    shapes = [prep.params[k].shape for k in names]
+    sizes = [int(prep.params[k].numel()) for k in names]
+    flat = torch.cat([prep.params[k].reshape(-1) for k in names])
+
+    def one(theta: Any, x: Any) -> Any:
+        parts = torch.split(theta, sizes)
+        return prep._h({k: t.reshape(sh) for k, t, sh in zip(names, parts, shapes)}, x)
+
+    hess = vmap(jacfwd(jacrev(one)), in_dims=(None, 0))
+    with second_order():  # a few inputs at a time: forward-over-reverse holds P tangents each
+        return torch.cat([hess(flat, chunk) for chunk in X.split(8)])
+
+
+def _symmetric(H: Any) -> bool:
+    """Whether ``H[..., i, j] = H[..., j, i]`` up to rounding (relative to the largest entry)."""
+    scale = float(H.abs().max()) if H.numel() else 0.0
+    return float((H - H.transpose(-1, -2)).abs().max()) <= SYMMETRY_RTOL * max(scale, 1e-300)
+
+
+def _autograd_output_hessians(ws: Workspace, X: Any) -> Any:
+    """The same ``(M, n_L, P, P)`` by plain autograd double backward: one backward pass per
+    input, output and parameter (the route when torch.func's second derivatives are wrong)."""
+    import torch
+
+    prep = ws.prep
+    P = prep.num_params
+    out = []
+    with second_order():
+        for x in X:
+            theta = {k: v.detach().clone().requires_grad_(True) for k, v in prep.params.items()}
+            leaves = list(theta.values())
+            h = prep._h(theta, x)
+            per_output = []
+            for a in range(h.shape[0]):
+                grads = torch.autograd.grad(h[a], leaves, create_graph=True, allow_unused=True)
+                flat = torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
+                                  for g, p in zip(grads, leaves)])
+                rows = torch.zeros(P, P, dtype=prep.dtype, device=prep.device)
+                for i in range(P):
+                    if flat[i].requires_grad:  # else ∂h/∂θ_i does not depend on θ: a zero row
+                        second = torch.autograd.grad(flat[i], leaves, retain_graph=True,
+                                                     allow_unused=True)
+                        rows[i] = torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
+                                             for g, p in zip(second, leaves)])
+                per_output.append(rows)
+            out.append(torch.stack(per_output))
+    return torch.stack(out)
+
+
+def thm8_model(ws: Workspace, n: int) -> tuple[float, float, str] | str:
+    """``(‖Cov(Î₂)‖_F, thm-8 bound, how)`` exactly, or why it was not computed.
+
+    thm-8: ``‖Cov(Î₂)‖_F ≤ (1/(M²N)) Σ_m ‖∂²h_L(x_m)‖_F² ‖I(h_L(x_m))‖_F``, the lhs from thm-6.
+    An Eq. 3 MLP goes through the closed form of :func:`fisher_verify.fisher.large.thm8_large`
+    (any P, streamed within the memory budget); any other model through its dense output
+    Hessians (torch.func) and :func:`fisher_verify.fisher.bounds.thm8_sides`, up to
+    ``DENSE_HESSIAN_P`` parameters. The caller refuses non-C² models first.
+    """
+    import numpy as np
+    import torch
+
+    from ..fisher.bounds import thm8_sides
+    from ..fisher.large import thm8_large
+    from .hessian import eq3_network
+
+    prep = ws.prep
+    if ws.world > 1:
+        return "not computed across processes (the norm pairs inputs of every shard)"
+    X = _all_inputs(ws)
+    M, P = int(X.shape[0]), prep.num_params
+    found = eq3_network(ws)
+    if found is not None:
+        try:
+            b = thm8_large(found[0], X.reshape(M, -1).cpu().numpy(), n, method="exact",
+                           device=str(prep.device), dtype=prep.dtype, memory_budget=ws.memory,
+                           time_budget=THM8_TIME_BUDGET)
+        except FisherVerifyError as exc:
+            return f"not computed exactly (Eq. 3 closed form): {exc}"
+        assert b.lhs is not None and b.rhs is not None  # method="exact" gives both or raises
+        return float(b.lhs), float(b.rhs), "exact, Eq. 3 closed form (fisher.large.thm8_large)"
+    why = ("the model is not an Eq. 3 MLP, so thm-8 needs its dense (M, n_L, P, P) output "
+           "Hessians")
+    if P > DENSE_HESSIAN_P:
+        return f"not computed: {why}, formed only for P <= DENSE_HESSIAN_P = {DENSE_HESSIAN_P} " \
+               f"(P = {P})"
+    if M > DENSE_HESSIAN_INPUTS or M * prep.n_L * P * P > DENSE_HESSIAN_ELEMENTS:
+        return (f"not computed: {why}, formed only for M <= {DENSE_HESSIAN_INPUTS} and "
+                f"M n_L P^2 <= DENSE_HESSIAN_ELEMENTS = {DENSE_HESSIAN_ELEMENTS} (M = {M}, "
+                f"n_L = {prep.n_L}, P = {P})")
+    H = _dense_output_hessians(ws, X)
+    how = "dense torch.func Hessians"
+    if not _symmetric(H):
+        # torch.func's forward-over-reverse (and reverse-over-reverse) through layer_norm and
+        # multi-head attention gives wrong, asymmetric second derivatives in torch 2.x, where
+        # plain autograd's double backward is right
+        passes = M * prep.n_L * P
+        if passes > AUTOGRAD_HESSIAN_PASSES:
+            return (f"not computed: torch.func's output Hessians of this model are not "
+                    f"symmetric (wrong second derivatives in torch {torch.__version__}, seen "
+                    "through layer_norm and multi-head attention), and plain autograd needs "
+                    f"M n_L P = {passes} backward passes, above AUTOGRAD_HESSIAN_PASSES = "
+                    f"{AUTOGRAD_HESSIAN_PASSES}")
+        H = _autograd_output_hessians(ws, X)
+        how = "dense autograd Hessians (torch.func's were not symmetric)"
+    Hn = H.detach().to("cpu", torch.float64).numpy()
+    h = prep.forward(X).detach().to("cpu", torch.float64).numpy()
+    lhs, rhs = thm8_sides(Hn, np.asarray(prep.family.fisher(h), dtype=float), n)
+    return lhs, rhs, f"exact, {how} (P = {P})"
+
+
 def analyze_model(
     model: Any, data: Any, family: Any, n: int = 1, *, target: float = 0.1,
     confidence: float = 0.95, output: Callable[[Any], Any] | None = None, dtype: Any = None,
@@ -265,6 +416,10 @@ def analyze_model(
     for name, value in (("target", target), ("confidence", confidence)):
         if not 0 < value < 1:
             raise FisherVerifyError(f"{name} must lie strictly between 0 and 1, got {value}")
+    if device is not None:  # an unusable device is the user's error, not a torch traceback
+        from ..fisher.large import resolve_device
+
+        resolve_device(str(device))
     ws = open_workspace(model, data, family, output=output, dtype=dtype, device=device,
                         eval_mode=eval_mode, smooth=smooth, memory=memory,
                         distributed=distributed, progress=progress)
@@ -291,6 +446,17 @@ def analyze_model(
             lhs, rhs, spec = got
     else:
         note = "not requested"
+    lhs2, rhs2 = None, None
+    if refused is not None:
+        note2 = f"refused: {refused}"
+    elif not norms:
+        note2 = "not requested"
+    else:
+        got8 = thm8_model(ws, d.n)
+        if isinstance(got8, str):
+            note2 = got8
+        else:
+            lhs2, rhs2, note2 = got8
     return ModelAnalysis(
         family=family.label, num_inputs=d.num_inputs, n=d.n, num_params=ws.prep.num_params,
         tensors=[_row(k, [k], parts) for k in names],
@@ -300,6 +466,7 @@ def analyze_model(
         samples_needed_2=(None if total.var_2 is None
                           else _samples_needed(total.var_2 * d.n, fnorm, target, confidence)),
         target_rel_accuracy=target, confidence=confidence, covariance_norm_1=lhs, thm7_rhs=rhs,
-        thm7_spectral=spec, thm7_note=note, diagonals=parts,
+        thm7_spectral=spec, thm7_note=note, covariance_norm_2=lhs2, thm8_rhs=rhs2,
+        thm8_note=note2, diagonals=parts,
     )
 

@@ -313,9 +313,14 @@ def diagnose(
         size = "too large" if c > 1 else "too small"
         if best is not None:
             value, short, why = best
-            shown = short if "/" in short or short.isdigit() else f"{short} = {value:.4g}"
+            if value < 1:
+                # "1/nx too small" misreads; say how many times too small, then the factor
+                head = f"{1 / value:.4g}x {size} ({value:.4g}x = {short})"
+            else:
+                shown = short if "/" in short or short.isdigit() else f"{short} = {value:.4g}"
+                head = f"{shown}x {size} ({value:.4g}x)"
             return Diagnosis(
-                "scale", f"your estimator is {shown}x {size} ({value:.4g}x): a rescaled I(θ) "
+                "scale", f"your estimator is {head}: a rescaled I(θ) "
                 "fits every statistic." + (f" The factor is {why}" if why else ""), c, True, short,
             )
         return Diagnosis(
