@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .errors import FisherVerifyError
+from .fisher.sample_size import samples_needed
 from .validation import check_count
 
 FULL_LIMIT = 2000  # above this many parameters only diagonals are formed (DESIGN: no P² arrays)
@@ -120,23 +121,6 @@ def _better(v1: float, v2: float) -> str:
     return "I1" if v1 < v2 else "I2"
 
 
-def _samples_needed(total_var_one: float, fisher_norm: float, rel: float, conf: float
-                    ) -> int | None:
-    """lemma-12: N ≥ Σ Var(per-sample) / (ε · rel² · ‖I‖²), ε = 1 − confidence."""
-    if fisher_norm <= 0:
-        return None
-    if total_var_one <= 0:
-        return 1
-    eps = 1.0 - conf
-    # divided one factor at a time: rel**2 or ‖I‖² alone underflows to 0 at extreme values
-    needed = total_var_one / eps / rel / rel / fisher_norm / fisher_norm
-    if not math.isfinite(needed):
-        raise FisherVerifyError(
-            f"target {rel:g}: the samples needed (lemma-12) exceed 1e308 (||I||_F = "
-            f"{fisher_norm:.3g}); ask for a larger target"
-        )
-    return max(1, math.ceil(needed))
-
 
 def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float = 0.95,
             diagonal: bool | None = None) -> Analysis:
@@ -220,7 +204,7 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
         bound_1=bound[1], bound_2=bound[2], tightness_1=tight[1], tightness_2=tight[2],
         psd_probability=psd, layers=layers, better=_better(t1, t2),
         target_rel_accuracy=target, confidence=confidence,
-        samples_needed_1=_samples_needed(t1 * n, fnorm, target, confidence),
-        samples_needed_2=_samples_needed(t2 * n, fnorm, target, confidence),
+        samples_needed_1=samples_needed(t1 * n, fnorm, target, confidence),
+        samples_needed_2=samples_needed(t2 * n, fnorm, target, confidence),
         num_inputs=int(net.inputs(x)[0].shape[0]),
     )

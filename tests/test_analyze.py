@@ -233,3 +233,23 @@ def test_summary_explains_why_thm10_does_not_apply() -> None:
     result = fv.analyze(net, rng.normal(size=(5, 3)), n=100)
     assert result.num_inputs == 5 and result.psd_probability is None
     assert "rank I(theta) <= M n_L = 5 < P = 21" in result.summary()
+
+
+def test_samples_needed_is_the_smallest_n_that_meets_lemma_12() -> None:
+    """lemma-12 (Chebyshev): N draws give ‖Î₁ − I‖_F ≤ rel‖I‖_F with probability ≥ conf once
+    Σ Var(one draw)/N ≤ (1 − conf) rel² ‖I‖². The one-draw variances here come from enumerating
+    the Bernoulli label (not from the closed form analyze uses), and N must be the smallest."""
+    net = fv.Network.random([2, 3, 1], "tanh", family=fv.family("bernoulli"), rng=4)
+    x = np.array([0.4, -1.2])
+    J = np.asarray(net.jacobian(x[None], method="autodiff"))[0]     # (1, P), torch.func
+    p = 1.0 / (1.0 + np.exp(-net.forward(x)[0]))
+    outer = {y: np.outer(J[0] * (y - p), J[0] * (y - p)) for y in (0, 1)}
+    law = {0: 1.0 - p, 1: p}
+    fisher = sum(law[y] * outer[y] for y in (0, 1))
+    var_one = sum(law[y] * (outer[y] - fisher) ** 2 for y in (0, 1)).sum()
+    rel, conf = 0.1, 0.95
+    res = fv.analyze(net, x, n=1, target=rel, confidence=conf)
+    N = res.samples_needed_1
+    budget = (1 - conf) * rel**2 * np.linalg.norm(fisher) ** 2
+    assert N is not None and var_one / N <= budget * (1 + 1e-12)
+    assert N == 1 or var_one / (N - 1) > budget * (1 - 1e-12)

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import FisherVerifyError
+from ..fisher.sample_size import samples_needed
 from .contract import excess_pairs
 from .diagonals import Diagonals, Workspace, model_diagonals, open_workspace, plan
 from .prepared import second_order
@@ -167,25 +168,6 @@ class ModelAnalysis:
         fig.savefig(path, dpi=110)
         plt.close(fig)
 
-
-def _samples_needed(total_var_one: float, fisher_norm: float, rel: float, conf: float
-                    ) -> int | None:
-    """lemma-12: ``N ≥ Σ Var(one draw) / (ε rel² ‖I‖²)``, ``ε = 1 − conf`` (on the diagonal).
-
-    Not imported from :mod:`fisher_verify.analyze`: importing that submodule would rebind the
-    package attribute ``fisher_verify.analyze`` (the lazily exported function) to the module.
-    """
-    if fisher_norm <= 0:
-        return None
-    if total_var_one <= 0:
-        return 1
-    # one factor at a time: rel**2 or ‖I‖² alone underflows to 0 at extreme values
-    needed = total_var_one / (1.0 - conf) / rel / rel / fisher_norm / fisher_norm
-    if not math.isfinite(needed):
-        raise FisherVerifyError(
-            f"target {rel:g}: the samples needed (lemma-12) exceed 1e308 (||I||_F = "
-            f"{fisher_norm:.3g}); ask for a larger target")
-    return max(1, math.ceil(needed))
 
 
 def _better(v1: float, v2: float | None, v2_exact: bool) -> str:
@@ -462,9 +444,9 @@ def analyze_model(
         tensors=[_row(k, [k], parts) for k in names],
         layers=[_row(lay, ks, parts) for lay, ks in layers.items()], total=total,
         var_2_refused=refused,
-        samples_needed_1=_samples_needed(total.var_1 * d.n, fnorm, target, confidence),
+        samples_needed_1=samples_needed(total.var_1 * d.n, fnorm, target, confidence),
         samples_needed_2=(None if total.var_2 is None
-                          else _samples_needed(total.var_2 * d.n, fnorm, target, confidence)),
+                          else samples_needed(total.var_2 * d.n, fnorm, target, confidence)),
         target_rel_accuracy=target, confidence=confidence, covariance_norm_1=lhs, thm7_rhs=rhs,
         thm7_spectral=spec, thm7_note=note, covariance_norm_2=lhs2, thm8_rhs=rhs2,
         thm8_note=note2, diagonals=parts,
