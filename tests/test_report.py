@@ -155,6 +155,7 @@ def test_report_html_renders_math_not_raw_latex_or_json(tmp_path):
     md = (out / "report.md").read_text()
     assert "{\"" not in md and "||" not in md and "**2" not in md
     assert "- ✓ bernoulli: $\\text{Bernoulli: } K - I^2" in md
+    assert "| normal(σ=1) |" in md and "| normal(sigma=1) |" not in md  # labels typeset, as in HTML
 
 
 def test_prose_turns_ascii_pseudo_math_into_symbols():

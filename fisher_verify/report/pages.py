@@ -105,7 +105,7 @@ def markdown(records: Sequence[Record], doc: dict[str, Any], figures: dict[str, 
             f"| family | {head} |", "|---|---|---|---|---|"]
     for row in table:
         cells = " | ".join(f"${sp.latex(row[k])}$" for k in ("F", "h", "F2", "F4"))
-        out.append(f"| {row['family']} | {cells} |")
+        out.append(f"| {prose(row['family'])} | {cells} |")
     out += ["", "## Figure 1, reproduced and extended", ""]
     for name, rel in figures.items():
         if name.startswith("fig"):
