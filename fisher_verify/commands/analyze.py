@@ -131,13 +131,13 @@ def _load_x(path: str) -> np.ndarray:
     return np.asarray(data, dtype=float)
 
 
-def _load_torch(path: str, fam: Any) -> Any:
+def _load_torch(path: str, fam: Any, trusted: bool) -> Any:
     import torch
 
     import fisher_verify as fv
 
-    # a whole pickled module, not only tensors; _route checked --trust-pickle
-    model = analyze_model.load_pickled_module(path, trusted=True)
+    # a whole pickled module, not only tensors: unpickled only on the user's --trust-pickle
+    model = analyze_model.load_pickled_module(path, trusted)
     if not isinstance(model, torch.nn.Sequential):
         raise FisherVerifyError(
             f"{path!r} holds a {type(model).__name__}, not an nn.Sequential; save the module "
@@ -161,7 +161,7 @@ def handle(args: argparse.Namespace) -> int:
             "--torch-model comes from the model's modules"
         )
     else:
-        net = _load_torch(args.torch_model, fam)
+        net = _load_torch(args.torch_model, fam, args.trust_pickle)
     x = _load_x(args.x)
     try:
         net.inputs(x)
