@@ -15,9 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import FisherVerifyError
 from .fisher.sample_size import samples_needed
-from .validation import check_count
+from .validation import check_count, check_flag, check_fraction
 
 FULL_LIMIT = 2000  # above this many parameters only diagonals are formed (DESIGN: no P² arrays)
 #: Seconds the streamed thm-7/thm-8 norms may be estimated to take inside analyze (else n/a)
@@ -140,13 +139,13 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
     """
     import fisher_verify as fv
 
-    from .fisher.large import require_network
+    from .networks.network import require_network
 
-    require_network(net)
+    net = require_network(net)
     n = check_count(n, "number of samples n")
-    for name, value in (("target", target), ("confidence", confidence)):
-        if not 0 < value < 1:
-            raise FisherVerifyError(f"{name} must lie strictly between 0 and 1, got {value}")
+    target = check_fraction(target, "target")
+    confidence = check_fraction(confidence, "confidence")
+    diagonal = check_flag(diagonal, "diagonal", allow_none=True)
     net.require_c2("the variance of the Hessian estimator (thm-6)")
     P = int(net.num_params)
     diag = P > FULL_LIMIT if diagonal is None else bool(diagonal)

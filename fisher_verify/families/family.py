@@ -19,7 +19,7 @@ from ..errors import DomainError, FisherVerifyError, ShapeError, UnsupportedErro
 from ..symbolic.cache import disk_cached
 from ..symbolic.codegen import BACKENDS, Backend, TensorKernel
 from ..symbolic.derive import Derivation, SymmetricTensor, derive
-from ..validation import as_generator, check_count
+from ..validation import as_generator, as_real_array, check_count
 from .definition import LGAMMA, FamilyDefinition
 
 Array = Any  # numpy.ndarray, torch.Tensor, or a sequence of mpmath numbers
@@ -136,6 +136,47 @@ class Family:
         return tensor.to_array()
 
     # --- validation ---------------------------------------------------------------------------
+
+    def check_labels(self, y: Any, name: str = "labels") -> np.ndarray:
+        """``y`` as float64 when every entry lies in the family's support (``eq-7`` with observed
+        labels: t(y) of a value outside the support is not a statistic of this family, e.g. the
+        one-hot of class 5 for K = 2 is the zero vector, and a fractional count or class has no
+        probability). Whole numbers of a float dtype are the indices they equal (the samplers
+        return float64), as in :func:`~fisher_verify.validation.check_count`.
+
+        Raises:
+            DomainError: a value outside the support (a class index outside 0..K-1, a negative
+                or fractional count, a negative duration, NaN/inf), naming ``name``, the value
+                and the support.
+        """
+        arr = as_real_array(y, name)
+        support = self.definition.support
+        finite = np.isfinite(arr)
+        ok = finite.copy()
+        if support.kind in ("finite", "countable"):
+            safe = np.where(finite, arr, 0.0)
+            ok &= np.floor(safe) == safe
+            if support.kind == "countable":
+                ok &= safe >= support.start
+            else:
+                values = support.values
+                if isinstance(values, range) and values.step == 1:
+                    ok &= (arr >= values.start) & (arr < values.stop)
+                elif len(values):
+                    ok &= np.isin(arr, np.asarray(list(values), dtype=np.float64))
+                else:  # a symbolic last value: an integer >= start
+                    ok &= arr >= support.start
+        else:
+            lower = float(support.lower) if support.lower.is_finite else -math.inf
+            upper = float(support.upper) if support.upper.is_finite else math.inf
+            ok &= (arr >= lower) & (arr <= upper)
+        if not np.all(ok):
+            bad = arr[~ok].reshape(-1)[0]
+            raise DomainError(
+                f"{name}: {float(bad):g} is not a value of {self.label}, whose labels lie in "
+                f"{support.describe()}" + (" (integers)" if support.kind != "continuous" else "")
+            )
+        return arr
 
     def check_natural(self, h: Array) -> None:
         """Refuse h of the wrong width, with NaN/inf, or outside the natural domain."""

@@ -39,7 +39,7 @@ def family(name: str, **params: Any) -> Family:
         if components is None or params:
             raise ParameterError("family 'product' takes exactly one parameter: components=[...]")
         return product(*components)
-    if name not in BUILDERS:
+    if not isinstance(name, str) or name not in BUILDERS:
         raise UnknownFamilyError(
             f"unknown family {name!r}; known families: {', '.join(family_names())}, product"
         )

@@ -41,6 +41,17 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import FisherVerifyError, ShapeError, UnsupportedError
+from ..validation import (
+    as_generator,
+    as_real_array,
+    check_callable,
+    check_choice,
+    check_count,
+    check_flag,
+    check_fraction,
+    check_instance,
+    check_nonnegative,
+)
 from .calibrated import DEFAULT_ALPHA
 from .estimator_gate import EstimatorReport, check_fisher_estimator, torch_parameter_permutation
 
@@ -231,7 +242,15 @@ def _is_tensor_like(value: Any) -> bool:
 def _as_tensor(value: Any) -> Any:
     import torch
 
-    return value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
+    if isinstance(value, torch.Tensor):
+        return value
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biufc":  # text, objects: torch would raise a TypeError
+        raise ShapeError(
+            f"data must hold numbers (inputs and targets as tensors or numeric arrays), got "
+            f"{type(value).__name__} of dtype {arr.dtype}"
+        )
+    return torch.as_tensor(arr)
 
 
 def _split_batch(batch: Any) -> tuple[Any, Any]:
@@ -259,6 +278,11 @@ def inputs_and_targets(data: Any) -> tuple[Any, Any]:
     """
     import torch
 
+    if isinstance(data, Mapping):
+        raise ShapeError(
+            "data as a dict is not supported: give (inputs, targets), a tensor of inputs, a "
+            "Dataset or a DataLoader"
+        )
     if _is_tensor_like(data):
         return _as_tensor(data), None
     if isinstance(data, tuple | list) and len(data) in (1, 2) and all(map(_is_tensor_like, data)):
@@ -269,13 +293,13 @@ def inputs_and_targets(data: Any) -> tuple[Any, Any]:
         with seeded_global_rngs(0):
             parts = [_split_batch(b) for b in data]
         if not parts:
-            raise ShapeError("the data loader yields no batch")
+            raise ShapeError("data holds no batch (an empty loader or list)")
         X = torch.cat([p[0] for p in parts])
         Y = None if any(p[1] is None for p in parts) else torch.cat([p[1] for p in parts])
     elif hasattr(data, "__getitem__") and hasattr(data, "__len__"):  # a Dataset: single items
         items = [_split_batch(data[i]) for i in range(len(data))]
         if not items:
-            raise ShapeError("the data set is empty")
+            raise ShapeError("data: the data set is empty")
         X = torch.stack([p[0] for p in items])
         Y = None if any(p[1] is None for p in items) else torch.stack([p[1] for p in items])
     else:
@@ -284,7 +308,7 @@ def inputs_and_targets(data: Any) -> tuple[Any, Any]:
             "tuple (inputs, targets) or a tensor of inputs"
         )
     if Y is not None and Y.shape[0] != X.shape[0]:
-        raise ShapeError(f"{X.shape[0]} inputs but {Y.shape[0]} targets")
+        raise ShapeError(f"data: {X.shape[0]} inputs but {Y.shape[0]} targets")
     return X, Y
 
 
@@ -310,10 +334,8 @@ def _with_targets(data: Any, X: Any, Y: Any) -> Any:
 # --- outputs ------------------------------------------------------------------------------------
 
 
-def _to_numpy(value: Any) -> np.ndarray:
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().double().numpy()
-    return np.asarray(value, dtype=np.float64)
+def _to_numpy(value: Any, name: str = "fisher_fn's estimate") -> np.ndarray:
+    return as_real_array(value, name)
 
 
 def _lookup(out: Mapping[str, Any], name: str) -> Any:
@@ -327,7 +349,7 @@ def _lookup(out: Mapping[str, Any], name: str) -> Any:
         if hasattr(block, attr):
             return getattr(block, attr)
     raise ShapeError(
-        f"the estimate has no entry for parameter {name!r}: give one tensor per parameter (keys "
+        f"fisher_fn's estimate has no entry for parameter {name!r}: give one tensor per parameter (keys "
         f"from model.named_parameters(), e.g. {name!r}) or one per module with 'weight'/'bias'"
     )
 
@@ -342,7 +364,7 @@ def _densify(op: Any, params: list[Any]) -> np.ndarray:
     P = sum(p.numel() for p in params)
     if P > DENSIFY_LIMIT:
         raise UnsupportedError(
-            f"the estimate is a linear operator on P = {P} parameters; densifying it is limited to "
+            f"fisher_fn's estimate is a linear operator on P = {P} parameters; densifying it is limited to "
             f"P <= {DENSIFY_LIMIT}: return its diagonal (a vector or {{name: tensor}}) instead"
         )
     ref = params[0]
@@ -375,7 +397,7 @@ def _densify(op: Any, params: list[Any]) -> np.ndarray:
             return dense
         errors.append(f"shape {dense.shape}")
     raise ShapeError(
-        f"could not read the estimate of type {type(op).__name__} as a {P}x{P} matrix "
+        f"could not read fisher_fn's estimate of type {type(op).__name__} as a {P}x{P} matrix "
         f"(tried @, matmat, _matmat, matvec: {'; '.join(errors) or 'none available'})"
     )
 
@@ -401,14 +423,14 @@ def estimate_to_array(out: Any, model: Any) -> np.ndarray:
         unknown = sorted(str(k) for k in out if k not in known)
         if unknown:
             raise ShapeError(
-                f"the estimate has entries {unknown[:5]} that are neither parameters nor modules of the "
+                f"fisher_fn's estimate has entries {unknown[:5]} that are neither parameters nor modules of the "
                 f"model (parameters: {[name for name, _ in named][:5]}...)"
             )
         parts = [(name, p, _lookup(out, name)) for name, p in named]
     elif isinstance(out, list | tuple):
         if len(out) != len(params):
             raise ShapeError(
-                f"the estimate is a sequence of {len(out)} tensors; the model has {len(params)} parameters"
+                f"fisher_fn's estimate is a sequence of {len(out)} tensors; the model has {len(params)} parameters"
             )
         parts = [(name, p, v) for (name, p), v in zip(named, out)]
     elif _is_tensor_like(out):
@@ -416,7 +438,7 @@ def estimate_to_array(out: Any, model: Any) -> np.ndarray:
         if arr.shape in ((P,), (P, P)):
             return arr
         raise ShapeError(
-            f"the estimate has shape {arr.shape}; expected ({P},) (the diagonal) or ({P}, {P}) in "
+            f"fisher_fn's estimate has shape {arr.shape}; expected ({P},) (the diagonal) or ({P}, {P}) in "
             "model.parameters() order"
         )
     else:
@@ -426,7 +448,7 @@ def estimate_to_array(out: Any, model: Any) -> np.ndarray:
         arr = _to_numpy(value)
         if arr.size != p.numel():
             raise ShapeError(
-                f"the estimate for {name!r} has {arr.size} entries; the parameter has {p.numel()} "
+                f"fisher_fn's estimate for {name!r} has {arr.size} entries; the parameter has {p.numel()} "
                 f"(shape {tuple(p.shape)}): only diagonal per-parameter estimates can be given per name"
             )
         flat.append(arr.reshape(-1))
@@ -460,10 +482,14 @@ def empirical_scores(model: Any, X: Any, Y: Any, family: Any) -> np.ndarray:
     with restored_module(model):
         h = out(params)
         jac = jacrev(out)(params)  # {name: (M, d, *shape)}
-    h_np = _to_numpy(h)
+    h_np = _to_numpy(h, "the model's output")
     M, d = h_np.shape
     family.check_natural(h_np)
-    y = _to_numpy(Y)
+    y = family.check_labels(Y, "labels (the data's targets)")
+    if y.size not in (M, M * d):
+        raise ShapeError(
+            f"labels (the data's targets): {y.size} values for {M} inputs; give one label per input"
+        )
     y = y.reshape(M) if y.size == M else y.reshape(M, -1)
     t = np.asarray(family.statistic(y), dtype=np.float64).reshape(M, d)
     r = t - np.asarray(family.mean(h_np), dtype=np.float64).reshape(M, d)
@@ -564,13 +590,19 @@ def _empirical_report(first: np.ndarray, second: np.ndarray, ref: np.ndarray, ma
 
 
 def _resolve_family(family: Any, n_out: int) -> Any:
+    from ..families.family import Family
     from ..families.registry import family as get_family
 
-    if not isinstance(family, str):
-        return family
-    if family == "categorical":
-        return get_family("categorical", K=n_out)
-    return get_family(family)
+    if isinstance(family, str):
+        family = get_family("categorical", K=n_out) if family == "categorical" else get_family(family)
+    check_instance(family, Family, "family",
+                   "a family name or a fisher_verify.family(...), e.g. family='categorical'")
+    if family.dim != n_out:
+        raise ShapeError(
+            f"family {family.label} has dimension {family.dim} but the model gives {n_out} outputs "
+            "per input; they must be equal"
+        )
+    return family
 
 
 def _default_rtol(model: Any) -> float:
@@ -639,17 +671,46 @@ def check_torch_fisher(
     """
     import torch
 
-    if reference not in ("fisher", "empirical"):
-        raise FisherVerifyError(f"reference must be 'fisher' or 'empirical', got {reference!r}")
-    if randomness not in ("global", "generator", "seed"):
-        raise FisherVerifyError(f"randomness must be 'global', 'generator' or 'seed', got {randomness!r}")
+    # every option before the model or fisher_fn runs: a bad one is named, not met later as a
+    # TypeError from inside the gate (the gate checks them again; that costs nothing)
+    check_callable(fisher_fn, "fisher_fn", "fisher_fn(model, data) returning a Fisher estimate")
+    check_callable(reference_model, "reference_model", "(model, family) -> ReferenceModel")
+    reference = check_choice(reference, "reference", ("fisher", "empirical"))
+    randomness = check_choice(randomness, "randomness", ("global", "generator", "seed"))
+    n = check_count(n, "n (draws per input)")
+    kind = check_choice(kind, "kind", (1, 2))
+    placeholder_labels = bool(check_flag(placeholder_labels, "placeholder_labels"))
+    diagonal_only = check_flag(diagonal_only, "diagonal_only", allow_none=True)
+    replications = check_count(replications, "replications")
+    gen = as_generator(rng)
+    alpha = check_fraction(alpha, "alpha")
+    directions = check_count(directions, "directions", minimum=0)
+    if rtol is not None:
+        rtol = check_nonnegative(rtol, "rtol")
     if not isinstance(model, torch.nn.Module) or next(model.parameters(), None) is None:
         raise FisherVerifyError("model must be a torch.nn.Module with parameters")
     p0 = next(model.parameters())
     X, Y = inputs_and_targets(data)
+    if X.ndim == 0 or X.shape[0] < 1:
+        raise ShapeError(f"data must hold at least one input (a leading batch axis), got inputs "
+                         f"of shape {tuple(X.shape)}")
+    if (X.is_floating_point() or X.is_complex()) and X.device.type != "meta":
+        bad = (~torch.isfinite(X)).reshape(X.shape[0], -1).any(dim=1).nonzero()
+        if bad.numel():
+            raise ShapeError(f"data: input {int(bad[0, 0])} (of {X.shape[0]}) contains NaN or "
+                             "infinite values; inputs must be finite")
     X = X.to(device=p0.device, dtype=p0.dtype) if X.is_floating_point() else X.to(p0.device)
     with torch.no_grad(), restored_module(model):
-        n_out = int(model(X).reshape(X.shape[0], -1).shape[1])
+        try:
+            out = model(X)
+        except Exception as exc:  # noqa: BLE001 - the user's model on the user's data
+            raise ShapeError(
+                f"data: the model's forward pass failed on the inputs of shape "
+                f"{tuple(X.shape)} and dtype {X.dtype}: {type(exc).__name__}: {exc}"
+            ) from None
+        if not isinstance(out, torch.Tensor):
+            raise ShapeError(f"model must return a tensor of outputs per input, got {type(out).__name__}")
+        n_out = int(out.reshape(X.shape[0], -1).shape[1])
     fam = _resolve_family(family, n_out)
     call_data = data
     if Y is None and placeholder_labels:
@@ -675,7 +736,6 @@ def check_torch_fisher(
                 raise
             return estimate_to_array(out, model)
 
-    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     if reference == "empirical":
         if Y is None:
             raise FisherVerifyError(
@@ -688,7 +748,7 @@ def check_torch_fisher(
         g = empirical_scores(model, X, Y, fam)
         ref = _outer_mean(g, diag)
         if first.shape != ref.shape:
-            raise ShapeError(f"the estimate has shape {first.shape}; expected {ref.shape}")
+            raise ShapeError(f"fisher_fn's estimate has shape {first.shape}; expected {ref.shape}")
         # rounding scale of each entry: the same mean with absolute per-input scores
         mag = _outer_mean(np.abs(g), diag)
         names = [f"{name}[{i}]" for name, p in model.named_parameters() for i in range(p.numel())]
