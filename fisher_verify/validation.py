@@ -77,15 +77,19 @@ def check_count(
     return int(value)
 
 
-def check_nonnegative(value: Any, name: str) -> float:
-    """``value`` as a float when it is a finite real number ≥ 0 (a scale, a standard deviation).
+def check_nonnegative(value: Any, name: str, strict: bool = False) -> float:
+    """``value`` as a float when it is a finite real number ≥ 0 (a scale, a standard deviation),
+    or > 0 when ``strict`` (a margin that must keep a point off a boundary).
 
     Raises:
-        FisherVerifyError: a bool, a negative number, NaN/inf or anything not a real number.
+        FisherVerifyError: a bool, a negative (or, when ``strict``, zero) number, NaN/inf or
+            anything not a real number.
     """
     ok = not isinstance(value, bool | np.bool_) and isinstance(value, numbers.Real)
-    if not ok or not math.isfinite(float(value)) or float(value) < 0:
-        raise FisherVerifyError(f"{name} must be a finite number >= 0, got {_shown(value)}")
+    if not ok or not math.isfinite(float(value)) or float(value) < 0 or (
+            strict and float(value) == 0):
+        raise FisherVerifyError(
+            f"{name} must be a finite number {'>' if strict else '>='} 0, got {_shown(value)}")
     return float(value)
 
 

@@ -155,6 +155,8 @@ ALPHA = 1e-3  # the gates' false-alarm rate in the valid calls (fewer replicatio
 # --- generated values: valid ones and wrong ones ---------------------------------------------
 
 WORD = st.from_regex(r"[a-z][a-z_]{0,6}", fullmatch=True)
+FRAC = lambda v: not float(v).is_integer()  # noqa: E731
+FRACTIONAL = st.floats(0.01, 7.99).filter(FRAC)
 NON_FINITE = st.sampled_from([math.nan, math.inf, -math.inf])
 WRONG_TYPES = st.sampled_from(["1", "", "abc", None, [1], {"a": 1}, complex(1, 0), object()])
 
@@ -294,10 +296,10 @@ def family_call() -> st.SearchStrategy[Call]:
             # bools and whole floats are left out: the family cache takes 1, 1.0 and True
             # alike (issue 14, another helper's); K = 10**6 and n = 2**60 are too large
             bad = {
-                "K": st.one_of(st.integers(-5, 1), st.just(10**6), st.floats(2.1, 9.9),
+                "K": st.one_of(st.integers(-5, 1), st.just(10**6), FRACTIONAL.map(lambda v: 2 + v).filter(FRAC),
                                NON_FINITE, st.sampled_from(["3", None])),
                 "sigma": st.one_of(st.floats(-1e3, 0), NON_FINITE, st.sampled_from(["1", None])),
-                "n": st.one_of(st.integers(-5, 0), st.just(2**60), st.floats(1.1, 9.9),
+                "n": st.one_of(st.integers(-5, 0), st.just(2**60), FRACTIONAL.map(lambda v: 1 + v).filter(FRAC),
                                NON_FINITE, st.sampled_from(["2", None])),
             }[key]
             kwargs[key] = draw(bad.map(lambda v: Arg(v, (key,))))
@@ -631,8 +633,74 @@ def product_call() -> st.SearchStrategy[Call]:
     )
 
 
+POIS = fv.family("poisson")
+GEOM = fv.family("geometric")  # natural domain h < 0
+
+
+def family_method_calls() -> list[st.SearchStrategy[Call]]:
+    """The evaluations of a :class:`~fisher_verify.Family` (h in the natural domain, moderate:
+    under- and overflow at |h| ~ 1000 are another helper's, issue 14)."""
+    @st.composite
+    def make(draw: st.DrawFn) -> Call:
+        fam = draw(st.sampled_from([BERN, CAT2, POIS, GEOM]))
+        d = fam.dim
+        M = draw(st.integers(1, 3))
+        lo, hi = (-5.0, -0.1) if fam is GEOM else (-5.0, 5.0)
+        h = np.array(draw(st.lists(st.floats(lo, hi), min_size=M * d, max_size=M * d)))
+        h = h.reshape(M, d) if draw(st.booleans()) else h[:d]
+        h_arg = good(h)
+        if draw(st.integers(0, 2)):
+            h_arg = draw(st.one_of(
+                st.sampled_from(["h", None, np.zeros(d + 1), np.zeros((2, d + 1)), np.zeros(d) + 1j,
+                                 np.array(["a"] * d), [[0.1] * d, [0.1] * (d + 1)], np.array(0.5)]),
+                NON_FINITE.map(lambda v: np.full(d, v)),
+                *([st.floats(0, 5).map(lambda v: np.full(d, v))] if fam is GEOM else []),
+            ).map(lambda v: Arg(v, ("h",))))
+        method = draw(st.sampled_from(["fisher", "mean", "log_partition", "kappa4",
+                                       "central_moment4", "sample", "log_density", "expect"]))
+        fn = getattr(fam, method)
+        if method == "sample":
+            return Call(f"{fam.label}.sample", fn, [h_arg, draw(st.one_of(
+                count_ok(1, 4), count_bad("n"))), draw(st.one_of(rng_ok(), rng_bad("rng")))])
+        if method == "log_density":
+            y = draw(st.one_of(st.just(good(np.zeros(h.shape[:-1], dtype=int))), st.sampled_from(
+                ["y", None, np.zeros(2) + 1j]).map(lambda v: Arg(v, ("y",)))))
+            return Call(f"{fam.label}.log_density", fn, [y, h_arg])
+        if method == "expect":
+            g = draw(st.one_of(st.just(good(lambda t: t[..., 0] ** 2)), st.sampled_from(
+                ["g", None, 3]).map(lambda v: Arg(v, ("g",)))))
+            return Call(f"{fam.label}.expect", fn, [g, h_arg],
+                        {"degree": draw(st.one_of(count_ok(0, 4), count_bad("degree", minimum=0)))})
+        return Call(f"{fam.label}.{method}", fn, [h_arg])
+    return [make()]
+
+
+def network_method_calls() -> list[st.SearchStrategy[Call]]:
+    method = (st.sampled_from(["analytic", "autodiff"]).map(good),
+              choice_bad(("analytic", "autodiff"), "method"))
+    theta_bad = st.sampled_from([
+        "theta", None, np.zeros(P - 1), np.zeros((P, 1)), np.zeros(P) + 1j, np.full(P, np.nan),
+        np.array(["a"] * P),
+    ]).map(lambda v: Arg(v, ("theta", "W0", "weights")))
+    return [
+        make_call("Network.forward", NET.forward, {"x": (x_ok(), x_bad("x"))}),
+        make_call("Network.jacobian", NET.jacobian, {"x": (x_ok(), x_bad("x")), "method": method}),
+        make_call("Network.output_hessians", NET.output_hessians,
+                  {"x": (x_ok(), x_bad("x")), "method": method}),
+        make_call("Network.with_theta", NET.with_theta, {"theta": (
+            st.floats(-2, 2).map(lambda v: good(np.full(P, v))), theta_bad)}),
+        make_call("Network.into_domain", fv.Network.random([2, 2, 1], "tanh", GEOM, rng=0)
+                  .into_domain, {"x": (x_ok(), x_bad("x")), "margin": (
+                      st.floats(0.01, 3).map(good), st.one_of(
+                          st.floats(max_value=0), NON_FINITE, st.sampled_from(["1", None, True]),
+                      ).map(lambda v: Arg(v, ("margin",))))}),
+    ]
+
+
 GROUPS: dict[str, Callable[[], list[st.SearchStrategy[Call]]]] = {
     "family": lambda: [family_call(), product_call()],
+    "family_methods": family_method_calls,
+    "network_methods": network_method_calls,
     "networks": network_calls,
     "fisher": fisher_calls,
     "gate": gate_calls,

@@ -55,6 +55,8 @@ class InputStream:
         self._dataset: Any = None
         self._loader: Any = None
         if isinstance(data, np.ndarray):
+            if data.dtype.kind not in "biufc":  # text, objects: torch would raise a TypeError
+                raise ShapeError(f"data must hold numbers, got an array of dtype {data.dtype}")
             data = torch.as_tensor(data)
         if isinstance(data, (tuple, list)) and len(data) == 2 and all(
                 isinstance(d, torch.Tensor) for d in data):

@@ -246,6 +246,7 @@ class Network:
         """This network, or a copy with the last bias shifted so that ``h_L(x)`` lies in the
         family's natural-parameter domain (each output ≤ −``margin`` over the inputs ``x``),
         for families with a restricted domain such as ``h < 0`` (geometric, exponential, …)."""
+        margin = check_nonnegative(margin, "margin", strict=True)
         h = self.forward(x)
         try:
             self.family.check_natural(h)
