@@ -161,6 +161,18 @@ NON_FINITE = st.sampled_from([math.nan, math.inf, -math.inf])
 WRONG_TYPES = st.sampled_from(["1", "", "abc", None, [1], {"a": 1}, complex(1, 0), object()])
 
 
+#: id of a strategy made by :func:`bad_list` -> every wrong value it holds, each tried in turn
+LISTED: dict[int, list[Arg]] = {}
+
+
+def bad_list(values: list[Any], culprits: tuple[str, ...]) -> st.SearchStrategy[Arg]:
+    """One of a list of wrong values; :func:`test_every_listed_wrong_value_is_refused_by_name`
+    tries every one of them, which a few random examples would not."""
+    strategy = st.sampled_from(values).map(lambda v: Arg(v, culprits))
+    LISTED[id(strategy)] = [Arg(v, culprits) for v in values]
+    return strategy
+
+
 def fraction_ok() -> st.SearchStrategy[Arg]:
     return st.floats(1e-6, 1.0, exclude_max=True).map(good)
 
@@ -244,28 +256,44 @@ def x_bad(*culprits: str, n0: int = 2) -> st.SearchStrategy[Arg]:
 
 
 def net_bad() -> st.SearchStrategy[Arg]:
-    return st.sampled_from([None, "net", MLP, [np.zeros((1, 3))], {"W0": 1}, 3.0, BERN]).map(
-        lambda v: Arg(v, ("net",)))
+    return bad_list([None, "net", MLP, [np.zeros((1, 3))], {"W0": 1}, 3.0, BERN], ("net",))
 
 
 # --- one call strategy per public function ----------------------------------------------------
 
 
+Slots = dict[str, tuple[st.SearchStrategy[Arg], st.SearchStrategy[Arg] | None]]
+#: call name -> its argument slots and its strategy, filled as the strategies are built
+SLOTS: dict[str, Slots] = {}
+BY_NAME: dict[str, st.SearchStrategy[Call]] = {}
+#: the argument :func:`test_every_argument_made_wrong_is_refused_by_name` makes wrong
+FORCED: list[str] = []
+
+
 @st.composite
-def make_call(draw: st.DrawFn, name: str, fn: Callable[..., Any],
-              slots: dict[str, tuple[st.SearchStrategy[Arg], st.SearchStrategy[Arg] | None]],
-              positional: tuple[str, ...] = (), check: Callable[[Any], None] | None = None,
-              fixed: dict[str, Any] | None = None) -> Call:
-    """Valid values for every slot, then (two times in three) one slot made wrong."""
+def _make_call(draw: st.DrawFn, name: str, fn: Callable[..., Any], slots: Slots,
+               positional: tuple[str, ...], check: Callable[[Any], None] | None,
+               fixed: dict[str, Any] | None) -> Call:
     values = {k: draw(ok) for k, (ok, _) in slots.items()}
     wrong = [k for k, (_, bad) in slots.items() if bad is not None]
-    if draw(st.integers(0, 2)) and wrong:
+    if FORCED:
+        values[FORCED[0]] = FORCED[1] if len(FORCED) > 1 else draw(slots[FORCED[0]][1])  # type: ignore[arg-type]
+    elif draw(st.integers(0, 2)) and wrong:
         k = draw(st.sampled_from(wrong))
         values[k] = draw(slots[k][1])  # type: ignore[arg-type]
     args = [values.pop(k) for k in positional]
     kwargs = {**values, **{k: good(v) for k, v in (fixed or {}).items()}}
     return Call(name, fn, args, kwargs, None if any(a.culprits for a in [*args, *kwargs.values()])
                 else check)
+
+
+def make_call(name: str, fn: Callable[..., Any], slots: Slots, positional: tuple[str, ...] = (),
+              check: Callable[[Any], None] | None = None,
+              fixed: dict[str, Any] | None = None) -> st.SearchStrategy[Call]:
+    """Valid values for every slot, then (two times in three) one slot made wrong."""
+    strategy = _make_call(name, fn, slots, positional, check, fixed)
+    SLOTS[name], BY_NAME[name] = slots, strategy
+    return strategy
 
 
 def _positive_trace(m: np.ndarray) -> None:
@@ -312,8 +340,7 @@ def family_call() -> st.SearchStrategy[Call]:
 
 def network_calls() -> list[st.SearchStrategy[Call]]:
     fam_ok = st.just(good(BERN))
-    fam_bad = st.sampled_from(["bernoulli", None, 3, fv.family("categorical", K=3), MLP]).map(
-        lambda v: Arg(v, ("family", "n_L", "dimension")))
+    fam_bad = bad_list(["bernoulli", None, 3, fv.family("categorical", K=3), MLP], ("family", "n_L", "dimension"))
     act_ok = st.sampled_from(["tanh", "sigmoid", "softplus", "identity"]).map(good)
     act_bad = st.one_of(WORD.filter(lambda w: w not in (
         "tanh", "sigmoid", "softplus", "gelu", "identity", "relu")),
@@ -337,21 +364,21 @@ def network_calls() -> list[st.SearchStrategy[Call]]:
         ]).map(good)
 
     w0, w1 = (np.asarray(w) for w in NET.weights)
-    weights_bad = st.sampled_from([
+    weights_bad = bad_list([
         None, "W0", [], 3, {"W0": w0}, [w0[0], w1], [w0 + 1j, w1], [w0.astype(str), w1],
         [w0.astype(object), w1], [w0, np.zeros((1, 5))], [w0, np.zeros((2, 4))],
         [w0, w1[:, :1]], [np.full_like(w0, np.nan), w1], [w0, np.full_like(w1, np.inf)],
         [w0[:, :, None], w1], [[[1, 2], [3]], w1],
-    ]).map(lambda v: Arg(v, ("weights", "W0", "W1", "layer")))
+    ], ("weights", "W0", "W1", "layer"))
 
     mlp1 = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1))
     model_ok = st.sampled_from([mlp1, mlp1.double(), torch.nn.Sequential(torch.nn.Linear(2, 1))])
-    model_bad = st.sampled_from([
+    model_bad = bad_list([
         None, "model", NET, torch.nn.Linear(2, 1), torch.nn.Conv1d(1, 1, 1),
         torch.nn.Sequential(), torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.Tanh()),
         torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Dropout(), torch.nn.Linear(3, 1)),
         torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(4, 1)),
-    ]).map(lambda v: Arg(v, ("model", "from_torch", "Linear", "Sequential", "layer")))
+    ], ("model", "from_torch", "Linear", "Sequential", "layer"))
     def fwd(net: Any) -> None:
         finite_numbers(net.forward(np.full((2, net.widths[0]), 0.3)), "forward")
 
@@ -432,10 +459,9 @@ def gate_calls() -> list[st.SearchStrategy[Call]]:
     R0 = minimum_replications(ALPHA, S)
     exact = _returns(EXACT)
     slots: dict[str, tuple[st.SearchStrategy[Arg], st.SearchStrategy[Arg] | None]] = {
-        "estimator": (st.just(good(exact)), st.one_of(
-            st.sampled_from(["estimator", None, 3, EXACT]).map(lambda v: Arg(v, ("estimator",))),
-            st.sampled_from(BAD_RETURNS).map(lambda v: Arg(_returns(v), ("estimator",))),
-            st.just(Arg(_returns(np.diag(EXACT)), ("estimator", "diagonal_only"))))),
+        "estimator": (st.just(good(exact)), bad_list(
+            ["estimator", None, 3, EXACT, *map(_returns, [*BAD_RETURNS, np.diag(EXACT)])],
+            ("estimator",))),
         "net": (st.just(good(NET)), net_bad()),
         "x": (st.just(good(X)), x_bad("x")),
         "n": (count_ok(), count_bad("n")),
@@ -455,10 +481,9 @@ def gate_calls() -> list[st.SearchStrategy[Call]]:
         "variance": (st.sampled_from(["at_most", "exact"]).map(good),
                      choice_bad(("at_most", "exact"), "variance")),
         "labels": (st.sampled_from([None, LABELS, LABELS.tolist(), LABELS.astype(float)]).map(
-            good), st.sampled_from([
+            good), bad_list([
                 [5, 0, 1], [-1, 0, 1], [0.5, 0, 1], [0, 1], "abc", [math.nan, 0, 1],
-                [[0, 1, 1, 0]], np.array([0, 1, 1]) + 1j]).map(
-                    lambda v: Arg(v, ("labels",)))),
+                [[0, 1, 1, 0]], np.array([0, 1, 1]) + 1j], ("labels",))),
     }
 
     def passed(report: Any) -> None:
@@ -478,18 +503,17 @@ def gate_calls() -> list[st.SearchStrategy[Call]]:
 def torch_calls() -> list[st.SearchStrategy[Call]]:
     S = P_TORCH + 2
     R0 = minimum_replications(ALPHA, S)
-    wrong_model = st.sampled_from([None, "model", NET, torch.nn.Tanh(), {"w": XT}]).map(
-        lambda v: Arg(v, ("model",)))
-    wrong_data = st.sampled_from([
+    wrong_model = bad_list([None, "model", NET, torch.nn.Tanh(), {"w": XT}], ("model",))
+    wrong_data = bad_list([
         None, "data", 3, torch.zeros(2, 5, dtype=torch.float64), torch.zeros(0, 2),
         torch.full((2, 2), math.nan, dtype=torch.float64), torch.zeros(2, 2) + 1j,
         torch.ones(2, 2, dtype=torch.long), np.array([["a", "b"]]), (XT, YT[:2]), [],
         {"inputs": XT},
-    ]).map(lambda v: Arg(v, ("data", "inputs", "targets")))
+    ], ("data", "inputs", "targets"))
     options: dict[str, tuple[st.SearchStrategy[Arg], st.SearchStrategy[Arg] | None]] = {
-        "family": (st.sampled_from(["categorical", CAT2]).map(good), st.sampled_from(
-            ["nope", 3, None, "bernoulli", fv.family("categorical", K=3)]).map(
-                lambda v: Arg(v, ("family", "n_L", "dimension")))),
+        "family": (st.sampled_from(["categorical", CAT2]).map(good), bad_list(
+            ["nope", 3, None, "bernoulli", fv.family("categorical", K=3)],
+            ("family", "n_L", "dimension"))),
         "n": (count_ok(), count_bad("n")),
         "kind": (st.sampled_from([1, 2]).map(good), choice_bad((1, 2), "kind")),
         "randomness": (st.sampled_from(["global", "seed", "generator"]).map(good),
@@ -503,8 +527,7 @@ def torch_calls() -> list[st.SearchStrategy[Call]]:
         "rtol": (st.sampled_from([None, 1e-9]).map(good), st.one_of(
             st.floats(max_value=-1e-12), NON_FINITE, st.sampled_from(["1e-9", True]),
         ).map(lambda v: Arg(v, ("rtol",)))),
-        "reference_model": (st.just(None), st.sampled_from(["ref", 3]).map(
-            lambda v: Arg(v, ("reference_model",)))),
+        "reference_model": (st.just(None), bad_list(["ref", 3], ("reference_model",))),
     }
     options["reference_model"] = (st.just(good(fv.check_torch_fisher.__kwdefaults__[
         "reference_model"])), options["reference_model"][1])
@@ -515,11 +538,9 @@ def torch_calls() -> list[st.SearchStrategy[Call]]:
                           [p.numel() for p in MLP.parameters()])[:-1]))}))
 
     def fn_slot(good_fn: Any) -> tuple[st.SearchStrategy[Arg], st.SearchStrategy[Arg]]:
-        return (st.just(good(good_fn)), st.one_of(
-            st.sampled_from(["fisher", None, 3]).map(lambda v: Arg(v, ("fisher_fn",))),
-            st.sampled_from(BAD_RETURNS).map(
-                lambda v: Arg(_returns(v), ("fisher_fn", "estimate"))),
-            st.just(Arg(_returns({"nope": torch.zeros(1)}), ("fisher_fn", "estimate")))))
+        return (st.just(good(good_fn)), bad_list(
+            ["fisher", None, 3, *map(_returns, [*BAD_RETURNS, {"nope": torch.zeros(1)}])],
+            ("fisher_fn", "estimate")))
 
     def reported(report: Any) -> None:
         assert isinstance(report.passed, bool) and report.message()
@@ -559,29 +580,24 @@ def _assert(condition: bool, message: str) -> None:
 
 def model_calls() -> list[st.SearchStrategy[Call]]:
     common: dict[str, tuple[st.SearchStrategy[Arg], st.SearchStrategy[Arg] | None]] = {
-        "model": (st.just(good(MLP)), st.sampled_from(
-            [None, "model", NET, {"w": XT}, [MLP]]).map(lambda v: Arg(v, ("model",)))),
+        "model": (st.just(good(MLP)), bad_list([None, "model", NET, {"w": XT}, [MLP]], ("model",))),
         # NaN inputs are left out: refused, but blamed on h (issue 14, another helper's)
         "data": (st.sampled_from([XT, X, (XT, YT), XT.float(), torch.utils.data.TensorDataset(
             XT, YT), torch.utils.data.DataLoader(torch.utils.data.TensorDataset(XT), batch_size=2)]
-        ).map(good), st.sampled_from([
+        ).map(good), bad_list([
             None, "data", 3, [[0.1, 0.2]], torch.zeros(2, 5, dtype=torch.float64),
             torch.zeros(0, 2), torch.zeros(2, 2) + 1j, torch.ones(2, 2, dtype=torch.long),
             (XT, YT[:2]), np.array([["a", "b"]]),
-        ]).map(lambda v: Arg(v, ("data", "inputs")))),
-        "family": (st.just(good(CAT2)), st.sampled_from(
-            ["categorical", None, 3, BERN, fv.family("categorical", K=3)]).map(
-                lambda v: Arg(v, ("family", "h_L")))),
-        "output": (st.sampled_from([None, lambda h: h]).map(good), st.sampled_from(
-            ["output", 3, _returns("h"), _returns(None), lambda h: h[:, :1]]).map(
-                lambda v: Arg(v, ("output", "h_L")))),
+        ], ("data", "inputs"))),
+        "family": (st.just(good(CAT2)), bad_list(
+            ["categorical", None, 3, BERN, fv.family("categorical", K=3)], ("family", "h_L"))),
+        "output": (st.sampled_from([None, lambda h: h]).map(good), bad_list(
+            ["output", 3, _returns("h"), _returns(None), lambda h: h[:, :1]], ("output", "h_L"))),
         "dtype": (st.sampled_from([None, torch.float64, torch.float32]).map(good),
-                  st.sampled_from(["float", torch.int64, np.float64, 3, torch.complex128]).map(
-                      lambda v: Arg(v, ("dtype",)))),
+                  bad_list(["float", torch.int64, np.float64, 3, torch.complex128], ("dtype",))),
         # the meta device is left out (issue 14, another helper's)
         "device": (st.sampled_from([None, "cpu", torch.device("cpu")]).map(good),
-                   st.sampled_from(["nonsense", "cuda:99", 3.5]).map(
-                       lambda v: Arg(v, ("device", "nonsense", "cuda:99", "3.5")))),
+                   bad_list(["nonsense", "cuda:99", 3.5], ("device", "nonsense", "cuda:99", "3.5"))),
         "eval_mode": (flag_ok(), flag_bad("eval_mode")),
         "memory": (st.sampled_from([None, 2**20, 2**30]).map(good), st.one_of(
             st.integers(-5, 2**20 - 1), NON_FINITE, st.sampled_from(["1", True, 2.5e6 + 0.5]),
@@ -624,8 +640,7 @@ def model_calls() -> list[st.SearchStrategy[Call]]:
 
 
 def product_call() -> st.SearchStrategy[Call]:
-    bad = st.sampled_from(["bernoulli", None, 3, NET, []]).map(
-        lambda v: Arg(v, ("product", "component", "components", "Family")))
+    bad = bad_list(["bernoulli", None, 3, NET, []], ("product", "component", "components", "Family"))
     return st.one_of(
         st.lists(st.sampled_from([BERN, fv.family("poisson")]).map(good), min_size=2,
                  max_size=3).map(lambda a: Call("product", fv.product, a)),
@@ -663,12 +678,11 @@ def family_method_calls() -> list[st.SearchStrategy[Call]]:
             return Call(f"{fam.label}.sample", fn, [h_arg, draw(st.one_of(
                 count_ok(1, 4), count_bad("n"))), draw(st.one_of(rng_ok(), rng_bad("rng")))])
         if method == "log_density":
-            y = draw(st.one_of(st.just(good(np.zeros(h.shape[:-1], dtype=int))), st.sampled_from(
-                ["y", None, np.zeros(2) + 1j]).map(lambda v: Arg(v, ("y",)))))
+            y = draw(st.one_of(st.just(good(np.zeros(h.shape[:-1], dtype=int))),
+                               bad_list(["y", None, np.zeros(2) + 1j], ("y",))))
             return Call(f"{fam.label}.log_density", fn, [y, h_arg])
         if method == "expect":
-            g = draw(st.one_of(st.just(good(lambda t: t[..., 0] ** 2)), st.sampled_from(
-                ["g", None, 3]).map(lambda v: Arg(v, ("g",)))))
+            g = draw(st.one_of(st.just(good(lambda t: t[..., 0] ** 2)), bad_list(["g", None, 3], ("g",))))
             return Call(f"{fam.label}.expect", fn, [g, h_arg],
                         {"degree": draw(st.one_of(count_ok(0, 4), count_bad("degree", minimum=0)))})
         return Call(f"{fam.label}.{method}", fn, [h_arg])
@@ -678,10 +692,10 @@ def family_method_calls() -> list[st.SearchStrategy[Call]]:
 def network_method_calls() -> list[st.SearchStrategy[Call]]:
     method = (st.sampled_from(["analytic", "autodiff"]).map(good),
               choice_bad(("analytic", "autodiff"), "method"))
-    theta_bad = st.sampled_from([
+    theta_bad = bad_list([
         "theta", None, np.zeros(P - 1), np.zeros((P, 1)), np.zeros(P) + 1j, np.full(P, np.nan),
         np.array(["a"] * P),
-    ]).map(lambda v: Arg(v, ("theta", "W0", "weights")))
+    ], ("theta", "W0", "weights"))
     return [
         make_call("Network.forward", NET.forward, {"x": (x_ok(), x_bad("x"))}),
         make_call("Network.jacobian", NET.jacobian, {"x": (x_ok(), x_bad("x")), "method": method}),
@@ -709,11 +723,50 @@ GROUPS: dict[str, Callable[[], list[st.SearchStrategy[Call]]]] = {
 }
 
 
-@pytest.mark.parametrize("group", sorted(GROUPS))
-@settings(max_examples=max(settings.default.max_examples, 60))
+#: (group, index) of every call strategy: each function gets its own examples
+STRATEGIES = [(g, i) for g, make in sorted(GROUPS.items()) for i in range(len(make()))]
+#: (call, argument) for every argument with wrong values: each is made wrong on its own
+ARGUMENTS = [(name, k) for name, slots in sorted(SLOTS.items())
+             for k, (_, bad) in slots.items() if bad is not None]
+
+
+@pytest.mark.parametrize(("group", "index"), STRATEGIES)
+@settings(max_examples=max(settings.default.max_examples, 50))
 @given(data=st.data())
-def test_public_api_refuses_by_name_or_answers_finite(group: str, data: st.DataObject) -> None:
-    judge(data.draw(st.one_of(GROUPS[group]()), label="call"))
+def test_public_api_refuses_by_name_or_answers_finite(group: str, index: int,
+                                                      data: st.DataObject) -> None:
+    judge(data.draw(GROUPS[group]()[index], label="call"))
+
+
+@pytest.mark.parametrize(("name", "argument"), ARGUMENTS)
+@settings(max_examples=max(16, settings.default.max_examples // 2))
+@given(data=st.data())
+def test_every_argument_made_wrong_is_refused_by_name(name: str, argument: str,
+                                                      data: st.DataObject) -> None:
+    FORCED[:] = [argument]
+    try:
+        call = data.draw(BY_NAME[name], label="call")
+    finally:
+        FORCED.clear()
+    assert call.culprits
+    judge(call)
+
+
+LISTED_ARGUMENTS = [(name, k) for name, k in ARGUMENTS if id(SLOTS[name][k][1]) in LISTED]
+
+
+@pytest.mark.parametrize(("name", "argument"), LISTED_ARGUMENTS)
+@settings(max_examples=max(2, settings.default.max_examples // 10))
+@given(data=st.data())
+def test_every_listed_wrong_value_is_refused_by_name(name: str, argument: str,
+                                                     data: st.DataObject) -> None:
+    for wrong in LISTED[id(SLOTS[name][argument][1])]:
+        FORCED[:] = [argument, wrong]
+        try:
+            call = data.draw(BY_NAME[name], label="call")
+        finally:
+            FORCED.clear()
+        judge(call)
 
 
 # --- the known cases of issue 14, kept as plain tests -----------------------------------------

@@ -348,7 +348,7 @@ def check_second_order_options(method: Any, probes: Any, seed: Any) -> None:
 
     if not isinstance(method, str) or method not in METHODS:
         raise ShapeError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    check_count(probes, "probes (for a standard error)", minimum=3, error=ShapeError)
+    check_count(probes, "probes", minimum=3, error=ShapeError)  # 3: a standard error
     check_count(seed, "seed", minimum=0)
 
 
