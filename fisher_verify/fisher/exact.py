@@ -43,7 +43,7 @@ def exact_fisher(
         DomainError: h_L(x) lies outside the family's natural-parameter domain.
     """
     net = require_network(net)
-    per_input = check_flag(per_input, "per_input")
+    per_input = bool(check_flag(per_input, "per_input"))
     X, _ = net.inputs(x)
     _, _, I = output_quantities(net, X)
     J = net.jacobian(X, method=method)

@@ -400,7 +400,7 @@ def require_network(net: Any, name: str = "net") -> Network:
     the user asked about.
     """
     if hasattr(net, "weights") and hasattr(net, "inputs") and hasattr(net, "require_c2"):
-        return net  # type: ignore[no-any-return]
+        return net
     hint = ("; build one with Network.from_weights, Network.from_torch or Network.random")
     if type(net).__module__.startswith("torch"):
         hint = ("; convert a torch MLP with fisher_verify.Network.from_torch(model, "
