@@ -420,16 +420,26 @@ def categorical_spectrum(p: Any) -> CategoricalSpectrum:
         raise ShapeError(f"p must end in an axis of K >= 2 probabilities, got shape {pa.shape}")
     q = -np.sort(-pa, axis=-1)
     p1, p2 = q[..., 0], q[..., 1]
-    norm2 = np.sum(pa * pa, axis=-1)
-    s = norm2 - p1 * p1
-    lower_simple = np.max(pa * (1.0 - pa), axis=-1)
-    upper_simple = 1.0 - norm2
-    lower_two = ((p1 + p2) - (p1 - p2) ** 2) / 2.0
-    # R(λ) = −λ² + bλ + c, positive at p₂ and negative at p₁: its larger root
-    b = p1 + p2 - p1 * p1 - s
-    c = -p1 * p2 + p1 * p1 * p2 + s * p1
-    root = (b + np.sqrt(np.maximum(b * b + 4.0 * c, 0.0))) / 2.0
-    upper_two = np.clip(root, p2, p1)
+    K = pa.shape[-1]
+    # 1 − p_k and 1 − ‖p‖² as sums of positive terms (Σp = 1): no cancellation when p₁ ≈ 1
+    off = 1.0 - np.eye(K)
+    rest = np.einsum("...j,kj->...k", pa, off)  # Σ_{j≠k} p_j
+    pairs = np.einsum("...j,...k,jk->...", pa, pa, off)  # Σ_{j≠k} p_j p_k = 1 − ‖p‖²
+    rest1 = np.sum(q[..., 1:], axis=-1)
+    s = np.sum(q[..., 1:] ** 2, axis=-1)
+    lower_simple = np.max(pa * rest, axis=-1)
+    upper_simple = pairs
+    # ((p₁+p₂) − (p₁−p₂)²)/2 = (p₁(1−p₁) + p₂(1 + 2p₁ − p₂))/2
+    lower_two = (p1 * rest1 + p2 * (1.0 + 2.0 * p1 - p2)) / 2.0
+    # with μ = λ − p₂, δ = p₁ − p₂: μ² − (δ − ‖p‖²)μ − sδ = 0, positive root, written without
+    # cancellation for either sign of δ − ‖p‖² = p₁(1−p₁) − p₂ − s
+    delta = p1 - p2
+    g = p1 * rest1 - (p2 + s)
+    disc = np.sqrt(g * g + 4.0 * s * delta)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mu = np.where(g >= 0, (g + disc) / 2.0,
+                      np.where(disc - g > 0, 2.0 * s * delta / (disc - g), 0.0))
+    upper_two = np.clip(p2 + mu, p2, p1)
     return CategoricalSpectrum(lower_simple, upper_simple, lower_two, upper_two,
                                np.maximum(lower_simple, lower_two),
                                np.minimum(upper_simple, upper_two), q[..., -1])
