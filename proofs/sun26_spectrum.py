@@ -60,7 +60,9 @@ def check(ctx):
         ctx.leq(f"draw {d}: p_2 <= two-largest lower", q[1], spec.lower_two, rtol)
         ctx.leq(f"draw {d}: two-largest upper <= min(p_1, 1 - |p|^2)", spec.upper_two,
                 min(q[0], spec.upper_simple), rtol)
-        ctx.leq(f"draw {d}: p_min <= smallest eigenvalue on 1-perp", spec.floor, lam_cov[1], rtol)
+        # eigvalsh is accurate to about eps·λ_max in absolute terms, hence the scale
+        ctx.leq(f"draw {d}: p_min <= smallest eigenvalue on 1-perp", spec.floor, lam_cov[1], rtol,
+                scale=float(lam_cov[-1]))
         if K == 2:
             ctx.close(f"draw {d}: K = 2, two-largest bounds exact", [spec.lower_two,
                       spec.upper_two], [lam[-1], lam[-1]], 1e-9)

@@ -293,8 +293,11 @@ def group_variances(W_last: Any, z: Any, hbar: Any, d1: Any, d2: Any, I: Any, C:
         W_last: ``W_{L−1}`` ``(n_L, n_{L−1} + 1)`` (its bias column is not used).
         z: pre-activations ``W_{L−2} h̄_{L−2}`` ``(M, n_{L−1})``.
         hbar: ``h̄_{L−2}`` ``(M, n_{L−2} + 1)``.
-        d1, d2: ``σ'(z)``, ``σ''(z)`` ``(M, n_{L−1})``.
-        I, C: ``I(h_L)`` and ``K − I⊗I`` per input.
+        d1: ``σ'(z)`` ``(M, n_{L−1})``.
+        d2: ``σ''(z)`` ``(M, n_{L−1})``.
+        I: ``I(h_L)`` per input ``(M, n_L, n_L)``.
+        C: ``K − I⊗I`` per input ``(M, n_L, n_L, n_L, n_L)``.
+        n: label draws per input.
     """
     Wm = np.asarray(W_last, dtype=np.float64)[:, :-1]
     zb = _batched(z, 2, "z")
