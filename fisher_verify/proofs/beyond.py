@@ -74,10 +74,27 @@ def family_cases(ctx: Context, depths: tuple[int, ...] = (1, 2, 3), inputs: int 
             widths = [2] + [hidden] * (depth - 1) + [n_out]
             act = acts[(f + depth) % len(acts)]
             X = ctx.rng.normal(size=(inputs, widths[0]))
-            net = fv.Network.random(widths, act, fam, 1.0, ctx.rng).into_domain(X)
+            net = _inside(fv.Network.random(widths, act, fam, 1.0, ctx.rng), X)
             out.append(Case(net, X, name, depth,
                             f"{fam.label} depth {depth} {act} {tuple(widths)}"))
     return out
+
+
+def _inside(net: Any, X: np.ndarray, margin: float = 0.5) -> Any:
+    """``net`` with its last bias shifted, where needed, so that ``h_L + margin`` still lies in
+    the family's natural domain at every input: a network just inside the boundary (a geometric
+    output at h = −0.001) has a mean in the thousands and millions of expectation nodes."""
+    import fisher_verify as fv
+
+    net = net.into_domain(X, margin)
+    h = np.atleast_2d(net.forward(X))
+    try:
+        net.family.check_natural(h + margin)
+        return net
+    except fv.FisherVerifyError:
+        weights = [W.copy() for W in net.weights]
+        weights[-1][:, -1] -= np.max(h, axis=0) + margin
+        return fv.Network(weights, net.act, net.family)
 
 
 def label_route(net: Any, x: np.ndarray, degree: int = 4) -> dict[str, np.ndarray]:
