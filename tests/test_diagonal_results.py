@@ -122,6 +122,28 @@ def test_last_layer_zero_and_closed_form():
         assert np.max(v1) > 1e-3 * scale  # the general formula's nonzero would be seen
 
 
+def test_pwl_hessian_estimate_is_deterministic():
+    """d24-pwl: for a ReLU network −∂²_iiℓ (torch.func Hessian of ℓ at every label of a
+    categorical output) is diag I(θ|x), the library's value, whatever the label."""
+    import torch
+    from torch.func import hessian
+
+    net, X = _net("categorical", [2, 4, 3, 3], act="relu", inputs=1)
+    I, _, _, J, _, _ = _parts(net, X)
+    want = dg.pwl_hessian_estimate_diagonal(J, I)
+    logz = net.family.kernel("log_partition", "torch")
+    x = torch.as_tensor(X[0])
+    for y in range(3):
+        t = torch.nn.functional.one_hot(torch.tensor(y), 3).double()
+
+        def ll(th, t=t):
+            h = net.torch_forward(th, x)
+            return (t * h).sum() - logz(h[None, :]).reshape(-1)[0]
+
+        g = -np.diag(hessian(ll)(torch.as_tensor(net.theta)).numpy())
+        np.testing.assert_allclose(g, want, rtol=1e-10, atol=1e-12 * np.max(want))
+
+
 def test_group_ratio_does_not_depend_on_the_layer_input():
     """d24-groups against thm-4/thm-6 diagonals of W_{L−2}."""
     net, X = _net("categorical", [3, 4, 3], act="softplus", inputs=1)

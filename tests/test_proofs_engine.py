@@ -139,7 +139,7 @@ def test_repository_declares_every_statement_id():
     found = {e.id for e in discover([root / "proofs"])}
     assert found - ids == {"ext-large-path", "ext-kernel-stability", "d24-var", "d24-bounds",
                            "d24-last-layer", "d24-groups", "d24-xy", "d24-emp",
-                           "sun26-spectrum"}
+                           "d24-pwl", "sun26-spectrum"}
     assert ids <= found
 
 

@@ -18,6 +18,7 @@ n_L)``, ``kappa4`` and ``C = K − I⊗I`` ``(M, n_L, n_L, n_L, n_L)``; N label 
 - ``d24-bounds``: :func:`unfolding`, :func:`spectral_pieces`, :func:`variance_bounds`;
 - ``d24-last-layer``: :func:`last_layer_variances`;
 - ``d24-groups``: :func:`group_variances`;
+- ``d24-pwl``: :func:`pwl_hessian_estimate_diagonal`;
 - ``d24-xy``: :func:`sampling_variance`;
 - ``d24-emp``: :func:`empirical_bias`;
 - ``sun26-spectrum``: :func:`categorical_spectrum`, :func:`pulled_back_envelopes`.
@@ -47,6 +48,7 @@ __all__ = [
     "hessian_variance_per_input",
     "last_layer_variances",
     "pulled_back_envelopes",
+    "pwl_hessian_estimate_diagonal",
     "sampling_variance",
     "score_variance_per_input",
     "spectral_pieces",
@@ -319,6 +321,21 @@ def group_variances(W_last: Any, z: Any, hbar: Any, d1: Any, d2: Any, I: Any, C:
         ratio = np.where(den > 0, num / np.where(den > 0, den, 1.0),
                          np.where(num > 0, np.inf, np.nan))
     return GroupVariances(v1, v2, ratio)
+
+
+# --- d24-pwl ---------------------------------------------------------------------------------
+
+
+def pwl_hessian_estimate_diagonal(J: Any, I: Any) -> np.ndarray:
+    """``diag Î₂`` of a piecewise-linear network (ReLU, no weight tied across layers) at inputs
+    away from its kinks: ``∂²_ii h_L = 0`` for every parameter (each θ_i enters h_L linearly
+    once the activation pattern is fixed), so ``−∂²_iiℓ = uᵀ I u`` whatever the label and
+    ``diag Î₂ = diag I(θ) = (1/M) Σ_m diag(J_mᵀ I_m J_m)`` exactly, with zero variance in every
+    layer (``d24-pwl``). Shape ``(P,)``. The off-diagonal cross-layer entries of Î₂ still vary.
+    """
+    Jb = _batched(J, 3, "J")
+    Ib = _batched(I, 3, "I")
+    return np.einsum("mai,mab,mbi->i", Jb, Ib, Jb) / Jb.shape[0]
 
 
 # --- d24-xy ----------------------------------------------------------------------------------
