@@ -102,6 +102,12 @@ def check(ctx):
                "off 1; the I1 lower bound is then still 0 because vec((t-eta)(t-eta)^T) is affine "
                "in the one-hot t, so its covariance has rank K-1 < K(K-1)/2; Bernoulli products "
                "at p = 1/2 would make it 0 as well (C_aaaa = 0)")
+    ctx.record("paper_text", "Theorem 4.1 of arXiv 2402.05379 could not be read here beyond the "
+               "abstract and introduction; the form checked is the derivation of STATEMENTS.md. "
+               "Taken literally, lambda_min of the n_L^2 x n_L^2 unfolding is 0 whenever n_L >= 2 "
+               "(every antisymmetric matrix is in its kernel) and lambda_min(I) is 0 for the "
+               "categorical family (I(h)1 = 0): both lower bounds are informative only over "
+               "symmetric directions on the range of I(h_L), the refined form checked here")
     ctx.record("networks", len(cases))
     return ctx.conclude(f"{len(cases)} networks: both sides of both bounds hold, refined inside "
                         "plain; equality for the unit-variance normal")

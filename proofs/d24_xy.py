@@ -59,9 +59,8 @@ def _joint(g, w, m, n, replace):
 @statement(
     "d24-xy",
     title="Beyond the paper: label and input sampling",
-    claim=r"\operatorname{Var}(\hat I_{ii}) = \frac{\overline{v}}{m n} + \frac{s^2}{m}"
-    r"\cdot\begin{cases}1 & \text{with replacement}\\ \frac{M-m}{M-1} & \text{without}"
-    r"\end{cases}",
+    claim=r"\operatorname{Var}(\hat I_{ii}) = \frac{\bar v}{m n} + \frac{s^2}{m} f,\ "
+    r"f = 1 \text{ (with replacement)},\ f = \frac{M-m}{M-1} \text{ (without)}",
     hypotheses=[r"\text{inputs uniform from a data set of } M",
                 r"n \text{ labels per drawn input, i.i.d. from the model}"],
     method="exact expectation",

@@ -95,6 +95,11 @@ def check(ctx):
             ctx.leq(f"{where} input {m}: I(h) <= U", 0.0,
                     float(np.linalg.eigvalsh(spec.upper * Pm - Im)[0]), rtol,
                     scale=float(spec.upper), net=k)
+    ctx.record("paper_text", "Theorem 1 and Lemma 2 of arXiv 2505.13614 (spectrum and envelopes "
+               "of the core space's FIM) could not be read here beyond the abstract; the "
+               "two-largest-probabilities bounds and the envelopes p_min P <= I(h) <= lambda_bar P "
+               "are derived in fisher.diagonal (interlacing and the secular equation); "
+               "two-largest upper <= 1 - |p|^2 is verified on the random draws, not proved")
     ctx.record("networks", len(NETWORKS))
     return ctx.conclude(f"{draws} random p and {len(NETWORKS)} categorical networks: spectrum "
                         "bounds and pulled-back envelopes hold")
