@@ -4,14 +4,14 @@ ReLU-like activations and max pooling are not C² (remark-3.1), but at an input 
 argument of theirs lies at a kink (ReLU at 0, hardtanh at its two limits, a tie between the
 largest two entries of a max-pooling window that are not both ReLU-clamped zeros, ...) the
 model is smooth in θ on a neighbourhood of θ: its output Hessians exist (σ'' = 0 on every
-linear piece) and thm-3, thm-6 hold at that input. So second-order quantities are computed on such models and refused only at an input
-where an argument lies within rounding of a kink, naming the input, the module, the function
-and the element.
+linear piece) and thm-3, thm-6 hold at that input. So second-order quantities are computed on
+such models and refused only at an input where an argument lies within rounding of a kink,
+naming the input, the module, the function and the element.
 
 How near is "at": for an arbitrary module the rounding of the argument's own computation is not
 known, so the radius is ``KINK_ULPS · eps(dtype) · max(1, max|z|)`` with ``z`` the argument's
-entries for that input (for float64: 2⁻³⁹ times the argument's scale, the rounding bound of a
-dot product of ~10¹² terms of that size, far above what any layer accumulates). The Eq. 3 path
+entries for that input (for float64: 2⁻³⁹ times the argument's scale, the worst-case rounding
+bound γ_n of a dot product of n = 2¹⁴ terms of that size; the typical error is far smaller). The Eq. 3 path
 (:mod:`fisher_verify.networks.kinks`) uses the exact forward error bound instead.
 
 The scan runs one forward pass over the data under a :class:`~torch.overrides.TorchFunctionMode`
