@@ -316,3 +316,27 @@ def test_gate_catches_a_wrong_envelope(monkeypatch):
 
     monkeypatch.setattr(dg, "categorical_spectrum", tight)
     assert not _run("sun26-spectrum").holds
+
+
+def test_readme_categorical_gap_is_what_the_proof_measures():
+    """The README's median gap of the two-largest upper bound above λ_max is the number the
+    sun26-spectrum proof records (quick profile, seed 0)."""
+    import re
+
+    res = _run("sun26-spectrum")
+    assert res.holds
+    gap = 100 * res.evidence["upper_gap_median"]
+    readme = (ROOT / "README.md").read_text()
+    stated = float(re.search(r"a median ([0-9.]+) % above `λ_max`", readme).group(1))
+    assert round(gap, 2) == stated
+
+
+def test_structural_zero_threshold_is_rank_rtol_times_lambda_max():
+    """An eigenvalue of I(h_L) at most RANK_RTOL·λ_max (1e-12) is a structural zero (projected
+    away), one just above is kept: the threshold of d24-bounds' refined lower bound."""
+    assert dg.RANK_RTOL == 1e-12
+    C = np.zeros((2, 2, 2, 2))
+    kept = dg.spectral_pieces(np.diag([2.0, 2.0e-12 * 1.5]), C)
+    dropped = dg.spectral_pieces(np.diag([2.0, 2.0e-12 * 0.5]), C)
+    assert kept.null_dim[0] == 0 and dropped.null_dim[0] == 1
+    np.testing.assert_allclose(dropped.projector[0], np.diag([1.0, 0.0]))
