@@ -340,3 +340,30 @@ def test_structural_zero_threshold_is_rank_rtol_times_lambda_max():
     dropped = dg.spectral_pieces(np.diag([2.0, 2.0e-12 * 0.5]), C)
     assert kept.null_dim[0] == 0 and dropped.null_dim[0] == 1
     np.testing.assert_allclose(dropped.projector[0], np.diag([1.0, 0.0]))
+
+
+def test_gate_catches_a_dropped_term(monkeypatch):
+    """d24-var refutes the Î₁ closed form without its 2(uᵀIu)² term."""
+
+    def dropped(J, I, kappa4):
+        Jb, kb = np.asarray(J), np.asarray(kappa4)
+        return np.einsum("mabcd,mai,mbi,mci,mdi->mi", kb, Jb, Jb, Jb, Jb)
+
+    monkeypatch.setattr(dg, "score_variance_per_input", dropped)
+    res = _run("d24-var")
+    assert not res.holds
+    assert any("Var(I1_ii)" in c.name and not c.passed for c in res.checks)
+
+
+def test_gate_catches_the_last_layer_zero_replaced(monkeypatch):
+    """d24-last-layer refutes a nonzero Var(Î₂) of the last layer (here the Var(Î₁) form)."""
+    real = dg.last_layer_variances
+
+    def general(hbar, C, n=1):
+        v1, _ = real(hbar, C, n)
+        return v1, v1
+
+    monkeypatch.setattr(dg, "last_layer_variances", general)
+    res = _run("d24-last-layer")
+    assert not res.holds
+    assert any("Var(I2) of W_L-1 = 0" in c.name and not c.passed for c in res.checks)
