@@ -103,7 +103,7 @@ class OutputFile:
             raise FisherVerifyError(f"{flag} {given!r} is a folder; give a file name")
         if not path.parent.is_dir():
             raise FisherVerifyError(
-                f"cannot write {flag} {given!r}: its folder {path.parent} does not exist")
+                f"cannot write {flag} {given!r}: its folder does not exist ({path.parent})")
         _refuse_foreign(flag, given, path, kind, force)
         if path.exists() and not path.is_file():
             # a device or a pipe (/dev/stdout, a FIFO): written in place, never replaced
