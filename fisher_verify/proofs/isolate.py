@@ -85,12 +85,13 @@ def _fresh_streams() -> None:
     except OSError:
         pass
     for name in ("stdout", "stderr"):
+        raw: io.RawIOBase
         try:
-            stream = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True,
-                                      errors="backslashreplace")
-        except OSError:
-            stream = io.TextIOWrapper(io.BytesIO())
-        setattr(sys, name, stream)
+            raw = io.FileIO(2, "w", closefd=False)
+        except OSError:  # no stderr at all: what the proof prints is dropped
+            raw = io.FileIO(os.devnull, "w")
+        setattr(sys, name, io.TextIOWrapper(raw, line_buffering=True,
+                                            errors="backslashreplace"))
 
 
 #: torch's own seed of its default generator at import (``torch.initial_seed()`` in a fresh
@@ -150,7 +151,7 @@ class GlobalState:
         sys.path[:] = self.sys_path
         sys.stdout, sys.stderr, sys.stdin = self.streams
         sys.setrecursionlimit(self.recursion)
-        warnings.filters[:] = self.warnings
+        warnings.filters[:] = self.warnings  # type: ignore[index]
         getattr(warnings, "_filters_mutated", lambda: None)()
         np.seterr(**self.np_err)
         np.seterrcall(self.np_errcall)
@@ -380,9 +381,12 @@ def run_isolated(
             for w in busy:
                 index = w.index
                 assert index is not None
-                record = w.collect(w.conn in ready, now, timeout,
-                                   lambda summary, w=w, i=index, now=now: failed(
-                                       entries[i], profile, seed, summary, now - w.start, ""))
+                seconds = now - w.start
+
+                def fail(summary: str, i: int = index, seconds: float = seconds) -> Any:
+                    return failed(entries[i], profile, seed, summary, seconds, "")
+
+                record = w.collect(w.conn in ready, now, timeout, fail)
                 if record is None:
                     continue
                 w.index = None
