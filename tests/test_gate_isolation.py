@@ -159,24 +159,55 @@ def test_in_process_poisons_fail_alone_and_leave_no_trace(tmp_path, capsys, monk
     assert not list(folder.glob("*.json")) and not Path("/run.json").exists()
 
 
+#: proof files that misbehave when imported (discovery runs in the engine's own process)
+MODULE_POISONS = {
+    "mod_chdir": "os.chdir('/')\nos.environ['FV_POISON'] = '1'\nnp.seterr(all='raise')\n"
+                 "torch.set_default_dtype(torch.float64)\n"
+                 "@statement('m-chdir', claim='', method='m')\n"
+                 "def fine(ctx):\n    return ctx.verified('imported after a chdir')\n",
+    "mod_exit": "@statement('m-exit', claim='', method='m')\ndef f(ctx):\n    pass\nsys.exit(0)\n",
+    "mod_kbd": "@statement('m-kbd', claim='', method='m')\ndef f(ctx):\n    pass\n"
+               "raise KeyboardInterrupt\n",
+    "mod_loop": "@statement('m-loop', claim='', method='m')\ndef f(ctx):\n    pass\n"
+                "while True:\n    pass\n",
+    "mod_osexit": "@statement('m-osexit', claim='', method='m')\ndef f(ctx):\n    pass\n"
+                  "os._exit(0)\n",
+}
+MODULE_REASONS = {
+    "m-exit": "cannot import mod_exit.py: called sys.exit(0) while being imported",
+    "m-kbd": "cannot import mod_kbd.py: raised KeyboardInterrupt while being imported",
+    "m-loop": f"cannot import mod_loop.py: took longer than {TIMEOUT:g} s to import",
+    "m-osexit": "cannot import mod_osexit.py: called os._exit(0) while being imported",
+}
+
+
 def test_no_proof_can_end_or_hang_the_gate(tmp_path):
-    """The whole set, os._exit and an endless loop included, in a separate process: exit 1,
-    the table lists every statement, JSON and JUnit are written, every other statement holds."""
-    _witnessed(tmp_path, "p", KILLERS, IN_PROCESS)
+    """The whole set, os._exit and endless loops included (in statements and at import), in a
+    separate process: exit 1, the table lists every statement, JSON and JUnit are written, every
+    other statement holds and sees the engine's working directory and state."""
+    folder = _witnessed(tmp_path, "p", KILLERS, IN_PROCESS)
+    for name, body in MODULE_POISONS.items():
+        (folder / f"{name}.py").write_text(HEADER + body)
     js, xml = tmp_path / "run.json", tmp_path / "run.xml"
+    expected = {"m-chdir": "verified", "m-exit": "error", "m-kbd": "error", "m-loop": "error",
+                "m-osexit": "error", "first": "verified", "os-exit": "error", "hang": "error",
+                "exit-0": "error", "kbd": "error", "base-exc": "error",
+                "poison-state": "verified", "last": "verified"}
     for jobs in ("1", "2"):
         proc = subprocess.run(
-            [sys.executable, "-m", "fisher_verify.cli", "check", str(tmp_path / "p"), "-q",
-             "-j", jobs, "--timeout", str(TIMEOUT), "--json", str(js), "--junit", str(xml)],
+            [sys.executable, "-m", "fisher_verify.cli", "check", str(folder), "-q",
+             "-j", jobs, "--timeout", str(TIMEOUT), "--json", "run.json", "--junit", str(xml)],
             capture_output=True, text=True, timeout=120, cwd=tmp_path)
         assert proc.returncode == 1, proc.stderr
-        expected = {"first": "verified", "os-exit": "error", "hang": "error", "exit-0": "error",
-                    "kbd": "error", "base-exc": "error", "poison-state": "verified",
-                    "last": "verified"}
-        assert "3/8 hold (5 error, 3 verified)" in proc.stdout
-        _check_document(json.loads(js.read_text()), expected)
+        assert "4/13 hold (9 error, 4 verified)" in proc.stdout
+        doc = json.loads(js.read_text())
+        _check_document(doc, expected)
+        summaries = {s["id"]: s["summary"] for s in doc["statements"]}
+        for sid, reason in MODULE_REASONS.items():
+            assert summaries[sid].startswith(reason), summaries[sid]
+        assert doc["statements"][5]["evidence"]["cwd"] == str(tmp_path)
         suite = ET.parse(xml).getroot().find("testsuite")
-        assert (suite.get("tests"), suite.get("errors")) == ("8", "5")
+        assert (suite.get("tests"), suite.get("errors")) == ("13", "9")
         js.unlink()
         xml.unlink()
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FisherVerifyError
-from ..proofs.isolate import DEFAULT_TIMEOUT
+from ..proofs.state import DEFAULT_TIMEOUT
 from .common import check_jobs, check_timeout, select_statements, workers_for
 from .outputs import FORCE_HELP, open_outputs
 from .progress import ProgressDisplay
@@ -77,7 +77,7 @@ def handle(args: argparse.Namespace) -> int:
     outputs = open_outputs([("--json", args.json, "json"), ("--junit", args.junit, "junit")],
                            args.force, paths)
     try:
-        entries = select_statements(paths, args.only)
+        entries = select_statements(paths, args.only, timeout)
         jobs = workers_for(args.jobs, len(entries))
         start = time.perf_counter()
         if args.quiet:

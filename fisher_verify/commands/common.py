@@ -81,12 +81,15 @@ def add_family_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def select_statements(paths: Sequence[str], only: Sequence[str]) -> list[Any]:
+def select_statements(paths: Sequence[str], only: Sequence[str],
+                      timeout: float | None = None) -> list[Any]:
     """The statements under ``paths`` whose id is in ``only`` (all when empty); refused when
-    ``paths`` hold none at all (before ``--only`` is judged against an empty list)."""
+    ``paths`` hold none at all (before ``--only`` is judged against an empty list). Each proof
+    file gets ``timeout`` seconds to import (default: the statements' default time limit)."""
     from ..proofs import discover, select
+    from ..proofs.state import DEFAULT_TIMEOUT
 
-    found = discover(list(paths))
+    found = discover(list(paths), DEFAULT_TIMEOUT if timeout is None else timeout)
     if not found:
         raise FisherVerifyError(f"no statements found under {', '.join(map(str, paths))}")
     return select(found, only)

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from ..errors import FisherVerifyError
-from ..proofs.isolate import DEFAULT_TIMEOUT
+from ..proofs.state import DEFAULT_TIMEOUT
 from .common import check_jobs, check_timeout, select_statements, workers_for
 from .outputs import FORCE_HELP, prepare_report_dir
 from .progress import ProgressDisplay
@@ -47,8 +47,8 @@ def handle(args: argparse.Namespace) -> int:
     check_jobs(args.jobs)
     timeout = check_timeout(args.timeout)
     paths = args.paths or default_paths()
-    entries = select_statements(paths, args.only)
     out = prepare_report_dir(args.out, args.force)  # absolute: a proof's chdir cannot move it
+    entries = select_statements(paths, args.only, timeout)
     jobs = workers_for(args.jobs, len(entries))
     start = time.perf_counter()
     with ProgressDisplay(sys.stderr, len(entries)) as shown:

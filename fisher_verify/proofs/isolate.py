@@ -27,10 +27,9 @@ from typing import Any
 
 from .api import Profile
 from .discover import Broken, Entry, exception_line, load_file
+from .state import DEFAULT_TIMEOUT, GlobalState
 
-#: seconds a statement may run before it is stopped (``check --timeout``); the slowest statement
-#: of the thorough profile takes about a minute on one core, so this leaves a wide margin
-DEFAULT_TIMEOUT = 600.0
+__all__ = ["DEFAULT_TIMEOUT", "cpu_count", "run_isolated"]
 
 _FORK = "fork" in mp.get_all_start_methods()
 
@@ -92,90 +91,6 @@ def _fresh_streams() -> None:
             raw = io.FileIO(os.devnull, "w")
         setattr(sys, name, io.TextIOWrapper(raw, line_buffering=True,
                                             errors="backslashreplace"))
-
-
-#: torch's own seed of its default generator at import (``torch.initial_seed()`` in a fresh
-#: process): the state a statement sees when torch was first imported by an earlier one
-_TORCH_IMPORT_SEED = 67280421310721
-
-
-class GlobalState:
-    """What a proof may change in its process and the next statement must not inherit:
-    working directory, environment, umask, ``sys.path``, std streams, recursion limit, warning
-    filters, NumPy's error handling and global random state, Python's ``random``, mpmath's
-    precision, and torch's default dtype, grad mode, thread count and global generator."""
-
-    def __init__(self) -> None:
-        import random
-        import warnings
-
-        import numpy as np
-
-        self.cwd = os.getcwd()
-        self.environ = dict(os.environ)
-        self.umask = os.umask(0o022)
-        os.umask(self.umask)
-        self.sys_path = list(sys.path)
-        self.streams = (sys.stdout, sys.stderr, sys.stdin)
-        self.recursion = sys.getrecursionlimit()
-        self.warnings = list(warnings.filters)
-        self.np_err = np.geterr()
-        self.np_errcall = np.geterrcall()
-        self.np_random = np.random.get_state()
-        self.py_random = random.getstate()
-        self.mp_prec = self._mpmath().mp.prec if "mpmath" in sys.modules else None
-        self.torch: tuple[Any, ...] | None = None
-        if "torch" in sys.modules:
-            torch = sys.modules["torch"]
-            self.torch = (torch.get_default_dtype(), torch.is_grad_enabled(),
-                          torch.get_num_threads(), torch.get_rng_state())
-
-    @staticmethod
-    def _mpmath() -> Any:
-        import mpmath
-
-        return mpmath
-
-    def restore(self) -> None:
-        """Put everything listed in the class docstring back as it was captured."""
-        import random
-        import warnings
-
-        import numpy as np
-
-        os.chdir(self.cwd)
-        if dict(os.environ) != self.environ:
-            os.environ.clear()
-            os.environ.update(self.environ)
-        os.umask(self.umask)
-        sys.path[:] = self.sys_path
-        sys.stdout, sys.stderr, sys.stdin = self.streams
-        sys.setrecursionlimit(self.recursion)
-        warnings.filters[:] = self.warnings  # type: ignore[index]
-        getattr(warnings, "_filters_mutated", lambda: None)()
-        np.seterr(**self.np_err)
-        np.seterrcall(self.np_errcall)
-        np.random.set_state(self.np_random)
-        random.setstate(self.py_random)
-        if "mpmath" in sys.modules:
-            mp = self._mpmath().mp
-            if self.mp_prec is None:
-                mp.dps = 15
-            else:
-                mp.prec = self.mp_prec
-        if "torch" in sys.modules:
-            torch = sys.modules["torch"]
-            if self.torch is None:  # first imported by a statement: torch's own defaults
-                self.torch = (torch.float32, True, torch.get_num_threads(), None)
-            dtype, grad, threads, rng = self.torch
-            torch.set_default_dtype(dtype)
-            torch.set_grad_enabled(grad)
-            if torch.get_num_threads() != threads:
-                torch.set_num_threads(threads)
-            if rng is None:
-                torch.manual_seed(_TORCH_IMPORT_SEED)
-            else:
-                torch.set_rng_state(rng)
 
 
 def _worker(conn: Connection, entries: list[Entry] | None, profile: Profile, seed: int,

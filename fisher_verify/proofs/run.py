@@ -15,7 +15,8 @@ from typing import Any
 
 from .api import HOLDING, Context, Profile, Result, Statement, seed_for
 from .discover import Broken, Entry, exception_line
-from .isolate import DEFAULT_TIMEOUT, cpu_count, run_isolated
+from .isolate import cpu_count, run_isolated
+from .state import DEFAULT_TIMEOUT
 
 
 @dataclass
