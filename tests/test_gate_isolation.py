@@ -393,3 +393,16 @@ def test_model_builder_cannot_exit_without_a_verdict(tmp_path):
     assert "the --model builder fv_osexit_builder:build() called os._exit(0)" in err
     assert "importing 'fv_import_osexit' for --model 'fv_import_osexit:build' called os._exit(0)" in err
     assert "Traceback" not in err
+
+
+def test_default_time_limits_per_profile(capsys):
+    """300 s per statement in the quick gate, 1800 s in the thorough profile (the slowest
+    statements: cov-n 12 s and thm-3 521 s on two shared cores), and the help says so."""
+    from fisher_verify.commands.common import check_timeout
+
+    assert check_timeout(None, "quick") == 300.0 and check_timeout(None, "thorough") == 1800.0
+    assert check_timeout(2.5, "thorough") == 2.5
+    with pytest.raises(SystemExit):
+        main(["check", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "(default 300 with --profile quick, 1800 with thorough)" in help_text

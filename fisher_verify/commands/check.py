@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FisherVerifyError
-from ..proofs.state import DEFAULT_TIMEOUT
+from ..proofs.state import DEFAULT_TIMEOUTS
 from .common import check_jobs, check_timeout, select_statements, workers_for
 from .outputs import FORCE_HELP, open_outputs
 from .progress import ProgressDisplay
@@ -45,8 +45,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--jobs", "-j", type=int, default=1,
                    help="statements run at once, each in its own worker process (default 1; "
                    "0 = one per CPU; more than the CPUs is capped to their number)")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                   help=f"time limit per statement (default {DEFAULT_TIMEOUT:g}); a statement "
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="time limit per statement and per proof file's import (default "
+                   f"{DEFAULT_TIMEOUTS['quick']:g} with --profile quick, "
+                   f"{DEFAULT_TIMEOUTS['thorough']:g} with thorough); a statement "
                    "that passes it is stopped and fails with an error naming the limit")
     p.add_argument("--quiet", "-q", action="store_true", help="print only the summary line")
     p.set_defaults(func=handle)
@@ -72,7 +74,7 @@ def handle(args: argparse.Namespace) -> int:
     from ..proofs.record import junit_xml, run_document, table
 
     check_jobs(args.jobs)
-    timeout = check_timeout(args.timeout)
+    timeout = check_timeout(args.timeout, args.profile)
     paths = args.paths or default_paths()
     outputs = open_outputs([("--json", args.json, "json"), ("--junit", args.junit, "junit")],
                            args.force, paths)

@@ -102,8 +102,12 @@ def check_jobs(jobs: int) -> int:
     return jobs
 
 
-def check_timeout(seconds: float) -> float:
-    """``--timeout``: a finite number of seconds > 0."""
+def check_timeout(seconds: float | None, profile: str = "quick") -> float:
+    """``--timeout``: a finite number of seconds > 0; None is the profile's default."""
+    if seconds is None:
+        from ..proofs.state import DEFAULT_TIMEOUTS
+
+        return DEFAULT_TIMEOUTS[profile]
     if not (math.isfinite(seconds) and seconds > 0):
         raise FisherVerifyError(
             f"--timeout must be a finite number of seconds > 0, got {seconds:g}")

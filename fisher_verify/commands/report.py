@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from ..errors import FisherVerifyError
-from ..proofs.state import DEFAULT_TIMEOUT
+from ..proofs.state import DEFAULT_TIMEOUTS
 from .common import check_jobs, check_timeout, select_statements, workers_for
 from .outputs import FORCE_HELP, prepare_report_dir
 from .progress import ProgressDisplay
@@ -32,8 +32,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--jobs", "-j", type=int, default=1,
                    help="statements run at once, each in its own worker process (default 1; "
                    "0 = one per CPU; capped to the CPUs)")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                   help=f"time limit per statement (default {DEFAULT_TIMEOUT:g})")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="time limit per statement and per proof file's import (default "
+                   f"{DEFAULT_TIMEOUTS['quick']:g} with --profile quick, "
+                   f"{DEFAULT_TIMEOUTS['thorough']:g} with thorough)")
     p.set_defaults(func=handle)
 
 
@@ -45,7 +47,7 @@ def handle(args: argparse.Namespace) -> int:
     from .check import default_paths
 
     check_jobs(args.jobs)
-    timeout = check_timeout(args.timeout)
+    timeout = check_timeout(args.timeout, args.profile)
     paths = args.paths or default_paths()
     out = prepare_report_dir(args.out, args.force)  # absolute: a proof's chdir cannot move it
     entries = select_statements(paths, args.only, timeout)

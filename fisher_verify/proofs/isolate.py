@@ -27,9 +27,7 @@ from typing import Any
 
 from .api import Profile
 from .discover import Broken, Entry, exception_line, load_file
-from .state import DEFAULT_TIMEOUT, GlobalState
-
-__all__ = ["DEFAULT_TIMEOUT", "cpu_count", "run_isolated"]
+from .state import GlobalState
 
 _FORK = "fork" in mp.get_all_start_methods()
 

@@ -16,7 +16,7 @@ from typing import Any
 from .api import HOLDING, Context, Profile, Result, Statement, seed_for
 from .discover import Broken, Entry, exception_line
 from .isolate import cpu_count, run_isolated
-from .state import DEFAULT_TIMEOUT
+from .state import DEFAULT_TIMEOUTS
 
 
 @dataclass
@@ -148,7 +148,7 @@ def run_all(
     jobs: int = 1,
     progress: Progress | None = None,
     started: Started | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
+    timeout: float | None = None,
 ) -> list[Record]:
     """Run every entry, each in a process of its own, and return the records in the entries'
     order.
@@ -168,8 +168,11 @@ def run_all(
         progress: called as ``progress(done, total, record)`` after each statement.
         started: called as ``started(id)`` when a statement starts (with ``jobs > 1`` the ids
             started and not finished are those in flight).
-        timeout: the per-statement time limit in seconds (> 0).
+        timeout: the per-statement time limit in seconds (> 0); None is the profile's default
+            (:data:`~fisher_verify.proofs.state.DEFAULT_TIMEOUTS`).
     """
+    if timeout is None:
+        timeout = DEFAULT_TIMEOUTS[profile]
     if not timeout > 0:
         raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
     total = len(entries)
