@@ -91,8 +91,24 @@ def _fresh_streams() -> None:
                                             errors="backslashreplace"))
 
 
+def _die_with_parent(engine: int) -> None:
+    """On Linux, have the kernel kill this worker when the engine dies (a killed engine must not
+    leave a worker looping in a statement, out of reach of Ctrl-C in its own process group)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != engine:  # the engine died before prctl took effect
+        os._exit(1)
+
+
 def _worker(conn: Connection, entries: list[Entry] | None, profile: Profile, seed: int,
-            run: Callable[..., Any], failed: Callable[..., Any], py_random: Any) -> None:
+            run: Callable[..., Any], failed: Callable[..., Any], py_random: Any,
+            engine: int) -> None:
     """A worker process: receive ``(index, source, id)``, run that statement, send its record,
     restore the process's global state, repeat until told to stop (``None``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's to handle
@@ -101,6 +117,7 @@ def _worker(conn: Connection, entries: list[Entry] | None, profile: Profile, see
             os.setpgid(0, 0)  # so that stopping the worker also stops what a proof started
         except OSError:
             pass
+    _die_with_parent(engine)
     _fresh_streams()
     import random
 
@@ -167,7 +184,7 @@ class _Worker:
         self.conn, child = ctx.Pipe(duplex=True)
         self.process = ctx.Process(
             target=_worker, args=(child, entries if _FORK else None, profile, seed, run, failed,
-                                  random.getstate()),
+                                  random.getstate(), os.getpid()),
             name="fisher-verify worker", daemon=True)
         try:
             self.process.start()
