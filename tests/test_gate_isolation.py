@@ -406,3 +406,20 @@ def test_default_time_limits_per_profile(capsys):
         main(["check", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert "(default 300 with --profile quick, 1800 with thorough)" in help_text
+
+
+def test_a_closed_pipe_does_not_turn_a_failure_into_exit_0(tmp_path):
+    """`check --json - | head`: the reader is gone, the verdict's exit code stays (1 here)."""
+    folder = _folder(tmp_path, "bad", '''
+@statement("wrong", claim="", method="m")
+def wrong(ctx):
+    ctx.close("1 = 2", 1.0, 2.0)
+    return ctx.conclude()
+''')
+    for extra in (["--json", "-"], []):
+        proc = subprocess.Popen([sys.executable, "-m", "fisher_verify.cli", "check", str(folder),
+                                 "-q", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc.stdout.close()  # the reader leaves before anything is written
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 1, err
+        assert b"Traceback" not in err

@@ -10,8 +10,10 @@ naming why, never a silent exit 0.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -96,17 +98,29 @@ def handle(args: argparse.Namespace) -> int:
             text = text.splitlines()[-1]
         # standard output belongs to a `-` output; the table then goes to standard error
         shown_on = sys.stderr if any(o.stdout for o in outputs.values()) else sys.stdout
-        print(text, file=shown_on)
-        print(f"wall time {wall:.1f} s (profile {args.profile}, seed {args.seed})", file=shown_on)
+        _to_reader(lambda: print(text, file=shown_on))
+        _to_reader(lambda: print(f"wall time {wall:.1f} s (profile {args.profile}, seed "
+                                 f"{args.seed})", file=shown_on))
         if "--json" in outputs:
             document = run_document(records, args.profile, args.seed, paths, wall)
-            outputs["--json"].commit(json_text(document))
+            _to_reader(lambda: outputs["--json"].commit(json_text(document)))
         if "--junit" in outputs:
-            outputs["--junit"].commit(junit_xml(records) + "\n")
+            _to_reader(lambda: outputs["--junit"].commit(junit_xml(records) + "\n"))
     finally:
         for out in outputs.values():
             out.discard()
     return 0 if records and all(r.holds for r in records) else 1
+
+
+def _to_reader(write: Callable[[], None]) -> None:
+    """``write()``; a reader that closed the pipe (``| head``) does not change the verdict's
+    exit code (the gate must not exit 0 because nobody read its table)."""
+    try:
+        write()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # later flushes of stdout go nowhere, quietly
+        os.close(devnull)
 
 
 def json_text(document: dict[str, Any]) -> str:
