@@ -318,6 +318,9 @@ def test_report_out_is_checked_before_the_run(tmp_path, capsys):
     folder = _folder(tmp_path, "g", WITNESS.format(sid="g", name="g"))
     assert main(["report", str(folder), "--out", ""]) == 2
     assert "--out is an empty folder name" in capsys.readouterr().err
+    assert main(["report", str(folder), "--out", "/proc/fisher-verify-report"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot create output folder '/proc/fisher-verify-report'" in err and "running" not in err
     foreign = tmp_path / "docs"
     foreign.mkdir()
     (foreign / "report.md").write_text("my notes\n")
