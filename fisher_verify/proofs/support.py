@@ -221,3 +221,36 @@ def record_calibrated(ctx: Context, chk: Any) -> bool:
 def c2_activations(ctx: Context) -> list[str]:
     """The C² activations the profile exercises (thm-3 and everything after needs C²)."""
     return list(ctx.pick(("tanh",), ("tanh", "sigmoid", "softplus", "gelu")))
+
+
+def dense_derivatives(net: Any, x: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``J = ∂h_L/∂θ`` (M, n_L, P) and ``∂²h_L/∂θ∂θᵀ`` (M, n_L, P, P) by torch.func on the
+    network's forward map, one input at a time: the route from the definition, independent of
+    lemma-13 and its second-order extension (which the library's ``jacobian`` and
+    ``output_hessians`` use by default)."""
+    import torch
+    from torch.func import hessian, jacrev, vmap
+
+    X = torch.as_tensor(np.asarray(x, dtype=float).reshape(-1, net.widths[0]))
+    theta = torch.as_tensor(net.theta)
+
+    def f(th: Any, xm: Any) -> Any:
+        return net.torch_forward(th, xm)
+
+    J = vmap(jacrev(f), in_dims=(None, 0))(theta, X)
+    H = vmap(hessian(f), in_dims=(None, 0))(theta, X)
+    return J.detach().numpy(), H.detach().numpy()
+
+
+def output_moments(fam: Any, h: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``I(h_L) = Cov(t)`` (M, n_L, n_L) and ``K`` (M, n_L⁴), the central moments of ``t`` at the
+    family's exact-expectation nodes (lemma-2's definition, not ``fam.fisher``)."""
+    hh = np.asarray(h, dtype=float).reshape(-1, fam.dim)
+    cov, k4 = [], []
+    for hm in hh:
+        t, w, _ = fam.expectation_nodes(hm, 4)
+        w = np.asarray(w) / np.sum(w)
+        s = np.asarray(t) - w @ np.asarray(t)
+        cov.append(np.einsum("s,sa,sb->ab", w, s, s))
+        k4.append(np.einsum("s,sa,sb,sc,sd->abcd", w, s, s, s, s))
+    return np.array(cov), np.array(k4)
