@@ -1,0 +1,127 @@
+"""ext-standard-errors: every sampled or Hutchinson estimate's standard error against the exact
+sampling variance of the estimate.
+
+Every stochastic estimate of the library (sampled input pairs for the thm-7/thm-8 norms,
+Hutchinson probes for ‖Cov(Î₂)‖_F and for the Var(Î₂) diagonal of any model) is an order-2
+U-statistic ``U`` over S i.i.d. draws with its delete-one jackknife standard error
+(``fisher/ustat.py``); sums over parameter tensors take the jackknife of the summed delete-one
+values (``models/diagonals.py``, ``Diagonals.sum_over``).
+
+Exact values by enumeration, on a small case with a real kernel: the draws are Rademacher
+probes ``v ∈ {±1}^p`` over one parameter block of a random network's output Hessian ``H``
+(p = 3, two outputs, a non-diagonal p.s.d. output weight), the Hutchinson kernel per entry i is
+``f_i(v, v') = d(v)_iᵀ I d(v')_i`` with ``d(v)_i = v_i (H v)_i`` (the output-wise vector). All
+``8^S`` probe tuples (S = 4) are enumerated; for each, the library's U and standard error.
+Independently (Hoeffding decomposition, ``f = θ + g(v) + g(v') + ψ``, ``ζ₁ = Var g``,
+``σ_ψ² = Var ψ`` by enumerating pairs):
+
+    Var(U)  = 4ζ₁/S + 2σ_ψ²/(S(S−1)),      E[se²] = 4ζ₁/S + 4σ_ψ²/(S(S−2))
+
+(the jackknife's linear part is exact, its degenerate part overstates by
+``2σ_ψ²/((S−1)(S−2))``). So E[se²] is pinned to the exact sampling variance plus a known,
+non-negative excess: an se √S too large (E[se²] S times too large), or a sum's se taken as the
+sum of per-tensor se's, fails.
+"""
+
+import itertools
+
+import numpy as np
+
+from fisher_verify.proofs import statement
+
+S = 4
+
+
+def _kernel_case(ctx):
+    """(probe values (V, p), per-entry d vectors (V, p, n_L), I (n_L, n_L))."""
+    import fisher_verify as fv
+
+    net = fv.Network.random([2, 3, 2], "tanh",
+                            fv.product(fv.family("bernoulli"), fv.family("poisson")), 1.0, ctx.rng)
+    x = ctx.rng.normal(size=2)
+    H = np.asarray(net.output_hessians(x))[:, :3, :3]  # first three weights of layer 0
+    i_out = np.asarray(net.family.fisher(net.forward(x)))
+    # a non-diagonal p.s.d. weight (as a categorical I(h_L) is) so cross-output terms count
+    i_out = i_out + 0.3 * np.array([[0.0, 1.0], [1.0, 0.0]]) * np.sqrt(np.prod(np.diag(i_out)))
+    vals = np.array(list(itertools.product((-1.0, 1.0), repeat=3)))  # (8, 3)
+    d = vals[:, None, :] * np.einsum("apq,vq->vap", H, vals)  # (V, n_L, p)
+    return vals, np.transpose(d, (0, 2, 1)), i_out
+
+
+def _pair_kernel(d, i_out):
+    """f[v, v', i] = d(v)_iᵀ I d(v')_i, shape (V, V, p)."""
+    return np.einsum("via,ab,wib->vwi", d, i_out, d)
+
+
+def exact_moments(f):
+    """θ, Var(U) and E[se²] of the order-2 U over S uniform draws from the Hoeffding
+    decomposition of the kernel f (V, V, ...)."""
+    theta = f.mean(axis=(0, 1))
+    g = f.mean(axis=1) - theta
+    zeta1 = np.mean(g**2, axis=0)
+    psi = f - theta - g[:, None] - g[None, :]
+    s_psi = np.mean(psi**2, axis=(0, 1))
+    var_u = 4 * zeta1 / S + 2 * s_psi / (S * (S - 1))
+    e_se2 = 4 * zeta1 / S + 4 * s_psi / (S * (S - 2))
+    return theta, var_u, e_se2
+
+
+def library_over_tuples(f, split):
+    """Enumerate all S-tuples of draws: the library's U, se per entry, and the se of the sum over
+    two 'tensors' (entries[:split], entries[split:]) by Diagonals.sum_over."""
+    import torch
+
+    from fisher_verify.fisher.ustat import jackknife_stderr, u_statistic_deleted
+    from fisher_verify.models.diagonals import Diagonals
+
+    V = f.shape[0]
+    tuples = np.array(list(itertools.product(range(V), repeat=S)))  # (V^S, S)
+    ft = torch.as_tensor(f)
+    us, ses, sums = [], [], []
+    for tup in tuples:
+        idx = torch.as_tensor(tup)
+        F = ft[idx][:, idx]  # (S, S, p)
+        total, self_t = F.sum((0, 1)), torch.diagonal(F).T  # (p,), (S, p)
+        U, U_del = u_statistic_deleted(total, self_t, F.sum(1))
+        us.append(U.numpy())
+        ses.append(jackknife_stderr(U_del).numpy())
+        dg = Diagonals({"a": U[:split], "b": U[split:]}, {"a": False, "b": False})
+        dg.jackknife = {"a": U_del[:, :split].sum(-1), "b": U_del[:, split:].sum(-1)}
+        sums.append(dg.sum_over(["a", "b"])[1])
+    return np.array(us), np.array(ses), np.array(sums)
+
+
+@statement(
+    "ext-standard-errors",
+    title="Standard errors of sampled estimates",
+    claim=r"\mathbb{E}[\widehat{\mathrm{se}}^2] = \operatorname{Var}(U) + "
+    r"\tfrac{2\sigma_\psi^2}{(S-1)(S-2)},\quad \operatorname{Var}(U) = \tfrac{4\zeta_1}{S}"
+    r" + \tfrac{2\sigma_\psi^2}{S(S-1)}",
+    hypotheses=[r"S \ge 3 \text{ i.i.d. draws}", r"\text{order-2 U-statistic}"],
+    method="exact expectation",
+)
+def check(ctx):
+    """All 8^S Rademacher probe tuples of a Hutchinson kernel from a random two-output network:
+    the library's U is unbiased with the exact variance, its jackknife se² and the se² of a sum
+    over two tensors have exactly the expectation the Hoeffding decomposition gives."""
+    vals, d, i_out = _kernel_case(ctx)
+    f = _pair_kernel(d, i_out)  # (8, 8, 3)
+    us, ses, sums = library_over_tuples(f, 1)
+    theta, var_u, e_se2 = exact_moments(f)
+    ctx.close("E[U] = E f(v, v') (unbiased)", us.mean(0), theta, rtol=1e-10)
+    ctx.close("Var(U) = 4 zeta1/S + 2 sigma_psi^2/(S(S-1))", us.var(0), var_u, rtol=1e-9)
+    ctx.close("E[se^2] = 4 zeta1/S + 4 sigma_psi^2/(S(S-2)) (jackknife)", np.mean(ses**2, 0),
+              e_se2, rtol=1e-9)
+    ctx.leq("Var(U) <= E[se^2] (the jackknife never understates)", var_u, np.mean(ses**2, 0))
+    ctx.leq("E[se^2] <= Var(U) (2S-2)/(S-2) (its excess is at most the degenerate part)",
+            np.mean(ses**2, 0), var_u * (2 * S - 2) / (S - 2))
+    fs = f.sum(-1)
+    _, var_sum, e_sum = exact_moments(fs)
+    ctx.close("sum over tensors: E[se_sum^2] = exact value for the summed kernel",
+              np.mean(sums**2), e_sum, rtol=1e-9)
+    ctx.close("sum over tensors: Var(sum of U) = exact", us.sum(1).var(), var_sum, rtol=1e-9)
+    ctx.record("S, tuples", [S, len(us)])
+    ctx.record("Var(U), E[se^2] per entry", {"var": var_u, "e_se2": e_se2})
+    ctx.record("sum: Var, E[se^2]", [var_sum, e_sum])
+    return ctx.conclude(f"E[se^2]/Var(U) in [{np.min(e_se2 / var_u):.3g}, "
+                        f"{np.max(e_se2 / var_u):.3g}] as derived, over {len(us)} tuples")
