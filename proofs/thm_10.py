@@ -26,8 +26,7 @@ import math
 import numpy as np
 
 from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import dense_derivatives, output_family, output_moments, \
-    record_calibrated
+from fisher_verify.proofs.support import dense_derivatives, output_family, output_moments, record_calibrated
 
 RATIOS = (1.0, 1.5, 2.0)
 TARGET_C = 4.0

@@ -254,3 +254,25 @@ def output_moments(fam: Any, h: Any) -> tuple[np.ndarray, np.ndarray]:
         cov.append(np.einsum("s,sa,sb->ab", w, s, s))
         k4.append(np.einsum("s,sa,sb,sc,sd->abcd", w, s, s, s, s))
     return np.array(cov), np.array(k4)
+
+
+def bound_cases(ctx: Context, equality_family: str) -> list[tuple[str, Any, np.ndarray]]:
+    """(label, net, X) for the thm-7/thm-8 proofs: random networks with several outputs and
+    inputs (tanh, softplus, sigmoid; Poisson, categorical, normal with unknown variance), one
+    with two inputs, and one with a single output of ``equality_family`` (where the bounds are
+    equalities)."""
+    import fisher_verify as fv
+
+    spec = ctx.pick(
+        [((2, 3, 2), "tanh", "poisson", 1), ((3, 2, 3), "softplus", "categorical", 1),
+         ((2, 3, 2), "sigmoid", "normal_unknown_variance", 2), ((2, 3, 1), "tanh",
+                                                                 equality_family, 1)],
+        [((2, 3, 2), "tanh", "poisson", 1), ((3, 2, 3), "softplus", "categorical", 1),
+         ((2, 3, 2), "sigmoid", "normal_unknown_variance", 2), ((3, 3, 3), "tanh", "bernoulli", 2),
+         ((2, 2, 2, 2), "softplus", "poisson", 1), ((2, 3, 1), "tanh", equality_family, 1)])
+    out = []
+    for widths, act, name, M in spec:
+        net = fv.Network.random(list(widths), act, output_family(name, widths[-1]), 1.0, ctx.rng)
+        X = ctx.rng.normal(size=(M, widths[0]))
+        out.append((f"{act} {widths} {net.family.label}, M = {M}", net.into_domain(X), X))
+    return out
