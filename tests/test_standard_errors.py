@@ -90,3 +90,61 @@ def test_ext_standard_errors_statement_verifies() -> None:
     root = Path(__file__).resolve().parents[1]
     rec = run_all(select(discover([root / "proofs"]), ["ext-standard-errors"]))[0]
     assert rec.verdict == "verified", rec.summary
+
+
+def test_model_hutchinson_stderr_is_pinned_by_enumerating_the_probes(monkeypatch) -> None:
+    """model_variance_diagonal(method="hutchinson"): with the Rademacher probes of a 2-entry
+    tensor enumerated (every S-tuple, by substituting torch.randint), the mean of its values
+    is the exact Var(Î₂) diagonal, their variance and the mean stderr² are the U-statistic's
+    Var(U) and E[se²] from the Hoeffding decomposition of the probe kernel, computed from the
+    dense Hessian of the model (torch.func): the whole Hutchinson path, not only ustat."""
+    from torch.func import functional_call, hessian
+
+    import fisher_verify as fv
+
+    torch.manual_seed(0)
+    # one hidden unit: the first weight row (two entries) has a full 2 x 2 Hessian block
+    model = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.Tanh(), torch.nn.Linear(1, 2)).double()
+    fam = fv.product(fv.family("bernoulli"), fv.family("poisson"))
+    x = torch.tensor([[0.3, -0.8]], dtype=torch.float64)
+    params = dict(model.named_parameters())
+    for name, p in params.items():  # one trainable tensor: its probes alone drive the estimate
+        p.requires_grad_(name == "0.weight")
+
+    def out(w0):
+        return functional_call(model, {**params, "0.weight": w0.reshape(1, 2)}, (x,))[0]
+
+    w0 = params["0.weight"].detach().reshape(2)
+    Hb = hessian(out)(w0).detach().numpy()  # (n_L, 2, 2)
+    assert np.all(np.abs(Hb[:, 0, 1]) > 1e-3)  # off-diagonal: the probes matter
+    I = np.asarray(fam.fisher(out(w0).detach().numpy()))
+    vals = np.array(list(itertools.product((-1.0, 1.0), repeat=2)))  # (4, 2)
+    d = vals[:, None, :] * np.einsum("apq,vq->vap", Hb, vals)  # (V, n_L, p)
+    f = np.einsum("vai,ab,wbi->vwi", d, I, d)  # kernel per entry
+    S = 3
+    theta, var_u, e_se2 = _hoeffding(f, np.full(4, 0.25), S)
+    diag = np.einsum("app->ap", Hb)
+    np.testing.assert_allclose(theta, np.einsum("ap,ab,bp->p", diag, I, diag), rtol=1e-10)
+    assert np.all(var_u > 1e-3 * theta)  # the estimate is random
+
+    real_randint = torch.randint
+    values, ses = [], []
+    for tup in itertools.product(range(4), repeat=S):
+        probes = torch.as_tensor((vals[list(tup)] + 1) / 2, dtype=torch.int64)  # (S, 2): 0 or 1
+
+        def fake(low, high, size, generator=None, _p=probes):
+            if tuple(size[2:]) == (1, 2):
+                return _p.reshape(size)
+            return real_randint(low, high, size, generator=generator)
+
+        monkeypatch.setattr(torch, "randint", fake)
+        res = fv.model_variance_diagonal(model, x, fam, estimator=2, n=1, method="hutchinson",
+                                         probes=S, progress=False)
+        monkeypatch.setattr(torch, "randint", real_randint)
+        assert res.methods["0.weight"] == "hutchinson"
+        values.append(res["0.weight"].detach().numpy().reshape(2))
+        ses.append(res.stderr["0.weight"].detach().numpy().reshape(2))
+    values, ses = np.array(values), np.array(ses)
+    np.testing.assert_allclose(values.mean(0), theta, rtol=1e-9)
+    np.testing.assert_allclose(values.var(0), var_u, rtol=1e-9)
+    np.testing.assert_allclose((ses**2).mean(0), e_se2, rtol=1e-9)
