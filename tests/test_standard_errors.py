@@ -148,3 +148,58 @@ def test_model_hutchinson_stderr_is_pinned_by_enumerating_the_probes(monkeypatch
     np.testing.assert_allclose(values.mean(0), theta, rtol=1e-9)
     np.testing.assert_allclose(values.var(0), var_u, rtol=1e-9)
     np.testing.assert_allclose((ses**2).mean(0), e_se2, rtol=1e-9)
+
+
+def test_thm8_hutchinson_stderrs_are_pinned_by_enumerating_the_probes(monkeypatch) -> None:
+    """thm8_large's Hutchinson route (fisher/large.py): the per-probe trace samples of all 2^P
+    Rademacher probes (P = 4) are obtained once by substituting torch.randint, then every
+    S-tuple of them goes through the library's combination (_thm8_parts): the squared norm's
+    mean and its stderr² have the exact E[U], Var(U) and E[se²] of the probe kernel
+    f(v, v') = I² ‖Hv‖² ‖Hv'‖² (dense Hessian by torch.func), and the rhs's stderr² has mean
+    Var(r)/S."""
+    import fisher_verify as fv
+    from fisher_verify.fisher import large
+    from fisher_verify.proofs.support import dense_derivatives
+
+    rng = np.random.default_rng(5)
+    net = fv.Network.random([1, 1, 1], "tanh", fv.family("poisson"), 1.0, rng)
+    x = rng.normal(size=(1, 1))
+    P = net.num_params
+    vals = np.array(list(itertools.product((-1.0, 1.0), repeat=P)))
+    bits = torch.as_tensor((vals + 1) / 2, dtype=torch.int64)
+    real = torch.randint
+    served = [0]
+
+    def fake(low, high, size, generator=None, device=None):
+        k = int(size[0])
+        out = bits[served[0]:served[0] + k]
+        served[0] += k
+        return out
+
+    monkeypatch.setattr(torch, "randint", fake)
+    tr = large.hessian_traces(net, x, method="hutchinson", probes=len(vals))
+    monkeypatch.setattr(torch, "randint", real)
+    samples = tr.samples  # (2^P, 1, 1): ‖H v‖² per probe value
+    _, H = dense_derivatives(net, x)
+    I = float(np.asarray(net.family.fisher(net.forward(x))).reshape(-1)[0])
+    hv2 = np.einsum("pq,vq->vp", H[0, 0], vals) ** 2
+    np.testing.assert_allclose(samples.numpy().reshape(-1), hv2.sum(1), rtol=1e-10)
+    f = I * I * np.outer(hv2.sum(1), hv2.sum(1))
+    S = 3
+    w = np.full(len(vals), 1.0 / len(vals))
+    theta, var_u, e_se2 = _hoeffding(f, w, S)
+    assert theta == pytest.approx(I * I * np.sum(H[0, 0] ** 2) ** 2, rel=1e-10)
+    s = large._setup(net, x, None, None)
+    acc = np.zeros(5)
+    r_all = I * hv2.sum(1)
+    for tup in itertools.product(range(len(vals)), repeat=S):
+        smp = samples[list(tup)]
+        lhs, rhs = large._thm8_parts(s, large.HessianTraces(smp.mean(0), smp, False, "hutchinson",
+                                                            S), 1.0)
+        sq, sq_se = lhs.details["squared_norm"], lhs.details["squared_norm_stderr"]
+        acc += np.array([sq, sq * sq, sq_se**2, rhs.stderr**2, rhs.value]) / len(vals) ** S
+    assert acc[0] == pytest.approx(theta, rel=1e-9)
+    assert acc[1] - acc[0] ** 2 == pytest.approx(var_u, rel=1e-8)
+    assert acc[2] == pytest.approx(e_se2, rel=1e-9)
+    assert acc[4] == pytest.approx(r_all.mean(), rel=1e-10)
+    assert acc[3] == pytest.approx(r_all.var() / S, rel=1e-9)
