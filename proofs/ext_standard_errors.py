@@ -1,14 +1,6 @@
 """ext-standard-errors: every sampled or Hutchinson estimate's standard error against the exact
 sampling variance of the estimate.
 
-Also end to end through the any-model Hutchinson path (``model_variance_diagonal``): a torch
-MLP with one trainable two-entry tensor, every S-tuple of its probes enumerated (S = 3), the
-values' mean and variance and the mean stderr² against the same exact formulas with the kernel
-from the model's dense Hessian; and through ``thm8_large``'s Hutchinson route for ‖Cov(Î₂)‖_F
-(``fisher/large.py``): every multiset of S = 3 of the 16 probe values of a P = 4 network through
-the library's combination, the squared norm's mean, variance and stderr² and the rhs's
-stderr² against the exact values for the kernel ``I² ‖Hv‖² ‖Hv'‖²``.
-
 Every stochastic estimate of the library (sampled input pairs for the thm-7/thm-8 norms,
 Hutchinson probes for ‖Cov(Î₂)‖_F and for the Var(Î₂) diagonal of any model) is an order-2
 U-statistic ``U`` over S i.i.d. draws with its delete-one jackknife standard error
@@ -30,6 +22,16 @@ Independently (Hoeffding decomposition, ``f = θ + g(v) + g(v') + ψ``, ``ζ₁ 
 ``2σ_ψ²/((S−1)(S−2))``). So E[se²] is pinned to the exact sampling variance plus a known,
 non-negative excess: an se √S too large (E[se²] S times too large), or a sum's se taken as the
 sum of per-tensor se's, fails.
+
+End to end through the any-model Hutchinson path (``model_variance_diagonal``): a torch
+MLP with one trainable two-entry tensor, every S-tuple of its probes enumerated (S = 3), the
+values' mean and variance and the mean stderr² against the same exact formulas with the kernel
+from the model's dense Hessian; and through ``thm8_large``'s Hutchinson route for ‖Cov(Î₂)‖_F
+(``fisher/large.py``): every multiset of S = 3 of the 16 probe values of a P = 4 network through
+the library's combination, the squared norm's mean, variance and stderr² and the rhs's
+stderr² against the exact values for the kernel ``I² ‖Hv‖² ‖Hv'‖²``.
+The sampled input pairs of the thm-7/thm-8 norms (``large_norms.pair_norm``, inputs drawn
+without replacement) share ``ustat``; their own combination is not enumerated here.
 """
 
 import itertools
@@ -39,7 +41,7 @@ import numpy as np
 from fisher_verify.proofs import statement
 
 S = 4
-S_MODEL = 3  # probes in the any-model check (4^3 tuples of model calls)
+S_MODEL = 3  # probes in the model and thm8_large checks (their kernels have 4 and 16 values)
 
 
 def _kernel_case(ctx):
