@@ -238,6 +238,7 @@ def diagnose(
     labels_t: np.ndarray | None,
     M: int,
     emp_sd: np.ndarray | None = None,
+    pooled: tuple[Any, ...] = (),
 ) -> Diagnosis:
     """The first cause (module docstring order) that explains the numbers."""
     kind, n = ex.kind, ex.n
@@ -263,6 +264,12 @@ def diagnose(
     tested = spread.tested
     # plain means: unbiased for c·I(θ) whatever the skew (Catoni's estimate is not, for c ≠ 1)
     c, se = scale_fit(values.mean(axis=0), expected, variance, emp_sd, ex.scales, R)
+    scale_t = next((t for t in pooled if t.name == "scale"), None)
+    if scale_t is not None:
+        # the pooled scale test's plain mean is c; its standard error is exact (thm-4 /
+        # thm-6, correlations included), or the empirical one for a noisier estimator
+        c = scale_t.mean
+        se = max(scale_t.standard_error, scale_t.empirical_sd / math.sqrt(scale_t.replications))
     explains = bool(math.isfinite(c) and _fits(c * expected, observed, radius, slack, c))
     name = f"Î{kind}"
     # a noisier estimator may miss the means calibrated for Î_kind by noise alone: judge its
@@ -304,7 +311,8 @@ def diagnose(
         return Diagnosis("ok", text, c, explains)
     # the means are off
     if explains and abs(c - 1.0) > 1e-3:
-        tol = 3.0 * se + 5e-3 * abs(c) if math.isfinite(se) else 5e-3 * abs(c)
+        # a named factor must fit within its standard error (4 SE: a fixed, generous z)
+        tol = (4.0 * se if scale_t is not None else 3.0 * se + 5e-3 * abs(c)) if math.isfinite(se) else 5e-3 * abs(c)
         best: tuple[float, str, str] | None = None
         for value, short, why in _named_factors(n, M):
             if abs(value - c) <= tol and _fits(value * expected, observed, radius, slack, value):
@@ -346,8 +354,11 @@ def diagnose(
                 "Permute it into the Network's flat θ (from_torch_estimator does).",
                 c, explains,
             )
+    pooled_only = "" if not mean_ok else (
+        " (seen by the pooled tests; every statistic alone is within its threshold)"
+    )
     return Diagnosis(
-        "distribution", f"biased, and not by a constant factor (best factor {c:.3g} does not "
+        "distribution", f"biased{pooled_only}, and not by a constant factor (best factor {c:.3g} does not "
         "fit) nor a parameter permutation: the labels seem to come from a distribution other "
         "than p(y|x,θ) (a stale or perturbed θ, a wrong family or link, tempered or smoothed "
         "labels) or the per-sample terms are wrong.", c, explains,

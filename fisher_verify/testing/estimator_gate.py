@@ -37,12 +37,18 @@ do not vary at all and are not ``I(θ)``.
 ``(σ²/(σ² + (c − μ)²))^(R−1)`` — a bound on the probability of ``R`` equal values for any law
 with mean ``μ`` and variance ``≤ σ²`` — is below its level.
 
-**Level.** ``0.9 alpha`` is split evenly over the ``T`` mean and spread tests, ``0.1 alpha``
-over the constant-statistic tests, so by the union bound (Bonferroni) the whole gate raises a
-false alarm with probability ``≤ alpha`` (default ``1e-6``) for an estimator distributed as
-``Î_kind`` with ``n`` draws. The mean and constant tests stay valid for any unbiased estimator
-with at most that variance. A tiny deterministic tolerance ``rtol · ⟨|W|, |I(θ)|⟩`` for
-rounding only widens the acceptance regions.
+**Pooled tests.** Linear combinations of the statistics average the noise down: the
+precision-weighted scale factor against 1 and a split-sample omnibus
+(:mod:`fisher_verify.testing.pooled`), calibrated by the exact variance of the combination
+(the statistics' correlations included).
+
+**Level.** ``0.9 alpha`` is split evenly over the ``T`` mean and spread tests, ``0.05 alpha``
+over the constant-statistic tests and ``0.05 alpha`` over the pooled tests, so by the union
+bound (Bonferroni) the whole gate raises a false alarm with probability ``≤ alpha`` (default
+``1e-6``) for an estimator distributed as ``Î_kind`` with ``n`` draws. The mean, pooled and
+constant tests stay valid for any unbiased estimator with at most that variance (every linear
+statistic ``⟨W, Î⟩`` at most as variable as under ``Î_kind``). A tiny deterministic
+tolerance ``rtol · ⟨|W|, |I(θ)|⟩`` for rounding only widens the acceptance regions.
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ from .calibrated import DEFAULT_ALPHA, median_of_means_plan
 from .catoni import catoni_mean, catoni_radius_factor, catoni_scale, minimum_catoni_draws
 from .diagnose import diagnose
 from .gate_exact import DENSE_HESSIAN_LIMIT, LARGE_DIAGONAL_P, exact_statistics
+from .pooled import PooledTest, pooled_tests
 from .spread import spread_test
 
 __all__ = [
@@ -70,6 +77,7 @@ __all__ = [
     "LARGE_DIAGONAL_P",
     "EstimatorReport",
     "GateStatistic",
+    "PooledTest",
     "assert_fisher_estimator",
     "check_fisher_estimator",
     "from_torch_estimator",
@@ -195,9 +203,11 @@ class EstimatorReport:
         factor: the named scale factor (``"1/n"``, ``"4/3"``, ...) or ``""``.
         spread_ratio: median over tested statistics of observed / exact variance.
         deterministic: the replicates did not vary (compared exactly).
-        tests: T, the number of mean and spread tests sharing ``(1 − CONSTANT_SHARE) alpha``.
+        tests: T, the number of mean and spread tests sharing ``MAIN_SHARE · alpha``.
         method: ``"catoni+spread"`` (Catoni means and spreads), ``"catoni"`` (R too small for
             the spread tests) or ``"median_of_means"`` (R too small for Catoni's bound).
+        pooled: the pooled tests (scale factor against 1, split-sample omnibus), sharing
+            ``POOLED_SHARE · alpha`` (:mod:`fisher_verify.testing.pooled`).
     """
 
     passed: bool
@@ -220,6 +230,24 @@ class EstimatorReport:
     deterministic: bool = False
     tests: int = 0
     method: str = "catoni+spread"
+    pooled: tuple[PooledTest, ...] = ()
+
+    @property
+    def scale_test(self) -> PooledTest | None:
+        """The pooled test of the precision-weighted scale factor against 1 (None: not run)."""
+        return next((t for t in self.pooled if t.name == "scale"), None)
+
+    @property
+    def scale_se(self) -> float:
+        """Exact standard error of :attr:`scale` (thm-4 / thm-6 with the statistics'
+        correlations; NaN when the scale test did not run)."""
+        t = self.scale_test
+        return t.standard_error if t is not None else math.nan
+
+    @property
+    def pooled_failures(self) -> tuple[PooledTest, ...]:
+        """The pooled tests that rejected."""
+        return tuple(t for t in self.pooled if not t.passed)
 
     @property
     def failures(self) -> tuple[GateStatistic, ...]:
@@ -244,11 +272,15 @@ class EstimatorReport:
             f"{self.alpha_per_check:.2e} per test; {_METHOD_TEXT[self.method]})",
             f"  worst: {self.worst}",
             f"  scale factor (precision-weighted least squares of observed vs exact): "
-            f"{self.scale:.4g}" + (" — a rescaled I(θ) fits every statistic" if self.scale_explains else ""),
+            f"{self.scale:.4g}" + (f" ± {self.scale_se:.2g} (exact standard error)"
+                                   if math.isfinite(self.scale_se) else "")
+            + (" — a rescaled I(θ) fits every statistic" if self.scale_explains else ""),
             f"  spread: empirical sd / exact sd = {self.sd_ratio:.3g}"
             + (f"; variance ratio {self.spread_ratio:.3g}" if math.isfinite(self.spread_ratio) else ""),
             f"  diagnosis: {self.diagnosis}",
         ]
+        if self.pooled:
+            lines.insert(2, "  pooled: " + "; ".join(str(t) for t in self.pooled))
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -290,7 +322,14 @@ def _exact_statistics(
 
 
 #: Share of ``alpha`` for the tests of statistics that do not vary across replicates.
-CONSTANT_SHARE = 0.1
+CONSTANT_SHARE = 0.05
+
+#: Share of ``alpha`` for the pooled tests (:mod:`fisher_verify.testing.pooled`): the scale
+#: factor against 1 (half of it) and the two split-sample omnibus tests (a quarter each).
+POOLED_SHARE = 0.05
+
+#: Share of ``alpha`` for the per-statistic mean and spread tests.
+MAIN_SHARE = 1.0 - CONSTANT_SHARE - POOLED_SHARE
 
 
 def minimum_replications(alpha: float, n_statistics: int) -> int:
@@ -306,7 +345,7 @@ def minimum_replications(alpha: float, n_statistics: int) -> int:
 def _plan(alpha: float, S: int, n_spread: int, R: int) -> tuple[str, float, int] | None:
     """(method, per-test level, number of tests): Catoni for the means and spreads when R allows
     it, else Catoni for the means only, else (small R) a median of means; None below that."""
-    main = alpha * (1 - CONSTANT_SHARE)
+    main = alpha * MAIN_SHARE
     if n_spread and R >= minimum_catoni_draws(main / (S + n_spread)):
         return "catoni+spread", main / (S + n_spread), S + n_spread
     if R >= minimum_catoni_draws(main / S):
@@ -423,7 +462,7 @@ def check_fisher_estimator(
     plan = _plan(alpha, S, int(np.sum(spread_tested)), R)
     if plan is None:
         need = minimum_replications(alpha, S)
-        full = minimum_catoni_draws(alpha * (1 - CONSTANT_SHARE) / (S + int(np.sum(spread_tested))))
+        full = minimum_catoni_draws(alpha * MAIN_SHARE / (S + int(np.sum(spread_tested))))
         raise FisherVerifyError(
             f"replications = {R} is too few for alpha = {alpha:g} over {S} statistics; use at "
             f"least {need} ({full} to test the spread too; 200 or more for useful power)"
@@ -472,6 +511,11 @@ def check_fisher_estimator(
     constant_off = finite & constant_cols & measurable & ((R - 1) * log_atom <= math.log(per_constant))
 
     mean_ok = finite and bool(np.all(np.abs(observed - expected) <= radius + slack))
+    pooled = (
+        pooled_tests(values, ex, net.family, slack, measurable, alpha * POOLED_SHARE)
+        if finite else ()
+    )
+    pooled_ok = all(t.passed for t in pooled)
     noisy = bool(np.any(spread.too_noisy))
     quiet = bool(np.any(spread.too_quiet))
     exact_equal = constant and bool(
@@ -485,7 +529,7 @@ def check_fisher_estimator(
         # a constant, wrong estimate also fails when its spread is too small for Î_kind
         # (calibrated for Î_kind: an honest Î_kind that happens to repeat a value passes)
         passed = (
-            mean_ok and not noisy and not bool(np.any(constant_off))
+            mean_ok and pooled_ok and not noisy and not bool(np.any(constant_off))
             and not ((variance == "exact" or constant) and quiet)
         )
 
@@ -509,7 +553,7 @@ def check_fisher_estimator(
     diag = diagnose(
         ex=ex, net=net, values=values, observed=observed, radius=radius, slack=slack,
         spread=spread, constant=constant, passed=passed, mean_ok=mean_ok, declared=variance,
-        labels_t=labels_t, M=M, emp_sd=emp_sd,
+        labels_t=labels_t, M=M, emp_sd=emp_sd, pooled=pooled,
     )
     return EstimatorReport(
         passed=passed, kind=int(kind), n=n, replications=R, diagonal_only=bool(diagonal_only),
@@ -517,6 +561,7 @@ def check_fisher_estimator(
         scale=diag.scale, scale_explains=diag.scale_explains, sd_ratio=sd_ratio,
         diagnosis=diag.text, variance=variance, cause=diag.cause, factor=diag.factor,
         spread_ratio=spread_med, deterministic=constant, tests=T, method=method,
+        pooled=pooled,
     )
 
 
