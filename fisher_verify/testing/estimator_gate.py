@@ -111,6 +111,8 @@ class GateStatistic:
         replications: R.
         spread_ratio: Catoni estimate of ``E (X − μ)²`` over the exact ``σ²`` (NaN: untested).
         spread_ok: whether that ratio is within its calibrated two-sided radius.
+        spread_radius: the acceptance radius on ``E (X − μ)²``, Catoni's at ``alpha / T`` from
+            the exact ``Var (X − μ)² = μ₄ − σ⁴`` (NaN: untested).
     """
 
     label: str
@@ -124,6 +126,7 @@ class GateStatistic:
     replications: int
     spread_ratio: float = math.nan
     spread_ok: bool = True
+    spread_radius: float = math.nan
 
     @property
     def threshold(self) -> float:
@@ -543,6 +546,7 @@ def check_fisher_estimator(
             labels_txt[j], float(observed[j]), float(means[j]), float(expected[j]), float(sd[j]),
             float(emp_sd[j]), float(radius[j]), float(slack[j]), R, float(ratio[j]),
             not bool(bad_spread[j]),
+            float(spread.radius[j]) if bool(spread.tested[j]) else math.nan,
         )
         for j in range(S)
     )
