@@ -196,11 +196,21 @@ def test_constant_statistic_level_is_the_atom_bound() -> None:
 
 @pytest.mark.parametrize("kind", [1, 2])
 @pytest.mark.parametrize("diagonal_only", [False, True])
-def test_combination_variance_matches_the_covariance_tensor(kind: int, diagonal_only: bool) -> None:
-    """Var Σ_j a_j ⟨W_j, Î⟩ = Σ_jk a_j a_k ⟨W_j ⊗ W_k, Cov(Î)⟩ (thm-4 / thm-6 tensor)."""
-    from fisher_verify.testing.gate_exact import combination_variance, exact_statistics
+@pytest.mark.parametrize(("name", "params"), [("categorical", {"K": 3}), ("poisson", {}),
+                                              ("normal_unknown_variance", {})])
+def test_combination_variance_matches_the_covariance_tensor(
+    kind: int, diagonal_only: bool, name: str, params: dict
+) -> None:
+    """Var Σ_j a_j ⟨W_j, Î⟩ = Σ_jk a_j a_k ⟨W_j ⊗ W_k, Cov(Î)⟩ (thm-4 / thm-6 tensor), and the
+    statistics' covariance matrix (from the family's nodes) equals ⟨W_j ⊗ W_k, Cov(Î)⟩."""
+    from fisher_verify.testing.gate_exact import (
+        combination_variance,
+        exact_statistics,
+        statistics_covariance,
+    )
 
-    net = fv.Network.random((3, 4, 3), "tanh", fv.family("categorical", K=3), rng=1)
+    fam = fv.family(name, **params)
+    net = fv.Network.random((3, 4, fam.dim), "tanh", fam, rng=1)
     X = np.random.default_rng(2).normal(size=(4, 3))
     P = net.num_params
     V = np.random.default_rng(4).normal(size=(3, P))
@@ -214,13 +224,17 @@ def test_combination_variance_matches_the_covariance_tensor(kind: int, diagonal_
         W = sum(c * Wj for c, Wj in zip(a, Ws))
         want = np.einsum("ij,ijkl,kl->", W, cov, W)
         assert g == pytest.approx(want, rel=1e-9)
+    Wm = np.stack(Ws).reshape(len(Ws), -1)
+    C = Wm @ cov.reshape(P * P, P * P) @ Wm.T
+    got_c = statistics_covariance(ex, net.family)
+    np.testing.assert_allclose(got_c, C, rtol=1e-8, atol=1e-10 * float(np.max(np.abs(C))))
 
 
 def test_pooled_radii_and_standard_errors_are_their_formulas() -> None:
-    """The scale test: weights e/σ² normalised to Σ a e = 1, sd sqrt(aᵀ Σ a) with Σ the exact
-    covariance of the statistics (thm-4 tensor, correlations included), two-sided Catoni at
-    alpha·0.05/2; the omnibus: the direction learned on one half, one-sided at alpha·0.05/4 on
-    the other half of R/2 replicates."""
+    """The scale test: weights K⁻¹e normalised to Σ a e = 1 (K = Σ + 0.01 Diag Σ, Σ the exact
+    covariance of the statistics from the thm-4 tensor), sd sqrt(aᵀ Σ a) (correlations
+    included), two-sided Catoni at alpha·0.05/2; the omnibus: the direction K⁻¹(mean − μ)
+    learned on one half, one-sided at alpha·0.05/4 on the other half of R/2 replicates."""
     f = _Fast("categorical", n=16, K=3)
     R, D, P = 200, 3, f.net.num_params
     seen: list[np.ndarray] = []
@@ -238,8 +252,9 @@ def test_pooled_radii_and_standard_errors_are_their_formulas() -> None:
     C = np.array([[np.einsum("ij,ijkl,kl->", Wa, cov, Wb) for Wb in Ws] for Wa in Ws])
     e = np.array([np.sum(W * f.I) for W in Ws])
     values = np.array([[np.sum(W * m) for W in Ws] for m in seen])
-    var = np.diag(C)
-    a = (e / var) / np.sum(e * e / var)
+    K = C + 0.01 * np.diag(np.diag(C))
+    a = np.linalg.solve(K, e)
+    a /= a @ e
     scale = rep.scale_test
     assert scale is not None and scale.two_sided and scale.replications == R
     L = math.log(2 / (1e-6 * 0.05 / 2))
@@ -254,7 +269,7 @@ def test_pooled_radii_and_standard_errors_are_their_formulas() -> None:
     for name, learn, test in [("omnibus A→B", values[:half], values[half:]),
                               ("omnibus B→A", values[half:], values[:half])]:
         t = next(p for p in rep.pooled if p.name == name)
-        d = (learn.mean(axis=0) - e) / var
+        d = np.linalg.solve(K, learn.mean(axis=0) - e)
         d /= np.max(np.abs(d))
         assert not t.two_sided and t.replications == test.shape[0]
         assert t.sd == pytest.approx(math.sqrt(d @ C @ d), rel=1e-8)

@@ -37,6 +37,7 @@ __all__ = [
     "LARGE_DIAGONAL_P",
     "ExactStatistics",
     "combination_variance",
+    "statistics_covariance",
     "exact_statistics",
 ]
 
@@ -149,6 +150,36 @@ def combination_variance(ex: ExactStatistics, fam: Any, coeffs: np.ndarray) -> n
     IA = np.einsum("mab,kmbc->kmac", Ih, A)
     tr = np.einsum("kmab,kmba->km", IA, IA)
     return np.maximum((k4 + 2.0 * tr).sum(axis=1) * norm, 0.0)
+
+
+def statistics_covariance(ex: ExactStatistics, fam: Any) -> np.ndarray:
+    """Exact covariance (S, S) of one replicate's statistics (``thm-4`` / ``thm-6``, ``cov-n``).
+
+    ``Cov(s_j, s_k) = Σ_m Cov(g_mj, g_mk) / (M² N)``. For ``Î₂`` that is ``w_jᵀ I_m w_k``; for
+    ``Î₁`` each ``g_mj`` is a quadratic in ``r = t − η`` and the products are of degree 4, which
+    the family's exact-expectation nodes (every support point, or quadrature exact for degree 4)
+    integrate exactly. Used to choose the pooled scale test's weights (any fixed weights give a
+    valid test; these give a small variance); cost ``M · nodes · S²``.
+    """
+    M, d, P = ex.J.shape
+    norm = 1.0 / (M * M * float(ex.n))
+    if ex.kind == 2:
+        assert ex.w is not None
+        Ih = np.asarray(fam.fisher(ex.h), dtype=np.float64)
+        return np.einsum("maj,mab,mbk->jk", ex.w, Ih, ex.w) * norm
+    t, w, _ = fam.expectation_nodes(ex.h, degree=4)
+    t = np.asarray(t, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    w = w / w.sum(axis=-1, keepdims=True)
+    r = t - np.einsum("mq,mqd->md", w, t)[:, None, :]  # (M, Q, d)
+    s_diag = np.einsum("mqa,map->mqp", r, ex.J) ** 2  # (M, Q, P): (J_m e_i)ᵀ r, squared
+    if ex.diagonal_only:
+        g_dir = s_diag @ (ex.V * ex.V).T  # Σ_p v_p² s_p²
+    else:
+        g_dir = np.einsum("mqa,map,kp->mqk", r, ex.J, ex.V) ** 2
+    G = np.concatenate([s_diag, g_dir], axis=2)  # (M, Q, S)
+    G = G - np.einsum("mq,mqs->ms", w, G)[:, None, :]
+    return np.einsum("mqj,mq,mqk->jk", G, w, G) * norm
 
 
 def _torch_second_directional(net: Network, X: np.ndarray, V: np.ndarray) -> np.ndarray:

@@ -11,11 +11,16 @@ mean ``Σ_j a_j μ_j`` and the exact variance of
 statistics included, not bounded), and Catoni's radius (:mod:`fisher_verify.testing.catoni`)
 calibrates its test from that variance alone.
 
-* **Scale.** ``a_j = (e_j/σ_j²) / Σ_k e_k²/σ_k²`` (``e`` the exact values, ``σ²`` the exact
-  variances): the plain mean of ``Σ_j a_j X_j`` is the precision-weighted least-squares factor
-  ``ĉ`` of ``observed ≈ c · exact``, and its exact mean under the null is 1. Two-sided.
+* **Scale.** ``a = K⁻¹e / (eᵀK⁻¹e)`` with ``K = Σ + λ Diag(Σ)``, ``Σ`` the exact covariance
+  of the statistics (:func:`~fisher_verify.testing.gate_exact.statistics_covariance`, up to
+  ``COVARIANCE_LIMIT`` statistics; ``K = Diag(Σ)`` above it) and ``λ = RIDGE``: generalised
+  least squares, kept away from the near-singular directions of ``Σ`` (statistics that are
+  almost linearly dependent) so that rounding stays negligible. The plain mean of
+  ``Σ_j a_j X_j`` is then the weighted least-squares factor ``ĉ`` of ``observed ≈ c · exact``;
+  its exact mean under the null is 1 (``Σ a_j e_j = 1``). Two-sided. The weights only set the
+  power: the test is calibrated for any weights fixed before the replicates.
 * **Omnibus.** Split the replicates into halves ``A`` (the first ``⌊R/2⌋``) and ``B``. The
-  direction ``d_j = (X̄_j^A − μ_j)/σ_j²`` learned on ``A`` is independent of ``B``, so given
+  direction ``d = K⁻¹(X̄^A − μ)`` learned on ``A`` is independent of ``B``, so given
   ``A`` the test of ``Σ_j d_j X_j`` on ``B`` (one-sided: a bias makes ``Σ_j d_j (X̄^B_j − μ_j)``
   positive, being aligned with the bias seen in ``A``) has level ``δ``; the same with the halves
   swapped. This catches a bias of any pattern whose size, summed over the statistics in
@@ -28,15 +33,22 @@ Each test runs only when Catoni's bound exists for its number of replicates (``R
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .catoni import catoni_log_term, catoni_mean, catoni_radius_factor, catoni_scale
-from .gate_exact import ExactStatistics, combination_variance
+from .gate_exact import ExactStatistics, combination_variance, statistics_covariance
 
-__all__ = ["PooledTest", "pooled_tests", "scale_weights"]
+__all__ = ["COVARIANCE_LIMIT", "RIDGE", "PooledTest", "pooled_tests", "scale_weights"]
+
+#: Up to this many pooled statistics the weights use their exact covariance (cost M·nodes·S²).
+COVARIANCE_LIMIT = 400
+
+#: Ridge on the covariance, relative to its diagonal: GLS power without near-singular weights.
+RIDGE = 0.01
 
 
 @dataclass(frozen=True)
@@ -94,17 +106,40 @@ class PooledTest:
         )
 
 
-def scale_weights(expected: np.ndarray, variance: np.ndarray, use: np.ndarray) -> np.ndarray | None:
-    """``a_j = (e_j/σ_j²) / Σ_k e_k²/σ_k²`` over the statistics in ``use`` (0 elsewhere), so that
-    ``Σ_j a_j e_j = 1``; None when no statistic qualifies."""
-    ok = use & (variance > 0) & (expected != 0) & np.isfinite(expected)
+def _metric(ex: ExactStatistics, fam: Any, ok: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """``x ↦ K⁻¹x`` on the statistics in ``ok`` (module docstring)."""
+    var = ex.variance[ok]
+    if int(np.sum(ok)) <= COVARIANCE_LIMIT:
+        C = statistics_covariance(ex, fam)[np.ix_(ok, ok)]
+        K = C + RIDGE * np.diag(np.diag(C))
+        if np.all(np.isfinite(K)):
+            chol = np.linalg.cholesky(K)  # K ≥ RIDGE·Diag(Σ) > 0
+
+            def solve(x: np.ndarray) -> np.ndarray:
+                return np.asarray(np.linalg.solve(chol.T, np.linalg.solve(chol, x)))
+
+            return solve
+    return lambda x: x / var
+
+
+def scale_weights(
+    ex: ExactStatistics, fam: Any, use: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], np.ndarray]] | None:
+    """The scale test's weights ``a`` (S,) with ``Σ_j a_j e_j = 1`` (0 outside the statistics
+    used), the mask of those statistics and the metric ``K⁻¹`` of the omnibus on them; None when
+    no statistic qualifies (``use``, a positive variance, a non-zero exact value)."""
+    expected, variance = ex.expected, ex.variance
+    ok = use & (variance > 0) & (expected != 0) & np.isfinite(expected) & np.isfinite(variance)
     if not np.any(ok):
         return None
-    a = np.where(ok, expected / np.where(ok, variance, 1.0), 0.0)
-    den = float(np.sum(a * expected))
-    if not den > 0:
+    solve = _metric(ex, fam, ok)
+    a_ok = solve(expected[ok])
+    den = float(a_ok @ expected[ok])
+    if not (den > 0 and math.isfinite(den)):
         return None
-    return a / den
+    a = np.zeros_like(expected)
+    a[ok] = a_ok / den
+    return a, ok, solve
 
 
 def _one(
@@ -130,9 +165,10 @@ def pooled_tests(
     ``delta`` in all, by the union bound), on the statistics in ``use``; a test whose ``R`` is
     too small for Catoni's bound is left out. ``values`` (R, S) are the replicates."""
     out: list[PooledTest] = []
-    a = scale_weights(ex.expected, ex.variance, use)
-    if a is None:
+    weights = scale_weights(ex, fam, use)
+    if weights is None:
         return ()
+    a, ok, solve = weights
     R = values.shape[0]
     # rounding: the combination's tolerance is that of its terms, and its own summation's
     round_tol = lambda c: float(np.sum(np.abs(c) * slack) + 1e-12 * np.sum(np.abs(c * ex.expected)))  # noqa: E731
@@ -144,7 +180,8 @@ def pooled_tests(
     halves = [("omnibus A→B", values[:half], values[half:]), ("omnibus B→A", values[half:], values[:half])]
     dirs = []
     for _, learn, _test in halves:
-        d = np.where(a != 0, (learn.mean(axis=0) - ex.expected) / np.where(a != 0, ex.variance, 1.0), 0.0)
+        d = np.zeros_like(a)
+        d[ok] = solve(learn.mean(axis=0)[ok] - ex.expected[ok])
         big = float(np.max(np.abs(d))) if d.size else 0.0
         dirs.append(d / big if big > 0 and math.isfinite(big) else np.zeros_like(d))
     live = [k for k, d in enumerate(dirs) if np.any(d != 0)]
