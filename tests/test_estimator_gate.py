@@ -170,9 +170,11 @@ def test_small_replication_counts_choose_the_valid_test(R_: int, method: str) ->
     assert ok.passed and ok.method == method, ok.message()
     exact = check_fisher_estimator(lambda g: f.I, f.net, f.x, n=16, replications=R_, rng=0)
     assert exact.passed and exact.cause == "exact"
-    # a constant 1.5 I(θ): off by ~3 sd of Î₁(16), which R = 20 equal values rule out
+    # a constant 1.5 I(θ): off by ~3 sd of Î₁(16), which R = 20 equal values rule out; both
+    # parts of the cause are named (deterministic, and rescaled)
     wrong = check_fisher_estimator(lambda g: 1.5 * f.I, f.net, f.x, n=16, replications=R_, rng=0)
-    assert not wrong.passed and wrong.cause == "deterministic" and "0.5" in wrong.diagnosis
+    assert not wrong.passed and wrong.cause == "exact_scaled" and wrong.factor == "3/2"
+    assert "deterministic and equal to I(θ) × 3/2" in wrong.diagnosis
 
 
 # --- the calibration is honest ---------------------------------------------------------------

@@ -34,6 +34,7 @@ import contextlib
 import copy
 import math
 import random
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -42,7 +43,12 @@ import numpy as np
 
 from ..errors import FisherVerifyError, ShapeError, UnsupportedError
 from .calibrated import DEFAULT_ALPHA
-from .estimator_gate import EstimatorReport, check_fisher_estimator, torch_parameter_permutation
+from .estimator_gate import (
+    EstimatorReport,
+    _labels_statistic,
+    check_fisher_estimator,
+    torch_parameter_permutation,
+)
 
 __all__ = [
     "EmpiricalFisherReport",
@@ -224,8 +230,23 @@ def restored_module(model: Any) -> Iterator[Any]:
 # --- data ---------------------------------------------------------------------------------------
 
 
+def _is_torch_tensor(value: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
 def _is_tensor_like(value: Any) -> bool:
-    return hasattr(value, "shape") and hasattr(value, "__array__") or hasattr(value, "detach")
+    """A tensor or an array (an object that merely has ``.detach`` is not: e.g. a structured
+    curvature object)."""
+    return _is_torch_tensor(value) or (hasattr(value, "shape") and hasattr(value, "__array__"))
+
+
+#: The forms an estimate may take (named in every refusal).
+ESTIMATE_FORMS = (
+    "a (P, P) matrix or its (P,) diagonal as a tensor or array in model.parameters() order; "
+    "{name: tensor} per parameter or per module ('weight'/'bias'); a list of per-parameter "
+    "tensors; or a linear operator with @, matmat, _matmat or matvec"
+)
 
 
 def _as_tensor(value: Any) -> Any:
@@ -311,9 +332,20 @@ def _with_targets(data: Any, X: Any, Y: Any) -> Any:
 
 
 def _to_numpy(value: Any) -> np.ndarray:
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().double().numpy()
-    return np.asarray(value, dtype=np.float64)
+    if _is_torch_tensor(value):
+        return np.asarray(value.detach().cpu().double().numpy())
+    if hasattr(value, "detach") and not hasattr(value, "__array__"):
+        raise ShapeError(
+            f"the estimate holds a {type(value).__name__}, which has .detach but is not a "
+            "torch.Tensor (a structured curvature object, e.g. Kronecker factors?); accepted: "
+            + ESTIMATE_FORMS
+        )
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ShapeError(
+            f"the estimate holds a {type(value).__name__}, not numbers; accepted: " + ESTIMATE_FORMS
+        ) from None
 
 
 def _lookup(out: Mapping[str, Any], name: str) -> Any:
@@ -364,6 +396,11 @@ def _densify(op: Any, params: list[Any]) -> np.ndarray:
         attempts.append(listed)
     if hasattr(op, "matvec"):
         attempts.append(lambda: np.stack([np.asarray(op.matvec(e)) for e in np.eye(P)], axis=1))
+    if not attempts:
+        raise ShapeError(
+            f"could not read the estimate of type {type(op).__name__}: it is no tensor, array, "
+            "dict, list or linear operator; accepted: " + ESTIMATE_FORMS
+        )
     errors = []
     for attempt in attempts:
         try:
@@ -376,7 +413,8 @@ def _densify(op: Any, params: list[Any]) -> np.ndarray:
         errors.append(f"shape {dense.shape}")
     raise ShapeError(
         f"could not read the estimate of type {type(op).__name__} as a {P}x{P} matrix "
-        f"(tried @, matmat, _matmat, matvec: {'; '.join(errors) or 'none available'})"
+        f"(tried @, matmat, _matmat, matvec: {'; '.join(errors) or 'none available'}); accepted: "
+        + ESTIMATE_FORMS
     )
 
 
@@ -706,9 +744,19 @@ def check_torch_fisher(
         return arr[perm] if arr.ndim == 1 else arr[np.ix_(perm, perm)]
 
     X_np = X.detach().cpu().to(torch.float64).numpy().reshape(X.shape[0], -1)
+    # the data's own labels let the diagnosis name the empirical Fisher itself; without them,
+    # the hint says how to give them here (check_torch_fisher has no labels= argument)
+    labels, hint = None, "give data with targets, (x, y) or a loader of (x, y) batches"
+    if Y is not None:
+        try:
+            labels = Y.detach().cpu().numpy()
+            _labels_statistic(refm.network, labels, int(X.shape[0]))
+        except FisherVerifyError as exc:
+            labels, hint = None, f"the data's targets are not labels of {fam.label}: {exc}"
     return check_fisher_estimator(
         estimator, refm.network, X_np, n=n, kind=kind, replications=replications, rng=gen,
-        alpha=alpha, diagonal_only=diag, directions=directions, rtol=tol,
+        alpha=alpha, diagonal_only=diag, directions=directions, rtol=tol, labels=labels,
+        labels_hint=hint,
     )
 
 

@@ -56,6 +56,7 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -274,7 +275,7 @@ class EstimatorReport:
             f"{self.replications} replicates; alpha = {self.alpha:.1e} for the whole gate, "
             f"{self.alpha_per_check:.2e} per test; {_METHOD_TEXT[self.method]})",
             f"  worst: {self.worst}",
-            f"  scale factor (precision-weighted least squares of observed vs exact): "
+            f"  scale factor (least squares of observed vs exact, weighted by the exact covariance): "
             f"{self.scale:.4g}" + (f" ± {self.scale_se:.2g} (exact standard error)"
                                    if math.isfinite(self.scale_se) else "")
             + (" — a rescaled I(θ) fits every statistic" if self.scale_explains else ""),
@@ -361,8 +362,16 @@ def _plan(alpha: float, S: int, n_spread: int, R: int) -> tuple[str, float, int]
 
 
 def _as_array(value: Any) -> np.ndarray:
-    if hasattr(value, "detach"):
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
         value = value.detach().cpu().double().numpy()
+    elif hasattr(value, "detach") and not hasattr(value, "__array__"):
+        # e.g. a Kronecker-factored curvature object: never call into it as if it were a tensor
+        raise ShapeError(
+            f"the estimator returned a {type(value).__name__}, which has .detach but is not a "
+            "torch.Tensor (a structured curvature object?): return the (P, P) matrix, or its (P,) "
+            "diagonal with diagonal_only=True, as an array or tensor in the Network's flat-θ order"
+        )
     return np.asarray(value, dtype=np.float64)
 
 
@@ -398,6 +407,7 @@ def check_fisher_estimator(
     rtol: float = 1e-9,
     variance: Literal["at_most", "exact"] = "at_most",
     labels: Any = None,
+    labels_hint: str = "pass labels= to check_fisher_estimator",
 ) -> EstimatorReport:
     """Test that a user's Monte Carlo estimator is unbiased for I(θ) (``eq-6``) with the spread
     of ``Î_kind`` (``thm-4`` / ``thm-6``); never raises on a wrong estimator, returns an
@@ -425,6 +435,8 @@ def check_fisher_estimator(
             ``n`` draws, and a spread that differs either way fails.
         labels: the data's labels, one per input (``(M,)``, or ``(k, M)``), when known: lets
             the diagnosis name the empirical Fisher.
+        labels_hint: how the caller gives the data's labels, quoted by a diagnosis that
+            suspects them (wrappers with another signature pass their own).
 
     Raises:
         ShapeError: the estimator returns an array of the wrong shape.
@@ -557,7 +569,7 @@ def check_fisher_estimator(
     diag = diagnose(
         ex=ex, net=net, values=values, observed=observed, radius=radius, slack=slack,
         spread=spread, constant=constant, passed=passed, mean_ok=mean_ok, declared=variance,
-        labels_t=labels_t, M=M, emp_sd=emp_sd, pooled=pooled,
+        labels_t=labels_t, M=M, emp_sd=emp_sd, pooled=pooled, labels_hint=labels_hint,
     )
     return EstimatorReport(
         passed=passed, kind=int(kind), n=n, replications=R, diagonal_only=bool(diagonal_only),
