@@ -43,6 +43,7 @@ import numpy as np
 
 from ..errors import FisherVerifyError, ShapeError, UnsupportedError
 from .calibrated import DEFAULT_ALPHA
+from .diagnose import FLOAT32_ROUNDING
 from .estimator_gate import (
     EstimatorReport,
     _labels_statistic,
@@ -255,25 +256,62 @@ def _as_tensor(value: Any) -> Any:
     return value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
 
 
+#: Keys of a dict batch read as the inputs and as the targets (in this order of preference).
+INPUT_KEYS = ("x", "input", "inputs", "features", "data")
+TARGET_KEYS = ("y", "label", "labels", "target", "targets")
+
+
+def _dict_batch(batch: Mapping[Any, Any]) -> tuple[Any, Any]:
+    x_key = next((k for k in INPUT_KEYS if k in batch), None)
+    if x_key is None:
+        raise ShapeError(
+            f"a dict batch with keys {sorted(map(str, batch))[:8]}: the inputs must be under one "
+            f"of {list(INPUT_KEYS)} (targets, optional, under one of {list(TARGET_KEYS)}); or give "
+            "(inputs, targets) tuples, a tensor of inputs or a DataLoader over them"
+        )
+    y_key = next((k for k in TARGET_KEYS if k in batch), None)
+    return _as_tensor(batch[x_key]), (None if y_key is None else _as_tensor(batch[y_key]))
+
+
 def _split_batch(batch: Any) -> tuple[Any, Any]:
     if isinstance(batch, list | tuple):
         if len(batch) == 0:
             raise ShapeError("an empty batch: expected (inputs, targets) or inputs")
         return _as_tensor(batch[0]), (_as_tensor(batch[1]) if len(batch) > 1 else None)
     if isinstance(batch, Mapping):
-        raise ShapeError(
-            "dict batches are not supported: give (inputs, targets) tuples, a tensor of inputs or "
-            "a DataLoader over them"
-        )
+        return _dict_batch(batch)
     return _as_tensor(batch), None
+
+
+def _join(parts: list[tuple[Any, Any]]) -> tuple[Any, Any]:
+    """Batches concatenated; per-example items (1-D inputs, as a list of per-example tensors or
+    (x_i, y_i) pairs gives) stacked."""
+    import torch
+
+    xs = [p[0] for p in parts]
+    per_example = all(x.ndim == 1 for x in xs)
+    if per_example and len({tuple(x.shape) for x in xs}) > 1:
+        raise ShapeError(
+            "a list of per-example inputs of different shapes "
+            f"{sorted({tuple(x.shape) for x in xs})[:4]}: give inputs of one shape"
+        )
+    join = torch.stack if per_example else torch.cat
+    X = join(xs)
+    if any(p[1] is None for p in parts):
+        return X, None
+    ys = [p[1] for p in parts]
+    return X, (torch.stack(ys) if per_example and all(y.ndim <= 1 for y in ys) else torch.cat(ys))
 
 
 def inputs_and_targets(data: Any) -> tuple[Any, Any]:
     """All inputs ``X`` (M, …) and targets ``Y`` (M, …) or ``None`` held by ``data``.
 
-    ``data`` is a ``DataLoader`` or a list of batches (``(x, y)`` or ``x``), a ``Dataset`` (items
-    ``(x, y)`` or ``x``), a tuple ``(x, y)``, or the inputs alone (tensor or array). The global RNGs are left as
-    they were (a shuffling loader draws from them).
+    ``data`` is a ``DataLoader`` or a list of batches (``(x, y)``, ``x`` or a dict with the
+    inputs under ``"x"``/``"input(s)"``/``"features"``/``"data"`` and the targets under
+    ``"y"``/``"label(s)"``/``"target(s)"``), a list of per-example tensors or ``(x_i, y_i)`` pairs
+    (1-D inputs: stacked), a ``Dataset`` (items ``(x, y)`` or ``x``), a tuple ``(x, y)``, a dict
+    batch, or the inputs alone (tensor or array). The global RNGs are left as they were (a
+    shuffling loader draws from them).
 
     Raises:
         ShapeError: data of another form, or inputs and targets of different lengths.
@@ -282,7 +320,12 @@ def inputs_and_targets(data: Any) -> tuple[Any, Any]:
 
     if _is_tensor_like(data):
         return _as_tensor(data), None
-    if isinstance(data, tuple | list) and len(data) in (1, 2) and all(map(_is_tensor_like, data)):
+    if isinstance(data, Mapping):
+        X, Y = _dict_batch(data)
+    elif (
+        isinstance(data, tuple | list) and len(data) in (1, 2) and all(map(_is_tensor_like, data))
+        and (isinstance(data, tuple) or _as_tensor(data[0]).ndim != 1)
+    ):  # (x, y) or [x]; a list of two 1-D tensors is two examples
         X, Y = _split_batch(tuple(data))
     elif isinstance(data, torch.utils.data.DataLoader | list | tuple) or (
         hasattr(data, "__iter__") and not hasattr(data, "__getitem__")
@@ -291,8 +334,7 @@ def inputs_and_targets(data: Any) -> tuple[Any, Any]:
             parts = [_split_batch(b) for b in data]
         if not parts:
             raise ShapeError("the data loader yields no batch")
-        X = torch.cat([p[0] for p in parts])
-        Y = None if any(p[1] is None for p in parts) else torch.cat([p[1] for p in parts])
+        X, Y = _join(parts)
     elif hasattr(data, "__getitem__") and hasattr(data, "__len__"):  # a Dataset: single items
         items = [_split_batch(data[i]) for i in range(len(data))]
         if not items:
@@ -302,7 +344,8 @@ def inputs_and_targets(data: Any) -> tuple[Any, Any]:
     else:
         raise ShapeError(
             f"data of type {type(data).__name__} is not supported: give a DataLoader, a Dataset, a "
-            "tuple (inputs, targets) or a tensor of inputs"
+            "tuple (inputs, targets), a dict batch, a list of batches or of per-example tensors, "
+            "or a tensor of inputs"
         )
     if Y is not None and Y.shape[0] != X.shape[0]:
         raise ShapeError(f"{X.shape[0]} inputs but {Y.shape[0]} targets")
@@ -582,6 +625,13 @@ def _empirical_report(first: np.ndarray, second: np.ndarray, ref: np.ndarray, ma
         )
     elif passed:
         diagnosis = "equal to the empirical Fisher of the data's labels (eq-7 with observed labels)."
+    elif max_error <= FLOAT32_ROUNDING:
+        diagnosis = (
+            f"equal to the empirical Fisher of the data's labels up to a relative error "
+            f"{max_error:.2g}: the size of float32 rounding (float32 eps = 1.2e-07), above rtol = "
+            f"{rtol:.2g}. A float32 computation (a float32 reference operator or model copy) on a "
+            "float64 model? Compute in float64, or pass rtol=1e-4 to accept float32 rounding."
+        )
     elif math.isfinite(scale) and np.all(np.abs(first - scale * ref) <= rtol * (1 + abs(scale)) * denom):
         hint = ""
         for value, why in ((float(M), f"M = {M}: a sum instead of a mean over inputs?"),

@@ -4,13 +4,16 @@ The checks run in a fixed order, so each cause is named by the first check that 
 
 1. non-finite values;
 2. replicates that do not vary (compared exactly, at rounding tolerance): equal to ``I(θ)``
-   (an exact Fisher, e.g. EWC's "all labels weighted by their probability"), the argmax
-   labels (``Î`` at the most likely label), the data's labels (the empirical Fisher), or
-   deterministic and wrong with its relative error;
+   (an exact Fisher, e.g. EWC's "all labels weighted by their probability"), or to it up to
+   float32 rounding, or to it times a factor ("I(θ) × M (a sum over the inputs, not a mean)"),
+   the argmax labels (``Î`` at the most likely label), the data's labels (the empirical
+   Fisher), either of those times a factor ("the empirical Fisher × 16/15"), or deterministic
+   and wrong with its relative error;
 3. the means pass and the spread does not: "unbiased but k× noisier than Î₁ with n draws"
    (or quieter, when the estimator was declared to be ``Î_kind``);
-4. a constant factor, by precision-weighted least squares ``c = Σ oₛ eₛ/σₛ² / Σ eₛ²/σₛ²``,
-   named when a known factor fits (1/n, n, 1/M, M, N/(N−1), M/(M−1), (N−1)/N, a simple
+4. a constant factor ``c`` (the pooled scale test's weighted mean) when ``c · I(θ)`` fits every
+   statistic within the standard error of the residual, named when a known factor is within 4
+   exact standard errors of ``c`` (1/n, n, 1/M, M, N/(N−1), M/(M−1), (N−1)/N, a simple
    fraction such as 4/3);
 5. a parameter permutation of ``I(θ)`` (``model.parameters()`` order, column-major weights);
 6. otherwise: labels from a distribution other than ``p(y|x,θ)``.
@@ -39,9 +42,9 @@ class Diagnosis:
     """What the gate's numbers say.
 
     Attributes:
-        cause: a short code: ``ok``, ``exact``, ``nonfinite``, ``argmax_labels``,
-            ``data_labels``, ``deterministic``, ``noisier``, ``quieter``, ``scale``,
-            ``permutation``, ``distribution``.
+        cause: a short code: ``ok``, ``exact``, ``nonfinite``, ``rounding``, ``exact_scaled``,
+            ``argmax_labels``, ``data_labels``, ``deterministic``, ``noisier``, ``quieter``,
+            ``scale``, ``permutation``, ``distribution``.
         text: the sentence shown to the user.
         scale: the precision-weighted least-squares factor c in ``observed ≈ c · exact``.
         scale_explains: whether ``c · I(θ)`` fits every statistic.
@@ -53,6 +56,10 @@ class Diagnosis:
     scale: float
     scale_explains: bool
     factor: str = ""
+
+
+#: Relative errors up to this size (about 84 float32 epsilons) are float32 rounding.
+FLOAT32_ROUNDING = 1e-5
 
 
 def layer_permutations(net: Network) -> list[tuple[str, np.ndarray]]:
@@ -119,13 +126,8 @@ def _named_factors(n: int, M: int) -> list[tuple[float, str, str]]:
 
 #: What a factor means when it multiplies a deterministic estimate (compound diagnoses).
 _COMPOUND_MEANING = {
-    "n": "a sum over the draws, not a mean",
     "M": "a sum over the inputs, not a mean",
-    "n·M": "a sum over draws and inputs, not a mean",
-    "1/n": "divided by the number of draws twice",
     "1/M": "divided by the number of inputs twice",
-    "N/(N-1)": "divided by N − 1 instead of N",
-    "(N-1)/N": "centred over the draws",
     "M/(M-1)": "divided by M − 1 instead of M",
     "(M-1)/M": "centred over the inputs",
 }
@@ -149,6 +151,9 @@ def _compound(c: float, n: int, M: int) -> tuple[str, str]:
     """``(" × 16/15 (divided by M − 1 instead of M)", short name)`` for a factor that fits
     exactly; the number alone when no known factor is within 1e-6 of it."""
     for value, short, _ in _named_factors(n, M):
+        # a deterministic estimate draws nothing: the factors of the draws do not apply
+        if short in ("n", "n·M", "1/n", "N/(N-1)", "(N-1)/N"):
+            continue
         if abs(value - c) <= 1e-6 * abs(c):
             frac = Fraction(value).limit_denominator(10**6)
             shown = f"{frac.numerator}/{frac.denominator}" if frac.denominator > 1 else f"{frac.numerator}"
@@ -251,6 +256,17 @@ def _deterministic(
     rel = float(np.linalg.norm(d_obs - d_exp)) / max(float(np.linalg.norm(d_exp)), 1e-300)
     tol = 1e-6 * np.maximum(np.abs(observed), 1.0e-300) + slack
     n = ex.n
+    # off by float32 rounding only (a float32 operator or model copy on a float64 model): say
+    # so at the size observed, rather than suspect the labels
+    err = float(np.max(np.abs(observed - expected) / np.maximum(ex.scales, 1e-300)))
+    if err <= FLOAT32_ROUNDING:
+        return Diagnosis(
+            "rounding", f"deterministic and equal to I(θ) up to a relative error {err:.2g}: the "
+            "size of float32 rounding (float32 eps = 1.2e-07), above the rounding tolerance it was "
+            "checked at. A float32 computation (a float32 reference operator or model copy) on a "
+            "float64 model? Compute in float64, or pass rtol=1e-4 to accept float32 rounding.",
+            1.0, True,
+        )
     # a deterministic estimate that is also rescaled: both parts are named
     c = _exact_factor(observed, expected, tol)
     if c is not None:
@@ -402,10 +418,15 @@ def diagnose(
         return Diagnosis("ok", text, c, explains)
     # the means are off
     if explains and abs(c - 1.0) > 1e-3:
-        # a named factor must fit within its standard error (4 SE: a fixed, generous z)
-        tol = (4.0 * se if scale_t is not None else 3.0 * se + 5e-3 * abs(c)) if math.isfinite(se) else 5e-3 * abs(c)
         best: tuple[float, str, str] | None = None
         for value, short, why in _named_factors(n, M):
+            if scale_t is not None:
+                # named only within 4 exact standard errors of ĉ for value · Î_kind (a fixed z):
+                # an estimator that is not a rescaled Î_kind (label smoothing: ĉ 12x noisier than
+                # that) gets no spurious simple fraction
+                tol = 4.0 * abs(value) * scale_t.standard_error + 1e-9 * abs(value)
+            else:
+                tol = 3.0 * se + 5e-3 * abs(c) if math.isfinite(se) else 5e-3 * abs(c)
             if abs(value - c) <= tol and _fits(value * expected, observed, radius, slack, value):
                 if best is None or abs(math.log(value / c)) < abs(math.log(best[0] / c)) - 1e-12:
                     best = (value, short, why)
@@ -422,8 +443,18 @@ def diagnose(
                 "scale", f"your estimator is {head}: a rescaled I(θ) "
                 "fits every statistic." + (f" The factor is {why}" if why else ""), c, True, short,
             )
+        head = f"{1 / c:.4g}x {size} ({c:.4g}x)" if 0 < c < 1 else f"{c:.4g}x {size}"
+        note = ""
+        if scale_t is not None and scale_t.sd > 0:
+            spread_x = scale_t.empirical_sd / (abs(c) * scale_t.sd)
+            if spread_x > 2.0:
+                note = (
+                    f" It is not a rescaled Î{kind} with n = {n} draws, though: its weighted mean "
+                    f"varies {spread_x:.3g}x more than c·Î{kind}'s would (smoothed or tempered "
+                    "labels, other per-sample terms?), so no simple factor is named."
+                )
         return Diagnosis(
-            "scale", f"your estimator is {c:.4g}x {size}: a rescaled I(θ) fits every statistic.",
+            "scale", f"your estimator is {head}: a rescaled I(θ) fits every statistic.{note}",
             c, True,
         )
     P = ex.J.shape[-1]
