@@ -101,6 +101,26 @@ def test_softmax_fed_to_cross_entropy_is_not_a_rescaling() -> None:
     assert not rep.scale_explains and "not by a constant factor" in rep.diagnosis
 
 
+def test_a_factor_fits_only_within_the_residuals_standard_error() -> None:
+    """Ratios 0.03 and 0.14 to I(θ) with a radius calibrated for Î_kind far above both: the
+    radius alone would call 0.085 a fitting factor; the residuals' own standard errors
+    (estimator spread 0.001, ĉ's 0.001) do not."""
+    from fisher_verify.testing.diagnose import _fits, _fits_within_se
+
+    R_, z = 200, 6.8
+    e = np.array([1.0, 1.0])
+    means = np.array([0.03, 0.14])
+    radius = np.array([1.0, 1.0])
+    variance = (radius * np.sqrt(R_) / z) ** 2  # the radius is z exact standard errors
+    slack = np.zeros(2)
+    c = 0.085
+    assert _fits(c * e, means, radius, slack, c)
+    assert not _fits_within_se(means, c, 0.001, e, variance, np.full(2, 0.001), radius, slack, R_)
+    # a true factor: residuals within z standard errors of (spread, ĉ)
+    near = c + np.array([0.004, -0.004])
+    assert _fits_within_se(near, c, 0.001, e, variance, np.full(2, 0.001), radius, slack, R_)
+
+
 def test_label_smoothing_gets_no_spurious_simple_fraction() -> None:
     """Smoothed targets (1 − ε)t + ε/K, ε = 0.1: E = (1 − ε)² I + ε² (u − p)(u − p)ᵀ per input;
     the fitted factor 0.826 is near 5/6 only within the estimator's own (14x larger) spread,
