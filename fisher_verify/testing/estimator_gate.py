@@ -197,9 +197,11 @@ class EstimatorReport:
         alpha_per_check: ``alpha / T`` (Bonferroni over T tests).
         statistics: every tested statistic (diagonal elements first, then directions).
         worst: the statistic with the largest ``|observed − expected| / threshold``.
-        scale: precision-weighted least-squares factor c in ``observed ≈ c · exact``; 1 for a
-            correct estimator.
-        scale_explains: whether ``c · exact`` falls within every threshold (a pure rescaling).
+        scale: least-squares factor c in ``observed ≈ c · exact``, weighted by the exact
+            covariance of the statistics (the pooled scale test's plain mean; precision-weighted
+            when that test did not run); 1 for a correct estimator.
+        scale_explains: whether ``c · exact`` fits every statistic within the standard error of
+            the residual (a pure rescaling).
         sd_ratio: median over statistics of (empirical sd / exact sd of ``Î_kind``).
         diagnosis: a one-line reading of the numbers (:mod:`fisher_verify.testing.diagnose`).
         variance: ``"at_most"`` or ``"exact"`` (the estimator declared to be ``Î_kind``).
