@@ -277,3 +277,20 @@ def test_pooled_radii_and_standard_errors_are_their_formulas() -> None:
         assert t.radius == pytest.approx(t.sd * math.sqrt(2 * L1 / (n_t - 2 * L1)), rel=1e-12)
         assert t.expected == pytest.approx(float(d @ e), rel=1e-12)
         assert t.mean == pytest.approx(float(np.mean(test @ d)), rel=1e-10)
+
+
+def test_gate_median_of_means_radius_below_catonis_range() -> None:
+    """R = 20: the gate's means fall back to a median of k group means; its radius is
+    c σ/√(R // k) where Bin(k, 1/c²) ≥ (k+1)/2 has probability ≤ 0.9 alpha/S (scipy)."""
+    f = _Fast("poisson", n=16)
+    R_ = 20
+    rep = check_fisher_estimator(f.i1, f.net, f.x, n=16, replications=R_, rng=0)
+    S = len(rep.statistics)
+    assert rep.method == "median_of_means" and rep.tests == S
+    level = 0.9e-6 / S
+    assert rep.alpha_per_check == pytest.approx(level, rel=1e-12)
+    k, c = median_of_means_plan(level, R_)
+    assert k % 2 == 1 and k <= R_
+    assert stats.binom.sf((k + 1) // 2 - 1, k, 1 / c**2) <= level
+    for s in rep.statistics:
+        assert s.radius == pytest.approx(c * s.sd / math.sqrt(R_ // k), rel=1e-12)
