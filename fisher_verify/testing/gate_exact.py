@@ -178,8 +178,9 @@ def statistics_covariance(ex: ExactStatistics, fam: Any) -> np.ndarray:
     else:
         g_dir = np.einsum("mqa,map,kp->mqk", r, ex.J, ex.V) ** 2
     G = np.concatenate([s_diag, g_dir], axis=2)  # (M, Q, S)
-    G = G - np.einsum("mq,mqs->ms", w, G)[:, None, :]
-    return np.einsum("mqj,mq,mqk->jk", G, w, G) * norm
+    G = (G - np.einsum("mq,mqs->ms", w, G)[:, None, :]) * np.sqrt(w)[:, :, None]
+    flat = G.reshape(-1, G.shape[-1])  # one BLAS product: cost M · nodes · S²
+    return np.asarray(flat.T @ flat) * norm
 
 
 def _torch_second_directional(net: Network, X: np.ndarray, V: np.ndarray) -> np.ndarray:
