@@ -260,3 +260,35 @@ def test_a_float32_empirical_operator_is_reported_as_rounding() -> None:
     rep = fv.check_torch_fisher(emp32, _mlp(), (x, y), family="categorical", reference="empirical")
     assert not rep.passed and "float32 rounding" in rep.diagnosis
     assert "labels other than" not in rep.diagnosis
+
+
+def test_check_torch_fisher_reads_dict_batches_and_per_example_lists() -> None:
+    """The gate reads the inputs (and targets) of a dict batch or of a list of per-example
+    tensors, and hands fisher_fn the data in the user's own form."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    seen: list[type] = []
+
+    def mc_diag(model: nn.Module, data: object) -> dict:
+        seen.append(type(data))
+        xs = data["inputs"] if isinstance(data, dict) else torch.stack(list(data))  # type: ignore[call-overload]
+        F = {k: torch.zeros_like(p) for k, p in model.named_parameters()}
+        for xi in xs:
+            logits = model(xi[None])
+            yi = torch.multinomial(torch.softmax(logits, -1)[0], 1)
+            model.zero_grad()
+            nn.functional.cross_entropy(logits, yi).backward()
+            for k, p in model.named_parameters():
+                F[k] += p.grad**2 / xs.shape[0]
+        return F
+
+    for data in ({"inputs": x}, [xi for xi in x]):
+        seen.clear()
+        rep = fv.check_torch_fisher(mc_diag, _mlp(), data, family="categorical", n=1,
+                                    replications=60)
+        assert rep.passed, rep.message()
+        assert set(seen) == {type(data)}
+    seen.clear()
+    with_targets = fv.check_torch_fisher(mc_diag, _mlp(), {"inputs": x}, family="categorical",
+                                         n=1, replications=60, placeholder_labels=True)
+    assert with_targets.passed and set(seen) == {dict}

@@ -368,6 +368,8 @@ def _with_targets(data: Any, X: Any, Y: Any) -> Any:
         return torch.utils.data.DataLoader(
             torch.utils.data.TensorDataset(X, Y), batch_size=data.batch_size or X.shape[0]
         )
+    if isinstance(data, Mapping):  # a dict batch keeps its form: the targets under "y"
+        return {**data, TARGET_KEYS[0]: Y}
     return (X, Y)
 
 
