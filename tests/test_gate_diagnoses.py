@@ -292,3 +292,41 @@ def test_check_torch_fisher_reads_dict_batches_and_per_example_lists() -> None:
     with_targets = fv.check_torch_fisher(mc_diag, _mlp(), {"inputs": x}, family="categorical",
                                          n=1, replications=60, placeholder_labels=True)
     assert with_targets.passed and set(seen) == {dict}
+
+
+def test_check_torch_fisher_names_a_summed_exact_fisher() -> None:
+    """la.H-style: the exact Fisher diagonal summed over the inputs (every class weighted by its
+    probability), given data with targets: "I(θ) × M (a sum over the inputs, not a mean)", not
+    the empirical Fisher and not "relative error M − 1"."""
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(6, 3, generator=g, dtype=torch.float64), torch.randint(0, 3, (6,), generator=g)
+
+    def summed_exact(model: nn.Module, data: object) -> dict:
+        xs, _ = data  # type: ignore[misc]
+        F = {k: torch.zeros_like(p) for k, p in model.named_parameters()}
+        for xi in xs:
+            probs = torch.softmax(model(xi[None]), -1)[0].detach()
+            for k_cls in range(3):
+                model.zero_grad()
+                nn.functional.cross_entropy(model(xi[None]), torch.tensor([k_cls])).backward()
+                for k, p in model.named_parameters():
+                    F[k] += probs[k_cls] * p.grad**2
+        return F
+
+    rep = fv.check_torch_fisher(summed_exact, _mlp(), (x, y), family="categorical", n=1,
+                                replications=60)
+    assert not rep.passed and rep.cause == "exact_scaled" and rep.factor == "M", rep.diagnosis
+    assert "I(θ) × 6 (a sum over the inputs, not a mean)" in rep.diagnosis
+    ok = fv.check_torch_fisher(summed_exact, _mlp(), (x, y), family="categorical", n=1,
+                               replications=60, reduction="sum")
+    assert ok.passed and ok.cause == "exact", ok.diagnosis
+
+
+def test_digits_lost_in_float64_are_not_called_float32() -> None:
+    """An error of 1e-8 relative (curvlinops' dense EF operator) is rounding, but not float32's."""
+    f = _Fast("categorical", n=16, K=3)
+    off = f.I * (1 + 1e-8 * np.sign(np.random.default_rng(0).normal(size=f.I.shape)))
+    off = (off + off.T) / 2
+    rep = check_fisher_estimator(lambda g: off, f.net, f.x, n=16, replications=R, rng=0)
+    assert rep.cause == "rounding" and "digits lost in a float64 computation" in rep.diagnosis
+    assert "float32 computation" not in rep.diagnosis

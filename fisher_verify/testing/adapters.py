@@ -43,7 +43,7 @@ import numpy as np
 
 from ..errors import FisherVerifyError, ShapeError, UnsupportedError
 from .calibrated import DEFAULT_ALPHA
-from .diagnose import FLOAT32_ROUNDING
+from .diagnose import FLOAT32_ROUNDING, rounding_text
 from .estimator_gate import (
     EstimatorReport,
     _labels_statistic,
@@ -628,11 +628,8 @@ def _empirical_report(first: np.ndarray, second: np.ndarray, ref: np.ndarray, ma
     elif passed:
         diagnosis = "equal to the empirical Fisher of the data's labels (eq-7 with observed labels)."
     elif max_error <= FLOAT32_ROUNDING:
-        diagnosis = (
-            f"equal to the empirical Fisher of the data's labels up to a relative error "
-            f"{max_error:.2g}: the size of float32 rounding (float32 eps = 1.2e-07), above rtol = "
-            f"{rtol:.2g}. A float32 computation (a float32 reference operator or model copy) on a "
-            "float64 model? Compute in float64, or pass rtol=1e-4 to accept float32 rounding."
+        diagnosis = rounding_text(max_error, "the empirical Fisher of the data's labels") + (
+            f" (rtol = {rtol:.2g})"
         )
     elif math.isfinite(scale) and np.all(np.abs(first - scale * ref) <= rtol * (1 + abs(scale)) * denom):
         hint = ""

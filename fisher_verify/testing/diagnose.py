@@ -34,7 +34,14 @@ from ..networks.network import Network
 from .gate_exact import ExactStatistics
 from .spread import SpreadResult
 
-__all__ = ["Diagnosis", "diagnose", "layer_permutations", "scale_fit"]
+__all__ = [
+    "FLOAT32_ROUNDING",
+    "Diagnosis",
+    "diagnose",
+    "layer_permutations",
+    "rounding_text",
+    "scale_fit",
+]
 
 
 @dataclass(frozen=True)
@@ -58,8 +65,30 @@ class Diagnosis:
     factor: str = ""
 
 
-#: Relative errors up to this size (about 84 float32 epsilons) are float32 rounding.
+#: Relative errors up to this size (about 84 float32 epsilons) are rounding, not a wrong estimate.
 FLOAT32_ROUNDING = 1e-5
+
+#: float32's machine epsilon: an error above a quarter of it has the size of float32 rounding.
+FLOAT32_EPS = float(np.finfo(np.float32).eps)
+
+
+def rounding_text(err: float, what: str) -> str:
+    """The sentence for an estimate equal to ``what`` up to a relative error ``err`` ≤
+    :data:`FLOAT32_ROUNDING`, above the rounding tolerance it was checked at."""
+    # storing a float64 value as float32 is off by up to eps/2 relative; a float32 computation
+    # by more: from eps/4 on, the error has float32's size
+    if err >= FLOAT32_EPS / 4:
+        cause = (
+            f"the size of float32 rounding (float32 eps = {FLOAT32_EPS:.2g}). A float32 "
+            "computation (a float32 reference operator or model copy) on a float64 model? "
+            "Compute in float64, or pass rtol=1e-4 to accept float32 rounding."
+        )
+    else:
+        cause = (
+            f"rounding well below float32's epsilon ({FLOAT32_EPS:.2g}): digits lost in a float64 "
+            "computation (e.g. an operator densified by products)? Pass a larger rtol to accept it."
+        )
+    return f"equal to {what} up to a relative error {err:.2g}, above the rounding tolerance: {cause}"
 
 
 def layer_permutations(net: Network) -> list[tuple[str, np.ndarray]]:
@@ -261,11 +290,7 @@ def _deterministic(
     err = float(np.max(np.abs(observed - expected) / np.maximum(ex.scales, 1e-300)))
     if err <= FLOAT32_ROUNDING:
         return Diagnosis(
-            "rounding", f"deterministic and equal to I(θ) up to a relative error {err:.2g}: the "
-            "size of float32 rounding (float32 eps = 1.2e-07), above the rounding tolerance it was "
-            "checked at. A float32 computation (a float32 reference operator or model copy) on a "
-            "float64 model? Compute in float64, or pass rtol=1e-4 to accept float32 rounding.",
-            1.0, True,
+            "rounding", "deterministic and " + rounding_text(err, "I(θ)"), 1.0, True,
         )
     # a deterministic estimate that is also rescaled: both parts are named
     c = _exact_factor(observed, expected, tol)
