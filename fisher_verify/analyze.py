@@ -146,7 +146,7 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
     target = check_fraction(target, "target")
     confidence = check_fraction(confidence, "confidence")
     diagonal = check_flag(diagonal, "diagonal", allow_none=True)
-    net.require_c2("the variance of the Hessian estimator (thm-6)")
+    net.require_c2("the variance of the Hessian estimator (thm-6)", x)
     P = int(net.num_params)
     diag = P > FULL_LIMIT if diagonal is None else bool(diagonal)
     cov_norm: dict[int, float | None] = {1: None, 2: None}
