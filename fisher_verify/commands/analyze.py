@@ -6,12 +6,12 @@ sample sizes for a user's Eq. 3 network (weights in ``.npz`` or a trusted pickle
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .. import jsontext
 from ..errors import FisherVerifyError
 from ..numpy_files import load_numpy_file
 from . import analyze_model
@@ -169,7 +169,7 @@ def handle(args: argparse.Namespace) -> int:
         raise type(exc)(f"--x {args.x!r}: {exc}") from None
     result = fv.analyze(net, x, n=args.samples, target=args.target)
     if args.json:
-        print(json.dumps(result.as_dict(), indent=2, default=str))
+        print(jsontext.dumps(result.as_dict(), indent=2, default=str))
     else:
         print(result.summary())
     return 0

@@ -9,12 +9,12 @@ Gram matrix of the Jacobians fits, also ``‖Cov(Î₁)‖_F`` and both sides of
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .. import jsontext
 from ..errors import FisherVerifyError
 from ..fisher.sample_size import samples_needed
 from .contract import excess_pairs
@@ -89,7 +89,7 @@ class ModelAnalysis:
 
     def to_json(self, **kwargs: Any) -> str:
         """The report as JSON text (``exact`` flags included wherever Var(Î₂) is estimated)."""
-        return json.dumps(self.as_dict(), **kwargs)
+        return jsontext.dumps(self.as_dict(), **kwargs)
 
     def table(self) -> str:
         """A per-layer text table, estimates marked with ``±`` and ``*``."""
