@@ -13,7 +13,8 @@ import numpy as np
 
 from .. import jsontext
 from ..errors import FisherVerifyError
-from ..numpy_files import load_numpy_file
+from ..networks.activations import get_activation
+from ..numpy_files import exact_float64, load_numpy_file
 from . import analyze_model
 from .common import parse_params
 
@@ -128,7 +129,7 @@ def _load_x(path: str) -> np.ndarray:
             f"--x {path!r} holds {data.dtype} values; inputs must be real numbers "
             "(integer or floating dtype)"
         )
-    return np.asarray(data, dtype=float)
+    return exact_float64(data, f"--x {path!r}")
 
 
 def _load_torch(path: str, fam: Any, trusted: bool) -> Any:
@@ -154,6 +155,10 @@ def handle(args: argparse.Namespace) -> int:
         return analyze_model.run(args)
     fam = fv.family(args.family, **parse_params(args.param))
     if args.weights:
+        try:
+            get_activation(args.activation or "tanh")
+        except FisherVerifyError as exc:  # the option's value, not the weights file
+            raise FisherVerifyError(f"--activation: {exc}") from None
         net = fv.Network.from_npz(args.weights, activation=args.activation or "tanh", family=fam)
     elif args.activation is not None:
         raise FisherVerifyError(

@@ -96,6 +96,61 @@ def _torch_load(path: str, what: str) -> Any:
         ) from None
 
 
+def _first_change(value: Any, cast: Any) -> str:
+    """Where ``cast`` (``value`` in another dtype) first differs from ``value``."""
+    import torch
+
+    back = cast.to(value.dtype)
+    differs = (back != value) | (torch.isnan(value) if value.is_floating_point() else False)
+    index = [int(i) for i in torch.nonzero(differs.reshape(value.shape))[0].tolist()] \
+        if value.ndim else []
+    at = value[tuple(index)] if index else value
+    to = cast[tuple(index)] if index else cast
+    return f"{at.item()} at {index} would become {to.item()}"
+
+
+def exact_state(state: dict[str, Any], model: Any, path: str) -> dict[str, Any]:
+    """``state`` ready for ``model.load_state_dict`` without changing any value:
+    ``load_state_dict`` copies each tensor into the model's dtype, which truncates floats into
+    an integer tensor (0.3 -> 0) and rounds float64 into float32 or integers past 2^53.
+
+    Integers into a floating tensor are converted explicitly (exact, checked); a floating
+    tensor of more precision than the model's makes the model float64 (its values are then
+    kept as saved); anything that cannot be kept exactly is refused, naming the tensor.
+    """
+    import torch
+
+    target = model.state_dict()
+    out = dict(state)
+    widen = False
+    for key, value in state.items():
+        mine = target.get(key)
+        if not isinstance(value, torch.Tensor) or not isinstance(mine, torch.Tensor):
+            continue  # missing and unexpected keys are load_state_dict's to name
+        if mine.is_floating_point() and not (value.is_floating_point() or value.is_complex()):
+            wide = value.to(torch.float64)
+            if not torch.equal(wide.to(value.dtype), value):
+                raise FisherVerifyError(
+                    f"--weights {path!r}: integer tensor {key!r} does not fit float64 exactly "
+                    f"({_first_change(value, wide)}); save floating-point weights")
+            out[key] = wide
+            widen = widen or not torch.equal(value.to(mine.dtype).to(value.dtype), value)
+        elif mine.is_floating_point() and value.is_floating_point():
+            widen = widen or torch.finfo(value.dtype).bits > torch.finfo(mine.dtype).bits
+        elif not mine.is_floating_point() and value.dtype != mine.dtype:
+            cast = value.to(mine.dtype)
+            if value.is_complex() or not torch.equal(cast.to(value.dtype), value):
+                raise FisherVerifyError(
+                    f"--weights {path!r}: tensor {key!r} holds {value.dtype} values but the "
+                    f"model's {key!r} is {mine.dtype}; loading would change them "
+                    f"({_first_change(value, cast)}); make the model's tensor "
+                    f"{value.dtype} or save {mine.dtype} values")
+    if widen:
+        # the model's floating tensors are too narrow for the saved values: float64 keeps them
+        model.to(torch.float64)
+    return out
+
+
 def load_pickled_module(path: str, trusted: bool) -> Any:
     """A whole pickled module, only when the user opted in with ``--trust-pickle`` (refused
     before the file is opened otherwise)."""
@@ -146,6 +201,7 @@ def load_model(args: argparse.Namespace) -> Any:
                 raise FisherVerifyError(f"--weights {args.weights!r} holds a {type(state).__name__}, "
                                         "not a state_dict (save model.state_dict())")
             if isinstance(model, torch.nn.Module):
+                state = exact_state(state, model, args.weights)
                 try:
                     model.load_state_dict(state)
                 except RuntimeError as exc:

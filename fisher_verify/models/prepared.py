@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import FisherVerifyError, ShapeError, UnsupportedError
+from ..validation import check_materialized
 
-__all__ = ["PreparedModel", "nonsmooth_reasons", "prepare_model"]
+__all__ = ["PreparedModel", "check_finite_parameters", "nonsmooth_reasons", "prepare_model"]
 
 #: Modules whose output is not twice continuously differentiable in θ or in their input
 #: (the kinks of ReLU-like activations, the argmax of max pooling): thm-3/thm-6 need C².
@@ -183,6 +184,28 @@ def nonsmooth_reasons(module: Any, calls: Iterable[tuple[str, Any]]) -> list[str
     return reasons
 
 
+def check_finite_parameters(model: Any) -> None:
+    """Refuse a parameter holding NaN or ±inf, naming the tensor and the first such index (else
+    it surfaces later as an h_L that is not finite, blamed on the output family).
+
+    Raises:
+        FisherVerifyError: such a parameter.
+    """
+    torch = _torch()
+    for key, tensor in model.named_parameters():
+        if not (tensor.is_floating_point() or tensor.is_complex()):
+            continue
+        bad = ~torch.isfinite(tensor.detach())
+        if bool(bad.any()):
+            index = [int(i) for i in torch.nonzero(bad)[0].tolist()]
+            value = tensor.detach()[tuple(index)].item()
+            count = int(bad.sum())
+            raise FisherVerifyError(
+                f"model parameter {key!r} has {value} at {index}"
+                + (f" ({count} non-finite entries in all)" if count > 1 else "")
+                + "; weights must be finite")
+
+
 def prepare_model(
     model: Any,
     family: Any,
@@ -216,6 +239,8 @@ def prepare_model(
     if output is not None and not callable(output):
         raise ShapeError(f"output must be a callable mapping the model's output to h_L, got "
                          f"{type(output).__name__}")
+    check_materialized(model)
+    check_finite_parameters(model)
     dtype = torch.float64 if dtype is None else dtype
     if dtype not in (torch.float64, torch.float32):
         raise UnsupportedError(f"dtype must be torch.float64 or torch.float32, got {dtype}")

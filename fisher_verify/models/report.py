@@ -340,7 +340,9 @@ def thm8_model(ws: Workspace, n: int) -> tuple[float, float, str] | str:
     X = _all_inputs(ws)
     M, P = int(X.shape[0]), prep.num_params
     found = eq3_network(ws)
-    if found is not None:
+    # a Linear(bias=False) layer gets a zero bias column in the Eq. 3 network: its closed form
+    # would sum over parameters the model does not have, so such a model goes the dense way
+    if found is not None and found[0].num_params == P:
         try:
             b = thm8_large(found[0], X.reshape(M, -1).cpu().numpy(), n, method="exact",
                            device=str(prep.device), dtype=prep.dtype, memory_budget=ws.memory,

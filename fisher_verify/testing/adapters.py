@@ -41,6 +41,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import FisherVerifyError, ShapeError, UnsupportedError
+from ..validation import check_materialized
 from .calibrated import DEFAULT_ALPHA
 from .estimator_gate import EstimatorReport, check_fisher_estimator, torch_parameter_permutation
 
@@ -645,6 +646,7 @@ def check_torch_fisher(
         raise FisherVerifyError(f"randomness must be 'global', 'generator' or 'seed', got {randomness!r}")
     if not isinstance(model, torch.nn.Module) or next(model.parameters(), None) is None:
         raise FisherVerifyError("model must be a torch.nn.Module with parameters")
+    check_materialized(model)
     p0 = next(model.parameters())
     X, Y = inputs_and_targets(data)
     X = X.to(device=p0.device, dtype=p0.dtype) if X.is_floating_point() else X.to(p0.device)
