@@ -180,12 +180,24 @@ def load_model(args: argparse.Namespace) -> Any:
         if not sep or not mod_name or not attr:
             raise FisherVerifyError(
                 f"--model {args.model!r} must look like MODULE:CALLABLE, e.g. my_pkg.models:build")
+        if not all(part.isidentifier() for part in mod_name.split(".")):
+            raise FisherVerifyError(
+                f"--model {args.model!r}: {mod_name!r} is not a module import path (dotted "
+                "Python names such as my_pkg.models, not a file path); run from the folder "
+                "that holds the module, or put that folder on PYTHONPATH")
         if os.getcwd() not in sys.path:
             sys.path.append(os.getcwd())
         try:
             module = importlib.import_module(mod_name)
         except ImportError as exc:
             raise FisherVerifyError(f"cannot import {mod_name!r} for --model: {exc}") from None
+        except SyntaxError as exc:
+            raise FisherVerifyError(
+                f"cannot import {mod_name!r} for --model: syntax error in {exc.filename} line "
+                f"{exc.lineno}: {exc.msg}") from None
+        except Exception as exc:  # noqa: BLE001 - the user's module failed while importing
+            raise FisherVerifyError(f"importing {mod_name!r} for --model failed: "
+                                    f"{type(exc).__name__}: {exc}") from None
         build = getattr(module, attr, None)
         if not callable(build):
             raise FisherVerifyError(f"{mod_name!r} has no callable {attr!r}")
