@@ -19,6 +19,12 @@ from .errors import FisherVerifyError
 from .fisher.sample_size import samples_needed
 from .validation import check_count
 
+#: the smallest normal float64: a value below it has underflowed (lost its relative precision)
+TINY = float(np.finfo(np.float64).tiny)
+#: the μ₄ check of a zero Var(Î₁) forms (M, n_L⁴) arrays; families wider than this skip it
+MOMENT4_DIM_LIMIT = 32
+#: ``Analysis.better`` (and per layer) when the result is degenerate: nothing can be decided
+UNDETERMINED = "undetermined"
 FULL_LIMIT = 2000  # above this many parameters only diagonals are formed (DESIGN: no P² arrays)
 #: Seconds the streamed thm-7/thm-8 norms may be estimated to take inside analyze (else n/a)
 NORM_SECONDS = 120.0
@@ -32,7 +38,7 @@ class LayerSummary:
     params: int
     var_sum_1: float
     var_sum_2: float
-    better: str  # "I1", "I2" or "tie"
+    better: str  # "I1", "I2", "tie" or "undetermined" (a degenerate result)
 
 
 @dataclass
@@ -56,12 +62,14 @@ class Analysis:
     tightness_2: float | None
     psd_probability: float | None  # thm-10 lower bound on P(Î₂ ⪰ 0)
     layers: list[LayerSummary] = field(default_factory=list)
-    better: str = "tie"
+    better: str = "tie"  # "I1", "I2", "tie" or "undetermined" (a degenerate result)
     target_rel_accuracy: float = 0.1
     confidence: float = 0.95
     samples_needed_1: int | None = None  # lemma-12
     samples_needed_2: int | None = None
     num_inputs: int = 1
+    #: why the numbers carry no information (underflow to zero); empty when they do
+    degenerate: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form (large arrays summarized by their norms)."""
@@ -69,21 +77,22 @@ class Analysis:
         for key in ("fisher", "variance_1", "variance_2"):
             arr = np.asarray(getattr(self, key))
             out[key] = arr.tolist() if arr.size <= 400 else {
-                "shape": list(arr.shape), "frobenius": float(np.linalg.norm(arr))}
+                "shape": list(arr.shape), "frobenius": _frobenius(arr)}
         return out
 
     def summary(self) -> str:
         """A human-readable multi-line summary."""
-        lines = [
+        lines = [f"WARNING: degenerate result: {why}" for why in self.degenerate]
+        lines += [
             f"network widths {self.widths}, activation {self.activation}, family {self.family}, "
             f"P = {self.num_params}, N = {self.n}",
-            f"exact Fisher (eq-6): ||I||_F = {np.linalg.norm(self.fisher):.6g}"
+            f"exact Fisher (eq-6): ||I||_F = {_frobenius(np.asarray(self.fisher)):.6g}"
             + (" (diagonal only)" if self.diagonal_only else ""),
             f"sum of Var(I1) = {np.sum(self.variance_1):.6g}   sum of Var(I2) = "
             f"{np.sum(self.variance_2):.6g}",
         ]
-        if self.covariance_norm_1 is not None:
-            lines.append(f"||Cov(I1)||_F = {self.covariance_norm_1:.6g} <= thm-7 bound "
+        if self.covariance_norm_1 is not None or self.covariance_norm_2 is not None:
+            lines.append(f"||Cov(I1)||_F = {_fmt(self.covariance_norm_1)} <= thm-7 bound "
                          f"{_fmt(self.bound_1)} (tightness {_fmt(self.tightness_1)})")
             lines.append(f"||Cov(I2)||_F = {_fmt(self.covariance_norm_2)} <= thm-8 bound "
                          f"{_fmt(self.bound_2)} (tightness {_fmt(self.tightness_2)})")
@@ -115,6 +124,69 @@ def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.6g}"
 
 
+def _family_scale(net: Any, x: Any) -> tuple[np.ndarray, np.ndarray, float]:
+    """``h_L`` (M, n_L), the family's ``Cov(t(y)) = ∇²F(h_L)`` (M, n_L, n_L) and max |h_L|."""
+    h = np.atleast_2d(np.asarray(net.forward(x), dtype=float))
+    cov = np.asarray(net.family.fisher(h), dtype=float).reshape(h.shape[0], h.shape[1], h.shape[1])
+    return h, cov, float(np.max(np.abs(h)))
+
+
+def _refuse_overflow(net: Any, x: Any, what: str) -> None:
+    """Refuse a quantity that is not finite in float64: no answer exists at this precision.
+
+    Raises:
+        UnsupportedError: naming what overflowed, the family, the input and why.
+    """
+    from .errors import UnsupportedError
+
+    h, cov, hmax = _family_scale(net, x)
+    bad = ~np.all(np.isfinite(cov.reshape(cov.shape[0], -1)), axis=1)
+    if np.any(bad):
+        row = int(np.argmax(bad))
+        cause = (f"the output family's variance Cov(t(y)) = ∇²F(h_L) is not finite in float64 "
+                 f"at input row {row} (h_L = {np.array2string(h[row], precision=4)})")
+    else:
+        cause = ("its fourth-moment terms exceed the float64 range (about 1.8e308) although "
+                 f"Cov(t(y)) = ∇²F(h_L) is finite (largest |entry| {np.max(np.abs(cov)):.3g})")
+    raise UnsupportedError(
+        f"overflow: {what} is not finite in float64 for family {net.family.label} (largest "
+        f"|h_L| = {hmax:.3g}): {cause}; no finite answer exists at this precision: scale the "
+        "network's outputs (its last layer) or the family parameter into range")
+
+
+def _underflow_reasons(net: Any, x: Any, fisher: np.ndarray, variance_1: np.ndarray) -> list[str]:
+    """Why the result is zero to working precision, or ``[]``.
+
+    The family's ``Cov(t(y))`` is positive definite and the last layer's bias enters ``h_L``
+    with Jacobian 1, so a true I(θ) is never 0: one whose every entry lies below the smallest
+    normal float64 has underflowed. Likewise μ₄ = E(t − η)⁴ ≥ Cov(t)² > 0, so a zero Var(Î₁)
+    with a μ₄ below that range has underflowed (a Bernoulli at h = 0 has Var(Î₁) = 0 exactly,
+    with μ₄ = 1/16, and is not flagged).
+    """
+    reasons: list[str] = []
+    fmax = float(np.max(np.abs(fisher))) if fisher.size else 0.0
+    if fmax < TINY:
+        _, cov, hmax = _family_scale(net, x)
+        reasons.append(
+            f"every entry of the Fisher information underflowed (max |I_ij| = {fmax:.3g}, below "
+            f"the smallest normal float64 {TINY:.3g}): the output family's variance "
+            f"Cov(t(y)) = ∇²F(h_L) is at most {float(np.max(np.abs(cov))):.3g} at every input "
+            f"(largest |h_L| = {hmax:.3g}), so I(θ), both variances, the bounds and the sample "
+            "sizes are 0 or meaningless to working precision, not their true tiny positive values")
+        return reasons
+    if variance_1.size and float(np.max(np.abs(variance_1))) < TINY \
+            and int(net.family.dim) <= MOMENT4_DIM_LIMIT:
+        h = np.atleast_2d(np.asarray(net.forward(x), dtype=float))
+        mu4 = np.asarray(net.family.central_moment4(h), dtype=float)
+        if float(np.max(np.abs(mu4))) < TINY:
+            reasons.append(
+                "Var(I1) underflowed: the family's fourth central moment E(t - eta)^4 is below "
+                f"the smallest normal float64 {TINY:.3g} at every input (max |I_ij| = "
+                f"{fmax:.3g}), so Var(I1), its bound (thm-7), the comparison of the estimators "
+                "and the sample sizes are 0 or meaningless to working precision")
+    return reasons
+
+
 def _better(v1: float, v2: float) -> str:
     if math.isclose(v1, v2, rel_tol=1e-9, abs_tol=1e-300):
         return "tie"
@@ -137,9 +209,12 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
     Raises:
         FisherVerifyError: n < 1, target or confidence outside (0, 1), a non-C² network
             (the variance of Î₂ needs thm-3/thm-6).
-    """
-    import fisher_verify as fv
+        UnsupportedError: the Fisher or a variance overflows float64 (no finite answer).
 
+    A result that underflowed (every Fisher entry below the smallest normal float64, or a
+    Var(Î₁) that is 0 only because the family's fourth moment underflowed) is returned with
+    the reasons in ``Analysis.degenerate`` and ``better`` set to ``"undetermined"``.
+    """
     from .fisher.large import require_network
 
     require_network(net)
@@ -148,6 +223,17 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
         if not 0 < value < 1:
             raise FisherVerifyError(f"{name} must lie strictly between 0 and 1, got {value}")
     net.require_c2("the variance of the Hessian estimator (thm-6)")
+    # float64 over- and underflow are detected and reported below (refusal or
+    # Analysis.degenerate), so NumPy's RuntimeWarnings about them would only be noise
+    with np.errstate(all="ignore"):
+        return _compute(net, x, n, target, confidence, diagonal)
+
+
+def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
+             diagonal: bool | None) -> Analysis:
+    """The body of :func:`analyze` after its checks."""
+    import fisher_verify as fv
+
     P = int(net.num_params)
     diag = P > FULL_LIMIT if diagonal is None else bool(diagonal)
     cov_norm: dict[int, float | None] = {1: None, 2: None}
@@ -165,6 +251,7 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
         d = diagonals(net, x, n)
         fisher = np.asarray(d.fisher)
         var = {1: np.asarray(d.variance_1), 2: np.asarray(d.variance_2)}
+        _check_finite(net, x, fisher, var)
         for e, fn in ((1, thm7_large), (2, thm8_large)):
             try:
                 b = fn(net, x, n, method="exact", time_budget=NORM_SECONDS)
@@ -173,7 +260,10 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
             cov_norm[e], bound[e] = b.lhs, b.rhs
     else:
         fisher = np.asarray(fv.exact_fisher(net, x))
+        if not np.all(np.isfinite(fisher)):  # before the variances: they would be inf - inf
+            _refuse_overflow(net, x, "the Fisher information I(θ)")
         var = {e: np.asarray(fv.variance(net, x, estimator=e, n=n), dtype=float) for e in (1, 2)}
+        _check_finite(net, x, fisher, var)
         cov_norm = {e: float(fv.covariance_norm(net, x, estimator=e, n=n)) for e in (1, 2)}
         b = fv.bounds(net, x, n=n)
         # Bound objects: rhs is the bound (None where it does not apply, e.g. thm-10 when
@@ -181,6 +271,17 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
         bound[1] = b.thm7.rhs
         bound[2] = b.thm8.rhs
         psd = b.psd_probability.rhs
+    overflowed: list[str] = []
+    for e, theorem in ((1, "thm-7"), (2, "thm-8")):
+        # the variances are finite (checked), but a norm of them is formed from their squares,
+        # which can overflow although the norm itself would fit: left out, and said so
+        if any(v is not None and not math.isfinite(v) for v in (cov_norm[e], bound[e])):
+            overflowed.append(
+                f"||Cov(I{e})||_F and the {theorem} bound overflowed float64 in their sums of "
+                "squares (the variances themselves are finite and reported); not computed")
+            cov_norm[e] = bound[e] = None
+    if psd is not None and not math.isfinite(psd):
+        psd = None
     tight: dict[int, float | None] = {}
     for e in (1, 2):
         c, bd = cov_norm[e], bound[e]
@@ -195,16 +296,46 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
             s1, s2 = float(var[1][sl, sl].sum()), float(var[2][sl, sl].sum())
         layers.append(LayerSummary(layer, off[layer + 1] - off[layer], s1, s2, _better(s1, s2)))
     t1, t2 = float(var[1].sum()), float(var[2].sum())
-    fnorm = float(np.linalg.norm(fisher))
+    fnorm = _frobenius(fisher)
+    for e, total in ((1, t1), (2, t2)):
+        if not math.isfinite(total):
+            overflowed.append(f"the sum of Var(I{e}) overflowed float64; its sample size is "
+                              "not computed")
+    underflowed = _underflow_reasons(net, x, fisher, var[1])
+    degenerate = underflowed + overflowed
+    better = _better(t1, t2)
+    if underflowed:  # a comparison of zeros decides nothing
+        better = UNDETERMINED
+        for g in layers:
+            g.better = UNDETERMINED
     return Analysis(
         family=net.family.label, widths=tuple(net.widths), activation=net.activation,
         num_params=P, n=int(n), diagonal_only=diag, fisher=fisher,
         variance_1=var[1], variance_2=var[2],
         covariance_norm_1=cov_norm[1], covariance_norm_2=cov_norm[2],
         bound_1=bound[1], bound_2=bound[2], tightness_1=tight[1], tightness_2=tight[2],
-        psd_probability=psd, layers=layers, better=_better(t1, t2),
+        psd_probability=psd, layers=layers, better=better,
         target_rel_accuracy=target, confidence=confidence,
-        samples_needed_1=samples_needed(t1 * n, fnorm, target, confidence),
-        samples_needed_2=samples_needed(t2 * n, fnorm, target, confidence),
-        num_inputs=int(net.inputs(x)[0].shape[0]),
+        samples_needed_1=samples_needed(t1 * n, fnorm, target, confidence)
+        if math.isfinite(t1 * n) else None,
+        samples_needed_2=samples_needed(t2 * n, fnorm, target, confidence)
+        if math.isfinite(t2 * n) else None,
+        num_inputs=int(net.inputs(x)[0].shape[0]), degenerate=degenerate,
     )
+
+
+def _frobenius(a: np.ndarray) -> float:
+    """‖a‖_F without overflow or underflow of the squares (scaled by the largest entry)."""
+    scale = float(np.max(np.abs(a))) if a.size else 0.0
+    if scale == 0.0 or not math.isfinite(scale):
+        return scale
+    return scale * float(np.linalg.norm(a / scale))
+
+
+def _check_finite(net: Any, x: Any, fisher: np.ndarray, var: dict[int, np.ndarray]) -> None:
+    """Refuse (overflow) when the Fisher or a variance is not finite."""
+    if not np.all(np.isfinite(fisher)):
+        _refuse_overflow(net, x, "the Fisher information I(θ)")
+    for e in (1, 2):
+        if not np.all(np.isfinite(var[e])):
+            _refuse_overflow(net, x, f"Var(Î{'₁' if e == 1 else '₂'}) (thm-{4 if e == 1 else 6})")

@@ -6,6 +6,7 @@ sample sizes for a user's Eq. 3 network (weights in ``.npz`` or a trusted pickle
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,11 @@ from . import analyze_model
 from .common import parse_params
 
 
+#: exit code of a result that was computed but is degenerate (under- or overflow in float64,
+#: see ``Analysis.degenerate``): printed in full, with a warning, but no gate should accept it
+DEGENERATE_EXIT = 3
+
+
 def register(subparsers: Any) -> None:
     """Add the ``analyze`` subcommand and its other name ``analyze-model``."""
     p = subparsers.add_parser(
@@ -28,7 +34,10 @@ def register(subparsers: Any) -> None:
         "thm-8), p.s.d. probability (thm-10) and samples needed (lemma-12). An Eq. 3 network "
         "(--weights W.npz or --torch-model, with --x) gets the dense analysis; any torch module "
         "(--model MODULE:CALLABLE --weights W.pt, or --torch-model, with --data) the per-layer "
-        "one of fisher_verify.analyze_model. analyze-model is another name of this command.",
+        "one of fisher_verify.analyze_model. analyze-model is another name of this command. "
+        "Exit codes: 0 a result, 2 refused input, "
+        f"{DEGENERATE_EXIT} a degenerate result of an Eq. 3 network (under- or overflow in "
+        "float64; printed in full, with a warning line on stderr saying why).",
     )
     src = p.add_argument_group("the network or model (one of --weights W.npz, --model, "
                                "--torch-model)")
@@ -177,4 +186,6 @@ def handle(args: argparse.Namespace) -> int:
         print(jsontext.dumps(result.as_dict(), indent=2, default=str))
     else:
         print(result.summary())
-    return 0
+    for why in result.degenerate:
+        print(f"fisher-verify analyze: warning: degenerate result: {why}", file=sys.stderr)
+    return DEGENERATE_EXIT if result.degenerate else 0
