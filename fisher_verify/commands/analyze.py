@@ -19,10 +19,9 @@ from ..numpy_files import exact_float64, load_numpy_file
 from . import analyze_model
 from .common import parse_params
 
-
 #: exit code of a result that was computed but is degenerate (under- or overflow in float64,
 #: see ``Analysis.degenerate``): printed in full, with a warning, but no gate should accept it
-DEGENERATE_EXIT = 3
+DEGENERATE_EXIT = analyze_model.DEGENERATE_EXIT
 
 
 def register(subparsers: Any) -> None:
@@ -36,8 +35,8 @@ def register(subparsers: Any) -> None:
         "(--model MODULE:CALLABLE --weights W.pt, or --torch-model, with --data) the per-layer "
         "one of fisher_verify.analyze_model. analyze-model is another name of this command. "
         "Exit codes: 0 a result, 2 refused input, "
-        f"{DEGENERATE_EXIT} a degenerate result of an Eq. 3 network (under- or overflow in "
-        "float64; printed in full, with a warning line on stderr saying why).",
+        f"{DEGENERATE_EXIT} a degenerate result (under- or overflow in the working precision; "
+        "printed in full, with a warning line on stderr saying why).",
     )
     src = p.add_argument_group("the network or model (one of --weights W.npz, --model, "
                                "--torch-model)")

@@ -21,6 +21,8 @@ from typing import Any
 from ..errors import FisherVerifyError
 from .common import parse_params, prepare_output_dir
 
+#: exit code of a result that was computed but is degenerate (``degenerate`` of the result)
+DEGENERATE_EXIT = 3
 #: ``--torch-model`` (alias ``--pickled-model``): why it needs ``--trust-pickle``
 PICKLE_HELP = (
     "a whole module saved with torch.save(model, path): with --x an Eq. 3 nn.Sequential (Linear "
@@ -278,4 +280,6 @@ def run(args: argparse.Namespace) -> int:
         (out_dir / "table.txt").write_text(text + "\n", encoding="utf-8")
         (out_dir / "report.json").write_text(rep.to_json(indent=2) + "\n", encoding="utf-8")
         rep.plot(str(out_dir / "variances.png"))
-    return 0
+    for why in rep.degenerate:
+        print(f"fisher-verify analyze: warning: degenerate result: {why}", file=sys.stderr)
+    return DEGENERATE_EXIT if rep.degenerate else 0
