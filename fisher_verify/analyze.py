@@ -16,13 +16,10 @@ from typing import Any
 import numpy as np
 
 from .errors import FisherVerifyError
+from .fisher.degenerate import check_finite, frobenius, refuse_overflow, underflow_reasons
 from .fisher.sample_size import samples_needed
 from .validation import check_count
 
-#: the smallest normal float64: a value below it has underflowed (lost its relative precision)
-TINY = float(np.finfo(np.float64).tiny)
-#: the μ₄ check of a zero Var(Î₁) forms (M, n_L⁴) arrays; families wider than this skip it
-MOMENT4_DIM_LIMIT = 32
 #: ``Analysis.better`` (and per layer) when the result is degenerate: nothing can be decided
 UNDETERMINED = "undetermined"
 FULL_LIMIT = 2000  # above this many parameters only diagonals are formed (DESIGN: no P² arrays)
@@ -77,7 +74,7 @@ class Analysis:
         for key in ("fisher", "variance_1", "variance_2"):
             arr = np.asarray(getattr(self, key))
             out[key] = arr.tolist() if arr.size <= 400 else {
-                "shape": list(arr.shape), "frobenius": _frobenius(arr)}
+                "shape": list(arr.shape), "frobenius": frobenius(arr)}
         return out
 
     def summary(self) -> str:
@@ -86,7 +83,7 @@ class Analysis:
         lines += [
             f"network widths {self.widths}, activation {self.activation}, family {self.family}, "
             f"P = {self.num_params}, N = {self.n}",
-            f"exact Fisher (eq-6): ||I||_F = {_frobenius(np.asarray(self.fisher)):.6g}"
+            f"exact Fisher (eq-6): ||I||_F = {frobenius(np.asarray(self.fisher)):.6g}"
             + (" (diagonal only)" if self.diagonal_only else ""),
             f"sum of Var(I1) = {np.sum(self.variance_1):.6g}   sum of Var(I2) = "
             f"{np.sum(self.variance_2):.6g}",
@@ -124,74 +121,10 @@ def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.6g}"
 
 
-def _family_scale(net: Any, x: Any) -> tuple[np.ndarray, np.ndarray, float]:
-    """``h_L`` (M, n_L), the family's ``Cov(t(y)) = ∇²F(h_L)`` (M, n_L, n_L) and max |h_L|."""
-    h = np.atleast_2d(np.asarray(net.forward(x), dtype=float))
-    cov = np.asarray(net.family.fisher(h), dtype=float).reshape(h.shape[0], h.shape[1], h.shape[1])
-    return h, cov, float(np.max(np.abs(h)))
-
-
-def _refuse_overflow(net: Any, x: Any, what: str) -> None:
-    """Refuse a quantity that is not finite in float64: no answer exists at this precision.
-
-    Raises:
-        UnsupportedError: naming what overflowed, the family, the input and why.
-    """
-    from .errors import UnsupportedError
-
-    h, cov, hmax = _family_scale(net, x)
-    bad = ~np.all(np.isfinite(cov.reshape(cov.shape[0], -1)), axis=1)
-    if np.any(bad):
-        row = int(np.argmax(bad))
-        cause = (f"the output family's variance Cov(t(y)) = ∇²F(h_L) is not finite in float64 "
-                 f"at input row {row} (h_L = {np.array2string(h[row], precision=4)})")
-    else:
-        cause = ("its fourth-moment terms exceed the float64 range (about 1.8e308) although "
-                 f"Cov(t(y)) = ∇²F(h_L) is finite (largest |entry| {np.max(np.abs(cov)):.3g})")
-    raise UnsupportedError(
-        f"overflow: {what} is not finite in float64 for family {net.family.label} (largest "
-        f"|h_L| = {hmax:.3g}): {cause}; no finite answer exists at this precision: scale the "
-        "network's outputs (its last layer) or the family parameter into range")
-
-
-def _underflow_reasons(net: Any, x: Any, fisher: np.ndarray, variance_1: np.ndarray) -> list[str]:
-    """Why the result is zero to working precision, or ``[]``.
-
-    The family's ``Cov(t(y))`` is positive definite and the last layer's bias enters ``h_L``
-    with Jacobian 1, so a true I(θ) is never 0: one whose every entry lies below the smallest
-    normal float64 has underflowed. Likewise μ₄ = E(t − η)⁴ ≥ Cov(t)² > 0, so a zero Var(Î₁)
-    with a μ₄ below that range has underflowed (a Bernoulli at h = 0 has Var(Î₁) = 0 exactly,
-    with μ₄ = 1/16, and is not flagged).
-    """
-    reasons: list[str] = []
-    fmax = float(np.max(np.abs(fisher))) if fisher.size else 0.0
-    if fmax < TINY:
-        _, cov, hmax = _family_scale(net, x)
-        reasons.append(
-            f"every entry of the Fisher information underflowed (max |I_ij| = {fmax:.3g}, below "
-            f"the smallest normal float64 {TINY:.3g}): the output family's variance "
-            f"Cov(t(y)) = ∇²F(h_L) is at most {float(np.max(np.abs(cov))):.3g} at every input "
-            f"(largest |h_L| = {hmax:.3g}), so I(θ), both variances, the bounds and the sample "
-            "sizes are 0 or meaningless to working precision, not their true tiny positive values")
-        return reasons
-    if variance_1.size and float(np.max(np.abs(variance_1))) < TINY \
-            and int(net.family.dim) <= MOMENT4_DIM_LIMIT:
-        h = np.atleast_2d(np.asarray(net.forward(x), dtype=float))
-        mu4 = np.asarray(net.family.central_moment4(h), dtype=float)
-        if float(np.max(np.abs(mu4))) < TINY:
-            reasons.append(
-                "Var(I1) underflowed: the family's fourth central moment E(t - eta)^4 is below "
-                f"the smallest normal float64 {TINY:.3g} at every input (max |I_ij| = "
-                f"{fmax:.3g}), so Var(I1), its bound (thm-7), the comparison of the estimators "
-                "and the sample sizes are 0 or meaningless to working precision")
-    return reasons
-
-
 def _better(v1: float, v2: float) -> str:
     if math.isclose(v1, v2, rel_tol=1e-9, abs_tol=1e-300):
         return "tie"
     return "I1" if v1 < v2 else "I2"
-
 
 
 def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float = 0.95,
@@ -251,7 +184,7 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
         d = diagonals(net, x, n)
         fisher = np.asarray(d.fisher)
         var = {1: np.asarray(d.variance_1), 2: np.asarray(d.variance_2)}
-        _check_finite(net, x, fisher, var)
+        check_finite(net, x, fisher, var)
         for e, fn in ((1, thm7_large), (2, thm8_large)):
             try:
                 b = fn(net, x, n, method="exact", time_budget=NORM_SECONDS)
@@ -261,9 +194,9 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
     else:
         fisher = np.asarray(fv.exact_fisher(net, x))
         if not np.all(np.isfinite(fisher)):  # before the variances: they would be inf - inf
-            _refuse_overflow(net, x, "the Fisher information I(θ)")
+            refuse_overflow(net, x, "the Fisher information I(θ)")
         var = {e: np.asarray(fv.variance(net, x, estimator=e, n=n), dtype=float) for e in (1, 2)}
-        _check_finite(net, x, fisher, var)
+        check_finite(net, x, fisher, var)
         cov_norm = {e: float(fv.covariance_norm(net, x, estimator=e, n=n)) for e in (1, 2)}
         b = fv.bounds(net, x, n=n)
         # Bound objects: rhs is the bound (None where it does not apply, e.g. thm-10 when
@@ -296,12 +229,12 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
             s1, s2 = float(var[1][sl, sl].sum()), float(var[2][sl, sl].sum())
         layers.append(LayerSummary(layer, off[layer + 1] - off[layer], s1, s2, _better(s1, s2)))
     t1, t2 = float(var[1].sum()), float(var[2].sum())
-    fnorm = _frobenius(fisher)
+    fnorm = frobenius(fisher)
     for e, total in ((1, t1), (2, t2)):
         if not math.isfinite(total):
             overflowed.append(f"the sum of Var(I{e}) overflowed float64; its sample size is "
                               "not computed")
-    underflowed = _underflow_reasons(net, x, fisher, var[1])
+    underflowed = underflow_reasons(net, x, fisher, var[1])
     degenerate = underflowed + overflowed
     better = _better(t1, t2)
     if underflowed:  # a comparison of zeros decides nothing
@@ -324,18 +257,3 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
     )
 
 
-def _frobenius(a: np.ndarray) -> float:
-    """‖a‖_F without overflow or underflow of the squares (scaled by the largest entry)."""
-    scale = float(np.max(np.abs(a))) if a.size else 0.0
-    if scale == 0.0 or not math.isfinite(scale):
-        return scale
-    return scale * float(np.linalg.norm(a / scale))
-
-
-def _check_finite(net: Any, x: Any, fisher: np.ndarray, var: dict[int, np.ndarray]) -> None:
-    """Refuse (overflow) when the Fisher or a variance is not finite."""
-    if not np.all(np.isfinite(fisher)):
-        _refuse_overflow(net, x, "the Fisher information I(θ)")
-    for e in (1, 2):
-        if not np.all(np.isfinite(var[e])):
-            _refuse_overflow(net, x, f"Var(Î{'₁' if e == 1 else '₂'}) (thm-{4 if e == 1 else 6})")
