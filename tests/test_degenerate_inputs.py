@@ -240,6 +240,24 @@ def test_non_finite_weight_named_by_array_and_index(tmp_path: Path,
         fv.Network.from_torch(model, family=fv.family("bernoulli"))
 
 
+class _Exp(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.exp(x)
+
+
+def test_non_finite_output_names_its_cause_not_the_family() -> None:
+    """A NaN buffer or an overflow inside the model was "bernoulli: h contains NaN"."""
+    X = torch.tensor([[0.1, 0.2], [800.0, 0.0]], dtype=torch.float64)
+    bn = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2),
+                             torch.nn.Linear(2, 1)).eval()
+    bn[1].running_var[1] = float("nan")
+    with pytest.raises(FisherVerifyError, match="buffer '1.running_var' holds NaN"):
+        fv.analyze_model(bn, X[:1], fv.family("bernoulli"), progress=False)
+    over = torch.nn.Sequential(_Exp(), torch.nn.Linear(2, 1))
+    with pytest.raises(FisherVerifyError, match="not finite at input row 1 .*overflows"):
+        fv.analyze_model(over, X, fv.family("bernoulli"), progress=False)
+
+
 def test_non_finite_input_named_by_row(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     X = np.zeros((5, 2))
     X[3, 1] = np.nan

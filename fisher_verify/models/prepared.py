@@ -206,6 +206,25 @@ def check_finite_parameters(model: Any) -> None:
                 + "; weights must be finite")
 
 
+def _check_finite_output(module: Any, h: Any) -> None:
+    """A non-finite h_L on the example inputs, with its cause named: a buffer holding NaN or
+    ±inf (running statistics, a scale), else the input row and what remains (an overflow)."""
+    torch = _torch()
+    bad = ~torch.isfinite(h.reshape(h.shape[0], -1))
+    if not bool(bad.any()):
+        return
+    row = int(torch.nonzero(bad)[0][0])
+    for key, tensor in module.named_buffers():
+        if tensor.is_floating_point() and bool(torch.isnan(tensor).any()):
+            raise FisherVerifyError(
+                f"the model's output h_L is not finite at input row {row}: buffer {key!r} holds "
+                "NaN; buffers (running statistics, scales) must hold numbers")
+    raise FisherVerifyError(
+        f"the model's output h_L is not finite at input row {row} "
+        f"({h[row].reshape(-1)[:4].tolist()}) although its parameters and that input are "
+        "finite: the forward pass overflows or divides by zero there")
+
+
 def prepare_model(
     model: Any,
     family: Any,
@@ -297,6 +316,7 @@ def prepare_model(
             + (" with output=" if output is not None else "")
             + f" gives {shape} for a batch of {B}; pass output= to map the model's output to h_L"
         )
+    _check_finite_output(work, h)
     family.check_natural(h)
     if smooth is None:
         prepared.nonsmooth = nonsmooth_reasons(work, calls)
