@@ -442,6 +442,12 @@ def test_meta_device_model_is_refused_at_every_entry_point(tmp_path: Path,
     for call in calls:
         with pytest.raises(FisherVerifyError, match="'0.weight' is on the meta device"):
             call()
+    live = torch.nn.Sequential(torch.nn.Linear(2, 1))
+    net = fv.Network.from_torch(live.double(), family=fam)
+    for call in (lambda: fv.analyze(net, X.to("meta")),
+                 lambda: fv.analyze_model(live, X.to("meta"), fam, progress=False)):
+        with pytest.raises(FisherVerifyError, match="meta device"):
+            call()
     torch.save(model, tmp_path / "meta.pt")
     np.save(tmp_path / "x.npy", X2)
     for inputs in (["--x", str(tmp_path / "x.npy")], ["--data", str(tmp_path / "x.npy")]):

@@ -65,6 +65,9 @@ class InputStream:
         if isinstance(data, TensorDataset):
             data = data.tensors[0]
         if isinstance(data, torch.Tensor):
+            if data.is_meta:
+                raise ShapeError("data: the inputs are a tensor on the meta device (a shape "
+                                 "without values); give inputs with values (on cpu or cuda)")
             if data.ndim < 1 or data.shape[0] < 1:
                 raise ShapeError(f"inputs must have a leading batch axis with at least one input, "
                                  f"got shape {tuple(data.shape)}")

@@ -34,6 +34,9 @@ Method = Literal["analytic", "autodiff"]
 def _real_array(value: Any, what: str) -> np.ndarray:
     """A float64 copy of ``value`` when it holds real numbers; complex values (whose imaginary
     part a cast would drop silently), objects and text are refused."""
+    if getattr(value, "is_meta", False):
+        raise ShapeError(f"{what} is a tensor on the meta device (a shape without values); "
+                         "give one with values (on cpu or cuda)")
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
     try:
