@@ -321,6 +321,9 @@ def test_var1_underflow_is_reported_and_true_zeros_are_not() -> None:
     assert zero.degenerate == [] and float(np.max(np.abs(zero.variance_1))) < 1e-15
     far = fv.analyze(_net([[1.0, 1.0, 400.0]], fv.family("bernoulli")), X2)
     assert far.degenerate == [] and 0 < float(np.max(np.abs(far.fisher))) < 1e-170
+    # ‖I‖_F ~ 1e-174 although its squares underflow: the sample sizes exist (lemma-12)
+    assert far.samples_needed_1 is not None and far.samples_needed_2 is not None
+    assert "||I||_F = 0 " not in far.summary()
 
 
 def test_underflow_threshold_is_the_smallest_normal_float64() -> None:
@@ -368,6 +371,11 @@ def test_analyze_model_underflow_and_overflow() -> None:
     assert _strict(rep.to_json())["degenerate"] == rep.degenerate
     one = torch.nn.Sequential(torch.nn.Linear(3, 1))
     assert fv.analyze_model(one, X, fv.family("normal"), progress=False).degenerate == []
+    with torch.no_grad():
+        one[0].bias.fill_(400.0)  # diag I(θ) ~ 1e-174: representable, its squares are not
+    far = fv.analyze_model(one, X, fv.family("bernoulli"), progress=False)
+    assert far.degenerate == [] and 0 < far.total.fisher < 1e-170
+    assert far.samples_needed_1 is not None and far.samples_needed_2 is not None
     with pytest.raises(UnsupportedError, match=r"overflow: diag I\(θ\) is not finite.*row 0"):
         fv.analyze_model(one, X, fv.family("normal", sigma=1e200), progress=False)
 
