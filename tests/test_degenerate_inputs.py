@@ -114,6 +114,12 @@ def test_bias_free_model_is_analysed_with_its_own_parameters() -> None:
     assert rep.covariance_norm_2 == pytest.approx(norm2, rel=1e-9)
 
 
+def test_check_torch_fisher_names_its_default_reference_for_a_bias_free_model() -> None:
+    with pytest.raises(UnsupportedError, match=r"default reference_model .*bias=False"):
+        fv.check_torch_fisher(lambda m, d: None, _bias_free(), torch.zeros(2, 3, dtype=torch.float64),
+                              family=fv.family("bernoulli"))
+
+
 def test_cli_torch_model_with_bias_free_layer_exits_2(tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     torch.save(_bias_free(), tmp_path / "m.pt")

@@ -89,7 +89,12 @@ def sequential_reference(model: Any, family: Any) -> ReferenceModel:
     """
     from ..networks.network import Network
 
-    net = Network.from_torch(model, family)
+    try:
+        net = Network.from_torch(model, family)
+    except UnsupportedError as exc:  # say whose requirement it is: the default reference's
+        raise UnsupportedError(
+            f"the default reference_model (sequential_reference, an Eq. 3 MLP) cannot represent "
+            f"this model: {exc}; pass a reference_model= that can") from None
     return ReferenceModel(net, torch_parameter_permutation(model))
 
 
