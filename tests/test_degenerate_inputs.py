@@ -377,6 +377,13 @@ def test_analyze_model_underflow_and_overflow() -> None:
     assert _strict(rep.to_json())["degenerate"] == rep.degenerate
     one = torch.nn.Sequential(torch.nn.Linear(3, 1))
     assert fv.analyze_model(one, X, fv.family("normal"), progress=False).degenerate == []
+    small = fv.analyze_model(one, X, fv.family("normal", sigma=1e-100), progress=False)
+    assert len(small.degenerate) == 1 and small.degenerate[0].startswith("Var(I1) underflowed")
+    zero = torch.nn.Sequential(torch.nn.Linear(3, 1)).double()
+    with torch.no_grad():
+        zero[0].weight.zero_()
+        zero[0].bias.zero_()
+    assert fv.analyze_model(zero, X, fv.family("bernoulli"), progress=False).degenerate == []
     with torch.no_grad():
         one[0].bias.fill_(400.0)  # diag I(θ) ~ 1e-174: representable, its squares are not
     far = fv.analyze_model(one, X, fv.family("bernoulli"), progress=False)

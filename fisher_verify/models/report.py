@@ -430,7 +430,7 @@ def analyze_model(
     total = _row("total", names, parts)
     tensor_rows = [_row(k, [k], parts) for k in names]
     layer_rows = [_row(lay, ks, parts) for lay, ks in layers.items()]
-    degenerate = _degenerate(ws, d.fisher or {}, total)
+    degenerate = _degenerate(ws, d.fisher or {}, total, d.variance_1 or {})
     if any(w.startswith("every entry") for w in degenerate):  # comparing zeros decides nothing
         for row in (total, *tensor_rows, *layer_rows):
             row.better = "undetermined"
@@ -501,7 +501,33 @@ def _family_scale(ws: Workspace) -> tuple[float, float, int | None]:
     return hmax, cmax, bad
 
 
-def _degenerate(ws: Workspace, fisher: dict[str, Any], total: Row) -> list[str]:
+def _var1_underflow(ws: Workspace, variance_1: dict[str, Any], tiny: float,
+                    fmax: float) -> list[str]:
+    """Var(Î₁) (thm-4) that is 0 only because the family's fourth central moment underflowed
+    (μ₄ ≥ Cov(t)² > 0, so a μ₄ below the smallest normal number has); a true zero (a
+    Bernoulli at h = 0, μ₄ = 1/16) is not flagged. Families wider than MOMENT4_DIM_LIMIT skip
+    the check (μ₄ is an n_L⁴ array per input)."""
+    import torch
+
+    from ..fisher.degenerate import MOMENT4_DIM_LIMIT
+
+    vmax = max((float(v.abs().max()) for v in variance_1.values() if v.numel()), default=0.0)
+    if vmax >= tiny or int(ws.prep.family.dim) > MOMENT4_DIM_LIMIT:
+        return []
+    mu4 = 0.0
+    for X in ws.stream.batches(1 << 10):
+        h = ws.prep.forward(X).detach().to("cpu", torch.float64).numpy()
+        mu4 = max(mu4, float(np.max(np.abs(ws.prep.family.central_moment4(h)))))
+    if mu4 >= tiny:
+        return []
+    return [f"Var(I1) underflowed: the family's fourth central moment E(t - eta)^4 is below the "
+            f"smallest normal {ws.prep.dtype} {tiny:.3g} at every input (max diag I = "
+            f"{fmax:.3g}), so Var(I1), its bound (thm-7) and the sample sizes are 0 or "
+            "meaningless to working precision"]
+
+
+def _degenerate(ws: Workspace, fisher: dict[str, Any], total: Row,
+                variance_1: dict[str, Any]) -> list[str]:
     """Why the result carries no information, or ``[]``; overflow is refused.
 
     ``Cov(t(y))`` is positive definite, so the true diag I(θ) is not all 0 unless every
@@ -531,7 +557,7 @@ def _degenerate(ws: Workspace, fisher: dict[str, Any], total: Row) -> list[str]:
             "the model's outputs or the family parameter into range")
     fmax = max((float(v.abs().max()) for v in fisher.values() if v.numel()), default=0.0)
     if fmax >= tiny:
-        return []
+        return _var1_underflow(ws, variance_1, tiny, fmax)
     hmax, cmax, _ = _family_scale(ws)
     if cmax >= tiny:
         return []  # the family's variance is in range: the zeros come from the Jacobians
