@@ -42,6 +42,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import FisherVerifyError, ShapeError, UnsupportedError
+from ..validation import check_materialized
 from .calibrated import DEFAULT_ALPHA
 from .diagnose import FLOAT32_ROUNDING, rounding_text
 from .estimator_gate import (
@@ -95,7 +96,12 @@ def sequential_reference(model: Any, family: Any) -> ReferenceModel:
     """
     from ..networks.network import Network
 
-    net = Network.from_torch(model, family)
+    try:
+        net = Network.from_torch(model, family)
+    except UnsupportedError as exc:  # say whose requirement it is: the default reference's
+        raise UnsupportedError(
+            f"the default reference_model (sequential_reference, an Eq. 3 MLP) cannot represent "
+            f"this model: {exc}; pass a reference_model= that can") from None
     return ReferenceModel(net, torch_parameter_permutation(model))
 
 
@@ -740,6 +746,7 @@ def check_torch_fisher(
         raise FisherVerifyError(f"randomness must be 'global', 'generator' or 'seed', got {randomness!r}")
     if not isinstance(model, torch.nn.Module) or next(model.parameters(), None) is None:
         raise FisherVerifyError("model must be a torch.nn.Module with parameters")
+    check_materialized(model)
     p0 = next(model.parameters())
     X, Y = inputs_and_targets(data)
     X = X.to(device=p0.device, dtype=p0.dtype) if X.is_floating_point() else X.to(p0.device)
