@@ -169,6 +169,21 @@ def _reference(name, h, J, H, n):
             "I": np.stack(Is), "K": np.stack(Ks), "mass": np.array(mass)}
 
 
+class _OneThread:
+    """torch's intra-op threads set to 1 for the block, then restored: the reference's
+    thousands of tiny double-backward ops run ~25x slower in CPU time with 2 threads on a busy
+    machine (thread hand-off per op), and the results do not depend on the thread count."""
+
+    def __enter__(self):
+        import torch
+
+        self.torch, self.before = torch, torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        self.torch.set_num_threads(self.before)
+
+
 def _flat(d, model):
     import torch
 
@@ -205,12 +220,13 @@ def check(ctx):
         M = INPUTS[kind][1 if ctx.thorough else 0]
         model, X = _models(kind, fam.dim, ctx.rng, M)
         where = f"case {k} {kind} {fam.label} (M = {M})"
-        h, J, H = _dense_derivatives(model, X)
+        with _OneThread():
+            h, J, H = _dense_derivatives(model, X)
         ref = _reference(fam_name, h, J, H, n)
         ctx.close(f"{where}: enumerated label mass is 1", ref["mass"], 1.0, 1e-14, case=k)
         ctx.true(f"{where}: reference not vacuous", min(abs(ref[q]).max() for q in
                                                         ("fisher", "var1", "var2")) > 1e-8)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _OneThread():  # thm-8 may take plain autograd too
             warnings.filterwarnings("ignore", message=".*performance drop.*")
             got_f = fv.model_fisher_diagonal(model, X, fam, progress=False)
             got_1 = fv.model_variance_diagonal(model, X, fam, estimator=1, n=n, progress=False)
