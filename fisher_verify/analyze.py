@@ -147,7 +147,7 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
     for name, value in (("target", target), ("confidence", confidence)):
         if not 0 < value < 1:
             raise FisherVerifyError(f"{name} must lie strictly between 0 and 1, got {value}")
-    net.require_c2("the variance of the Hessian estimator (thm-6)")
+    net.require_c2("the variance of the Hessian estimator (thm-6)", x)
     P = int(net.num_params)
     diag = P > FULL_LIMIT if diagonal is None else bool(diagonal)
     cov_norm: dict[int, float | None] = {1: None, 2: None}

@@ -12,9 +12,11 @@ Writes a per-layer table (text), JSON and a PNG of both estimators' per-layer va
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +116,46 @@ def load_pickled_module(path: str, trusted: bool) -> Any:
         raise FisherVerifyError(f"cannot load torch model {path!r}: {first}") from None
 
 
+class _ExitCalled(BaseException):
+    """Raised in place of ``os._exit`` while user code runs (it would end the process with no
+    verdict and no message)."""
+
+
+def _kwargs_text(kwargs: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+
+
+@contextlib.contextmanager
+def _guarded(what: str) -> Iterator[None]:
+    """Run user code (importing the ``--model`` module, calling its builder) so that nothing it
+    raises or exits with ends the command without a verdict: ``sys.exit``, ``os._exit``,
+    ``KeyboardInterrupt`` or any other exception becomes exit 2 naming ``what`` and what
+    happened."""
+    real_exit = os._exit
+
+    def refuse_exit(code: int) -> None:
+        raise _ExitCalled(code)
+
+    os._exit = refuse_exit  # type: ignore[assignment]
+    try:
+        yield
+    except FisherVerifyError:
+        raise
+    except _ExitCalled as exc:
+        raise FisherVerifyError(f"{what} called os._exit({exc.args[0]}): it must return a "
+                                "model, not end the process") from None
+    except SystemExit as exc:
+        code = exc.code if exc.code is not None else 0
+        raise FisherVerifyError(f"{what} called sys.exit({code!r}) (SystemExit): it must return "
+                                "a model, not end the process") from None
+    except BaseException as exc:  # noqa: BLE001 - whatever the user's code raised is named
+        text = " ".join(str(exc).split())
+        raise FisherVerifyError(f"{what} failed: {type(exc).__name__}"
+                                + (f": {text}" if text else "")) from None
+    finally:
+        os._exit = real_exit
+
+
 def load_model(args: argparse.Namespace) -> Any:
     """The module from ``--model`` (+ ``--weights``) or, when trusted, ``--torch-model``."""
     import torch
@@ -127,19 +169,17 @@ def load_model(args: argparse.Namespace) -> Any:
                 f"--model {args.model!r} must look like MODULE:CALLABLE, e.g. my_pkg.models:build")
         if os.getcwd() not in sys.path:
             sys.path.append(os.getcwd())
-        try:
-            module = importlib.import_module(mod_name)
-        except ImportError as exc:
-            raise FisherVerifyError(f"cannot import {mod_name!r} for --model: {exc}") from None
+        kwargs = parse_params(args.model_arg, "--model-arg")
+        with _guarded(f"importing {mod_name!r} for --model {args.model!r}"):
+            try:
+                module = importlib.import_module(mod_name)
+            except ImportError as exc:
+                raise FisherVerifyError(f"cannot import {mod_name!r} for --model: {exc}") from None
         build = getattr(module, attr, None)
         if not callable(build):
             raise FisherVerifyError(f"{mod_name!r} has no callable {attr!r}")
-        kwargs = parse_params(args.model_arg, "--model-arg")
-        try:
+        with _guarded(f"the --model builder {args.model}({_kwargs_text(kwargs)})"):
             model = build(**kwargs)
-        except Exception as exc:  # noqa: BLE001 - the user's builder failed
-            raise FisherVerifyError(f"{args.model}({kwargs or ''}) failed: {type(exc).__name__}: "
-                                    f"{exc}") from None
         if args.weights:
             state = _torch_load(args.weights, "weights")
             if not isinstance(state, dict):
