@@ -39,6 +39,7 @@ WORKER_TIMEOUT = 120
 WORKER = r'''
 """ext-sharded worker: every sharded quantity, then again with rank 0's share counted twice."""
 import sys
+from datetime import timedelta
 
 import numpy as np
 import torch
@@ -123,8 +124,9 @@ if __name__ == "__main__":
     import torch.distributed as dist
 
     rendezvous, rank, world, seed, result = sys.argv[1:6]
+    # a bounded wait: a worker whose partner died (or whose caller was killed) ends by itself
     dist.init_process_group("gloo", init_method="file://" + rendezvous, rank=int(rank),
-                            world_size=int(world))
+                            world_size=int(world), timeout=timedelta(seconds=%(timeout)d))
     try:
         got = compute(True, int(seed))
         got["world"] = np.array([float(process_group(True)[1])])
@@ -148,7 +150,7 @@ def _start_workers(folder, seed, world=2):
     import fisher_verify
 
     script = Path(folder) / "ext_sharded_worker.py"
-    script.write_text(WORKER % {"n": N_DRAWS})
+    script.write_text(WORKER % {"n": N_DRAWS, "timeout": WORKER_TIMEOUT})
     package_root = str(Path(fisher_verify.__file__).resolve().parents[1])
     env = dict(os.environ, OMP_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")]))
