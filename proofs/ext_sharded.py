@@ -232,7 +232,10 @@ def check(ctx):
 
     import numpy as np
     import torch
+    import torch.distributed as dist
 
+    if not (dist.is_available() and dist.is_gloo_available()):
+        return ctx.not_applicable("this torch build has no torch.distributed with gloo")
     seed = int(ctx.rng.integers(0, 2**31 - 1))
     with tempfile.TemporaryDirectory(prefix="fv-ext-sharded-") as folder:
         procs = _start_workers(folder, seed)
