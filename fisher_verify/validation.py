@@ -1,8 +1,9 @@
 """Checks of the plain arguments the public API takes: a random source ``rng``, counts
 (draws N, replicates, widths), probabilities (a target, a confidence, a level), flags, choices,
-callables, instances and the arrays a user's code hands back. One place, so every function
-refuses the same bad values with the same message instead of a raw NumPy error, a ``TypeError``
-from a comparison or a silent ``int(...)``/``bool(...)`` conversion.
+callables, instances, the arrays a user's code hands back and a torch model whose tensors hold
+data. One place, so every function refuses the same bad values with the same message instead of
+a raw NumPy error, a ``TypeError`` from a comparison or a silent ``int(...)``/``bool(...)``
+conversion.
 
 Imports nothing from the package but :mod:`fisher_verify.errors`, so every room may use it.
 """
@@ -26,6 +27,7 @@ __all__ = [
     "check_flag",
     "check_fraction",
     "check_instance",
+    "check_materialized",
     "check_nonnegative",
 ]
 
@@ -203,3 +205,21 @@ def as_real_array(value: Any, name: str) -> np.ndarray:
             + (f": {_shown(value)}" if arr.ndim == 0 else "")
         )
     return arr.astype(np.float64)
+def check_materialized(model: Any, name: str = "model") -> None:
+    """Refuse a torch module with a parameter or buffer on the ``meta`` device (shapes only,
+    no values: nothing about its Fisher information can be computed), naming the first one.
+
+    Raises:
+        FisherVerifyError: such a tensor, with how to give the module real values.
+    """
+    named = getattr(model, "named_parameters", None)
+    if named is None:
+        return
+    tensors = [*model.named_parameters(), *model.named_buffers()]
+    for key, tensor in tensors:
+        if getattr(tensor, "is_meta", False):
+            raise FisherVerifyError(
+                f"{name}: tensor {key!r} is on the meta device (a shape without values), so "
+                "nothing can be computed from it; materialize the module first, e.g. "
+                "model.to_empty(device='cpu') and load its weights, or build it on 'cpu'/'cuda'"
+            )

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import ShapeError, UnsupportedError
 from ..fisher.large import check_budget
-from ..validation import check_count, check_flag
+from ..validation import check_count, check_flag, check_materialized
 from .contract import Contractor, per_parameter_factor
 from .data import InputStream, Progress
 from .linear import LinearTaps
@@ -123,6 +123,7 @@ def open_workspace(
 
     if not isinstance(model, torch.nn.Module):
         raise ShapeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_materialized(model)  # before the data are moved to its device
     memory = DEFAULT_MEMORY if memory is None else check_budget(memory, "memory")
     # flags are read as given: bool("no") would be True, the opposite of what was meant
     eval_mode = bool(check_flag(eval_mode, "eval_mode"))

@@ -51,6 +51,7 @@ from ..validation import (
     check_flag,
     check_fraction,
     check_instance,
+    check_materialized,
     check_nonnegative,
 )
 from .calibrated import DEFAULT_ALPHA
@@ -106,7 +107,12 @@ def sequential_reference(model: Any, family: Any) -> ReferenceModel:
     """
     from ..networks.network import Network
 
-    net = Network.from_torch(model, family)
+    try:
+        net = Network.from_torch(model, family)
+    except UnsupportedError as exc:  # say whose requirement it is: the default reference's
+        raise UnsupportedError(
+            f"the default reference_model (sequential_reference, an Eq. 3 MLP) cannot represent "
+            f"this model: {exc}; pass a reference_model= that can") from None
     return ReferenceModel(net, torch_parameter_permutation(model))
 
 
@@ -777,6 +783,7 @@ def check_torch_fisher(
         rtol = check_nonnegative(rtol, "rtol")
     if not isinstance(model, torch.nn.Module) or next(model.parameters(), None) is None:
         raise FisherVerifyError("model must be a torch.nn.Module with parameters")
+    check_materialized(model)
     p0 = next(model.parameters())
     X, Y = inputs_and_targets(data)
     if X.ndim == 0 or X.shape[0] < 1:
