@@ -789,7 +789,10 @@ def check_torch_fisher(
     if X.ndim == 0 or X.shape[0] < 1:
         raise ShapeError(f"data must hold at least one input (a leading batch axis), got inputs "
                          f"of shape {tuple(X.shape)}")
-    if (X.is_floating_point() or X.is_complex()) and X.device.type != "meta":
+    if X.device.type == "meta":
+        raise ShapeError("data: the inputs are a tensor on the meta device (a shape without "
+                         "values); give inputs with values (on cpu or cuda)")
+    if X.is_floating_point() or X.is_complex():
         bad = (~torch.isfinite(X)).reshape(X.shape[0], -1).any(dim=1).nonzero()
         if bad.numel():
             raise ShapeError(f"data: input {int(bad[0, 0])} (of {X.shape[0]}) contains NaN or "
