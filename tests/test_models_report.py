@@ -61,7 +61,9 @@ def test_analyze_model_estimate_is_labelled(tmp_path) -> None:  # type: ignore[n
     rep = fv.analyze_model(model, torch.randn(3, 2, 7), fv.family("categorical", K=2), n=1,
                            method="hutchinson", probes=6, progress=False)
     assert not rep.total.var_2_exact and rep.total.var_2_method == "hutchinson"
-    assert rep.total.var_2_stderr > 0 and "(estimate)" in rep.total.better
+    assert rep.total.var_2_stderr > 0
+    # an estimate decides only when its interval excludes 0 and Var(I1) (test_cost_limits)
+    assert "(estimate)" in rep.total.better or rep.total.better == "undecided"
     assert "ESTIMATE" in rep.summary() and "*" in rep.table()
     assert json.loads(rep.to_json())["var_2_all_exact"] is False
     rep.plot(str(tmp_path / "e.png"))
