@@ -66,7 +66,8 @@ def add_arguments(p: argparse.ArgumentParser, source: Any) -> None:
                    "at (default 0.1)")
     g.add_argument("--seed", type=int, default=None, help="seed of the Hutchinson probes (default 0)")
     g.add_argument("--memory", type=int, default=None, metavar="MiB",
-                   help="memory budget per batch in MiB (default 1024)")
+                   help="memory budget in MiB (default 1024): per batch of a model's inputs, "
+                   "or what an Eq. 3 network's analysis may hold at once")
     g.add_argument("--float32", action="store_true", help="compute in float32 (default float64)")
     g.add_argument("--device", default=None, help="cpu, cuda, ... (default: the model's)")
     g.add_argument("--out", metavar="DIR", help="write table.txt, report.json, variances.png here")
