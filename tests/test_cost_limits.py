@@ -11,6 +11,7 @@ from statistics import NormalDist
 
 import numpy as np
 import pytest
+from test_models_cli import workdir  # noqa: F401 - the fixture: a user's model module and files
 
 import fisher_verify as fv
 import fisher_verify.fisher.estimators
@@ -370,3 +371,31 @@ def test_probe_limit_named_at_the_cli() -> None:
 
     assert _probes("auto") == "auto" and _probes("12") == 12
     assert NormalDist().inv_cdf(0.975) == pytest.approx(1.959963984540054)
+
+
+def test_cli_any_model_probes_auto_undecided_and_limits(
+        workdir, capsys) -> None:  # type: ignore[no-untyped-def]  # noqa: F811 - the fixture
+    from fisher_verify.cli import main
+
+    base = ["analyze", "--model", "h9_user_models:build", "--weights", "w.pt", "--data",
+            "data.pt", "--family", "categorical", "--param", "K=3", "--method", "hutchinson"]
+    assert main([*base, "--probes", "3", "--seed", "1", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    lo, hi = doc["var_2_interval"]
+    undecided = lo <= 0 or lo <= doc["total"]["var_1"] <= hi
+    assert doc["decided"] is (not undecided)
+    assert (doc["total"]["better"] == "undecided") is undecided
+    if lo <= 0:
+        assert doc["samples_needed_2"] is None and "contains 0" in doc["samples_needed_2_note"]
+    assert main([*base, "--probes", "auto", "--rel-precision", "0.5", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["probes"] >= decision.PILOT_PROBES and "probes=auto" in doc["probe_note"]
+    for extra, words in ((["--probes", "100000000"], "MAX_PROBES = 4096"),
+                         (["--probes", "auto", "--rel-precision", "1.5"], "--rel-precision"),
+                         (["--rel-precision", "0.1"], "--probes auto only")):
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err
+    with pytest.raises(SystemExit) as info:  # argparse's own refusal: exit 2 with usage
+        main([*base, "--probes", "many"])
+    assert info.value.code == 2 and "whole number or 'auto'" in capsys.readouterr().err

@@ -290,7 +290,7 @@ def _variance2(ws: Workspace, N: int, *, probes: int | str = 16, rel_precision: 
         rel_precision = check_rel_precision(rel_precision)
     else:
         out, count = variance2_diagonal(ws, N, probes=probes, **options)  # type: ignore[arg-type]
-        out.probes = int(probes) if not out.all_exact else 0  # type: ignore[arg-type]
+        out.probes = int(probes) if not out.all_exact else 0
         return out, count
     out, count = variance2_diagonal(ws, N, probes=PILOT_PROBES, **options)
     if out.all_exact:
