@@ -182,7 +182,7 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
             raise FisherVerifyError(f"{name} must lie strictly between 0 and 1, got {value}")
     budget = check_budget(memory_budget)
     tbudget = _time_budget(time_budget)
-    net.require_c2("the variance of the Hessian estimator (thm-6)")
+    net.require_c2("the variance of the Hessian estimator (thm-6)", x)
     X, _ = net.inputs(x)
     M = int(X.shape[0])
     P = int(net.num_params)

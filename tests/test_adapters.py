@@ -153,6 +153,31 @@ def test_sum_over_inputs_is_caught_with_its_factor():
         fv.assert_torch_fisher(summed, model, (x, y), family="categorical", n=4, replications=R)
 
 
+def test_reduction_sum_takes_a_summed_curvature_without_dividing_by_hand():
+    """reduction='sum' (laplace-torch's la.H): BackPACK's exact GGN of a summed loss is M I(θ);
+    the gate divides by M and passes it, and refuses an unknown reduction by name."""
+    from backpack.extensions import DiagGGNExact
+
+    model = _mlp()
+    x, y = _data(M=6)
+
+    def summed_ggn(model, data):
+        xs, ys = data
+        backpack.extend(model)
+        loss = backpack.extend(nn.CrossEntropyLoss(reduction="sum"))
+        with backpack.backpack(DiagGGNExact()):
+            loss(model(xs), ys).backward()
+        return {k: p.diag_ggn_exact for k, p in model.named_parameters()}
+
+    report = fv.check_torch_fisher(summed_ggn, model, (x, y), family="categorical", reduction="sum",
+                                   replications=20)
+    assert report.passed, report.message()
+    assert not fv.check_torch_fisher(summed_ggn, model, (x, y), family="categorical",
+                                     replications=20).passed
+    with pytest.raises(FisherVerifyError, match="reduction must be 'mean' .* or 'sum'"):
+        fv.check_torch_fisher(summed_ggn, model, (x, y), family="categorical", reduction="total")
+
+
 def test_generator_convention_and_full_matrix():
     model = _mlp()
     x, y = _data()

@@ -40,10 +40,16 @@ def test_bad_inputs_are_one_line_exit_2(files, tmp_path, capsys):
     _one_line_error(capsys, ["analyze", "--weights", str(w), "--x", str(tmp_path / "x5.npy"),
                              "--family", "categorical", "--param", "K=2"])
     _one_line_error(capsys, ["analyze", "--weights", str(w), "--x", str(x), "--family", "nope"])
-    err = _one_line_error(capsys, ["analyze", "--weights", str(w), "--x", str(x),
-                                   "--family", "categorical", "--param", "K=2",
-                                   "--activation", "relu"])
-    assert "C^2" in err
+    # ReLU: analysed at an input away from its kinks (thm-3-ae), refused at a kink, naming it
+    relu = ["analyze", "--weights", str(w), "--family", "categorical", "--param", "K=2",
+            "--activation", "relu"]
+    assert main([*relu, "--x", str(x)]) == 0
+    assert "Var(I2)" in capsys.readouterr().out
+    W0 = np.load(w)["W0"]
+    x_kink = np.array([1.0, 0.0, 0.0]) * (-W0[1, -1] / W0[1, 0])  # unit 1 of layer 1 at 0
+    np.save(tmp_path / "x_kink.npy", x_kink)
+    err = _one_line_error(capsys, [*relu, "--x", str(tmp_path / "x_kink.npy")])
+    assert "kink" in err and "input 0: pre-activation 1 of layer 1" in err
     # --x that is not an .npy array, is an .npz archive or is a folder; a malformed --param;
     # a target outside (0, 1)
     (tmp_path / "junk.npy").write_text("not numpy")

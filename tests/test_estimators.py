@@ -41,11 +41,11 @@ def test_structured_matches_generic(net_x: tuple[Network, np.ndarray]) -> None:
     gen = estimators_from_draws(net, x, est.y, route="generic")
     assert est.i1.shape == (net.num_params,) * 2
     _close(est.i1, gen.i1)
-    if not net.is_c2:  # ReLU: Î₁ exists, Î₂ and ΔÎ are refused with thm-3's reason
+    if net.kinks(x):  # ReLU at a kink: Î₁ exists, Î₂ and ΔÎ are refused there (thm-3-ae)
         for sample in (est, gen):
-            with pytest.raises(UnsupportedError, match="Hessian estimator I2 .* C\\^2"):
+            with pytest.raises(UnsupportedError, match="Hessian estimator I2 .* kink"):
                 _ = sample.i2
-        with pytest.raises(UnsupportedError, match="C\\^2"):
+        with pytest.raises(UnsupportedError, match="kink"):
             delta_estimators(net, x, est.y[0], est)
         return
     _close(est.i2, gen.i2)
@@ -130,20 +130,34 @@ def test_bad_rng_is_named(rng: object) -> None:
         sample_estimators(net, x, 2, rng=rng)  # type: ignore[arg-type]
 
 
-def test_relu_network_gives_i1_and_refuses_i2() -> None:
-    """issue 8: Î₂ of a ReLU network came out of the Python API although the CLI refuses it.
-    Î₁ still agrees with the autodiff route (it needs only J)."""
-    net = Network.random([2, 3, 1], "relu", fv.family("poisson"), rng=2)
-    x = np.array([0.3, -0.7])
-    est = sample_estimators(net, x, 5, rng=0)
-    _close(est.i1, estimators_from_draws(net, x, est.y, route="generic").i1)
-    with pytest.raises(UnsupportedError, match="needs a C\\^2 activation \\(thm-3\\); this network "
-                       "uses relu"):
-        _ = est.i2
-
-
 def _relu_net() -> tuple[Network, np.ndarray]:
     return Network.random([2, 3, 1], "relu", fv.family("poisson"), rng=2), np.array([0.3, -0.7])
+
+
+def _relu_net_at_kink() -> tuple[Network, np.ndarray]:
+    """The same network with hidden unit 1's bias moved so that its pre-activation at x is 0
+    up to the rounding of ``x·w + b``."""
+    net, x = _relu_net()
+    weights = [W.copy() for W in net.weights]
+    weights[0][1, -1] = -float(weights[0][1, :-1] @ x)
+    return Network(weights, "relu", net.family), x
+
+
+def test_relu_network_gives_i2_away_from_kinks_and_refuses_at_one() -> None:
+    """thm-3-ae: away from its kinks a ReLU network is smooth in θ, so Î₂ exists and the
+    structured route agrees with autodiff; at a kink Î₂ is refused naming input, layer, unit,
+    while Î₁ (which needs only J) is still given."""
+    net, x = _relu_net()
+    assert net.kinks(x) == []
+    est = sample_estimators(net, x, 5, rng=0)
+    gen = estimators_from_draws(net, x, est.y, route="generic")
+    _close(est.i1, gen.i1)
+    _close(est.i2, gen.i2)
+    kinked, x = _relu_net_at_kink()
+    est = sample_estimators(kinked, x, 5, rng=0)
+    _close(est.i1, estimators_from_draws(kinked, x, est.y, route="generic").i1)
+    with pytest.raises(UnsupportedError, match="input 0: pre-activation 1 of layer 1 .* kink"):
+        _ = est.i2
 
 
 def _i2_entry_points() -> list[tuple[str, object]]:
@@ -164,20 +178,21 @@ def _i2_entry_points() -> list[tuple[str, object]]:
 
 
 @pytest.mark.parametrize("name", [name for name, _ in _i2_entry_points()])
-def test_every_i2_entry_point_refuses_relu_as_the_cli_does(name: str) -> None:
-    """issue 8: Î₂ quantities (thm-6, thm-8, thm-10, thm-11, sampled Î₂) of a ReLU network must
-    be refused in the Python API with the CLI's reason; the same calls work for tanh."""
+def test_every_i2_entry_point_refuses_relu_only_at_a_kink(name: str) -> None:
+    """issue 17: every Î₂ quantity (thm-6, thm-8, thm-10, thm-11, sampled Î₂) of a ReLU network
+    is computed at an input away from its kinks and refused at a kink, naming the input, the
+    layer and the unit (thm-3-ae), in the Python API as in the CLI."""
     call = dict(_i2_entry_points())[name]
     net, x = _relu_net()
-    with pytest.raises(UnsupportedError, match="needs a C\\^2 activation \\(thm-3\\); this network "
-                       "uses relu, use tanh"):
-        call(net, x)  # type: ignore[operator]
-    smooth = Network(net.weights, "tanh", net.family)
-    call(smooth, x)  # type: ignore[operator]
+    call(net, x)  # type: ignore[operator]
+    kinked, x = _relu_net_at_kink()
+    with pytest.raises(UnsupportedError, match="not defined at a kink of relu .* input 0: "
+                       "pre-activation 1 of layer 1"):
+        call(kinked, x)  # type: ignore[operator]
 
 
 def test_estimator_1_quantities_still_work_for_relu() -> None:
-    net, x = _relu_net()
+    net, x = _relu_net_at_kink()
     assert fv.variance(net, x, estimator=1).shape == (net.num_params,) * 2
     assert fv.covariance_norm(net, x, estimator=1) > 0
 

@@ -114,13 +114,22 @@ def test_float64_underflow_mpmath_exact() -> None:
         assert F[0, 0] == F[1, 1]  # x = 1: J = (x, 1)
 
 
-def test_relu_hessians_refused() -> None:
-    net = fv.Network.random((2, 3, 1), "relu", fv.family("bernoulli"), rng=0)
+def test_relu_hessians_away_from_kinks_and_refused_at_one() -> None:
+    """thm-3-ae: mpmath output Hessians of a ReLU network agree with the float64 routes away
+    from the kinks (σ'' = 0, cross-layer blocks only) and are refused at a kink."""
+    net = fv.Network.random((2, 3, 2, 1), "relu", fv.family("bernoulli"), rng=4)
     x = np.array([0.5, -0.2])
-    with pytest.raises(UnsupportedError, match="C\\^2"):
-        mp_output_hessians(net, x)
+    assert net.kinks(x) == []
+    H = mp_output_hessians(net, x)
+    assert _rel(H, net.output_hessians(x, method="autodiff")) <= TOL
+    assert _rel(mp_variance(net, x, estimator=2), fv.variance(net, x, estimator=2)) <= TOL
+    weights = [W.copy() for W in net.weights]
+    weights[0][2, -1] = -float(weights[0][2, :-1] @ x)
+    kinked = fv.Network(weights, "relu", net.family)
+    with pytest.raises(UnsupportedError, match="kink .* input 0: pre-activation 2 of layer 1"):
+        mp_output_hessians(kinked, x)
     with pytest.raises(UnsupportedError, match="thm-6"):
-        mp_variance(net, x, estimator=2)
+        mp_variance(kinked, x, estimator=2)
     # first-order quantities exist for ReLU (sigma'(0) = 0 convention) and agree
     assert _rel(mp_jacobian(net, x), net.jacobian(x)) <= TOL
     assert _rel(mp_exact_fisher(net, x), fv.exact_fisher(net, x)) <= TOL

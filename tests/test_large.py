@@ -221,12 +221,22 @@ def test_hutchinson_is_a_labelled_estimate_near_exact() -> None:
 
 
 def test_bad_input_errors() -> None:
-    net = fv.Network.random([3, 4, 1], "relu", fv.family("bernoulli"), rng=1)
+    net = fv.Network.random([3, 4, 2, 1], "relu", fv.family("bernoulli"), rng=6)
     x = np.ones(3)
-    with pytest.raises(UnsupportedError, match="C\\^2"):
-        large.variance2_diagonal(net, x, device="cpu")
-    with pytest.raises(UnsupportedError, match="C\\^2"):
-        large.thm8_large(net, x, device="cpu")
+    # ReLU away from its kinks (thm-3-ae): the large path equals the dense thm-6 quantities;
+    # the diagonal of Var(Î₂) vanishes (d24-pwl), the norm does not (cross-layer blocks)
+    assert net.kinks(x) == []
+    dense = fv.variance(net, x, estimator=2)
+    assert np.max(np.abs(np.diag(dense))) <= 1e-14 * np.max(dense) and np.max(dense) > 0.1
+    assert np.max(np.abs(large.variance2_diagonal(net, x, device="cpu"))) <= 1e-14 * np.max(dense)
+    _close(large.thm8_large(net, x, device="cpu").lhs, fv.covariance_norm(net, x, 2, 1))
+    weights = [W.copy() for W in net.weights]
+    weights[0][2, -1] = -float(weights[0][2, :-1] @ x)
+    kinked = fv.Network(weights, "relu", net.family)
+    with pytest.raises(UnsupportedError, match="input 0: pre-activation 2 of layer 1"):
+        large.variance2_diagonal(kinked, x, device="cpu")
+    with pytest.raises(UnsupportedError, match="input 0: pre-activation 2 of layer 1"):
+        large.thm8_large(kinked, x, device="cpu")
     assert large.fisher_diagonal(net, x, device="cpu").shape == (net.num_params,)  # ReLU ok here
     with pytest.raises(ShapeError, match="input x must have shape"):
         large.fisher_diagonal(net, np.ones(4), device="cpu")
@@ -241,8 +251,8 @@ def test_bad_input_errors() -> None:
     tnet = fv.Network.random([3, 4, 1], "tanh", fv.family("bernoulli"), rng=1)
     with pytest.raises(ShapeError, match="method"):
         large.hessian_traces(tnet, x, method="nope", device="cpu")  # type: ignore[arg-type]
-    with pytest.raises(UnsupportedError, match="C\\^2"):
-        large.hessian_traces(net, x, method="exact", device="cpu")
+    with pytest.raises(UnsupportedError, match="kink of relu"):
+        large.hessian_traces(kinked, x, method="exact", device="cpu")
     pnet = fv.Network.from_weights([np.array([[1.0, 1.0, 1.0, 5.0]])], family=fv.family("exponential"))
     with pytest.raises(DomainError):
         large.fisher_diagonal(pnet, x, device="cpu")
@@ -396,7 +406,7 @@ def test_streamed_norms_over_small_blocks_equal_dense_route(
     s = large._setup(net, X, "cpu", None)
     dense = {"thm-7": fv.covariance_norm(net, X, 1, 1), "thm-8": fv.covariance_norm(net, X, 2, 1)}
     for statement, ref in dense.items():
-        if statement == "thm-8" and not net.is_c2:
+        if statement == "thm-8" and net.kinks(X):
             continue
         q = large_norms._all_factors(s, statement, 2)
         for block in (1, 2):

@@ -340,12 +340,65 @@ def test_backpack_diag_ggn_equals_fisher_diagonal() -> None:
 # --- Var(Î₂): refusal and the estimate --------------------------------------------------------
 
 
-@pytest.mark.parametrize("model_name", ["relu_mlp", "conv2d_pool"])
-def test_variance2_refused_for_non_c2_models(model_name: str) -> None:
-    model, X, smooth = model_zoo(3)[model_name]
-    assert not smooth
-    with pytest.raises(UnsupportedError, match="twice continuously differentiable"):
-        fv.model_variance_diagonal(model, X, fv.family("categorical", K=3), estimator=2)
+class ReluConvTanh(nn.Module):
+    """ReLU and max pooling beside a smooth layer, so that Var(Î₂) is not zero (the diagonal of
+    a purely piecewise-linear model vanishes, d24-pwl)."""
+
+    def __init__(self, n_out: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3)
+        self.fc1 = nn.Linear(8, 4)
+        self.fc2 = nn.Linear(4, n_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = torch.nn.functional.max_pool2d(torch.relu(self.conv(x)), 2).flatten(1)
+        return self.fc2(torch.tanh(self.fc1(z)))
+
+
+@pytest.mark.parametrize("model_name", ["relu_mlp", "conv2d_pool", "relu_conv_tanh"])
+def test_variance2_of_piecewise_models_away_from_kinks(model_name: str) -> None:
+    """thm-3-ae: ReLU and max pooling at inputs away from their kinks: Var(Î₂) equals the dense
+    plain-autograd route (σ'' = 0 on each piece)."""
+    fam = fv.family("categorical", K=3)
+    if model_name == "relu_conv_tanh":
+        torch.manual_seed(3)
+        model, X = ReluConvTanh(3), torch.randn(2, 1, 6, 6)
+    else:
+        model, X, smooth = model_zoo(3)[model_name]
+        assert not smooth
+        X = X[:2]
+    want = expected(model, X, fam, n=2, hessians=True)
+    got = fv.model_variance_diagonal(model, X, fam, estimator=2, n=2, method="hessian")
+    assert got.all_exact
+    if model_name == "relu_conv_tanh":
+        assert np.max(want["v2"]) > 1e-3  # the tanh layer makes it non-trivial
+        assert_close(flat(got, model), want["v2"])
+    else:  # piecewise linear, no tying across layers: ∂²_ii h_L = 0 on each piece (d24-pwl)
+        assert np.max(np.abs(want["v2"])) <= 1e-14 * np.max(want["fisher"])
+        assert np.max(np.abs(flat(got, model))) <= 1e-14 * np.max(want["fisher"])
+
+
+def test_variance2_refused_at_a_kink_naming_input_module_and_element() -> None:
+    model, X, _ = model_zoo(3)["relu_mlp"]
+    X = X[:3].clone().double()
+    bad = copy.deepcopy(model).double()
+    with torch.no_grad():  # unit 2 of the hidden layer exactly at ReLU's kink for input 1
+        bad[0].bias[2] = -(bad[0].weight[2] @ X[1])
+    with pytest.raises(UnsupportedError, match=r"kink .*input 1: relu in module 1, element \[2\]"):
+        fv.model_variance_diagonal(bad, X, fv.family("categorical", K=3), estimator=2)
+    # first-order quantities need no second derivative and are given
+    assert fv.model_fisher_diagonal(bad, X, fv.family("categorical", K=3)) is not None
+
+
+def test_max_pool_tie_refused_only_when_it_depends_on_theta() -> None:
+    """A tie in a max-pooling window is a kink in θ only when the pooled values depend on θ."""
+    fam = fv.family("categorical", K=2)
+    X = torch.tensor([[[1.0, 1.0, 0.5, -2.0]]], dtype=torch.float64)  # window 0 ties
+    on_data = nn.Sequential(nn.MaxPool1d(2), nn.Flatten(), nn.Linear(2, 2)).double()
+    fv.model_variance_diagonal(on_data, X, fam, estimator=2)  # pooled values are the data
+    scaled = nn.Sequential(nn.Conv1d(1, 1, 1), nn.MaxPool1d(2), nn.Flatten(), nn.Linear(2, 2)).double()
+    with pytest.raises(UnsupportedError, match=r"input 0: max_pool1d in module 1, element \[0, 0\]"):
+        fv.model_variance_diagonal(scaled, X, fam, estimator=2)
 
 
 def test_functional_relu_detected() -> None:
@@ -353,15 +406,22 @@ def test_functional_relu_detected() -> None:
         def __init__(self) -> None:
             super().__init__()
             self.fc = nn.Linear(3, 2)
+            self.out = nn.Linear(2, 2)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.fc(torch.nn.functional.relu(x))
+            return self.out(torch.nn.functional.relu(self.fc(x)))
 
-    with pytest.raises(UnsupportedError, match="relu"):
-        fv.model_variance_diagonal(F(), torch.randn(3, 3), fv.family("categorical", K=2), estimator=2)
+    torch.manual_seed(0)
+    model, X = F().double(), torch.randn(3, 3, dtype=torch.float64)
+    with torch.no_grad():
+        model.fc.bias[1] = -(model.fc.weight[1] @ X[2])
+    with pytest.raises(UnsupportedError, match="input 2: relu in module <root>, element \\[1\\]"):
+        fv.model_variance_diagonal(model, X, fv.family("categorical", K=2), estimator=2)
     with pytest.raises(UnsupportedError, match="smooth=False"):
         fv.model_variance_diagonal(nn.Linear(3, 2), torch.randn(3, 3), fv.family("categorical", K=2),
                                    estimator=2, smooth=False)
+    clamp = nn.Sequential(nn.Linear(3, 2), nn.Hardtanh(), nn.Linear(2, 2))  # kinks located too
+    fv.model_variance_diagonal(clamp, torch.randn(3, 3), fv.family("categorical", K=2), estimator=2)
 
 
 def _probes_and_dense(model: nn.Module, X: torch.Tensor, fam: Any):  # type: ignore[no-untyped-def]

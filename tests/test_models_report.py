@@ -45,10 +45,22 @@ def test_analyze_model_matches_dense_route(fam_name: str) -> None:
     assert "refused" not in rep.summary()
 
 
-def test_analyze_model_relu_refuses_var2_with_reason(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_analyze_model_relu_refuses_var2_only_at_a_kink(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """thm-3-ae: a ReLU CNN with max pooling gets Var(Î₂) away from its kinks (zero on the
+    diagonal, d24-pwl); at an input on a kink Var(Î₂) is refused, naming input, module, element."""
+    import copy
+
     model, X, _ = model_zoo(3)["conv2d_pool"]
-    rep = fv.analyze_model(model, X, fv.family("categorical", K=3), n=2, progress=False)
-    assert rep.var_2_refused and "ReLU" in rep.var_2_refused and "MaxPool2d" in rep.var_2_refused
+    fam = fv.family("categorical", K=3)
+    rep = fv.analyze_model(model, X, fam, n=2, progress=False)
+    assert rep.var_2_refused is None and rep.total.var_2 is not None
+    assert abs(rep.total.var_2) <= 1e-14 * rep.total.var_1
+    bad = copy.deepcopy(model).double()
+    Xd = X.double()
+    with torch.no_grad():  # conv output channel 0 at position (0, 0) of input 1 onto the kink
+        bad[0].bias[0] = -(bad[0].weight[0] * Xd[1, :, 0:3, 0:3]).sum()
+    rep = fv.analyze_model(bad, Xd, fam, n=2, progress=False)
+    assert rep.var_2_refused and "input 1: relu in module 1, element [0, 0, 0]" in rep.var_2_refused
     assert rep.total.var_2 is None and rep.samples_needed_2 is None
     assert rep.total.better == "I1 (I2 refused)"
     assert "Var(I2) refused" in rep.summary() and json.loads(rep.to_json())["var_2_refused"]
@@ -141,13 +153,7 @@ def test_thm8_of_an_mlp_matches_the_network_bounds() -> None:
     assert "Eq. 3 closed form" in rep.thm8_note
 
 
-def test_thm8_refused_for_relu_and_not_available_above_the_dense_limit(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    model, X, _ = model_zoo(3)["conv2d_pool"]
-    rep = fv.analyze_model(model, X, fv.family("categorical", K=3), n=2, progress=False)
-    assert rep.covariance_norm_2 is None and rep.thm8_rhs is None
-    assert rep.thm8_note.startswith("refused") and "ReLU" in rep.thm8_note
-    assert "thm-8: n/a, refused" in rep.summary()
+def test_thm8_not_available_above_the_dense_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(report_mod, "DENSE_HESSIAN_P", 10)
     torch.manual_seed(0)
     rep = fv.analyze_model(Conv1dNet(nn.Tanh(), 2), torch.randn(2, 2, 7),
@@ -160,16 +166,17 @@ def test_thm8_refused_for_relu_and_not_available_above_the_dense_limit(
 
 
 @pytest.mark.parametrize("model_name", ["conv1d_gelu", "conv2d_avg_silu", "batchnorm_eval",
-                                        "layernorm_softplus", "attention", "tanh_mlp"])
-def test_thm8_of_each_smooth_kind_matches_autograd_hessians(model_name: str) -> None:
-    """Every smooth model of the zoo (convolutions, pooling, BatchNorm in eval mode, LayerNorm,
-    an embedding + attention block, an Eq. 3 MLP): thm-8's sides from plain-autograd Hessians."""
+                                        "layernorm_softplus", "attention", "tanh_mlp",
+                                        "relu_mlp", "conv2d_pool"])
+def test_thm8_of_each_kind_matches_autograd_hessians(model_name: str) -> None:
+    """Every model of the zoo (convolutions, pooling, BatchNorm in eval mode, LayerNorm, an
+    embedding + attention block, an Eq. 3 MLP, and ReLU/max-pooling models away from their
+    kinks, thm-3-ae): thm-8's sides from plain-autograd Hessians."""
     from fisher_verify.fisher.bounds import thm8_sides
 
     fam = fv.product(fv.family("poisson"), fv.family("bernoulli"))
-    model, X, smooth = model_zoo(2)[model_name]
+    model, X, _ = model_zoo(2)[model_name]
     X = 0.5 * X if X.is_floating_point() else X
-    assert smooth
     rep = fv.analyze_model(model, X, fam, n=2, progress=False)
     h, _, H = dense_derivatives(model, X, hessians=True)
     assert H is not None and rep.covariance_norm_2 is not None and rep.thm8_rhs is not None

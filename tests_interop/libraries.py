@@ -150,3 +150,39 @@ def asdl_fisher(model: nn.Module, data: Any, *, what: str, shape: str, loss: str
         return model.fisher.data  # (P, P) in parameters() order
     # per module: {module name: Diag with .weight and .bias}
     return {name: m.fisher.diag for name, m in model.named_modules() if getattr(m, "fisher", None) is not None}
+
+
+# --- laplace-torch ----------------------------------------------------------------------------
+
+
+def laplace_hessian(model: nn.Module, data: Any, *, backend: str, what: str, structure: str,
+                    loss: str) -> Any:
+    """laplace-torch 0.3: ``la.H`` after ``la.fit`` on one batch holding all the data.
+
+    ``backend`` names a curvature backend of laplace-torch (``"BackPack"``, ``"Curvlinops"``,
+    ``"Asdl"``, or ``"own"`` for its torch.func ``GGNInterface``/``EFInterface``); ``what`` is
+    ``"exact"`` (GGN), ``"mc"`` (``stochastic=True``: the Monte Carlo Fisher, one label per input)
+    or ``"empirical"`` (EF); ``structure`` is ``"full"``, ``"diag"`` or ``"kron"`` (returned as
+    the dense matrix of its Kronecker factors). ``la.H`` is a *sum* over the inputs (the log
+    likelihood of the whole data set), in laplace's parameter order (``parameters()`` order).
+    For regression laplace's likelihood is ``N(y; f, σ²)`` with ``σ = 1``: ``½(y − f)²``.
+    """
+    from laplace import Laplace
+    from laplace import curvature as cv
+
+    x, y = data
+    kinds = {"exact": "GGN", "mc": "GGN", "empirical": "EF"}
+    if backend == "own":
+        cls = cv.curvature.GGNInterface if kinds[what] == "GGN" else cv.curvature.EFInterface
+    else:
+        cls = getattr(cv, f"{backend}{kinds[what]}")
+    kwargs: dict[str, Any] = {}
+    if what != "empirical":
+        kwargs["stochastic"] = what == "mc"  # one label draw per input (no sample-count option)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=len(x))
+    likelihood = "classification" if loss == "ce" else "regression"
+    la = Laplace(model, likelihood, subset_of_weights="all", hessian_structure=structure,
+                 backend=cls, backend_kwargs=kwargs)
+    la.fit(loader, progress_bar=False)
+    H = la.H
+    return H.to_matrix() if structure == "kron" else H

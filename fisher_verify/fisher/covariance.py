@@ -282,7 +282,7 @@ def network_moments(net: Any, x: Any, estimator: Estimator) -> dict[str, np.ndar
     """
     _check_estimator(estimator)
     if estimator == 2:
-        net.require_c2(HESSIAN_VARIANCE)
+        net.require_c2(HESSIAN_VARIANCE, x)
     fam = net.family
     h = _batched(net.forward(x), 1, "h_L")
     out: dict[str, np.ndarray] = {"h": h, "I": np.asarray(fam.fisher(h), dtype=np.float64)}

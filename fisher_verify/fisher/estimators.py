@@ -94,7 +94,7 @@ def structured_estimators(
     Raises:
         UnsupportedError: σ is not C² (Î₂ needs thm-3).
     """
-    net.require_c2(HESSIAN_ESTIMATOR)
+    net.require_c2(HESSIAN_ESTIMATOR, X)
     _, eta, I = output_quantities(net, X)
     J = net.jacobian(X)
     i1 = _score_outer_mean(J, eta, t)
@@ -151,7 +151,7 @@ def generic_estimators(net: Network, X: np.ndarray, t: np.ndarray) -> tuple[np.n
     Raises:
         UnsupportedError: σ is not C² (Î₂ needs thm-3).
     """
-    net.require_c2(HESSIAN_ESTIMATOR)
+    net.require_c2(HESSIAN_ESTIMATOR, X)
     theta, ell = _loglik_graph(net, X, t)
     i1 = _score_outer_mean_autodiff(theta, ell)
     i2 = (-hessian_of(ell.sum() / ell.numel(), theta)).detach().numpy()
@@ -189,7 +189,7 @@ def estimators_from_draws(
     t_raw = np.asarray(net.family.statistic(y_arr), dtype=np.float64)
     t = _batched_t(t_raw, X.shape[0], net.family.dim, single)
     i2: np.ndarray | None = None
-    refusal = net.c2_refusal(HESSIAN_ESTIMATOR)
+    refusal = net.c2_refusal(HESSIAN_ESTIMATOR, X)
     if refusal is not None:  # ReLU: Î₁ needs only J; Î₂ is left out and refused when read
         if route == "structured":
             i1 = _score_outer_mean(net.jacobian(X), output_quantities(net, X)[1], t)
@@ -263,7 +263,7 @@ def delta_estimators(
     Raises:
         UnsupportedError: σ is not C² (ΔÎ₂ needs thm-3).
     """
-    net.require_c2(HESSIAN_ESTIMATOR)
+    net.require_c2(HESSIAN_ESTIMATOR, x)
     X, single = net.inputs(x)
     M, d = X.shape[0], net.family.dim
     tt = np.asarray(net.family.statistic(np.asarray(y_target)), dtype=np.float64).reshape(M, d)

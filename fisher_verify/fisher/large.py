@@ -584,7 +584,7 @@ def diagonals(
     s = _setup(net, x, device, dtype)
     N = _check_n(n)
     if variance_2:
-        net.require_c2("the variance of the Hessian estimator (thm-6)")
+        net.require_c2("the variance of the Hessian estimator (thm-6)", x)
     torch = s.torch
     shapes = [tuple(W.shape) for W in s.weights]
     acc = {
@@ -664,7 +664,7 @@ def output_hessian_diagonals(
     Memory ``M · n_L · P``: meant for checking, not for the largest networks.
     """
     s = _setup(net, x, device, dtype)
-    net.require_c2("output Hessians (thm-3)")
+    net.require_c2("output Hessians (thm-3)", x)
     q = _forward_backward(s, s.X)
     gam = _gamma_diagonals(s, q)
     blocks = [
@@ -921,7 +921,7 @@ def hessian_traces(
     ``(M n_L)²`` traces: for the norms at many inputs use :func:`thm8_large`, which streams.
     """
     s = _setup(net, x, device, dtype)
-    net.require_c2("output Hessians (thm-3)")
+    net.require_c2("output Hessians (thm-3)", x)
     torch = s.torch
     P = s.offsets[-1]
     if method not in ("auto", "exact", "hvp", "hutchinson"):
@@ -1088,7 +1088,7 @@ def thm8_large(
 
     s = _setup(net, x, device, dtype)
     N = _check_n(n)
-    net.require_c2("output Hessians (thm-3)")
+    net.require_c2("output Hessians (thm-3)", x)
     if method not in ("auto", "exact", "sampled", "hvp", "hutchinson"):
         raise ShapeError("method must be 'auto', 'exact', 'sampled', 'hvp' or 'hutchinson', "
                          f"got {method!r}")

@@ -685,7 +685,7 @@ def pair_norm(
     s = _setup(net, x, device, dtype)
     N = _check_n(n)
     if statement == "thm-8":
-        net.require_c2("output Hessians (thm-3)")
+        net.require_c2("output Hessians (thm-3)", x)
     budget, tbudget = check_budget(memory_budget), _time_budget(time_budget)
     rank, world = process_group(distributed)
     cost = _cost(s, statement, budget, tbudget, world=world)

@@ -162,7 +162,7 @@ def sample_psd(
         UnsupportedError: σ is not C² (Î₂ and thm-10/thm-11 rest on thm-3).
         FisherVerifyError: ``n`` or ``draws`` not an integer >= 1, or a bad ``rng``.
     """
-    net.require_c2(PSD_OF_HESSIAN_ESTIMATOR)
+    net.require_c2(PSD_OF_HESSIAN_ESTIMATOR, x)
     n = check_count(n, "number of draws per input n")
     draws = check_count(draws, "number of replicates draws")
     gen = as_generator(rng)

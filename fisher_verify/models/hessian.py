@@ -210,7 +210,7 @@ def variance2_diagonal(
 
     del n  # the caller scales by 1/(M² N)
     prep = ws.prep
-    prep.require_c2("the variance of the Hessian estimator Î₂")
+    prep.require_smooth("the variance of the Hessian estimator Î₂", ws.stream.batches(256))
     if method not in METHODS:
         raise ShapeError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     from .decision import check_probes

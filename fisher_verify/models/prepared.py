@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import FisherVerifyError, ShapeError, UnsupportedError
+from .kinks import checkable
 
 __all__ = ["PreparedModel", "nonsmooth_reasons", "prepare_model"]
 
@@ -65,7 +66,10 @@ class PreparedModel:
         output: maps the module's output (batch of one) to ``h_L`` of shape ``(1, n_L)``.
         family: the output family; ``n_L = family.dim``.
         categorical: whether κ₄ contractions go through the O(K) one-hot route.
-        nonsmooth: why the model is not C² (empty when it is, or when the user declared it).
+        nonsmooth: why the model is not C² where no check can help (empty when it is C², only
+            piecewise smooth with located kinks, or declared smooth by the user).
+        piecewise: the kinked functions it calls whose kinks :mod:`.kinks` locates (ReLU-like,
+            1d/2d max pooling): smooth in θ at inputs away from them (thm-3-ae).
     """
 
     module: Any
@@ -77,6 +81,8 @@ class PreparedModel:
     device: Any
     categorical: bool
     nonsmooth: list[str] = field(default_factory=list)
+    piecewise: list[str] = field(default_factory=list)
+    kinks_checked: bool = False
 
     @property
     def n_L(self) -> int:
@@ -87,7 +93,8 @@ class PreparedModel:
         return sum(int(p.numel()) for p in self.params.values())
 
     def require_c2(self, what: str) -> None:
-        """Refuse ``what`` (a quantity needing second derivatives, thm-3/thm-6) on a non-C² model."""
+        """Refuse ``what`` (a quantity needing second derivatives, thm-3/thm-6) on a model that
+        is not C² at any input this library can vouch for (kinks it does not locate)."""
         if self.nonsmooth:
             raise UnsupportedError(
                 f"{what} needs a model that is twice continuously differentiable (thm-3, thm-6); "
@@ -95,6 +102,26 @@ class PreparedModel:
                 "need first derivatives only and are available (declare smooth=True only if the "
                 "detection is wrong)"
             )
+
+    def require_smooth(self, what: str, batches: Iterable[Any]) -> None:
+        """Refuse ``what`` (needing ∂²h_L/∂θ∂θᵀ, thm-3/thm-6) unless the model is smooth in θ at
+        every input of ``batches``: C², or piecewise smooth with every kinked argument farther
+        from its kink than the rounding radius (thm-3-ae, :mod:`.kinks`). Scans once."""
+        self.require_c2(what)
+        if not self.piecewise or self.kinks_checked:
+            return
+        from .kinks import scan_kinks
+
+        found = scan_kinks(self.module, self.params, self.fixed, batches, output=self.output)
+        if found:
+            more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+            raise UnsupportedError(
+                f"{what} is not defined at a kink (remark-3.1, thm-3-ae): {found[0].describe()}"
+                f"{more}; the model is not twice differentiable in θ there. Move the input off the "
+                "kink or use a C² activation; diag I(θ) and Var(Î₁) (thm-4) need first "
+                "derivatives only and are available"
+            )
+        self.kinks_checked = True
 
     def _h(self, theta: dict[str, Any], x: Any) -> Any:
         """``h_L`` for one input ``x`` (no batch axis), shape ``(n_L,)``."""
@@ -174,13 +201,16 @@ def _recorded_functions(module: Any, params: dict[str, Any], fixed: dict[str, An
 
 
 def nonsmooth_reasons(module: Any, calls: Iterable[tuple[str, Any]]) -> list[str]:
-    """Why a model is not C²: its non-C² submodules and the non-C² torch functions it calls."""
-    reasons = [f"module {name} ({type(mod).__name__})" for name, mod in module.named_modules()
-               if type(mod).__name__ in NON_C2_MODULES]
-    funcs = sorted({name for name, _ in calls if name in NON_C2_FUNCTIONS})
-    if funcs:
-        reasons.append("calls " + ", ".join(funcs))
-    return reasons
+    """Why a model is not C² at any input we can vouch for: the non-C² torch functions it calls
+    whose kinks :mod:`.kinks` does not locate, with the submodules that call them. Functions
+    with located kinks (ReLU-like, 1d/2d max pooling) are not reasons: the model is smooth in θ
+    at inputs away from them (thm-3-ae), checked at the data by :meth:`require_smooth`."""
+    funcs = sorted({name for name, _ in calls if name in NON_C2_FUNCTIONS and not checkable(name)})
+    if not funcs:
+        return []
+    mods = [f"module {name} ({type(mod).__name__})" for name, mod in module.named_modules()
+            if type(mod).__name__ in NON_C2_MODULES]
+    return [*mods, "calls " + ", ".join(funcs)]
 
 
 def prepare_model(
@@ -275,6 +305,7 @@ def prepare_model(
     family.check_natural(h)
     if smooth is None:
         prepared.nonsmooth = nonsmooth_reasons(work, calls)
+        prepared.piecewise = sorted({n for n, _ in calls if checkable(n)})
     elif not smooth:
         prepared.nonsmooth = ["declared not C² by the caller (smooth=False)"]
     return prepared

@@ -438,7 +438,7 @@ def analyze_model(
                         distributed=distributed, progress=progress)
     refused = None
     try:
-        ws.prep.require_c2("Var(Î₂)")
+        ws.prep.require_smooth("Var(Î₂)", ws.stream.batches(256))
     except UnsupportedError as exc:
         refused = str(exc)
     d = model_diagonals(ws, n, fisher=True, variance_1=True, variance_2=refused is None,

@@ -27,6 +27,9 @@ class Activation:
 
     ``is_c2`` is False for ReLU: thm-3 needs σ ∈ C²(ℝ) (remark-3.1). At ReLU's kink the
     derivative convention is σ'(0) = 0, which is torch's (the subgradient autograd uses).
+    ``kinks`` lists the points where σ is not smooth; away from them σ is a polynomial
+    piece (σ'' = 0 for ReLU), so thm-3 holds at inputs whose pre-activations avoid them
+    (thm-3-ae).
     """
 
     name: str
@@ -36,6 +39,7 @@ class Activation:
     np_d2: Callable[[np.ndarray], np.ndarray]
     torch_f: Callable[[Any], Any]
     mp_f: Callable[[Any], Any]
+    kinks: tuple[float, ...] = ()
 
 
 _erf_vec = np.vectorize(math.erf, otypes=[float])
@@ -149,6 +153,7 @@ ACTIVATIONS: dict[str, Activation] = {
         np.zeros_like,
         _torch("relu"),
         lambda a: a if a > 0 else mpmath.mpf(0),
+        kinks=(0.0,),
     ),
 }
 

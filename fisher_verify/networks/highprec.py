@@ -22,7 +22,8 @@ exactly, so every digit lost by the float64 route is recovered here: the only er
 mpmath's own rounding at ``dps`` digits. The activations and their first two derivatives are
 written in forms free of cancellation (``1 − σ(a)`` as ``σ(−a)``, GELU's ``Φ`` through
 ``erfc``). ReLU networks have Jacobians and Fisher matrices here (σ'(0) = 0, torch's
-convention) but no output Hessians: thm-3 needs σ ∈ C² (remark-3.1).
+convention), and output Hessians at inputs away from the kinks (thm-3-ae; refused at a kink,
+remark-3.1).
 
 Cost grows as ``n_L P²`` mpmath operations per input for Hessians; the route is meant for the
 small networks on which the float64 routes are checked, not for training-scale models.
@@ -81,7 +82,7 @@ def _relu_d1(a: Any) -> Any:
     return mpmath.mpf(1) if a > 0 else mpmath.mpf(0)
 
 
-_MP_ACTIVATIONS: dict[str, tuple[MpFn, MpFn, MpFn | None]] = {
+_MP_ACTIVATIONS: dict[str, tuple[MpFn, MpFn, MpFn]] = {
     "tanh": (
         mpmath.tanh,
         lambda a: mpmath.sech(a) ** 2,
@@ -99,12 +100,14 @@ _MP_ACTIVATIONS: dict[str, tuple[MpFn, MpFn, MpFn | None]] = {
         lambda a: (2 - a * a) * _phi(a),
     ),
     "identity": (lambda a: +a, lambda a: mpmath.mpf(1), lambda a: mpmath.mpf(0)),
-    "relu": (lambda a: a if a > 0 else mpmath.mpf(0), _relu_d1, None),
+    # σ'' = 0 away from the kink; at the kink the callers refuse first (thm-3-ae)
+    "relu": (lambda a: a if a > 0 else mpmath.mpf(0), _relu_d1, lambda a: mpmath.mpf(0)),
 }
 
 
-def mp_activation(name: str) -> tuple[MpFn, MpFn, MpFn | None]:
-    """σ, σ', σ'' of the activation ``name`` in mpmath (σ'' is ``None`` for ReLU, not C²)."""
+def mp_activation(name: str) -> tuple[MpFn, MpFn, MpFn]:
+    """σ, σ', σ'' of the activation ``name`` in mpmath (ReLU: σ'' = 0, valid away from its kink,
+    where the callers check the inputs first; thm-3-ae)."""
     if name not in _MP_ACTIVATIONS:
         raise UnsupportedError(
             f"no mpmath form for activation {name!r}; known: {', '.join(_MP_ACTIVATIONS)}"
@@ -211,7 +214,6 @@ def _jacobian_one(weights: list[np.ndarray], q: _Pass) -> np.ndarray:
 def _hessians_one(weights: list[np.ndarray], name: str, q: _Pass, n0: int) -> np.ndarray:
     """The second-order extension of lemma-13 (see :mod:`fisher_verify.networks.analytic`)."""
     _, _, d2 = mp_activation(name)
-    assert d2 is not None
     L = len(weights)
     n_L = q.h_L.shape[0]
     offsets = np.concatenate([[0], np.cumsum([W.size for W in weights])]).astype(int)
@@ -265,9 +267,10 @@ def mp_output_hessians(net: Any, x: Any, dps: int = 50) -> np.ndarray:
     Shape ``(n_L, P, P)`` or ``(M, n_L, P, P)``, object array of mpf.
 
     Raises:
-        UnsupportedError: σ is not C² (ReLU; thm-3, remark-3.1), or P > ``MAX_MP_PARAMS``.
+        UnsupportedError: an input at a kink of σ (ReLU; remark-3.1, thm-3-ae), or
+            P > ``MAX_MP_PARAMS``.
     """
-    net.require_c2("output Hessians (thm-3)")
+    net.require_c2("output Hessians (thm-3)", x)
     with mpmath.workdps(_check_dps(dps)):
         weights, X, single = _prepared(net, x)
         n0 = X.shape[1]
@@ -320,7 +323,7 @@ def mp_variance(
     :mod:`fisher_verify.fisher.covariance`.
 
     Raises:
-        UnsupportedError: estimator 2 on a ReLU network (thm-3 needs σ ∈ C²).
+        UnsupportedError: estimator 2 at an input on a kink of a ReLU network (thm-3-ae).
         ShapeError: ``estimator`` not 1 or 2, or ``n`` not an integer >= 1.
     """
     if estimator not in (1, 2):
@@ -330,7 +333,7 @@ def mp_variance(
         )
     count = check_count(n, "number of draws per input n", error=ShapeError)
     if estimator == 2:
-        net.require_c2("the variance of the Hessian estimator (thm-6)")
+        net.require_c2("the variance of the Hessian estimator (thm-6)", x)
     fam = net.family
     with mpmath.workdps(_check_dps(dps)):
         weights, X, _ = _prepared(net, x)

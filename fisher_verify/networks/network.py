@@ -26,6 +26,7 @@ from ..numpy_files import load_numpy_file
 from ..validation import as_generator, check_count, check_nonnegative
 from . import analytic, autodiff
 from .activations import Activation, get_activation
+from .kinks import Kink, find_kinks
 
 Method = Literal["analytic", "autodiff"]
 
@@ -190,7 +191,8 @@ class Network:
 
     @property
     def is_c2(self) -> bool:
-        """Whether σ ∈ C²(ℝ), the hypothesis of thm-3 (False for ReLU, remark-3.1)."""
+        """Whether σ ∈ C²(ℝ), the hypothesis of thm-3 (False for ReLU, remark-3.1; a ReLU
+        network is still smooth at inputs away from its kinks, see :meth:`kinks`)."""
         return self.act.is_c2
 
     @property
@@ -246,18 +248,44 @@ class Network:
         weights[-1][:, -1] -= np.max(np.atleast_2d(h), axis=0) + margin
         return Network(weights, self.act, self.family)
 
-    def c2_refusal(self, what: str) -> str | None:
-        """Why ``what`` is refused on this network (σ not C², thm-3), or ``None`` when σ is C²."""
+    def kinks(self, x: Any) -> list[Kink]:
+        """Hidden pre-activations within rounding of a kink of σ at the inputs ``x`` (thm-3-ae).
+
+        Empty for a C² activation, and for a piecewise-linear one (ReLU) at inputs away from
+        its kinks, where the network is smooth in θ and every Î₂ quantity is defined.
+        """
+        X, _ = self.inputs(x)
+        return find_kinks(self.weights, self.act, X)
+
+    def c2_refusal(self, what: str, x: Any = None) -> str | None:
+        """Why ``what`` (a quantity that needs ∂²h_L/∂θ∂θᵀ, thm-3) is refused, or ``None``.
+
+        A C² activation: never refused. ReLU (remark-3.1): refused only where it is not
+        defined, at an input whose pre-activation lies within rounding of a kink, naming the
+        input, the layer and the unit (thm-3-ae); without ``x`` there is nothing to decide on,
+        so it is refused with that reason.
+        """
         if self.is_c2:
             return None
+        if x is None:
+            return (
+                f"{what} needs ∂²h_L/∂θ∂θᵀ, which exists for a {self.activation} network only at "
+                "inputs away from its kinks (thm-3-ae); pass the inputs so they can be checked"
+            )
+        found = self.kinks(x)
+        if not found:
+            return None
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
         return (
-            f"{what} needs a C^2 activation (thm-3); this network uses {self.activation}, "
-            "use tanh, sigmoid, softplus, gelu or identity"
+            f"{what} is not defined at a kink of {self.activation} (remark-3.1, thm-3-ae): "
+            f"{found[0].describe()}{more}; h_L is not twice differentiable in θ there. Move the "
+            "input off the kink or use a C^2 activation (tanh, sigmoid, softplus, gelu, identity)"
         )
 
-    def require_c2(self, what: str) -> None:
-        """Refuse a computation that needs σ ∈ C² (thm-3) on a ReLU network."""
-        refusal = self.c2_refusal(what)
+    def require_c2(self, what: str, x: Any = None) -> None:
+        """Refuse ``what`` where ∂²h_L/∂θ∂θᵀ does not exist: a kink of σ at an input of ``x``
+        (thm-3-ae; see :meth:`c2_refusal`)."""
+        refusal = self.c2_refusal(what, x)
         if refusal is not None:
             from ..errors import UnsupportedError
 

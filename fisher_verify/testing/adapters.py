@@ -598,6 +598,7 @@ def check_torch_fisher(
     directions: int = 8,
     rtol: float | None = None,
     reference_model: Callable[[Any, Any], ReferenceModel] = sequential_reference,
+    reduction: Literal["mean", "sum"] = "mean",
 ) -> EstimatorReport | EmpiricalFisherReport:
     """Check ``fisher_fn(model, data)`` against ``I(θ)`` (``eq-6``) or the empirical Fisher; one line.
 
@@ -631,6 +632,9 @@ def check_torch_fisher(
         rtol: rounding tolerance; default 1e-9 for float64 models, 1e-4 for float32.
         reference_model: ``(model, family) -> ReferenceModel``, the exact model behind
             ``I(θ)`` (default :func:`sequential_reference`, Eq. 3 MLPs).
+        reduction: ``"mean"`` (default): the estimate is a mean over the M inputs, like
+            ``I(θ)`` (eq-6). ``"sum"``: it is a sum over the inputs (the curvature of a summed
+            loss, laplace-torch's ``la.H``), and the gate divides it by M before testing.
 
     Raises:
         ShapeError: an estimate or data in a form that is not understood (the message says which
@@ -641,6 +645,10 @@ def check_torch_fisher(
 
     if reference not in ("fisher", "empirical"):
         raise FisherVerifyError(f"reference must be 'fisher' or 'empirical', got {reference!r}")
+    if reduction not in ("mean", "sum"):
+        raise FisherVerifyError(
+            f"reduction must be 'mean' (the estimate averages over the inputs) or 'sum' (it sums "
+            f"over them, e.g. laplace-torch's la.H), got {reduction!r}")
     if randomness not in ("global", "generator", "seed"):
         raise FisherVerifyError(f"randomness must be 'global', 'generator' or 'seed', got {randomness!r}")
     if not isinstance(model, torch.nn.Module) or next(model.parameters(), None) is None:
@@ -673,7 +681,9 @@ def check_torch_fisher(
                         f"gate hands one over ({exc})"
                     ) from None
                 raise
-            return estimate_to_array(out, model)
+            arr = estimate_to_array(out, model)
+            # a summed curvature is M times the mean that I(θ) is (eq-6)
+            return arr / X.shape[0] if reduction == "sum" else arr
 
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     if reference == "empirical":

@@ -401,7 +401,7 @@ def check_fisher_estimator(
             f"(the estimator is Î_kind with n draws), got {variance!r}"
         )
     if kind == 2:
-        net.require_c2("the variance of the Hessian estimator (thm-6)")
+        net.require_c2("the variance of the Hessian estimator (thm-6)", x)
     R = check_count(replications, "replications")
     gen = as_generator(rng)
     X, _ = net.inputs(x)
