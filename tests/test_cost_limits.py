@@ -399,3 +399,9 @@ def test_cli_any_model_probes_auto_undecided_and_limits(
     with pytest.raises(SystemExit) as info:  # argparse's own refusal: exit 2 with usage
         main([*base, "--probes", "many"])
     assert info.value.code == 2 and "whole number or 'auto'" in capsys.readouterr().err
+    # --data .npy goes through the same reader: a forged header is refused before reading
+    _forged_npy(workdir / "forged.npy", (10**7, 10**5))
+    argv = [*base[:6], "forged.npy", *base[7:]]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "claims 8000000000000 bytes" in err and "Traceback" not in err

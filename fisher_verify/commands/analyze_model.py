@@ -183,11 +183,18 @@ def load_data(path: str) -> Any:
     import torch
 
     if path.endswith(".npy"):
+        from ..numpy_files import load_numpy_file
+
         _file(path, "data file")
-        try:
-            return torch.as_tensor(np.load(path, allow_pickle=False))
-        except (OSError, ValueError) as exc:
-            raise FisherVerifyError(f"cannot read data {path!r} as a .npy array: {exc}") from None
+        # the one reader of user arrays: a header claiming more than the file holds (or than
+        # its size limit) is refused before anything is read
+        arr = load_numpy_file(path, f"data {path!r}")
+        if not isinstance(arr, np.ndarray):
+            if arr is not None:
+                arr.close()
+            raise FisherVerifyError(f"cannot read data {path!r} as a .npy array (damaged, "
+                                    "another kind of file, or Python objects, never unpickled)")
+        return torch.as_tensor(arr)
     data = _torch_load(path, "data file")
     if isinstance(data, dict):
         for key in ("inputs", "x", "X"):
