@@ -17,9 +17,12 @@ from typing import Any
 import numpy as np
 
 from .errors import FisherVerifyError
+from .fisher.degenerate import check_finite, frobenius, refuse_overflow, underflow_reasons
 from .fisher.sample_size import samples_needed
 from .validation import check_count
 
+#: ``Analysis.better`` (and per layer) when the result is degenerate: nothing can be decided
+UNDETERMINED = "undetermined"
 FULL_LIMIT = 2000  # above this many parameters only diagonals are formed (DESIGN: no P² arrays)
 #: Seconds the streamed thm-7/thm-8 norms may be estimated to take inside analyze exactly
 #: (above it: the sampled-pairs estimate with its standard error, labelled exact=False)
@@ -38,7 +41,7 @@ class LayerSummary:
     params: int
     var_sum_1: float
     var_sum_2: float
-    better: str  # "I1", "I2" or "tie"
+    better: str  # "I1", "I2", "tie" or "undetermined" (a degenerate result)
 
 
 @dataclass
@@ -62,7 +65,7 @@ class Analysis:
     tightness_2: float | None
     psd_probability: float | None  # thm-10 lower bound on P(Î₂ ⪰ 0)
     layers: list[LayerSummary] = field(default_factory=list)
-    better: str = "tie"
+    better: str = "tie"  # "I1", "I2", "tie" or "undetermined" (a degenerate result)
     target_rel_accuracy: float = 0.1
     confidence: float = 0.95
     samples_needed_1: int | None = None  # lemma-12
@@ -74,6 +77,8 @@ class Analysis:
     covariance_norm_2_stderr: float = 0.0
     covariance_norms_exact: bool = True
     norm_notes: list[str] = field(default_factory=list)
+    #: why the numbers carry no information (underflow to zero); empty when they do
+    degenerate: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form (large arrays summarized by their norms)."""
@@ -81,20 +86,21 @@ class Analysis:
         for key in ("fisher", "variance_1", "variance_2"):
             arr = np.asarray(getattr(self, key))
             out[key] = arr.tolist() if arr.size <= 400 else {
-                "shape": list(arr.shape), "frobenius": float(np.linalg.norm(arr))}
+                "shape": list(arr.shape), "frobenius": frobenius(arr)}
         return out
 
     def summary(self) -> str:
         """A human-readable multi-line summary."""
-        lines = [
+        lines = [f"WARNING: degenerate result: {why}" for why in self.degenerate]
+        lines += [
             f"network widths {self.widths}, activation {self.activation}, family {self.family}, "
             f"P = {self.num_params}, N = {self.n}",
-            f"exact Fisher (eq-6): ||I||_F = {np.linalg.norm(self.fisher):.6g}"
+            f"exact Fisher (eq-6): ||I||_F = {frobenius(np.asarray(self.fisher)):.6g}"
             + (" (diagonal only)" if self.diagonal_only else ""),
             f"sum of Var(I1) = {np.sum(self.variance_1):.6g}   sum of Var(I2) = "
             f"{np.sum(self.variance_2):.6g}",
         ]
-        if self.covariance_norm_1 is not None:
+        if self.covariance_norm_1 is not None or self.covariance_norm_2 is not None:
             lines.append(f"||Cov(I1)||_F = {_est(self.covariance_norm_1, self.covariance_norm_1_stderr)}"
                          f" <= thm-7 bound {_fmt(self.bound_1)} (tightness "
                          f"{_fmt(self.tightness_1)})")
@@ -141,7 +147,6 @@ def _better(v1: float, v2: float) -> str:
     return "I1" if v1 < v2 else "I2"
 
 
-
 def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float = 0.95,
             diagonal: bool | None = None, *, memory_budget: int | None = None,
             time_budget: float | None = None, progress: Progress | None = None) -> Analysis:
@@ -172,6 +177,11 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
             (the variance of Î₂ needs thm-3/thm-6); UnsupportedError (at once, before the
             work) when one input's terms exceed ``memory_budget`` or the per-input terms are
             estimated above ``time_budget``.
+        UnsupportedError: the Fisher or a variance overflows float64 (no finite answer).
+
+    A result that underflowed (every Fisher entry below the smallest normal float64, or a
+    Var(Î₁) that is 0 only because the family's fourth moment underflowed) is returned with
+    the reasons in ``Analysis.degenerate`` and ``better`` set to ``"undetermined"``.
     """
     from .fisher.large import check_budget, require_network
 
@@ -183,6 +193,16 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
     budget = check_budget(memory_budget)
     tbudget = _time_budget(time_budget)
     net.require_c2("the variance of the Hessian estimator (thm-6)", x)
+    # float64 over- and underflow are detected and reported below (refusal or
+    # Analysis.degenerate), so NumPy's RuntimeWarnings about them would only be noise
+    with np.errstate(all="ignore"):
+        return _compute(net, x, n, target, confidence, diagonal, budget, tbudget, progress)
+
+
+def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
+             diagonal: bool | None, budget: int, tbudget: float,
+             progress: Progress | None) -> Analysis:
+    """The body of :func:`analyze` after its checks."""
     X, _ = net.inputs(x)
     M = int(X.shape[0])
     P = int(net.num_params)
@@ -205,6 +225,7 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
         d = diagonals(net, X, n, memory_budget=budget)
         fisher = np.asarray(d.fisher)
         var = {1: np.asarray(d.variance_1), 2: np.asarray(d.variance_2)}
+        check_finite(net, x, fisher, var)
         for e, fn in ((1, thm7_large), (2, thm8_large)):
             try:
                 b = fn(net, X, n, method="exact", time_budget=NORM_SECONDS, memory_budget=budget)
@@ -219,6 +240,9 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
         chunk = chunk_inputs(P, int(net.widths[-1]), M, budget)  # refuses at once
         sums = dense_sums(net, X, n, chunk, time_budget=tbudget, progress=progress)
         fisher, var = sums.fisher, {1: sums.variance_1, 2: sums.variance_2}
+        if not np.all(np.isfinite(fisher)):  # the variances would hold inf - inf
+            refuse_overflow(net, x, "the Fisher information I(θ)")
+        check_finite(net, x, fisher, var)
         bound[1], bound[2] = sums.thm7_rhs, sums.thm8_rhs
         # rhs None where thm-10 does not apply (lambda_min(I(theta)) = 0, as whenever
         # M n_L < P: I(theta) has rank <= M n_L)
@@ -239,6 +263,17 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
                     f"sum is estimated at {cost.seconds:.3g} s, above NORM_SECONDS = "
                     f"{NORM_SECONDS:g}, or {(cost.held_bytes + cost.block_bytes) / 2**20:.4g} "
                     f"MiB against memory_budget = {budget / 2**20:.4g} MiB")
+    overflowed: list[str] = []
+    for e, theorem in ((1, "thm-7"), (2, "thm-8")):
+        # the variances are finite (checked), but a norm of them is formed from their squares,
+        # which can overflow although the norm itself would fit: left out, and said so
+        if any(v is not None and not math.isfinite(v) for v in (cov_norm[e], bound[e])):
+            overflowed.append(
+                f"||Cov(I{e})||_F and the {theorem} bound overflowed float64 in their sums of "
+                "squares (the variances themselves are finite and reported); not computed")
+            cov_norm[e] = bound[e] = None
+    if psd is not None and not math.isfinite(psd):
+        psd = None
     tight: dict[int, float | None] = {}
     for e in (1, 2):
         c, bd = cov_norm[e], bound[e]
@@ -253,19 +288,33 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
             s1, s2 = float(var[1][sl, sl].sum()), float(var[2][sl, sl].sum())
         layers.append(LayerSummary(layer, off[layer + 1] - off[layer], s1, s2, _better(s1, s2)))
     t1, t2 = float(var[1].sum()), float(var[2].sum())
-    fnorm = float(np.linalg.norm(fisher))
+    fnorm = frobenius(fisher)
+    for e, total in ((1, t1), (2, t2)):
+        if not math.isfinite(total):
+            overflowed.append(f"the sum of Var(I{e}) overflowed float64; its sample size is "
+                              "not computed")
+    underflowed = underflow_reasons(net, x, fisher, var[1])
+    degenerate = underflowed + overflowed
+    better = _better(t1, t2)
+    if underflowed:  # a comparison of zeros decides nothing
+        better = UNDETERMINED
+        for g in layers:
+            g.better = UNDETERMINED
     return Analysis(
         family=net.family.label, widths=tuple(net.widths), activation=net.activation,
         num_params=P, n=int(n), diagonal_only=diag, fisher=fisher,
         variance_1=var[1], variance_2=var[2],
         covariance_norm_1=cov_norm[1], covariance_norm_2=cov_norm[2],
         bound_1=bound[1], bound_2=bound[2], tightness_1=tight[1], tightness_2=tight[2],
-        psd_probability=psd, layers=layers, better=_better(t1, t2),
+        psd_probability=psd, layers=layers, better=better,
         target_rel_accuracy=target, confidence=confidence,
-        samples_needed_1=samples_needed(t1 * n, fnorm, target, confidence),
-        samples_needed_2=samples_needed(t2 * n, fnorm, target, confidence),
-        num_inputs=M, covariance_norm_1_stderr=cov_se[1], covariance_norm_2_stderr=cov_se[2],
-        covariance_norms_exact=norms_exact, norm_notes=notes,
+        samples_needed_1=samples_needed(t1 * n, fnorm, target, confidence)
+        if math.isfinite(t1 * n) else None,
+        samples_needed_2=samples_needed(t2 * n, fnorm, target, confidence)
+        if math.isfinite(t2 * n) else None,
+        num_inputs=M, degenerate=degenerate, covariance_norm_1_stderr=cov_se[1],
+        covariance_norm_2_stderr=cov_se[2], covariance_norms_exact=norms_exact,
+        norm_notes=notes,
     )
 
 
@@ -276,3 +325,5 @@ def _time_budget(value: Any) -> float:
     if not ok or not math.isfinite(float(value)) or float(value) <= 0:
         raise FisherVerifyError(f"time_budget must be a number of seconds > 0, got {value!r}")
     return float(value)
+
+

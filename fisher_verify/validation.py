@@ -1,6 +1,7 @@
-"""Checks of the plain arguments the public API takes: a random source ``rng`` and counts
-(draws N, replicates, widths). One place, so every function refuses the same bad values with
-the same message instead of a raw NumPy error or a silent ``int(...)`` truncation.
+"""Checks of the plain arguments the public API takes: a random source ``rng``, counts
+(draws N, replicates, widths) and a torch model whose tensors hold data. One place, so every
+function refuses the same bad values with the same message instead of a raw NumPy error or a
+silent ``int(...)`` truncation.
 
 Imports nothing from the package but :mod:`fisher_verify.errors`, so every room may use it.
 """
@@ -15,7 +16,7 @@ import numpy as np
 
 from .errors import FisherVerifyError
 
-__all__ = ["as_generator", "check_count", "check_nonnegative"]
+__all__ = ["as_generator", "check_count", "check_materialized", "check_nonnegative"]
 
 RngLike = np.random.Generator | int | None
 
@@ -75,3 +76,23 @@ def check_nonnegative(value: Any, name: str) -> float:
     if not ok or not math.isfinite(float(value)) or float(value) < 0:
         raise FisherVerifyError(f"{name} must be a finite number >= 0, got {_shown(value)}")
     return float(value)
+
+
+def check_materialized(model: Any, name: str = "model") -> None:
+    """Refuse a torch module with a parameter or buffer on the ``meta`` device (shapes only,
+    no values: nothing about its Fisher information can be computed), naming the first one.
+
+    Raises:
+        FisherVerifyError: such a tensor, with how to give the module real values.
+    """
+    named = getattr(model, "named_parameters", None)
+    if named is None:
+        return
+    tensors = [*model.named_parameters(), *model.named_buffers()]
+    for key, tensor in tensors:
+        if getattr(tensor, "is_meta", False):
+            raise FisherVerifyError(
+                f"{name}: tensor {key!r} is on the meta device (a shape without values), so "
+                "nothing can be computed from it; materialize the module first, e.g. "
+                "model.to_empty(device='cpu') and load its weights, or build it on 'cpu'/'cuda'"
+            )

@@ -38,12 +38,13 @@ def _proofs(tmp_path: Path, ids: tuple[str, ...], sleep: float = 0.2) -> Path:
     return folder
 
 
-def test_plain_lines_say_what_runs_before_its_result(tmp_path, capsys):
+def test_plain_lines_say_what_runs_before_its_result(tmp_path, capfd):
     """Not a terminal: ``running <id>`` is printed before the statement's own output (so while
-    it runs), its result line after; stdout holds only the table."""
+    it runs), its result line after; stdout holds only the table. (capfd: a statement runs in a
+    worker process, which writes to the file descriptor.)"""
     folder = _proofs(tmp_path, ("slow-a", "slow-b"))
     assert main(["check", str(folder)]) == 0
-    out = capsys.readouterr()
+    out = capfd.readouterr()
     err = out.err.splitlines()
     for sid in ("slow-a", "slow-b"):
         running, inside = err.index(f"running {sid}"), err.index(f"inside {sid}")

@@ -43,6 +43,10 @@ def test_report_writes_offline_files(tmp_path):
     cert = json.loads((out / "certificate.json").read_text())
     assert cert["all_hold"] is True and cert["statements"][0]["verdict"] == "proved"
     assert cert["environment"]["packages"]["sympy"]
+    # report --out checks these names before the run (commands/outputs.py): it must know them all
+    from fisher_verify.commands.outputs import REPORT_FILES
+
+    assert sorted(p.name for p in out.iterdir()) == sorted(REPORT_FILES)
 
 
 def test_report_shows_errata(tmp_path):
@@ -61,6 +65,10 @@ def test_report_shows_errata(tmp_path):
             return ctx.conclude()
     """))
     out = tmp_path / "out"
+    (out / "fig1.png").parent.mkdir()
+    (out / "fig1.png").write_text("an earlier report")
+    (out / "certificate.json").write_text('{"tool": "fisher-verify check"}')
+    # an earlier report's files are replaced without --force (its certificate carries the mark)
     assert main(["report", str(proofs), "--out", str(out)]) == 0
     md = (out / "report.md").read_text()
     assert "## Disagreements with the paper (errata)" in md and "(erratum)" in md

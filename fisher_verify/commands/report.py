@@ -7,7 +7,10 @@ import sys
 import time
 from typing import Any
 
-from .common import check_jobs, prepare_output_dir, select_statements
+from ..errors import FisherVerifyError
+from ..proofs.state import DEFAULT_TIMEOUTS
+from .common import check_jobs, check_timeout, select_statements, workers_for
+from .outputs import FORCE_HELP, prepare_report_dir
 from .progress import ProgressDisplay
 
 
@@ -20,31 +23,48 @@ def register(subparsers: Any) -> None:
         "report.html (MathML, no network), PNG figures and certificate.json into --out.",
     )
     p.add_argument("paths", nargs="*", metavar="PATHS", help="proof files or folders")
-    p.add_argument("--out", default="report", help="output folder (default: ./report)")
+    p.add_argument("--out", default="report", help="output folder (default: ./report); files "
+                   "in it that an earlier report did not write are refused unless --force")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--only", nargs="+", action="extend", default=[], metavar="ID")
     p.add_argument("--profile", choices=("quick", "thorough"), default="quick")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--jobs", "-j", type=int, default=1)
+    p.add_argument("--jobs", "-j", type=int, default=1,
+                   help="statements run at once, each in its own worker process (default 1; "
+                   "0 = one per CPU; capped to the CPUs)")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="time limit per statement and per proof file's import (default "
+                   f"{DEFAULT_TIMEOUTS['quick']:g} with --profile quick, "
+                   f"{DEFAULT_TIMEOUTS['thorough']:g} with thorough)")
     p.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    """Write the report; exit 0 when every statement holds, 1 otherwise."""
+    """Write the report; exit 0 when every statement holds, 1 otherwise (2 when the report
+    cannot be written)."""
     from ..proofs import run_all
     from ..report.build import build_report
     from .check import default_paths
 
     check_jobs(args.jobs)
+    timeout = check_timeout(args.timeout, args.profile)
     paths = args.paths or default_paths()
-    entries = select_statements(paths, args.only)
-    prepare_output_dir(args.out)
+    out = prepare_report_dir(args.out, args.force)  # absolute: a proof's chdir cannot move it
+    entries = select_statements(paths, args.only, timeout)
+    jobs = workers_for(args.jobs, len(entries))
     start = time.perf_counter()
     with ProgressDisplay(sys.stderr, len(entries)) as shown:
-        records = run_all(entries, profile=args.profile, seed=args.seed, jobs=args.jobs,
-                          progress=shown.finished, started=shown.started)
+        records = run_all(entries, profile=args.profile, seed=args.seed, jobs=jobs,
+                          progress=shown.finished, started=shown.started, timeout=timeout)
         wall = time.perf_counter() - start
-        report = build_report(records, args.out, args.profile, args.seed, paths, wall,
-                              stage=shown.stage)
+        try:
+            report = build_report(records, out, args.profile, args.seed, paths, wall,
+                                  stage=shown.stage)
+        except OSError as exc:
+            name = exc.filename or out
+            raise FisherVerifyError(
+                f"cannot write the report into --out {args.out!r}: {exc.strerror or exc}: "
+                f"{name}") from None
     print(f"wrote {report.markdown}, {report.html}, {report.certificate}"
           + "".join(f", {p}" for p in report.figures))
-    return 0 if all(r.holds for r in records) else 1
+    return 0 if records and all(r.holds for r in records) else 1

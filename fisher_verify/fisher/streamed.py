@@ -10,6 +10,7 @@ at a time: memory is the ``P × P`` accumulators plus one chunk's derivatives, n
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -127,8 +128,11 @@ def dense_sums(net: Any, X: np.ndarray, n: int, chunk: int, *, time_budget: floa
             progress("per-input terms (eq-6, thm-4, thm-6)", min(M, lo + chunk), M)
     n_L = int(net.widths[-1])
     scale = float(M * M * n)
-    psd = psd_bound_from_sums(acc["fisher"] / M, acc["rho2"], acc["lam_max"], acc["trace"], M,
-                              n_L, n)
+    fisher = acc["fisher"] / M
+    if np.all(np.isfinite(fisher)) and np.isfinite(acc["rho2"]):
+        psd = psd_bound_from_sums(fisher, acc["rho2"], acc["lam_max"], acc["trace"], M, n_L, n)
+    else:  # an overflowed Fisher has no eigenvalues; the caller refuses or reports it
+        psd = PsdBound(None, None, None, np.zeros(0), math.nan, np.zeros(0), False)
     return InputSums(
         fisher=acc["fisher"] / M, variance_1=acc["var1"] / scale, variance_2=acc["var2"] / scale,
         thm7_rhs=acc["rhs7"] / scale, thm7_spectral=acc["spec7"] / scale,

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import ShapeError, UnsupportedError
 from ..fisher.large import check_budget
-from ..validation import check_count
+from ..validation import check_count, check_materialized
 from .contract import Contractor, per_parameter_factor
 from .data import InputStream, Progress
 from .linear import LinearTaps
@@ -125,6 +125,7 @@ def open_workspace(
 
     if not isinstance(model, torch.nn.Module):
         raise ShapeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_materialized(model)  # before the data are moved to its device
     memory = DEFAULT_MEMORY if memory is None else check_budget(memory, "memory")
     rank, world = process_group(distributed)
     dt = torch.float64 if dtype is None else dtype

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import FisherVerifyError, ShapeError
-from ..numpy_files import load_numpy_file
+from ..numpy_files import exact_float64, load_numpy_file
 from ..validation import as_generator, check_count, check_nonnegative
 from . import analytic, autodiff
 from .activations import Activation, get_activation
@@ -34,15 +34,18 @@ Method = Literal["analytic", "autodiff"]
 def _real_array(value: Any, what: str) -> np.ndarray:
     """A float64 copy of ``value`` when it holds real numbers; complex values (whose imaginary
     part a cast would drop silently), objects and text are refused."""
+    if getattr(value, "is_meta", False):
+        raise ShapeError(f"{what} is a tensor on the meta device (a shape without values); "
+                         "give one with values (on cpu or cuda)")
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
     try:
         raw = np.asarray(value)
         if raw.dtype.kind not in "biuf":
             raise TypeError(raw.dtype)
-        return np.array(raw, dtype=np.float64)
     except (TypeError, ValueError):
         raise ShapeError(f"{what} must be an array of real numbers") from None
+    return exact_float64(raw, what)
 
 
 def _as_matrix(W: Any, name: str) -> np.ndarray:
@@ -55,8 +58,16 @@ def _as_matrix(W: Any, name: str) -> np.ndarray:
             f"got shape {arr.shape}"
         )
     if not np.all(np.isfinite(arr)):
-        raise FisherVerifyError(f"{name} contains NaN or infinite values; weights must be finite")
+        raise FisherVerifyError(f"{name} {_first_nonfinite(arr)}; weights must be finite")
     return arr
+
+
+def _first_nonfinite(arr: np.ndarray) -> str:
+    """Where ``arr`` first holds a value that is not finite, e.g. ``has nan at [1, 2]``."""
+    index = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+    count = int(np.sum(~np.isfinite(arr)))
+    more = f" ({count} non-finite entries in all)" if count > 1 else ""
+    return f"has {arr[index]} at [{', '.join(map(str, index))}]{more}"
 
 
 class Network:
@@ -120,6 +131,8 @@ class Network:
                 objects (never loaded: they could run code).
         """
         family = _required_family(family)
+        # resolved before the file is read, so that a bad name is not blamed on the file
+        act = get_activation(activation)
         data = _open_npz(path)
         with data:
             names = list(data.files)
@@ -135,7 +148,7 @@ class Network:
                 )
             weights = [_npz_array(data, f"W{i}", path) for i in range(count)]
         try:
-            return cls(weights, activation, family)
+            return cls(weights, act, family)
         except FisherVerifyError as exc:  # name the file: the arrays came from it
             raise type(exc)(f"weights file {str(path)!r}: {exc}") from None
 
@@ -309,9 +322,11 @@ class Network:
                 f"n_0 = {n0}, got {arr.shape}"
             )
         if not np.all(np.isfinite(arr)):
-            raise FisherVerifyError(
-                "input x contains NaN or infinite values; inputs must be finite"
-            )
+            where = _first_nonfinite(arr)
+            if arr.ndim == 2:  # name the row: [row, column]
+                row = int(np.argwhere(~np.all(np.isfinite(arr), axis=1))[0][0])
+                where += f" (row {row} of {arr.shape[0]} inputs)"
+            raise FisherVerifyError(f"input x {where}; inputs must be finite")
         single = arr.ndim == 1
         return (arr[None, :] if single else arr), single
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..errors import FisherVerifyError
 from .api import Statement
+from .state import DEFAULT_TIMEOUT, ImportStopped, guarded_import
 
 _ID_PATTERN = re.compile(r"""statement\(\s*(?:id\s*=\s*)?["']([^"']+)["']""")
 
@@ -85,16 +86,28 @@ def _module_name(path: Path) -> str:
     return f"fisher_verify_proofs_user.{stem}_{digest}"
 
 
-def load_file(path: Path) -> list[Entry]:
-    """Import one proof file and return its statements (or one :class:`Broken`)."""
+def load_file(path: Path, timeout: float | None = DEFAULT_TIMEOUT) -> list[Entry]:
+    """Import one proof file and return its statements (or one :class:`Broken`).
+
+    The import runs under :func:`~fisher_verify.proofs.state.guarded_import`: a file that calls
+    ``sys.exit``/``os._exit``, raises ``KeyboardInterrupt``, or takes more than ``timeout``
+    seconds at import is :class:`Broken` (its statement fails naming why), and whatever it
+    changed in the process (working directory, environment, ``np.seterr`` …) is put back.
+    """
     name = _module_name(path)
     try:
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load {path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
+        with guarded_import(timeout, str(path)) as interrupted:
+            try:
+                spec = importlib.util.spec_from_file_location(name, path)
+                if spec is None or spec.loader is None:
+                    raise ImportError(f"cannot load {path}")
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[name] = module
+                spec.loader.exec_module(module)
+            except KeyboardInterrupt:
+                if interrupted:  # a real Ctrl-C: the user wants to stop
+                    raise
+                raise ImportStopped("raised KeyboardInterrupt while being imported") from None
     except BaseException as exc:  # noqa: BLE001 - a broken proof file must not stop the gate
         if isinstance(exc, KeyboardInterrupt):
             raise
@@ -103,7 +116,14 @@ def load_file(path: Path) -> list[Entry]:
         match = _ID_PATTERN.search(text)
         sid = match.group(1) if match else path.stem
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).strip()
-        return [Broken(sid, str(path), f"cannot import {path.name}: {exception_line(exc)}", tb)]
+        if isinstance(exc, ImportStopped):
+            why = str(exc)
+        elif isinstance(exc, SystemExit):
+            code = exc.code if exc.code is not None else 0
+            why = f"called sys.exit({code!r}) while being imported"
+        else:
+            why = exception_line(exc)
+        return [Broken(sid, str(path), f"cannot import {path.name}: {why}", tb)]
     found: list[Entry] = []
     for value in vars(module).values():
         if isinstance(value, Statement) and not any(value is f for f in found):
@@ -118,8 +138,9 @@ def _with_source(st: Statement, source: str) -> Statement:
     )
 
 
-def discover(paths: Iterable[str | Path]) -> list[Entry]:
-    """All statements under ``paths``, in file order.
+def discover(paths: Iterable[str | Path], timeout: float | None = DEFAULT_TIMEOUT) -> list[Entry]:
+    """All statements under ``paths``, in file order (each file imported under
+    :func:`load_file`'s guard, at most ``timeout`` seconds).
 
     Raises:
         FisherVerifyError: a missing path, or two files that define the same id.
@@ -127,7 +148,7 @@ def discover(paths: Iterable[str | Path]) -> list[Entry]:
     entries: list[Entry] = []
     where: dict[str, str] = {}
     for path in proof_files(paths):
-        for entry in load_file(path):
+        for entry in load_file(path, timeout):
             if entry.id in where:
                 raise FisherVerifyError(
                     f"statement id {entry.id!r} is defined twice: in {where[entry.id]} "

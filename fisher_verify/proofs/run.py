@@ -1,23 +1,22 @@
 """Run statements: one :class:`Record` per statement, every exception caught per proof.
 
-Statements can run in worker processes (``jobs > 1``); a worker re-imports the proof file
-and runs the statement with the same per-statement seed, so the outcome does not depend on
-``jobs`` or on the order.
+:func:`run_all` runs each statement in a process of its own (:mod:`.isolate`), with the same
+per-statement seed, so the outcome depends neither on ``jobs`` nor on the order, and no proof
+can end, hang or poison the run. :func:`run_statement` runs one in the calling process.
 """
 
 from __future__ import annotations
 
-import os
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .api import HOLDING, Context, Profile, Result, Statement, seed_for
-from .discover import Broken, Entry, exception_line, load_file
+from .discover import Broken, Entry, exception_line
+from .isolate import cpu_count, run_isolated
+from .state import DEFAULT_TIMEOUTS
 
 
 @dataclass
@@ -124,12 +123,18 @@ def run_statement(entry: Entry, profile: Profile = "quick", seed: int = 0) -> Re
     )
 
 
-def _run_in_worker(source: str, sid: str, profile: Profile, seed: int) -> Record:
-    for entry in load_file(Path(source)):
-        if entry.id == sid:
-            return run_statement(entry, profile, seed)
-    return run_statement(Broken(sid, source, f"statement {sid!r} vanished from {source}"),
-                         profile, seed)
+def failed_record(entry: Entry, profile: Profile, seed: int, summary: str, seconds: float = 0.0,
+                  detail: str = "") -> Record:
+    """The ``error`` record of a statement that did not report a verdict: its process ended,
+    was killed or passed the time limit; ``summary`` names what happened."""
+    if isinstance(entry, Broken):
+        return run_statement(entry, profile, seed)
+    return Record(
+        id=entry.id, title=entry.title, claim=entry.claim, method=entry.method,
+        hypotheses=list(entry.hypotheses), source=entry.source, verdict="error",
+        summary=summary, seconds=seconds, seed=seed_for(seed, entry.id), profile=profile,
+        error=detail or summary,
+    )
 
 
 Progress = Callable[[int, int, Record], None]
@@ -143,70 +148,48 @@ def run_all(
     jobs: int = 1,
     progress: Progress | None = None,
     started: Started | None = None,
+    timeout: float | None = None,
 ) -> list[Record]:
-    """Run every entry and return the records in the entries' order.
+    """Run every entry, each in a process of its own, and return the records in the entries'
+    order.
+
+    A statement whose process ends without a record (``sys.exit``, ``os._exit``, a crash), is
+    killed, or runs longer than ``timeout`` seconds gets an ``error`` record naming why; what a
+    proof changes in its process (working directory, ``np.seterr``, random state, environment)
+    never reaches another statement or the caller.
 
     Args:
         entries: statements (and broken files) from :func:`~fisher_verify.proofs.discover`.
         profile: ``quick`` or ``thorough``.
         seed: the run seed; each statement's seed is derived from it and its id.
-        jobs: worker processes (1 runs in this process; 0 means one per CPU).
+        jobs: statements run at once (0 means one per CPU); never more than the CPUs this
+            process may use (:func:`~fisher_verify.proofs.isolate.cpu_count`) or the
+            statements.
         progress: called as ``progress(done, total, record)`` after each statement.
-        started: called as ``started(id)`` when a statement starts (with ``jobs > 1``: when a
-            free worker takes it, so the ids started and not finished are those in flight).
+        started: called as ``started(id)`` when a statement starts (with ``jobs > 1`` the ids
+            started and not finished are those in flight).
+        timeout: the per-statement time limit in seconds (> 0); None is the profile's default
+            (:data:`~fisher_verify.proofs.state.DEFAULT_TIMEOUTS`).
     """
+    if timeout is None:
+        timeout = DEFAULT_TIMEOUTS[profile]
+    if not timeout > 0:
+        raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
     total = len(entries)
-    if jobs == 0:
-        jobs = os.cpu_count() or 1
+    workers = max(1, min(jobs or cpu_count(), cpu_count(), total))
     records: dict[int, Record] = {}
-    if jobs <= 1 or total <= 1:
-        for i, entry in enumerate(entries):
-            if started:
-                started(entry.id)
-            records[i] = run_statement(entry, profile, seed)
-            if progress:
-                progress(i + 1, total, records[i])
-        return [records[i] for i in range(total)]
-    workers = min(jobs, total)
 
-    def failed(i: int, exc: Exception) -> None:
-        records[i] = run_statement(
-            Broken(entries[i].id, entries[i].source, f"worker failed: {exc}"), profile, seed)
+    def done(i: int, record: Record) -> None:
+        records[i] = record
         if progress:
-            progress(len(records), total, records[i])
+            progress(len(records), total, record)
 
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        # at most one statement per worker is submitted, so what was started is what runs
-        queue: list[int] = []
-        for i, entry in enumerate(entries):
-            if isinstance(entry, Broken):
-                records[i] = run_statement(entry, profile, seed)
-                if progress:
-                    progress(len(records), total, records[i])
-            else:
-                queue.append(i)
-        queue.reverse()
-        futures: dict[Future[Record], int] = {}
-        while queue or futures:
-            while queue and len(futures) < workers:
-                i = queue.pop()
-                if started:
-                    started(entries[i].id)
-                try:
-                    futures[pool.submit(_run_in_worker, entries[i].source, entries[i].id,
-                                        profile, seed)] = i
-                except Exception as exc:  # noqa: BLE001 - a broken pool is an error verdict
-                    failed(i, exc)
-            if not futures:
-                continue
-            finished, _ = wait(futures, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                i = futures.pop(fut)
-                try:
-                    records[i] = fut.result()
-                except Exception as exc:  # noqa: BLE001 - a dead worker is an error verdict
-                    failed(i, exc)
-                    continue
-                if progress:
-                    progress(len(records), total, records[i])
+    todo = []
+    for i, entry in enumerate(entries):
+        if isinstance(entry, Broken):
+            done(i, run_statement(entry, profile, seed))
+        else:
+            todo.append(i)
+    run_isolated(list(entries), todo, profile, seed, workers, timeout, run_statement,
+                 failed_record, done, started)
     return [records[i] for i in range(total)]

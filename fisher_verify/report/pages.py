@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .. import jsontext
 from ..proofs.run import Record
+from .groups import BEYOND, grouped
 from .mathml import latex_to_mathml, sympy_mathml
 from .pretty import check_text, evidence_html, evidence_markdown, html_math, md_math, mixed, pairs, prose
 
@@ -29,6 +30,14 @@ _TIGHTNESS_TEXT = (
 
 _TIGHTNESS_HEAD = ("bound", "networks", "n_L", "count", "min", "median", "max",
                    "median bound/true")
+
+_BEYOND_TEXT = (
+    "Statements beyond the 2021 paper: the library's own promises (ext-), the diagonal-"
+    "estimator results of Soen & Sun, NeurIPS 2024, arXiv 2402.05379 (d24-), and the "
+    "categorical core's spectrum of Sun, ICLR 2026, arXiv 2505.13614 (sun26-). Their forms are "
+    "derived in paper/STATEMENTS.md from the statements above; each is checked as the paper's "
+    "are."
+)
 
 # Table 1's column heads (LaTeX)
 _TABLE_1_HEAD = ("F(h)", r"h(\eta)", "F''", "F^{(4)}")
@@ -72,7 +81,7 @@ def _method(r: Record, check: dict[str, Any]) -> str:
 
 
 def _counterexample(data: Any) -> str:
-    return pairs(data) if isinstance(data, dict) else prose(json.dumps(data, default=str))
+    return pairs(data) if isinstance(data, dict) else prose(jsontext.dumps(data, default=str))
 
 
 # --- Markdown --------------------------------------------------------------------------------
@@ -87,6 +96,8 @@ def markdown(records: Sequence[Record], doc: dict[str, Any], figures: dict[str, 
     out.append(f"Profile **{doc['profile']}**, seed {doc['seed']}; "
                f"{sum(r.holds for r in records)}/{len(records)} statements hold. "
                f"Soen & Sun, *On the Variance of the Fisher Information for Deep Learning*.")
+    groups = grouped(records)
+    records = [r for _, rs in groups for r in rs]  # the paper's statements first
     out += ["", "| statement | verdict | method | seconds |", "|---|---|---|---|"]
     for r in records:
         mark = " (erratum)" if r.errata else ""
@@ -119,9 +130,12 @@ def markdown(records: Sequence[Record], doc: dict[str, Any], figures: dict[str, 
         out += ["| " + " | ".join(row) + " |" for row in tightness_rows(tight)]
     else:
         out.append(f"Not plotted: {tight.get('reason', 'unavailable')}.")
-    out += ["", "## Statements", ""]
-    for r in records:
-        out += _markdown_statement(r)
+    for name, rs in groups:
+        out += ["", f"## {'Statements' if name != BEYOND else BEYOND + ' (follow-ups)'}", ""]
+        if name == BEYOND:
+            out += [prose(_BEYOND_TEXT), ""]
+        for r in rs:
+            out += _markdown_statement(r)
     return "\n".join(out) + "\n"
 
 
@@ -192,6 +206,8 @@ def html_page(records: Sequence[Record], doc: dict[str, Any], figures: dict[str,
         return f'<img alt="{html.escape(rel)}" src="data:image/png;base64,{data}">'
 
     e = html.escape
+    groups = grouped(records)
+    records = [r for _, rs in groups for r in rs]  # the paper's statements first
     parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
              "<meta name='viewport' content='width=device-width, initial-scale=1'>",
              "<title>fisher-verify report</title>", f"<style>{_CSS}</style></head><body>",
@@ -236,9 +252,12 @@ def html_page(records: Sequence[Record], doc: dict[str, Any], figures: dict[str,
         parts.append("</table></div>")
     else:
         parts.append(f"<p>Not plotted: {e(str(tight.get('reason', 'unavailable')))}.</p>")
-    parts.append("<h2>Statements</h2>")
-    for r in records:
-        parts += _html_statement(r, html_math)
+    for name, rs in groups:
+        parts.append(f"<h2>{'Statements' if name != BEYOND else BEYOND + ' (follow-ups)'}</h2>")
+        if name == BEYOND:
+            parts.append(f"<p>{prose(_BEYOND_TEXT)}</p>")
+        for r in rs:
+            parts += _html_statement(r, html_math)
     parts.append("</body></html>")
     return "\n".join(parts)
 

@@ -34,6 +34,7 @@ import contextlib
 import copy
 import math
 import random
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -41,8 +42,15 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import FisherVerifyError, ShapeError, UnsupportedError
+from ..validation import check_materialized
 from .calibrated import DEFAULT_ALPHA
-from .estimator_gate import EstimatorReport, check_fisher_estimator, torch_parameter_permutation
+from .diagnose import FLOAT32_ROUNDING, rounding_text
+from .estimator_gate import (
+    EstimatorReport,
+    _labels_statistic,
+    check_fisher_estimator,
+    torch_parameter_permutation,
+)
 
 __all__ = [
     "EmpiricalFisherReport",
@@ -88,7 +96,12 @@ def sequential_reference(model: Any, family: Any) -> ReferenceModel:
     """
     from ..networks.network import Network
 
-    net = Network.from_torch(model, family)
+    try:
+        net = Network.from_torch(model, family)
+    except UnsupportedError as exc:  # say whose requirement it is: the default reference's
+        raise UnsupportedError(
+            f"the default reference_model (sequential_reference, an Eq. 3 MLP) cannot represent "
+            f"this model: {exc}; pass a reference_model= that can") from None
     return ReferenceModel(net, torch_parameter_permutation(model))
 
 
@@ -224,8 +237,23 @@ def restored_module(model: Any) -> Iterator[Any]:
 # --- data ---------------------------------------------------------------------------------------
 
 
+def _is_torch_tensor(value: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
 def _is_tensor_like(value: Any) -> bool:
-    return hasattr(value, "shape") and hasattr(value, "__array__") or hasattr(value, "detach")
+    """A tensor or an array (an object that merely has ``.detach`` is not: e.g. a structured
+    curvature object)."""
+    return _is_torch_tensor(value) or (hasattr(value, "shape") and hasattr(value, "__array__"))
+
+
+#: The forms an estimate may take (named in every refusal).
+ESTIMATE_FORMS = (
+    "a (P, P) matrix or its (P,) diagonal as a tensor or array in model.parameters() order; "
+    "{name: tensor} per parameter or per module ('weight'/'bias'); a list of per-parameter "
+    "tensors; or a linear operator with @, matmat, _matmat or matvec"
+)
 
 
 def _as_tensor(value: Any) -> Any:
@@ -234,25 +262,62 @@ def _as_tensor(value: Any) -> Any:
     return value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
 
 
+#: Keys of a dict batch read as the inputs and as the targets (in this order of preference).
+INPUT_KEYS = ("x", "input", "inputs", "features", "data")
+TARGET_KEYS = ("y", "label", "labels", "target", "targets")
+
+
+def _dict_batch(batch: Mapping[Any, Any]) -> tuple[Any, Any]:
+    x_key = next((k for k in INPUT_KEYS if k in batch), None)
+    if x_key is None:
+        raise ShapeError(
+            f"a dict batch with keys {sorted(map(str, batch))[:8]}: the inputs must be under one "
+            f"of {list(INPUT_KEYS)} (targets, optional, under one of {list(TARGET_KEYS)}); or give "
+            "(inputs, targets) tuples, a tensor of inputs or a DataLoader over them"
+        )
+    y_key = next((k for k in TARGET_KEYS if k in batch), None)
+    return _as_tensor(batch[x_key]), (None if y_key is None else _as_tensor(batch[y_key]))
+
+
 def _split_batch(batch: Any) -> tuple[Any, Any]:
     if isinstance(batch, list | tuple):
         if len(batch) == 0:
             raise ShapeError("an empty batch: expected (inputs, targets) or inputs")
         return _as_tensor(batch[0]), (_as_tensor(batch[1]) if len(batch) > 1 else None)
     if isinstance(batch, Mapping):
-        raise ShapeError(
-            "dict batches are not supported: give (inputs, targets) tuples, a tensor of inputs or "
-            "a DataLoader over them"
-        )
+        return _dict_batch(batch)
     return _as_tensor(batch), None
+
+
+def _join(parts: list[tuple[Any, Any]]) -> tuple[Any, Any]:
+    """Batches concatenated; per-example items (1-D inputs, as a list of per-example tensors or
+    (x_i, y_i) pairs gives) stacked."""
+    import torch
+
+    xs = [p[0] for p in parts]
+    per_example = all(x.ndim == 1 for x in xs)
+    if per_example and len({tuple(x.shape) for x in xs}) > 1:
+        raise ShapeError(
+            "a list of per-example inputs of different shapes "
+            f"{sorted({tuple(x.shape) for x in xs})[:4]}: give inputs of one shape"
+        )
+    join = torch.stack if per_example else torch.cat
+    X = join(xs)
+    if any(p[1] is None for p in parts):
+        return X, None
+    ys = [p[1] for p in parts]
+    return X, (torch.stack(ys) if per_example and all(y.ndim <= 1 for y in ys) else torch.cat(ys))
 
 
 def inputs_and_targets(data: Any) -> tuple[Any, Any]:
     """All inputs ``X`` (M, …) and targets ``Y`` (M, …) or ``None`` held by ``data``.
 
-    ``data`` is a ``DataLoader`` or a list of batches (``(x, y)`` or ``x``), a ``Dataset`` (items
-    ``(x, y)`` or ``x``), a tuple ``(x, y)``, or the inputs alone (tensor or array). The global RNGs are left as
-    they were (a shuffling loader draws from them).
+    ``data`` is a ``DataLoader`` or a list of batches (``(x, y)``, ``x`` or a dict with the
+    inputs under ``"x"``/``"input(s)"``/``"features"``/``"data"`` and the targets under
+    ``"y"``/``"label(s)"``/``"target(s)"``), a list of per-example tensors or ``(x_i, y_i)`` pairs
+    (1-D inputs: stacked), a ``Dataset`` (items ``(x, y)`` or ``x``), a tuple ``(x, y)``, a dict
+    batch, or the inputs alone (tensor or array). The global RNGs are left as they were (a
+    shuffling loader draws from them).
 
     Raises:
         ShapeError: data of another form, or inputs and targets of different lengths.
@@ -261,7 +326,12 @@ def inputs_and_targets(data: Any) -> tuple[Any, Any]:
 
     if _is_tensor_like(data):
         return _as_tensor(data), None
-    if isinstance(data, tuple | list) and len(data) in (1, 2) and all(map(_is_tensor_like, data)):
+    if isinstance(data, Mapping):
+        X, Y = _dict_batch(data)
+    elif (
+        isinstance(data, tuple | list) and len(data) in (1, 2) and all(map(_is_tensor_like, data))
+        and (isinstance(data, tuple) or _as_tensor(data[0]).ndim != 1)
+    ):  # (x, y) or [x]; a list of two 1-D tensors is two examples
         X, Y = _split_batch(tuple(data))
     elif isinstance(data, torch.utils.data.DataLoader | list | tuple) or (
         hasattr(data, "__iter__") and not hasattr(data, "__getitem__")
@@ -270,8 +340,7 @@ def inputs_and_targets(data: Any) -> tuple[Any, Any]:
             parts = [_split_batch(b) for b in data]
         if not parts:
             raise ShapeError("the data loader yields no batch")
-        X = torch.cat([p[0] for p in parts])
-        Y = None if any(p[1] is None for p in parts) else torch.cat([p[1] for p in parts])
+        X, Y = _join(parts)
     elif hasattr(data, "__getitem__") and hasattr(data, "__len__"):  # a Dataset: single items
         items = [_split_batch(data[i]) for i in range(len(data))]
         if not items:
@@ -281,7 +350,8 @@ def inputs_and_targets(data: Any) -> tuple[Any, Any]:
     else:
         raise ShapeError(
             f"data of type {type(data).__name__} is not supported: give a DataLoader, a Dataset, a "
-            "tuple (inputs, targets) or a tensor of inputs"
+            "tuple (inputs, targets), a dict batch, a list of batches or of per-example tensors, "
+            "or a tensor of inputs"
         )
     if Y is not None and Y.shape[0] != X.shape[0]:
         raise ShapeError(f"{X.shape[0]} inputs but {Y.shape[0]} targets")
@@ -304,6 +374,8 @@ def _with_targets(data: Any, X: Any, Y: Any) -> Any:
         return torch.utils.data.DataLoader(
             torch.utils.data.TensorDataset(X, Y), batch_size=data.batch_size or X.shape[0]
         )
+    if isinstance(data, Mapping):  # a dict batch keeps its form: the targets under "y"
+        return {**data, TARGET_KEYS[0]: Y}
     return (X, Y)
 
 
@@ -311,9 +383,20 @@ def _with_targets(data: Any, X: Any, Y: Any) -> Any:
 
 
 def _to_numpy(value: Any) -> np.ndarray:
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().double().numpy()
-    return np.asarray(value, dtype=np.float64)
+    if _is_torch_tensor(value):
+        return np.asarray(value.detach().cpu().double().numpy())
+    if hasattr(value, "detach") and not hasattr(value, "__array__"):
+        raise ShapeError(
+            f"the estimate holds a {type(value).__name__}, which has .detach but is not a "
+            "torch.Tensor (a structured curvature object, e.g. Kronecker factors?); accepted: "
+            + ESTIMATE_FORMS
+        )
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ShapeError(
+            f"the estimate holds a {type(value).__name__}, not numbers; accepted: " + ESTIMATE_FORMS
+        ) from None
 
 
 def _lookup(out: Mapping[str, Any], name: str) -> Any:
@@ -364,6 +447,11 @@ def _densify(op: Any, params: list[Any]) -> np.ndarray:
         attempts.append(listed)
     if hasattr(op, "matvec"):
         attempts.append(lambda: np.stack([np.asarray(op.matvec(e)) for e in np.eye(P)], axis=1))
+    if not attempts:
+        raise ShapeError(
+            f"could not read the estimate of type {type(op).__name__}: it is no tensor, array, "
+            "dict, list or linear operator; accepted: " + ESTIMATE_FORMS
+        )
     errors = []
     for attempt in attempts:
         try:
@@ -376,7 +464,8 @@ def _densify(op: Any, params: list[Any]) -> np.ndarray:
         errors.append(f"shape {dense.shape}")
     raise ShapeError(
         f"could not read the estimate of type {type(op).__name__} as a {P}x{P} matrix "
-        f"(tried @, matmat, _matmat, matvec: {'; '.join(errors) or 'none available'})"
+        f"(tried @, matmat, _matmat, matvec: {'; '.join(errors) or 'none available'}); accepted: "
+        + ESTIMATE_FORMS
     )
 
 
@@ -544,6 +633,10 @@ def _empirical_report(first: np.ndarray, second: np.ndarray, ref: np.ndarray, ma
         )
     elif passed:
         diagnosis = "equal to the empirical Fisher of the data's labels (eq-7 with observed labels)."
+    elif max_error <= FLOAT32_ROUNDING:
+        diagnosis = rounding_text(max_error, "the empirical Fisher of the data's labels") + (
+            f" (rtol = {rtol:.2g})"
+        )
     elif math.isfinite(scale) and np.all(np.abs(first - scale * ref) <= rtol * (1 + abs(scale)) * denom):
         hint = ""
         for value, why in ((float(M), f"M = {M}: a sum instead of a mean over inputs?"),
@@ -653,6 +746,7 @@ def check_torch_fisher(
         raise FisherVerifyError(f"randomness must be 'global', 'generator' or 'seed', got {randomness!r}")
     if not isinstance(model, torch.nn.Module) or next(model.parameters(), None) is None:
         raise FisherVerifyError("model must be a torch.nn.Module with parameters")
+    check_materialized(model)
     p0 = next(model.parameters())
     X, Y = inputs_and_targets(data)
     X = X.to(device=p0.device, dtype=p0.dtype) if X.is_floating_point() else X.to(p0.device)
@@ -716,9 +810,19 @@ def check_torch_fisher(
         return arr[perm] if arr.ndim == 1 else arr[np.ix_(perm, perm)]
 
     X_np = X.detach().cpu().to(torch.float64).numpy().reshape(X.shape[0], -1)
+    # the data's own labels let the diagnosis name the empirical Fisher itself; without them,
+    # the hint says how to give them here (check_torch_fisher has no labels= argument)
+    labels, hint = None, "give data with targets, (x, y) or a loader of (x, y) batches"
+    if Y is not None:
+        try:
+            labels = Y.detach().cpu().numpy()
+            _labels_statistic(refm.network, labels, int(X.shape[0]))
+        except FisherVerifyError as exc:
+            labels, hint = None, f"the data's targets are not labels of {fam.label}: {exc}"
     return check_fisher_estimator(
         estimator, refm.network, X_np, n=n, kind=kind, replications=replications, rng=gen,
-        alpha=alpha, diagonal_only=diag, directions=directions, rtol=tol,
+        alpha=alpha, diagonal_only=diag, directions=directions, rtol=tol, labels=labels,
+        labels_hint=hint,
     )
 
 
