@@ -246,7 +246,7 @@ def test_analyze_norms_above_their_time_budget_are_labelled_estimates(
 
     from fisher_verify.fisher.bounds import thm7_sides
 
-    an = sys.modules["fisher_verify.analyze"]  # fv.analyze, the attribute, is the function
+    an = sys.modules["fisher_verify.analysis"]  # fv.analyze, the attribute, is the function
     monkeypatch.setattr(an, "NORM_SECONDS", 1e-9)
     net = fv.Network.random([2, 3, 2], "tanh", fv.family("categorical", K=2), 1.0, 3)
     X = np.random.default_rng(3).normal(size=(600, 2))  # more than the 512 inputs sampled

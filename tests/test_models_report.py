@@ -96,9 +96,16 @@ def test_bad_target() -> None:
 
 
 def test_fv_analyze_stays_the_function() -> None:
-    """analyze_model must not rebind fisher_verify.analyze (the function) to its module."""
+    """analyze_model must not rebind fisher_verify.analyze (the function) to its module, and
+    importing the module that defines it (in a fresh process) must not either."""
+    import subprocess
+    import sys
+
     fv.analyze_model(nn.Linear(2, 2), torch.randn(2, 2), fv.family("categorical", K=2), progress=False)
     assert callable(fv.analyze)
+    code = ("import fisher_verify.analysis, fisher_verify as fv; from fisher_verify.analysis import "
+            "Analysis; assert callable(fv.analyze), fv.analyze")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_tiny_target_is_refused_not_a_zero_division() -> None:
