@@ -51,6 +51,7 @@ from .estimator_gate import (
     check_fisher_estimator,
     torch_parameter_permutation,
 )
+from .gate_kinds import Kind
 
 __all__ = [
     "EmpiricalFisherReport",
@@ -681,7 +682,7 @@ def check_torch_fisher(
     family: Any,
     n: int = 1,
     reference: Reference = "fisher",
-    kind: Literal[1, 2] = 1,
+    kind: Kind = 1,
     randomness: Randomness = "global",
     placeholder_labels: bool = False,
     diagonal_only: bool | None = None,
@@ -710,7 +711,9 @@ def check_torch_fisher(
         n: label draws per input of the Monte Carlo estimate (its exact variance, ``thm-4``).
         reference: ``"fisher"`` (unbiased for ``I(θ)``, calibrated gate) or ``"empirical"``
             (the exact empirical Fisher of the data's labels, compared at ``rtol``).
-        kind: 1 calibrates with the exact variance of ``Î₁`` (``thm-4``), 2 with ``Î₂``
+        kind: passed to :func:`check_fisher_estimator` (``"gnb"``, ``"hutchinson-rademacher"``,
+            ``"hutchinson-gaussian"`` besides 1, 2). 1 calibrates with the exact variance of
+            ``Î₁`` (``thm-4``), 2 with ``Î₂``
             (``thm-6``).
         randomness: ``"global"`` (the global RNGs are seeded per call), ``"generator"`` or
             ``"seed"`` (additionally passed as a keyword); the global RNGs are always restored.
