@@ -260,6 +260,16 @@ def test_hutchinson_passes_and_wrong_probes_fail(name: str, params: dict) -> Non
     assert not unif.passed and unif.cause == "scale" and unif.factor == "1/3"
     unit = gate(hut(lambda g: (lambda v: v / np.linalg.norm(v))(g.normal(size=P))), "hutchinson-gaussian")
     assert not unit.passed and unit.cause == "scale" and "probes need" in unit.diagnosis
+    # n probes summed instead of averaged: the factor n; n probes declared as one: quieter
+    def probes(k: int, scale: float):  # type: ignore[no-untyped-def]
+        return lambda g: scale * (lambda v: (v * (v @ F)).mean(axis=0))(g.choice([-1.0, 1.0], size=(k, P)))
+
+    summed = check_fisher_estimator(probes(4, 4.0), net, x, n=4, kind="hutchinson-rademacher",
+                                    diagonal_only=True, rng=0)
+    assert not summed.passed and summed.factor == "n"
+    quiet = check_fisher_estimator(probes(4, 1.0), net, x, n=1, kind="hutchinson-rademacher",
+                                   diagonal_only=True, rng=0, variance="exact")
+    assert not quiet.passed and quiet.cause == "quieter"
 
 
 def test_bad_kinds_are_refused() -> None:
