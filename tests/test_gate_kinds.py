@@ -314,3 +314,85 @@ def test_diagonal_gate_without_directions_runs(kind: object) -> None:
     rep = check_fisher_estimator(lambda g: np.diag(F), net, x, n=2, kind=kind,  # type: ignore[arg-type]
                                  diagonal_only=True, directions=0)
     assert rep.passed and rep.cause == "exact" and len(rep.statistics) == net.num_params
+
+
+# --- subsampled inputs (ext-subsampled) -------------------------------------------------------
+
+
+@pytest.mark.parametrize(("base", "replace"), [(1, False), (1, True), ("exact", False), ("exact", True)])
+def test_subsampled_law_matches_enumeration_over_subsets(base: object, replace: bool) -> None:
+    from fisher_verify.testing.gate_kinds import Subsampled, subsampled_statistics
+
+    net, x = _net("bernoulli", M=4)
+    X, _ = net.inputs(x)
+    fam = net.family
+    M, m, P = 4, 2, net.num_params
+    V = _unit_rows(P, 2)
+    h, J = net.forward(X), net.jacobian(X)
+    eta = np.asarray(fam.mean(h))
+    t, w, _ = fam.expectation_nodes(h, degree=2)
+    subsets = list(itertools.product(range(M), repeat=m)) if replace else list(itertools.combinations(range(M), m))
+    pts, wts = [], []
+    for S in subsets:
+        labels = [()] if base == "exact" else list(itertools.product(range(t.shape[1]), repeat=m))
+        for combo in labels:
+            if base == "exact":  # every label weighted by its probability
+                G = sum(J[s].T @ np.einsum("q,qa,qb->ab", w[s], t[s] - eta[s], t[s] - eta[s]) @ J[s]
+                        for s in S) / m
+                p = 1.0
+            else:
+                sc = [J[s].T @ (t[s, q] - eta[s]) for s, q in zip(S, combo)]
+                G = sum(np.outer(g, g) for g in sc) / m
+                p = float(np.prod([w[s, q] for s, q in zip(S, combo)]))
+            pts.append(np.concatenate([np.diag(G), np.einsum("kp,pq,kq->k", V, G, V)]))
+            wts.append(p / len(subsets))
+    mean, cov, _ = _law(np.array(pts), np.array(wts))
+    ex = subsampled_statistics(Subsampled(m, base, replace), net, X, 1, V, False)  # type: ignore[arg-type]
+    np.testing.assert_allclose(ex.expected, mean, rtol=1e-12)
+    np.testing.assert_allclose(ex.variance, np.diag(cov), rtol=1e-10)
+    np.testing.assert_allclose(statistics_covariance(ex, fam), cov, rtol=0, atol=1e-10 * float(np.max(np.abs(cov))))
+    a = np.random.default_rng(5).normal(size=(3, mean.size))
+    np.testing.assert_allclose(combination_variance(ex, fam, a), np.einsum("ks,st,kt->k", a, cov, a), rtol=1e-10)
+    assert np.all(np.isnan(ex.fourth))  # the spread is not tested for this kind
+
+
+def test_subsampled_estimators_pass_and_faults_fail() -> None:
+    from fisher_verify.testing.gate_kinds import Subsampled
+
+    net, x = _net("categorical", M=8, widths=(3, 4), K=3)
+    X, _ = net.inputs(x)
+    M, m = 8, 4
+    per = [fv.exact_fisher(net, X[s : s + 1]) for s in range(M)]
+
+    def ewc(norm: int, redraw: bool = True):  # type: ignore[no-untyped-def]
+        fixed = np.arange(m)
+
+        def est(g: np.random.Generator) -> np.ndarray:
+            S = g.choice(M, size=m, replace=False) if redraw else fixed
+            return np.diag(sum(per[s] for s in S)) / norm
+
+        return est
+
+    def gate(est, kind):  # type: ignore[no-untyped-def]
+        return check_fisher_estimator(est, net, x, n=1, kind=kind, diagonal_only=True, rng=0)
+
+    kind = Subsampled(m, "exact")
+    ok = gate(ewc(m), kind)
+    assert ok.passed and "4 inputs drawn without replacement" in ok.message(), ok.message()
+    wrong_norm = gate(ewc(M), kind)  # divided by M, not by the m inputs used
+    assert not wrong_norm.passed and wrong_norm.factor == "1/2"
+    assert not gate(ewc(m, redraw=False), kind).passed  # one subset for every call
+    # Î₁ with 4 draws on a subset of 4 inputs
+    J, h = net.jacobian(X), net.forward(X)
+    eta = np.asarray(net.family.mean(h))
+
+    def i1_sub(g: np.random.Generator) -> np.ndarray:
+        S = g.choice(M, size=m, replace=False)
+        t = net.family.sample_statistic(h[S], 4, g)  # (4, m, d)
+        sc = np.einsum("nma,map->nmp", t - eta[S], J[S])
+        return (sc * sc).sum(axis=(0, 1)) / (4 * m)
+
+    rep = check_fisher_estimator(i1_sub, net, x, n=4, kind=Subsampled(m, 1), diagonal_only=True, rng=0)
+    assert rep.passed, rep.message()
+    with pytest.raises(FisherVerifyError, match="Subsampled.inputs"):
+        gate(ewc(m), Subsampled(M + 1, "exact"))

@@ -70,7 +70,7 @@ from .calibrated import DEFAULT_ALPHA, median_of_means_plan
 from .catoni import catoni_mean, catoni_radius_factor, catoni_scale, minimum_catoni_draws
 from .diagnose import diagnose
 from .gate_exact import DENSE_HESSIAN_LIMIT, LARGE_DIAGONAL_P, exact_statistics
-from .gate_kinds import KIND_NAMES, Kind, check_kind, kind_note, kind_statistics
+from .gate_kinds import Kind, Subsampled, check_kind, describe_kind, kind_note, kind_statistics
 from .pooled import PooledTest, pooled_tests
 from .spread import spread_test
 
@@ -270,7 +270,7 @@ class EstimatorReport:
 
     def message(self) -> str:
         """A multi-line human summary (the AssertionError text of the assert form)."""
-        est = KIND_NAMES[self.kind]
+        est = describe_kind(self.kind)
         head = "PASSED" if self.passed else "FAILED"
         shape = "diagonal" if self.diagonal_only else "P x P"
         lines = [
@@ -462,7 +462,7 @@ def check_fisher_estimator(
             f"variance must be 'at_most' (unbiased, at most the variance of Î_kind) or 'exact' "
             f"(the estimator is Î_kind with n draws), got {variance!r}"
         )
-    if kind == 2:
+    if kind == 2 or (isinstance(kind, Subsampled) and kind.kind == 2):
         net.require_c2("the variance of the Hessian estimator (thm-6)", x)
     R = check_count(replications, "replications")
     gen = as_generator(rng)

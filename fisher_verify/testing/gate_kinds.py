@@ -44,6 +44,7 @@ The kind is diagonal only and needs the ``P×P`` Fisher (``P ≤ HUTCHINSON_P_LI
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from math import comb
 from typing import Any, Literal
 
@@ -56,6 +57,9 @@ from .gate_exact import ExactStatistics, combination_variance, exact_statistics,
 
 __all__ = [
     "HUTCHINSON_P_LIMIT",
+    "Subsampled",
+    "describe_kind",
+    "subsampled_statistics",
     "KIND_NAMES",
     "Kind",
     "check_kind",
@@ -66,7 +70,20 @@ __all__ = [
     "sum_moments",
 ]
 
-Kind = Literal[1, 2, "gnb", "hutchinson-rademacher", "hutchinson-gaussian"]
+@dataclass(frozen=True)
+class Subsampled:
+    """An estimator that uses a random subset of ``inputs`` of the M inputs per call
+    (``ext-subsampled``): ``kind`` 1 / 2 (``Î₁`` / ``Î₂`` with ``n`` draws per chosen input) or
+    ``"exact"`` (the exact Fisher of the chosen inputs, e.g. mini-batch EWC); the subset is drawn
+    uniformly without replacement (``replace=False``) or as ``inputs`` independent uniform
+    picks (``replace=True``), with the gate's generator."""
+
+    inputs: int
+    kind: Literal[1, 2, "exact"] = 1
+    replace: bool = False
+
+
+Kind = Literal[1, 2, "gnb", "hutchinson-rademacher", "hutchinson-gaussian"] | Subsampled
 
 #: What each kind is, for the gate's messages.
 KIND_NAMES: dict[Any, str] = {
@@ -109,8 +126,30 @@ def kind_note(kind: Any, cause: str, factor: str) -> str:
     return ""
 
 
-def check_kind(kind: Any, diagonal_only: bool) -> None:
+def describe_kind(kind: Any) -> str:
+    """What the kind is, for the gate's messages."""
+    if isinstance(kind, Subsampled):
+        inner = "the exact Fisher" if kind.kind == "exact" else KIND_NAMES[kind.kind]
+        how = "with" if kind.replace else "without"
+        return f"{inner} of {kind.inputs} inputs drawn {how} replacement per call"
+    return KIND_NAMES[kind]
+
+
+def check_kind(kind: Any, diagonal_only: bool, M: int | None = None) -> None:
     """Refuse an unknown kind, or a Hutchinson kind with a full-matrix estimate."""
+    if isinstance(kind, Subsampled):
+        if kind.kind not in (1, 2, "exact") or isinstance(kind.kind, bool):
+            raise FisherVerifyError(
+                f"Subsampled.kind must be 1, 2 or 'exact' (the estimator on the chosen inputs), "
+                f"got {kind.kind!r}"
+            )
+        top = M if M is not None and not kind.replace else None
+        if isinstance(kind.inputs, bool) or not isinstance(kind.inputs, int) or kind.inputs < 1 or (
+            top is not None and kind.inputs > top
+        ):
+            bound = f"1..{top} (without replacement from M = {top} inputs)" if top else "≥ 1"
+            raise FisherVerifyError(f"Subsampled.inputs must be an integer in {bound}, got {kind.inputs!r}")
+        return
     if kind not in KIND_NAMES or isinstance(kind, bool):
         valid = ", ".join(repr(k) for k in KIND_NAMES)
         raise FisherVerifyError(f"kind must be one of {valid}; got {kind!r}")
@@ -327,9 +366,60 @@ def kind_statistics(
 ) -> ExactStatistics:
     """The exact law of the gate's statistics for any kind (``thm-4``, ``thm-6``, ``ext-gnb``,
     ``ext-hutchinson``)."""
-    check_kind(kind, diagonal_only)
+    check_kind(kind, diagonal_only, X.shape[0])
+    if isinstance(kind, Subsampled):
+        return subsampled_statistics(kind, net, X, n, V, diagonal_only)
     if kind in (1, 2):
         return exact_statistics(net, X, int(kind), n, V, diagonal_only)
     if kind == "gnb":
         return gnb_statistics(net, X, n, V, diagonal_only)
     return hutchinson_statistics(net, X, str(kind), n, V)
+
+
+def subsampled_statistics(
+    kind: Subsampled, net: Network, X: np.ndarray, n: int, V: np.ndarray, diagonal_only: bool,
+) -> ExactStatistics:
+    """The exact law of the gate's statistics for an estimator on a random subset of ``m`` of
+    the ``M`` inputs (``ext-subsampled``), by the law of total variance.
+
+    With ``f_s`` the statistic of input ``s``'s exact Fisher ``J_sᵀ I_s J_s`` and ``v_s`` the
+    variance of the per-input estimator (``thm-4`` / ``thm-6`` at ``M = 1``; 0 for ``"exact"``):
+    ``E = (1/M) Σ_s f_s = ⟨W, I(θ)⟩``, and
+
+        Var = (1/(mM)) Σ_s v_s + c/m · (1/M) Σ_s (f_s − f̄)²,   c = (M − m)/(M − 1) without
+        replacement (the finite-population correction), 1 with,
+
+    the same bilinear form for covariances and combinations. The fourth moments are not given
+    (the spread is not tested for this kind).
+    """
+    M = X.shape[0]
+    m = int(kind.inputs)
+    per = [exact_statistics(net, X[s : s + 1], 1 if kind.kind == "exact" else int(kind.kind), n, V,
+                            diagonal_only, fourth_moments=False) for s in range(M)]
+    fam = net.family
+    f = np.stack([e.expected for e in per])  # (M, S)
+    fbar = f.mean(axis=0)
+    dev = f - fbar
+    fpc = 1.0 if kind.replace or M == 1 else (M - m) / (M - 1)
+    within = 0.0 if kind.kind == "exact" else 1.0
+    between = fpc / (m * M)
+    full = exact_statistics(net, X, 1 if kind.kind == "exact" else int(kind.kind), n, V,
+                            diagonal_only, fourth_moments=False)
+    variance = within * sum(e.variance for e in per) / (m * M) + between * (dev * dev).sum(axis=0)
+
+    def combination(coeffs: np.ndarray) -> np.ndarray:
+        c = np.atleast_2d(np.asarray(coeffs, dtype=np.float64))
+        inner = within * sum(combination_variance(e, fam, c) for e in per) / (m * M)
+        return np.maximum(inner + between * ((dev @ c.T) ** 2).sum(axis=0), 0.0)
+
+    def covariance() -> np.ndarray:
+        inner = within * sum(statistics_covariance(e, fam) for e in per) / (m * M)
+        return inner + between * dev.T @ dev
+
+    def at_labels(t: np.ndarray) -> np.ndarray:
+        # which inputs a call used is not known: nothing to compare the labels with
+        return np.full(fbar.shape, np.nan)
+
+    return _replace(full, expected=fbar, variance=np.maximum(variance, 0.0),
+                    fourth=np.full(fbar.shape, np.nan), kind=kind, combination=combination,
+                    covariance=covariance, labels_fn=at_labels, tag="_sub")
