@@ -1,5 +1,6 @@
 """ext-subsampled: the exact law of a Fisher estimator that uses a random subset of the inputs
-(beyond the paper: the estimator gate's ``kind=Subsampled(m, base, replace)``).
+(beyond the paper: the estimator gate's ``kind=Subsampled(m, base, replace)``; per statistic
+the law of total variance of ``d24-xy``, extended here to covariances and combinations).
 
 An estimator that, per call, draws ``m`` of the ``M`` inputs (uniformly without replacement, or
 ``m`` independent uniform picks) and returns ``Î_base`` on them (``Î₁`` with ``n`` draws per

@@ -51,6 +51,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import FisherVerifyError, UnsupportedError
+from ..fisher.diagonal import sampling_variance
 from ..families.higher_moments import projected_central_moments
 from ..networks.network import Network
 from .gate_exact import ExactStatistics, combination_variance, exact_statistics, statistics_covariance
@@ -380,7 +381,8 @@ def subsampled_statistics(
     kind: Subsampled, net: Network, X: np.ndarray, n: int, V: np.ndarray, diagonal_only: bool,
 ) -> ExactStatistics:
     """The exact law of the gate's statistics for an estimator on a random subset of ``m`` of
-    the ``M`` inputs (``ext-subsampled``), by the law of total variance.
+    the ``M`` inputs (``ext-subsampled``; per statistic the law of total variance of ``d24-xy``,
+    :func:`~fisher_verify.fisher.diagonal.sampling_variance`).
 
     With ``f_s`` the statistic of input ``s``'s exact Fisher ``J_sᵀ I_s J_s`` and ``v_s`` the
     variance of the per-input estimator (``thm-4`` / ``thm-6`` at ``M = 1``; 0 for ``"exact"``):
@@ -405,7 +407,9 @@ def subsampled_statistics(
     between = fpc / (m * M)
     full = exact_statistics(net, X, 1 if kind.kind == "exact" else int(kind.kind), n, V,
                             diagonal_only, fourth_moments=False)
-    variance = within * sum(e.variance for e in per) / (m * M) + between * (dev * dev).sum(axis=0)
+    # d24-xy's law of total variance, per statistic (one-draw label variance n·v_s per input)
+    one_draw = within * float(n) * np.stack([e.variance for e in per])
+    variance = sampling_variance(one_draw, f, m, n, replace=kind.replace).total
 
     def combination(coeffs: np.ndarray) -> np.ndarray:
         c = np.atleast_2d(np.asarray(coeffs, dtype=np.float64))
