@@ -51,8 +51,8 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import FisherVerifyError, UnsupportedError
-from ..fisher.diagonal import sampling_variance
 from ..families.higher_moments import projected_central_moments
+from ..fisher.diagonal import sampling_variance
 from ..networks.network import Network
 from .gate_exact import ExactStatistics, combination_variance, exact_statistics, statistics_covariance
 
