@@ -151,7 +151,11 @@ def check_kind(kind: Any, diagonal_only: bool, M: int | None = None) -> None:
             bound = f"1..{top} (without replacement from M = {top} inputs)" if top else "≥ 1"
             raise FisherVerifyError(f"Subsampled.inputs must be an integer in {bound}, got {kind.inputs!r}")
         return
-    if kind not in KIND_NAMES or isinstance(kind, bool):
+    try:
+        known = kind in KIND_NAMES and not isinstance(kind, bool | np.bool_)
+    except TypeError:  # unhashable
+        known = False
+    if not known:
         valid = ", ".join(repr(k) for k in KIND_NAMES)
         raise FisherVerifyError(f"kind must be one of {valid}; got {kind!r}")
     if str(kind).startswith("hutchinson") and not diagonal_only:
