@@ -62,7 +62,7 @@ from .estimator_gate import (
     check_fisher_estimator,
     torch_parameter_permutation,
 )
-from .gate_kinds import Kind
+from .gate_kinds import Kind, check_kind
 
 __all__ = [
     "EmpiricalFisherReport",
@@ -775,7 +775,7 @@ def check_torch_fisher(
             f"over them, e.g. laplace-torch's la.H), got {reduction!r}")
     randomness = check_choice(randomness, "randomness", ("global", "generator", "seed"))
     n = check_count(n, "n (draws per input)")
-    kind = check_choice(kind, "kind", (1, 2))
+    check_kind(kind, True)  # the gate checks a Hutchinson kind's diagonal_only itself
     placeholder_labels = bool(check_flag(placeholder_labels, "placeholder_labels"))
     diagonal_only = check_flag(diagonal_only, "diagonal_only", allow_none=True)
     replications = check_count(replications, "replications")
