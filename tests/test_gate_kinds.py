@@ -396,3 +396,16 @@ def test_subsampled_estimators_pass_and_faults_fail() -> None:
     assert rep.passed, rep.message()
     with pytest.raises(FisherVerifyError, match="Subsampled.inputs"):
         gate(ewc(m), Subsampled(M + 1, "exact"))
+
+
+@pytest.mark.parametrize(("name", "params"), [("poisson", {}), ("normal", {}), ("categorical", {"K": 5})])
+def test_gnb_on_other_families(name: str, params: dict) -> None:
+    """Unbounded and continuous outputs (κ₄ from the family): the correct GNB passes, declared
+    exact, over 3 seeds; a missing B is named."""
+    f = _Gnb(name, M=6, **params)
+    for seed in range(3):
+        rep = check_fisher_estimator(f.make(), f.net, f.x, n=1, kind="gnb", diagonal_only=True,
+                                     rng=seed, variance="exact")
+        assert rep.passed, rep.message()
+    bad = check_fisher_estimator(f.make(1.0 / f.M), f.net, f.x, n=1, kind="gnb", diagonal_only=True, rng=0)
+    assert not bad.passed and bad.factor == "1/M"
