@@ -426,3 +426,32 @@ def wrong(ctx):
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 1, err
         assert b"Traceback" not in err
+
+
+def test_a_statement_runs_when_the_engine_already_ran_torch_in_parallel(tmp_path):
+    """A forked worker of a process whose torch already ran parallel work (a pytest session, a
+    notebook) inherits GNU OpenMP's pool without its threads: the first parallel region then
+    waited forever, and the statement ended at the time limit. Run in a fresh process so that
+    the engine's torch state is known."""
+    (tmp_path / "proofs").mkdir()
+    (tmp_path / "proofs" / "parallel.py").write_text(textwrap.dedent("""
+        import torch
+        from fisher_verify.proofs import statement
+
+        @statement("x-parallel", claim="e^0 = 1", method="property over random networks")
+        def check(ctx):
+            big = torch.zeros(2_000_000, dtype=torch.float64)
+            ctx.close("exp(0) = 1 everywhere", float(torch.exp(big).mean()), 1.0)
+            return ctx.conclude()
+    """))
+    script = textwrap.dedent(f"""
+        import torch
+        torch.set_num_threads(2)
+        torch.exp(torch.zeros(2_000_000, dtype=torch.float64)).sum()  # the pool starts here
+        from fisher_verify.proofs import discover, run_all
+        rec = run_all(discover([{str(tmp_path / "proofs")!r}]), timeout=60)[0]
+        print(rec.verdict, rec.summary)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("verified"), out.stdout

@@ -114,6 +114,15 @@ def _die_with_parent(engine: int) -> None:
         os._exit(1)
 
 
+def _single_threaded_torch() -> None:
+    """A forked child of a process whose torch already ran parallel work (a pytest session,
+    a notebook) inherits GNU OpenMP's thread pool without its threads: the first parallel
+    region then waits forever. One intra-op thread never enters the pool, so the worker is
+    safe (statements are small; on a shared machine one thread is also the faster choice)."""
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
+
 def _worker(conn: Connection, entries: list[Entry] | None, profile: Profile, seed: int,
             run: Callable[..., Any], failed: Callable[..., Any], py_random: Any,
             engine: int) -> None:
@@ -127,6 +136,7 @@ def _worker(conn: Connection, entries: list[Entry] | None, profile: Profile, see
             pass
     _die_with_parent(engine)
     _fresh_streams()
+    _single_threaded_torch()
     import random
 
     random.setstate(py_random)  # the engine's, which fork reseeds: every worker starts alike
