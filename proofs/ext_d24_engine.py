@@ -52,8 +52,10 @@ def _dense(model, X):
 )
 def check(ctx):
     """For a smooth CNN (Conv2d, tanh, average pooling, Linear, softplus, Linear) and a ReLU CNN
-    (Conv2d, ReLU, 2×2 max pooling, Linear), with categorical (K = 3) outputs (and normal ×
-    Bernoulli in the thorough profile) at three random inputs: the engine's exact Var(Î₁)_ii and Var(Î₂)_ii equal the
+    (Conv2d, ReLU, 2×2 max pooling, Linear, ReLU, Linear), both exact Var(Î₂) routes of the
+    engine ("auto", whose hidden Linear goes through the per-site closed form, and "hessian"),
+    with categorical (K = 3) outputs (and normal × Bernoulli in the thorough profile) at three
+    random inputs: the engine's exact Var(Î₁)_ii and Var(Î₂)_ii equal the
     d24-var closed forms from dense plain-autograd J and output-Hessian diagonals (κ₄ and I(h)
     from the family); the last Linear layer's Var(Î₂)_ii and, for the ReLU CNN, every
     Var(Î₂)_ii are 0 at the scale of (1/(M²N)) Σ uᵀIu (the same form with first derivatives:
@@ -76,11 +78,11 @@ def check(ctx):
         K = fam.dim
         models = [
             ("smooth cnn", False, nn.Sequential(
-                nn.Conv2d(1, 2, 2), nn.Tanh(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(2, 3),
-                nn.Softplus(), nn.Linear(3, K)), 4),
+                nn.Conv2d(1, 2, 2), nn.Tanh(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(8, 9),
+                nn.Softplus(), nn.Linear(9, K)), 5),
             ("relu cnn", True, nn.Sequential(
-                nn.Conv2d(1, 2, 2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                nn.Linear(8, K)), 5),
+                nn.Conv2d(1, 2, 2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 9),
+                nn.ReLU(), nn.Linear(9, K)), 5),
         ]
         for mname, pwl, model, side in models:
             X = torch.as_tensor(ctx.rng.normal(size=(3, 1, side, side)), dtype=torch.float64)
@@ -89,8 +91,9 @@ def check(ctx):
             e1 = fv.model_variance_diagonal(model, X, fam, estimator=1, n=n, progress=False)
             names = [nm for nm, p in model.named_parameters() if p.requires_grad]
             v1 = np.concatenate([e1[nm].reshape(-1).numpy() for nm in names])
-            # both exact routes of the engine: "auto" (closed forms per Linear site, what users
-            # get) and "hessian" (per-tensor Hessian diagonals)
+            # both exact routes of the engine: "auto" (what users get: the 81 weights of the
+            # hidden Linear go through its per-site closed form, above EXACT_TENSOR_LIMIT) and
+            # "hessian" (per-tensor Hessian diagonals)
             v2s = {}
             for method in ("auto", "hessian"):
                 e2 = fv.model_variance_diagonal(model, X, fam, estimator=2, n=n, progress=False,
