@@ -157,3 +157,23 @@ def test_cli_shows_reason_and_ratio(tmp_path, capsys):
     assert [g["reason"] for g in data["layers"]] == ["d24-groups", "d24-last-layer"]
     assert data["layers"][1]["ratio"] == 0.0 or abs(data["layers"][1]["ratio"]) <= 1e-12
     assert data["envelopes"]["trace_lower"] <= data["envelopes"]["trace_upper"]
+
+
+def test_report_tradeoff_figure(tmp_path):
+    """The "Beyond the paper" figure: a PNG, and per activation and layer the reason from the
+    structure and the sums equal to the dense thm-4/thm-6 diagonals of the same network."""
+    from fisher_verify.report.tradeoff_figure import ACTIVATIONS, INPUTS, WIDTHS, tradeoff_figure
+
+    path, data = tradeoff_figure(tmp_path, seed=4)
+    assert path.exists() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list(data["activations"]) == list(ACTIVATIONS)
+    fam = fv.family("categorical", K=WIDTHS[-1])
+    for act, rows in data["activations"].items():
+        rng = np.random.default_rng(4)
+        net = fv.Network.random(list(WIDTHS), act, fam, 1.0, rng)
+        X = rng.normal(size=(INPUTS, WIDTHS[0]))
+        want = (["d24-pwl", "d24-pwl"] if act == "relu" else ["thm-4/thm-6", "d24-groups"])
+        assert [r["reason"] for r in rows] == [*want, "d24-last-layer"]
+        for r, (e1, e2) in zip(rows, _dense_layer_sums(net, X, 1)):
+            assert r["var_1"] == pytest.approx(e1, rel=1e-9)
+            assert r["var_2"] == pytest.approx(e2, rel=1e-9, abs=1e-12 * e1)

@@ -212,7 +212,9 @@ def _explain(ws: Workspace, rows: list[Row], layers: dict[str, list[str]]) -> No
     from .structure import model_structure
 
     prep = ws.prep
-    x = next(iter(ws.stream.batches(1)))
+    x = next(iter(ws.stream.batches(1)), None)
+    if x is None:  # an empty shard of a distributed run: nothing to trace here
+        return
     st = model_structure(prep.module, prep.params, prep.fixed, x, output=prep.output)
     for r in rows:
         ks = layers[r.name]
