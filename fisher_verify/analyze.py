@@ -15,11 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from .errors import FisherVerifyError
+from .fisher.degenerate import check_finite, frobenius, refuse_overflow, underflow_reasons
 from .fisher.sample_size import samples_needed
 from .fisher.tradeoff import PIECEWISE_LINEAR_ACTIVATIONS, reason_for, tradeoff
-from .validation import check_count
+from .validation import check_count, check_flag, check_fraction
 
+#: ``Analysis.better`` (and per layer) when the result is degenerate: nothing can be decided
+UNDETERMINED = "undetermined"
 FULL_LIMIT = 2000  # above this many parameters only diagonals are formed (DESIGN: no P² arrays)
 #: Seconds the streamed thm-7/thm-8 norms may be estimated to take inside analyze (else n/a)
 NORM_SECONDS = 120.0
@@ -33,7 +35,7 @@ class LayerSummary:
     params: int
     var_sum_1: float
     var_sum_2: float
-    better: str  # "I1", "I2" or "tie" (sums over the whole block of Var(Î)^{ij})
+    better: str  # "I1", "I2", "tie" or "undetermined" (a degenerate result)
     #: the diagonal trade-off (fisher.tradeoff): Σ_i Var(Î₂)_ii / Σ_i Var(Î₁)_ii and the
     #: statement that explains it, chosen from the network's structure
     diag_var_1: float = 0.0
@@ -65,7 +67,7 @@ class Analysis:
     tightness_2: float | None
     psd_probability: float | None  # thm-10 lower bound on P(Î₂ ⪰ 0)
     layers: list[LayerSummary] = field(default_factory=list)
-    better: str = "tie"
+    better: str = "tie"  # "I1", "I2", "tie" or "undetermined" (a degenerate result)
     target_rel_accuracy: float = 0.1
     confidence: float = 0.95
     samples_needed_1: int | None = None  # lemma-12
@@ -75,6 +77,8 @@ class Analysis:
     #: trace and the diagonal (None otherwise, with the reason in envelopes_note)
     envelopes: dict[str, Any] | None = None
     envelopes_note: str = ""
+    #: why the numbers carry no information (underflow to zero); empty when they do
+    degenerate: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form (large arrays summarized by their norms)."""
@@ -85,21 +89,22 @@ class Analysis:
         for key in ("fisher", "variance_1", "variance_2"):
             arr = np.asarray(getattr(self, key))
             out[key] = arr.tolist() if arr.size <= 400 else {
-                "shape": list(arr.shape), "frobenius": float(np.linalg.norm(arr))}
+                "shape": list(arr.shape), "frobenius": frobenius(arr)}
         return out
 
     def summary(self) -> str:
         """A human-readable multi-line summary."""
-        lines = [
+        lines = [f"WARNING: degenerate result: {why}" for why in self.degenerate]
+        lines += [
             f"network widths {self.widths}, activation {self.activation}, family {self.family}, "
             f"P = {self.num_params}, N = {self.n}",
-            f"exact Fisher (eq-6): ||I||_F = {np.linalg.norm(self.fisher):.6g}"
+            f"exact Fisher (eq-6): ||I||_F = {frobenius(np.asarray(self.fisher)):.6g}"
             + (" (diagonal only)" if self.diagonal_only else ""),
             f"sum of Var(I1) = {np.sum(self.variance_1):.6g}   sum of Var(I2) = "
             f"{np.sum(self.variance_2):.6g}",
         ]
-        if self.covariance_norm_1 is not None:
-            lines.append(f"||Cov(I1)||_F = {self.covariance_norm_1:.6g} <= thm-7 bound "
+        if self.covariance_norm_1 is not None or self.covariance_norm_2 is not None:
+            lines.append(f"||Cov(I1)||_F = {_fmt(self.covariance_norm_1)} <= thm-7 bound "
                          f"{_fmt(self.bound_1)} (tightness {_fmt(self.tightness_1)})")
             lines.append(f"||Cov(I2)||_F = {_fmt(self.covariance_norm_2)} <= thm-8 bound "
                          f"{_fmt(self.bound_2)} (tightness {_fmt(self.tightness_2)})")
@@ -149,7 +154,6 @@ def _better(v1: float, v2: float) -> str:
     return "I1" if v1 < v2 else "I2"
 
 
-
 def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float = 0.95,
             diagonal: bool | None = None) -> Analysis:
     """Analyze both Fisher estimators for ``net`` at input(s) ``x`` with ``n`` draws.
@@ -165,17 +169,31 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
     Raises:
         FisherVerifyError: n < 1, target or confidence outside (0, 1), a non-C² network
             (the variance of Î₂ needs thm-3/thm-6).
+        UnsupportedError: the Fisher or a variance overflows float64 (no finite answer).
+
+    A result that underflowed (every Fisher entry below the smallest normal float64, or a
+    Var(Î₁) that is 0 only because the family's fourth moment underflowed) is returned with
+    the reasons in ``Analysis.degenerate`` and ``better`` set to ``"undetermined"``.
     """
+    from .networks.network import require_network
+
+    net = require_network(net)
+    n = check_count(n, "number of samples n")
+    target = check_fraction(target, "target")
+    confidence = check_fraction(confidence, "confidence")
+    diagonal = check_flag(diagonal, "diagonal", allow_none=True)
+    net.require_c2("the variance of the Hessian estimator (thm-6)", x)
+    # float64 over- and underflow are detected and reported below (refusal or
+    # Analysis.degenerate), so NumPy's RuntimeWarnings about them would only be noise
+    with np.errstate(all="ignore"):
+        return _compute(net, x, n, target, confidence, diagonal)
+
+
+def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
+             diagonal: bool | None) -> Analysis:
+    """The body of :func:`analyze` after its checks."""
     import fisher_verify as fv
 
-    from .fisher.large import require_network
-
-    require_network(net)
-    n = check_count(n, "number of samples n")
-    for name, value in (("target", target), ("confidence", confidence)):
-        if not 0 < value < 1:
-            raise FisherVerifyError(f"{name} must lie strictly between 0 and 1, got {value}")
-    net.require_c2("the variance of the Hessian estimator (thm-6)", x)
     P = int(net.num_params)
     diag = P > FULL_LIMIT if diagonal is None else bool(diagonal)
     cov_norm: dict[int, float | None] = {1: None, 2: None}
@@ -193,6 +211,7 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
         d = diagonals(net, x, n)
         fisher = np.asarray(d.fisher)
         var = {1: np.asarray(d.variance_1), 2: np.asarray(d.variance_2)}
+        check_finite(net, x, fisher, var)
         for e, fn in ((1, thm7_large), (2, thm8_large)):
             try:
                 b = fn(net, x, n, method="exact", time_budget=NORM_SECONDS)
@@ -201,7 +220,10 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
             cov_norm[e], bound[e] = b.lhs, b.rhs
     else:
         fisher = np.asarray(fv.exact_fisher(net, x))
+        if not np.all(np.isfinite(fisher)):  # before the variances: they would be inf - inf
+            refuse_overflow(net, x, "the Fisher information I(θ)")
         var = {e: np.asarray(fv.variance(net, x, estimator=e, n=n), dtype=float) for e in (1, 2)}
+        check_finite(net, x, fisher, var)
         cov_norm = {e: float(fv.covariance_norm(net, x, estimator=e, n=n)) for e in (1, 2)}
         b = fv.bounds(net, x, n=n)
         # Bound objects: rhs is the bound (None where it does not apply, e.g. thm-10 when
@@ -209,6 +231,17 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
         bound[1] = b.thm7.rhs
         bound[2] = b.thm8.rhs
         psd = b.psd_probability.rhs
+    overflowed: list[str] = []
+    for e, theorem in ((1, "thm-7"), (2, "thm-8")):
+        # the variances are finite (checked), but a norm of them is formed from their squares,
+        # which can overflow although the norm itself would fit: left out, and said so
+        if any(v is not None and not math.isfinite(v) for v in (cov_norm[e], bound[e])):
+            overflowed.append(
+                f"||Cov(I{e})||_F and the {theorem} bound overflowed float64 in their sums of "
+                "squares (the variances themselves are finite and reported); not computed")
+            cov_norm[e] = bound[e] = None
+    if psd is not None and not math.isfinite(psd):
+        psd = None
     tight: dict[int, float | None] = {}
     for e in (1, 2):
         c, bd = cov_norm[e], bound[e]
@@ -233,19 +266,33 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
                                    d1, d2, t.lower, t.ratio, t.reason, t.why))
     envelopes, env_note = _envelopes(net, x, fisher, diag)
     t1, t2 = float(var[1].sum()), float(var[2].sum())
-    fnorm = float(np.linalg.norm(fisher))
+    fnorm = frobenius(fisher)
+    for e, total in ((1, t1), (2, t2)):
+        if not math.isfinite(total):
+            overflowed.append(f"the sum of Var(I{e}) overflowed float64; its sample size is "
+                              "not computed")
+    underflowed = underflow_reasons(net, x, fisher, var[1])
+    degenerate = underflowed + overflowed
+    better = _better(t1, t2)
+    if underflowed:  # a comparison of zeros decides nothing
+        better = UNDETERMINED
+        for g in layers:
+            g.better = UNDETERMINED
+            g.lower, g.ratio = UNDETERMINED, None
     return Analysis(
         family=net.family.label, widths=tuple(net.widths), activation=net.activation,
         num_params=P, n=int(n), diagonal_only=diag, fisher=fisher,
         variance_1=var[1], variance_2=var[2],
         covariance_norm_1=cov_norm[1], covariance_norm_2=cov_norm[2],
         bound_1=bound[1], bound_2=bound[2], tightness_1=tight[1], tightness_2=tight[2],
-        psd_probability=psd, layers=layers, better=_better(t1, t2),
+        psd_probability=psd, layers=layers, better=better,
         target_rel_accuracy=target, confidence=confidence,
-        samples_needed_1=samples_needed(t1 * n, fnorm, target, confidence),
-        samples_needed_2=samples_needed(t2 * n, fnorm, target, confidence),
-        num_inputs=int(net.inputs(x)[0].shape[0]), envelopes=envelopes,
-        envelopes_note=env_note,
+        samples_needed_1=samples_needed(t1 * n, fnorm, target, confidence)
+        if math.isfinite(t1 * n) else None,
+        samples_needed_2=samples_needed(t2 * n, fnorm, target, confidence)
+        if math.isfinite(t2 * n) else None,
+        num_inputs=int(net.inputs(x)[0].shape[0]), degenerate=degenerate,
+        envelopes=envelopes, envelopes_note=env_note,
     )
 
 
@@ -272,3 +319,4 @@ def _envelopes(net: Any, x: Any, fisher: np.ndarray, diag: bool
     return {"diag_lower": low, "diag_upper": up, "trace_lower": float(low.sum()),
             "trace_fisher": float(f.sum()), "trace_upper": float(up.sum()),
             "diag_upper_tightness": span}, ""
+

@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import FisherVerifyError
 
-__all__ = ["load_numpy_file"]
+__all__ = ["exact_float64", "load_numpy_file"]
 
 
 def load_numpy_file(path: Any, label: str) -> np.ndarray | np.lib.npyio.NpzFile | None:
@@ -39,3 +39,26 @@ def load_numpy_file(path: Any, label: str) -> np.ndarray | np.lib.npyio.NpzFile 
         raise FisherVerifyError(f"cannot read {label}: {exc.strerror or exc}") from None
     except (ValueError, EOFError, zipfile.BadZipFile):
         return None
+
+
+def exact_float64(array: Any, label: str) -> np.ndarray:
+    """``array`` (bool, integer or floating) as a float64 copy, refused when the conversion
+    would change a value (integers beyond 2^53), so a user's numbers are never silently
+    rounded; ``label`` names the array in the refusal.
+
+    Raises:
+        FisherVerifyError: an integer that float64 cannot hold exactly, naming its index.
+    """
+    raw = np.asarray(array)
+    out = np.array(raw, dtype=np.float64)
+    limit = 2**53  # every integer of magnitude up to 2^53 is a float64
+    if raw.dtype.kind in "iu" and raw.size and (int(raw.max()) > limit or int(raw.min()) < -limit):
+        # compare in exact integer arithmetic: out beyond the integer range casts back wrongly
+        back = np.array([int(v) for v in out.ravel()], dtype=object).reshape(raw.shape)
+        changed = back != raw.astype(object)
+        if np.any(changed):
+            index = tuple(int(i) for i in np.argwhere(changed)[0])
+            raise FisherVerifyError(
+                f"{label}: the integer {raw[index]} at {list(index)} has no exact float64 value "
+                f"(it would become {float(out[index])!r}); give values below 2^53 or floats")
+    return out

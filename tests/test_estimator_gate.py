@@ -170,9 +170,11 @@ def test_small_replication_counts_choose_the_valid_test(R_: int, method: str) ->
     assert ok.passed and ok.method == method, ok.message()
     exact = check_fisher_estimator(lambda g: f.I, f.net, f.x, n=16, replications=R_, rng=0)
     assert exact.passed and exact.cause == "exact"
-    # a constant 1.5 I(θ): off by ~3 sd of Î₁(16), which R = 20 equal values rule out
+    # a constant 1.5 I(θ): off by ~3 sd of Î₁(16), which R = 20 equal values rule out; both
+    # parts of the cause are named (deterministic, and rescaled)
     wrong = check_fisher_estimator(lambda g: 1.5 * f.I, f.net, f.x, n=16, replications=R_, rng=0)
-    assert not wrong.passed and wrong.cause == "deterministic" and "0.5" in wrong.diagnosis
+    assert not wrong.passed and wrong.cause == "exact_scaled" and wrong.factor == "3/2"
+    assert "deterministic and equal to I(θ) × 3/2" in wrong.diagnosis
 
 
 # --- the calibration is honest ---------------------------------------------------------------
@@ -337,6 +339,57 @@ def test_bessel_bias_at_n16_is_caught_at_r200() -> None:
         )
         assert not rep.passed and rep.factor == "N/(N-1)", rep.diagnosis
         assert "Bessel correction over the draws" in rep.diagnosis
+
+
+@pytest.mark.parametrize("M", [32, 64])
+def test_bessel_over_inputs_is_caught_by_the_pooled_scale_test(M: int) -> None:
+    """A loop dividing by its last index: M/(M-1) (+3.2% at M = 32, +1.6% at M = 64), one label
+    draw per input as in EWC. Every per-statistic test passes it at R = 200 (issue 15: "PASSED"
+    next to the fitted scale); the pooled scale test rejects it and the factor is named, within
+    its exact standard error."""
+    f = _Fast("categorical", n=1, M=M, K=3)
+    for seed in range(3):
+        rep = check_fisher_estimator(
+            lambda g: M / (M - 1) * f.i1(g), f.net, f.x, n=1, replications=R, rng=seed
+        )
+        assert not rep.failures and not rep.spread_failures  # the per-statistic tests miss it
+        scale = rep.scale_test
+        assert scale is not None and not scale.passed and not rep.passed, rep.message()
+        assert rep.factor == "M/(M-1)" and "Bessel correction over the inputs" in rep.diagnosis
+        assert abs(rep.scale - M / (M - 1)) <= 4 * rep.scale_se
+        assert "pooled: scale: FAILED" in rep.message()
+
+
+@pytest.mark.parametrize(("name", "params", "n"), [("categorical", {"K": 3}, 4), ("poisson", {}, 2)])
+def test_pooled_tests_false_alarm_rate_at_a_measurable_level(
+    name: str, params: dict, n: int
+) -> None:
+    """The pooled tests alone at a measurable level (0.2 in all: the scale test at 0.1, each
+    omnibus at 0.05) over 300 runs of the true Î₁ (R = 60): each alarms no more often than
+    Bin(300, its level) allows at 1e-6. Poisson with n = 2: skewed, heavy-tailed replicates."""
+    from fisher_verify.testing.gate_exact import exact_statistics
+    from fisher_verify.testing.pooled import pooled_tests
+
+    f = _Fast(name, n=n, **params)
+    rng = np.random.default_rng(31)
+    V = rng.normal(size=(4, f.net.num_params))
+    V /= np.linalg.norm(V, axis=1, keepdims=True)
+    ex = exact_statistics(f.net, f.X, 1, n, V, False)
+    S = ex.expected.size
+    use = np.ones(S, dtype=bool)
+    runs, level = 300, 0.2
+    alarms = {"scale": 0, "omnibus A→B": 0, "omnibus B→A": 0}
+    for _ in range(runs):
+        est = np.stack([f.i1(rng) for _ in range(60)])
+        values = np.concatenate(
+            [np.diagonal(est, axis1=1, axis2=2), np.einsum("kp,rpq,kq->rk", V, est, V)], axis=1
+        )
+        tests = pooled_tests(values, ex, f.fam, np.zeros(S), use, level)
+        assert {t.name for t in tests} == set(alarms)
+        for t in tests:
+            alarms[t.name] += not t.passed
+    for key, share in [("scale", 0.5), ("omnibus A→B", 0.25), ("omnibus B→A", 0.25)]:
+        assert_frequency_at_least(runs - alarms[key], runs, 1 - share * level, alpha=1e-6, what=key)
 
 
 # --- the spread test ------------------------------------------------------------------------

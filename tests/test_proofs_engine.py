@@ -146,7 +146,9 @@ def test_repository_declares_every_statement_id():
     found = [e.id for e in discover([root / "proofs"])]
     assert len(found) == len(set(found))
     extra = set(found) - ids
-    assert {"ext-large-path", "ext-kernel-stability", "thm-3-ae"} <= extra
+    assert {"ext-large-path", "ext-kernel-stability", "thm-3-ae", "ext-standard-errors",
+            "ext-analyze-choice", "ext-gate-calibration", "ext-models-engine",
+            "ext-sharded"} <= extra
     assert all(i.startswith("ext-") or i in FOLLOW_UP_IDS for i in extra), extra
     assert FOLLOW_UP_IDS <= extra  # every follow-up of STATEMENTS.md has its proof
     assert ids <= set(found)

@@ -124,3 +124,60 @@ def test_thm10_not_applicable_for_singular_fisher() -> None:
     # thm-11 bound is zero when t̄ = η exactly
     eta = net.family.mean(net.forward(x))
     assert thm11_lower_bound(net.output_hessians(x), eta, eta[None]) == pytest.approx(0.0)
+
+
+def _dense_constants(net, X):
+    """thm-10's c (paper form, M inputs) and trace-form c from torch.func derivatives and
+    Cov(t) at the exact-expectation nodes (independent of fisher/psd.py)."""
+    from fisher_verify.proofs.support import dense_derivatives, output_moments
+
+    J, H = dense_derivatives(net, X)
+    I, _ = output_moments(net.family, net.forward(X))
+    M, n_l = J.shape[:2]
+    lam = np.linalg.eigvalsh(np.einsum("map,mab,mbq->pq", J, I, J) / M)[0]
+    rho2 = np.sum(np.max(np.abs(np.linalg.eigvalsh(H)), axis=-1) ** 2)
+    c = n_l * rho2 * np.sum(np.linalg.eigvalsh(I)[:, -1]) / (M * M * lam**2)
+    c_tr = rho2 * np.sum(np.trace(I, axis1=1, axis2=2)) / (M * M * lam**2)
+    return c, c_tr
+
+
+@pytest.mark.parametrize(("widths", "act", "fam"), [
+    ((2, 2, 2), "tanh", fv.product(fv.family("poisson"), fv.family("bernoulli"))),
+    ((3, 2, 3), "softplus", fv.product(*[fv.family("bernoulli")] * 3)),
+    ((2, 2, 2), "sigmoid", fv.product(fv.family("normal"), fv.family("normal", sigma=2.0))),
+])
+def test_thm10_both_forms_on_multi_output_networks(widths, act, fam) -> None:
+    """thm-10's paper form 1 − n_L‖ρ‖²Σλ_max(I_m)/(N M²λ_min²) and trace form
+    1 − ‖ρ‖²Σ tr I_m/(N M²λ_min²) on networks with n_L > 1 (the n_L factor and the square of
+    λ_min are visible there), from dense derivatives."""
+    rng = np.random.default_rng(7)
+    net = fv.Network.random(list(widths), act, fam, 1.0, rng)
+    M = 4 * net.num_params // widths[-1]
+    X = 2.0 * rng.normal(size=(M, widths[0]))
+    c, c_tr = _dense_constants(net, X)
+    N = 10
+    pb = psd_probability_bound(net.jacobian(X), net.output_hessians(X),
+                               fam.fisher(net.forward(X)), N)
+    assert pb.applicable
+    assert pb.constant == pytest.approx(c, rel=1e-6)
+    assert pb.bound == pytest.approx(1 - c / N, rel=1e-6)
+    assert pb.bound_trace == pytest.approx(1 - c_tr / N, rel=1e-6)
+    assert c_tr < c  # unequal λ_max per output: the trace form is strictly better here
+    b = fv.bounds(net, X, n=N).psd_probability
+    assert b.rhs == pytest.approx(1 - c / N, rel=1e-6)
+    assert b.details["bound_trace"] == pytest.approx(1 - c_tr / N, rel=1e-6)
+
+
+def test_thm10_constant_is_attained() -> None:
+    """One parameter, Bernoulli output, N = 1: by enumeration of t ∈ {0, 1} the failure
+    probability is p and thm-10's c is p(1+δ)²/(1−p), so a constant 2 % larger (looser) or any
+    smaller one would be visible."""
+    p, delta = 1e-3, 1e-3
+    v = p * (1 - p)
+    hess = p * (1 + delta)
+    pb = psd_probability_bound(np.array([[1.0]]), np.array([[[hess]]]), np.array([[v]]), 1)
+    fail = sum(w for t, w in ((0.0, 1 - p), (1.0, p)) if v + (p - t) * hess < 0)
+    assert fail == pytest.approx(p)
+    assert pb.constant == pytest.approx(p * (1 + delta) ** 2 / (1 - p), rel=1e-12)
+    for bound in (pb.bound, pb.bound_trace):
+        assert 0.98 * (1 - bound) <= fail <= 1 - bound

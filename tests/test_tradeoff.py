@@ -97,6 +97,8 @@ def test_reason_priority_and_tradeoff_edges():
     assert (tradeoff(0.0, 0.0, "d24-pwl").lower, tradeoff(0.0, 0.0, "d24-pwl").ratio) == \
         ("undefined", None)
     assert tradeoff(0.0, 1.0, "thm-4/thm-6").ratio is None
+    over = tradeoff(float("inf"), 1.0, "d24-groups")
+    assert (over.lower, over.ratio) == ("undetermined", None)
     with pytest.raises(ValueError, match="reason must be one of"):
         tradeoff(1.0, 1.0, "thm-99")
 

@@ -2,7 +2,8 @@
 
 ``la.H`` is the curvature of the log likelihood of the whole data set: a sum over the M inputs,
 so it is gated with ``reduction="sum"`` (the gate divides by M; without it the gate rejects it
-as M I(θ)). laplace's regression likelihood is N(y; f, 1), i.e. ``normal(sigma=1)``. What the
+as "deterministic and equal to I(θ) × M (a sum over the inputs, not a mean)"). laplace's
+regression likelihood is N(y; f, 1), i.e. ``normal(sigma=1)``. What the
 gate finds, asserted below:
 
 - the exact GGN (full and diagonal) is I(θ) for every backend (BackPACK, curvlinops, ASDL and
@@ -51,7 +52,9 @@ def test_la_h_without_the_sum_option_is_rejected_as_m_times_the_fisher(case):
         lambda m, d: laplace_hessian(m, d, backend="BackPack", what="exact", structure="diag", loss=case.loss),
         case.model, case.data, family=case.family("half"), n=1, replications=EXACT_REPLICATIONS)
     assert not report.passed and report.deterministic, report.message()
-    assert f"relative error {M - 1:g} " in report.diagnosis, report.diagnosis  # M I(θ) − I(θ)
+    # both parts named (issue 15): deterministic, and M I(θ), a sum over the inputs
+    assert report.cause == "exact_scaled" and report.factor == "M", report.diagnosis
+    assert f"I(θ) × {M} (a sum over the inputs, not a mean)" in report.diagnosis, report.diagnosis
 
 
 @pytest.mark.parametrize("structure", ["full", "diag"])

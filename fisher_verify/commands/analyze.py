@@ -6,16 +6,22 @@ sample sizes for a user's Eq. 3 network (weights in ``.npz`` or a trusted pickle
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .. import jsontext
 from ..errors import FisherVerifyError
-from ..numpy_files import load_numpy_file
+from ..networks.activations import get_activation
+from ..numpy_files import exact_float64, load_numpy_file
 from . import analyze_model
 from .common import parse_params
+
+#: exit code of a result that was computed but is degenerate (under- or overflow in float64,
+#: see ``Analysis.degenerate``): printed in full, with a warning, but no gate should accept it
+DEGENERATE_EXIT = analyze_model.DEGENERATE_EXIT
 
 
 def register(subparsers: Any) -> None:
@@ -27,7 +33,10 @@ def register(subparsers: Any) -> None:
         "thm-8), p.s.d. probability (thm-10) and samples needed (lemma-12). An Eq. 3 network "
         "(--weights W.npz or --torch-model, with --x) gets the dense analysis; any torch module "
         "(--model MODULE:CALLABLE --weights W.pt, or --torch-model, with --data) the per-layer "
-        "one of fisher_verify.analyze_model. analyze-model is another name of this command.",
+        "one of fisher_verify.analyze_model. analyze-model is another name of this command. "
+        "Exit codes: 0 a result, 2 refused input, "
+        f"{DEGENERATE_EXIT} a degenerate result (under- or overflow in the working precision; "
+        "printed in full, with a warning line on stderr saying why).",
     )
     src = p.add_argument_group("the network or model (one of --weights W.npz, --model, "
                                "--torch-model)")
@@ -128,7 +137,7 @@ def _load_x(path: str) -> np.ndarray:
             f"--x {path!r} holds {data.dtype} values; inputs must be real numbers "
             "(integer or floating dtype)"
         )
-    return np.asarray(data, dtype=float)
+    return exact_float64(data, f"--x {path!r}")
 
 
 def _load_torch(path: str, fam: Any, trusted: bool) -> Any:
@@ -154,6 +163,10 @@ def handle(args: argparse.Namespace) -> int:
         return analyze_model.run(args)
     fam = fv.family(args.family, **parse_params(args.param))
     if args.weights:
+        try:
+            get_activation(args.activation or "tanh")
+        except FisherVerifyError as exc:  # the option's value, not the weights file
+            raise FisherVerifyError(f"--activation: {exc}") from None
         net = fv.Network.from_npz(args.weights, activation=args.activation or "tanh", family=fam)
     elif args.activation is not None:
         raise FisherVerifyError(
@@ -169,7 +182,9 @@ def handle(args: argparse.Namespace) -> int:
         raise type(exc)(f"--x {args.x!r}: {exc}") from None
     result = fv.analyze(net, x, n=args.samples, target=args.target)
     if args.json:
-        print(json.dumps(result.as_dict(), indent=2, default=str))
+        print(jsontext.dumps(result.as_dict(), indent=2, default=str))
     else:
         print(result.summary())
-    return 0
+    for why in result.degenerate:
+        print(f"fisher-verify analyze: warning: degenerate result: {why}", file=sys.stderr)
+    return DEGENERATE_EXIT if result.degenerate else 0

@@ -23,6 +23,8 @@ from typing import Any
 from ..errors import FisherVerifyError
 from .common import parse_params, prepare_output_dir
 
+#: exit code of a result that was computed but is degenerate (``degenerate`` of the result)
+DEGENERATE_EXIT = 3
 #: ``--torch-model`` (alias ``--pickled-model``): why it needs ``--trust-pickle``
 PICKLE_HELP = (
     "a whole module saved with torch.save(model, path): with --x an Eq. 3 nn.Sequential (Linear "
@@ -98,6 +100,61 @@ def _torch_load(path: str, what: str) -> Any:
         ) from None
 
 
+def _first_change(value: Any, cast: Any) -> str:
+    """Where ``cast`` (``value`` in another dtype) first differs from ``value``."""
+    import torch
+
+    back = cast.to(value.dtype)
+    differs = (back != value) | (torch.isnan(value) if value.is_floating_point() else False)
+    index = [int(i) for i in torch.nonzero(differs.reshape(value.shape))[0].tolist()] \
+        if value.ndim else []
+    at = value[tuple(index)] if index else value
+    to = cast[tuple(index)] if index else cast
+    return f"{at.item()} at {index} would become {to.item()}"
+
+
+def exact_state(state: dict[str, Any], model: Any, path: str) -> dict[str, Any]:
+    """``state`` ready for ``model.load_state_dict`` without changing any value:
+    ``load_state_dict`` copies each tensor into the model's dtype, which truncates floats into
+    an integer tensor (0.3 -> 0) and rounds float64 into float32 or integers past 2^53.
+
+    Integers into a floating tensor are converted explicitly (exact, checked); a floating
+    tensor of more precision than the model's makes the model float64 (its values are then
+    kept as saved); anything that cannot be kept exactly is refused, naming the tensor.
+    """
+    import torch
+
+    target = model.state_dict()
+    out = dict(state)
+    widen = False
+    for key, value in state.items():
+        mine = target.get(key)
+        if not isinstance(value, torch.Tensor) or not isinstance(mine, torch.Tensor):
+            continue  # missing and unexpected keys are load_state_dict's to name
+        if mine.is_floating_point() and not (value.is_floating_point() or value.is_complex()):
+            wide = value.to(torch.float64)
+            if not torch.equal(wide.to(value.dtype), value):
+                raise FisherVerifyError(
+                    f"--weights {path!r}: integer tensor {key!r} does not fit float64 exactly "
+                    f"({_first_change(value, wide)}); save floating-point weights")
+            out[key] = wide
+            widen = widen or not torch.equal(value.to(mine.dtype).to(value.dtype), value)
+        elif mine.is_floating_point() and value.is_floating_point():
+            widen = widen or torch.finfo(value.dtype).bits > torch.finfo(mine.dtype).bits
+        elif not mine.is_floating_point() and value.dtype != mine.dtype:
+            cast = value.to(mine.dtype)
+            if value.is_complex() or not torch.equal(cast.to(value.dtype), value):
+                raise FisherVerifyError(
+                    f"--weights {path!r}: tensor {key!r} holds {value.dtype} values but the "
+                    f"model's {key!r} is {mine.dtype}; loading would change them "
+                    f"({_first_change(value, cast)}); make the model's tensor "
+                    f"{value.dtype} or save {mine.dtype} values")
+    if widen:
+        # the model's floating tensors are too narrow for the saved values: float64 keeps them
+        model.to(torch.float64)
+    return out
+
+
 def load_pickled_module(path: str, trusted: bool) -> Any:
     """A whole pickled module, only when the user opted in with ``--trust-pickle`` (refused
     before the file is opened otherwise)."""
@@ -167,6 +224,11 @@ def load_model(args: argparse.Namespace) -> Any:
         if not sep or not mod_name or not attr:
             raise FisherVerifyError(
                 f"--model {args.model!r} must look like MODULE:CALLABLE, e.g. my_pkg.models:build")
+        if not all(part.isidentifier() for part in mod_name.split(".")):
+            raise FisherVerifyError(
+                f"--model {args.model!r}: {mod_name!r} is not a module import path (dotted "
+                "Python names such as my_pkg.models, not a file path); run from the folder "
+                "that holds the module, or put that folder on PYTHONPATH")
         if os.getcwd() not in sys.path:
             sys.path.append(os.getcwd())
         kwargs = parse_params(args.model_arg, "--model-arg")
@@ -175,6 +237,10 @@ def load_model(args: argparse.Namespace) -> Any:
                 module = importlib.import_module(mod_name)
             except ImportError as exc:
                 raise FisherVerifyError(f"cannot import {mod_name!r} for --model: {exc}") from None
+            except SyntaxError as exc:  # the file and line, not the guard's generic words
+                raise FisherVerifyError(
+                    f"cannot import {mod_name!r} for --model: syntax error in {exc.filename} "
+                    f"line {exc.lineno}: {exc.msg}") from None
         build = getattr(module, attr, None)
         if not callable(build):
             raise FisherVerifyError(f"{mod_name!r} has no callable {attr!r}")
@@ -186,6 +252,7 @@ def load_model(args: argparse.Namespace) -> Any:
                 raise FisherVerifyError(f"--weights {args.weights!r} holds a {type(state).__name__}, "
                                         "not a state_dict (save model.state_dict())")
             if isinstance(model, torch.nn.Module):
+                state = exact_state(state, model, args.weights)
                 try:
                     model.load_state_dict(state)
                 except RuntimeError as exc:
@@ -250,4 +317,6 @@ def run(args: argparse.Namespace) -> int:
         (out_dir / "table.txt").write_text(text + "\n", encoding="utf-8")
         (out_dir / "report.json").write_text(rep.to_json(indent=2) + "\n", encoding="utf-8")
         rep.plot(str(out_dir / "variances.png"))
-    return 0
+    for why in rep.degenerate:
+        print(f"fisher-verify analyze: warning: degenerate result: {why}", file=sys.stderr)
+    return DEGENERATE_EXIT if rep.degenerate else 0

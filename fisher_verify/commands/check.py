@@ -125,6 +125,6 @@ def _to_reader(write: Callable[[], None]) -> None:
 
 def json_text(document: dict[str, Any]) -> str:
     """The run document as strict, indented JSON (what ``--json`` writes)."""
-    import json
+    from .. import jsontext
 
-    return json.dumps(document, indent=2, default=str) + "\n"
+    return jsontext.dumps(document, indent=2, default=str) + "\n"

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from typing import Any
 
 import numpy as np
 import sympy as sp
 
+from .. import jsontext
 from ..errors import FisherVerifyError
 from ..families.family import CategoricalFamily, Family
 from ..families.registry import family
@@ -52,7 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--at", metavar="H", help="natural parameter for numeric values, e.g. 0.5 or 1,-0.5"
     )
-    p.add_argument("--format", choices=("markdown", "latex", "json"), default="markdown")
+    p.add_argument("--format", choices=("markdown", "latex", "json"), default="markdown",
+                   help="json is strict JSON: a value that is not finite (an overflow at --at) "
+                   'is written as the string "inf", "-inf" or "nan"')
     p.add_argument("--no-proofs", action="store_true", help="skip proving the identities")
     p.set_defaults(func=run)
 
@@ -86,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     point = natural_point(fam, args.at)
     proofs: list[IdentityResult] = [] if args.no_proofs else prove_family(fam)
     if args.format == "json":
-        print(json.dumps(_as_json(fam, proofs, point), indent=2))
+        print(jsontext.dumps(_as_json(fam, proofs, point), indent=2))
     else:
         print(_as_text(fam, proofs, point, latex_only=args.format == "latex"))
     return 0 if all(r.holds for r in proofs) else 1

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
+from .. import jsontext
 from ..families.catalog import PARAMETERS
 from ..families.registry import family, family_names
 
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
             }
         )
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(jsontext.dumps(rows, indent=2))
         return 0
     print(f"{'family':<25} {'parameters':<14} {'d':>3}  {'support':<14} domain")
     for r in rows:

@@ -16,8 +16,10 @@ def family_names() -> list[str]:
 
 
 @cache
-def _build(name: str, params: tuple[tuple[str, Any], ...]) -> Family:
-    definition = BUILDERS[name](**dict(params))
+def _build(name: str, params: tuple[tuple[str, type, Any], ...]) -> Family:
+    # the key holds each value's type: 1, 1.0 and True are equal and hash alike, so without it
+    # a value refused in a fresh process (n=1.0, n=True) would be accepted after n=1 was built
+    definition = BUILDERS[name](**{key: value for key, _, value in params})
     return CategoricalFamily(definition) if name == "categorical" else Family(definition)
 
 
@@ -39,7 +41,7 @@ def family(name: str, **params: Any) -> Family:
         if components is None or params:
             raise ParameterError("family 'product' takes exactly one parameter: components=[...]")
         return product(*components)
-    if name not in BUILDERS:
+    if not isinstance(name, str) or name not in BUILDERS:
         raise UnknownFamilyError(
             f"unknown family {name!r}; known families: {', '.join(family_names())}, product"
         )
@@ -50,7 +52,11 @@ def family(name: str, **params: Any) -> Family:
         raise ParameterError(
             f"family {name!r} has no parameter {', '.join(unknown)}; its parameters: {valid}"
         )
-    try:
-        return _build(name, tuple(sorted(params.items())))
-    except TypeError as exc:  # an unhashable parameter value
-        raise ParameterError(f"family {name!r}: invalid parameter value ({exc})") from None
+    for key, value in sorted(params.items()):
+        try:
+            hash(value)
+        except TypeError:  # a list or an array: never a family parameter, so name it
+            raise ParameterError(
+                f"family {name!r}: parameter {key}={value!r} is invalid; it must be a single "
+                f"number, not a {type(value).__name__}") from None
+    return _build(name, tuple((k, type(v), v) for k, v in sorted(params.items())))

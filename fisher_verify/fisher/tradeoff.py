@@ -58,7 +58,8 @@ def reason_for(*, last: bool, piecewise_linear: bool, before_last_smooth: bool) 
 class Tradeoff:
     """One group's trade-off on the diagonal: ``ratio = Σ_i Var(Î₂)_ii / Σ_i Var(Î₁)_ii``.
 
-    ``lower``: ``"I1"``, ``"I2"``, ``"tie"`` or ``"undefined"`` (both sums 0); ``ratio`` is
+    ``lower``: ``"I1"``, ``"I2"``, ``"tie"``, ``"undefined"`` (both sums 0) or
+    ``"undetermined"`` (a sum overflowed, or the caller found the result degenerate); ``ratio`` is
     ``None`` where ``Σ Var(Î₁) = 0`` (undefined, or Î₂ infinitely worse), and a rounding-level
     ``ratio`` in a ``d24-last-layer``/``d24-pwl`` group is the computed zero of those statements.
     """
@@ -80,6 +81,8 @@ def tradeoff(var_1: float, var_2: float, reason: str) -> Tradeoff:
     if reason not in REASONS:
         raise ValueError(f"reason must be one of {sorted(REASONS)}, got {reason!r}")
     v1, v2 = float(var_1), float(var_2)
+    if not (math.isfinite(v1) and math.isfinite(v2)):  # an overflowed sum compares nothing
+        return Tradeoff("undetermined", None, reason, REASONS[reason])
     if v1 == 0.0 and v2 == 0.0:
         lower = "undefined"
     elif math.isclose(v1, v2, rel_tol=1e-9, abs_tol=1e-300):

@@ -55,18 +55,23 @@ class InputStream:
         self._dataset: Any = None
         self._loader: Any = None
         if isinstance(data, np.ndarray):
+            if data.dtype.kind not in "biufc":  # text, objects: torch would raise a TypeError
+                raise ShapeError(f"data must hold numbers, got an array of dtype {data.dtype}")
             data = torch.as_tensor(data)
         if isinstance(data, (tuple, list)) and len(data) == 2 and all(
                 isinstance(d, torch.Tensor) for d in data):
             if data[0].shape[:1] != data[1].shape[:1]:
-                raise ShapeError(f"(inputs, targets) have different lengths: {data[0].shape[0]} "
+                raise ShapeError(f"data: (inputs, targets) have different lengths: {data[0].shape[0]} "
                                  f"and {data[1].shape[0]}")
             data = data[0]
         if isinstance(data, TensorDataset):
             data = data.tensors[0]
         if isinstance(data, torch.Tensor):
+            if data.is_meta:
+                raise ShapeError("data: the inputs are a tensor on the meta device (a shape "
+                                 "without values); give inputs with values (on cpu or cuda)")
             if data.ndim < 1 or data.shape[0] < 1:
-                raise ShapeError(f"inputs must have a leading batch axis with at least one input, "
+                raise ShapeError(f"data: inputs must have a leading batch axis with at least one input, "
                                  f"got shape {tuple(data.shape)}")
             self._tensor = data[rank::world] if world > 1 else data
         elif isinstance(data, DataLoader):
@@ -103,9 +108,38 @@ class InputStream:
                         yield x[start : start + size]
 
     def batches(self, size: int) -> Iterator[Any]:
-        """Batches of at most ``size`` inputs of this shard, on the working device and dtype."""
+        """Batches of at most ``size`` inputs of this shard, on the working device and dtype.
+
+        Raises:
+            ShapeError: an input holding NaN or ±inf, naming its row.
+        """
+        done = 0
         for x in self._raw_batches(max(1, int(size))):
+            self._check_finite(x, done)
+            done += int(x.shape[0])
             yield self._prepare(x)
+
+    def _row(self, local: int, whole: bool = False) -> str:
+        """The row of the user's data that this shard's ``local``-th input is (``whole``: an
+        input counted over the whole data, not this shard)."""
+        if whole:
+            return str(local)
+        if self._loader is not None:
+            return f"{local} of this process's inputs, in DataLoader order" if self.world > 1 \
+                else f"{local} (in DataLoader order)"
+        return str(local * self.world + self.rank)
+
+    def _check_finite(self, x: Any, first: int, whole: bool = False) -> None:
+        torch = _torch()
+        if not (x.is_floating_point() or x.is_complex()):
+            return
+        bad = ~torch.isfinite(x.reshape(x.shape[0], -1))
+        if bool(bad.any()):
+            row, col = (int(i) for i in torch.nonzero(bad)[0].tolist())
+            value = x.reshape(x.shape[0], -1)[row, col].item()
+            raise ShapeError(
+                f"input row {self._row(first + row, whole)} has {value} (at flat position {col}); "
+                "inputs must be finite")
 
     def example(self, k: int = 2) -> Any:
         """The first ``k`` inputs of the whole data (same on every process), for shape checks."""
@@ -121,6 +155,7 @@ class InputStream:
                 break
         if x is None or x.shape[0] == 0:
             raise ShapeError("the data holds no input")
+        self._check_finite(x, 0, whole=True)  # the first rows of the whole data
         return self._prepare(x)
 
     def local_count(self) -> int | None:

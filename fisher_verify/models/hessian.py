@@ -50,13 +50,17 @@ def eq3_network(ws: Workspace) -> tuple[Any, dict[str, tuple[int, int]]] | None:
 
     from ..errors import FisherVerifyError
     from ..networks.network import Network
+    from ..networks.torch_import import weights_from_sequential
 
     prep = ws.prep
     mod = prep.module
     if prep.output is not None or not isinstance(mod, torch.nn.Sequential) or prep.fixed:
         return None
     try:
-        net = Network.from_torch(mod, family=prep.family)
+        # zero bias columns for Linear(bias=False): only the model's own parameters are read
+        # back through ``where`` below, and the weights' derivatives do not depend on them
+        weights, activation = weights_from_sequential(mod, zero_bias=True)
+        net = Network.from_weights(weights, activation, family=prep.family)
     except FisherVerifyError:
         return None
     where: dict[str, tuple[int, int]] = {}

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import FisherVerifyError, ShapeError, UnsupportedError
+from ..validation import check_materialized
 from .kinks import checkable
 
-__all__ = ["PreparedModel", "nonsmooth_reasons", "prepare_model"]
+__all__ = ["PreparedModel", "check_finite_parameters", "nonsmooth_reasons", "prepare_model"]
 
 #: Modules whose output is not twice continuously differentiable in θ or in their input
 #: (the kinks of ReLU-like activations, the argmax of max pooling): thm-3/thm-6 need C².
@@ -213,6 +214,47 @@ def nonsmooth_reasons(module: Any, calls: Iterable[tuple[str, Any]]) -> list[str
     return [*mods, "calls " + ", ".join(funcs)]
 
 
+def check_finite_parameters(model: Any) -> None:
+    """Refuse a parameter holding NaN or ±inf, naming the tensor and the first such index (else
+    it surfaces later as an h_L that is not finite, blamed on the output family).
+
+    Raises:
+        FisherVerifyError: such a parameter.
+    """
+    torch = _torch()
+    for key, tensor in model.named_parameters():
+        if not (tensor.is_floating_point() or tensor.is_complex()):
+            continue
+        bad = ~torch.isfinite(tensor.detach())
+        if bool(bad.any()):
+            index = [int(i) for i in torch.nonzero(bad)[0].tolist()]
+            value = tensor.detach()[tuple(index)].item()
+            count = int(bad.sum())
+            raise FisherVerifyError(
+                f"model parameter {key!r} has {value} at {index}"
+                + (f" ({count} non-finite entries in all)" if count > 1 else "")
+                + "; weights must be finite")
+
+
+def _check_finite_output(module: Any, h: Any) -> None:
+    """A non-finite h_L on the example inputs, with its cause named: a buffer holding NaN or
+    ±inf (running statistics, a scale), else the input row and what remains (an overflow)."""
+    torch = _torch()
+    bad = ~torch.isfinite(h.reshape(h.shape[0], -1))
+    if not bool(bad.any()):
+        return
+    row = int(torch.nonzero(bad)[0][0])
+    for key, tensor in module.named_buffers():
+        if tensor.is_floating_point() and bool(torch.isnan(tensor).any()):
+            raise FisherVerifyError(
+                f"the model's output h_L is not finite at input row {row}: buffer {key!r} holds "
+                "NaN; buffers (running statistics, scales) must hold numbers")
+    raise FisherVerifyError(
+        f"the model's output h_L is not finite at input row {row} "
+        f"({h[row].reshape(-1)[:4].tolist()}) although its parameters and that input are "
+        "finite: the forward pass overflows or divides by zero there")
+
+
 def prepare_model(
     model: Any,
     family: Any,
@@ -246,6 +288,8 @@ def prepare_model(
     if output is not None and not callable(output):
         raise ShapeError(f"output must be a callable mapping the model's output to h_L, got "
                          f"{type(output).__name__}")
+    check_materialized(model)
+    check_finite_parameters(model)
     dtype = torch.float64 if dtype is None else dtype
     if dtype not in (torch.float64, torch.float32):
         raise UnsupportedError(f"dtype must be torch.float64 or torch.float32, got {dtype}")
@@ -302,6 +346,7 @@ def prepare_model(
             + (" with output=" if output is not None else "")
             + f" gives {shape} for a batch of {B}; pass output= to map the model's output to h_L"
         )
+    _check_finite_output(work, h)
     family.check_natural(h)
     if smooth is None:
         prepared.nonsmooth = nonsmooth_reasons(work, calls)

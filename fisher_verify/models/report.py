@@ -9,23 +9,36 @@ Gram matrix of the Jacobians fits, also ``‖Cov(Î₁)‖_F`` and both sides of
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
+from .. import jsontext
 from ..errors import FisherVerifyError
 from ..fisher.sample_size import samples_needed
 from ..fisher.tradeoff import REASONS, reason_for, tradeoff
+from ..validation import check_flag, check_fraction
 from .contract import excess_pairs
-from .diagonals import Diagonals, Workspace, model_diagonals, open_workspace, plan
+from .diagonals import (
+    Diagonals,
+    Workspace,
+    check_second_order_options,
+    model_diagonals,
+    open_workspace,
+    plan,
+)
 from .prepared import second_order
 
 __all__ = ["AUTOGRAD_HESSIAN_PASSES", "DENSE_HESSIAN_ELEMENTS", "DENSE_HESSIAN_INPUTS", "DENSE_HESSIAN_P", "GRAM_LIMIT",
            "THM8_TIME_BUDGET",
            "ModelAnalysis", "Row", "analyze_model", "thm7_model", "thm8_model"]
 
+#: why a norm whose terms are finite was left out
+OVERFLOW_NOTE = ("not computed: its sum of squares overflowed the working precision (the "
+                 "variances themselves are finite and reported)")
 #: Largest ``(M n_L)²`` Gram matrix (entries) formed for ‖Cov(Î₁)‖_F and thm-7.
 GRAM_LIMIT = 1 << 24
 #: thm-8 on a model that is not an Eq. 3 MLP: the dense ``(M, n_L, P, P)`` output Hessians
@@ -86,6 +99,8 @@ class ModelAnalysis:
     thm8_rhs: float | None
     thm8_note: str  # how thm-8 was computed, or why it was not
     diagonals: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: why the numbers carry no information (diag I(θ) underflowed to 0); empty when they do
+    degenerate: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form (the per-entry diagonals are left out)."""
@@ -96,7 +111,7 @@ class ModelAnalysis:
 
     def to_json(self, **kwargs: Any) -> str:
         """The report as JSON text (``exact`` flags included wherever Var(Î₂) is estimated)."""
-        return json.dumps(self.as_dict(), **kwargs)
+        return jsontext.dumps(self.as_dict(), **kwargs)
 
     def table(self) -> str:
         """A per-layer text table, estimates marked with ``±`` and ``*``."""
@@ -120,8 +135,9 @@ class ModelAnalysis:
 
     def summary(self) -> str:
         """The table with the global quantities and the notes."""
-        lines = [f"family {self.family}, M = {self.num_inputs} inputs, N = {self.n} draws per "
-                 f"input, P = {self.num_params}", self.table()]
+        lines = [f"WARNING: degenerate result: {why}" for why in self.degenerate]
+        lines += [f"family {self.family}, M = {self.num_inputs} inputs, N = {self.n} draws per "
+                  f"input, P = {self.num_params}", self.table()]
         if not self.total.var_2_exact and self.var_2_refused is None:
             lines.append("* Var(I2): unbiased Hutchinson ESTIMATE ± standard error (not exact)")
         if self.var_2_refused:
@@ -372,7 +388,9 @@ def thm8_model(ws: Workspace, n: int) -> tuple[float, float, str] | str:
     X = _all_inputs(ws)
     M, P = int(X.shape[0]), prep.num_params
     found = eq3_network(ws)
-    if found is not None:
+    # a Linear(bias=False) layer gets a zero bias column in the Eq. 3 network: its closed form
+    # would sum over parameters the model does not have, so such a model goes the dense way
+    if found is not None and found[0].num_params == P:
         try:
             b = thm8_large(found[0], X.reshape(M, -1).cpu().numpy(), n, method="exact",
                            device=str(prep.device), dtype=prep.dtype, memory_budget=ws.memory,
@@ -427,13 +445,10 @@ def analyze_model(
     """
     from ..errors import UnsupportedError
 
-    for name, value in (("target", target), ("confidence", confidence)):
-        if not 0 < value < 1:
-            raise FisherVerifyError(f"{name} must lie strictly between 0 and 1, got {value}")
-    if device is not None:  # an unusable device is the user's error, not a torch traceback
-        from ..fisher.large import resolve_device
-
-        resolve_device(str(device))
+    target = check_fraction(target, "target")
+    confidence = check_fraction(confidence, "confidence")
+    norms = bool(check_flag(norms, "norms"))
+    check_second_order_options(method, probes, seed)
     ws = open_workspace(model, data, family, output=output, dtype=dtype, device=device,
                         eval_mode=eval_mode, smooth=smooth, memory=memory,
                         distributed=distributed, progress=progress)
@@ -450,10 +465,18 @@ def analyze_model(
     for k in names:
         layers.setdefault(k.rsplit(".", 1)[0] if "." in k else "<root>", []).append(k)
     total = _row("total", names, parts)
-    rows = [_row(lay, ks, parts) for lay, ks in layers.items()]
+    tensor_rows = [_row(k, [k], parts) for k in names]
+    layer_rows = [_row(lay, ks, parts) for lay, ks in layers.items()]
+    degenerate = _degenerate(ws, d.fisher or {}, total, d.variance_1 or {})
+    if any(w.startswith("every entry") for w in degenerate):  # comparing zeros decides nothing
+        for row in (total, *tensor_rows, *layer_rows):
+            row.better = "undetermined"
     if d.variance_2 is not None:
-        _explain(ws, rows, layers)
-    fnorm = math.sqrt(sum(float((v**2).sum()) for v in (d.fisher or {}).values()))
+        _explain(ws, layer_rows, layers)
+    if any(w.startswith("every entry") for w in degenerate):
+        for row in layer_rows:  # a ratio of zeros says nothing either
+            row.ratio = None
+    fnorm = _frobenius(d.fisher or {})
     note, lhs, rhs, spec = "", None, None, None
     if norms:
         got = thm7_model(ws, d.n)
@@ -463,6 +486,9 @@ def analyze_model(
             lhs, rhs, spec = got
     else:
         note = "not requested"
+    if any(v is not None and not math.isfinite(v) for v in (lhs, rhs, spec)):
+        note, lhs, rhs, spec = OVERFLOW_NOTE, None, None, None
+        degenerate.append(f"||Cov(I1)||_F and thm-7: {OVERFLOW_NOTE}")
     lhs2, rhs2 = None, None
     if refused is not None:
         note2 = f"refused: {refused}"
@@ -474,16 +500,112 @@ def analyze_model(
             note2 = got8
         else:
             lhs2, rhs2, note2 = got8
+            if not (math.isfinite(lhs2) and math.isfinite(rhs2)):
+                lhs2, rhs2, note2 = None, None, OVERFLOW_NOTE
+                degenerate.append(f"||Cov(I2)||_F and thm-8: {OVERFLOW_NOTE}")
     return ModelAnalysis(
         family=family.label, num_inputs=d.num_inputs, n=d.n, num_params=ws.prep.num_params,
-        tensors=[_row(k, [k], parts) for k in names],
-        layers=rows, total=total,
+        tensors=tensor_rows, layers=layer_rows, total=total,
         var_2_refused=refused,
         samples_needed_1=samples_needed(total.var_1 * d.n, fnorm, target, confidence),
         samples_needed_2=(None if total.var_2 is None
                           else samples_needed(total.var_2 * d.n, fnorm, target, confidence)),
         target_rel_accuracy=target, confidence=confidence, covariance_norm_1=lhs, thm7_rhs=rhs,
         thm7_spectral=spec, thm7_note=note, covariance_norm_2=lhs2, thm8_rhs=rhs2,
-        thm8_note=note2, diagonals=parts,
+        thm8_note=note2, diagonals=parts, degenerate=degenerate,
     )
+
+
+def _frobenius(diagonals: dict[str, Any]) -> float:
+    """‖diag I(θ)‖_F without overflow or underflow of the squares (scaled by the largest)."""
+    scale = max((float(v.abs().max()) for v in diagonals.values() if v.numel()), default=0.0)
+    if scale == 0.0 or not math.isfinite(scale):
+        return scale
+    return scale * math.sqrt(sum(float(((v / scale) ** 2).sum()) for v in diagonals.values()))
+
+
+def _family_scale(ws: Workspace) -> tuple[float, float, int | None]:
+    """Over all inputs: max |h_L|, max |Cov(t(y))| = max |∇²F(h_L)|, and the first input
+    row where ∇²F(h_L) is not finite (``None`` when it is finite everywhere)."""
+    import torch
+
+    hmax, cmax, bad, seen = 0.0, 0.0, None, 0
+    for X in ws.stream.batches(1 << 12):
+        h = ws.prep.forward(X).detach().to("cpu", torch.float64).numpy()
+        cov = np.asarray(ws.prep.family.fisher(h), dtype=float).reshape(h.shape[0], -1)
+        hmax = max(hmax, float(np.max(np.abs(h))))
+        finite = np.all(np.isfinite(cov), axis=1)
+        if bad is None and not np.all(finite):
+            bad = seen + int(np.argmin(finite))
+        if np.any(finite):
+            cmax = max(cmax, float(np.max(np.abs(cov[finite]))))
+        seen += int(h.shape[0])
+    return hmax, cmax, bad
+
+
+def _var1_underflow(ws: Workspace, variance_1: dict[str, Any], tiny: float,
+                    fmax: float) -> list[str]:
+    """Var(Î₁) (thm-4) that is 0 only because the family's fourth central moment underflowed
+    (μ₄ ≥ Cov(t)² > 0, so a μ₄ below the smallest normal number has); a true zero (a
+    Bernoulli at h = 0, μ₄ = 1/16) is not flagged. Families wider than MOMENT4_DIM_LIMIT skip
+    the check (μ₄ is an n_L⁴ array per input)."""
+    import torch
+
+    from ..fisher.degenerate import MOMENT4_DIM_LIMIT
+
+    vmax = max((float(v.abs().max()) for v in variance_1.values() if v.numel()), default=0.0)
+    if vmax >= tiny or int(ws.prep.family.dim) > MOMENT4_DIM_LIMIT:
+        return []
+    mu4 = 0.0
+    for X in ws.stream.batches(1 << 10):
+        h = ws.prep.forward(X).detach().to("cpu", torch.float64).numpy()
+        mu4 = max(mu4, float(np.max(np.abs(ws.prep.family.central_moment4(h)))))
+    if mu4 >= tiny:
+        return []
+    return [f"Var(I1) underflowed: the family's fourth central moment E(t - eta)^4 is below the "
+            f"smallest normal {ws.prep.dtype} {tiny:.3g} at every input (max diag I = "
+            f"{fmax:.3g}), so Var(I1), its bound (thm-7) and the sample sizes are 0 or "
+            "meaningless to working precision"]
+
+
+def _degenerate(ws: Workspace, fisher: dict[str, Any], total: Row,
+                variance_1: dict[str, Any]) -> list[str]:
+    """Why the result carries no information, or ``[]``; overflow is refused.
+
+    ``Cov(t(y))`` is positive definite, so the true diag I(θ) is not all 0 unless every
+    parameter's Jacobian is 0: an all-zero (below the dtype's smallest normal) diag I(θ)
+    with a family variance in the same range has underflowed.
+
+    Raises:
+        UnsupportedError: diag I(θ) or a variance that is not finite (overflow).
+    """
+    import torch
+
+    from ..errors import UnsupportedError
+
+    tiny = float(torch.finfo(ws.prep.dtype).tiny)
+    sums = {"diag I(θ)": total.fisher, "Var(Î₁) (thm-4)": total.var_1,
+            "Var(Î₂) (thm-6)": total.var_2}
+    over = [k for k, v in sums.items() if v is not None and not math.isfinite(v)]
+    if over:
+        hmax, cmax, bad = _family_scale(ws)
+        cause = (f"the output family's variance Cov(t(y)) = ∇²F(h_L) is not finite at input "
+                 f"row {bad}" if bad is not None else
+                 f"its terms exceed the {ws.prep.dtype} range although Cov(t(y)) is finite "
+                 f"(largest |entry| {cmax:.3g})")
+        raise UnsupportedError(
+            f"overflow: {over[0]} is not finite for family {ws.prep.family.label} (largest "
+            f"|h_L| = {hmax:.3g}): {cause}; no finite answer exists in {ws.prep.dtype}: scale "
+            "the model's outputs or the family parameter into range")
+    fmax = max((float(v.abs().max()) for v in fisher.values() if v.numel()), default=0.0)
+    if fmax >= tiny:
+        return _var1_underflow(ws, variance_1, tiny, fmax)
+    hmax, cmax, _ = _family_scale(ws)
+    if cmax >= tiny:
+        return []  # the family's variance is in range: the zeros come from the Jacobians
+    return [f"every entry of diag I(θ) underflowed (max {fmax:.3g}, below the smallest normal "
+            f"{ws.prep.dtype} {tiny:.3g}): the output family's variance Cov(t(y)) = ∇²F(h_L) "
+            f"is at most {cmax:.3g} at every input (largest |h_L| = {hmax:.3g}), so the Fisher, "
+            "both variances, the bounds and the sample sizes are 0 or meaningless to working "
+            "precision, not their true tiny positive values"]
 

@@ -162,7 +162,7 @@ def get_activation(name: str | Activation) -> Activation:
     """The activation called ``name`` (tanh, sigmoid, softplus, gelu, identity, relu)."""
     if isinstance(name, Activation):
         return name
-    if name not in ACTIVATIONS:
+    if not isinstance(name, str) or name not in ACTIVATIONS:
         raise FisherVerifyError(
             f"unknown activation {name!r}; known activations: {', '.join(ACTIVATIONS)}"
         )

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import FisherVerifyError, ShapeError
-from ..numpy_files import load_numpy_file
+from ..numpy_files import exact_float64, load_numpy_file
 from ..validation import as_generator, check_count, check_nonnegative
 from . import analytic, autodiff
 from .activations import Activation, get_activation
@@ -31,18 +31,25 @@ from .kinks import Kink, find_kinks
 Method = Literal["analytic", "autodiff"]
 
 
+#: Most parameters :meth:`Network.random` draws (1 GiB of float64).
+MAX_RANDOM_PARAMS = 2**27
+
+
 def _real_array(value: Any, what: str) -> np.ndarray:
     """A float64 copy of ``value`` when it holds real numbers; complex values (whose imaginary
     part a cast would drop silently), objects and text are refused."""
+    if getattr(value, "is_meta", False):
+        raise ShapeError(f"{what} is a tensor on the meta device (a shape without values); "
+                         "give one with values (on cpu or cuda)")
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
     try:
         raw = np.asarray(value)
         if raw.dtype.kind not in "biuf":
             raise TypeError(raw.dtype)
-        return np.array(raw, dtype=np.float64)
     except (TypeError, ValueError):
         raise ShapeError(f"{what} must be an array of real numbers") from None
+    return exact_float64(raw, what)
 
 
 def _as_matrix(W: Any, name: str) -> np.ndarray:
@@ -55,8 +62,16 @@ def _as_matrix(W: Any, name: str) -> np.ndarray:
             f"got shape {arr.shape}"
         )
     if not np.all(np.isfinite(arr)):
-        raise FisherVerifyError(f"{name} contains NaN or infinite values; weights must be finite")
+        raise FisherVerifyError(f"{name} {_first_nonfinite(arr)}; weights must be finite")
     return arr
+
+
+def _first_nonfinite(arr: np.ndarray) -> str:
+    """Where ``arr`` first holds a value that is not finite, e.g. ``has nan at [1, 2]``."""
+    index = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+    count = int(np.sum(~np.isfinite(arr)))
+    more = f" ({count} non-finite entries in all)" if count > 1 else ""
+    return f"has {arr[index]} at [{', '.join(map(str, index))}]{more}"
 
 
 class Network:
@@ -120,6 +135,8 @@ class Network:
                 objects (never loaded: they could run code).
         """
         family = _required_family(family)
+        # resolved before the file is read, so that a bad name is not blamed on the file
+        act = get_activation(activation)
         data = _open_npz(path)
         with data:
             names = list(data.files)
@@ -135,7 +152,7 @@ class Network:
                 )
             weights = [_npz_array(data, f"W{i}", path) for i in range(count)]
         try:
-            return cls(weights, activation, family)
+            return cls(weights, act, family)
         except FisherVerifyError as exc:  # name the file: the arrays came from it
             raise type(exc)(f"weights file {str(path)!r}: {exc}") from None
 
@@ -162,6 +179,12 @@ class Network:
             raise ShapeError(f"widths must list n_0, …, n_L (at least two, all >= 1), got {sizes}")
         sd = check_nonnegative(scale, "scale")
         gen = as_generator(rng)
+        P = sum((sizes[i] + 1) * sizes[i + 1] for i in range(len(sizes) - 1))
+        if P > MAX_RANDOM_PARAMS:  # refused at once, not a MemoryError (or swap) while drawing
+            raise ShapeError(
+                f"widths {sizes} give P = {P:,} parameters, above the limit {MAX_RANDOM_PARAMS:,} "
+                "(1 GiB of float64 weights); use smaller widths"
+            )
         weights = [
             gen.normal(0.0, sd / np.sqrt(sizes[i] + 1), size=(sizes[i + 1], sizes[i] + 1))
             for i in range(len(sizes) - 1)
@@ -238,6 +261,7 @@ class Network:
         """This network, or a copy with the last bias shifted so that ``h_L(x)`` lies in the
         family's natural-parameter domain (each output ≤ −``margin`` over the inputs ``x``),
         for families with a restricted domain such as ``h < 0`` (geometric, exponential, …)."""
+        margin = check_nonnegative(margin, "margin", strict=True)
         h = self.forward(x)
         try:
             self.family.check_natural(h)
@@ -309,9 +333,11 @@ class Network:
                 f"n_0 = {n0}, got {arr.shape}"
             )
         if not np.all(np.isfinite(arr)):
-            raise FisherVerifyError(
-                "input x contains NaN or infinite values; inputs must be finite"
-            )
+            where = _first_nonfinite(arr)
+            if arr.ndim == 2:  # name the row: [row, column]
+                row = int(np.argwhere(~np.all(np.isfinite(arr), axis=1))[0][0])
+                where += f" (row {row} of {arr.shape[0]} inputs)"
+            raise FisherVerifyError(f"input x {where}; inputs must be finite")
         single = arr.ndim == 1
         return (arr[None, :] if single else arr), single
 
@@ -406,3 +432,22 @@ def _npz_array(data: Any, key: str, path: str | Path) -> np.ndarray:
         raise FisherVerifyError(f"{str(path)!r}: array {key} cannot be read: {exc}") from None
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise FisherVerifyError(f"{str(path)!r}: array {key} cannot be read ({exc})") from None
+
+
+def require_network(net: Any, name: str = "net") -> Network:
+    """``net`` when it is a :class:`Network` (Eq. 3); anything else is refused naming ``name``
+    and the way in, before an attribute error deep inside a computation.
+
+    A torch module is refused rather than converted: the family of the output (which fixes
+    I(h), K, κ₄) is not part of an ``nn.Module``, and guessing it would silently change what
+    the user asked about.
+    """
+    if hasattr(net, "weights") and hasattr(net, "inputs") and hasattr(net, "require_c2"):
+        return net
+    hint = ("; build one with Network.from_weights, Network.from_torch or Network.random")
+    if type(net).__module__.startswith("torch"):
+        hint = ("; convert a torch MLP with fisher_verify.Network.from_torch(model, "
+                "family=fisher_verify.family(...)), naming the output family; for any other "
+                "model (convolutions, normalization, attention, ReLU) use "
+                "fisher_verify.analyze_model(model, data, family)")
+    raise ShapeError(f"{name} must be a fisher_verify.Network, got {type(net).__name__}{hint}")

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnsupportedError
+from ..validation import check_materialized
 
 _MODULES = {
     "Tanh": "tanh",
@@ -18,8 +19,21 @@ _MODULES = {
 }
 
 
-def weights_from_sequential(model: Any) -> tuple[list[np.ndarray], str]:
-    """``[W_0, …]`` (bias appended as the last column) and the activation name of ``model``."""
+def weights_from_sequential(
+    model: Any, zero_bias: bool = False
+) -> tuple[list[np.ndarray], str]:
+    """``[W_0, …]`` (bias appended as the last column) and the activation name of ``model``.
+
+    A ``Linear(bias=False)`` layer is refused: Eq. 3 gives every layer a trainable bias, so
+    its Network would have parameters the model does not have (and a different P).
+    ``zero_bias=True`` (for callers that map the Network's parameters back to the model's
+    and drop the bias columns themselves) puts a zero column there instead: derivatives with
+    respect to the weights are the same, since the bias is 0 either way.
+
+    Raises:
+        UnsupportedError: not an ``nn.Sequential`` of Linear layers and one activation; a
+            bias-free Linear layer (unless ``zero_bias``); a meta-device parameter.
+    """
     import torch
     import torch.nn as nn
 
@@ -29,6 +43,7 @@ def weights_from_sequential(model: Any) -> tuple[list[np.ndarray], str]:
             "from_torch needs an nn.Sequential of Linear and activation modules, "
             f"got {type(model).__name__}"
         )
+    check_materialized(model)
     weights: list[np.ndarray] = []
     acts: set[str] = set()
     expect_linear = True
@@ -38,6 +53,15 @@ def weights_from_sequential(model: Any) -> tuple[list[np.ndarray], str]:
             if not expect_linear:
                 raise UnsupportedError(
                     f"module {i}: two Linear layers in a row; put an activation between them"
+                )
+            if mod.bias is None and not zero_bias:
+                total = sum(int(p.numel()) for p in model.parameters())
+                raise UnsupportedError(
+                    f"module {i}: Linear(bias=False) has no bias, but an Eq. 3 network gives "
+                    "every layer a trainable bias (its parameters would not be the model's "
+                    f"{total}); analyse the model as it is with fisher_verify.analyze_model("
+                    "model, x, family) (CLI: analyze --torch-model MODEL.pt --trust-pickle "
+                    "--data x.npy)"
                 )
             W = mod.weight.detach().to("cpu", dtype=torch.float64).numpy()
             b = (

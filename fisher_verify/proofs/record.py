@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import sys
 import xml.etree.ElementTree as ET
@@ -12,6 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .. import jsontext
 from .run import Record
 
 _PACKAGES = ("fisher-verify", "numpy", "sympy", "mpmath", "scipy", "torch", "matplotlib")
@@ -95,7 +95,7 @@ def erratum_text(record: Record) -> str:
         if e.get("literal"):
             text += f"\nliteral form: {e['literal']}"
         if e.get("counterexample"):
-            text += "\ncounterexample to the literal form: " + json.dumps(
+            text += "\ncounterexample to the literal form: " + jsontext.dumps(
                 e["counterexample"], default=str)
         parts.append(text)
     return "\n".join(parts)
@@ -121,7 +121,7 @@ def run_document(
 
 def write_json(path: str | Path, document: dict[str, Any]) -> None:
     """Write a run document as indented JSON."""
-    Path(path).write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
+    Path(path).write_text(jsontext.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 def junit_xml(records: Sequence[Record], name: str = "fisher-verify") -> str:
@@ -148,7 +148,7 @@ def junit_xml(records: Sequence[Record], name: str = "fisher-verify") -> str:
                               value=e["text"])
         if r.verdict == "refuted":
             failure = ET.SubElement(case, "failure", message=r.summary[:500] or "refuted")
-            failure.text = json.dumps(r.counterexample, default=str) if r.counterexample else ""
+            failure.text = jsontext.dumps(r.counterexample, default=str) if r.counterexample else ""
         elif r.verdict == "error":
             error = ET.SubElement(case, "error", message=r.summary[:500] or "error")
             error.text = r.error

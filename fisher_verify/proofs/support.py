@@ -221,3 +221,71 @@ def record_calibrated(ctx: Context, chk: Any) -> bool:
 def c2_activations(ctx: Context) -> list[str]:
     """The C² activations the profile exercises (thm-3 and everything after needs C²)."""
     return list(ctx.pick(("tanh",), ("tanh", "sigmoid", "softplus", "gelu")))
+
+
+def dense_derivatives(net: Any, x: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``J = ∂h_L/∂θ`` (M, n_L, P) and ``∂²h_L/∂θ∂θᵀ`` (M, n_L, P, P) by torch.func on the
+    network's forward map, one input at a time: the route from the definition, independent of
+    lemma-13 and its second-order extension (which the library's ``jacobian`` and
+    ``output_hessians`` use by default)."""
+    import torch
+    from torch.func import hessian, jacrev, vmap
+
+    X = torch.as_tensor(np.asarray(x, dtype=float).reshape(-1, net.widths[0]))
+    theta = torch.as_tensor(net.theta)
+
+    def f(th: Any, xm: Any) -> Any:
+        return net.torch_forward(th, xm)
+
+    J = vmap(jacrev(f), in_dims=(None, 0))(theta, X)
+    H = vmap(hessian(f), in_dims=(None, 0))(theta, X)
+    return J.detach().numpy(), H.detach().numpy()
+
+
+def output_moments(fam: Any, h: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``I(h_L) = Cov(t)`` (M, n_L, n_L) and ``K`` (M, n_L⁴), the central moments of ``t`` at the
+    family's exact-expectation nodes (lemma-2's definition, not ``fam.fisher``)."""
+    hh = np.asarray(h, dtype=float).reshape(-1, fam.dim)
+    cov, k4 = [], []
+    for hm in hh:
+        t, w, _ = fam.expectation_nodes(hm, 4)
+        w = np.asarray(w) / np.sum(w)
+        s = np.asarray(t) - w @ np.asarray(t)
+        cov.append(np.einsum("s,sa,sb->ab", w, s, s))
+        k4.append(np.einsum("s,sa,sb,sc,sd->abcd", w, s, s, s, s))
+    return np.array(cov), np.array(k4)
+
+
+def mixed_family(name: str, n_out: int) -> Any:
+    """:func:`output_family`, or for ``"a-b"`` the product ``a × b × a …`` of ``n_out`` outputs
+    (a Poisson output next to Bernoulli ones keeps the exact-expectation nodes few: a product
+    of Poissons has hundreds)."""
+    import fisher_verify as fv
+
+    if "-" not in name:
+        return output_family(name, n_out)
+    parts = name.split("-")
+    return fv.product(*[fv.family(parts[k % len(parts)]) for k in range(n_out)])
+
+
+def bound_cases(ctx: Context, equality_family: str) -> list[tuple[str, Any, np.ndarray]]:
+    """(label, net, X) for the thm-7/thm-8 proofs: random networks with several outputs and
+    inputs (tanh, softplus, sigmoid; Poisson, categorical, normal with unknown variance), one
+    with two inputs, and one with a single output of ``equality_family`` (where the bounds are
+    equalities)."""
+    import fisher_verify as fv
+
+    spec = ctx.pick(
+        [((2, 3, 2), "tanh", "poisson-bernoulli", 1), ((3, 2, 3), "softplus", "categorical", 1),
+         ((2, 3, 2), "sigmoid", "normal_unknown_variance", 2), ((2, 3, 1), "tanh",
+                                                                 equality_family, 1)],
+        [((2, 3, 2), "tanh", "poisson", 1), ((3, 2, 3), "softplus", "categorical", 1),
+         ((2, 3, 2), "sigmoid", "normal_unknown_variance", 2), ((3, 3, 3), "tanh", "bernoulli", 2),
+         ((2, 2, 2, 2), "softplus", "poisson", 1), ((2, 3, 1), "tanh", equality_family, 1)])
+    out = []
+    for widths, act, name, M in spec:
+        fam = mixed_family(name, widths[-1])
+        net = fv.Network.random(list(widths), act, fam, 1.0, ctx.rng)
+        X = ctx.rng.normal(size=(M, widths[0]))
+        out.append((f"{act} {widths} {net.family.label}, M = {M}", net.into_domain(X), X))
+    return out

@@ -9,12 +9,12 @@ Figure 1 reproduced and extended (``fig-1``); tightness of the bounds of ``thm-7
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import jsontext
 from ..proofs.run import Record
 from .figures import EXTENDED_PANELS, PAPER_PANELS, figure_1, tightness_figure
 from .pages import html_page, markdown
@@ -68,7 +68,7 @@ def build_report(records: Sequence[Record], out: str | Path, profile: str, seed:
         paths_written.append(tpath)
     # the README quotes these numbers and names this file (tests/test_report.py keeps them equal)
     tjson = outdir / "tightness.json"
-    tjson.write_text(json.dumps(tight, indent=2) + "\n", encoding="utf-8")
+    tjson.write_text(jsontext.dumps(tight, indent=2) + "\n", encoding="utf-8")
     paths_written.append(tjson)
     say("diagonal trade-off figure (d24)")
     dpath, dtrade = tradeoff_figure(outdir, seed)
@@ -94,5 +94,5 @@ def build_report(records: Sequence[Record], out: str | Path, profile: str, seed:
             for r in records
         ],
     }
-    cert.write_text(json.dumps(certificate, indent=2, default=str) + "\n", encoding="utf-8")
+    cert.write_text(jsontext.dumps(certificate, indent=2, default=str) + "\n", encoding="utf-8")
     return Report(outdir, md, page, cert, paths_written)

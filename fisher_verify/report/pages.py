@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .. import jsontext
 from ..proofs.run import Record
 from .groups import BEYOND, grouped
 from .mathml import latex_to_mathml, sympy_mathml
@@ -89,7 +89,7 @@ def _method(r: Record, check: dict[str, Any]) -> str:
 
 
 def _counterexample(data: Any) -> str:
-    return pairs(data) if isinstance(data, dict) else prose(json.dumps(data, default=str))
+    return pairs(data) if isinstance(data, dict) else prose(jsontext.dumps(data, default=str))
 
 
 # --- Markdown --------------------------------------------------------------------------------

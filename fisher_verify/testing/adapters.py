@@ -34,6 +34,7 @@ import contextlib
 import copy
 import math
 import random
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -41,8 +42,26 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import FisherVerifyError, ShapeError, UnsupportedError
+from ..validation import (
+    as_generator,
+    as_real_array,
+    check_callable,
+    check_choice,
+    check_count,
+    check_flag,
+    check_fraction,
+    check_instance,
+    check_materialized,
+    check_nonnegative,
+)
 from .calibrated import DEFAULT_ALPHA
-from .estimator_gate import EstimatorReport, check_fisher_estimator, torch_parameter_permutation
+from .diagnose import FLOAT32_ROUNDING, rounding_text
+from .estimator_gate import (
+    EstimatorReport,
+    _labels_statistic,
+    check_fisher_estimator,
+    torch_parameter_permutation,
+)
 
 __all__ = [
     "EmpiricalFisherReport",
@@ -88,7 +107,12 @@ def sequential_reference(model: Any, family: Any) -> ReferenceModel:
     """
     from ..networks.network import Network
 
-    net = Network.from_torch(model, family)
+    try:
+        net = Network.from_torch(model, family)
+    except UnsupportedError as exc:  # say whose requirement it is: the default reference's
+        raise UnsupportedError(
+            f"the default reference_model (sequential_reference, an Eq. 3 MLP) cannot represent "
+            f"this model: {exc}; pass a reference_model= that can") from None
     return ReferenceModel(net, torch_parameter_permutation(model))
 
 
@@ -224,14 +248,54 @@ def restored_module(model: Any) -> Iterator[Any]:
 # --- data ---------------------------------------------------------------------------------------
 
 
+def _is_torch_tensor(value: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
 def _is_tensor_like(value: Any) -> bool:
-    return hasattr(value, "shape") and hasattr(value, "__array__") or hasattr(value, "detach")
+    """A tensor or an array (an object that merely has ``.detach`` is not: e.g. a structured
+    curvature object)."""
+    return _is_torch_tensor(value) or (hasattr(value, "shape") and hasattr(value, "__array__"))
+
+
+#: The forms an estimate may take (named in every refusal).
+ESTIMATE_FORMS = (
+    "a (P, P) matrix or its (P,) diagonal as a tensor or array in model.parameters() order; "
+    "{name: tensor} per parameter or per module ('weight'/'bias'); a list of per-parameter "
+    "tensors; or a linear operator with @, matmat, _matmat or matvec"
+)
 
 
 def _as_tensor(value: Any) -> Any:
     import torch
 
-    return value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
+    if isinstance(value, torch.Tensor):
+        return value
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biufc":  # text, objects: torch would raise a TypeError
+        raise ShapeError(
+            f"data must hold numbers (inputs and targets as tensors or numeric arrays), got "
+            f"{type(value).__name__} of dtype {arr.dtype}"
+        )
+    return torch.as_tensor(arr)
+
+
+#: Keys of a dict batch read as the inputs and as the targets (in this order of preference).
+INPUT_KEYS = ("x", "input", "inputs", "features", "data")
+TARGET_KEYS = ("y", "label", "labels", "target", "targets")
+
+
+def _dict_batch(batch: Mapping[Any, Any]) -> tuple[Any, Any]:
+    x_key = next((k for k in INPUT_KEYS if k in batch), None)
+    if x_key is None:
+        raise ShapeError(
+            f"a dict batch with keys {sorted(map(str, batch))[:8]}: the inputs must be under one "
+            f"of {list(INPUT_KEYS)} (targets, optional, under one of {list(TARGET_KEYS)}); or give "
+            "(inputs, targets) tuples, a tensor of inputs or a DataLoader over them"
+        )
+    y_key = next((k for k in TARGET_KEYS if k in batch), None)
+    return _as_tensor(batch[x_key]), (None if y_key is None else _as_tensor(batch[y_key]))
 
 
 def _split_batch(batch: Any) -> tuple[Any, Any]:
@@ -240,19 +304,39 @@ def _split_batch(batch: Any) -> tuple[Any, Any]:
             raise ShapeError("an empty batch: expected (inputs, targets) or inputs")
         return _as_tensor(batch[0]), (_as_tensor(batch[1]) if len(batch) > 1 else None)
     if isinstance(batch, Mapping):
-        raise ShapeError(
-            "dict batches are not supported: give (inputs, targets) tuples, a tensor of inputs or "
-            "a DataLoader over them"
-        )
+        return _dict_batch(batch)
     return _as_tensor(batch), None
+
+
+def _join(parts: list[tuple[Any, Any]]) -> tuple[Any, Any]:
+    """Batches concatenated; per-example items (1-D inputs, as a list of per-example tensors or
+    (x_i, y_i) pairs gives) stacked."""
+    import torch
+
+    xs = [p[0] for p in parts]
+    per_example = all(x.ndim == 1 for x in xs)
+    if per_example and len({tuple(x.shape) for x in xs}) > 1:
+        raise ShapeError(
+            "a list of per-example inputs of different shapes "
+            f"{sorted({tuple(x.shape) for x in xs})[:4]}: give inputs of one shape"
+        )
+    join = torch.stack if per_example else torch.cat
+    X = join(xs)
+    if any(p[1] is None for p in parts):
+        return X, None
+    ys = [p[1] for p in parts]
+    return X, (torch.stack(ys) if per_example and all(y.ndim <= 1 for y in ys) else torch.cat(ys))
 
 
 def inputs_and_targets(data: Any) -> tuple[Any, Any]:
     """All inputs ``X`` (M, …) and targets ``Y`` (M, …) or ``None`` held by ``data``.
 
-    ``data`` is a ``DataLoader`` or a list of batches (``(x, y)`` or ``x``), a ``Dataset`` (items
-    ``(x, y)`` or ``x``), a tuple ``(x, y)``, or the inputs alone (tensor or array). The global RNGs are left as
-    they were (a shuffling loader draws from them).
+    ``data`` is a ``DataLoader`` or a list of batches (``(x, y)``, ``x`` or a dict with the
+    inputs under ``"x"``/``"input(s)"``/``"features"``/``"data"`` and the targets under
+    ``"y"``/``"label(s)"``/``"target(s)"``), a list of per-example tensors or ``(x_i, y_i)`` pairs
+    (1-D inputs: stacked), a ``Dataset`` (items ``(x, y)`` or ``x``), a tuple ``(x, y)``, a dict
+    batch, or the inputs alone (tensor or array). The global RNGs are left as they were (a
+    shuffling loader draws from them).
 
     Raises:
         ShapeError: data of another form, or inputs and targets of different lengths.
@@ -261,7 +345,12 @@ def inputs_and_targets(data: Any) -> tuple[Any, Any]:
 
     if _is_tensor_like(data):
         return _as_tensor(data), None
-    if isinstance(data, tuple | list) and len(data) in (1, 2) and all(map(_is_tensor_like, data)):
+    if isinstance(data, Mapping):
+        X, Y = _dict_batch(data)
+    elif (
+        isinstance(data, tuple | list) and len(data) in (1, 2) and all(map(_is_tensor_like, data))
+        and (isinstance(data, tuple) or _as_tensor(data[0]).ndim != 1)
+    ):  # (x, y) or [x]; a list of two 1-D tensors is two examples
         X, Y = _split_batch(tuple(data))
     elif isinstance(data, torch.utils.data.DataLoader | list | tuple) or (
         hasattr(data, "__iter__") and not hasattr(data, "__getitem__")
@@ -269,22 +358,22 @@ def inputs_and_targets(data: Any) -> tuple[Any, Any]:
         with seeded_global_rngs(0):
             parts = [_split_batch(b) for b in data]
         if not parts:
-            raise ShapeError("the data loader yields no batch")
-        X = torch.cat([p[0] for p in parts])
-        Y = None if any(p[1] is None for p in parts) else torch.cat([p[1] for p in parts])
+            raise ShapeError("data: the data loader yields no batch")
+        X, Y = _join(parts)
     elif hasattr(data, "__getitem__") and hasattr(data, "__len__"):  # a Dataset: single items
         items = [_split_batch(data[i]) for i in range(len(data))]
         if not items:
-            raise ShapeError("the data set is empty")
+            raise ShapeError("data: the data set is empty")
         X = torch.stack([p[0] for p in items])
         Y = None if any(p[1] is None for p in items) else torch.stack([p[1] for p in items])
     else:
         raise ShapeError(
             f"data of type {type(data).__name__} is not supported: give a DataLoader, a Dataset, a "
-            "tuple (inputs, targets) or a tensor of inputs"
+            "tuple (inputs, targets), a dict batch, a list of batches or of per-example tensors, "
+            "or a tensor of inputs"
         )
     if Y is not None and Y.shape[0] != X.shape[0]:
-        raise ShapeError(f"{X.shape[0]} inputs but {Y.shape[0]} targets")
+        raise ShapeError(f"data: {X.shape[0]} inputs but {Y.shape[0]} targets")
     return X, Y
 
 
@@ -304,16 +393,25 @@ def _with_targets(data: Any, X: Any, Y: Any) -> Any:
         return torch.utils.data.DataLoader(
             torch.utils.data.TensorDataset(X, Y), batch_size=data.batch_size or X.shape[0]
         )
+    if isinstance(data, Mapping):  # a dict batch keeps its form: the targets under "y"
+        return {**data, TARGET_KEYS[0]: Y}
     return (X, Y)
 
 
 # --- outputs ------------------------------------------------------------------------------------
 
 
-def _to_numpy(value: Any) -> np.ndarray:
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().double().numpy()
-    return np.asarray(value, dtype=np.float64)
+def _to_numpy(value: Any, name: str = "the estimate") -> np.ndarray:
+    if hasattr(value, "detach") and not hasattr(value, "__array__") and not _is_torch_tensor(value):
+        raise ShapeError(
+            f"{name} holds a {type(value).__name__}, which has .detach but is not a "
+            "torch.Tensor (a structured curvature object, e.g. Kronecker factors?); accepted: "
+            + ESTIMATE_FORMS
+        )
+    try:  # real numbers only: a complex or meta tensor, text or objects are named, not cast
+        return as_real_array(value, name)
+    except FisherVerifyError as exc:
+        raise ShapeError(f"{exc}; accepted: " + ESTIMATE_FORMS) from None
 
 
 def _lookup(out: Mapping[str, Any], name: str) -> Any:
@@ -364,6 +462,11 @@ def _densify(op: Any, params: list[Any]) -> np.ndarray:
         attempts.append(listed)
     if hasattr(op, "matvec"):
         attempts.append(lambda: np.stack([np.asarray(op.matvec(e)) for e in np.eye(P)], axis=1))
+    if not attempts:
+        raise ShapeError(
+            f"could not read the estimate of type {type(op).__name__}: it is no tensor, array, "
+            "dict, list or linear operator; accepted: " + ESTIMATE_FORMS
+        )
     errors = []
     for attempt in attempts:
         try:
@@ -376,7 +479,8 @@ def _densify(op: Any, params: list[Any]) -> np.ndarray:
         errors.append(f"shape {dense.shape}")
     raise ShapeError(
         f"could not read the estimate of type {type(op).__name__} as a {P}x{P} matrix "
-        f"(tried @, matmat, _matmat, matvec: {'; '.join(errors) or 'none available'})"
+        f"(tried @, matmat, _matmat, matvec: {'; '.join(errors) or 'none available'}); accepted: "
+        + ESTIMATE_FORMS
     )
 
 
@@ -460,10 +564,14 @@ def empirical_scores(model: Any, X: Any, Y: Any, family: Any) -> np.ndarray:
     with restored_module(model):
         h = out(params)
         jac = jacrev(out)(params)  # {name: (M, d, *shape)}
-    h_np = _to_numpy(h)
+    h_np = _to_numpy(h, "the model's output")
     M, d = h_np.shape
     family.check_natural(h_np)
-    y = _to_numpy(Y)
+    y = family.check_labels(Y, "labels (the data's targets)")
+    if y.size not in (M, M * d):
+        raise ShapeError(
+            f"labels (the data's targets): {y.size} values for {M} inputs; give one label per input"
+        )
     y = y.reshape(M) if y.size == M else y.reshape(M, -1)
     t = np.asarray(family.statistic(y), dtype=np.float64).reshape(M, d)
     r = t - np.asarray(family.mean(h_np), dtype=np.float64).reshape(M, d)
@@ -544,6 +652,10 @@ def _empirical_report(first: np.ndarray, second: np.ndarray, ref: np.ndarray, ma
         )
     elif passed:
         diagnosis = "equal to the empirical Fisher of the data's labels (eq-7 with observed labels)."
+    elif max_error <= FLOAT32_ROUNDING:
+        diagnosis = rounding_text(max_error, "the empirical Fisher of the data's labels") + (
+            f" (rtol = {rtol:.2g})"
+        )
     elif math.isfinite(scale) and np.all(np.abs(first - scale * ref) <= rtol * (1 + abs(scale)) * denom):
         hint = ""
         for value, why in ((float(M), f"M = {M}: a sum instead of a mean over inputs?"),
@@ -564,13 +676,19 @@ def _empirical_report(first: np.ndarray, second: np.ndarray, ref: np.ndarray, ma
 
 
 def _resolve_family(family: Any, n_out: int) -> Any:
+    from ..families.family import Family
     from ..families.registry import family as get_family
 
-    if not isinstance(family, str):
-        return family
-    if family == "categorical":
-        return get_family("categorical", K=n_out)
-    return get_family(family)
+    if isinstance(family, str):
+        family = get_family("categorical", K=n_out) if family == "categorical" else get_family(family)
+    check_instance(family, Family, "family",
+                   "a family name or a fisher_verify.family(...), e.g. family='categorical'")
+    if family.dim != n_out:
+        raise ShapeError(
+            f"family {family.label} has dimension {family.dim} but the model gives {n_out} outputs "
+            "per input; they must be equal"
+        )
+    return family
 
 
 def _default_rtol(model: Any) -> float:
@@ -643,21 +761,54 @@ def check_torch_fisher(
     """
     import torch
 
-    if reference not in ("fisher", "empirical"):
-        raise FisherVerifyError(f"reference must be 'fisher' or 'empirical', got {reference!r}")
+    # every option before the model or fisher_fn runs: a bad one is named, not met later as a
+    # TypeError from inside the gate (the gate checks them again; that costs nothing)
+    check_callable(fisher_fn, "fisher_fn", "fisher_fn(model, data) returning a Fisher estimate")
+    check_callable(reference_model, "reference_model", "(model, family) -> ReferenceModel")
+    reference = check_choice(reference, "reference", ("fisher", "empirical"))
     if reduction not in ("mean", "sum"):
         raise FisherVerifyError(
             f"reduction must be 'mean' (the estimate averages over the inputs) or 'sum' (it sums "
             f"over them, e.g. laplace-torch's la.H), got {reduction!r}")
-    if randomness not in ("global", "generator", "seed"):
-        raise FisherVerifyError(f"randomness must be 'global', 'generator' or 'seed', got {randomness!r}")
+    randomness = check_choice(randomness, "randomness", ("global", "generator", "seed"))
+    n = check_count(n, "n (draws per input)")
+    kind = check_choice(kind, "kind", (1, 2))
+    placeholder_labels = bool(check_flag(placeholder_labels, "placeholder_labels"))
+    diagonal_only = check_flag(diagonal_only, "diagonal_only", allow_none=True)
+    replications = check_count(replications, "replications")
+    gen = as_generator(rng)
+    alpha = check_fraction(alpha, "alpha")
+    directions = check_count(directions, "directions", minimum=0)
+    if rtol is not None:
+        rtol = check_nonnegative(rtol, "rtol")
     if not isinstance(model, torch.nn.Module) or next(model.parameters(), None) is None:
         raise FisherVerifyError("model must be a torch.nn.Module with parameters")
+    check_materialized(model)
     p0 = next(model.parameters())
     X, Y = inputs_and_targets(data)
+    if X.ndim == 0 or X.shape[0] < 1:
+        raise ShapeError(f"data must hold at least one input (a leading batch axis), got inputs "
+                         f"of shape {tuple(X.shape)}")
+    if X.device.type == "meta":
+        raise ShapeError("data: the inputs are a tensor on the meta device (a shape without "
+                         "values); give inputs with values (on cpu or cuda)")
+    if X.is_floating_point() or X.is_complex():
+        bad = (~torch.isfinite(X)).reshape(X.shape[0], -1).any(dim=1).nonzero()
+        if bad.numel():
+            raise ShapeError(f"data: input {int(bad[0, 0])} (of {X.shape[0]}) contains NaN or "
+                             "infinite values; inputs must be finite")
     X = X.to(device=p0.device, dtype=p0.dtype) if X.is_floating_point() else X.to(p0.device)
     with torch.no_grad(), restored_module(model):
-        n_out = int(model(X).reshape(X.shape[0], -1).shape[1])
+        try:
+            out = model(X)
+        except Exception as exc:  # noqa: BLE001 - the user's model on the user's data
+            raise ShapeError(
+                f"data: the model's forward pass failed on the inputs of shape "
+                f"{tuple(X.shape)} and dtype {X.dtype}: {type(exc).__name__}: {exc}"
+            ) from None
+        if not isinstance(out, torch.Tensor):
+            raise ShapeError(f"model must return a tensor of outputs per input, got {type(out).__name__}")
+        n_out = int(out.reshape(X.shape[0], -1).shape[1])
     fam = _resolve_family(family, n_out)
     call_data = data
     if Y is None and placeholder_labels:
@@ -685,7 +836,6 @@ def check_torch_fisher(
             # a summed curvature is M times the mean that I(θ) is (eq-6)
             return arr / X.shape[0] if reduction == "sum" else arr
 
-    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     if reference == "empirical":
         if Y is None:
             raise FisherVerifyError(
@@ -716,9 +866,19 @@ def check_torch_fisher(
         return arr[perm] if arr.ndim == 1 else arr[np.ix_(perm, perm)]
 
     X_np = X.detach().cpu().to(torch.float64).numpy().reshape(X.shape[0], -1)
+    # the data's own labels let the diagnosis name the empirical Fisher itself; without them,
+    # the hint says how to give them here (check_torch_fisher has no labels= argument)
+    labels, hint = None, "give data with targets, (x, y) or a loader of (x, y) batches"
+    if Y is not None:
+        try:
+            labels = Y.detach().cpu().numpy()
+            _labels_statistic(refm.network, labels, int(X.shape[0]))
+        except FisherVerifyError as exc:
+            labels, hint = None, f"the data's targets are not labels of {fam.label}: {exc}"
     return check_fisher_estimator(
         estimator, refm.network, X_np, n=n, kind=kind, replications=replications, rng=gen,
-        alpha=alpha, diagonal_only=diag, directions=directions, rtol=tol,
+        alpha=alpha, diagonal_only=diag, directions=directions, rtol=tol, labels=labels,
+        labels_hint=hint,
     )
 
 

@@ -4,13 +4,16 @@ The checks run in a fixed order, so each cause is named by the first check that 
 
 1. non-finite values;
 2. replicates that do not vary (compared exactly, at rounding tolerance): equal to ``I(θ)``
-   (an exact Fisher, e.g. EWC's "all labels weighted by their probability"), the argmax
-   labels (``Î`` at the most likely label), the data's labels (the empirical Fisher), or
-   deterministic and wrong with its relative error;
+   (an exact Fisher, e.g. EWC's "all labels weighted by their probability"), or to it up to
+   float32 rounding, or to it times a factor ("I(θ) × M (a sum over the inputs, not a mean)"),
+   the argmax labels (``Î`` at the most likely label), the data's labels (the empirical
+   Fisher), either of those times a factor ("the empirical Fisher × 16/15"), or deterministic
+   and wrong with its relative error;
 3. the means pass and the spread does not: "unbiased but k× noisier than Î₁ with n draws"
    (or quieter, when the estimator was declared to be ``Î_kind``);
-4. a constant factor, by precision-weighted least squares ``c = Σ oₛ eₛ/σₛ² / Σ eₛ²/σₛ²``,
-   named when a known factor fits (1/n, n, 1/M, M, N/(N−1), M/(M−1), (N−1)/N, a simple
+4. a constant factor ``c`` (the pooled scale test's weighted mean) when ``c · I(θ)`` fits every
+   statistic within the standard error of the residual, named when a known factor is within 4
+   exact standard errors of ``c`` (1/n, n, 1/M, M, N/(N−1), M/(M−1), (N−1)/N, a simple
    fraction such as 4/3);
 5. a parameter permutation of ``I(θ)`` (``model.parameters()`` order, column-major weights);
 6. otherwise: labels from a distribution other than ``p(y|x,θ)``.
@@ -31,7 +34,14 @@ from ..networks.network import Network
 from .gate_exact import ExactStatistics
 from .spread import SpreadResult
 
-__all__ = ["Diagnosis", "diagnose", "layer_permutations", "scale_fit"]
+__all__ = [
+    "FLOAT32_ROUNDING",
+    "Diagnosis",
+    "diagnose",
+    "layer_permutations",
+    "rounding_text",
+    "scale_fit",
+]
 
 
 @dataclass(frozen=True)
@@ -39,9 +49,9 @@ class Diagnosis:
     """What the gate's numbers say.
 
     Attributes:
-        cause: a short code: ``ok``, ``exact``, ``nonfinite``, ``argmax_labels``,
-            ``data_labels``, ``deterministic``, ``noisier``, ``quieter``, ``scale``,
-            ``permutation``, ``distribution``.
+        cause: a short code: ``ok``, ``exact``, ``nonfinite``, ``rounding``, ``exact_scaled``,
+            ``argmax_labels``, ``data_labels``, ``deterministic``, ``noisier``, ``quieter``,
+            ``scale``, ``permutation``, ``distribution``.
         text: the sentence shown to the user.
         scale: the precision-weighted least-squares factor c in ``observed ≈ c · exact``.
         scale_explains: whether ``c · I(θ)`` fits every statistic.
@@ -53,6 +63,32 @@ class Diagnosis:
     scale: float
     scale_explains: bool
     factor: str = ""
+
+
+#: Relative errors up to this size (about 84 float32 epsilons) are rounding, not a wrong estimate.
+FLOAT32_ROUNDING = 1e-5
+
+#: float32's machine epsilon: an error above a quarter of it has the size of float32 rounding.
+FLOAT32_EPS = float(np.finfo(np.float32).eps)
+
+
+def rounding_text(err: float, what: str) -> str:
+    """The sentence for an estimate equal to ``what`` up to a relative error ``err`` ≤
+    :data:`FLOAT32_ROUNDING`, above the rounding tolerance it was checked at."""
+    # storing a float64 value as float32 is off by up to eps/2 relative; a float32 computation
+    # by more: from eps/4 on, the error has float32's size
+    if err >= FLOAT32_EPS / 4:
+        cause = (
+            f"the size of float32 rounding (float32 eps = {FLOAT32_EPS:.2g}). A float32 "
+            "computation (a float32 reference operator or model copy) on a float64 model? "
+            "Compute in float64, or pass rtol=1e-4 to accept float32 rounding."
+        )
+    else:
+        cause = (
+            f"rounding well below float32's epsilon ({FLOAT32_EPS:.2g}): digits lost in a float64 "
+            "computation (e.g. an operator densified by products)? Pass a larger rtol to accept it."
+        )
+    return f"equal to {what} up to a relative error {err:.2g}, above the rounding tolerance: {cause}"
 
 
 def layer_permutations(net: Network) -> list[tuple[str, np.ndarray]]:
@@ -117,6 +153,44 @@ def _named_factors(n: int, M: int) -> list[tuple[float, str, str]]:
     return out
 
 
+#: What a factor means when it multiplies a deterministic estimate (compound diagnoses).
+_COMPOUND_MEANING = {
+    "M": "a sum over the inputs, not a mean",
+    "1/M": "divided by the number of inputs twice",
+    "M/(M-1)": "divided by M − 1 instead of M",
+    "(M-1)/M": "centred over the inputs",
+}
+
+
+def _exact_factor(observed: np.ndarray, ref: np.ndarray, tol: np.ndarray) -> float | None:
+    """``c`` with ``observed = c · ref`` at the tolerance ``tol`` (deterministic estimates), else
+    None (also for ``c`` = 1 and a zero reference)."""
+    den = float(ref @ ref)
+    if not den > 0:
+        return None
+    c = float(observed @ ref) / den
+    if not math.isfinite(c) or abs(c - 1.0) <= 1e-9:
+        return None
+    if np.all(np.abs(observed - c * ref) <= tol + 1e-6 * np.abs(c * ref)):
+        return c
+    return None
+
+
+def _compound(c: float, n: int, M: int) -> tuple[str, str]:
+    """``(" × 16/15 (divided by M − 1 instead of M)", short name)`` for a factor that fits
+    exactly; the number alone when no known factor is within 1e-6 of it."""
+    for value, short, _ in _named_factors(n, M):
+        # a deterministic estimate draws nothing: the factors of the draws do not apply
+        if short in ("n", "n·M", "1/n", "N/(N-1)", "(N-1)/N"):
+            continue
+        if abs(value - c) <= 1e-6 * abs(c):
+            frac = Fraction(value).limit_denominator(10**6)
+            shown = f"{frac.numerator}/{frac.denominator}" if frac.denominator > 1 else f"{frac.numerator}"
+            meaning = _COMPOUND_MEANING.get(short, "")
+            return f" × {shown}" + (f" ({meaning})" if meaning else ""), short
+    return f" × {c:.6g}", ""
+
+
 def scale_fit(
     observed: np.ndarray, expected: np.ndarray, variance: np.ndarray, emp_sd: np.ndarray,
     scales: np.ndarray, R: int,
@@ -139,6 +213,25 @@ def scale_fit(
     c = float(np.sum(wts * e * o) / den)
     se = float(np.sum(np.abs(wts * e) * s) / math.sqrt(R) / den)
     return c, se
+
+
+def _fits_within_se(
+    means: np.ndarray, c: float, se_c: float, expected: np.ndarray, variance: np.ndarray,
+    emp_sd: np.ndarray, radius: np.ndarray, slack: np.ndarray, R: int,
+) -> bool:
+    """Whether ``c · exact`` fits every statistic's plain mean within the gate's threshold in
+    standard errors of the residual ``mean − c·exact``: the estimator's own (empirical) standard
+    error and that of ``c``. A factor that fits only because the threshold calibrated for
+    ``Î_kind`` dwarfs a small estimate (softmax fed to cross_entropy: per-entry ratios from
+    0.026 to 0.14) is not a constant factor."""
+    if not (math.isfinite(c) and math.isfinite(se_c)):
+        return False
+    sd = np.sqrt(np.maximum(variance, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(sd > 0, radius * math.sqrt(R) / np.where(sd > 0, sd, 1.0), 0.0)
+    se_res = np.sqrt(emp_sd**2 / R + (se_c * expected) ** 2)
+    room = np.where(sd > 0, z * se_res, radius) + slack + 1e-9 * np.abs(c * expected)
+    return bool(np.all(np.abs(means - c * expected) <= room))
 
 
 def _fits(
@@ -165,7 +258,7 @@ def _mode_statistic(fam: Any, h: np.ndarray) -> np.ndarray | None:
 
 def _deterministic(
     ex: ExactStatistics, net: Network, observed: np.ndarray, slack: np.ndarray, labels_t: Any,
-    declared: str,
+    declared: str, labels_hint: str, M: int,
 ) -> Diagnosis:
     kind = ex.kind
     expected = ex.expected
@@ -191,6 +284,23 @@ def _deterministic(
     d_obs, d_exp = observed[:P], expected[:P]
     rel = float(np.linalg.norm(d_obs - d_exp)) / max(float(np.linalg.norm(d_exp)), 1e-300)
     tol = 1e-6 * np.maximum(np.abs(observed), 1.0e-300) + slack
+    n = ex.n
+    # off by float32 rounding only (a float32 operator or model copy on a float64 model): say
+    # so at the size observed, rather than suspect the labels
+    err = float(np.max(np.abs(observed - expected) / np.maximum(ex.scales, 1e-300)))
+    if err <= FLOAT32_ROUNDING:
+        return Diagnosis(
+            "rounding", "deterministic and " + rounding_text(err, "I(θ)"), 1.0, True,
+        )
+    # a deterministic estimate that is also rescaled: both parts are named
+    c = _exact_factor(observed, expected, tol)
+    if c is not None:
+        text, short = _compound(c, n, M)
+        return Diagnosis(
+            "exact_scaled", f"deterministic and equal to I(θ){text}: an exact Fisher (every "
+            "label weighted by its probability) with a wrong normalisation, not a Monte Carlo "
+            "estimate.", c, True, short,
+        )
     if labels_t is not None:
         emp = ex.at_labels(labels_t)
         if np.all(np.abs(observed - emp) <= tol + 1e-6 * np.abs(emp)):
@@ -198,6 +308,15 @@ def _deterministic(
                 "data_labels", f"deterministic and equal to Î{kind} at the data's labels: this "
                 f"is the empirical Fisher (relative error {rel:.3g} against I(θ) on the "
                 "diagonal). Draw the labels from the model p(y|x,θ) instead.", math.nan, False,
+            )
+        c = _exact_factor(observed, emp, tol)
+        if c is not None:
+            text, short = _compound(c, n, M)
+            return Diagnosis(
+                "data_labels", f"deterministic and equal to the empirical Fisher{text}: Î{kind} "
+                "at the data's labels, rescaled (relative error "
+                f"{rel:.3g} against I(θ) on the diagonal). Draw the labels from the model "
+                "p(y|x,θ) instead, and fix the normalisation.", math.nan, False, short,
             )
     t_mode = _mode_statistic(net.family, ex.h)
     if t_mode is not None:
@@ -209,8 +328,16 @@ def _deterministic(
                 f"error {rel:.3g} against I(θ) on the diagonal). Sample y ~ p(y|x,θ) instead "
                 "of taking the argmax.", math.nan, False,
             )
+        c = _exact_factor(observed, top, tol)
+        if c is not None:
+            text, short = _compound(c, n, M)
+            return Diagnosis(
+                "argmax_labels", f"deterministic and equal to Î{kind} at the most likely label "
+                f"of every input{text} (argmax labels, rescaled). Sample y ~ p(y|x,θ) instead of "
+                "taking the argmax, and fix the normalisation.", math.nan, False, short,
+            )
     hint = (
-        " If it uses the data's labels this is the empirical Fisher (pass labels= to check); "
+        f" If it uses the data's labels this is the empirical Fisher ({labels_hint}); "
         "otherwise the rng may be ignored."
         if labels_t is None
         else " It is not the empirical Fisher of the given labels either; is the rng ignored?"
@@ -238,6 +365,8 @@ def diagnose(
     labels_t: np.ndarray | None,
     M: int,
     emp_sd: np.ndarray | None = None,
+    pooled: tuple[Any, ...] = (),
+    labels_hint: str = "pass labels= to check_fisher_estimator",
 ) -> Diagnosis:
     """The first cause (module docstring order) that explains the numbers."""
     kind, n = ex.kind, ex.n
@@ -258,12 +387,22 @@ def diagnose(
             math.nan, False,
         )
     if constant:
-        return _deterministic(ex, net, observed, slack, labels_t, declared)
+        return _deterministic(ex, net, observed, slack, labels_t, declared, labels_hint, M)
     ratio = spread.ratio
     tested = spread.tested
     # plain means: unbiased for c·I(θ) whatever the skew (Catoni's estimate is not, for c ≠ 1)
     c, se = scale_fit(values.mean(axis=0), expected, variance, emp_sd, ex.scales, R)
-    explains = bool(math.isfinite(c) and _fits(c * expected, observed, radius, slack, c))
+    scale_t = next((t for t in pooled if t.name == "scale"), None)
+    if scale_t is not None:
+        # the pooled scale test's plain mean is c; its standard error is exact (thm-4 /
+        # thm-6, correlations included), or the empirical one for a noisier estimator
+        c = scale_t.mean
+        se = max(scale_t.standard_error, scale_t.empirical_sd / math.sqrt(scale_t.replications))
+    if scale_t is not None:
+        explains = _fits_within_se(values.mean(axis=0), c, se, expected, variance, emp_sd, radius,
+                                   slack, R)
+    else:
+        explains = bool(math.isfinite(c) and _fits(c * expected, observed, radius, slack, c))
     name = f"Î{kind}"
     # a noisier estimator may miss the means calibrated for Î_kind by noise alone: judge its
     # means with the radius widened by its own (empirical, mean-free) spread
@@ -304,9 +443,15 @@ def diagnose(
         return Diagnosis("ok", text, c, explains)
     # the means are off
     if explains and abs(c - 1.0) > 1e-3:
-        tol = 3.0 * se + 5e-3 * abs(c) if math.isfinite(se) else 5e-3 * abs(c)
         best: tuple[float, str, str] | None = None
         for value, short, why in _named_factors(n, M):
+            if scale_t is not None:
+                # named only within 4 exact standard errors of ĉ for value · Î_kind (a fixed z):
+                # an estimator that is not a rescaled Î_kind (label smoothing: ĉ 12x noisier than
+                # that) gets no spurious simple fraction
+                tol = 4.0 * abs(value) * scale_t.standard_error + 1e-9 * abs(value)
+            else:
+                tol = 3.0 * se + 5e-3 * abs(c) if math.isfinite(se) else 5e-3 * abs(c)
             if abs(value - c) <= tol and _fits(value * expected, observed, radius, slack, value):
                 if best is None or abs(math.log(value / c)) < abs(math.log(best[0] / c)) - 1e-12:
                     best = (value, short, why)
@@ -323,8 +468,18 @@ def diagnose(
                 "scale", f"your estimator is {head}: a rescaled I(θ) "
                 "fits every statistic." + (f" The factor is {why}" if why else ""), c, True, short,
             )
+        head = f"{1 / c:.4g}x {size} ({c:.4g}x)" if 0 < c < 1 else f"{c:.4g}x {size}"
+        note = ""
+        if scale_t is not None and scale_t.sd > 0:
+            spread_x = scale_t.empirical_sd / (abs(c) * scale_t.sd)
+            if spread_x > 2.0:
+                note = (
+                    f" It is not a rescaled Î{kind} with n = {n} draws, though: its weighted mean "
+                    f"varies {spread_x:.3g}x more than c·Î{kind}'s would (smoothed or tempered "
+                    "labels, other per-sample terms?), so no simple factor is named."
+                )
         return Diagnosis(
-            "scale", f"your estimator is {c:.4g}x {size}: a rescaled I(θ) fits every statistic.",
+            "scale", f"your estimator is {head}: a rescaled I(θ) fits every statistic.{note}",
             c, True,
         )
     P = ex.J.shape[-1]
@@ -346,8 +501,11 @@ def diagnose(
                 "Permute it into the Network's flat θ (from_torch_estimator does).",
                 c, explains,
             )
+    pooled_only = "" if not mean_ok else (
+        " (seen by the pooled tests; every statistic alone is within its threshold)"
+    )
     return Diagnosis(
-        "distribution", f"biased, and not by a constant factor (best factor {c:.3g} does not "
+        "distribution", f"biased{pooled_only}, and not by a constant factor (best factor {c:.3g} does not "
         "fit) nor a parameter permutation: the labels seem to come from a distribution other "
         "than p(y|x,θ) (a stale or perturbed θ, a wrong family or link, tempered or smoothed "
         "labels) or the per-sample terms are wrong.", c, explains,

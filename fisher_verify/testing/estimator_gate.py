@@ -37,12 +37,18 @@ do not vary at all and are not ``I(θ)``.
 ``(σ²/(σ² + (c − μ)²))^(R−1)`` — a bound on the probability of ``R`` equal values for any law
 with mean ``μ`` and variance ``≤ σ²`` — is below its level.
 
-**Level.** ``0.9 alpha`` is split evenly over the ``T`` mean and spread tests, ``0.1 alpha``
-over the constant-statistic tests, so by the union bound (Bonferroni) the whole gate raises a
-false alarm with probability ``≤ alpha`` (default ``1e-6``) for an estimator distributed as
-``Î_kind`` with ``n`` draws. The mean and constant tests stay valid for any unbiased estimator
-with at most that variance. A tiny deterministic tolerance ``rtol · ⟨|W|, |I(θ)|⟩`` for
-rounding only widens the acceptance regions.
+**Pooled tests.** Linear combinations of the statistics average the noise down: the
+precision-weighted scale factor against 1 and a split-sample omnibus
+(:mod:`fisher_verify.testing.pooled`), calibrated by the exact variance of the combination
+(the statistics' correlations included).
+
+**Level.** ``0.9 alpha`` is split evenly over the ``T`` mean and spread tests, ``0.05 alpha``
+over the constant-statistic tests and ``0.05 alpha`` over the pooled tests, so by the union
+bound (Bonferroni) the whole gate raises a false alarm with probability ``≤ alpha`` (default
+``1e-6``) for an estimator distributed as ``Î_kind`` with ``n`` draws. The mean, pooled and
+constant tests stay valid for any unbiased estimator with at most that variance (every linear
+statistic ``⟨W, Î⟩`` at most as variable as under ``Î_kind``). A tiny deterministic
+tolerance ``rtol · ⟨|W|, |I(θ)|⟩`` for rounding only widens the acceptance regions.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -57,12 +64,21 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import FisherVerifyError, ShapeError, UnsupportedError
-from ..networks.network import Network
-from ..validation import as_generator, check_count
+from ..networks.network import Network, require_network
+from ..validation import (
+    as_generator,
+    as_real_array,
+    check_callable,
+    check_count,
+    check_flag,
+    check_fraction,
+    check_nonnegative,
+)
 from .calibrated import DEFAULT_ALPHA, median_of_means_plan
 from .catoni import catoni_mean, catoni_radius_factor, catoni_scale, minimum_catoni_draws
 from .diagnose import diagnose
 from .gate_exact import DENSE_HESSIAN_LIMIT, LARGE_DIAGONAL_P, exact_statistics
+from .pooled import PooledTest, pooled_tests
 from .spread import spread_test
 
 __all__ = [
@@ -70,6 +86,7 @@ __all__ = [
     "LARGE_DIAGONAL_P",
     "EstimatorReport",
     "GateStatistic",
+    "PooledTest",
     "assert_fisher_estimator",
     "check_fisher_estimator",
     "from_torch_estimator",
@@ -103,6 +120,8 @@ class GateStatistic:
         replications: R.
         spread_ratio: Catoni estimate of ``E (X − μ)²`` over the exact ``σ²`` (NaN: untested).
         spread_ok: whether that ratio is within its calibrated two-sided radius.
+        spread_radius: the acceptance radius on ``E (X − μ)²``, Catoni's at ``alpha / T`` from
+            the exact ``Var (X − μ)² = μ₄ − σ⁴`` (NaN: untested).
     """
 
     label: str
@@ -116,6 +135,7 @@ class GateStatistic:
     replications: int
     spread_ratio: float = math.nan
     spread_ok: bool = True
+    spread_radius: float = math.nan
 
     @property
     def threshold(self) -> float:
@@ -185,9 +205,11 @@ class EstimatorReport:
         alpha_per_check: ``alpha / T`` (Bonferroni over T tests).
         statistics: every tested statistic (diagonal elements first, then directions).
         worst: the statistic with the largest ``|observed − expected| / threshold``.
-        scale: precision-weighted least-squares factor c in ``observed ≈ c · exact``; 1 for a
-            correct estimator.
-        scale_explains: whether ``c · exact`` falls within every threshold (a pure rescaling).
+        scale: least-squares factor c in ``observed ≈ c · exact``, weighted by the exact
+            covariance of the statistics (the pooled scale test's plain mean; precision-weighted
+            when that test did not run); 1 for a correct estimator.
+        scale_explains: whether ``c · exact`` fits every statistic within the standard error of
+            the residual (a pure rescaling).
         sd_ratio: median over statistics of (empirical sd / exact sd of ``Î_kind``).
         diagnosis: a one-line reading of the numbers (:mod:`fisher_verify.testing.diagnose`).
         variance: ``"at_most"`` or ``"exact"`` (the estimator declared to be ``Î_kind``).
@@ -195,9 +217,11 @@ class EstimatorReport:
         factor: the named scale factor (``"1/n"``, ``"4/3"``, ...) or ``""``.
         spread_ratio: median over tested statistics of observed / exact variance.
         deterministic: the replicates did not vary (compared exactly).
-        tests: T, the number of mean and spread tests sharing ``(1 − CONSTANT_SHARE) alpha``.
+        tests: T, the number of mean and spread tests sharing ``MAIN_SHARE · alpha``.
         method: ``"catoni+spread"`` (Catoni means and spreads), ``"catoni"`` (R too small for
             the spread tests) or ``"median_of_means"`` (R too small for Catoni's bound).
+        pooled: the pooled tests (scale factor against 1, split-sample omnibus), sharing
+            ``POOLED_SHARE · alpha`` (:mod:`fisher_verify.testing.pooled`).
     """
 
     passed: bool
@@ -220,6 +244,24 @@ class EstimatorReport:
     deterministic: bool = False
     tests: int = 0
     method: str = "catoni+spread"
+    pooled: tuple[PooledTest, ...] = ()
+
+    @property
+    def scale_test(self) -> PooledTest | None:
+        """The pooled test of the precision-weighted scale factor against 1 (None: not run)."""
+        return next((t for t in self.pooled if t.name == "scale"), None)
+
+    @property
+    def scale_se(self) -> float:
+        """Exact standard error of :attr:`scale` (thm-4 / thm-6 with the statistics'
+        correlations; NaN when the scale test did not run)."""
+        t = self.scale_test
+        return t.standard_error if t is not None else math.nan
+
+    @property
+    def pooled_failures(self) -> tuple[PooledTest, ...]:
+        """The pooled tests that rejected."""
+        return tuple(t for t in self.pooled if not t.passed)
 
     @property
     def failures(self) -> tuple[GateStatistic, ...]:
@@ -243,12 +285,16 @@ class EstimatorReport:
             f"{self.replications} replicates; alpha = {self.alpha:.1e} for the whole gate, "
             f"{self.alpha_per_check:.2e} per test; {_METHOD_TEXT[self.method]})",
             f"  worst: {self.worst}",
-            f"  scale factor (precision-weighted least squares of observed vs exact): "
-            f"{self.scale:.4g}" + (" — a rescaled I(θ) fits every statistic" if self.scale_explains else ""),
+            f"  scale factor (least squares of observed vs exact, weighted by the exact covariance): "
+            f"{self.scale:.4g}" + (f" ± {self.scale_se:.2g} (exact standard error)"
+                                   if math.isfinite(self.scale_se) else "")
+            + (" — a rescaled I(θ) fits every statistic" if self.scale_explains else ""),
             f"  spread: empirical sd / exact sd = {self.sd_ratio:.3g}"
             + (f"; variance ratio {self.spread_ratio:.3g}" if math.isfinite(self.spread_ratio) else ""),
             f"  diagnosis: {self.diagnosis}",
         ]
+        if self.pooled:
+            lines.insert(2, "  pooled: " + "; ".join(str(t) for t in self.pooled))
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -290,7 +336,18 @@ def _exact_statistics(
 
 
 #: Share of ``alpha`` for the tests of statistics that do not vary across replicates.
-CONSTANT_SHARE = 0.1
+CONSTANT_SHARE = 0.05
+
+#: Share of ``alpha`` for the pooled tests (:mod:`fisher_verify.testing.pooled`): the scale
+#: factor against 1 (half of it) and the two split-sample omnibus tests (a quarter each).
+POOLED_SHARE = 0.05
+
+#: Share of ``alpha`` for the per-statistic mean and spread tests.
+MAIN_SHARE = 1.0 - CONSTANT_SHARE - POOLED_SHARE
+
+
+#: Most float64 entries the gate stores (R x (P + directions) statistics, directions x P).
+GATE_ENTRY_LIMIT = 2**27
 
 
 def minimum_replications(alpha: float, n_statistics: int) -> int:
@@ -306,7 +363,7 @@ def minimum_replications(alpha: float, n_statistics: int) -> int:
 def _plan(alpha: float, S: int, n_spread: int, R: int) -> tuple[str, float, int] | None:
     """(method, per-test level, number of tests): Catoni for the means and spreads when R allows
     it, else Catoni for the means only, else (small R) a median of means; None below that."""
-    main = alpha * (1 - CONSTANT_SHARE)
+    main = alpha * MAIN_SHARE
     if n_spread and R >= minimum_catoni_draws(main / (S + n_spread)):
         return "catoni+spread", main / (S + n_spread), S + n_spread
     if R >= minimum_catoni_draws(main / S):
@@ -318,18 +375,23 @@ def _plan(alpha: float, S: int, n_spread: int, R: int) -> tuple[str, float, int]
     return "median_of_means", main / S, S
 
 
-def _as_array(value: Any) -> np.ndarray:
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().double().numpy()
-    return np.asarray(value, dtype=np.float64)
+def _as_array(value: Any, name: str = "the estimator's return value") -> np.ndarray:
+    torch = sys.modules.get("torch")
+    if not (torch is not None and isinstance(value, torch.Tensor)) and (
+            hasattr(value, "detach") and not hasattr(value, "__array__")):
+        # e.g. a Kronecker-factored curvature object: never call into it as if it were a tensor
+        raise ShapeError(
+            f"the estimator returned a {type(value).__name__}, which has .detach but is not a "
+            "torch.Tensor (a structured curvature object?): return the (P, P) matrix, or its (P,) "
+            "diagonal with diagonal_only=True, as an array or tensor in the Network's flat-θ order"
+        )
+    return as_real_array(value, name)  # real numbers only: complex, text, meta tensors named
 
 
 def _labels_statistic(net: Network, labels: Any, M: int) -> np.ndarray:
     """The data's labels as sufficient statistics ``(k, M, d)``."""
-    try:
-        t = np.asarray(net.family.statistic(np.asarray(labels)), dtype=np.float64)
-    except Exception as exc:  # noqa: BLE001 - any failure is a bad labels argument
-        raise FisherVerifyError(f"labels: not labels of {net.family.label}: {exc}") from None
+    y = net.family.check_labels(labels, "labels")
+    t = np.asarray(net.family.statistic(y), dtype=np.float64)
     d = net.family.dim
     if t.ndim == 2 and t.shape == (M, d):
         return t[None]
@@ -356,6 +418,7 @@ def check_fisher_estimator(
     rtol: float = 1e-9,
     variance: Literal["at_most", "exact"] = "at_most",
     labels: Any = None,
+    labels_hint: str = "pass labels= to check_fisher_estimator",
 ) -> EstimatorReport:
     """Test that a user's Monte Carlo estimator is unbiased for I(θ) (``eq-6``) with the spread
     of ``Î_kind`` (``thm-4`` / ``thm-6``); never raises on a wrong estimator, returns an
@@ -383,18 +446,23 @@ def check_fisher_estimator(
             ``n`` draws, and a spread that differs either way fails.
         labels: the data's labels, one per input (``(M,)``, or ``(k, M)``), when known: lets
             the diagnosis name the empirical Fisher.
+        labels_hint: how the caller gives the data's labels, quoted by a diagnosis that
+            suspects them (wrappers with another signature pass their own).
 
     Raises:
         ShapeError: the estimator returns an array of the wrong shape.
         FisherVerifyError: too few replications for ``alpha`` (the message gives the minimum).
         UnsupportedError: ``kind=2`` on a non-C² network (thm-3).
     """
-    if kind not in (1, 2):
+    check_callable(estimator, "estimator", "estimator(rng) -> array of shape (P, P) or (P,)")
+    net = require_network(net)
+    if isinstance(kind, bool | np.bool_) or kind not in (1, 2):
         raise FisherVerifyError(f"kind must be 1 (score outer products) or 2 (negative Hessians), got {kind!r}")
     n = check_count(n, "n (draws per input)", error=ShapeError)
     directions = check_count(directions, "directions", minimum=0)
-    if not 0 < alpha < 1:
-        raise FisherVerifyError(f"alpha must lie in (0, 1), got {alpha}")
+    alpha = check_fraction(alpha, "alpha")
+    diagonal_only = bool(check_flag(diagonal_only, "diagonal_only"))
+    rtol = check_nonnegative(rtol, "rtol")
     if variance not in ("at_most", "exact"):
         raise FisherVerifyError(
             f"variance must be 'at_most' (unbiased, at most the variance of Î_kind) or 'exact' "
@@ -408,6 +476,14 @@ def check_fisher_estimator(
     M = X.shape[0]
     P = net.num_params
     S = P + int(directions)
+    # the gate holds R x S statistics and directions x P vectors: refuse at once what cannot fit
+    # instead of a MemoryError (or swapping) after the exact statistics are computed
+    if max(R * S, int(directions) * P) > GATE_ENTRY_LIMIT:
+        raise UnsupportedError(
+            f"replications = {R} and directions = {directions} on P = {P} parameters need "
+            f"{max(R * S, int(directions) * P):,} stored statistics, above the limit "
+            f"{GATE_ENTRY_LIMIT:,} (1 GiB of float64): lower replications or directions"
+        )
     labels_t = None if labels is None else _labels_statistic(net, labels, M)
 
     V = gen.normal(size=(int(directions), P))
@@ -423,7 +499,7 @@ def check_fisher_estimator(
     plan = _plan(alpha, S, int(np.sum(spread_tested)), R)
     if plan is None:
         need = minimum_replications(alpha, S)
-        full = minimum_catoni_draws(alpha * (1 - CONSTANT_SHARE) / (S + int(np.sum(spread_tested))))
+        full = minimum_catoni_draws(alpha * MAIN_SHARE / (S + int(np.sum(spread_tested))))
         raise FisherVerifyError(
             f"replications = {R} is too few for alpha = {alpha:g} over {S} statistics; use at "
             f"least {need} ({full} to test the spread too; 200 or more for useful power)"
@@ -472,6 +548,11 @@ def check_fisher_estimator(
     constant_off = finite & constant_cols & measurable & ((R - 1) * log_atom <= math.log(per_constant))
 
     mean_ok = finite and bool(np.all(np.abs(observed - expected) <= radius + slack))
+    pooled = (
+        pooled_tests(values, ex, net.family, slack, measurable, alpha * POOLED_SHARE)
+        if finite else ()
+    )
+    pooled_ok = all(t.passed for t in pooled)
     noisy = bool(np.any(spread.too_noisy))
     quiet = bool(np.any(spread.too_quiet))
     exact_equal = constant and bool(
@@ -485,7 +566,7 @@ def check_fisher_estimator(
         # a constant, wrong estimate also fails when its spread is too small for Î_kind
         # (calibrated for Î_kind: an honest Î_kind that happens to repeat a value passes)
         passed = (
-            mean_ok and not noisy and not bool(np.any(constant_off))
+            mean_ok and pooled_ok and not noisy and not bool(np.any(constant_off))
             and not ((variance == "exact" or constant) and quiet)
         )
 
@@ -499,6 +580,7 @@ def check_fisher_estimator(
             labels_txt[j], float(observed[j]), float(means[j]), float(expected[j]), float(sd[j]),
             float(emp_sd[j]), float(radius[j]), float(slack[j]), R, float(ratio[j]),
             not bool(bad_spread[j]),
+            float(spread.radius[j]) if bool(spread.tested[j]) else math.nan,
         )
         for j in range(S)
     )
@@ -509,7 +591,7 @@ def check_fisher_estimator(
     diag = diagnose(
         ex=ex, net=net, values=values, observed=observed, radius=radius, slack=slack,
         spread=spread, constant=constant, passed=passed, mean_ok=mean_ok, declared=variance,
-        labels_t=labels_t, M=M, emp_sd=emp_sd,
+        labels_t=labels_t, M=M, emp_sd=emp_sd, pooled=pooled, labels_hint=labels_hint,
     )
     return EstimatorReport(
         passed=passed, kind=int(kind), n=n, replications=R, diagonal_only=bool(diagonal_only),
@@ -517,6 +599,7 @@ def check_fisher_estimator(
         scale=diag.scale, scale_explains=diag.scale_explains, sd_ratio=sd_ratio,
         diagnosis=diag.text, variance=variance, cause=diag.cause, factor=diag.factor,
         spread_ratio=spread_med, deterministic=constant, tests=T, method=method,
+        pooled=pooled,
     )
 
 
@@ -602,11 +685,11 @@ def from_torch_estimator(
     dt = torch.float64 if dtype is None else dtype
     perm = torch_parameter_permutation(model)
     local = copy.deepcopy(model).to(dt)
-    xt = torch.as_tensor(np.asarray(_as_array(x)), dtype=dt)
+    xt = torch.as_tensor(_as_array(x, "x"), dtype=dt)
 
     def estimator(rng: np.random.Generator) -> np.ndarray:
         g = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
-        arr = _as_array(fn(local, xt, g))
+        arr = _as_array(fn(local, xt, g), "the torch estimator's return value")
         P = perm.size
         if arr.shape == (P,):
             return arr[perm]

@@ -32,7 +32,14 @@ import numpy as np
 from ..families.higher_moments import projected_central_moments
 from ..networks.network import Network
 
-__all__ = ["DENSE_HESSIAN_LIMIT", "LARGE_DIAGONAL_P", "ExactStatistics", "exact_statistics"]
+__all__ = [
+    "DENSE_HESSIAN_LIMIT",
+    "LARGE_DIAGONAL_P",
+    "ExactStatistics",
+    "combination_variance",
+    "statistics_covariance",
+    "exact_statistics",
+]
 
 #: Above this many entries of the output Hessians ``(M, n_L, P, P)`` the ``Î₂`` variances use
 #: the PyTorch path (:mod:`fisher_verify.fisher.large` and Hessian-vector products).
@@ -105,6 +112,75 @@ def _kappa4_pairs(fam: Any, h: np.ndarray, A: np.ndarray) -> np.ndarray:
     hh = h[:, None, None, :]
     k4 = np.asarray(fam.kappa4_contract(hh, qk, qk, ql, ql), dtype=np.float64)  # (M, r, r)
     return np.einsum("mk,mkl,ml->m", lam, k4, lam)
+
+
+def combination_variance(ex: ExactStatistics, fam: Any, coeffs: np.ndarray) -> np.ndarray:
+    """Exact variance of one replicate of ``Σ_j a_j s_j(Î)`` for each row ``a`` of ``coeffs``
+    (K, S): the pooled tests' statistics (``thm-4`` / ``thm-6``, ``cov-n``).
+
+    A combination of the gate's statistics is again one linear statistic ``⟨W_a, Î⟩`` with
+    ``W_a = Σ_j a_j W_j``, so its per-draw term is ``rᵀ A_m r`` with ``A_m = J_m W_a J_mᵀ``
+    (``Î₁``; variance ``κ₄[A_m, A_m] + 2 tr(I_m A_m I_m A_m)``, thm-4 / lemma-5) or
+    ``const − w̄ᵀ r`` with ``w̄ = Σ_j a_j w_j`` (``Î₂``; variance ``w̄ᵀ I_m w̄``, thm-6), and
+    ``Var = Σ_m c₂(g_m) / (M² N)``. The correlations between the statistics are therefore
+    exact, not bounded.
+    """
+    a = np.atleast_2d(np.asarray(coeffs, dtype=np.float64))
+    K = a.shape[0]
+    M, d, P = ex.J.shape
+    h = ex.h
+    Ih = np.asarray(fam.fisher(h), dtype=np.float64)  # (M, d, d)
+    norm = 1.0 / (M * M * float(ex.n))
+    if ex.kind == 2:
+        assert ex.w is not None
+        wbar = np.einsum("mas,ks->kma", ex.w, a)
+        return np.einsum("kma,mab,kmb->k", wbar, Ih, wbar) * norm
+    D = ex.V.shape[0]
+    if ex.diagonal_only:
+        b = a[:, :P] + a[:, P : P + D] @ (ex.V * ex.V)  # Diag(v²) forms are diagonal weights
+        A = np.einsum("map,kp,mbp->kmab", ex.J, b, ex.J)
+    else:
+        A = np.einsum("map,kp,mbp->kmab", ex.J, a[:, :P], ex.J)
+        if D:
+            u = np.einsum("map,dp->mda", ex.J, ex.V)  # (M, D, d)
+            A = A + np.einsum("kd,mda,mdb->kmab", a[:, P : P + D], u, u)
+    A = 0.5 * (A + np.swapaxes(A, -1, -2))
+    hK = np.broadcast_to(h[None], (K, M, d)).reshape(K * M, d)
+    k4 = _kappa4_pairs(fam, hK, A.reshape(K * M, d, d)).reshape(K, M)
+    IA = np.einsum("mab,kmbc->kmac", Ih, A)
+    tr = np.einsum("kmab,kmba->km", IA, IA)
+    return np.maximum((k4 + 2.0 * tr).sum(axis=1) * norm, 0.0)
+
+
+def statistics_covariance(ex: ExactStatistics, fam: Any) -> np.ndarray:
+    """Exact covariance (S, S) of one replicate's statistics (``thm-4`` / ``thm-6``, ``cov-n``).
+
+    ``Cov(s_j, s_k) = Σ_m Cov(g_mj, g_mk) / (M² N)``. For ``Î₂`` that is ``w_jᵀ I_m w_k``; for
+    ``Î₁`` each ``g_mj`` is a quadratic in ``r = t − η`` and the products are of degree 4, which
+    the family's exact-expectation nodes (every support point, or quadrature exact for degree 4)
+    integrate exactly. Used to choose the pooled scale test's weights (any fixed weights give a
+    valid test; these give a small variance); cost ``M · nodes · S²``.
+    """
+    M, d, P = ex.J.shape
+    norm = 1.0 / (M * M * float(ex.n))
+    if ex.kind == 2:
+        assert ex.w is not None
+        Ih = np.asarray(fam.fisher(ex.h), dtype=np.float64)
+        return np.einsum("maj,mab,mbk->jk", ex.w, Ih, ex.w) * norm
+    t, w, _ = fam.expectation_nodes(ex.h, degree=4)
+    t = np.asarray(t, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    w = w / w.sum(axis=-1, keepdims=True)
+    r = t - np.einsum("mq,mqd->md", w, t)[:, None, :]  # (M, Q, d)
+    s_diag = np.einsum("mqa,map->mqp", r, ex.J) ** 2  # (M, Q, P): (J_m e_i)ᵀ r, squared
+    if ex.diagonal_only:
+        g_dir = s_diag @ (ex.V * ex.V).T  # Σ_p v_p² s_p²
+    else:
+        g_dir = np.einsum("mqa,map,kp->mqk", r, ex.J, ex.V) ** 2
+    G = np.concatenate([s_diag, g_dir], axis=2)  # (M, Q, S)
+    G = (G - np.einsum("mq,mqs->ms", w, G)[:, None, :]) * np.sqrt(w)[:, :, None]
+    flat = G.reshape(-1, G.shape[-1])  # one BLAS product: cost M · nodes · S²
+    return np.asarray(flat.T @ flat) * norm
 
 
 def _torch_second_directional(net: Network, X: np.ndarray, V: np.ndarray) -> np.ndarray:
