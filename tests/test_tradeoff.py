@@ -179,3 +179,18 @@ def test_report_tradeoff_figure(tmp_path):
         for r, (e1, e2) in zip(rows, _dense_layer_sums(net, X, 1)):
             assert r["var_1"] == pytest.approx(e1, rel=1e-9)
             assert r["var_2"] == pytest.approx(e2, rel=1e-9, abs=1e-12 * e1)
+
+
+def test_diagonal_only_mode_keeps_reasons_and_says_why_no_envelopes():
+    """The large-P path (diagonals only) gives the same per-layer ratio and reason as the full
+    path; the envelopes are left out with the reason."""
+    rng = np.random.default_rng(8)
+    net = fv.Network.random([3, 4, 5, 3], "tanh", fv.family("categorical", K=3), 1.0, rng)
+    X = rng.normal(size=(2, 3))
+    full = fv.analyze(net, X, n=2)
+    diag = fv.analyze(net, X, n=2, diagonal=True)
+    assert [g.reason for g in diag.layers] == [g.reason for g in full.layers]
+    for a, b in zip(diag.layers, full.layers):
+        assert a.ratio == pytest.approx(b.ratio, rel=1e-9, abs=1e-12)
+    assert diag.envelopes is None and "not computed for P >" in diag.envelopes_note
+    assert "sun26-spectrum envelopes: not computed" in diag.summary()
