@@ -101,3 +101,38 @@ def test_refused_var2_has_no_reason():
     X = torch.zeros(1, 2, dtype=torch.float64)  # every pre-activation at the kink
     a = fv.analyze_model(m, X, fv.family("categorical", K=2), progress=False, norms=False)
     assert a.var_2_refused and all(r.reason is None and r.ratio is None for r in a.layers)
+
+
+def test_untraced_parameters_are_never_called_piecewise_linear():
+    """A weight read through a parametrization (weight_norm) reaches h_L through functions the
+    trace cannot vouch for: not d24-pwl, though the model's activation is ReLU."""
+    from torch.nn.utils.parametrizations import weight_norm
+
+    torch.manual_seed(0)
+    m = nn.Sequential(weight_norm(nn.Linear(3, 4)), nn.ReLU(), nn.Linear(4, 2)).double()
+    params = {k: v.detach() for k, v in m.named_parameters()}
+    st = model_structure(m, params, {}, torch.randn(2, 3, dtype=torch.float64))
+    assert not st.piecewise_linear
+    assert st.affine == {"2.weight", "2.bias"}
+
+
+def test_piecewise_linear_needs_every_parameter_traced():
+    """d24-pwl is claimed only when every parameter was followed to h_L: a parameter the trace
+    never saw (here one the forward pass does not use) leaves the claim unproved."""
+
+    class Extra(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(3, 4), nn.Linear(4, 2)
+            self.unused = nn.Parameter(torch.zeros(2))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.b(torch.relu(self.a(x)))
+
+    torch.manual_seed(0)
+    m = Extra().double()
+    params = {k: v.detach() for k, v in m.named_parameters()}
+    x = torch.randn(2, 3, dtype=torch.float64)
+    assert not model_structure(m, params, {}, x).piecewise_linear
+    del params["unused"]
+    assert model_structure(m, params, {}, x).piecewise_linear

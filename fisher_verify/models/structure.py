@@ -157,11 +157,13 @@ def model_structure(module: Any, params: dict[str, Any], fixed: dict[str, Any], 
         out = functional_call(module, (params, fixed), (x,))
         h = output(out) if output is not None else out
     final = of(h)
-    if final is None:
-        return Structure(frozenset(), True, frozenset())
+    if final is None:  # no parameter was seen reaching h_L (e.g. reparametrized weights)
+        return Structure(frozenset(), False, frozenset())
     before: frozenset[str] = frozenset()
     if final.origin[:1] == ("linear",):
         src = info.get(final.origin[2])
         if src is not None and src.origin[:1] == ("act",) and src.origin[1][:1] == ("linear",):
             before = src.origin[1][1]
-    return Structure(final.affine, final.multi, before)
+    # piecewise linear only if every parameter was followed to h_L: an untraced path (a weight
+    # read through a parametrization, a custom autograd function) could be anything
+    return Structure(final.affine, final.multi and final.deps == frozenset(params), before)
