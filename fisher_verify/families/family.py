@@ -445,6 +445,11 @@ def _physical_memory() -> int | None:
         return None
 
 
+#: Bytes a dense categorical moment array (with its temporaries) may take at once: a
+#: categorical K = 160 central 4th moment is 5.2 GB per input (refused at once above this).
+DENSE_MEMORY_LIMIT = 1 << 30
+
+
 class CategoricalFamily(Family):
     """Categorical family: symbolic kernels for small K, the one-hot moment route for large K.
 
@@ -535,13 +540,18 @@ class CategoricalFamily(Family):
         instead of a raw MemoryError (or swapping) deep inside NumPy."""
         rank = {"fisher": 2, "kappa3": 3}.get(quantity, 4)
         entries = math.prod(tuple(h.shape[:-1])) * self.dim ** rank
-        need = 8 * entries
-        limit = _physical_memory()
-        if limit is not None and need > limit:
+        # the result plus the temporaries that build it (K − I⊗I: κ₄ and three I⊗I terms)
+        need = 8 * entries * (5 if quantity == "central_moment4" else 2)
+        physical = _physical_memory()
+        limit, what = DENSE_MEMORY_LIMIT, "the limit DENSE_MEMORY_LIMIT ="
+        if physical is not None and physical < limit:
+            limit, what = physical, "this machine's"
+        if need > limit:
             raise UnsupportedError(
                 f"{self.label}: {quantity} is a dense array of {entries:.3g} entries "
-                f"({need / 2**30:.3g} GiB, shape (..., {', '.join(['K'] * rank)})), more than "
-                f"this machine's {limit / 2**30:.3g} GiB of memory; contract it instead: "
+                f"(about {need / 2**30:.3g} GiB with its temporaries, shape "
+                f"(..., {', '.join(['K'] * rank)})), more than {what} "
+                f"{limit / 2**30:.3g} GiB of memory; contract it instead: "
                 "kappa4_contract(h, u, v, w, z) gives κ₄[u,v,w,z] in O(K), and "
                 "I(h) = diag(p) − p pᵀ with p = mean(h)"
             )
