@@ -19,6 +19,7 @@ import numpy as np
 from .errors import FisherVerifyError
 from .fisher.degenerate import check_finite, frobenius, refuse_overflow, underflow_reasons
 from .fisher.sample_size import samples_needed
+from .fisher.tradeoff import PIECEWISE_LINEAR_ACTIVATIONS, reason_for, tradeoff
 from .validation import check_count, check_flag, check_fraction
 
 #: ``Analysis.better`` (and per layer) when the result is degenerate: nothing can be decided
@@ -42,6 +43,14 @@ class LayerSummary:
     var_sum_1: float
     var_sum_2: float
     better: str  # "I1", "I2", "tie" or "undetermined" (a degenerate result)
+    #: the diagonal trade-off (fisher.tradeoff): Σ_i Var(Î₂)_ii / Σ_i Var(Î₁)_ii and the
+    #: statement that explains it, chosen from the network's structure
+    diag_var_1: float = 0.0
+    diag_var_2: float = 0.0
+    lower: str = "tie"
+    ratio: float | None = None
+    reason: str = "thm-4/thm-6"
+    why: str = ""
 
 
 @dataclass
@@ -71,6 +80,10 @@ class Analysis:
     samples_needed_1: int | None = None  # lemma-12
     samples_needed_2: int | None = None
     num_inputs: int = 1
+    #: sun26-spectrum for a categorical output: J'LJ <= I(theta) <= J'UJ summarized on the
+    #: trace and the diagonal (None otherwise, with the reason in envelopes_note)
+    envelopes: dict[str, Any] | None = None
+    envelopes_note: str = ""
     #: standard errors of the norms (0 when exact) and whether each norm is exact: above
     #: NORM_SECONDS the norms are sampled-pairs estimates (fisher/large_norms.py)
     covariance_norm_1_stderr: float = 0.0
@@ -83,6 +96,9 @@ class Analysis:
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form (large arrays summarized by their norms)."""
         out = asdict(self)
+        if self.envelopes is not None:
+            out["envelopes"] = {k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v)
+                                for k, v in self.envelopes.items()}
         for key in ("fisher", "variance_1", "variance_2"):
             arr = np.asarray(getattr(self, key))
             out[key] = arr.tolist() if arr.size <= 400 else {
@@ -122,6 +138,18 @@ class Analysis:
         for g in self.layers:
             lines.append(f"  layer {g.layer} ({g.params} params): sum Var I1 = {g.var_sum_1:.4g}, "
                          f"I2 = {g.var_sum_2:.4g} -> {g.better}")
+            r = "n/a" if g.ratio is None else f"{g.ratio:.4g}"
+            lines.append(f"    diagonal: {g.lower} lower, Var(I2)/Var(I1) = {r} "
+                         f"[{g.reason}: {g.why}]")
+        if self.envelopes is not None:
+            e = self.envelopes
+            lines.append(
+                f"sun26-spectrum: tr J'LJ = {e['trace_lower']:.6g} <= tr I(theta) = "
+                f"{e['trace_fisher']:.6g} <= tr J'UJ = {e['trace_upper']:.6g}; diagonal: "
+                f"I_ii / (J'UJ)_ii in [{e['diag_upper_tightness'][0]:.4g}, "
+                f"{e['diag_upper_tightness'][1]:.4g}]")
+        elif self.envelopes_note:
+            lines.append(f"sun26-spectrum envelopes: {self.envelopes_note}")
         lines.append(f"better overall: {self.better}")
         lines.append(
             f"samples for ||I_hat - I||_F <= {self.target_rel_accuracy:g} ||I||_F"
@@ -281,13 +309,23 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
         tight[e] = c / bd if c is not None and bd else None
     layers = []
     off = net.offsets
-    for layer in range(len(net.shapes)):
+    L = len(net.shapes)
+    pwl = net.activation in PIECEWISE_LINEAR_ACTIVATIONS
+    dvar = {e: (var[e] if diag else np.diagonal(var[e])) for e in (1, 2)}
+    for layer in range(L):
         sl = slice(off[layer], off[layer + 1])
         if diag:
             s1, s2 = float(var[1][sl].sum()), float(var[2][sl].sum())
         else:
             s1, s2 = float(var[1][sl, sl].sum()), float(var[2][sl, sl].sum())
-        layers.append(LayerSummary(layer, off[layer + 1] - off[layer], s1, s2, _better(s1, s2)))
+        d1, d2 = float(dvar[1][sl].sum()), float(dvar[2][sl].sum())
+        # the reason from the structure: W_{L-1} is last; ReLU/identity is piecewise linear;
+        # W_{L-2} under a C² activation is the group of d24-groups
+        t = tradeoff(d1, d2, reason_for(last=layer == L - 1, piecewise_linear=pwl,
+                                        before_last_smooth=layer == L - 2 and net.is_c2))
+        layers.append(LayerSummary(layer, off[layer + 1] - off[layer], s1, s2, _better(s1, s2),
+                                   d1, d2, t.lower, t.ratio, t.reason, t.why))
+    envelopes, env_note = _envelopes(net, X, fisher, diag, budget)
     t1, t2 = float(var[1].sum()), float(var[2].sum())
     fnorm = frobenius(fisher)
     for e, total in ((1, t1), (2, t2)):
@@ -301,6 +339,7 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
         better = UNDETERMINED
         for g in layers:
             g.better = UNDETERMINED
+            g.lower, g.ratio = UNDETERMINED, None
     return Analysis(
         family=net.family.label, widths=tuple(net.widths), activation=net.activation,
         num_params=P, n=int(n), diagonal_only=diag, fisher=fisher,
@@ -316,7 +355,42 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
         num_inputs=M, degenerate=degenerate, covariance_norm_1_stderr=cov_se[1],
         covariance_norm_2_stderr=cov_se[2], covariance_norms_exact=norms_exact,
         norm_notes=notes,
+        envelopes=envelopes, envelopes_note=env_note,
     )
+
+
+def _envelopes(net: Any, X: np.ndarray, fisher: np.ndarray, diag: bool, budget: int
+               ) -> tuple[dict[str, Any] | None, str]:
+    """sun26-spectrum's pulled-back envelopes ``J'LJ <= I(theta) <= J'UJ`` on the trace and the
+    diagonal, for a categorical output (``I(h) = diag(p) - pp'``); the ``(m, n_L, P)`` Jacobians
+    are formed a chunk of inputs at a time within ``budget`` bytes (the diagonals are sums over
+    inputs)."""
+    from .families.family import CategoricalFamily
+    from .fisher.diagonal import pulled_back_diagonals
+
+    if not isinstance(net.family, CategoricalFamily):
+        return None, ""
+    if diag:
+        return None, (f"not computed for P > {FULL_LIMIT} (they need the (M, n_L, P) "
+                      "Jacobians)")
+    M, P, K = int(X.shape[0]), int(net.num_params), int(net.widths[-1])
+    chunk = max(1, int(budget) // (4 * 8 * K * P))  # J, its centred copy and their squares
+    low, up = np.zeros(P), np.zeros(P)
+    for start in range(0, M, chunk):
+        Xc = X[start:start + chunk]
+        p = np.asarray(net.family.mean(net.forward(Xc)))
+        lo_c, up_c = pulled_back_diagonals(net.jacobian(Xc), p)
+        low += lo_c * Xc.shape[0]
+        up += up_c * Xc.shape[0]
+    low, up = low / M, up / M
+    f = np.diagonal(fisher)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tight = np.where(up > 0, f / np.where(up > 0, up, 1.0), np.nan)
+    finite = tight[np.isfinite(tight)]
+    span = [float(finite.min()), float(finite.max())] if finite.size else [math.nan, math.nan]
+    return {"diag_lower": low, "diag_upper": up, "trace_lower": float(low.sum()),
+            "trace_fisher": float(f.sum()), "trace_upper": float(up.sum()),
+            "diag_upper_tightness": span}, ""
 
 
 def _time_budget(value: Any) -> float:

@@ -283,6 +283,10 @@ def test_report_renders_beyond_the_paper_section(tmp_path):
     page = (out / "report.html").read_text()
     assert page.index("id='paper-demo'") < page.index("<h2>Beyond the paper")
     assert page.index("<h2>Beyond the paper") < page.index("id='d24-demo'")
+    # the trade-off figure sits in the Beyond the paper section, before its statements
+    beyond = md.index("## Beyond the paper")
+    assert beyond < md.index("![d24 trade-off](d24_tradeoff.png)") < md.index("### d24-demo")
+    assert page.index("<h2>Beyond the paper") < page.index("d24_tradeoff.png")
 
 
 def _run(sid: str):

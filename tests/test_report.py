@@ -47,6 +47,9 @@ def test_report_writes_offline_files(tmp_path):
     from fisher_verify.commands.outputs import REPORT_FILES
 
     assert sorted(p.name for p in out.iterdir()) == sorted(REPORT_FILES)
+    # the "Beyond the paper" figure (d24 trade-off) is written and its data certified
+    assert cert["figures"]["d24_tradeoff"] == "d24_tradeoff.png"
+    assert set(cert["d24_tradeoff"]["activations"]) >= {"tanh", "relu"}
 
 
 def test_report_shows_errata(tmp_path):

@@ -224,7 +224,7 @@ def open_outputs(specs: Iterable[tuple[str, str | None, str]], force: bool,
 
 #: the files ``report`` writes into ``--out`` (a test keeps this list equal to what it writes)
 REPORT_FILES = ("report.md", "report.html", "certificate.json", "tightness.json", "fig1.png",
-                "fig1_extended.png", "tightness.png")
+                "fig1_extended.png", "tightness.png", "d24_tradeoff.png")
 
 
 def prepare_report_dir(given: str, force: bool, reserve: int = 8 << 20) -> Path:

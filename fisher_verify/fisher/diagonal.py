@@ -21,7 +21,8 @@ n_L)``, ``kappa4`` and ``C = K − I⊗I`` ``(M, n_L, n_L, n_L, n_L)``; N label 
 - ``d24-pwl``: :func:`pwl_hessian_estimate_diagonal`;
 - ``d24-xy``: :func:`sampling_variance`;
 - ``d24-emp``: :func:`empirical_bias`;
-- ``sun26-spectrum``: :func:`categorical_spectrum`, :func:`pulled_back_envelopes`.
+- ``sun26-spectrum``: :func:`categorical_spectrum`, :func:`pulled_back_envelopes`,
+  :func:`pulled_back_diagonals`.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ __all__ = [
     "group_variances",
     "hessian_variance_per_input",
     "last_layer_variances",
+    "pulled_back_diagonals",
     "pulled_back_envelopes",
     "pwl_hessian_estimate_diagonal",
     "sampling_variance",
@@ -481,3 +483,19 @@ def pulled_back_envelopes(J: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
     low = np.einsum("m,mij->ij", spec.floor, G) / M
     up = np.einsum("m,mij->ij", spec.upper, G) / M
     return low, up
+
+
+def pulled_back_diagonals(J: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The diagonals of :func:`pulled_back_envelopes` without forming ``P × P``:
+    ``(JᵀLJ)_ii = (1/M) Σ_m p_min,m ‖P J_m e_i‖²`` and ``(JᵀUJ)_ii = (1/M) Σ_m λ̄_m ‖P J_m e_i‖²``
+    (``sun26-spectrum``), each ``(P,)``; ``JᵀLJ ⪯ I(θ) ⪯ JᵀUJ`` puts every ``I(θ)_ii`` and the
+    trace between them."""
+    Jb = _batched(J, 3, "J")
+    pb = _batched(p, 2, "p")
+    if pb.shape[0] != Jb.shape[0] or pb.shape[1] != Jb.shape[1]:
+        raise ShapeError(f"p {pb.shape} must be (M, K) for J {Jb.shape}")
+    spec = categorical_spectrum(pb)
+    Jc = Jb - Jb.mean(axis=1, keepdims=True)
+    g = np.sum(Jc**2, axis=1)  # (M, P): ‖P J_m e_i‖²
+    M = Jb.shape[0]
+    return spec.floor @ g / M, spec.upper @ g / M

@@ -19,6 +19,7 @@ import numpy as np
 from .. import jsontext
 from ..errors import FisherVerifyError
 from ..fisher.sample_size import samples_needed
+from ..fisher.tradeoff import REASONS, reason_for, tradeoff
 from ..validation import check_flag, check_fraction
 from .contract import excess_pairs
 from .decision import UNDECIDED, compare, interval, spans_zero
@@ -67,6 +68,12 @@ class Row:
     var_2_exact: bool
     var_2_method: str  # eq3 | hessian | hutchinson | mixed | refused
     better: str  # "I1", "I2", "tie"; "(estimate)" appended when Var(Î₂) is estimated
+    #: Var(Î₂)/Var(Î₁) of these sums and the statement that explains it, chosen from the
+    #: model's structure (fisher.tradeoff, models.structure); None on the total and where
+    #: Var(Î₂) is refused or Σ Var(Î₁) = 0
+    ratio: float | None = None
+    reason: str | None = None
+    why: str | None = None
 
 
 @dataclass
@@ -122,12 +129,17 @@ class ModelAnalysis:
                 return "refused"
             return f"{r.var_2:.4g}" if r.var_2_exact else f"{r.var_2:.4g}±{r.var_2_stderr:.2g}*"
 
+        def ratio(r: Row) -> str:
+            return "" if r.ratio is None else f"{r.ratio:.4g}"
+
         head = f"{'layer':<28} {'params':>9} {'sum diag I':>12} {'sum Var I1':>12} " \
-               f"{'sum Var I2':>20} better"
+               f"{'sum Var I2':>20} {'I2/I1':>10} {'why':<14} better"
         lines = [head, "-" * len(head)]
         for r in [*self.layers, self.total]:
             lines.append(f"{r.name[:28]:<28} {r.params:>9} {r.fisher:>12.4g} {r.var_1:>12.4g} "
-                         f"{v2(r):>20} {r.better}")
+                         f"{v2(r):>20} {ratio(r):>10} {r.reason or '':<14} {r.better}")
+        for reason in sorted({r.reason for r in self.layers if r.reason}):
+            lines.append(f"  {reason}: {REASONS[reason]}")
         return "\n".join(lines)
 
     def summary(self) -> str:
@@ -229,6 +241,26 @@ def _row(name: str, names: list[str], d: dict[str, Diagonals | None],
     method = methods.pop() if len(methods) == 1 else "mixed"
     return Row(name, params, fs, s1, s2, se, exact, method,
                _better(s1, s2, exact, se, confidence))
+
+
+def _explain(ws: Workspace, rows: list[Row], layers: dict[str, list[str]]) -> None:
+    """Fill each layer row's ratio and reason, the reason from the structure of ``θ ↦ h_L``
+    (:func:`.structure.model_structure`), never from the numbers."""
+    from .structure import model_structure
+
+    prep = ws.prep
+    x = next(iter(ws.stream.batches(1)), None)
+    if x is None:  # an empty shard of a distributed run: nothing to trace here
+        return
+    st = model_structure(prep.module, prep.params, prep.fixed, x, output=prep.output)
+    for r in rows:
+        ks = layers[r.name]
+        why = reason_for(last=all(k in st.affine for k in ks),
+                         piecewise_linear=st.piecewise_linear,
+                         before_last_smooth=bool(st.before_last) and set(ks) == st.before_last)
+        assert r.var_2 is not None
+        t = tradeoff(r.var_1, r.var_2, why)
+        r.ratio, r.reason, r.why = t.ratio, t.reason, t.why
 
 
 def _gram(ws: Workspace) -> tuple[Any, Any] | str:
@@ -470,6 +502,11 @@ def analyze_model(
     if any(w.startswith("every entry") for w in degenerate):  # comparing zeros decides nothing
         for row in (total, *tensor_rows, *layer_rows):
             row.better = "undetermined"
+    if d.variance_2 is not None:
+        _explain(ws, layer_rows, layers)
+    if any(w.startswith("every entry") for w in degenerate):
+        for row in layer_rows:  # a ratio of zeros says nothing either
+            row.ratio = None
     fnorm = _frobenius(d.fisher or {})
     need2: int | None = None
     need2_note = ""

@@ -19,6 +19,7 @@ from ..proofs.run import Record
 from .figures import EXTENDED_PANELS, PAPER_PANELS, figure_1, tightness_figure
 from .pages import html_page, markdown
 from .table1 import table_1_rows
+from .tradeoff_figure import tradeoff_figure
 
 
 @dataclass
@@ -69,6 +70,10 @@ def build_report(records: Sequence[Record], out: str | Path, profile: str, seed:
     tjson = outdir / "tightness.json"
     tjson.write_text(jsontext.dumps(tight, indent=2) + "\n", encoding="utf-8")
     paths_written.append(tjson)
+    say("diagonal trade-off figure (d24)")
+    dpath, dtrade = tradeoff_figure(outdir, seed)
+    figures["d24_tradeoff"] = dpath.name
+    paths_written.append(dpath)
     say("Table 1")
     table = table_1_rows()
     say("writing report.md, report.html, certificate.json")
@@ -83,6 +88,7 @@ def build_report(records: Sequence[Record], out: str | Path, profile: str, seed:
         "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "figures": figures,
         "tightness": tight,
+        "d24_tradeoff": dtrade,
         "statements": [
             {k: v for k, v in r.as_dict().items() if k not in ("steps", "error")}
             for r in records

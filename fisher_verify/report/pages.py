@@ -31,6 +31,14 @@ _TIGHTNESS_TEXT = (
 _TIGHTNESS_HEAD = ("bound", "networks", "n_L", "count", "min", "median", "max",
                    "median bound/true")
 
+_TRADEOFF_TEXT = (
+    "Per layer, the diagonal variances of both estimators for one random categorical network "
+    "per activation (d24-var; N = 1): under each layer the statement that explains it, chosen "
+    "from the network's structure. The last layer's Var(Î₂) is 0 for every activation "
+    "(d24-last-layer) and a ReLU network's in every layer (d24-pwl); for the layer before the "
+    "last the ratio is set by σ''²/σ'⁴ and the family's moments (d24-groups). fisher-verify "
+    "analyze prints the same per-layer ratio and reason for a user's model."
+)
 _BEYOND_TEXT = (
     "Statements beyond the 2021 paper: the library's own promises (ext-), the diagonal-"
     "estimator results of Soen & Sun, NeurIPS 2024, arXiv 2402.05379 (d24-), and the "
@@ -134,6 +142,9 @@ def markdown(records: Sequence[Record], doc: dict[str, Any], figures: dict[str, 
         out += ["", f"## {'Statements' if name != BEYOND else BEYOND + ' (follow-ups)'}", ""]
         if name == BEYOND:
             out += [prose(_BEYOND_TEXT), ""]
+            if "d24_tradeoff" in figures:
+                out += [prose(_TRADEOFF_TEXT), "", f"![d24 trade-off]({figures['d24_tradeoff']})",
+                        ""]
         for r in rs:
             out += _markdown_statement(r)
     return "\n".join(out) + "\n"
@@ -256,6 +267,9 @@ def html_page(records: Sequence[Record], doc: dict[str, Any], figures: dict[str,
         parts.append(f"<h2>{'Statements' if name != BEYOND else BEYOND + ' (follow-ups)'}</h2>")
         if name == BEYOND:
             parts.append(f"<p>{prose(_BEYOND_TEXT)}</p>")
+            if "d24_tradeoff" in figures:
+                parts.append(f"<p>{prose(_TRADEOFF_TEXT)}</p>")
+                parts.append(img(figures["d24_tradeoff"]))
         for r in rs:
             parts += _html_statement(r, html_math)
     parts.append("</body></html>")
