@@ -214,6 +214,8 @@ class EstimatorReport:
             the spread tests) or ``"median_of_means"`` (R too small for Catoni's bound).
         pooled: the pooled tests (scale factor against 1, split-sample omnibus), sharing
             ``POOLED_SHARE · alpha`` (:mod:`fisher_verify.testing.pooled`).
+        reference: how the exact reference was obtained when that needs saying (e.g. a
+            train()-mode model with dropout evaluated in eval mode); "" otherwise.
     """
 
     passed: bool
@@ -237,6 +239,7 @@ class EstimatorReport:
     tests: int = 0
     method: str = "catoni+spread"
     pooled: tuple[PooledTest, ...] = ()
+    reference: str = ""
 
     @property
     def scale_test(self) -> PooledTest | None:
@@ -287,6 +290,8 @@ class EstimatorReport:
         ]
         if self.pooled:
             lines.insert(2, "  pooled: " + "; ".join(str(t) for t in self.pooled))
+        if self.reference:
+            lines.append(f"  reference: {self.reference}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -304,7 +309,11 @@ _METHOD_TEXT = {
 
 
 def _param_labels(net: Network) -> list[str]:
-    """``Î[i,i] (W0[r,c])`` / ``(b0[r])`` for every flat-θ index, in order."""
+    """``Î[i,i] (W0[r,c])`` / ``(b0[r])`` for every flat-θ index, in order; a network that
+    names its own parameters (``parameter_labels``, any ``nn.Module``) gives ``(conv.weight[…])``."""
+    own = getattr(net, "parameter_labels", None)
+    if own is not None:
+        return [f"Î[{i},{i}] ({label})" for i, label in enumerate(own())]
     out: list[str] = []
     i = 0
     for layer, (rows, cols) in enumerate(net.shapes):
