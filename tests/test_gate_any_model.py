@@ -390,3 +390,78 @@ def test_an_eq3_mlp_keeps_the_analytic_reference():
     report = fv.check_torch_fisher(mc_diag, model, (x, y), family="categorical", n=4, replications=R)
     assert report.passed and report.reference == ""
     assert report.statistics[0].label == "Î[0,0] (W0[0,0])"  # the Eq. 3 Network's names
+
+
+# --- more of what the engine accepts: BatchNorm in train() mode, embeddings, attention ---------
+
+
+class _EmbedAttend(nn.Module):
+    """Token embeddings, one self-attention layer, mean pooling, a linear head: long inputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(5, 4)
+        self.attn = nn.MultiheadAttention(4, 2, batch_first=True)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, tokens):
+        e = self.embed(tokens)
+        a, _ = self.attn(e, e, e, need_weights=False)
+        return self.head(torch.tanh(a).mean(dim=1))
+
+
+def _batchnorm():
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Tanh(), nn.Linear(4, 3)).double()
+    with torch.no_grad():  # running statistics other than the defaults
+        model[1].running_mean.copy_(torch.tensor([0.1, -0.2, 0.3, 0.0]))
+        model[1].running_var.copy_(torch.tensor([0.5, 1.5, 2.0, 0.8]))
+    return model.train()
+
+
+def test_batchnorm_in_train_mode_is_gated_with_running_statistics_and_said_so():
+    model = _batchnorm()
+    x, y = _inputs("batchnorm")
+    before = _snapshot(model)
+    report = fv.check_torch_fisher(mc_diag, model, (x, y), family="categorical", n=4, replications=R)
+    assert report.passed, report.message()
+    assert "BatchNorm1d" in report.reference and "eval mode" in report.reference
+    _same(before, _snapshot(model))
+    net = module_reference(model, fv.family("categorical", K=3), x).network
+    np.testing.assert_allclose(net.jacobian(x.numpy()), _jacrev(model, x), rtol=1e-10, atol=1e-12)
+
+
+def test_embedding_and_attention_model_with_integer_inputs():
+    torch.manual_seed(6)
+    model = _EmbedAttend().double().eval()
+    g = torch.Generator().manual_seed(7)
+    tokens = torch.randint(0, 5, (M, 3), generator=g)
+    y = torch.randint(0, 3, (M,), generator=g)
+    net = module_reference(model, fv.family("categorical", K=3), tokens).network
+    J = net.jacobian(tokens.double().numpy())
+    np.testing.assert_allclose(J, _jacrev(model, tokens), rtol=1e-9, atol=1e-12)
+    assert "embed.weight[0,0]" in net.parameter_labels()
+    report = fv.check_torch_fisher(mc_diag, model, (tokens, y), family="categorical", n=4,
+                                   replications=R)
+    assert report.passed, report.message()
+    doubled = fv.check_torch_fisher(lambda m, d: mc_diag(m, d, per_draw=2.0), model, (tokens, y),
+                                    family="categorical", n=4, replications=R)
+    assert not doubled.passed and doubled.cause == "scale", doubled.message()
+
+
+def test_rounding_floor_of_a_diagonal_element_is_rtol_squared_times_the_largest():
+    """The attention key bias's score vanishes by symmetry and is computed as cancelling terms:
+    Î_ii is zero up to rtol² max_k I_kk, and each diagonal slack is rtol · max(I_ii, rtol max_k I_kk)."""
+    torch.manual_seed(6)
+    model = _EmbedAttend().double().eval()
+    g = torch.Generator().manual_seed(7)
+    tokens = torch.randint(0, 5, (M, 3), generator=g)
+    y = torch.randint(0, 3, (M,), generator=g)
+    report = fv.check_torch_fisher(mc_diag, model, (tokens, y), family="categorical", n=4,
+                                   replications=R)
+    P = sum(p.numel() for p in model.parameters())
+    diag = np.array([s.expected for s in report.statistics[:P]])
+    want = 1e-9 * np.maximum(np.abs(diag), 1e-9 * np.max(np.abs(diag)))
+    np.testing.assert_allclose([s.slack for s in report.statistics[:P]], want, rtol=1e-12)
+    key_bias = [s for s in report.statistics if "attn.in_proj_bias[4]" in s.label][0]
+    assert key_bias.expected < 1e-20 * np.max(diag) and key_bias.slack > 1e3 * key_bias.expected
