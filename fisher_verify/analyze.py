@@ -15,10 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import FisherVerifyError
 from .fisher.degenerate import check_finite, frobenius, refuse_overflow, underflow_reasons
 from .fisher.sample_size import samples_needed
-from .validation import check_count
+from .validation import check_count, check_flag, check_fraction
 
 #: ``Analysis.better`` (and per layer) when the result is degenerate: nothing can be decided
 UNDETERMINED = "undetermined"
@@ -148,13 +147,13 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
     Var(Î₁) that is 0 only because the family's fourth moment underflowed) is returned with
     the reasons in ``Analysis.degenerate`` and ``better`` set to ``"undetermined"``.
     """
-    from .fisher.large import require_network
+    from .networks.network import require_network
 
-    require_network(net)
+    net = require_network(net)
     n = check_count(n, "number of samples n")
-    for name, value in (("target", target), ("confidence", confidence)):
-        if not 0 < value < 1:
-            raise FisherVerifyError(f"{name} must lie strictly between 0 and 1, got {value}")
+    target = check_fraction(target, "target")
+    confidence = check_fraction(confidence, "confidence")
+    diagonal = check_flag(diagonal, "diagonal", allow_none=True)
     net.require_c2("the variance of the Hessian estimator (thm-6)", x)
     # float64 over- and underflow are detected and reported below (refusal or
     # Analysis.degenerate), so NumPy's RuntimeWarnings about them would only be noise

@@ -1,7 +1,9 @@
 """Checks of the plain arguments the public API takes: a random source ``rng``, counts
-(draws N, replicates, widths) and a torch model whose tensors hold data. One place, so every
-function refuses the same bad values with the same message instead of a raw NumPy error or a
-silent ``int(...)`` truncation.
+(draws N, replicates, widths), probabilities (a target, a confidence, a level), flags, choices,
+callables, instances, the arrays a user's code hands back and a torch model whose tensors hold
+data. One place, so every function refuses the same bad values with the same message instead of
+a raw NumPy error, a ``TypeError`` from a comparison or a silent ``int(...)``/``bool(...)``
+conversion.
 
 Imports nothing from the package but :mod:`fisher_verify.errors`, so every room may use it.
 """
@@ -16,7 +18,18 @@ import numpy as np
 
 from .errors import FisherVerifyError
 
-__all__ = ["as_generator", "check_count", "check_materialized", "check_nonnegative"]
+__all__ = [
+    "as_generator",
+    "as_real_array",
+    "check_callable",
+    "check_choice",
+    "check_count",
+    "check_flag",
+    "check_fraction",
+    "check_instance",
+    "check_materialized",
+    "check_nonnegative",
+]
 
 RngLike = np.random.Generator | int | None
 
@@ -66,18 +79,132 @@ def check_count(
     return int(value)
 
 
-def check_nonnegative(value: Any, name: str) -> float:
-    """``value`` as a float when it is a finite real number ≥ 0 (a scale, a standard deviation).
+def check_nonnegative(value: Any, name: str, strict: bool = False) -> float:
+    """``value`` as a float when it is a finite real number ≥ 0 (a scale, a standard deviation),
+    or > 0 when ``strict`` (a margin that must keep a point off a boundary).
 
     Raises:
-        FisherVerifyError: a bool, a negative number, NaN/inf or anything not a real number.
+        FisherVerifyError: a bool, a negative (or, when ``strict``, zero) number, NaN/inf or
+            anything not a real number.
     """
     ok = not isinstance(value, bool | np.bool_) and isinstance(value, numbers.Real)
-    if not ok or not math.isfinite(float(value)) or float(value) < 0:
-        raise FisherVerifyError(f"{name} must be a finite number >= 0, got {_shown(value)}")
+    if not ok or not math.isfinite(float(value)) or float(value) < 0 or (
+            strict and float(value) == 0):
+        raise FisherVerifyError(
+            f"{name} must be a finite number {'>' if strict else '>='} 0, got {_shown(value)}")
     return float(value)
 
 
+def _is_real(value: Any) -> bool:
+    return not isinstance(value, bool | np.bool_) and isinstance(value, numbers.Real)
+
+
+def check_fraction(value: Any, name: str) -> float:
+    """``value`` as a float when it is a real number strictly between 0 and 1 (a target
+    relative accuracy, a confidence, a false-alarm rate, lemma-12's ε).
+
+    Raises:
+        FisherVerifyError: a bool, a string, NaN/inf or a number outside (0, 1), naming
+            ``name`` and the value.
+    """
+    if not _is_real(value) or not 0.0 < float(value) < 1.0:
+        raise FisherVerifyError(
+            f"{name} must lie strictly between 0 and 1, got {_shown(value)}"
+        )
+    return float(value)
+
+
+def check_flag(value: Any, name: str, allow_none: bool = False) -> bool | None:
+    """``value`` when it is ``True`` or ``False`` (or ``None`` when ``allow_none``, meaning
+    "decide for me"): a string such as ``"no"`` is truthy, so reading it as a flag would turn
+    the user's "no" into yes.
+
+    Raises:
+        FisherVerifyError: anything else, naming ``name`` and the value.
+    """
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, bool | np.bool_):
+        valid = "True, False or None" if allow_none else "True or False"
+        raise FisherVerifyError(f"{name} must be {valid}, got {_shown(value)}")
+    return bool(value)
+
+
+def check_choice(value: Any, name: str, choices: tuple[Any, ...]) -> Any:
+    """``value`` when it is one of ``choices``, compared with its type so that ``True`` is not
+    taken for ``1`` (nor ``1`` for ``True``); an integer-valued float counts as the integer.
+
+    Raises:
+        FisherVerifyError: anything else, naming ``name``, the value and the choices.
+    """
+    for choice in choices:
+        same_kind = isinstance(value, bool | np.bool_) == isinstance(choice, bool)
+        if isinstance(choice, str):
+            same_kind = isinstance(value, str)
+        elif isinstance(choice, numbers.Number):
+            same_kind = same_kind and isinstance(value, numbers.Number)
+        if same_kind and value == choice:
+            return choice
+    listed = ", ".join(repr(c) for c in choices)
+    raise FisherVerifyError(f"{name} must be one of {listed}, got {_shown(value)}")
+
+
+def check_callable(value: Any, name: str, signature: str) -> Any:
+    """``value`` when it can be called; ``signature`` says how it will be (for the message).
+
+    Raises:
+        FisherVerifyError: anything not callable, naming ``name``.
+    """
+    if not callable(value):
+        raise FisherVerifyError(f"{name} must be a callable {signature}, got {_shown(value)}")
+    return value
+
+
+def check_instance(value: Any, kind: type | tuple[type, ...], name: str, valid: str) -> Any:
+    """``value`` when it is an instance of ``kind``; ``valid`` says in words what is expected.
+
+    Raises:
+        FisherVerifyError: anything else, naming ``name``, what is valid and the value's type.
+    """
+    if not isinstance(value, kind):
+        raise FisherVerifyError(f"{name} must be {valid}, got {_shown(value)}")
+    return value
+
+
+def as_real_array(value: Any, name: str) -> np.ndarray:
+    """``value`` (an array, a tensor on any device, a nested list, a number) as a float64
+    NumPy array, without changing a value: real numbers (bool and integer entries are exact
+    in float64) only.
+
+    Raises:
+        FisherVerifyError: strings, objects, ``None``, complex numbers, a tensor without data
+            (the ``meta`` device) or a ragged list, naming ``name`` and what was given.
+    """
+    if hasattr(value, "detach") and hasattr(value, "device"):  # a torch tensor
+        if getattr(value.device, "type", None) == "meta":
+            raise FisherVerifyError(
+                f"{name} is a tensor on the meta device, which holds no values; give a tensor on "
+                "a device with data (cpu, cuda, ...)"
+            )
+        if getattr(value, "is_complex", lambda: False)():
+            raise FisherVerifyError(
+                f"{name} must hold real numbers, got a tensor of dtype {value.dtype}"
+            )
+        value = value.detach().cpu()
+        if value.dtype.is_floating_point:
+            value = value.double()
+        value = value.numpy()
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as exc:  # ragged nested lists
+        raise FisherVerifyError(f"{name} must be an array of real numbers: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        what = f"{type(value).__name__}" if arr.dtype.kind == "O" else f"dtype {arr.dtype}"
+        raise FisherVerifyError(
+            f"{name} must be an array of real numbers (bool, int or float), got {what}"
+            + (f": {_shown(value)}" if arr.ndim == 0 else "")
+        )
+    return arr.astype(np.float64)
 def check_materialized(model: Any, name: str = "model") -> None:
     """Refuse a torch module with a parameter or buffer on the ``meta`` device (shapes only,
     no values: nothing about its Fisher information can be computed), naming the first one.

@@ -447,8 +447,8 @@ def test_no_lenient_json_dumps_in_the_package() -> None:
 
 
 @pytest.mark.parametrize(("name", "good", "bad"), [
-    ("binomial", {"n": 1}, [{"n": 1.0}, {"n": True}]),
-    ("categorical", {"K": 3}, [{"K": 3.0}]),
+    ("binomial", {"n": 1}, [{"n": 1.0}, {"n": True}, {"n": [1]}]),
+    ("categorical", {"K": 3}, [{"K": 3.0}, {"K": [3]}]),
 ])
 def test_parameter_refusal_does_not_depend_on_earlier_calls(name: str, good: dict[str, Any],
                                                              bad: list[dict[str, Any]]) -> None:

@@ -19,7 +19,13 @@ from ..errors import DomainError, FisherVerifyError, ShapeError, UnsupportedErro
 from ..symbolic.cache import disk_cached
 from ..symbolic.codegen import BACKENDS, Backend, TensorKernel
 from ..symbolic.derive import Derivation, SymmetricTensor, derive
-from ..validation import as_generator, check_count
+from ..validation import (
+    as_generator,
+    as_real_array,
+    check_callable,
+    check_count,
+    check_nonnegative,
+)
 from .definition import LGAMMA, FamilyDefinition
 
 Array = Any  # numpy.ndarray, torch.Tensor, or a sequence of mpmath numbers
@@ -137,6 +143,47 @@ class Family:
 
     # --- validation ---------------------------------------------------------------------------
 
+    def check_labels(self, y: Any, name: str = "labels") -> np.ndarray:
+        """``y`` as float64 when every entry lies in the family's support (``eq-7`` with observed
+        labels: t(y) of a value outside the support is not a statistic of this family, e.g. the
+        one-hot of class 5 for K = 2 is the zero vector, and a fractional count or class has no
+        probability). Whole numbers of a float dtype are the indices they equal (the samplers
+        return float64), as in :func:`~fisher_verify.validation.check_count`.
+
+        Raises:
+            DomainError: a value outside the support (a class index outside 0..K-1, a negative
+                or fractional count, a negative duration, NaN/inf), naming ``name``, the value
+                and the support.
+        """
+        arr = as_real_array(y, name)
+        support = self.definition.support
+        finite = np.isfinite(arr)
+        ok = finite.copy()
+        if support.kind in ("finite", "countable"):
+            safe = np.where(finite, arr, 0.0)
+            ok &= np.floor(safe) == safe
+            if support.kind == "countable":
+                ok &= safe >= support.start
+            else:
+                values = support.values
+                if isinstance(values, range) and values.step == 1:
+                    ok &= (arr >= values.start) & (arr < values.stop)
+                elif len(values):
+                    ok &= np.isin(arr, np.asarray(list(values), dtype=np.float64))
+                else:  # a symbolic last value: an integer >= start
+                    ok &= arr >= support.start
+        else:
+            lower = float(support.lower) if support.lower.is_finite else -math.inf
+            upper = float(support.upper) if support.upper.is_finite else math.inf
+            ok &= (arr >= lower) & (arr <= upper)
+        if not np.all(ok):
+            bad = arr[~ok].reshape(-1)[0]
+            raise DomainError(
+                f"{name}: {float(bad):g} is not a value of {self.label}, whose labels lie in "
+                f"{support.describe()}" + (" (integers)" if support.kind != "continuous" else "")
+            )
+        return arr
+
     def check_natural(self, h: Array) -> None:
         """Refuse h of the wrong width, with NaN/inf, or outside the natural domain."""
         backend = _backend_of(h)
@@ -156,7 +203,7 @@ class Family:
                 return
             width = values.shape[-1] if values.ndim else 0
         else:
-            values = np.asarray(h, dtype=float)
+            values = as_real_array(h, "natural parameter h")
             width = values.shape[-1] if values.ndim else 0
         if values.ndim == 0 or width != self.dim:
             raise ShapeError(
@@ -194,7 +241,7 @@ class Family:
     def _eval(self, quantity: str, h: Array, backend: Backend | None) -> Array:
         backend = backend or _backend_of(h)
         if backend == "numpy":
-            h = np.asarray(h, dtype=float)
+            h = as_real_array(h, "natural parameter h")
         self.check_natural(h)
         return self.kernel(quantity, backend)(h)
 
@@ -224,7 +271,7 @@ class Family:
 
     def kappa4_contract(self, h: np.ndarray, u: Any, v: Any, w: Any, z: Any) -> np.ndarray:
         """κ₄[u, v, w, z] = Σ κ_abcd u_a v_b w_c z_d, batched over the leading axes of h."""
-        k4 = self.kappa4(np.asarray(h, dtype=float))
+        k4 = self.kappa4(as_real_array(h, "natural parameter h"))
         return np.einsum("...abcd,...a,...b,...c,...d->...", k4, u, v, w, z)
 
     # --- data -------------------------------------------------------------------------------------
@@ -241,24 +288,24 @@ class Family:
 
     def statistic(self, y: Any) -> np.ndarray:
         """t(y), shape ``(*y.shape, d)``."""
-        y = np.asarray(y, dtype=float)
+        y = as_real_array(y, "y")
         cols = self._statistic_fn(y)
         return np.stack([np.broadcast_to(np.asarray(c, dtype=float), y.shape) for c in cols], -1)
 
     def log_base(self, y: Any) -> np.ndarray:
         """log b(y), the base measure's log-density."""
-        y = np.asarray(y, dtype=float)
+        y = as_real_array(y, "y")
         return np.broadcast_to(np.asarray(self._log_base_fn(y), dtype=float), y.shape)
 
     def log_density(self, y: Any, h: np.ndarray) -> np.ndarray:
         """log p(y | h) = t(y)ᵀh - F(h) + log b(y); y broadcasts against h's batch axes."""
-        h = np.asarray(h, dtype=float)
+        h = as_real_array(h, "natural parameter h")
         t = self.statistic(y)
         return np.sum(t * h, axis=-1) - self.log_partition(h) + self.log_base(y)
 
     def sample(self, h: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
         """n i.i.d. draws y ~ p(y|h), shape ``(n, *h.shape[:-1])``."""
-        h = np.asarray(h, dtype=float)
+        h = as_real_array(h, "natural parameter h")
         self.check_natural(h)
         count = check_count(n, f"{self.label}: number of samples n")
         return self.definition.sampler(h, count, as_generator(rng))
@@ -279,7 +326,9 @@ class Family:
         proven tail bound on E[|y|^degree; y > Y] falls below ``tol`` times E-scale; that bound
         is returned (0 for the exact cases).
         """
-        h = np.asarray(h, dtype=float)
+        h = as_real_array(h, "natural parameter h")
+        degree = check_count(degree, "degree", minimum=0)
+        tol = check_nonnegative(tol, "tol", strict=True)
         self.check_natural(h)
         d = self.definition
         if d.support.kind == "finite":
@@ -333,6 +382,7 @@ class Family:
 
     def expect(self, g: Any, h: np.ndarray, degree: int = 4) -> np.ndarray:
         """E[g(t(y))] by the exact-expectation route; g maps t (..., S, d) to (..., S, ...)."""
+        check_callable(g, "g", "g(t) of the statistics t of shape (..., S, d)")
         t, w, _ = self.expectation_nodes(h, degree)
         values = np.asarray(g(t), dtype=float)
         extra = values.ndim - w.ndim
@@ -425,7 +475,7 @@ class CategoricalFamily(Family):
 
     def statistic(self, y: Any) -> np.ndarray:
         """t(y) = one-hot of the class index, shape ``(*y.shape, K)``."""
-        y = np.asarray(y, dtype=float)
+        y = as_real_array(y, "y")
         return (y[..., None] == np.arange(self.dim, dtype=float)).astype(float)
 
     def _probabilities(self, h: Any) -> Any:
@@ -433,7 +483,7 @@ class CategoricalFamily(Family):
             import torch
 
             return torch.softmax(h, dim=-1)
-        h = np.asarray(h, dtype=float)
+        h = as_real_array(h, "natural parameter h")
         z = h - np.max(h, axis=-1, keepdims=True)
         e = np.exp(z)
         return e / np.sum(e, axis=-1, keepdims=True)
@@ -450,7 +500,7 @@ class CategoricalFamily(Family):
         from .onehot import onehot_cumulant_dense
 
         if backend == "numpy":
-            h = np.asarray(h, dtype=float)
+            h = as_real_array(h, "natural parameter h")
         self.check_natural(h)
         if quantity == "log_partition":
             # one lambdified function of K arguments would take seconds to print at large K

@@ -41,7 +41,7 @@ def family(name: str, **params: Any) -> Family:
         if components is None or params:
             raise ParameterError("family 'product' takes exactly one parameter: components=[...]")
         return product(*components)
-    if name not in BUILDERS:
+    if not isinstance(name, str) or name not in BUILDERS:
         raise UnknownFamilyError(
             f"unknown family {name!r}; known families: {', '.join(family_names())}, product"
         )
@@ -52,7 +52,11 @@ def family(name: str, **params: Any) -> Family:
         raise ParameterError(
             f"family {name!r} has no parameter {', '.join(unknown)}; its parameters: {valid}"
         )
-    try:
-        return _build(name, tuple((k, type(v), v) for k, v in sorted(params.items())))
-    except TypeError as exc:  # an unhashable parameter value
-        raise ParameterError(f"family {name!r}: invalid parameter value ({exc})") from None
+    for key, value in sorted(params.items()):
+        try:
+            hash(value)
+        except TypeError:  # a list or an array: never a family parameter, so name it
+            raise ParameterError(
+                f"family {name!r}: parameter {key}={value!r} is invalid; it must be a single "
+                f"number, not a {type(value).__name__}") from None
+    return _build(name, tuple((k, type(v), v) for k, v in sorted(params.items())))

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnsupportedError
-from ..validation import as_generator
+from ..validation import as_generator, check_count, check_fraction
 from .covariance import (
     _batched,
     cov1_frobenius,
@@ -210,8 +210,7 @@ def lemma9_sides(K: Any, I: Any) -> dict[str, np.ndarray]:
 
 def lemma12_radius(total_variance: float, eps: float) -> float:
     """``lemma-12``'s radius ``(Σ_ij Var(Î_ij)/ε)^{1/2}`` (= ``(εN)^{-1/2}(Σ Var(term))^{1/2}``)."""
-    if not 0.0 < eps < 1.0:
-        raise ValueError(f"eps must lie in (0, 1), got {eps}")
+    eps = check_fraction(eps, "eps")
     return math.sqrt(max(total_variance, 0.0) / eps)
 
 
@@ -414,6 +413,12 @@ def bounds(
     the empty product is ``√n_L`` (:data:`LEMMA14_NOTE`); the paper's literal rhs is
     ``details['paper_rhs']``.
     """
+    # every argument before any work: a bad n or eps must not surface as a ZeroDivisionError
+    # (or a TypeError from a comparison) half-way through the bounds
+    n = check_count(n, "number of draws per input n")
+    eps = check_fraction(eps, "eps (lemma-12's 1 - coverage)")
+    psd_draws = check_count(psd_draws, "psd_draws", minimum=0)
+    rng = as_generator(rng)
     q1 = _moments(net, x, 1)
     q2 = _moments(net, x, 2)
     J, K, I, H = q1["J"], q1["K"], q1["I"], q2["H"]

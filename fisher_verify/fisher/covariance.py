@@ -28,7 +28,8 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import ShapeError, UnsupportedError
-from ..validation import check_count
+from ..networks.network import require_network
+from ..validation import check_count, check_flag
 
 __all__ = [
     "MAX_FULL_P",
@@ -281,6 +282,7 @@ def network_moments(net: Any, x: Any, estimator: Estimator) -> dict[str, np.ndar
         UnsupportedError: estimator 2 on a network whose σ is not C² (thm-6 rests on thm-3).
     """
     _check_estimator(estimator)
+    net = require_network(net)
     if estimator == 2:
         net.require_c2(HESSIAN_VARIANCE, x)
     fam = net.family
@@ -309,7 +311,8 @@ def covariance(net: Any, x: Any, estimator: Estimator = 1, n: int = 1) -> np.nda
     :class:`UnsupportedError` when ``P > MAX_FULL_P``.
     """
     _check_estimator(estimator)
-    _refuse_large(int(net.num_params))
+    _check_n(n)
+    _refuse_large(int(require_network(net).num_params))
     q = network_moments(net, x, estimator)
     if estimator == 1:
         return cov1_tensor(q["J"], q["K"], q["I"], n)
@@ -320,6 +323,9 @@ def variance(
     net: Any, x: Any, estimator: Estimator = 1, n: int = 1, *, diagonal: bool = False
 ) -> np.ndarray:
     """Element-wise variance ``Var(Î)_ij`` (``thm-4``/``thm-6``), ``(P, P)``, or its diagonal."""
+    diagonal = bool(check_flag(diagonal, "diagonal"))
+    _check_estimator(estimator)
+    _check_n(n)
     q = network_moments(net, x, estimator)
     if estimator == 1:
         return cov1_variance(q["J"], q["K"], q["I"], n, diagonal=diagonal)
@@ -328,6 +334,8 @@ def variance(
 
 def covariance_norm(net: Any, x: Any, estimator: Estimator = 1, n: int = 1) -> float:
     """``‖Cov(Î)‖_F`` without a ``P⁴`` tensor (``thm-4``/``thm-6``; lhs of ``thm-7``/``thm-8``)."""
+    _check_estimator(estimator)
+    _check_n(n)
     q = network_moments(net, x, estimator)
     if estimator == 1:
         return cov1_frobenius(q["J"], q["K"], q["I"], n)

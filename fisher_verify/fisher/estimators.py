@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import FisherVerifyError, ShapeError, UnsupportedError
-from ..networks.network import Network
+from ..networks.network import Network, require_network
 from ..validation import as_generator, check_count
 from .exact import gauss_newton, output_quantities
 
@@ -219,6 +219,7 @@ def sample_estimators(
         DomainError: h_L(x) lies outside the family's natural-parameter domain.
         FisherVerifyError: ``n`` is not an integer >= 1, or ``rng`` is not a seed/Generator.
     """
+    net = require_network(net)
     count = check_count(n, "number of samples n")
     gen = as_generator(rng)
     X, single = net.inputs(x)

@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from ..networks.network import Method, Network
+from ..networks.network import Method, Network, require_network
+from ..validation import check_flag
 
 
 def output_quantities(net: Network, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -41,6 +42,8 @@ def exact_fisher(
     Raises:
         DomainError: h_L(x) lies outside the family's natural-parameter domain.
     """
+    net = require_network(net)
+    per_input = bool(check_flag(per_input, "per_input"))
     X, _ = net.inputs(x)
     _, _, I = output_quantities(net, X)
     J = net.jacobian(X, method=method)

@@ -77,6 +77,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import ShapeError, UnsupportedError
+from ..networks.network import require_network
 from ..validation import check_count
 from .bounds import Bound
 from .ustat import jackknife_stderr, u_statistic_deleted
@@ -150,24 +151,6 @@ class _Setup:
     M: int
     n_L: int
     offsets: list[int]
-
-
-def require_network(net: Any) -> None:
-    """Refuse anything but a :class:`fisher_verify.Network` (Eq. 3), naming the way in.
-
-    A torch module is refused rather than converted: the family of the output (which fixes
-    I(h), K, κ₄) is not part of an ``nn.Module``, and guessing it would silently change what
-    the user asked about.
-    """
-    if hasattr(net, "weights") and hasattr(net, "inputs") and hasattr(net, "require_c2"):
-        return
-    hint = ""
-    if type(net).__module__.startswith("torch"):
-        hint = ("; convert a torch MLP with fisher_verify.Network.from_torch(model, "
-                "family=fisher_verify.family(...)), naming the output family; for any other "
-                "model (convolutions, normalization, attention, ReLU) use "
-                "fisher_verify.analyze_model(model, data, family)")
-    raise ShapeError(f"net must be a fisher_verify.Network, got {type(net).__name__}{hint}")
 
 
 def resolve_device(device: str | None) -> Any:

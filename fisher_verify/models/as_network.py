@@ -52,6 +52,10 @@ class ModuleNetwork:
             not), e.g. a train()-mode model evaluated in eval mode.
     """
 
+    #: read by :func:`~fisher_verify.networks.network.require_network`: this object offers the
+    #: interface of an Eq. 3 ``Network`` that the gate and ``fisher.covariance`` use
+    gate_interface = True
+
     def __init__(self, prep: PreparedModel, input_shape: tuple[int, ...], input_dtype: Any,
                  note: str = "") -> None:
         import torch

@@ -55,11 +55,13 @@ class InputStream:
         self._dataset: Any = None
         self._loader: Any = None
         if isinstance(data, np.ndarray):
+            if data.dtype.kind not in "biufc":  # text, objects: torch would raise a TypeError
+                raise ShapeError(f"data must hold numbers, got an array of dtype {data.dtype}")
             data = torch.as_tensor(data)
         if isinstance(data, (tuple, list)) and len(data) == 2 and all(
                 isinstance(d, torch.Tensor) for d in data):
             if data[0].shape[:1] != data[1].shape[:1]:
-                raise ShapeError(f"(inputs, targets) have different lengths: {data[0].shape[0]} "
+                raise ShapeError(f"data: (inputs, targets) have different lengths: {data[0].shape[0]} "
                                  f"and {data[1].shape[0]}")
             data = data[0]
         if isinstance(data, TensorDataset):
@@ -69,7 +71,7 @@ class InputStream:
                 raise ShapeError("data: the inputs are a tensor on the meta device (a shape "
                                  "without values); give inputs with values (on cpu or cuda)")
             if data.ndim < 1 or data.shape[0] < 1:
-                raise ShapeError(f"inputs must have a leading batch axis with at least one input, "
+                raise ShapeError(f"data: inputs must have a leading batch axis with at least one input, "
                                  f"got shape {tuple(data.shape)}")
             self._tensor = data[rank::world] if world > 1 else data
         elif isinstance(data, DataLoader):

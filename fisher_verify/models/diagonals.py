@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import ShapeError, UnsupportedError
 from ..fisher.large import check_budget
-from ..validation import check_count, check_materialized
+from ..validation import check_count, check_flag, check_materialized
 from .contract import Contractor, per_parameter_factor
 from .data import InputStream, Progress
 from .linear import LinearTaps
@@ -119,10 +119,21 @@ def open_workspace(
     """
     import torch
 
+    from ..fisher.large import resolve_device
+
     if not isinstance(model, torch.nn.Module):
         raise ShapeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     check_materialized(model)  # before the data are moved to its device
     memory = DEFAULT_MEMORY if memory is None else check_budget(memory, "memory")
+    # flags are read as given: bool("no") would be True, the opposite of what was meant
+    eval_mode = bool(check_flag(eval_mode, "eval_mode"))
+    progress = bool(check_flag(progress, "progress"))
+    smooth = check_flag(smooth, "smooth", allow_none=True)
+    distributed = check_flag(distributed, "distributed", allow_none=True)
+    if dtype is not None and dtype not in (torch.float64, torch.float32):
+        raise UnsupportedError(f"dtype must be torch.float64 or torch.float32, got {dtype!r}")
+    if device is not None:  # an unusable device is the user's error, not a torch traceback
+        resolve_device(str(device))
     rank, world = process_group(distributed)
     dt = torch.float64 if dtype is None else dtype
     params = list(model.parameters())
@@ -326,6 +337,22 @@ def model_fisher_diagonal(
     return out
 
 
+def check_second_order_options(method: Any, probes: Any, seed: Any) -> None:
+    """Refuse a bad ``method``, ``probes`` or ``seed`` of ``Var(Î₂)`` at once, also where they
+    end up unused (``estimator=1``, an Eq. 3 MLP): a typo must not pass unnoticed.
+
+    Raises:
+        ShapeError: ``method`` not one of the methods, ``probes`` not an integer >= 3.
+        FisherVerifyError: ``seed`` not an integer >= 0.
+    """
+    from .hessian import METHODS  # hessian builds on this module
+
+    if not isinstance(method, str) or method not in METHODS:
+        raise ShapeError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    check_count(probes, "probes", minimum=3, error=ShapeError)  # 3: a standard error
+    check_count(seed, "seed", minimum=0)
+
+
 def model_variance_diagonal(
     model: Any, data: Any, family: Any, estimator: int = 1, n: int = 1, *,
     output: Callable[[Any], Any] | None = None, dtype: Any = None, device: Any = None,
@@ -347,6 +374,7 @@ def model_variance_diagonal(
     if estimator not in (1, 2) or isinstance(estimator, bool):
         raise ShapeError(f"estimator must be 1 (thm-4) or 2 (thm-6), got {estimator!r}")
     N = _check_n(n)
+    check_second_order_options(method, probes, seed)
     ws = open_workspace(model, data, family, output=output, dtype=dtype, device=device,
                         eval_mode=eval_mode, smooth=smooth, memory=memory,
                         distributed=distributed, progress=progress)

@@ -19,8 +19,16 @@ import numpy as np
 from .. import jsontext
 from ..errors import FisherVerifyError
 from ..fisher.sample_size import samples_needed
+from ..validation import check_flag, check_fraction
 from .contract import excess_pairs
-from .diagonals import Diagonals, Workspace, model_diagonals, open_workspace, plan
+from .diagonals import (
+    Diagonals,
+    Workspace,
+    check_second_order_options,
+    model_diagonals,
+    open_workspace,
+    plan,
+)
 from .prepared import second_order
 
 __all__ = ["AUTOGRAD_HESSIAN_PASSES", "DENSE_HESSIAN_ELEMENTS", "DENSE_HESSIAN_INPUTS", "DENSE_HESSIAN_P", "GRAM_LIMIT",
@@ -405,13 +413,10 @@ def analyze_model(
     """
     from ..errors import UnsupportedError
 
-    for name, value in (("target", target), ("confidence", confidence)):
-        if not 0 < value < 1:
-            raise FisherVerifyError(f"{name} must lie strictly between 0 and 1, got {value}")
-    if device is not None:  # an unusable device is the user's error, not a torch traceback
-        from ..fisher.large import resolve_device
-
-        resolve_device(str(device))
+    target = check_fraction(target, "target")
+    confidence = check_fraction(confidence, "confidence")
+    norms = bool(check_flag(norms, "norms"))
+    check_second_order_options(method, probes, seed)
     ws = open_workspace(model, data, family, output=output, dtype=dtype, device=device,
                         eval_mode=eval_mode, smooth=smooth, memory=memory,
                         distributed=distributed, progress=progress)

@@ -31,6 +31,10 @@ from .kinks import Kink, find_kinks
 Method = Literal["analytic", "autodiff"]
 
 
+#: Most parameters :meth:`Network.random` draws (1 GiB of float64).
+MAX_RANDOM_PARAMS = 2**27
+
+
 def _real_array(value: Any, what: str) -> np.ndarray:
     """A float64 copy of ``value`` when it holds real numbers; complex values (whose imaginary
     part a cast would drop silently), objects and text are refused."""
@@ -175,6 +179,12 @@ class Network:
             raise ShapeError(f"widths must list n_0, …, n_L (at least two, all >= 1), got {sizes}")
         sd = check_nonnegative(scale, "scale")
         gen = as_generator(rng)
+        P = sum((sizes[i] + 1) * sizes[i + 1] for i in range(len(sizes) - 1))
+        if P > MAX_RANDOM_PARAMS:  # refused at once, not a MemoryError (or swap) while drawing
+            raise ShapeError(
+                f"widths {sizes} give P = {P:,} parameters, above the limit {MAX_RANDOM_PARAMS:,} "
+                "(1 GiB of float64 weights); use smaller widths"
+            )
         weights = [
             gen.normal(0.0, sd / np.sqrt(sizes[i] + 1), size=(sizes[i + 1], sizes[i] + 1))
             for i in range(len(sizes) - 1)
@@ -251,6 +261,7 @@ class Network:
         """This network, or a copy with the last bias shifted so that ``h_L(x)`` lies in the
         family's natural-parameter domain (each output ≤ −``margin`` over the inputs ``x``),
         for families with a restricted domain such as ``h < 0`` (geometric, exponential, …)."""
+        margin = check_nonnegative(margin, "margin", strict=True)
         h = self.forward(x)
         try:
             self.family.check_natural(h)
@@ -421,3 +432,25 @@ def _npz_array(data: Any, key: str, path: str | Path) -> np.ndarray:
         raise FisherVerifyError(f"{str(path)!r}: array {key} cannot be read: {exc}") from None
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise FisherVerifyError(f"{str(path)!r}: array {key} cannot be read ({exc})") from None
+
+
+def require_network(net: Any, name: str = "net") -> Network:
+    """``net`` when it is a :class:`Network` (Eq. 3); anything else is refused naming ``name``
+    and the way in, before an attribute error deep inside a computation.
+
+    A torch module is refused rather than converted: the family of the output (which fixes
+    I(h), K, κ₄) is not part of an ``nn.Module``, and guessing it would silently change what
+    the user asked about. A network of the same interface over any module
+    (:class:`~fisher_verify.models.as_network.ModuleNetwork`, which says so with
+    ``gate_interface = True``: family, inputs, forward, jacobian, output Hessians) passes too.
+    """
+    eq3_or_module = hasattr(net, "weights") or getattr(net, "gate_interface", False) is True
+    if eq3_or_module and hasattr(net, "inputs") and hasattr(net, "require_c2"):
+        return net
+    hint = ("; build one with Network.from_weights, Network.from_torch or Network.random")
+    if type(net).__module__.startswith("torch"):
+        hint = ("; convert a torch MLP with fisher_verify.Network.from_torch(model, "
+                "family=fisher_verify.family(...)), naming the output family; for any other "
+                "model (convolutions, normalization, attention, ReLU) use "
+                "fisher_verify.analyze_model(model, data, family)")
+    raise ShapeError(f"{name} must be a fisher_verify.Network, got {type(net).__name__}{hint}")

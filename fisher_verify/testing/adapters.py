@@ -46,7 +46,18 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import FisherVerifyError, ShapeError, UnsupportedError
-from ..validation import check_materialized
+from ..validation import (
+    as_generator,
+    as_real_array,
+    check_callable,
+    check_choice,
+    check_count,
+    check_flag,
+    check_fraction,
+    check_instance,
+    check_materialized,
+    check_nonnegative,
+)
 from .calibrated import DEFAULT_ALPHA
 from .diagnose import FLOAT32_ROUNDING, rounding_text
 from .estimator_gate import (
@@ -289,7 +300,15 @@ ESTIMATE_FORMS = (
 def _as_tensor(value: Any) -> Any:
     import torch
 
-    return value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
+    if isinstance(value, torch.Tensor):
+        return value
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biufc":  # text, objects: torch would raise a TypeError
+        raise ShapeError(
+            f"data must hold numbers (inputs and targets as tensors or numeric arrays), got "
+            f"{type(value).__name__} of dtype {arr.dtype}"
+        )
+    return torch.as_tensor(arr)
 
 
 #: Keys of a dict batch read as the inputs and as the targets (in this order of preference).
@@ -369,12 +388,12 @@ def inputs_and_targets(data: Any) -> tuple[Any, Any]:
         with seeded_global_rngs(0):
             parts = [_split_batch(b) for b in data]
         if not parts:
-            raise ShapeError("the data loader yields no batch")
+            raise ShapeError("data: the data loader yields no batch")
         X, Y = _join(parts)
     elif hasattr(data, "__getitem__") and hasattr(data, "__len__"):  # a Dataset: single items
         items = [_split_batch(data[i]) for i in range(len(data))]
         if not items:
-            raise ShapeError("the data set is empty")
+            raise ShapeError("data: the data set is empty")
         X = torch.stack([p[0] for p in items])
         Y = None if any(p[1] is None for p in items) else torch.stack([p[1] for p in items])
     else:
@@ -384,7 +403,7 @@ def inputs_and_targets(data: Any) -> tuple[Any, Any]:
             "or a tensor of inputs"
         )
     if Y is not None and Y.shape[0] != X.shape[0]:
-        raise ShapeError(f"{X.shape[0]} inputs but {Y.shape[0]} targets")
+        raise ShapeError(f"data: {X.shape[0]} inputs but {Y.shape[0]} targets")
     return X, Y
 
 
@@ -412,21 +431,17 @@ def _with_targets(data: Any, X: Any, Y: Any) -> Any:
 # --- outputs ------------------------------------------------------------------------------------
 
 
-def _to_numpy(value: Any) -> np.ndarray:
-    if _is_torch_tensor(value):
-        return np.asarray(value.detach().cpu().double().numpy())
-    if hasattr(value, "detach") and not hasattr(value, "__array__"):
+def _to_numpy(value: Any, name: str = "the estimate") -> np.ndarray:
+    if hasattr(value, "detach") and not hasattr(value, "__array__") and not _is_torch_tensor(value):
         raise ShapeError(
-            f"the estimate holds a {type(value).__name__}, which has .detach but is not a "
+            f"{name} holds a {type(value).__name__}, which has .detach but is not a "
             "torch.Tensor (a structured curvature object, e.g. Kronecker factors?); accepted: "
             + ESTIMATE_FORMS
         )
-    try:
-        return np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ShapeError(
-            f"the estimate holds a {type(value).__name__}, not numbers; accepted: " + ESTIMATE_FORMS
-        ) from None
+    try:  # real numbers only: a complex or meta tensor, text or objects are named, not cast
+        return as_real_array(value, name)
+    except FisherVerifyError as exc:
+        raise ShapeError(f"{exc}; accepted: " + ESTIMATE_FORMS) from None
 
 
 def _lookup(out: Mapping[str, Any], name: str) -> Any:
@@ -579,10 +594,14 @@ def empirical_scores(model: Any, X: Any, Y: Any, family: Any) -> np.ndarray:
     with restored_module(model):
         h = out(params)
         jac = jacrev(out)(params)  # {name: (M, d, *shape)}
-    h_np = _to_numpy(h)
+    h_np = _to_numpy(h, "the model's output")
     M, d = h_np.shape
     family.check_natural(h_np)
-    y = _to_numpy(Y)
+    y = family.check_labels(Y, "labels (the data's targets)")
+    if y.size not in (M, M * d):
+        raise ShapeError(
+            f"labels (the data's targets): {y.size} values for {M} inputs; give one label per input"
+        )
     y = y.reshape(M) if y.size == M else y.reshape(M, -1)
     t = np.asarray(family.statistic(y), dtype=np.float64).reshape(M, d)
     r = t - np.asarray(family.mean(h_np), dtype=np.float64).reshape(M, d)
@@ -687,13 +706,19 @@ def _empirical_report(first: np.ndarray, second: np.ndarray, ref: np.ndarray, ma
 
 
 def _resolve_family(family: Any, n_out: int) -> Any:
+    from ..families.family import Family
     from ..families.registry import family as get_family
 
-    if not isinstance(family, str):
-        return family
-    if family == "categorical":
-        return get_family("categorical", K=n_out)
-    return get_family(family)
+    if isinstance(family, str):
+        family = get_family("categorical", K=n_out) if family == "categorical" else get_family(family)
+    check_instance(family, Family, "family",
+                   "a family name or a fisher_verify.family(...), e.g. family='categorical'")
+    if family.dim != n_out:
+        raise ShapeError(
+            f"family {family.label} has dimension {family.dim} but the model gives {n_out} outputs "
+            "per input; they must be equal"
+        )
+    return family
 
 
 def _default_rtol(model: Any) -> float:
@@ -768,22 +793,55 @@ def check_torch_fisher(
     """
     import torch
 
-    if reference not in ("fisher", "empirical"):
-        raise FisherVerifyError(f"reference must be 'fisher' or 'empirical', got {reference!r}")
+    # every option before the model or fisher_fn runs: a bad one is named, not met later as a
+    # TypeError from inside the gate (the gate checks them again; that costs nothing)
+    check_callable(fisher_fn, "fisher_fn", "fisher_fn(model, data) returning a Fisher estimate")
+    if reference_model is not None:
+        check_callable(reference_model, "reference_model", "(model, family) -> ReferenceModel")
+    reference = check_choice(reference, "reference", ("fisher", "empirical"))
     if reduction not in ("mean", "sum"):
         raise FisherVerifyError(
             f"reduction must be 'mean' (the estimate averages over the inputs) or 'sum' (it sums "
             f"over them, e.g. laplace-torch's la.H), got {reduction!r}")
-    if randomness not in ("global", "generator", "seed"):
-        raise FisherVerifyError(f"randomness must be 'global', 'generator' or 'seed', got {randomness!r}")
+    randomness = check_choice(randomness, "randomness", ("global", "generator", "seed"))
+    n = check_count(n, "n (draws per input)")
+    kind = check_choice(kind, "kind", (1, 2))
+    placeholder_labels = bool(check_flag(placeholder_labels, "placeholder_labels"))
+    diagonal_only = check_flag(diagonal_only, "diagonal_only", allow_none=True)
+    replications = check_count(replications, "replications")
+    gen = as_generator(rng)
+    alpha = check_fraction(alpha, "alpha")
+    directions = check_count(directions, "directions", minimum=0)
+    if rtol is not None:
+        rtol = check_nonnegative(rtol, "rtol")
     if not isinstance(model, torch.nn.Module) or next(model.parameters(), None) is None:
         raise FisherVerifyError("model must be a torch.nn.Module with parameters")
     check_materialized(model)
     p0 = next(model.parameters())
     X, Y = inputs_and_targets(data)
+    if X.ndim == 0 or X.shape[0] < 1:
+        raise ShapeError(f"data must hold at least one input (a leading batch axis), got inputs "
+                         f"of shape {tuple(X.shape)}")
+    if X.device.type == "meta":
+        raise ShapeError("data: the inputs are a tensor on the meta device (a shape without "
+                         "values); give inputs with values (on cpu or cuda)")
+    if X.is_floating_point() or X.is_complex():
+        bad = (~torch.isfinite(X)).reshape(X.shape[0], -1).any(dim=1).nonzero()
+        if bad.numel():
+            raise ShapeError(f"data: input {int(bad[0, 0])} (of {X.shape[0]}) contains NaN or "
+                             "infinite values; inputs must be finite")
     X = X.to(device=p0.device, dtype=p0.dtype) if X.is_floating_point() else X.to(p0.device)
     with torch.no_grad(), restored_module(model), seeded_global_rngs(0):  # dropout draws
-        n_out = int(model(X).reshape(X.shape[0], -1).shape[1])
+        try:
+            out = model(X)
+        except Exception as exc:  # noqa: BLE001 - the user's model on the user's data
+            raise ShapeError(
+                f"data: the model's forward pass failed on the inputs of shape "
+                f"{tuple(X.shape)} and dtype {X.dtype}: {type(exc).__name__}: {exc}"
+            ) from None
+        if not isinstance(out, torch.Tensor):
+            raise ShapeError(f"model must return a tensor of outputs per input, got {type(out).__name__}")
+        n_out = int(out.reshape(X.shape[0], -1).shape[1])
     fam = _resolve_family(family, n_out)
     call_data = data
     if Y is None and placeholder_labels:
@@ -811,7 +869,6 @@ def check_torch_fisher(
             # a summed curvature is M times the mean that I(θ) is (eq-6)
             return arr / X.shape[0] if reduction == "sum" else arr
 
-    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     if reference == "empirical":
         if Y is None:
             raise FisherVerifyError(

@@ -64,8 +64,16 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import FisherVerifyError, ShapeError, UnsupportedError
-from ..networks.network import Network
-from ..validation import as_generator, check_count
+from ..networks.network import Network, require_network
+from ..validation import (
+    as_generator,
+    as_real_array,
+    check_callable,
+    check_count,
+    check_flag,
+    check_fraction,
+    check_nonnegative,
+)
 from .calibrated import DEFAULT_ALPHA, median_of_means_plan
 from .catoni import catoni_mean, catoni_radius_factor, catoni_scale, minimum_catoni_draws
 from .diagnose import diagnose
@@ -347,6 +355,10 @@ POOLED_SHARE = 0.05
 MAIN_SHARE = 1.0 - CONSTANT_SHARE - POOLED_SHARE
 
 
+#: Most float64 entries the gate stores (R x (P + directions) statistics, directions x P).
+GATE_ENTRY_LIMIT = 2**27
+
+
 def minimum_replications(alpha: float, n_statistics: int) -> int:
     """Smallest R for which the gate runs at all: a level ``alpha / n_statistics`` test of each
     mean exists (Catoni, or below its range a median of means)."""
@@ -372,26 +384,23 @@ def _plan(alpha: float, S: int, n_spread: int, R: int) -> tuple[str, float, int]
     return "median_of_means", main / S, S
 
 
-def _as_array(value: Any) -> np.ndarray:
+def _as_array(value: Any, name: str = "the estimator's return value") -> np.ndarray:
     torch = sys.modules.get("torch")
-    if torch is not None and isinstance(value, torch.Tensor):
-        value = value.detach().cpu().double().numpy()
-    elif hasattr(value, "detach") and not hasattr(value, "__array__"):
+    if not (torch is not None and isinstance(value, torch.Tensor)) and (
+            hasattr(value, "detach") and not hasattr(value, "__array__")):
         # e.g. a Kronecker-factored curvature object: never call into it as if it were a tensor
         raise ShapeError(
             f"the estimator returned a {type(value).__name__}, which has .detach but is not a "
             "torch.Tensor (a structured curvature object?): return the (P, P) matrix, or its (P,) "
             "diagonal with diagonal_only=True, as an array or tensor in the Network's flat-θ order"
         )
-    return np.asarray(value, dtype=np.float64)
+    return as_real_array(value, name)  # real numbers only: complex, text, meta tensors named
 
 
 def _labels_statistic(net: Network, labels: Any, M: int) -> np.ndarray:
     """The data's labels as sufficient statistics ``(k, M, d)``."""
-    try:
-        t = np.asarray(net.family.statistic(np.asarray(labels)), dtype=np.float64)
-    except Exception as exc:  # noqa: BLE001 - any failure is a bad labels argument
-        raise FisherVerifyError(f"labels: not labels of {net.family.label}: {exc}") from None
+    y = net.family.check_labels(labels, "labels")
+    t = np.asarray(net.family.statistic(y), dtype=np.float64)
     d = net.family.dim
     if t.ndim == 2 and t.shape == (M, d):
         return t[None]
@@ -454,12 +463,15 @@ def check_fisher_estimator(
         FisherVerifyError: too few replications for ``alpha`` (the message gives the minimum).
         UnsupportedError: ``kind=2`` on a non-C² network (thm-3).
     """
-    if kind not in (1, 2):
+    check_callable(estimator, "estimator", "estimator(rng) -> array of shape (P, P) or (P,)")
+    net = require_network(net)
+    if isinstance(kind, bool | np.bool_) or kind not in (1, 2):
         raise FisherVerifyError(f"kind must be 1 (score outer products) or 2 (negative Hessians), got {kind!r}")
     n = check_count(n, "n (draws per input)", error=ShapeError)
     directions = check_count(directions, "directions", minimum=0)
-    if not 0 < alpha < 1:
-        raise FisherVerifyError(f"alpha must lie in (0, 1), got {alpha}")
+    alpha = check_fraction(alpha, "alpha")
+    diagonal_only = bool(check_flag(diagonal_only, "diagonal_only"))
+    rtol = check_nonnegative(rtol, "rtol")
     if variance not in ("at_most", "exact"):
         raise FisherVerifyError(
             f"variance must be 'at_most' (unbiased, at most the variance of Î_kind) or 'exact' "
@@ -473,6 +485,14 @@ def check_fisher_estimator(
     M = X.shape[0]
     P = net.num_params
     S = P + int(directions)
+    # the gate holds R x S statistics and directions x P vectors: refuse at once what cannot fit
+    # instead of a MemoryError (or swapping) after the exact statistics are computed
+    if max(R * S, int(directions) * P) > GATE_ENTRY_LIMIT:
+        raise UnsupportedError(
+            f"replications = {R} and directions = {directions} on P = {P} parameters need "
+            f"{max(R * S, int(directions) * P):,} stored statistics, above the limit "
+            f"{GATE_ENTRY_LIMIT:,} (1 GiB of float64): lower replications or directions"
+        )
     labels_t = None if labels is None else _labels_statistic(net, labels, M)
 
     V = gen.normal(size=(int(directions), P))
@@ -679,11 +699,11 @@ def from_torch_estimator(
     dt = torch.float64 if dtype is None else dtype
     perm = torch_parameter_permutation(model)
     local = copy.deepcopy(model).to(dt)
-    xt = torch.as_tensor(np.asarray(_as_array(x)), dtype=dt)
+    xt = torch.as_tensor(_as_array(x, "x"), dtype=dt)
 
     def estimator(rng: np.random.Generator) -> np.ndarray:
         g = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
-        arr = _as_array(fn(local, xt, g))
+        arr = _as_array(fn(local, xt, g), "the torch estimator's return value")
         P = perm.size
         if arr.shape == (P,):
             return arr[perm]
