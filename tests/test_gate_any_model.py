@@ -465,3 +465,28 @@ def test_rounding_floor_of_a_diagonal_element_is_rtol_squared_times_the_largest(
     np.testing.assert_allclose([s.slack for s in report.statistics[:P]], want, rtol=1e-12)
     key_bias = [s for s in report.statistics if "attn.in_proj_bias[4]" in s.label][0]
     assert key_bias.expected < 1e-20 * np.max(diag) and key_bias.slack > 1e3 * key_bias.expected
+
+
+def test_large_cnn_uses_the_dense_jacobian_variance_route_and_passes():
+    """P > LARGE_DIAGONAL_P: diag Var(Î₁) comes from ModuleNetwork.variance_diagonal, not the
+    Eq. 3 large path (which cannot read a CNN)."""
+    torch.manual_seed(8)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 14 * 14, 3)).double()
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(4, 1, 16, 16, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (4,), generator=g)
+    assert sum(p.numel() for p in model.parameters()) > gate_exact.LARGE_DIAGONAL_P
+    report = fv.check_torch_fisher(lambda m, d: mc_diag(m, d, n=2), model, (x, y),
+                                   family="categorical", n=2, replications=R)
+    assert report.passed, report.message()
+
+
+@pytest.mark.parametrize("family", [fv.family("normal"), fv.family("poisson")], ids=["normal", "poisson"])
+def test_variance_diagonal_matches_thm4_dense_route_for_other_families(family):
+    torch.manual_seed(10)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Tanh(), nn.Flatten(), nn.Linear(2 * 4 * 4, 1)).double()
+    x = 0.3 * torch.randn(5, 1, 6, 6, dtype=torch.float64)
+    net = module_reference(model, family, x).network
+    X = x.reshape(5, -1).numpy()
+    np.testing.assert_allclose(net.variance_diagonal(X, 1, 2), fv.variance(net, X, 1, 2, diagonal=True),
+                               rtol=1e-9, atol=1e-300)
