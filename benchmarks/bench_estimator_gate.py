@@ -13,7 +13,8 @@ former median of means) and the R at which a 16/15 factor at n = 16 is caught. `
 measures the detectable bias at R = 200: the smallest constant factor ``1 + b`` the gate rejects
 with probability >= 0.9 (the 0.9 quantile over seeds of the smallest rejected factor, found by
 bisection on the same replicates scaled), for the whole gate and for its per-statistic tests
-alone (the gate before the pooled tests).
+alone (the gate before the pooled tests). ``--kinds`` times the gate for the kinds of
+``fisher_verify.testing.gate_kinds`` (GNB, Hutchinson, subsampled inputs).
 """
 
 from __future__ import annotations
@@ -89,18 +90,18 @@ def detectable(seeds: int = 30, R: int = 200, n: int = 16) -> None:
     """Smallest factor 1 + b rejected with probability >= 0.9 at R (see the module doc)."""
     from fisher_verify.testing import estimator_gate as gate_mod
 
-    real = gate_mod.exact_statistics
+    real = gate_mod.kind_statistics
     cache: dict[bytes, object] = {}
 
-    def exact(net, X, kind, n_, V, diag, **kw):  # type: ignore[no-untyped-def]
+    def exact(kind, net, X, n_, V, diag, **kw):  # type: ignore[no-untyped-def]
         # the same seed draws the same directions: the exact law is computed once per seed
         key = V.tobytes() + X.tobytes()
         if key not in cache:
             cache.clear()
-            cache[key] = real(net, X, kind, n_, V, diag)
+            cache[key] = real(kind, net, X, n_, V, diag)
         return cache[key]
 
-    gate_mod.exact_statistics = exact  # type: ignore[assignment]
+    gate_mod.kind_statistics = exact  # type: ignore[assignment]
     cases = [("categorical", {"K": 3}, 4), ("bernoulli", {}, 4), ("poisson", {}, 4), ("normal", {}, 4),
              ("categorical", {"K": 3}, 32), ("bernoulli", {}, 32), ("poisson", {}, 32),
              ("categorical", {"K": 3}, 64), ("bernoulli", {}, 64), ("poisson", {}, 64)]
@@ -150,7 +151,42 @@ def detectable(seeds: int = 30, R: int = 200, n: int = 16) -> None:
                    "M/(M-1)": f"{100 / (M - 1):.2f}%",
                    "seconds": round(time.perf_counter() - t0, 1)}, flush=True)
     finally:
-        gate_mod.exact_statistics = real
+        gate_mod.kind_statistics = real
+
+
+def kinds(R: int = 200) -> None:
+    """Gate cost for the kinds of gate_kinds (the correct estimator, R = 200, M = 10)."""
+    for widths in [(3, 4, 3), (10, 40, 40, 3)]:
+        _kinds_on(widths, R)
+
+
+def _kinds_on(widths: tuple[int, ...], R: int) -> None:
+    from fisher_verify.testing.gate_kinds import Subsampled
+
+    fam = fv.family("categorical", K=3)
+    net = fv.Network.random(widths, "tanh", fam, rng=1)
+    x = np.random.default_rng(2).normal(size=(10, widths[0]))
+    X, _ = net.inputs(x)
+    J, h = net.jacobian(X), net.forward(X)
+    eta = np.asarray(fam.mean(h))
+    F = fv.exact_fisher(net, X)
+    P, M = net.num_params, X.shape[0]
+    per = [np.diag(fv.exact_fisher(net, X[s : s + 1])) for s in range(M)]
+
+    def gnb(g):  # type: ignore[no-untyped-def]
+        gb = np.einsum("ma,map->p", fam.sample_statistic(h, 1, g)[0] - eta, J) / M
+        return M * gb * gb
+
+    cases = [("gnb", gnb),
+             ("hutchinson-rademacher", lambda g: (lambda v: v * (F @ v))(g.choice([-1.0, 1.0], size=P))),
+             ("hutchinson-gaussian", lambda g: (lambda v: v * (F @ v))(g.normal(size=P))),
+             (Subsampled(5, "exact"), lambda g: sum(per[s] for s in g.choice(M, 5, replace=False)) / 5)]
+    for kind, est in cases:
+        t0 = time.perf_counter()
+        rep = check_fisher_estimator(est, net, x, n=1, kind=kind, diagonal_only=True,  # type: ignore[arg-type]
+                                     replications=R, rng=0)
+        print({"P": P, "kind": str(kind), "passed": rep.passed,
+               "seconds": round(time.perf_counter() - t0, 2)}, flush=True)
 
 
 def main() -> None:
@@ -158,7 +194,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--power", action="store_true")
     ap.add_argument("--detectable", action="store_true")
+    ap.add_argument("--kinds", action="store_true")
     args = ap.parse_args()
+    if args.kinds:
+        kinds()
+        return
     if args.detectable:
         detectable()
         return

@@ -25,7 +25,7 @@ _EXPORTS: dict[str, str] = {
     "variance": "fisher_verify.fisher.covariance",
     "covariance_norm": "fisher_verify.fisher.covariance",
     "bounds": "fisher_verify.fisher.bounds",
-    "analyze": "fisher_verify.analyze",
+    "analyze": "fisher_verify.analysis",
     "check_fisher_estimator": "fisher_verify.testing.estimator_gate",
     "assert_fisher_estimator": "fisher_verify.testing.estimator_gate",
     "check_torch_fisher": "fisher_verify.testing.adapters",

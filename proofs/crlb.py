@@ -88,8 +88,8 @@ def check(ctx):
         if fam.dim != 1:
             continue
         h = ctx.rng.uniform(-1.0, 1.0, size=(3, 1))
-        if fam.name in ("exponential", "gamma", "geometric", "negative_binomial"):
-            h = -np.abs(h) - 0.1
+        for j in fam.definition.negative:  # the components the natural domain keeps < 0
+            h[:, j] = -np.abs(h[:, j]) - 0.1
         eta = fam.mean(h)[:, 0]
         var_t = fam.expect(lambda t, e=eta: (t[..., 0] - e[:, None]) ** 2, h)
         bound = fam.fisher(h)[:, 0, 0] / n  # inverse of the eta-Fisher N / I(h)

@@ -30,24 +30,19 @@ from fisher_verify.proofs import statement
 
 QUANTITIES = ("log_partition", "eta", "fisher", "kappa3", "kappa4", "central_moment4")
 
-#: (name, params, points h): |h| in the hundreds, each inside the natural domain, with every
-#: true value representable in float64 (Poisson's K = λ + 3λ² overflows above h ≈ 354).
-CASES = (
-    ("bernoulli", {}, ((-700.0,), (-300.0,), (300.0,), (700.0,))),
-    ("binomial", {"n": 5}, ((-700.0,), (300.0,), (700.0,))),
-    ("normal", {"sigma": 1.0}, ((-700.0,), (700.0,))),
-    ("poisson", {}, ((-700.0,), (-300.0,), (300.0,))),
-    ("geometric", {}, ((-700.0,), (-300.0,))),
-    ("negative_binomial", {"r": 2.5}, ((-700.0,), (-300.0,))),
-    ("exponential", {}, ((-700.0,), (-300.0,))),
-    ("gamma", {"shape": 2.0}, ((-700.0,), (-300.0,))),
-    ("normal_unknown_variance", {}, ((700.0, -0.01), (-300.0, -300.0), (500.0, -200.0))),
-    ("categorical", {"K": 3}, ((1000.0, -1000.0, 0.0), (-700.0, 700.0, 300.0),
-                               (-500.0, -500.0, -900.0))),
-    ("categorical", {"K": 12}, ((1000.0, -1000.0, 0.0, 300.0, -300.0, 700.0, -700.0, 999.0,
-                                 -5.0, 0.5, 2.0, 1000.0),)),
-)
+#: (name, params, points h): every family of the registry at its example parameters and its
+#: edge points (``Examples.extreme``: |h| in the hundreds, or next to the boundary h = 0), each
+#: inside the natural domain with every true value representable in float64 (Poisson's
+#: K = λ + 3λ² overflows above h ≈ 354); then the categorical family beyond the symbolic limit.
+def _cases():
+    from fisher_verify.families.registry import family_examples
 
+    return (*((name, dict(ex.params), ex.extreme) for name, ex in family_examples()),
+            ("categorical", {"K": 12}, ((1000.0, -1000.0, 0.0, 300.0, -300.0, 700.0, -700.0,
+                                         999.0, -5.0, 0.5, 2.0, 1000.0),)))
+
+
+CASES = _cases()
 
 def _family(name, params):
     import fisher_verify as fv
@@ -248,7 +243,7 @@ def check(ctx):
                else _family(name, params))
         for h in points:
             hv = np.array([h], dtype=float)
-            density = _Density(fam, h) if name in ("bernoulli", "binomial", "categorical") \
+            density = _Density(fam, h) if fam.definition.support.kind == "finite" \
                 else None
             if density is not None and fam.dim > 4:
                 _check_by_directions(ctx, fam, hv, density, worst)

@@ -37,8 +37,6 @@ def check(ctx):
 
 def _points(fam, rng):
     h = rng.uniform(-1.0, 1.0, size=(3, fam.dim))
-    if fam.name in ("exponential", "gamma", "geometric", "negative_binomial"):
-        h = -np.abs(h) - 0.1
-    if fam.name == "normal_unknown_variance":
-        h[:, 1] = -np.abs(h[:, 1]) - 0.1
+    for j in fam.definition.negative:  # the components the natural domain keeps < 0
+        h[:, j] = -np.abs(h[:, j]) - 0.1
     return h

@@ -464,7 +464,7 @@ def analyze_args(draw: st.DrawFn, files: dict[str, str]) -> list[Piece]:
             bad(("--data", files["d_npy"]), "--data"), bad(("--eval",), "--eval"),
             bad(("--method", "hessian"), "--method"), bad(("--probes", "5"), "--probes"),
             bad(("--out", OUT_DIR), "--out"), bad(("--model-arg", "width=2"), "--model-arg"),
-            bad(("--float32",), "--float32"), bad(("--memory", "64"), "--memory"),
+            bad(("--float32",), "--float32"),
         ])))
     elif slot == "x":
         key = draw(st.sampled_from(BAD_X))

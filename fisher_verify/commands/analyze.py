@@ -18,6 +18,7 @@ from ..networks.activations import get_activation
 from ..numpy_files import exact_float64, load_numpy_file
 from . import analyze_model
 from .common import parse_params
+from .progress import StageProgress
 
 #: exit code of a result that was computed but is degenerate (under- or overflow in float64,
 #: see ``Analysis.degenerate``): printed in full, with a warning, but no gate should accept it
@@ -58,6 +59,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--samples", "-n", type=int, default=1, help="draws N per input (default 1)")
     p.add_argument("--target", type=float, default=0.1, help="relative accuracy (default 0.1)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                   help="Eq. 3 network: seconds the per-input terms may be estimated to take "
+                   "(default 300); a larger M is refused at once, naming the estimate")
     analyze_model.add_arguments(p, src)
     p.set_defaults(func=handle)
 
@@ -68,6 +72,9 @@ def _route(args: argparse.Namespace) -> str:
     option unused or ambiguous."""
     if args.model and args.torch_model:
         raise FisherVerifyError("--model and --torch-model both give the model; give one")
+    if args.time_budget is not None and (args.model or args.data is not None):
+        raise FisherVerifyError("--time-budget applies to an Eq. 3 network with --x; a model "
+                                "with --data is sized by --memory")
     if args.weights and args.torch_model:
         raise FisherVerifyError(
             "--weights and --torch-model both give the network; give one (--weights W.pt goes "
@@ -104,7 +111,7 @@ def _route(args: argparse.Namespace) -> str:
         raise FisherVerifyError(
             f"--data {args.data!r} is for --model or --torch-model; an Eq. 3 network from "
             "--weights W.npz takes its inputs as --x")
-    extra = analyze_model.given_model_options(args)
+    extra = [flag for flag in analyze_model.given_model_options(args) if flag != "--memory"]
     if extra:
         raise FisherVerifyError(
             f"{extra[0]} applies to a model given with --model or --torch-model and --data, "
@@ -180,7 +187,19 @@ def handle(args: argparse.Namespace) -> int:
         net.inputs(x)
     except FisherVerifyError as exc:  # the shape or values of the file the user named
         raise type(exc)(f"--x {args.x!r}: {exc}") from None
-    result = fv.analyze(net, x, n=args.samples, target=args.target)
+    memory = analyze_model.DEFAULT_MEMORY_MIB if args.memory is None else args.memory
+    if memory < 1:
+        raise FisherVerifyError(f"--memory must be >= 1 MiB, got {memory}")
+    if args.time_budget is not None and not args.time_budget > 0:  # NaN too
+        raise FisherVerifyError(f"--time-budget must be a number of seconds > 0, got "
+                                f"{args.time_budget}")
+    progress = StageProgress(sys.stderr, "fisher-verify analyze")
+    try:
+        result = fv.analyze(net, x, n=args.samples, target=args.target,
+                            memory_budget=memory << 20, time_budget=args.time_budget,
+                            progress=progress)
+    finally:
+        progress.close()
     if args.json:
         print(jsontext.dumps(result.as_dict(), indent=2, default=str))
     else:

@@ -38,6 +38,7 @@ TRUST_HELP = ("allow --torch-model/--pickled-model: unpickling a whole module ru
 #: values that mean "not given" (the real defaults are applied in :func:`run`)
 MODEL_ONLY = {"model_arg": "--model-arg", "eval_mode": "--eval", "not_smooth": "--not-smooth",
               "method": "--method", "probes": "--probes", "seed": "--seed",
+              "rel_precision": "--rel-precision",
               "memory": "--memory", "float32": "--float32", "device": "--device", "out": "--out"}
 DEFAULT_METHOD, DEFAULT_PROBES, DEFAULT_SEED, DEFAULT_MEMORY_MIB = "auto", 16, 0, 1024
 
@@ -61,13 +62,30 @@ def add_arguments(p: argparse.ArgumentParser, source: Any) -> None:
                    help="declare the model not C2 (Var(I2) and thm-8 are then refused)")
     g.add_argument("--method", default=None, choices=["auto", "eq3", "hessian", "hutchinson"],
                    help="Var(I2) route (default auto: exact where possible, else an estimate)")
-    g.add_argument("--probes", type=int, default=None, help="Hutchinson probes (default 16)")
+    g.add_argument("--probes", type=_probes, default=None,
+                   help="Hutchinson probes: a count (3 to MAX_PROBES = 4096, default 16) or "
+                   "'auto' (as many as --rel-precision needs, capped at 4096)")
+    g.add_argument("--rel-precision", type=float, default=None, metavar="R",
+                   help="with --probes auto: the relative standard error of sum Var(I2) aimed "
+                   "at (default 0.1)")
     g.add_argument("--seed", type=int, default=None, help="seed of the Hutchinson probes (default 0)")
     g.add_argument("--memory", type=int, default=None, metavar="MiB",
-                   help="memory budget per batch in MiB (default 1024)")
+                   help="memory budget in MiB (default 1024): per batch of a model's inputs, "
+                   "or what an Eq. 3 network's analysis may hold at once")
     g.add_argument("--float32", action="store_true", help="compute in float32 (default float64)")
     g.add_argument("--device", default=None, help="cpu, cuda, ... (default: the model's)")
     g.add_argument("--out", metavar="DIR", help="write table.txt, report.json, variances.png here")
+
+
+def _probes(text: str) -> int | str:
+    """``--probes``: ``auto`` or a whole number (its range is judged with the other checks)."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number or 'auto', got {text!r}") from None
 
 
 def given_model_options(args: argparse.Namespace) -> list[str]:
@@ -272,11 +290,18 @@ def load_data(path: str) -> Any:
     import torch
 
     if path.endswith(".npy"):
+        from ..numpy_files import load_numpy_file
+
         _file(path, "data file")
-        try:
-            return torch.as_tensor(np.load(path, allow_pickle=False))
-        except (OSError, ValueError) as exc:
-            raise FisherVerifyError(f"cannot read data {path!r} as a .npy array: {exc}") from None
+        # the one reader of user arrays: a header claiming more than the file holds (or than
+        # its size limit) is refused before anything is read
+        arr = load_numpy_file(path, f"data {path!r}")
+        if not isinstance(arr, np.ndarray):
+            if arr is not None:
+                arr.close()
+            raise FisherVerifyError(f"cannot read data {path!r} as a .npy array (damaged, "
+                                    "another kind of file, or Python objects, never unpickled)")
+        return torch.as_tensor(arr)
     data = _torch_load(path, "data file")
     if isinstance(data, dict):
         for key in ("inputs", "x", "X"):
@@ -298,9 +323,24 @@ def run(args: argparse.Namespace) -> int:
     memory = DEFAULT_MEMORY_MIB if args.memory is None else args.memory
     if memory < 1:
         raise FisherVerifyError(f"--memory must be >= 1 MiB, got {memory}")
+    from ..models.decision import MAX_PROBES, check_rel_precision
+
     probes = DEFAULT_PROBES if args.probes is None else args.probes
-    if probes < 3:  # checked even when Var(I2) is refused or exact: a value given is judged
+    # checked even when Var(I2) is refused or exact: a value given is judged
+    if probes != "auto" and probes < 3:
         raise FisherVerifyError(f"--probes must be >= 3 (for a standard error), got {probes}")
+    if probes != "auto" and probes > MAX_PROBES:
+        raise FisherVerifyError(
+            f"--probes {probes} is above the limit MAX_PROBES = {MAX_PROBES} (time and memory "
+            "grow linearly in the probes); give fewer, or --probes auto --rel-precision R")
+    if args.rel_precision is not None and probes != "auto":
+        raise FisherVerifyError("--rel-precision applies to --probes auto only")
+    rel = 0.1 if args.rel_precision is None else args.rel_precision
+    try:
+        check_rel_precision(rel)
+    except FisherVerifyError:
+        raise FisherVerifyError(
+            f"--rel-precision must lie strictly between 0 and 1, got {rel}") from None
     out_dir = prepare_output_dir(args.out) if args.out else None
     fam = fv.family(args.family, **parse_params(args.param))
     model = load_model(args)
@@ -308,7 +348,7 @@ def run(args: argparse.Namespace) -> int:
     rep = fv.analyze_model(
         model, data, fam, n=args.samples, target=args.target, eval_mode=args.eval_mode,
         smooth=False if args.not_smooth else None, method=args.method or DEFAULT_METHOD,
-        probes=probes, seed=DEFAULT_SEED if args.seed is None else args.seed,
+        probes=probes, seed=DEFAULT_SEED if args.seed is None else args.seed, rel_precision=rel,
         memory=memory << 20, dtype=torch.float32 if args.float32 else None, device=args.device,
     )
     text = rep.summary()

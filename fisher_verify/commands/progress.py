@@ -153,3 +153,48 @@ class ProgressDisplay:
             with self._lock:
                 if self.running or self.current_stage:
                     self._draw()
+
+
+class StageProgress:
+    """``progress(stage, done, total)`` for long library calls (``analyze``): nothing for the
+    first :data:`QUIET_SECONDS`, then at most one update per :data:`QUIET_SECONDS` on
+    ``stream`` (stderr), redrawn in place on a terminal, plain lines elsewhere, with the
+    elapsed time and, from the rate so far, the time left of the stage."""
+
+    QUIET_SECONDS = 2.0
+
+    def __init__(self, stream: TextIO, label: str, tty: bool | None = None) -> None:
+        self.stream = stream
+        self.label = label
+        self.tty = bool(getattr(stream, "isatty", lambda: False)()) if tty is None else tty
+        self.start = time.perf_counter()
+        self.last = self.start
+        self.stage = ""
+        self.stage_start = self.start
+        self._drawn = False
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if stage != self.stage:
+            self.stage, self.stage_start = stage, now
+        if now - self.start < self.QUIET_SECONDS or now - self.last < self.QUIET_SECONDS:
+            return
+        self.last = now
+        left = ""
+        if 0 < done < total:
+            left = f", about {_seconds((now - self.stage_start) * (total - done) / done)} left"
+        text = (f"{self.label}: {stage} {_bar(done, total)} {done}/{total} "
+                f"({_seconds(now - self.start)} elapsed{left})")
+        if self.tty:
+            self.stream.write("\r\033[K" + text)
+            self._drawn = True
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """Erase the live line on a terminal."""
+        if self.tty and self._drawn:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self._drawn = False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, overload
 
 import numpy as np
@@ -313,6 +314,154 @@ def _gamma(ks: sp.Expr, k: Any) -> FamilyDefinition:
     )
 
 
+def _positive_rule(
+    shape: float, y_of_t: Callable[[np.ndarray], np.ndarray]
+) -> Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]:
+    """A family whose statistic t(y) is Gamma(shape, rate −h) distributed (Rayleigh: t = y²,
+    Weibull: t = yᵏ, inverse gamma: t = 1/y): Gauss–Laguerre nodes in t, exact for polynomials
+    in t of the requested degree, mapped back to y by the inverse of t (the change of variable
+    the exact-expectation route needs, since its nodes are values of y)."""
+
+    def rule(hh: np.ndarray, degree: int) -> tuple[np.ndarray, np.ndarray]:
+        x, w = gauss_laguerre_probability(points_for_degree(degree), shape - 1.0)
+        rate = -_scalar_h(hh)[..., None]
+        return y_of_t(x / rate), np.broadcast_to(w, rate.shape[:-1] + w.shape)
+
+    return rule
+
+
+def rayleigh() -> FamilyDefinition:
+    """Rayleigh: t(y) = y² on (0, ∞), b(y) = y, F(h) = −log(−2h), h = −1/(2σ²) < 0."""
+    h, m = _h(negative=True), sp.Symbol("m", positive=True)
+    yp = sp.Symbol("y", positive=True)
+    return FamilyDefinition(
+        name="rayleigh",
+        params={},
+        h=(h,),
+        y=yp,
+        statistic=(yp**2,),
+        log_base=sp.log(yp),
+        support=Support("continuous", lower=sp.Integer(0)),
+        log_partition=-sp.log(-2 * h),
+        negative=(0,),
+        domain_text="h < 0 (h = −1/(2σ²))",
+        sampler=lambda hh, n, rng: rng.rayleigh(
+            np.sqrt(-0.5 / _scalar_h(hh)), size=(n, *np.shape(hh)[:-1])
+        ),
+        mean_symbols=(m,),  # m = E[y²] = 2σ²
+        natural_of_mean=(-1 / m,),
+        quadrature=_positive_rule(1.0, np.sqrt),
+        description="positive magnitudes (Rayleigh; mean parameter m = E[y²] = 2σ²)",
+    )
+
+
+def weibull(shape: Any = 2) -> FamilyDefinition:
+    """Weibull with known shape k: t(y) = yᵏ, b(y) = k yᵏ⁻¹, F(h) = −log(−h), h = −λ⁻ᵏ < 0."""
+    k = _positive_real("weibull", "shape", shape)
+    return _weibull(_exact(k), k)
+
+
+def _weibull(ks: sp.Expr, k: Any) -> FamilyDefinition:
+    h, m = _h(negative=True), sp.Symbol("m", positive=True)
+    yp = sp.Symbol("y", positive=True)
+
+    def sampler(hh: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        scale = (-1.0 / _scalar_h(hh)) ** (1.0 / _numeric(k))
+        return scale * rng.weibull(_numeric(k), size=(n, *np.shape(hh)[:-1]))
+
+    return FamilyDefinition(
+        name="weibull",
+        params={"shape": k if k is not None else ks},
+        h=(h,),
+        y=yp,
+        statistic=(yp**ks,),
+        log_base=sp.log(ks) + (ks - 1) * sp.log(yp),
+        support=Support("continuous", lower=sp.Integer(0)),
+        log_partition=-sp.log(-h),
+        negative=(0,),
+        domain_text="h < 0 (h = −λ^(−k))",
+        sampler=sampler,
+        mean_symbols=(m,),  # m = E[yᵏ] = λᵏ
+        natural_of_mean=(-1 / m,),
+        quadrature=(
+            _positive_rule(1.0, lambda t: t ** (1.0 / _numeric(k))) if k is not None else None
+        ),
+        description=f"lifetimes with known shape={ks if k is None else k} "
+        "(mean parameter m = E[y^k])",
+    )
+
+
+def inverse_gamma(shape: Any = 3) -> FamilyDefinition:
+    """Inverse gamma with known shape α: t(y) = 1/y, b(y) = y^{−α−1}/Γ(α), F(h) = −α log(−h),
+    h = −β < 0 (β the scale)."""
+    a = _positive_real("inverse_gamma", "shape", shape)
+    return _inverse_gamma(_exact(a), a)
+
+
+def _inverse_gamma(as_: sp.Expr, a: Any) -> FamilyDefinition:
+    h, m = _h(negative=True), sp.Symbol("m", positive=True)
+    yp = sp.Symbol("y", positive=True)
+    log_gamma_a = LGAMMA(as_) if a is not None else sp.log(sp.gamma(as_))
+    return FamilyDefinition(
+        name="inverse_gamma",
+        params={"shape": a if a is not None else as_},
+        h=(h,),
+        y=yp,
+        statistic=(1 / yp,),
+        log_base=-(as_ + 1) * sp.log(yp) - log_gamma_a,
+        support=Support("continuous", lower=sp.Integer(0)),
+        log_partition=-as_ * sp.log(-h),
+        negative=(0,),
+        domain_text="h < 0 (h = −β, the scale)",
+        sampler=lambda hh, n, rng: -_scalar_h(hh)
+        / rng.gamma(_numeric(a), 1.0, size=(n, *np.shape(hh)[:-1])),
+        mean_symbols=(m,),  # m = E[1/y] = α/β
+        natural_of_mean=(-as_ / m,),
+        quadrature=_positive_rule(float(a), lambda t: 1.0 / t) if a is not None else None,
+        description=f"positive scales with known shape={as_ if a is None else a} "
+        "(mean parameter m = E[1/y])",
+    )
+
+
+def lognormal(sigma: Any = 1) -> FamilyDefinition:
+    """Log-normal with known σ: t(y) = log y, h = μ/σ², b(y) = e^{−log²y/(2σ²)}/(yσ√(2π)),
+    F(h) = σ² h²/2."""
+    sigma = _positive_real("lognormal", "sigma", sigma)
+    return _lognormal(_exact(sigma), sigma)
+
+
+def _lognormal(s: sp.Expr, sigma: Any) -> FamilyDefinition:
+    h, mu = _h(), sp.Symbol("mu", real=True)
+    yp = sp.Symbol("y", positive=True)
+
+    def rule(hh: np.ndarray, degree: int) -> tuple[np.ndarray, np.ndarray]:
+        # log y ~ N(σ²h, σ²): Gauss–Hermite in log y, exact for polynomials in t = log y
+        x, w = gauss_hermite(points_for_degree(degree))
+        mean = float(sigma) ** 2 * _scalar_h(hh)[..., None]
+        return np.exp(mean + math.sqrt(2.0) * float(sigma) * x), np.broadcast_to(
+            w / math.sqrt(math.pi), mean.shape[:-1] + w.shape
+        )
+
+    return FamilyDefinition(
+        name="lognormal",
+        params={"sigma": sigma if sigma is not None else s},
+        h=(h,),
+        y=yp,
+        statistic=(sp.log(yp),),
+        log_base=-sp.log(yp) ** 2 / (2 * s**2) - sp.log(yp) - sp.log(2 * sp.pi * s**2) / 2,
+        support=Support("continuous", lower=sp.Integer(0)),
+        log_partition=s**2 * h**2 / 2,
+        negative=(),
+        domain_text="any real h (h = μ/σ², μ the mean of log y)",
+        sampler=lambda hh, n, rng: rng.lognormal(
+            _numeric(sigma) ** 2 * _scalar_h(hh), _numeric(sigma), size=(n, *np.shape(hh)[:-1])
+        ),
+        mean_symbols=(mu,),  # mu = E[log y]
+        natural_of_mean=(mu / s**2,),
+        quadrature=rule if sigma is not None else None,
+        description=f"positive values, log y normal with known sigma={s if sigma is None else sigma}",
+    )
+
 def normal_unknown_variance() -> FamilyDefinition:
     """Normal with unknown mean and variance: t = (y, y²), h = (μ/σ², -1/(2σ²)), h₂ < 0."""
     h1, h2 = _h("h1"), _h("h2", negative=True)
@@ -424,6 +573,9 @@ PARAMETER_SYMBOLS: dict[str, sp.Symbol] = {
     "negative_binomial": sp.Symbol("r", positive=True),
     "normal": sp.Symbol("sigma", positive=True),
     "gamma": sp.Symbol("k", positive=True),
+    "weibull": sp.Symbol("k", positive=True),
+    "inverse_gamma": sp.Symbol("alpha", positive=True),
+    "lognormal": sp.Symbol("sigma", positive=True),
 }
 
 
@@ -436,6 +588,9 @@ def generic_definition(name: str) -> FamilyDefinition:
         "negative_binomial": _negative_binomial,
         "normal": _normal,
         "gamma": _gamma,
+        "weibull": _weibull,
+        "inverse_gamma": _inverse_gamma,
+        "lognormal": _lognormal,
     }
     return builders[name](sym, None)
 
@@ -451,6 +606,10 @@ BUILDERS: dict[str, Callable[..., FamilyDefinition]] = {
     "exponential": exponential,
     "gamma": gamma,
     "normal_unknown_variance": normal_unknown_variance,
+    "rayleigh": rayleigh,
+    "weibull": weibull,
+    "inverse_gamma": inverse_gamma,
+    "lognormal": lognormal,
 }
 
 # Parameters each family accepts, with defaults (the CLI and the error messages use these).
@@ -465,8 +624,101 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "exponential": {},
     "gamma": {"shape": 2},
     "normal_unknown_variance": {},
+    "rayleigh": {},
+    "weibull": {"shape": 2},
+    "inverse_gamma": {"shape": 3},
+    "lognormal": {"sigma": 1},
 }
 
 TABLE_1 = ("bernoulli", "normal", "poisson")
 
-__all__ = ["BUILDERS", "PARAMETERS", "TABLE_1", "expit"]
+
+@dataclass(frozen=True)
+class Examples:
+    """Where one family is exercised, stated once beside its definition (issue 19: every list
+    of families, with its example parameters and ranges, comes from the registry).
+
+    Attributes:
+        params: one representative parameter value (Hypothesis points, the tightness sweep,
+            the figures, the stability proof); not 1 where that would repeat another family
+            (binomial(n=1) is Bernoulli, negative_binomial(r=1) geometric).
+        point: a natural parameter inside the domain, of moderate size, at ``params``.
+        draws: small valid parameter values the Hypothesis strategy draws from.
+        ranges: per component of h, an interval of the natural domain where every kernel's
+            value is finite in float64 at ``params`` (the extreme-parameter tests draw from it).
+        extreme: points at the edges of the domain (|h| in the hundreds, or next to the
+            boundary h = 0), where a textbook formula overflows or cancels
+            (``ext-kernel-stability``).
+        grid: ``fig-1`` for a scalar family: h from ``lo`` to ``hi``, spaced "linear" or
+            "geometric" (a negative domain, drawn towards its boundary); None for a vector
+            family, whose figure follows a path of its own.
+    """
+
+    params: dict[str, Any]
+    point: tuple[float, ...]
+    draws: tuple[dict[str, Any], ...]
+    ranges: tuple[tuple[float, float], ...]
+    extreme: tuple[tuple[float, ...], ...]
+    grid: tuple[float, float, str] | None = None
+
+
+_NEGATIVE_GRID = (-6.0, -0.3, "geometric")
+_LINEAR_GRID = (-6.0, 6.0, "linear")
+
+EXAMPLES: dict[str, Examples] = {
+    "bernoulli": Examples(
+        {}, (0.3,), ({},), ((-700.0, 700.0),),
+        ((-700.0,), (-300.0,), (300.0,), (700.0,)), _LINEAR_GRID,
+    ),
+    "normal": Examples(
+        {"sigma": 1.5}, (0.4,), ({"sigma": 0.5}, {"sigma": 1.0}, {"sigma": 2.0}),
+        ((-1e5, 1e5),), ((-700.0,), (700.0,)), _LINEAR_GRID,
+    ),
+    "poisson": Examples(
+        {}, (0.7,), ({},), ((-300.0, 170.0),), ((-700.0,), (-300.0,), (300.0,)),
+        (-3.0, 2.5, "linear"),
+    ),
+    "categorical": Examples(
+        {"K": 3}, (0.1, -0.5, 1.0), ({"K": 2}, {"K": 3}, {"K": 4}), ((-1000.0, 1000.0),) * 3,
+        ((1000.0, -1000.0, 0.0), (-700.0, 700.0, 300.0), (-500.0, -500.0, -900.0)),
+    ),
+    "binomial": Examples(
+        {"n": 5}, (-0.2,), ({"n": 1}, {"n": 2}, {"n": 3}, {"n": 4}), ((-700.0, 700.0),),
+        ((-700.0,), (300.0,), (700.0,)), _LINEAR_GRID,
+    ),
+    "geometric": Examples(
+        {}, (-0.6,), ({},), ((-700.0, -1e-6),), ((-700.0,), (-300.0,)), _NEGATIVE_GRID,
+    ),
+    "negative_binomial": Examples(
+        {"r": 2.5}, (-0.9,), ({"r": 1}, {"r": 2}, {"r": 3}), ((-700.0, -1e-6),),
+        ((-700.0,), (-300.0,)), _NEGATIVE_GRID,
+    ),
+    "exponential": Examples(
+        {}, (-1.3,), ({},), ((-1e6, -1e-6),), ((-700.0,), (-300.0,)), _NEGATIVE_GRID,
+    ),
+    "gamma": Examples(
+        {"shape": 2.0}, (-0.8,), ({"shape": 0.5}, {"shape": 2.0}, {"shape": 3.5}),
+        ((-1e6, -1e-6),), ((-700.0,), (-300.0,)), _NEGATIVE_GRID,
+    ),
+    "normal_unknown_variance": Examples(
+        {}, (0.3, -0.6), ({},), ((-100.0, 100.0), (-100.0, -1e-3)),
+        ((700.0, -0.01), (-300.0, -300.0), (500.0, -200.0)),
+    ),
+    "rayleigh": Examples(
+        {}, (-0.7,), ({},), ((-1e6, -1e-6),), ((-700.0,), (-300.0,), (-1e-6,)), _NEGATIVE_GRID,
+    ),
+    "weibull": Examples(
+        {"shape": 1.5}, (-0.9,), ({"shape": 0.5}, {"shape": 1.5}, {"shape": 3.0}),
+        ((-1e6, -1e-6),), ((-700.0,), (-300.0,), (-1e-6,)), _NEGATIVE_GRID,
+    ),
+    "inverse_gamma": Examples(
+        {"shape": 3.0}, (-1.2,), ({"shape": 0.5}, {"shape": 3.0}, {"shape": 7.5}),
+        ((-1e6, -1e-6),), ((-700.0,), (-300.0,), (-1e-6,)), _NEGATIVE_GRID,
+    ),
+    "lognormal": Examples(
+        {"sigma": 0.5}, (0.6,), ({"sigma": 0.25}, {"sigma": 0.5}, {"sigma": 1.0}),
+        ((-1e5, 1e5),), ((-700.0,), (700.0,)), _LINEAR_GRID,
+    ),
+}
+
+__all__ = ["BUILDERS", "EXAMPLES", "PARAMETERS", "TABLE_1", "Examples", "expit"]

@@ -6,13 +6,21 @@ from functools import cache
 from typing import Any
 
 from ..errors import ParameterError, UnknownFamilyError
-from .catalog import BUILDERS, PARAMETERS
+from .catalog import BUILDERS, EXAMPLES, PARAMETERS, Examples
 from .family import CategoricalFamily, Family
 
 
 def family_names() -> list[str]:
     """Names of the catalog's families (products are written ``product``, see :func:`family`)."""
     return list(BUILDERS)
+
+
+def family_examples() -> list[tuple[str, Examples]]:
+    """Every family of the catalog with where it is exercised (its example parameters, a point
+    of its domain, the ranges and edge points of the extreme-parameter checks, its figure
+    grid): the one source the tests, strategies, tightness sweep, figures and stability proof
+    read, so that a family registered once is picked up by all of them (issue 19)."""
+    return [(name, EXAMPLES[name]) for name in BUILDERS]
 
 
 @cache

@@ -60,7 +60,9 @@ __all__ = [
     "lemma9_sides",
     "lemma12_coverage",
     "lemma12_radius",
+    "thm7_rhs",
     "thm7_sides",
+    "thm8_rhs",
     "thm8_sides",
 ]
 
@@ -164,6 +166,13 @@ def thm7_sides(J: Any, K: Any, I: Any, n: int = 1) -> tuple[float, float, float]
 
     The spectral variant ``Σ_m ‖J_m‖₂⁴ ‖C_m‖_F/(M²N)`` is tighter (``‖C ×_k Jᵀ‖_F ≤ ‖J‖₂‖C‖_F``).
     """
+    rhs, spec = thm7_rhs(J, K, I, n)
+    return cov1_frobenius(_batched(J, 2, "J"), K, I, n), rhs, spec
+
+
+def thm7_rhs(J: Any, K: Any, I: Any, n: int = 1) -> tuple[float, float]:
+    """``thm-7``'s bound ``(1/(M²N)) Σ_m ‖J_m‖_F⁴‖K_m−I_m⊗I_m‖_F`` and its spectral variant:
+    per input, ``O(M)`` (the lhs, a sum over pairs of inputs, is :func:`thm7_sides`')."""
     Jb = _batched(J, 2, "J")
     C = moment_excess(K, I)
     C = C if C.ndim == 5 else C[None]
@@ -171,19 +180,25 @@ def thm7_sides(J: Any, K: Any, I: Any, n: int = 1) -> tuple[float, float, float]
     cn = np.linalg.norm(C.reshape(M, -1), axis=1)
     rhs = float(np.sum(np.linalg.norm(Jb, axis=(1, 2)) ** 4 * cn)) / (M * M * n)
     spec = float(np.sum(np.linalg.norm(Jb, 2, axis=(1, 2)) ** 4 * cn)) / (M * M * n)
-    return cov1_frobenius(Jb, K, I, n), rhs, spec
+    return rhs, spec
+
+
+def thm8_rhs(H: Any, I: Any, n: int = 1) -> float:
+    """``thm-8``'s bound ``(1/(M²N)) Σ_m ‖∂²h_L(x_m)‖_F² ‖I_m‖_F``, per input, ``O(M)``."""
+    Hb = _batched(H, 3, "H")
+    Ib = _batched(I, 2, "I")
+    M = Hb.shape[0]
+    return float(
+        np.sum(np.linalg.norm(Hb.reshape(M, -1), axis=1) ** 2
+               * np.linalg.norm(Ib.reshape(M, -1), axis=1))
+    ) / (M * M * n)
 
 
 def thm8_sides(H: Any, I: Any, n: int = 1) -> tuple[float, float]:
     """``thm-8``: (‖Cov(Î₂)‖_F, (1/(M²N)) Σ_m ‖∂²h_L(x_m)‖_F² ‖I_m‖_F)."""
     Hb = _batched(H, 3, "H")
     Ib = _batched(I, 2, "I")
-    M = Hb.shape[0]
-    rhs = float(
-        np.sum(np.linalg.norm(Hb.reshape(M, -1), axis=1) ** 2
-               * np.linalg.norm(Ib.reshape(M, -1), axis=1))
-    ) / (M * M * n)
-    return cov2_frobenius(Hb, Ib, n), rhs
+    return cov2_frobenius(Hb, Ib, n), thm8_rhs(Hb, Ib, n)
 
 
 def lemma9_sides(K: Any, I: Any) -> dict[str, np.ndarray]:

@@ -155,14 +155,14 @@ def cov1_variance(J: Any, K: Any, I: Any, n: int = 1, *, diagonal: bool = False)
     """
     Jb, Cb = _prepare1(J, K, I)
     M, nl, P = Jb.shape
-    out = np.zeros(P) if diagonal else np.zeros((P, P))
-    for m in range(M):
-        Q = (Jb[m][:, None, :] * Jb[m][None, :, :]).reshape(nl * nl, P)  # (a c), i
-        C = Cb[m].transpose(0, 2, 1, 3).reshape(nl * nl, nl * nl)  # (a c), (b d)
-        if diagonal:
-            out += np.einsum("xi,xy,yi->i", Q, C, Q)
-        else:
-            out += Q.T @ C @ Q
+    # all inputs at once (batched BLAS, no per-input Python loop): Σ_m Q_mᵀ C_m Q_m
+    Q = (Jb[:, :, None, :] * Jb[:, None, :, :]).reshape(M, nl * nl, P)  # m, (a c), i
+    C = Cb.transpose(0, 1, 3, 2, 4).reshape(M, nl * nl, nl * nl)  # m, (a c), (b d)
+    CQ = C @ Q
+    if diagonal:
+        out = np.einsum("mxi,mxi->i", Q, CQ)
+    else:
+        out = Q.reshape(M * nl * nl, P).T @ CQ.reshape(M * nl * nl, P)
     return out / (M * M * _check_n(n))
 
 
@@ -230,11 +230,11 @@ def cov2_variance(H: Any, I: Any, n: int = 1, *, diagonal: bool = False) -> np.n
     With ``diagonal=True`` only ``Var(Î₂)_ii``.
     """
     Hb, Ib = _prepare2(H, I)
-    M, _, P, _ = Hb.shape
-    out = np.zeros(P) if diagonal else np.zeros((P, P))
-    for m in range(M):
-        Hm = np.diagonal(Hb[m], axis1=1, axis2=2) if diagonal else Hb[m]
-        out += np.einsum("a...,ab,b...->...", Hm, Ib[m], Hm)
+    M, nl, P, _ = Hb.shape
+    # all inputs at once: Σ_{m,a} H^a_m ∘ (I_m H_m)^a
+    Hm = np.diagonal(Hb, axis1=2, axis2=3) if diagonal else Hb.reshape(M, nl, P * P)
+    out = np.einsum("map,map->p", Hm, Ib @ Hm)
+    out = out if diagonal else out.reshape(P, P)
     return out / (M * M * _check_n(n))
 
 

@@ -203,26 +203,50 @@ def estimators_from_draws(
                            route=route, i2_refusal=refusal)
 
 
+def draws_bytes(n: int, M: int, d: int, P: int, route: str = "structured") -> int:
+    """Bytes :func:`sample_estimators` holds at once for ``n`` draws at ``M`` inputs of an
+    ``n_L = d`` family: the labels, ``t`` and ``t − η`` (``n M (3d + 1)`` float64), and for
+    the generic route the per-draw gradients (``n M P``)."""
+    per_draw = 3 * d + 1 + (P if route == "generic" else 0)
+    return 8 * int(n) * int(M) * per_draw
+
+
 def sample_estimators(
     net: Network,
     x: Any,
     n: int,
     rng: np.random.Generator | int | None = None,
     route: Route = "structured",
+    *,
+    memory_budget: int | None = None,
 ) -> EstimatorSample:
     """Draw ``n`` samples y ~ p(y|x,θ) per input and return Î₁ (eq-7) and Î₂ (eq-8).
 
     For a network whose σ is not C² (ReLU) only Î₁ is computed: reading ``.i2`` refuses,
-    as thm-3 does not cover Î₂ there (remark-3.1).
+    as thm-3 does not cover Î₂ there (remark-3.1). The draws are all held at once
+    (:func:`draws_bytes`); above ``memory_budget`` bytes (default 1 GiB) the call is refused
+    before anything is drawn.
 
     Raises:
         DomainError: h_L(x) lies outside the family's natural-parameter domain.
         FisherVerifyError: ``n`` is not an integer >= 1, or ``rng`` is not a seed/Generator.
+        UnsupportedError: the draws would exceed ``memory_budget``, naming both.
     """
+    from .large import check_budget
+
     net = require_network(net)
     count = check_count(n, "number of samples n")
+    budget = check_budget(memory_budget)
     gen = as_generator(rng)
     X, single = net.inputs(x)
+    need = draws_bytes(count, X.shape[0], net.family.dim, net.num_params, route)
+    if need > budget:
+        raise UnsupportedError(
+            f"n = {count} draws at each of {X.shape[0]} inputs hold about {need / 2**30:.4g} "
+            f"GiB (labels, statistics t and the centred statistics, n M (3 n_L + 1) floats"
+            + (", plus the per-draw gradients n M P" if route == "generic" else "")
+            + f"), above memory_budget = {budget / 2**30:.4g} GiB; use fewer draws n or pass a "
+            "larger memory_budget")
     h = net.forward(X)
     y = net.family.sample(h, count, gen)
     return estimators_from_draws(net, X[0] if single else X, y[:, 0] if single else y, route)

@@ -604,7 +604,7 @@ def excess_fro_norms(family: Any, categorical: bool, h: Any) -> Any:
 
 def pair_sum(s: _Setup, statement: str, q: _Pass, block: int, index: Any | None = None,
              keep: bool = False, cache_gamma: bool = True, rank: int = 0,
-             world: int = 1) -> tuple[float, Any]:
+             world: int = 1, progress: Any = None) -> tuple[float, Any]:
     """``Σ_{m,m'} f(m, m')`` over the inputs ``index`` (all when None), block pairs ``a ≤ b``.
 
     Returns the sum and, with ``keep``, the (n, n) matrix of ``f`` (for the U-statistic).
@@ -635,7 +635,10 @@ def pair_sum(s: _Setup, statement: str, q: _Pass, block: int, index: Any | None 
             cached[start] = g
         return g
 
-    for a, b in (pairs[j] for j in balanced_shares(sizes, rank, world)):
+    mine = balanced_shares(sizes, rank, world)
+    for done, (a, b) in enumerate(pairs[j] for j in mine):
+        if progress is not None:  # (block pairs done, of this process's share)
+            progress(done, len(mine))
         ia, ib = idx[a : a + block], idx[b : b + block]
         ga = gamma(a)
         vals = _block_values(s, statement, q, ia, ib, dense, ga, ga if a == b else gamma(b))
@@ -663,6 +666,7 @@ def pair_norm(
     memory_budget: int | None = None, time_budget: float | None = None,
     sample_inputs: int | None = None, seed: int = 0, device: str | None = None,
     dtype: Any = None, block: int | None = None, distributed: bool | None = None,
+    progress: Any = None,
 ) -> tuple[Estimate, NormCost]:
     """``‖Cov(Î₁)‖_F`` (statement ``"thm-7"``, ``thm-4``) or ``‖Cov(Î₂)‖_F`` (``"thm-8"``,
     ``thm-6``), streamed over block pairs of inputs, with the cost it was planned with.
@@ -674,6 +678,7 @@ def pair_norm(
     else sampled. ``block`` overrides the block size (tests). ``distributed``: share the block
     pairs over the ``torch.distributed`` group (default: when one is initialized; every process
     must call with the same arguments and gets the whole result), see the module docstring.
+    ``progress(done, total)`` is called before each block pair of the exact sum.
     """
     if method not in ("auto", "exact", "sampled"):
         raise ShapeError(f"method must be 'auto', 'exact' or 'sampled', got {method!r}")
@@ -692,7 +697,8 @@ def pair_norm(
                 "method='sampled' for an unbiased estimate with its standard error")
         q = _all_factors(s, statement, max(1, cost.block))
         total, _ = pair_sum(s, statement, q, int(block or cost.block),
-                            cache_gamma=cost.cache_gamma, rank=rank, world=world)
+                            cache_gamma=cost.cache_gamma, rank=rank, world=world,
+                            progress=progress)
         return Estimate(math.sqrt(max(total, 0.0) / scale), 0.0, True, "exact", 0,
                         {"cost": cost, "squared_norm": total / scale}), cost
     k = min(s.M, DEFAULT_SAMPLE_INPUTS if sample_inputs is None else int(sample_inputs))

@@ -33,6 +33,7 @@ __all__ = [
     "PsdSample",
     "bias_variance_exact",
     "hessian_estimator",
+    "psd_bound_from_sums",
     "psd_probability_bound",
     "sample_psd",
     "spectral_radii",
@@ -42,9 +43,13 @@ __all__ = [
 
 def spectral_radii(H: Any) -> np.ndarray:
     """``ρ(∂²h^a_L)`` per input and output, shape ``(M, n_L)`` (``thm-10``, ``thm-11``)."""
+    import torch
+
     Hb = _batched(H, 3, "H")
-    ev = np.linalg.eigvalsh(Hb)
-    return np.max(np.abs(ev), axis=-1)
+    # torch's batched eigvalsh: NumPy's loops over LAPACK per matrix and is 20-30x slower on
+    # a loaded machine (its BLAS threads oversubscribe the cores), the bulk of analyze's time
+    ev = torch.linalg.eigvalsh(torch.from_numpy(np.ascontiguousarray(Hb)))
+    return ev.abs().amax(-1).numpy()
 
 
 @dataclass(frozen=True)
@@ -74,22 +79,35 @@ def psd_probability_bound(
     Raises:
         FisherVerifyError: ``n`` is not an integer >= 1.
     """
-    count = check_count(n, "number of draws per input n")
     Jb = _batched(J, 2, "J")
     Ib = _batched(I, 2, "I")
     M, nl, _ = Jb.shape
-    fisher = gauss_newton(Jb, Ib)
-    ev = np.linalg.eigvalsh(fisher)
-    lam_min = float(ev[0])
     rho = spectral_radii(H)
     lam_max_out = np.linalg.eigvalsh(Ib)[:, -1]
-    rho2 = float(np.sum(rho**2))
+    return psd_bound_from_sums(
+        gauss_newton(Jb, Ib), float(np.sum(rho**2)), float(np.sum(lam_max_out)),
+        float(np.sum(np.trace(Ib, axis1=1, axis2=2))), M, nl, n, rho=rho,
+        lam_max_out=lam_max_out, tol=tol)
+
+
+def psd_bound_from_sums(
+    fisher: Any, rho2: float, lam_max_sum: float, trace_sum: float, M: int, n_L: int, n: int,
+    *, rho: Any = None, lam_max_out: Any = None, tol: float = 1e-10,
+) -> PsdBound:
+    """``thm-10`` from I(θ) and the per-input sums ``‖ρ‖₂²``, ``Σ_m λ_max(I_m)`` and
+    ``Σ_m tr I_m`` (so the inputs can be streamed; :func:`psd_probability_bound` is this
+    with the sums of all inputs at once)."""
+    count = check_count(n, "number of draws per input n")
+    ev = np.linalg.eigvalsh(np.asarray(fisher, dtype=np.float64))
+    lam_min = float(ev[0])
+    rho_arr = np.zeros(0) if rho is None else rho
+    lmo = np.zeros(0) if lam_max_out is None else lam_max_out
     applicable = lam_min > tol * max(float(ev[-1]), 1e-300)
     if not applicable:
-        return PsdBound(None, None, None, rho, lam_min, lam_max_out, False)
-    c = nl * rho2 * float(np.sum(lam_max_out)) / (M * M * lam_min**2)
-    c_tr = rho2 * float(np.sum(np.trace(Ib, axis1=1, axis2=2))) / (M * M * lam_min**2)
-    return PsdBound(1.0 - c / count, 1.0 - c_tr / count, c, rho, lam_min, lam_max_out, True)
+        return PsdBound(None, None, None, rho_arr, lam_min, lmo, False)
+    c = n_L * rho2 * lam_max_sum / (M * M * lam_min**2)
+    c_tr = rho2 * trace_sum / (M * M * lam_min**2)
+    return PsdBound(1.0 - c / count, 1.0 - c_tr / count, c, rho_arr, lam_min, lmo, True)
 
 
 def hessian_estimator(J: Any, H: Any, I: Any, eta: Any, t_mean: Any) -> np.ndarray:

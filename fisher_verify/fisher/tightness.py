@@ -13,28 +13,21 @@ from typing import Any
 
 import numpy as np
 
+from ..families.registry import family_examples
 from ..validation import as_generator, check_count
 from .bounds import bounds, lemma9_sides
 
 __all__ = ["DEFAULT_FAMILIES", "TightnessSweep", "moment_growth", "tightness_sweep"]
 
-#: (name, params) of the families the default sweep draws from.
+#: (name, params) of the families the default sweep draws from: every family of the registry at
+#: its example parameters (``family_examples``), then two products and a categorical with more
+#: classes, which the registry's examples do not cover.
 DEFAULT_FAMILIES: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("bernoulli", {}),
-    ("normal", {"sigma": 1.0}),
-    ("poisson", {}),
-    ("categorical", {"K": 3}),
-    ("binomial", {"n": 4}),
-    ("geometric", {}),
-    ("negative_binomial", {"r": 2}),
-    ("exponential", {}),
-    ("gamma", {"shape": 2.0}),
-    ("normal_unknown_variance", {}),
+    *((name, dict(ex.params)) for name, ex in family_examples()),
     ("product", {"components": ("bernoulli", "poisson")}),
     ("product", {"components": ("normal", "bernoulli", "bernoulli")}),
     ("categorical", {"K": 5}),
 )
-
 
 def _make_family(name: str, params: dict[str, Any]) -> Any:
     from ..families.registry import family as get_family

@@ -99,6 +99,13 @@ def _powers_of_logs(expr: sp.Expr, y: sp.Symbol) -> sp.Expr:
     return factor * sp.exp(rest)
 
 
+def _has_log_power(expr: sp.Expr, y: sp.Symbol) -> bool:
+    """Whether log y occurs other than as a power y^c (e.g. log² y in an exponent)."""
+    return any(
+        isinstance(e, sp.log) and e.args[0] == y for e in sp.preorder_traversal(expr)
+    )
+
+
 def density_integral(definition: FamilyDefinition, g: sp.Expr) -> sp.Expr:
     """∫ g(y) exp(t(y)ᵀh) b(y) dμ(y) in closed form (unnormalized).
 
@@ -123,9 +130,17 @@ def density_integral(definition: FamilyDefinition, g: sp.Expr) -> sp.Expr:
             return _series_integral(d, g)  # e.g. Poisson: Σ yᵏ e^{hy}/y! does not close directly
     else:
         integrand = sp.expand(g) * _powers_of_logs(exponent.subs(stand_ins), y)
-        result = sp.integrate(
-            sp.expand(integrand), (y, d.support.lower, d.support.upper), conds="none"
-        )
+        lower, upper = d.support.lower, d.support.upper
+        if lower == 0 and upper == sp.oo and _has_log_power(integrand, y):
+            # log² y in the density (log-normal): y = eᵘ, dy = eᵘ du turns it into a Gaussian
+            # integral over the real line, which SymPy closes where it cannot the former
+            u = sp.Dummy("u", real=True)
+            integrand = sp.expand(
+                sp.expand_log(integrand.subs(y, sp.exp(u)), force=True) * sp.exp(u)
+            )
+            integrand = sp.powsimp(sp.expand(integrand), combine="exp")
+            y, lower, upper = u, -sp.oo, sp.oo
+        result = sp.integrate(sp.expand(integrand), (y, lower, upper), conds="none")
         result = result.subs({-v: -h for h, v in stand_ins.items()})  # s_j back to −h_j
     if _unevaluated(result):
         raise ValueError("SymPy left the sum or integral unevaluated")

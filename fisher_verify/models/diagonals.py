@@ -63,6 +63,9 @@ class Diagonals(dict[str, Any]):
         #: per estimated tensor, the delete-one-probe values of its sum (S,): the standard
         #: error of any sum over tensors follows from them (:meth:`sum_stderr`)
         self.jackknife: dict[str, Any] = {}
+        #: Hutchinson probes used (0 when every entry is exact) and how they were chosen
+        self.probes = 0
+        self.probe_note = ""
 
     def scaled(self, c: float) -> Diagonals:
         """The same diagonals (and standard errors) times ``c``."""
@@ -70,6 +73,7 @@ class Diagonals(dict[str, Any]):
         out = Diagonals({k: v * c for k, v in self.items()}, dict(self.exact), stderr,
                         dict(self.methods))
         out.jackknife = {k: v * c for k, v in self.jackknife.items()}
+        out.probes, out.probe_note = self.probes, self.probe_note
         return out
 
     def sum_over(self, names: list[str]) -> tuple[float, float, bool]:
@@ -277,6 +281,45 @@ def _shaped(ws: Workspace, flat: dict[str, Any], scale: float) -> dict[str, Any]
     return {k: (v * scale).reshape(ws.prep.params[k].shape) for k, v in flat.items()}
 
 
+def _variance2(ws: Workspace, N: int, *, probes: int | str = 16, rel_precision: float = 0.1,
+               **options: Any) -> tuple[Diagonals, int]:
+    """:func:`~.hessian.variance2_diagonal` with ``probes`` a count or ``"auto"``: a pilot over
+    :data:`~.decision.PILOT_PROBES` probes, then as many as the standard error of the summed
+    estimate needs for ``rel_precision`` (:func:`~.decision.probes_for_precision`, capped at
+    :data:`~.decision.MAX_PROBES`); the count used and whether it was capped are recorded on
+    the result (``probes``, ``probe_note``)."""
+    from .decision import (
+        MAX_PROBES,
+        PILOT_PROBES,
+        check_probes,
+        check_rel_precision,
+        probes_for_precision,
+    )
+    from .hessian import variance2_diagonal
+
+    probes = check_probes(probes)
+    if probes == "auto":
+        rel_precision = check_rel_precision(rel_precision)
+    else:
+        out, count = variance2_diagonal(ws, N, probes=probes, **options)  # type: ignore[arg-type]
+        out.probes = int(probes) if not out.all_exact else 0
+        return out, count
+    out, count = variance2_diagonal(ws, N, probes=PILOT_PROBES, **options)
+    if out.all_exact:
+        return out, count
+    value, se, _ = out.sum_over(list(out))
+    S, capped = probes_for_precision(se, value, PILOT_PROBES, rel_precision, MAX_PROBES)
+    if S > PILOT_PROBES:
+        out, count = variance2_diagonal(ws, N, probes=S, **options)
+    out.probes = S
+    out.probe_note = (
+        f"probes=auto: {S} probes for a relative standard error <= {rel_precision:g} "
+        f"(pilot {PILOT_PROBES}: {value:.3g} +- {se:.2g})"
+        + (f"; capped at MAX_PROBES = {MAX_PROBES}, the precision may not be reached"
+           if capped else ""))
+    return out, count
+
+
 def model_diagonals(
     ws: Workspace, n: int = 1, *, fisher: bool = True, variance_1: bool = True,
     variance_2: bool = False, **hessian_options: Any,
@@ -288,9 +331,7 @@ def model_diagonals(
     all_reduce_sums([*f_sum.values(), *v_sum.values()], ws.world)
     v2: Diagonals | None = None
     if variance_2:
-        from .hessian import variance2_diagonal
-
-        v2, local2 = variance2_diagonal(ws, N, **hessian_options)
+        v2, local2 = _variance2(ws, N, **hessian_options)
         local = local2 if local is None else local
     assert local is not None
     M = total_inputs(ws, local)
@@ -342,14 +383,16 @@ def check_second_order_options(method: Any, probes: Any, seed: Any) -> None:
     end up unused (``estimator=1``, an Eq. 3 MLP): a typo must not pass unnoticed.
 
     Raises:
-        ShapeError: ``method`` not one of the methods, ``probes`` not an integer >= 3.
+        ShapeError: ``method`` not one of the methods, ``probes`` neither ``"auto"`` nor an
+            integer in ``[3, MAX_PROBES]``.
         FisherVerifyError: ``seed`` not an integer >= 0.
     """
+    from .decision import check_probes
     from .hessian import METHODS  # hessian builds on this module
 
     if not isinstance(method, str) or method not in METHODS:
         raise ShapeError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    check_count(probes, "probes", minimum=3, error=ShapeError)  # 3: a standard error
+    check_probes(probes)
     check_count(seed, "seed", minimum=0)
 
 
@@ -358,7 +401,7 @@ def model_variance_diagonal(
     output: Callable[[Any], Any] | None = None, dtype: Any = None, device: Any = None,
     eval_mode: bool = False, smooth: bool | None = None, memory: int | None = None,
     distributed: bool | None = None, progress: bool = True, method: str = "auto",
-    probes: int = 16, seed: int = 0,
+    probes: int | str = 16, seed: int = 0, rel_precision: float = 0.1,
 ) -> Diagonals:
     """``Var(Î_k)_ii`` for ``n`` draws per input: thm-4 (``estimator=1``) or thm-6 (``2``).
 
@@ -368,7 +411,10 @@ def model_variance_diagonal(
     (``method="eq3"``) and for parameter tensors with at most ``EXACT_TENSOR_LIMIT`` entries
     (``"hessian"``), else an unbiased Hutchinson estimate over ``probes`` Rademacher probes
     (``"hutchinson"``, flagged in ``.exact`` with ``.stderr``); see
-    :func:`fisher_verify.models.hessian.variance2_diagonal`. Other arguments as
+    :func:`fisher_verify.models.hessian.variance2_diagonal`. ``probes="auto"`` picks the
+    number of probes for a relative standard error ``rel_precision`` of the summed estimate
+    (:mod:`fisher_verify.models.decision`, capped at ``MAX_PROBES``, recorded in ``.probes``
+    and ``.probe_note``). Other arguments as
     :func:`model_fisher_diagonal`; ``smooth`` overrides the C² detection.
     """
     if estimator not in (1, 2) or isinstance(estimator, bool):
@@ -382,6 +428,7 @@ def model_variance_diagonal(
         out = model_diagonals(ws, N, fisher=False, variance_1=True).variance_1
     else:
         out = model_diagonals(ws, N, fisher=False, variance_1=False, variance_2=True,
-                              method=method, probes=probes, seed=seed).variance_2
+                              method=method, probes=probes, seed=seed,
+                              rel_precision=rel_precision).variance_2
     assert out is not None
     return out

@@ -217,8 +217,10 @@ def variance2_diagonal(
     prep.require_smooth("the variance of the Hessian estimator Î₂", ws.stream.batches(256))
     if method not in METHODS:
         raise ShapeError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    if isinstance(probes, bool) or not isinstance(probes, int) or probes < 3:
-        raise ShapeError(f"probes must be an integer >= 3 (for a standard error), got {probes!r}")
+    from .decision import check_probes
+
+    if check_probes(probes) == "auto":
+        raise ShapeError("probes='auto' is resolved by model_diagonals; give a count here")
     if method in ("auto", "eq3"):
         found = eq3_network(ws)
         if found is not None:
@@ -240,10 +242,19 @@ def variance2_diagonal(
     linear_names = {k for site in linear_sites for k in site.names}
     exact_names = [k for k in exact_names if k not in linear_names]
     est_names = [k for k in prep.params if k not in exact_names and k not in linear_names]
+    S = probes
+    # the probe sums hold 2 S values per estimated entry for the whole run: refused before
+    # anything is allocated when they alone exceed the memory budget
+    itemsize = 8 if prep.dtype == torch.float64 else 4
+    held = 2 * S * sum(int(prep.params[k].numel()) for k in est_names) * itemsize
+    if held > ws.memory:
+        raise UnsupportedError(
+            f"{S} Hutchinson probes over {len(est_names)} estimated tensors hold "
+            f"{held / 2**20:.4g} MiB of probe sums, above the memory budget of "
+            f"{ws.memory / 2**20:.4g} MiB; use fewer probes or raise memory=")
     zeros = {k: torch.zeros(int(p.numel()), dtype=prep.dtype, device=prep.device)
              for k, p in prep.params.items()}
     exact_sum = {k: zeros[k].clone() for k in [*exact_names, *linear_names]}
-    S = probes
     acc = {k: (zeros[k].clone(), zeros[k].new_zeros(S, zeros[k].numel()),
                zeros[k].new_zeros(S, zeros[k].numel())) for k in est_names}
     # per input: an exact tensor's Hessian block is n_L × p² numbers; an estimated group holds

@@ -21,6 +21,7 @@ from ..errors import FisherVerifyError
 from ..fisher.sample_size import samples_needed
 from ..validation import check_flag, check_fraction
 from .contract import excess_pairs
+from .decision import UNDECIDED, compare, interval, spans_zero
 from .diagonals import (
     Diagonals,
     Workspace,
@@ -92,6 +93,10 @@ class ModelAnalysis:
     thm8_rhs: float | None
     thm8_note: str  # how thm-8 was computed, or why it was not
     diagonals: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: why samples_needed_2 is None or only an estimate ("" when exact)
+    samples_needed_2_note: str = ""
+    probes: int = 0  # Hutchinson probes used for Var(Î₂) (0: every entry exact or refused)
+    probe_note: str = ""  # how the probes were chosen (probes="auto")
     #: why the numbers carry no information (diag I(θ) underflowed to 0); empty when they do
     degenerate: list[str] = field(default_factory=list)
 
@@ -100,6 +105,10 @@ class ModelAnalysis:
         out = asdict(self)
         out.pop("diagonals")
         out["var_2_all_exact"] = self.total.var_2_exact
+        out["decided"] = UNDECIDED not in self.total.better
+        if self.total.var_2 is not None and not self.total.var_2_exact:
+            out["var_2_interval"] = list(interval(self.total.var_2, self.total.var_2_stderr,
+                                                  self.confidence))
         return out
 
     def to_json(self, **kwargs: Any) -> str:
@@ -127,7 +136,17 @@ class ModelAnalysis:
         lines += [f"family {self.family}, M = {self.num_inputs} inputs, N = {self.n} draws per "
                   f"input, P = {self.num_params}", self.table()]
         if not self.total.var_2_exact and self.var_2_refused is None:
-            lines.append("* Var(I2): unbiased Hutchinson ESTIMATE ± standard error (not exact)")
+            lines.append("* Var(I2): unbiased Hutchinson ESTIMATE ± standard error (not exact)"
+                         + (f", {self.probes} probes" if self.probes else ""))
+            if self.probe_note:
+                lines.append(f"  {self.probe_note}")
+            if UNDECIDED in self.total.better:
+                lo, hi = interval(self.total.var_2 or 0.0, self.total.var_2_stderr,
+                                  self.confidence)
+                lines.append(
+                    f"better estimator UNDECIDED: the {self.confidence:g} interval of sum Var(I2) "
+                    f"[{lo:.4g}, {hi:.4g}] contains 0 or sum Var(I1) = {self.total.var_1:.4g}; "
+                    "more probes (probes='auto' with a smaller rel_precision) can decide it")
         if self.var_2_refused:
             lines.append(f"Var(I2) refused: {self.var_2_refused}")
         if self.covariance_norm_1 is not None:
@@ -143,7 +162,8 @@ class ModelAnalysis:
         lines.append(
             f"draws per input for ||I_hat - I||_F <= {self.target_rel_accuracy:g} ||I||_F on the "
             f"diagonal with prob. >= {self.confidence:g} (lemma-12): I1 {self.samples_needed_1}, "
-            f"I2 {self.samples_needed_2}")
+            f"I2 {self.samples_needed_2}"
+            + (f" ({self.samples_needed_2_note})" if self.samples_needed_2_note else ""))
         return "\n".join(lines)
 
     def plot(self, path: str) -> None:
@@ -186,17 +206,17 @@ class ModelAnalysis:
 
 
 
-def _better(v1: float, v2: float | None, v2_exact: bool) -> str:
+def _better(v1: float, v2: float | None, v2_exact: bool, se2: float = 0.0,
+            confidence: float = 0.95) -> str:
+    """The estimator with the smaller summed variance, or ``undecided`` when ``Var(Î₂)`` is
+    an estimate whose interval holds 0 or ``Var(Î₁)`` (:func:`.decision.compare`)."""
     if v2 is None:
         return "I1 (I2 refused)"
-    if math.isclose(v1, v2, rel_tol=1e-9, abs_tol=1e-300):
-        out = "tie"
-    else:
-        out = "I1" if v1 < v2 else "I2"
-    return out if v2_exact else out + " (estimate)"
+    return compare(v1, v2, se2, v2_exact, confidence)
 
 
-def _row(name: str, names: list[str], d: dict[str, Diagonals | None]) -> Row:
+def _row(name: str, names: list[str], d: dict[str, Diagonals | None],
+         confidence: float = 0.95) -> Row:
     f, v1, v2 = d["f"], d["v1"], d["v2"]
     assert f is not None and v1 is not None
     params = sum(int(f[k].numel()) for k in names)
@@ -207,7 +227,8 @@ def _row(name: str, names: list[str], d: dict[str, Diagonals | None]) -> Row:
     s2, se, exact = v2.sum_over(names)
     methods = {v2.methods[k] for k in names}
     method = methods.pop() if len(methods) == 1 else "mixed"
-    return Row(name, params, fs, s1, s2, se, exact, method, _better(s1, s2, exact))
+    return Row(name, params, fs, s1, s2, se, exact, method,
+               _better(s1, s2, exact, se, confidence))
 
 
 def _gram(ws: Workspace) -> tuple[Any, Any] | str:
@@ -402,15 +423,25 @@ def analyze_model(
     confidence: float = 0.95, output: Callable[[Any], Any] | None = None, dtype: Any = None,
     device: Any = None, eval_mode: bool = False, smooth: bool | None = None,
     memory: int | None = None, distributed: bool | None = None, progress: bool = True,
-    method: str = "auto", probes: int = 16, seed: int = 0, norms: bool = True,
+    method: str = "auto", probes: int | str = 16, seed: int = 0, norms: bool = True,
+    rel_precision: float = 0.1,
 ) -> ModelAnalysis:
     """Both Fisher estimators of any torch model over a data set (eq-6, thm-4, thm-6, thm-7, lemma-12).
 
     Arguments as :func:`fisher_verify.models.diagonals.model_variance_diagonal`; ``target`` and
     ``confidence`` set lemma-12's ``‖Î − I‖ ≤ target ‖I‖`` with probability ``confidence`` (on
     the diagonals); ``norms=False`` skips ‖Cov(Î₁)‖_F and thm-7. A non-C² model gets every
-    first-order quantity and ``Var(Î₂)`` refused with the reason.
+    first-order quantity and ``Var(Î₂)`` refused with the reason. ``probes="auto"`` picks the
+    Hutchinson probes for a relative standard error ``rel_precision`` of the summed Var(Î₂)
+    (:mod:`.decision`). An estimated Var(Î₂) whose ``confidence`` interval holds 0 or
+    Var(Î₁) decides nothing: ``better`` is ``"undecided"`` and ``samples_needed_2`` is None
+    with the reason in ``samples_needed_2_note``.
     """
+    from .decision import check_probes, check_rel_precision
+
+    check_probes(probes)
+    if probes == "auto":
+        check_rel_precision(rel_precision)
     from ..errors import UnsupportedError
 
     target = check_fraction(target, "target")
@@ -426,20 +457,32 @@ def analyze_model(
     except UnsupportedError as exc:
         refused = str(exc)
     d = model_diagonals(ws, n, fisher=True, variance_1=True, variance_2=refused is None,
-                        method=method, probes=probes, seed=seed)
+                        method=method, probes=probes, seed=seed, rel_precision=rel_precision)
     parts: dict[str, Diagonals | None] = {"f": d.fisher, "v1": d.variance_1, "v2": d.variance_2}
     names = list(ws.prep.params)
     layers: dict[str, list[str]] = {}
     for k in names:
         layers.setdefault(k.rsplit(".", 1)[0] if "." in k else "<root>", []).append(k)
-    total = _row("total", names, parts)
-    tensor_rows = [_row(k, [k], parts) for k in names]
-    layer_rows = [_row(lay, ks, parts) for lay, ks in layers.items()]
+    total = _row("total", names, parts, confidence)
+    tensor_rows = [_row(k, [k], parts, confidence) for k in names]
+    layer_rows = [_row(lay, ks, parts, confidence) for lay, ks in layers.items()]
     degenerate = _degenerate(ws, d.fisher or {}, total, d.variance_1 or {})
     if any(w.startswith("every entry") for w in degenerate):  # comparing zeros decides nothing
         for row in (total, *tensor_rows, *layer_rows):
             row.better = "undetermined"
     fnorm = _frobenius(d.fisher or {})
+    need2: int | None = None
+    need2_note = ""
+    if total.var_2 is not None:
+        if spans_zero(total.var_2, total.var_2_stderr, total.var_2_exact, confidence):
+            lo, hi = interval(total.var_2, total.var_2_stderr, confidence)
+            need2_note = (f"{UNDECIDED}: the estimate of sum Var(I2), {total.var_2:.4g} +- "
+                          f"{total.var_2_stderr:.2g}, has a {confidence:g} interval "
+                          f"[{lo:.4g}, {hi:.4g}] that contains 0")
+        else:
+            need2 = samples_needed(total.var_2 * d.n, fnorm, target, confidence)
+            if not total.var_2_exact:
+                need2_note = "from the estimate of Var(I2)"
     note, lhs, rhs, spec = "", None, None, None
     if norms:
         got = thm7_model(ws, d.n)
@@ -471,8 +514,9 @@ def analyze_model(
         tensors=tensor_rows, layers=layer_rows, total=total,
         var_2_refused=refused,
         samples_needed_1=samples_needed(total.var_1 * d.n, fnorm, target, confidence),
-        samples_needed_2=(None if total.var_2 is None
-                          else samples_needed(total.var_2 * d.n, fnorm, target, confidence)),
+        samples_needed_2=need2, samples_needed_2_note=need2_note,
+        probes=d.variance_2.probes if d.variance_2 is not None else 0,
+        probe_note=d.variance_2.probe_note if d.variance_2 is not None else "",
         target_rel_accuracy=target, confidence=confidence, covariance_norm_1=lhs, thm7_rhs=rhs,
         thm7_spectral=spec, thm7_note=note, covariance_norm_2=lhs2, thm8_rhs=rhs2,
         thm8_note=note2, diagonals=parts, degenerate=degenerate,

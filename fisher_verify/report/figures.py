@@ -12,12 +12,18 @@ import numpy as np
 
 #: the paper's Figure 1
 PAPER_PANELS: tuple[tuple[str, dict[str, Any]], ...] = (("bernoulli", {}), ("normal", {}), ("poisson", {}))
-#: the rest of the catalog; binomial(n=1) is Bernoulli and negative_binomial(r=1) geometric,
-#: so those two are drawn at parameters that differ from a panel already shown
-EXTENDED_PANELS: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("binomial", {"n": 5}), ("geometric", {}), ("negative_binomial", {"r": 3}),
-    ("exponential", {}), ("gamma", {"shape": 2}), ("categorical", {"K": 3}),
-    ("normal_unknown_variance", {}))
+
+
+def _extended_panels() -> tuple[tuple[str, dict[str, Any]], ...]:
+    from ..families.registry import family_examples
+
+    paper = {name for name, _ in PAPER_PANELS}
+    return tuple((name, dict(ex.params)) for name, ex in family_examples() if name not in paper)
+
+
+#: the rest of the catalog, from the registry at each family's example parameters (never 1
+#: where that repeats a panel: binomial(n=1) is Bernoulli, negative_binomial(r=1) geometric)
+EXTENDED_PANELS: tuple[tuple[str, dict[str, Any]], ...] = _extended_panels()
 
 
 @dataclass
@@ -34,11 +40,17 @@ class Panel:
 
 
 def _h_grid(name: str) -> np.ndarray:
-    if name in ("exponential", "gamma", "geometric", "negative_binomial"):
-        return -np.geomspace(0.3, 6.0, 300)[::-1]
-    if name == "poisson":
-        return np.linspace(-3.0, 2.5, 300)
-    return np.linspace(-6.0, 6.0, 300)
+    """The natural parameters of a scalar family's panel, from its registry entry
+    (``Examples.grid``): linear, or geometric towards the boundary h = 0 of a negative domain."""
+    from ..families.registry import family_examples
+
+    grid = dict(family_examples())[name].grid
+    if grid is None:
+        raise ValueError(f"family {name!r} is a vector family: its figure follows a path")
+    lo, hi, spacing = grid
+    if spacing == "geometric":
+        return -np.geomspace(-hi, -lo, 300)[::-1]
+    return np.linspace(lo, hi, 300)
 
 
 def panel(name: str, params: dict[str, Any]) -> Panel:

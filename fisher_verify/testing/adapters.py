@@ -66,6 +66,7 @@ from .estimator_gate import (
     check_fisher_estimator,
     torch_parameter_permutation,
 )
+from .gate_kinds import Kind, check_kind
 
 __all__ = [
     "EmpiricalFisherReport",
@@ -736,7 +737,7 @@ def check_torch_fisher(
     family: Any,
     n: int = 1,
     reference: Reference = "fisher",
-    kind: Literal[1, 2] = 1,
+    kind: Kind = 1,
     randomness: Randomness = "global",
     placeholder_labels: bool = False,
     diagonal_only: bool | None = None,
@@ -765,7 +766,9 @@ def check_torch_fisher(
         n: label draws per input of the Monte Carlo estimate (its exact variance, ``thm-4``).
         reference: ``"fisher"`` (unbiased for ``I(θ)``, calibrated gate) or ``"empirical"``
             (the exact empirical Fisher of the data's labels, compared at ``rtol``).
-        kind: 1 calibrates with the exact variance of ``Î₁`` (``thm-4``), 2 with ``Î₂``
+        kind: passed to :func:`check_fisher_estimator` (``"gnb"``, ``"hutchinson-rademacher"``,
+            ``"hutchinson-gaussian"`` besides 1, 2). 1 calibrates with the exact variance of
+            ``Î₁`` (``thm-4``), 2 with ``Î₂``
             (``thm-6``).
         randomness: ``"global"`` (the global RNGs are seeded per call), ``"generator"`` or
             ``"seed"`` (additionally passed as a keyword); the global RNGs are always restored.
@@ -805,7 +808,7 @@ def check_torch_fisher(
             f"over them, e.g. laplace-torch's la.H), got {reduction!r}")
     randomness = check_choice(randomness, "randomness", ("global", "generator", "seed"))
     n = check_count(n, "n (draws per input)")
-    kind = check_choice(kind, "kind", (1, 2))
+    check_kind(kind, True)  # the gate checks a Hutchinson kind's diagonal_only itself
     placeholder_labels = bool(check_flag(placeholder_labels, "placeholder_labels"))
     diagonal_only = check_flag(diagonal_only, "diagonal_only", allow_none=True)
     replications = check_count(replications, "replications")

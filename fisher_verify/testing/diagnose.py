@@ -263,7 +263,7 @@ def _deterministic(
     ex: ExactStatistics, net: Network, observed: np.ndarray, slack: np.ndarray, labels_t: Any,
     declared: str, labels_hint: str, M: int,
 ) -> Diagnosis:
-    kind = ex.kind
+    kind = ex.tag or ex.kind
     expected = ex.expected
     P = ex.J.shape[-1]
     if np.all(np.abs(observed - expected) <= slack + 1e-12 * np.abs(expected)):
@@ -372,7 +372,7 @@ def diagnose(
     labels_hint: str = "pass labels= to check_fisher_estimator",
 ) -> Diagnosis:
     """The first cause (module docstring order) that explains the numbers."""
-    kind, n = ex.kind, ex.n
+    kind, n = ex.tag or ex.kind, ex.n
     expected, variance = ex.expected, ex.variance
     R = values.shape[0]
     if not np.all(np.isfinite(values)):

@@ -78,6 +78,7 @@ from .calibrated import DEFAULT_ALPHA, median_of_means_plan
 from .catoni import catoni_mean, catoni_radius_factor, catoni_scale, minimum_catoni_draws
 from .diagnose import diagnose
 from .gate_exact import DENSE_HESSIAN_LIMIT, LARGE_DIAGONAL_P, exact_statistics
+from .gate_kinds import Kind, Subsampled, check_kind, describe_kind, kind_note, kind_statistics
 from .pooled import PooledTest, pooled_tests
 from .spread import spread_test
 
@@ -196,8 +197,10 @@ class EstimatorReport:
 
     Attributes:
         passed: every mean within its threshold, and the spread as required (module docs).
-        kind: 1 (``Î₁``, score outer products) or 2 (``Î₂``, negative Hessians): whose exact
-            variance calibrates the test.
+        kind: 1 (``Î₁``, score outer products), 2 (``Î₂``, negative Hessians), ``"gnb"``
+            (Sophia's Gauss–Newton–Bartlett, ``ext-gnb``) or ``"hutchinson-rademacher"`` /
+            ``"hutchinson-gaussian"`` (``ext-hutchinson``): whose exact variance calibrates the
+            test.
         n: draws per input the estimator is declared to use.
         replications: R.
         diagonal_only: whether the estimator returns ``diag Î`` only.
@@ -227,7 +230,7 @@ class EstimatorReport:
     """
 
     passed: bool
-    kind: int
+    kind: Kind
     n: int
     replications: int
     diagonal_only: bool
@@ -278,7 +281,7 @@ class EstimatorReport:
 
     def message(self) -> str:
         """A multi-line human summary (the AssertionError text of the assert form)."""
-        est = "Î₁ (score outer products)" if self.kind == 1 else "Î₂ (negative Hessians)"
+        est = describe_kind(self.kind)
         head = "PASSED" if self.passed else "FAILED"
         shape = "diagonal" if self.diagonal_only else "P x P"
         lines = [
@@ -418,7 +421,7 @@ def check_fisher_estimator(
     x: Any,
     *,
     n: int,
-    kind: Literal[1, 2] = 1,
+    kind: Kind = 1,
     replications: int = 200,
     rng: np.random.Generator | int | None = 0,
     alpha: float = DEFAULT_ALPHA,
@@ -440,9 +443,13 @@ def check_fisher_estimator(
             ``(P,)`` diagonal when ``diagonal_only``. Torch tensors are accepted.
         net: the network whose ``I(θ)`` the estimator targets.
         x: inputs, ``(n_0,)`` or ``(M, n_0)`` (p(x) is their empirical distribution).
-        n: draws per input the estimator uses.
+        n: draws per input the estimator uses (``"gnb"``: independent GNB estimates averaged,
+            each from one label per input; Hutchinson: probes averaged).
         kind: 1 calibrates with the exact variance of ``Î₁`` (``thm-4``), 2 with that of ``Î₂``
-            (``thm-6``).
+            (``thm-6``); ``"gnb"``: Sophia's Gauss–Newton–Bartlett ``M ĝ ⊙ ĝ`` (or ``M ĝ ĝᵀ``),
+            ``ĝ`` the batch-mean gradient over all M inputs with one sampled label each
+            (``ext-gnb``); ``"hutchinson-rademacher"`` / ``"hutchinson-gaussian"``: ``v ⊙ (I(θ) v)``
+            with exact ``I(θ)`` (``ext-hutchinson``; ``diagonal_only=True``).
         replications: R independent calls of ``estimator``.
         rng: seed or Generator; directions are drawn from it first, then each call gets it.
         alpha: false-alarm rate of the whole gate (Bonferroni over all tests).
@@ -465,19 +472,18 @@ def check_fisher_estimator(
     """
     check_callable(estimator, "estimator", "estimator(rng) -> array of shape (P, P) or (P,)")
     net = require_network(net)
-    if isinstance(kind, bool | np.bool_) or kind not in (1, 2):
-        raise FisherVerifyError(f"kind must be 1 (score outer products) or 2 (negative Hessians), got {kind!r}")
     n = check_count(n, "n (draws per input)", error=ShapeError)
     directions = check_count(directions, "directions", minimum=0)
     alpha = check_fraction(alpha, "alpha")
     diagonal_only = bool(check_flag(diagonal_only, "diagonal_only"))
+    check_kind(kind, diagonal_only)
     rtol = check_nonnegative(rtol, "rtol")
     if variance not in ("at_most", "exact"):
         raise FisherVerifyError(
             f"variance must be 'at_most' (unbiased, at most the variance of Î_kind) or 'exact' "
             f"(the estimator is Î_kind with n draws), got {variance!r}"
         )
-    if kind == 2:
+    if kind == 2 or (isinstance(kind, Subsampled) and kind.kind == 2):
         net.require_c2("the variance of the Hessian estimator (thm-6)", x)
     R = check_count(replications, "replications")
     gen = as_generator(rng)
@@ -497,7 +503,7 @@ def check_fisher_estimator(
 
     V = gen.normal(size=(int(directions), P))
     V /= np.maximum(np.linalg.norm(V, axis=1, keepdims=True), 1e-300)
-    ex = exact_statistics(net, X, kind, n, V, diagonal_only)
+    ex = kind_statistics(kind, net, X, n, V, diagonal_only)
     expected, var = ex.expected, ex.variance
     slack = rtol * np.maximum(ex.scales, np.abs(expected))
     # a score that vanishes by symmetry (an attention key bias) is computed as cancelling terms
@@ -608,10 +614,11 @@ def check_fisher_estimator(
         labels_t=labels_t, M=M, emp_sd=emp_sd, pooled=pooled, labels_hint=labels_hint,
     )
     return EstimatorReport(
-        passed=passed, kind=int(kind), n=n, replications=R, diagonal_only=bool(diagonal_only),
+        passed=passed, kind=kind, n=n, replications=R, diagonal_only=bool(diagonal_only),
         alpha=float(alpha), alpha_per_check=float(per), statistics=stats, worst=worst,
         scale=diag.scale, scale_explains=diag.scale_explains, sd_ratio=sd_ratio,
-        diagnosis=diag.text, variance=variance, cause=diag.cause, factor=diag.factor,
+        diagnosis=diag.text + kind_note(kind, diag.cause, diag.factor), variance=variance,
+        cause=diag.cause, factor=diag.factor,
         spread_ratio=spread_med, deterministic=constant, tests=T, method=method,
         pooled=pooled,
     )

@@ -24,6 +24,7 @@ not tested; the diagonal elements are).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,13 +64,17 @@ class ExactStatistics:
         h: output natural parameters (M, d); eta their means; J the Jacobians (M, d, P).
         w: for ``kind=2`` the weights ``⟨W, H^a_m⟩`` (M, d, S), else None.
         fisher_full: ``I(θ)`` (P, P) when the estimate is a full matrix, else None.
+        combination, covariance, labels_fn: for the other estimator kinds
+            (:mod:`fisher_verify.testing.gate_kinds`): their combination variances, statistics
+            covariance and statistics at given labels, replacing the ``Î₁`` / ``Î₂`` ones.
+        tag: the kind's short name in diagnoses (``Î{tag}``); empty: the kind number.
     """
 
     expected: np.ndarray
     variance: np.ndarray
     fourth: np.ndarray
     scales: np.ndarray
-    kind: int
+    kind: Any
     n: int
     diagonal_only: bool
     V: np.ndarray
@@ -78,6 +83,15 @@ class ExactStatistics:
     J: np.ndarray
     w: np.ndarray | None
     fisher_full: np.ndarray | None
+    combination: Callable[[np.ndarray], np.ndarray] | None = None
+    covariance: Callable[[], np.ndarray] | None = None
+    labels_fn: Callable[[np.ndarray], np.ndarray] | None = None
+    tag: str = ""
+
+    @property
+    def name(self) -> str:
+        """``Î1``, ``Î2`` or the other kind's name, for messages."""
+        return f"Î{self.tag or self.kind}"
 
     def at_labels(self, t: np.ndarray) -> np.ndarray:
         """The statistics of ``Î_kind`` computed from given sufficient statistics ``t``.
@@ -86,6 +100,8 @@ class ExactStatistics:
         label): ``Î₁`` (``eq-7``) or ``Î₂`` (``eq-8``) from those labels, reduced like the
         replicates. Used by the diagnosis (empirical Fisher, argmax labels).
         """
+        if self.labels_fn is not None:
+            return self.labels_fn(t)
         r = np.asarray(t, dtype=np.float64) - self.eta[None]  # (k, M, d)
         k, M = r.shape[0], r.shape[1]
         P = self.J.shape[-1]
@@ -125,6 +141,8 @@ def combination_variance(ex: ExactStatistics, fam: Any, coeffs: np.ndarray) -> n
     ``Var = Σ_m c₂(g_m) / (M² N)``. The correlations between the statistics are therefore
     exact, not bounded.
     """
+    if ex.combination is not None:
+        return ex.combination(coeffs)
     a = np.atleast_2d(np.asarray(coeffs, dtype=np.float64))
     K = a.shape[0]
     M, d, P = ex.J.shape
@@ -161,6 +179,8 @@ def statistics_covariance(ex: ExactStatistics, fam: Any) -> np.ndarray:
     integrate exactly. Used to choose the pooled scale test's weights (any fixed weights give a
     valid test; these give a small variance); cost ``M · nodes · S²``.
     """
+    if ex.covariance is not None:
+        return ex.covariance()
     M, d, P = ex.J.shape
     norm = 1.0 / (M * M * float(ex.n))
     if ex.kind == 2:
@@ -279,7 +299,9 @@ def exact_statistics(
     if diagonal_only:
         exp_dir = W2 @ diag_I
         scale_dir = W2 @ np.abs(diag_I)
-        if kind == 1:
+        if kind == 1 and D == 0:
+            var_dir = np.zeros(0)  # no directions: nothing to stack
+        elif kind == 1:
             # A_mk = J_m diag(v_k²) J_mᵀ, one direction at a time (memory M·d·P)
             A = np.stack([np.einsum("map,mbp->mab", J * w2, J) for w2 in W2], axis=1)
             hD = np.repeat(h[:, None, :], D, axis=1).reshape(-1, d)

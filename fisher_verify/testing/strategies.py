@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from ..families.registry import family
+from ..families.registry import family, family_examples
 from ..networks.activations import ACTIVATIONS
 from ..networks.network import Network
 
@@ -23,35 +23,21 @@ ALL_ACTIVATIONS: tuple[str, ...] = tuple(ACTIVATIONS)
 C2_ACTIVATIONS: tuple[str, ...] = tuple(n for n, a in ACTIVATIONS.items() if a.is_c2)
 
 #: ``(name, params, h)``: every family of the catalog at one point inside its natural-parameter
-#: domain; the fixed counterpart of :func:`families` for ``pytest.mark.parametrize``.
-FAMILY_POINTS: tuple[tuple[str, dict[str, Any], list[float]], ...] = (
-    ("bernoulli", {}, [0.3]),
-    ("normal", {"sigma": 1.5}, [0.4]),
-    ("poisson", {}, [0.7]),
-    ("categorical", {"K": 3}, [0.1, -0.5, 1.0]),
-    ("binomial", {"n": 3}, [-0.2]),
-    ("geometric", {}, [-0.6]),
-    ("negative_binomial", {"r": 2}, [-0.9]),
-    ("exponential", {}, [-1.3]),
-    ("gamma", {"shape": 2.0}, [-0.8]),
-    ("normal_unknown_variance", {}, [0.3, -0.6]),
+#: domain; the fixed counterpart of :func:`families` for ``pytest.mark.parametrize``. Read from
+#: the registry (:func:`~fisher_verify.families.registry.family_examples`), never listed here.
+FAMILY_POINTS: tuple[tuple[str, dict[str, Any], list[float]], ...] = tuple(
+    (name, dict(ex.params), list(ex.point)) for name, ex in family_examples()
 )
 
 
 def families() -> st.SearchStrategy[Any]:
-    """Every family of the catalog, with its parameters drawn from small valid values."""
-    return st.one_of(
-        st.just(family("bernoulli")),
-        st.sampled_from([0.5, 1.0, 2.0]).map(lambda s: family("normal", sigma=s)),
-        st.just(family("poisson")),
-        st.integers(2, 4).map(lambda k: family("categorical", K=k)),
-        st.integers(1, 4).map(lambda n: family("binomial", n=n)),
-        st.just(family("geometric")),
-        st.integers(1, 3).map(lambda r: family("negative_binomial", r=r)),
-        st.just(family("exponential")),
-        st.sampled_from([0.5, 2.0, 3.5]).map(lambda a: family("gamma", shape=a)),
-        st.just(family("normal_unknown_variance")),
-    )
+    """Every family of the catalog, with its parameters drawn from the small valid values the
+    registry gives for it (``Examples.draws``)."""
+
+    def one(name: str, draws: tuple[dict[str, Any], ...]) -> st.SearchStrategy[Any]:
+        return st.sampled_from(list(draws)).map(lambda params: family(name, **params))
+
+    return st.one_of(*[one(name, ex.draws) for name, ex in family_examples()])
 
 
 @st.composite

@@ -10,11 +10,13 @@ per layer and overall, and the N each estimator needs for a target relative accu
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .errors import FisherVerifyError
 from .fisher.degenerate import check_finite, frobenius, refuse_overflow, underflow_reasons
 from .fisher.sample_size import samples_needed
 from .validation import check_count, check_flag, check_fraction
@@ -22,8 +24,13 @@ from .validation import check_count, check_flag, check_fraction
 #: ``Analysis.better`` (and per layer) when the result is degenerate: nothing can be decided
 UNDETERMINED = "undetermined"
 FULL_LIMIT = 2000  # above this many parameters only diagonals are formed (DESIGN: no P² arrays)
-#: Seconds the streamed thm-7/thm-8 norms may be estimated to take inside analyze (else n/a)
+#: Seconds the streamed thm-7/thm-8 norms may be estimated to take inside analyze exactly
+#: (above it: the sampled-pairs estimate with its standard error, labelled exact=False)
 NORM_SECONDS = 120.0
+#: Seconds the per-input terms may be estimated to take unless ``time_budget`` is given
+DEFAULT_TIME_BUDGET = 300.0
+
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -64,6 +71,12 @@ class Analysis:
     samples_needed_1: int | None = None  # lemma-12
     samples_needed_2: int | None = None
     num_inputs: int = 1
+    #: standard errors of the norms (0 when exact) and whether each norm is exact: above
+    #: NORM_SECONDS the norms are sampled-pairs estimates (fisher/large_norms.py)
+    covariance_norm_1_stderr: float = 0.0
+    covariance_norm_2_stderr: float = 0.0
+    covariance_norms_exact: bool = True
+    norm_notes: list[str] = field(default_factory=list)
     #: why the numbers carry no information (underflow to zero); empty when they do
     degenerate: list[str] = field(default_factory=list)
 
@@ -88,10 +101,13 @@ class Analysis:
             f"{np.sum(self.variance_2):.6g}",
         ]
         if self.covariance_norm_1 is not None or self.covariance_norm_2 is not None:
-            lines.append(f"||Cov(I1)||_F = {_fmt(self.covariance_norm_1)} <= thm-7 bound "
-                         f"{_fmt(self.bound_1)} (tightness {_fmt(self.tightness_1)})")
-            lines.append(f"||Cov(I2)||_F = {_fmt(self.covariance_norm_2)} <= thm-8 bound "
-                         f"{_fmt(self.bound_2)} (tightness {_fmt(self.tightness_2)})")
+            lines.append(f"||Cov(I1)||_F = {_est(self.covariance_norm_1, self.covariance_norm_1_stderr)}"
+                         f" <= thm-7 bound {_fmt(self.bound_1)} (tightness "
+                         f"{_fmt(self.tightness_1)})")
+            lines.append(f"||Cov(I2)||_F = {_est(self.covariance_norm_2, self.covariance_norm_2_stderr)}"
+                         f" <= thm-8 bound {_fmt(self.bound_2)} (tightness "
+                         f"{_fmt(self.tightness_2)})")
+        lines += [f"  {note}" for note in self.norm_notes]
         if self.diagonal_only:
             lines.append("P(I2 p.s.d.): thm-10 not computed for large P (it needs lambda_min of the "
                          "P x P Fisher)")
@@ -120,6 +136,11 @@ def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.6g}"
 
 
+def _est(v: float | None, se: float) -> str:
+    """A norm, with ``± se (ESTIMATE)`` when it is a sampled-pairs estimate."""
+    return _fmt(v) if not se else f"{_fmt(v)} ± {se:.2g} (ESTIMATE)"
+
+
 def _better(v1: float, v2: float) -> str:
     if math.isclose(v1, v2, rel_tol=1e-9, abs_tol=1e-300):
         return "tie"
@@ -127,7 +148,8 @@ def _better(v1: float, v2: float) -> str:
 
 
 def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float = 0.95,
-            diagonal: bool | None = None) -> Analysis:
+            diagonal: bool | None = None, *, memory_budget: int | None = None,
+            time_budget: float | None = None, progress: Progress | None = None) -> Analysis:
     """Analyze both Fisher estimators for ``net`` at input(s) ``x`` with ``n`` draws.
 
     Args:
@@ -137,16 +159,31 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
         target: relative accuracy ``‖Î − I‖_F ≤ target · ‖I‖_F`` for the sample sizes.
         confidence: probability of reaching it (lemma-12 with ε = 1 − confidence).
         diagonal: force diagonal-only output (default: when P > 2000).
+        memory_budget: bytes the computation may hold at once (default 1 GiB).
+        time_budget: seconds the per-input terms (``O(M)``) may be estimated to take (default
+            :data:`DEFAULT_TIME_BUDGET`); the estimate comes from timing the first inputs.
+        progress: ``progress(stage, done, total)``, called as chunks of inputs and block
+            pairs finish (the CLI shows it on stderr).
+
+    The per-input terms (eq-6, thm-4, thm-6, the bounds' right-hand sides, thm-10) are
+    streamed over chunks of inputs (:mod:`fisher_verify.fisher.streamed`); the norms
+    ‖Cov(Î)‖_F of thm-7/thm-8, sums over pairs of inputs, over pairs of input blocks
+    (:mod:`fisher_verify.fisher.large_norms`), exactly when the cost model says they fit
+    ``NORM_SECONDS`` and the memory budget, else as a sampled-pairs estimate with its standard
+    error (``covariance_norms_exact=False``, the reason in ``norm_notes``).
 
     Raises:
         FisherVerifyError: n < 1, target or confidence outside (0, 1), a non-C² network
-            (the variance of Î₂ needs thm-3/thm-6).
+            (the variance of Î₂ needs thm-3/thm-6); UnsupportedError (at once, before the
+            work) when one input's terms exceed ``memory_budget`` or the per-input terms are
+            estimated above ``time_budget``.
         UnsupportedError: the Fisher or a variance overflows float64 (no finite answer).
 
     A result that underflowed (every Fisher entry below the smallest normal float64, or a
     Var(Î₁) that is 0 only because the family's fourth moment underflowed) is returned with
     the reasons in ``Analysis.degenerate`` and ``better`` set to ``"undetermined"``.
     """
+    from .fisher.large import check_budget
     from .networks.network import require_network
 
     net = require_network(net)
@@ -154,22 +191,28 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
     target = check_fraction(target, "target")
     confidence = check_fraction(confidence, "confidence")
     diagonal = check_flag(diagonal, "diagonal", allow_none=True)
+    budget = check_budget(memory_budget)
+    tbudget = _time_budget(time_budget)
     net.require_c2("the variance of the Hessian estimator (thm-6)", x)
     # float64 over- and underflow are detected and reported below (refusal or
     # Analysis.degenerate), so NumPy's RuntimeWarnings about them would only be noise
     with np.errstate(all="ignore"):
-        return _compute(net, x, n, target, confidence, diagonal)
+        return _compute(net, x, n, target, confidence, diagonal, budget, tbudget, progress)
 
 
 def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
-             diagonal: bool | None) -> Analysis:
+             diagonal: bool | None, budget: int, tbudget: float,
+             progress: Progress | None) -> Analysis:
     """The body of :func:`analyze` after its checks."""
-    import fisher_verify as fv
-
+    X, _ = net.inputs(x)
+    M = int(X.shape[0])
     P = int(net.num_params)
     diag = P > FULL_LIMIT if diagonal is None else bool(diagonal)
     cov_norm: dict[int, float | None] = {1: None, 2: None}
+    cov_se = {1: 0.0, 2: 0.0}
     bound: dict[int, float | None] = {1: None, 2: None}
+    notes: list[str] = []
+    norms_exact = True
     psd = None
     if diag:
         # large P: PyTorch path, no P x P array (fisher/large.py); thm-10 needs lambda_min of
@@ -180,29 +223,47 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
         from .errors import UnsupportedError
         from .fisher.large import diagonals, thm7_large, thm8_large
 
-        d = diagonals(net, x, n)
+        d = diagonals(net, X, n, memory_budget=budget)
         fisher = np.asarray(d.fisher)
         var = {1: np.asarray(d.variance_1), 2: np.asarray(d.variance_2)}
         check_finite(net, x, fisher, var)
         for e, fn in ((1, thm7_large), (2, thm8_large)):
             try:
-                b = fn(net, x, n, method="exact", time_budget=NORM_SECONDS)
-            except UnsupportedError:
+                b = fn(net, X, n, method="exact", time_budget=NORM_SECONDS, memory_budget=budget)
+            except UnsupportedError as exc:
+                notes.append(f"thm-{6 + e}: n/a ({exc})")
                 continue
             cov_norm[e], bound[e] = b.lhs, b.rhs
     else:
-        fisher = np.asarray(fv.exact_fisher(net, x))
-        if not np.all(np.isfinite(fisher)):  # before the variances: they would be inf - inf
+        from .fisher.large_norms import pair_norm
+        from .fisher.streamed import chunk_inputs, dense_sums
+
+        chunk = chunk_inputs(P, int(net.widths[-1]), M, budget)  # refuses at once
+        sums = dense_sums(net, X, n, chunk, time_budget=tbudget, progress=progress)
+        fisher, var = sums.fisher, {1: sums.variance_1, 2: sums.variance_2}
+        if not np.all(np.isfinite(fisher)):  # the variances would hold inf - inf
             refuse_overflow(net, x, "the Fisher information I(θ)")
-        var = {e: np.asarray(fv.variance(net, x, estimator=e, n=n), dtype=float) for e in (1, 2)}
         check_finite(net, x, fisher, var)
-        cov_norm = {e: float(fv.covariance_norm(net, x, estimator=e, n=n)) for e in (1, 2)}
-        b = fv.bounds(net, x, n=n)
-        # Bound objects: rhs is the bound (None where it does not apply, e.g. thm-10 when
-        # lambda_min(I(theta)) = 0, as whenever M n_L < P: I(theta) has rank <= M n_L)
-        bound[1] = b.thm7.rhs
-        bound[2] = b.thm8.rhs
-        psd = b.psd_probability.rhs
+        bound[1], bound[2] = sums.thm7_rhs, sums.thm8_rhs
+        # rhs None where thm-10 does not apply (lambda_min(I(theta)) = 0, as whenever
+        # M n_L < P: I(theta) has rank <= M n_L)
+        psd = sums.psd.bound
+        for e, statement in ((1, "thm-7"), (2, "thm-8")):
+            stage = f"||Cov(I{e})||_F ({statement}), block pairs"
+            est, cost = pair_norm(
+                net, X, n, statement, method="auto", memory_budget=budget,
+                time_budget=NORM_SECONDS,
+                progress=None if progress is None else
+                (lambda done, total, stage=stage: progress(stage, done, total)))
+            cov_norm[e], cov_se[e] = float(est.value), float(est.stderr)
+            if not est.exact:
+                norms_exact = False
+                notes.append(
+                    f"{statement}: ||Cov(I{e})||_F is a sampled-pairs ESTIMATE over "
+                    f"{est.details.get('sample_inputs')} of {M} inputs (exact=False): the exact "
+                    f"sum is estimated at {cost.seconds:.3g} s, above NORM_SECONDS = "
+                    f"{NORM_SECONDS:g}, or {(cost.held_bytes + cost.block_bytes) / 2**20:.4g} "
+                    f"MiB against memory_budget = {budget / 2**20:.4g} MiB")
     overflowed: list[str] = []
     for e, theorem in ((1, "thm-7"), (2, "thm-8")):
         # the variances are finite (checked), but a norm of them is formed from their squares,
@@ -252,7 +313,18 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
         if math.isfinite(t1 * n) else None,
         samples_needed_2=samples_needed(t2 * n, fnorm, target, confidence)
         if math.isfinite(t2 * n) else None,
-        num_inputs=int(net.inputs(x)[0].shape[0]), degenerate=degenerate,
+        num_inputs=M, degenerate=degenerate, covariance_norm_1_stderr=cov_se[1],
+        covariance_norm_2_stderr=cov_se[2], covariance_norms_exact=norms_exact,
+        norm_notes=notes,
     )
+
+
+def _time_budget(value: Any) -> float:
+    if value is None:
+        return DEFAULT_TIME_BUDGET
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not math.isfinite(float(value)) or float(value) <= 0:
+        raise FisherVerifyError(f"time_budget must be a number of seconds > 0, got {value!r}")
+    return float(value)
 
 
