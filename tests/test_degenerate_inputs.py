@@ -114,10 +114,22 @@ def test_bias_free_model_is_analysed_with_its_own_parameters() -> None:
     assert rep.covariance_norm_2 == pytest.approx(norm2, rel=1e-9)
 
 
-def test_check_torch_fisher_names_its_default_reference_for_a_bias_free_model() -> None:
+def test_check_torch_fisher_gates_a_bias_free_model_with_its_own_parameters() -> None:
+    """The Eq. 3 reference cannot hold Linear(bias=False); the any-module reference can: the
+    exact diag I(θ) from torch autograd passes as exact, twice it fails by its factor."""
+    from fisher_verify.testing.adapters import sequential_reference
+
+    model = _bias_free()
+    X = torch.tensor([[0.3, -0.2, 0.5], [0.1, 0.4, -0.7], [-0.6, 0.2, 0.9]], dtype=torch.float64)
     with pytest.raises(UnsupportedError, match=r"default reference_model .*bias=False"):
-        fv.check_torch_fisher(lambda m, d: None, _bias_free(), torch.zeros(2, 3, dtype=torch.float64),
-                              family=fv.family("bernoulli"))
+        sequential_reference(model, fv.family("bernoulli"))
+    fisher, _ = _dense_reference(model, X)
+    report = fv.check_torch_fisher(lambda m, d: torch.as_tensor(fisher), model, X,
+                                   family=fv.family("bernoulli"), replications=60)
+    assert report.passed and report.cause == "exact", report.message()
+    doubled = fv.check_torch_fisher(lambda m, d: torch.as_tensor(2 * fisher), model, X,
+                                    family=fv.family("bernoulli"), replications=60)
+    assert not doubled.passed and doubled.cause == "exact_scaled", doubled.message()
 
 
 def test_cli_torch_model_with_bias_free_layer_exits_2(tmp_path: Path,

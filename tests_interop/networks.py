@@ -77,6 +77,46 @@ def regressor() -> Case:
     return _regressor(2)
 
 
+def cnn() -> Case:
+    """Conv2d(1, 2, 3)-ReLU-MaxPool2d(2)-Linear(8, 3) in float64 on 6x6 inputs (P = 47), 6 inputs."""
+    g = torch.Generator().manual_seed(3)
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(8, 3)).double()
+    x = torch.randn(6, 1, 6, 6, generator=g, dtype=torch.float64)
+    return Case("cnn-conv-relu-maxpool-linear-float64", model, (x, torch.randint(0, 3, (6,), generator=g)), "ce")
+
+
+def dropout_mlp() -> Case:
+    """ReLU 3-5-3 with Dropout(0.3), float64 (P = 38), 6 inputs, left in train() mode: the
+    libraries are called after ``model.eval()`` (:func:`evaluated`), the gate's reference is the
+    eval-mode model."""
+    g = torch.Generator().manual_seed(4)
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Dropout(0.3), nn.Linear(5, 3)).double().train()
+    x = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    return Case("relu-dropout-3-5-3-float64", model, (x, torch.randint(0, 3, (6,), generator=g)), "ce")
+
+
+def layernorm() -> Case:
+    """Linear(3, 4)-LayerNorm(4)-Tanh-Linear(4, 3) in float64 (P = 39), 6 inputs."""
+    g = torch.Generator().manual_seed(5)
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4), nn.Tanh(), nn.Linear(4, 3)).double()
+    x = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    return Case("linear-layernorm-tanh-3-4-3-float64", model, (x, torch.randint(0, 3, (6,), generator=g)), "ce")
+
+
+def evaluated(fisher: Any) -> Any:
+    """``fisher`` run on the model in eval mode, as EWC code does (the gate restores the mode)."""
+
+    def run(model: nn.Module, data: Any, **kwargs: Any) -> Any:
+        model.eval()
+        return fisher(model, data, **kwargs)
+
+    return run
+
+
 def same_state(a: Any, b: Any) -> bool:
     """Whether two snapshots agree bit for bit."""
     return (

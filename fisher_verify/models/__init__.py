@@ -11,7 +11,9 @@ Hessians, so nothing here assumes the Eq. 3 network of :mod:`fisher_verify.netwo
 - :mod:`.diagonals`: ``diag I(θ)`` (eq-6) and ``Var(Î₁)`` (thm-4), exact, streamed;
 - :mod:`.hessian`: ``Var(Î₂)`` (thm-6), exact where the structure allows, else a labelled
   unbiased estimate;
-- :mod:`.report`: :func:`analyze_model`, per parameter tensor and per layer.
+- :mod:`.report`: :func:`analyze_model`, per parameter tensor and per layer;
+- :mod:`.as_network`: the module through the interface the estimator gate reads (dense
+  autograd Jacobians and output Hessians), its exact reference for any model.
 
 May import: ``fisher``, ``networks``, ``families``, ``symbolic``, ``validation``,
 ``distributed`` and ``errors``.

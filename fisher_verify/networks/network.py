@@ -440,9 +440,12 @@ def require_network(net: Any, name: str = "net") -> Network:
 
     A torch module is refused rather than converted: the family of the output (which fixes
     I(h), K, κ₄) is not part of an ``nn.Module``, and guessing it would silently change what
-    the user asked about.
+    the user asked about. A network of the same interface over any module
+    (:class:`~fisher_verify.models.as_network.ModuleNetwork`, which says so with
+    ``gate_interface = True``: family, inputs, forward, jacobian, output Hessians) passes too.
     """
-    if hasattr(net, "weights") and hasattr(net, "inputs") and hasattr(net, "require_c2"):
+    eq3_or_module = hasattr(net, "weights") or getattr(net, "gate_interface", False) is True
+    if eq3_or_module and hasattr(net, "inputs") and hasattr(net, "require_c2"):
         return net
     hint = ("; build one with Network.from_weights, Network.from_torch or Network.random")
     if type(net).__module__.startswith("torch"):

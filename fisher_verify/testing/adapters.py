@@ -21,17 +21,21 @@ around BackPACK, curvlinops, nngeometry or ASDL — through the calibrated gate 
   ``(1/M) Σ_m g_m g_mᵀ`` of the data's labels (``g_m = J_mᵀ (t(y_m) − η_m)``, ``eq-7`` with the
   observed labels), which is deterministic.
 
-The exact model behind ``I(θ)`` is pluggable (``reference_model``): the default converts an
-``nn.Sequential`` Eq. 3 MLP with :meth:`Network.from_torch
-<fisher_verify.networks.network.Network.from_torch>`; any function returning a
+The exact model behind ``I(θ)`` is pluggable (``reference_model``). By default an
+``nn.Sequential`` Eq. 3 MLP is converted with :meth:`Network.from_torch
+<fisher_verify.networks.network.Network.from_torch>` (the fast analytic path), and any other
+module the engine accepts (CNNs with pooling, ``Dropout``, LayerNorm, attention, a user's own
+class) goes through :func:`module_reference` (:class:`~fisher_verify.models.as_network.ModuleNetwork`:
+dense autograd Jacobians of a float64 eval-mode copy). Any function returning a
 :class:`ReferenceModel` (a gate-compatible network and the map from ``parameters()`` order to its
-flat θ) can replace it.
+flat θ) can replace them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import math
 import random
 import sys
@@ -73,6 +77,7 @@ __all__ = [
     "empirical_scores",
     "estimate_to_array",
     "inputs_and_targets",
+    "module_reference",
     "restored_module",
     "seeded_global_rngs",
     "sequential_reference",
@@ -94,10 +99,13 @@ class ReferenceModel:
             takes as ``net`` (a :class:`~fisher_verify.networks.network.Network`).
         permutation: ``θ_net[k] = θ_torch[permutation[k]]`` where ``θ_torch`` concatenates
             ``model.parameters()``; ``None`` when both orders agree.
+        note: how the reference differs from the user's module as it stands (e.g. evaluated in
+            eval mode), quoted in the report; "" when it does not.
     """
 
     network: Any
     permutation: np.ndarray | None
+    note: str = ""
 
 
 def sequential_reference(model: Any, family: Any) -> ReferenceModel:
@@ -115,6 +123,28 @@ def sequential_reference(model: Any, family: Any) -> ReferenceModel:
             f"the default reference_model (sequential_reference, an Eq. 3 MLP) cannot represent "
             f"this model: {exc}; pass a reference_model= that can") from None
     return ReferenceModel(net, torch_parameter_permutation(model))
+
+
+def module_reference(model: Any, family: Any, X: Any) -> ReferenceModel:
+    """Any ``nn.Module`` the engine accepts, on the gate's inputs ``X`` (``eq-6``, ``thm-4``, ``thm-6``).
+
+    The fallback of :func:`check_torch_fisher` when :func:`sequential_reference` cannot
+    represent the model: :func:`~fisher_verify.models.as_network.module_network` (a float64
+    eval-mode working copy, θ in ``parameters()`` order). A train()-mode model with dropout is
+    referenced in eval mode and the report says so.
+    """
+    from ..models.as_network import module_network
+
+    net = module_network(model, family, X)
+    return ReferenceModel(net, None, net.note)
+
+
+def _default_reference(model: Any, family: Any, X: Any) -> ReferenceModel:
+    """Eq. 3 MLPs by the analytic path (faster); every other module by :func:`module_reference`."""
+    try:
+        return sequential_reference(model, family)
+    except UnsupportedError:
+        return module_reference(model, family, X)
 
 
 # --- randomness ---------------------------------------------------------------------------------
@@ -716,7 +746,7 @@ def check_torch_fisher(
     alpha: float = DEFAULT_ALPHA,
     directions: int = 8,
     rtol: float | None = None,
-    reference_model: Callable[[Any, Any], ReferenceModel] = sequential_reference,
+    reference_model: Callable[[Any, Any], ReferenceModel] | None = None,
     reduction: Literal["mean", "sum"] = "mean",
 ) -> EstimatorReport | EmpiricalFisherReport:
     """Check ``fisher_fn(model, data)`` against ``I(θ)`` (``eq-6``) or the empirical Fisher; one line.
@@ -752,7 +782,9 @@ def check_torch_fisher(
         directions: random quadratic forms tested besides the diagonal.
         rtol: rounding tolerance; default 1e-9 for float64 models, 1e-4 for float32.
         reference_model: ``(model, family) -> ReferenceModel``, the exact model behind
-            ``I(θ)`` (default :func:`sequential_reference`, Eq. 3 MLPs).
+            ``I(θ)``. Default: :func:`sequential_reference` for an Eq. 3 MLP, else
+            :func:`module_reference` (any module; a train()-mode model with dropout is
+            referenced in eval mode and the report says so).
         reduction: ``"mean"`` (default): the estimate is a mean over the M inputs, like
             ``I(θ)`` (eq-6). ``"sum"``: it is a sum over the inputs (the curvature of a summed
             loss, laplace-torch's ``la.H``), and the gate divides it by M before testing.
@@ -767,7 +799,8 @@ def check_torch_fisher(
     # every option before the model or fisher_fn runs: a bad one is named, not met later as a
     # TypeError from inside the gate (the gate checks them again; that costs nothing)
     check_callable(fisher_fn, "fisher_fn", "fisher_fn(model, data) returning a Fisher estimate")
-    check_callable(reference_model, "reference_model", "(model, family) -> ReferenceModel")
+    if reference_model is not None:
+        check_callable(reference_model, "reference_model", "(model, family) -> ReferenceModel")
     reference = check_choice(reference, "reference", ("fisher", "empirical"))
     if reduction not in ("mean", "sum"):
         raise FisherVerifyError(
@@ -801,7 +834,7 @@ def check_torch_fisher(
             raise ShapeError(f"data: input {int(bad[0, 0])} (of {X.shape[0]}) contains NaN or "
                              "infinite values; inputs must be finite")
     X = X.to(device=p0.device, dtype=p0.dtype) if X.is_floating_point() else X.to(p0.device)
-    with torch.no_grad(), restored_module(model):
+    with torch.no_grad(), restored_module(model), seeded_global_rngs(0):  # dropout draws
         try:
             out = model(X)
         except Exception as exc:  # noqa: BLE001 - the user's model on the user's data
@@ -857,7 +890,7 @@ def check_torch_fisher(
         names = [f"{name}[{i}]" for name, p in model.named_parameters() for i in range(p.numel())]
         return _empirical_report(first, second, ref, mag, tol, int(X.shape[0]), names)
 
-    refm = reference_model(model, fam)
+    refm = _default_reference(model, fam, X) if reference_model is None else reference_model(model, fam)
     perm = refm.permutation
     probe = call(int(np.random.default_rng(gen.integers(0, 2**62)).integers(0, 2**62)))
     diag = probe.ndim == 1 if diagonal_only is None else bool(diagonal_only)
@@ -878,11 +911,12 @@ def check_torch_fisher(
             _labels_statistic(refm.network, labels, int(X.shape[0]))
         except FisherVerifyError as exc:
             labels, hint = None, f"the data's targets are not labels of {fam.label}: {exc}"
-    return check_fisher_estimator(
+    report = check_fisher_estimator(
         estimator, refm.network, X_np, n=n, kind=kind, replications=replications, rng=gen,
         alpha=alpha, diagonal_only=diag, directions=directions, rtol=tol, labels=labels,
         labels_hint=hint,
     )
+    return dataclasses.replace(report, reference=refm.note) if refm.note else report
 
 
 def assert_torch_fisher(fisher_fn: Callable[..., Any], model: Any, data: Any, **kwargs: Any) -> Any:

@@ -99,6 +99,9 @@ def layer_permutations(net: Network) -> list[tuple[str, np.ndarray]]:
     * the inverse permutation (permuted twice);
     * column-major ``[W | b]`` (a transposed weight).
     """
+    own = getattr(net, "layer_permutations", None)
+    if own is not None:  # a network of any parameter tensors knows its own plausible orders
+        return list(own())
     torch_order: list[int] = []
     col_major: list[int] = []
     off = net.offsets

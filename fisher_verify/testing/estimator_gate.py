@@ -225,6 +225,8 @@ class EstimatorReport:
             the spread tests) or ``"median_of_means"`` (R too small for Catoni's bound).
         pooled: the pooled tests (scale factor against 1, split-sample omnibus), sharing
             ``POOLED_SHARE · alpha`` (:mod:`fisher_verify.testing.pooled`).
+        reference: how the exact reference was obtained when that needs saying (e.g. a
+            train()-mode model with dropout evaluated in eval mode); "" otherwise.
     """
 
     passed: bool
@@ -248,6 +250,7 @@ class EstimatorReport:
     tests: int = 0
     method: str = "catoni+spread"
     pooled: tuple[PooledTest, ...] = ()
+    reference: str = ""
 
     @property
     def scale_test(self) -> PooledTest | None:
@@ -298,6 +301,8 @@ class EstimatorReport:
         ]
         if self.pooled:
             lines.insert(2, "  pooled: " + "; ".join(str(t) for t in self.pooled))
+        if self.reference:
+            lines.append(f"  reference: {self.reference}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -315,7 +320,11 @@ _METHOD_TEXT = {
 
 
 def _param_labels(net: Network) -> list[str]:
-    """``Î[i,i] (W0[r,c])`` / ``(b0[r])`` for every flat-θ index, in order."""
+    """``Î[i,i] (W0[r,c])`` / ``(b0[r])`` for every flat-θ index, in order; a network that
+    names its own parameters (``parameter_labels``, any ``nn.Module``) gives ``(conv.weight[…])``."""
+    own = getattr(net, "parameter_labels", None)
+    if own is not None:
+        return [f"Î[{i},{i}] ({label})" for i, label in enumerate(own())]
     out: list[str] = []
     i = 0
     for layer, (rows, cols) in enumerate(net.shapes):
@@ -497,6 +506,11 @@ def check_fisher_estimator(
     ex = kind_statistics(kind, net, X, n, V, diagonal_only)
     expected, var = ex.expected, ex.variance
     slack = rtol * np.maximum(ex.scales, np.abs(expected))
+    # a score that vanishes by symmetry (an attention key bias) is computed as cancelling terms
+    # as large as the largest scores: it is rtol · max|g| at most from rounding, so Î_ii is zero
+    # up to rtol² · max_k I_kk
+    if P:
+        slack[:P] = np.maximum(slack[:P], rtol * rtol * float(np.max(ex.scales[:P])))
     # an exact sd below 1e-7 of the statistic's scale is zero up to the rounding of thm-4's
     # cancelling terms (fig-1): its spread is not tested
     sd_floor = SD_FLOOR * ex.scales

@@ -268,7 +268,10 @@ def exact_statistics(
 
     # diagonal elements (eq-6; thm-4 / thm-6 via covariance.variance or the large path)
     diag_I = np.einsum("map,mab,mbp->p", J, Ih, J) / M
-    if (kind == 1 and P <= LARGE_DIAGONAL_P) or dense_h:
+    own_variance = getattr(net, "variance_diagonal", None)  # any nn.Module: from its dense J
+    if kind == 1 and P > LARGE_DIAGONAL_P and own_variance is not None:
+        var_diag = np.asarray(own_variance(X, 1, n), dtype=np.float64)
+    elif (kind == 1 and P <= LARGE_DIAGONAL_P) or dense_h:
         var_diag = np.asarray(variance(net, X, kind, n, diagonal=True), dtype=np.float64)  # type: ignore[arg-type]
     elif kind == 1:
         from ..fisher.large import variance1_diagonal
