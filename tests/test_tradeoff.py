@@ -201,7 +201,7 @@ def test_envelopes_are_summed_in_chunks_within_the_memory_budget():
     one pass over every input (the diagonals are sums over inputs)."""
     import importlib
 
-    an = importlib.import_module("fisher_verify.analyze")
+    an = importlib.import_module("fisher_verify.analysis")
 
     rng = np.random.default_rng(9)
     net = fv.Network.random([3, 4, 3], "tanh", fv.family("categorical", K=3), 1.0, rng)
