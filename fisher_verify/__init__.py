@@ -17,6 +17,7 @@ _EXPORTS: dict[str, str] = {
     "family_names": "fisher_verify.families.registry",
     "product": "fisher_verify.families.product",
     "Family": "fisher_verify.families.family",
+    "family_for_loss": "fisher_verify.families.losses",
     "FisherVerifyError": "fisher_verify.errors",
     "Network": "fisher_verify.networks.network",
     "exact_fisher": "fisher_verify.fisher.exact",

@@ -279,12 +279,14 @@ def prepare_model(
     """
     torch = _torch()
     from ..families.family import CategoricalFamily, Family
+    from ..families.losses import is_torch_loss, resolve_family
 
     if not isinstance(model, torch.nn.Module):
         raise ShapeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(family, Family):
+    loss = family if is_torch_loss(family) else None  # resolved once the output width is known
+    if loss is None and not isinstance(family, Family):
         raise ShapeError(f"family must be a fisher_verify family (fv.family('categorical', K=10), "
-                         f"...), got {type(family).__name__}")
+                         f"... or a torch.nn loss module), got {type(family).__name__}")
     if output is not None and not callable(output):
         raise ShapeError(f"output must be a callable mapping the model's output to h_L, got "
                          f"{type(output).__name__}")
@@ -339,6 +341,14 @@ def prepare_model(
                 "random or depends on the batch; call model.eval() or pass eval_mode=True"
             )
     B = int(example.shape[0])
+    if loss is not None:
+        if not isinstance(h, torch.Tensor) or h.ndim != 2 or int(h.shape[0]) != B:
+            shape = tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__
+            raise ShapeError(f"family={type(loss).__name__}() needs the model's h_L of shape "
+                             f"(batch, outputs); it gives {shape} for a batch of {B}")
+        family = resolve_family(loss, int(h.shape[1]))
+        prepared.family = family
+        prepared.categorical = isinstance(family, CategoricalFamily)
     if not isinstance(h, torch.Tensor) or tuple(h.shape) != (B, family.dim):
         shape = tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__
         raise ShapeError(

@@ -708,12 +708,15 @@ def _empirical_report(first: np.ndarray, second: np.ndarray, ref: np.ndarray, ma
 
 def _resolve_family(family: Any, n_out: int) -> Any:
     from ..families.family import Family
+    from ..families.losses import resolve_family
     from ..families.registry import family as get_family
 
+    family = resolve_family(family, n_out)
     if isinstance(family, str):
         family = get_family("categorical", K=n_out) if family == "categorical" else get_family(family)
     check_instance(family, Family, "family",
-                   "a family name or a fisher_verify.family(...), e.g. family='categorical'")
+                   "a family name, a fisher_verify.family(...) or a torch.nn loss module, e.g. "
+                   "family='categorical' or family=nn.CrossEntropyLoss()")
     if family.dim != n_out:
         raise ShapeError(
             f"family {family.label} has dimension {family.dim} but the model gives {n_out} outputs "
@@ -762,7 +765,8 @@ def check_torch_fisher(
         data: what ``fisher_fn`` expects: a ``DataLoader``, a ``Dataset``, ``(x, y)`` or ``x``.
         family: the output family (``"categorical"``: K from the output width; ``"normal"`` …,
             or a :func:`fisher_verify.family` object, e.g. ``family("normal", sigma=2**0.5)``
-            for a ``MSELoss`` without the factor 1/2).
+            for a ``MSELoss`` without the factor 1/2), or the ``torch.nn`` loss module trained
+            with (:func:`fisher_verify.family_for_loss`, e.g. ``nn.CrossEntropyLoss()``).
         n: label draws per input of the Monte Carlo estimate (its exact variance, ``thm-4``).
         reference: ``"fisher"`` (unbiased for ``I(θ)``, calibrated gate) or ``"empirical"``
             (the exact empirical Fisher of the data's labels, compared at ``rtol``).
