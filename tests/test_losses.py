@@ -94,7 +94,8 @@ def test_constant_base_measure_the_loss_is_the_negative_loglik(make) -> None:  #
     assert fv.family_for_loss(loss, K).label == fam.label
     for m in range(B):  # per input: log p(y|h) for every label, so label differences agree
         value = float(loss(torch.tensor(h[m:m + 1]), target[m:m + 1]))
-        assert abs(value + float(np.sum(fam.log_density(y[m:m + 1].reshape(-1), h[m:m + 1])))) <= 1e-12 * (1 + abs(value))
+        loglik = float(np.sum(fam.log_density(y[m:m + 1].reshape(-1), h[m:m + 1])))
+        assert abs(value + loglik) <= 1e-12 * (1 + abs(value))
 
 
 def test_mse_is_normal_sigma_sqrt2_and_products() -> None:
@@ -157,3 +158,32 @@ def test_model_functions_accept_a_loss() -> None:
         fv.model_fisher_diagonal(model, x, nn.BCELoss(), progress=False)
     with pytest.raises(ShapeError, match="at least 2 outputs"):
         fv.model_fisher_diagonal(_model(1), x, nn.CrossEntropyLoss(), progress=False)
+
+
+def test_the_gate_accepts_a_loss() -> None:
+    """check_torch_fisher(family=nn.CrossEntropyLoss()) is the categorical gate: the empirical
+    Fisher of the data's labels (per-sample gradients by plain autograd) passes with both."""
+    model = _model(3)
+    x = torch.randn(6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    y = torch.tensor([0, 1, 2, 2, 1, 0])
+
+    def empirical(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        xs, ys = data
+        out = {k: torch.zeros_like(p) for k, p in model.named_parameters()}
+        for m in range(xs.shape[0]):
+            model.zero_grad()
+            nn.functional.cross_entropy(model(xs[m:m + 1]), ys[m:m + 1]).backward()
+            for k, p in model.named_parameters():
+                assert p.grad is not None
+                out[k] += p.grad**2 / xs.shape[0]
+        return out
+
+    by_loss = fv.check_torch_fisher(empirical, model, (x, y), family=nn.CrossEntropyLoss(),
+                                    reference="empirical")
+    by_name = fv.check_torch_fisher(empirical, model, (x, y), family="categorical",
+                                    reference="empirical")
+    assert by_loss.passed and by_name.passed
+    assert by_loss.max_error == by_name.max_error
+    with pytest.raises(UnsupportedError, match="label_smoothing=0.2"):
+        fv.check_torch_fisher(empirical, model, (x, y), family=nn.CrossEntropyLoss(label_smoothing=0.2),
+                              reference="empirical")
