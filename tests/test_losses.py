@@ -131,6 +131,15 @@ def test_bad_arguments() -> None:
         fv.family_for_loss(nn.MSELoss(), 0)
     with pytest.raises(ShapeError, match="at least 2 outputs"):
         fv.family_for_loss(nn.CrossEntropyLoss(), 1)
+    from fisher_verify.families.losses import MAX_PRODUCT_OUTPUTS
+
+    assert MAX_PRODUCT_OUTPUTS == 32
+    assert fv.family_for_loss(nn.MSELoss(), 32).dim == 32
+    with pytest.raises(UnsupportedError, match="n_outputs=33 .* MAX_PRODUCT_OUTPUTS = 32"):
+        fv.family_for_loss(nn.BCEWithLogitsLoss(), 33)
+    for wrong in ("3", 2.5, True, None, -1):
+        with pytest.raises(ShapeError, match="n_outputs"):
+            fv.family_for_loss(nn.MSELoss(), wrong)
     # the default ignore_index (-100) is no class: accepted
     assert fv.family_for_loss(nn.CrossEntropyLoss(ignore_index=-100), 3).dim == 3
 
