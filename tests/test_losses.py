@@ -112,7 +112,8 @@ def test_mse_is_normal_sigma_sqrt2_and_products() -> None:
     (nn.CrossEntropyLoss(label_smoothing=0.1), ["CrossEntropyLoss", "label_smoothing=0.1"]),
     (nn.CrossEntropyLoss(weight=torch.ones(3)), ["CrossEntropyLoss", "weight="]),
     (nn.NLLLoss(weight=torch.ones(3)), ["NLLLoss", "weight="]),
-    (nn.CrossEntropyLoss(ignore_index=1), ["ignore_index=1"]),
+    (nn.CrossEntropyLoss(ignore_index=0), ["ignore_index=0"]),
+    (nn.NLLLoss(ignore_index=2), ["NLLLoss", "ignore_index=2"]),
     (nn.BCEWithLogitsLoss(pos_weight=torch.ones(3)), ["BCEWithLogitsLoss", "pos_weight="]),
     (nn.BCEWithLogitsLoss(weight=torch.ones(3)), ["BCEWithLogitsLoss", "weight="]),
     (nn.L1Loss(), ["L1Loss", "not in the table", "CrossEntropyLoss"]),
@@ -142,6 +143,7 @@ def test_bad_arguments() -> None:
             fv.family_for_loss(nn.MSELoss(), wrong)
     # the default ignore_index (-100) is no class: accepted
     assert fv.family_for_loss(nn.CrossEntropyLoss(ignore_index=-100), 3).dim == 3
+    assert fv.family_for_loss(nn.CrossEntropyLoss(ignore_index=3), 3).dim == 3  # no class 3
 
 
 def _model(n_out: int) -> nn.Module:
