@@ -8,7 +8,8 @@ For ``W_l`` (``a_l = W_l h̄_l``, ``∂h_L/∂a_l = B_{l+1} D_l`` by lemma-13), 
    products ``G_m ⊗ A_m``;
 2. ``M ≥ 2``: ``G_l ⊗ A_l`` differs from the block in general (the approximation; the relative
    gap is recorded), by exactly ``(1/M) Σ_m (G_m − Ḡ) ⊗ (A_m − Ā)``, so it equals the block
-   when the inputs are identical (``A`` and ``G`` the same for every input);
+   when the inputs are identical (``A`` and ``G`` the same for every input) and, for the last
+   layer, under a unit-variance normal output (``G = I(h_L) = 1`` for every input, ``A`` not);
 3. the other Kronecker order ``A_l ⊗ G_l`` is not the block (the convention is pinned);
 4. the Monte Carlo ``Ĝ_l`` (eq-11 at ``a_l``, labels drawn from the model) has mean ``G_l``:
    its expectation by enumeration over the labels of a Bernoulli and a categorical output;
@@ -120,4 +121,20 @@ def check(ctx):
                 off = _rel_gap(data, kfac_factors(net, X, layer)[1])
                 ctx.true(f"{tag}: Ĝ from a fixed data label is not G_l", off > GAP,
                          f"relative gap {off:.3g}", **where)
+    # G the same for every input, A not: a unit-variance normal output has I(h_L) = 1, so
+    # G_{L-1} = 1 and K-FAC is exact for the last layer at distinct inputs
+    fam = fv.family("normal")
+    net = fv.Network.random((2, 3, 4, 1), "tanh", fam, 1.0, ctx.rng)
+    X = ctx.rng.normal(size=(3, 2))
+    F = fv.exact_fisher(net, X)
+    last = net.depth - 1
+    sl = layer_slice(net, last)
+    ctx.close("normal(1), W_last: G_m = 1 for every input",
+              np.array([kfac_factors(net, x, last)[1] for x in X]), np.ones((3, 1, 1)), rtol=RTOL)
+    ctx.close("normal(1), W_last: M = 3 distinct inputs, G ⊗ A = the block",
+              kfac_block(net, X, last), F[sl, sl], rtol=RTOL)
+    sl = layer_slice(net, 0)
+    gaps["normal, tanh, W_0"] = gap = _rel_gap(kfac_block(net, X, 0), F[sl, sl])
+    ctx.true("normal(1), W_0: M = 3, G ⊗ A differs from the block", gap > GAP,
+             f"relative gap {gap:.3g}")
     ctx.record("relative gap of K-FAC at M = 3", gaps)

@@ -182,3 +182,36 @@ def test_bad_layer_is_refused_naming_it(layer: object) -> None:
     net, X = _net("bernoulli", {}, "tanh")
     with pytest.raises(FisherVerifyError, match=r"layer must be .* 0\.\.2"):
         kfac_factors(net, X, layer)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("name", "params", "act"), CASES)
+def test_kfac_gap_is_the_cross_covariance_of_the_factors(name: str, params: dict, act: str) -> None:
+    """block − Ḡ ⊗ Ā = (1/M) Σ_m (G_m − Ḡ) ⊗ (A_m − Ā) (expand the mean of G_m ⊗ A_m), with the
+    block from torch.func: zero exactly when A_m or G_m is the same for every input."""
+    net, X = _net(name, params, act, M=4, seed=3)
+    F = fv.exact_fisher(net, X, method="autodiff")
+    for layer in range(net.depth):
+        sl = layer_slice(net, layer)
+        parts = [kfac_factors(net, X[m], layer) for m in range(len(X))]
+        Abar = np.mean([a for a, _ in parts], axis=0)
+        Gbar = np.mean([g for _, g in parts], axis=0)
+        cross = np.mean([np.kron(g - Gbar, a - Abar) for a, g in parts], axis=0)
+        diff = F[sl, sl] - kfac_block(net, X, layer)
+        scale = float(np.max(np.abs(F[sl, sl])))
+        assert float(np.max(np.abs(diff - cross))) <= RTOL * scale
+        assert float(np.max(np.abs(cross))) > 1e-6 * scale
+
+
+def test_constant_output_fisher_makes_the_last_layer_exact() -> None:
+    """Unit-variance normal output: I(h_L) = 1, so G_{L-1} = 1 for every input while A_{L-1}
+    varies; K-FAC is then exact for W_{L-1} at M = 3 distinct inputs, not for the hidden layers."""
+    net, X = _net("normal", {}, "tanh")
+    F = fv.exact_fisher(net, X, method="autodiff")
+    last = net.depth - 1
+    for m in range(len(X)):
+        _close(kfac_factors(net, X[m], last)[1], np.ones((1, 1)))
+    sl = layer_slice(net, last)
+    _close(kfac_block(net, X, last), F[sl, sl])
+    for layer in range(last):
+        sl = layer_slice(net, layer)
+        assert _rel_gap(kfac_block(net, X, layer), F[sl, sl]) > 1e-6
