@@ -13,11 +13,12 @@ For ``W_l`` (``a_l = W_l h̄_l``, ``∂h_L/∂a_l = B_{l+1} D_l`` by lemma-13), 
 3. the other Kronecker order ``A_l ⊗ G_l`` is not the block (the convention is pinned);
 4. the Monte Carlo ``Ĝ_l`` (eq-11 at ``a_l``, labels drawn from the model) has mean ``G_l``:
    its expectation by enumeration over the labels of a Bernoulli and a categorical output;
-   with a fixed data label instead, the mean is not ``G_l``.
+   with a fixed data label instead, the mean is not ``G_l``; its element-wise variance is
+   thm-4's with ``J = ∂h_L/∂a_l`` (the calibration of the Monte Carlo factor).
 
 **Independent route.** The block of ``fv.exact_fisher`` (the network's Jacobian, eq-6), ``h̄_l``
 by a plain forward pass, and the exact expectation as a finite sum over labels weighted by
-``p(y|x)`` from the family's density. Compared at ``1e-10`` relative to the largest entry.
+``p(y|x)`` from the family's density (mean and variance of ``Ĝ``). Compared at ``1e-10`` relative to the largest entry.
 """
 
 import numpy as np
@@ -56,7 +57,13 @@ def _labels(fam):
 def check(ctx):
     """K-FAC's factors against the exact Fisher block and the exact label expectation."""
     import fisher_verify as fv
-    from fisher_verify.fisher.kfac import gradient_factor_estimate, kfac_block, kfac_factors, layer_slice
+    from fisher_verify.fisher.kfac import (
+        gradient_factor_estimate,
+        gradient_factor_variance,
+        kfac_block,
+        kfac_factors,
+        layer_slice,
+    )
 
     cases = [("bernoulli", {}, "tanh"), ("categorical", {"K": 3}, "sigmoid"),
              ("poisson", {}, "relu")]
@@ -105,19 +112,26 @@ def check(ctx):
                       fv.exact_fisher(net, same)[sl, sl], rtol=RTOL, **where)
             if name in ("bernoulli", "categorical"):
                 mean = np.zeros_like(G)
+                var = np.zeros_like(G)
                 data = np.zeros_like(G)
                 for m in range(len(X)):
                     h = net.forward(X[m])
                     ys = _labels(fam)
                     p = np.exp(fam.log_density(np.array(ys), np.broadcast_to(h, (len(ys), h.size))))
                     ctx.close(f"{tag}: Σ_y p(y|x) = 1", np.sum(p), 1.0, rtol=RTOL, **where)
-                    for y, py in zip(ys, p, strict=True):
-                        t = fam.statistic(np.array([y]))
-                        mean += py * gradient_factor_estimate(net, X[m], t, layer) / len(X)
+                    one = [gradient_factor_estimate(net, X[m], fam.statistic(np.array([y])),
+                                                    layer) for y in ys]
+                    mu = np.einsum("y,yrs->rs", p, one)
+                    mean += mu / len(X)
+                    var += np.einsum("y,yrs->rs", p, (one - mu) ** 2) / len(X) ** 2
                     t_data = fam.statistic(np.array([ys[-1]]))
                     data += gradient_factor_estimate(net, X[m], t_data, layer) / len(X)
                 ctx.close(f"{tag}: E Ĝ over labels from the model = G_l", mean,
                           kfac_factors(net, X, layer)[1], rtol=RTOL, **where)
+                for n in (1, 5):
+                    ctx.close(f"{tag}: Var Ĝ (n = {n} labels per input) over labels = thm-4 "
+                              "with J = ∂h_L/∂a_l", gradient_factor_variance(net, X, layer, n),
+                              var / n, rtol=RTOL, **where)
                 off = _rel_gap(data, kfac_factors(net, X, layer)[1])
                 ctx.true(f"{tag}: Ĝ from a fixed data label is not G_l", off > GAP,
                          f"relative gap {off:.3g}", **where)

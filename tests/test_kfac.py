@@ -14,6 +14,7 @@ import fisher_verify as fv
 from fisher_verify.errors import FisherVerifyError
 from fisher_verify.fisher.kfac import (
     gradient_factor_estimate,
+    gradient_factor_variance,
     kfac_block,
     kfac_factors,
     layer_slice,
@@ -215,3 +216,32 @@ def test_constant_output_fisher_makes_the_last_layer_exact() -> None:
     for layer in range(last):
         sl = layer_slice(net, layer)
         assert _rel_gap(kfac_block(net, X, layer), F[sl, sl]) > 1e-6
+
+
+@pytest.mark.parametrize(("name", "params", "act"), CASES[:2])
+def test_monte_carlo_gradient_factor_variance_is_thm4_in_the_preactivations(
+    name: str, params: dict, act: str
+) -> None:
+    """Var(Ĝ_l)_rs with n labels per input, by enumeration of (g gᵀ)_rs over labels (g by
+    autograd): (1/(M² n)) Σ_m Var_y(g_r g_s), thm-4 with J = ∂h_L/∂a_l."""
+    net, X = _net(name, params, act, seed=5)
+    fam = net.family
+    ys = _labels(fam)
+    for layer in range(net.depth):
+        var = 0.0
+        for m in range(len(X)):
+            h = net.forward(X[m])
+            p = np.exp(fam.log_density(np.array(ys), np.broadcast_to(h, (len(ys), h.size))))
+            gg = np.array([np.outer(g, g) for g in (
+                _grad_in_preactivation(net, X[m], fam.statistic(np.array([y]))[0], layer)
+                for y in ys)])
+            mu = np.einsum("y,yrs->rs", p, gg)
+            var = var + np.einsum("y,yrs->rs", p, (gg - mu) ** 2) / len(X) ** 2
+        for n in (1, 7):
+            _close(gradient_factor_variance(net, X, layer, n), np.asarray(var) / n)
+
+
+def test_variance_refuses_a_bad_count() -> None:
+    net, X = _net("bernoulli", {}, "tanh")
+    with pytest.raises(FisherVerifyError, match="number of draws per input n"):
+        gradient_factor_variance(net, X, 0, 0)

@@ -9,7 +9,8 @@ K-FAC (Martens & Grosse 2015) averages the two factors separately over the ``M``
 ``A_l = (1/M) Σ_m h̄_l h̄_lᵀ`` and ``G_l = (1/M) Σ_m (B_{l+1} D_l)ᵀ I(h_L) (B_{l+1} D_l)``, and
 approximates the block by ``G_l ⊗ A_l``: exact for one input, an approximation for several.
 Its Monte Carlo ``G`` replaces ``I(h_L)`` by ``(t(y) − η)(t(y) − η)ᵀ`` with labels drawn from
-the model: ``Î₁`` of the pre-activations ``a_l`` (eq-11), unbiased for ``G_l``.
+the model: ``Î₁`` of the pre-activations ``a_l`` (eq-11), unbiased for ``G_l``, so thm-4 with
+``J = ∂h_L/∂a_l`` gives its exact element-wise variance.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 from ..errors import FisherVerifyError
 from ..networks.network import Network, require_network
 from .backprop import _statistics
+from .covariance import cov1_variance
 from .exact import output_quantities
 
 
@@ -94,3 +96,19 @@ def gradient_factor_estimate(net: Network, x: Any, t: Any, layer: int) -> np.nda
     S = np.einsum("nma,nmb->mab", r, r) / tt.shape[0]
     Ja = preactivation_jacobian(net, X, layer)
     return np.asarray(np.einsum("mar,mab,mbs->rs", Ja, S, Ja) / X.shape[0])
+
+
+def gradient_factor_variance(net: Network, x: Any, layer: int, n: int = 1) -> np.ndarray:
+    """Exact ``Var(Ĝ_l)_rs`` ``(n_{l+1}, n_{l+1})`` of :func:`gradient_factor_estimate` with ``n``
+    labels drawn from the model per input: thm-4 with ``J = ∂h_L/∂a_l = B_{l+1} D_l``
+    (``ext-kfac``; ``(1/(M² n)) Σ_m`` over the inputs as in :mod:`.covariance`).
+
+    Raises:
+        FisherVerifyError: ``layer`` is not 0..L-1 or ``n`` is not an integer ≥ 1.
+    """
+    net = require_network(net)
+    layer = _check_weight_layer(net, layer)
+    X, _ = net.inputs(x)
+    h, _, I = output_quantities(net, X)
+    K = np.asarray(net.family.central_moment4(h), dtype=np.float64)
+    return cov1_variance(preactivation_jacobian(net, X, layer), K, I, n)
