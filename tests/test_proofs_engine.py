@@ -149,7 +149,8 @@ def test_repository_declares_every_statement_id():
     assert {"ext-large-path", "ext-kernel-stability", "thm-3-ae", "ext-standard-errors",
             "ext-analyze-choice", "ext-gate-calibration", "ext-models-engine",
             "ext-sharded"} <= extra
-    assert {"ext-gnb", "ext-hutchinson", "ext-subsampled"} <= extra  # the gate's other kinds
+    # the gate's other kinds
+    assert {"ext-gnb", "ext-hutchinson", "ext-subsampled", "ext-kfac"} <= extra
     assert all(i.startswith("ext-") or i in FOLLOW_UP_IDS for i in extra), extra
     assert FOLLOW_UP_IDS <= extra  # every follow-up of STATEMENTS.md has its proof
     assert ids <= set(found)
