@@ -632,3 +632,21 @@ def test_dense_categorical_tensors_beyond_memory_are_refused_at_once() -> None:
     with pytest.raises(UnsupportedError, match=r"kappa3 is a dense array of 1e\+15 entries"):
         fam.kappa3(h)
     np.testing.assert_allclose(fam.mean(h), np.full((1, 100_000), 1e-5), rtol=1e-12)
+
+
+def test_a_float_parameter_is_kept_exactly_and_its_base_measure_evaluates() -> None:
+    """sigma = √2 (the family of nn.MSELoss) was kept to 15 digits (1.4142135623731: I = σ² came
+    out 2.0000000000000271) and its log b(y) raised a TypeError (log of a 26-digit integer).
+    The expected values come from the float itself and from SciPy's normal density."""
+    import scipy.stats as st
+    import sympy as sp
+
+    sigma = 2**0.5
+    fam = fv.family("normal", sigma=sigma)
+    exact_var = float(sp.Rational(repr(sigma)) ** 2)  # σ² of the float the user gave, rounded once
+    assert fam.fisher(np.array([[0.7]]))[0, 0] == exact_var
+    y = np.array([-2.0, 0.3, 5.0])
+    np.testing.assert_allclose(fam.log_base(y), st.norm(0.0, sigma).logpdf(y), rtol=1e-14)
+    h = np.array([[0.2]])
+    np.testing.assert_allclose(fam.log_density(y, h), st.norm(sigma**2 * 0.2, sigma).logpdf(y),
+                               rtol=1e-14)

@@ -57,8 +57,10 @@ def _positive_real(family: str, name: str, value: Any) -> float | int:
 
 
 def _exact(value: float | int) -> sp.Expr:
-    """A user parameter as an exact SymPy number (floats by their exact decimal value)."""
-    return sp.Integer(value) if isinstance(value, int) else sp.nsimplify(value, rational=True)
+    """A user parameter as an exact SymPy number: a float by the decimal value of its repr,
+    which converts back to the same float (``nsimplify`` kept 15 digits: σ = √2 became
+    1.4142135623731, silently changing what the user gave)."""
+    return sp.Integer(value) if isinstance(value, int) else sp.Rational(repr(float(value)))
 
 
 def _scalar_h(h: np.ndarray) -> np.ndarray:

@@ -61,7 +61,10 @@ def _lgamma(x: float) -> float:
 
 def _numeric_y_functions() -> dict[str, Any]:
     lgamma = np.vectorize(_lgamma, otypes=[float])
-    return {"lgamma": lambda x: lgamma(np.asarray(x, dtype=float))}
+    # exact parameters print as Python integers beyond int64 (log(p) with p ~ 10²⁵), which
+    # NumPy's log refuses as objects: read them as floats first
+    return {"lgamma": lambda x: lgamma(np.asarray(x, dtype=float)),
+            "log": lambda x: np.log(np.asarray(x, dtype=float))}
 
 
 _MEMO: dict[tuple[object, ...], Derivation] = {}
