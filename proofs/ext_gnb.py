@@ -28,6 +28,7 @@ import itertools
 import numpy as np
 
 from fisher_verify.proofs import statement
+from fisher_verify.proofs.support import weighted_moments
 
 RTOL = 1e-9
 
@@ -46,11 +47,7 @@ def _enumerated(net, X, V, diagonal):
         dirs = (V * V) @ np.diag(G) if diagonal else np.einsum("kp,pq,kq->k", V, G, V)
         pts.append(np.concatenate([np.diag(G), dirs]))
         wts.append(float(np.prod([w[m, q] for m, q in enumerate(combo)])))
-    pts, wts = np.array(pts), np.array(wts)
-    wts = wts / wts.sum()
-    mean = wts @ pts
-    cen = pts - mean
-    return mean, (cen * wts[:, None]).T @ cen, wts @ cen**4
+    return weighted_moments(np.array(pts), np.array(wts))
 
 
 @statement(

@@ -23,6 +23,7 @@ import itertools
 import numpy as np
 
 from fisher_verify.proofs import statement
+from fisher_verify.proofs.support import weighted_moments
 
 RTOL = 1e-9
 
@@ -38,9 +39,7 @@ def _law(F, V, probe):
         wts = np.prod(np.array(list(itertools.product(wz / wz.sum(), repeat=P))), axis=1)
     D = pts * (pts @ F)
     st = np.concatenate([D, D @ (V * V).T], axis=1)
-    mean = wts @ st
-    cen = st - mean
-    return mean, (cen * wts[:, None]).T @ cen, wts @ cen**4
+    return weighted_moments(st, wts)
 
 
 @statement(

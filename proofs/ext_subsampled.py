@@ -25,6 +25,7 @@ import itertools
 import numpy as np
 
 from fisher_verify.proofs import statement
+from fisher_verify.proofs.support import weighted_moments
 
 RTOL = 1e-9
 
@@ -71,11 +72,7 @@ def check(ctx):
                         p = float(np.prod([w[s, q] for s, q in zip(S, combo)]))
                     pts.append(np.concatenate([np.diag(G), np.einsum("kp,pq,kq->k", V, G, V)]))
                     wts.append(p / len(subsets))
-            pts, wts = np.array(pts), np.array(wts)
-            wts = wts / wts.sum()
-            mean = wts @ pts
-            cen = pts - mean
-            cov = (cen * wts[:, None]).T @ cen
+            mean, cov, _ = weighted_moments(np.array(pts), np.array(wts))
             ex = subsampled_statistics(Subsampled(m, base, replace), net, X, 1, V, False)
             tag = f"Î_{base} on {m} of {M} inputs {'with' if replace else 'without'} replacement"
             where = dict(base=str(base), replace=replace)

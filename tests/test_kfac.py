@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+import torch
 
 import fisher_verify as fv
 from fisher_verify.errors import FisherVerifyError
@@ -22,7 +23,6 @@ from fisher_verify.fisher.kfac import (
 )
 
 RTOL = 1e-10
-torch = pytest.importorskip("torch")
 
 
 @pytest.fixture(autouse=True)

@@ -188,23 +188,15 @@ def expect(route: dict[str, np.ndarray], values: np.ndarray) -> np.ndarray:
     return np.tensordot(w, values, axes=(0, 0))
 
 
-def field(obj: Any, *names: str) -> Any:
-    """The first of ``names`` that ``obj`` has as attribute or key (library results may be
-    dataclasses or dicts)."""
-    for name in names:
-        if isinstance(obj, dict) and name in obj:
-            return obj[name]
-        if hasattr(obj, name):
-            return getattr(obj, name)
-    raise AttributeError(f"{type(obj).__name__} has none of {', '.join(names)}")
-
-
-def estimator_pair(est: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(Î₁, Î₂) from what ``sample_estimators`` returns (a pair, or an object with fields)."""
-    if isinstance(est, tuple) and len(est) == 2:
-        return np.asarray(est[0]), np.asarray(est[1])
-    i1 = field(est, "I1", "i1", "hat_I1")
-    return np.asarray(i1), np.asarray(field(est, "I2", "i2", "hat_I2"))
+def weighted_moments(points: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                                         np.ndarray]:
+    """Mean, covariance and fourth central moment of statistics ``points`` (S, T) under the
+    probabilities ``weights`` (S,): the exact law of an enumerated estimator."""
+    w = np.asarray(weights, dtype=float)
+    w = w / w.sum()
+    mean = w @ points
+    cen = points - mean
+    return mean, (cen * w[:, None]).T @ cen, w @ cen**4
 
 
 def record_calibrated(ctx: Context, chk: Any) -> bool:
