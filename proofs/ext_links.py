@@ -29,22 +29,6 @@ RTOL = 1e-9
 GAP = 1e-4
 
 
-def _network(name, act, rng):
-    import fisher_verify as fv
-    from fisher_verify.families.links import link
-    from fisher_verify.networks.linked import LinkedNetwork
-
-    L = link(name)
-    base = fv.Network.random((2, 3, L.n), act, L.family, 0.8, rng)
-    w = [W.copy() for W in base.weights]
-    if name == "logit":  # a probability head: outputs kept in (0, 1)
-        w[-1] *= 0.3
-        w[-1][:, -1] = 0.4
-    if name == "mean-var":  # a variance head: σ² > 0
-        w[-1][1, -1] = 1.5
-    return LinkedNetwork(fv.Network(w, act, L.family), L)
-
-
 @statement(
     "ext-links",
     title="Beyond the paper: heads through a link h = g(f) (exact I(θ), thm-4 and thm-6 again)",
@@ -60,7 +44,12 @@ def check(ctx):
     from fisher_verify.fisher.bounds import lemma12_radius, thm7_sides, thm8_sides
     from fisher_verify.fisher.covariance import cov2_tensor
     from fisher_verify.fisher.estimators import estimators_from_draws
-    from fisher_verify.proofs.head_route import head_nodes, head_terms, link_reference_mp
+    from fisher_verify.proofs.head_route import (
+        head_nodes,
+        head_terms,
+        link_reference_mp,
+        linked_example,
+    )
 
     n = 3
     cases = [("mean-logstd", "tanh"), ("mean-var", "sigmoid"), ("softplus-rate", "tanh"),
@@ -69,7 +58,7 @@ def check(ctx):
         cases += [("mean-logstd", "softplus"), ("softplus-rate", "gelu")]
     tails = {}
     for name, act in cases:
-        net = _network(name, act, ctx.rng)
+        net = linked_example(name, act, ctx.rng)
         X = ctx.rng.normal(size=(2, 2))
         M, P = X.shape[0], net.num_params
         tag = f"{name} head, {act}"

@@ -21,7 +21,8 @@ from typing import Any
 import mpmath
 import numpy as np
 
-__all__ = ["HEAD_DENSITIES", "head_nodes", "head_terms", "link_reference_mp", "poisson_tail"]
+__all__ = ["HEAD_DENSITIES", "head_nodes", "head_terms", "link_reference_mp", "linked_example",
+           "poisson_tail"]
 
 #: Gauss–Hermite nodes for the normal heads: exact for polynomials in y of degree ≤ 23.
 GH_POINTS = 12
@@ -163,3 +164,22 @@ def link_reference_mp(name: str, u: list[float], dps: int = 40) -> tuple[Any, An
                     order2[c] += 1
                     hes[a, b, c] = float(mpmath.diff(comp, point, tuple(order2)))
     return g, jac, hes
+
+
+def linked_example(name: str, act: str, rng: Any) -> Any:
+    """A random linked network of widths (2, 3, n) for link ``name`` with its head's outputs
+    inside the link's domain (a probability head in (0, 1), a variance head > 0)."""
+    import fisher_verify as fv
+
+    from ..families.links import link
+    from ..networks.linked import LinkedNetwork
+
+    L = link(name)
+    base = fv.Network.random((2, 3, L.n), act, L.family, 0.8, rng)
+    w = [W.copy() for W in base.weights]
+    if name == "logit":
+        w[-1] *= 0.3
+        w[-1][:, -1] = 0.4
+    if name == "mean-var":
+        w[-1][1, -1] = 1.5
+    return LinkedNetwork(fv.Network(w, act, L.family), L)
