@@ -255,6 +255,16 @@ def _check_finite_output(module: Any, h: Any) -> None:
         "finite: the forward pass overflows or divides by zero there")
 
 
+def _linked(output: Callable[[Any], Any] | None, link: Any) -> Callable[[Any], Any]:
+    """``output`` followed by the link ``h = g(f)`` of a loss's head (``ext-links``)."""
+
+    def head(out: Any) -> Any:
+        f = output(out) if output is not None else out
+        return link.natural_torch(f.reshape(f.shape[0], -1))
+
+    return head
+
+
 def prepare_model(
     model: Any,
     family: Any,
@@ -279,7 +289,7 @@ def prepare_model(
     """
     torch = _torch()
     from ..families.family import CategoricalFamily, Family
-    from ..families.losses import is_torch_loss, resolve_family
+    from ..families.losses import is_torch_loss, resolve_head
 
     if not isinstance(model, torch.nn.Module):
         raise ShapeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -346,9 +356,13 @@ def prepare_model(
             shape = tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__
             raise ShapeError(f"family={type(loss).__name__}() needs the model's h_L of shape "
                              f"(batch, outputs); it gives {shape} for a batch of {B}")
-        family = resolve_family(loss, int(h.shape[1]))
+        family, link = resolve_head(loss, int(h.shape[1]))
         prepared.family = family
         prepared.categorical = isinstance(family, CategoricalFamily)
+        if link is not None:  # a non-canonical head: the engine sees h = g(f) (ext-links)
+            link.check_output(h, f"the model's output (the head of {type(loss).__name__})")
+            prepared.output = _linked(output, link)
+            h = prepared.forward(example)
     if not isinstance(h, torch.Tensor) or tuple(h.shape) != (B, family.dim):
         shape = tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__
         raise ShapeError(
