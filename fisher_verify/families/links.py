@@ -78,6 +78,7 @@ class LinkUnit:
     upper: tuple[float, ...]
     names: tuple[str, ...]
     description: str
+    extra: tuple[tuple[str, float], ...] = ()
 
     @property
     def k(self) -> int:
@@ -124,8 +125,9 @@ def _unit(name: str, eps: float = 0.0, lower: float = 0.0) -> LinkUnit:
         return LinkUnit(name, ("bernoulli", ()), (u,), (sp.log(u) - sp.log(1 - u),), (lower,),
                         (1.0,), ("p",), "a probability p (BCELoss's input)")
     if name == "rate":
-        return LinkUnit(name, ("poisson", ()), (u,), (sp.log(u + _constant(eps)),), (-eps if eps else 0.0,),
-                        (inf,), ("λ",), "a rate λ (PoissonNLLLoss(log_input=False): λ + eps)")
+        return LinkUnit(name, ("poisson", ()), (u,), (sp.log(u + _constant(eps)),),
+                        (-eps if eps else 0.0,), (inf,), ("λ",),
+                        "a rate λ (PoissonNLLLoss(log_input=False): λ + eps)", (("eps", eps),))
     if name == "softplus-rate":
         return LinkUnit(name, ("poisson", ()), (u,), (sp.log(softplus(u)),), (-inf,), (inf,),
                         ("u",), "any real u, the rate λ = softplus(u)")
@@ -156,6 +158,23 @@ LINKS: dict[str, dict[str, Any]] = {
     "softplus-neg": {"options": {}, "families": ("gamma", "exponential")},
     "mean-logstd": {"options": {}, "families": ("normal_unknown_variance",)},
     "mean-var": {"options": {"lower": 0.0}, "families": ("normal_unknown_variance",)},
+}
+
+
+def _inv_softplus(x: np.ndarray) -> np.ndarray:
+    # log(eˣ − 1) = x + log(1 − e⁻ˣ), without overflow for large x
+    return x + np.log(-np.expm1(-x))
+
+
+#: f of one unit from its natural parameter h (unit components along the last axis)
+_INVERSES: dict[str, Callable[[np.ndarray, float], list[np.ndarray]]] = {
+    "logit": lambda h, _: [1.0 / (1.0 + np.exp(-h[..., 0]))],
+    "rate": lambda h, eps: [np.exp(h[..., 0]) - eps],
+    "softplus-rate": lambda h, _: [_inv_softplus(np.exp(h[..., 0]))],
+    "exp-rate": lambda h, _: [np.log(-h[..., 0])],
+    "softplus-neg": lambda h, _: [_inv_softplus(-h[..., 0])],
+    "mean-logstd": lambda h, _: [h[..., 0] * (-0.5 / h[..., 1]), 0.5 * np.log(-0.5 / h[..., 1])],
+    "mean-var": lambda h, _: [h[..., 0] * (-0.5 / h[..., 1]), -0.5 / h[..., 1]],
 }
 
 
@@ -265,6 +284,19 @@ class Link:
             out[..., rows[:, None, None], cols[None, :, None], cols[None, None, :]] = vals[..., j, :, :, :]
         return out
 
+    def head_of(self, h: Any) -> np.ndarray:
+        """The head's output ``f`` with ``g(f) = h`` (every link of the table is one-to-one on
+        its domain), shape ``(..., n)``."""
+        hh = np.asarray(h, dtype=float)
+        units = hh[..., self.h_index]  # (..., count, k)
+        eps = float(dict(self.unit.extra).get("eps", 0.0))
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            cols = _INVERSES[self.name](units, eps)
+        vals = np.stack(cols, -1)
+        out = np.empty(hh.shape[:-1] + (self.n,))
+        out[..., self.f_index] = vals
+        return out
+
     # --- torch and mpmath ---------------------------------------------------------------------
 
     def natural_torch(self, f: Any) -> Any:
@@ -362,5 +394,6 @@ def link(name: str, count: int = 1, *, layout: Layout = "chunked", family: Any =
     unit = _unit(name, **{k: float(v) for k, v in values.items()})
     if family is not None:
         unit = LinkUnit(unit.name, (family.name, tuple(sorted(family.params.items()))), unit.inputs,
-                        unit.natural, unit.lower, unit.upper, unit.names, unit.description)
+                        unit.natural, unit.lower, unit.upper, unit.names, unit.description,
+                        unit.extra)
     return Link(unit, count, layout, _family_for(unit, count, family))

@@ -262,6 +262,7 @@ def _linked(output: Callable[[Any], Any] | None, link: Any) -> Callable[[Any], A
         f = output(out) if output is not None else out
         return link.natural_torch(f.reshape(f.shape[0], -1))
 
+    head.link = link  # type: ignore[attr-defined]  # read by the gate's diagnosis
     return head
 
 

@@ -139,8 +139,19 @@ def module_reference(model: Any, family: Any, X: Any) -> ReferenceModel:
     return ReferenceModel(net, None, net.note)
 
 
-def _default_reference(model: Any, family: Any, X: Any) -> ReferenceModel:
-    """Eq. 3 MLPs by the analytic path (faster); every other module by :func:`module_reference`."""
+def _default_reference(model: Any, family: Any, X: Any, loss: Any = None,
+                       link: Any = None) -> ReferenceModel:
+    """Eq. 3 MLPs by the analytic path (faster); every other module by :func:`module_reference`.
+    A loss's link (``BCELoss``, ...) follows the model: a
+    :class:`~fisher_verify.networks.linked.LinkedNetwork`, or the module network of the loss."""
+    if link is not None:
+        from ..networks.linked import LinkedNetwork
+
+        try:
+            ref = sequential_reference(model, family)
+        except UnsupportedError:
+            return module_reference(model, loss, X)
+        return ReferenceModel(LinkedNetwork(ref.network, link), ref.permutation, ref.note)
     try:
         return sequential_reference(model, family)
     except UnsupportedError:
@@ -414,7 +425,10 @@ def _placeholder_targets(family: Any, X: Any, n_out: int) -> Any:
     M = X.shape[0]
     if family.name == "categorical":
         return torch.zeros(M, dtype=torch.long, device=X.device)
-    return torch.zeros(M, n_out, dtype=X.dtype, device=X.device)
+    # one label per component of a product (a GaussianNLLLoss head of 2D outputs has D labels)
+    width = len(family.components) if hasattr(family, "components") else (
+        n_out if family.dim == 1 else 1)
+    return torch.zeros(M, width, dtype=X.dtype, device=X.device)
 
 
 def _with_targets(data: Any, X: Any, Y: Any) -> Any:
@@ -571,11 +585,12 @@ def estimate_to_array(out: Any, model: Any) -> np.ndarray:
 # --- the empirical Fisher reference -------------------------------------------------------------
 
 
-def empirical_scores(model: Any, X: Any, Y: Any, family: Any) -> np.ndarray:
+def empirical_scores(model: Any, X: Any, Y: Any, family: Any, *, link: Any = None) -> np.ndarray:
     """Per-input scores ``g_m = J_mᵀ (t(y_m) − η(h_m))`` (M, P) at the data's labels, float64.
 
     The score of ``log p(y_m | x_m, θ)`` (``eq-7`` with observed instead of sampled labels), where
-    ``h_m`` is the model's output read as the family's natural parameter; ``parameters()`` order.
+    ``h_m`` is the model's output read as the family's natural parameter, or its image under
+    ``link`` (a non-canonical head, ``ext-links``); ``parameters()`` order.
     Computed by ``torch.func`` on float64 copies of the parameters and buffers, so any model
     whose outputs are per input works; the model itself is not changed.
     """
@@ -590,7 +605,8 @@ def empirical_scores(model: Any, X: Any, Y: Any, family: Any) -> np.ndarray:
 
     def out(p: dict[str, Any]) -> Any:
         h = functional_call(model, {**p, **buffers}, (Xt,))
-        return h.reshape(h.shape[0], -1)
+        h = h.reshape(h.shape[0], -1)
+        return h if link is None else link.natural_torch(h)
 
     with restored_module(model):
         h = out(params)
@@ -706,12 +722,13 @@ def _empirical_report(first: np.ndarray, second: np.ndarray, ref: np.ndarray, ma
 # --- the one-liner ------------------------------------------------------------------------------
 
 
-def _resolve_family(family: Any, n_out: int) -> Any:
+def _resolve_family(family: Any, n_out: int) -> tuple[Any, Any]:
+    """The family and, for a loss whose head is not canonical (``BCELoss``, ...), its link."""
     from ..families.family import Family
-    from ..families.losses import resolve_family
+    from ..families.losses import resolve_head
     from ..families.registry import family as get_family
 
-    family = resolve_family(family, n_out)
+    family, link = resolve_head(family, n_out)
     if isinstance(family, str):
         family = get_family("categorical", K=n_out) if family == "categorical" else get_family(family)
     check_instance(family, Family, "family",
@@ -722,7 +739,7 @@ def _resolve_family(family: Any, n_out: int) -> Any:
             f"family {family.label} has dimension {family.dim} but the model gives {n_out} outputs "
             "per input; they must be equal"
         )
-    return family
+    return family, link
 
 
 def _default_rtol(model: Any) -> float:
@@ -849,7 +866,7 @@ def check_torch_fisher(
         if not isinstance(out, torch.Tensor):
             raise ShapeError(f"model must return a tensor of outputs per input, got {type(out).__name__}")
         n_out = int(out.reshape(X.shape[0], -1).shape[1])
-    fam = _resolve_family(family, n_out)
+    fam, link = _resolve_family(family, n_out)
     call_data = data
     if Y is None and placeholder_labels:
         call_data = _with_targets(data, X, _placeholder_targets(fam, X, n_out))
@@ -885,7 +902,7 @@ def check_torch_fisher(
         first = call(int(gen.integers(0, 2**62)))
         second = call(int(gen.integers(0, 2**62)))
         diag = first.ndim == 1 if diagonal_only is None else bool(diagonal_only)
-        g = empirical_scores(model, X, Y, fam)
+        g = empirical_scores(model, X, Y, fam, link=link)
         ref = _outer_mean(g, diag)
         if first.shape != ref.shape:
             raise ShapeError(f"the estimate has shape {first.shape}; expected {ref.shape}")
@@ -894,7 +911,8 @@ def check_torch_fisher(
         names = [f"{name}[{i}]" for name, p in model.named_parameters() for i in range(p.numel())]
         return _empirical_report(first, second, ref, mag, tol, int(X.shape[0]), names)
 
-    refm = _default_reference(model, fam, X) if reference_model is None else reference_model(model, fam)
+    refm = (_default_reference(model, fam, X, family, link) if reference_model is None
+            else reference_model(model, fam))
     perm = refm.permutation
     probe = call(int(np.random.default_rng(gen.integers(0, 2**62)).integers(0, 2**62)))
     diag = probe.ndim == 1 if diagonal_only is None else bool(diagonal_only)

@@ -6,7 +6,9 @@ The checks run in a fixed order, so each cause is named by the first check that 
 2. replicates that do not vary (compared exactly, at rounding tolerance): equal to ``I(θ)``
    (an exact Fisher, e.g. EWC's "all labels weighted by their probability"), or to it up to
    float32 rounding, or to it times a factor ("I(θ) × M (a sum over the inputs, not a mean)"),
-   the argmax labels (``Î`` at the most likely label), the data's labels (the empirical
+   the Gauss–Newton matrix of a non-canonical head at the data's labels (``J_fᵀ ∂²(−ℓ)/∂f²
+   J_f`` for a head ``f`` with a link ``h = g(f)``: "the GGN of a non-canonical head",
+   ``ext-ggn-noncanonical``), the argmax labels (``Î`` at the most likely label), the data's labels (the empirical
    Fisher), either of those times a factor ("the empirical Fisher × 16/15"), or deterministic
    and wrong with its relative error;
 3. the means pass and the spread does not: "unbiased but k× noisier than Î₁ with n draws"
@@ -50,7 +52,7 @@ class Diagnosis:
 
     Attributes:
         cause: a short code: ``ok``, ``exact``, ``nonfinite``, ``rounding``, ``exact_scaled``,
-            ``argmax_labels``, ``data_labels``, ``deterministic``, ``noisier``, ``quieter``,
+            ``ggn_noncanonical``, ``argmax_labels``, ``data_labels``, ``deterministic``, ``noisier``, ``quieter``,
             ``scale``, ``permutation``, ``distribution``.
         text: the sentence shown to the user.
         scale: the precision-weighted least-squares factor c in ``observed ≈ c · exact``.
@@ -259,6 +261,43 @@ def _mode_statistic(fam: Any, h: np.ndarray) -> np.ndarray | None:
     return np.take_along_axis(t, idx[:, None, None], axis=1)[:, 0, :]
 
 
+def head_link(net: Any) -> Any:
+    """The link ``h = g(f)`` of ``net``'s head, or None for a canonical head: a
+    :class:`~fisher_verify.networks.linked.LinkedNetwork`'s, or the one a loss's head put on a
+    module network's output map (:func:`fisher_verify.models.prepared.prepare_model`)."""
+    link = getattr(net, "link", None)
+    if link is None:
+        output = getattr(getattr(net, "prep", None), "output", None)
+        link = getattr(output, "link", None)
+    return link
+
+
+def noncanonical_ggn(ex: ExactStatistics, net: Any, labels_t: np.ndarray) -> np.ndarray | None:
+    """The gate's statistics of the Gauss–Newton matrix split at the head's output ``f`` with
+    the labels ``labels_t`` (k, M, d): ``(1/M) Σ_m J_fᵀ (−∂²ℓ/∂f²) J_f`` with ``−∂²ℓ/∂f² =
+    g′ᵀ I(h) g′ − Σ_k (t − η)_k g″_k`` (``ext-ggn-noncanonical``), written in ``J_h = g′ J_f``;
+    None for a canonical head (where it is ``I(θ)`` at every label)."""
+    link = head_link(net)
+    if link is None or ex.labels_fn is not None:
+        return None
+    f = link.head_of(ex.h)
+    inv = np.linalg.inv(link.jacobian(f))  # (M, n, d): J_f = g′⁻¹ J_h
+    B = np.einsum("mia,mkij,mjb->mkab", inv, link.hessian(f), inv)
+    r = np.mean(np.asarray(labels_t, dtype=np.float64) - ex.eta[None], axis=0)  # (M, d)
+    A = np.asarray(net.family.fisher(ex.h)) - np.einsum("mk,mkab->mab", r, B)
+    J = ex.J
+    M, P = J.shape[0], J.shape[-1]
+    diag = np.einsum("map,mab,mbp->p", J, A, J) / M
+    if ex.diagonal_only:
+        dirs = (ex.V * ex.V) @ diag
+    else:
+        Jv = np.einsum("map,kp->mka", J, ex.V)
+        dirs = np.einsum("mka,mab,mkb->k", Jv, A, Jv) / M
+    out = np.concatenate([diag, dirs])
+    assert out.shape[0] == P + ex.V.shape[0]
+    return out
+
+
 def _deterministic(
     ex: ExactStatistics, net: Network, observed: np.ndarray, slack: np.ndarray, labels_t: Any,
     declared: str, labels_hint: str, M: int,
@@ -303,6 +342,17 @@ def _deterministic(
             "exact_scaled", f"deterministic and equal to I(θ){text}: an exact Fisher (every "
             "label weighted by its probability) with a wrong normalisation, not a Monte Carlo "
             "estimate.", c, True, short,
+        )
+    ggn = noncanonical_ggn(ex, net, labels_t) if labels_t is not None else None
+    if ggn is not None and np.all(np.abs(observed - ggn) <= tol + 1e-6 * np.abs(ggn)):
+        link = head_link(net)
+        return Diagnosis(
+            "ggn_noncanonical", "deterministic and equal to the GGN of a non-canonical head at "
+            f"the data's labels: J_fᵀ ∂²(−log p(y|f))/∂f² J_f for a head f through the link "
+            f"{link.name} (h = g(f)), which carries the residual (t(y) − η) times ∂²h/∂f² and so "
+            f"is not I(θ) (relative error {rel:.3g} on the diagonal; ext-ggn-noncanonical). Use "
+            "J_fᵀ g′ᵀ I(h) g′ J_f, or draw the labels from the model p(y|x,θ): the GGN is "
+            "unbiased for I(θ) then.", math.nan, False,
         )
     if labels_t is not None:
         emp = ex.at_labels(labels_t)

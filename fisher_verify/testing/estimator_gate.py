@@ -407,6 +407,8 @@ def _labels_statistic(net: Network, labels: Any, M: int) -> np.ndarray:
     d = net.family.dim
     if t.ndim == 2 and t.shape == (M, d):
         return t[None]
+    if t.ndim == 3 and t.shape == (M, 1, d) and M != 1:  # targets (M, 1) of a one-unit head
+        return t[:, 0][None]
     if t.ndim == 3 and t.shape[1:] == (M, d):
         return t
     raise ShapeError(
