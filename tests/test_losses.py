@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 import fisher_verify as fv
-from fisher_verify.errors import FisherVerifyError, ShapeError, UnsupportedError
+from fisher_verify.errors import DomainError, FisherVerifyError, ShapeError, UnsupportedError
 
 B = 7
 
@@ -106,9 +106,9 @@ def test_mse_is_normal_sigma_sqrt2_and_products() -> None:
 
 
 @pytest.mark.parametrize(("loss", "words"), [
-    (nn.BCELoss(), ["BCELoss", "probability", "future work"]),
-    (nn.PoissonNLLLoss(log_input=False), ["PoissonNLLLoss", "log_input=False", "log-rate"]),
-    (nn.GaussianNLLLoss(), ["GaussianNLLLoss", "variance", "future work"]),
+    # non-canonical heads: the family alone is refused, pointing to the family with its link
+    (nn.BCELoss(), ["BCELoss", "probability", "head_for_loss", "logit"]),
+    (nn.PoissonNLLLoss(log_input=False), ["PoissonNLLLoss", "rate λ", "head_for_loss"]),
     (nn.CrossEntropyLoss(label_smoothing=0.1), ["CrossEntropyLoss", "label_smoothing=0.1"]),
     (nn.CrossEntropyLoss(weight=torch.ones(3)), ["CrossEntropyLoss", "weight="]),
     (nn.NLLLoss(weight=torch.ones(3)), ["NLLLoss", "weight="]),
@@ -165,7 +165,8 @@ def test_model_functions_accept_a_loss() -> None:
                                         progress=False)
     for k in want_v:
         torch.testing.assert_close(got_v[k], want_v[k], rtol=0, atol=0)
-    with pytest.raises(UnsupportedError, match="BCELoss"):
+    # BCELoss reads the outputs as probabilities (ext-links); a linear head's are not
+    with pytest.raises(DomainError, match="head of BCELoss.*outside the domain of the link logit"):
         fv.model_fisher_diagonal(model, x, nn.BCELoss(), progress=False)
     with pytest.raises(ShapeError, match="at least 2 outputs"):
         fv.model_fisher_diagonal(_model(1), x, nn.CrossEntropyLoss(), progress=False)
