@@ -227,8 +227,8 @@ def test_linked_network_derivatives_against_torch_func(name: str) -> None:
     theta = torch.tensor(net.theta)
     for m in range(2):
         x = torch.tensor(X[m])
-        Jt = jacrev(lambda th: net.torch_forward(th, x))(theta).numpy()
-        Ht = hessian(lambda th: net.torch_forward(th, x))(theta).numpy()
+        Jt = jacrev(lambda th, x=x: net.torch_forward(th, x))(theta).numpy()
+        Ht = hessian(lambda th, x=x: net.torch_forward(th, x))(theta).numpy()
         np.testing.assert_allclose(J[m], Jt, rtol=1e-10, atol=1e-13 * np.max(np.abs(Jt)))
         np.testing.assert_allclose(H[m], Ht, rtol=1e-9, atol=1e-12 * np.max(np.abs(Ht)))
     # I(θ) = Jᵀ g′ᵀ I(h) g′ J
