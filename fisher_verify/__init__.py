@@ -19,6 +19,7 @@ _EXPORTS: dict[str, str] = {
     "Family": "fisher_verify.families.family",
     "family_for_loss": "fisher_verify.families.losses",
     "head_for_loss": "fisher_verify.families.losses",
+    "half_mse_loss": "fisher_verify.families.losses",
     "link": "fisher_verify.families.links",
     "LinkedNetwork": "fisher_verify.networks.linked",
     "FisherVerifyError": "fisher_verify.errors",

@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 
 import fisher_verify as fv
 from fisher_verify.cli import main
+from fisher_verify.families.losses import LOSS_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK_STATEMENTS = ("remark-3.1", "remark-5.1", "remark-6.1")
@@ -438,6 +439,13 @@ def analyze_args(draw: st.DrawFn, files: dict[str, str]) -> list[Piece]:
         ok("--family", "binomial", "--param", "n=3"),
         ok("--family", "bernoulli"),
         bad(("--family", "exponential"), "h < 0"),  # outside the domain: named
+        # the loss trained with instead of a family (ext-links): canonical heads and a rate head
+        ok("--loss", "mse"),
+        ok("--loss", "half-mse"),
+        ok("--loss", "poisson-log"),
+        ok("--loss", "poisson"),  # h_L >= 1 > 0: a rate, through the link log(λ + eps)
+        bad(("--loss", "bce"), "logit"),  # h_L >= 1: not a probability, named
+        bad(("--loss", "gaussian-nll"), "even number"),  # one output: no (mean, var) pair
     ]))
     options = draw(st.lists(st.one_of(
         count_piece("--samples").filter(lambda p: not p.bad),
@@ -479,6 +487,9 @@ def analyze_args(draw: st.DrawFn, files: dict[str, str]) -> list[Piece]:
             ]),
             WORDS.filter(lambda w: w not in fv.family_names()).map(
                 lambda w: bad(("--family", w), w)),
+            WORDS.filter(lambda w: w not in LOSS_NAMES).map(lambda w: bad(("--loss", w), w)),
+            st.just(bad(("--loss", "mse", "--param", "sigma=1"), "--param")),
+            st.just(bad(("--loss", "mse", "--family", "normal"), "--loss")),
         ))
     elif slot in ("samples", "target", "activation"):
         flag = f"--{slot}"
@@ -639,6 +650,13 @@ _ANALYZE = ok("analyze", "--family", "bernoulli")
                       "--junit", str(Path(OUT_DIR) / "sub" / ".." / "r.json")), "both name")])
 @example(pieces=[_ANALYZE, ok("--weights", FILES["weights"], "--x", FILES["x"]),
                  bad(("--target", "1e-300"), "exceed 1e308")])
+# the loss trained with (ext-links): a rate head through its link, and refused heads
+@example(pieces=[ok("analyze", "--weights", FILES["weights"], "--x", FILES["xs"]),
+                 ok("--loss", "poisson")])
+@example(pieces=[ok("analyze", "--weights", FILES["weights"], "--x", FILES["xs"]),
+                 bad(("--loss", "bce"), "logit")])
+@example(pieces=[ok("analyze", "--weights", FILES["weights"], "--x", FILES["x"]),
+                 bad(("--loss", "huber"), "huber")])
 def test_cli_never_tracebacks_and_names_bad_arguments(pieces: list[Piece]) -> None:
     _judge(pieces)
     # no generated command unpickles the file that runs code, not even a refused one

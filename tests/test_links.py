@@ -318,3 +318,46 @@ def test_gate_names_the_ggn_of_a_non_canonical_head() -> None:
     good = fv.check_torch_fisher(model_label_ggn, model, (X, Y), family=nn.GaussianNLLLoss(),
                                  replications=40)
     assert good.passed, good.message()
+
+
+# --- the command line ----------------------------------------------------------------------------
+
+
+def _cli(argv: list[str]) -> tuple[int, str, str]:
+    import contextlib
+    import io
+
+    from fisher_verify.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return int(code), out.getvalue(), err.getvalue()
+
+
+def test_cli_analyze_with_a_loss(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``analyze --loss gaussian-nll`` on an Eq. 3 network whose outputs are (μ, σ²): the totals
+    (any-model engine, torch autograd through the link module) equal the LinkedNetwork's
+    (eq-6, thm-4, thm-6 with g″)."""
+    import json
+
+    rng = np.random.default_rng(0)
+    W0, W1 = rng.normal(size=(3, 3)) * 0.5, rng.normal(size=(2, 4)) * 0.3
+    W1[1, -1] = 1.0  # σ² > 0 at every input (tanh hidden units: |Σ w a| ≤ 0.9)
+    assert np.sum(np.abs(W1[1, :-1])) < 1.0
+    np.savez(tmp_path / "w.npz", W0=W0, W1=W1)
+    X = rng.normal(size=(3, 2))
+    np.save(tmp_path / "x.npy", X)
+    code, out, err = _cli(["analyze", "--weights", str(tmp_path / "w.npz"), "--x",
+                           str(tmp_path / "x.npy"), "--loss", "gaussian-nll", "--json"])
+    assert code == 0, err
+    total = json.loads(out)["total"]
+    L = link("mean-var", lower=1e-6)  # GaussianNLLLoss's eps
+    net = fv.LinkedNetwork(fv.Network([W0, W1], "tanh", L.family), L)
+    assert total["fisher"] == pytest.approx(np.trace(fv.exact_fisher(net, X)), rel=1e-10)
+    assert total["var_1"] == pytest.approx(np.trace(fv.variance(net, X, 1)), rel=1e-10)
+    assert total["var_2"] == pytest.approx(np.trace(fv.variance(net, X, 2)), rel=1e-10)
+    code, _, err = _cli(["analyze", "--weights", str(tmp_path / "w.npz"), "--x",
+                         str(tmp_path / "x.npy"), "--loss", "huber"])
+    assert code == 2 and "--loss 'huber' is not a loss of the table" in err
+    assert "Traceback" not in err

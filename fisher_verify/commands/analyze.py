@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import jsontext
 from ..errors import FisherVerifyError
+from ..families.losses import LOSS_NAMES, loss_module, resolve_head
 from ..networks.activations import get_activation
 from ..numpy_files import exact_float64, load_numpy_file
 from . import analyze_model
@@ -50,7 +51,15 @@ def register(subparsers: Any) -> None:
     src.add_argument("--trust-pickle", action="store_true", help=analyze_model.TRUST_HELP)
     p.add_argument("--x", metavar="x.npy",
                    help="Eq. 3 network's input (n_0,) or inputs (M, n_0)")
-    p.add_argument("--family", required=True, help="output family, e.g. bernoulli, categorical")
+    p.add_argument("--family", default=None,
+                   help="output family, e.g. bernoulli, categorical (or give --loss)")
+    p.add_argument("--loss", default=None, metavar="LOSS",
+                   help="instead of --family, the loss the model is trained with, one of "
+                   f"{', '.join(LOSS_NAMES)} (torch.nn's CrossEntropyLoss, NLLLoss after "
+                   "log_softmax, BCEWithLogitsLoss, BCELoss on probabilities, PoissonNLLLoss "
+                   "with log_input True/False, GaussianNLLLoss on (mean, var) = out.chunk(2, -1), "
+                   "MSELoss and ½ MSE): the family, and the link of a head that does not output "
+                   "its natural parameter, follow from it (ext-links)")
     p.add_argument("--param", action="append", default=[], metavar="k=v",
                    help="family parameter, e.g. --param K=10 (repeatable)")
     p.add_argument("--activation", default=None,
@@ -126,6 +135,88 @@ def _route(args: argparse.Namespace) -> str:
     return "eq3"
 
 
+def _check_output_family(args: argparse.Namespace) -> None:
+    """Exactly one of ``--family`` and ``--loss``; ``--loss`` a name of the table, without
+    ``--param`` (the loss fixes the family's parameters)."""
+    if args.family is None and args.loss is None:
+        raise FisherVerifyError("give the output family: --family NAME (e.g. bernoulli) or "
+                                f"--loss NAME (one of {', '.join(LOSS_NAMES)})")
+    if args.family is not None and args.loss is not None:
+        raise FisherVerifyError(f"--family {args.family!r} and --loss {args.loss!r} both give "
+                                "the output family; give one")
+    if args.loss is not None:
+        if args.loss not in LOSS_NAMES:
+            raise FisherVerifyError(f"--loss {args.loss!r} is not a loss of the table; the "
+                                    f"losses: {', '.join(LOSS_NAMES)}")
+        if args.param:
+            raise FisherVerifyError(f"--param {args.param[0]!r} applies to --family; --loss "
+                                    f"{args.loss!r} fixes the family's parameters")
+
+
+#: the Eq. 3 activations as torch modules (softplus without torch's linear threshold, as
+#: ``Network.from_torch`` reads it)
+_TORCH_ACTIVATIONS = {"tanh": "Tanh", "sigmoid": "Sigmoid", "gelu": "GELU", "relu": "ReLU",
+                      "identity": "Identity"}
+
+
+def _sequential(net: Any) -> Any:
+    """The Eq. 3 network as a float64 ``nn.Sequential`` (``W_l = [weight | bias]``)."""
+    import torch
+    import torch.nn as nn
+
+    layers: list[Any] = []
+    for i, W in enumerate(net.weights):
+        lin = nn.Linear(W.shape[1] - 1, W.shape[0]).double()
+        with torch.no_grad():
+            lin.weight.copy_(torch.as_tensor(W[:, :-1]))
+            lin.bias.copy_(torch.as_tensor(W[:, -1]))
+        layers.append(lin)
+        if i < len(net.weights) - 1:
+            name = net.activation
+            layers.append(nn.Softplus(beta=1.0, threshold=float("inf")) if name == "softplus"
+                          else getattr(nn, _TORCH_ACTIVATIONS[name])())
+    return nn.Sequential(*layers)
+
+
+def _output_width(args: argparse.Namespace) -> int:
+    """n_L of the Eq. 3 network of ``--weights`` or ``--torch-model``, for ``--loss`` to fix the
+    family; 1 when it cannot be read, so that the loader itself names what is wrong."""
+    try:
+        if args.weights:
+            data = load_numpy_file(args.weights, f"weights file {args.weights!r}")
+            with data:
+                count = 0
+                while f"W{count}" in data.files:
+                    count += 1
+                return int(np.asarray(data[f"W{count - 1}"]).shape[0])
+        from ..networks.torch_import import weights_from_sequential
+
+        model = analyze_model.load_pickled_module(args.torch_model, args.trust_pickle)
+        return int(weights_from_sequential(model)[0][-1].shape[0])
+    except Exception:  # noqa: BLE001 - a probe only: the loader below reports the file's fault
+        return 1
+
+
+def _analyze_linked(args: argparse.Namespace, net: Any, x: np.ndarray, loss: Any) -> int:
+    """A head through a link (``bce``, ``poisson``, ``gaussian-nll``): the Eq. 3 analysis reads
+    the output as the natural parameter, so the network goes, as a torch module with the loss's
+    link after it, to :func:`fisher_verify.analyze_model` (``ext-links``)."""
+    import torch
+
+    import fisher_verify as fv
+
+    memory = analyze_model.DEFAULT_MEMORY_MIB if args.memory is None else args.memory
+    if memory < 1:
+        raise FisherVerifyError(f"--memory must be >= 1 MiB, got {memory}")
+    X, _ = net.inputs(x)
+    rep = fv.analyze_model(_sequential(net), torch.as_tensor(X), loss, n=args.samples,
+                           target=args.target, memory=memory << 20)
+    print(rep.to_json(indent=2) if args.json else rep.summary())
+    for why in rep.degenerate:
+        print(f"fisher-verify analyze: warning: degenerate result: {why}", file=sys.stderr)
+    return DEGENERATE_EXIT if rep.degenerate else 0
+
+
 def _load_x(path: str) -> np.ndarray:
     """``--x``: one real ``.npy`` array, read without unpickling anything."""
     data = load_numpy_file(path, f"--x {path!r}")
@@ -166,9 +257,18 @@ def handle(args: argparse.Namespace) -> int:
     module, :mod:`.analyze_model`) and print text or JSON."""
     import fisher_verify as fv
 
+    _check_output_family(args)
     if _route(args) == "model":
         return analyze_model.run(args)
-    fam = fv.family(args.family, **parse_params(args.param))
+    loss = link = None
+    if args.loss is not None:
+        loss = loss_module(args.loss)
+        try:
+            fam, link = resolve_head(loss, _output_width(args))
+        except FisherVerifyError as exc:
+            raise type(exc)(f"--loss {args.loss!r}: {exc}") from None
+    else:
+        fam = fv.family(args.family, **parse_params(args.param))
     if args.weights:
         try:
             get_activation(args.activation or "tanh")
@@ -193,6 +293,8 @@ def handle(args: argparse.Namespace) -> int:
     if args.time_budget is not None and not args.time_budget > 0:  # NaN too
         raise FisherVerifyError(f"--time-budget must be a number of seconds > 0, got "
                                 f"{args.time_budget}")
+    if link is not None:
+        return _analyze_linked(args, net, x, loss)
     progress = StageProgress(sys.stderr, "fisher-verify analyze")
     try:
         result = fv.analyze(net, x, n=args.samples, target=args.target,

@@ -342,7 +342,12 @@ def run(args: argparse.Namespace) -> int:
         raise FisherVerifyError(
             f"--rel-precision must lie strictly between 0 and 1, got {rel}") from None
     out_dir = prepare_output_dir(args.out) if args.out else None
-    fam = fv.family(args.family, **parse_params(args.param))
+    if getattr(args, "loss", None) is not None:  # the loss module: family and link follow
+        from ..families.losses import loss_module
+
+        fam = loss_module(args.loss)
+    else:
+        fam = fv.family(args.family, **parse_params(args.param))
     model = load_model(args)
     data = load_data(args.data)
     rep = fv.analyze_model(

@@ -35,14 +35,15 @@ loss (instance); ``--loss`` name           family, n outputs per input, head / l
                                            so ``σ² ≤ eps`` is refused (the loss is not the
                                            log-likelihood of the head's variance there)
 ``MSELoss()``; ``mse``                     ``normal`` with ``sigma=√2``, product of n
-``½ MSE`` (no module); ``half-mse``        ``normal`` with ``sigma=1``, product of n
+``half_mse_loss()``; ``half-mse``         ``normal`` with ``sigma=1``, product of n
 =========================================  ==================================================
 
 ``MSELoss``: ``(y - f)² = -log N(y; f, 1/2) + c``. With ``h = f`` the family ``normal(σ=√2)``
 (``t(y) = y``, ``η(h) = σ² h = 2h``) is the law of ``2y``: ``-log N(2y; 2f, 2) = (y - f)² + c``,
 so ``-∂(y - f)²/∂f = 2y - 2f = t(2y) - η(f)``; the score, hence the Fisher information and the
 variances, are those of ``normal(σ=√2)``. A loss ``½(y - f)²`` is ``normal`` with ``σ = 1``: pass
-``family("normal")`` for it, or ``--loss half-mse`` (a module instance cannot show the factor).
+``family("normal")`` or :func:`half_mse_loss` (``nn.MSELoss`` times ½) for it, or ``--loss
+half-mse`` (an ``nn.MSELoss`` instance cannot show a factor applied outside it).
 
 Refused, naming the option: ``label_smoothing > 0``, class ``weight``, ``pos_weight`` and an
 ``ignore_index`` that is a class (then the loss is not a log-likelihood of the labels), an odd
@@ -66,8 +67,9 @@ from typing import Any
 from ..errors import FisherVerifyError, ShapeError, UnsupportedError
 from ..validation import check_count
 
-__all__ = ["LOSS_NAMES", "MAX_PRODUCT_OUTPUTS", "Head", "family_for_loss", "head_for_loss",
-           "is_torch_loss", "loss_by_name", "resolve_family", "resolve_head"]
+__all__ = ["LOSS_NAMES", "MAX_PRODUCT_OUTPUTS", "Head", "family_for_loss", "half_mse_loss",
+           "head_for_loss", "is_torch_loss", "loss_by_name", "loss_module", "resolve_family",
+           "resolve_head"]
 
 #: Most outputs of a product head (bernoulli, poisson, normal per output): the product family's
 #: kernels grow like n⁴ (dense κ₄), measured 2 s for Var(Î₁) of a 32-output head, minutes at 100.
@@ -202,8 +204,36 @@ def head_for_loss(loss: Any, n_outputs: int) -> Head:
         return Head(L.family, L, name)
     if type(loss) is nn.MSELoss:
         return Head(_product("normal", n), None, name)
+    if type(loss) is _half_mse_class():
+        return Head(_product("normal", n, sigma=1), None, "½ MSE")
     raise _refuse(name, f"it is not in the table of losses ({', '.join(_ACCEPTED)}); pass "
                         "family=fisher_verify.family(...) for the model's output family")
+
+
+_HALF_MSE: list[type] = []
+
+
+def _half_mse_class() -> type:
+    import torch.nn as nn
+
+    if not _HALF_MSE:
+        class HalfMSELoss(nn.MSELoss):
+            """``½ (y − f)²`` (``nn.MSELoss`` times ½): the normal family with ``σ = 1``."""
+
+            def forward(self, input: Any, target: Any) -> Any:  # noqa: A002 - torch's names
+                return 0.5 * super().forward(input, target)
+
+        _HALF_MSE.append(HalfMSELoss)
+    return _HALF_MSE[0]
+
+
+def half_mse_loss(reduction: str = "mean") -> Any:
+    """A ``torch.nn`` loss module computing ``½ (y − f)²`` (``reduction`` as ``nn.MSELoss``'s):
+    the squared error with the factor ½ that ``nn.MSELoss`` lacks, whose family is ``normal``
+    with ``σ = 1`` (``nn.MSELoss``'s is ``σ = √2``; the module docstring)."""
+    if reduction not in ("mean", "sum", "none"):
+        raise FisherVerifyError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return _half_mse_class()(reduction=reduction)
 
 
 def family_for_loss(loss: Any, n_outputs: int) -> Any:
@@ -240,21 +270,28 @@ def loss_by_name(name: str, n_outputs: int) -> Head:
     Raises:
         FisherVerifyError: an unknown name (the message lists the names).
     """
+    return head_for_loss(loss_module(name), n_outputs)
+
+
+def loss_module(name: str) -> Any:
+    """The ``torch.nn`` loss module of the CLI's ``--loss`` name (:data:`LOSS_NAMES`).
+
+    Raises:
+        FisherVerifyError: an unknown name (the message lists the names).
+    """
     if not isinstance(name, str) or name not in LOSS_NAMES:
         raise FisherVerifyError(f"unknown loss {name!r}; the losses: {', '.join(LOSS_NAMES)}")
     if name == "half-mse":
-        n = check_count(n_outputs, "n_outputs", error=ShapeError)
-        return Head(_product("normal", n, sigma=1), None, "½ MSE")
+        return half_mse_loss()
     import torch.nn as nn
 
-    module = {
+    return {
         "cross-entropy": nn.CrossEntropyLoss, "nll": nn.NLLLoss,
         "bce-with-logits": nn.BCEWithLogitsLoss, "bce": nn.BCELoss,
         "poisson-log": lambda: nn.PoissonNLLLoss(log_input=True),
         "poisson": lambda: nn.PoissonNLLLoss(log_input=False),
         "gaussian-nll": nn.GaussianNLLLoss, "mse": nn.MSELoss,
     }[name]()
-    return head_for_loss(module, n_outputs)
 
 
 def resolve_head(family: Any, n_outputs: int) -> tuple[Any, Any]:

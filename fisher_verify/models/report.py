@@ -547,7 +547,7 @@ def analyze_model(
                 lhs2, rhs2, note2 = None, None, OVERFLOW_NOTE
                 degenerate.append(f"||Cov(I2)||_F and thm-8: {OVERFLOW_NOTE}")
     return ModelAnalysis(
-        family=family.label, num_inputs=d.num_inputs, n=d.n, num_params=ws.prep.num_params,
+        family=ws.prep.family.label, num_inputs=d.num_inputs, n=d.n, num_params=ws.prep.num_params,
         tensors=tensor_rows, layers=layer_rows, total=total,
         var_2_refused=refused,
         samples_needed_1=samples_needed(total.var_1 * d.n, fnorm, target, confidence),
