@@ -215,6 +215,15 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
     from .networks.network import require_network
 
     net = require_network(net)
+    if getattr(net, "link", None) is not None:
+        from .errors import UnsupportedError
+
+        raise UnsupportedError(
+            "fv.analyze reads an Eq. 3 network's layers (the large-network path), whose output "
+            f"is the natural parameter; this network's head goes through the link "
+            f"{net.link.label}: use fv.exact_fisher, fv.covariance, fv.variance and fv.bounds "
+            "on it (ext-links), or fv.analyze_model on the torch model with the loss it is "
+            "trained with (family=nn.GaussianNLLLoss(), ...)")
     n = check_count(n, "number of samples n")
     target = check_fraction(target, "target")
     confidence = check_fraction(confidence, "confidence")

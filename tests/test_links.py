@@ -361,3 +361,21 @@ def test_cli_analyze_with_a_loss(tmp_path) -> None:  # type: ignore[no-untyped-d
                          str(tmp_path / "x.npy"), "--loss", "huber"])
     assert code == 2 and "--loss 'huber' is not a loss of the table" in err
     assert "Traceback" not in err
+
+
+def test_bounds_and_analyze_of_a_linked_network() -> None:
+    """fv.bounds: thm-7/thm-8 left sides are the norms of thm-4/thm-6 of the composite, lemma-12
+    its total variances; lemma-14/15 (Eq. 3 layer Jacobians) are left out; fv.analyze (the Eq. 3
+    large path) refuses, naming the link and the ways that work."""
+    net = _linked("mean-logstd")
+    X = np.random.default_rng(5).normal(size=(3, 2))
+    b = fv.bounds(net, X, 2)
+    assert b.thm7.lhs == pytest.approx(float(np.linalg.norm(fv.covariance(net, X, 1, 2))),
+                                       rel=1e-10)
+    assert b.thm8.lhs == pytest.approx(float(np.linalg.norm(fv.covariance(net, X, 2, 2))),
+                                       rel=1e-10)
+    assert b.lemma12_2.lhs == pytest.approx(math.sqrt(float(np.sum(fv.variance(net, X, 2, 2)))),
+                                            rel=1e-10)
+    assert b.lemma14 == [] and b.lemma15 == [] and b.all_hold()
+    with pytest.raises(UnsupportedError, match="link mean-logstd.*fv.bounds"):
+        fv.analyze(net, X)

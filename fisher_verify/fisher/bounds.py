@@ -466,10 +466,15 @@ def bounds(
                  f"RMS ||I{e} - I(theta)||_F <= radius at eps = {eps} (coverage >= 1 - eps)",
                  {"eps": eps, "total_variance": tv})
            for e, tv in ((1, tv1), (2, tv2))]
-    sup = sup_abs_derivative(net)
-    per_input = layer_norms(net, x)  # [input][layer]
-    l14 = [_worst([_lemma14(row[layer], sup, m) for m, row in enumerate(per_input)])
-           for layer in range(net.depth)]
-    l15 = [_worst([_lemma15(row[layer], sup, m) for m, row in enumerate(per_input)])
-           for layer in range(net.depth)]
+    l14: list[Bound] = []
+    l15: list[Bound] = []
+    # lemma-14/15 bound an Eq. 3 network's layer Jacobians, whose last layer is linear in h; a
+    # head through a link (ext-links) is not of that form, and has only the bounds above
+    if getattr(net, "link", None) is None:
+        sup = sup_abs_derivative(net)
+        per_input = layer_norms(net, x)  # [input][layer]
+        l14 = [_worst([_lemma14(row[layer], sup, m) for m, row in enumerate(per_input)])
+               for layer in range(net.depth)]
+        l15 = [_worst([_lemma15(row[layer], sup, m) for m, row in enumerate(per_input)])
+               for layer in range(net.depth)]
     return Bounds(thm7, thm8, l9m, l9f, psd, l12[0], l12[1], l14, l15)
