@@ -184,6 +184,8 @@ def _output_width(args: argparse.Namespace) -> int:
     try:
         if args.weights:
             data = load_numpy_file(args.weights, f"weights file {args.weights!r}")
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                return 1
             with data:
                 count = 0
                 while f"W{count}" in data.files:

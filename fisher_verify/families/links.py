@@ -111,7 +111,7 @@ class LinkUnit:
             if backend != "mpmath":
                 exprs = [float_constants(e) for e in exprs]
             cache[key] = lambdify_list(self.inputs, exprs, backend)
-        return cache[key]  # type: ignore[no-any-return]
+        return cache[key]
 
 
 def _constant(value: float) -> sp.Expr:

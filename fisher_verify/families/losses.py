@@ -285,13 +285,14 @@ def loss_module(name: str) -> Any:
         return half_mse_loss()
     import torch.nn as nn
 
-    return {
+    makers: dict[str, Any] = {
         "cross-entropy": nn.CrossEntropyLoss, "nll": nn.NLLLoss,
         "bce-with-logits": nn.BCEWithLogitsLoss, "bce": nn.BCELoss,
         "poisson-log": lambda: nn.PoissonNLLLoss(log_input=True),
         "poisson": lambda: nn.PoissonNLLLoss(log_input=False),
         "gaussian-nll": nn.GaussianNLLLoss, "mse": nn.MSELoss,
-    }[name]()
+    }
+    return makers[name]()
 
 
 def resolve_head(family: Any, n_outputs: int) -> tuple[Any, Any]:
