@@ -6,6 +6,8 @@ output is the natural parameter, so eq-6, eq-7/8, thm-4 and thm-6 hold for it wi
 ``J_h = g′ J_f`` and ``∂²h_k = J_fᵀ g″_k J_f + Σ_j g′_kj ∂²f_j`` (``fisher_verify.networks.linked``).
 Claims, per network (M = 2 inputs):
 
+(Also a gamma head of shape 2 with rate ``e^u``; thorough: ``softplus(u)`` too.)
+
 1. ``I(θ) = (1/M) Σ_m J_fᵀ g′ᵀ I(h) g′ J_f`` equals ``E[∂ℓ∂ℓᵀ]`` and ``E[−∂²ℓ]``;
 2. ``Î₁`` and ``Î₂`` at given labels equal the means of the per-sample terms;
 3. ``Cov(Î₁)`` (thm-4) and ``Cov(Î₂)`` (thm-6, with the ``g″`` term) equal the exact covariances
@@ -16,8 +18,9 @@ Claims, per network (M = 2 inputs):
 
 **Independent route** (:mod:`fisher_verify.proofs.head_route`): ℓ = log p(y | f) from the head's
 own density (``torch.distributions``), ``torch.func`` scores and Hessians in θ, exact
-expectations by Gauss–Hermite nodes in y (normal: polynomials of degree ≤ 8, exact to 23), the
-enumeration of both labels (Bernoulli) or the Poisson sum with a proven tail bound (recorded).
+expectations by Gauss–Hermite nodes in y (normal: polynomials of degree ≤ 8, exact to 23),
+generalized Gauss–Laguerre nodes (gamma), the enumeration of both labels (Bernoulli) or the
+Poisson sum with a proven tail bound (recorded).
 """
 
 import numpy as np
@@ -53,9 +56,10 @@ def check(ctx):
 
     n = 3
     cases = [("mean-logstd", "tanh"), ("mean-var", "sigmoid"), ("softplus-rate", "tanh"),
-             ("logit", "tanh")]
+             ("logit", "tanh"), ("exp-rate", "tanh")]
     if ctx.thorough:
-        cases += [("mean-logstd", "softplus"), ("softplus-rate", "gelu")]
+        cases += [("mean-logstd", "softplus"), ("softplus-rate", "gelu"),
+                  ("softplus-neg", "sigmoid")]
     tails = {}
     for name, act in cases:
         net = linked_example(name, act, ctx.rng)

@@ -105,6 +105,7 @@ class LinkUnit:
     def kernel(self, order: int, backend: Backend) -> Callable[..., list[Any]]:
         """``g`` (order 0), ``g′`` (1) or ``g″`` (2), flattened, printed for ``backend``."""
         key = (order, backend)
+        # printed once per unit (the dataclass is frozen; its __dict__ holds the cache)
         cache = self.__dict__.setdefault("_kernels", {})
         if key not in cache:
             exprs = self._flat(order)
@@ -386,11 +387,12 @@ def link(name: str, count: int = 1, *, layout: Layout = "chunked", family: Any =
         raise ParameterError(f"layout must be 'chunked' or 'interleaved', got {layout!r}")
     values = dict(allowed, **options)
     for key, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                math.isfinite(value) and value >= 0 and (key != "lower" or value < 1
-                                                         or name != "logit")):
+        below_one = key == "lower" and name == "logit"  # a probability's lower end
+        ok = (not isinstance(value, bool) and isinstance(value, (int, float))
+              and math.isfinite(value) and value >= 0 and (value < 1 or not below_one))
+        if not ok:
             raise ParameterError(f"link {name!r}: option {key}={value!r} must be a finite number "
-                                 ">= 0" + (" and < 1" if key == "lower" and name == "logit" else ""))
+                                 ">= 0" + (" and < 1" if below_one else ""))
     unit = _unit(name, **{k: float(v) for k, v in values.items()})
     if family is not None:
         unit = LinkUnit(unit.name, (family.name, tuple(sorted(family.params.items()))), unit.inputs,

@@ -10,6 +10,8 @@ nodes in y whose weighted sums are exact expectations:
   polynomial in y of degree ≤ 8 for the covariances; 12 nodes are exact to degree 23);
 * Poisson: the sum over y = 0..Y, with the tail of E[(1 + y)⁴] beyond Y bounded by a geometric
   series (``ratio ((y+2)/(y+1))⁴ λ/(y+1)`` decreases in y), recorded with the result;
+* gamma (shape 2, rate e^u or softplus(u)): generalized Gauss–Laguerre nodes in rate·y
+  (``scipy.special.roots_genlaguerre``), exact for the polynomials in y the terms are;
 * Bernoulli: both labels.
 """
 
@@ -46,6 +48,13 @@ def _poisson(lam: Any, y: Any) -> Any:
     return torch.distributions.Poisson(lam, validate_args=False).log_prob(y)
 
 
+def _gamma(rate: Any, y: Any, shape: float = 2.0) -> Any:
+    import torch
+
+    return torch.distributions.Gamma(torch.as_tensor(shape, dtype=rate.dtype), rate,
+                                     validate_args=False).log_prob(y)
+
+
 def _bernoulli(p: Any, y: Any) -> Any:
     import torch
 
@@ -58,6 +67,9 @@ HEAD_DENSITIES: dict[str, Any] = {
     "mean-var": (lambda f, y: _normal(f[0], f[1], y), "normal"),
     "softplus-rate": (lambda f, y: _poisson(_softplus(f[0]), y), "poisson"),
     "logit": (lambda f, y: _bernoulli(f[0], y), "bernoulli"),
+    # gamma of shape 2 (the catalog's default) with rate e^u or softplus(u)
+    "exp-rate": (lambda f, y: _gamma(f[0].exp(), y), "gamma"),
+    "softplus-neg": (lambda f, y: _gamma(_softplus(f[0]), y), "gamma"),
 }
 
 
@@ -89,6 +101,15 @@ def head_nodes(name: str, f: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]
         ys = np.arange(last + 1, dtype=float)
         logw = ys * math.log(lam) - lam - np.array([math.lgamma(v + 1) for v in ys])
         return ys, np.exp(logw), poisson_tail(lam, last)
+    if kind == "gamma":
+        # generalized Gauss–Laguerre in x = rate·y with weight x^(k−1) e^(−x): exact for
+        # polynomials in y of degree ≤ 2·GH_POINTS − 1 (the terms are polynomials of degree ≤ 4)
+        from scipy.special import roots_genlaguerre
+
+        u = float(f[0])
+        rate = math.exp(u) if name == "exp-rate" else float(np.logaddexp(0.0, u))
+        x, w = roots_genlaguerre(GH_POINTS, 2.0 - 1.0)
+        return x / rate, w / math.gamma(2.0), 0.0
     p = float(f[0])
     return np.array([0.0, 1.0]), np.array([1.0 - p, p]), 0.0
 
