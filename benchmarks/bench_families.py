@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from fisher_verify.families.catalog import MAX_CLASSES
 from fisher_verify.families.registry import family_examples
 
 # every family of the registry at its example parameters, and the categorical at the largest K
@@ -47,7 +48,7 @@ DERIVE_RANGE = [
     (name, ",".join(f"{k}={v}" for k, v in params.items()))
     for name, ex in family_examples() if ex.limits
     for params in (ex.params, *ex.limits)
-]
+] + [("categorical", f"K={MAX_CLASSES * 10}")]  # beyond the limit: refused at once, by name
 
 FAMILY_SNIPPET = """
 import time, numpy as np
