@@ -379,3 +379,44 @@ def test_bounds_and_analyze_of_a_linked_network() -> None:
     assert b.lemma14 == [] and b.lemma15 == [] and b.all_hold()
     with pytest.raises(UnsupportedError, match="link mean-logstd.*fv.bounds"):
         fv.analyze(net, X)
+
+
+def test_link_module_appended_to_a_model() -> None:
+    """``nn.Sequential(model, link.module())`` with the link's family is the loss's head."""
+    torch.manual_seed(1)
+    body = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2), _GaussHead()).double()
+    x = torch.randn(4, 3, dtype=torch.float64)
+    L = link("mean-var", lower=1e-6)
+    a = fv.model_variance_diagonal(nn.Sequential(body, L.module()), x, L.family, progress=False)
+    b = fv.model_variance_diagonal(body, x, nn.GaussianNLLLoss(), progress=False)
+    for k in b:
+        np.testing.assert_allclose(a["0." + k].numpy(), b[k].numpy(), rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("kind", [1, 2])
+def test_gate_passes_the_estimators_of_a_linked_network(kind: int) -> None:
+    """Î₁ and Î₂ of a LinkedNetwork (eq-7/8 with g″) pass the gate calibrated by thm-4/thm-6 of
+    the composite; Î₂ without the link's g″ term does not."""
+    from fisher_verify.fisher.estimators import sample_estimators
+
+    net = _linked("softplus-rate")
+    X = np.random.default_rng(6).normal(size=(3, 2))
+
+    def estimator(g: np.random.Generator) -> np.ndarray:
+        est = sample_estimators(net, X, 4, g)
+        return est.i1 if kind == 1 else est.i2
+
+    report = fv.check_fisher_estimator(estimator, net, X, n=4, kind=kind, replications=100)
+    assert report.passed, report.message()
+    if kind == 2:
+        curv = net.link_curvature(X)
+        f_eta = net.family.mean(net.forward(X))
+
+        def without_g2(g: np.random.Generator) -> np.ndarray:
+            est = sample_estimators(net, X, 4, g)
+            r = est.t.mean(axis=0) - f_eta  # (M, d)
+            # Î₂ = ... − Σ r_k ∂²h_k: adding back Σ r_k J_fᵀ g″_k J_f drops g″'s part
+            return est.i2 + np.einsum("mk,mkpq->pq", r, curv) / X.shape[0]
+
+        bad = fv.check_fisher_estimator(without_g2, net, X, n=4, kind=2, replications=100)
+        assert not bad.passed
