@@ -22,8 +22,10 @@ link                 head output ``f`` (per unit)      family, ``h = g(f)``
 ``logit``            probability ``p ∈ (lower, 1)``    bernoulli, ``log p − log(1 − p)``
 ``rate``             rate ``λ`` (``λ + eps > 0``)      poisson, ``log(λ + eps)``
 ``softplus-rate``    any real ``u``, ``λ = softplus``  poisson, ``log softplus(u)``
-``exp-rate``         any real ``u``, rate ``β = eᵘ``   gamma/exponential, ``−eᵘ``
-``softplus-neg``     any real ``u``, ``β = softplus``  gamma/exponential, ``−softplus(u)``
+``exp-rate``         any real ``u``, rate ``β = eᵘ``   gamma/exponential, ``−eᵘ``; beta
+                     (or concentration ``α = eᵘ``)     (``h = −α``, second shape known)
+``softplus-neg``     any real ``u``, ``β = softplus``  gamma/exponential, ``−softplus(u)``;
+                     (or ``α = softplus(u)``)          beta (``h = −α``)
 ``mean-logstd``      ``(μ, log σ)``                    normal_unknown_variance,
                                                        ``(μ e^{−2s}, −e^{−2s}/2)``
 ``mean-var``         ``(μ, σ²)``, ``σ² > lower``       normal_unknown_variance,
@@ -134,10 +136,12 @@ def _unit(name: str, eps: float = 0.0, lower: float = 0.0) -> LinkUnit:
                         ("u",), "any real u, the rate λ = softplus(u)")
     if name == "exp-rate":
         return LinkUnit(name, ("gamma", ()), (u,), (-sp.exp(u),), (-inf,), (inf,), ("u",),
-                        "any real u, the rate β = exp(u) of a gamma (or exponential)")
+                        "any real u, the rate β = exp(u) of a gamma (or exponential), or the "
+                        "concentration α = exp(u) of a beta")
     if name == "softplus-neg":
         return LinkUnit(name, ("gamma", ()), (u,), (-softplus(u),), (-inf,), (inf,), ("u",),
-                        "any real u, the rate β = softplus(u) of a gamma (or exponential)")
+                        "any real u, the rate β = softplus(u) of a gamma (or exponential), or "
+                        "the concentration α = softplus(u) of a beta")
     if name == "mean-logstd":
         prec = sp.exp(-2 * v)
         return LinkUnit(name, ("normal_unknown_variance", ()), (u, v), (u * prec, -prec / 2),
@@ -155,8 +159,9 @@ LINKS: dict[str, dict[str, Any]] = {
     "logit": {"options": {"lower": 0.0}, "families": ("bernoulli",)},
     "rate": {"options": {"eps": 0.0}, "families": ("poisson",)},
     "softplus-rate": {"options": {}, "families": ("poisson",)},
-    "exp-rate": {"options": {}, "families": ("gamma", "exponential")},
-    "softplus-neg": {"options": {}, "families": ("gamma", "exponential")},
+    # beta (second shape b known, h = −α): a Beta head's concentration α = eᵘ or softplus(u)
+    "exp-rate": {"options": {}, "families": ("gamma", "exponential", "beta")},
+    "softplus-neg": {"options": {}, "families": ("gamma", "exponential", "beta")},
     "mean-logstd": {"options": {}, "families": ("normal_unknown_variance",)},
     "mean-var": {"options": {"lower": 0.0}, "families": ("normal_unknown_variance",)},
 }

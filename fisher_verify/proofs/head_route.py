@@ -12,6 +12,8 @@ nodes in y whose weighted sums are exact expectations:
   series (``ratio ((y+2)/(y+1))⁴ λ/(y+1)`` decreases in y), recorded with the result;
 * gamma (shape 2, rate e^u or softplus(u)): generalized Gauss–Laguerre nodes in rate·y
   (``scipy.special.roots_genlaguerre``), exact for the polynomials in y the terms are;
+* Beta (second shape known, concentration softplus(u)): the terms are polynomials in log y;
+  weights at five nodes match E[(log y)^k], k ≤ 4, from mpmath quadrature at 40 digits;
 * Bernoulli: both labels.
 """
 
@@ -23,11 +25,15 @@ from typing import Any
 import mpmath
 import numpy as np
 
-__all__ = ["HEAD_DENSITIES", "head_nodes", "head_terms", "link_reference_mp", "linked_example",
+__all__ = ["HEAD_DENSITIES", "head_key", "head_nodes", "head_terms", "link_reference_mp", "linked_example",
            "poisson_tail"]
 
 #: Gauss–Hermite nodes for the normal heads: exact for polynomials in y of degree ≤ 23.
 GH_POINTS = 12
+#: the Beta head's known second shape (the catalog's default)
+BETA_B = 2.0
+#: where the Beta rule puts its nodes: y in (0, 1), five distinct values of log y
+BETA_NODES = (0.1, 0.3, 0.5, 0.7, 0.9)
 
 
 def _softplus(u: Any) -> Any:
@@ -55,6 +61,13 @@ def _gamma(rate: Any, y: Any, shape: float = 2.0) -> Any:
                                      validate_args=False).log_prob(y)
 
 
+def _beta(alpha: Any, y: Any, b: float = BETA_B) -> Any:
+    import torch
+
+    return torch.distributions.Beta(alpha, torch.as_tensor(b, dtype=alpha.dtype),
+                                    validate_args=False).log_prob(y)
+
+
 def _bernoulli(p: Any, y: Any) -> Any:
     import torch
 
@@ -70,7 +83,37 @@ HEAD_DENSITIES: dict[str, Any] = {
     # gamma of shape 2 (the catalog's default) with rate e^u or softplus(u)
     "exp-rate": (lambda f, y: _gamma(f[0].exp(), y), "gamma"),
     "softplus-neg": (lambda f, y: _gamma(_softplus(f[0]), y), "gamma"),
+    # a Beta head: concentration α = softplus(u), second shape known (the catalog's beta)
+    "softplus-neg:beta": (lambda f, y: _beta(_softplus(f[0]), y), "beta"),
 }
+
+
+def head_key(net: Any) -> str:
+    """The key of :data:`HEAD_DENSITIES` for a linked network: the link's name, and the family
+    of one unit where the link maps onto several (``softplus-neg`` onto gamma or beta)."""
+    fam = net.link.unit.family[0]
+    return f"{net.link.name}:beta" if fam == "beta" else net.link.name
+
+
+def _beta_rule(alpha: float, b: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """Nodes y and weights with Σ w g(log y) = E[g(log y)] for every polynomial g of degree ≤ 4
+    under Beta(α, b): the moments E[(log y)^k], k ≤ 4, by mpmath quadrature of the density at
+    40 digits, matched by weights at five fixed nodes (a Vandermonde solve in mpmath). The
+    per-sample terms of a Beta head are polynomials of degree ≤ 2 in log y, their covariances
+    of degree ≤ 4. Returns the largest quadrature error estimate as the third value."""
+    with mpmath.workdps(40):
+        a, bb = mpmath.mpf(alpha), mpmath.mpf(b)
+        norm = mpmath.beta(a, bb)
+        moments, err = [], mpmath.mpf(0)
+        for k in range(5):
+            value, e = mpmath.quad(lambda y, k=k: mpmath.log(y) ** k * y ** (a - 1)
+                                   * (1 - y) ** (bb - 1), [0, 0.5, 1], error=True)
+            moments.append(value / norm)
+            err = max(err, e / norm)
+        s = [mpmath.log(mpmath.mpf(repr(v))) for v in BETA_NODES]
+        V = mpmath.matrix([[sj**k for sj in s] for k in range(5)])
+        w = mpmath.lu_solve(V, mpmath.matrix(moments))
+        return (np.array(BETA_NODES), np.array([float(v) for v in w]), float(err))
 
 
 def poisson_tail(lam: float, last: int, power: int = 4) -> float:
@@ -85,8 +128,9 @@ def poisson_tail(lam: float, last: int, power: int = 4) -> float:
 
 
 def head_nodes(name: str, f: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Nodes y (S,) and weights (S,) of the head's law at one head output ``f`` (one unit),
-    and the bound on what the nodes leave out (0 when exact)."""
+    """Nodes y (S,) and weights (S,) of the head's law at one head output ``f`` (one unit,
+    ``name`` a key of :data:`HEAD_DENSITIES`), and the bound on what the nodes leave out (0 when
+    exact; the Beta rule's quadrature error estimate)."""
     kind = HEAD_DENSITIES[name][1]
     if kind == "normal":
         mu = float(f[0])
@@ -101,6 +145,8 @@ def head_nodes(name: str, f: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]
         ys = np.arange(last + 1, dtype=float)
         logw = ys * math.log(lam) - lam - np.array([math.lgamma(v + 1) for v in ys])
         return ys, np.exp(logw), poisson_tail(lam, last)
+    if kind == "beta":
+        return _beta_rule(float(np.logaddexp(0.0, float(f[0]))), BETA_B)
     if kind == "gamma":
         # generalized Gauss–Laguerre in x = rate·y with weight x^(k−1) e^(−x): exact for
         # polynomials in y of degree ≤ 2·GH_POINTS − 1 (the terms are polynomials of degree ≤ 4)
@@ -121,8 +167,7 @@ def head_terms(net: Any, x: np.ndarray, ys: np.ndarray) -> dict[str, np.ndarray]
     import torch
     from torch.func import grad, hessian, jacrev, vmap
 
-    name = net.link.name
-    density = HEAD_DENSITIES[name][0]
+    density = HEAD_DENSITIES[head_key(net)][0]
     xt = torch.as_tensor(np.asarray(x, dtype=float))
     theta = torch.as_tensor(net.theta)
     yt = torch.as_tensor(np.asarray(ys, dtype=float))
@@ -188,14 +233,19 @@ def link_reference_mp(name: str, u: list[float], dps: int = 40) -> tuple[Any, An
 
 
 def linked_example(name: str, act: str, rng: Any) -> Any:
-    """A random linked network of widths (2, 3, n) for link ``name`` with its head's outputs
-    inside the link's domain (a probability head in (0, 1), a variance head > 0)."""
+    """A random linked network of widths (2, 3, n) for the head ``name`` (a key of
+    :data:`HEAD_DENSITIES`) with its outputs inside the link's domain (a probability head in
+    (0, 1), a variance head > 0)."""
     import fisher_verify as fv
 
     from ..families.links import link
     from ..networks.linked import LinkedNetwork
 
-    L = link(name)
+    if name.endswith(":beta"):
+        name = name.split(":")[0]
+        L = link(name, family=fv.family("beta", b=BETA_B))
+    else:
+        L = link(name)
     base = fv.Network.random((2, 3, L.n), act, L.family, 0.8, rng)
     w = [W.copy() for W in base.weights]
     if name == "logit":
