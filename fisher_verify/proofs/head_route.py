@@ -32,8 +32,8 @@ __all__ = ["HEAD_DENSITIES", "head_key", "head_nodes", "head_terms", "link_refer
 GH_POINTS = 12
 #: the Beta head's known second shape (the catalog's default)
 BETA_B = 2.0
-#: where the Beta rule puts its nodes: y in (0, 1), five distinct values of log y
-BETA_NODES = (0.1, 0.3, 0.5, 0.7, 0.9)
+#: where the Beta rule puts its nodes: log y = c · E[log y] for these c (five distinct values)
+BETA_NODE_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5)
 
 
 def _softplus(u: Any) -> Any:
@@ -98,7 +98,7 @@ def head_key(net: Any) -> str:
 def _beta_rule(alpha: float, b: float) -> tuple[np.ndarray, np.ndarray, float]:
     """Nodes y and weights with Σ w g(log y) = E[g(log y)] for every polynomial g of degree ≤ 4
     under Beta(α, b): the moments E[(log y)^k], k ≤ 4, by mpmath quadrature of the density at
-    40 digits, matched by weights at five fixed nodes (a Vandermonde solve in mpmath). The
+    40 digits (in x = −log y), matched by weights at five fixed nodes (a Vandermonde solve in mpmath). The
     per-sample terms of a Beta head are polynomials of degree ≤ 2 in log y, their covariances
     of degree ≤ 4. Returns the largest quadrature error estimate as the third value."""
     with mpmath.workdps(40):
@@ -106,14 +106,18 @@ def _beta_rule(alpha: float, b: float) -> tuple[np.ndarray, np.ndarray, float]:
         norm = mpmath.beta(a, bb)
         moments, err = [], mpmath.mpf(0)
         for k in range(5):
-            value, e = mpmath.quad(lambda y, k=k: mpmath.log(y) ** k * y ** (a - 1)
-                                   * (1 - y) ** (bb - 1), [0, 0.5, 1], error=True)
+            # y = e^(−x): the log singularity at y = 0 becomes a smooth, decaying integrand
+            value, e = mpmath.quad(lambda x, k=k: (-x) ** k * mpmath.exp(-a * x)
+                                   * (-mpmath.expm1(-x)) ** (bb - 1), [0, 1, mpmath.inf],
+                                   error=True)
             moments.append(value / norm)
             err = max(err, e / norm)
-        s = [mpmath.log(mpmath.mpf(repr(v))) for v in BETA_NODES]
+        # nodes in log y around its mean (E[log y] < 0), so that the weights stay moderate
+        ys = [float(mpmath.exp(moments[1] * c)) for c in BETA_NODE_SCALES]
+        s = [mpmath.log(mpmath.mpf(repr(v))) for v in ys]
         V = mpmath.matrix([[sj**k for sj in s] for k in range(5)])
         w = mpmath.lu_solve(V, mpmath.matrix(moments))
-        return (np.array(BETA_NODES), np.array([float(v) for v in w]), float(err))
+        return np.array(ys), np.array([float(v) for v in w]), float(err)
 
 
 def poisson_tail(lam: float, last: int, power: int = 4) -> float:
