@@ -139,6 +139,8 @@ def check(ctx):
     # each link against mpmath
     points = {1: [[-2.3], [0.4], [3.1]], 2: [[0.7, -0.4], [-1.2, 0.9]]}
     positive = {"logit": [[0.13], [0.5], [0.91]], "rate": [[0.2], [1.7], [25.0]],
+                # u = −30: the textbook g″ of log softplus cancels there (relative error 1e-3)
+                "softplus-rate": [[-30.0], [-2.3], [0.4], [3.1]],
                 "mean-var": [[0.7, 0.4], [-1.2, 2.9]]}
     for name in LINKS:
         L = link(name)

@@ -543,7 +543,9 @@ def model_args(draw: st.DrawFn, files: dict[str, str]) -> list[Piece]:
         ok("--torch-model", files["m_whole"], "--trust-pickle"),
     ]))
     data = ok("--data", files[draw(st.sampled_from(["d_npy", "d_tuple", "d_dict"]))])
-    fam = ok("--family", "categorical", "--param", "K=2")
+    fam = draw(st.sampled_from([ok("--family", "categorical", "--param", "K=2"),
+                                ok("--loss", "cross-entropy"), ok("--loss", "bce-with-logits"),
+                                ok("--loss", "half-mse")]))
     options = draw(st.lists(st.one_of(
         count_piece("--samples").filter(lambda p: not p.bad),
         target_piece().filter(lambda p: not p.bad),
@@ -572,7 +574,9 @@ def model_args(draw: st.DrawFn, files: dict[str, str]) -> list[Piece]:
     elif slot == "family":
         fam = draw(st.sampled_from([bad(("--family", "bernoulli"), "(batch, 1)"),
                                     bad(("--family", "categorical", "--param", "K=3"), "(batch, 3)"),
-                                    bad(("--family", "nope"), "nope")]))
+                                    bad(("--family", "nope"), "nope"),
+                                    bad(("--loss", "nope"), "nope"),
+                                    bad(("--loss", "gaussian-nll", "--param", "K=2"), "--param")]))
     elif slot in ("samples", "target"):
         options = [p for p in options if p.args[0] != f"--{slot}"]
         options.append(draw((count_piece("--samples") if slot == "samples" else target_piece())
@@ -657,6 +661,8 @@ _ANALYZE = ok("analyze", "--family", "bernoulli")
                  bad(("--loss", "bce"), "logit")])
 @example(pieces=[ok("analyze", "--weights", FILES["weights"], "--x", FILES["x"]),
                  bad(("--loss", "huber"), "huber")])
+@example(pieces=[ok("analyze", "--model", f"{BUILDER_MODULE}:build", "--data", FILES["d_npy"]),
+                 ok("--loss", "cross-entropy")])
 def test_cli_never_tracebacks_and_names_bad_arguments(pieces: list[Piece]) -> None:
     _judge(pieces)
     # no generated command unpickles the file that runs code, not even a refused one

@@ -420,3 +420,22 @@ def test_gate_passes_the_estimators_of_a_linked_network(kind: int) -> None:
 
         bad = fv.check_fisher_estimator(without_g2, net, X, n=4, kind=2, replications=100)
         assert not bad.passed
+
+
+@pytest.mark.parametrize("u", [-800.0, -700.0, -300.0, -30.0, -1e-4, 0.0, 1e-4, 40.0, 800.0])
+def test_softplus_rate_is_stable_where_the_rate_is_tiny(u: float) -> None:
+    """g, g′, g″ of log softplus(u) against the textbook forms evaluated in mpmath at 400
+    digits (enough to resolve the cancellation σσ(−u)/softplus − (σ/softplus)² ≈ −eᵘ/2 down
+    to u = −800): relative 1e-13 (the textbook float64 g″ is 0/0 below u ≈ −372)."""
+    import mpmath
+
+    L = link("softplus-rate")
+    with mpmath.workdps(400):
+        v = mpmath.mpf(u)
+        sp_ = mpmath.log1p(mpmath.exp(v))
+        sig = 1 / (1 + mpmath.exp(-v))
+        want = [mpmath.log(sp_), sig / sp_, sig * (1 - sig) / sp_ - (sig / sp_) ** 2]
+    got = [L.natural(np.array([u]))[0], L.jacobian(np.array([u]))[0, 0],
+           L.hessian(np.array([u]))[0, 0, 0]]
+    for g, w in zip(got, want):
+        assert abs(g - float(w)) <= 1e-13 * abs(float(w)) or (float(w) == 0 and g == 0)

@@ -49,8 +49,8 @@ import numpy as np
 import sympy as sp
 
 from ..errors import DomainError, ParameterError, ShapeError
-from ..symbolic.codegen import Backend, float_constants, lambdify_list
-from ..symbolic.safe import softplus
+from ..symbolic.codegen import Backend, float_constants
+from ..symbolic.safe import MPMATH_KERNELS, NUMPY_KERNELS, SafeFunction, softplus, torch_kernels
 from ..validation import check_count
 
 __all__ = ["LINKS", "Link", "LinkUnit", "link", "link_names"]
@@ -113,8 +113,115 @@ class LinkUnit:
             exprs = self._flat(order)
             if backend != "mpmath":
                 exprs = [float_constants(e) for e in exprs]
-            cache[key] = lambdify_list(self.inputs, exprs, backend)
+            cache[key] = sp.lambdify(list(self.inputs), exprs, modules=_link_modules(backend),
+                                     cse=True)
         return cache[key]
+
+
+# --- log softplus, the softplus-rate link, stable where λ = softplus(u) is tiny ----------------
+#
+# The textbook derivatives of log softplus(u), σ/softplus and σσ(−u)/softplus − (σ/softplus)²,
+# cancel for u ≪ 0 (relative error eps·e^(−u): 1e-3 at u = −30) and are 0/0 once softplus(u)²
+# underflows (u < −372). With z = eᵘ ≤ 1 and r = log1p(z)/z (→ 1): g = u + log r,
+# g′ = 1/((1 + z) r), g″ = g′ (r − 1)/((1 + z) r), r − 1 = (log1p(z) − z)/z by its series.
+
+
+class logsoftplus(SafeFunction):  # noqa: N801 - the printed name is the kernel's name
+    """log softplus(u); d/du = :class:`logsoftplus1`."""
+
+    @classmethod
+    def naive(cls, *args: sp.Expr) -> sp.Expr:
+        return sp.log(sp.log(1 + sp.exp(args[0])))
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return logsoftplus1(self.args[0])
+
+
+class logsoftplus1(SafeFunction):  # noqa: N801
+    """σ(u)/softplus(u); d/du = :class:`logsoftplus2`."""
+
+    @classmethod
+    def naive(cls, *args: sp.Expr) -> sp.Expr:
+        return sp.diff(logsoftplus.naive(args[0]), args[0])
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return logsoftplus2(self.args[0])
+
+
+class logsoftplus2(SafeFunction):  # noqa: N801
+    """d²/du² log softplus(u) (its own derivative is not needed: links go to order 2)."""
+
+    @classmethod
+    def naive(cls, *args: sp.Expr) -> sp.Expr:
+        return sp.diff(logsoftplus.naive(args[0]), args[0], 2)
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return sp.diff(logsoftplus2.naive(self.args[0]), self.args[0])
+
+
+def _np_log1p_ratio(u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """z = e^min(u, 0), r = log1p(z)/z and r − 1, each stable (r = 1 where z underflows)."""
+    z = np.exp(np.minimum(u, 0.0))
+    safe = np.where(z > 0, z, 1.0)
+    # log1p(z) − z = −z²/2 + z³/3 − …: the series below 1e-3 (6 terms: error < z⁶ ≤ 1e-18 z²)
+    series = z * (-1 / 2 + z * (1 / 3 + z * (-1 / 4 + z * (1 / 5 + z * (-1 / 6 + z / 7)))))
+    rm1 = np.where(z < 1e-3, series, (np.log1p(z) - z) / safe)
+    return z, 1.0 + rm1, rm1
+
+
+def _np_logsoftplus(u: Any) -> Any:
+    u = np.asarray(u, dtype=float)
+    _, r, _ = _np_log1p_ratio(u)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(u > 0, np.log(np.logaddexp(0.0, np.maximum(u, 0.0))), u + np.log(r))
+
+
+def _np_logsoftplus1(u: Any) -> Any:
+    u = np.asarray(u, dtype=float)
+    z, r, _ = _np_log1p_ratio(u)
+    up = np.maximum(u, 0.0)
+    positive = NUMPY_KERNELS["expit"](up) / np.logaddexp(0.0, up)
+    return np.where(u > 0, positive, 1.0 / ((1.0 + z) * r))
+
+
+def _np_logsoftplus2(u: Any) -> Any:
+    u = np.asarray(u, dtype=float)
+    z, r, rm1 = _np_log1p_ratio(u)
+    w = _np_logsoftplus1(u)
+    up = np.maximum(u, 0.0)
+    positive = w * (NUMPY_KERNELS["expit"](-up) - w)
+    return np.where(u > 0, positive, w * rm1 / ((1.0 + z) * r))
+
+
+def _mp_naive(order: int) -> Callable[[Any], Any]:
+    def f(u: Any) -> Any:
+        return mpmath.diff(lambda v: mpmath.log(mpmath.log1p(mpmath.exp(v))), u, order)
+
+    return f
+
+
+def _link_modules(backend: Backend) -> list[Any]:
+    """The namespace links print into: the log-softplus kernels, then the families'."""
+    if backend == "numpy":
+        return [{"logsoftplus": _np_logsoftplus, "logsoftplus1": _np_logsoftplus1,
+                 "logsoftplus2": _np_logsoftplus2}, NUMPY_KERNELS, "numpy"]
+    if backend == "torch":
+        import torch
+
+        def t_logsoftplus(u: Any) -> Any:
+            # differentiated by autograd in the engine; as accurate as torch's softplus
+            return torch.log(torch.nn.functional.softplus(u, beta=1.0, threshold=20.0))
+
+        kernels = torch_kernels()
+        return [{"logsoftplus": t_logsoftplus,
+                 "logsoftplus1": lambda u: torch.sigmoid(u) / torch.nn.functional.softplus(u),
+                 "logsoftplus2": lambda u: torch.sigmoid(u) * torch.sigmoid(-u)
+                 / torch.nn.functional.softplus(u)
+                 - (torch.sigmoid(u) / torch.nn.functional.softplus(u)) ** 2},
+                kernels, "torch"]
+    return [{"logsoftplus": lambda u: mpmath.log(mpmath.log1p(mpmath.exp(u))),
+             "logsoftplus1": _mp_naive(1), "logsoftplus2": _mp_naive(2)}, MPMATH_KERNELS,
+            "mpmath"]
 
 
 def _constant(value: float) -> sp.Expr:
@@ -132,7 +239,7 @@ def _unit(name: str, eps: float = 0.0, lower: float = 0.0) -> LinkUnit:
                         (-eps if eps else 0.0,), (inf,), ("λ",),
                         "a rate λ (PoissonNLLLoss(log_input=False): λ + eps)", (("eps", eps),))
     if name == "softplus-rate":
-        return LinkUnit(name, ("poisson", ()), (u,), (sp.log(softplus(u)),), (-inf,), (inf,),
+        return LinkUnit(name, ("poisson", ()), (u,), (logsoftplus(u),), (-inf,), (inf,),
                         ("u",), "any real u, the rate λ = softplus(u)")
     if name == "exp-rate":
         return LinkUnit(name, ("gamma", ()), (u,), (-sp.exp(u),), (-inf,), (inf,), ("u",),

@@ -195,7 +195,7 @@ def head_terms(net: Any, x: np.ndarray, ys: np.ndarray) -> dict[str, np.ndarray]
 
 
 def _mp_softplus(u: Any) -> Any:
-    return mpmath.log(1 + mpmath.exp(u))
+    return mpmath.log1p(mpmath.exp(u))
 
 
 #: each link's textbook form in mpmath, one unit: (u tuple) -> list of natural parameters
