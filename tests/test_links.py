@@ -439,3 +439,37 @@ def test_softplus_rate_is_stable_where_the_rate_is_tiny(u: float) -> None:
            L.hessian(np.array([u]))[0, 0, 0]]
     for g, w in zip(got, want):
         assert abs(g - float(w)) <= 1e-13 * abs(float(w)) or (float(w) == 0 and g == 0)
+
+
+def test_gate_with_bce_on_probabilities() -> None:
+    """BCELoss on a Sigmoid head: the empirical Fisher from BCELoss's own per-input gradients at
+    the data's labels is the empirical reference (scores through the logit link); Î₁ from
+    labels drawn from the model passes the calibrated gate."""
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 2), nn.Sigmoid()).double()
+    X = torch.randn(5, 2, dtype=torch.float64)
+    Y = torch.randint(0, 2, (5, 2)).double()
+    loss = nn.BCELoss(reduction="sum")
+
+    def grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        out = 0
+        for m in range(x.shape[0]):
+            g = torch.autograd.grad(loss(model(x[m:m + 1]), y[m:m + 1]), list(model.parameters()))
+            flat = torch.cat([t.reshape(-1) for t in g])
+            out = out + flat * flat
+        return out / x.shape[0]
+
+    def empirical(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return grads(model, *data)
+
+    def sampled(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x = data[0]
+        with torch.no_grad():
+            y = torch.bernoulli(model(x))
+        return grads(model, x, y)
+
+    emp = fv.check_torch_fisher(empirical, model, (X, Y), family=nn.BCELoss(),
+                                reference="empirical")
+    assert emp.passed, emp
+    mc = fv.check_torch_fisher(sampled, model, (X, Y), family=nn.BCELoss(), replications=60)
+    assert mc.passed, mc.message()
