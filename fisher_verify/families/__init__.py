@@ -9,7 +9,9 @@ products (:mod:`.product`), quadrature rules and the public ``family(name, **par
 default from its dense tensors: its moments contracted for the PyTorch engines
 (:mod:`.contractions`, O(K) for the categorical family), ``kappa4_diagonal``, the gate's
 projected moments (:mod:`.higher_moments`); no code outside this room branches on a family's
-class (``tests/test_family_contractions.py``).
+class (``tests/test_family_contractions.py``). Heads that do not output the natural
+parameter: the link layers ``h = g(f)`` with ``g′``, ``g″`` printed per backend (:mod:`.links`)
+and the ``torch.nn`` losses as a family and a link (:mod:`.losses`).
 
 May import: ``symbolic`` and ``errors``. The proofs of a family's identities live above it,
 in ``identities``, so that computing with a family never loads them.
