@@ -252,9 +252,9 @@ def linked_example(name: str, act: str, rng: Any) -> Any:
         L = link(name)
     base = fv.Network.random((2, 3, L.n), act, L.family, 0.8, rng)
     w = [W.copy() for W in base.weights]
-    if name == "logit":
-        w[-1] *= 0.3
-        w[-1][:, -1] = 0.4
+    if name == "logit":  # p = 0.5 + a·w with |a| ≤ 1 (tanh, sigmoid) and Σ|w| = 0.4
+        w[-1][:, :-1] *= 0.4 / np.sum(np.abs(w[-1][:, :-1]), axis=1, keepdims=True)
+        w[-1][:, -1] = 0.5
     if name == "mean-var":
         w[-1][1, -1] = 1.5
     return LinkedNetwork(fv.Network(w, act, L.family), L)
