@@ -488,3 +488,17 @@ def test_both_estimator_routes_agree_on_a_linked_network(name: str) -> None:
     b = estimators_from_draws(net, X, y, "generic")
     for s, g in ((a.i1, b.i1), (a.i2, b.i2)):
         np.testing.assert_allclose(s, g, rtol=1e-10, atol=1e-13 * np.max(np.abs(g)))
+
+
+@pytest.mark.parametrize("u", [-800.0, -300.0, -30.0, -6.0, 0.5, 40.0, 800.0])
+def test_softplus_rate_torch_kernel_differentiates_stably(u: float) -> None:
+    """The any-model engine differentiates the link's torch kernel by autograd: first and
+    second derivatives of log softplus through it equal the stable NumPy g′, g″ (themselves
+    pinned to mpmath above), also where λ = softplus(u) underflows float64."""
+    L = link("softplus-rate")
+    ut = torch.tensor([u], dtype=torch.float64, requires_grad=True)
+    (g1,) = torch.autograd.grad(L.natural_torch(ut)[0], ut, create_graph=True)
+    (g2,) = torch.autograd.grad(g1[0], ut)
+    J, H = L.jacobian(np.array([u]))[0, 0], L.hessian(np.array([u]))[0, 0, 0]
+    assert abs(float(g1) - J) <= 1e-13 * abs(J)
+    assert abs(float(g2) - H) <= 1e-12 * abs(H) or (H == 0 and float(g2) == 0)

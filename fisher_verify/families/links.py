@@ -159,6 +159,10 @@ class logsoftplus2(SafeFunction):  # noqa: N801
         return sp.diff(logsoftplus2.naive(self.args[0]), self.args[0])
 
 
+#: log(1e-3): below it the torch kernel of log softplus uses the series of log1p(z)/z
+_SERIES_CUT = math.log(1e-3)
+
+
 def _np_log1p_ratio(u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """z = e^min(u, 0), r = log1p(z)/z and r − 1, each stable (r = 1 where z underflows)."""
     z = np.exp(np.minimum(u, 0.0))
@@ -209,8 +213,17 @@ def _link_modules(backend: Backend) -> list[Any]:
         import torch
 
         def t_logsoftplus(u: Any) -> Any:
-            # differentiated by autograd in the engine; as accurate as torch's softplus
-            return torch.log(torch.nn.functional.softplus(u, beta=1.0, threshold=20.0))
+            # differentiated by autograd in the engine, so written in operations whose
+            # derivatives do not cancel: below the cut (z = eᵘ < 1e-3) u + log r(z) with r's
+            # series (error z⁷); each branch sees only inputs of its side (no inf · 0 = NaN in
+            # the gradient of the branch torch.where drops)
+            cut = torch.full_like(u, _SERIES_CUT)
+            above = u > cut
+            a, b = torch.where(above, u, cut), torch.where(above, cut, u)
+            z = torch.exp(b)
+            r = 1 + z * (-1 / 2 + z * (1 / 3 + z * (-1 / 4 + z * (1 / 5 + z * (-1 / 6 + z / 7)))))
+            return torch.where(above, torch.log(torch.logaddexp(torch.zeros_like(a), a)),
+                               b + torch.log(r))
 
         kernels = torch_kernels()
         return [{"logsoftplus": t_logsoftplus,
