@@ -131,6 +131,10 @@ def _named_factors(n: int, M: int) -> list[tuple[float, str, str]]:
          "Fisher that scales as 1/(number of samples), as ASDL's fisher_mc does)"),
         (1.0 / M, "1/M", f"1/M = 1/{M}: divided by the number of inputs twice"),
     ]
+    if M > 1:
+        out.append((1.0 / (M * M), "1/M²", f"1/M² = 1/{M * M}: outer products of the gradients "
+                    "of the batch-mean loss (each already carries 1/M; backward hooks on a "
+                    "mean-reduced loss), then averaged over the M inputs"))
     if n > 1:
         out += [
             (n / (n - 1.0), "N/(N-1)", f"N/(N−1) = {n}/{n - 1}: a Bessel correction over the "
