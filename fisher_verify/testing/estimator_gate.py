@@ -571,7 +571,7 @@ def check_fisher_estimator(
         return one_sided_gate(
             estimator, ex, fisher_statistics(net, X, V, diagonal_only), gen, side=side, R=R,
             alpha=alpha, rtol=rtol, labels=own_labels or _param_labels(net), P=P,
-            diagonal_only=diagonal_only, variance=variance, kind=kind, n=n,
+            diagonal_only=diagonal_only, variance=variance, kind=kind, n=n, family=net.family,
         )
     slack = rtol * np.maximum(ex.scales, np.abs(expected))
     # a score that vanishes by symmetry (an attention key bias) is computed as cancelling terms
