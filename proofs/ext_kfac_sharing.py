@@ -103,7 +103,7 @@ def check(ctx):
                 for n in range(N):
                     x = X[n]
 
-                    def in_w(W, x=x, layer=layer):
+                    def in_w(W, x=x, layer=layer, Ws=Ws):
                         Wl = list(Ws)
                         Wl[layer] = W
                         return out(Wl, x)
@@ -113,7 +113,7 @@ def check(ctx):
                     _, a = forward(Ws, x, layer)
                     q = Ws[layer].shape[0]
                     zero = torch.zeros(R, q, dtype=torch.float64)
-                    Jz = jacrev(lambda dl, x=x, layer=layer: out(Ws, x, layer, dl))(zero)
+                    Jz = jacrev(lambda dl, x=x, layer=layer, Ws=Ws: out(Ws, x, layer, dl))(zero)
                     a_all.append(a.numpy())
                     Jz_all.append(Jz.reshape(D, R, q).numpy())
                 block = np.mean(blocks, axis=0)

@@ -274,3 +274,26 @@ def test_false_alarm_rate_at_a_measurable_alpha(kind: object) -> None:
         for _ in range(gates)
     )
     assert_frequency_at_least(gates - alarms, gates, 1 - alpha, alpha=1e-6, what="1 - alarms")
+
+
+def test_gnb_clipping_bound_is_the_binomial_atom_bound() -> None:
+    """C(R, k) π*^(k−1), π* = Π_m max_y p(y|x_m): computed here from the probabilities."""
+    from fisher_verify.testing.gate_kinds import gnb_clipping
+
+    net, X = _net(M=8, widths=(3, 4))
+    h = net.forward(X)
+    p = np.asarray(net.family.mean(h))
+    pi = float(np.prod(p.max(axis=1)))
+    R = 200
+    for k in (2, 20, 60):
+        traces = np.concatenate([np.full(k, 5.0), np.linspace(0.1, 4.0, R - k)])
+        bound = math.comb(R, k) * pi ** (k - 1)
+        text = gnb_clipping(traces, net.family, h)
+        if bound <= 1e-6:
+            assert f"{k} of {R}" in text and f"{bound:.2g}" in text
+        else:
+            assert text == ""
+    assert gnb_clipping(np.linspace(0.1, 4.0, R), net.family, h) == ""  # no tie at the top
+    # a continuous family has no atoms: two equal traces at the top are decisive
+    normal = fv.Network.random((3, 4, 1), "tanh", fv.family("normal"), rng=0)
+    assert "2 of 3" in gnb_clipping(np.array([1.0, 3.0, 3.0]), normal.family, normal.forward(X))

@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 import torch
 
-import fisher_verify as fv
 from fisher_verify.testing.adapters import check_torch_fisher
 from fisher_verify.testing.gate_kinds import KFAC, OneBackward, Subsampled
 
@@ -177,7 +176,7 @@ def test_gnb(which: str) -> None:
     data = _gate(_gnb(data=True), model, (x, y), "gnb")
     assert not data.passed and data.cause == "data_labels", data.message()
     clipped = _gate(_gnb(clip=0.05), model, x, "gnb")
-    assert not clipped.passed
+    assert not clipped.passed and clipped.cause == "clipped", clipped.message()
 
 
 @pytest.mark.parametrize("which", list(MODELS))

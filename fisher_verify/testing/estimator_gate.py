@@ -54,6 +54,7 @@ tolerance ``rtol · ⟨|W|, |I(θ)|⟩`` for rounding only widens the acceptance
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 import math
 import sys
@@ -84,6 +85,7 @@ from .gate_kinds import (
     check_kind,
     describe_kind,
     fisher_statistics,
+    gnb_clipping,
     kind_alternatives,
     kind_note,
     kind_statistics,
@@ -665,13 +667,19 @@ def check_fisher_estimator(
     sd_ratio = float(np.median(emp_sd[positive] / sd[positive])) if np.any(positive) else math.nan
     spread_med = float(np.nanmedian(ratio[spread_tested])) if np.any(spread_tested) else math.nan
     diag = diagnose(
-        ex=ex, net=net if own_orders is None else _OwnOrders(net, own_orders), values=values, observed=observed, radius=radius, slack=slack,
+        ex=ex, net=net if own_orders is None else _OwnOrders(net, own_orders),  # type: ignore[arg-type]
+        values=values,
+        observed=observed, radius=radius, slack=slack,
         spread=spread, constant=constant, passed=passed, mean_ok=mean_ok, declared=variance,
         labels_t=labels_t, M=M, emp_sd=emp_sd, pooled=pooled, labels_hint=labels_hint,
     )
     if not passed and diag.cause in ("distribution", "scale", "noisier"):
         diag = _known_fault(diag, kind_alternatives(kind, net, X, V, diagonal_only), observed,
                             radius, slack, sd, emp_sd)
+    if not passed and kind == "gnb" and finite and not constant:
+        clipped = gnb_clipping(values[:, :P].sum(axis=1), net.family, ex.h)
+        if clipped:
+            diag = dataclasses.replace(diag, cause="clipped", text=diag.text + clipped)
     return EstimatorReport(
         passed=passed, kind=kind, n=n, replications=R, diagonal_only=bool(diagonal_only),
         alpha=float(alpha), alpha_per_check=float(per), statistics=stats, worst=worst,
@@ -700,8 +708,6 @@ def _known_fault(diag: Any, alternatives: list[tuple[str, np.ndarray]], observed
     """The diagnosis naming a known fault of the kind whose exact statistics fit every observed
     one within the gate's radius (widened by the estimator's own empirical spread, as the
     diagnosis of a noisier estimator is); unchanged when none fits or several do."""
-    import dataclasses
-
     with np.errstate(divide="ignore", invalid="ignore"):
         widen = np.where(sd > 0, np.maximum(1.0, emp_sd / np.where(sd > 0, sd, 1.0)), 1.0)
     room = widen * radius + slack

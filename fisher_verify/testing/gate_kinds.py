@@ -44,6 +44,7 @@ The kind is diagonal only and needs the ``P×P`` Fisher (``P ≤ HUTCHINSON_P_LI
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from math import comb
 from typing import Any, Literal
@@ -72,7 +73,9 @@ __all__ = [
     "Subsampled",
     "describe_kind",
     "subsampled_statistics",
+    "CLIP_LEVEL",
     "KIND_NAMES",
+    "gnb_clipping",
     "Kind",
     "check_kind",
     "gnb_statistics",
@@ -439,6 +442,44 @@ def kind_alternatives(kind: Any, net: Any, X: np.ndarray, V: np.ndarray,
     if isinstance(kind, OneBackward):
         return one_backward_alternatives(kind, net, X, V, diagonal_only)
     return []
+
+
+#: A clipped GNB is named when a tie of its size at the largest trace has probability at most
+#: this under the GNB law (the bound of :func:`gnb_clipping`).
+CLIP_LEVEL = 1e-6
+
+
+def gnb_clipping(traces: np.ndarray, fam: Any, h: np.ndarray) -> str:
+    """The sentence naming a clipped gradient in Sophia's GNB, or "" (``ext-gnb``).
+
+    Norm clipping caps ``tr Ĝ = M‖ĝ‖²`` at ``M c²``: every clipped replicate has exactly that
+    trace, the largest observed. Under the GNB law a trace value is an atom only through a label
+    set (one per input), so any value recurs ``k`` times among ``R`` replicates with probability
+    at most ``C(R, k) π*^(k−1)``, ``π* = Π_m max_y p(y|x_m)`` the most likely label set's
+    probability (0 for a continuous family: any tie is decisive). The clipping is named when
+    ``k`` replicates tie (relative 1e-9) at the largest trace and that bound is at most
+    :data:`CLIP_LEVEL`.
+    """
+    R = traces.shape[0]
+    top = float(np.max(traces))
+    if not (np.isfinite(top) and top > 0):
+        return ""
+    k = int(np.sum(np.abs(traces - top) <= 1e-9 * top))
+    if k < 2:
+        return ""
+    if fam.definition.support.kind == "continuous":
+        log_pi = -math.inf
+    else:
+        _, w, _ = fam.expectation_nodes(h, degree=2)
+        w = np.asarray(w, dtype=np.float64)
+        log_pi = float(np.sum(np.log(np.max(w / w.sum(axis=-1, keepdims=True), axis=-1))))
+    log_bound = (math.lgamma(R + 1) - math.lgamma(k + 1) - math.lgamma(R - k + 1)
+                 + (k - 1) * log_pi)
+    if log_bound > math.log(CLIP_LEVEL):
+        return ""
+    return (f" A clipped gradient: {k} of {R} replicates share the largest trace Σ_i Ĝ_ii = "
+            f"{top:.6g} exactly (norm clipping caps M‖ĝ‖² at M·c²); under the GNB law a tie that "
+            f"size has probability ≤ {math.exp(log_bound):.2g}. Do not clip ĝ before squaring it.")
 
 
 def fisher_statistics(net: Any, X: np.ndarray, V: np.ndarray, diagonal_only: bool) -> np.ndarray:
