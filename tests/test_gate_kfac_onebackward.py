@@ -136,7 +136,12 @@ def test_kfac_gate_passes_and_names_its_faults() -> None:
                 labels=y)
     assert not data.passed and data.cause == "data_labels" and "empirical G" in data.diagnosis
     order = gate(_kfac_estimator(net, X, 0, factor="block", order="AG"), KFAC(0, "block"))
-    assert not order.passed and order.cause == "permutation" and "A ⊗ G" in order.diagnosis
+    assert not order.passed and order.cause in ("permutation", "known_fault"), order.message()
+    assert "A ⊗ G instead of G ⊗ A" in order.diagnosis
+    net2, X2 = _net(M=8, widths=(3, 4, 4), scale=2.0)  # where the permutation check alone misses
+    order = check_fisher_estimator(_kfac_estimator(net2, X2, 0, factor="block", order="AG"), net2, X2,
+                                   n=1, kind=KFAC(0, "block"), rng=0)
+    assert not order.passed and "A ⊗ G instead of G ⊗ A" in order.diagnosis, order.message()
     # the Î₁ of θ is not what KFAC gates: a P x P estimate is refused by shape
     with pytest.raises(fv.errors.ShapeError, match="expected"):
         gate(lambda g: np.eye(net.num_params), KFAC(1))

@@ -452,6 +452,8 @@ def diagnose(
     if explains and abs(c - 1.0) > 1e-3:
         best: tuple[float, str, str] | None = None
         for value, short, why in _named_factors(n, M):
+            if short == "1/M²" and ex.tag not in ("", "_KFAC"):
+                continue  # per-sample gradients outer-producted: Î₁, Î₂ and K-FAC's G only
             if scale_t is not None:
                 # named only within 4 exact standard errors of ĉ for value · Î_kind (a fixed z):
                 # an estimator that is not a rescaled Î_kind (label smoothing: ĉ 12x noisier than

@@ -674,12 +674,13 @@ def check_fisher_estimator(
         labels_t=labels_t, M=M, emp_sd=emp_sd, pooled=pooled, labels_hint=labels_hint,
     )
     if not passed and diag.cause in ("distribution", "scale", "noisier"):
-        diag = _known_fault(diag, kind_alternatives(kind, net, X, V, diagonal_only), observed,
+        diag = _known_fault(diag, kind_alternatives(kind, net, X, V, diagonal_only), means,
                             radius, slack, sd, emp_sd)
     if not passed and kind == "gnb" and finite and not constant:
         clipped = gnb_clipping(values[:, :P].sum(axis=1), net.family, ex.h)
         if clipped:
-            diag = dataclasses.replace(diag, cause="clipped", text=diag.text + clipped)
+            diag = dataclasses.replace(diag, cause="clipped", factor="",
+                                       text=clipped.strip() + f" (The numbers alone: {diag.text})")
     return EstimatorReport(
         passed=passed, kind=kind, n=n, replications=R, diagonal_only=bool(diagonal_only),
         alpha=float(alpha), alpha_per_check=float(per), statistics=stats, worst=worst,
@@ -705,9 +706,10 @@ class _OwnOrders:
 
 def _known_fault(diag: Any, alternatives: list[tuple[str, np.ndarray]], observed: np.ndarray,
                  radius: np.ndarray, slack: np.ndarray, sd: np.ndarray, emp_sd: np.ndarray) -> Any:
-    """The diagnosis naming a known fault of the kind whose exact statistics fit every observed
-    one within the gate's radius (widened by the estimator's own empirical spread, as the
-    diagnosis of a noisier estimator is); unchanged when none fits or several do."""
+    """The diagnosis naming a known fault of the kind whose exact statistics fit every plain
+    mean (``observed``: unbiased whatever the skew, where Catoni's estimate at the kind's scale
+    is not for a noisier law) within the gate's radius, widened by the estimator's own empirical
+    spread as the diagnosis of a noisier estimator is; unchanged when none fits or several do."""
     with np.errstate(divide="ignore", invalid="ignore"):
         widen = np.where(sd > 0, np.maximum(1.0, emp_sd / np.where(sd > 0, sd, 1.0)), 1.0)
     room = widen * radius + slack

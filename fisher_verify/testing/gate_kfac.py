@@ -32,6 +32,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import FisherVerifyError, UnsupportedError
+from ..fisher.kfac import kfac_factors, preactivation_jacobian
 from ..networks.network import Network
 from .gate_exact import ExactStatistics, _kappa4_pairs, _statistic_moments
 
@@ -118,8 +119,6 @@ def position_jacobians(net: Any, X: np.ndarray, kind: KFAC) -> np.ndarray:
     """``J_t = ∂h_L/∂z_t`` (M, T, d, q) of the kind's layer (``ext-kfac``); ``sharing="reduce"``
     gives ``Σ_t J_t`` (T = 1)."""
     if isinstance(net, Network):
-        from ..fisher.kfac import preactivation_jacobian
-
         if isinstance(kind.layer, str):
             raise FisherVerifyError(f"KFAC.layer must be an integer 0..{net.depth - 1} for an Eq. 3 "
                                     f"network, got {kind.layer!r}")
@@ -138,8 +137,6 @@ def position_jacobians(net: Any, X: np.ndarray, kind: KFAC) -> np.ndarray:
 
 
 def _input_factor(net: Network, X: np.ndarray, layer: int) -> np.ndarray:
-    from ..fisher.kfac import kfac_factors
-
     return kfac_factors(net, X, layer)[0]
 
 
@@ -274,7 +271,17 @@ def kfac_alternatives(kind: KFAC, net: Any, X: np.ndarray, V: np.ndarray,
     """Exact statistics of the wrong layer's factor (every other layer of the same width, of an
     Eq. 3 network), for the diagnosis."""
     out: list[tuple[str, np.ndarray]] = []
-    if not isinstance(net, Network) or kind.factor != "G":
+    if not isinstance(net, Network):
+        return out
+    if kind.factor == "block":
+        # the other Kronecker order, with its own exact statistics (the diagnosis' permutation
+        # check widens only the directions' radius, by a fixed factor)
+        A, G = kfac_factors(net, X, int(kind.layer))
+        swapped = np.kron(A, G)
+        diag = np.diag(swapped)
+        dirs = (V * V) @ diag if diagonal_only else np.einsum("kp,pq,kq->k", V, swapped, V)
+        out.append(("the Kronecker order A ⊗ G instead of G ⊗ A (K-FAC's block of W_l row-major "
+                    "is G ⊗ A: output index major)", np.concatenate([diag, dirs])))
         return out
     q = net.shapes[int(kind.layer)][0]
     for other in range(net.depth):
