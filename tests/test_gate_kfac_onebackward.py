@@ -302,3 +302,14 @@ def test_gnb_clipping_bound_is_the_binomial_atom_bound() -> None:
     # a continuous family has no atoms: two equal traces at the top are decisive
     normal = fv.Network.random((3, 4, 1), "tanh", fv.family("normal"), rng=0)
     assert "2 of 3" in gnb_clipping(np.array([1.0, 3.0, 3.0]), normal.family, normal.forward(X))
+
+
+def test_kfac_block_order_permutation_maps_g_kron_a_to_a_kron_g() -> None:
+    """The diagnosis' order: estimate[i] = (G ⊗ A)[π(i)] when the estimate is A ⊗ G."""
+    from fisher_verify.testing.gate_kfac import kfac_target
+
+    net, X = _net(widths=(2, 3, 3))
+    for layer in range(net.depth):
+        A, G = kfac_factors(net, X, layer)
+        _, _, ((_, perm),) = kfac_target(KFAC(layer, "block"), net, X)
+        np.testing.assert_array_equal(np.kron(A, G), np.kron(G, A)[np.ix_(perm, perm)])
