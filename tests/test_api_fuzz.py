@@ -485,6 +485,7 @@ def gate_calls() -> list[st.SearchStrategy[Call]]:
         ).map(lambda v: Arg(v, ("rtol",)))),
         "variance": (st.sampled_from(["at_most", "exact"]).map(good),
                      choice_bad(("at_most", "exact"), "variance")),
+        "side": (st.just(good("two-sided")), choice_bad(("two-sided", "upper", "lower"), "side")),
         "labels": (st.sampled_from([None, LABELS, LABELS.tolist(), LABELS.astype(float)]).map(
             good), bad_list([
                 [5, 0, 1], [-1, 0, 1], [0.5, 0, 1], [0, 1], "abc", [math.nan, 0, 1],
