@@ -272,7 +272,7 @@ def kfac_alternatives(kind: KFAC, net: Any, X: np.ndarray, V: np.ndarray,
     Eq. 3 network), for the diagnosis."""
     out: list[tuple[str, np.ndarray]] = []
     if not isinstance(net, Network):
-        return out
+        return _module_alternatives(kind, net, X, V, diagonal_only) if hasattr(net, "prep") else out
     if kind.factor == "block":
         # the other Kronecker order, with its own exact statistics (the diagnosis' permutation
         # check widens only the directions' radius, by a fixed factor)
@@ -290,4 +290,27 @@ def kfac_alternatives(kind: KFAC, net: Any, X: np.ndarray, V: np.ndarray,
         ex = kfac_statistics(KFAC(other), net, X, 1, V, diagonal_only, fourth_moments=False)
         out.append((f"the gradient factor of layer {other} (pre-activations of the wrong layer), "
                     f"not of layer {kind.layer}", ex.expected))
+    return out
+
+
+def _module_alternatives(kind: KFAC, net: Any, X: np.ndarray, V: np.ndarray,
+                         diagonal_only: bool) -> list[tuple[str, np.ndarray]]:
+    """The gradient factor of every other Linear / Conv module of a model with as many output
+    units or channels (the wrong layer hooked), for the diagnosis."""
+    import torch
+
+    kinds = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+    mods = dict(net.prep.module.named_modules())
+    mine = mods.get(str(kind.layer))
+    width = getattr(mine, "out_features", getattr(mine, "out_channels", None))
+    out = []
+    for name, mod in mods.items():
+        if name == kind.layer or not isinstance(mod, kinds):
+            continue
+        if getattr(mod, "out_features", getattr(mod, "out_channels", None)) != width:
+            continue
+        ex = kfac_statistics(KFAC(name, sharing=kind.sharing), net, X, 1, V, diagonal_only,
+                             fourth_moments=False)
+        out.append((f"the gradient factor of module {name!r} (the wrong layer's output hooked), "
+                    f"not of {kind.layer!r}", ex.expected))
     return out
