@@ -313,3 +313,17 @@ def test_kfac_block_order_permutation_maps_g_kron_a_to_a_kron_g() -> None:
         A, G = kfac_factors(net, X, layer)
         _, _, ((_, perm),) = kfac_target(KFAC(layer, "block"), net, X)
         np.testing.assert_array_equal(np.kron(A, G), np.kron(G, A)[np.ix_(perm, perm)])
+
+
+def test_size_limits_are_refused_at_once_naming_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above the entry limits of the per-input matrices the kinds refuse before computing."""
+    from fisher_verify.testing import gate_kfac, gate_onebackward
+
+    net, X = _net()
+    monkeypatch.setattr(gate_onebackward, "ONE_BACKWARD_ENTRY_LIMIT", 100)
+    with pytest.raises(fv.errors.UnsupportedError, match="exceed 100"):
+        check_fisher_estimator(lambda g: np.zeros(net.num_params), net, X, n=1, diagonal_only=True,
+                               kind=OneBackward())
+    monkeypatch.setattr(gate_kfac, "KFAC_ENTRY_LIMIT", 100)
+    with pytest.raises(fv.errors.UnsupportedError, match="exceed 100"):
+        check_fisher_estimator(lambda g: np.zeros((3, 3)), net, X, n=1, kind=KFAC(1))

@@ -227,7 +227,7 @@ def test_one_backward(which: str) -> None:
     faults = {"centring": _one_backward(center=False), "√p_k is missing": _one_backward(root=False),
               "not detached": _one_backward(detach=False)}
     for text, fn in faults.items():
-        rep = _gate(fn, model, x, OneBackward(), replications=600)
+        rep = _gate(fn, model, x, OneBackward())
         assert not rep.passed and rep.cause == "known_fault" and text in rep.diagnosis, rep.message()
     # the uncentred form estimates Jᵀdiag(p)J ⪰ I(θ): an upper bound, and not a lower one
     unc = OneBackward(centered=False)

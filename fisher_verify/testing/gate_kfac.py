@@ -249,7 +249,7 @@ def kfac_statistics(
         r = np.asarray(tt, dtype=np.float64) - eta[None]  # (k, M, d)
         return np.einsum("kma,msab,kmb->s", r, A, r) / (r.shape[0] * M)
 
-    variance = combination(np.eye(S))
+    variance = combination(np.eye(S))  # S ≤ q² + directions: small
     fourth = np.full(S, np.nan)
     one = (T == 1) & np.all(np.isfinite(vec), axis=1)
     if fourth_moments and np.any(one):
