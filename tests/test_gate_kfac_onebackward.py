@@ -261,10 +261,14 @@ def test_refusals_name_the_argument() -> None:
                                kind=OneBackward(centered=False), side="upper")
 
 
-@pytest.mark.parametrize("kind", [KFAC(1), OneBackward("rademacher"), OneBackward("gaussian")])
-def test_false_alarm_rate_at_a_measurable_alpha(kind: object) -> None:
+@pytest.mark.parametrize(("kind", "side"), [(KFAC(1), "two-sided"), (OneBackward("rademacher"), "two-sided"),
+                                            (OneBackward("gaussian"), "two-sided"),
+                                            (OneBackward("rademacher"), "upper"),
+                                            (OneBackward("gaussian"), "lower")])
+def test_false_alarm_rate_at_a_measurable_alpha(kind: object, side: str) -> None:
     """100 gates at alpha = 0.2 on the true estimator (variance='exact': means, spreads and
-    pooled tests) alarm no more often than Bin(100, 0.2) allows at level 1e-6."""
+    pooled tests; one-sided: an unbiased estimator is on the boundary of both nulls) alarm no
+    more often than Bin(100, 0.2) allows at level 1e-6."""
     net, X = _net(M=4, widths=(2, 3, 3))
     if isinstance(kind, KFAC):
         est, diag = _kfac_estimator(net, X, 1), False
@@ -275,7 +279,7 @@ def test_false_alarm_rate_at_a_measurable_alpha(kind: object) -> None:
     alarms = sum(
         not check_fisher_estimator(est, net, X, n=1, kind=kind, diagonal_only=diag,  # type: ignore[arg-type]
                                    replications=60, rng=rng, alpha=alpha, directions=2,
-                                   variance="exact").passed
+                                   variance="exact", side=side).passed  # type: ignore[arg-type]
         for _ in range(gates)
     )
     assert_frequency_at_least(gates - alarms, gates, 1 - alpha, alpha=1e-6, what="1 - alarms")
