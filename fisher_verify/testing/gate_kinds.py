@@ -1,5 +1,7 @@
 """Exact laws of the estimator gate's statistics for estimator kinds beyond ``Î₁`` and ``Î₂``
-(``ext-gnb``, ``ext-hutchinson``).
+(``ext-gnb``, ``ext-hutchinson``, ``ext-subsampled``; K-FAC's gradient factor in
+:mod:`.gate_kfac`, ``ext-kfac``; Sun's one-backward estimator in :mod:`.gate_onebackward`,
+``ext-one-backward``).
 
 Each kind needs only the Jacobians ``J_m``, the family's cumulants at ``h_L(x_m)`` and
 ``I(θ)``; it returns an :class:`~fisher_verify.testing.gate_exact.ExactStatistics` whose
