@@ -43,7 +43,11 @@ class Contractor:
         self.family = family
         self.categorical = categorical
         self.h = h
-        if categorical:
+        # a family with its own O(n_L) contractions (token-level outputs, ext-sequence)
+        self.structured = not categorical and hasattr(family, "excess4_diagonal")
+        if self.structured:
+            pass
+        elif categorical:
             self.p = torch.softmax(h, dim=-1)[:, :, None]  # classes on axis 1, as in J
         else:
             self.I = torch.as_tensor(family.fisher(h), dtype=h.dtype, device=h.device)
@@ -55,7 +59,9 @@ class Contractor:
         rest = u.shape[2:]
         u3 = u.reshape(B, n, -1)
         v3 = u3 if v is u else v.reshape(B, n, -1)
-        if self.categorical:
+        if self.structured:
+            out = self.family.fisher_bilinear(self.h, u3, v3, axis=1)
+        elif self.categorical:
             out = onehot_fisher_bilinear(self.p, u3, v3, axis=1)
         else:
             out = (u3 * self.torch.bmm(self.I, v3)).sum(1)
@@ -64,6 +70,11 @@ class Contractor:
     def fisher_and_excess(self, J: Any, fourth: bool) -> tuple[Any, Any]:
         """``(uᵀIu, C[u⁴])`` for every column of J (B, n_L, p): shapes (B, p); C None unless asked."""
         torch = self.torch
+        if self.structured:
+            if not fourth:
+                return self.family.fisher_bilinear(self.h, J, J, axis=1), None
+            excess, quad = self.family.excess4_diagonal(self.h, J, axis=1)
+            return quad, excess
         if self.categorical:
             if not fourth:
                 return onehot_fisher_bilinear(self.p, J, J, axis=1), None
