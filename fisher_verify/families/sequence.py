@@ -164,6 +164,15 @@ class SequenceFamily(Family):
         u = u.reshape(*u.shape[:-1], self.T, self.V + 1)
         return u[..., : self.V]
 
+    def unmasked(self, h: Any) -> Any:
+        """``h`` with every mask entry set to 1 (every position counted): what an estimator that
+        forgets the padding mask estimates the Fisher information of."""
+        xp = _xp(h)
+        out = h.copy() if xp is np else h.clone()
+        view = out.reshape(*out.shape[:-1], self.T, self.V + 1)
+        view[..., self.V] = 1.0
+        return view.reshape(out.shape)
+
     # --- validation -----------------------------------------------------------------------------
 
     def check_natural(self, h: Any) -> None:
