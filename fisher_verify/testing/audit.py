@@ -11,16 +11,19 @@ in ``O(n_L)`` per input by the family's contraction (``Σ_t m_t Σ_k p_tk d_tk²
 outputs, :mod:`fisher_verify.families.sequence`). :func:`audit_diagonal` compares a claimed
 diagonal with these exact values at a random sample of coordinates (or the ones given):
 
-* **deterministic claim** (``kind="exact"``): ``|ĉ_i − I_ii| ≤ rtol · s_i`` with ``s_i`` the
-  same sum taken over the magnitudes of its terms, ``(1/M) Σ_m Σ_k p_k (|u_k| + pᵀ|u|)²`` per
-  position (the rounding scale of the centred form; ``rtol`` 1e-9 for a float64 model, 1e-4
-  for float32, as :func:`~fisher_verify.testing.adapters.check_torch_fisher`);
+* **deterministic claim** (``kind="exact"``): ``|ĉ_i − I_ii| ≤ rtol · s_i + rtol² · max_j s_j``
+  with ``s_i`` the same sum taken over the magnitudes of its terms,
+  ``(1/M) Σ_m Σ_k p_k (|u_k| + pᵀ|u|)²`` per position (the rounding scale of the centred form;
+  ``rtol`` 1e-9 for a float64 model, 1e-4 for float32, as
+  :func:`~fisher_verify.testing.adapters.check_torch_fisher`). The second term is the floor of
+  a column that cancels to zero inside the model (attention's key bias, softmax being
+  shift-invariant): rounding noise of relative size ``rtol`` to the largest terms, squared;
 * **Monte Carlo claim** (``kind=1``: ``Î₁`` with ``n`` draws per input, thm-4; ``kind="gnb"``:
   the mean of ``n`` Sophia GNB estimates ``M ĝ ⊙ ĝ``, ``ext-gnb``): the claim has mean ``I_ii``
   and exact central moments ``σ_i²`` and ``μ₄,i`` from the cumulants of ``u_mᵀ(t − η_m)``
   (moments up to order 8, per input, added as cumulants). Coordinate ``i`` fails when
 
-      |ĉ_i − I_ii| > τ_i + rtol · s_i,   τ_i = min(σ_i √(S/α), (μ₄,i S/α)^{1/4}),
+      |ĉ_i − I_ii| > τ_i + rtol · s_i + rtol² · max_j s_j,   τ_i = min(σ_i √(S/α), (μ₄,i S/α)^{1/4}),
 
   Chebyshev's and the fourth-moment Markov bound, each at level ``α/S`` for the ``S`` audited
   coordinates, so the whole audit falsely fails with probability at most ``α`` (default
@@ -340,7 +343,10 @@ def audit_diagonal(
             var[j] = c2 / N
             fourth[j] = max((c4 + 3.0 * (N - 1) * c2 * c2) / N**3, (c2 / N) ** 2)
     tau = audit_threshold(var, fourth, S, alpha) if mc else np.zeros(S)
-    threshold = tau + rtol * scale
+    # a column that cancels to zero (attention's key bias: softmax is shift-invariant) is
+    # rounding noise of relative size rtol to the largest terms, so its I_ii is noise of size
+    # rtol² times the largest scale: the floor of every coordinate
+    threshold = tau + rtol * scale + rtol * rtol * float(scale.max(initial=0.0))
     bad = ~(np.abs(claim_at - exact) <= threshold)  # NaN fails
     return AuditReport(
         passed=not bool(bad.any()), coordinates=flat, labels=labels, exact=exact,
