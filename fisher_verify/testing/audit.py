@@ -126,8 +126,16 @@ def _labels(names: list[str], shapes: list[tuple[int, ...]], offsets: list[int],
 
 
 def _coordinates(coordinates: Any, n_coordinates: Any, seed: Any, names: list[str],
-                 shapes: list[tuple[int, ...]], offsets: list[int]) -> np.ndarray:
+                 shapes: list[tuple[int, ...]], offsets: list[int],
+                 per_tensor: Any = None) -> np.ndarray:
     P = offsets[-1]
+    if coordinates is None and per_tensor is not None:
+        k = check_count(per_tensor, "per_tensor")
+        rng = as_generator(seed, "seed")
+        picks = [offsets[j] + rng.choice(offsets[j + 1] - offsets[j],
+                                         size=min(k, offsets[j + 1] - offsets[j]), replace=False)
+                 for j in range(len(names))]
+        return np.sort(np.concatenate(picks)).astype(np.int64)
     if coordinates is None:
         k = check_count(n_coordinates, "n_coordinates")
         if k > P:
@@ -214,7 +222,8 @@ def _square_law(mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def audit_diagonal(
     model: Any, data: Any, family: Any, claimed: Any, *, kind: Any = "exact", n: int = 1,
-    coordinates: Any = None, n_coordinates: int = 32, seed: Any = 0, alpha: float = AUDIT_ALPHA,
+    coordinates: Any = None, n_coordinates: int = 32, per_tensor: int | None = None,
+    seed: Any = 0, alpha: float = AUDIT_ALPHA,
     rtol: float | None = None, output: Any = None, dtype: Any = None, device: Any = None,
     eval_mode: bool = False, batch_size: int = 64,
 ) -> AuditReport:
@@ -233,6 +242,9 @@ def audit_diagonal(
         n: draws per input (``kind=1``) or estimates averaged (``"gnb"``).
         coordinates: flat indices or ``(name, index)`` pairs (default: sampled).
         n_coordinates: how many coordinates to draw, uniformly without replacement.
+        per_tensor: instead, draw this many from every parameter tensor (all of a smaller
+            one): a sample that sees every layer, where a uniform one falls mostly in the
+            embedding and the output head of a large vocabulary.
         seed: the seed (or Generator) of that draw.
         alpha: false-alarm rate of the whole audit (Monte Carlo claims; ≤ 1e-6 by default).
         rtol: rounding tolerance relative to the terms' scale (default 1e-9 for a float64
@@ -274,7 +286,9 @@ def audit_diagonal(
     shapes = [tuple(int(s) for s in prep.params[k].shape) for k in names]
     offsets = [0, *np.cumsum([int(prep.params[k].numel()) for k in names]).tolist()]
     P = offsets[-1]
-    flat = _coordinates(coordinates, n_coordinates, seed, names, shapes, offsets)
+    if coordinates is not None and per_tensor is not None:
+        raise FisherVerifyError("give coordinates= or per_tensor=, not both")
+    flat = _coordinates(coordinates, n_coordinates, seed, names, shapes, offsets, per_tensor)
     labels = _labels(names, shapes, offsets, flat)
     # the claim in parameters() order of the trainable parameters
     trainable = [k for k, p in model.named_parameters() if p.requires_grad]
