@@ -177,6 +177,17 @@ def test_monte_carlo_claims_pass_and_an_offset_fails() -> None:
     assert not bad.passed and bad.failed == [rep.labels[j]]
 
 
+def test_per_tensor_sampling_sees_every_tensor() -> None:
+    """per_tensor=k draws k coordinates from each parameter tensor (all of a smaller one)."""
+    model, data, fam = _transformer()
+    full = fv.model_fisher_diagonal(model, data, fam, progress=False)
+    rep = audit_diagonal(model, data, fam, full, per_tensor=2, seed=4)
+    assert rep.passed, rep.message()
+    tensors = [lab.split("[")[0] for lab in rep.labels]
+    for name, p in model.named_parameters():
+        assert tensors.count(name) == min(2, p.numel())
+
+
 def test_audit_refusals() -> None:
     model, data, fam = _transformer()
     P = sum(p.numel() for p in model.parameters())
@@ -193,5 +204,16 @@ def test_audit_refusals() -> None:
         audit_diagonal(model, data, fam, flat, coordinates=[("nope", (0,))])
     with pytest.raises(ShapeError):
         audit_diagonal(model, data, fam, np.zeros(P - 1))
+    import fisher_verify.testing.audit as audit_module
+
+    with pytest.MonkeyPatch.context() as mp:  # a small limit stands for 10⁴ on a 10⁷ model
+        mp.setattr(audit_module, "MAX_COORDINATES", 5)
+        for kw in ({"n_coordinates": 6}, {"per_tensor": 1}, {"coordinates": list(range(6))}):
+            with pytest.raises(FisherVerifyError, match="above MAX_COORDINATES = 5"):
+                audit_diagonal(model, data, fam, flat, **kw)
+    with pytest.raises(FisherVerifyError, match="coordinates= or per_tensor="):
+        audit_diagonal(model, data, fam, flat, coordinates=[1], per_tensor=1)
+    with pytest.raises(FisherVerifyError, match="kind must be one of"):
+        audit_diagonal(model, data, fam, flat, kind=np.array([1]))
     with pytest.raises(FisherVerifyError, match="alpha"):
         audit_diagonal(model, data, fam, flat, kind="gnb", alpha=0.0)

@@ -42,12 +42,15 @@ import numpy as np
 from ..errors import FisherVerifyError, ShapeError
 from ..validation import as_generator, check_count, check_fraction, check_nonnegative
 
-__all__ = ["AUDIT_ALPHA", "AuditReport", "audit_diagonal", "audit_threshold"]
+__all__ = ["AUDIT_ALPHA", "MAX_COORDINATES", "AuditReport", "audit_diagonal", "audit_threshold"]
 
 #: Default false-alarm rate of a whole audit (all coordinates together).
 AUDIT_ALPHA = 1e-6
 
 _KINDS = ("exact", 1, "gnb")
+
+#: Most coordinates one audit takes (each costs a forward-mode pass per batch of inputs).
+MAX_COORDINATES = 10_000
 
 
 @dataclass(frozen=True)
@@ -125,12 +128,20 @@ def _labels(names: list[str], shapes: list[tuple[int, ...]], offsets: list[int],
     return out
 
 
+def _check_count_of(S: int) -> None:
+    if S > MAX_COORDINATES:
+        raise FisherVerifyError(
+            f"the audit would take {S} coordinates, above MAX_COORDINATES = {MAX_COORDINATES} "
+            "(one forward-mode pass per coordinate and batch of inputs); audit fewer")
+
+
 def _coordinates(coordinates: Any, n_coordinates: Any, seed: Any, names: list[str],
                  shapes: list[tuple[int, ...]], offsets: list[int],
                  per_tensor: Any = None) -> np.ndarray:
     P = offsets[-1]
     if coordinates is None and per_tensor is not None:
         k = check_count(per_tensor, "per_tensor")
+        _check_count_of(sum(min(k, offsets[j + 1] - offsets[j]) for j in range(len(names))))
         rng = as_generator(seed, "seed")
         picks = [offsets[j] + rng.choice(offsets[j + 1] - offsets[j],
                                          size=min(k, offsets[j + 1] - offsets[j]), replace=False)
@@ -138,6 +149,7 @@ def _coordinates(coordinates: Any, n_coordinates: Any, seed: Any, names: list[st
         return np.sort(np.concatenate(picks)).astype(np.int64)
     if coordinates is None:
         k = check_count(n_coordinates, "n_coordinates")
+        _check_count_of(min(k, P))
         if k > P:
             raise FisherVerifyError(f"n_coordinates = {k} exceeds the model's P = {P} parameters")
         rng = as_generator(seed, "seed")
@@ -269,7 +281,7 @@ def audit_diagonal(
     from ..testing.gate_kinds import sum_moments
     from .adapters import estimate_to_array
 
-    if kind not in _KINDS or isinstance(kind, bool):
+    if not isinstance(kind, str | int) or isinstance(kind, bool) or kind not in _KINDS:
         raise FisherVerifyError(f"kind must be one of {', '.join(map(repr, _KINDS))}, got {kind!r}")
     N = check_count(n, "n")
     alpha = check_fraction(alpha, "alpha")
@@ -289,6 +301,7 @@ def audit_diagonal(
     if coordinates is not None and per_tensor is not None:
         raise FisherVerifyError("give coordinates= or per_tensor=, not both")
     flat = _coordinates(coordinates, n_coordinates, seed, names, shapes, offsets, per_tensor)
+    _check_count_of(len(flat))
     labels = _labels(names, shapes, offsets, flat)
     # the claim in parameters() order of the trainable parameters
     trainable = [k for k, p in model.named_parameters() if p.requires_grad]
