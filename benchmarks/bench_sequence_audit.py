@@ -82,14 +82,16 @@ def _empirical(model, tokens, targets):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--small", action="store_true")
+    parser.add_argument("--large", action="store_true", help="V = 32 000, D = 640: P ≈ 5e7")
     parser.add_argument("--per-tensor", type=int, default=2)
     parser.add_argument("--n", type=int, default=8)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    V, T, D, blocks, M = (10_000, 32, 384, 2, 8) if not args.small else (500, 16, 64, 1, 4)
+    V, T, D, blocks, M = ((500, 16, 64, 1, 4) if args.small else
+                          (32_000, 32, 640, 2, 8) if args.large else (10_000, 32, 384, 2, 8))
     torch.manual_seed(0)
-    net = CausalTransformer(V, T, D=D, heads=6 if not args.small else 4, blocks=blocks,
-                            tied=False).double()
+    net = CausalTransformer(V, T, D=D, heads=4 if args.small else 8 if args.large else 6,
+                            blocks=blocks, tied=False).double()
     P = sum(p.numel() for p in net.parameters())
     gen = torch.Generator().manual_seed(1)
     tokens = torch.randint(1, V, (M, T), generator=gen)

@@ -77,13 +77,23 @@ def _reference_diagonal(net: Any, tokens: Any) -> np.ndarray:
 
 
 @pytest.mark.parametrize(("tied", "blocks"), [(True, 1), (False, 2)])
-def test_engine_diagonal_of_a_padded_transformer(tied: bool, blocks: int) -> None:
+def test_engine_diagonal_of_a_padded_transformer(tied: bool, blocks: int,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """fv.model_fisher_diagonal on the wrapped transformer equals Σ over the real positions of
     J_tᵀ(diag p_t − p_t p_tᵀ)J_t (autograd of the raw logits), per parameter tensor; padding
-    positions count for nothing."""
+    positions count for nothing. The engine contracts in O(T·V): the dense d×d Fisher is never
+    formed (it raises here)."""
+    from fisher_verify.families.sequence import SequenceFamily
+
     net, tokens, _, fam = _setup(tied=tied, blocks=blocks)
     wm = with_padding_mask(net, PAD)
-    got = fv.model_fisher_diagonal(wm, tokens, fam, progress=False)
+
+    def dense(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the dense Fisher of the sequence family was formed")
+
+    with monkeypatch.context() as mp:
+        mp.setattr(SequenceFamily, "fisher", dense)
+        got = fv.model_fisher_diagonal(wm, tokens, fam, progress=False)
     flat = torch.cat([got[f"model.{k}"].reshape(-1) for k, _ in net.named_parameters()]).numpy()
     ref = _reference_diagonal(net, tokens)
     np.testing.assert_allclose(flat, ref, rtol=1e-9, atol=1e-13 * ref.max())
