@@ -143,7 +143,7 @@ class SequenceFamily(Family):
         """``h`` (..., T·(V+1)) from logits (..., T, V) and a mask (..., T) (the inverse of
         :meth:`split`)."""
         xp = _xp(logits)
-        m = mask[..., None]
+        m: Any = mask[..., None]
         m = m.to(logits.dtype) if xp is not np else np.asarray(m, dtype=logits.dtype)
         cat = xp.concatenate([logits, m + 0 * logits[..., :1]], -1) if xp is np else xp.cat(
             [logits, m.expand(*logits.shape[:-1], 1)], -1)
@@ -228,7 +228,7 @@ class SequenceFamily(Family):
     # --- symbolic: not provided -----------------------------------------------------------------
 
     @property
-    def derivation(self) -> Any:  # type: ignore[override]
+    def derivation(self) -> Any:
         """Refused: the cumulants are assembled from the one-hot moments (module docstring)."""
         raise UnsupportedError(
             f"{self.label}: no symbolic derivation (the mask entries are not natural parameters); "

@@ -62,6 +62,7 @@ class CausalTransformer(_module_base()):  # type: ignore[misc]
         import torch
 
         x = self.embed(tokens.long()) + self.pos[: tokens.shape[1]]
+        block: Any
         for block in self.blocks:
             x = x + self._attention(block, x)
             x = x + block["down"](torch.tanh(block["up"](block["ln2"](x))))

@@ -341,8 +341,9 @@ def audit_diagonal(
                 tangent = torch.zeros_like(prep.params[name])
                 tangent.view(-1)[int(i) - offsets[k]] = 1.0
                 rest = {key: v for key, v in prep.params.items() if key != name}
-                h, u = jvp(lambda p, rest=rest, name=name, X=X: h_of({**rest, name: p}, X),
+                pair = jvp(lambda p, rest=rest, name=name, X=X: h_of({**rest, name: p}, X),
                            (prep.params[name],), (tangent,))
+                h, u = pair[0], pair[1]
                 if j == 0:
                     fam.check_natural(h)
                 q, s = _quad_and_scale(fam, h, u)
