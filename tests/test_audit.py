@@ -215,5 +215,9 @@ def test_audit_refusals() -> None:
         audit_diagonal(model, data, fam, flat, coordinates=[1], per_tensor=1)
     with pytest.raises(FisherVerifyError, match="kind must be one of"):
         audit_diagonal(model, data, fam, flat, kind=np.array([1]))
+    with pytest.raises(ShapeError, match="^claimed: could not read"):
+        audit_diagonal(model, data, fam, "abc")
+    nan = audit_diagonal(model, data, fam, np.full(P, np.nan), coordinates=[0, 1])
+    assert not nan.passed and len(nan.failed) == 2  # a NaN claim fails where audited
     with pytest.raises(FisherVerifyError, match="alpha"):
         audit_diagonal(model, data, fam, flat, kind="gnb", alpha=0.0)

@@ -309,8 +309,8 @@ def audit_diagonal(
         raise ShapeError("the model's trainable parameters changed while preparing it")
     try:
         claim = estimate_to_array(claimed, model)
-    except FisherVerifyError:
-        raise
+    except FisherVerifyError as exc:  # name the argument: the reader says "the estimate"
+        raise type(exc)(f"claimed: {exc}") from None
     if claim.shape != (P,) and claim.shape != (sum(int(p.numel()) for p in model.parameters()),):
         raise ShapeError(f"claimed must be a diagonal of P = {P} entries, got shape {claim.shape}")
     if claim.shape != (P,):  # frozen parameters in the claim: keep the trainable ones
