@@ -121,8 +121,9 @@ def test_threshold_formula_is_pinned() -> None:
     assert AUDIT_ALPHA <= 1e-6
 
 
-def _gnb_claim(model: Any, tokens: Any, n: int, seed: int, scale: float = 1.0) -> np.ndarray:
-    """The mean of n Sophia GNB estimates (labels sampled, padding ignored)."""
+def _gnb_claim(model: Any, tokens: Any, n: int, seed: int, scale: float = 1.0,
+               pad: bool = False) -> np.ndarray:
+    """The mean of n Sophia GNB estimates (labels sampled, padding ignored unless ``pad``)."""
     g = torch.Generator().manual_seed(seed)
     out = 0.0
     for _ in range(n):
@@ -130,7 +131,9 @@ def _gnb_claim(model: Any, tokens: Any, n: int, seed: int, scale: float = 1.0) -
         V = logits.shape[-1]
         with torch.no_grad():
             y = torch.multinomial(torch.softmax(logits, -1).reshape(-1, V), 1, generator=g)
-        y = torch.where(model.mask(tokens), y.reshape(tokens.shape), IGNORE)
+        y = y.reshape(tokens.shape)
+        if not pad:
+            y = torch.where(model.mask(tokens), y, IGNORE)
         B = tokens.shape[0]
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), y.reshape(-1),
                                                  ignore_index=IGNORE, reduction="sum") / B
@@ -186,6 +189,34 @@ def test_per_tensor_sampling_sees_every_tensor() -> None:
     tensors = [lab.split("[")[0] for lab in rep.labels]
     for name, p in model.named_parameters():
         assert tensors.count(name) == min(2, p.numel())
+
+
+def _gnb_replicates(model: Any, tokens: Any, R: int, seed: int, **kw: Any) -> list[np.ndarray]:
+    return [_gnb_claim(model, tokens, 1, seed + r, **kw) for r in range(R)]
+
+
+def test_replicated_monte_carlo_claims_have_power() -> None:
+    """R = 400 independent GNB claims: Catoni's estimate within σ_i √(2L/(R − 2L)),
+    L = log(2S/α) (pinned here), passes for the correct GNB and names coordinates of the
+    GNB without B (1/M) and of the GNB with the padding positions counted."""
+    model, data, fam = _transformer()
+    S, R = 20, 400
+    kw = dict(kind="gnb", n=1, n_coordinates=S, seed=1, replicates=True)
+    ok = audit_diagonal(model, data, fam, _gnb_replicates(model, data, R, 100), **kw)
+    assert ok.passed and ok.replicates == R, ok.message()
+    L = math.log(2 * S / AUDIT_ALPHA)
+    radius = np.sqrt(ok.variance) * math.sqrt(2 * L / (R - 2 * L))
+    floor = ok.rtol**2 * ok.scale.max()
+    np.testing.assert_allclose(ok.threshold, radius + ok.rtol * ok.scale + floor, rtol=1e-14)
+    no_b = audit_diagonal(model, data, fam,
+                          _gnb_replicates(model, data, R, 100, scale=1 / data.shape[0]), **kw)
+    assert not no_b.passed and no_b.failed, no_b.message()
+    padded = audit_diagonal(model, data, fam, _gnb_replicates(model, data, R, 100, pad=True), **kw)
+    assert not padded.passed, padded.message()
+    with pytest.raises(FisherVerifyError, match="needs at least"):
+        audit_diagonal(model, data, fam, _gnb_replicates(model, data, 5, 0), **kw)
+    with pytest.raises(FisherVerifyError, match="needs a Monte Carlo kind"):
+        audit_diagonal(model, data, fam, [ok.claimed], replicates=True)
 
 
 def test_audit_refusals() -> None:

@@ -27,7 +27,10 @@ diagonal with these exact values at a random sample of coordinates (or the ones 
 
   Chebyshev's and the fourth-moment Markov bound, each at level ``α/S`` for the ``S`` audited
   coordinates, so the whole audit falsely fails with probability at most ``α`` (default
-  ``1e-6``) for any law with those moments: no normality is assumed.
+  ``1e-6``) for any law with those moments: no normality is assumed. With ``R`` independent
+  claims (``replicates=True``) Catoni's M-estimate of their mean (scale from the exact
+  ``σ_i``, :mod:`.catoni`) is compared within ``σ_i √(2L/(R − 2L))``, ``L = log(2S/α)``:
+  about ``0.3 σ_i`` at ``R = 400``, ``S = 30``, instead of ``10² σ_i`` for one claim.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FisherVerifyError, ShapeError
-from ..validation import as_generator, check_count, check_fraction, check_nonnegative
+from ..validation import as_generator, check_count, check_flag, check_fraction, check_nonnegative
 
 __all__ = ["AUDIT_ALPHA", "MAX_COORDINATES", "AuditReport", "audit_diagonal", "audit_threshold"]
 
@@ -66,7 +69,8 @@ class AuditReport:
         scale: the rounding scale ``s_i``. variance, fourth: the claim's exact central moments
             (zeros for ``kind="exact"``).
         failed: labels of the coordinates that fail.
-        kind, n, alpha, rtol, num_inputs: how it was audited.
+        kind, n, alpha, rtol, num_inputs, replicates: how it was audited (``claimed`` is
+            Catoni's estimate of the replicates' mean when there are several).
     """
 
     passed: bool
@@ -84,6 +88,7 @@ class AuditReport:
     alpha: float
     rtol: float
     num_inputs: int
+    replicates: int = 1
 
     def message(self) -> str:
         """One paragraph: the verdict, then each failing coordinate with its numbers."""
@@ -126,6 +131,23 @@ def _labels(names: list[str], shapes: list[tuple[int, ...]], offsets: list[int],
         idx = np.unravel_index(int(i) - offsets[k], shapes[k]) if shapes[k] else ()
         out.append(f"{names[k]}[{','.join(str(int(j)) for j in idx)}]" if idx else names[k])
     return out
+
+
+def _claim_at(claimed: Any, model: Any, P: int, flat: np.ndarray) -> np.ndarray:
+    """One claim (any form :func:`~.adapters.estimate_to_array` reads) at the coordinates."""
+    from .adapters import estimate_to_array
+
+    try:
+        claim = estimate_to_array(claimed, model)
+    except FisherVerifyError as exc:  # name the argument: the reader says "the estimate"
+        raise type(exc)(f"claimed: {exc}") from None
+    full = sum(int(p.numel()) for p in model.parameters())
+    if claim.shape != (P,) and claim.shape != (full,):
+        raise ShapeError(f"claimed must be a diagonal of P = {P} entries, got shape {claim.shape}")
+    if claim.shape != (P,):  # frozen parameters in the claim: keep the trainable ones
+        keep = np.concatenate([np.full(int(p.numel()), p.requires_grad) for p in model.parameters()])
+        claim = claim[keep]
+    return np.asarray(claim, dtype=np.float64)[flat]
 
 
 def _check_count_of(S: int) -> None:
@@ -237,7 +259,7 @@ def audit_diagonal(
     coordinates: Any = None, n_coordinates: int = 32, per_tensor: int | None = None,
     seed: Any = 0, alpha: float = AUDIT_ALPHA,
     rtol: float | None = None, output: Any = None, dtype: Any = None, device: Any = None,
-    eval_mode: bool = False, batch_size: int = 64,
+    eval_mode: bool = False, batch_size: int = 64, replicates: bool = False,
 ) -> AuditReport:
     """Audit ``claimed`` (a Fisher diagonal of ``model`` over ``data``) at sampled coordinates
     against the exact ``I_ii`` from one forward-mode pass per coordinate and batch (eq-6,
@@ -266,6 +288,9 @@ def audit_diagonal(
         device: where to compute (default: the model's device).
         eval_mode: differentiate the model in eval mode.
         batch_size: inputs per forward-mode pass.
+        replicates: ``claimed`` is a list of ``R`` independent Monte Carlo claims (each the
+            mean of ``n``): Catoni's estimate of their mean, scaled by the exact ``σ_i``, is
+            compared within ``σ_i √(2L/(R − 2L))``, ``L = log(2S/α)`` (module docstring).
 
     Returns:
         :class:`AuditReport`, naming the coordinates that fail; never raises for a wrong claim.
@@ -279,12 +304,13 @@ def audit_diagonal(
     from ..models.diagonals import open_workspace
     from ..models.prepared import second_order
     from ..testing.gate_kinds import sum_moments
-    from .adapters import estimate_to_array
+    from .catoni import catoni_mean, catoni_radius_factor, catoni_scale, minimum_catoni_draws
 
     if not isinstance(kind, str | int) or isinstance(kind, bool) or kind not in _KINDS:
         raise FisherVerifyError(f"kind must be one of {', '.join(map(repr, _KINDS))}, got {kind!r}")
     N = check_count(n, "n")
     alpha = check_fraction(alpha, "alpha")
+    replicates = bool(check_flag(replicates, "replicates"))
     batch_size = check_count(batch_size, "batch_size")
     if rtol is None:
         first = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
@@ -307,16 +333,22 @@ def audit_diagonal(
     trainable = [k for k, p in model.named_parameters() if p.requires_grad]
     if trainable != names:
         raise ShapeError("the model's trainable parameters changed while preparing it")
-    try:
-        claim = estimate_to_array(claimed, model)
-    except FisherVerifyError as exc:  # name the argument: the reader says "the estimate"
-        raise type(exc)(f"claimed: {exc}") from None
-    if claim.shape != (P,) and claim.shape != (sum(int(p.numel()) for p in model.parameters()),):
-        raise ShapeError(f"claimed must be a diagonal of P = {P} entries, got shape {claim.shape}")
-    if claim.shape != (P,):  # frozen parameters in the claim: keep the trainable ones
-        keep = np.concatenate([np.full(int(p.numel()), p.requires_grad) for p in model.parameters()])
-        claim = claim[keep]
-    claim_at = np.asarray(claim, dtype=np.float64)[flat]
+    if replicates:
+        if kind == "exact":
+            raise FisherVerifyError("replicates=True needs a Monte Carlo kind (1 or 'gnb'): the "
+                                    "replicates of a deterministic claim would all be equal")
+        if not isinstance(claimed, list | tuple) or len(claimed) < 1:
+            raise FisherVerifyError("claimed: with replicates=True give a list of independent "
+                                    "claims (each one in any form of a single claim)")
+        low = minimum_catoni_draws(alpha / len(flat))
+        if len(claimed) < low:
+            raise FisherVerifyError(
+                f"claimed: {len(claimed)} replicates; Catoni's bound at the level alpha/S = "
+                f"{alpha / len(flat):.3g} ({len(flat)} coordinates) needs at least {low}")
+        claim_rows = np.stack([_claim_at(c, model, P, flat) for c in claimed])
+    else:
+        claim_rows = _claim_at(claimed, model, P, flat)[None]
+    R = claim_rows.shape[0]
 
     S = len(flat)
     quad = np.zeros(S)
@@ -370,7 +402,15 @@ def audit_diagonal(
             c2, c4 = _square_law(mu)
             var[j] = c2 / N
             fourth[j] = max((c4 + 3.0 * (N - 1) * c2 * c2) / N**3, (c2 / N) ** 2)
-    tau = audit_threshold(var, fourth, S, alpha) if mc else np.zeros(S)
+    if R > 1:
+        # Catoni's estimate of the replicates' mean, scaled by the exact σ_i, at level α/S
+        sd = np.sqrt(var)
+        delta = alpha / S
+        claim_at = catoni_mean(claim_rows, catoni_scale(sd, R, delta))
+        tau = sd * catoni_radius_factor(R, delta)
+    else:
+        claim_at = claim_rows[0]
+        tau = audit_threshold(var, fourth, S, alpha) if mc else np.zeros(S)
     # a column that cancels to zero (attention's key bias: softmax is shift-invariant) is
     # rounding noise of relative size rtol to the largest terms, so its I_ii is noise of size
     # rtol² times the largest scale: the floor of every coordinate
@@ -380,4 +420,4 @@ def audit_diagonal(
         passed=not bool(bad.any()), coordinates=flat, labels=labels, exact=exact,
         claimed=claim_at, threshold=threshold, scale=scale, variance=var, fourth=fourth,
         failed=[lab for lab, b in zip(labels, bad) if b], kind=kind, n=N, alpha=alpha,
-        rtol=float(rtol), num_inputs=M)
+        rtol=float(rtol), num_inputs=M, replicates=R)
