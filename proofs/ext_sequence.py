@@ -78,7 +78,7 @@ def check(ctx):
         I, k3, k4, K = fam.fisher(h), fam.kappa3(h), fam.kappa4(h), fam.central_moment4(h)
         quad = np.asarray(fam.fisher_bilinear(h, np.swapaxes(U, 1, 2), np.swapaxes(U, 1, 2), axis=1))
         excess, _ = fam.excess4_diagonal(h, np.swapaxes(U, 1, 2), axis=1)
-        proj = fam.projected_moments(h, U, 8)
+        proj = fam.projected_central_moments(h, U, 8)
         for m in range(4):
             pts, w = _law(h[m], V, T)
             mean = w @ pts

@@ -145,7 +145,7 @@ def test_projected_moments_against_enumeration() -> None:
     fam = fv.family("sequence", K=V, T=T)
     h = _h(seed=6)
     U = np.random.default_rng(7).normal(size=(h.shape[0], 3, fam.dim))
-    got = fam.projected_moments(h, U, 8)
+    got = fam.projected_central_moments(h, U, 8)
     for m in range(h.shape[0]):
         hh = h[m].reshape(T, V + 1)
         p = np.exp(hh[:, :V]) / np.exp(hh[:, :V]).sum(-1, keepdims=True)

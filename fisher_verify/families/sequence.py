@@ -34,6 +34,7 @@ import sympy as sp
 
 from ..errors import DomainError, ParameterError, ShapeError, UnsupportedError
 from ..validation import as_generator, as_real_array, check_count
+from .contractions import DenseContractions
 from .definition import FamilyDefinition, Support
 from .family import DENSE_MEMORY_LIMIT, MAX_SUPPORT_POINTS, Family, _backend_of, _physical_memory
 from .onehot import (
@@ -365,7 +366,7 @@ class SequenceFamily(Family):
         q = onehot_fisher_bilinear(pb, A, B, axis=-1)
         return None, (mb * q).sum(-1)
 
-    def projected_moments(self, h: Any, U: Any, order: int) -> np.ndarray:
+    def projected_central_moments(self, h: Any, U: Any, order: int) -> np.ndarray:
         """Central moments ``0..order`` of ``uᵀ(t − η)`` for h (M, d) and U (M, K, d), exactly,
         in O(T·V): per position the one-hot moments ``Σ_k p_k d_k^j``, combined over the
         independent unmasked positions by adding cumulants."""
@@ -390,6 +391,20 @@ class SequenceFamily(Family):
             out[..., k] = sum(comb(k - 1, j - 1) * ks[..., j] * out[..., k - j]
                               for j in range(2, k + 1))
         return out
+
+    def contractions(self, h: Any) -> Any:
+        """The O(T·V) contractions of the engines (eq-6, thm-4, lemma-5):
+        :class:`SequenceContractions`."""
+        return SequenceContractions(self, h)
+
+    def contraction_entries(self) -> int:
+        """0: the fourth-order contractions are direct forms per position (thm-4)."""
+        return 0
+
+    def kappa4_diagonal(self, h: Any, u: Any) -> Any:
+        """``κ₄[u⁴] = Σ_t m_t κ₄,t[u_t⁴]`` for torch h (m, d) and u (m, r, d), O(T·V) (lemma-5)."""
+        c, q = self.excess4_diagonal(h, u.transpose(1, 2), axis=1)
+        return c - 2.0 * q * q
 
     # --- data ----------------------------------------------------------------------------------------
 
@@ -442,7 +457,7 @@ class SequenceFamily(Family):
             raise UnsupportedError(
                 f"{self.label}: the exact expectation sums over all V^T = {self.V}^{self.T} label "
                 f"sequences; the limit is {MAX_SUPPORT_POINTS} (and 5e7 numbers over the batch); "
-                "use the O(T·V) contractions or projected_moments instead")
+                "use the O(T·V) contractions or projected_central_moments instead")
         p, mask = self._parts(h)
         labels = np.stack(np.unravel_index(np.arange(S), (self.V,) * self.T), -1)  # (S, T)
         lead = h.shape[:-1]
@@ -462,3 +477,54 @@ class SequenceFamily(Family):
     def moment_mp(self, powers: tuple[int, ...], h: Any, center: bool = True) -> Any:
         """Refused, as :meth:`integral_mp`."""
         raise UnsupportedError(f"{self.label}: no mpmath route; use expectation_nodes")
+
+
+class SequenceContractions(DenseContractions):
+    """The sequence family's contractions: per position the one-hot direct forms, summed over
+    the unmasked positions (cumulants of independent positions add), O(T·V) per vector. The
+    pair contractions of thm-7 and the factor of thm-8 fall back to the dense tensors (small
+    T·V only, refused above the memory limit)."""
+
+    direct = True
+
+    def quad(self, u: Any, v: Any) -> Any:
+        """``uᵀ I(h) v`` for u, v (m, d, ...) contracted over axis 1 (eq-6)."""
+        fam = self.family
+        return fam.fisher_bilinear(self.h, u, v, axis=1)
+
+    def _bilinear3(self, u3: Any, v3: Any) -> Any:
+        return self.family.fisher_bilinear(self.h, u3, v3, axis=1)
+
+    def kappa4(self, u: Any, v: Any, w: Any, z: Any) -> Any:
+        """``κ₄[u, v, w, z]`` (``Family.kappa4_contract``, O(T·V))."""
+        import torch
+
+        hh = self.h.reshape(self.h.shape[0], *([1] * (u.ndim - 2)), self.h.shape[1])
+        out = self.family.kappa4_contract(hh, u, v, w, z)
+        return torch.as_tensor(out, dtype=self.h.dtype, device=self.h.device)
+
+    def excess4(self, u: Any) -> tuple[Any, Any]:
+        """``(C[u⁴], uᵀIu)`` for u (m, r, d) over its last axis (thm-4)."""
+        return self.family.excess4_diagonal(self.h, u, axis=-1)
+
+    def magnitude(self, u: Any) -> Any:
+        """``Σ_t m_t Σ_k p_tk (|u_tk| + p_tᵀ|u_t|)²`` for u (m, d) (m,): the size of the terms
+        of the centred ``uᵀIu`` (the coordinate audit)."""
+        p, mask = self.family.probabilities(self.h)
+        a = self.family.positions(u).abs()
+        s = (p * (a + (p * a).sum(-1, keepdim=True)) ** 2).sum(-1)
+        return (mask * s).sum(-1)
+
+    def fisher_fro_norms(self) -> Any:
+        """``‖I‖_F = (Σ_t m_t ‖diag p_t − p_t p_tᵀ‖_F²)^{1/2}`` (block-diagonal; thm-8 rhs)."""
+        p, mask = self.family.probabilities(self.h)
+        p2 = (p * p).sum(-1)
+        per = p2 - 2.0 * (p * p * p).sum(-1) + p2 * p2
+        return (mask * per).sum(-1).clamp(min=0).sqrt()
+
+    def fisher_and_excess(self, J: Any, fourth: bool) -> tuple[Any, Any]:
+        """``(uᵀIu, C[u⁴])`` for the columns of J (B, d, p), O(T·V) each (eq-6, thm-4)."""
+        if not fourth:
+            return self.family.fisher_bilinear(self.h, J, J, axis=1), None
+        excess, quad = self.family.excess4_diagonal(self.h, J, axis=1)
+        return quad, excess

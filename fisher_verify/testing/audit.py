@@ -206,44 +206,18 @@ def _coordinates(coordinates: Any, n_coordinates: Any, seed: Any, names: list[st
 
 
 def _projection_moments(fam: Any, h: Any, u: Any) -> np.ndarray:
-    """Central moments 0..8 of ``uᵀ(t − η)`` per input (B, 9), exactly."""
-    from ..families.family import CategoricalFamily
-    from ..families.higher_moments import projected_central_moments
-    from ..families.onehot import onehot_centred
-
-    if hasattr(fam, "projected_moments"):
-        return np.asarray(fam.projected_moments(h, u[:, None, :], 8))[:, 0]
-    if isinstance(fam, CategoricalFamily):
-        import torch
-
-        p = torch.softmax(h, dim=-1)
-        d = onehot_centred(p, u)
-        out = torch.stack([(p * d**j).sum(-1) for j in range(9)], -1)
-        return out.cpu().numpy().astype(np.float64)
-    return projected_central_moments(fam, h.cpu().numpy(), u.cpu().numpy()[:, None, :], 8)[:, 0]
+    """Central moments 0..8 of ``uᵀ(t − η)`` per input (B, 9), exactly (the family's own
+    ``projected_central_moments``: O(V) per position for token-level and categorical outputs)."""
+    U = u.detach().cpu().numpy().astype(np.float64)[:, None, :]
+    return np.asarray(fam.projected_central_moments(h.detach().cpu().numpy().astype(np.float64),
+                                                    U, 8))[:, 0]
 
 
 def _quad_and_scale(fam: Any, h: Any, u: Any) -> tuple[Any, Any]:
-    """``uᵀI(h)u`` per input and its rounding scale (module docstring)."""
-    import torch
-
-    from ..families.family import CategoricalFamily
-    from ..families.onehot import onehot_fisher_bilinear
-
-    if hasattr(fam, "fisher_bilinear") and hasattr(fam, "probabilities"):
-        q = fam.fisher_bilinear(h, u, u)
-        p, mask = fam.probabilities(h)
-        a = fam.positions(u).abs()
-        s = (p * (a + (p * a).sum(-1, keepdim=True)) ** 2).sum(-1)
-        return q, (mask * s).sum(-1)
-    if isinstance(fam, CategoricalFamily):
-        p = torch.softmax(h, dim=-1)
-        a = u.abs()
-        return onehot_fisher_bilinear(p, u, u), (p * (a + (p * a).sum(-1, keepdim=True)) ** 2).sum(-1)
-    Ih = torch.as_tensor(np.asarray(fam.fisher(h.cpu().numpy())), dtype=h.dtype, device=h.device)
-    q = torch.einsum("ba,bac,bc->b", u, Ih, u)
-    a = u.abs()
-    return q, torch.einsum("ba,bac,bc->b", a, Ih.abs(), a)
+    """``uᵀI(h)u`` per input and its rounding scale (module docstring), by the family's
+    contractions."""
+    ctr = fam.contractions(h)
+    return ctr.quad(u, u), ctr.magnitude(u)
 
 
 def _square_law(mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
