@@ -91,23 +91,33 @@ def test_a_claim_wrong_at_one_coordinate_is_caught_when_sampled() -> None:
     assert rep2.failed == rep.failed
 
 
-def test_deterministic_tolerance_is_rtol_times_the_terms() -> None:
-    """threshold = rtol · s_i + rtol² · max_j s_j with s_i = (1/M) Σ_m Σ_t m_t Σ_k p_k (|u_k| + pᵀ|u|)², computed
-    here from dense reverse-mode Jacobians."""
-    model, data, fam = _transformer()
+@pytest.mark.parametrize("which", ["transformer", "categorical", "normal"])
+def test_deterministic_tolerance_is_rtol_times_the_terms(which: str) -> None:
+    """threshold = rtol · s_i + rtol² · max_j s_j with s_i the size of the terms of I_ii,
+    computed here from dense reverse-mode Jacobians: (1/M) Σ_m Σ_t m_t Σ_k p_k (|u_k| + pᵀ|u|)²
+    for token-level and categorical outputs (the centred form), |u|ᵀ|I||u| otherwise."""
+    model, data, fam = _transformer() if which == "transformer" else _mlp(which)
     full = fv.model_fisher_diagonal(model, data, fam, progress=False)
-    rep = audit_diagonal(model, data, fam, full, coordinates=[0, 7, 30], rtol=1e-7)
+    rep = audit_diagonal(model, data, fam, full, coordinates=[0, 7, 20], rtol=1e-7)
     net = module_network(model, fam, data)
     X = data.numpy().reshape(data.shape[0], -1).astype(float)
     J, h = net.jacobian(X), net.forward(X)
-    p, mask = fam.probabilities(h)
     s = np.zeros(3)
     for m in range(X.shape[0]):
-        a = np.abs(fam.positions(J[m][:, rep.coordinates], axis=0))  # (3, T, V)
-        pa = (p[m] * a).sum(-1, keepdims=True)
-        s += ((p[m] * (a + pa) ** 2).sum(-1) * mask[m]).sum(-1)
-    np.testing.assert_allclose(rep.scale, s / X.shape[0], rtol=1e-12)
+        u = J[m][:, rep.coordinates]  # (d, 3)
+        if which == "normal":
+            s += np.einsum("ai,ab,bi->i", np.abs(u), np.abs(fam.fisher(h[m])), np.abs(u))
+            continue
+        if which == "transformer":
+            p, mask = fam.probabilities(h[m])
+            a = np.abs(fam.positions(u, axis=0))  # (3, T, V)
+        else:
+            p = np.exp(h[m]) / np.exp(h[m]).sum()
+            mask, a = np.ones(1), np.abs(u.T)[:, None, :]  # one "position"
+        pa = (p * a).sum(-1, keepdims=True)
+        s += ((p * (a + pa) ** 2).sum(-1) * mask).sum(-1)
     s /= X.shape[0]
+    np.testing.assert_allclose(rep.scale, s, rtol=1e-12)
     np.testing.assert_allclose(rep.threshold, 1e-7 * s + 1e-14 * s.max(), rtol=1e-12)
 
 
