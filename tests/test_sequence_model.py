@@ -169,6 +169,31 @@ def test_gnb_on_a_padded_transformer_passes_and_its_faults_are_named() -> None:
     assert "padding positions" in padded.diagnosis
 
 
+def test_i1_per_sequence_passes_with_kind_1() -> None:
+    """Î₁ (per-sequence score outer products, labels sampled at the real positions) passes the
+    gate with kind=1 (thm-4 with the sequence family's cumulants); its batch-mean gradient
+    squared (GNB) declared as Î₁ is noisier (the cross-input terms)."""
+    net, tokens, targets, fam = _setup()
+    wm = with_padding_mask(net, PAD)
+
+    def i1(model: Any, data: Any, generator: Any) -> list[Any]:
+        tokens = data[0]
+        out = None
+        for m in range(tokens.shape[0]):
+            g = _gnb(model, (tokens[m : m + 1], data[1][m : m + 1]), generator)
+            out = g if out is None else [a + b for a, b in zip(out, g)]
+        assert out is not None
+        return [a / tokens.shape[0] for a in out]
+
+    rep = check_torch_fisher(i1, wm, (tokens, targets), family=fam, kind=1,
+                             randomness="generator", rng=0)
+    assert rep.passed, rep.message()
+    noisy = check_torch_fisher(lambda m, d, generator: _gnb(m, d, generator), wm,
+                               (tokens, targets), family=fam, kind=1, randomness="generator",
+                               rng=0)
+    assert not noisy.passed and noisy.cause == "noisier", noisy.message()
+
+
 def test_padding_counted_is_not_named_without_padding() -> None:
     """With no padded position the padding diagnosis has nothing to say: an estimator scaled by
     1/M is named by its factor."""
