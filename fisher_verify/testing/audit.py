@@ -153,7 +153,7 @@ def _claim_at(claimed: Any, model: Any, P: int, flat: np.ndarray) -> np.ndarray:
 def _check_count_of(S: int) -> None:
     if S > MAX_COORDINATES:
         raise FisherVerifyError(
-            f"the audit would take {S} coordinates, above MAX_COORDINATES = {MAX_COORDINATES} "
+            f"coordinates: the audit would take {S}, above MAX_COORDINATES = {MAX_COORDINATES} "
             "(one forward-mode pass per coordinate and batch of inputs); audit fewer")
 
 
@@ -173,7 +173,8 @@ def _coordinates(coordinates: Any, n_coordinates: Any, seed: Any, names: list[st
         k = check_count(n_coordinates, "n_coordinates")
         _check_count_of(min(k, P))
         if k > P:
-            raise FisherVerifyError(f"n_coordinates = {k} exceeds the model's P = {P} parameters")
+            raise FisherVerifyError(f"n_coordinates = {k} exceeds the model's P = {P} parameters; "
+                                    f"n_coordinates must lie in 1..{P}")
         rng = as_generator(seed, "seed")
         return np.sort(rng.choice(P, size=k, replace=False)).astype(np.int64)
     if not isinstance(coordinates, Sequence | np.ndarray) or isinstance(coordinates, str) or \
