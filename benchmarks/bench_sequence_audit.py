@@ -18,18 +18,18 @@ Measured (2 cores shared by 8 processes, load average 9-12, float64, one torch t
     model: V = 10000, T = 32, D = 384, 2 blocks, untied head: P = 10,060,800 parameters
     data: M = 8 sequences (right padding), 2 coordinates audited per parameter tensor (58)
     claims: GNB n=8 x3 and the empirical Fisher in 33.5 s
-    audit kind='gnb' (n=8): 138.2 s for 58 coordinates (2.38 s each); passed = True
+    audit which='gnb' (n=8): 138.2 s for 58 coordinates (2.38 s each); passed = True
       GNB: 0/58 fail; median |claim − I_ii| / threshold 0.00467
       GNB, padding counted: 0/58 fail; median |claim − I_ii| / threshold 0.00759
       GNB, B missing (1/8): 0/58 fail; median |claim − I_ii| / threshold 0.014
-    audit kind='exact' of the empirical Fisher: 50.5 s; 55/58 coordinates fail
+    audit which='exact' of the empirical Fisher: 50.5 s; 55/58 coordinates fail
     whole run: 3 min 56 s wall (41 s of CPU: the machine was shared), 1.4 GB resident
 
     --large --n 2 --per-tensor 1:
     model: V = 32000, T = 32, D = 640, 2 blocks, untied head: P = 47,549,440 parameters
-    audit kind='gnb' (n=2): 439.3 s for 29 coordinates (15.2 s each); passed = True
+    audit which='gnb' (n=2): 439.3 s for 29 coordinates (15.2 s each); passed = True
       GNB, padding counted / B missing (1/8): 0/29 fail (median ratio 0.0056, 0.0073)
-    audit kind='exact' of the empirical Fisher: 190.6 s; 28/29 coordinates fail
+    audit which='exact' of the empirical Fisher: 190.6 s; 28/29 coordinates fail
     whole run: 12 min wall, 4.0 GB resident
 
 The Monte Carlo thresholds are distribution-free at a false-alarm rate of 1e-6 for the whole
@@ -132,10 +132,10 @@ def main() -> None:
         offsets[j] + rng.choice(sizes[j], min(args.per_tensor, sizes[j]), replace=False)
         for j in range(len(names))]))
     t0 = time.perf_counter()
-    rep = audit_diagonal(model, tokens, fam, claims["GNB"], kind="gnb", n=args.n,
+    rep = audit_diagonal(model, tokens, fam, claims["GNB"], which="gnb", n=args.n,
                          coordinates=coords.tolist(), batch_size=M)
     took = time.perf_counter() - t0
-    print(f"audit kind='gnb' (n={args.n}): {took:.1f} s for {len(coords)} coordinates "
+    print(f"audit which='gnb' (n={args.n}): {took:.1f} s for {len(coords)} coordinates "
           f"({took / len(coords):.2f} s each); passed = {rep.passed}")
     # the same exact values judge the other claims: only the comparison differs
     for name, claim in claims.items():
@@ -143,9 +143,9 @@ def main() -> None:
         print(f"  {name}: {int(bad.sum())}/{len(coords)} fail; median |claim − I_ii| / threshold "
               f"{np.median(np.abs(claim[coords] - rep.exact) / rep.threshold):.3g}")
     t0 = time.perf_counter()
-    rep_e = audit_diagonal(model, tokens, fam, emp, kind="exact", coordinates=coords.tolist(),
+    rep_e = audit_diagonal(model, tokens, fam, emp, which="exact", coordinates=coords.tolist(),
                            batch_size=M)
-    print(f"audit kind='exact' of the empirical Fisher: {time.perf_counter() - t0:.1f} s; "
+    print(f"audit which='exact' of the empirical Fisher: {time.perf_counter() - t0:.1f} s; "
           f"{len(rep_e.failed)}/{len(coords)} coordinates fail")
     zero = int(np.sum(rep.exact == 0.0))
     print(f"  coordinates with I_ii exactly 0 (unused embedding rows, ...): {zero}")

@@ -123,7 +123,7 @@ def check(ctx):
     # Î₁_ii with n draws: Var = (1/(M²n)) Σ_m Var(s_m²)
     v1 = sum((w[:, None] * s**4).sum(0) - ((w[:, None] * s**2).sum(0)) ** 2 for s, w in s_of)
     claim = _at(exact, coords, mn.num_params)
-    rep1 = audit_diagonal(model, tokens, sfam, claim, kind=1, n=n, coordinates=coords)
+    rep1 = audit_diagonal(model, tokens, sfam, claim, which="I1", n=n, coordinates=coords)
     ctx.close("audit (Î₁): I_ii by jvp = enumerated eq-6", rep1.exact, exact, rtol=RTOL)
     ctx.close("audit (Î₁): variance (thm-4)", rep1.variance, v1 / (M * M * n), rtol=RTOL)
     # GNB_ii = (Σ_m s_m)²/M over every label set of every input
@@ -133,7 +133,7 @@ def check(ctx):
         pts.append(total**2 / M)
         wts.append(np.prod([s_of[m][1][q] for m, q in enumerate(combo)]))
     mean, cov, m4 = weighted_moments(np.array(pts), np.array(wts))
-    repg = audit_diagonal(model, tokens, sfam, claim, kind="gnb", n=n, coordinates=coords)
+    repg = audit_diagonal(model, tokens, sfam, claim, which="gnb", n=n, coordinates=coords)
     ctx.close("audit (GNB): I_ii by jvp = enumerated eq-6", repg.exact, exact, rtol=RTOL)
     ctx.close("audit (GNB): mean = I_ii", mean, exact, rtol=RTOL)
     ctx.close("audit (GNB): variance of a mean of n", repg.variance, np.diag(cov) / n, rtol=RTOL)

@@ -647,8 +647,8 @@ def model_calls() -> list[st.SearchStrategy[Call]]:
             "claimed": (st.sampled_from([np.zeros(P_TORCH), np.ones(P_TORCH), [p.detach() for p in
                                          MLP.parameters()]]).map(good), bad_list(
                 ["claimed", None, np.zeros(P_TORCH - 1), np.zeros((2, 2)), {"nope": XT}], ("claimed",))),
-            "kind": (st.sampled_from(["exact", 1, "gnb"]).map(good),
-                     choice_bad(("exact", 1, "gnb"), "kind")),
+            "which": (st.sampled_from(["exact", "I1", "gnb"]).map(good),
+                      choice_bad(("exact", "I1", "gnb"), "which")),
             "n": (count_ok(), count_bad("n")),
             "n_coordinates": (count_ok(1, 5), st.one_of(count_bad("n_coordinates"),
                                                          st.just(Arg(P_TORCH + 1, ("n_coordinates",))))),

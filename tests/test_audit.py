@@ -152,8 +152,8 @@ def _gnb_claim(model: Any, tokens: Any, n: int, seed: int, scale: float = 1.0,
     return scale * np.asarray(out) / n
 
 
-@pytest.mark.parametrize("kind", ["gnb", 1])
-def test_monte_carlo_laws_match_the_gate(kind: Any) -> None:
+@pytest.mark.parametrize("which", ["gnb", "I1"])
+def test_monte_carlo_laws_match_the_gate(which: str) -> None:
     """The audit's exact variance and fourth central moment of a Monte Carlo claim equal the
     gate's exact laws (dense Jacobians, the family's cumulants: gnb_statistics /
     exact_statistics) at the audited coordinates."""
@@ -163,11 +163,11 @@ def test_monte_carlo_laws_match_the_gate(kind: Any) -> None:
     model, data, fam = _transformer(V=3, T=3, M=5)
     n = 3
     full = fv.model_fisher_diagonal(model, data, fam, progress=False)
-    rep = audit_diagonal(model, data, fam, full, kind=kind, n=n, coordinates=[1, 9, 40, 77])
+    rep = audit_diagonal(model, data, fam, full, which=which, n=n, coordinates=[1, 9, 40, 77])
     net = module_network(model, fam, data)
     X = data.numpy().reshape(data.shape[0], -1).astype(float)
     V = np.zeros((0, net.num_params))
-    ex = (gnb_statistics(net, X, n, V, True) if kind == "gnb"
+    ex = (gnb_statistics(net, X, n, V, True) if which == "gnb"
           else exact_statistics(net, X, 1, n, V, True))
     np.testing.assert_allclose(rep.variance, ex.variance[rep.coordinates], rtol=1e-9)
     np.testing.assert_allclose(rep.fourth, ex.fourth[rep.coordinates], rtol=1e-8)
@@ -181,12 +181,12 @@ def test_monte_carlo_claims_pass_and_an_offset_fails() -> None:
     one coordinate fails there."""
     model, data, fam = _transformer()
     claim = _gnb_claim(model, data, 20, seed=5)
-    rep = audit_diagonal(model, data, fam, claim, kind="gnb", n=20, n_coordinates=30, seed=1)
+    rep = audit_diagonal(model, data, fam, claim, which="gnb", n=20, n_coordinates=30, seed=1)
     assert rep.passed, rep.message()
     j = 4
     moved = claim.copy()
     moved[rep.coordinates[j]] = rep.exact[j] + 1.5 * rep.threshold[j]
-    bad = audit_diagonal(model, data, fam, moved, kind="gnb", n=20, n_coordinates=30, seed=1)
+    bad = audit_diagonal(model, data, fam, moved, which="gnb", n=20, n_coordinates=30, seed=1)
     assert not bad.passed and bad.failed == [rep.labels[j]]
 
 
@@ -211,7 +211,7 @@ def test_replicated_monte_carlo_claims_have_power() -> None:
     GNB without B (1/M) and of the GNB with the padding positions counted."""
     model, data, fam = _transformer()
     S, R = 20, 400
-    kw = dict(kind="gnb", n=1, n_coordinates=S, seed=1, replicates=True)
+    kw = dict(which="gnb", n=1, n_coordinates=S, seed=1, replicates=True)
     ok = audit_diagonal(model, data, fam, _gnb_replicates(model, data, R, 100), **kw)
     assert ok.passed and ok.replicates == R, ok.message()
     L = math.log(2 * S / AUDIT_ALPHA)
@@ -225,7 +225,7 @@ def test_replicated_monte_carlo_claims_have_power() -> None:
     assert not padded.passed, padded.message()
     with pytest.raises(FisherVerifyError, match="needs at least"):
         audit_diagonal(model, data, fam, _gnb_replicates(model, data, 5, 0), **kw)
-    with pytest.raises(FisherVerifyError, match="needs a Monte Carlo kind"):
+    with pytest.raises(FisherVerifyError, match="needs a Monte Carlo which"):
         audit_diagonal(model, data, fam, [ok.claimed], replicates=True)
 
 
@@ -233,8 +233,8 @@ def test_audit_refusals() -> None:
     model, data, fam = _transformer()
     P = sum(p.numel() for p in model.parameters())
     flat = np.zeros(P)
-    with pytest.raises(FisherVerifyError, match="kind must be one of"):
-        audit_diagonal(model, data, fam, flat, kind=2)
+    with pytest.raises(FisherVerifyError, match="which must be one of .*which='I1'"):
+        audit_diagonal(model, data, fam, flat, which=1)  # type: ignore[arg-type]
     with pytest.raises(FisherVerifyError, match="exceeds the model's P"):
         audit_diagonal(model, data, fam, flat, n_coordinates=P + 1)
     with pytest.raises(FisherVerifyError, match="not a flat index"):
@@ -254,11 +254,11 @@ def test_audit_refusals() -> None:
                 audit_diagonal(model, data, fam, flat, **kw)
     with pytest.raises(FisherVerifyError, match="coordinates= or per_tensor="):
         audit_diagonal(model, data, fam, flat, coordinates=[1], per_tensor=1)
-    with pytest.raises(FisherVerifyError, match="kind must be one of"):
-        audit_diagonal(model, data, fam, flat, kind=np.array([1]))
+    with pytest.raises(FisherVerifyError, match="which must be one of"):
+        audit_diagonal(model, data, fam, flat, which=np.array([1]))  # type: ignore[arg-type]
     with pytest.raises(ShapeError, match="^claimed: could not read"):
         audit_diagonal(model, data, fam, "abc")
     nan = audit_diagonal(model, data, fam, np.full(P, np.nan), coordinates=[0, 1])
     assert not nan.passed and len(nan.failed) == 2  # a NaN claim fails where audited
     with pytest.raises(FisherVerifyError, match="alpha"):
-        audit_diagonal(model, data, fam, flat, kind="gnb", alpha=0.0)
+        audit_diagonal(model, data, fam, flat, which="gnb", alpha=0.0)

@@ -11,14 +11,14 @@ in ``O(n_L)`` per input by the family's contraction (``Σ_t m_t Σ_k p_tk d_tk²
 outputs, :mod:`fisher_verify.families.sequence`). :func:`audit_diagonal` compares a claimed
 diagonal with these exact values at a random sample of coordinates (or the ones given):
 
-* **deterministic claim** (``kind="exact"``): ``|ĉ_i − I_ii| ≤ rtol · s_i + rtol² · max_j s_j``
+* **deterministic claim** (``which="exact"``): ``|ĉ_i − I_ii| ≤ rtol · s_i + rtol² · max_j s_j``
   with ``s_i`` the same sum taken over the magnitudes of its terms,
   ``(1/M) Σ_m Σ_k p_k (|u_k| + pᵀ|u|)²`` per position (the rounding scale of the centred form;
   ``rtol`` 1e-9 for a float64 model, 1e-4 for float32, as
   :func:`~fisher_verify.testing.adapters.check_torch_fisher`). The second term is the floor of
   a column that cancels to zero inside the model (attention's key bias, softmax being
   shift-invariant): rounding noise of relative size ``rtol`` to the largest terms, squared;
-* **Monte Carlo claim** (``kind=1``: ``Î₁`` with ``n`` draws per input, thm-4; ``kind="gnb"``:
+* **Monte Carlo claim** (``which="I1"``: ``Î₁`` with ``n`` draws per input, thm-4; ``which="gnb"``:
   the mean of ``n`` Sophia GNB estimates ``M ĝ ⊙ ĝ``, ``ext-gnb``): the claim has mean ``I_ii``
   and exact central moments ``σ_i²`` and ``μ₄,i`` from the cumulants of ``u_mᵀ(t − η_m)``
   (moments up to order 8, per input, added as cumulants). Coordinate ``i`` fails when
@@ -50,7 +50,7 @@ __all__ = ["AUDIT_ALPHA", "MAX_COORDINATES", "AuditReport", "audit_diagonal", "a
 #: Default false-alarm rate of a whole audit (all coordinates together).
 AUDIT_ALPHA = 1e-6
 
-_KINDS = ("exact", 1, "gnb")
+_KINDS = ("exact", "I1", "gnb")
 
 #: Most coordinates one audit takes (each costs a forward-mode pass per batch of inputs).
 MAX_COORDINATES = 10_000
@@ -67,9 +67,9 @@ class AuditReport:
         exact: ``I_ii`` (eq-6). claimed: the claim there.
         threshold: the allowed ``|ĉ_i − I_ii|`` (module docstring).
         scale: the rounding scale ``s_i``. variance, fourth: the claim's exact central moments
-            (zeros for ``kind="exact"``).
+            (zeros for ``which="exact"``).
         failed: labels of the coordinates that fail.
-        kind, n, alpha, rtol, num_inputs, replicates: how it was audited (``claimed`` is
+        which, n, alpha, rtol, num_inputs, replicates: how it was audited (``claimed`` is
             Catoni's estimate of the replicates' mean when there are several).
     """
 
@@ -83,7 +83,7 @@ class AuditReport:
     variance: np.ndarray
     fourth: np.ndarray
     failed: list[str]
-    kind: Any
+    which: str
     n: int
     alpha: float
     rtol: float
@@ -92,8 +92,8 @@ class AuditReport:
 
     def message(self) -> str:
         """One paragraph: the verdict, then each failing coordinate with its numbers."""
-        what = ("deterministic claim, rounding tolerance" if self.kind == "exact" else
-                f"Monte Carlo claim kind={self.kind!r} with n = {self.n}, false-alarm rate "
+        what = ("deterministic claim, rounding tolerance" if self.which == "exact" else
+                f"Monte Carlo claim which={self.which!r} with n = {self.n}, false-alarm rate "
                 f"{self.alpha:g} over all coordinates")
         head = (f"audit of {len(self.labels)} coordinates over M = {self.num_inputs} inputs "
                 f"({what}): ")
@@ -230,7 +230,7 @@ def _square_law(mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def audit_diagonal(
-    model: Any, data: Any, family: Any, claimed: Any, *, kind: Any = "exact", n: int = 1,
+    model: Any, data: Any, family: Any, claimed: Any, *, which: str = "exact", n: int = 1,
     coordinates: Any = None, n_coordinates: int = 32, per_tensor: int | None = None,
     seed: Any = 0, alpha: float = AUDIT_ALPHA,
     rtol: float | None = None, output: Any = None, dtype: Any = None, device: Any = None,
@@ -246,9 +246,9 @@ def audit_diagonal(
         family: the output family (``family("sequence", K=V, T=T)`` for token-level outputs).
         claimed: the claimed diagonal: ``{name: tensor}``, a list of per-parameter tensors or a
             flat ``(P,)`` vector in ``parameters()`` order.
-        kind: ``"exact"`` (a deterministic claim), ``1`` (``Î₁`` with ``n`` draws per input) or
+        which: ``"exact"`` (a deterministic claim), ``"I1"`` (``Î₁`` with ``n`` draws per input) or
             ``"gnb"`` (the mean of ``n`` Sophia GNB estimates over all the inputs).
-        n: draws per input (``kind=1``) or estimates averaged (``"gnb"``).
+        n: draws per input (``"I1"``) or estimates averaged (``"gnb"``).
         coordinates: flat indices or ``(name, index)`` pairs (default: sampled).
         n_coordinates: how many coordinates to draw, uniformly without replacement.
         per_tensor: instead, draw this many from every parameter tensor (all of a smaller
@@ -281,8 +281,10 @@ def audit_diagonal(
     from ..testing.gate_kinds import sum_moments
     from .catoni import catoni_mean, catoni_radius_factor, catoni_scale, minimum_catoni_draws
 
-    if not isinstance(kind, str | int) or isinstance(kind, bool) or kind not in _KINDS:
-        raise FisherVerifyError(f"kind must be one of {', '.join(map(repr, _KINDS))}, got {kind!r}")
+    if not isinstance(which, str) or which not in _KINDS:
+        hint = " (the words, not the number: which='I1')" if which in (1, 2) else ""
+        raise FisherVerifyError(
+            f"which must be one of {', '.join(map(repr, _KINDS))}, got {which!r}{hint}")
     N = check_count(n, "n")
     alpha = check_fraction(alpha, "alpha")
     replicates = bool(check_flag(replicates, "replicates"))
@@ -309,8 +311,8 @@ def audit_diagonal(
     if trainable != names:
         raise ShapeError("the model's trainable parameters changed while preparing it")
     if replicates:
-        if kind == "exact":
-            raise FisherVerifyError("replicates=True needs a Monte Carlo kind (1 or 'gnb'): the "
+        if which == "exact":
+            raise FisherVerifyError("replicates=True needs a Monte Carlo which ('I1' or 'gnb'): the "
                                     "replicates of a deterministic claim would all be equal")
         if not isinstance(claimed, list | tuple) or len(claimed) < 1:
             raise FisherVerifyError("claimed: with replicates=True give a list of independent "
@@ -328,7 +330,7 @@ def audit_diagonal(
     S = len(flat)
     quad = np.zeros(S)
     scale = np.zeros(S)
-    mc = kind != "exact"
+    mc = which != "exact"
     var = np.zeros(S)
     fourth = np.zeros(S)
     moments_gnb: list[list[np.ndarray]] = [[] for _ in range(S)]
@@ -358,7 +360,7 @@ def audit_diagonal(
                 scale[j] += float(s.sum())
                 if mc:
                     mu = _projection_moments(fam, h, u)  # (B, 9)
-                    if kind == 1:
+                    if which == "I1":
                         c2, c4 = _square_law(mu)
                         var[j] += float(c2.sum())
                         fourth[j] += float((c4 - 3.0 * c2 * c2).sum())  # κ₄ of each s²
@@ -366,12 +368,12 @@ def audit_diagonal(
                         moments_gnb[j].append(mu)
     exact = quad / M
     scale = scale / M
-    if kind == 1:
+    if which == "I1":
         # Î₁_ii = (1/(MN)) Σ_m Σ_j s_mj²: cumulants of independent terms add
         k2 = var / (M * M * N)
         k4 = fourth / (M * N) ** 4 * N
         var, fourth = k2, k4 + 3.0 * k2 * k2
-    elif kind == "gnb":
+    elif which == "gnb":
         for j in range(S):
             mu = sum_moments(np.concatenate(moments_gnb[j])[:, None, :], 1.0 / math.sqrt(M))[0]
             c2, c4 = _square_law(mu)
@@ -394,5 +396,5 @@ def audit_diagonal(
     return AuditReport(
         passed=not bool(bad.any()), coordinates=flat, labels=labels, exact=exact,
         claimed=claim_at, threshold=threshold, scale=scale, variance=var, fourth=fourth,
-        failed=[lab for lab, b in zip(labels, bad) if b], kind=kind, n=N, alpha=alpha,
+        failed=[lab for lab, b in zip(labels, bad) if b], which=which, n=N, alpha=alpha,
         rtol=float(rtol), num_inputs=M, replicates=R)
