@@ -196,34 +196,8 @@ class _Prover:
         )
 
 
-def prove_family(fam: Family, seconds: float = 20.0, seed: int = 0) -> list[IdentityResult]:
-    """Prove every identity of issue 2 for ``fam``.
-
-    Covers the log-normalizer, the stable kernels, ``lemma-2``, ``lemma-5``, ``remark-5.1``,
-    ``table-1`` and ``fig-1``; ``seconds`` limits each SymPy attempt before mpmath takes over.
-    """
-    from ..families.product import ProductFamily
-    from .generic import generic_proof
-
-    if isinstance(fam, ProductFamily):
-        # a product's identities are its components' (independence); each is proved on its own
-        out = []
-        for comp in fam.components:
-            for r in prove_family(comp, seconds, seed):
-                r.family = f"{fam.label} / {comp.label}"
-                out.append(r)
-        return out
-    generic = generic_proof(fam, seconds, seed)
-    if generic is not None:
-        return generic
-    from ..symbolic.cache import disk_cached
-
-    return disk_cached(
-        ("identities", *fam.definition.key, seconds, seed), lambda: _prove(fam, seconds, seed), list
-    )
-
-
-def _prove(fam: Family, seconds: float, seed: int) -> list[IdentityResult]:
+def prove_at_values(fam: Family, seconds: float, seed: int) -> list[IdentityResult]:
+    """Every identity of ``fam`` at its own parameter values (no cache, no dispatch)."""
     p = _Prover(fam, seconds, seed)
     results = _moment_identities(p)
     results.extend(_table_1(p))
