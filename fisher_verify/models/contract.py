@@ -9,10 +9,10 @@ For the categorical family the contractions are the direct forms on the finite s
 :mod:`fisher_verify.families.onehot` (``uᵀIu = Σ_k p_k d_k²``, ``C[u⁴] = Σ_k p_k d_k⁴ −
 (Σ_k p_k d_k²)²`` with ``d = u − pᵀu`` centred at the dominant class, so saturated logits keep
 their relative accuracy): O(K) per parameter, the same functions the Eq. 3 path of
-:mod:`fisher_verify.fisher.large` uses. For other families ``C`` is formed per input
-(:func:`fisher_verify.fisher.large_norms.dense_excess`, ``n_L⁴`` numbers) and contracted with
+:mod:`fisher_verify.models.mlp` uses. For other families ``C`` is formed per input
+(:func:`fisher_verify.models.mlp_norms.dense_excess`, ``n_L⁴`` numbers) and contracted with
 ``u ⊗ u`` (``n_L² P`` per input). The pair contractions of thm-7 are those of the streamed
-norms (:mod:`fisher_verify.fisher.large_norms`).
+norms (:mod:`fisher_verify.models.mlp_norms`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..families.onehot import onehot_excess4_diagonal, onehot_fisher_bilinear
-from ..fisher.large import _tau_sq_categorical
-from ..fisher.large_norms import dense_excess, dense_pair_values, excess_fro_norms
+from .mlp import _tau_sq_categorical
+from .mlp_norms import dense_excess, dense_pair_values, excess_fro_norms
 
 __all__ = ["Contractor", "excess_pairs", "per_parameter_factor"]
 
@@ -87,8 +87,8 @@ def excess_pairs(family: Any, categorical: bool, h: Any, G: Any) -> tuple[Any, A
 
     ``G[m, m'] = J_m J_{m'}ᵀ`` (M, M, n_L, n_L). Categorical: ``Σ_{k,k'} p_k p'_{k'}
     tr(A_k G A'_{k'} Gᵀ)²`` with ``A_k = s_k s_kᵀ − I`` over the support, O(K²) per pair
-    (:func:`fisher_verify.fisher.large._tau_sq_categorical`); other families the dense ``C``
-    (:func:`fisher_verify.fisher.large_norms.dense_pair_values`). One row of pairs at a time.
+    (:func:`fisher_verify.models.mlp._tau_sq_categorical`); other families the dense ``C``
+    (:func:`fisher_verify.models.mlp_norms.dense_pair_values`). One row of pairs at a time.
     """
     import torch
 
