@@ -139,3 +139,35 @@ def test_register_layer_refuses_what_is_not_a_module_kind_or_a_forward() -> None
         rules.register_layer(int, _odd_forward)
     with pytest.raises(FisherVerifyError, match="forward"):
         rules.register_layer(OddLinear, "not callable")  # type: ignore[arg-type]
+
+
+def test_the_mlp_rule_plans_its_chunks_from_what_one_input_forms(monkeypatch: Any) -> None:
+    """Var(Î₂) of an nn.Sequential MLP goes through the mlp rule in chunks sized by the
+    engine's own count of what one input forms (mlp._diagonal_elements), within the
+    caller's memory budget: not a fixed guess of a full n² Hessian per output and input
+    (which gave 2 inputs at a time on 784-1000-1000-10 at 1 GiB)."""
+    from fisher_verify.models import mlp
+
+    torch.manual_seed(0)
+    widths = [30, 40, 40, 3]
+    model = torch.nn.Sequential(torch.nn.Linear(30, 40), torch.nn.Tanh(), torch.nn.Linear(40, 40),
+                                torch.nn.Tanh(), torch.nn.Linear(40, 3)).double()
+    fam = fv.family("categorical", K=3)
+    X = torch.randn(300, 30, dtype=torch.float64)
+    budget = 1 << 20
+    sizes: list[int] = []
+    chunks = mlp._chunks
+
+    def spy(s: Any, per: int, batch_size: Any, memory_budget: Any = None) -> Any:
+        for c in chunks(s, per, batch_size, memory_budget):
+            sizes.append(int(c.shape[0]))
+            yield c
+
+    monkeypatch.setattr(mlp, "_chunks", spy)
+    got = fv.model_variance_diagonal(model, X, fam, 2, progress=False, memory=budget)
+    assert set(got.methods.values()) == {"eq3"}
+    net = fv.Network.random(widths, "tanh", fam, rng=0)
+    s = mlp._setup(net, X[:1].numpy(), "cpu", None)
+    per = mlp._diagonal_elements(s, False, False, True)
+    assert per < 3 * 40 * 40 * 3  # no full Γ per output is formed at this depth, none counted
+    assert sum(sizes) == 300 and max(sizes) == min(300, budget // (8 * per))
