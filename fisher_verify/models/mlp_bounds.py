@@ -37,24 +37,17 @@ __all__ = ["HessianTraces", "covariance1_norm", "covariance2_norm", "hessian_tra
            "structured_elements", "thm7_large", "thm8_large"]
 
 
-def covariance1_norm(
-    net: Any, x: Any, n: int = 1, *, device: str | None = None, dtype: Any = None,
-    method: NormMethod = "auto", memory_budget: int | None = None,
-    time_budget: float | None = None, sample_inputs: int | None = None, seed: int = 0,
-    distributed: bool | None = None,
-) -> float:
+def covariance1_norm(net: Any, x: Any, n: int = 1, **options: Any) -> float:
     """``‖Cov(Î₁)‖_F`` (``thm-4``; lhs of ``thm-7``), streamed over pairs of input blocks.
 
     Cost ``O(M² (Σ_l n_l + n_L² Σ_l n_{l+1}))`` multiply-adds plus ``O(M² K²)`` elementwise for
     the categorical family (``O(M² n_L⁶)`` for a dense ``K − I⊗I``); memory bounded by
-    ``memory_budget`` (:mod:`fisher_verify.models.mlp_norms`). ``method="sampled"`` (or
-    ``"auto"`` above the budgets) returns an unbiased estimate: use :func:`thm7_large` to see
-    its standard error (``details['lhs_estimate']``). ``distributed``: as :func:`thm7_large`.
+    ``memory_budget`` (:mod:`.mlp_norms`). The lhs of :func:`thm7_large`, which takes the same
+    ``options`` (device, dtype, method, budgets, sample_inputs, seed, distributed);
+    ``method="sampled"`` (or ``"auto"`` above the budgets) returns an unbiased estimate: use
+    :func:`thm7_large` to see its standard error (``details['lhs_estimate']``).
     """
-    b = thm7_large(net, x, n, device=device, dtype=dtype, method=method,
-                   memory_budget=memory_budget, time_budget=time_budget,
-                   sample_inputs=sample_inputs, seed=seed, distributed=distributed)
-    return b.lhs or 0.0
+    return thm7_large(net, x, n, **options).lhs or 0.0
 
 
 def thm7_large(
@@ -279,33 +272,16 @@ def _thm8_parts(s: _Setup, tr: HessianTraces, N: float) -> tuple[Estimate, Estim
     return lhs, rhs
 
 
-def covariance2_norm(
-    net: Any,
-    x: Any,
-    n: int = 1,
-    *,
-    method: Thm8Method = "auto",
-    probes: int = 64,
-    seed: int = 0,
-    exact_limit: int = EXACT_TRACE_LIMIT,
-    structured_limit: int = STRUCTURED_ELEMENTS,
-    device: str | None = None,
-    dtype: Any = None,
-    memory_budget: int | None = None,
-    time_budget: float | None = None,
-    sample_inputs: int | None = None,
-    distributed: bool | None = None,
-) -> Estimate:
+def covariance2_norm(net: Any, x: Any, n: int = 1, **options: Any) -> Estimate:
     """``‖Cov(Î₂)‖_F`` (``thm-6``; lhs of ``thm-8``), exact or a labelled estimate.
 
-    ``‖Cov‖_F² = (1/(M²N))² Σ_{m,m'} tr(I_m T^{mm'} I_{m'} T^{mm'ᵀ})``, see :func:`thm8_large`
-    for the methods; an estimate (sampled input pairs, or Hutchinson probes) carries its
-    standard error and ``exact=False``.
+    ``‖Cov‖_F² = (1/(M²N))² Σ_{m,m'} tr(I_m T^{mm'} I_{m'} T^{mm'ᵀ})``: the lhs of
+    :func:`thm8_large`, which takes the same ``options`` (method, probes, seed, limits, device,
+    dtype, budgets, sample_inputs, distributed); an estimate (sampled input pairs, or
+    Hutchinson probes) carries its standard error and ``exact=False``.
     """
-    return thm8_large(net, x, n, method=method, probes=probes, seed=seed, exact_limit=exact_limit,
-                      structured_limit=structured_limit, device=device, dtype=dtype,
-                      memory_budget=memory_budget, time_budget=time_budget,
-                      sample_inputs=sample_inputs, distributed=distributed).details["lhs_estimate"]
+    out: Estimate = thm8_large(net, x, n, **options).details["lhs_estimate"]
+    return out
 
 
 def thm8_large(
