@@ -29,6 +29,7 @@ from .workspace import Diagonals, Workspace, moments, open_workspace, plan, shap
 
 __all__ = ["ModelDiagonals", "model_diagonals", "model_fisher_diagonal", "model_variance_diagonal"]
 
+
 def _flat(t: Any) -> Any:
     return t.reshape(t.shape[0], t.shape[1], -1)
 
@@ -54,7 +55,7 @@ def _jacobian_sums(ws: Workspace, fisher: bool, variance_1: bool) -> tuple[dict[
     import torch
 
     prep = ws.prep
-    factor = per_parameter_factor(prep.categorical, prep.n_L, variance_1)
+    factor = per_parameter_factor(prep.family, prep.n_L, variance_1)
     sites = ws.sites
     structured = {n for s in sites for n in s.names}
     generic = [k for k in prep.params if k not in structured]

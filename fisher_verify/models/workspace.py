@@ -15,7 +15,6 @@ from typing import Any
 from ..distributed import all_reduce_sums, process_group
 from ..errors import ShapeError, UnsupportedError
 from ..validation import check_budget, check_flag, check_materialized
-from .contract import Contractor
 from .data import InputStream
 from .device import resolve_device
 from .linear import LinearTaps
@@ -134,9 +133,10 @@ def open_workspace(
     return Workspace(prep, stream, rank, world, memory, progress, list(prep.params), taps)
 
 
-def moments(prep: PreparedModel, h: Any) -> Contractor:
-    """``uᵀ I(h) v`` and ``C[u⁴]`` contractions for one batch (:mod:`.contract`)."""
-    return Contractor(prep.family, prep.categorical, h)
+def moments(prep: PreparedModel, h: Any) -> Any:
+    """``uᵀ I(h) v`` and ``C[u⁴]`` contractions for one batch: the family's own
+    (``Family.contractions``; eq-6, thm-4, O(K) for the categorical family)."""
+    return prep.family.contractions(h)
 
 
 def plan(ws: Workspace, factor: int, names: list[str] | None = None,
