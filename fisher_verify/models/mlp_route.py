@@ -58,8 +58,7 @@ def mlp_sums(ws: Workspace, found: tuple[Any, dict[str, tuple[int, int]]]) -> tu
 
     net, where = found
     prep = ws.prep
-    sums = {k: torch.zeros(int(p.numel()), dtype=prep.dtype, device=prep.device)
-            for k, p in prep.params.items()}
+    total: Any = None  # Σ over batches in the Network's flat θ order, split per tensor at the end
     count = 0
     # the Eq. 3 rule plans its own chunks from what one input forms there (mlp.diagonals,
     # memory_budget); the stream's batches only hold raw inputs: an eighth of the budget
@@ -71,10 +70,14 @@ def mlp_sums(ws: Workspace, found: tuple[Any, dict[str, tuple[int, int]]]) -> tu
                       device=str(prep.device), dtype=prep.dtype, memory_budget=ws.memory)
         assert d.variance_2 is not None
         flat = torch.as_tensor(d.variance_2, dtype=prep.dtype, device=prep.device) * (Mb * Mb)
-        off = net.offsets
-        for name, (layer, col) in where.items():
-            block = flat[off[layer]:off[layer + 1]].reshape(net.shapes[layer])
-            part = block[:, -1] if col == -1 else block[:, :-1]
-            sums[name] += part.reshape(-1)
+        total = flat if total is None else total + flat
         count += Mb
+    if total is None:
+        total = torch.zeros(net.num_params, dtype=prep.dtype, device=prep.device)
+    off = net.offsets
+    sums = {}
+    for name, (layer, col) in where.items():
+        block = total[off[layer]:off[layer + 1]].reshape(net.shapes[layer])
+        part = block[:, -1] if col == -1 else block[:, :-1]
+        sums[name] = part.reshape(-1).clone()  # its own storage: the caller all-reduces in place
     return sums, count
