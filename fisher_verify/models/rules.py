@@ -72,7 +72,8 @@ def _builtin() -> dict[type, LayerRule]:
     return {torch.nn.Linear: LayerRule("linear", taps=True)}
 
 
-#: Module class -> its rule. Built in: ``nn.Linear``; :func:`register_layer` adds more.
+#: Module class -> its rule. Built in: ``nn.Linear`` (filled on the first lookup, so that
+#: importing this module does not import torch); :func:`register_layer` adds more.
 LAYER_RULES: dict[type, LayerRule] = {}
 
 
