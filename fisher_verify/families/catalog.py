@@ -16,7 +16,14 @@ import numpy as np
 import sympy as sp
 
 from ..errors import ParameterError
-from ..symbolic.safe import NUMPY_KERNELS, expit, log1mexp, logsumexp, softplus
+from ..symbolic.safe import (
+    NUMPY_KERNELS,
+    expit,
+    log1mexp,
+    logarithmic_cumulant,
+    logsumexp,
+    softplus,
+)
 from .definition import LGAMMA, FamilyDefinition, Support
 from .quadrature import gauss_hermite, gauss_laguerre_probability, points_for_degree
 
@@ -125,6 +132,7 @@ def _binomial(ns: sp.Expr, n: int | None) -> FamilyDefinition:
         ).astype(float),
         mean_symbols=(p,),
         natural_of_mean=(sp.log(p / (1 - p)),),
+        eta_of_mean=(ns * p,),
         description=f"count of successes in n={ns} trials",
     )
 
@@ -464,6 +472,119 @@ def _lognormal(s: sp.Expr, sigma: Any) -> FamilyDefinition:
         description=f"positive values, log y normal with known sigma={s if sigma is None else sigma}",
     )
 
+def chi_square(k: Any = 3) -> FamilyDefinition:
+    """Scaled chi-square with k degrees of freedom known: y = σ²·χ²_k, t(y) = y,
+    b(y) = y^{k/2−1}/Γ(k/2), h = −1/(2σ²) < 0, F(h) = −(k/2) log(−h) (σ² = 1: the textbook χ²_k)."""
+    k = _positive_int("chi_square", "k", k)
+    if k > MAX_TRIALS:
+        raise ParameterError(
+            f"family 'chi_square': parameter k={k} is too large; it must be <= 2**53 "
+            f"({MAX_TRIALS}), beyond which k/2 is not exact in float64"
+        )
+    return _chi_square(sp.Integer(k), k)
+
+
+def _chi_square(ks: sp.Expr, k: Any) -> FamilyDefinition:
+    h, m = _h(negative=True), sp.Symbol("m", positive=True)
+    yp = sp.Symbol("y", positive=True)
+    half = ks / 2
+    log_gamma_half = LGAMMA(half) if k is not None else sp.log(sp.gamma(half))
+    return FamilyDefinition(
+        name="chi_square",
+        params={"k": k if k is not None else ks},
+        h=(h,),
+        y=yp,
+        statistic=(yp,),
+        log_base=(half - 1) * sp.log(yp) - log_gamma_half,
+        support=Support("continuous", lower=sp.Integer(0)),
+        log_partition=-half * sp.log(-h),
+        negative=(0,),
+        domain_text="h < 0 (h = −1/(2σ²), σ² the scale)",
+        sampler=lambda hh, n, rng: (-0.5 / _scalar_h(hh))
+        * rng.chisquare(_numeric(k), size=(n, *np.shape(hh)[:-1])),
+        mean_symbols=(m,),  # m = E[y] = k σ²
+        natural_of_mean=(-half / m,),
+        quadrature=_gamma_rule(_numeric(k) / 2.0) if k is not None else None,
+        description=f"sums of k={ks if k is None else k} squared N(0, σ²) residuals "
+        "(mean parameter m = E[y] = kσ²)",
+    )
+
+
+def inverse_gaussian(shape: Any = 2) -> FamilyDefinition:
+    """Inverse Gaussian with shape λ known: t(y) = y, h = −λ/(2μ²) < 0, F(h) = −√(−2λh),
+    b(y) = √(λ/(2πy³)) e^{−λ/(2y)}. At h → 0⁻ the mean μ = √(λ/(−2h)) grows without bound
+    (h = 0, the Lévy law, has no mean: outside the domain)."""
+    lam = _positive_real("inverse_gaussian", "shape", shape)
+    return _inverse_gaussian(_exact(lam), lam)
+
+
+def _inverse_gaussian(ls: sp.Expr, lam: Any) -> FamilyDefinition:
+    h, mu = _h(negative=True), sp.Symbol("mu", positive=True)
+    yp = sp.Symbol("y", positive=True)
+
+    def sampler(hh: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        mean = np.sqrt(_numeric(lam) / (-2.0 * _scalar_h(hh)))
+        return rng.wald(mean, _numeric(lam), size=(n, *np.shape(hh)[:-1]))
+
+    def rule(hh: np.ndarray, degree: int) -> tuple[np.ndarray, np.ndarray]:
+        from .inverse_gaussian_rule import inverse_gaussian_rule
+
+        return inverse_gaussian_rule(_scalar_h(hh), _numeric(lam), points_for_degree(degree))
+
+    return FamilyDefinition(
+        name="inverse_gaussian",
+        params={"shape": lam if lam is not None else ls},
+        h=(h,),
+        y=yp,
+        statistic=(yp,),
+        log_base=sp.log(ls / (2 * sp.pi)) / 2 - 3 * sp.log(yp) / 2 - ls / (2 * yp),
+        support=Support("continuous", lower=sp.Integer(0)),
+        log_partition=-sp.sqrt(-2 * ls * h),
+        negative=(0,),
+        domain_text="h < 0 (h = −λ/(2μ²); h = 0, the Lévy law, has no mean)",
+        sampler=sampler,
+        mean_symbols=(mu,),
+        natural_of_mean=(-ls / (2 * mu**2),),
+        quadrature=rule if lam is not None else None,
+        description=f"positive first-passage times with known shape={ls if lam is None else lam}",
+    )
+
+
+def logarithmic() -> FamilyDefinition:
+    """Logarithmic (log-series): p(y) = θʸ / (y · (−log(1 − θ))) on {1, 2, …}, h = log θ < 0,
+    t(y) = y, b(y) = 1/y, F(h) = log(−log(1 − eʰ)).
+
+    F is written as :class:`~fisher_verify.symbolic.safe.logarithmic_cumulant` of order 0, whose
+    derivatives are its own higher orders: stable at both ends of the domain (a series with a
+    proven tail bound as h → −∞, closed forms without cancellation as h → 0⁻).
+    """
+    h, theta = _h(negative=True), sp.Symbol("theta", positive=True)
+    yp = sp.Symbol("y", integer=True, positive=True)
+
+    def sampler(hh: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.logseries(np.exp(_scalar_h(hh)), size=(n, *np.shape(hh)[:-1])).astype(float)
+
+    return FamilyDefinition(
+        name="logarithmic",
+        params={},
+        h=(h,),
+        y=yp,
+        statistic=(yp,),
+        log_base=-sp.log(yp),
+        support=Support("countable", start=1),
+        log_partition=logarithmic_cumulant(0, h),
+        negative=(0,),
+        domain_text="h < 0 (h = log θ, θ in (0, 1))",
+        sampler=sampler,
+        mean_symbols=(theta,),  # the parameter θ; E[y] = θ / ((1 − θ)(−log(1 − θ)))
+        natural_of_mean=(sp.log(theta),),
+        eta_of_mean=(theta / ((1 - theta) * -sp.log(1 - theta)),),
+        # p(y+1)/p(y) = θ y/(y+1) < θ
+        ratio_bound=lambda hh, y: np.exp(_scalar_h(hh)) + 0.0 * y,
+        description="counts >= 1 (species abundance), log-series law",
+    )
+
+
 def normal_unknown_variance() -> FamilyDefinition:
     """Normal with unknown mean and variance: t = (y, y²), h = (μ/σ², -1/(2σ²)), h₂ < 0."""
     h1, h2 = _h("h1"), _h("h2", negative=True)
@@ -578,6 +699,8 @@ PARAMETER_SYMBOLS: dict[str, sp.Symbol] = {
     "weibull": sp.Symbol("k", positive=True),
     "inverse_gamma": sp.Symbol("alpha", positive=True),
     "lognormal": sp.Symbol("sigma", positive=True),
+    "chi_square": sp.Symbol("k", integer=True, positive=True),
+    "inverse_gaussian": sp.Symbol("lambda", positive=True),
 }
 
 
@@ -593,6 +716,8 @@ def generic_definition(name: str) -> FamilyDefinition:
         "weibull": _weibull,
         "inverse_gamma": _inverse_gamma,
         "lognormal": _lognormal,
+        "chi_square": _chi_square,
+        "inverse_gaussian": _inverse_gaussian,
     }
     return builders[name](sym, None)
 
@@ -612,6 +737,9 @@ BUILDERS: dict[str, Callable[..., FamilyDefinition]] = {
     "weibull": weibull,
     "inverse_gamma": inverse_gamma,
     "lognormal": lognormal,
+    "chi_square": chi_square,
+    "inverse_gaussian": inverse_gaussian,
+    "logarithmic": logarithmic,
 }
 
 # Parameters each family accepts, with defaults (the CLI and the error messages use these).
@@ -630,6 +758,9 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "weibull": {"shape": 2},
     "inverse_gamma": {"shape": 3},
     "lognormal": {"sigma": 1},
+    "chi_square": {"k": 3},
+    "inverse_gaussian": {"shape": 2},
+    "logarithmic": {},
 }
 
 TABLE_1 = ("bernoulli", "normal", "poisson")
@@ -720,6 +851,19 @@ EXAMPLES: dict[str, Examples] = {
     "lognormal": Examples(
         {"sigma": 0.5}, (0.6,), ({"sigma": 0.25}, {"sigma": 0.5}, {"sigma": 1.0}),
         ((-1e5, 1e5),), ((-700.0,), (700.0,)), _LINEAR_GRID,
+    ),
+    "chi_square": Examples(
+        {"k": 3}, (-0.8,), ({"k": 1}, {"k": 2}, {"k": 5}),
+        ((-1e6, -1e-6),), ((-700.0,), (-300.0,), (-1e-6,)), _NEGATIVE_GRID,
+    ),
+    "inverse_gaussian": Examples(
+        {"shape": 2.0}, (-0.7,), ({"shape": 0.5}, {"shape": 2.0}, {"shape": 5.0}),
+        ((-1e6, -1e-6),), ((-700.0,), (-300.0,), (-1e-6,), (-1e-12,)), _NEGATIVE_GRID,
+    ),
+    "logarithmic": Examples(
+        {}, (-0.9,), ({},), ((-700.0, -1e-6),),
+        ((-700.0,), (-300.0,), (-30.0,), (-0.6931,), (-0.6932,), (-1e-6,), (-1e-12,)),
+        _NEGATIVE_GRID,
     ),
 }
 

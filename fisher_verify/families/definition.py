@@ -74,6 +74,9 @@ class FamilyDefinition:
         domain_text: the domain in words, for error messages.
         mean_names: names of the mean parameters, for reports (Table 1).
         natural_of_mean: h as a function of the mean parameters (Table 1), or None.
+        eta_of_mean: η = E[t(y)] in the mean parameters where they are not η itself (binomial:
+            n·p; logarithmic: its parameter θ), the textbook mean ``table-1`` checks η against;
+            None when the mean parameters are η.
         mean_symbols: the mean-parameter symbols used in ``natural_of_mean``.
         sampler: draws y of shape (n, *batch) from h of shape (*batch, d).
         ratio_bound: for countable support, an upper bound on p(y'+1)/p(y') for y' >= y.
@@ -93,6 +96,7 @@ class FamilyDefinition:
     sampler: Sampler
     mean_symbols: Sequence[sp.Symbol] = ()
     natural_of_mean: Sequence[sp.Expr] | None = None
+    eta_of_mean: Sequence[sp.Expr] | None = None
     ratio_bound: RatioBound | None = None
     quadrature: QuadratureRule | None = None
     description: str = ""

@@ -426,9 +426,10 @@ def _table_1(p: _Prover) -> list[IdentityResult]:
 
 
 def _mean_of(fam: Family, m: sp.Symbol) -> sp.Expr:
-    # η in the mean parameter m: binomial's m is the success probability (η = n·p); every other
-    # family's m is the mean itself
-    return fam.params["n"] * m if fam.name == "binomial" else m
+    # η in the mean parameter m, as the definition states it (binomial: n·p, logarithmic: the
+    # textbook mean in θ); every other family's m is the mean itself
+    eta = fam.definition.eta_of_mean
+    return eta[0] if eta is not None else m
 
 
 def _fig_1(p: _Prover) -> list[IdentityResult]:
