@@ -7,6 +7,7 @@ cumulants are derived from ``log_partition`` by :mod:`fisher_verify.symbolic.der
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from ..symbolic.safe import (
     logsumexp,
     softplus,
 )
-from .definition import LGAMMA, FamilyDefinition, Support
+from .definition import LGAMMA, Compositions, FamilyDefinition, Support
 from .quadrature import gauss_hermite, gauss_laguerre_probability, points_for_degree
 
 _expit_np = NUMPY_KERNELS["expit"]
@@ -585,6 +586,158 @@ def logarithmic() -> FamilyDefinition:
     )
 
 
+# The vector families hold one symbol per component and C(d+3, 4) κ₄ entries (as the
+# categorical does below its symbolic limit): refused above, at once.
+MAX_VECTOR_SIZE = 8
+
+
+def _matrix(family: str, name: str, value: Any) -> tuple[tuple[float | int, ...], ...]:
+    """A square matrix parameter as nested tuples of numbers (JSON text, as the CLI's
+    ``--param cov=[[2,0.6],[0.6,1]]`` gives it, is read first); the values are kept as given."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ParameterError(
+                f"family {family!r}: parameter {name}={value!r} is not a matrix; give it as "
+                "nested lists, e.g. [[2, 0.6], [0.6, 1]]"
+            ) from None
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    try:
+        rows = tuple(tuple(v.item() if isinstance(v, np.generic) else v for v in row)
+                     for row in value)
+    except TypeError:
+        raise ParameterError(
+            f"family {family!r}: parameter {name}={value!r} must be a square matrix of numbers "
+            "(nested lists), e.g. [[2, 0.6], [0.6, 1]]"
+        ) from None
+    d = len(rows)
+    if d == 0 or any(len(r) != d for r in rows):
+        raise ParameterError(
+            f"family {family!r}: parameter {name} must be a square matrix, got rows of lengths "
+            f"{[len(r) for r in rows]}"
+        )
+    if d > MAX_VECTOR_SIZE:
+        raise ParameterError(
+            f"family {family!r}: parameter {name} is {d}×{d}; it must be at most "
+            f"{MAX_VECTOR_SIZE}×{MAX_VECTOR_SIZE} (the derivation holds C(d+3, 4) κ₄ entries)"
+        )
+    for row in rows:
+        for v in row:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ParameterError(
+                    f"family {family!r}: parameter {name} has the entry {v!r}; every entry "
+                    "must be a finite number"
+                )
+    return rows
+
+
+def multivariate_normal(cov: Any = ((1, 0), (0, 1))) -> FamilyDefinition:
+    """Multivariate normal with known covariance Σ: y ∈ ℝᵈ (a vector y), t(y) = y,
+    h = Σ⁻¹μ, F(h) = hᵀΣh/2, b(y) = N(y; 0, Σ)."""
+    rows = _matrix("multivariate_normal", "cov", cov)
+    sigma = sp.Matrix([[_exact(v) for v in row] for row in rows])
+    if sigma != sigma.T:
+        raise ParameterError(
+            f"family 'multivariate_normal': parameter cov={rows} is not symmetric; a "
+            "covariance matrix must equal its transpose"
+        )
+    if not sigma.is_positive_definite:
+        raise ParameterError(
+            f"family 'multivariate_normal': parameter cov={rows} is not positive definite; a "
+            "covariance matrix of a law with a density must be (every eigenvalue > 0)"
+        )
+    d = sigma.rows
+    hs = tuple(_h(f"h{i}") for i in range(d))
+    ys = tuple(sp.Symbol(f"y{i}", real=True) for i in range(d))
+    mus = tuple(sp.Symbol(f"mu{i}", real=True) for i in range(d))
+    hv, yv = sp.Matrix(hs), sp.Matrix(ys)
+    precision = sigma.inv()
+    cov_np = np.array([[float(v) for v in row] for row in rows])
+    chol = np.linalg.cholesky(cov_np)
+
+    def sampler(hh: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        mean = np.asarray(hh, dtype=float) @ cov_np
+        z = rng.standard_normal((n, *mean.shape))
+        return mean + z @ chol.T
+
+    def rule(hh: np.ndarray, degree: int) -> tuple[np.ndarray, np.ndarray]:
+        # y = Σh + √2 L x over the tensor grid of Gauss–Hermite nodes x: exact for polynomials
+        # in y of the degree asked (each monomial is a product of one-dimensional ones)
+        x, w = gauss_hermite(points_for_degree(degree))
+        grid = np.stack(np.meshgrid(*[x] * d, indexing="ij"), -1).reshape(-1, d)
+        weights = np.prod(np.stack(np.meshgrid(*[w] * d, indexing="ij"), -1).reshape(-1, d), -1)
+        mean = np.asarray(hh, dtype=float) @ cov_np
+        nodes = mean[..., None, :] + math.sqrt(2.0) * grid @ chol.T
+        return nodes, np.broadcast_to(weights / math.pi ** (d / 2), nodes.shape[:-1])
+
+    return FamilyDefinition(
+        name="multivariate_normal",
+        params={"cov": rows},
+        h=hs,
+        y=ys[0],
+        event=ys,
+        statistic=ys,
+        log_base=-(yv.T * precision * yv)[0, 0] / 2 - sp.log((2 * sp.pi) ** d * sigma.det()) / 2,
+        support=Support("continuous", size=d),
+        log_partition=sp.expand((hv.T * sigma * hv)[0, 0] / 2),
+        negative=(),
+        domain_text="any real h (h = Σ⁻¹μ)",
+        sampler=sampler,
+        mean_symbols=mus,
+        natural_of_mean=tuple(precision * sp.Matrix(mus)),
+        quadrature=rule,
+        description=f"vector regression in {d} dimensions with a known covariance",
+    )
+
+
+def multinomial(n: Any = 3, K: Any = 3) -> FamilyDefinition:  # noqa: N803 - K as categorical
+    """Multinomial with n trials over K classes: the vector of counts y (Σ y = n),
+    t(y) = y, b(y) = n!/Π y_k!, F(h) = n logsumexp(h) (softmax logits, as categorical)."""
+    n = _positive_int("multinomial", "n", n)
+    k = _positive_int("multinomial", "K", K, minimum=2)
+    if n > MAX_TRIALS:
+        raise ParameterError(
+            f"family 'multinomial': parameter n={n} is too large; it must be <= 2**53 "
+            f"({MAX_TRIALS}), beyond which counts are not exact in float64"
+        )
+    if k > MAX_VECTOR_SIZE:
+        raise ParameterError(
+            f"family 'multinomial': parameter K={k} is too large; it must be <= "
+            f"{MAX_VECTOR_SIZE} (the derivation holds C(K+3, 4) κ₄ entries)"
+        )
+    hs = tuple(_h(f"h{i}") for i in range(k))
+    ys = tuple(sp.Symbol(f"y{i}", integer=True, nonnegative=True) for i in range(k))
+    ps = tuple(sp.Symbol(f"p{i}", positive=True) for i in range(k))
+    softmax_np = NUMPY_KERNELS["softmax"]
+
+    def sampler(hh: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
+        hh = np.asarray(hh, dtype=float)
+        probs = np.stack([softmax_np(i, *np.moveaxis(hh, -1, 0)) for i in range(k)], -1)
+        probs = probs / np.sum(probs, axis=-1, keepdims=True)  # rounding: Σ p = 1 exactly
+        return rng.multinomial(n, probs, size=(m, *hh.shape[:-1])).astype(float)
+
+    return FamilyDefinition(
+        name="multinomial",
+        params={"n": n, "K": k},
+        h=hs,
+        y=ys[0],
+        event=ys,
+        statistic=ys,
+        log_base=sp.log(sp.factorial(n)) - sp.Add(*[sp.log(sp.factorial(v)) for v in ys]),
+        support=Support("finite", values=Compositions(n, k), total=n, size=k),
+        log_partition=n * logsumexp(*hs),
+        negative=(),
+        domain_text="any real logits h (softmax link; h and h + c·1 give the same law)",
+        sampler=sampler,
+        mean_symbols=ps,
+        natural_of_mean=tuple(sp.log(p) for p in ps),
+        eta_of_mean=tuple(n * p for p in ps),
+        description=f"counts of n={n} trials over K={k} classes (softmax logits)",
+    )
+
+
 def normal_unknown_variance() -> FamilyDefinition:
     """Normal with unknown mean and variance: t = (y, y²), h = (μ/σ², -1/(2σ²)), h₂ < 0."""
     h1, h2 = _h("h1"), _h("h2", negative=True)
@@ -740,6 +893,8 @@ BUILDERS: dict[str, Callable[..., FamilyDefinition]] = {
     "chi_square": chi_square,
     "inverse_gaussian": inverse_gaussian,
     "logarithmic": logarithmic,
+    "multinomial": multinomial,
+    "multivariate_normal": multivariate_normal,
 }
 
 # Parameters each family accepts, with defaults (the CLI and the error messages use these).
@@ -761,6 +916,8 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "chi_square": {"k": 3},
     "inverse_gaussian": {"shape": 2},
     "logarithmic": {},
+    "multinomial": {"n": 3, "K": 3},
+    "multivariate_normal": {"cov": ((1, 0), (0, 1))},
 }
 
 TABLE_1 = ("bernoulli", "normal", "poisson")
@@ -864,6 +1021,16 @@ EXAMPLES: dict[str, Examples] = {
         {}, (-0.9,), ({},), ((-700.0, -1e-6),),
         ((-700.0,), (-300.0,), (-30.0,), (-0.6931,), (-0.6932,), (-1e-6,), (-1e-12,)),
         _NEGATIVE_GRID,
+    ),
+    "multinomial": Examples(
+        {"n": 3, "K": 3}, (0.2, -0.4, 0.7), ({"n": 1, "K": 2}, {"n": 2, "K": 3}, {"n": 3, "K": 2}),
+        ((-1000.0, 1000.0),) * 3,
+        ((1000.0, -1000.0, 0.0), (-700.0, 700.0, 300.0), (-500.0, -500.0, -900.0)),
+    ),
+    "multivariate_normal": Examples(
+        {"cov": ((2.0, 0.6), (0.6, 1.0))}, (0.3, -0.4),
+        ({"cov": ((1, 0), (0, 1))}, {"cov": ((2.0, -0.5), (-0.5, 1.0))}),
+        ((-1e5, 1e5),) * 2, ((700.0, -700.0), (-300.0, 300.0), (1e5, 1e5)),
     ),
 }
 

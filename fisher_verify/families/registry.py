@@ -5,6 +5,8 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+import numpy as np
+
 from ..errors import ParameterError, UnknownFamilyError
 from .catalog import BUILDERS, EXAMPLES, PARAMETERS, Examples
 from .family import CategoricalFamily, Family
@@ -21,6 +23,16 @@ def family_examples() -> list[tuple[str, Examples]]:
     grid): the one source the tests, strategies, tightness sweep, figures and stability proof
     read, so that a family registered once is picked up by all of them (issue 19)."""
     return [(name, EXAMPLES[name]) for name in BUILDERS]
+
+
+def _nested_tuple(value: Any) -> Any:
+    """Nested lists or an array as nested tuples (hashable, the same numbers); anything else
+    unchanged, for the builder to judge."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return tuple(_nested_tuple(v) for v in value)
+    return value
 
 
 @cache
@@ -61,6 +73,8 @@ def family(name: str, **params: Any) -> Family:
             f"family {name!r} has no parameter {', '.join(unknown)}; its parameters: {valid}"
         )
     for key, value in sorted(params.items()):
+        if isinstance(allowed.get(key), tuple):  # a matrix parameter (multivariate_normal's cov)
+            value = params[key] = _nested_tuple(value)
         try:
             hash(value)
         except TypeError:  # a list or an array: never a family parameter, so name it

@@ -81,6 +81,12 @@ def _categorical_proof(k: int, seconds: float, seed: int) -> tuple[IdentityResul
     return tuple(disk_cached(key, prove, list))
 
 
+def _canonical_proof(fam: Family, seconds: float, seed: int) -> tuple[IdentityResult, ...]:
+    key = ("identities-canonical", *fam.definition.key, seconds, seed)
+    return tuple(disk_cached(key, lambda: _moment_identities(_CanonicalProver(fam, seconds, seed)),
+                             list))
+
+
 def generic_proof(fam: Family, seconds: float, seed: int) -> list[IdentityResult] | None:
     """The identities of ``fam`` from a proof that holds for every parameter value, or None
     when ``fam`` is proved directly (no parameter, or not the catalog's own definition)."""
@@ -105,6 +111,13 @@ def generic_proof(fam: Family, seconds: float, seed: int) -> list[IdentityResult
             "classes (F and the law are symmetric in them)"
         )
         shared = _categorical_proof(fam.dim, seconds, seed)
+    elif fam.name == "multinomial":
+        scope = (
+            "the canonical entries; every other entry is one of them after relabelling the "
+            "classes (F and the law are symmetric in them); here n = "
+            f"{fam.params['n']} (every count vector summed)"
+        )
+        shared = _canonical_proof(fam, seconds, seed)
     else:
         return None
     results = [
