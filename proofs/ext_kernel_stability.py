@@ -50,8 +50,14 @@ def _family(name, params):
     return fv.family(name, **params)
 
 
+#: enough digits for e^{−2|h|} at |h| = 1000, the largest edge point where an exponential
+#: cancels; beyond it (a beta at α = 10⁶, h = −10⁶) nothing of size e^{−|h|} enters, and
+#: 2|h|/ln 10 digits would be ~10⁶
+MAX_DPS = 1000
+
+
 def _dps(h):
-    return int(2 * max(abs(v) for v in h) / math.log(10)) + 60
+    return min(int(2 * max(abs(v) for v in h) / math.log(10)) + 60, MAX_DPS)
 
 
 def _reference_naive(fam, h):

@@ -20,6 +20,7 @@ from ..errors import ParameterError
 from ..symbolic.safe import (
     NUMPY_KERNELS,
     expit,
+    lgamma_diff,
     log1mexp,
     logarithmic_cumulant,
     logsumexp,
@@ -528,7 +529,7 @@ def _inverse_gaussian(ls: sp.Expr, lam: Any) -> FamilyDefinition:
         return rng.wald(mean, _numeric(lam), size=(n, *np.shape(hh)[:-1]))
 
     def rule(hh: np.ndarray, degree: int) -> tuple[np.ndarray, np.ndarray]:
-        from .inverse_gaussian_rule import inverse_gaussian_rule
+        from .moment_rules import inverse_gaussian_rule
 
         return inverse_gaussian_rule(_scalar_h(hh), _numeric(lam), points_for_degree(degree))
 
@@ -738,6 +739,51 @@ def multinomial(n: Any = 3, K: Any = 3) -> FamilyDefinition:  # noqa: N803 - K a
     )
 
 
+def beta(b: Any = 2) -> FamilyDefinition:
+    """Beta with the second shape b known: y in (0, 1), t(y) = −log y, h = −α < 0 (α the
+    first shape), b(y) = (1 − y)^{b−1}/(y Γ(b)), F(h) = log Γ(−h) − log Γ(b − h).
+
+    F is :class:`~fisher_verify.symbolic.safe.lgamma_diff` of order −1, whose derivatives are
+    the polygamma differences ψ⁽ᵐ⁾(α) − ψ⁽ᵐ⁾(α + b), kept stable where they cancel (α ≫ b). The
+    exact-expectation route is a Gauss rule in t built from those cumulants in mpmath
+    (:func:`~fisher_verify.families.moment_rules.beta_rule`), not a classical rule: polynomials
+    in log y have none.
+    """
+    bv = _positive_real("beta", "b", b)
+    bs = _exact(bv)
+    h, alpha = _h(negative=True), sp.Symbol("alpha", positive=True)
+    yp = sp.Symbol("y", positive=True)
+
+    def sampler(hh: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.beta(-_scalar_h(hh), float(bv), size=(n, *np.shape(hh)[:-1]))
+
+    def rule(hh: np.ndarray, degree: int) -> tuple[np.ndarray, np.ndarray]:
+        from .moment_rules import beta_rule
+
+        return beta_rule(_scalar_h(hh), float(bv), points_for_degree(degree))
+
+    return FamilyDefinition(
+        name="beta",
+        params={"b": bv},
+        h=(h,),
+        y=yp,
+        statistic=(-sp.log(yp),),
+        log_base=(bs - 1) * sp.log(1 - yp) - sp.log(yp) - LGAMMA(bs),
+        support=Support("continuous", lower=sp.Integer(0), upper=sp.Integer(1)),
+        log_partition=lgamma_diff(-1, -h, bs),
+        negative=(0,),
+        domain_text="h < 0 (h = −α, α the first shape)",
+        sampler=sampler,
+        mean_symbols=(alpha,),  # the first shape α; E[−log y] = ψ(α + b) − ψ(α)
+        natural_of_mean=(-alpha,),
+        eta_of_mean=(sp.polygamma(0, alpha + bs) - sp.polygamma(0, alpha),),
+        quadrature=rule,
+        symbolic_density=False,
+        description=f"proportions in (0, 1) with the second shape b={bv} known "
+        "(t = −log y, α = −h)",
+    )
+
+
 def normal_unknown_variance() -> FamilyDefinition:
     """Normal with unknown mean and variance: t = (y, y²), h = (μ/σ², -1/(2σ²)), h₂ < 0."""
     h1, h2 = _h("h1"), _h("h2", negative=True)
@@ -895,6 +941,7 @@ BUILDERS: dict[str, Callable[..., FamilyDefinition]] = {
     "logarithmic": logarithmic,
     "multinomial": multinomial,
     "multivariate_normal": multivariate_normal,
+    "beta": beta,
 }
 
 # Parameters each family accepts, with defaults (the CLI and the error messages use these).
@@ -918,6 +965,7 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "logarithmic": {},
     "multinomial": {"n": 3, "K": 3},
     "multivariate_normal": {"cov": ((1, 0), (0, 1))},
+    "beta": {"b": 2},
 }
 
 TABLE_1 = ("bernoulli", "normal", "poisson")
@@ -1031,6 +1079,10 @@ EXAMPLES: dict[str, Examples] = {
         {"cov": ((2.0, 0.6), (0.6, 1.0))}, (0.3, -0.4),
         ({"cov": ((1, 0), (0, 1))}, {"cov": ((2.0, -0.5), (-0.5, 1.0))}),
         ((-1e5, 1e5),) * 2, ((700.0, -700.0), (-300.0, 300.0), (1e5, 1e5)),
+    ),
+    "beta": Examples(
+        {"b": 2.0}, (-1.5,), ({"b": 0.5}, {"b": 2.0}, {"b": 5.0}), ((-1e6, -1e-6),),
+        ((-1e6,), (-1e3,), (-8.0,), (-8.1,), (-0.3,), (-1e-3,), (-1e-6,)), _NEGATIVE_GRID,
     ),
 }
 

@@ -148,6 +148,10 @@ class FamilyDefinition:
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     event: tuple[sp.Symbol, ...] = ()
+    #: False where SymPy cannot close the density's integrals (the beta's polygamma moments):
+    #: the identities then go straight to the mpmath route instead of spending the symbolic
+    #: time limit first
+    symbolic_density: bool = True
 
     @property
     def y_symbols(self) -> tuple[sp.Symbol, ...]:

@@ -1,7 +1,8 @@
-"""The exact-expectation route of the inverse Gaussian: a Gauss rule built from its moments.
+"""Exact-expectation routes built from a law's moments: Gauss rules for the inverse Gaussian
+(polynomials in y) and the beta with one shape known (polynomials in t = −log y).
 
-No classical Gauss rule is exact for polynomials in y under the inverse Gaussian law, so the
-rule is built from the law's raw moments (Golub–Welsch from the Hankel matrix of moments). The
+**Inverse Gaussian.** No classical Gauss rule is exact for polynomials in y under the inverse
+Gaussian law, so the rule is built from the law's raw moments (Golub–Welsch from the Hankel matrix of moments). The
 moments come from the density alone (the Bessel-K integral of the inverse Gaussian, in closed
 form; never from the log-partition):
 
@@ -12,17 +13,26 @@ is very skewed), so the rule is built in mpmath at a working precision that grow
 then *verified*: the rule must reproduce every moment it claims to integrate (orders 0..2n−1)
 to 30 significant digits, or the precision is doubled and the rule rebuilt. A rule that passes
 is exact for polynomials of degree ≤ 2n−1 up to the float64 rounding of its nodes and weights.
+
+**Beta, one shape b known.** t = −log y has the cumulants κ_n = (−1)ⁿ (ψ⁽ⁿ⁻¹⁾(α) − ψ⁽ⁿ⁻¹⁾(α+b))
+(the log of E[y^{−τ}] = B(α−τ, b)/B(α, b), the beta integral of the density), evaluated here by
+mpmath's polygamma at the working precision plus the digits the difference cancels (a route
+independent of the float64 kernels of :mod:`fisher_verify.symbolic.polygamma`), turned into
+raw moments, and the rule built and verified as above; its nodes s map back to y = e^{−s}.
 """
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from math import factorial
 
 import mpmath
 import numpy as np
 
-__all__ = ["inverse_gaussian_moments", "inverse_gaussian_rule"]
+from ..errors import DomainError
+
+__all__ = ["beta_rule", "inverse_gaussian_moments", "inverse_gaussian_rule"]
 
 #: significant digits to which the rule must reproduce the moments it integrates
 VERIFY_DIGITS = 30
@@ -97,5 +107,62 @@ def inverse_gaussian_rule(h: np.ndarray, lam: float, n: int) -> tuple[np.ndarray
     for index in np.ndindex(h.shape):
         x, w = _unit_rule(float(phi[index]), n)
         nodes[index] = np.asarray(x) * mu[index]
+        weights[index] = w
+    return nodes, weights
+
+
+def _moments_from_cumulants(kappa: list[mpmath.mpf]) -> list[mpmath.mpf]:
+    """Raw moments μ_0..μ_N from cumulants κ_1..κ_N: μ_n = Σ_k C(n−1, k−1) κ_k μ_{n−k}."""
+    mu = [mpmath.mpf(1)]
+    for n in range(1, len(kappa) + 1):
+        mu.append(mpmath.fsum(mpmath.binomial(n - 1, k - 1) * kappa[k - 1] * mu[n - k]
+                              for k in range(1, n + 1)))
+    return mu
+
+
+@lru_cache(maxsize=4096)
+def _beta_unit_rule(alpha: float, b: float, n: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Nodes of s = −log y and weights under Beta(α, b), verified against the moments."""
+    # the difference ψ⁽ᵐ⁾(α) − ψ⁽ᵐ⁾(α+b) cancels log10(α/b) digits; the standardized moments
+    # of s lose more in the Hankel matrix when the law is skewed (α small)
+    extra = max(0.0, math.log10(alpha / b)) if alpha > b else 0.0
+    dps = 40 + int(extra) + int(4 * n * max(0.0, -math.log10(alpha)))
+    for _ in range(6):
+        with mpmath.workdps(dps):
+            a, bb = mpmath.mpf(alpha), mpmath.mpf(b)
+            kappa = [(-1) ** k * (mpmath.psi(k - 1, a) - mpmath.psi(k - 1, a + bb))
+                     for k in range(1, 2 * n + 1)]
+            moments = _moments_from_cumulants(kappa)
+            try:
+                nodes, weights = _golub_welsch(moments, n)
+            except (ValueError, ZeroDivisionError):
+                dps *= 2
+                continue
+            ok = all(
+                abs(mpmath.fsum(w * x**k for x, w in zip(nodes, weights)) - moments[k])
+                <= mpmath.mpf(10) ** (-VERIFY_DIGITS) * max(abs(moments[k]), moments[0])
+                for k in range(2 * n)
+            ) and all(x > 0 for x in nodes)
+            if ok:
+                return tuple(float(x) for x in nodes), tuple(float(w) for w in weights)
+        dps *= 2
+    raise ArithmeticError(f"beta Gauss rule did not verify at α = {alpha}, b = {b}")
+
+
+def beta_rule(h: np.ndarray, b: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes y (..., n) and weights (..., n) of an n-point Gauss rule in t = −log y under
+    Beta(α = −h, b): exact for polynomials in t of degree ≤ 2n − 1."""
+    h = np.asarray(h, dtype=float)
+    nodes = np.empty(h.shape + (n,))
+    weights = np.empty(h.shape + (n,))
+    for index in np.ndindex(h.shape):
+        s, w = _beta_unit_rule(float(-h[index]), float(b), n)
+        if max(s) > 700.0:
+            raise DomainError(
+                f"beta(b={b}) at h = {float(h[index])}: the exact-expectation nodes lie at "
+                f"y = e^(−s) with s up to {max(s):.3g}, below the smallest float64; this route "
+                "represents y only above e^(−700) (α = −h too close to 0 for it)"
+            )
+        nodes[index] = np.exp(-np.asarray(s))
         weights[index] = w
     return nodes, weights
