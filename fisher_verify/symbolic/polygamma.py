@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["np_lgamma_diff", "np_polygamma", "TAYLOR_RATIO", "TAYLOR_TERMS"]
+__all__ = ["TAYLOR_RATIO", "TAYLOR_TERMS", "hurwitz", "np_lgamma_diff", "np_polygamma"]
 
 # B₂, B₄, …, B₁₆
 _BERNOULLI = (1 / 6, -1 / 30, 1 / 42, -1 / 30, 5 / 66, -691 / 2730, 7 / 6, -3617 / 510)
@@ -48,10 +48,13 @@ def _digamma(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _hurwitz(s: int, x: np.ndarray) -> np.ndarray:
+def hurwitz(s: int, x: Any) -> Any:
+    """ζ(s, x) for an integer s ≥ 2 and x > 0 by Euler–Maclaurin (module docstring), in
+    arithmetic alone, so that a NumPy array and a torch tensor (differentiably) both work:
+    torch's own trigamma is accurate to only ~1e-10."""
     n = s + 12
     z = x + n
-    total = np.zeros_like(x)
+    total = x * 0.0
     for j in range(n):
         total = total + (x + j) ** (-s)
     total = total + z ** (1 - s) / (s - 1) + 0.5 * z ** (-s)
@@ -72,7 +75,7 @@ def np_polygamma(k: int, x: Any) -> np.ndarray:
     with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
         if k == 0:
             return _digamma(x)
-        return (-1.0) ** (k + 1) * math.factorial(k) * _hurwitz(k + 1, x)
+        return (-1.0) ** (k + 1) * math.factorial(k) * hurwitz(k + 1, x)
 
 
 def _taylor(m: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from .polygamma import TAYLOR_RATIO, TAYLOR_TERMS, np_lgamma_diff
+from .polygamma import TAYLOR_RATIO, TAYLOR_TERMS, hurwitz, np_lgamma_diff
 
 
 class SafeFunction(sp.Function):
@@ -353,7 +353,11 @@ def torch_kernels() -> dict[str, Callable[..., Any]]:
         m = int(m)
 
         def psi(k: int, x: Any) -> Any:
-            return torch.lgamma(x) if k == -1 else torch.special.polygamma(k, x)
+            if k == -1:
+                return torch.lgamma(x)
+            if k == 0:
+                return torch.digamma(x)
+            return (-1.0) ** (k + 1) * math.factorial(k) * hurwitz(k + 1, x)
 
         b = torch.as_tensor(b, dtype=a.dtype, device=a.device)
         far = a > TAYLOR_RATIO * b
