@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from typing import Any
 
@@ -26,8 +27,14 @@ def family_examples() -> list[tuple[str, Examples]]:
 
 
 def _nested_tuple(value: Any) -> Any:
-    """Nested lists or an array as nested tuples (hashable, the same numbers); anything else
-    unchanged, for the builder to judge."""
+    """Nested lists, an array or their JSON text (the CLI's ``--param cov=[[2,0.6],[0.6,1]]``)
+    as nested tuples (hashable, the same numbers); anything else unchanged, for the builder to
+    judge."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
     if isinstance(value, np.ndarray):
         value = value.tolist()
     if isinstance(value, (list, tuple)):

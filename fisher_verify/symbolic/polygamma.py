@@ -3,10 +3,12 @@ D_m(a, b) = ψ⁽ᵐ⁾(a) − ψ⁽ᵐ⁾(a + b) (m = −1: log Γ(a) − log �
 cumulants are made of.
 
 ψ⁽ᵏ⁾(x) = (−1)ᵏ⁺¹ k! ζ(k + 1, x) for k ≥ 1, with the Hurwitz zeta by Euler–Maclaurin after
-N = ⌈k⌉ + 12 terms: ζ(s, x) = Σ_{j<N} (x+j)^{−s} + (x+N)^{1−s}/(s−1) + (x+N)^{−s}/2
+N = 2s + 12 terms (s = k + 1): ζ(s, x) = Σ_{j<N} (x+j)^{−s} + (x+N)^{1−s}/(s−1) + (x+N)^{−s}/2
 + Σ_{i=1}^{8} B₂ᵢ/(2i)! · s(s+1)…(s+2i−2) (x+N)^{−s−2i+1}; for real s > 1 and x + N > 0 the
-remainder is at most the first omitted term, B₁₈/18! · (s)₁₇ (x+N)^{−s−17}, below 10⁻¹⁷ of the
-sum for N ≥ s + 12 (``tests/test_beta.py`` pins this bound). ψ itself is
+remainder is at most the first omitted term, B₁₈/18! · (s)₁₇ (x+N)^{−s−17}; the sum is at least
+(x+N)^{1−s}/(s−1), so the relative remainder is at most B₁₈/18! (s)₁₇ (s−1) (x+N)^{−18}, below
+10⁻¹⁹ for N = 2s + 12 and s ≤ 45 (``tests/test_new_families.py`` pins this bound; N = s + 12
+would leave 2·10⁻¹⁵ at s = 45). ψ itself is
 log(x+N) − 1/(2(x+N)) − Σ B₂ᵢ/(2i (x+N)^{2i}) − Σ_{j<N} 1/(x+j), with the same remainder.
 
 The difference D_m(a, b) cancels when a ≫ b (both terms ~ a^{−m}, the difference ~ b a^{−m−1}):
@@ -52,7 +54,7 @@ def hurwitz(s: int, x: Any) -> Any:
     """ζ(s, x) for an integer s ≥ 2 and x > 0 by Euler–Maclaurin (module docstring), in
     arithmetic alone, so that a NumPy array and a torch tensor (differentiably) both work:
     torch's own trigamma is accurate to only ~1e-10."""
-    n = s + 12
+    n = 2 * s + 12
     z = x + n
     total = x * 0.0
     for j in range(n):
