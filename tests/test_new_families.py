@@ -114,7 +114,7 @@ def test_inverse_gaussian_rule_reproduces_density_moments(h: float) -> None:
 
         breaks = [0, m / 100, m / 10, m, 10 * m, 100 * m, 10**4 * m, mpmath.inf]
         for k in range(10):
-            want = mpmath.quad(lambda y: density(y) * (y / m) ** k, breaks)
+            want = mpmath.quad(lambda y, k=k: density(y) * (y / m) ** k, breaks)
             got = float(np.sum(w * (t[..., 0] / mu) ** k))
             assert got == pytest.approx(float(want), rel=1e-10), k
 
@@ -129,7 +129,8 @@ def test_inverse_gaussian_moments_formula_against_quadrature() -> None:
     with mpmath.workdps(30):
         moments = inverse_gaussian_moments(mu / lam, 6)
         for k in range(7):
-            quad = mpmath.quad(lambda y: density(y) * (y / mu) ** k, [0, 1, mu, 10 * mu, mpmath.inf])
+            quad = mpmath.quad(lambda y, k=k: density(y) * (y / mu) ** k,
+                               [0, 1, mu, 10 * mu, mpmath.inf])
             assert abs(quad - moments[k]) < mpmath.mpf(10) ** -20 * moments[k]
 
 
@@ -143,7 +144,7 @@ def test_beta_rule_reproduces_density_moments(alpha: float) -> None:
         a, bb = mpmath.mpf(alpha), mpmath.mpf(b)
         norm = mpmath.beta(a, bb)
         for k in range(10):
-            want = mpmath.quad(lambda s: s**k * mpmath.exp(-a * s) * (1 - mpmath.exp(-s)) ** (bb - 1),
+            want = mpmath.quad(lambda s, k=k: s**k * mpmath.exp(-a * s) * (1 - mpmath.exp(-s)) ** (bb - 1),
                                [0, 1 / a, 5 / a, 20 / a, 100 / a, mpmath.inf]) / norm
             got = float(np.sum(w * t[..., 0] ** k))
             assert got == pytest.approx(float(want), rel=1e-9, abs=1e-300), k
