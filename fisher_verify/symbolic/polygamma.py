@@ -100,7 +100,7 @@ def np_lgamma_diff(m: int, a: Any, b: Any) -> np.ndarray:
         a_t = np.where(far, a, TAYLOR_RATIO * b + 1.0)
         a_d = np.where(far, 1.0, a)
         b_d = np.where(far, 1.0, b)
-        series = _taylor(m, a_t, b)
+        series = _taylor(m, a_t, b) if np.any(far) else a * 0.0
         if m == -1:
             direct = _lgamma(a_d) - _lgamma(a_d + b_d)
         elif m == 0:
