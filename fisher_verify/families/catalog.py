@@ -548,6 +548,8 @@ def _inverse_gaussian(ls: sp.Expr, lam: Any) -> FamilyDefinition:
         mean_symbols=(mu,),
         natural_of_mean=(-ls / (2 * mu**2),),
         quadrature=rule if lam is not None else None,
+        route="a Gauss rule in y built from the law's Bessel-K moments in mpmath and verified to "
+        "reproduce them to 30 digits (no classical rule fits this law)",
         description=f"positive first-passage times with known shape={ls if lam is None else lam}",
     )
 
@@ -583,6 +585,8 @@ def logarithmic() -> FamilyDefinition:
         eta_of_mean=(theta / ((1 - theta) * -sp.log(1 - theta)),),
         # p(y+1)/p(y) = θ y/(y+1) < θ
         ratio_bound=lambda hh, y: np.exp(_scalar_h(hh)) + 0.0 * y,
+        route="the series over y >= 1, cut where its tail bound (ratio θ) is below 1e-15; the "
+        "kernels: a series in θ with a proven tail bound below θ = 1/2, closed forms above",
         description="counts >= 1 (species abundance), log-series law",
     )
 
@@ -689,6 +693,7 @@ def multivariate_normal(cov: Any = ((1, 0), (0, 1))) -> FamilyDefinition:
         mean_symbols=mus,
         natural_of_mean=tuple(precision * sp.Matrix(mus)),
         quadrature=rule,
+        route="the tensor product of Gauss–Hermite rules in y = Σh + √2 L x (Σ = LLᵀ)",
         description=f"vector regression in {d} dimensions with a known covariance",
     )
 
@@ -726,7 +731,10 @@ def multinomial(n: Any = 3, K: Any = 3) -> FamilyDefinition:  # noqa: N803 - K a
         y=ys[0],
         event=ys,
         statistic=ys,
-        log_base=sp.log(sp.factorial(n)) - sp.Add(*[sp.log(sp.factorial(v)) for v in ys]),
+        # log n! exactly where SymPy evaluates it at once; beyond, kept unevaluated (n = 2⁵³!
+        # has 10¹⁷ digits), as the other families keep log Γ of a large parameter
+        log_base=(sp.log(sp.factorial(n)) if n <= 1000 else LGAMMA(sp.Integer(n) + 1))
+        - sp.Add(*[sp.log(sp.factorial(v)) for v in ys]),
         support=Support("finite", values=Compositions(n, k), total=n, size=k),
         log_partition=n * logsumexp(*hs),
         negative=(),
@@ -779,6 +787,9 @@ def beta(b: Any = 2) -> FamilyDefinition:
         eta_of_mean=(sp.polygamma(0, alpha + bs) - sp.polygamma(0, alpha),),
         quadrature=rule,
         symbolic_density=False,
+        route="a Gauss rule in t = −log y built from its cumulants (mpmath polygamma differences) "
+        "and verified to reproduce its moments to 30 digits; identities in mpmath at 40 digits "
+        "(the density's integrals need polygamma)",
         description=f"proportions in (0, 1) with the second shape b={bv} known "
         "(t = −log y, α = −h)",
     )

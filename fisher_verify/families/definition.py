@@ -152,6 +152,20 @@ class FamilyDefinition:
     #: the identities then go straight to the mpmath route instead of spending the symbolic
     #: time limit first
     symbolic_density: bool = True
+    #: how E[g(t(y))] is computed exactly (the exact-expectation route), where the support's
+    #: kind does not say it (a Gauss rule built from moments, a change of variable)
+    route: str = ""
+
+    @property
+    def expectation_route(self) -> str:
+        """The exact-expectation route in words (``families``, ``derive``, the report)."""
+        if self.route:
+            return self.route
+        if self.support.kind == "finite":
+            return "every point of the support (enumeration)"
+        if self.support.kind == "countable":
+            return "the series over the support, cut where its proven tail bound is below 1e-15"
+        return "a Gauss rule exact for polynomials in t(y) of the degree asked"
 
     @property
     def y_symbols(self) -> tuple[sp.Symbol, ...]:
