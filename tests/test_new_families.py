@@ -275,3 +275,17 @@ def test_domains_are_refused_by_name() -> None:
         fv.family("chi_square", k=2.5)
     with pytest.raises(ParameterError):
         fv.family("beta", b=0)
+
+
+def test_torch_kernels_with_irrational_constants() -> None:
+    """shape = 5 makes the inverse Gaussian's F(h) = −sqrt(10)·sqrt(−h): an exact constant
+    that the torch printer once emitted as ``torch.sqrt(10)`` (a TypeError). The torch kernels
+    must agree with the NumPy ones."""
+    import torch
+
+    fam = fv.family("inverse_gaussian", shape=5)
+    h = np.array([[-0.0182], [-0.042], [-3.5]])
+    for quantity in ("log_partition", "mean", "fisher", "kappa3", "kappa4"):
+        want = getattr(fam, quantity)(h)
+        got = getattr(fam, quantity)(torch.tensor(h), "torch").numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=0)

@@ -49,6 +49,17 @@ def float_constants(expr: sp.Expr) -> sp.Expr:
     return expr.xreplace(big) if big else expr
 
 
+def numeric_constants(expr: sp.Expr) -> sp.Expr:
+    """Constant subexpressions such as ``sqrt(10)`` (from an exact parameter, e.g. the inverse
+    Gaussian's ``−sqrt(2λ)·sqrt(−h)`` at λ = 5) as floats: the printed ``torch.sqrt(10)`` is a
+    TypeError, since torch's functions take tensors only, not Python numbers."""
+    return expr.replace(
+        lambda a: (a.is_Pow or a.is_Function) and a.is_number and not a.is_Rational
+        and bool(a.is_extended_real),
+        lambda a: a.evalf(20),
+    )
+
+
 class TensorKernel:
     """Numeric kernel for one symmetric tensor (or a scalar when ``order == 0``)."""
 
@@ -70,6 +81,8 @@ class TensorKernel:
             self.gather = np.zeros(1, dtype=np.int64)
         if backend != "mpmath":
             exprs = [float_constants(e) for e in exprs]
+        if backend == "torch":
+            exprs = [numeric_constants(e) for e in exprs]
         self.fn = lambdify_list(symbols, exprs, backend)
         self.shape = (self.dim,) * self.order
 

@@ -426,8 +426,8 @@ def _placeholder_targets(family: Any, X: Any, n_out: int) -> Any:
     if family.name == "categorical":
         return torch.zeros(M, dtype=torch.long, device=X.device)
     # one label per component of a product (a GaussianNLLLoss head of 2D outputs has D labels)
-    width = len(family.components) if hasattr(family, "components") else (
-        n_out if family.dim == 1 else 1)
+    factors = len(family.factors)
+    width = factors if factors > 1 else (n_out if family.dim == 1 else 1)
     return torch.zeros(M, width, dtype=X.dtype, device=X.device)
 
 
