@@ -104,6 +104,18 @@ class Workspace:
     progress: bool
     names: list[str] = field(default_factory=list)
     taps: Any = None  # LinearTaps: Linear layers through their output derivatives
+    #: first derivatives through :mod:`.taps` where it applies (``structured``)
+    layers: bool = False
+    #: makes the full preparation (a working copy, LinearTaps) of a light workspace
+    remake: Callable[[], tuple[Any, Any]] | None = None
+    #: the data's first inputs (``InputStream.example``), on the working device and dtype
+    example: Any = None
+
+    def generic(self) -> None:
+        """Make the preparation the generic per-input route needs (light workspaces only)."""
+        if self.remake is not None:
+            self.prep, self.taps = self.remake()
+            self.remake = None
 
     @property
     def sites(self) -> list[Any]:
@@ -114,12 +126,14 @@ def open_workspace(
     model: Any, data: Any, family: Any, *, output: Callable[[Any], Any] | None = None,
     dtype: Any = None, device: Any = None, eval_mode: bool = False, smooth: bool | None = None,
     memory: int | None = None, distributed: bool | None = None, progress: bool = True,
-    structured: bool = True,
+    structured: bool = True, light: bool = False,
 ) -> Workspace:
     """Check everything the user gave and prepare the working copy (see :func:`prepare_model`).
 
-    ``structured=False`` sends Linear layers through the generic per-parameter Jacobian too
-    (:mod:`.linear`; for checking).
+    ``structured=False`` sends Linear and Conv layers through the generic per-parameter
+    Jacobian too (:mod:`.linear`, :mod:`.taps`; for checking). ``light=True`` (first
+    derivatives only) prepares for :mod:`.taps` alone: no copy where none is needed
+    (``prepare_model(borrow=True)``), the rest made only if the generic route is taken.
     """
     import torch
 
@@ -144,10 +158,20 @@ def open_workspace(
     dev = torch.device(device) if device is not None else (params[0].device if params else "cpu")
     stream = InputStream(data, device=dev, dtype=dt, rank=rank, world=world)
     example = stream.example()
-    prep = prepare_model(model, family, example, output=output, dtype=dtype, device=device,
-                         eval_mode=eval_mode, smooth=smooth)
-    taps = LinearTaps(prep, example) if structured else None
-    return Workspace(prep, stream, rank, world, memory, progress, list(prep.params), taps)
+
+    def full() -> tuple[PreparedModel, Any]:
+        prep = prepare_model(model, family, example, output=output, dtype=dtype, device=device,
+                             eval_mode=eval_mode, smooth=smooth)
+        return prep, (LinearTaps(prep, example) if structured else None)
+
+    if light and structured:
+        prep = prepare_model(model, family, example, output=output, dtype=dtype, device=device,
+                             eval_mode=eval_mode, smooth=smooth, borrow=True)
+        return Workspace(prep, stream, rank, world, memory, progress, list(prep.params), None,
+                         layers=True, remake=full, example=example)
+    prep, taps = full()
+    return Workspace(prep, stream, rank, world, memory, progress, list(prep.params), taps,
+                     layers=structured, example=example)
 
 
 def moments(prep: PreparedModel, h: Any) -> Contractor:
@@ -213,6 +237,13 @@ def _jacobian_sums(ws: Workspace, fisher: bool, variance_1: bool) -> tuple[dict[
     """Unscaled ``Σ_m uᵀIu`` and ``Σ_m C[u⁴]`` per parameter (flat), and the local input count."""
     import torch
 
+    if ws.layers:
+        from .taps import tap_sums
+
+        sums = tap_sums(ws, fisher, variance_1)
+        if sums is not None:
+            return sums
+    ws.generic()
     prep = ws.prep
     factor = per_parameter_factor(prep.categorical, prep.n_L, variance_1)
     sites = ws.sites
@@ -372,7 +403,7 @@ def model_fisher_diagonal(
     """
     ws = open_workspace(model, data, family, output=output, dtype=dtype, device=device,
                         eval_mode=eval_mode, memory=memory, distributed=distributed,
-                        progress=progress)
+                        progress=progress, light=True)
     out = model_diagonals(ws, 1, fisher=True, variance_1=False).fisher
     assert out is not None
     return out
@@ -423,7 +454,7 @@ def model_variance_diagonal(
     check_second_order_options(method, probes, seed)
     ws = open_workspace(model, data, family, output=output, dtype=dtype, device=device,
                         eval_mode=eval_mode, smooth=smooth, memory=memory,
-                        distributed=distributed, progress=progress)
+                        distributed=distributed, progress=progress, light=estimator == 1)
     if estimator == 1:
         out = model_diagonals(ws, N, fisher=False, variance_1=True).variance_1
     else:
