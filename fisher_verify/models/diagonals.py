@@ -162,7 +162,13 @@ def open_workspace(
     def full() -> tuple[PreparedModel, Any]:
         prep = prepare_model(model, family, example, output=output, dtype=dtype, device=device,
                              eval_mode=eval_mode, smooth=smooth)
-        return prep, (LinearTaps(prep, example) if structured else None)
+        if not structured:
+            return prep, None
+        from .taps import verified_linear_sites
+
+        taps = LinearTaps(prep, example)
+        taps.sites = verified_linear_sites(prep, example, taps.sites)
+        return prep, taps
 
     if light and structured:
         prep = prepare_model(model, family, example, output=output, dtype=dtype, device=device,

@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["TapSite", "find_sites", "tap_sums"]
+__all__ = ["TapSite", "find_sites", "tap_sums", "verified_linear_sites"]
 
 #: Largest batch of inputs processed at once, whatever the budget (as :mod:`.diagonals`).
 MAX_BATCH = 4096
@@ -172,10 +172,9 @@ def _flat_out(a_grad: Any, site: TapSite) -> Any:
     return a_grad.reshape(B, a_grad.shape[1], -1)
 
 
-def _forward(ws: Any, X: Any, sites: list[TapSite]) -> tuple[Any, list[tuple[Any, Any]]]:
+def _forward(prep: Any, X: Any, sites: list[TapSite]) -> tuple[Any, list[tuple[Any, Any]]]:
     import torch
 
-    prep = ws.prep
     rec = _Recorder(sites)
     with torch.enable_grad(), rec:
         out = prep.module(X)
@@ -190,39 +189,57 @@ def _close(a: Any, b: Any) -> bool:
     return bool(float((a - b).abs().max()) <= CHECK_RTOL * scale) if a.numel() else True
 
 
-def _self_check(ws: Any, X: Any, sites: list[TapSite]) -> list[tuple[Any, Any]]:
-    """Raise :class:`_NotApplicable` unless the layer route reproduces plain autograd on the
-    first input (module docstring); the layers' inputs and outputs on ``X`` otherwise."""
+def _failing(prep: Any, X: Any, sites: list[TapSite]) -> tuple[set[str], Any]:
+    """The parameters of ``sites`` whose first-input gradient rebuilt from the layers differs
+    from plain autograd's on that input alone (module docstring), and the layers' inputs and
+    outputs on ``X``. Every site fails where the inputs are coupled across the batch.
+
+    Raises:
+        _NotApplicable: a site not called exactly once on the batch.
+    """
     import torch
 
-    prep = ws.prep
-    h, taps = _forward(ws, X, sites)
+    h, taps = _forward(prep, X, sites)
+    every = {k for s in sites for k in s.names}
     n = h.shape[1]
     r = torch.zeros_like(h)
-    r[0] = torch.linspace(1.0, 2.0, n, dtype=h.dtype, device=h.device) * \
-        torch.tensor([1.0, -1.0], dtype=h.dtype, device=h.device).repeat(n)[:n]
+    signs = torch.tensor([1.0, -1.0], dtype=h.dtype, device=h.device).repeat(n)[:n]
+    r[0] = torch.linspace(1.0, 2.0, n, dtype=h.dtype, device=h.device) * signs
     grads = torch.autograd.grad((h * r).sum(), [a for _, a in taps], materialize_grads=True)
     rebuilt: dict[str, Any] = {}
     for site, (x, _), g in zip(sites, taps, grads):
         if X.shape[0] > 1 and bool((g[1:] != 0).any()):
-            raise _NotApplicable  # the first input's output reaches another input's layer
+            return every, taps  # the first input's output reaches another input's layer
         G = _flat_out(g[:1], site)
         rebuilt[site.weight] = _weight_rows(site, _patches(site, x[:1]), G).reshape(-1)
         if site.bias:
             rebuilt[site.bias] = G.sum(-1).reshape(-1)
-    names = list(prep.params)
+    names = sorted(every)
     tensors = dict(prep.module.named_parameters())
     with torch.enable_grad():
         out = prep.module(X[:1])
         h1 = prep.output(out) if prep.output is not None else out
         if not _close(h1.detach().reshape(-1), h[0].detach().reshape(-1)):
-            raise _NotApplicable  # the output of an input depends on the batch around it
+            return every, taps  # the output of an input depends on the batch around it
         truth = torch.autograd.grad((h1 * r[:1]).sum(), [tensors[k] for k in names],
                                     allow_unused=True)
-    for k, t in zip(names, truth):
-        if t is None or not _close(rebuilt[k], t.reshape(-1)):
-            raise _NotApplicable
-    return taps
+    bad = {k for k, t in zip(names, truth) if t is None or not _close(rebuilt[k], t.reshape(-1))}
+    return bad, taps
+
+
+def verified_linear_sites(prep: Any, example: Any, sites: list[Any]) -> list[Any]:
+    """The :class:`~.linear.LinearSite` s whose factorisation holds on the first input: a weight
+    also used outside its layer, or inputs coupled across the batch, would make lemma-13's
+    ``g ⊗ x`` miss terms (module docstring)."""
+    if not sites:
+        return sites
+    modules = dict(prep.module.named_modules())
+    taps = [TapSite(modules[s.module], s.weight, s.bias, "linear") for s in sites]
+    try:
+        bad, _ = _failing(prep, example, taps)
+    except _NotApplicable:
+        return []
+    return [s for s in sites if not bad.intersection(s.names)]
 
 
 def _directions(p: Any) -> Any:
@@ -280,8 +297,10 @@ def tap_sums(ws: Any, fisher: bool, variance_1: bool) -> tuple[dict[str, Any], d
         return None
     example = ws.example if ws.example is not None else ws.stream.example()
     try:
-        taps0 = _self_check(ws, example, sites)
+        bad, taps0 = _failing(prep, example, sites)
     except _NotApplicable:
+        return None
+    if bad:
         return None
     n = prep.n_L
     square_root = prep.categorical and not variance_1
@@ -300,7 +319,7 @@ def tap_sums(ws: Any, fisher: bool, variance_1: bool) -> tuple[dict[str, Any], d
     try:
         for X in ws.stream.batches(batch):
             try:
-                h, taps = _forward(ws, X, sites)
+                h, taps = _forward(prep, X, sites)
             except _NotApplicable:
                 return None
             hd = h.detach()
