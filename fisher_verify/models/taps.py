@@ -8,12 +8,11 @@ column, as BackPACK and nngeometry compute them: no per-input ``vmap``, no ``tor
 first use imports ``torch._dynamo``, most of a second), no copy of a model made of stock
 ``torch.nn`` modules (:func:`~.prepared.prepare_model` with ``borrow``).
 
-* Categorical family, eq-6 only: the directions are the columns ``c_k = √p_k (e_k − p)`` of a
-  square root of ``I(h) = diag p − p pᵀ``, so ``uᵀIu = Σ_k (c_kᵀ u)²`` is a sum of squares (K
-  passes, nothing stacked). ``1 − p_{k*}`` of the dominant class is summed from the other
-  classes, so saturated logits keep their relative accuracy (tests/test_models_contract.py).
-* Otherwise (thm-4, other families): the one-hot directions give the ``n_L`` rows of ``J`` and
-  :class:`~.contract.Contractor` contracts them, as the generic route does.
+* eq-6 only: the directions are the rows ``r_k`` of the family's square root ``RᵀR = I(h)``
+  (``Family.contractions(h).fisher_rows()``; ``√p_k (e_k − p)`` for the categorical family), so
+  ``uᵀIu = Σ_k (r_kᵀ u)²`` is a sum of squares (``n_L`` passes, nothing stacked).
+* thm-4: the one-hot directions give the ``n_L`` rows of ``J`` and the family's contractions
+  (``fisher_and_excess``) take them, as the generic route does.
 
 The route applies when every trainable parameter belongs to such a layer (``nn.Linear``,
 ``nn.Conv1d``, ``nn.Conv2d`` with their stock ``forward``, weight and bias in θ and held by that
@@ -280,24 +279,6 @@ def verified_linear_sites(prep: Any, example: Any, sites: list[Any]) -> list[Any
     return [s for s in sites if not bad.intersection(s.names)]
 
 
-def _directions(p: Any) -> Any:
-    """The columns ``c_k = √p_k (e_k − p)`` (K, B, K) of a square root of ``I(h)`` per input,
-    the dominant class's ``1 − p_{k*}`` summed from the other classes (accurate at saturated
-    logits, where ``1 − p_{k*}`` computed directly keeps no digit)."""
-    import torch
-
-    B, K = p.shape
-    top = p.argmax(1)
-    others = p.clone()
-    others.scatter_(1, top[:, None], 0.0)
-    diag = torch.where(torch.arange(K, device=p.device)[None, :] == top[:, None],
-                       others.sum(1, keepdim=True), 1.0 - p)  # (B, K): e_k − p at class k
-    c = -p[None].expand(K, B, K).clone()  # c[k, m, j] = −p_mj
-    idx = torch.arange(K, device=p.device)
-    c[idx, :, idx] = diag.T
-    return c * p.T.sqrt()[:, :, None]
-
-
 def _budget_batch(ws: Any, sites: list[TapSite], taps: list[tuple[Any, Any]], n: int,
                   stacked: bool, factor: int) -> int:
     """Inputs per batch that keep the forward graph and one batch's derivatives in budget."""
@@ -326,7 +307,7 @@ def tap_sums(ws: Any, fisher: bool, variance_1: bool) -> tuple[dict[str, Any], d
     as :func:`~.diagonals._jacobian_sums`; None where the layer route does not apply."""
     import torch
 
-    from .contract import Contractor
+    from .contract import per_parameter_factor
     from .data import Progress
 
     prep = ws.prep
@@ -343,8 +324,8 @@ def tap_sums(ws: Any, fisher: bool, variance_1: bool) -> tuple[dict[str, Any], d
     except _NotApplicable:
         return None
     n = prep.n_L
-    square_root = prep.categorical and not variance_1
-    factor = 5 if (prep.categorical or not variance_1) else 4 + 2 * n
+    square_root = not variance_1
+    factor = per_parameter_factor(prep.family, n, variance_1)
     try:
         batch = _budget_batch(ws, sites, taps0, n, not square_root, factor)
     except _NotApplicable:
@@ -368,7 +349,8 @@ def tap_sums(ws: Any, fisher: bool, variance_1: bool) -> tuple[dict[str, Any], d
             patches = [None if (s.kind == "linear" and x.ndim == 2) else _patches(s, x)
                        for s, (x, _) in zip(sites, taps)]
             if square_root:
-                directions = _directions(torch.softmax(hd, dim=-1))
+                # the rows r_k of R with RᵀR = I(h), the family's own (Family.contractions)
+                directions = prep.family.contractions(hd).fisher_rows().transpose(0, 1)
                 # Σ_k g_k² of the Linear layers on vectors
                 squares = [torch.zeros_like(a) if U is None else None
                            for a, U in zip(outs, patches)]
@@ -394,7 +376,7 @@ def tap_sums(ws: Any, fisher: bool, variance_1: bool) -> tuple[dict[str, Any], d
                                                 materialize_grads=True)
                     for acc, g in zip(rows, grads):
                         acc.append(g)
-                mom = Contractor(prep.family, prep.categorical, hd)
+                mom = prep.family.contractions(hd)
                 for site, (x, _), U, acc in zip(sites, taps, patches, rows):
                     _add_contracted(f_sum, v_sum, mom, site, x, U, acc, variance_1)
                 del rows
