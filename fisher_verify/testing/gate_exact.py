@@ -267,7 +267,9 @@ def exact_statistics(
     H = np.asarray(net.output_hessians(X), dtype=np.float64) if dense_h else None
 
     # diagonal elements (eq-6; thm-4 / thm-6 via covariance.variance or the large path)
-    diag_I = np.einsum("map,mab,mbp->p", J, Ih, J) / M
+    # batched matrix products (BLAS) rather than einsum's loops: P ~ 1e5 makes these the bulk
+    IJ_all = np.matmul(Ih, J)  # (M, d, P)
+    diag_I = np.einsum("map,map->p", J, IJ_all) / M
     own_variance = getattr(net, "variance_diagonal", None)  # any nn.Module: from its dense J
     if kind == 1 and P > LARGE_DIAGONAL_P and own_variance is not None:
         var_diag = np.asarray(own_variance(X, 1, n), dtype=np.float64)
@@ -303,7 +305,8 @@ def exact_statistics(
             var_dir = np.zeros(0)  # no directions: nothing to stack
         elif kind == 1:
             # A_mk = J_m diag(v_k²) J_mᵀ, one direction at a time (memory M·d·P)
-            A = np.stack([np.einsum("map,mbp->mab", J * w2, J) for w2 in W2], axis=1)
+            Jt = np.ascontiguousarray(J.transpose(0, 2, 1))  # (M, P, d)
+            A = np.stack([np.matmul(J * w2, Jt) for w2 in W2], axis=1)
             hD = np.repeat(h[:, None, :], D, axis=1).reshape(-1, d)
             k4 = _kappa4_pairs(fam, hD, A.reshape(-1, d, d)).reshape(M, -1)
             IA = np.einsum("mab,mkbc->mkac", Ih, A)
@@ -315,7 +318,7 @@ def exact_statistics(
             var_dir = np.einsum("mak,mab,mbk->k", w_dir, Ih, w_dir) * norm
     else:
         # |I(θ)| (eq-6) for the rounding scale, as one (M·d × P)ᵀ(M·d × P) product
-        IJ = np.einsum("mab,mbp->map", Ih, J)
+        IJ = IJ_all
         fisher_full = J.reshape(M * d, P).T @ IJ.reshape(M * d, P) / M
         absV = np.abs(V)
         scale_dir = np.einsum("kp,pq,kq->k", absV, np.abs(fisher_full), absV)
