@@ -20,6 +20,7 @@ import torch.nn as nn
 from test_models import _assert_same, _snapshot, assert_close, expected, flat
 
 import fisher_verify as fv
+import fisher_verify.models.diagonals as diagonals_module
 import fisher_verify.models.taps as taps_module
 
 warnings.filterwarnings("ignore", message=".*performance drop.*")
@@ -28,14 +29,14 @@ warnings.filterwarnings("ignore", message=".*performance drop.*")
 def _spy(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """Records, per call of ``tap_sums``, whether the layer route answered."""
     taken: list[bool] = []
-    original = taps_module.tap_sums
+    original = diagonals_module.tap_sums
 
     def spy(ws: Any, fisher: bool, variance_1: bool) -> Any:
         out = original(ws, fisher, variance_1)
         taken.append(out is not None)
         return out
 
-    monkeypatch.setattr(taps_module, "tap_sums", spy)
+    monkeypatch.setattr(diagonals_module, "tap_sums", spy)
     return taken
 
 

@@ -26,6 +26,7 @@ from .data import InputStream, Progress
 from .linear import LinearTaps
 from .prepared import PreparedModel, prepare_model
 from .shard import all_reduce_sums, process_group
+from .taps import tap_sums, verified_linear_sites
 
 __all__ = [
     "DEFAULT_MEMORY",
@@ -164,8 +165,6 @@ def open_workspace(
                              eval_mode=eval_mode, smooth=smooth)
         if not structured:
             return prep, None
-        from .taps import verified_linear_sites
-
         taps = LinearTaps(prep, example)
         taps.sites = verified_linear_sites(prep, example, taps.sites)
         return prep, taps
@@ -245,8 +244,6 @@ def _jacobian_sums(ws: Workspace, fisher: bool, variance_1: bool) -> tuple[dict[
     import torch
 
     if ws.layers:
-        from .taps import tap_sums
-
         sums = tap_sums(ws, fisher, variance_1)
         if sums is not None:
             return sums

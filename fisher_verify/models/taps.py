@@ -206,7 +206,7 @@ def _failing(prep: Any, X: Any, sites: list[TapSite]) -> tuple[set[str], Any]:
     r = torch.zeros_like(h)
     # any fixed direction with no zero entry: all of the first input's outputs take part
     r[0] = torch.tensor([(1.0 + i / n) * (-1) ** i for i in range(n)], dtype=h.dtype)
-    grads = torch.autograd.grad(h, [a for _, a in taps], r, materialize_grads=True)
+    grads = torch.autograd.grad((h * r).sum(), [a for _, a in taps], materialize_grads=True)
     rebuilt: dict[str, Any] = {}
     for site, (x, _), g in zip(sites, taps, grads):
         if X.shape[0] > 1 and bool((g[1:] != 0).any()):
@@ -222,15 +222,16 @@ def _failing(prep: Any, X: Any, sites: list[TapSite]) -> tuple[set[str], Any]:
         h1 = prep.output(out) if prep.output is not None else out
         if not _close(h1.detach().reshape(-1), h[0].detach().reshape(-1)):
             return every, taps  # the output of an input depends on the batch around it
-        truth = torch.autograd.grad(h1, [tensors[k] for k in names], r[:1], allow_unused=True)
+        truth = torch.autograd.grad((h1 * r[:1]).sum(), [tensors[k] for k in names],
+                                    allow_unused=True)
     bad = {k for k, t in zip(names, truth) if t is None or not _close(rebuilt[k], t.reshape(-1))}
     return bad, taps
 
 
 #: self-check verdicts of borrowed models (stock modules, the user's own object), so that a
 #: repeated call on an unchanged model does not repeat it: model id -> (weak reference,
-#: fingerprint, failing parameters)
-_VERDICTS: dict[int, tuple[Any, Any, set[str]]] = {}
+#: fingerprint, (failing parameters, layer sizes))
+_VERDICTS: dict[int, tuple[Any, Any, Any]] = {}
 
 
 def _fingerprint(prep: Any, X: Any) -> Any:
@@ -246,22 +247,24 @@ def _fingerprint(prep: Any, X: Any) -> Any:
 
 
 def _cached_failing(prep: Any, X: Any, sites: list[TapSite]) -> tuple[set[str], Any]:
-    """:func:`_failing`, remembered for a borrowed model while it is unchanged (the taps are
-    None on a remembered verdict)."""
+    """:func:`_failing` with the layers' :func:`_sizes`, remembered for a borrowed model while
+    it is unchanged."""
     import weakref
 
     if not prep.borrowed:
-        return _failing(prep, X, sites)
+        bad, taps = _failing(prep, X, sites)
+        return bad, _sizes(sites, taps)
     key = id(prep.module)
     print_ = _fingerprint(prep, X)
     entry = _VERDICTS.get(key)
     if entry is not None and entry[0]() is prep.module and entry[1] == print_:
-        return set(entry[2]), None
+        return set(entry[2][0]), entry[2][1]
     bad, taps = _failing(prep, X, sites)
+    sizes = _sizes(sites, taps)
     if len(_VERDICTS) > 64:
         _VERDICTS.clear()
-    _VERDICTS[key] = (weakref.ref(prep.module), print_, set(bad))
-    return bad, taps
+    _VERDICTS[key] = (weakref.ref(prep.module), print_, (set(bad), sizes))
+    return bad, sizes
 
 
 def verified_linear_sites(prep: Any, example: Any, sites: list[Any]) -> list[Any]:
@@ -279,18 +282,29 @@ def verified_linear_sites(prep: Any, example: Any, sites: list[Any]) -> list[Any
     return [s for s in sites if not bad.intersection(s.names)]
 
 
-def _budget_batch(ws: Any, sites: list[TapSite], taps: list[tuple[Any, Any]], n: int,
+def _sizes(sites: list[TapSite], taps: list[tuple[Any, Any]]) -> list[tuple[int, int, int]]:
+    """Per input and layer: input numbers, output numbers, output positions (1 for a Linear
+    layer on vectors, whose derivatives factorise)."""
+    out = []
+    for site, (x, a) in zip(sites, taps):
+        xs, as_ = int(x[0].numel()), int(a[0].numel())
+        if site.kind == "linear" and x.ndim == 2:
+            out.append((xs, as_, 0))
+        else:
+            out.append((xs, as_, as_ // int(a.shape[1] if site.kind != "linear" else a.shape[-1])))
+    return out
+
+
+def _budget_batch(ws: Any, sites: list[TapSite], sizes: list[tuple[int, int, int]], n: int,
                   stacked: bool, factor: int) -> int:
     """Inputs per batch that keep the forward graph and one batch's derivatives in budget."""
     itemsize = 8 if ws.prep.dtype == __import__("torch").float64 else 4
     per_input = 0
-    for site, (x, a) in zip(sites, taps):
-        xs, as_ = int(x[0].numel()), int(a[0].numel())
+    for site, (xs, as_, L) in zip(sites, sizes):
         per_input += 4 * (xs + as_)  # activations of the graph around the layer
-        if site.kind == "linear" and x.ndim == 2:
+        if L == 0:
             per_input += (n if stacked else 1) * as_ * factor
         else:
-            L = as_ // int(a.shape[1] if site.kind != "linear" else a.shape[-1])
             patch = int(site.module.weight[0].numel()) * _groups(site) * L
             per_input += patch + (n if stacked else 1) * (as_ + int(site.module.weight.numel())
                                                           * factor)
@@ -316,21 +330,18 @@ def tap_sums(ws: Any, fisher: bool, variance_1: bool) -> tuple[dict[str, Any], d
         return None
     example = ws.example if ws.example is not None else ws.stream.example()
     try:
-        bad, taps0 = _cached_failing(prep, example, sites)
+        bad, sizes = _cached_failing(prep, example, sites)
         if bad:
             return None
-        if taps0 is None:
-            _, taps0 = _forward(prep, example, sites)
     except _NotApplicable:
         return None
     n = prep.n_L
     square_root = not variance_1
     factor = per_parameter_factor(prep.family, n, variance_1)
     try:
-        batch = _budget_batch(ws, sites, taps0, n, not square_root, factor)
+        batch = _budget_batch(ws, sites, sizes, n, not square_root, factor)
     except _NotApplicable:
         return None
-    del taps0
     zeros = {k: torch.zeros(int(p.numel()), dtype=prep.dtype, device=prep.device)
              for k, p in prep.params.items()}
     f_sum = {k: v.clone() for k, v in zeros.items()} if fisher else {}
@@ -355,8 +366,10 @@ def tap_sums(ws: Any, fisher: bool, variance_1: bool) -> tuple[dict[str, Any], d
                 squares = [torch.zeros_like(a) if U is None else None
                            for a, U in zip(outs, patches)]
                 for k in range(n):
-                    grads = torch.autograd.grad(h, outs, directions[k], retain_graph=k < n - 1,
-                                                materialize_grads=True)
+                    # a scalar output: a tensor grad_outputs imports torch.fx's symbolic shapes
+                    # (tens of ms) on the first call of a process
+                    grads = torch.autograd.grad((h * directions[k]).sum(), outs,
+                                                retain_graph=k < n - 1, materialize_grads=True)
                     for site, U, g, q in zip(sites, patches, grads, squares):
                         if q is not None:
                             q.addcmul_(g, g)
@@ -372,7 +385,7 @@ def tap_sums(ws: Any, fisher: bool, variance_1: bool) -> tuple[dict[str, Any], d
                 for k in range(n):
                     e = torch.zeros_like(hd)
                     e[:, k] = 1.0
-                    grads = torch.autograd.grad(h, outs, e, retain_graph=k < n - 1,
+                    grads = torch.autograd.grad((h * e).sum(), outs, retain_graph=k < n - 1,
                                                 materialize_grads=True)
                     for acc, g in zip(rows, grads):
                         acc.append(g)
