@@ -531,6 +531,7 @@ def check_fisher_estimator(
 
     want = (P,) if diagonal_only else (P, P)
     values = np.empty((R, S))
+    W2 = V * V  # the weights of vᵀ Diag(Î) v, once for all replicates
     for r in range(R):
         est = _as_array(estimator(gen))
         if est.shape != want:
@@ -538,7 +539,7 @@ def check_fisher_estimator(
             raise ShapeError(f"the estimator returned shape {est.shape}, expected {want}{hint}")
         if diagonal_only:
             values[r, :P] = est
-            values[r, P:] = (V * V) @ est
+            values[r, P:] = W2 @ est
         else:
             values[r, :P] = np.diagonal(est)
             values[r, P:] = np.sum((V @ est) * V, axis=1)
