@@ -170,13 +170,26 @@ def test_layer_route_declines_where_its_factorisation_is_wrong(
     assert_close(flat(got_v, model), want["v1"])
 
 
-def test_layer_route_declines_a_batch_coupled_model(monkeypatch: pytest.MonkeyPatch) -> None:
+class GradientCoupled(BatchCoupled):
+    """Coupled across the batch in its derivatives only: the forward values, and each input's
+    derivative of its own output, are those of the input alone (the batch sum enters as
+    ``sum − sum.detach()``); only the other inputs' rows see the first input's output."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = torch.tanh(self.fc1(x))
+        m = a.sum(0, keepdim=True)
+        return self.fc2(a + 0.5 * (m - m.detach()))
+
+
+@pytest.mark.parametrize("cls", [BatchCoupled, GradientCoupled])
+def test_layer_route_declines_a_batch_coupled_model(cls: type[nn.Module],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """Coupling across the batch: the per-input derivatives of the layer route would hold
     other inputs' terms. The route declines (the generic route's values are those of the
     batched forward pass, as before)."""
     fam = fv.family("categorical", K=3)
     torch.manual_seed(5)
-    model = BatchCoupled().double()
+    model = cls().double()
     X = torch.randn(4, 3, dtype=torch.float64)
     taken = _spy(monkeypatch)
     fv.model_fisher_diagonal(model, X, fam, progress=False)
