@@ -375,8 +375,8 @@ def tap_sums(ws: Any, fisher: bool, variance_1: bool) -> tuple[dict[str, Any], d
                             q.addcmul_(g, g)
                         else:
                             _add_squares(f_sum, site, U, g)
-                for site, (x, _), U, q in zip(sites, taps, patches, squares):
-                    if U is None:  # (c_kᵀ u)² = (c_kᵀ g_r)² x_c² summed over k, then over inputs
+                for site, (x, _), q in zip(sites, taps, squares):
+                    if q is not None:  # (c_kᵀ u)² = (c_kᵀ g_r)² x_c² summed over k, then inputs
                         f_sum[site.weight] += (q.T @ (x * x)).reshape(-1)
                         if site.bias:
                             f_sum[site.bias] += q.sum(0)
