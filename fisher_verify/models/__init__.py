@@ -4,11 +4,14 @@ The paper's thm-4 needs only the Jacobian ``J = ∂h_L/∂θ`` per input and thm
 Hessians, so nothing here assumes the Eq. 3 network of :mod:`fisher_verify.networks`:
 
 - :mod:`.prepared`: a float64 working copy of the user's module (the user's object is never
-  touched), the per-input function ``θ ↦ h_L(x)`` and the checks on it;
+  changed; a stock float64 model is only run forward, not copied), the per-input function ``θ ↦ h_L(x)`` and the checks on it;
 - :mod:`.data`: inputs from a tensor, a dataset or a DataLoader, in batches sized from a
   memory budget;
 - :mod:`.shard`: the same sums split over ``torch.distributed`` processes;
 - :mod:`.diagonals`: ``diag I(θ)`` (eq-6) and ``Var(Î₁)`` (thm-4), exact, streamed;
+- :mod:`.taps`: the same sums through the Linear and Conv layers by plain autograd (one
+  forward pass of the batch, ``n_L`` reverse passes, self-checked against per-input autograd;
+  no torch.func, no copy of a stock float64 model), the generic per-input route elsewhere;
 - :mod:`.hessian`: ``Var(Î₂)`` (thm-6), exact where the structure allows, else a labelled
   unbiased estimate;
 - :mod:`.report`: :func:`analyze_model`, per parameter tensor and per layer;
