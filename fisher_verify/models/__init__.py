@@ -4,7 +4,8 @@ The paper's thm-4 needs only the Jacobian ``J = ∂h_L/∂θ`` per input and thm
 Hessians, so nothing here assumes the Eq. 3 network of :mod:`fisher_verify.networks`:
 
 - :mod:`.prepared`: a float64 working copy of the user's module (the user's object is never
-  changed; a stock float64 model is only run forward, not copied), the per-input function ``θ ↦ h_L(x)`` and the checks on it;
+  changed; a stock float64 model is only run forward, not copied), the per-input function
+  ``θ ↦ h_L(x)`` and the checks on it;
 - :mod:`.data`: inputs from a tensor, a dataset or a DataLoader, in batches sized from a
   memory budget;
 - :mod:`.shard`: the same sums split over ``torch.distributed`` processes;

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ShapeError, UnsupportedError
-from ..fisher.large import check_budget
 from ..validation import check_count, check_flag, check_materialized
 from .contract import per_parameter_factor
 from .data import InputStream, Progress
@@ -138,12 +137,15 @@ def open_workspace(
     """
     import torch
 
-    from ..fisher.large import resolve_device
-
     if not isinstance(model, torch.nn.Module):
         raise ShapeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     check_materialized(model)  # before the data are moved to its device
-    memory = DEFAULT_MEMORY if memory is None else check_budget(memory, "memory")
+    if memory is None:
+        memory = DEFAULT_MEMORY
+    else:  # the Eq. 3 engine's module is loaded only when its checks are needed (first call)
+        from ..fisher.large import check_budget
+
+        memory = check_budget(memory, "memory")
     # flags are read as given: bool("no") would be True, the opposite of what was meant
     eval_mode = bool(check_flag(eval_mode, "eval_mode"))
     progress = bool(check_flag(progress, "progress"))
@@ -152,6 +154,8 @@ def open_workspace(
     if dtype is not None and dtype not in (torch.float64, torch.float32):
         raise UnsupportedError(f"dtype must be torch.float64 or torch.float32, got {dtype!r}")
     if device is not None:  # an unusable device is the user's error, not a torch traceback
+        from ..fisher.large import resolve_device
+
         resolve_device(str(device))
     rank, world = process_group(distributed)
     dt = torch.float64 if dtype is None else dtype
