@@ -34,6 +34,8 @@ _EXPORTS: dict[str, str] = {
     "model_fisher_diagonal": "fisher_verify.models.diagonals",
     "model_variance_diagonal": "fisher_verify.models.diagonals",
     "analyze_model": "fisher_verify.models.report",
+    "with_padding_mask": "fisher_verify.models.sequence",
+    "audit_diagonal": "fisher_verify.testing.audit",
 }
 
 __all__ = ["__version__", *_EXPORTS]

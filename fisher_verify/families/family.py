@@ -649,6 +649,21 @@ class CategoricalFamily(Family):
         """thm-7's per-pair cost on the support: O(K²) elementwise, no dense ``C``."""
         return gram, (2 * layers + 14) * n * n, 6 * n * n, 0.0
 
+    def projected_central_moments(self, h: np.ndarray, U: np.ndarray, order: int) -> np.ndarray:
+        """``E[(uᵀ(t − η))^k] = Σ_k p_k d_k^j`` with ``d = u − pᵀu`` centred at the dominant class
+        (lemma-2 on the support ``t = e_k``), O(K) per projection: the generic nodes would hold
+        a ``K × K`` array per input."""
+        from .onehot import onehot_centred
+
+        p = self._probabilities(np.asarray(h, dtype=np.float64))[:, None, :]  # (M, 1, K)
+        d = onehot_centred(p, np.asarray(U, dtype=np.float64))  # (M, R, K)
+        out = np.empty(d.shape[:-1] + (order + 1,))
+        power = np.ones_like(d)
+        for j in range(order + 1):
+            out[..., j] = (p * power).sum(-1)
+            power = power * d
+        return out
+
     def kappa4_diagonal(self, h: Any, u: Any) -> Any:
         """``κ₄[u⁴] = Σ_k p_k d_k⁴ − 3 (Σ_k p_k d_k²)²`` with ``d = u − pᵀu`` (lemma-5), O(K)."""
         import torch

@@ -35,12 +35,21 @@ def _build(name: str, params: tuple[tuple[str, type, Any], ...]) -> Family:
     return FAMILY_CLASSES[ENTRIES[name].family_class](definition)
 
 
+@cache
+def _sequence(V: int, T: int) -> Family:  # noqa: N803
+    from .sequence import SequenceFamily
+
+    return SequenceFamily(V, T)
+
+
 def family(name: str, **params: Any) -> Family:
     """A family of the catalog by name, with its fixed parameters.
 
     Example: ``family("binomial", n=5)``, ``family("categorical", K=10)``. An independent
     product of families is ``family("product", components=[family("bernoulli"), ...])`` or
-    :func:`fisher_verify.product`.
+    :func:`fisher_verify.product`; token-level outputs of a sequence model are
+    ``family("sequence", K=V, T=T)`` (categoricals over T positions with a padding mask,
+    :mod:`fisher_verify.families.sequence`).
 
     Raises:
         UnknownFamilyError: ``name`` is not in the catalog (the message lists the catalog).
@@ -53,9 +62,18 @@ def family(name: str, **params: Any) -> Family:
         if components is None or params:
             raise ParameterError("family 'product' takes exactly one parameter: components=[...]")
         return product(*components)
+    if name == "sequence":
+        from .sequence import check_sequence_parameters
+
+        unknown = sorted(set(params) - {"K", "T"})
+        if unknown or not {"K", "T"} <= set(params):
+            raise ParameterError(
+                "family 'sequence' takes exactly the parameters K (the vocabulary size V) and T "
+                f"(the positions), e.g. family('sequence', K=100, T=16); got {sorted(params)}")
+        return _sequence(*check_sequence_parameters(params["K"], params["T"]))
     if not isinstance(name, str) or name not in BUILDERS:
         raise UnknownFamilyError(
-            f"unknown family {name!r}; known families: {', '.join(family_names())}, product"
+            f"unknown family {name!r}; known families: {', '.join(family_names())}, product, sequence"
         )
     allowed = PARAMETERS[name]
     unknown = sorted(set(params) - set(allowed))

@@ -2,8 +2,10 @@
 
 Holds hypothesis tests with a fixed false-alarm rate and thresholds from exact variances
 (:mod:`.calibrated`), the gate for a user's Monte Carlo Fisher estimator
-(:mod:`.estimator_gate`) and Hypothesis strategies for networks and families
-(:mod:`.strategies`).
+(:mod:`.estimator_gate`), the audit of a claimed diagonal at sampled coordinates where the
+exact one is out of reach (:mod:`.audit`, ``ext-sequence``) and Hypothesis strategies for
+networks and families (:mod:`.strategies`).
 
-May import: ``expect``, ``fisher``, ``networks``, ``families``, ``symbolic`` and ``errors``.
+May import: ``models``, ``expect``, ``fisher``, ``networks``, ``families``, ``symbolic`` and
+``errors``.
 """

@@ -66,7 +66,7 @@ from .estimator_gate import (
     check_fisher_estimator,
     torch_parameter_permutation,
 )
-from .gate_kinds import Kind, check_kind
+from .gate_kinds import KFAC, Kind, check_kind
 
 __all__ = [
     "EmpiricalFisherReport",
@@ -751,6 +751,7 @@ def check_torch_fisher(
     rtol: float | None = None,
     reference_model: Callable[[Any, Any], ReferenceModel] | None = None,
     reduction: Literal["mean", "sum"] = "mean",
+    side: Literal["two-sided", "upper", "lower"] = "two-sided",
 ) -> EstimatorReport | EmpiricalFisherReport:
     """Check ``fisher_fn(model, data)`` against ``I(θ)`` (``eq-6``) or the empirical Fisher; one line.
 
@@ -771,9 +772,9 @@ def check_torch_fisher(
         reference: ``"fisher"`` (unbiased for ``I(θ)``, calibrated gate) or ``"empirical"``
             (the exact empirical Fisher of the data's labels, compared at ``rtol``).
         kind: passed to :func:`check_fisher_estimator` (``"gnb"``, ``"hutchinson-rademacher"``,
-            ``"hutchinson-gaussian"`` besides 1, 2). 1 calibrates with the exact variance of
-            ``Î₁`` (``thm-4``), 2 with ``Î₂``
-            (``thm-6``).
+            ``"hutchinson-gaussian"``, ``KFAC(layer)`` with the layer named as in
+            ``named_modules()``, ``OneBackward(...)``, ``Subsampled(...)`` besides 1, 2). 1
+            calibrates with the exact variance of ``Î₁`` (``thm-4``), 2 with ``Î₂`` (``thm-6``).
         randomness: ``"global"`` (the global RNGs are seeded per call), ``"generator"`` or
             ``"seed"`` (additionally passed as a keyword); the global RNGs are always restored.
         placeholder_labels: when ``data`` has no targets, hand ``fisher_fn`` data with zero
@@ -792,6 +793,8 @@ def check_torch_fisher(
         reduction: ``"mean"`` (default): the estimate is a mean over the M inputs, like
             ``I(θ)`` (eq-6). ``"sum"``: it is a sum over the inputs (the curvature of a summed
             loss, laplace-torch's ``la.H``), and the gate divides it by M before testing.
+        side: ``"two-sided"``, or ``"upper"`` / ``"lower"`` for an estimator of a bound of I(θ)
+            (:func:`check_fisher_estimator`).
 
     Raises:
         ShapeError: an estimate or data in a form that is not understood (the message says which
@@ -872,7 +875,8 @@ def check_torch_fisher(
                         f"gate hands one over ({exc})"
                     ) from None
                 raise
-            arr = estimate_to_array(out, model)
+            # a K-FAC factor is a layer's (q, q) matrix, not a θ-indexed estimate
+            arr = _to_numpy(out) if isinstance(kind, KFAC) else estimate_to_array(out, model)
             # a summed curvature is M times the mean that I(θ) is (eq-6)
             return arr / X.shape[0] if reduction == "sum" else arr
 
@@ -894,8 +898,14 @@ def check_torch_fisher(
         names = [f"{name}[{i}]" for name, p in model.named_parameters() for i in range(p.numel())]
         return _empirical_report(first, second, ref, mag, tol, int(X.shape[0]), names)
 
-    refm = _default_reference(model, fam, X) if reference_model is None else reference_model(model, fam)
-    perm = refm.permutation
+    if reference_model is not None:
+        refm = reference_model(model, fam)
+    elif isinstance(kind, KFAC) and isinstance(kind.layer, str):
+        refm = module_reference(model, fam, X)  # the layer is named as in named_modules()
+    else:
+        refm = _default_reference(model, fam, X)
+    # a K-FAC factor is indexed by the layer's units, not by θ: nothing to permute
+    perm = None if isinstance(kind, KFAC) else refm.permutation
     probe = call(int(np.random.default_rng(gen.integers(0, 2**62)).integers(0, 2**62)))
     diag = probe.ndim == 1 if diagonal_only is None else bool(diagonal_only)
 
@@ -918,7 +928,7 @@ def check_torch_fisher(
     report = check_fisher_estimator(
         estimator, refm.network, X_np, n=n, kind=kind, replications=replications, rng=gen,
         alpha=alpha, diagonal_only=diag, directions=directions, rtol=tol, labels=labels,
-        labels_hint=hint,
+        labels_hint=hint, side=side,
     )
     return dataclasses.replace(report, reference=refm.note) if refm.note else report
 
