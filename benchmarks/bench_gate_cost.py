@@ -12,9 +12,15 @@ gate's own cost at most half the user's calls.
 Measured 2 Dec 2026 on the shared 2-core machine (load 7-12), main (before) and the `speed`
 branch (after) run at the same time, so that both see the same load:
 
-    before: user 27.2 s, gate own 84.9 s (3.12x the user's calls)
-    after:  see the report of the `speed` branch (Catoni's Newton sums in cache-sized blocks,
-            6x; the exact statistics' J Diag(w) Jᵀ blocks 3-5x and no einsum loops)
+    before: user 27.2 s, gate own 84.9 s (3.12x the user's calls); again 30.3 s, 101.6 s (3.35x)
+    after:  user 26.1 s, gate own 68.4 s (2.63x; Catoni in place on contiguous rows)
+            user 27.0 s, gate own 53.6 s (1.99x; Catoni on cache-sized blocks, 6x main's,
+            J Diag(w) Jᵀ in blocks, no einsum loops)
+
+Not yet the target (0.5x). Left, by a profile of the after state: the reference's analytic
+Jacobian (networks/analytic.py, ~12%), the families' projected central moments for the fourth
+moments (~13%), Catoni's Newton sums (~15%), J Diag(w) Jᵀ (~10%), the report's 101,778
+statistics (~5%).
 
 No test asserts on these timings.
 """

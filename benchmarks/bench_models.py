@@ -17,15 +17,19 @@ Run with the interop environment (the peers installed) from the repository root:
 
     PYTHONPATH=. /path/to/interop/bin/python benchmarks/bench_models.py [--M 32 1000] [--first]
 
-Measured 2 Dec 2026 on the shared 2-core machine (load 7-13), medians of alternating rounds,
-ratio fv / best peer (BackPACK or nngeometry):
+Measured 2 Dec 2026 on the shared 2-core machine under a load of 7-13 from other jobs (so the
+single numbers move between runs; each cell is the median over rounds of the per-round ratio
+fv / best peer, before = main's torch.func route, after = models/taps.py):
 
-    model  M     before (torch.func, copy)   after (models/taps.py)
-    mlp    32    2.4× BackPACK               see the report of the `speed` branch
-    mlp    1000  0.7-1.0×
-    cnn    32    1.7× nngeometry
-    cnn    1000  1.1× nngeometry
-    first call (fresh process, MLP M = 32): before 0.69 s (torch.func imports torch._dynamo)
+    model  M     best peer    before          after (three runs)
+    mlp    32    BackPACK     2.2-3.9×        0.80×, 1.03×, 1.35× (1.88× with tests running)
+    mlp    1000  BackPACK     0.9-1.1×        0.48-0.55×
+    cnn    32    nngeometry   1.2-1.4×        0.75-0.86×
+    cnn    1000  nngeometry   0.79×           (not finished in the time left)
+    first call, fresh process (byte code compiled, lazily loaded modules inside the call):
+           mlp M=32: before 0.69 s in a plain process (torch.func imports torch._dynamo), 14-34 ms
+           here; after 14-29 ms, no torch._dynamo import; nngeometry 10-15 ms, BackPACK
+           60-140 ms. cnn M=32: after 0.26 s against nngeometry 0.32 s, BackPACK 0.73 s.
 
 No test asserts on these timings.
 """
