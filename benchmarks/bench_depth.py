@@ -12,7 +12,7 @@ medians of:
 
 * ``backward``: one forward + backward pass of the batch through the same ``nn.Sequential``
   (``loss.backward()`` of the mean cross-entropy), the unit of cost;
-* ``diag I``, ``Var(I1)``, ``Var(I2)``: :func:`fisher_verify.fisher.large.fisher_diagonal`,
+* ``diag I``, ``Var(I1)``, ``Var(I2)``: :func:`fisher_verify.models.mlp.fisher_diagonal`,
   ``variance1_diagonal``, ``variance2_diagonal`` (eq-6, thm-4, thm-6);
 * ``BackPACK``: ``DiagGGNExact`` of the cross-entropy (the exact Fisher diagonal, eq-6),
   when backpack-for-pytorch is installed;
@@ -65,7 +65,7 @@ def _tasks(widths: list[int], M: int) -> dict[str, Callable[[], Any]]:
     import torch
 
     import fisher_verify as fv
-    from fisher_verify.fisher import large
+    from fisher_verify.models import mlp
 
     net = fv.Network.random(widths, "tanh", fv.family("categorical", K=widths[-1]), rng=0)
     X = np.random.default_rng(1).normal(size=(M, widths[0]))
@@ -79,9 +79,9 @@ def _tasks(widths: list[int], M: int) -> dict[str, Callable[[], Any]]:
 
     out: dict[str, Callable[[], Any]] = {
         "backward": backward,
-        "diag I": lambda: large.fisher_diagonal(net, X, device="cpu"),
-        "Var(I1)": lambda: large.variance1_diagonal(net, X, device="cpu"),
-        "Var(I2)": lambda: large.variance2_diagonal(net, X, device="cpu"),
+        "diag I": lambda: mlp.fisher_diagonal(net, X, device="cpu"),
+        "Var(I1)": lambda: mlp.variance1_diagonal(net, X, device="cpu"),
+        "Var(I2)": lambda: mlp.variance2_diagonal(net, X, device="cpu"),
     }
     try:
         from backpack import backpack, extend
@@ -119,14 +119,14 @@ def _norms(M: int) -> list[dict[str, Any]]:
     import resource
 
     import fisher_verify as fv
-    from fisher_verify.fisher import large, large_norms
+    from fisher_verify.models import mlp_bounds, mlp_norms
 
     net = fv.Network.random([784, 128, 10], "tanh", fv.family("categorical", K=10), rng=0)
     X = np.random.default_rng(1).normal(size=(M, 784))
     out = []
-    for statement, fn in (("thm-7", large.thm7_large), ("thm-8", large.thm8_large)):
+    for statement, fn in (("thm-7", mlp_bounds.thm7_large), ("thm-8", mlp_bounds.thm8_large)):
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        cost = large_norms.norm_cost(net, X, statement, device="cpu")
+        cost = mlp_norms.norm_cost(net, X, statement, device="cpu")
         t0 = time.perf_counter()
         b = fn(net, X, 1, device="cpu", method="exact")
         wall = time.perf_counter() - t0

@@ -34,7 +34,7 @@ def run(widths: tuple[int, ...], M: int, kind: int, diagonal_only: bool, R: int)
     net = fv.Network.random(widths, "tanh", fam, rng=0)
     x = np.random.default_rng(1).normal(size=(M, widths[0]))
     if diagonal_only:
-        from fisher_verify.fisher.large import fisher_diagonal
+        from fisher_verify.models.mlp import fisher_diagonal
 
         const = fisher_diagonal(net, x)
     else:

@@ -1,4 +1,4 @@
-"""Time and peak memory of the large-network path (fisher_verify.fisher.large).
+"""Time and peak memory of the large-network path (fisher_verify.models.mlp).
 
 Run by hand from the repository root (not part of the tests):
 
@@ -84,30 +84,30 @@ class _PeakRSS:
 def _child(case: str, task: str, M: int, device: str, probes: int) -> dict[str, Any]:
     import torch
 
-    from fisher_verify.fisher import large
     from fisher_verify.fisher.covariance import cov1_frobenius, network_moments, variance
+    from fisher_verify.models import mlp, mlp_bounds
 
     torch.set_num_threads(torch.get_num_threads())
     net, X = _build(case, M)
     cuda = device == "cuda"
 
     def backward(k: int) -> None:
-        s = large._setup(net, X, device, None)
+        s = mlp._setup(net, X, device, None)
         theta = torch.cat([W.reshape(-1) for W in s.weights]).requires_grad_(True)
-        h = large._batched_forward(s, theta)
+        h = mlp_bounds._batched_forward(s, theta)
         for a in range(k):
             (g,) = torch.autograd.grad(h[:, a].sum(), theta, retain_graph=a < k - 1)
 
     runs: dict[str, Callable[[], Any]] = {
         "backward_1": lambda: backward(1),
         "backward_nL": lambda: backward(net.widths[-1]),
-        "fisher_diag": lambda: large.fisher_diagonal(net, X, device=device),
-        "var1_diag": lambda: large.variance1_diagonal(net, X, device=device),
-        "var2_diag": lambda: large.variance2_diagonal(net, X, device=device),
-        "all_diag": lambda: large.diagonals(net, X, device=device),
-        "cov1_norm_thm7": lambda: large.thm7_large(net, X, device=device),
-        "thm8_exact": lambda: large.thm8_large(net, X, method="exact", device=device),
-        "thm8_hutchinson": lambda: large.thm8_large(net, X, method="hutchinson", probes=probes,
+        "fisher_diag": lambda: mlp.fisher_diagonal(net, X, device=device),
+        "var1_diag": lambda: mlp.variance1_diagonal(net, X, device=device),
+        "var2_diag": lambda: mlp.variance2_diagonal(net, X, device=device),
+        "all_diag": lambda: mlp.diagonals(net, X, device=device),
+        "cov1_norm_thm7": lambda: mlp_bounds.thm7_large(net, X, device=device),
+        "thm8_exact": lambda: mlp_bounds.thm8_large(net, X, method="exact", device=device),
+        "thm8_hutchinson": lambda: mlp_bounds.thm8_large(net, X, method="hutchinson", probes=probes,
                                                     device=device),
         "naive_fisher_diag": lambda: np.diag(__import__("fisher_verify").exact_fisher(net, X)),
         "naive_var1_diag": lambda: variance(net, X, 1, diagonal=True),
@@ -117,7 +117,7 @@ def _child(case: str, task: str, M: int, device: str, probes: int) -> dict[str, 
     }
     fn = runs[task]
     if task.startswith(("fisher", "var", "all", "cov1", "thm")):
-        large.diagonals(net, X[:1], device=device)  # warm the family kernels and torch
+        mlp.diagonals(net, X[:1], device=device)  # warm the family kernels and torch
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -154,7 +154,7 @@ def main() -> int:
     p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.device is None:
-        from fisher_verify.fisher.large import default_device
+        from fisher_verify.models.device import default_device
 
         args.device = default_device()
     if args.child:

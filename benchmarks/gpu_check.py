@@ -113,7 +113,7 @@ def check_large(run: Run, rng: np.random.Generator) -> None:
     import torch
 
     import fisher_verify as fv
-    from fisher_verify.fisher import large, large_norms
+    from fisher_verify.models import mlp, mlp_bounds, mlp_norms
 
     device = run.device
     cases = [
@@ -128,43 +128,43 @@ def check_large(run: Run, rng: np.random.Generator) -> None:
         for dtype in (torch.float64, torch.float32):
             row: dict[str, Any] = {"widths": widths, "activation": act, "family": fam.label,
                                    "dtype": str(dtype)}
-            cpu = large.diagonals(net, x, 10, device="cpu")
-            gpu = large.diagonals(net, x, 10, device=device, dtype=dtype)
+            cpu = mlp.diagonals(net, x, 10, device="cpu")
+            gpu = mlp.diagonals(net, x, 10, device=device, dtype=dtype)
             row["fisher"] = _rel(gpu.fisher, cpu.fisher)
             row["variance_1"] = _rel(gpu.variance_1, cpu.variance_1)
             row["variance_2"] = _rel(gpu.variance_2, cpu.variance_2)
-            row["cov1_norm"] = _rel(large.covariance1_norm(net, x, 10, device=device, dtype=dtype),
-                                    large.covariance1_norm(net, x, 10, device="cpu"))
+            row["cov1_norm"] = _rel(mlp_bounds.covariance1_norm(net, x, 10, device=device, dtype=dtype),
+                                    mlp_bounds.covariance1_norm(net, x, 10, device="cpu"))
             row["thm8_lhs"] = _rel(
-                large.thm8_large(net, x, 10, method="exact", device=device, dtype=dtype).lhs,
-                large.thm8_large(net, x, 10, method="exact", device="cpu").lhs)
+                mlp_bounds.thm8_large(net, x, 10, method="exact", device=device, dtype=dtype).lhs,
+                mlp_bounds.thm8_large(net, x, 10, method="exact", device="cpu").lhs)
             run.check(row, judged=dtype == torch.float64)
     # the deep rows of bench_depth.py: the Jacobian route of diag Γ against the recursion
     deep = [([50, 30, 30, 30, 10], 4)] if run.dry else [([784, 300, 300, 300, 10], 8)]
     for widths, M in [*deep, ([20, 16, 16, 16, 16, 3], 4)]:
         net = fv.Network.random(widths, "tanh", fv.family("categorical", K=widths[-1]), 1.0, rng)
         x = rng.normal(size=(M, widths[0]))
-        s_gpu, s_cpu = large._setup(net, x, device, None), large._setup(net, x, "cpu", None)
-        q_gpu = large._forward_backward(s_gpu, s_gpu.X)
-        q_cpu = large._forward_backward(s_cpu, s_cpu.X)
-        jac = large._gamma_diagonals_jacobian(s_gpu, q_gpu)
-        rec = large._gamma_diagonals_recursive(s_cpu, q_cpu)
+        s_gpu, s_cpu = mlp._setup(net, x, device, None), mlp._setup(net, x, "cpu", None)
+        q_gpu = mlp._forward_backward(s_gpu, s_gpu.X)
+        q_cpu = mlp._forward_backward(s_cpu, s_cpu.X)
+        jac = mlp._gamma_diagonals_jacobian(s_gpu, q_gpu)
+        rec = mlp._gamma_diagonals_recursive(s_cpu, q_cpu)
         run.check({"widths": widths, "check": "diag Gamma jacobian (device) vs recursion (cpu)",
                    "error": max(_rel(a.cpu().numpy(), b.numpy()) for a, b in zip(jac, rec))})
     # streamed norms: blocks of 3 inputs on the device against one block on the CPU
     net = fv.Network.random([12, 9, 4], "tanh", fv.family("categorical", K=4), 1.0, rng)
     x = rng.normal(size=(10, 12))
     for statement in ("thm-7", "thm-8"):
-        s_gpu, s_cpu = large._setup(net, x, device, None), large._setup(net, x, "cpu", None)
-        a, _ = large_norms.pair_sum(s_gpu, statement, large_norms._all_factors(s_gpu, statement, 10), 3)
-        b, _ = large_norms.pair_sum(s_cpu, statement, large_norms._all_factors(s_cpu, statement, 10), 10)
+        s_gpu, s_cpu = mlp._setup(net, x, device, None), mlp._setup(net, x, "cpu", None)
+        a, _ = mlp_norms.pair_sum(s_gpu, statement, mlp_norms._all_factors(s_gpu, statement, 10), 3)
+        b, _ = mlp_norms.pair_sum(s_cpu, statement, mlp_norms._all_factors(s_cpu, statement, 10), 10)
         run.check({"check": f"{statement} streamed (device, blocks of 3) vs one block (cpu)",
                    "error": _rel(a, b)})
 
 
 def time_large(run: Run, rng: np.random.Generator) -> None:
     import fisher_verify as fv
-    from fisher_verify.fisher import large
+    from fisher_verify.models import mlp, mlp_bounds
 
     device = run.device
     deep = ([([100, 50, 50, 50, 10], 8)] if run.dry else
@@ -173,15 +173,15 @@ def time_large(run: Run, rng: np.random.Generator) -> None:
         net = fv.Network.random(widths, "tanh", fv.family("categorical", K=10), 1.0, rng)
         x = rng.normal(size=(M, widths[0]))
         diagonal: list[tuple[str, Callable[..., Any]]] = [
-            ("diag I", large.fisher_diagonal), ("Var(I1)", large.variance1_diagonal),
-            ("Var(I2)", large.variance2_diagonal)]
+            ("diag I", mlp.fisher_diagonal), ("Var(I1)", mlp.variance1_diagonal),
+            ("Var(I2)", mlp.variance2_diagonal)]
         for name, fn in diagonal:
             run.timed({"widths": widths, "M": M, "task": name}, partial(fn, net, x, device=device))
     norms_M = int(os.environ.get("FV_GPU_CHECK_NORMS_M", "100" if run.dry else "2000"))
     net = fv.Network.random([784, 128, 10], "tanh", fv.family("categorical", K=10), 1.0, rng)
     x = rng.normal(size=(norms_M, 784))
-    norms: list[tuple[str, Callable[..., Any]]] = [("thm7_streamed", large.thm7_large),
-                                                   ("thm8_streamed", large.thm8_large)]
+    norms: list[tuple[str, Callable[..., Any]]] = [("thm7_streamed", mlp_bounds.thm7_large),
+                                                   ("thm8_streamed", mlp_bounds.thm8_large)]
     for statement, fn in norms:
         run.timed({"M": norms_M, "task": statement},
                   partial(fn, net, x, 1, device=device, method="exact"), warm=False)
@@ -192,9 +192,9 @@ def time_large(run: Run, rng: np.random.Generator) -> None:
         net = fv.Network.random(widths, "tanh", fam, 1.0, rng)
         x = rng.normal(size=(8 if run.dry else 32, widths[0]))
         calls: list[tuple[str, Callable[[], Any]]] = [
-            ("diagonals", partial(large.diagonals, net, x, 10, device=device)),
-            ("thm7", partial(large.thm7_large, net, x, 10, device=device)),
-            ("thm8_exact", partial(large.thm8_large, net, x, 10, method="exact", device=device)),
+            ("diagonals", partial(mlp.diagonals, net, x, 10, device=device)),
+            ("thm7", partial(mlp_bounds.thm7_large, net, x, 10, device=device)),
+            ("thm8_exact", partial(mlp_bounds.thm8_large, net, x, 10, method="exact", device=device)),
         ]
         for name, call in calls:
             run.timed({"P": net.num_params, "task": name}, call)

@@ -85,7 +85,7 @@ class Analysis:
     envelopes: dict[str, Any] | None = None
     envelopes_note: str = ""
     #: standard errors of the norms (0 when exact) and whether each norm is exact: above
-    #: NORM_SECONDS the norms are sampled-pairs estimates (fisher/large_norms.py)
+    #: NORM_SECONDS the norms are sampled-pairs estimates (fisher/mlp_norms.py)
     covariance_norm_1_stderr: float = 0.0
     covariance_norm_2_stderr: float = 0.0
     covariance_norms_exact: bool = True
@@ -196,7 +196,7 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
     The per-input terms (eq-6, thm-4, thm-6, the bounds' right-hand sides, thm-10) are
     streamed over chunks of inputs (:mod:`fisher_verify.fisher.streamed`); the norms
     ‖Cov(Î)‖_F of thm-7/thm-8, sums over pairs of inputs, over pairs of input blocks
-    (:mod:`fisher_verify.fisher.large_norms`), exactly when the cost model says they fit
+    (:mod:`fisher_verify.models.mlp_norms`), exactly when the cost model says they fit
     ``NORM_SECONDS`` and the memory budget, else as a sampled-pairs estimate with its standard
     error (``covariance_norms_exact=False``, the reason in ``norm_notes``).
 
@@ -211,8 +211,8 @@ def analyze(net: Any, x: Any, n: int = 1, target: float = 0.1, confidence: float
     Var(Î₁) that is 0 only because the family's fourth moment underflowed) is returned with
     the reasons in ``Analysis.degenerate`` and ``better`` set to ``"undetermined"``.
     """
-    from .fisher.large import check_budget
     from .networks.network import require_network
+    from .validation import check_budget
 
     net = require_network(net)
     n = check_count(n, "number of samples n")
@@ -243,13 +243,14 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
     norms_exact = True
     psd = None
     if diag:
-        # large P: PyTorch path, no P x P array (fisher/large.py); thm-10 needs lambda_min of
+        # large P: PyTorch path, no P x P array (models/mlp.py); thm-10 needs lambda_min of
         # the P x P Fisher and is left out; thm-7/thm-8 only exactly, never a stochastic
         # estimate here
         # the norms are streamed over pairs of input blocks and refused (left out here) when
         # the cost model says they exceed the memory budget or NORM_SECONDS
         from .errors import UnsupportedError
-        from .fisher.large import diagonals, thm7_large, thm8_large
+        from .models.mlp import diagonals
+        from .models.mlp_bounds import thm7_large, thm8_large
 
         d = diagonals(net, X, n, memory_budget=budget)
         fisher = np.asarray(d.fisher)
@@ -263,8 +264,8 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
                 continue
             cov_norm[e], bound[e] = b.lhs, b.rhs
     else:
-        from .fisher.large_norms import pair_norm
         from .fisher.streamed import chunk_inputs, dense_sums
+        from .models.mlp_norms import pair_norm
 
         chunk = chunk_inputs(P, int(net.widths[-1]), M, budget)  # refuses at once
         sums = dense_sums(net, X, n, chunk, time_budget=tbudget, progress=progress)

@@ -2,7 +2,7 @@
 
 Every data-set quantity of the package is a sum, over inputs (the Fisher diagonals and
 variances of :mod:`fisher_verify.models`, eq-6/thm-4/thm-6) or over pairs of inputs (the
-thm-7/thm-8 norms of :mod:`fisher_verify.fisher.large_norms`), divided by a power of M. Each
+thm-7/thm-8 norms of :mod:`fisher_verify.models.mlp_norms`), divided by a power of M. Each
 process sums its share of the terms and the partial sums are all-reduced (gloo on CPU, NCCL on
 GPUs) before the division, so the result equals the one-process result up to the order of the
 floating-point additions. Shares are decided by every process alike from the same inputs

@@ -16,11 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from .errors import FisherVerifyError
+from .errors import FisherVerifyError, ShapeError
 
 __all__ = [
+    "DEFAULT_MEMORY_BUDGET",
     "as_generator",
     "as_real_array",
+    "check_budget",
     "check_callable",
     "check_choice",
     "check_count",
@@ -32,6 +34,9 @@ __all__ = [
 ]
 
 RngLike = np.random.Generator | int | None
+
+#: Bytes a computation may hold at once unless the caller gives a memory budget (1 GiB).
+DEFAULT_MEMORY_BUDGET = 1 << 30
 
 
 def _shown(value: Any) -> str:
@@ -223,3 +228,16 @@ def check_materialized(model: Any, name: str = "model") -> None:
                 "nothing can be computed from it; materialize the module first, e.g. "
                 "model.to_empty(device='cpu') and load its weights, or build it on 'cpu'/'cuda'"
             )
+
+
+def check_budget(memory_budget: Any, name: str = "memory_budget") -> int:
+    """The memory budget in bytes (:data:`DEFAULT_MEMORY_BUDGET` for None), refused unless a
+    whole number >= 1 MiB; ``name`` is the argument's name in the message (the models room
+    calls it ``memory``)."""
+    if memory_budget is None:
+        return DEFAULT_MEMORY_BUDGET
+    try:
+        return check_count(memory_budget, name, minimum=1 << 20, error=ShapeError)
+    except ShapeError:
+        raise ShapeError(f"{name} must be a number of bytes >= 2**20 (1 MiB), got "
+                         f"{memory_budget!r}") from None

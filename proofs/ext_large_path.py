@@ -1,7 +1,7 @@
 """ext-large-path: the large-network path (beyond the paper: the README's "Large networks").
 
 The paper's statements are checked on small networks with P×P (and P⁴) arrays. For large P the
-library promises the same numbers without any P×P array (:mod:`fisher_verify.fisher.large`):
+library promises the same numbers without any P×P array (:mod:`fisher_verify.models.mlp`):
 the diagonals of I(θ), Var(Î₁), Var(Î₂) and of the output Hessians, the Var(Î₁) block of a
 layer, both sides of thm-7 and thm-8, and the closed-form traces tr(H^α_m H^β_m') behind the
 exact ‖Cov(Î₂)‖_F. This statement checks every one of them against the dense route evaluated
@@ -50,7 +50,7 @@ def _dense(net, X, n):
 @statement(
     "ext-large-path",
     title="Beyond the paper: the large-network path",
-    claim=r"\text{fisher.large (no } P\times P \text{ array) } = \text{dense route: }"
+    claim=r"\text{models.mlp (no } P\times P \text{ array) } = \text{dense route: }"
     r"\operatorname{diag} I(\theta),\ \operatorname{diag}\operatorname{Var}(\hat I_{1,2}),\ "
     r"\operatorname{diag}\partial^2 h_L,\ \operatorname{tr}(H^\alpha_m H^\beta_{m'}),\ "
     r"\text{thm-7 and thm-8 (both sides)}",
@@ -63,7 +63,7 @@ def check(ctx):
     layer, the exact closed-form traces (and the HVP-basis traces) against ⟨H^α_m, H^β_m'⟩
     from autodiff Hessians, and both sides of thm-7 and thm-8."""
     import fisher_verify as fv
-    from fisher_verify.fisher import large
+    from fisher_verify.models import mlp, mlp_bounds
     from fisher_verify.proofs.support import output_family
 
     n, rtol = 3, 1e-10
@@ -74,30 +74,30 @@ def check(ctx):
         net = fv.Network.random(list(widths), act, fam, 1.0, ctx.rng).into_domain(X)
         where = f"net {k} {tuple(widths)} {act} {fam.label}"
         dense = _dense(net, X, n)
-        d = large.diagonals(net, X, n, device="cpu")
+        d = mlp.diagonals(net, X, n, device="cpu")
         ctx.close(f"{where}: diag I(theta)", d.fisher, dense["fisher"], rtol, net=k)
         ctx.close(f"{where}: diag Var(I1)", d.variance_1, dense["var1"], rtol, net=k)
         ctx.close(f"{where}: diag Var(I2)", d.variance_2, dense["var2"], rtol, net=k)
         ctx.close(f"{where}: output Hessian diagonals",
-                  large.output_hessian_diagonals(net, X, device="cpu"), dense["hess_diag"],
+                  mlp.output_hessian_diagonals(net, X, device="cpu"), dense["hess_diag"],
                   rtol, net=k)
         off = net.offsets
         for layer in range(net.depth):
             blk = dense["var1_full"][off[layer]:off[layer + 1], off[layer]:off[layer + 1]]
             ctx.close(f"{where}: Var(I1) block of W_{layer}",
-                      large.variance1_block(net, X, layer, n, device="cpu"), blk, rtol, net=k)
+                      mlp.variance1_block(net, X, layer, n, device="cpu"), blk, rtol, net=k)
         for method in ("exact", "hvp"):
-            tr = large.hessian_traces(net, X, method=method, device="cpu")
+            tr = mlp_bounds.hessian_traces(net, X, method=method, device="cpu")
             ctx.true(f"{where}: {method} traces flagged exact", tr.exact)
             ctx.close(f"{where}: tr(H^a_m H^b_m') by {method}", tr.mean.cpu().numpy(),
                       dense["traces"], rtol, net=k)
-        b7 = large.thm7_large(net, X, n, device="cpu")
+        b7 = mlp_bounds.thm7_large(net, X, n, device="cpu")
         lhs7, rhs7, spec7 = dense["thm7"]
         ctx.close(f"{where}: thm-7 lhs ||Cov(I1)||_F", b7.lhs, lhs7, rtol, net=k)
         ctx.close(f"{where}: thm-7 rhs", b7.rhs, rhs7, rtol, net=k)
         ctx.close(f"{where}: thm-7 spectral variant", b7.details["spectral_variant"], spec7,
                   rtol, net=k)
-        b8 = large.thm8_large(net, X, n, method="exact", device="cpu")
+        b8 = mlp_bounds.thm8_large(net, X, n, method="exact", device="cpu")
         lhs8, rhs8 = dense["thm8"]
         ctx.true(f"{where}: thm-8 exact (closed form), not an estimate", b8.details["exact"])
         ctx.close(f"{where}: thm-8 lhs ||Cov(I2)||_F", b8.lhs, lhs8, rtol, net=k)

@@ -209,8 +209,8 @@ def check(ctx):
 
     import fisher_verify as fv
     from fisher_verify.fisher.bounds import thm7_sides, thm8_sides
-    from fisher_verify.models.diagonals import open_workspace
     from fisher_verify.models.report import thm7_model, thm8_model
+    from fisher_verify.models.workspace import open_workspace
 
     n = N_DRAWS
     cases = ctx.pick(QUICK, THOROUGH)

@@ -3,7 +3,7 @@ the README's "Sharding over processes").
 
 Every data-set quantity is a sum over inputs (the model engine's eq-6/thm-4/thm-6 diagonals,
 :mod:`fisher_verify.models`; the thm-7/thm-8 right-hand sides) or over pairs of input blocks
-(the streamed ‖Cov(Î₁)‖_F and ‖Cov(Î₂)‖_F of :mod:`fisher_verify.fisher.large_norms`), each
+(the streamed ‖Cov(Î₁)‖_F and ‖Cov(Î₂)‖_F of :mod:`fisher_verify.models.mlp_norms`), each
 process summing its share and :mod:`fisher_verify.distributed` all-reducing the partial sums.
 This statement starts two gloo processes (a file rendezvous in a temporary folder: no port,
 no working directory, no state of the calling process), computes every sharded quantity
@@ -46,7 +46,7 @@ import torch
 
 import fisher_verify as fv
 from fisher_verify.distributed import process_group
-from fisher_verify.fisher import large, large_norms
+from fisher_verify.models import mlp, mlp_bounds, mlp_norms
 
 N = %(n)d
 BLOCK = 2  # 9 inputs in blocks of 2: 15 block pairs to share
@@ -87,15 +87,15 @@ def norm_setup(name, seed):
 
 
 def norm_quantities(name, net, X, distributed):
-    s = large._setup(net, X, "cpu", None)
+    s = mlp._setup(net, X, "cpu", None)
     rank, world = process_group(distributed)
     out = {}
     for st in ("thm-7", "thm-8"):
-        est, _ = large_norms.pair_norm(net, X, N, st, method="exact", block=BLOCK, device="cpu",
+        est, _ = mlp_norms.pair_norm(net, X, N, st, method="exact", block=BLOCK, device="cpu",
                                        distributed=distributed)
         out[f"{name} {st} lhs"] = np.array([est.value])
-    out[f"{name} thm-7 rhs"] = np.array(large_norms.thm7_rhs(s, float(N), BLOCK, rank, world))
-    out[f"{name} thm-8 rhs"] = np.array([large_norms.thm8_rhs(s, float(N), BLOCK, rank, world)])
+    out[f"{name} thm-7 rhs"] = np.array(mlp_norms.thm7_rhs(s, float(N), BLOCK, rank, world))
+    out[f"{name} thm-8 rhs"] = np.array([mlp_norms.thm8_rhs(s, float(N), BLOCK, rank, world)])
     return out
 
 

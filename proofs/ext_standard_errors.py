@@ -27,10 +27,10 @@ End to end through the any-model Hutchinson path (``model_variance_diagonal``): 
 MLP with one trainable two-entry tensor, every S-tuple of its probes enumerated (S = 3), the
 values' mean and variance and the mean stderr² against the same exact formulas with the kernel
 from the model's dense Hessian; and through ``thm8_large``'s Hutchinson route for ‖Cov(Î₂)‖_F
-(``fisher/large.py``): every multiset of S = 3 of the 16 probe values of a P = 4 network through
+(``models/mlp.py``): every multiset of S = 3 of the 16 probe values of a P = 4 network through
 the library's combination, the squared norm's mean, variance and stderr² and the rhs's
 stderr² against the exact values for the kernel ``I² ‖Hv‖² ‖Hv'‖²``.
-The sampled input pairs of the thm-7/thm-8 norms (``large_norms.pair_norm``, inputs drawn
+The sampled input pairs of the thm-7/thm-8 norms (``mlp_norms.pair_norm``, inputs drawn
 without replacement) share ``ustat``; their own combination is not enumerated here.
 """
 
@@ -95,7 +95,7 @@ def library_over_tuples(f, split):
     import torch
 
     from fisher_verify.fisher.ustat import jackknife_stderr, u_statistic_deleted
-    from fisher_verify.models.diagonals import Diagonals
+    from fisher_verify.models.workspace import Diagonals
 
     ft = torch.as_tensor(f)
     ws, us, ses, sums = [], [], [], []
@@ -168,7 +168,7 @@ def model_hutchinson(ctx):
 
 
 def thm8_hutchinson(ctx):
-    """thm8_large's Hutchinson route (fisher/large.py) on a one-output network with P = 4: the
+    """thm8_large's Hutchinson route (models/mlp.py) on a one-output network with P = 4: the
     trace samples ‖Hv‖² of all 16 Rademacher probes (torch.randint substituted for the one
     call, restored after), then every multiset of S_MODEL of them, weighted by its number of
     orderings, through the library's combination. Returns the exact-expectation moments
@@ -176,7 +176,7 @@ def thm8_hutchinson(ctx):
     import torch
 
     import fisher_verify as fv
-    from fisher_verify.fisher import large
+    from fisher_verify.models import mlp, mlp_bounds
     from fisher_verify.proofs.support import dense_derivatives
 
     net = fv.Network.random([1, 1, 1], "tanh", fv.family("poisson"), 1.0, ctx.rng)
@@ -186,18 +186,18 @@ def thm8_hutchinson(ctx):
     real = torch.randint
     try:
         torch.randint = lambda low, high, size, generator=None, device=None: bits[: size[0]]
-        tr = large.hessian_traces(net, x, method="hutchinson", probes=len(vals))
+        tr = mlp_bounds.hessian_traces(net, x, method="hutchinson", probes=len(vals))
     finally:
         torch.randint = real
     _, H = dense_derivatives(net, x)
     i1 = float(np.asarray(net.family.fisher(net.forward(x))).reshape(-1)[0])
     hv2 = (np.einsum("pq,vq->vp", H[0, 0], vals) ** 2).sum(1)
-    s = large._setup(net, x, None, None)
+    s = mlp._setup(net, x, None, None)
     acc = np.zeros(4)
     for tup, weight in _multisets(len(vals), S_MODEL):
         smp = tr.samples[list(tup)]
-        lhs, rhs = large._thm8_parts(
-            s, large.HessianTraces(smp.mean(0), smp, False, "hutchinson", S_MODEL), 1.0)
+        lhs, rhs = mlp_bounds._thm8_parts(
+            s, mlp_bounds.HessianTraces(smp.mean(0), smp, False, "hutchinson", S_MODEL), 1.0)
         sq, se = lhs.details["squared_norm"], lhs.details["squared_norm_stderr"]
         acc += weight * np.array([sq, sq * sq, se * se, rhs.stderr**2])
     return acc, i1 * i1 * np.outer(hv2, hv2), i1 * hv2, tr.samples.numpy().reshape(-1), hv2

@@ -140,3 +140,150 @@ def test_every_room_says_what_it_holds_and_may_import() -> None:
         assert doc.startswith(f"{room} room:"), init
         assert "May import:" in doc, init
         assert "see DESIGN" not in doc and "issue" not in doc.lower(), init
+
+
+# --- no import circles inside the package --------------------------------------------------------
+
+
+def module_name(path: Path) -> str:
+    """``fisher_verify.room.module`` for a file of the package (a package for ``__init__``)."""
+    parts = ["fisher_verify", *path.relative_to(ROOT).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(source: str, path: Path, modules: set[str]) -> list[tuple[str, int]]:
+    """(module, line) for every import of another module of the package in ``source``, at
+    module level or inside a function, relative or absolute, ``fv.<name>`` included.
+
+    ``from .pkg import name`` counts as an import of ``pkg.name`` when that is a module of the
+    package (``modules``), else of ``pkg``; an export of the root resolves to its defining
+    module."""
+    here = module_name(path)
+    package = here if path.name == "__init__.py" else here.rsplit(".", 1)[0]
+    tree = ast.parse(source)
+    found: list[tuple[str, int]] = []
+    aliases: set[str] = set()
+
+    def add(base: str, names: list[str], line: int) -> None:
+        for name in names or [""]:
+            full = f"{base}.{name}" if name else base
+            if full in modules:
+                found.append((full, line))
+            elif base == "fisher_verify" and name in EXPORTS:
+                found.append((EXPORTS[name], line))
+            elif base in modules and base != "fisher_verify":
+                found.append((base, line))
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - (node.level - 1)])
+                if node.module:
+                    base = f"{base}.{node.module}"
+            elif node.module and (node.module + ".").startswith("fisher_verify."):
+                base = node.module
+            elif node.module == "fisher_verify":
+                base = "fisher_verify"
+            else:
+                continue
+            add(base, [a.name for a in node.names], node.lineno)
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name == "fisher_verify":
+                    aliases.add(a.asname or a.name)
+                elif a.name.startswith("fisher_verify.") and a.name in modules:
+                    found.append((a.name, node.lineno))
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and node.value.id in aliases and node.attr in EXPORTS):
+            found.append((EXPORTS[node.attr], node.lineno))
+    return [(m, line) for m, line in found if m != here]
+
+
+def import_cycles(files: list[tuple[Path, str]]) -> list[str]:
+    """Every circle of imports between modules, each named as ``a:line -> b:line -> … -> a``
+    (one per strongly connected component, Tarjan's algorithm)."""
+    modules = {module_name(p) for p, _ in files}
+    edges: dict[str, dict[str, int]] = {m: {} for m in modules}
+    for path, source in files:
+        src = module_name(path)
+        for target, line in imported_modules(source, path, modules):
+            edges[src].setdefault(target, line)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    components: list[list[str]] = []
+
+    def visit(v: str) -> None:  # recursive Tarjan; the package is far shallower than the limit
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(edges[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                components.append(sorted(comp))
+
+    for v in sorted(modules):
+        if v not in index:
+            visit(v)
+    out = []
+    for comp in components:  # one concrete circle through the component's first module
+        inside = set(comp)
+        start = comp[0]
+        path, seen = [start], {start}
+        while True:
+            nxt = sorted(w for w in edges[path[-1]] if w in inside)
+            back = [w for w in nxt if w == start]
+            step = back[0] if back and len(path) > 1 else next(
+                (w for w in nxt if w not in seen), start)
+            if step == start:
+                break
+            path.append(step)
+            seen.add(step)
+        hops = [f"{a} (line {edges[a][b]})" for a, b in zip(path, path[1:] + [start])]
+        out.append(" -> ".join(hops) + f" -> {start}"
+                   + (f" (circles among {', '.join(comp)})" if len(comp) > len(path) else ""))
+    return out
+
+
+def test_no_import_cycles() -> None:
+    """No module imports, directly or through others, a module that imports it back; imports
+    inside functions count (a function-level import only hides a circle, it does not remove
+    one)."""
+    assert import_cycles(package_files()) == []
+
+
+def test_the_cycle_check_can_fail() -> None:
+    """A circle through a function-level relative import, one through an absolute import and
+    ``fv.<name>``, and a three-module circle are each found and named."""
+    cases = [
+        (ROOT / "fisher" / "a.py", "from .b import f\n"),
+        (ROOT / "fisher" / "b.py", "def f():\n    from . import a\n    return a\n"),
+        (ROOT / "models" / "c.py", "import fisher_verify.models.d\n"),
+        (ROOT / "models" / "d.py", "import fisher_verify as fv\nx = fv.variance\n"),
+        (ROOT / "fisher" / "covariance.py", "from ..models import c\n"),
+        (ROOT / "families" / "p.py", "from .q import x\n"),
+        (ROOT / "families" / "q.py", "from .r import x\n"),
+        (ROOT / "families" / "r.py", "from fisher_verify.families.p import x\n"),
+    ]
+    found = import_cycles(cases)
+    assert len(found) == 3, found
+    assert any("fisher_verify.fisher.a (line 1) -> fisher_verify.fisher.b (line 2)" in c
+               for c in found), found
+    assert any("fisher_verify.models.c" in c and "fisher_verify.fisher.covariance" in c
+               for c in found), found
+    assert any(c.count("fisher_verify.families.") == 4 for c in found), found

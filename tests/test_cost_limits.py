@@ -15,9 +15,9 @@ from test_models_cli import workdir  # noqa: F401 - the fixture: a user's model 
 
 import fisher_verify as fv
 import fisher_verify.fisher.estimators
-import fisher_verify.fisher.large
-import fisher_verify.fisher.large_norms
 import fisher_verify.fisher.streamed
+import fisher_verify.models.mlp
+import fisher_verify.models.mlp_norms
 import fisher_verify.numpy_files  # noqa: F401 - imported before tracemalloc counts bytes
 from fisher_verify.errors import FisherVerifyError, ShapeError, UnsupportedError
 from fisher_verify.models import decision

@@ -2,7 +2,7 @@
 non-negative, so the summed terms' magnitude is the norm itself (proofs/ext_sharded.py).
 
 Pair terms come from a dense route written here (full Jacobians, output Hessians and the
-family's moments, contracted by einsum), independent of fisher.large_norms; their sum must give
+family's moments, contracted by einsum), independent of models.mlp_norms; their sum must give
 the norms of fisher.bounds, and each is a trace of a product of PSD matrices: non-negative.
 """
 

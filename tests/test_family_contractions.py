@@ -20,7 +20,7 @@ import torch
 import fisher_verify as fv
 from fisher_verify.families import family as family_module
 from fisher_verify.families.contractions import DenseContractions, OneHotContractions
-from fisher_verify.fisher import large
+from fisher_verify.models import mlp, mlp_bounds
 from fisher_verify.networks.network import Network
 
 ROOT = Path(fv.__file__).resolve().parent
@@ -240,13 +240,13 @@ def test_categorical_k1000_never_builds_a_dense_moment_tensor(monkeypatch: pytes
     var1_ref /= M * M
     for name in ("fisher", "kappa3", "kappa4", "central_moment4", "kappa4_contract"):
         monkeypatch.setattr(fam, name, _refuse)
-    d = large.diagonals(net, X, 1, device="cpu")
+    d = mlp.diagonals(net, X, 1, device="cpu")
     _close(d.fisher, fisher_ref, 1e-10)
     _close(d.variance_1, var1_ref, 1e-10)
     assert np.all(np.isfinite(d.variance_2))
-    bound = large.thm7_large(net, X, 1, device="cpu", method="exact")
+    bound = mlp_bounds.thm7_large(net, X, 1, device="cpu", method="exact")
     assert bound.lhs is not None and np.isfinite(bound.lhs) and np.isfinite(bound.rhs)
-    b8 = large.thm8_large(net, X, 1, device="cpu", method="exact")
+    b8 = mlp_bounds.thm8_large(net, X, 1, device="cpu", method="exact")
     assert np.isfinite(b8.rhs)
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, K)).double()
     with torch.no_grad():

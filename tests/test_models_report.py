@@ -146,7 +146,7 @@ def test_thm8_of_a_conv_model_matches_the_dense_route(fam_name: str) -> None:
 
 
 def test_thm8_of_an_mlp_matches_the_network_bounds() -> None:
-    """An Eq. 3 MLP goes through fisher.large's closed form; expected: fv.bounds on the
+    """An Eq. 3 MLP goes through models.mlp's closed form; expected: fv.bounds on the
     equivalent Network (dense Hessians)."""
     torch.manual_seed(6)
     model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 3, bias=True))

@@ -22,7 +22,7 @@ import torch.distributed as dist
 
 import fisher_verify as fv
 from fisher_verify.distributed import process_group
-from fisher_verify.fisher import large, large_norms
+from fisher_verify.models import mlp, mlp_bounds, mlp_norms
 
 
 def setup(name):
@@ -36,21 +36,21 @@ def compute(distributed):
     out = {}
     for name in ("categorical", "poisson"):
         net, X = setup(name)
-        s = large._setup(net, X, "cpu", None)
+        s = mlp._setup(net, X, "cpu", None)
         rank, world = process_group(distributed) if distributed else (0, 1)
         for st in ("thm-7", "thm-8"):
-            exact, _ = large_norms.pair_norm(net, X, 3, st, method="exact", block=2,
+            exact, _ = mlp_norms.pair_norm(net, X, 3, st, method="exact", block=2,
                                              device="cpu", distributed=distributed)
-            sampled, _ = large_norms.pair_norm(net, X, 3, st, method="sampled", block=2,
+            sampled, _ = mlp_norms.pair_norm(net, X, 3, st, method="sampled", block=2,
                                                sample_inputs=4, seed=5, device="cpu",
                                                distributed=distributed)
             out[f"{name} {st} exact"] = exact.value
             out[f"{name} {st} sampled"] = sampled.value
             out[f"{name} {st} sampled stderr"] = sampled.stderr
-        out[f"{name} thm-7 rhs"] = large_norms.thm7_rhs(s, 3.0, 2, rank, world)
-        out[f"{name} thm-8 rhs"] = large_norms.thm8_rhs(s, 3.0, 2, rank, world)
-        b7 = large.thm7_large(net, X, 3, device="cpu", method="exact", distributed=distributed)
-        b8 = large.thm8_large(net, X, 3, device="cpu", method="exact", distributed=distributed)
+        out[f"{name} thm-7 rhs"] = mlp_norms.thm7_rhs(s, 3.0, 2, rank, world)
+        out[f"{name} thm-8 rhs"] = mlp_norms.thm8_rhs(s, 3.0, 2, rank, world)
+        b7 = mlp_bounds.thm7_large(net, X, 3, device="cpu", method="exact", distributed=distributed)
+        b8 = mlp_bounds.thm8_large(net, X, 3, device="cpu", method="exact", distributed=distributed)
         out[f"{name} thm7_large"] = (b7.lhs, b7.rhs)
         out[f"{name} thm8_large"] = (b8.lhs, b8.rhs)
     return out

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from fisher_verify.fisher.ustat import jackknife_stderr, u_statistic_deleted
-from fisher_verify.models.diagonals import Diagonals
+from fisher_verify.models.workspace import Diagonals
 from fisher_verify.proofs import discover, run_all, select
 
 
@@ -151,14 +151,14 @@ def test_model_hutchinson_stderr_is_pinned_by_enumerating_the_probes(monkeypatch
 
 
 def test_thm8_hutchinson_stderrs_are_pinned_by_enumerating_the_probes(monkeypatch) -> None:
-    """thm8_large's Hutchinson route (fisher/large.py): the per-probe trace samples of all 2^P
+    """thm8_large's Hutchinson route (models/mlp.py): the per-probe trace samples of all 2^P
     Rademacher probes (P = 4) are obtained once by substituting torch.randint, then every
     S-tuple of them goes through the library's combination (_thm8_parts): the squared norm's
     mean and its stderr² have the exact E[U], Var(U) and E[se²] of the probe kernel
     f(v, v') = I² ‖Hv‖² ‖Hv'‖² (dense Hessian by torch.func), and the rhs's stderr² has mean
     Var(r)/S."""
     import fisher_verify as fv
-    from fisher_verify.fisher import large
+    from fisher_verify.models import mlp, mlp_bounds
     from fisher_verify.proofs.support import dense_derivatives
 
     rng = np.random.default_rng(5)
@@ -177,7 +177,7 @@ def test_thm8_hutchinson_stderrs_are_pinned_by_enumerating_the_probes(monkeypatc
         return out
 
     monkeypatch.setattr(torch, "randint", fake)
-    tr = large.hessian_traces(net, x, method="hutchinson", probes=len(vals))
+    tr = mlp_bounds.hessian_traces(net, x, method="hutchinson", probes=len(vals))
     monkeypatch.setattr(torch, "randint", real)
     samples = tr.samples  # (2^P, 1, 1): ‖H v‖² per probe value
     _, H = dense_derivatives(net, x)
@@ -189,12 +189,12 @@ def test_thm8_hutchinson_stderrs_are_pinned_by_enumerating_the_probes(monkeypatc
     w = np.full(len(vals), 1.0 / len(vals))
     theta, var_u, e_se2 = _hoeffding(f, w, S)
     assert theta == pytest.approx(I * I * np.sum(H[0, 0] ** 2) ** 2, rel=1e-10)
-    s = large._setup(net, x, None, None)
+    s = mlp._setup(net, x, None, None)
     acc = np.zeros(5)
     r_all = I * hv2.sum(1)
     for tup in itertools.product(range(len(vals)), repeat=S):
         smp = samples[list(tup)]
-        lhs, rhs = large._thm8_parts(s, large.HessianTraces(smp.mean(0), smp, False, "hutchinson",
+        lhs, rhs = mlp_bounds._thm8_parts(s, mlp_bounds.HessianTraces(smp.mean(0), smp, False, "hutchinson",
                                                             S), 1.0)
         sq, sq_se = lhs.details["squared_norm"], lhs.details["squared_norm_stderr"]
         acc += np.array([sq, sq * sq, sq_se**2, rhs.stderr**2, rhs.value]) / len(vals) ** S

@@ -1,8 +1,9 @@
 """A family's moments at a batch of natural parameters, contracted with the engine's vectors.
 
-The PyTorch engines (:mod:`fisher_verify.fisher.large`, :mod:`fisher_verify.fisher.large_norms`,
-:mod:`fisher_verify.models`) need four things of the output family at ``h`` (torch, (m, d)),
-each contracted with Jacobian columns or rows and never formed as an ``n_L⁴ P`` array:
+The PyTorch engine (:mod:`fisher_verify.models`: its Eq. 3 rule
+:mod:`~fisher_verify.models.mlp`, :mod:`~fisher_verify.models.mlp_norms` and its generic rule)
+needs four things of the output family at ``h`` (torch, (m, d)), each contracted with Jacobian
+columns or rows and never formed as an ``n_L⁴ P`` array:
 
 * eq-6, lemma-5: ``uᵀ I(h) v``;
 * thm-4 (remark-4.1): ``C[u⁴]`` and ``C[a, b, a, b]`` with ``C = K − I⊗I``, ``K`` the fourth

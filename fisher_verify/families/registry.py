@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from typing import Any
+
+import numpy as np
 
 from ..errors import ParameterError, UnknownFamilyError
 from .catalog import BUILDERS, ENTRIES, EXAMPLES, PARAMETERS, Examples
@@ -25,6 +28,22 @@ def family_examples() -> list[tuple[str, Examples]]:
     grid): the one source the tests, strategies, tightness sweep, figures and stability proof
     read, so that a family registered once is picked up by all of them (issue 19)."""
     return [(name, EXAMPLES[name]) for name in BUILDERS]
+
+
+def _nested_tuple(value: Any) -> Any:
+    """Nested lists, an array or their JSON text (the CLI's ``--param cov=[[2,0.6],[0.6,1]]``)
+    as nested tuples (hashable, the same numbers); anything else unchanged, for the builder to
+    judge."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return tuple(_nested_tuple(v) for v in value)
+    return value
 
 
 @cache
@@ -83,6 +102,8 @@ def family(name: str, **params: Any) -> Family:
             f"family {name!r} has no parameter {', '.join(unknown)}; its parameters: {valid}"
         )
     for key, value in sorted(params.items()):
+        if isinstance(allowed.get(key), tuple):  # a matrix parameter (multivariate_normal's cov)
+            value = params[key] = _nested_tuple(value)
         try:
             hash(value)
         except TypeError:  # a list or an array: never a family parameter, so name it

@@ -232,7 +232,7 @@ def sample_estimators(
         FisherVerifyError: ``n`` is not an integer >= 1, or ``rng`` is not a seed/Generator.
         UnsupportedError: the draws would exceed ``memory_budget``, naming both.
     """
-    from .large import check_budget
+    from ..validation import check_budget
 
     net = require_network(net)
     count = check_count(n, "number of samples n")

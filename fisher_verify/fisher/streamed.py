@@ -5,7 +5,7 @@ sum over inputs (``eq-6``, ``thm-4``, ``thm-6`` element-wise, the right-hand sid
 ``thm-7``/``thm-8`` and the ingredients of ``thm-10``), so it is accumulated a chunk of inputs
 at a time: memory is the ``P × P`` accumulators plus one chunk's derivatives, never the
 ``(M, n_L, P, P)`` output Hessians of every input; time is ``O(M)``. The norms (sums over
-*pairs* of inputs) go through :mod:`.large_norms`, costed first.
+*pairs* of inputs) go through :mod:`fisher_verify.models.mlp_norms`, costed first.
 """
 
 from __future__ import annotations

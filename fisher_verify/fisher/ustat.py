@@ -1,7 +1,8 @@
 """The order-2 U-statistic over S draws and its delete-one jackknife standard error.
 
 Every estimate of a quadratic quantity here is one: sampled input pairs for the thm-7/thm-8
-norms (:mod:`.large_norms`), Hutchinson probes for ‖Cov(Î₂)‖_F (thm-8, :mod:`.large`) and for
+norms (:mod:`fisher_verify.models.mlp_norms`), Hutchinson probes for ‖Cov(Î₂)‖_F (thm-8,
+:mod:`fisher_verify.models.mlp_bounds`) and for
 the Var(Î₂) diagonal of any model (thm-6, :mod:`fisher_verify.models.hessian`). With a
 symmetric kernel ``f`` over S draws, ``total = Σ_{s,s'} f(s, s')``, ``self_s = f(s, s)`` and
 ``cross_s = Σ_{s'} f(s, s')``:

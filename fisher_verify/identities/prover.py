@@ -122,6 +122,8 @@ class _Prover:
 
     # raw moments up to order 4, from the density, once
     def raw(self) -> dict[tuple[int, ...], sp.Expr] | None:
+        if not self.d.symbolic_density:
+            self._raw_failed = True
         if self._raw is None and not self._raw_failed:
             monos = [p for p in itertools.product(range(5), repeat=self.fam.dim) if 0 < sum(p) <= 4]
             budget = self.seconds * 4
@@ -196,33 +198,8 @@ class _Prover:
         )
 
 
-def prove_family(fam: Family, seconds: float = 20.0, seed: int = 0) -> list[IdentityResult]:
-    """Prove every identity of issue 2 for ``fam``.
-
-    Covers the log-normalizer, the stable kernels, ``lemma-2``, ``lemma-5``, ``remark-5.1``,
-    ``table-1`` and ``fig-1``; ``seconds`` limits each SymPy attempt before mpmath takes over.
-    """
-    from .generic import generic_proof
-
-    if fam.factors != (fam,):
-        # a product's identities are its components' (independence); each is proved on its own
-        out = []
-        for comp in fam.factors:
-            for r in prove_family(comp, seconds, seed):
-                r.family = f"{fam.label} / {comp.label}"
-                out.append(r)
-        return out
-    generic = generic_proof(fam, seconds, seed)
-    if generic is not None:
-        return generic
-    from ..symbolic.cache import disk_cached
-
-    return disk_cached(
-        ("identities", *fam.definition.key, seconds, seed), lambda: _prove(fam, seconds, seed), list
-    )
-
-
-def _prove(fam: Family, seconds: float, seed: int) -> list[IdentityResult]:
+def prove_at_values(fam: Family, seconds: float, seed: int) -> list[IdentityResult]:
+    """Every identity of ``fam`` at its own parameter values (no cache, no dispatch)."""
     p = _Prover(fam, seconds, seed)
     results = _moment_identities(p)
     results.extend(_table_1(p))
@@ -259,7 +236,8 @@ def _moment_identities(p: _Prover) -> list[IdentityResult]:
 
 def _log_normalizer(p: _Prover) -> IdentityResult:
     claim = r"\int e^{t(y)^\top h}\, b(y)\, d\mu(y) = e^{F(h)}"
-    z = attempt(lambda: density_integral(p.d, sp.Integer(1)), p.seconds)
+    z = (attempt(lambda: density_integral(p.d, sp.Integer(1)), p.seconds)
+         if p.d.symbolic_density else None)
     if z is not None:
         # h_j = log(1 − w_j), w_j > 0, on the components that must be negative: SymPy then
         # knows 1 − e^{h_j} = w_j > 0, which (1 − e^h)^{−r} = e^{−r log(1 − e^h)} needs
@@ -425,9 +403,10 @@ def _table_1(p: _Prover) -> list[IdentityResult]:
 
 
 def _mean_of(fam: Family, m: sp.Symbol) -> sp.Expr:
-    # η in the mean parameter m: binomial's m is the success probability (η = n·p); every other
-    # family's m is the mean itself
-    return fam.params["n"] * m if fam.name == "binomial" else m
+    # η in the mean parameter m, as the definition states it (binomial: n·p, logarithmic: the
+    # textbook mean in θ); every other family's m is the mean itself
+    eta = fam.definition.eta_of_mean
+    return eta[0] if eta is not None else m
 
 
 def _fig_1(p: _Prover) -> list[IdentityResult]:

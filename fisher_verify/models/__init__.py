@@ -1,20 +1,31 @@
-"""models room: any PyTorch model, its exact Fisher diagonals and both estimators' variances.
+"""models room: the one PyTorch engine: exact Fisher diagonals, both estimators' variances and
+the thm-7/thm-8 norms of any network, from an Eq. 3 MLP to any ``nn.Module``.
 
-The paper's thm-4 needs only the Jacobian ``J = ∂h_L/∂θ`` per input and thm-6 the output
-Hessians, so nothing here assumes the Eq. 3 network of :mod:`fisher_verify.networks`:
+The room keeps its name from when it held only the any-model route. The paper's thm-4 needs only
+the Jacobian ``J = ∂h_L/∂θ`` per input and thm-6 the output Hessians, so the engine looks up,
+for the model and each of its modules, the rule that computes them (:mod:`.rules`, the table):
 
-- :mod:`.prepared`: a float64 working copy of the user's module (the user's object is never
-  changed; a stock float64 model is only run forward, not copied), the per-input function
-  ``θ ↦ h_L(x)`` and the checks on it;
-- :mod:`.data`: inputs from a tensor, a dataset or a DataLoader, in batches sized from a
-  memory budget;
-- :mod:`.shard`: the same sums split over ``torch.distributed`` processes;
-- :mod:`.diagonals`: ``diag I(θ)`` (eq-6) and ``Var(Î₁)`` (thm-4), exact, streamed;
-- :mod:`.taps`: the same sums through the Linear and Conv layers by plain autograd (one
+- :mod:`.rules`: the table from model or layer kind to its rule, the registration point for
+  a user's own layer kind, and the stated failure where no rule applies;
+- the ``mlp`` rule, an Eq. 3 network: :mod:`.mlp` (lemma-13's factors: the diagonals and
+  ``Var(Î₂)`` at depth, chunked within a memory budget), :mod:`.mlp_norms` (the thm-7/thm-8
+  norms streamed and sharded over pairs of input blocks, their cost model), :mod:`.mlp_bounds`
+  (thm-7, thm-8, the Hessian traces), :mod:`.mlp_route` (the rule recognised in a user's
+  ``nn.Sequential``), :mod:`.device`;
+- :mod:`.linear`: the ``linear`` rule, ``nn.Linear`` through its output derivatives;
+- :mod:`.taps`: diag I(θ) and Var(Î₁) through the Linear and Conv layers by plain autograd (one
   forward pass of the batch, ``n_L`` reverse passes, self-checked against per-input autograd;
   no torch.func, no copy of a stock float64 model), the generic per-input route elsewhere;
-- :mod:`.hessian`: ``Var(Î₂)`` (thm-6), exact where the structure allows, else a labelled
-  unbiased estimate;
+- :mod:`.prepared`: a float64 working copy of the user's module (the user's object is never
+  touched), the per-input function ``θ ↦ h_L(x)`` and the checks on it;
+- :mod:`.data`: inputs from a tensor, a dataset or a DataLoader, in batches sized from a
+  memory budget;
+- :mod:`.workspace`: what every rule works on (prepared model, input stream, process group,
+  budget) and the per-parameter result;
+- :mod:`.diagonals`: ``diag I(θ)`` (eq-6) and ``Var(Î₁)`` (thm-4), exact, streamed, the
+  sums split over ``torch.distributed`` processes;
+- :mod:`.hessian`: ``Var(Î₂)`` (thm-6), exact where a rule allows, else a labelled unbiased
+  estimate;
 - :mod:`.report`: :func:`analyze_model`, per parameter tensor and per layer;
 - :mod:`.as_network`: the module through the interface the estimator gate reads (dense
   autograd Jacobians and output Hessians), its exact reference for any model;

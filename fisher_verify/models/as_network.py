@@ -300,7 +300,8 @@ def module_network(model: Any, family: Any, X: Any) -> ModuleNetwork:
     function, and the result's ``note`` says so.
 
     Raises:
-        UnsupportedError / ShapeError: what :func:`prepare_model` refuses; a dense J above
+        UnsupportedError / ShapeError: what :func:`prepare_model` refuses; a module no rule of
+            the engine can differentiate (:mod:`.rules`); a dense J above
             :data:`JACOBIAN_BUDGET` on ``X``.
     """
     import torch
@@ -319,6 +320,9 @@ def module_network(model: Any, family: Any, X: Any) -> ModuleNetwork:
             "statistics): your model is in train() mode, where its output is random; an estimator "
             "that keeps dropout on estimates something else")
     prep = prepare_model(model, family, example, eval_mode=True)
+    from .rules import probe_generic
+
+    probe_generic(prep, example)  # a module no rule can differentiate is named now, not later
     net = ModuleNetwork(prep, tuple(Xt.shape[1:]), Xt.dtype, note)
     net._check_jacobian_size(int(Xt.shape[0]))
     return net

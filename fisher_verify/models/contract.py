@@ -9,7 +9,7 @@ The contractions are the family's own (``Family.contractions``,
 :mod:`fisher_verify.families.contractions`): the categorical family's direct forms on its finite
 support (O(K) per parameter, centred at the dominant class so saturated logits keep their
 relative accuracy), the dense ``C`` (``n_L⁴`` numbers per input, contracted with ``u ⊗ u``)
-for the others. The same objects serve the Eq. 3 path of :mod:`fisher_verify.fisher.large`.
+for the others. The same objects serve the Eq. 3 path of :mod:`fisher_verify.models.mlp`.
 """
 
 from __future__ import annotations

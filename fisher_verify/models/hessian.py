@@ -4,7 +4,7 @@
 (thm-6, diagonal). Three routes, chosen per parameter tensor and reported per tensor:
 
 * ``"eq3"`` (exact): the model is an Eq. 3 MLP (``nn.Sequential`` of ``Linear`` layers and one
-  smooth activation): the pre-activation Hessian recursion of :mod:`fisher_verify.fisher.large`;
+  smooth activation): the pre-activation Hessian recursion of :mod:`fisher_verify.models.mlp`;
 * ``"hessian"`` (exact): a tensor with at most :data:`EXACT_TENSOR_LIMIT` entries: its diagonal
   Hessian block per output, by forward-over-reverse differentiation (``p`` HVPs per output);
 * ``"linear"`` (exact): weight and bias of a Linear layer applied once per input to a vector
@@ -26,14 +26,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..distributed import all_reduce_sums
 from ..errors import ShapeError, UnsupportedError
 from ..fisher.ustat import jackknife_stderr, u_statistic_deleted
 from .data import Progress
-from .diagonals import MAX_BATCH, Diagonals, Workspace, moments, plan
+from .mlp_route import mlp_network, mlp_sums
 from .prepared import second_order
-from .shard import all_reduce_sums
+from .workspace import MAX_BATCH, Diagonals, Workspace, moments, plan
 
-__all__ = ["EXACT_TENSOR_LIMIT", "LINEAR_EXACT_LIMIT", "eq3_network", "variance2_diagonal"]
+__all__ = ["EXACT_TENSOR_LIMIT", "LINEAR_EXACT_LIMIT", "METHODS", "variance2_diagonal"]
 
 #: Parameter tensors up to this many entries get exact Hessian-diagonal blocks.
 EXACT_TENSOR_LIMIT = 64
@@ -41,73 +42,6 @@ EXACT_TENSOR_LIMIT = 64
 LINEAR_EXACT_LIMIT = 256
 
 METHODS = ("auto", "eq3", "hessian", "hutchinson")
-
-
-def eq3_network(ws: Workspace) -> tuple[Any, dict[str, tuple[int, int]]] | None:
-    """The Eq. 3 :class:`~fisher_verify.Network` of the working copy and, per parameter name,
-    its ``(layer, column slice start)``; ``None`` when the model is not a plain MLP."""
-    import torch
-
-    from ..errors import FisherVerifyError
-    from ..networks.network import Network
-    from ..networks.torch_import import weights_from_sequential
-
-    prep = ws.prep
-    mod = prep.module
-    if prep.output is not None or not isinstance(mod, torch.nn.Sequential) or prep.fixed:
-        return None
-    try:
-        # zero bias columns for Linear(bias=False): only the model's own parameters are read
-        # back through ``where`` below, and the weights' derivatives do not depend on them
-        weights, activation = weights_from_sequential(mod, zero_bias=True)
-        net = Network.from_weights(weights, activation, family=prep.family)
-    except FisherVerifyError:
-        return None
-    where: dict[str, tuple[int, int]] = {}
-    layer = 0
-    for i, sub in enumerate(mod):
-        if isinstance(sub, torch.nn.Linear):
-            where[f"{i}.weight"] = (layer, 0)
-            if sub.bias is not None:
-                where[f"{i}.bias"] = (layer, -1)
-            layer += 1
-    if set(where) != set(prep.params):
-        return None
-    return net, where
-
-
-def _eq3_sums(ws: Workspace, found: tuple[Any, dict[str, tuple[int, int]]]) -> tuple[dict[str, Any], int]:
-    """Unscaled ``Σ_m d_mᵀ I d_m`` per parameter through fisher.large (exact)."""
-    import torch
-
-    from ..fisher.large import diagonals
-
-    net, where = found
-    prep = ws.prep
-    sums = {k: torch.zeros(int(p.numel()), dtype=prep.dtype, device=prep.device)
-            for k, p in prep.params.items()}
-    count = 0
-    # per input the recursion holds n_L × width numbers per layer, plus full n_L × n² Hessians
-    # of the hidden layers below the last two (fisher.large); the batch comes from the budget
-    # and is passed on, never a fixed default chunk
-    widths = list(net.widths)
-    square = max(widths[1:-2]) ** 2 if len(widths) >= 4 else 0
-    per_input = 6 * (prep.n_L * (square + sum(widths)) + sum(widths))
-    itemsize = 8 if prep.dtype == torch.float64 else 4
-    batch = int(max(1, min(MAX_BATCH, ws.memory // (itemsize * per_input))))
-    for X in ws.stream.batches(batch):
-        Mb = int(X.shape[0])
-        d = diagonals(net, X.reshape(Mb, -1), 1, fisher=False, variance_1=False, variance_2=True,
-                      device=str(prep.device), dtype=prep.dtype, batch_size=batch)
-        assert d.variance_2 is not None
-        flat = torch.as_tensor(d.variance_2, dtype=prep.dtype, device=prep.device) * (Mb * Mb)
-        off = net.offsets
-        for name, (layer, col) in where.items():
-            block = flat[off[layer]:off[layer + 1]].reshape(net.shapes[layer])
-            part = block[:, -1] if col == -1 else block[:, :-1]
-            sums[name] += part.reshape(-1)
-        count += Mb
-    return sums, count
 
 
 def _hessian_block_diagonal(ws: Workspace, X: Any, name: str) -> Any:
@@ -222,9 +156,9 @@ def variance2_diagonal(
     if check_probes(probes) == "auto":
         raise ShapeError("probes='auto' is resolved by model_diagonals; give a count here")
     if method in ("auto", "eq3"):
-        found = eq3_network(ws)
+        found = mlp_network(ws)
         if found is not None:
-            sums, count = _eq3_sums(ws, found)
+            sums, count = mlp_sums(ws, found)
             all_reduce_sums(list(sums.values()), ws.world)
             shaped = {k: v.reshape(prep.params[k].shape) for k, v in sums.items()}
             return Diagonals(shaped, {k: True for k in sums},

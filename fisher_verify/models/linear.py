@@ -38,14 +38,15 @@ class LinearTaps:
     """Hooks on the working copy's Linear modules: record inputs, add the perturbation ε."""
 
     def __init__(self, prep: Any, example: Any) -> None:
-        import torch
+        from .rules import rule_for
 
         self.prep = prep
         self.eps: dict[str, Any] | None = None
         self.record: dict[str, list[Any]] | None = None
         candidates = {}
         for name, mod in prep.module.named_modules():
-            if type(mod) is torch.nn.Linear and f"{name}.weight" in prep.params:
+            rule = rule_for(mod)  # the table's "linear" rule: nn.Linear itself
+            if rule is not None and rule.taps and f"{name}.weight" in prep.params:
                 bias = f"{name}.bias" if mod.bias is not None else None
                 if bias is not None and bias not in prep.params:
                     continue

@@ -360,6 +360,9 @@ def prepare_model(
                 "needed so that the user's module is left untouched"
             ) from None
         work = work.to(device=dev, dtype=dtype)
+        from .rules import apply_layer_rules
+
+        apply_layer_rules(work)  # the user's own layer kinds run their registered forward (.rules)
         if eval_mode:
             work.eval()
     params = {k: v.detach() for k, v in work.named_parameters() if v.requires_grad}

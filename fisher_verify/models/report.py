@@ -23,15 +23,9 @@ from ..fisher.tradeoff import REASONS, reason_for, tradeoff
 from ..validation import check_flag, check_fraction
 from .contract import excess_pairs
 from .decision import UNDECIDED, compare, interval, spans_zero
-from .diagonals import (
-    Diagonals,
-    Workspace,
-    check_second_order_options,
-    model_diagonals,
-    open_workspace,
-    plan,
-)
+from .diagonals import check_second_order_options, model_diagonals
 from .prepared import second_order
+from .workspace import Diagonals, Workspace, open_workspace, plan
 
 __all__ = ["AUTOGRAD_HESSIAN_PASSES", "DENSE_HESSIAN_ELEMENTS", "DENSE_HESSIAN_INPUTS", "DENSE_HESSIAN_P", "GRAM_LIMIT",
            "THM8_TIME_BUDGET",
@@ -391,7 +385,7 @@ def thm8_model(ws: Workspace, n: int) -> tuple[float, float, str] | str:
     """``(‖Cov(Î₂)‖_F, thm-8 bound, how)`` exactly, or why it was not computed.
 
     thm-8: ``‖Cov(Î₂)‖_F ≤ (1/(M²N)) Σ_m ‖∂²h_L(x_m)‖_F² ‖I(h_L(x_m))‖_F``, the lhs from thm-6.
-    An Eq. 3 MLP goes through the closed form of :func:`fisher_verify.fisher.large.thm8_large`
+    An Eq. 3 MLP goes through the closed form of :func:`fisher_verify.models.mlp_bounds.thm8_large`
     (any P, streamed within the memory budget); any other model through its dense output
     Hessians (torch.func) and :func:`fisher_verify.fisher.bounds.thm8_sides`, up to
     ``DENSE_HESSIAN_P`` parameters. The caller refuses non-C² models first.
@@ -400,15 +394,15 @@ def thm8_model(ws: Workspace, n: int) -> tuple[float, float, str] | str:
     import torch
 
     from ..fisher.bounds import thm8_sides
-    from ..fisher.large import thm8_large
-    from .hessian import eq3_network
+    from .mlp_bounds import thm8_large
+    from .mlp_route import mlp_network
 
     prep = ws.prep
     if ws.world > 1:
         return "not computed across processes (the norm pairs inputs of every shard)"
     X = _all_inputs(ws)
     M, P = int(X.shape[0]), prep.num_params
-    found = eq3_network(ws)
+    found = mlp_network(ws)
     # a Linear(bias=False) layer gets a zero bias column in the Eq. 3 network: its closed form
     # would sum over parameters the model does not have, so such a model goes the dense way
     if found is not None and found[0].num_params == P:
@@ -419,7 +413,7 @@ def thm8_model(ws: Workspace, n: int) -> tuple[float, float, str] | str:
         except FisherVerifyError as exc:
             return f"not computed exactly (Eq. 3 closed form): {exc}"
         assert b.lhs is not None and b.rhs is not None  # method="exact" gives both or raises
-        return float(b.lhs), float(b.rhs), "exact, Eq. 3 closed form (fisher.large.thm8_large)"
+        return float(b.lhs), float(b.rhs), "exact, Eq. 3 closed form (models.mlp_bounds.thm8_large)"
     why = ("the model is not an Eq. 3 MLP, so thm-8 needs its dense (M, n_L, P, P) output "
            "Hessians")
     if P > DENSE_HESSIAN_P:

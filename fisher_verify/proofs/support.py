@@ -121,13 +121,17 @@ def random_networks(
 def output_family(name: str, n_out: int) -> Any:
     """A family of dimension ``n_out`` built from ``name`` (itself, or a product of copies).
 
+    A family with K classes (categorical, multinomial) is built with K = ``n_out``;
     ``categorical`` with one output is Bernoulli; ``normal_unknown_variance`` (dimension 2)
     with an odd number of outputs is completed by a ``normal`` output (one output: ``normal``).
     """
     import fisher_verify as fv
+    from fisher_verify.families.catalog import PARAMETERS
 
     if name == "categorical":
         return fv.family("categorical", K=n_out) if n_out > 1 else fv.family("bernoulli")
+    if "K" in PARAMETERS[name] and n_out > 1:  # a family whose dimension is its K classes
+        return fv.family(name, K=n_out)
     base = fv.family(name)
     if base.dim == n_out:
         return base

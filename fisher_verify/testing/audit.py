@@ -276,8 +276,8 @@ def audit_diagonal(
     import torch
     from torch.func import functional_call, jvp
 
-    from ..models.diagonals import open_workspace
     from ..models.prepared import second_order
+    from ..models.workspace import open_workspace
     from ..testing.gate_kinds import sum_moments
     from .catoni import catoni_mean, catoni_radius_factor, catoni_scale, minimum_catoni_draws
 

@@ -43,11 +43,11 @@ __all__ = [
 ]
 
 #: Above this many entries of the output Hessians ``(M, n_L, P, P)`` the ``Î₂`` variances use
-#: the PyTorch path (:mod:`fisher_verify.fisher.large` and Hessian-vector products).
+#: the PyTorch path (:mod:`fisher_verify.models.mlp` and Hessian-vector products).
 DENSE_HESSIAN_LIMIT = 20_000_000
 
 #: Above this many parameters the ``Î₁`` diagonal variances use
-#: :func:`fisher_verify.fisher.large.variance1_diagonal` (PyTorch, lemma-13 factors).
+#: :func:`fisher_verify.models.mlp.variance1_diagonal` (PyTorch, lemma-13 factors).
 LARGE_DIAGONAL_P = 2000
 
 
@@ -292,11 +292,11 @@ def exact_statistics(
     elif (kind == 1 and P <= LARGE_DIAGONAL_P) or dense_h:
         var_diag = np.asarray(variance(net, X, kind, n, diagonal=True), dtype=np.float64)  # type: ignore[arg-type]
     elif kind == 1:
-        from ..fisher.large import variance1_diagonal
+        from ..models.mlp import variance1_diagonal
 
         var_diag = variance1_diagonal(net, X, n)
     else:
-        from ..fisher.large import variance2_diagonal
+        from ..models.mlp import variance2_diagonal
 
         var_diag = variance2_diagonal(net, X, n)
 
@@ -305,7 +305,7 @@ def exact_statistics(
         if H is not None:
             Hd = np.ascontiguousarray(np.diagonal(H, axis1=2, axis2=3))  # (M, d, P)
         else:
-            from ..fisher.large import output_hessian_diagonals
+            from ..models.mlp import output_hessian_diagonals
 
             Hd = output_hessian_diagonals(net, X)
 

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from math import comb
 from typing import Any, Literal
 
 import numpy as np
@@ -57,6 +56,7 @@ from ..errors import FisherVerifyError, UnsupportedError
 from ..families.higher_moments import projected_central_moments
 from ..fisher.diagonal import sampling_variance
 from ..networks.network import Network
+from .cumulants import sum_moments
 from .gate_exact import ExactStatistics, combination_variance, exact_statistics, statistics_covariance
 from .gate_kfac import KFAC, check_kfac, kfac_alternatives, kfac_statistics, kfac_target
 from .gate_onebackward import (
@@ -204,25 +204,6 @@ def check_kind(kind: Any, diagonal_only: bool, M: int | None = None) -> None:
             f"kind={kind!r} is a diagonal estimator v⊙(Fv): pass diagonal_only=True (its estimate "
             "is the (P,) diagonal)"
         )
-
-
-def sum_moments(central: np.ndarray, scale: float) -> np.ndarray:
-    """Central moments 0..8 of ``s = scale · Σ_m z_m`` for independent ``z_m`` with central
-    moments ``central`` (M, K, 9) (``ext-gnb``): cumulants add, ``κ_k(s) = scale^k Σ_m κ_k(z_m)``."""
-    mom = np.asarray(central, dtype=np.float64)
-    order = mom.shape[-1] - 1
-    kap = np.zeros_like(mom)
-    # κ_k = μ_k − Σ_{j=1}^{k−1} C(k−1, j−1) κ_j μ_{k−j} (moments about the mean: κ₁ = 0)
-    for k in range(2, order + 1):
-        kap[..., k] = mom[..., k] - sum(
-            comb(k - 1, j - 1) * kap[..., j] * mom[..., k - j] for j in range(2, k - 1)
-        )
-    ks = kap.sum(axis=0) * scale ** np.arange(order + 1)  # (K, order+1)
-    out = np.zeros_like(ks)
-    out[..., 0] = 1.0
-    for k in range(2, order + 1):
-        out[..., k] = sum(comb(k - 1, j - 1) * ks[..., j] * out[..., k - j] for j in range(2, k + 1))
-    return out
 
 
 def _square_moments(mu: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

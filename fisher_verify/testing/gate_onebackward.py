@@ -33,6 +33,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import FisherVerifyError, UnsupportedError
+from .cumulants import sum_moments
 from .gate_exact import ExactStatistics
 
 __all__ = ["ONE_BACKWARD_ENTRY_LIMIT", "OneBackward", "check_one_backward", "one_backward_roots",
@@ -182,8 +183,6 @@ def one_backward_statistics(
     variance = np.maximum((2.0 * (Qf * Qf).sum(-1) + kappa * (Qd * Qd).sum(-1)).sum(0) * norm, 0.0)
     fourth = np.full(S, np.nan)
     if fourth_moments:
-        from .gate_kinds import sum_moments  # gate_kinds imports this module
-
         S1 = rank_one.shape[1]
         mom = probe_moments(kind.probe)
         central = rank_one[..., None] ** np.arange(9) * mom  # (M, S1, K, 9): a_k ξ_k

@@ -31,8 +31,8 @@ import numpy as np
 
 from ..errors import FisherVerifyError
 from .catoni import catoni_mean, catoni_radius_factor, catoni_scale, minimum_catoni_draws
-from .estimator_gate import EstimatorReport, GateStatistic, collect_values
 from .gate_exact import ExactStatistics
+from .gate_report import EstimatorReport, GateStatistic, collect_values
 from .pooled import PooledTest
 
 __all__ = ["one_sided_gate", "one_sided_radius_factor"]

@@ -9,7 +9,7 @@ so they are computed over pairs of input *blocks* (``a ≤ b``, symmetry halves 
 never hold the ``(M n_L)²`` Gram matrices: memory is the per-input factors (forward pass and
 ``G_l``, ``O(M (Σ n_l + n_L Σ n_{l+1}))``) plus one block pair, sized from ``memory_budget``.
 
-**Folding I into the factors.** Every α-indexed factor of :mod:`fisher_verify.fisher.large`
+**Folding I into the factors.** Every α-indexed factor of :mod:`fisher_verify.models.mlp`
 (``G_l``, ``Γ^α_l``, ``λ^α_k``) is linear in the rows of ``G_{L-1} = I``. Starting the backward
 pass from ``R_m`` instead, with ``R_mᵀ R_m = I(h_L(x_m))``, turns ``T^{mm'}`` into
 ``R_m T^{mm'} R_{m'}ᵀ`` and ``tr(I_m T I_{m'} Tᵀ) = ‖R_m T R_{m'}ᵀ‖_F²``: no per-pair product with
@@ -60,16 +60,16 @@ import numpy as np
 
 from ..distributed import all_reduce_max, all_reduce_sums, balanced_shares, process_group
 from ..errors import ShapeError, UnsupportedError
-from .large import (
+from ..fisher.ustat import jackknife_stderr, u_statistic_deleted
+from ..validation import check_budget
+from .mlp import (
     Estimate,
     _check_n,
     _forward_backward,
     _Pass,
     _Setup,
     _setup,
-    check_budget,
 )
-from .ustat import jackknife_stderr, u_statistic_deleted
 
 __all__ = ["DEFAULT_TIME_BUDGET", "NormCost", "norm_cost", "pair_norm", "u_statistic"]
 
@@ -271,7 +271,7 @@ def _next_b(s: _Setup, q: _Pass, B: Any, k: int, lo: int) -> Any:
 def _trace_block(s: _Setup, qa: _Pass, qb: _Pass, ga: list[Any], gb: list[Any]) -> Any:
     """``T[(m,α),(m',β)] = tr(H^α_m H^β_{m'})`` for m in a, m' in b: (Ra n_L, Rb n_L).
 
-    The closed form of :mod:`fisher_verify.fisher.large` (module docstring, "Closed-form
+    The closed form of :mod:`fisher_verify.models.mlp` (module docstring, "Closed-form
     traces") restricted to two blocks, with the diagonal ``Γ_{L-2}`` and ``B_{l+1,l} = D_l``
     kept diagonal (so no width² features for them); every term is added in place with its
     per-pair weight broadcast (no expanded copies).

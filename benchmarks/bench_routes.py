@@ -1,0 +1,108 @@
+"""``Var(Î₂)`` diagonal against ``diag I(θ)`` through every entry point, side by side (issue 19).
+
+Run from the repository root (not part of the tests)::
+
+    python benchmarks/bench_routes.py [--widths 784,1000,1000,10] [--M 32] [--rounds 5]
+
+float64, one thread (``torch.set_num_threads(1)``), tanh, categorical K = n_L. In one process,
+in alternating rounds (every task once per round, so a load change hits all tasks alike), it
+times and reports medians of:
+
+* ``model diag I`` / ``model Var2``: ``fv.model_fisher_diagonal`` and
+  ``fv.model_variance_diagonal(estimator=2)`` on the MLP given as an ``nn.Sequential``;
+* ``eq3 diag I`` / ``eq3 Var2``: the Eq. 3 rule of the engine on the same weights as a
+  :class:`~fisher_verify.Network` (``fisher_diagonal`` / ``variance2_diagonal``);
+* ``analyze_model``: everything (diag I, Var(Î₁), Var(Î₂), no norms) on the ``nn.Sequential``;
+
+and the ratios ``Var2 / diag I`` per route (the target: at most 2 on one- and two-hidden-layer
+MLPs). Timings on a shared machine move; ratios within a round do not.
+
+Measured (issue 19, shared 2-core machine under load, same process, medians of 5–9 rounds):
+784-1000-1000-10 at M = 32, ``model Var2 / model diag I`` 8.5–9.1 before the ``mlp`` rule
+planned its own chunks (2 inputs at a time), 1.6–1.7 after (2.4 in one run at lower load,
+where the fixed cost of preparing the working copy weighs more); ``eq3 Var2 / eq3 diag I``
+1.4–1.5 before and after; ``analyze_model / model diag I`` 10.0 before, 3.0–3.1 after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+
+def _engine() -> Any:
+    """The Eq. 3 rule's module, wherever this checkout keeps it."""
+    try:
+        from fisher_verify.models import mlp
+
+        return mlp
+    except ImportError:  # before issue 19: fisher/large.py
+        from fisher_verify.fisher import large
+
+        return large
+
+
+def _tasks(widths: list[int], M: int) -> dict[str, Callable[[], Any]]:
+    import torch
+    from bench_depth import _sequential  # the same nn.Sequential as the depth table
+
+    import fisher_verify as fv
+
+    eng = _engine()
+    fam = fv.family("categorical", K=widths[-1])
+    net = fv.Network.random(widths, "tanh", fam, rng=0)
+    X = np.random.default_rng(1).normal(size=(M, widths[0]))
+    Xt = torch.as_tensor(X)
+    model = _sequential(net)
+    diag = getattr(fv, "model_fisher_diagonal", None) or fv.fisher_diagonal
+    var = getattr(fv, "model_variance_diagonal", None) or fv.variance_diagonal
+    am = getattr(fv, "analyze_model", None)
+    out: dict[str, Callable[[], Any]] = {
+        "model diag I": lambda: diag(model, Xt, fam, progress=False),
+        "model Var2": lambda: var(model, Xt, fam, 2, progress=False),
+        "eq3 diag I": lambda: eng.fisher_diagonal(net, X, device="cpu"),
+        "eq3 Var2": lambda: eng.variance2_diagonal(net, X, device="cpu"),
+    }
+    if am is not None:
+        out["analyze_model"] = lambda: am(model, Xt, fam, progress=False, norms=False)
+    return out
+
+
+def main() -> int:
+    """Time the routes in alternating rounds and print medians and ratios."""
+    import torch
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--widths", default="784,1000,1000,10")
+    p.add_argument("--M", type=int, default=32)
+    p.add_argument("--rounds", type=int, default=5)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    widths = [int(w) for w in args.widths.split(",")]
+    tasks = _tasks(widths, args.M)
+    for fn in tasks.values():  # warm-up: kernels, autograd, torch.func, the family's kernels
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in tasks}
+    for _ in range(args.rounds):
+        for name, fn in tasks.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"widths {args.widths}, M = {args.M}, 1 thread, float64, medians of {args.rounds} rounds")
+    for k, v in med.items():
+        print(f"  {k:<14} {v:8.4f} s")
+    print(f"  model Var2 / model diag I = {med['model Var2'] / med['model diag I']:.2f}")
+    print(f"  eq3 Var2 / eq3 diag I     = {med['eq3 Var2'] / med['eq3 diag I']:.2f}")
+    if "analyze_model" in med:
+        print(f"  analyze_model / model diag I = {med['analyze_model'] / med['model diag I']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
