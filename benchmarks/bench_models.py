@@ -25,7 +25,7 @@ fv / best peer, before = main's torch.func route, after = models/taps.py):
     mlp    32    BackPACK     2.2-3.9×        0.80×, 1.03×, 1.35× (1.88× with tests running)
     mlp    1000  BackPACK     0.9-1.1×        0.48-0.55×
     cnn    32    nngeometry   1.2-1.4×        0.75-0.86×
-    cnn    1000  nngeometry   0.79×           (not finished in the time left)
+    cnn    1000  nngeometry   0.79×           0.73×
     first call, fresh process (byte code compiled, lazily loaded modules inside the call):
            mlp M=32: before 0.69 s in a plain process (torch.func imports torch._dynamo), 14-34 ms
            here; after 14-29 ms, no torch._dynamo import; nngeometry 10-15 ms, BackPACK
