@@ -13,6 +13,9 @@ for the model and each of its modules, the rule that computes them (:mod:`.rules
   (thm-7, thm-8, the Hessian traces), :mod:`.mlp_route` (the rule recognised in a user's
   ``nn.Sequential``), :mod:`.device`;
 - :mod:`.linear`: the ``linear`` rule, ``nn.Linear`` through its output derivatives;
+- :mod:`.taps`: diag I(θ) and Var(Î₁) through the Linear and Conv layers by plain autograd (one
+  forward pass of the batch, ``n_L`` reverse passes, self-checked against per-input autograd;
+  no torch.func, no copy of a stock float64 model), the generic per-input route elsewhere;
 - :mod:`.prepared`: a float64 working copy of the user's module (the user's object is never
   touched), the per-input function ``θ ↦ h_L(x)`` and the checks on it;
 - :mod:`.data`: inputs from a tensor, a dataset or a DataLoader, in batches sized from a

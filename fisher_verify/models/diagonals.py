@@ -25,6 +25,7 @@ from .contract import per_parameter_factor
 from .data import Progress
 from .hessian import METHODS, variance2_diagonal
 from .rules import probe_generic
+from .taps import tap_sums
 from .workspace import Diagonals, Workspace, moments, open_workspace, plan, shaped, total_inputs
 
 __all__ = ["ModelDiagonals", "model_diagonals", "model_fisher_diagonal", "model_variance_diagonal"]
@@ -54,6 +55,11 @@ def _jacobian_sums(ws: Workspace, fisher: bool, variance_1: bool) -> tuple[dict[
     """Unscaled ``Σ_m uᵀIu`` and ``Σ_m C[u⁴]`` per parameter (flat), and the local input count."""
     import torch
 
+    if ws.layers:
+        sums = tap_sums(ws, fisher, variance_1)
+        if sums is not None:
+            return sums
+    ws.generic()
     prep = ws.prep
     factor = per_parameter_factor(prep.family, prep.n_L, variance_1)
     sites = ws.sites
@@ -214,7 +220,7 @@ def model_fisher_diagonal(
     """
     ws = open_workspace(model, data, family, output=output, dtype=dtype, device=device,
                         eval_mode=eval_mode, memory=memory, distributed=distributed,
-                        progress=progress)
+                        progress=progress, light=True)
     out = model_diagonals(ws, 1, fisher=True, variance_1=False).fisher
     assert out is not None
     return out
@@ -264,7 +270,7 @@ def model_variance_diagonal(
     check_second_order_options(method, probes, seed)
     ws = open_workspace(model, data, family, output=output, dtype=dtype, device=device,
                         eval_mode=eval_mode, smooth=smooth, memory=memory,
-                        distributed=distributed, progress=progress)
+                        distributed=distributed, progress=progress, light=estimator == 1)
     if estimator == 1:
         out = model_diagonals(ws, N, fisher=False, variance_1=True).variance_1
     else:

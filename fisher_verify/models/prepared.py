@@ -82,6 +82,10 @@ class PreparedModel:
     nonsmooth: list[str] = field(default_factory=list)
     piecewise: list[str] = field(default_factory=list)
     kinks_checked: bool = False
+    #: ``module`` is the user's own object (``prepare_model(borrow=True)``): forward only
+    borrowed: bool = False
+    #: example inputs whose calls are not yet recorded for the C² detection (borrowed models)
+    unrecorded: Any = None
 
     @property
     def n_L(self) -> int:
@@ -94,6 +98,11 @@ class PreparedModel:
     def require_c2(self, what: str) -> None:
         """Refuse ``what`` (a quantity needing second derivatives, thm-3/thm-6) on a model that
         is not C² at any input this library can vouch for (kinks it does not locate)."""
+        if self.unrecorded is not None:
+            calls = _recorded_functions(self.module, self.params, self.fixed, self.unrecorded)
+            self.nonsmooth = nonsmooth_reasons(self.module, calls)
+            self.piecewise = sorted({n for n, _ in calls if checkable(n)})
+            self.unrecorded = None
         if self.nonsmooth:
             raise UnsupportedError(
                 f"{what} needs a model that is twice continuously differentiable (thm-3, thm-6); "
@@ -136,6 +145,10 @@ class PreparedModel:
 
         torch = _torch()
         with torch.no_grad():
+            if self.borrowed:  # the user's module with its own weights: nothing to swap in
+                out = self.module(X)
+                h = self.output(out) if self.output is not None else out
+                return h
             out = functional_call(self.module, (self.params, self.fixed), (X,))
             h = self.output(out) if self.output is not None else out
         return h
@@ -162,6 +175,27 @@ def second_order() -> Any:
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     return sdpa_kernel([SDPBackend.MATH])
+
+
+def _borrowable(model: Any, dtype: Any, device: Any, eval_mode: bool) -> bool:
+    """Whether a forward pass of ``model`` itself changes nothing of it and matches its copy:
+    stock ``torch.nn`` modules only (a user's class may keep state from its forward), none with
+    hooks, every floating tensor already in ``dtype`` on ``device``, no mode to switch."""
+    torch = _torch()
+    for mod in model.modules():
+        if not type(mod).__module__.startswith("torch.nn.modules."):
+            return False
+        if (mod._forward_hooks or mod._forward_pre_hooks or mod._backward_hooks
+                or getattr(mod, "_backward_pre_hooks", None)):
+            return False
+        if eval_mode and mod.training:
+            return False
+        if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm) and mod.training:
+            return False
+    for t in [*model.parameters(), *model.buffers()]:
+        if t.is_floating_point() and (t.dtype != dtype or t.device != device):
+            return False
+    return True
 
 
 def _check_training(model: Any) -> list[str]:
@@ -274,8 +308,15 @@ def prepare_model(
     device: Any = None,
     eval_mode: bool = False,
     smooth: bool | None = None,
+    borrow: bool = False,
 ) -> PreparedModel:
     """Check ``model`` and ``family`` and make the working copy (module docstring).
+
+    ``borrow=True`` (first derivatives through :mod:`.taps` only) skips the copy where it would
+    change nothing: every module a stock ``torch.nn`` one without hooks of the user's, weights
+    already in the working dtype and device, no mode to switch; ``module`` is then the user's
+    own object, run forward only (no parameter swapped, no hook registered on it, no mode set),
+    and the C² detection waits until a second-order quantity asks for it.
 
     ``example`` is a small batch of inputs (already on the working device and dtype) used to
     check the output shape against ``family.dim`` and to record which torch functions the
@@ -318,26 +359,33 @@ def prepare_model(
             )
     first = next(iter(model.parameters()))
     dev = torch.device(device) if device is not None else first.device
-    try:
-        work = copy.deepcopy(model)
-    except Exception as exc:  # noqa: BLE001 - any failure to copy is reported, never worked around
-        raise UnsupportedError(
-            f"cannot deep-copy the model ({type(exc).__name__}: {exc}); a working copy is needed "
-            "so that the user's module is left untouched"
-        ) from None
-    work = work.to(device=dev, dtype=dtype)
-    from .rules import apply_layer_rules
+    borrowed = borrow and _borrowable(model, dtype, dev, eval_mode)
+    if borrowed:
+        work = model
+    else:
+        try:
+            work = copy.deepcopy(model)
+        except Exception as exc:  # noqa: BLE001 - any failure to copy is reported, never worked around
+            raise UnsupportedError(
+                f"cannot deep-copy the model ({type(exc).__name__}: {exc}); a working copy is "
+                "needed so that the user's module is left untouched"
+            ) from None
+        work = work.to(device=dev, dtype=dtype)
+        from .rules import apply_layer_rules
 
-    apply_layer_rules(work)  # the user's own layer kinds run their registered forward (.rules)
-    if eval_mode:
-        work.eval()
+        apply_layer_rules(work)  # the user's own layer kinds run their registered forward (.rules)
+        if eval_mode:
+            work.eval()
     params = {k: v.detach() for k, v in work.named_parameters() if v.requires_grad}
     fixed = {k: v.detach() for k, v in work.named_parameters() if not v.requires_grad}
     fixed.update({k: v.detach() for k, v in work.named_buffers()})
     prepared = PreparedModel(module=work, params=params, fixed=fixed, output=output,
-                             family=family, dtype=dtype, device=dev)
+                             family=family, dtype=dtype, device=dev, borrowed=borrowed)
+    # the recorded calls serve the train-mode check and the C² detection; a borrowed model in
+    # eval mode needs neither now (first derivatives only)
+    record = not borrowed or (work.training and not eval_mode)
     try:
-        calls = _recorded_functions(work, params, fixed, example)
+        calls = _recorded_functions(work, params, fixed, example) if record else []
         h = prepared.forward(example)
     except FisherVerifyError:
         raise
@@ -372,7 +420,9 @@ def prepare_model(
         )
     _check_finite_output(work, h)
     family.check_natural(h)
-    if smooth is None:
+    if smooth is None and not record:
+        prepared.unrecorded = example
+    elif smooth is None:
         prepared.nonsmooth = nonsmooth_reasons(work, calls)
         prepared.piecewise = sorted({n for n, _ in calls if checkable(n)})
     elif not smooth:

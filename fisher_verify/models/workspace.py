@@ -19,6 +19,7 @@ from .data import InputStream
 from .device import resolve_device
 from .linear import LinearTaps
 from .prepared import PreparedModel, prepare_model
+from .taps import verified_linear_sites
 
 __all__ = ["DEFAULT_MEMORY", "MAX_BATCH", "Diagonals", "Workspace", "moments", "open_workspace",
            "plan", "shaped", "total_inputs"]
@@ -89,6 +90,18 @@ class Workspace:
     progress: bool
     names: list[str] = field(default_factory=list)
     taps: Any = None  # LinearTaps: Linear layers through their output derivatives
+    #: first derivatives through :mod:`.taps` where it applies (``structured``)
+    layers: bool = False
+    #: makes the full preparation (a working copy, LinearTaps) of a light workspace
+    remake: Callable[[], tuple[Any, Any]] | None = None
+    #: the data's first inputs (``InputStream.example``), on the working device and dtype
+    example: Any = None
+
+    def generic(self) -> None:
+        """Make the preparation the generic per-input route needs (light workspaces only)."""
+        if self.remake is not None:
+            self.prep, self.taps = self.remake()
+            self.remake = None
 
     @property
     def sites(self) -> list[Any]:
@@ -99,12 +112,14 @@ def open_workspace(
     model: Any, data: Any, family: Any, *, output: Callable[[Any], Any] | None = None,
     dtype: Any = None, device: Any = None, eval_mode: bool = False, smooth: bool | None = None,
     memory: int | None = None, distributed: bool | None = None, progress: bool = True,
-    structured: bool = True,
+    structured: bool = True, light: bool = False,
 ) -> Workspace:
     """Check everything the user gave and prepare the working copy (see :func:`prepare_model`).
 
-    ``structured=False`` sends Linear layers through the generic per-parameter Jacobian too
-    (:mod:`.linear`; for checking).
+    ``structured=False`` sends Linear and Conv layers through the generic per-parameter
+    Jacobian too (:mod:`.linear`, :mod:`.taps`; for checking). ``light=True`` (first
+    derivatives only) prepares for :mod:`.taps` alone: no copy where none is needed
+    (``prepare_model(borrow=True)``), the rest made only if the generic route is taken.
     """
     import torch
 
@@ -127,10 +142,24 @@ def open_workspace(
     dev = torch.device(device) if device is not None else (params[0].device if params else "cpu")
     stream = InputStream(data, device=dev, dtype=dt, rank=rank, world=world)
     example = stream.example()
-    prep = prepare_model(model, family, example, output=output, dtype=dtype, device=device,
-                         eval_mode=eval_mode, smooth=smooth)
-    taps = LinearTaps(prep, example) if structured else None
-    return Workspace(prep, stream, rank, world, memory, progress, list(prep.params), taps)
+
+    def full() -> tuple[PreparedModel, Any]:
+        prep = prepare_model(model, family, example, output=output, dtype=dtype, device=device,
+                             eval_mode=eval_mode, smooth=smooth)
+        if not structured:
+            return prep, None
+        taps = LinearTaps(prep, example)
+        taps.sites = verified_linear_sites(prep, example, taps.sites)
+        return prep, taps
+
+    if light and structured:
+        prep = prepare_model(model, family, example, output=output, dtype=dtype, device=device,
+                             eval_mode=eval_mode, smooth=smooth, borrow=True)
+        return Workspace(prep, stream, rank, world, memory, progress, list(prep.params), None,
+                         layers=True, remake=full, example=example)
+    prep, taps = full()
+    return Workspace(prep, stream, rank, world, memory, progress, list(prep.params), taps,
+                     layers=structured, example=example)
 
 
 def moments(prep: PreparedModel, h: Any) -> Any:

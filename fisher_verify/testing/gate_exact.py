@@ -130,6 +130,22 @@ def _kappa4_pairs(fam: Any, h: np.ndarray, A: np.ndarray) -> np.ndarray:
     return np.einsum("mk,mkl,ml->m", lam, k4, lam)
 
 
+def weighted_grams(J: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """``A[k, m] = J_m Diag(W_k) J_mᵀ`` (K, M, d, d) for weights ``W`` (K, P): ``(J ∘ w) J_mᵀ``
+    over blocks of parameters small enough to stay in cache (5x einsum's three-operand loop at
+    P ~ 1e5, and no ``M·d·P`` temporary per row of W)."""
+    K = W.shape[0]
+    M, d, P = J.shape
+    out = np.zeros((K, M, d, d))
+    step = max(1, (1 << 19) // max(1, M * d))
+    for lo in range(0, P, step):
+        Jc = J[:, :, lo : lo + step]
+        Jt = np.swapaxes(Jc, 1, 2)
+        for k in range(K):
+            out[k] += np.matmul(Jc * W[k, lo : lo + step], Jt)
+    return out
+
+
 def combination_variance(ex: ExactStatistics, fam: Any, coeffs: np.ndarray) -> np.ndarray:
     """Exact variance of one replicate of ``Σ_j a_j s_j(Î)`` for each row ``a`` of ``coeffs``
     (K, S): the pooled tests' statistics (``thm-4`` / ``thm-6``, ``cov-n``).
@@ -156,11 +172,11 @@ def combination_variance(ex: ExactStatistics, fam: Any, coeffs: np.ndarray) -> n
     D = ex.V.shape[0]
     if ex.diagonal_only:
         b = a[:, :P] + a[:, P : P + D] @ (ex.V * ex.V)  # Diag(v²) forms are diagonal weights
-        A = np.einsum("map,kp,mbp->kmab", ex.J, b, ex.J)
+        A = weighted_grams(ex.J, b)
     else:
-        A = np.einsum("map,kp,mbp->kmab", ex.J, a[:, :P], ex.J)
+        A = weighted_grams(ex.J, a[:, :P])
         if D:
-            u = np.einsum("map,dp->mda", ex.J, ex.V)  # (M, D, d)
+            u = np.swapaxes(np.matmul(ex.J, ex.V.T), 1, 2)  # (M, D, d)
             A = A + np.einsum("kd,mda,mdb->kmab", a[:, P : P + D], u, u)
     A = 0.5 * (A + np.swapaxes(A, -1, -2))
     hK = np.broadcast_to(h[None], (K, M, d)).reshape(K * M, d)
@@ -267,7 +283,9 @@ def exact_statistics(
     H = np.asarray(net.output_hessians(X), dtype=np.float64) if dense_h else None
 
     # diagonal elements (eq-6; thm-4 / thm-6 via covariance.variance or the large path)
-    diag_I = np.einsum("map,mab,mbp->p", J, Ih, J) / M
+    # batched matrix products (BLAS) rather than einsum's loops: P ~ 1e5 makes these the bulk
+    IJ_all = np.matmul(Ih, J)  # (M, d, P)
+    diag_I = np.einsum("map,map->p", J, IJ_all) / M
     own_variance = getattr(net, "variance_diagonal", None)  # any nn.Module: from its dense J
     if kind == 1 and P > LARGE_DIAGONAL_P and own_variance is not None:
         var_diag = np.asarray(own_variance(X, 1, n), dtype=np.float64)
@@ -303,7 +321,7 @@ def exact_statistics(
             var_dir = np.zeros(0)  # no directions: nothing to stack
         elif kind == 1:
             # A_mk = J_m diag(v_k²) J_mᵀ, one direction at a time (memory M·d·P)
-            A = np.stack([np.einsum("map,mbp->mab", J * w2, J) for w2 in W2], axis=1)
+            A = np.swapaxes(weighted_grams(J, W2), 0, 1)  # (M, D, d, d)
             hD = np.repeat(h[:, None, :], D, axis=1).reshape(-1, d)
             k4 = _kappa4_pairs(fam, hD, A.reshape(-1, d, d)).reshape(M, -1)
             IA = np.einsum("mab,mkbc->mkac", Ih, A)
@@ -315,7 +333,7 @@ def exact_statistics(
             var_dir = np.einsum("mak,mab,mbk->k", w_dir, Ih, w_dir) * norm
     else:
         # |I(θ)| (eq-6) for the rounding scale, as one (M·d × P)ᵀ(M·d × P) product
-        IJ = np.einsum("mab,mbp->map", Ih, J)
+        IJ = IJ_all
         fisher_full = J.reshape(M * d, P).T @ IJ.reshape(M * d, P) / M
         absV = np.abs(V)
         scale_dir = np.einsum("kp,pq,kq->k", absV, np.abs(fisher_full), absV)

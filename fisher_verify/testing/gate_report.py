@@ -275,6 +275,7 @@ def collect_values(estimator: Estimator, gen: np.random.Generator, R: int, P: in
     ``vᵀ Diag(Î) v``) per direction."""
     want = (P,) if diagonal_only else (P, P)
     values = np.empty((R, P + V.shape[0]))
+    W2 = V * V  # the weights of vᵀ Diag(Î) v, once for all replicates
     for r in range(R):
         est = _as_array(estimator(gen))
         if est.shape != want:
@@ -282,7 +283,7 @@ def collect_values(estimator: Estimator, gen: np.random.Generator, R: int, P: in
             raise ShapeError(f"the estimator returned shape {est.shape}, expected {want}{hint}")
         if diagonal_only:
             values[r, :P] = est
-            values[r, P:] = (V * V) @ est
+            values[r, P:] = W2 @ est
         else:
             values[r, :P] = np.diagonal(est)
             values[r, P:] = np.sum((V @ est) * V, axis=1)
