@@ -48,11 +48,11 @@ def main() -> None:
     _statistics(net, X, net.num_params)
     stats = time.perf_counter() - t
     t = time.perf_counter()
-    diag = fv.model_fisher_diagonal(cnn, x, fam, progress=False)
+    diag = fv.exact_fisher(cnn, x, fam, progress=False, diagonal=True)
     engine = time.perf_counter() - t
     const = {k: v.float() for k, v in diag.items()}
     t = time.perf_counter()
-    report = fv.check_torch_fisher(lambda m, d: const, cnn, (x, y), family="categorical", replications=200,
+    report = fv.check_estimator(lambda m, d: const, cnn, (x, y), family="categorical", replications=200,
                                    rtol=1e-4)
     gate = time.perf_counter() - t
     print(f"CNN P = {net.num_params}, M = 32, K = 10: prepare {prep:.2f} s, dense J {jac:.2f} s, exact "

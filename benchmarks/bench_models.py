@@ -101,7 +101,7 @@ def main() -> int:
         shape1 = (2, 784) if name == "mlp" else (2, 1, 28, 28)
         X1 = torch.randn(*shape1, dtype=torch.float64, device=args.device)
         backpack_diag_ggn(model, X1)
-        fv.model_variance_diagonal(model, X1, fam, n=1, progress=False)
+        fv.variance(model, X1, fam, n=1, progress=False, diagonal=True)
         for M in args.M:
             shape = (M, 784) if name == "mlp" else (M, 1, 28, 28)
             X = torch.randn(*shape, dtype=torch.float64, device=args.device)

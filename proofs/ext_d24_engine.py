@@ -103,7 +103,7 @@ def _body(ctx):
             X = torch.as_tensor(ctx.rng.normal(size=(3, 1, side, side)), dtype=torch.float64)
             model = model.double()
             where = f"{mname}, {fname}"
-            e1 = fv.model_variance_diagonal(model, X, fam, estimator=1, n=n, progress=False)
+            e1 = fv.variance(model, X, fam, which="I1", n=n, progress=False, diagonal=True)
             names = [nm for nm, p in model.named_parameters() if p.requires_grad]
             v1 = np.concatenate([e1[nm].reshape(-1).numpy() for nm in names])
             # both exact routes of the engine: "auto" (what users get: the 81 weights of the
@@ -111,8 +111,8 @@ def _body(ctx):
             # "hessian" (per-tensor Hessian diagonals)
             v2s = {}
             for method in ("auto", "hessian"):
-                e2 = fv.model_variance_diagonal(model, X, fam, estimator=2, n=n, progress=False,
-                                                method=method)
+                e2 = fv.variance(model, X, fam, which="I2", n=n, progress=False,
+                                                method=method, diagonal=True)
                 ctx.true(f"{where}: engine Var(I2) ({method}) is exact", all(e2.exact.values()),
                          net=k)
                 v2s[method] = np.concatenate([e2[nm].reshape(-1).numpy() for nm in names])

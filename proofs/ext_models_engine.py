@@ -228,9 +228,9 @@ def check(ctx):
                                                         ("fisher", "var1", "var2")) > 1e-8)
         with warnings.catch_warnings(), _OneThread():  # thm-8 may take plain autograd too
             warnings.filterwarnings("ignore", message=".*performance drop.*")
-            got_f = fv.model_fisher_diagonal(model, X, fam, progress=False)
-            got_1 = fv.model_variance_diagonal(model, X, fam, estimator=1, n=n, progress=False)
-            got_2 = fv.model_variance_diagonal(model, X, fam, estimator=2, n=n, progress=False)
+            got_f = fv.exact_fisher(model, X, fam, progress=False, diagonal=True)
+            got_1 = fv.variance(model, X, fam, which="I1", n=n, progress=False, diagonal=True)
+            got_2 = fv.variance(model, X, fam, which="I2", n=n, progress=False, diagonal=True)
             ws = open_workspace(model, X, fam, progress=False)
             b7 = thm7_model(ws, n)
             b8 = thm8_model(ws, n)

@@ -156,8 +156,8 @@ def model_hutchinson(ctx):
                 return real(low, high, size, generator=generator)
 
             torch.randint = fake
-            res = fv.model_variance_diagonal(model, x, fam, estimator=2, n=1,
-                                             method="hutchinson", probes=S_MODEL, progress=False)
+            res = fv.variance(model, x, fam, which="I2", n=1,
+                                             method="hutchinson", probes=S_MODEL, progress=False, diagonal=True)
             torch.randint = real
             weights.append(w)
             values.append(res["0.weight"].detach().numpy().reshape(2))

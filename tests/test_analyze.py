@@ -161,16 +161,16 @@ def test_a_state_dict_as_eq3_weights_points_to_model(files, tmp_path, capsys):
     assert "--model MODULE:CALLABLE" in err and "sd.pt" in err
 
 
-def test_fv_analyze_of_a_torch_module_points_to_both_ways_in():
-    """fv.analyze(model) for a torch module names Network.from_torch (Eq. 3 MLPs) and
-    fv.analyze_model (anything else)."""
+def test_fv_analyze_of_a_torch_module_without_family_names_the_family():
+    """fv.analyze(model, data) for a torch module asks for the output family by name (the one
+    entry takes any module; the family is not part of it)."""
     import torch
 
     model = torch.nn.Sequential(torch.nn.Conv1d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(2, 1))
     with pytest.raises(fv.FisherVerifyError) as info:
         fv.analyze(model, np.zeros((1, 1, 4)))
     msg = str(info.value)
-    assert "Network.from_torch" in msg and "fisher_verify.analyze_model(model, data, family)" in msg
+    assert msg.startswith("family:") and "fisher_verify.family('categorical', K=10)" in msg
 
 
 def test_analyze_cli_torch_model(tmp_path, capsys):

@@ -798,9 +798,9 @@ def test_analyze_refuses_a_string_target() -> None:
 
 @pytest.mark.parametrize("value", ["abc", None, {"a": 1}, [["x"]]])
 def test_an_estimator_returning_junk_is_named(value: Any) -> None:
-    msg = _refusal(lambda: fv.check_fisher_estimator(_returns(value), NET, X, n=1))
+    msg = _refusal(lambda: fv.check_estimator(_returns(value), NET, X, n=1))
     assert "estimator's return value" in msg
-    msg = _refusal(lambda: fv.check_torch_fisher(_returns(value), MLP, XT, family="categorical"))
+    msg = _refusal(lambda: fv.check_estimator(_returns(value), MLP, XT, family="categorical"))
     assert "the estimate" in msg
 
 
@@ -809,7 +809,7 @@ def test_an_estimator_returning_junk_is_named(value: Any) -> None:
 def test_empirical_reference_refuses_labels_outside_the_classes(labels: list, shown: str) -> None:
     """K = 2 accepted labels 5, −1, 7 and 0.5 (their one-hot is zero or fractional)."""
     data = (XT, torch.tensor(labels))
-    msg = _refusal(lambda: fv.check_torch_fisher(_returns(EMPIRICAL_TORCH), MLP, data,
+    msg = _refusal(lambda: fv.check_estimator(_returns(EMPIRICAL_TORCH), MLP, data,
                                                  family="categorical", reference="empirical"))
     assert f"{shown} is not a value of categorical(K=2)" in msg and "{0, 1}" in msg
 
@@ -817,7 +817,7 @@ def test_empirical_reference_refuses_labels_outside_the_classes(labels: list, sh
 def test_whole_float_labels_are_the_classes_they_equal() -> None:
     """The samplers return float64 class indices; 1.0 is class 1, nothing is changed."""
     data = (XT, YT.double())
-    rep = fv.check_torch_fisher(_returns(EMPIRICAL_TORCH), MLP, data, family="categorical",
+    rep = fv.check_estimator(_returns(EMPIRICAL_TORCH), MLP, data, family="categorical",
                                 reference="empirical")
     assert rep.passed, rep.message()
 
@@ -829,7 +829,7 @@ def test_gate_storage_limit_is_named_before_any_work() -> None:
         calls.append(1)
         return EXACT
 
-    msg = _refusal(lambda: fv.check_fisher_estimator(est, NET, X, n=1, replications=10**9))
+    msg = _refusal(lambda: fv.check_estimator(est, NET, X, n=1, replications=10**9))
     assert "replications = 1000000000" in msg and f"{GATE_ENTRY_LIMIT:,}" in msg and not calls
     # just inside the limit the same arguments are not refused for their size
     R = GATE_ENTRY_LIMIT // (P + 8)
@@ -839,10 +839,10 @@ def test_gate_storage_limit_is_named_before_any_work() -> None:
 def test_valid_calls_answer() -> None:
     """The property's valid side is not vacuous: each function answers with defaults."""
     assert np.trace(fv.exact_fisher(NET, X)) > 0
-    assert fv.covariance_norm(NET, X, 2) > 0 and np.all(np.isfinite(fv.variance(NET, X)))
+    assert fv.covariance_norm(NET, X, which="I2") > 0 and np.all(np.isfinite(fv.variance(NET, X)))
     assert fv.bounds(NET, X, 3, eps=0.2).lemma12_1.holds
     assert fv.analyze(NET, X).samples_needed_1 >= 1
-    assert fv.check_fisher_estimator(_returns(EXACT), NET, X, n=1).passed
-    assert fv.check_torch_fisher(_returns(EMPIRICAL_TORCH), MLP, (XT, YT), family="categorical",
+    assert fv.check_estimator(_returns(EXACT), NET, X, n=1).passed
+    assert fv.check_estimator(_returns(EMPIRICAL_TORCH), MLP, (XT, YT), family="categorical",
                                  reference="empirical").passed
-    assert fv.analyze_model(MLP, XT, CAT2, progress=False).samples_needed_1 >= 1
+    assert fv.analyze(MLP, XT, CAT2, progress=False).samples_needed_1 >= 1

@@ -54,7 +54,7 @@ def test_mp_route_agrees_with_float64(widths, act, fam) -> None:
     assert _rel(mp_output_hessians(net, x), net.output_hessians(x)) <= TOL
     assert _rel(mp_exact_fisher(net, x), fv.exact_fisher(net, x)) <= TOL
     for est in (1, 2):
-        assert _rel(mp_variance(net, x, est, n=4), fv.variance(net, x, est, n=4)) <= TOL
+        assert _rel(mp_variance(net, x, est, n=4), fv.variance(net, x, which=est, n=4)) <= TOL
 
 
 def test_single_input_shapes_and_batch_consistency() -> None:
@@ -122,7 +122,7 @@ def test_relu_hessians_away_from_kinks_and_refused_at_one() -> None:
     assert net.kinks(x) == []
     H = mp_output_hessians(net, x)
     assert _rel(H, net.output_hessians(x, method="autodiff")) <= TOL
-    assert _rel(mp_variance(net, x, estimator=2), fv.variance(net, x, estimator=2)) <= TOL
+    assert _rel(mp_variance(net, x, estimator=2), fv.variance(net, x, which="I2")) <= TOL
     weights = [W.copy() for W in net.weights]
     weights[0][2, -1] = -float(weights[0][2, :-1] @ x)
     kinked = fv.Network(weights, "relu", net.family)

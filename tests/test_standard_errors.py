@@ -138,8 +138,8 @@ def test_model_hutchinson_stderr_is_pinned_by_enumerating_the_probes(monkeypatch
             return real_randint(low, high, size, generator=generator)
 
         monkeypatch.setattr(torch, "randint", fake)
-        res = fv.model_variance_diagonal(model, x, fam, estimator=2, n=1, method="hutchinson",
-                                         probes=S, progress=False)
+        res = fv.variance(model, x, fam, which="I2", n=1, method="hutchinson",
+                                         probes=S, progress=False, diagonal=True)
         monkeypatch.setattr(torch, "randint", real_randint)
         assert res.methods["0.weight"] == "hutchinson"
         values.append(res["0.weight"].detach().numpy().reshape(2))

@@ -34,7 +34,7 @@ def register(subparsers: Any) -> None:
         "thm-8), p.s.d. probability (thm-10) and samples needed (lemma-12). An Eq. 3 network "
         "(--weights W.npz or --torch-model, with --x) gets the dense analysis; any torch module "
         "(--model MODULE:CALLABLE --weights W.pt, or --torch-model, with --data) the per-layer "
-        "one of fisher_verify.analyze_model. analyze-model is another name of this command. "
+        "one of fisher_verify.analyze. analyze-model is another name of this command. "
         "Exit codes: 0 a result, 2 refused input, "
         f"{DEGENERATE_EXIT} a degenerate result (under- or overflow in the working precision; "
         "printed in full, with a warning line on stderr saying why).",
@@ -67,7 +67,7 @@ def register(subparsers: Any) -> None:
 
 
 def _route(args: argparse.Namespace) -> str:
-    """``"model"`` (any module, :func:`fisher_verify.analyze_model`) or ``"eq3"``
+    """``"model"`` (any module, :func:`fisher_verify.analyze`) or ``"eq3"``
     (:func:`fisher_verify.analyze`), after refusing every combination that would leave an
     option unused or ambiguous."""
     if args.model and args.torch_model:
@@ -150,7 +150,7 @@ def _load_x(path: str) -> np.ndarray:
 def _load_torch(path: str, fam: Any, trusted: bool) -> Any:
     import torch
 
-    import fisher_verify as fv
+    from ..networks.network import Network
 
     # a whole pickled module, not only tensors: unpickled only on the user's --trust-pickle
     model = analyze_model.load_pickled_module(path, trusted)
@@ -158,23 +158,25 @@ def _load_torch(path: str, fam: Any, trusted: bool) -> Any:
         raise FisherVerifyError(
             f"{path!r} holds a {type(model).__name__}, not an nn.Sequential; save the module "
             "itself with torch.save(model, path), not its state_dict")
-    return fv.Network.from_torch(model, family=fam)
+    return Network.from_torch(model, family=fam)
 
 
 def handle(args: argparse.Namespace) -> int:
-    """Run :func:`fisher_verify.analyze` (Eq. 3) or :func:`fisher_verify.analyze_model` (any
-    module, :mod:`.analyze_model`) and print text or JSON."""
-    import fisher_verify as fv
+    """Run :func:`fisher_verify.analyze` for an Eq. 3 network or (:mod:`.analyze_model`) any
+    module and print text or JSON."""
+    from ..analysis import analyze
+    from ..families.registry import family
+    from ..networks.network import Network
 
     if _route(args) == "model":
         return analyze_model.run(args)
-    fam = fv.family(args.family, **parse_params(args.param))
+    fam = family(args.family, **parse_params(args.param))
     if args.weights:
         try:
             get_activation(args.activation or "tanh")
         except FisherVerifyError as exc:  # the option's value, not the weights file
             raise FisherVerifyError(f"--activation: {exc}") from None
-        net = fv.Network.from_npz(args.weights, activation=args.activation or "tanh", family=fam)
+        net = Network.from_npz(args.weights, activation=args.activation or "tanh", family=fam)
     elif args.activation is not None:
         raise FisherVerifyError(
             f"--activation {args.activation!r} applies to --weights only; the activation of "
@@ -195,8 +197,8 @@ def handle(args: argparse.Namespace) -> int:
                                 f"{args.time_budget}")
     progress = StageProgress(sys.stderr, "fisher-verify analyze")
     try:
-        result = fv.analyze(net, x, n=args.samples, target=args.target,
-                            memory_budget=memory << 20, time_budget=args.time_budget,
+        result = analyze(net, x, n=args.samples, target=args.target,
+                            memory=memory << 20, time_budget=args.time_budget,
                             progress=progress)
     finally:
         progress.close()

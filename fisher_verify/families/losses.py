@@ -34,7 +34,7 @@ and a link layer between the two is future work.
 
 ``reduction`` (``'mean'`` or ``'sum'``) only scales the loss; the family is the same. A Fisher
 estimate built from a summed loss is a sum over inputs: the gate's ``reduction="sum"`` option
-(:func:`fisher_verify.check_torch_fisher`) reads it as such.
+(:func:`fisher_verify.check_estimator`) reads it as such.
 
 torch is imported only when a loss is looked at, so this room stays torch-free otherwise.
 """

@@ -25,7 +25,7 @@ from .contract import Contractor, per_parameter_factor
 from .data import InputStream, Progress
 from .linear import LinearTaps
 from .prepared import PreparedModel, prepare_model
-from .shard import all_reduce_sums, process_group
+from ..distributed import all_reduce_sums, process_group
 
 __all__ = [
     "DEFAULT_MEMORY",

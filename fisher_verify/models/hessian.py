@@ -31,7 +31,7 @@ from ..fisher.ustat import jackknife_stderr, u_statistic_deleted
 from .data import Progress
 from .diagonals import MAX_BATCH, Diagonals, Workspace, moments, plan
 from .prepared import second_order
-from .shard import all_reduce_sums
+from ..distributed import all_reduce_sums
 
 __all__ = ["EXACT_TENSOR_LIMIT", "LINEAR_EXACT_LIMIT", "eq3_network", "variance2_diagonal"]
 

@@ -63,9 +63,9 @@ def panel(name: str, params: dict[str, Any]) -> Panel:
     - ``categorical``: p₀ from 0 to 1 with the rest split evenly, p₁ = … = (1 − p₀)/(K − 1);
     - ``normal_unknown_variance``: the mean μ from −3 to 3 at variance σ² = 1.
     """
-    import fisher_verify as fv
+    from ..families.registry import family
 
-    fam = fv.family(name, **params)
+    fam = family(name, **params)
     if name == "categorical":
         k = fam.dim
         p0 = np.linspace(0.005, 0.995, 300)

@@ -369,7 +369,7 @@ def diagnose(
     M: int,
     emp_sd: np.ndarray | None = None,
     pooled: tuple[Any, ...] = (),
-    labels_hint: str = "pass labels= to check_fisher_estimator",
+    labels_hint: str = "pass labels= to check_estimator",
 ) -> Diagnosis:
     """The first cause (module docstring order) that explains the numbers."""
     kind, n = ex.tag or ex.kind, ex.n

@@ -1,7 +1,8 @@
 """A calibrated CI gate for *anyone's* Monte Carlo Fisher estimator.
 
-:func:`check_fisher_estimator` runs a user's estimator ``R`` times and tests that it is unbiased
-for the exact Fisher information ``I(θ) = (1/M) Σ_m J_mᵀ I(h_L(x_m)) J_m`` (``eq-6``) of a
+:func:`gate_network` (behind :func:`fisher_verify.check_estimator`) runs a user's estimator
+``R`` times and tests that it is unbiased for the exact Fisher information
+``I(θ) = (1/M) Σ_m J_mᵀ I(h_L(x_m)) J_m`` (``eq-6``) of a
 :class:`~fisher_verify.networks.network.Network`, and that it varies as an honest Monte Carlo
 estimator with ``n`` draws per input does. It catches a missing ``1/N``, a wrong scale, the
 "empirical Fisher" mistake (labels from data instead of from the model), argmax labels, labels
@@ -53,8 +54,6 @@ tolerance ``rtol · ⟨|W|, |I(θ)|⟩`` for rounding only widens the acceptance
 
 from __future__ import annotations
 
-import copy
-import inspect
 import math
 import sys
 from collections.abc import Callable
@@ -77,23 +76,21 @@ from ..validation import (
 from .calibrated import DEFAULT_ALPHA, median_of_means_plan
 from .catoni import catoni_mean, catoni_radius_factor, catoni_scale, minimum_catoni_draws
 from .diagnose import diagnose
-from .gate_exact import DENSE_HESSIAN_LIMIT, LARGE_DIAGONAL_P, exact_statistics
-from .gate_kinds import Kind, Subsampled, check_kind, describe_kind, kind_note, kind_statistics
+from .gate_exact import exact_statistics
+from .gate_kinds import (
+    Kind,
+    Subsampled,
+    check_kind,
+    describe_kind,
+    kind_note,
+    kind_of,
+    kind_statistics,
+)
 from .pooled import PooledTest, pooled_tests
 from .spread import spread_test
 
-__all__ = [
-    "DENSE_HESSIAN_LIMIT",
-    "LARGE_DIAGONAL_P",
-    "EstimatorReport",
-    "GateStatistic",
-    "PooledTest",
-    "assert_fisher_estimator",
-    "check_fisher_estimator",
-    "from_torch_estimator",
-    "minimum_replications",
-    "torch_parameter_permutation",
-]
+__all__ = ["EstimatorReport", "GateStatistic", "gate_network", "minimum_replications",
+           "torch_parameter_permutation"]
 
 #: Exact sds below this fraction of ``⟨|W|, |I(θ)|⟩`` are zero up to rounding (no spread test).
 SD_FLOOR = 1e-7
@@ -193,11 +190,16 @@ class GateStatistic:
 
 @dataclass(frozen=True)
 class EstimatorReport:
-    """Outcome of :func:`check_fisher_estimator`.
+    """Outcome of :func:`fisher_verify.check_estimator`, the one report of the gate.
+
+    ``reference="fisher"``: the calibrated test of unbiasedness for ``I(θ)`` (module docs);
+    ``reference="empirical"``: the exact comparison with the empirical Fisher of the data's
+    labels, where ``statistics`` is empty, ``worst`` None and ``max_error``, ``rtol`` and
+    ``worst_entry`` describe the comparison.
 
     Attributes:
         passed: every mean within its threshold, and the spread as required (module docs).
-        kind: 1 (``Î₁``, score outer products), 2 (``Î₂``, negative Hessians), ``"gnb"``
+        which: ``"I1"`` (``Î₁``, score outer products), ``"I2"`` (``Î₂``, negative Hessians), ``"gnb"``
             (Sophia's Gauss–Newton–Bartlett, ``ext-gnb``) or ``"hutchinson-rademacher"`` /
             ``"hutchinson-gaussian"`` (``ext-hutchinson``): whose exact variance calibrates the
             test.
@@ -225,19 +227,22 @@ class EstimatorReport:
             the spread tests) or ``"median_of_means"`` (R too small for Catoni's bound).
         pooled: the pooled tests (scale factor against 1, split-sample omnibus), sharing
             ``POOLED_SHARE · alpha`` (:mod:`fisher_verify.testing.pooled`).
-        reference: how the exact reference was obtained when that needs saying (e.g. a
+        reference: ``"fisher"`` or ``"empirical"``: what the estimate was compared with.
+        reference_note: how the exact reference was obtained when that needs saying (e.g. a
             train()-mode model with dropout evaluated in eval mode); "" otherwise.
+        max_error, rtol, worst_entry: the exact comparison (``reference="empirical"``): the
+            largest relative error, the rounding tolerance, and the entry where it occurs.
     """
 
     passed: bool
-    kind: Kind
+    which: Any
     n: int
     replications: int
     diagonal_only: bool
     alpha: float
     alpha_per_check: float
     statistics: tuple[GateStatistic, ...]
-    worst: GateStatistic
+    worst: GateStatistic | None
     scale: float
     scale_explains: bool
     sd_ratio: float
@@ -250,7 +255,11 @@ class EstimatorReport:
     tests: int = 0
     method: str = "catoni+spread"
     pooled: tuple[PooledTest, ...] = ()
-    reference: str = ""
+    reference: str = "fisher"
+    reference_note: str = ""
+    max_error: float = math.nan
+    rtol: float = math.nan
+    worst_entry: str = ""
 
     @property
     def scale_test(self) -> PooledTest | None:
@@ -281,7 +290,17 @@ class EstimatorReport:
 
     def message(self) -> str:
         """A multi-line human summary (the AssertionError text of the assert form)."""
-        est = describe_kind(self.kind)
+        if self.reference == "empirical":
+            head = "PASSED" if self.passed else "FAILED"
+            return "\n".join([
+                f"Empirical Fisher check {head}: exact comparison at rounding tolerance rtol = "
+                f"{self.rtol:.1e}",
+                f"  worst: {self.worst_entry}: off by {self.max_error:.3g} (relative to the "
+                "entry's magnitude)",
+                f"  scale factor (least squares of estimate vs empirical Fisher): {self.scale:.4g}",
+                f"  diagnosis: {self.diagnosis}",
+            ])
+        est = describe_kind(kind_of(self.which))
         head = "PASSED" if self.passed else "FAILED"
         shape = "diagonal" if self.diagonal_only else "P x P"
         lines = [
@@ -301,8 +320,8 @@ class EstimatorReport:
         ]
         if self.pooled:
             lines.insert(2, "  pooled: " + "; ".join(str(t) for t in self.pooled))
-        if self.reference:
-            lines.append(f"  reference: {self.reference}")
+        if self.reference_note:
+            lines.append(f"  reference: {self.reference_note}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -415,7 +434,7 @@ def _labels_statistic(net: Network, labels: Any, M: int) -> np.ndarray:
     )
 
 
-def check_fisher_estimator(
+def gate_network(
     estimator: Estimator,
     net: Network,
     x: Any,
@@ -430,7 +449,8 @@ def check_fisher_estimator(
     rtol: float = 1e-9,
     variance: Literal["at_most", "exact"] = "at_most",
     labels: Any = None,
-    labels_hint: str = "pass labels= to check_fisher_estimator",
+    labels_hint: str = "pass labels= to check_estimator",
+    which: Any = None,
 ) -> EstimatorReport:
     """Test that a user's Monte Carlo estimator is unbiased for I(θ) (``eq-6``) with the spread
     of ``Î_kind`` (``thm-4`` / ``thm-6``); never raises on a wrong estimator, returns an
@@ -464,6 +484,8 @@ def check_fisher_estimator(
             the diagnosis name the empirical Fisher.
         labels_hint: how the caller gives the data's labels, quoted by a diagnosis that
             suspects them (wrappers with another signature pass their own).
+        which: the public name of ``kind`` recorded in the report (``"I1"`` for 1, ...);
+            None records ``kind`` itself.
 
     Raises:
         ShapeError: the estimator returns an array of the wrong shape.
@@ -614,7 +636,7 @@ def check_fisher_estimator(
         labels_t=labels_t, M=M, emp_sd=emp_sd, pooled=pooled, labels_hint=labels_hint,
     )
     return EstimatorReport(
-        passed=passed, kind=kind, n=n, replications=R, diagonal_only=bool(diagonal_only),
+        passed=passed, which=kind if which is None else which, n=n, replications=R, diagonal_only=bool(diagonal_only),
         alpha=float(alpha), alpha_per_check=float(per), statistics=stats, worst=worst,
         scale=diag.scale, scale_explains=diag.scale_explains, sd_ratio=sd_ratio,
         diagnosis=diag.text + kind_note(kind, diag.cause, diag.factor), variance=variance,
@@ -622,34 +644,6 @@ def check_fisher_estimator(
         spread_ratio=spread_med, deterministic=constant, tests=T, method=method,
         pooled=pooled,
     )
-
-
-_CHECK_KEYWORDS = frozenset(
-    name for name, p in inspect.signature(check_fisher_estimator).parameters.items()
-    if p.kind is inspect.Parameter.KEYWORD_ONLY
-)
-
-
-def assert_fisher_estimator(
-    estimator: Estimator, net: Network, x: Any, **kwargs: Any
-) -> EstimatorReport:
-    """:func:`check_fisher_estimator`, raising ``AssertionError`` with the report when it fails.
-
-    For pytest: ``assert_fisher_estimator(my_estimator, net, x, n=100)``. Same keyword
-    arguments; returns the report when the estimator passes.
-    """
-    unknown = sorted(set(kwargs) - _CHECK_KEYWORDS)
-    if unknown:
-        raise TypeError(
-            f"assert_fisher_estimator() got an unexpected keyword argument {unknown[0]!r}; "
-            f"valid: {', '.join(sorted(_CHECK_KEYWORDS))}"
-        )
-    if "n" not in kwargs:
-        raise TypeError("assert_fisher_estimator() missing required keyword argument: 'n'")
-    report = check_fisher_estimator(estimator, net, x, **kwargs)
-    if not report.passed:
-        raise AssertionError(report.message())
-    return report
 
 
 # --- torch adapter ----------------------------------------------------------------------------
@@ -687,38 +681,3 @@ def torch_parameter_permutation(model: Any) -> np.ndarray:
             perm.append(t0 + out * inp + r)
         t0 += out * inp + out
     return np.asarray(perm, dtype=np.int64)
-
-
-def from_torch_estimator(
-    fn: Callable[[Any, Any, Any], Any], model: Any, x: Any, *, dtype: Any = None
-) -> Estimator:
-    """Adapt ``fn(model, x, generator) -> tensor`` to the ``estimator(rng)`` of the gate.
-
-    ``model`` is the ``nn.Sequential`` passed to ``Network.from_torch``; ``fn`` returns its
-    estimate in the order of ``model.parameters()`` (``(P, P)`` or the ``(P,)`` diagonal), using
-    the ``torch.Generator`` it is given for every label draw. The model is copied and cast to
-    ``dtype`` (float64 by default; rounding then stays far below the statistical threshold) and
-    ``x`` becomes a tensor of that dtype. The result is permuted into the Network's flat-θ order
-    (:func:`torch_parameter_permutation`).
-    """
-    import torch
-
-    dt = torch.float64 if dtype is None else dtype
-    perm = torch_parameter_permutation(model)
-    local = copy.deepcopy(model).to(dt)
-    xt = torch.as_tensor(_as_array(x, "x"), dtype=dt)
-
-    def estimator(rng: np.random.Generator) -> np.ndarray:
-        g = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
-        arr = _as_array(fn(local, xt, g), "the torch estimator's return value")
-        P = perm.size
-        if arr.shape == (P,):
-            return arr[perm]
-        if arr.shape == (P, P):
-            return arr[np.ix_(perm, perm)]
-        raise ShapeError(
-            f"the torch estimator returned shape {arr.shape}; expected ({P}, {P}) or ({P},) "
-            "in model.parameters() order"
-        )
-
-    return estimator
