@@ -41,7 +41,7 @@ def run(widths: tuple[int, ...], M: int, kind: int, diagonal_only: bool, R: int)
         const = fv.exact_fisher(net, x)
     t = time.perf_counter()
     rep = check_estimator(
-        lambda g: const, net, x, n=10, which=kind, replications=R, diagonal_only=diagonal_only  # type: ignore[arg-type]
+        lambda g: const, net, x, n=10, which=f"I{kind}", replications=R, diagonal_only=diagonal_only  # type: ignore[arg-type]
     )
     return {
         "widths": widths, "P": net.num_params, "M": M, "kind": kind, "diagonal_only": diagonal_only,

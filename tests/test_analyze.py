@@ -195,7 +195,7 @@ def test_analyze_cli_torch_model(tmp_path, capsys):
     net = fv.Network.from_torch(model, family=fv.family("categorical", K=2))
     ref = fv.analyze(net, xs, n=4)
     assert doc["num_params"] == 3 * 4 + 4 + 2 * 5 == ref.num_params
-    assert doc["widths"] == [3, 4, 2] and doc["activation"] == "tanh"
+    assert doc["model"] == "Network widths (3, 4, 2), activation tanh"
     assert doc["bound_1"] == pytest.approx(ref.bound_1, rel=1e-12)
     assert doc["covariance_norm_2"] == pytest.approx(ref.covariance_norm_2, rel=1e-12)
     b = fv.bounds(net, xs, n=4)

@@ -408,14 +408,14 @@ def network_calls() -> list[st.SearchStrategy[Call]]:
 def fisher_calls() -> list[st.SearchStrategy[Call]]:
     net = (st.just(good(NET)), net_bad())
     x = (x_ok(), x_bad("x"))
-    est_ok = st.sampled_from([1, 2, 1.0, np.int64(2)]).map(good)
-    est_bad = choice_bad((1, 2), "estimator")
+    est_ok = st.sampled_from(["I1", "I2"]).map(good)
+    est_bad = choice_bad(("I1", "I2"), "which")
     n_ok = st.one_of(count_ok(), st.integers(1, 10**12), st.just(2.0)).map(
         lambda a: a if isinstance(a, Arg) else good(a))
     n = (n_ok, count_bad("n"))
     return [
         make_call("exact_fisher", fv.exact_fisher,
-                  {"net": net, "x": x, "method": (st.sampled_from(["analytic", "autodiff"]).map(
+                  {"model": net, "data": x, "method": (st.sampled_from(["analytic", "autodiff"]).map(
                       good), choice_bad(("analytic", "autodiff"), "method")),
                    "per_input": (flag_ok(), flag_bad("per_input"))},
                   check=_positive_trace),
@@ -426,12 +426,12 @@ def fisher_calls() -> list[st.SearchStrategy[Call]]:
                    "route": (st.sampled_from(["structured", "generic"]).map(good),
                              choice_bad(("structured", "generic"), "route"))}),
         make_call("covariance", fv.covariance,
-                  {"net": net, "x": x, "estimator": (est_ok, est_bad), "n": n}),
+                  {"model": net, "data": x, "which": (est_ok, est_bad), "n": n}),
         make_call("variance", fv.variance,
-                  {"net": net, "x": x, "estimator": (est_ok, est_bad), "n": n,
+                  {"model": net, "data": x, "which": (est_ok, est_bad), "n": n,
                    "diagonal": (flag_ok(), flag_bad("diagonal"))}, check=_nonnegative),
         make_call("covariance_norm", fv.covariance_norm,
-                  {"net": net, "x": x, "estimator": (est_ok, est_bad), "n": n},
+                  {"model": net, "data": x, "which": (est_ok, est_bad), "n": n},
                   check=lambda v: (_ for _ in ()).throw(AssertionError(v)) if not v > 0 else None),
         # n small: the p.s.d. draws sample n labels per input (a memory estimate is due there)
         make_call("bounds", fv.bounds,
@@ -439,7 +439,7 @@ def fisher_calls() -> list[st.SearchStrategy[Call]]:
                    "psd_draws": (count_ok(0, 3), count_bad("psd_draws", minimum=0)),
                    "rng": (rng_ok(), rng_bad("rng"))}),
         make_call("analyze", fv.analyze,
-                  {"net": net, "x": x, "n": n,
+                  {"model": net, "data": x, "n": n,
                    "target": (fraction_ok(), fraction_bad("target")),
                    "confidence": (fraction_ok(), fraction_bad("confidence")),
                    "diagonal": (flag_ok(allow_none=True), flag_bad("diagonal", allow_none=True))},
@@ -467,10 +467,10 @@ def gate_calls() -> list[st.SearchStrategy[Call]]:
         "estimator": (st.just(good(exact)), bad_list(
             ["estimator", None, 3, EXACT, *map(_returns, [*BAD_RETURNS, np.diag(EXACT)])],
             ("estimator",))),
-        "net": (st.just(good(NET)), net_bad()),
-        "x": (st.just(good(X)), x_bad("x")),
+        "model": (st.just(good(NET)), net_bad()),
+        "data": (st.just(good(X)), x_bad("x")),
         "n": (count_ok(), count_bad("n")),
-        "kind": (st.sampled_from([1, 2]).map(good), choice_bad((1, 2), "kind")),
+        "which": (st.sampled_from(["I1", "I2"]).map(good), choice_bad(("I1", "I2"), "which")),
         "replications": (count_ok(R0, R0 + 10), st.one_of(
             count_bad("replications"),
             st.just(Arg(GATE_ENTRY_LIMIT, ("replications",))),
@@ -498,10 +498,10 @@ def gate_calls() -> list[st.SearchStrategy[Call]]:
 
     at_most = {**slots, "variance": (st.just(good("at_most")), slots["variance"][1])}
     return [
-        make_call("check_fisher_estimator", fv.check_fisher_estimator, slots,
-                  positional=("estimator", "net", "x"), check=passed),
-        make_call("assert_fisher_estimator", fv.assert_fisher_estimator, at_most,
-                  positional=("estimator", "net", "x"), check=passed),
+        make_call("check_estimator", fv.check_estimator, slots,
+                  positional=("estimator", "model", "data"), check=passed),
+        make_call("assert_estimator", fv.assert_estimator, at_most,
+                  positional=("estimator", "model", "data"), check=passed),
     ]
 
 
@@ -521,7 +521,7 @@ def torch_calls() -> list[st.SearchStrategy[Call]]:
             ["nope", 3, None, "bernoulli", fv.family("categorical", K=3)],
             ("family", "n_L", "dimension"))),
         "n": (count_ok(), count_bad("n")),
-        "kind": (st.sampled_from([1, 2]).map(good), choice_bad((1, 2), "kind")),
+        "which": (st.sampled_from(["I1", "I2"]).map(good), choice_bad(("I1", "I2"), "which")),
         "randomness": (st.sampled_from(["global", "seed", "generator"]).map(good),
                        choice_bad(("global", "generator", "seed"), "randomness")),
         "placeholder_labels": (flag_ok(), flag_bad("placeholder_labels")),
@@ -535,7 +535,7 @@ def torch_calls() -> list[st.SearchStrategy[Call]]:
         ).map(lambda v: Arg(v, ("rtol",)))),
         "reference_model": (st.just(None), bad_list(["ref", 3], ("reference_model",))),
     }
-    options["reference_model"] = (st.just(good(fv.check_torch_fisher.__kwdefaults__[
+    options["reference_model"] = (st.just(good(fv.check_estimator.__kwdefaults__[
         "reference_model"])), options["reference_model"][1])
     fisher_fns = (_returns(torch.tensor(EXACT_TORCH)),
                   _returns({n: torch.tensor(v) for n, v in zip(
@@ -546,13 +546,13 @@ def torch_calls() -> list[st.SearchStrategy[Call]]:
     def fn_slot(good_fn: Any) -> tuple[st.SearchStrategy[Arg], st.SearchStrategy[Arg]]:
         return (st.just(good(good_fn)), bad_list(
             ["fisher", None, 3, *map(_returns, [*BAD_RETURNS, {"nope": torch.zeros(1)}])],
-            ("fisher_fn", "estimate")))
+            ("estimator", "estimate")))
 
     def reported(report: Any) -> None:
         assert isinstance(report.passed, bool) and report.message()
 
     fisher_ref = {
-        "fisher_fn": (st.sampled_from(fisher_fns).map(good), fn_slot(None)[1]),
+        "estimator": (st.sampled_from(fisher_fns).map(good), fn_slot(None)[1]),
         "model": (st.just(good(MLP)), wrong_model),
         "data": (st.sampled_from([XT, (XT, YT), X]).map(good), wrong_data),
         **options,
@@ -563,20 +563,20 @@ def torch_calls() -> list[st.SearchStrategy[Call]]:
         torch.tensor([0.5, 0.0, 1.0]), torch.tensor([math.nan, 0.0, 1.0]),
     ]).map(lambda y: Arg((XT, y), ("labels", "targets")))
     empirical = {
-        "fisher_fn": fn_slot(_returns(torch.tensor(EMPIRICAL_TORCH))),
+        "estimator": fn_slot(_returns(torch.tensor(EMPIRICAL_TORCH))),
         "model": (st.just(good(MLP)), wrong_model),
         "data": (st.just(good((XT, YT))), st.one_of(wrong_data, empirical_labels)),
-        **{k: v for k, v in options.items() if k not in ("kind", "randomness")},
+        **{k: v for k, v in options.items() if k not in ("which", "randomness")},
         "reference": (st.just(good("empirical")), None),
     }
     return [
-        make_call("check_torch_fisher", fv.check_torch_fisher, fisher_ref,
-                  positional=("fisher_fn", "model", "data"), check=reported),
-        make_call("check_torch_fisher(empirical)", fv.check_torch_fisher, empirical,
-                  positional=("fisher_fn", "model", "data"),
+        make_call("check_estimator(module)", fv.check_estimator, fisher_ref,
+                  positional=("estimator", "model", "data"), check=reported),
+        make_call("check_estimator(module, empirical)", fv.check_estimator, empirical,
+                  positional=("estimator", "model", "data"),
                   check=lambda r: (reported(r), _assert(r.passed, r.message()))),
-        make_call("assert_torch_fisher(empirical)", fv.assert_torch_fisher, empirical,
-                  positional=("fisher_fn", "model", "data"), check=reported),
+        make_call("assert_estimator(module, empirical)", fv.assert_estimator, empirical,
+                  positional=("estimator", "model", "data"), check=reported),
     ]
 
 
@@ -632,13 +632,15 @@ def model_calls() -> list[st.SearchStrategy[Call]]:
             _nonnegative(v.detach().cpu().numpy())
 
     return [
-        make_call("model_fisher_diagonal", fv.model_fisher_diagonal, common,
+        make_call("exact_fisher(module, diagonal)", fv.exact_fisher,
+                  {**common, "diagonal": (st.just(good(True)), None)},
                   positional=("model", "data", "family"), check=positive_fisher),
-        make_call("model_variance_diagonal", fv.model_variance_diagonal,
-                  {**common, **second, "estimator": (st.sampled_from([1, 2]).map(good),
-                                                     choice_bad((1, 2), "estimator"))},
+        make_call("variance(module, diagonal)", fv.variance,
+                  {**common, **second, "which": (st.sampled_from(["I1", "I2"]).map(good),
+                                                 choice_bad(("I1", "I2"), "which")),
+                   "diagonal": (st.just(good(True)), None)},
                   positional=("model", "data", "family"), check=diag_ok),
-        make_call("analyze_model", fv.analyze_model,
+        make_call("analyze(module)", fv.analyze,
                   {**common, **second, "target": (fraction_ok(), fraction_bad("target")),
                    "confidence": (fraction_ok(), fraction_bad("confidence")),
                    "norms": (flag_ok(), flag_bad("norms"))},

@@ -55,7 +55,7 @@ def test_package_estimators_pass(name: str, params: dict, kind: int) -> None:
     net, x = _setup(name, **params)
     rep = assert_estimator(
         lambda g: getattr(fv.sample_estimators(net, x, N, g), f"i{kind}"),
-        net, x, n=N, which=kind, replications=R, rng=0,
+        net, x, n=N, which=f"I{kind}", replications=R, rng=0,
     )
     assert rep.passed and abs(rep.scale - 1.0) < 0.1
     assert 0.7 < rep.sd_ratio < 1.3  # the exact variance is the real spread
@@ -130,11 +130,14 @@ def test_diagonal_missing_one_over_n_fails() -> None:
 
 def test_shape_and_replication_errors() -> None:
     net, x = _setup("bernoulli")
+    diag = lambda g: np.diagonal(fv.sample_estimators(net, x, 2, g).i1)  # noqa: E731
     with pytest.raises(fv.FisherVerifyError, match="diagonal_only"):
-        check_estimator(
-            lambda g: np.diagonal(fv.sample_estimators(net, x, 2, g).i1), net, x, n=2,
-            replications=R,
-        )
+        check_estimator(diag, net, x, n=2, replications=R, diagonal_only=False)
+    # undeclared (None), the shape of one estimate decides, on a copy of the generator: the
+    # replicates and so the report are those of the declared diagonal gate
+    inferred = check_estimator(diag, net, x, n=2, replications=R)
+    declared = check_estimator(diag, net, x, n=2, replications=R, diagonal_only=True)
+    assert inferred.diagonal_only and inferred.message() == declared.message()
     # below Catoni's range the gate falls back to a median of means; below that it refuses
     S = net.num_params + 8
     need = minimum_replications(1e-6, S)
@@ -195,18 +198,20 @@ def test_exact_variances_match_the_covariance_tensor(kind: int, diagonal_only: b
 
 def test_large_paths_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch  # noqa: F401 - torch is a test dependency: a missing torch must fail, not skip
+
+    from fisher_verify.testing import gate_exact
     net, x = _setup("categorical", K=3)
     X, _ = net.inputs(x)
     V = np.random.default_rng(4).normal(size=(3, net.num_params))
     for diag in (False, True):
         dense = gate_mod._exact_statistics(net, X, 2, 5, V, diag)
-        monkeypatch.setattr(gate_mod, "DENSE_HESSIAN_LIMIT", 0)
+        monkeypatch.setattr(gate_exact, "DENSE_HESSIAN_LIMIT", 0)
         large = gate_mod._exact_statistics(net, X, 2, 5, V, diag)
         monkeypatch.undo()
         for a, b in zip(dense, large):
             np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-15)
     dense = gate_mod._exact_statistics(net, X, 1, 5, V, False)
-    monkeypatch.setattr(gate_mod, "LARGE_DIAGONAL_P", 0)
+    monkeypatch.setattr(gate_exact, "LARGE_DIAGONAL_P", 0)
     large = gate_mod._exact_statistics(net, X, 1, 5, V, False)
     for a, b in zip(dense, large):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-15)
@@ -396,7 +401,7 @@ def test_correct_estimators_pass_when_declared_exact(name: str, params: dict, ki
     f = _Fast(name, n=N, **params)
     est = f.i1 if kind == 1 else f.i2
     rep = check_estimator(
-        est, f.net, f.x, n=N, which=kind, replications=R, rng=0, variance="exact"  # type: ignore[arg-type]
+        est, f.net, f.x, n=N, which=f"I{kind}", replications=R, rng=0, variance="exact"  # type: ignore[arg-type]
     )
     assert rep.passed, rep.message()
     assert not rep.spread_failures and 0.7 < rep.spread_ratio < 1.3
@@ -714,11 +719,11 @@ def test_parameter_order_is_named() -> None:
 
 def test_misspelt_keyword_names_the_function_called() -> None:
     f = _Fast("bernoulli", n=5)
-    wrong = r"assert_fisher_estimator\(\) got an unexpected keyword argument 'replicatons'"
+    wrong = r"assert_estimator\(\) got an unexpected keyword argument 'replicatons'; valid: alpha, "
     with pytest.raises(TypeError, match=wrong):
         assert_estimator(f.i1, f.net, f.x, n=5, replicatons=50)
-    with pytest.raises(TypeError, match=r"assert_fisher_estimator\(\) missing"):
-        assert_estimator(f.i1, f.net, f.x)
+    with pytest.raises(TypeError, match=r"check_estimator\(\) got an unexpected keyword argument"):
+        check_estimator(f.i1, f.net, f.x, n=5, replicatons=50)  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize(("name", "params"), [("categorical", {"K": 3}), ("poisson", {}),

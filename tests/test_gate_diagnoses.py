@@ -189,7 +189,7 @@ def test_check_fisher_estimator_hint_names_its_own_argument() -> None:
     y = f.fam.sample(teacher.forward(f.X), 1, np.random.default_rng(99))[0]
     emp = estimators_from_draws(f.net, f.x, y[None]).i1
     rep = check_estimator(lambda g: emp, f.net, f.x, n=16, replications=R, rng=0)
-    assert "pass labels= to check_fisher_estimator" in rep.diagnosis
+    assert "pass labels= to check_estimator" in rep.diagnosis
 
 
 # --- data and estimates in the forms real code uses ---------------------------------------------

@@ -54,7 +54,7 @@ def test_mp_route_agrees_with_float64(widths, act, fam) -> None:
     assert _rel(mp_output_hessians(net, x), net.output_hessians(x)) <= TOL
     assert _rel(mp_exact_fisher(net, x), fv.exact_fisher(net, x)) <= TOL
     for est in (1, 2):
-        assert _rel(mp_variance(net, x, est, n=4), fv.variance(net, x, which=est, n=4)) <= TOL
+        assert _rel(mp_variance(net, x, est, n=4), fv.variance(net, x, which=f"I{est}", n=4)) <= TOL
 
 
 def test_single_input_shapes_and_batch_consistency() -> None:

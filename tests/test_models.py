@@ -633,12 +633,12 @@ def test_output_callable() -> None:
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"estimator": 3}, "estimator must be 1"),
+    ({"which": 3}, "which must be 'I1'"),
     ({"n": 0}, "n must be an integer"),
     ({"memory": 10}, "memory must be"),
-    ({"estimator": 2, "probes": 2, "method": "hutchinson"}, "probes must be"),
-    ({"estimator": 2, "method": "magic"}, "method must be"),
-    ({"estimator": 2, "method": "eq3"}, "method='eq3' needs"),
+    ({"which": "I2", "probes": 2, "method": "hutchinson"}, "probes must be"),
+    ({"which": "I2", "method": "magic"}, "method must be"),
+    ({"which": "I2", "method": "eq3"}, "method='eq3' needs"),
 ])
 def test_bad_arguments(kwargs: dict[str, Any], match: str) -> None:
     model = Conv1dNet(nn.Tanh(), 2)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..distributed import all_reduce_sums, process_group
 from ..errors import ShapeError, UnsupportedError
 from ..fisher.large import check_budget
 from ..validation import check_count, check_flag, check_materialized
@@ -25,7 +26,6 @@ from .contract import Contractor, per_parameter_factor
 from .data import InputStream, Progress
 from .linear import LinearTaps
 from .prepared import PreparedModel, prepare_model
-from ..distributed import all_reduce_sums, process_group
 
 __all__ = [
     "DEFAULT_MEMORY",

@@ -26,12 +26,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..distributed import all_reduce_sums
 from ..errors import ShapeError, UnsupportedError
 from ..fisher.ustat import jackknife_stderr, u_statistic_deleted
 from .data import Progress
 from .diagonals import MAX_BATCH, Diagonals, Workspace, moments, plan
 from .prepared import second_order
-from ..distributed import all_reduce_sums
 
 __all__ = ["EXACT_TENSOR_LIMIT", "LINEAR_EXACT_LIMIT", "eq3_network", "variance2_diagonal"]
 

@@ -1,6 +1,6 @@
 """The estimator gate for the code people actually run: a torch model, a data set, a Fisher routine.
 
-:func:`fisher_verify.check_estimator` puts ``fisher_fn(model, data)`` — an EWC-style function, or a wrapper
+:func:`fisher_verify.check_estimator` puts ``estimator(model, data)`` — an EWC-style function, or a wrapper
 around BackPACK, curvlinops, nngeometry or ASDL — through the calibrated gate of
 :mod:`fisher_verify.testing.estimator_gate` with no glue code:
 
@@ -691,7 +691,7 @@ def _default_rtol(model: Any) -> float:
 
 
 def gate_module(
-    fisher_fn: Callable[..., Any],
+    estimator: Callable[..., Any],
     model: Any,
     data: Any,
     *,
@@ -712,17 +712,17 @@ def gate_module(
     variance: Literal["at_most", "exact"] = "at_most",
     which: Any = None,
 ) -> EstimatorReport:
-    """Check ``fisher_fn(model, data)`` against ``I(θ)`` (``eq-6``) or the empirical Fisher; one line.
+    """Check ``estimator(model, data)`` against ``I(θ)`` (``eq-6``) or the empirical Fisher; one line.
 
     Never raises for a wrong estimator: returns the report (``.passed``, ``.message()``).
 
     Args:
-        fisher_fn: ``fisher_fn(model, data)`` returning a Fisher estimate in any form that
+        estimator: ``estimator(model, data)`` returning a Fisher estimate in any form that
             :func:`estimate_to_array` reads; with ``randomness="generator"`` it is also given
             ``generator=<torch.Generator>``, with ``randomness="seed"`` ``seed=<int>``.
         model: the user's ``nn.Module``, used as is (any dtype, any device) and restored after
             every call.
-        data: what ``fisher_fn`` expects: a ``DataLoader``, a ``Dataset``, ``(x, y)`` or ``x``.
+        data: what ``estimator`` expects: a ``DataLoader``, a ``Dataset``, ``(x, y)`` or ``x``.
         family: the output family (``"categorical"``: K from the output width; ``"normal"`` …,
             or a :func:`fisher_verify.family` object, e.g. ``family("normal", sigma=2**0.5)``
             for a ``MSELoss`` without the factor 1/2), or the ``torch.nn`` loss module trained
@@ -736,7 +736,7 @@ def gate_module(
             (``thm-6``).
         randomness: ``"global"`` (the global RNGs are seeded per call), ``"generator"`` or
             ``"seed"`` (additionally passed as a keyword); the global RNGs are always restored.
-        placeholder_labels: when ``data`` has no targets, hand ``fisher_fn`` data with zero
+        placeholder_labels: when ``data`` has no targets, hand ``estimator`` data with zero
             targets (for losses that need targets even when the labels are sampled): a
             ``DataLoader`` of ``(x, y)`` batches for a loader, a tuple ``(x, y)`` otherwise.
         diagonal_only: whether the estimate is a diagonal; ``None`` infers it from the output.
@@ -762,9 +762,9 @@ def gate_module(
     """
     import torch
 
-    # every option before the model or fisher_fn runs: a bad one is named, not met later as a
+    # every option before the model or estimator runs: a bad one is named, not met later as a
     # TypeError from inside the gate (the gate checks them again; that costs nothing)
-    check_callable(fisher_fn, "fisher_fn", "fisher_fn(model, data) returning a Fisher estimate")
+    check_callable(estimator, "estimator", "estimator(model, data) returning a Fisher estimate")
     if reference_model is not None:
         check_callable(reference_model, "reference_model", "(model, family) -> ReferenceModel")
     reference = check_choice(reference, "reference", ("fisher", "empirical"))
@@ -825,12 +825,12 @@ def gate_module(
             kwargs["seed"] = seed
         with restored_module(model), seeded_global_rngs(seed):
             try:
-                out = fisher_fn(model, call_data, **kwargs)
+                out = estimator(model, call_data, **kwargs)
             except TypeError as exc:
                 missing = [w for w in ("generator", "seed") if f"argument: '{w}'" in str(exc)]
                 if missing:
                     raise FisherVerifyError(
-                        f"fisher_fn needs a {missing[0]!r} argument: pass randomness={missing[0]!r} so the "
+                        f"estimator needs a {missing[0]!r} argument: pass randomness={missing[0]!r} so the "
                         f"gate hands one over ({exc})"
                     ) from None
                 raise
@@ -862,7 +862,7 @@ def gate_module(
     probe = call(int(np.random.default_rng(gen.integers(0, 2**62)).integers(0, 2**62)))
     diag = probe.ndim == 1 if diagonal_only is None else bool(diagonal_only)
 
-    def estimator(g: np.random.Generator) -> np.ndarray:
+    def replicate(g: np.random.Generator) -> np.ndarray:
         arr = call(int(g.integers(0, 2**62)))
         if perm is None or arr.ndim not in (1, 2):
             return arr
@@ -879,7 +879,7 @@ def gate_module(
         except FisherVerifyError as exc:
             labels, hint = None, f"the data's targets are not labels of {fam.label}: {exc}"
     report = gate_network(
-        estimator, refm.network, X_np, n=n, kind=kind, replications=replications, rng=gen,
+        replicate, refm.network, X_np, n=n, kind=kind, replications=replications, rng=gen,
         alpha=alpha, diagonal_only=diag, directions=directions, rtol=tol, labels=labels,
         labels_hint=hint, variance=variance, which=which,
     )

@@ -19,6 +19,7 @@ one :class:`~.estimator_gate.EstimatorReport`.
 from __future__ import annotations
 
 import copy
+import inspect
 import sys
 from collections.abc import Callable
 from typing import Any, Literal
@@ -152,7 +153,15 @@ def assert_estimator(estimator: Callable[..., Any], model: Any, data: Any,
                      **options: Any) -> EstimatorReport:
     """:func:`check_estimator`, raising ``AssertionError`` with the report's message when the
     estimator fails (``eq-6``); returns the report when it passes. Same options."""
+    unknown = sorted(set(options) - _KEYWORDS)
+    if unknown:
+        raise TypeError(f"assert_estimator() got an unexpected keyword argument {unknown[0]!r}; "
+                        f"valid: {', '.join(sorted(_KEYWORDS))}")
     report = check_estimator(estimator, model, data, **options)
     if not report.passed:
         raise AssertionError(report.message())
     return report
+
+
+_KEYWORDS = frozenset(name for name, p in inspect.signature(check_estimator).parameters.items()
+                      if p.kind is inspect.Parameter.KEYWORD_ONLY)

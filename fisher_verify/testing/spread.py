@@ -14,7 +14,6 @@ and is what the tests check the moments against.)
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
