@@ -319,7 +319,7 @@ def test_diagonal_gate_without_directions_runs(kind: object) -> None:
 # --- subsampled inputs (ext-subsampled) -------------------------------------------------------
 
 
-@pytest.mark.parametrize(("base", "replace"), [(1, False), (1, True), ("exact", False), ("exact", True)])
+@pytest.mark.parametrize(("base", "replace"), [("I1", False), ("I1", True), ("exact", False), ("exact", True)])
 def test_subsampled_law_matches_enumeration_over_subsets(base: object, replace: bool) -> None:
     from fisher_verify.testing.gate_kinds import Subsampled, subsampled_statistics
 
