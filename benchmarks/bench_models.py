@@ -107,9 +107,10 @@ def main() -> int:
             X = torch.randn(*shape, dtype=torch.float64, device=args.device)
             t_bw = timed(backward_once, model, X)
             t_bp = timed(backpack_diag_ggn, model, X)
-            t_f = timed(fv.model_fisher_diagonal, model, X, fam, progress=False, memory=mem)
-            t_v1 = timed(fv.model_variance_diagonal, model, X, fam, n=1, progress=False, memory=mem)
-            t_v2 = (timed(fv.model_variance_diagonal, model, X, fam, estimator=2, progress=False,
+            t_f = timed(fv.exact_fisher, model, X, fam, diagonal=True, progress=False, memory=mem)
+            t_v1 = timed(fv.variance, model, X, fam, n=1, diagonal=True, progress=False,
+                         memory=mem)
+            t_v2 = (timed(fv.variance, model, X, fam, which="I2", diagonal=True, progress=False,
                           memory=mem) if name == "mlp" else float("nan"))
             print(f"{name:<5} {P:>9} {M:>5} {t_bw:>9.3f} {t_bp:>9.3f} {t_f:>8.3f} {t_v1:>8.3f} "
                   f"{t_v2:>8.3f} | {t_f / t_bp:>5.2f} {t_v1 / t_f:>5.2f} {t_v2 / t_f:>5.2f}",

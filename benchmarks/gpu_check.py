@@ -283,12 +283,13 @@ def time_models(run: Run) -> None:
         if backpack_diag_ggn(model, X[:2]) is not None:
             run.timed({**base, "task": "BackPACK DiagGGNExact"}, partial(backpack_diag_ggn, model, X))
         run.timed({**base, "task": "diag I"},
-                  partial(fv.model_fisher_diagonal, model, X, fam, progress=False))
+                  partial(fv.exact_fisher, model, X, fam, diagonal=True, progress=False))
         run.timed({**base, "task": "Var(I1)"},
-                  partial(fv.model_variance_diagonal, model, X, fam, n=1, progress=False))
+                  partial(fv.variance, model, X, fam, n=1, diagonal=True, progress=False))
         if kind == "mlp":
-            run.timed({**base, "task": "Var(I2)"}, partial(fv.model_variance_diagonal, model, X, fam,
-                                                           estimator=2, n=1, progress=False))
+            run.timed({**base, "task": "Var(I2)"}, partial(fv.variance, model, X, fam,
+                                                           which="I2", n=1, diagonal=True,
+                                                           progress=False))
 
 
 def main() -> int:

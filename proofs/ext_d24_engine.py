@@ -1,5 +1,5 @@
 """ext-d24-engine: the follow-up's diagonal results on CNNs through the any-model engine (beyond
-the paper: Soen & Sun, NeurIPS 2024, arXiv 2402.05379; issue 17). ``fv.model_variance_diagonal``
+the paper: Soen & Sun, NeurIPS 2024, arXiv 2402.05379; issue 17). ``fv.variance(..., diagonal=True)``
 gives the d24-var closed forms for a Conv2d + smooth activation + pooling + Linear network and
 for a ReLU CNN with max pooling at inputs away from its kinks, the last Linear layer's Var(Î₂)
 is 0 (d24-last-layer) and the ReLU CNN's whole Var(Î₂) diagonal is 0 (d24-pwl)."""
@@ -60,7 +60,7 @@ def check(ctx):
     from the family); the last Linear layer's Var(Î₂)_ii and, for the ReLU CNN, every
     Var(Î₂)_ii are 0 at the scale of (1/(M²N)) Σ uᵀIu (the same form with first derivatives:
     the size of the terms that cancel); models.structure names the last layer and the
-    piecewise-linear model, so analyze_model's reasons are those of the checks."""
+    piecewise-linear model, so fv.analyze's reasons are those of the checks."""
     import torch
 
     # torch's RNG is forked (the construction draws from it) and its intra-op threads set to 1

@@ -2,8 +2,8 @@
 
 The README promises eq-6, thm-4 and thm-6 diagonals, and thm-7/thm-8 where exact, for any
 torch model, not only the Eq. 3 MLPs of the paper (:mod:`fisher_verify.models`). This statement
-checks the engine's public functions (``fv.model_fisher_diagonal``,
-``fv.model_variance_diagonal(estimator=1|2)``) and its exact thm-7/thm-8 norms against a dense
+checks the engine's public functions (``fv.exact_fisher(..., diagonal=True)``,
+``fv.variance(..., which="I1"|"I2", diagonal=True)``) and its exact thm-7/thm-8 norms against a dense
 reference that shares nothing with it:
 
 * derivatives: full Jacobians ``J_m`` and output Hessians ``H_m`` of ``h_L(x_m)`` by plain

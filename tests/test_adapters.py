@@ -1,4 +1,4 @@
-"""check_torch_fisher: the gate for a user's own torch model, data and Fisher routine (issue 10).
+"""fv.check_estimator on a module: the gate for a user's own torch model, data and Fisher routine (issue 10).
 
 Independent routes: I(θ) comes from the Network (eq-6, analytic Jacobians) inside the gate, the
 Monte Carlo estimators under test are written here with torch autograd from the definition

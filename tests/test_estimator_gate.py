@@ -133,7 +133,7 @@ def test_shape_and_replication_errors() -> None:
     diag = lambda g: np.diagonal(fv.sample_estimators(net, x, 2, g).i1)  # noqa: E731
     with pytest.raises(fv.FisherVerifyError, match="diagonal_only"):
         check_estimator(diag, net, x, n=2, replications=R, diagonal_only=False)
-    # undeclared (None), the shape of one estimate decides, on a copy of the generator: the
+    # undeclared (None), the shape of the first replicate decides, with no extra call: the
     # replicates and so the report are those of the declared diagonal gate
     inferred = check_estimator(diag, net, x, n=2, replications=R)
     declared = check_estimator(diag, net, x, n=2, replications=R, diagonal_only=True)

@@ -7,7 +7,7 @@ float64 eval-mode copy). Independent routes: the Monte Carlo estimators under te
 here from the definition (eq-7: labels sampled from the model, per-sample gradients by torch
 autograd), BackPACK's DiagGGNMC / DiagGGNExact are a third party's, the adapter's J is checked
 against torch.func.jacrev on the user's own module and its diag I(θ) against
-fv.model_fisher_diagonal (the engine's vmap route), its output Hessians against central
+fv.exact_fisher(diagonal=True) (the engine's vmap route), its output Hessians against central
 differences of J.
 """
 

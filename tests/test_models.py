@@ -242,7 +242,7 @@ def test_tied_weights_match_dense_route() -> None:
 
 
 def test_public_functions_and_large_categorical() -> None:
-    """fv.model_fisher_diagonal / fv.model_variance_diagonal; K = 12 uses the O(K) κ₄ route."""
+    """fv.exact_fisher / fv.variance (diagonal=True); K = 12 uses the O(K) κ₄ route."""
     fam = fv.family("categorical", K=12)
     model, X, _ = model_zoo(12)["conv2d_pool"]
     want = expected(model, X, fam, n=2)

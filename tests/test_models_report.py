@@ -1,4 +1,4 @@
-"""fv.analyze_model: per tensor / per layer sums, thm-7 and the labels, against the dense route."""
+"""fv.analyze of a module: per tensor / per layer sums, thm-7 and the labels, against the dense route."""
 
 from __future__ import annotations
 

@@ -93,7 +93,7 @@ def test_ext_standard_errors_statement_verifies() -> None:
 
 
 def test_model_hutchinson_stderr_is_pinned_by_enumerating_the_probes(monkeypatch) -> None:
-    """model_variance_diagonal(method="hutchinson"): with the Rademacher probes of a 2-entry
+    """fv.variance(diagonal=True, method="hutchinson"): with the Rademacher probes of a 2-entry
     tensor enumerated (every S-tuple, by substituting torch.randint), the mean of its values
     is the exact Var(Î₂) diagonal, their variance and the mean stderr² are the U-statistic's
     Var(U) and E[se²] from the Hoeffding decomposition of the probe kernel, computed from the

@@ -1,4 +1,4 @@
-"""The per-layer diagonal trade-off in ``analyze_model`` (issue 17, "For users"): the reason from
+"""The per-layer diagonal trade-off in ``fv.analyze`` of a module (issue 17, "For users"): the reason from
 the model's structure (models.structure) and the ratio against the d24-var closed forms from
 dense plain-autograd J and H (test_models.dense_derivatives), for CNNs and MLP-like modules."""
 

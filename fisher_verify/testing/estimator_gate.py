@@ -444,7 +444,7 @@ def gate_network(
     replications: int = 200,
     rng: np.random.Generator | int | None = 0,
     alpha: float = DEFAULT_ALPHA,
-    diagonal_only: bool = False,
+    diagonal_only: bool | None = False,
     directions: int = 8,
     rtol: float = 1e-9,
     variance: Literal["at_most", "exact"] = "at_most",
@@ -473,7 +473,8 @@ def gate_network(
         replications: R independent calls of ``estimator``.
         rng: seed or Generator; directions are drawn from it first, then each call gets it.
         alpha: false-alarm rate of the whole gate (Bonferroni over all tests).
-        diagonal_only: the estimator returns ``diag Î`` only (EWC / K-FAC style pipelines).
+        diagonal_only: the estimator returns ``diag Î`` only (EWC / K-FAC style pipelines);
+            None reads it from the shape of the first replicate (no extra call).
         directions: number of random quadratic forms ``vᵀÎv`` (``vᵀ Diag(Î) v`` when diagonal).
         rtol: deterministic rounding tolerance, relative to ``⟨|W|, |I(θ)|⟩``; raise it (e.g.
             ``1e-4``) for float32 estimators.
@@ -497,8 +498,8 @@ def gate_network(
     n = check_count(n, "n (draws per input)", error=ShapeError)
     directions = check_count(directions, "directions", minimum=0)
     alpha = check_fraction(alpha, "alpha")
-    diagonal_only = bool(check_flag(diagonal_only, "diagonal_only"))
-    check_kind(kind, diagonal_only)
+    declared = check_flag(diagonal_only, "diagonal_only", allow_none=True)
+    check_kind(kind, True if declared is None else bool(declared))
     rtol = check_nonnegative(rtol, "rtol")
     if variance not in ("at_most", "exact"):
         raise FisherVerifyError(
@@ -525,6 +526,14 @@ def gate_network(
 
     V = gen.normal(size=(int(directions), P))
     V /= np.maximum(np.linalg.norm(V, axis=1, keepdims=True), 1e-300)
+    first = None
+    if declared is None:
+        # the first replicate, drawn where the loop would draw it (the exact statistics use no
+        # randomness), says whether the estimate is the diagonal
+        first = _as_array(estimator(gen))
+        declared = first.shape == (P,)
+        check_kind(kind, declared)
+    diagonal_only = bool(declared)
     ex = kind_statistics(kind, net, X, n, V, diagonal_only)
     expected, var = ex.expected, ex.variance
     slack = rtol * np.maximum(ex.scales, np.abs(expected))
@@ -554,7 +563,7 @@ def gate_network(
     want = (P,) if diagonal_only else (P, P)
     values = np.empty((R, S))
     for r in range(R):
-        est = _as_array(estimator(gen))
+        est = first if r == 0 and first is not None else _as_array(estimator(gen))
         if est.shape != want:
             hint = " (pass diagonal_only=True for a diagonal estimator)" if est.shape == (P,) else ""
             raise ShapeError(f"the estimator returned shape {est.shape}, expected {want}{hint}")

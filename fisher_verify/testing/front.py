@@ -18,16 +18,14 @@ one :class:`~.estimator_gate.EstimatorReport`.
 
 from __future__ import annotations
 
-import copy
 import inspect
 import sys
 from collections.abc import Callable
 from typing import Any, Literal
 
 from ..errors import FisherVerifyError
-from ..validation import as_generator, check_flag
 from .calibrated import DEFAULT_ALPHA
-from .estimator_gate import EstimatorReport, _as_array, gate_network
+from .estimator_gate import EstimatorReport, gate_network
 from .gate_kinds import kind_of
 
 __all__ = ["assert_estimator", "check_estimator"]
@@ -135,17 +133,9 @@ def check_estimator(
         raise FisherVerifyError(
             f"family: a fisher_verify.Network carries its own family; leave family=None, got "
             f"{family!r}")
-    diag = check_flag(diagonal_only, "diagonal_only", allow_none=True)
-    gen = as_generator(rng)
-    if diag is None:
-        if not callable(estimator):  # the gate names it
-            diag = False
-        else:
-            # the shape of one estimate on a copy of the generator: the gate's draws are unchanged
-            diag = _as_array(estimator(copy.deepcopy(gen))).ndim == 1
     return gate_network(
-        estimator, model, data, n=n, kind=kind, replications=replications, rng=gen,
-        alpha=alpha, diagonal_only=bool(diag), directions=directions,
+        estimator, model, data, n=n, kind=kind, replications=replications, rng=rng,
+        alpha=alpha, diagonal_only=diagonal_only, directions=directions,
         rtol=1e-9 if rtol is None else rtol, variance=variance, labels=labels, which=which)
 
 
