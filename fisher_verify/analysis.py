@@ -35,6 +35,9 @@ FULL_LIMIT = 2000  # above this many parameters only diagonals are formed (DESIG
 #: Seconds the streamed thm-7/thm-8 norms may be estimated to take inside analyze exactly
 #: (above it: the sampled-pairs estimate with its standard error, labelled exact=False)
 NORM_SECONDS = 120.0
+#: the options of :func:`analyze` that only a torch module takes
+MODULE_OPTIONS = ("output", "dtype", "device", "eval_mode", "smooth", "distributed", "method",
+                  "probes", "seed", "norms", "rel_precision")
 #: Seconds the per-input terms may be estimated to take unless ``time_budget`` is given
 DEFAULT_TIME_BUDGET = 300.0
 
@@ -86,7 +89,8 @@ def analyze(model: Any, data: Any, family: Any = None, *, n: int = 1, target: fl
             the result instead); UnsupportedError (at once, before the work) when one input's
             terms exceed ``memory`` or the per-input terms are estimated above ``time_budget``.
         UnsupportedError: the Fisher or a variance overflows float64 (no finite answer).
-        TypeError: an option of the other route (e.g. ``probes`` for a Network).
+            An option of the other kind of model (e.g. ``probes`` for a Network) is refused
+            naming it.
 
     A result that underflowed (every Fisher entry below the smallest normal float64, or a
     Var(Î₁) that is 0 only because the family's fourth moment underflowed) is returned with
@@ -94,25 +98,29 @@ def analyze(model: Any, data: Any, family: Any = None, *, n: int = 1, target: fl
     """
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(model, torch.nn.Module):
-        given = [k for k, v in (("diagonal", diagonal), ("time_budget", time_budget)) if v is not None]
-        if given:
-            raise TypeError(f"analyze: {given[0]} applies to a fisher_verify.Network only")
         if family is None:
             raise FisherVerifyError(
                 f"family: a {type(model).__name__} needs its output family, e.g. "
                 "family=fisher_verify.family('categorical', K=10) or the torch.nn loss it is "
                 "trained with")
+        given = [k for k, v in (("diagonal", diagonal), ("time_budget", time_budget)) if v is not None]
+        if given:
+            raise FisherVerifyError(
+                f"{given[0]}: applies to a fisher_verify.Network only; the model is a "
+                f"{type(model).__name__} (a module's analysis is per parameter tensor, on the "
+                "diagonals)")
         from .models.report import analyze_module
 
         return analyze_module(model, data, family, n, target=target, confidence=confidence,
                               memory=memory, progress=True if progress is None else progress,
                               **module_options)
     if module_options:
-        raise TypeError(f"analyze: {sorted(module_options)[0]} applies to a torch module only "
-                        "(or is not an option of analyze)")
+        raise FisherVerifyError(
+            f"{sorted(module_options)[0]}: not an option of analyze for a fisher_verify.Network "
+            f"model (the options of a torch module: {', '.join(MODULE_OPTIONS)})")
     if family is not None and family is not getattr(model, "family", None):
         raise FisherVerifyError(
-            f"family: a fisher_verify.Network carries its own family; leave family=None, got "
+            f"family: the model, a fisher_verify.Network, carries its own family; leave family=None, got "
             f"{family!r}")
     return _analyze_network(model, data, n, target, confidence, diagonal, memory, time_budget,
                             None if progress is None or progress is False else progress)

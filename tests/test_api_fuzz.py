@@ -260,7 +260,7 @@ def x_bad(*culprits: str, n0: int = 2) -> st.SearchStrategy[Arg]:
 
 
 def net_bad() -> st.SearchStrategy[Arg]:
-    return bad_list([None, "net", MLP, [np.zeros((1, 3))], {"W0": 1}, 3.0, BERN], ("net",))
+    return bad_list([None, "net", MLP, [np.zeros((1, 3))], {"W0": 1}, 3.0, BERN], ("net", "model", "family"))
 
 
 # --- one call strategy per public function ----------------------------------------------------
@@ -477,11 +477,11 @@ def gate_calls() -> list[st.SearchStrategy[Call]]:
             st.just(Arg(2, ("replications",))))),
         "rng": (rng_ok(), rng_bad("rng")),
         "alpha": (st.just(good(ALPHA)), fraction_bad("alpha")),
-        "diagonal_only": (st.just(good(False)), flag_bad("diagonal_only")),
+        "diagonal_only": (st.just(good(False)), flag_bad("diagonal_only", allow_none=True)),
         "directions": (st.just(good(2)), st.one_of(
             count_bad("directions", minimum=0), st.just(Arg(10**12, ("directions",))))),
-        "rtol": (st.floats(0, 1e-6).map(good), st.one_of(
-            st.floats(max_value=-1e-12), NON_FINITE, st.sampled_from(["1e-9", None, True]),
+        "rtol": (st.one_of(st.floats(0, 1e-6), st.none()).map(good), st.one_of(
+            st.floats(max_value=-1e-12), NON_FINITE, st.sampled_from(["1e-9", True]),
         ).map(lambda v: Arg(v, ("rtol",)))),
         "variance": (st.sampled_from(["at_most", "exact"]).map(good),
                      choice_bad(("at_most", "exact"), "variance")),
@@ -642,6 +642,8 @@ def model_calls() -> list[st.SearchStrategy[Call]]:
                   positional=("model", "data", "family"), check=diag_ok),
         make_call("analyze(module)", fv.analyze,
                   {**common, **second, "target": (fraction_ok(), fraction_bad("target")),
+                   # None is analyze's default for both kinds of model (a module: a progress line)
+                   "progress": (st.just(good(False)), flag_bad("progress", allow_none=True)),
                    "confidence": (fraction_ok(), fraction_bad("confidence")),
                    "norms": (flag_ok(), flag_bad("norms"))},
                   positional=("model", "data", "family")),

@@ -59,7 +59,7 @@ def _network(model: Any, family: Any) -> Any:
     net = require_network(model, "model")
     if family is not None and family is not net.family:
         raise FisherVerifyError(
-            f"family: a fisher_verify.Network carries its own family ({net.family.label}); "
+            f"family: the model, a fisher_verify.Network, carries its own family ({net.family.label}); "
             f"leave family=None, got {family!r}")
     return net
 
@@ -136,7 +136,9 @@ def exact_fisher(model: Any, data: Any, family: Any = None, *, diagonal: bool = 
 
 def _no_options(engine: dict[str, Any], what: str) -> None:
     if engine:
-        raise TypeError(f"{what} takes no engine options; got {', '.join(sorted(engine))}")
+        raise FisherVerifyError(
+            f"{sorted(engine)[0]}: {what} takes no engine options (they belong to a torch "
+            f"module's diagonal); got {', '.join(sorted(engine))}")
 
 
 def variance(model: Any, data: Any, family: Any = None, *, which: Which = "I1", n: int = 1,

@@ -101,7 +101,8 @@ def check_estimator(
         ShapeError: an estimate or data in a form that is not understood.
         FisherVerifyError: bad options; too few replications for ``alpha``.
         UnsupportedError: ``which="I2"`` on a non-C² model (thm-3).
-        TypeError: an option of the other kind of model (e.g. ``randomness`` for a Network).
+            An option of the other kind of model (e.g. ``randomness`` for a Network) is
+            refused naming it.
     """
     kind = kind_of(which)
     given = {"reference": reference != "fisher", "randomness": randomness != "global",
@@ -109,14 +110,15 @@ def check_estimator(
              "reference_model": reference_model is not None, "reduction": reduction != "mean",
              "labels": labels is not None}
     if _is_module(model):
-        wrong = [k for k in _NETWORK_ONLY if given[k]]
-        if wrong:
-            raise TypeError(f"check_estimator: {wrong[0]} applies to a fisher_verify.Network "
-                            "only (a module's labels come with its data)")
         if family is None:
             raise FisherVerifyError(
                 "family: a torch module needs its output family, e.g. family='categorical', "
                 "fisher_verify.family('normal') or the torch.nn loss it is trained with")
+        wrong = [k for k in _NETWORK_ONLY if given[k]]
+        if wrong:
+            raise FisherVerifyError(
+                f"{wrong[0]}: applies to a fisher_verify.Network model only; for a module "
+                f"(here a {type(model).__name__}) the labels come with its data, (x, y)")
         from .adapters import gate_module
 
         return gate_module(
@@ -127,11 +129,12 @@ def check_estimator(
             reduction=reduction, variance=variance, which=which)
     wrong = [k for k in _MODULE_ONLY if given[k]]
     if wrong:
-        raise TypeError(f"check_estimator: {wrong[0]} applies to a torch module only; a "
-                        "Network's estimator is called as estimator(rng)")
+        raise FisherVerifyError(
+            f"{wrong[0]}: applies to a torch module model only; a fisher_verify.Network's "
+            "estimator is called as estimator(rng) and compared with its exact I(θ)")
     if family is not None and family is not getattr(model, "family", None):
         raise FisherVerifyError(
-            f"family: a fisher_verify.Network carries its own family; leave family=None, got "
+            f"family: the model, a fisher_verify.Network, carries its own family; leave family=None, got "
             f"{family!r}")
     return gate_network(
         estimator, model, data, n=n, kind=kind, replications=replications, rng=rng,
