@@ -108,7 +108,7 @@ def test_bias_free_model_is_analysed_with_its_own_parameters() -> None:
     rep = fv.analyze(model, X, fv.family("bernoulli"), progress=False)
     fisher, norm2 = _dense_reference(model, X)
     assert rep.num_params == sum(p.numel() for p in model.parameters()) == 13
-    got = np.concatenate([rep.diagonals["f"][k].reshape(-1).numpy() for k, _ in
+    got = np.concatenate([rep.fisher[k].reshape(-1).numpy() for k, _ in
                           model.named_parameters()])
     np.testing.assert_allclose(got, fisher, rtol=1e-10, atol=1e-14)
     assert rep.covariance_norm_2 == pytest.approx(norm2, rel=1e-9)

@@ -47,8 +47,8 @@ def compute(distributed):
             out[f"{name} {st} exact"] = exact.value
             out[f"{name} {st} sampled"] = sampled.value
             out[f"{name} {st} sampled stderr"] = sampled.stderr
-        out[f"{name} thm-7 rhs"] = large_norms.bound_1(s, 3.0, 2, rank, world)
-        out[f"{name} thm-8 rhs"] = large_norms.bound_2(s, 3.0, 2, rank, world)
+        out[f"{name} thm-7 rhs"] = large_norms.thm7_rhs(s, 3.0, 2, rank, world)
+        out[f"{name} thm-8 rhs"] = large_norms.thm8_rhs(s, 3.0, 2, rank, world)
         b7 = large.thm7_large(net, X, 3, device="cpu", method="exact", distributed=distributed)
         b8 = large.thm8_large(net, X, 3, device="cpu", method="exact", distributed=distributed)
         out[f"{name} thm7_large"] = (b7.lhs, b7.rhs)
