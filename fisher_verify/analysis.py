@@ -309,10 +309,9 @@ def _envelopes(net: Any, X: np.ndarray, fisher: np.ndarray, diag: bool, budget: 
     diagonal, for a categorical output (``I(h) = diag(p) - pp'``); the ``(m, n_L, P)`` Jacobians
     are formed a chunk of inputs at a time within ``budget`` bytes (the diagonals are sums over
     inputs)."""
-    from .families.family import CategoricalFamily
     from .fisher.diagonal import pulled_back_diagonals
 
-    if not isinstance(net.family, CategoricalFamily):
+    if not net.family.softmax_core:  # the envelopes bound I(h) = diag(p) - pp' only
         return None, ""
     if diag:
         return None, (f"not computed for P > {FULL_LIMIT} (they need the (M, n_L, P) "

@@ -38,6 +38,72 @@ def test_every_registered_family_is_in_every_list() -> None:
     assert names <= {c[0] for c in _stability_cases()}
 
 
+_REGISTER_ONCE = r"""
+import dataclasses, io, json, sys, contextlib
+import numpy as np
+sys.path.insert(0, {tests!r})
+from fisher_verify.families import catalog
+
+def twin(**params):
+    return dataclasses.replace(catalog.bernoulli(**params), name="bernoulli_twin")
+
+base = catalog.ENTRIES["bernoulli"]
+catalog.register("bernoulli_twin", catalog.Entry(twin, {{}}, base.examples))
+import fisher_verify as fv
+from fisher_verify.fisher.tightness import DEFAULT_FAMILIES
+from fisher_verify.report.figures import EXTENDED_PANELS, PAPER_PANELS, _h_grid
+from fisher_verify.testing.strategies import FAMILY_POINTS
+from fisher_verify.commands.families import run
+import test_families
+import argparse
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    run(argparse.Namespace(json=True))
+fam = fv.family("bernoulli_twin")
+h = np.array([[0.3], [-2.0]])
+print(json.dumps({{
+    "names": fv.family_names(),
+    "strategies": [n for n, _, _ in FAMILY_POINTS],
+    "tightness": [n for n, _ in DEFAULT_FAMILIES],
+    "figures": [n for n, _ in PAPER_PANELS + EXTENDED_PANELS],
+    "grid": len(_h_grid("bernoulli_twin")),
+    "tests": [n for n, _, _ in test_families.CATALOG],
+    "cli": [r["name"] for r in json.loads(out.getvalue())],
+    "fisher": [fam.fisher(h).tolist(), fv.family("bernoulli").fisher(h).tolist()],
+    "label": fam.label,
+}}))
+"""
+
+
+def test_a_family_registered_once_is_picked_up_everywhere() -> None:
+    """Registering one catalog entry (before the consumers are imported, in a fresh process)
+    puts the family in the tests' catalog, the Hypothesis points, the tightness sweep, the
+    report's figures and the ``families`` command, and ``fv.family`` builds it."""
+    import json
+    import subprocess
+    import sys
+
+    tests = str(Path(__file__).resolve().parent)
+    out = subprocess.run([sys.executable, "-c", _REGISTER_ONCE.format(tests=tests)],
+                         capture_output=True, text=True, check=True, timeout=300)
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    for where in ("names", "strategies", "tightness", "figures", "tests", "cli"):
+        assert "bernoulli_twin" in got[where], where
+    assert got["grid"] == 300
+    assert got["label"] == "bernoulli_twin"
+    twin, bernoulli = (np.array(f) for f in got["fisher"])
+    np.testing.assert_allclose(twin, bernoulli, rtol=1e-14, atol=0)  # the same F(h)
+
+
+def test_register_refuses_a_bad_name_or_entry() -> None:
+    from fisher_verify.families import catalog
+
+    with pytest.raises(fv.errors.ParameterError, match="identifier"):
+        catalog.register("product", catalog.ENTRIES["bernoulli"])
+    with pytest.raises(fv.errors.ParameterError, match="Entry"):
+        catalog.register("x", {"builder": None})  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(("name", "ex"), family_examples(), ids=[n for n, _ in family_examples()])
 def test_every_example_lies_in_its_domain(name, ex) -> None:
     """The registry's points, ranges and edge points are valid natural parameters (a wrong sign
@@ -47,7 +113,7 @@ def test_every_example_lies_in_its_domain(name, ex) -> None:
     for h in ex.extreme:
         fam.check_natural(np.array(h))
         assert np.all(np.isfinite(fam.central_moment4(np.array(h))))
-    for draw in ex.draws:
+    for draw in (*ex.draws, *ex.limits):  # the benchmark's edge values are accepted values
         fv.family(name, **draw)
     fam.check_natural(np.array([lo for lo, _ in ex.ranges]))
     fam.check_natural(np.array([hi for _, hi in ex.ranges]))

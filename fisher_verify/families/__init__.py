@@ -5,7 +5,11 @@ Holds the definition record (t(y), base measure, support, F(h), natural domain:
 :class:`~.family.Family` that derives, caches and evaluates kernels, samples and takes exact
 expectations, the one-hot route for large categorical K (:mod:`.onehot`), independent
 products (:mod:`.product`), quadrature rules and the public ``family(name, **params)``
-(:mod:`.registry`).
+(:mod:`.registry`). What is specific to a family is a method of ``Family`` with a generic
+default from its dense tensors: its moments contracted for the PyTorch engines
+(:mod:`.contractions`, O(K) for the categorical family), ``kappa4_diagonal``, the gate's
+projected moments (:mod:`.higher_moments`); no code outside this room branches on a family's
+class (``tests/test_family_contractions.py``).
 
 May import: ``symbolic`` and ``errors``. The proofs of a family's identities live above it,
 in ``identities``, so that computing with a family never loads them.

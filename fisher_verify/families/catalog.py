@@ -568,70 +568,6 @@ def _numeric(value: Any) -> float:
     return float(value)
 
 
-# The parameter of each family as a SymPy symbol, with the assumptions its domain implies: the
-# identities are proved once for every value (fisher_verify.identities.generic).
-PARAMETER_SYMBOLS: dict[str, sp.Symbol] = {
-    "binomial": sp.Symbol("n", integer=True, positive=True),
-    "negative_binomial": sp.Symbol("r", positive=True),
-    "normal": sp.Symbol("sigma", positive=True),
-    "gamma": sp.Symbol("k", positive=True),
-    "weibull": sp.Symbol("k", positive=True),
-    "inverse_gamma": sp.Symbol("alpha", positive=True),
-    "lognormal": sp.Symbol("sigma", positive=True),
-}
-
-
-def generic_definition(name: str) -> FamilyDefinition:
-    """The family ``name`` with its parameter left as the symbol of :data:`PARAMETER_SYMBOLS`
-    (no sampler or quadrature: it exists to be proved, not evaluated)."""
-    sym = PARAMETER_SYMBOLS[name]
-    builders: dict[str, Callable[[sp.Expr, Any], FamilyDefinition]] = {
-        "binomial": _binomial,
-        "negative_binomial": _negative_binomial,
-        "normal": _normal,
-        "gamma": _gamma,
-        "weibull": _weibull,
-        "inverse_gamma": _inverse_gamma,
-        "lognormal": _lognormal,
-    }
-    return builders[name](sym, None)
-
-
-BUILDERS: dict[str, Callable[..., FamilyDefinition]] = {
-    "bernoulli": bernoulli,
-    "normal": normal,
-    "poisson": poisson,
-    "categorical": categorical,
-    "binomial": binomial,
-    "geometric": geometric,
-    "negative_binomial": negative_binomial,
-    "exponential": exponential,
-    "gamma": gamma,
-    "normal_unknown_variance": normal_unknown_variance,
-    "rayleigh": rayleigh,
-    "weibull": weibull,
-    "inverse_gamma": inverse_gamma,
-    "lognormal": lognormal,
-}
-
-# Parameters each family accepts, with defaults (the CLI and the error messages use these).
-PARAMETERS: dict[str, dict[str, Any]] = {
-    "bernoulli": {},
-    "normal": {"sigma": 1},
-    "poisson": {},
-    "categorical": {"K": 3},
-    "binomial": {"n": 1},
-    "geometric": {},
-    "negative_binomial": {"r": 1},
-    "exponential": {},
-    "gamma": {"shape": 2},
-    "normal_unknown_variance": {},
-    "rayleigh": {},
-    "weibull": {"shape": 2},
-    "inverse_gamma": {"shape": 3},
-    "lognormal": {"sigma": 1},
-}
-
 TABLE_1 = ("bernoulli", "normal", "poisson")
 
 
@@ -654,6 +590,9 @@ class Examples:
         grid: ``fig-1`` for a scalar family: h from ``lo`` to ``hi``, spaced "linear" or
             "geometric" (a negative domain, drawn towards its boundary); None for a vector
             family, whose figure follows a path of its own.
+        limits: accepted parameter values at the edges of the accepted range, where ``derive``
+            and the kernels must still answer in seconds or refuse at once naming the limit
+            (``benchmarks/bench_families.py``).
     """
 
     params: dict[str, Any]
@@ -662,65 +601,191 @@ class Examples:
     ranges: tuple[tuple[float, float], ...]
     extreme: tuple[tuple[float, ...], ...]
     grid: tuple[float, float, str] | None = None
+    limits: tuple[dict[str, Any], ...] = ()
 
 
 _NEGATIVE_GRID = (-6.0, -0.3, "geometric")
 _LINEAR_GRID = (-6.0, 6.0, "linear")
 
-EXAMPLES: dict[str, Examples] = {
-    "bernoulli": Examples(
-        {}, (0.3,), ({},), ((-700.0, 700.0),),
-        ((-700.0,), (-300.0,), (300.0,), (700.0,)), _LINEAR_GRID,
+@dataclass(frozen=True)
+class Entry:
+    """One family of the catalog, stated once (issue 19).
+
+    Attributes:
+        builder: ``builder(**params)`` → its :class:`FamilyDefinition`, validating the values.
+        parameters: the parameters it accepts, with defaults (the CLI and error messages).
+        examples: where it is exercised (:class:`Examples`).
+        generic: ``(symbol, build)`` for a parameterised family: the parameter as a SymPy
+            symbol with the assumptions its domain implies, and ``build(symbol, None)`` giving
+            the definition proved once for every value (:mod:`fisher_verify.identities.generic`).
+        family_class: which :class:`~fisher_verify.families.family.Family` computes with it:
+            ``"family"`` (the generic kernels) or ``"categorical"`` (the one-hot direct forms).
+    """
+
+    builder: Callable[..., FamilyDefinition]
+    parameters: dict[str, Any]
+    examples: Examples
+    generic: tuple[sp.Symbol, Callable[[sp.Expr, Any], FamilyDefinition]] | None = None
+    family_class: str = "family"
+
+
+#: Every family, registered once: its builder, accepted parameters, where it is exercised and
+#: (for a parameterised family) its parameter-generic form. Every other table of the package
+#: (``BUILDERS``, ``PARAMETERS``, ``EXAMPLES``, ``PARAMETER_SYMBOLS``, the registry's
+#: ``family_examples``) is read from here (issue 19).
+ENTRIES: dict[str, Entry] = {
+    "bernoulli": Entry(
+        bernoulli, {},
+        Examples(
+            {}, (0.3,), ({},), ((-700.0, 700.0),),
+            ((-700.0,), (-300.0,), (300.0,), (700.0,)), _LINEAR_GRID,
+        ),
     ),
-    "normal": Examples(
-        {"sigma": 1.5}, (0.4,), ({"sigma": 0.5}, {"sigma": 1.0}, {"sigma": 2.0}),
-        ((-1e5, 1e5),), ((-700.0,), (700.0,)), _LINEAR_GRID,
+    "normal": Entry(
+        normal, {"sigma": 1},
+        Examples(
+            {"sigma": 1.5}, (0.4,), ({"sigma": 0.5}, {"sigma": 1.0}, {"sigma": 2.0}),
+            ((-1e5, 1e5),), ((-700.0,), (700.0,)), _LINEAR_GRID,
+            limits=({"sigma": 1e-300},),
+        ),
+        generic=(sp.Symbol("sigma", positive=True), _normal),
     ),
-    "poisson": Examples(
-        {}, (0.7,), ({},), ((-300.0, 170.0),), ((-700.0,), (-300.0,), (300.0,)),
-        (-3.0, 2.5, "linear"),
+    "poisson": Entry(
+        poisson, {},
+        Examples(
+            {}, (0.7,), ({},), ((-300.0, 170.0),), ((-700.0,), (-300.0,), (300.0,)),
+            (-3.0, 2.5, "linear"),
+        ),
     ),
-    "categorical": Examples(
-        {"K": 3}, (0.1, -0.5, 1.0), ({"K": 2}, {"K": 3}, {"K": 4}), ((-1000.0, 1000.0),) * 3,
-        ((1000.0, -1000.0, 0.0), (-700.0, 700.0, 300.0), (-500.0, -500.0, -900.0)),
+    "categorical": Entry(
+        categorical, {"K": 3},
+        Examples(
+            {"K": 3}, (0.1, -0.5, 1.0), ({"K": 2}, {"K": 3}, {"K": 4}), ((-1000.0, 1000.0),) * 3,
+            ((1000.0, -1000.0, 0.0), (-700.0, 700.0, 300.0), (-500.0, -500.0, -900.0)),
+            limits=({"K": 4}, {"K": 6}, {"K": 8}, {"K": 1000}, {"K": 10**5}),
+        ),
+        family_class="categorical",
     ),
-    "binomial": Examples(
-        {"n": 5}, (-0.2,), ({"n": 1}, {"n": 2}, {"n": 3}, {"n": 4}), ((-700.0, 700.0),),
-        ((-700.0,), (300.0,), (700.0,)), _LINEAR_GRID,
+    "binomial": Entry(
+        binomial, {"n": 1},
+        Examples(
+            {"n": 5}, (-0.2,), ({"n": 1}, {"n": 2}, {"n": 3}, {"n": 4}), ((-700.0, 700.0),),
+            ((-700.0,), (300.0,), (700.0,)), _LINEAR_GRID,
+            limits=({"n": 100}, {"n": 10000}, {"n": 10**9}),
+        ),
+        generic=(sp.Symbol("n", integer=True, positive=True), _binomial),
     ),
-    "geometric": Examples(
-        {}, (-0.6,), ({},), ((-700.0, -1e-6),), ((-700.0,), (-300.0,)), _NEGATIVE_GRID,
+    "geometric": Entry(
+        geometric, {},
+        Examples(
+            {}, (-0.6,), ({},), ((-700.0, -1e-6),), ((-700.0,), (-300.0,)), _NEGATIVE_GRID,
+        ),
     ),
-    "negative_binomial": Examples(
-        {"r": 2.5}, (-0.9,), ({"r": 1}, {"r": 2}, {"r": 3}), ((-700.0, -1e-6),),
-        ((-700.0,), (-300.0,)), _NEGATIVE_GRID,
+    "negative_binomial": Entry(
+        negative_binomial, {"r": 1},
+        Examples(
+            {"r": 2.5}, (-0.9,), ({"r": 1}, {"r": 2}, {"r": 3}), ((-700.0, -1e-6),),
+            ((-700.0,), (-300.0,)), _NEGATIVE_GRID,
+            limits=({"r": 1e300},),
+        ),
+        generic=(sp.Symbol("r", positive=True), _negative_binomial),
     ),
-    "exponential": Examples(
-        {}, (-1.3,), ({},), ((-1e6, -1e-6),), ((-700.0,), (-300.0,)), _NEGATIVE_GRID,
+    "exponential": Entry(
+        exponential, {},
+        Examples(
+            {}, (-1.3,), ({},), ((-1e6, -1e-6),), ((-700.0,), (-300.0,)), _NEGATIVE_GRID,
+        ),
     ),
-    "gamma": Examples(
-        {"shape": 2.0}, (-0.8,), ({"shape": 0.5}, {"shape": 2.0}, {"shape": 3.5}),
-        ((-1e6, -1e-6),), ((-700.0,), (-300.0,)), _NEGATIVE_GRID,
+    "gamma": Entry(
+        gamma, {"shape": 2},
+        Examples(
+            {"shape": 2.0}, (-0.8,), ({"shape": 0.5}, {"shape": 2.0}, {"shape": 3.5}),
+            ((-1e6, -1e-6),), ((-700.0,), (-300.0,)), _NEGATIVE_GRID,
+            limits=({"shape": 1e308},),
+        ),
+        generic=(sp.Symbol("k", positive=True), _gamma),
     ),
-    "normal_unknown_variance": Examples(
-        {}, (0.3, -0.6), ({},), ((-100.0, 100.0), (-100.0, -1e-3)),
-        ((700.0, -0.01), (-300.0, -300.0), (500.0, -200.0)),
+    "normal_unknown_variance": Entry(
+        normal_unknown_variance, {},
+        Examples(
+            {}, (0.3, -0.6), ({},), ((-100.0, 100.0), (-100.0, -1e-3)),
+            ((700.0, -0.01), (-300.0, -300.0), (500.0, -200.0)),
+        ),
     ),
-    "rayleigh": Examples(
-        {}, (-0.7,), ({},), ((-1e6, -1e-6),), ((-700.0,), (-300.0,), (-1e-6,)), _NEGATIVE_GRID,
+    "rayleigh": Entry(
+        rayleigh, {},
+        Examples(
+            {}, (-0.7,), ({},), ((-1e6, -1e-6),), ((-700.0,), (-300.0,), (-1e-6,)), _NEGATIVE_GRID,
+        ),
     ),
-    "weibull": Examples(
-        {"shape": 1.5}, (-0.9,), ({"shape": 0.5}, {"shape": 1.5}, {"shape": 3.0}),
-        ((-1e6, -1e-6),), ((-700.0,), (-300.0,), (-1e-6,)), _NEGATIVE_GRID,
+    "weibull": Entry(
+        weibull, {"shape": 2},
+        Examples(
+            {"shape": 1.5}, (-0.9,), ({"shape": 0.5}, {"shape": 1.5}, {"shape": 3.0}),
+            ((-1e6, -1e-6),), ((-700.0,), (-300.0,), (-1e-6,)), _NEGATIVE_GRID,
+        ),
+        generic=(sp.Symbol("k", positive=True), _weibull),
     ),
-    "inverse_gamma": Examples(
-        {"shape": 3.0}, (-1.2,), ({"shape": 0.5}, {"shape": 3.0}, {"shape": 7.5}),
-        ((-1e6, -1e-6),), ((-700.0,), (-300.0,), (-1e-6,)), _NEGATIVE_GRID,
+    "inverse_gamma": Entry(
+        inverse_gamma, {"shape": 3},
+        Examples(
+            {"shape": 3.0}, (-1.2,), ({"shape": 0.5}, {"shape": 3.0}, {"shape": 7.5}),
+            ((-1e6, -1e-6),), ((-700.0,), (-300.0,), (-1e-6,)), _NEGATIVE_GRID,
+        ),
+        generic=(sp.Symbol("alpha", positive=True), _inverse_gamma),
     ),
-    "lognormal": Examples(
-        {"sigma": 0.5}, (0.6,), ({"sigma": 0.25}, {"sigma": 0.5}, {"sigma": 1.0}),
-        ((-1e5, 1e5),), ((-700.0,), (700.0,)), _LINEAR_GRID,
+    "lognormal": Entry(
+        lognormal, {"sigma": 1},
+        Examples(
+            {"sigma": 0.5}, (0.6,), ({"sigma": 0.25}, {"sigma": 0.5}, {"sigma": 1.0}),
+            ((-1e5, 1e5),), ((-700.0,), (700.0,)), _LINEAR_GRID,
+        ),
+        generic=(sp.Symbol("sigma", positive=True), _lognormal),
     ),
 }
 
-__all__ = ["BUILDERS", "EXAMPLES", "PARAMETERS", "TABLE_1", "Examples", "expit"]
+BUILDERS: dict[str, Callable[..., FamilyDefinition]] = {n: e.builder for n, e in ENTRIES.items()}
+# Parameters each family accepts, with defaults (the CLI and the error messages use these).
+PARAMETERS: dict[str, dict[str, Any]] = {n: e.parameters for n, e in ENTRIES.items()}
+EXAMPLES: dict[str, Examples] = {n: e.examples for n, e in ENTRIES.items()}
+# The parameter of each family as a SymPy symbol, with the assumptions its domain implies: the
+# identities are proved once for every value (fisher_verify.identities.generic).
+PARAMETER_SYMBOLS: dict[str, sp.Symbol] = {
+    n: e.generic[0] for n, e in ENTRIES.items() if e.generic is not None
+}
+
+
+def register(name: str, entry: Entry) -> None:
+    """Add (or replace) the catalog entry ``name``, keeping the derived tables in step.
+
+    The catalog's own families are registered in :data:`ENTRIES` above; this is for a family
+    defined elsewhere (a plug-in, a test). Lists that other modules build at import time
+    (``testing.strategies.FAMILY_POINTS``, ``fisher.tightness.DEFAULT_FAMILIES``, the report's
+    panels) see it when it is registered before they are imported.
+    """
+    if not isinstance(name, str) or not name.isidentifier() or name == "product":
+        raise ParameterError(f"family name {name!r} must be an identifier other than 'product'")
+    if not isinstance(entry, Entry):
+        raise ParameterError(f"entry for {name!r} must be a catalog Entry, got {type(entry).__name__}")
+    ENTRIES[name] = entry
+    BUILDERS[name] = entry.builder
+    PARAMETERS[name] = entry.parameters
+    EXAMPLES[name] = entry.examples
+    if entry.generic is not None:
+        PARAMETER_SYMBOLS[name] = entry.generic[0]
+    else:
+        PARAMETER_SYMBOLS.pop(name, None)
+
+
+def generic_definition(name: str) -> FamilyDefinition:
+    """The family ``name`` with its parameter left as the symbol of :data:`PARAMETER_SYMBOLS`
+    (no sampler or quadrature: it exists to be proved, not evaluated)."""
+    generic = ENTRIES[name].generic
+    if generic is None:
+        raise KeyError(name)
+    sym, build = generic
+    return build(sym, None)
+
+
+__all__ = ["BUILDERS", "ENTRIES", "EXAMPLES", "PARAMETERS", "TABLE_1", "Entry", "Examples", "expit",
+           "register"]

@@ -26,6 +26,7 @@ from ..validation import (
     check_count,
     check_nonnegative,
 )
+from .contractions import DenseContractions, OneHotContractions
 from .definition import LGAMMA, FamilyDefinition
 
 Array = Any  # numpy.ndarray, torch.Tensor, or a sequence of mpmath numbers
@@ -276,6 +277,65 @@ class Family:
         """κ₄[u, v, w, z] = Σ κ_abcd u_a v_b w_c z_d, batched over the leading axes of h."""
         k4 = self.kappa4(as_real_array(h, "natural parameter h"))
         return np.einsum("...abcd,...a,...b,...c,...d->...", k4, u, v, w, z)
+
+    # --- contractions for the engines (eq-6, thm-4, thm-7, thm-8) --------------------------------
+
+    def contractions(self, h: Any) -> DenseContractions:
+        """This family's moments at torch ``h`` (m, d), contracted with the engines' vectors
+        (eq-6, thm-4, lemma-5, thm-7, thm-8). Generic: from the dense ``I``, ``κ₄`` and ``K``
+        (:class:`~fisher_verify.families.contractions.DenseContractions`); a family with direct
+        forms (the categorical's O(K) one-hot route) overrides this."""
+        return DenseContractions(self, h)
+
+    def contraction_entries(self) -> int:
+        """Numbers per input a fourth-order contraction holds besides its vectors: ``d⁴`` for a
+        dense κ₄ or ``C = K − I⊗I`` (thm-4); 0 for direct forms. For the engines' memory plans."""
+        return self.dim ** 4
+
+    def thm7_pair_cost(self, n: int, layers: int, gram: float) -> tuple[float, float, float, float]:
+        """Per pair of inputs of thm-7's streamed lhs: (multiply-adds, elementwise ops, block
+        elements per pair, per input) for output width ``n`` and ``layers`` layers, given the
+        Gram products' multiply-adds ``gram``: dense ``C`` contracted with ``G`` four times."""
+        return gram + 4 * n**6, n**5 + 4 * layers * n * n, 2 * n**4 + 3 * n * n, n**4
+
+    def kappa4_diagonal(self, h: Any, u: Any) -> Any:
+        """``κ₄[u, u, u, u]`` (``lemma-5``) for torch h (m, d) and u (m, r, d), in direct form:
+        a one-dimensional family as ``κ₄(h) u⁴``, otherwise the dense ``d⁴`` kernel contracted."""
+        import torch
+
+        k4 = torch.as_tensor(self.kappa4(h), dtype=u.dtype, device=u.device)
+        if self.dim == 1:
+            return k4[:, None, 0, 0, 0, 0] * u[..., 0] ** 4
+        t = torch.einsum("mabcd,mrd->mrabc", k4, u)
+        t = (t * u[..., None, None, :]).sum(-1)
+        t = (t * u[..., None, :]).sum(-1)
+        return (t * u).sum(-1)
+
+    def projected_central_moments(self, h: np.ndarray, U: np.ndarray, order: int) -> np.ndarray:
+        """``E[(uᵀ(t(y) − η))^k]``, ``k = 0..order``, for h (M, d) and U (M, K, d) float64
+        (lemma-2; the fourth moments of the gate's spread test, thm-4 / thm-6). Generic: the
+        family's exact-expectation nodes; use
+        :func:`~fisher_verify.families.higher_moments.projected_central_moments`, which checks
+        the arguments."""
+        from .higher_moments import node_moments
+
+        return node_moments(self, h, U, order)
+
+    @property
+    def factors(self) -> tuple[Family, ...]:
+        """The independent families this one is the product of (itself, for a single family)."""
+        return (self,)
+
+    @property
+    def factor_blocks(self) -> tuple[slice, ...]:
+        """The components of h (and t) each of :attr:`factors` owns, in order."""
+        return (slice(0, self.dim),)
+
+    @property
+    def softmax_core(self) -> bool:
+        """Whether ``I(h) = diag(p) − ppᵀ`` with ``p = mean(h)`` (the categorical core whose
+        spectrum ``sun26-spectrum`` bounds); False for a generic family."""
+        return False
 
     # --- data -------------------------------------------------------------------------------------
 
@@ -573,3 +633,32 @@ class CategoricalFamily(Family):
 
         self.check_natural(h)
         return onehot_cumulant_contract(self._probabilities(h), [u, v, w, z])
+
+    # --- direct forms on the support t = e_k (lemma-5; thm-4, thm-7) -----------------------------
+
+    def contractions(self, h: Any) -> DenseContractions:
+        """The O(K) one-hot contractions (:class:`~fisher_verify.families.contractions.
+        OneHotContractions`): never a ``K⁴`` array, at every K (thm-4, thm-7, thm-8)."""
+        return OneHotContractions(self, h)
+
+    def contraction_entries(self) -> int:
+        """0: the one-hot contractions are direct forms on the support (thm-4)."""
+        return 0
+
+    def thm7_pair_cost(self, n: int, layers: int, gram: float) -> tuple[float, float, float, float]:
+        """thm-7's per-pair cost on the support: O(K²) elementwise, no dense ``C``."""
+        return gram, (2 * layers + 14) * n * n, 6 * n * n, 0.0
+
+    def kappa4_diagonal(self, h: Any, u: Any) -> Any:
+        """``κ₄[u⁴] = Σ_k p_k d_k⁴ − 3 (Σ_k p_k d_k²)²`` with ``d = u − pᵀu`` (lemma-5), O(K)."""
+        import torch
+
+        from .onehot import onehot_excess4_diagonal
+
+        c4, m2 = onehot_excess4_diagonal(torch.softmax(h, -1)[:, None, :], u)
+        return c4 - 2.0 * m2 * m2
+
+    @property
+    def softmax_core(self) -> bool:
+        """True: ``I(h) = diag(p) − ppᵀ`` (sun26-spectrum)."""
+        return True

@@ -8,8 +8,9 @@ exact-expectation route instead, which needs no 8th-order symbolic tensor:
 :meth:`Family.expectation_nodes <fisher_verify.families.family.Family.expectation_nodes>` with
 ``degree=8`` (every support point of a finite support, Gauss quadrature exact for polynomials of
 degree 8, or a series with a proven tail bound). A product family (independent outputs) is
-handled component by component: the moments of a sum of independent terms are the binomial
-convolution of the components' moments, so the node grid never becomes a tensor product.
+handled component by component (its ``Family.projected_central_moments`` override): the moments
+of a sum of independent terms are the binomial convolution of the components' moments
+(:func:`convolve_moments`), so the node grid never becomes a tensor product.
 
 Tests check these moments against the derivatives of ``F`` (mpmath differentiation of the
 symbolic log-partition), an independent route.
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MAX_ORDER", "projected_central_moments"]
+__all__ = ["MAX_ORDER", "convolve_moments", "node_moments", "projected_central_moments"]
 
 #: Highest moment order provided (the fourth moment of a squared projection).
 MAX_ORDER = 8
@@ -31,8 +32,9 @@ MAX_ORDER = 8
 _BLOCK_ENTRIES = 4_000_000
 
 
-def _node_moments(fam: Any, h: np.ndarray, U: np.ndarray, order: int) -> np.ndarray:
-    """Moments 0..order of ``uᵀ(t − E t)`` by one family's own nodes; h (M, d), U (M, K, d)."""
+def node_moments(fam: Any, h: np.ndarray, U: np.ndarray, order: int) -> np.ndarray:
+    """Moments 0..order of ``uᵀ(t − E t)`` by one family's own nodes (lemma-2, the
+    exact-expectation route); h (M, d), U (M, K, d) float64: (M, K, order + 1)."""
     t, w, _ = fam.expectation_nodes(h, degree=order)  # (M, Q, d), (M, Q)
     w = np.asarray(w, dtype=np.float64)
     t = np.asarray(t, dtype=np.float64)
@@ -53,8 +55,9 @@ def _node_moments(fam: Any, h: np.ndarray, U: np.ndarray, order: int) -> np.ndar
     return out
 
 
-def _convolve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Moments of ``s₁ + s₂`` (independent) from those of each: ``Σ_j C(k,j) a_j b_{k−j}``."""
+def convolve_moments(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Moments of ``s₁ + s₂`` (independent) from those of each: ``Σ_j C(k,j) a_j b_{k−j}``
+    (the binomial theorem; lemma-2 for a product family)."""
     order = a.shape[-1] - 1
     out = np.zeros_like(a)
     for k in range(order + 1):
@@ -66,8 +69,11 @@ def _convolve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def projected_central_moments(fam: Any, h: Any, U: Any, order: int = MAX_ORDER) -> np.ndarray:
     """``E[(uᵀ(t(y) − η))^k]`` for ``k = 0..order``, exactly (``lemma-2``: cumulants of F).
 
+    The family's own ``Family.projected_central_moments`` computes them (a product family
+    splits into its independent components).
+
     Args:
-        fam: the family (a product family is split into its independent components).
+        fam: the family.
         h: natural parameters ``(M, d)``.
         U: projections ``(M, K, d)`` (K per batch element).
         order: highest order (at most 8).
@@ -79,13 +85,4 @@ def projected_central_moments(fam: Any, h: Any, U: Any, order: int = MAX_ORDER) 
         raise ValueError(f"order must lie in 1..{MAX_ORDER}, got {order}")
     h = np.asarray(h, dtype=np.float64)
     U = np.asarray(U, dtype=np.float64)
-    comps = getattr(fam, "components", None)
-    blocks = getattr(fam, "blocks", None)
-    if comps is None or blocks is None:
-        return _node_moments(fam, h, U, order)
-    out: np.ndarray | None = None
-    for comp, b in zip(comps, blocks):
-        mom = projected_central_moments(comp, h[..., b], U[..., b], order)
-        out = mom if out is None else _convolve(out, mom)
-    assert out is not None
-    return out
+    return np.asarray(fam.projected_central_moments(h, U, order))

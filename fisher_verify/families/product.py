@@ -92,6 +92,34 @@ class ProductFamily(Family):
         """``product(bernoulli, normal(sigma=1))``."""
         return "product(" + ", ".join(c.label for c in self.components) + ")"
 
+    @property
+    def factors(self) -> tuple[Family, ...]:
+        """The independent components, in order."""
+        return tuple(self.components)
+
+    @property
+    def factor_blocks(self) -> tuple[slice, ...]:
+        """Each component's slice of h and t."""
+        return tuple(self.blocks)
+
+    def projected_central_moments(self, h: np.ndarray, U: np.ndarray, order: int) -> np.ndarray:
+        """The components' projected moments convolved (independent terms of ``uᵀ(t − η)``,
+        lemma-2): never a tensor product of their node grids."""
+        from .higher_moments import convolve_moments
+
+        out: np.ndarray | None = None
+        for comp, b in zip(self.components, self.blocks):
+            mom = comp.projected_central_moments(h[..., b], U[..., b], order)
+            out = mom if out is None else convolve_moments(out, mom)
+        assert out is not None
+        return out
+
+    def kappa4_diagonal(self, h: Any, u: Any) -> Any:
+        """``κ₄[u⁴]`` component by component (lemma-5: κ₄ of independent components is
+        block-diagonal), each in its own direct form."""
+        return sum(c.kappa4_diagonal(h[:, b], u[..., b])
+                   for c, b in zip(self.components, self.blocks))
+
     # --- symbolic: assembled from the components' derivations -------------------------------------
 
     @property

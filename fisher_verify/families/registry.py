@@ -6,8 +6,12 @@ from functools import cache
 from typing import Any
 
 from ..errors import ParameterError, UnknownFamilyError
-from .catalog import BUILDERS, EXAMPLES, PARAMETERS, Examples
+from .catalog import BUILDERS, ENTRIES, EXAMPLES, PARAMETERS, Examples
 from .family import CategoricalFamily, Family
+
+#: The class that computes with a catalog entry (``Entry.family_class``): the categorical
+#: family's direct forms override the generic dense ones (``Family.contractions``).
+FAMILY_CLASSES: dict[str, type[Family]] = {"family": Family, "categorical": CategoricalFamily}
 
 
 def family_names() -> list[str]:
@@ -28,7 +32,7 @@ def _build(name: str, params: tuple[tuple[str, type, Any], ...]) -> Family:
     # the key holds each value's type: 1, 1.0 and True are equal and hash alike, so without it
     # a value refused in a fresh process (n=1.0, n=True) would be accepted after n=1 was built
     definition = BUILDERS[name](**{key: value for key, _, value in params})
-    return CategoricalFamily(definition) if name == "categorical" else Family(definition)
+    return FAMILY_CLASSES[ENTRIES[name].family_class](definition)
 
 
 def family(name: str, **params: Any) -> Family:

@@ -280,7 +280,7 @@ def crlb_linear_gaussian(net: Any, x: Any, n: int = 1) -> Bound:
     from .exact import network_fisher
 
     fam = net.family
-    comps = list(getattr(fam, "components", [fam]))
+    comps = list(fam.factors)
     sigmas = {float(c.params.get("sigma", 1.0)) for c in comps}
     if net.depth != 1 or any(c.name != "normal" for c in comps) or len(sigmas) != 1:
         raise UnsupportedError(

@@ -17,7 +17,8 @@ inputs and outputs (one backward pass with ``n_L`` cotangents). Writing ``g_r = 
 * ``eq-6``:  ``diag I(θ)[W_l[r,c]] = (1/M) Σ_m (g_rᵀ I(h_L) g_r) h̄_l[c]²``;
 * ``thm-4``: ``Var(Î₁)_ii = (1/(M²N)) Σ_m C[u,u,u,u]`` with ``u = J_{·i} = g_r h̄[c]`` and
   ``C = K − I⊗I = κ₄ + I_ac I_bd + I_ad I_bc``, so ``C[u⁴] = (κ₄[g_r⁴] + 2 (g_rᵀ I g_r)²) h̄[c]⁴``;
-  ``κ₄[g⁴]`` goes through ``Family.kappa4_contract`` (O(K) for the categorical family);
+  every contraction with the family's moments is the family's own (``Family.contractions``,
+  :mod:`fisher_verify.families.contractions`: O(K) for the categorical family);
 * ``thm-6``: ``Var(Î₂)_ii = (1/(M²N)) Σ_m γ_rᵀ I γ_r h̄[c]⁴`` with ``γ^α_r = ∂²h^α/∂a_l[r]²``,
   because ``∂²h^α/∂W_l[r,c]² = ∂²h^α/∂a_l[r]² · h̄_l[c]²`` (h̄_l does not depend on W_l).
 
@@ -38,8 +39,9 @@ reference).
 **Norms.** ``‖Cov(Î₁)‖_F`` (``thm-4``) through the Gram matrices
 ``J_m J_{m'}ᵀ = Σ_l (h̄_l^m · h̄_l^{m'}) G_l^m G_l^{m'ᵀ}`` (``n_L × n_L``), exactly, as in
 :func:`~fisher_verify.fisher.covariance.cov1_frobenius`; for the categorical family ``C`` is
-never formed: ``C = Σ_k p_k A_k ⊗ A_k`` with ``A_k = s_k s_kᵀ − I``, ``s_k = e_k − p`` (its finite
-support), so ``⟨C^m, C^{m'} ×₄ G⟩ = Σ_{k,k'} p_k p'_{k'} tr(A_k G A'_{k'} Gᵀ)²`` in O(K²) per pair.
+never formed (``OneHotContractions.pair_block``): ``C = Σ_k p_k A_k ⊗ A_k`` with
+``A_k = s_k s_kᵀ − I``, ``s_k = e_k − p`` (its finite support), so
+``⟨C^m, C^{m'} ×₄ G⟩ = Σ_{k,k'} p_k p'_{k'} tr(A_k G A'_{k'} Gᵀ)²`` in O(K²) per pair.
 ``‖Cov(Î₂)‖_F`` (``thm-6``, ``thm-8``) needs ``T_αβ = tr(H^α_m H^β_{m'})``, computed exactly in
 closed form (below), whatever P. Both norms are sums over pairs of inputs and are streamed
 over pairs of input blocks within a memory budget, planned by a cost model, or estimated from
@@ -138,14 +140,14 @@ def default_device() -> str:
 
 @dataclass
 class _Setup:
-    """Weights and inputs on the device, with the family and its categorical shortcut."""
+    """Weights and inputs on the device, with the family (whose ``contractions`` pick its
+    route: O(K) for the categorical family)."""
 
     torch: Any
     weights: list[Any]  # W_l (n_{l+1}, n_l + 1)
     X: Any  # (M, n_0)
     act: Any
     family: Any
-    categorical: bool
     dtype: Any
     device: Any
     M: int
@@ -183,12 +185,9 @@ def _setup(net: Any, x: Any, device: str | None, dtype: Any) -> _Setup:
     dev = resolve_device(device)
     X, _ = net.inputs(x)
     weights = [torch.as_tensor(W, dtype=dtype, device=dev) for W in net.weights]
-    from ..families.family import CategoricalFamily
-
-    fam = net.family
     return _Setup(
         torch=torch, weights=weights, X=torch.as_tensor(X, dtype=dtype, device=dev),
-        act=net.act, family=fam, categorical=isinstance(fam, CategoricalFamily), dtype=dtype,
+        act=net.act, family=net.family, dtype=dtype,
         device=dev, M=int(X.shape[0]), n_L=int(net.widths[-1]), offsets=list(net.offsets),
     )
 
@@ -300,8 +299,8 @@ def _diagonal_elements(s: _Setup, fisher: bool, variance_1: bool, variance_2: bo
     total = sum(ins) + 3 * sum(outs) + nL * sum(outs)
     if variance_1 or fisher:
         total += 4 * nL * big + 2 * max(ins)
-        if variance_1 and not s.categorical:
-            total += s.family.dim ** 4
+        if variance_1:
+            total += s.family.contraction_entries()
     if variance_2:
         total += 3 * nL * sum(outs)
         jac, rec = _gamma_costs([ins[0] - 1] + outs)
@@ -316,92 +315,17 @@ def _diagonal_elements(s: _Setup, fisher: bool, variance_1: bool, variance_2: bo
 # --- family moments as contractions -----------------------------------------------------------
 
 
-class _Moments:
-    """I(h) quadratic forms and κ₄ contractions for one chunk; O(K) when categorical."""
-
-    def __init__(self, s: _Setup, h: Any) -> None:
-        self.s = s
-        self.h = h
-        if s.categorical:
-            self.p = s.torch.softmax(h, dim=-1)
-            self.I = None
-        else:
-            self.I = s.torch.as_tensor(s.family.fisher(h), dtype=s.dtype, device=s.device)
-            self._k4: Any = None
-
-    def quad(self, u: Any, v: Any) -> Any:
-        """``uᵀ I(h) v`` for u, v of shape (m, n_L, ...) (contracted over axis 1); categorical
-        in the centred direct form (:func:`onehot_fisher_bilinear`)."""
-        if self.I is None:
-            from ..families.onehot import onehot_fisher_bilinear
-
-            p = self.p.reshape(self.p.shape + (1,) * (u.ndim - 2))
-            return onehot_fisher_bilinear(p, u, v, axis=1)
-        Iv = self.s.torch.einsum("mab,mb...->ma...", self.I, v)
-        return (u * Iv).sum(1)
-
-    def excess4(self, u: Any) -> tuple[Any, Any]:
-        """``(C[u⁴], uᵀIu)`` with ``C = K − I⊗I`` for u (m, r, n_L) contracted over its last axis.
-
-        Direct forms (item "κ₄ contraction" of the design): categorical from the finite
-        support, ``Σ_k p_k d_k⁴ − (Σ_k p_k d_k²)²`` (:func:`onehot_excess4_diagonal`); other
-        families ``κ₄[u⁴] + 2 (uᵀIu)²`` with κ₄ contracted component by component
-        (:func:`kappa4_diagonal`: block-diagonal for products, a scalar for one-dimensional
-        families). Never the set-partition route.
-        """
-        if self.I is None:
-            from ..families.onehot import onehot_excess4_diagonal
-
-            return onehot_excess4_diagonal(self.p[:, None, :], u)
-        Iu = self.s.torch.einsum("mab,mrb->mra", self.I, u)
-        quad = (u * Iu).sum(-1)
-        return kappa4_diagonal(self.s.family, self.h, u) + 2.0 * quad * quad, quad
-
-    def kappa4(self, u: Any, v: Any, w: Any, z: Any) -> Any:
-        """``κ₄[u, v, w, z]`` for vectors (m, ..., n_L) broadcasting against each other."""
-        if self.s.categorical:
-            hh = self.h.reshape(self.h.shape[0], *([1] * (u.ndim - 2)), self.h.shape[1])
-            out = self.s.family.kappa4_contract(hh, u, v, w, z)
-            return self.s.torch.as_tensor(out, dtype=self.s.dtype, device=self.s.device)
-        if self._k4 is None:
-            k4 = self.s.family.kappa4(self.h)
-            self._k4 = self.s.torch.as_tensor(k4, dtype=self.s.dtype, device=self.s.device)
-        t = self._k4
-        extra = u.ndim - 2
-        t = t.reshape(t.shape[0], *([1] * extra), *t.shape[1:])
-        t = (t * z[..., None, None, None, :]).sum(-1)
-        t = (t * w[..., None, None, :]).sum(-1)
-        t = (t * v[..., None, :]).sum(-1)
-        return (t * u).sum(-1)
+def _Moments(s: _Setup, h: Any) -> Any:
+    """I(h) quadratic forms and κ₄ contractions for one chunk: the family's own
+    (``Family.contractions``; O(K) for the categorical family, eq-6, thm-4, lemma-5)."""
+    return s.family.contractions(h)
 
 
 def kappa4_diagonal(family: Any, h: Any, u: Any) -> Any:
-    """``κ₄[u, u, u, u]`` (``lemma-5``) for torch h (m, d) and u (m, r, d), in direct form.
-
-    The family's structure decides the route: the categorical family from its finite support
-    (``Σ_k p_k d_k⁴ − 3 (Σ_k p_k d_k²)²``, :mod:`fisher_verify.families.onehot`), a product
-    component by component (κ₄ of independent components is block-diagonal), a
-    one-dimensional family as ``κ₄(h) u⁴``; only the remaining multi-dimensional families
-    contract their dense ``d⁴`` kernel.
-    """
-    torch = _torch()
-    from ..families.family import CategoricalFamily
-
-    if isinstance(family, CategoricalFamily):
-        from ..families.onehot import onehot_excess4_diagonal
-
-        c4, m2 = onehot_excess4_diagonal(torch.softmax(h, -1)[:, None, :], u)
-        return c4 - 2.0 * m2 * m2
-    components = getattr(family, "components", None)
-    if components is not None:
-        return sum(kappa4_diagonal(c, h[:, b], u[..., b]) for c, b in zip(components, family.blocks))
-    k4 = torch.as_tensor(family.kappa4(h), dtype=u.dtype, device=u.device)
-    if family.dim == 1:
-        return k4[:, None, 0, 0, 0, 0] * u[..., 0] ** 4
-    t = torch.einsum("mabcd,mrd->mrabc", k4, u)
-    t = (t * u[..., None, None, :]).sum(-1)
-    t = (t * u[..., None, :]).sum(-1)
-    return (t * u).sum(-1)
+    """``κ₄[u, u, u, u]`` (``lemma-5``) for torch h (m, d) and u (m, r, d), in the family's
+    direct form (``Family.kappa4_diagonal``: the categorical family from its finite support, a
+    product component by component, a one-dimensional family as ``κ₄(h) u⁴``)."""
+    return family.kappa4_diagonal(h, u)
 
 
 # --- diagonals --------------------------------------------------------------------------------
@@ -687,49 +611,13 @@ def variance1_block(
         G = q.G[layer]
         u = G.transpose(1, 2)  # (m, n_out, n_L)
         quad = mom.quad(G[:, :, :, None], G[:, :, None, :])  # (m, r, r')
-        dq = torch.diagonal(quad, dim1=1, dim2=2)
-        if s.categorical:  # direct form on the finite support
-            from ..families.onehot import onehot_excess4_mixed
-
-            S = onehot_excess4_mixed(mom.p[:, None, None, :], u[:, :, None, :], u[:, None, :, :])
-        else:
-            S = (mom.kappa4(u[:, :, None, :], u[:, None, :, :], u[:, :, None, :], u[:, None, :, :])
-                 + dq[:, :, None] * dq[:, None, :] + quad * quad)
+        S = mom.excess4_mixed(u, quad)  # C[u_r, u_s, u_r, u_s], direct where the family has it
         hb2 = q.hbar[layer] ** 2
         out += torch.einsum("mrs,mc,md->rcsd", S, hb2, hb2)
     return (out.reshape(p_l, p_l) / (s.M * s.M * N)).cpu().numpy()
 
 
 # --- ‖Cov(Î₁)‖_F and thm-7 --------------------------------------------------------------------
-
-
-def _tau_sq_categorical(Gr: Any, P1: Any, P2: Any) -> Any:
-    """``Σ_{k,k'} p_k p'_{k'} tr(A_k G A'_{k'} Gᵀ)²`` per pair of inputs.
-
-    ``Gr`` (r, c, K, K) holds ``G = J_m J_{m'}ᵀ``; ``P1``, ``P2`` (broadcasting to (r, c, K)) the
-    class probabilities p of input m and p' of input m'. O(K²) per pair.
-    """
-    pG = (P1[..., :, None] * Gr).sum(-2)  # pᵀG, (r, M, K) over k'
-    Gp = (Gr * P2[..., None, :]).sum(-1)  # G p', (r, M, K) over k
-    pGp = (pG * P2).sum(-1)  # (r, M)
-    # s_kᵀ G s'_k'
-    sGs = Gr - pG[..., None, :] - Gp[..., :, None] + pGp[..., None, None]
-    # Q = Gᵀ I G with I = diag p − p pᵀ; u_k' = s'_k'ᵀ Q s'_k'
-    Qdiag = (P1[..., :, None] * Gr * Gr).sum(-2) - pG**2
-    Qp = (Gr * (P1 * Gp)[..., :, None]).sum(-2) - pG * pGp[..., None]
-    pQp = (P1 * Gp**2).sum(-1) - pGp**2
-    u = Qdiag - 2.0 * Qp + pQp[..., None]
-    # R = G I' Gᵀ; w_k = s_kᵀ R s_k
-    Rdiag = (P2[..., None, :] * Gr * Gr).sum(-1) - Gp**2
-    Rp = (Gr * (P2 * pG)[..., None, :]).sum(-1) - Gp * pGp[..., None]
-    pRp = (P2 * pG**2).sum(-1) - pGp**2
-    w = Rdiag - 2.0 * Rp + pRp[..., None]
-    # tr(I G I' Gᵀ) = Σ_ab (I G)_ab (G I')_ab
-    IG = P1[..., :, None] * Gr - P1[..., :, None] * pG[..., None, :]
-    GI = Gr * P2[..., None, :] - Gp[..., :, None] * P2[..., None, :]
-    tr = (IG * GI).sum((-1, -2))
-    tau = sGs**2 - u[..., None, :] - w[..., :, None] + tr[..., None, None]
-    return (P1[..., :, None] * P2[..., None, :] * tau * tau).sum((-1, -2))
 
 
 def covariance1_norm(

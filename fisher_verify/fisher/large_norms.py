@@ -67,13 +67,11 @@ from .large import (
     _Pass,
     _Setup,
     _setup,
-    _tau_sq_categorical,
     check_budget,
 )
 from .ustat import jackknife_stderr, u_statistic_deleted
 
-__all__ = ["DEFAULT_TIME_BUDGET", "NormCost", "dense_excess", "dense_pair_values",
-           "excess_fro_norms", "norm_cost", "pair_norm", "u_statistic"]
+__all__ = ["DEFAULT_TIME_BUDGET", "NormCost", "norm_cost", "pair_norm", "u_statistic"]
 
 #: Seconds a norm may be estimated to take before ``method="exact"`` refuses it.
 DEFAULT_TIME_BUDGET = 900.0
@@ -90,18 +88,8 @@ NormMethod = Literal["auto", "exact", "sampled"]
 
 def _top_rows(s: _Setup, h: Any, statement: str) -> Any:
     """Rows the backward pass starts from (the module docstring): ``S``, ``R`` or ``Id``."""
-    torch = s.torch
-    eye = torch.eye(s.n_L, dtype=s.dtype, device=s.device)
-    if statement == "thm-7":
-        if s.categorical:
-            return eye - torch.softmax(h, -1)[:, None, :]
-        return eye.expand(h.shape[0], s.n_L, s.n_L)
-    if s.categorical:
-        p = torch.softmax(h, -1)
-        return p.sqrt()[:, :, None] * (eye - p[:, None, :])
-    I = torch.as_tensor(s.family.fisher(h), dtype=s.dtype, device=s.device)
-    w, U = torch.linalg.eigh(I)
-    return w.clamp(min=0).sqrt()[:, :, None] * U.transpose(1, 2)
+    ctr = s.family.contractions(h)  # the family's rows (Family.contractions)
+    return ctr.score_rows() if statement == "thm-7" else ctr.fisher_rows()
 
 
 def _factors(s: _Setup, X: Any, top: Any | None) -> _Pass:
@@ -142,42 +130,20 @@ def _rows(q: _Pass, idx: Any) -> _Pass:
 # --- thm-7: one block pair ------------------------------------------------------------------------
 
 
-def _cov1_block(s: _Setup, qa: _Pass, qb: _Pass, dense: Any) -> Any:
-    """``⟨C_m, C_{m'} ×₄ J_m J_{m'}ᵀ⟩`` for m in block a, m' in block b: (Ra, Rb).
+def _cov1_block(s: _Setup, qa: _Pass, qb: _Pass, ctr: Any, idx_a: Any, idx_b: Any) -> Any:
+    """``⟨C_m, C_{m'} ×₄ J_m J_{m'}ᵀ⟩`` for m in block a, m' in block b: (Ra, Rb) (thm-4, thm-7).
 
-    In-place, broadcast (no expanded copies): the block arrays are meant to stay in cache.
+    In-place, broadcast (no expanded copies): the block arrays are meant to stay in cache. The
+    Gram block is contracted with C by the family (``contractions(h).pair_block``: O(K²) per
+    pair for the categorical family, the dense ``C`` otherwise).
     """
-    torch = s.torch
     Ra, Rb, K = qa.h.shape[0], qb.h.shape[0], s.n_L
     S: Any = None
     for Ga, Gb, ha, hb in zip(qa.G, qb.G, qa.hbar, qb.hbar):
         gram = (Ga.reshape(Ra * K, -1) @ Gb.reshape(Rb * K, -1).T).view(Ra, K, Rb, K)
         hd = (ha @ hb.T)[:, None, :, None]
         S = gram.mul_(hd) if S is None else S.addcmul_(hd, gram)
-    if s.categorical:
-        pa = torch.softmax(qa.h, -1)  # (Ra, K) over k
-        pb = torch.softmax(qb.h, -1)  # (Rb, K) over k'
-        X = S.mul_(S)  # (s_kᵀ G s'_k')², (Ra, K, Rb, K)
-        w = torch.einsum("akbj,bj->akb", X, pb)  # s_kᵀ G I' Gᵀ s_k
-        u = torch.einsum("akbj,ak->abj", X, pa)  # s'ᵀ Gᵀ I G s'
-        t = torch.einsum("akb,ak->ab", w, pa)  # tr(I G I' Gᵀ)
-        X.sub_((w - t[:, None, :])[..., None]).sub_(u[:, None])  # τ
-        X.mul_(X)
-        return torch.einsum("akbj,ak,bj->ab", X, pa, pb)
-    return dense_pair_values(dense[0], dense[1], S.permute(0, 2, 1, 3))
-
-
-def dense_pair_values(Ca: Any, Cb: Any, G: Any) -> Any:
-    """``⟨C_m, C_{m'} ×₄ G_{mm'}⟩`` (thm-4) for dense ``C = K − I⊗I`` of the inputs m (Ca,
-    (Ra, n, n, n, n)) and m' (Cb, (Rb, n, n, n, n)) and ``G_{mm'} = J_m J_{m'}ᵀ`` (Ra, Rb, n, n): (Ra, Rb).
-    O(n⁵) per pair; the categorical family has its O(K²) form (the module docstring)."""
-    import torch
-
-    Ra, Rb = G.shape[0], G.shape[1]
-    out = Cb[None].expand(Ra, Rb, *Cb.shape[1:])
-    for _ in range(4):  # C_{m'} ×₄ G: contract each index of C_{m'} with G
-        out = torch.einsum("rmabcd,rmea->rmbcde", out, G)
-    return (out * Ca[:, None]).sum((-1, -2, -3, -4))
+    return ctr.pair_block(S, idx_a, idx_b)
 
 
 # --- thm-8: one block pair ------------------------------------------------------------------------
@@ -413,7 +379,7 @@ def _time_one_block(s: _Setup, statement: str, R: int, cache_gamma: bool) -> flo
     idx = torch.arange(min(R, s.M), device=s.device)
     sub = _subsetup(s, idx)
     q = _all_factors(sub, statement, R)
-    dense = _dense_excess(sub, q.h) if (statement == "thm-7" and not s.categorical) else None
+    ctr = sub.family.contractions(q.h) if statement == "thm-7" else None
 
     def timed(fn: Any) -> tuple[float, Any]:
         if s.device.type == "cuda":
@@ -425,8 +391,8 @@ def _time_one_block(s: _Setup, statement: str, R: int, cache_gamma: bool) -> flo
         return time.perf_counter() - t0, out
 
     t_gam, gam = timed(lambda: _gamma_compact(sub, q)) if statement == "thm-8" else (0.0, None)
-    _block_values(sub, statement, q, idx, idx, dense, gam, gam)  # warm-up: allocator, kernels
-    times = sorted(timed(lambda: _block_values(sub, statement, q, idx, idx, dense, gam, gam))[0]
+    _block_values(sub, statement, q, idx, idx, ctr, gam, gam)  # warm-up: allocator, kernels
+    times = sorted(timed(lambda: _block_values(sub, statement, q, idx, idx, ctr, gam, gam))[0]
                    for _ in range(5))
     scale = R / max(int(idx.shape[0]), 1)
     blocks = math.ceil(s.M / R)
@@ -441,7 +407,7 @@ def _widths(s: _Setup) -> tuple[list[int], list[int]]:
 
 def _per_input(s: _Setup) -> int:
     ins, outs = _widths(s)
-    return sum(ins) + (3 + s.n_L) * sum(outs) + s.n_L * s.n_L + s.family.dim ** 4
+    return sum(ins) + (3 + s.n_L) * sum(outs) + s.n_L * s.n_L + s.family.contraction_entries()
 
 
 def _pair_costs(s: _Setup, statement: str) -> tuple[float, float, float, float]:
@@ -450,9 +416,7 @@ def _pair_costs(s: _Setup, statement: str) -> tuple[float, float, float, float]:
     nL, L = s.n_L, len(s.weights)
     if statement == "thm-7":
         gram = float(sum(ins) + nL * nL * sum(outs))
-        if s.categorical:
-            return gram, (2 * L + 14) * nL * nL, 6 * nL * nL, 0.0
-        return gram + 4 * nL**6, nL**5 + 4 * L * nL * nL, 2 * nL**4 + 3 * nL * nL, nL**4
+        return s.family.thm7_pair_cost(nL, L, gram)  # the family's route (O(K²) categorical)
     flops, elem, per_pair, per_in = float(sum(ins)), 0.0, 6.0 * nL * nL + L, 0.0
     for lo in range(L):
         for k in range(lo, L):
@@ -560,46 +524,13 @@ def _time_budget(time_budget: float | None) -> float:
 
 
 def _block_values(s: _Setup, statement: str, q: _Pass, idx_a: Any, idx_b: Any,
-                  dense: Any, ga: Any = None, gb: Any = None) -> Any:
+                  ctr: Any, ga: Any = None, gb: Any = None) -> Any:
     qa, qb = _rows(q, idx_a), _rows(q, idx_b)
     if statement == "thm-7":
-        pair_dense = None if dense is None else (dense[idx_a], dense[idx_b])
-        return _cov1_block(s, qa, qb, pair_dense)
+        return _cov1_block(s, qa, qb, ctr, idx_a, idx_b)
     ga = _gamma_compact(s, qa) if ga is None else ga
     gb = _gamma_compact(s, qb) if gb is None else gb
     return _cov2_block(s, qa, qb, ga, gb)
-
-
-def _dense_excess(s: _Setup, h: Any) -> Any:
-    return dense_excess(s.family, h)
-
-
-def dense_excess(family: Any, h: Any) -> Any:
-    """``C = K − I⊗I`` (remark-4.1, thm-4) per input for torch h (m, n): (m, n, n, n, n),
-    in h's dtype and device (the dense route, for families without a structured form)."""
-    import torch
-
-    K = torch.as_tensor(family.central_moment4(h), dtype=h.dtype, device=h.device)
-    I = torch.as_tensor(family.fisher(h), dtype=h.dtype, device=h.device)
-    return K - I[:, :, :, None, None] * I[:, None, None, :, :]
-
-
-def excess_fro_norms(family: Any, categorical: bool, h: Any) -> Any:
-    """``‖C_m‖_F = ‖K_m − I_m⊗I_m‖_F`` per input (the thm-7 rhs) for torch h (m, n): (m,).
-
-    Categorical: ``‖C‖_F² = Σ_{k,k'} p_k p_{k'} tr(A_k A_{k'})²`` over the support (O(K²),
-    :func:`fisher_verify.fisher.large._tau_sq_categorical` with G = Id); else the dense C.
-    """
-    import torch
-
-    m, n = h.shape
-    if categorical:
-        p = torch.softmax(h, -1)
-        eye = torch.eye(n, dtype=h.dtype, device=h.device)
-        c2 = _tau_sq_categorical(eye.expand(m, 1, n, n), p[:, None], p[:, None])[:, 0]
-    else:
-        c2 = (dense_excess(family, h).reshape(m, -1) ** 2).sum(-1)
-    return c2.clamp(min=0).sqrt()
 
 
 def pair_sum(s: _Setup, statement: str, q: _Pass, block: int, index: Any | None = None,
@@ -617,7 +548,7 @@ def pair_sum(s: _Setup, statement: str, q: _Pass, block: int, index: Any | None 
     torch = s.torch
     idx = torch.arange(s.M, device=s.device) if index is None else index
     n = int(idx.shape[0])
-    dense = _dense_excess(s, q.h) if (statement == "thm-7" and not s.categorical) else None
+    ctr = s.family.contractions(q.h) if statement == "thm-7" else None
     F = torch.zeros(n, n, dtype=s.dtype, device=s.device) if keep else None
     total = torch.zeros((), dtype=torch.float64, device=s.device)
     starts = list(range(0, n, block))
@@ -641,7 +572,7 @@ def pair_sum(s: _Setup, statement: str, q: _Pass, block: int, index: Any | None 
             progress(done, len(mine))
         ia, ib = idx[a : a + block], idx[b : b + block]
         ga = gamma(a)
-        vals = _block_values(s, statement, q, ia, ib, dense, ga, ga if a == b else gamma(b))
+        vals = _block_values(s, statement, q, ia, ib, ctr, ga, ga if a == b else gamma(b))
         total += (1.0 if a == b else 2.0) * vals.sum().to(torch.float64)
         if F is not None:
             F[a : a + block, b : b + block] = vals
@@ -653,11 +584,11 @@ def pair_sum(s: _Setup, statement: str, q: _Pass, block: int, index: Any | None 
 def self_values(s: _Setup, statement: str, q: _Pass, block: int) -> Any:
     """``f(m, m)`` for every input (M,), in blocks (only the diagonal pairs)."""
     torch = s.torch
-    dense = _dense_excess(s, q.h) if (statement == "thm-7" and not s.categorical) else None
+    ctr = s.family.contractions(q.h) if statement == "thm-7" else None
     out = []
     for a in range(0, s.M, block):
         ia = torch.arange(a, min(s.M, a + block), device=s.device)
-        out.append(torch.diagonal(_block_values(s, statement, q, ia, ia, dense)))
+        out.append(torch.diagonal(_block_values(s, statement, q, ia, ia, ctr)))
     return torch.cat(out)
 
 
@@ -765,7 +696,7 @@ def thm7_rhs(s: _Setup, N: float, chunk: int, rank: int = 0,
                    for G, hb in zip(q.G, q.hbar))
         jf2 = torch.diagonal(gram, dim1=-2, dim2=-1).sum(-1)
         j2 = torch.linalg.eigvalsh(gram)[:, -1].clamp(min=0)
-        cn = excess_fro_norms(s.family, s.categorical, q.h)
+        cn = s.family.contractions(q.h).excess_fro_norms()
         sums[0] += (jf2**2 * cn).sum().to(torch.float64)
         sums[1] += (j2**2 * cn).sum().to(torch.float64)
     all_reduce_sums([sums], world)
@@ -788,7 +719,7 @@ def thm8_rhs(s: _Setup, N: float, chunk: int, rank: int = 0, world: int = 1) -> 
         gam = _gamma_compact(s, q)
         T = _trace_block(s, q, q, gam, gam).reshape(m, s.n_L, m, s.n_L)
         own = torch.einsum("iaia->i", T)
-        I = torch.as_tensor(s.family.fisher(q.h), dtype=s.dtype, device=s.device)
-        total += (own * I.reshape(m, -1).norm(dim=1)).sum().to(torch.float64)
+        inorm = s.family.contractions(q.h).fisher_fro_norms()  # O(K) for the categorical family
+        total += (own * inorm).sum().to(torch.float64)
     all_reduce_sums([total], world)
     return float(total) / (s.M * s.M * N)

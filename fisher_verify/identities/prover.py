@@ -202,13 +202,12 @@ def prove_family(fam: Family, seconds: float = 20.0, seed: int = 0) -> list[Iden
     Covers the log-normalizer, the stable kernels, ``lemma-2``, ``lemma-5``, ``remark-5.1``,
     ``table-1`` and ``fig-1``; ``seconds`` limits each SymPy attempt before mpmath takes over.
     """
-    from ..families.product import ProductFamily
     from .generic import generic_proof
 
-    if isinstance(fam, ProductFamily):
+    if fam.factors != (fam,):
         # a product's identities are its components' (independence); each is proved on its own
         out = []
-        for comp in fam.components:
+        for comp in fam.factors:
             for r in prove_family(comp, seconds, seed):
                 r.family = f"{fam.label} / {comp.label}"
                 out.append(r)

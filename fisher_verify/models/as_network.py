@@ -267,16 +267,14 @@ class ModuleNetwork:
     def variance_diagonal(self, x: Any, kind: int, n: int) -> np.ndarray:
         """``diag Var(Î₁)`` (thm-4) from the dense J: ``Σ_m C_m[u,u,u,u] / (M² n)`` with
         ``u = J_m e_i`` and ``C = K − I⊗I`` (remark-4.1), O(n_L) per entry for categorical
-        outputs (:class:`~.contract.Contractor`). ``kind=2`` is the dense route's job."""
-        from .contract import Contractor
-
+        outputs (``Family.contractions``). ``kind=2`` is the dense route's job."""
         if kind != 1:
             raise FisherVerifyError("variance_diagonal of a ModuleNetwork serves kind=1 only")
         X, _ = self.inputs(x)
         torch = self._torch
         J = torch.as_tensor(self.jacobian(X))
         h = torch.as_tensor(self.forward(X))
-        _, excess = Contractor(self.family, self.prep.categorical, h).fisher_and_excess(J, True)
+        _, excess = self.family.contractions(h).fisher_and_excess(J, True)
         M = X.shape[0]
         return np.asarray(excess.sum(0).numpy(), dtype=np.float64) / (M * M * float(n))
 

@@ -22,7 +22,7 @@ from ..distributed import all_reduce_sums, process_group
 from ..errors import ShapeError, UnsupportedError
 from ..fisher.large import check_budget
 from ..validation import check_count, check_flag, check_materialized
-from .contract import Contractor, per_parameter_factor
+from .contract import per_parameter_factor
 from .data import InputStream, Progress
 from .linear import LinearTaps
 from .prepared import PreparedModel, prepare_model
@@ -150,9 +150,10 @@ def open_workspace(
     return Workspace(prep, stream, rank, world, memory, progress, list(prep.params), taps)
 
 
-def moments(prep: PreparedModel, h: Any) -> Contractor:
-    """``uᵀ I(h) v`` and ``C[u⁴]`` contractions for one batch (:mod:`.contract`)."""
-    return Contractor(prep.family, prep.categorical, h)
+def moments(prep: PreparedModel, h: Any) -> Any:
+    """``uᵀ I(h) v`` and ``C[u⁴]`` contractions for one batch: the family's own
+    (``Family.contractions``; eq-6, thm-4, O(K) for the categorical family)."""
+    return prep.family.contractions(h)
 
 
 def plan(ws: Workspace, factor: int, names: list[str] | None = None,
@@ -214,7 +215,7 @@ def _jacobian_sums(ws: Workspace, fisher: bool, variance_1: bool) -> tuple[dict[
     import torch
 
     prep = ws.prep
-    factor = per_parameter_factor(prep.categorical, prep.n_L, variance_1)
+    factor = per_parameter_factor(prep.family, prep.n_L, variance_1)
     sites = ws.sites
     structured = {n for s in sites for n in s.names}
     generic = [k for k in prep.params if k not in structured]

@@ -66,7 +66,6 @@ class PreparedModel:
         fixed: frozen parameters and buffers, by name.
         output: maps the module's output (batch of one) to ``h_L`` of shape ``(1, n_L)``.
         family: the output family; ``n_L = family.dim``.
-        categorical: whether κ₄ contractions go through the O(K) one-hot route.
         nonsmooth: why the model is not C² where no check can help (empty when it is C², only
             piecewise smooth with located kinks, or declared smooth by the user).
         piecewise: the kinked functions it calls whose kinks :mod:`.kinks` locates (ReLU-like,
@@ -80,7 +79,6 @@ class PreparedModel:
     family: Any
     dtype: Any
     device: Any
-    categorical: bool
     nonsmooth: list[str] = field(default_factory=list)
     piecewise: list[str] = field(default_factory=list)
     kinks_checked: bool = False
@@ -278,7 +276,7 @@ def prepare_model(
             ``eval_mode``), a dtype other than float32/float64, a module that cannot be copied.
     """
     torch = _torch()
-    from ..families.family import CategoricalFamily, Family
+    from ..families.family import Family
     from ..families.losses import is_torch_loss, resolve_family
 
     if not isinstance(model, torch.nn.Module):
@@ -323,8 +321,7 @@ def prepare_model(
     fixed = {k: v.detach() for k, v in work.named_parameters() if not v.requires_grad}
     fixed.update({k: v.detach() for k, v in work.named_buffers()})
     prepared = PreparedModel(module=work, params=params, fixed=fixed, output=output,
-                             family=family, dtype=dtype, device=dev,
-                             categorical=isinstance(family, CategoricalFamily))
+                             family=family, dtype=dtype, device=dev)
     try:
         calls = _recorded_functions(work, params, fixed, example)
         h = prepared.forward(example)
@@ -348,7 +345,6 @@ def prepare_model(
                              f"(batch, outputs); it gives {shape} for a batch of {B}")
         family = resolve_family(loss, int(h.shape[1]))
         prepared.family = family
-        prepared.categorical = isinstance(family, CategoricalFamily)
     if not isinstance(h, torch.Tensor) or tuple(h.shape) != (B, family.dim):
         shape = tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__
         raise ShapeError(

@@ -151,7 +151,7 @@ def thm7_model(ws: Workspace, n: int) -> tuple[float, float, float] | str:
     h, G = got
     prep = ws.prep
     M = G.shape[0]
-    pair, cnorm = excess_pairs(prep.family, prep.categorical, h, G)
+    pair, cnorm = excess_pairs(prep.family, h, G)
     scale = M * M * n
     lhs = math.sqrt(max(float(pair.sum()), 0.0)) / scale
     self_gram = torch.stack([G[m, m] for m in range(M)])

@@ -246,9 +246,8 @@ def _fits(
 
 def _mode_statistic(fam: Any, h: np.ndarray) -> np.ndarray | None:
     """t at the most likely label per input (M, d); None for a continuous support."""
-    comps = getattr(fam, "components", None)
-    if comps is not None:
-        parts = [_mode_statistic(c, h[..., b]) for c, b in zip(comps, fam.blocks)]
+    if fam.factors != (fam,):  # independent components: each one's mode
+        parts = [_mode_statistic(c, h[..., b]) for c, b in zip(fam.factors, fam.factor_blocks)]
         if any(p is None for p in parts):
             return None
         return np.concatenate(parts, axis=-1)  # type: ignore[arg-type]
