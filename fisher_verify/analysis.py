@@ -112,7 +112,8 @@ def analyze(model: Any, data: Any, family: Any = None, *, n: int = 1, target: fl
         from .models.report import analyze_module
 
         return analyze_module(model, data, family, n, target=target, confidence=confidence,
-                              memory=memory, progress=True if progress is None else progress,
+                              memory=memory,
+                              progress=True if progress is None else progress,  # type: ignore[arg-type]
                               **module_options)
     if module_options:
         raise FisherVerifyError(

@@ -28,12 +28,12 @@ from ..validation import check_flag
 Which = Literal["I1", "I2"]
 
 #: ``which`` -> the paper's estimator number (thm-4: 1, thm-6: 2)
-WHICH = {"I1": 1, "I2": 2}
+WHICH: dict[str, Literal[1, 2]] = {"I1": 1, "I2": 2}
 
 __all__ = ["WHICH", "Which", "check_which", "covariance", "covariance_norm", "exact_fisher", "variance"]
 
 
-def check_which(which: Any, name: str = "which") -> int:
+def check_which(which: Any, name: str = "which") -> Literal[1, 2]:
     """The estimator number of ``which`` (``"I1"`` -> 1, ``"I2"`` -> 2); anything else is refused.
 
     Raises:

@@ -221,12 +221,12 @@ class Analysis:
         elif self.psd_note:
             lines.append(f"P(I2 p.s.d.): {self.psd_note}")
         if self.envelopes is not None:
-            e = self.envelopes
+            env = self.envelopes
             lines.append(
-                f"sun26-spectrum: tr J'LJ = {e['trace_lower']:.6g} <= tr I(theta) = "
-                f"{e['trace_fisher']:.6g} <= tr J'UJ = {e['trace_upper']:.6g}; diagonal: "
-                f"I_ii / (J'UJ)_ii in [{e['diag_upper_tightness'][0]:.4g}, "
-                f"{e['diag_upper_tightness'][1]:.4g}]")
+                f"sun26-spectrum: tr J'LJ = {env['trace_lower']:.6g} <= tr I(theta) = "
+                f"{env['trace_fisher']:.6g} <= tr J'UJ = {env['trace_upper']:.6g}; diagonal: "
+                f"I_ii / (J'UJ)_ii in [{env['diag_upper_tightness'][0]:.4g}, "
+                f"{env['diag_upper_tightness'][1]:.4g}]")
         elif self.envelopes_note:
             lines.append(f"sun26-spectrum envelopes: {self.envelopes_note}")
         lines.append(f"better overall: {self.better}")
