@@ -22,7 +22,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 #: the modules users may import (docs/api.md, "What is public")
 PUBLIC_MODULES = {"fisher_verify", "fisher_verify.errors", "fisher_verify.proofs",
-                  "fisher_verify.testing.pytest_plugin"}
+                  "fisher_verify.cli", "fisher_verify.testing.pytest_plugin"}
 
 #: words that name the kind of input or the shape of the answer, not the question
 _QUALIFIERS = {"model", "torch", "network", "net", "module", "diagonal", "full", "exact", "fisher",
