@@ -123,6 +123,9 @@ def analyze(model: Any, data: Any, family: Any = None, *, n: int = 1, target: fl
         raise FisherVerifyError(
             f"family: the model, a fisher_verify.Network, carries its own family; leave family=None, got "
             f"{family!r}")
+    from .models.quantities import require_model
+
+    require_model(model)
     return _analyze_network(model, data, n, target, confidence, diagonal, memory, time_budget,
                             None if progress is None or progress is False else progress)
 

@@ -30,7 +30,8 @@ Which = Literal["I1", "I2"]
 #: ``which`` -> the paper's estimator number (thm-4: 1, thm-6: 2)
 WHICH: dict[str, Literal[1, 2]] = {"I1": 1, "I2": 2}
 
-__all__ = ["WHICH", "Which", "check_which", "covariance", "covariance_norm", "exact_fisher", "variance"]
+__all__ = ["WHICH", "Which", "check_which", "covariance", "covariance_norm", "exact_fisher", "require_model",
+           "variance"]
 
 
 def check_which(which: Any, name: str = "which") -> Literal[1, 2]:
@@ -56,7 +57,8 @@ def _network(model: Any, family: Any) -> Any:
     """``model`` as a Network-interface object for the dense formulas, or refused."""
     from ..networks.network import require_network
 
-    net = require_network(model, "model")
+    net = require_model(model)
+    net = require_network(net, "model")
     if family is not None and family is not net.family:
         raise FisherVerifyError(
             f"family: the model, a fisher_verify.Network, carries its own family ({net.family.label}); "
@@ -76,6 +78,21 @@ def _module_network(model: Any, data: Any, family: Any) -> tuple[Any, np.ndarray
     X = torch.cat(list(stream.batches(4096)))
     net = module_network(model, family, X)
     return net, X.detach().cpu().numpy()
+
+
+def require_model(model: Any) -> Any:
+    """``model`` when it is a ``Network`` (or offers its interface); anything that is neither
+    that nor a ``torch.nn.Module`` is refused naming both.
+
+    Raises:
+        ShapeError: ``model`` is neither.
+    """
+    eq3 = hasattr(model, "weights") or getattr(model, "gate_interface", False) is True
+    if not eq3:
+        raise ShapeError(
+            f"model must be a fisher_verify.Network (it carries its family) or a torch.nn.Module "
+            f"(with family=...), got {type(model).__name__}")
+    return model
 
 
 def _require_family(model: Any, family: Any) -> None:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from ..errors import FisherVerifyError
+from ..models.quantities import require_model
 from .calibrated import DEFAULT_ALPHA
 from .estimator_gate import EstimatorReport, gate_network
 from .gate_kinds import kind_of
@@ -132,6 +133,7 @@ def check_estimator(
         raise FisherVerifyError(
             f"{wrong[0]}: applies to a torch module model only; a fisher_verify.Network's "
             "estimator is called as estimator(rng) and compared with its exact I(θ)")
+    require_model(model)
     if family is not None and family is not getattr(model, "family", None):
         raise FisherVerifyError(
             f"family: the model, a fisher_verify.Network, carries its own family; leave family=None, got "
