@@ -170,7 +170,7 @@ def _i2_entry_points() -> list[tuple[str, object]]:
         ("covariance_norm", lambda net, x: fv.covariance_norm(net, x, which="I2", n=3)),
         ("bounds (thm-8, thm-10)", lambda net, x: fv.bounds(net, x, n=2)),
         ("sample_psd (thm-10, thm-11)", lambda net, x: sample_psd(net, x, 2, 3, rng=0)),
-        ("mp_variance", lambda net, x: mp_variance(net, x, estimator=2)),
+        ("mp_variance", lambda net, x: mp_variance(net, x, which="I2")),
         ("analyze", lambda net, x: fv.analyze(net, x)),
         ("estimators_from_draws .i2", lambda net, x: estimators_from_draws(
             net, x, np.array([1, 2])).i2),

@@ -18,34 +18,14 @@ Results are in the layout of the model's parameters: a ``Network``'s flat θ (``
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from ..errors import FisherVerifyError, ShapeError
-from ..validation import check_flag
+from ..validation import Which, check_flag, check_which
 
-Which = Literal["I1", "I2"]
-
-#: ``which`` -> the paper's estimator number (thm-4: 1, thm-6: 2)
-WHICH: dict[str, Literal[1, 2]] = {"I1": 1, "I2": 2}
-
-__all__ = ["WHICH", "Which", "check_which", "covariance", "covariance_norm", "exact_fisher", "require_model",
-           "variance"]
-
-
-def check_which(which: Any, name: str = "which") -> Literal[1, 2]:
-    """The estimator number of ``which`` (``"I1"`` -> 1, ``"I2"`` -> 2); anything else is refused.
-
-    Raises:
-        ShapeError: ``which`` is not ``"I1"`` or ``"I2"`` (the message names both).
-    """
-    if isinstance(which, str) and which in WHICH:
-        return WHICH[which]
-    hint = (f" (the estimator is named, not numbered: which='I{which}')"
-            if which in (1, 2) and not isinstance(which, bool) else "")
-    raise ShapeError(f"{name} must be 'I1' (score outer products, thm-4) or 'I2' (negative "
-                     f"Hessians, thm-6), got {which!r}{hint}")
+__all__ = ["covariance", "covariance_norm", "exact_fisher", "require_model", "variance"]
 
 
 def _is_module(model: Any) -> bool:
