@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import FisherVerifyError, ShapeError
+from ..errors import FisherVerifyError, ShapeError, UnsupportedError
 from ..validation import Which, check_flag, check_which
 
 __all__ = ["covariance", "covariance_norm", "exact_fisher", "require_model", "variance"]
@@ -56,7 +56,11 @@ def _module_network(model: Any, data: Any, family: Any) -> tuple[Any, np.ndarray
     dev = next(model.parameters()).device
     stream = InputStream(data, device=dev, dtype=torch.float64)
     X = torch.cat(list(stream.batches(4096)))
-    net = module_network(model, family, X)
+    try:
+        net = module_network(model, family, X)
+    except UnsupportedError as exc:  # the dense P x P route is the one that does not fit
+        raise UnsupportedError(f"{exc}; diagonal=True gives the diagonal without the dense "
+                               "Jacobians, streamed over the data") from None
     return net, X.detach().cpu().numpy()
 
 
