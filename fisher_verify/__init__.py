@@ -38,6 +38,10 @@ _EXPORTS: dict[str, str] = {
     "assert_estimator": "fisher_verify.testing.front",
     "EstimatorReport": "fisher_verify.testing.estimator_gate",
     "Subsampled": "fisher_verify.testing.gate_kinds",
+    "KFAC": "fisher_verify.testing.gate_kfac",
+    "OneBackward": "fisher_verify.testing.gate_onebackward",
+    "with_padding_mask": "fisher_verify.models.sequence",
+    "audit_diagonal": "fisher_verify.testing.audit",
     # errors
     "FisherVerifyError": "fisher_verify.errors",
 }

@@ -50,8 +50,14 @@ def _family(name, params):
     return fv.family(name, **params)
 
 
+#: enough digits for e^{−2|h|} at |h| = 1000, the largest edge point where an exponential
+#: cancels; beyond it (a beta at α = 10⁶, h = −10⁶) nothing of size e^{−|h|} enters, and
+#: 2|h|/ln 10 digits would be ~10⁶
+MAX_DPS = 1000
+
+
 def _dps(h):
-    return int(2 * max(abs(v) for v in h) / math.log(10)) + 60
+    return min(int(2 * max(abs(v) for v in h) / math.log(10)) + 60, MAX_DPS)
 
 
 def _reference_naive(fam, h):
@@ -93,10 +99,13 @@ class _Density:
                 ts = [[mpmath.mpf(int(a == k)) for a in range(K)] for k in range(K)]
                 logb = [mpmath.mpf(0)] * K
             else:
-                ys = [mpmath.mpf(v) for v in d.support.values]
-                ts = [[y] for y in ys]
-                log_base = sp.lambdify([d.y], d.log_base, modules="mpmath")  # b(y), exactly
-                logb = [log_base(y) for y in ys]
+                # every support point, scalar or vector (a multinomial's count vectors)
+                ys = [tuple(mpmath.mpf(c) for c in (v if isinstance(v, tuple) else (v,)))
+                      for v in d.support.values]
+                stat = sp.lambdify(list(d.y_symbols), list(d.statistic), modules="mpmath")
+                ts = [[mpmath.mpf(t) for t in stat(*y)] for y in ys]
+                log_base = sp.lambdify(list(d.y_symbols), d.log_base, modules="mpmath")
+                logb = [log_base(*y) for y in ys]  # b(y), exactly
             hs = [mpmath.mpf(v) for v in h]
             expo = [mpmath.fsum(t[a] * hs[a] for a in range(len(hs))) + b
                     for t, b in zip(ts, logb)]

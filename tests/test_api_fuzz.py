@@ -485,6 +485,7 @@ def gate_calls() -> list[st.SearchStrategy[Call]]:
         ).map(lambda v: Arg(v, ("rtol",)))),
         "variance": (st.sampled_from(["at_most", "exact"]).map(good),
                      choice_bad(("at_most", "exact"), "variance")),
+        "side": (st.just(good("two-sided")), choice_bad(("two-sided", "upper", "lower"), "side")),
         "labels": (st.sampled_from([None, LABELS, LABELS.tolist(), LABELS.astype(float)]).map(
             good), bad_list([
                 [5, 0, 1], [-1, 0, 1], [0.5, 0, 1], [0, 1], "abc", [math.nan, 0, 1],
@@ -631,6 +632,10 @@ def model_calls() -> list[st.SearchStrategy[Call]]:
         for v in d.values():
             _nonnegative(v.detach().cpu().numpy())
 
+    def audit_ok(r: Any) -> None:
+        assert np.all(np.isfinite(r.exact)) and np.all(r.threshold >= 0)
+        _nonnegative(r.exact)
+
     return [
         make_call("exact_fisher(module, diagonal)", fv.exact_fisher,
                   {**common, "diagonal": (st.just(good(True)), None)},
@@ -640,6 +645,20 @@ def model_calls() -> list[st.SearchStrategy[Call]]:
                                                  choice_bad(("I1", "I2"), "which")),
                    "diagonal": (st.just(good(True)), None)},
                   positional=("model", "data", "family"), check=diag_ok),
+        make_call("audit_diagonal", fv.audit_diagonal, {
+            **{k: v for k, v in common.items() if k not in ("memory", "distributed", "progress")},
+            "claimed": (st.sampled_from([np.zeros(P_TORCH), np.ones(P_TORCH), [p.detach() for p in
+                                         MLP.parameters()]]).map(good), bad_list(
+                ["claimed", None, np.zeros(P_TORCH - 1), np.zeros((2, 2)), {"nope": XT}], ("claimed",))),
+            "which": (st.sampled_from(["exact", "I1", "gnb"]).map(good),
+                      choice_bad(("exact", "I1", "gnb"), "which")),
+            "n": (count_ok(), count_bad("n")),
+            "n_coordinates": (count_ok(1, 5), st.one_of(count_bad("n_coordinates"),
+                                                         st.just(Arg(P_TORCH + 1, ("n_coordinates",))))),
+            "seed": (count_ok(0, 9), count_bad("seed", minimum=0)),
+            "alpha": (fraction_ok(), fraction_bad("alpha")),
+            "batch_size": (count_ok(), count_bad("batch_size")),
+        }, positional=("model", "data", "family", "claimed"), check=audit_ok),
         make_call("analyze(module)", fv.analyze,
                   {**common, **second, "target": (fraction_ok(), fraction_bad("target")),
                    # None is analyze's default for both kinds of model (a module: a progress line)

@@ -314,7 +314,9 @@ def test_batched_shapes_and_torch_equals_numpy(name, params, ranges) -> None:
     assert fam.fisher(h).shape == (2, 3, d, d)
     assert fam.kappa4(h).shape == (2, 3, d, d, d, d)
     assert fam.central_moment4(h).shape == (2, 3, d, d, d, d)
-    y_shape = (len(params["components"]),) if name == "product" else ()  # a product's y is a vector
+    # a product's y and a vector family's y (multinomial counts) carry a last axis
+    y_shape = ((len(params["components"]),) if name == "product"
+               else (len(fam.definition.event),) if fam.definition.event else ())
     assert fam.sample(h, 5, rng).shape == (5, 2, 3, *y_shape)
     ht = torch.tensor(h)
     for q in ("log_partition", "mean", "fisher", "kappa3", "kappa4", "central_moment4"):

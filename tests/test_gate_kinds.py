@@ -199,7 +199,7 @@ def test_gnb_passes_and_its_faults_are_named(name: str, params: dict) -> None:
     assert not data.passed and data.cause == "data_labels", data.message()
     assert "training gradient" in data.diagnosis
     clipped = gate(f.make(clip=0.5 * float(np.sqrt(np.trace(fv.exact_fisher(f.net, f.x)) / f.M))))
-    assert not clipped.passed
+    assert not clipped.passed and clipped.cause == "clipped" and "clipped gradient" in clipped.diagnosis
     # the Î₁ calibration calls the correct GNB noisier, not unbiased with Î₁'s spread
     assert check_estimator(f.make(), f.net, f.x, n=1, which="I1", diagonal_only=True, rng=0).cause == "noisier"
 

@@ -150,7 +150,8 @@ def test_repository_declares_every_statement_id():
             "ext-analyze-choice", "ext-gate-calibration", "ext-models-engine",
             "ext-sharded"} <= extra
     # the gate's other kinds
-    assert {"ext-gnb", "ext-hutchinson", "ext-subsampled", "ext-kfac"} <= extra
+    assert {"ext-gnb", "ext-hutchinson", "ext-subsampled", "ext-kfac", "ext-kfac-sharing",
+            "ext-one-backward"} <= extra
     assert all(i.startswith("ext-") or i in FOLLOW_UP_IDS for i in extra), extra
     assert FOLLOW_UP_IDS <= extra  # every follow-up of STATEMENTS.md has its proof
     assert ids <= set(found)

@@ -104,6 +104,7 @@ def _as_json(
         "log_base": sp.sstr(d.log_base),
         "support": d.support.describe(),
         "domain": d.domain_text,
+        "expectation_route": d.expectation_route,
         "derivation": {
             q: {",".join(map(str, idx)) or "-": sp.sstr(e) for idx, e in _entries(fam, q)}
             for q, _, _ in QUANTITIES
@@ -128,7 +129,9 @@ def _as_text(
             f"- sufficient statistic $t(y) = ({', '.join(sp.latex(t) for t in d.statistic)})$",
             f"- base measure $\\log b(y) = {sp.latex(d.log_base)}$ on {d.support.describe()}",
             f"- natural domain: {d.domain_text}",
-            "- stable functions: expit, softplus, logsumexp, softmax, log1mexp, inv_expm1 "
+            f"- exact expectations: {d.expectation_route}",
+            "- stable functions: expit, softplus, logsumexp, softmax, log1mexp, inv_expm1, "
+            "logarithmic_cumulant, lgamma_diff "
             "(their derivatives are again stable functions)",
             "",
         ]

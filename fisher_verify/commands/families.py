@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
                 "statistic": [str(t) for t in d.statistic] if fam.dim <= 2 else "one-hot",
                 "support": d.support.describe(),
                 "domain": d.domain_text,
+                "expectation_route": d.expectation_route,
                 "description": d.description,
             }
         )
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'family':<25} {'parameters':<14} {'d':>3}  {'support':<14} domain")
     for r in rows:
         params = ", ".join(f"{k}={v}" for k, v in r["parameters"].items()) or "-"
-        d_text = str(r["dim"]) if r["name"] != "categorical" else "K"
+        d_text = str(r["dim"]) if "K" not in r["parameters"] else "K"
         print(f"{r['name']:<25} {params:<14} {d_text:>3}  {r['support']:<14} {r['domain']}")
     print("\nproduct: independent product of any of the above, fisher_verify.product(f1, f2, ...)")
     return 0

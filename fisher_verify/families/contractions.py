@@ -159,6 +159,12 @@ class DenseContractions:
         return _torch().stack([dense_pair_values(C[m : m + 1], C, G[m : m + 1])[0]
                                for m in range(M)])
 
+    def magnitude(self, u: Any) -> Any:
+        """``|u|ᵀ |I(h)| |u|`` for u (m, d) (m,): the size of the terms of ``uᵀIu``, the scale of
+        its rounding (the coordinate audit, ``ext-sequence``)."""
+        a = u.abs()
+        return _torch().einsum("ma,mab,mb->m", a, self.I.abs(), a)
+
     def fisher_fro_norms(self) -> Any:
         """``‖I_m‖_F`` per input (m,) (the thm-8 rhs)."""
         return self.I.reshape(self.h.shape[0], -1).norm(dim=1)
@@ -260,6 +266,12 @@ class OneHotContractions(DenseContractions):
         M = G.shape[0]
         return _torch().stack([tau_sq_onehot(G[m : m + 1], p[m : m + 1, None, :], p[None])[0]
                                for m in range(M)])
+
+    def magnitude(self, u: Any) -> Any:
+        """``Σ_k p_k (|u_k| + pᵀ|u|)²`` for u (m, K) (m,): the size of the terms of the centred
+        ``uᵀIu = Σ_k p_k (u_k − pᵀu)²`` (the coordinate audit, ``ext-sequence``), O(K)."""
+        a = u.abs()
+        return (self.p * (a + (self.p * a).sum(-1, keepdim=True)) ** 2).sum(-1)
 
     def fisher_fro_norms(self) -> Any:
         """``‖diag p − ppᵀ‖_F² = Σ_k p_k² − 2 Σ_k p_k³ + (Σ_k p_k²)²`` (thm-8 rhs), O(K)."""

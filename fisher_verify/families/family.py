@@ -19,6 +19,7 @@ from ..errors import DomainError, FisherVerifyError, ShapeError, UnsupportedErro
 from ..symbolic.cache import disk_cached
 from ..symbolic.codegen import BACKENDS, Backend, TensorKernel
 from ..symbolic.derive import Derivation, SymmetricTensor, derive
+from ..symbolic.gaussian import gaussian_integral
 from ..validation import (
     as_generator,
     as_real_array,
@@ -161,6 +162,8 @@ class Family:
         """
         arr = as_real_array(y, name)
         support = self.definition.support
+        if self.definition.event:
+            return self._check_vector_labels(arr, name)
         finite = np.isfinite(arr)
         ok = finite.copy()
         if support.kind in ("finite", "countable"):
@@ -185,6 +188,47 @@ class Family:
             raise DomainError(
                 f"{name}: {float(bad):g} is not a value of {self.label}, whose labels lie in "
                 f"{support.describe()}" + (" (integers)" if support.kind != "continuous" else "")
+            )
+        return arr
+
+    def _y_columns(self, y: Any, name: str = "y") -> tuple[list[np.ndarray], tuple[int, ...]]:
+        """The components of y as separate arrays and the shape of the draws: a vector y
+        (``definition.event``) carries its components on its last axis."""
+        arr = as_real_array(y, name)
+        k = len(self.definition.event)
+        if not k:
+            return [arr], arr.shape
+        if arr.ndim == 0 or arr.shape[-1] != k:
+            raise ShapeError(
+                f"{self.label}: {name} must have a last axis of size {k} (one vector y of "
+                f"{k} components per draw), got shape {arr.shape}"
+            )
+        return list(np.moveaxis(arr, -1, 0)), arr.shape[:-1]
+
+    def _check_vector_labels(self, arr: np.ndarray, name: str) -> np.ndarray:
+        """A vector y: the last axis holds its components, each in the support, and their sum
+        is the support's total where it has one (multinomial: n)."""
+        support = self.definition.support
+        cols, _ = self._y_columns(arr, name)
+        vec = np.stack(cols, -1) if cols else arr
+        finite = np.isfinite(vec)
+        safe = np.where(finite, vec, 0.0)
+        ok = finite.copy()
+        lower = float(support.lower) if support.lower != -sp.oo else -math.inf
+        upper = float(support.upper) if support.upper != sp.oo else math.inf
+        if support.kind != "continuous":
+            ok &= (np.floor(safe) == safe) & (safe >= support.start)
+        else:
+            ok &= (safe >= lower) & (safe <= upper)
+        ok = np.all(ok, axis=-1)
+        if support.total is not None:
+            ok &= np.sum(safe, axis=-1) == float(support.total)
+        if not np.all(ok):
+            bad = vec[~ok][0]
+            raise DomainError(
+                f"{name}: {[float(v) for v in bad]} is not a value of {self.label}, whose labels "
+                f"are vectors in {support.describe()}"
+                + (" (integers)" if support.kind != "continuous" else "")
             )
         return arr
 
@@ -342,23 +386,25 @@ class Family:
     @cached_property
     def _statistic_fn(self) -> Any:
         exprs = [_vectorizable(t) for t in self.definition.statistic]
-        return sp.lambdify([self.definition.y], exprs, modules=["numpy"])
+        return sp.lambdify(list(self.definition.y_symbols), exprs, modules=["numpy"])
 
     @cached_property
     def _log_base_fn(self) -> Any:
         expr = _vectorizable(self.definition.log_base)
-        return sp.lambdify([self.definition.y], expr, modules=[_numeric_y_functions(), "numpy"])
+        return sp.lambdify(
+            list(self.definition.y_symbols), expr, modules=[_numeric_y_functions(), "numpy"]
+        )
 
     def statistic(self, y: Any) -> np.ndarray:
-        """t(y), shape ``(*y.shape, d)``."""
-        y = as_real_array(y, "y")
-        cols = self._statistic_fn(y)
-        return np.stack([np.broadcast_to(np.asarray(c, dtype=float), y.shape) for c in cols], -1)
+        """t(y), shape ``(*y.shape, d)`` (a vector y: ``(*y.shape[:-1], d)``)."""
+        cols, shape = self._y_columns(y)
+        values = self._statistic_fn(*cols)
+        return np.stack([np.broadcast_to(np.asarray(c, dtype=float), shape) for c in values], -1)
 
     def log_base(self, y: Any) -> np.ndarray:
         """log b(y), the base measure's log-density."""
-        y = as_real_array(y, "y")
-        return np.broadcast_to(np.asarray(self._log_base_fn(y), dtype=float), y.shape)
+        cols, shape = self._y_columns(y)
+        return np.broadcast_to(np.asarray(self._log_base_fn(*cols), dtype=float), shape)
 
     def log_density(self, y: Any, h: np.ndarray) -> np.ndarray:
         """log p(y | h) = t(y)ᵀh - F(h) + log b(y); y broadcasts against h's batch axes."""
@@ -367,7 +413,8 @@ class Family:
         return np.sum(t * h, axis=-1) - self.log_partition(h) + self.log_base(y)
 
     def sample(self, h: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-        """n i.i.d. draws y ~ p(y|h), shape ``(n, *h.shape[:-1])``."""
+        """n i.i.d. draws y ~ p(y|h), shape ``(n, *h.shape[:-1])`` (a vector y: with its
+        components on a last axis)."""
         h = as_real_array(h, "natural parameter h")
         self.check_natural(h)
         count = check_count(n, f"{self.label}: number of samples n")
@@ -396,7 +443,7 @@ class Family:
         d = self.definition
         if d.support.kind == "finite":
             self._check_support_size()
-            ys = np.array(d.support.values, dtype=float)
+            ys = np.array(list(d.support.values), dtype=float)
             ys_b = np.broadcast_to(ys, h.shape[:-1] + ys.shape)
             logw = self.log_density(ys_b, h[..., None, :])
             return self.statistic(ys_b), np.exp(logw), 0.0
@@ -463,35 +510,70 @@ class Family:
         d = self.definition
         hs = [mpmath.mpf(v) for v in h]
         modules = [{"lgamma": mpmath.loggamma}, "mpmath"]
-        ts = [sp.lambdify([d.y], t, modules=modules) for t in d.statistic]
-        log_b = sp.lambdify([d.y], d.log_base, modules=modules)
+        ys = list(d.y_symbols)
+        ts = [sp.lambdify(ys, t, modules=modules) for t in d.statistic]
+        log_b = sp.lambdify(ys, d.log_base, modules=modules)
 
-        def integrand(yv: Any) -> Any:
-            tv = [ts[a](yv) for a in range(self.dim)]
-            weight = mpmath.exp(mpmath.fsum(tv[a] * hs[a] for a in range(self.dim)) + log_b(yv))
+        def integrand(*yv: Any) -> Any:
+            tv = [ts[a](*yv) for a in range(self.dim)]
+            weight = mpmath.exp(mpmath.fsum(tv[a] * hs[a] for a in range(self.dim)) + log_b(*yv))
             return weight if g is None else g(tv) * weight
 
         if d.support.kind == "finite":
             self._check_support_size()
-            return mpmath.fsum(integrand(mpmath.mpf(v)) for v in d.support.values)
+            return mpmath.fsum(
+                integrand(*[mpmath.mpf(c) for c in (v if isinstance(v, tuple) else (v,))])
+                for v in d.support.values
+            )
         if d.support.kind == "countable":
             return mpmath.nsum(integrand, [d.support.start, mpmath.inf])
         lo = -mpmath.inf if d.support.lower == -sp.oo else mpmath.mpf(d.support.lower)
-        breaks = [lo, mpmath.inf]
+        hi = mpmath.inf if d.support.upper == sp.oo else mpmath.mpf(d.support.upper)
+        if d.event:  # a vector y: one tanh-sinh rule per axis (mpmath integrates up to 3)
+            return mpmath.quad(integrand, *[[lo, hi]] * len(d.event))
+        if mpmath.isfinite(lo) and mpmath.isfinite(hi):
+            return _bounded_integral(integrand, lo, hi)
+        breaks = [lo, hi]
         if d.quadrature is not None:
             # a peaked density (Weibull of shape 40: width ~1/40 around y = 1) is missed by one
             # tanh-sinh rule over (0, ∞); the family's Gauss nodes only place the breakpoints
             # where its mass lies, the integral itself is still of t(y) and b(y) alone
             nodes, _ = d.quadrature(np.array([[float(v) for v in h]]), 8)
-            inner = sorted({float(x) for x in np.ravel(nodes) if np.isfinite(x) and x > float(lo)})
-            breaks = [lo, *[mpmath.mpf(x) for x in inner], mpmath.inf]
+            inner = sorted({float(x) for x in np.ravel(nodes)
+                            if np.isfinite(x) and float(lo) < x < float(hi)})
+            breaks = [lo, *[mpmath.mpf(x) for x in inner], hi]
         return mpmath.quad(integrand, breaks)
+
+    def _gaussian_moment_mp(self, powers: tuple[int, ...], h: Any, center: bool) -> Any:
+        """:meth:`moment_mp` of a vector y on ℝᵏ whose density is a polynomial times a
+        Gaussian (the multivariate normal): each integral in closed form, axis by axis
+        (:func:`~fisher_verify.symbolic.gaussian.gaussian_integral`), at h read as the
+        rationals of its decimals at the working precision, then evaluated at that precision.
+
+        Raises:
+            ValueError: the density is not a polynomial times a Gaussian.
+        """
+        d = self.definition
+        hq = {s: sp.Rational(str(mpmath.mpf(v))) for s, v in zip(d.h, h)}
+        exponent = (sum(t * s for t, s in zip(d.statistic, d.h)) + d.log_base).xreplace(hq)
+        z = gaussian_integral(sp.Integer(1), exponent, d.event)
+        stats = [t.xreplace(hq) for t in d.statistic]
+        means = ([gaussian_integral(t, exponent, d.event) / z for t in stats] if center
+                 else [sp.Integer(0)] * self.dim)
+        g = sp.Mul(*[(t - m) ** k for t, m, k in zip(stats, means, powers)])
+        value = gaussian_integral(g, exponent, d.event) / z
+        return mpmath.mpf(sp.N(value, mpmath.mp.dps + 10))
 
     def moment_mp(self, powers: tuple[int, ...], h: Any, center: bool = True) -> Any:
         """E[Π_a (t_a - η_a)^{k_a}] from the density, in mpmath (the independent reference).
 
         Built on :meth:`integral_mp`, normalized by its own Z(h): never uses F.
         """
+        if self.definition.event and self.definition.support.kind == "continuous":
+            try:
+                return self._gaussian_moment_mp(powers, h, center)
+            except ValueError:  # not a Gaussian density: the tanh-sinh route below
+                pass
         z = self.integral_mp(h)
         if center:
             means = [self.integral_mp(h, lambda tv, a=a: tv[a]) / z for a in range(self.dim)]
@@ -506,6 +588,29 @@ class Family:
             return prod
 
         return self.integral_mp(h, centred_power) / z
+
+
+def _bounded_integral(integrand: Any, lo: Any, hi: Any) -> Any:
+    """∫_lo^hi of a density with integrable endpoint singularities (the beta's y^{α−1} near 0):
+    each half after y = lo + (mid − lo) e^{−s} (resp. hi − (hi − mid) e^{−s}), s in (0, ∞), so
+    the singularity becomes an exponential decay that tanh-sinh resolves to the working
+    precision (on (0, 1) directly it stops at (10^{−dps})^{α}: 23 digits at α = 0.57). Near hi,
+    where hi − y is held only to the working precision, at twice the digits."""
+    mid = (lo + hi) / 2
+
+    def left(s: Any) -> Any:
+        step = (mid - lo) * mpmath.exp(-s)
+        return integrand(lo + step) * step
+
+    def right(s: Any) -> Any:
+        step = (hi - mid) * mpmath.exp(-s)
+        y = hi - step
+        return integrand(y) * step if y < hi else mpmath.mpf(0)
+
+    lower = mpmath.quad(left, [0, mpmath.inf])
+    with mpmath.workdps(2 * mpmath.mp.dps):
+        upper = mpmath.quad(right, [0, mpmath.inf])
+    return lower + upper
 
 
 def _physical_memory() -> int | None:
@@ -648,6 +753,21 @@ class CategoricalFamily(Family):
     def thm7_pair_cost(self, n: int, layers: int, gram: float) -> tuple[float, float, float, float]:
         """thm-7's per-pair cost on the support: O(K²) elementwise, no dense ``C``."""
         return gram, (2 * layers + 14) * n * n, 6 * n * n, 0.0
+
+    def projected_central_moments(self, h: np.ndarray, U: np.ndarray, order: int) -> np.ndarray:
+        """``E[(uᵀ(t − η))^k] = Σ_k p_k d_k^j`` with ``d = u − pᵀu`` centred at the dominant class
+        (lemma-2 on the support ``t = e_k``), O(K) per projection: the generic nodes would hold
+        a ``K × K`` array per input."""
+        from .onehot import onehot_centred
+
+        p = self._probabilities(np.asarray(h, dtype=np.float64))[:, None, :]  # (M, 1, K)
+        d = onehot_centred(p, np.asarray(U, dtype=np.float64))  # (M, R, K)
+        out = np.empty(d.shape[:-1] + (order + 1,))
+        power = np.ones_like(d)
+        for j in range(order + 1):
+            out[..., j] = (p * power).sum(-1)
+            power = power * d
+        return out
 
     def kappa4_diagonal(self, h: Any, u: Any) -> Any:
         """``κ₄[u⁴] = Σ_k p_k d_k⁴ − 3 (Σ_k p_k d_k²)²`` with ``d = u − pᵀu`` (lemma-5), O(K)."""

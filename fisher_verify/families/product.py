@@ -47,15 +47,23 @@ class ProductFamily(Family):
         h_syms: list[sp.Symbol] = []
         stats: list[sp.Expr] = []
         self._renames: list[dict[sp.Symbol, sp.Symbol]] = []
-        y_syms = []
+        y_syms: list[sp.Symbol] = []
+        y_renames: list[dict[sp.Symbol, sp.Symbol]] = []
+        # where each component's y lies on the product's last axis: one slot for a scalar y,
+        # len(event) slots for a vector y (a multinomial's counts)
+        self.y_slots: list[int | slice] = []
         for ci, comp in enumerate(components):
             d = comp.definition
             rename = {s: sp.Symbol(f"{s.name}_{ci + 1}", **s.assumptions0) for s in d.h}
-            yc = sp.Symbol(f"y_{ci + 1}", **d.y.assumptions0)
+            y_rename = {s: sp.Symbol(f"{s.name}_{ci + 1}" if d.event else f"y_{ci + 1}",
+                                     **s.assumptions0) for s in d.y_symbols}
             self._renames.append(rename)
+            y_renames.append(y_rename)
             h_syms.extend(rename[s] for s in d.h)
-            stats.extend(_shift(t, {d.y: yc}) for t in d.statistic)
-            y_syms.append(yc)
+            stats.extend(_shift(t, y_rename) for t in d.statistic)
+            start = len(y_syms)
+            y_syms.extend(y_rename[s] for s in d.y_symbols)
+            self.y_slots.append(slice(start, len(y_syms)) if d.event else start)
         definition = FamilyDefinition(
             name="product",
             params={"components": tuple(c.label for c in components)},
@@ -64,7 +72,7 @@ class ProductFamily(Family):
             statistic=tuple(stats),
             log_base=sp.Add(
                 *[
-                    _shift(c.definition.log_base, {c.definition.y: y_syms[i]})
+                    _shift(c.definition.log_base, y_renames[i])
                     for i, c in enumerate(components)
                 ]
             ),
@@ -155,19 +163,26 @@ class ProductFamily(Family):
         return [h[..., b] for b in self.blocks]
 
     def _sample_impl(self, h: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-        return np.stack(
-            [c.sample(hc, n, rng) for c, hc in zip(self.components, self._split(h))], -1
+        draws = [c.sample(hc, n, rng) for c, hc in zip(self.components, self._split(h))]
+        return np.concatenate(
+            [y if isinstance(slot, slice) else y[..., None]
+             for y, slot in zip(draws, self.y_slots)], -1
         )
 
     def statistic(self, y: Any) -> np.ndarray:
-        """t(y) for y of shape (..., m): the components' statistics concatenated."""
+        """t(y) for y of shape (..., m) (m: one slot per scalar component, len(event) per
+        vector one): the components' statistics concatenated."""
         y = np.asarray(y, dtype=float)
-        return np.concatenate([c.statistic(y[..., i]) for i, c in enumerate(self.components)], -1)
+        return np.concatenate(
+            [c.statistic(y[..., slot]) for slot, c in zip(self.y_slots, self.components)], -1
+        )
 
     def log_base(self, y: Any) -> np.ndarray:
         """Σ_c log b_c(y_c)."""
         y = np.asarray(y, dtype=float)
-        return sum(c.log_base(y[..., i]) for i, c in enumerate(self.components))  # type: ignore[return-value]
+        return sum(  # type: ignore[return-value]
+            c.log_base(y[..., slot]) for slot, c in zip(self.y_slots, self.components)
+        )
 
     def expectation_nodes(
         self, h: np.ndarray, degree: int = 4, tol: float = 1e-15

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from typing import Any
+
+import numpy as np
 
 from ..errors import ParameterError, UnknownFamilyError
 from .catalog import BUILDERS, ENTRIES, EXAMPLES, PARAMETERS, Examples
@@ -27,6 +30,22 @@ def family_examples() -> list[tuple[str, Examples]]:
     return [(name, EXAMPLES[name]) for name in BUILDERS]
 
 
+def _nested_tuple(value: Any) -> Any:
+    """Nested lists, an array or their JSON text (the CLI's ``--param cov=[[2,0.6],[0.6,1]]``)
+    as nested tuples (hashable, the same numbers); anything else unchanged, for the builder to
+    judge."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return tuple(_nested_tuple(v) for v in value)
+    return value
+
+
 @cache
 def _build(name: str, params: tuple[tuple[str, type, Any], ...]) -> Family:
     # the key holds each value's type: 1, 1.0 and True are equal and hash alike, so without it
@@ -35,12 +54,21 @@ def _build(name: str, params: tuple[tuple[str, type, Any], ...]) -> Family:
     return FAMILY_CLASSES[ENTRIES[name].family_class](definition)
 
 
+@cache
+def _sequence(V: int, T: int) -> Family:  # noqa: N803
+    from .sequence import SequenceFamily
+
+    return SequenceFamily(V, T)
+
+
 def family(name: str, **params: Any) -> Family:
     """A family of the catalog by name, with its fixed parameters.
 
     Example: ``family("binomial", n=5)``, ``family("categorical", K=10)``. An independent
     product of families is ``family("product", components=[family("bernoulli"), ...])`` or
-    :func:`fisher_verify.product`.
+    :func:`fisher_verify.product`; token-level outputs of a sequence model are
+    ``family("sequence", K=V, T=T)`` (categoricals over T positions with a padding mask,
+    :mod:`fisher_verify.families.sequence`).
 
     Raises:
         UnknownFamilyError: ``name`` is not in the catalog (the message lists the catalog).
@@ -53,9 +81,18 @@ def family(name: str, **params: Any) -> Family:
         if components is None or params:
             raise ParameterError("family 'product' takes exactly one parameter: components=[...]")
         return product(*components)
+    if name == "sequence":
+        from .sequence import check_sequence_parameters
+
+        unknown = sorted(set(params) - {"K", "T"})
+        if unknown or not {"K", "T"} <= set(params):
+            raise ParameterError(
+                "family 'sequence' takes exactly the parameters K (the vocabulary size V) and T "
+                f"(the positions), e.g. family('sequence', K=100, T=16); got {sorted(params)}")
+        return _sequence(*check_sequence_parameters(params["K"], params["T"]))
     if not isinstance(name, str) or name not in BUILDERS:
         raise UnknownFamilyError(
-            f"unknown family {name!r}; known families: {', '.join(family_names())}, product"
+            f"unknown family {name!r}; known families: {', '.join(family_names())}, product, sequence"
         )
     allowed = PARAMETERS[name]
     unknown = sorted(set(params) - set(allowed))
@@ -65,6 +102,8 @@ def family(name: str, **params: Any) -> Family:
             f"family {name!r} has no parameter {', '.join(unknown)}; its parameters: {valid}"
         )
     for key, value in sorted(params.items()):
+        if isinstance(allowed.get(key), tuple):  # a matrix parameter (multivariate_normal's cov)
+            value = params[key] = _nested_tuple(value)
         try:
             hash(value)
         except TypeError:  # a list or an array: never a family parameter, so name it

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import FisherVerifyError
+from ..errors import FisherVerifyError, ShapeError
 from ..networks.network import Network, require_network
 from .backprop import _statistics
 from .covariance import cov1_variance
@@ -112,3 +112,60 @@ def gradient_factor_variance(net: Network, x: Any, layer: int, n: int = 1) -> np
     h, _, I = output_quantities(net, X)
     K = np.asarray(net.family.central_moment4(h), dtype=np.float64)
     return cov1_variance(preactivation_jacobian(net, X, layer), K, I, n)
+
+
+# --- weight sharing: K-FAC-expand and K-FAC-reduce (Eschenhagen et al. 2023) -----------------
+
+
+def _shared_arrays(a: Any, Jz: Any, I: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``a`` (N, R, c), ``Jz`` (N, D, R, q), ``I`` (N, D, D) as float64, shapes checked."""
+    a = np.asarray(a, dtype=np.float64)
+    Jz = np.asarray(Jz, dtype=np.float64)
+    I = np.asarray(I, dtype=np.float64)
+    if a.ndim != 3 or Jz.ndim != 4 or I.ndim != 3:
+        raise ShapeError(
+            f"expected the layer inputs a (N, R, c), the output Jacobians Jz = ∂f_n/∂z_(n,r) "
+            f"(N, D, R, q) and the output Fisher I (N, D, D); got shapes {a.shape}, {Jz.shape}, "
+            f"{I.shape}"
+        )
+    N, R, _ = a.shape
+    if Jz.shape[0] != N or Jz.shape[2] != R or I.shape != (N, Jz.shape[1], Jz.shape[1]):
+        raise ShapeError(
+            f"inconsistent shapes: a {a.shape} (N, R, c), Jz {Jz.shape} (N, D, R, q), I {I.shape} "
+            "(N, D, D) must agree in N, R and D"
+        )
+    return a, Jz, I
+
+
+def shared_layer_block(a: Any, Jz: Any, I: Any) -> np.ndarray:
+    """The exact Fisher block ``(1/N) Σ_n J_nᵀ I_n J_n`` of a linear layer ``z_(n,r) = W a_(n,r)``
+    shared over R positions (``ext-kfac-sharing``), ``J_n = Σ_r Jz_(n,·,r) ⊗ a_(n,r)ᵀ`` the
+    Jacobian in ``W`` row-major; ``(qc, qc)``."""
+    a, Jz, I = _shared_arrays(a, Jz, I)
+    N, D = Jz.shape[:2]
+    JW = np.einsum("ndrq,nrc->ndqc", Jz, a).reshape(N, D, -1)
+    return np.asarray(np.einsum("ndp,nde,neq->pq", JW, I, JW) / N)
+
+
+def kfac_expand_factors(a: Any, Jz: Any, I: Any) -> tuple[np.ndarray, np.ndarray]:
+    """K-FAC-expand ``(A, G)`` (``ext-kfac-sharing``): the positions treated like inputs,
+    ``A = (1/(NR)) Σ_(n,r) a aᵀ`` and ``G = (1/N) Σ_(n,r) Jz_rᵀ I_n Jz_r`` (the exact expectation
+    of ``Σ_r g_r g_rᵀ``); ``G ⊗ A`` is the block of a deep linear network in the expand setting."""
+    a, Jz, I = _shared_arrays(a, Jz, I)
+    N, R, _ = a.shape
+    A = np.einsum("nrc,nrd->cd", a, a) / (N * R)
+    G = np.einsum("ndrq,nde,nerp->qp", Jz, I, Jz) / N
+    return A, G
+
+
+def kfac_reduce_factors(a: Any, Jz: Any, I: Any) -> tuple[np.ndarray, np.ndarray]:
+    """K-FAC-reduce ``(A, G)`` (``ext-kfac-sharing``): ``A = (1/(N R²)) Σ_n (Σ_r a)(Σ_r a)ᵀ`` and
+    ``G = (1/N) Σ_n (Σ_r Jz_r)ᵀ I_n (Σ_r Jz_r)`` (of ``(Σ_r g_r)(Σ_r g_r)ᵀ``); ``G ⊗ A`` is the
+    block of a deep linear network in the reduce setting."""
+    a, Jz, I = _shared_arrays(a, Jz, I)
+    N, R, _ = a.shape
+    s = a.sum(axis=1)
+    Js = Jz.sum(axis=2)
+    A = s.T @ s / (N * R * R)
+    G = np.einsum("ndq,nde,nep->qp", Js, I, Js) / N
+    return A, G

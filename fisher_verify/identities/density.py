@@ -16,6 +16,7 @@ from __future__ import annotations
 import sympy as sp
 
 from ..families.definition import FamilyDefinition
+from ..symbolic.gaussian import gaussian_integral
 
 
 def _unevaluated(expr: sp.Expr) -> bool:
@@ -121,7 +122,14 @@ def density_integral(definition: FamilyDefinition, g: sp.Expr) -> sp.Expr:
     exponent = sum(t * h for t, h in zip(d.statistic, d.h)) + d.log_base
     if d.support.kind == "finite":
         kernel = sp.exp(exponent)
-        result = sp.Add(*[(g * kernel).subs(y, v) for v in d.support.values])
+        ys = d.y_symbols
+        result = sp.Add(*[
+            (g * kernel).subs(dict(zip(ys, v if isinstance(v, tuple) else (v,))))
+            for v in d.support.values
+        ])
+    elif d.event:
+        # a vector y on ℝᵏ (multivariate normal): one axis after another (Fubini)
+        result = gaussian_integral(g, exponent, d.event)
     elif d.support.kind == "countable":
         result = sp.summation(sp.expand(g * sp.exp(exponent)), (y, d.support.start, sp.oo))
         if isinstance(result, sp.Piecewise):

@@ -30,6 +30,8 @@ from .prover import IdentityResult, _fig_1, _moment_identities, _Prover, _table_
 
 # categorical(K) for K >= CARRIER_K is proved through categorical(CARRIER_K) (module docstring)
 CARRIER_K = 5
+# a multinomial with more count vectors than this is proved through the categorical it sums
+ENUMERATION_LIMIT = 500
 
 
 def canonical_entries(order: int) -> list[tuple[int, ...]]:
@@ -81,6 +83,12 @@ def _categorical_proof(k: int, seconds: float, seed: int) -> tuple[IdentityResul
     return tuple(disk_cached(key, prove, list))
 
 
+def _canonical_proof(fam: Family, seconds: float, seed: int) -> tuple[IdentityResult, ...]:
+    key = ("identities-canonical", *fam.definition.key, seconds, seed)
+    return tuple(disk_cached(key, lambda: _moment_identities(_CanonicalProver(fam, seconds, seed)),
+                             list))
+
+
 def generic_proof(fam: Family, seconds: float, seed: int) -> list[IdentityResult] | None:
     """The identities of ``fam`` from a proof that holds for every parameter value, or None
     when ``fam`` is proved directly (no parameter, or not the catalog's own definition)."""
@@ -105,6 +113,26 @@ def generic_proof(fam: Family, seconds: float, seed: int) -> list[IdentityResult
             "classes (F and the law are symmetric in them)"
         )
         shared = _categorical_proof(fam.dim, seconds, seed)
+    elif fam.name == "multinomial" and len(fam.definition.support.values) <= ENUMERATION_LIMIT:
+        scope = (
+            "the canonical entries; every other entry is one of them after relabelling the "
+            "classes (F and the law are symmetric in them); here n = "
+            f"{fam.params['n']} (every count vector summed)"
+        )
+        shared = _canonical_proof(fam, seconds, seed)
+    elif fam.name == "multinomial":
+        k = fam.params["K"]
+        scope = (
+            f"through categorical(K={k}): the multinomial law is that of the sum of n = "
+            f"{fam.params['n']} independent categorical draws (the multinomial theorem, "
+            f"{len(fam.definition.support.values):.3g} count vectors, beyond the "
+            f"{ENUMERATION_LIMIT} summed directly), so F = n·F_cat and every cumulant is n times "
+            "the categorical's (cumulants of independent sums add); the identity proved for "
+            "categorical holds for the sum"
+        )
+        carrier = catalog_family("categorical", K=k)
+        shared = tuple(generic_proof(carrier, seconds, seed) or ())
+        shared = tuple(r for r in shared if r.statement_id not in ("table-1", "fig-1"))
     else:
         return None
     results = [

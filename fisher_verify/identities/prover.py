@@ -122,6 +122,8 @@ class _Prover:
 
     # raw moments up to order 4, from the density, once
     def raw(self) -> dict[tuple[int, ...], sp.Expr] | None:
+        if not self.d.symbolic_density:
+            self._raw_failed = True
         if self._raw is None and not self._raw_failed:
             monos = [p for p in itertools.product(range(5), repeat=self.fam.dim) if 0 < sum(p) <= 4]
             budget = self.seconds * 4
@@ -259,7 +261,8 @@ def _moment_identities(p: _Prover) -> list[IdentityResult]:
 
 def _log_normalizer(p: _Prover) -> IdentityResult:
     claim = r"\int e^{t(y)^\top h}\, b(y)\, d\mu(y) = e^{F(h)}"
-    z = attempt(lambda: density_integral(p.d, sp.Integer(1)), p.seconds)
+    z = (attempt(lambda: density_integral(p.d, sp.Integer(1)), p.seconds)
+         if p.d.symbolic_density else None)
     if z is not None:
         # h_j = log(1 − w_j), w_j > 0, on the components that must be negative: SymPy then
         # knows 1 − e^{h_j} = w_j > 0, which (1 − e^h)^{−r} = e^{−r log(1 − e^h)} needs
@@ -425,9 +428,10 @@ def _table_1(p: _Prover) -> list[IdentityResult]:
 
 
 def _mean_of(fam: Family, m: sp.Symbol) -> sp.Expr:
-    # η in the mean parameter m: binomial's m is the success probability (η = n·p); every other
-    # family's m is the mean itself
-    return fam.params["n"] * m if fam.name == "binomial" else m
+    # η in the mean parameter m, as the definition states it (binomial: n·p, logarithmic: the
+    # textbook mean in θ); every other family's m is the mean itself
+    eta = fam.definition.eta_of_mean
+    return eta[0] if eta is not None else m
 
 
 def _fig_1(p: _Prover) -> list[IdentityResult]:

@@ -16,7 +16,10 @@ Hessians, so nothing here assumes the Eq. 3 network of :mod:`fisher_verify.netwo
 - :mod:`.quantities`: the public ``exact_fisher``, ``variance``, ``covariance`` and
   ``covariance_norm`` for a ``Network`` or any module;
 - :mod:`.as_network`: the module through the interface the estimator gate reads (dense
-  autograd Jacobians and output Hessians), its exact reference for any model.
+  autograd Jacobians and output Hessians), its exact reference for any model;
+- :mod:`.sequence`: a sequence model's ``(batch, T, V)`` logits with its padding mask, the
+  natural parameter of ``family("sequence")`` (``ext-sequence``); :mod:`.transformer`: a
+  small causal transformer for the tests, the statement and the benchmarks.
 
 May import: ``fisher``, ``networks``, ``families``, ``symbolic``, ``validation``,
 ``distributed`` and ``errors``.

@@ -122,14 +122,18 @@ def random_networks(
 def output_family(name: str, n_out: int) -> Any:
     """A family of dimension ``n_out`` built from ``name`` (itself, or a product of copies).
 
+    A family with K classes (categorical, multinomial) is built with K = ``n_out``;
     ``categorical`` with one output is Bernoulli; ``normal_unknown_variance`` (dimension 2)
     with an odd number of outputs is completed by a ``normal`` output (one output: ``normal``).
     """
+    from ..families.catalog import PARAMETERS
     from ..families.product import product
     from ..families.registry import family
 
     if name == "categorical":
         return family("categorical", K=n_out) if n_out > 1 else family("bernoulli")
+    if "K" in PARAMETERS[name] and n_out > 1:  # a family whose dimension is its K classes
+        return family(name, K=n_out)
     base = family(name)
     if base.dim == n_out:
         return base

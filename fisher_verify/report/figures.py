@@ -61,9 +61,11 @@ def panel(name: str, params: dict[str, Any]) -> Panel:
     drawn along a stated path, with Frobenius norms in place of K − I² and I:
 
     - ``categorical``: p₀ from 0 to 1 with the rest split evenly, p₁ = … = (1 − p₀)/(K − 1);
-    - ``normal_unknown_variance``: the mean μ from −3 to 3 at variance σ² = 1.
+    - ``normal_unknown_variance``: the mean μ from −3 to 3 at variance σ² = 1;
+    - any other vector family (multinomial, multivariate normal): the ray h = s·h₀ through its
+      registry example point h₀, s from −3 to 3.
     """
-    from ..families.registry import family
+    from ..families.registry import family, family_examples
 
     fam = family(name, **params)
     if name == "categorical":
@@ -77,6 +79,12 @@ def panel(name: str, params: dict[str, Any]) -> Panel:
         mu = np.linspace(-3.0, 3.0, 300)
         h, x = np.column_stack([mu, np.full_like(mu, -0.5)]), mu  # h = (μ/σ², −1/(2σ²)), σ² = 1
         xlabel = "mean μ (variance σ² = 1)"
+    elif dict(family_examples())[name].grid is None:
+        # any other vector family: the ray through its registry example point h₀
+        h0 = np.asarray(dict(family_examples())[name].point, dtype=float)
+        s = np.linspace(-3.0, 3.0, 300)
+        h, x = s[:, None] * h0, s
+        xlabel = f"s (h = s·h₀, h₀ = {tuple(float(v) for v in h0)})"
     else:
         h = _h_grid(name)[:, None]
         x = fam.mean(h)[:, 0]

@@ -66,7 +66,7 @@ from .estimator_gate import (
     gate_network,
     torch_parameter_permutation,
 )
-from .gate_kinds import Kind, check_kind
+from .gate_kinds import KFAC, Kind, check_kind
 
 __all__ = ["ReferenceModel", "empirical_fisher", "empirical_scores", "estimate_to_array",
            "gate_module", "inputs_and_targets", "module_reference", "restored_module",
@@ -709,6 +709,7 @@ def gate_module(
     rtol: float | None = None,
     reference_model: Callable[[Any, Any], ReferenceModel] | None = None,
     reduction: Literal["mean", "sum"] = "mean",
+    side: Literal["two-sided", "upper", "lower"] = "two-sided",
     variance: Literal["at_most", "exact"] = "at_most",
     which: Any = None,
 ) -> EstimatorReport:
@@ -731,9 +732,9 @@ def gate_module(
         reference: ``"fisher"`` (unbiased for ``I(θ)``, calibrated gate) or ``"empirical"``
             (the exact empirical Fisher of the data's labels, compared at ``rtol``).
         kind: passed to :func:`~.estimator_gate.gate_network` (``"gnb"``, ``"hutchinson-rademacher"``,
-            ``"hutchinson-gaussian"`` besides 1, 2). 1 calibrates with the exact variance of
-            ``Î₁`` (``thm-4``), 2 with ``Î₂``
-            (``thm-6``).
+            ``"hutchinson-gaussian"``, ``KFAC(layer)`` with the layer named as in
+            ``named_modules()``, ``OneBackward(...)``, ``Subsampled(...)`` besides 1, 2). 1
+            calibrates with the exact variance of ``Î₁`` (``thm-4``), 2 with ``Î₂`` (``thm-6``).
         randomness: ``"global"`` (the global RNGs are seeded per call), ``"generator"`` or
             ``"seed"`` (additionally passed as a keyword); the global RNGs are always restored.
         placeholder_labels: when ``data`` has no targets, hand ``estimator`` data with zero
@@ -752,6 +753,8 @@ def gate_module(
         reduction: ``"mean"`` (default): the estimate is a mean over the M inputs, like
             ``I(θ)`` (eq-6). ``"sum"``: it is a sum over the inputs (the curvature of a summed
             loss, laplace-torch's ``la.H``), and the gate divides it by M before testing.
+        side: ``"two-sided"``, or ``"upper"`` / ``"lower"`` for an estimator of a bound of I(θ)
+            (:func:`~.estimator_gate.gate_network`).
         variance: ``"at_most"`` or ``"exact"`` (:func:`~.estimator_gate.gate_network`).
         which: the public name of ``kind`` recorded in the report (None: ``kind`` itself).
 
@@ -834,7 +837,8 @@ def gate_module(
                         f"gate hands one over ({exc})"
                     ) from None
                 raise
-            arr = estimate_to_array(out, model)
+            # a K-FAC factor is a layer's (q, q) matrix, not a θ-indexed estimate
+            arr = _to_numpy(out) if isinstance(kind, KFAC) else estimate_to_array(out, model)
             # a summed curvature is M times the mean that I(θ) is (eq-6)
             return arr / X.shape[0] if reduction == "sum" else arr
 
@@ -857,8 +861,14 @@ def gate_module(
         return _empirical_report(first, second, ref, mag, tol, int(X.shape[0]), names,
                                  kind if which is None else which, n)
 
-    refm = _default_reference(model, fam, X) if reference_model is None else reference_model(model, fam)
-    perm = refm.permutation
+    if reference_model is not None:
+        refm = reference_model(model, fam)
+    elif isinstance(kind, KFAC) and isinstance(kind.layer, str):
+        refm = module_reference(model, fam, X)  # the layer is named as in named_modules()
+    else:
+        refm = _default_reference(model, fam, X)
+    # a K-FAC factor is indexed by the layer's units, not by θ: nothing to permute
+    perm = None if isinstance(kind, KFAC) else refm.permutation
     probe = call(int(np.random.default_rng(gen.integers(0, 2**62)).integers(0, 2**62)))
     diag = probe.ndim == 1 if diagonal_only is None else bool(diagonal_only)
 
@@ -881,6 +891,6 @@ def gate_module(
     report = gate_network(
         replicate, refm.network, X_np, n=n, kind=kind, replications=replications, rng=gen,
         alpha=alpha, diagonal_only=diag, directions=directions, rtol=tol, labels=labels,
-        labels_hint=hint, variance=variance, which=which,
+        labels_hint=hint, side=side, variance=variance, which=which,
     )
     return dataclasses.replace(report, reference_note=refm.note) if refm.note else report

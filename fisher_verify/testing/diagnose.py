@@ -16,6 +16,8 @@ The checks run in a fixed order, so each cause is named by the first check that 
    exact standard errors of ``c`` (1/n, n, 1/M, M, N/(N−1), M/(M−1), (N−1)/N, a simple
    fraction such as 4/3);
 5. a parameter permutation of ``I(θ)`` (``model.parameters()`` order, column-major weights);
+   before 4, for a family with a padding mask (``ext-sequence``): the Fisher information with the
+   padded positions counted;
 6. otherwise: labels from a distribution other than ``p(y|x,θ)``.
 
 The verdict itself (pass/fail) is the calibrated test of the gate; this module only reads it.
@@ -51,7 +53,7 @@ class Diagnosis:
     Attributes:
         cause: a short code: ``ok``, ``exact``, ``nonfinite``, ``rounding``, ``exact_scaled``,
             ``argmax_labels``, ``data_labels``, ``deterministic``, ``noisier``, ``quieter``,
-            ``scale``, ``permutation``, ``distribution``.
+            ``padding``, ``scale``, ``permutation``, ``distribution``.
         text: the sentence shown to the user.
         scale: the precision-weighted least-squares factor c in ``observed ≈ c · exact``.
         scale_explains: whether ``c · I(θ)`` fits every statistic.
@@ -131,6 +133,10 @@ def _named_factors(n: int, M: int) -> list[tuple[float, str, str]]:
          "Fisher that scales as 1/(number of samples), as ASDL's fisher_mc does)"),
         (1.0 / M, "1/M", f"1/M = 1/{M}: divided by the number of inputs twice"),
     ]
+    if M > 1:
+        out.append((1.0 / (M * M), "1/M²", f"1/M² = 1/{M * M}: outer products of the gradients "
+                    "of the batch-mean loss (each already carries 1/M; backward hooks on a "
+                    "mean-reduced loss), then averaged over the M inputs"))
     if n > 1:
         out += [
             (n / (n - 1.0), "N/(N-1)", f"N/(N−1) = {n}/{n - 1}: a Bessel correction over the "
@@ -242,6 +248,24 @@ def _fits(
 ) -> bool:
     room = max(1.0, abs(factor)) * (radius + slack) + 1e-9 * abs(target)
     return bool(np.all(np.abs(observed - target) <= room))
+
+
+def _padding_counted(ex: ExactStatistics, fam: Any) -> np.ndarray | None:
+    """The statistics' expectation had the padded positions been counted (a family with a padding
+    mask, ``ext-sequence``: every mask entry set to 1), or None when no position is padded."""
+    unmasked = getattr(fam, "unmasked", None)
+    if unmasked is None:
+        return None
+    h_all = np.asarray(unmasked(ex.h), dtype=np.float64)
+    if np.array_equal(h_all, ex.h):
+        return None
+    Ih = np.asarray(fam.fisher(h_all), dtype=np.float64)
+    M, _, P = ex.J.shape
+    if ex.diagonal_only:
+        diag = np.einsum("map,mab,mbp->p", ex.J, Ih, ex.J) / M
+        return np.concatenate([diag, (ex.V * ex.V) @ diag])
+    F = np.einsum("map,mab,mbq->pq", ex.J, Ih, ex.J) / M
+    return np.concatenate([np.diag(F), np.einsum("kp,pq,kq->k", ex.V, F, ex.V)])
 
 
 def _mode_statistic(fam: Any, h: np.ndarray) -> np.ndarray | None:
@@ -444,9 +468,22 @@ def diagnose(
                 )
         return Diagnosis("ok", text, c, explains)
     # the means are off
+    padded = _padding_counted(ex, net.family)
+    # plain means against their empirical standard errors: Catoni's estimate, scaled for the
+    # spread of the correct estimator, is pulled far off by one that also samples padding labels
+    if padded is not None and R > 1 and bool(np.all(
+            np.abs(values.mean(axis=0) - padded) <= 6.0 * emp_sd / math.sqrt(R) + slack)):
+        return Diagnosis(
+            "padding", "your estimator counts the padding positions: its mean is the Fisher "
+            "information with every position's label included (I(θ) of the unmasked sequences), "
+            "not that of the real positions only. Mask the padded positions out of the loss "
+            "(ignore_index, or the attention/padding mask) when sampling the labels.", c, explains,
+        )
     if explains and abs(c - 1.0) > 1e-3:
         best: tuple[float, str, str] | None = None
         for value, short, why in _named_factors(n, M):
+            if short == "1/M²" and ex.tag not in ("", "_KFAC"):
+                continue  # per-sample gradients outer-producted: Î₁, Î₂ and K-FAC's G only
             if scale_t is not None:
                 # named only within 4 exact standard errors of ĉ for value · Î_kind (a fixed z):
                 # an estimator that is not a rescaled Î_kind (label smoothing: ĉ 12x noisier than

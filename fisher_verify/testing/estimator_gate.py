@@ -54,6 +54,7 @@ tolerance ``rtol · ⟨|W|, |I(θ)|⟩`` for rounding only widens the acceptance
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 from collections.abc import Callable
@@ -82,9 +83,13 @@ from .gate_kinds import (
     Subsampled,
     check_kind,
     describe_kind,
+    fisher_statistics,
+    gnb_clipping,
+    kind_alternatives,
     kind_note,
     kind_of,
     kind_statistics,
+    kind_target,
 )
 from .pooled import PooledTest, pooled_tests
 from .spread import spread_test
@@ -134,6 +139,7 @@ class GateStatistic:
     spread_ratio: float = math.nan
     spread_ok: bool = True
     spread_radius: float = math.nan
+    side: str = "two-sided"
 
     @property
     def threshold(self) -> float:
@@ -142,13 +148,23 @@ class GateStatistic:
 
     @property
     def passed(self) -> bool:
-        """Whether ``|observed − expected| ≤ threshold`` (the mean test)."""
-        return bool(abs(self.observed - self.expected) <= self.threshold)
+        """Whether ``|observed − expected| ≤ threshold`` (the mean test); one-sided
+        (``side="upper"``: an estimator of a bound ⪰ I(θ)): ``observed ≥ expected − threshold``,
+        (``"lower"``): ``observed ≤ expected + threshold``."""
+        dev = self.observed - self.expected
+        if self.side == "upper":
+            return bool(-dev <= self.threshold)
+        if self.side == "lower":
+            return bool(dev <= self.threshold)
+        return bool(abs(dev) <= self.threshold)
 
     @property
     def excess(self) -> float:
         """``|observed − expected| / threshold`` (> 1 fails; ``inf`` for non-finite values)."""
         dev = abs(self.observed - self.expected)
+        if self.side != "two-sided":
+            signed = self.observed - self.expected
+            dev = max(-signed if self.side == "upper" else signed, 0.0)
         if not math.isfinite(dev):
             return math.inf
         return dev / self.threshold if self.threshold > 0 else (0.0 if dev == 0 else math.inf)
@@ -332,6 +348,8 @@ _METHOD_TEXT = {
     "catoni+spread": "Catoni means and spreads",
     "catoni": "Catoni means; R too small to test the spread",
     "median_of_means": "median-of-means means; R too small for Catoni's bound or the spread",
+    "catoni-upper": "one-sided Catoni means: an estimator of an upper bound of I(θ)",
+    "catoni-lower": "one-sided Catoni means: an estimator of a lower bound of I(θ)",
 }
 
 
@@ -419,6 +437,36 @@ def _as_array(value: Any, name: str = "the estimator's return value") -> np.ndar
     return as_real_array(value, name)  # real numbers only: complex, text, meta tensors named
 
 
+def _replaying(first: np.ndarray, estimator: Estimator) -> Estimator:
+    """``estimator`` whose first call returns ``first``, the replicate already drawn."""
+    pending = [first]
+
+    def call(gen: np.random.Generator) -> Any:
+        return pending.pop() if pending else estimator(gen)
+
+    return call
+
+
+def collect_values(estimator: Estimator, gen: np.random.Generator, R: int, P: int, V: np.ndarray,
+                   diagonal_only: bool) -> np.ndarray:
+    """The (R, P + D) statistics of R calls: diagonal elements, then ``vᵀ Î v`` (or
+    ``vᵀ Diag(Î) v``) per direction."""
+    want = (P,) if diagonal_only else (P, P)
+    values = np.empty((R, P + V.shape[0]))
+    for r in range(R):
+        est = _as_array(estimator(gen))
+        if est.shape != want:
+            hint = " (pass diagonal_only=True for a diagonal estimator)" if est.shape == (P,) else ""
+            raise ShapeError(f"the estimator returned shape {est.shape}, expected {want}{hint}")
+        if diagonal_only:
+            values[r, :P] = est
+            values[r, P:] = (V * V) @ est
+        else:
+            values[r, :P] = np.diagonal(est)
+            values[r, P:] = np.sum((V @ est) * V, axis=1)
+    return values
+
+
 def _labels_statistic(net: Network, labels: Any, M: int) -> np.ndarray:
     """The data's labels as sufficient statistics ``(k, M, d)``."""
     y = net.family.check_labels(labels, "labels")
@@ -450,6 +498,7 @@ def gate_network(
     variance: Literal["at_most", "exact"] = "at_most",
     labels: Any = None,
     labels_hint: str = "pass labels= to check_estimator",
+    side: Literal["two-sided", "upper", "lower"] = "two-sided",
     which: Any = None,
 ) -> EstimatorReport:
     """Test that a user's Monte Carlo estimator is unbiased for I(θ) (``eq-6``) with the spread
@@ -485,6 +534,12 @@ def gate_network(
             the diagnosis name the empirical Fisher.
         labels_hint: how the caller gives the data's labels, quoted by a diagnosis that
             suspects them (wrappers with another signature pass their own).
+        side: ``"two-sided"`` (default): unbiased for I(θ). ``"upper"`` / ``"lower"``: the
+            estimator estimates an upper / lower bound of I(θ) (e.g. ``OneBackward(centered=False)``
+            for ``Jᵀ diag(p) J ⪰ I(θ)``); each statistic (every ``W ⪰ 0``, so the order carries
+            over) is tested one-sided at ``alpha / S``, Catoni's radius with ``L = log(S/alpha)``
+            and the kind's exact variance (``testing.one_sided``); no spread or pooled tests (they
+            assume the mean I(θ)).
         which: the public name of ``kind`` recorded in the report (``"I1"`` for 1, ...);
             None records ``kind`` itself.
 
@@ -500,6 +555,16 @@ def gate_network(
     alpha = check_fraction(alpha, "alpha")
     declared = check_flag(diagonal_only, "diagonal_only", allow_none=True)
     check_kind(kind, True if declared is None else bool(declared))
+    if side not in ("two-sided", "upper", "lower"):
+        raise FisherVerifyError(
+            f"side must be 'two-sided' (unbiased for I(θ)), 'upper' (an estimator of a bound ⪰ I(θ)) "
+            f"or 'lower' (of a bound ⪯ I(θ)), got {side!r}"
+        )
+    if side == "two-sided" and getattr(kind, "centered", True) is False:
+        raise FisherVerifyError(
+            "kind=OneBackward(centered=False) estimates Jᵀ diag(p) J ⪰ I(θ), not I(θ): gate it "
+            "with side='upper'"
+        )
     rtol = check_nonnegative(rtol, "rtol")
     if variance not in ("at_most", "exact"):
         raise FisherVerifyError(
@@ -512,7 +577,7 @@ def gate_network(
     gen = as_generator(rng)
     X, _ = net.inputs(x)
     M = X.shape[0]
-    P = net.num_params
+    P, own_labels, own_orders = kind_target(kind, net, X)
     S = P + int(directions)
     # the gate holds R x S statistics and directions x P vectors: refuse at once what cannot fit
     # instead of a MemoryError (or swapping) after the exact statistics are computed
@@ -533,9 +598,18 @@ def gate_network(
         first = _as_array(estimator(gen))
         declared = first.shape == (P,)
         check_kind(kind, declared)
+        estimator = _replaying(first, estimator)
     diagonal_only = bool(declared)
     ex = kind_statistics(kind, net, X, n, V, diagonal_only)
     expected, var = ex.expected, ex.variance
+    if side != "two-sided":
+        from .one_sided import one_sided_gate
+
+        return one_sided_gate(
+            estimator, ex, fisher_statistics(net, X, V, diagonal_only), gen, side=side, R=R,
+            alpha=alpha, rtol=rtol, labels=own_labels or _param_labels(net), P=P,
+            diagonal_only=diagonal_only, variance=variance, kind=kind, n=n, family=net.family,
+        )
     slack = rtol * np.maximum(ex.scales, np.abs(expected))
     # a score that vanishes by symmetry (an attention key bias) is computed as cancelling terms
     # as large as the largest scores: it is rtol · max|g| at most from rounding, so Î_ii is zero
@@ -560,19 +634,7 @@ def gate_network(
         spread_tested = np.zeros(S, dtype=bool)
     per_constant = alpha * CONSTANT_SHARE / max(1, int(np.sum(measurable)))
 
-    want = (P,) if diagonal_only else (P, P)
-    values = np.empty((R, S))
-    for r in range(R):
-        est = first if r == 0 and first is not None else _as_array(estimator(gen))
-        if est.shape != want:
-            hint = " (pass diagonal_only=True for a diagonal estimator)" if est.shape == (P,) else ""
-            raise ShapeError(f"the estimator returned shape {est.shape}, expected {want}{hint}")
-        if diagonal_only:
-            values[r, :P] = est
-            values[r, P:] = (V * V) @ est
-        else:
-            values[r, :P] = np.diagonal(est)
-            values[r, P:] = np.sum((V @ est) * V, axis=1)
+    values = collect_values(estimator, gen, R, P, V, diagonal_only)
 
     finite = bool(np.all(np.isfinite(values)))
     sd = np.sqrt(var)
@@ -621,7 +683,7 @@ def gate_network(
             and not ((variance == "exact" or constant) and quiet)
         )
 
-    labels_txt = _param_labels(net)
+    labels_txt = list(own_labels) if own_labels is not None else _param_labels(net)
     form = "Diag(Î)" if diagonal_only else "Î"
     labels_txt += [f"v{j}ᵀ {form} v{j} (random unit v{j})" for j in range(int(directions))]
     bad_spread = spread.too_noisy | spread.too_quiet
@@ -640,10 +702,20 @@ def gate_network(
     sd_ratio = float(np.median(emp_sd[positive] / sd[positive])) if np.any(positive) else math.nan
     spread_med = float(np.nanmedian(ratio[spread_tested])) if np.any(spread_tested) else math.nan
     diag = diagnose(
-        ex=ex, net=net, values=values, observed=observed, radius=radius, slack=slack,
+        ex=ex, net=net if own_orders is None else _OwnOrders(net, own_orders),  # type: ignore[arg-type]
+        values=values,
+        observed=observed, radius=radius, slack=slack,
         spread=spread, constant=constant, passed=passed, mean_ok=mean_ok, declared=variance,
         labels_t=labels_t, M=M, emp_sd=emp_sd, pooled=pooled, labels_hint=labels_hint,
     )
+    if not passed and diag.cause in ("distribution", "scale", "noisier"):
+        diag = _known_fault(diag, kind_alternatives(kind, net, X, V, diagonal_only), means,
+                            radius, slack, sd, emp_sd)
+    if not passed and kind == "gnb" and finite and not constant:
+        clipped = gnb_clipping(values[:, :P].sum(axis=1), net.family, ex.h)
+        if clipped:
+            diag = dataclasses.replace(diag, cause="clipped", factor="",
+                                       text=clipped.strip() + f" (The numbers alone: {diag.text})")
     return EstimatorReport(
         passed=passed, which=kind if which is None else which, n=n, replications=R, diagonal_only=bool(diagonal_only),
         alpha=float(alpha), alpha_per_check=float(per), statistics=stats, worst=worst,
@@ -652,6 +724,37 @@ def gate_network(
         cause=diag.cause, factor=diag.factor,
         spread_ratio=spread_med, deterministic=constant, tests=T, method=method,
         pooled=pooled,
+    )
+
+
+class _OwnOrders:
+    """The network seen by the diagnosis with the wrong orders of the kind's estimate (a K-FAC
+    block's Kronecker order) instead of its parameter orders."""
+
+    def __init__(self, net: Any, orders: list[tuple[str, np.ndarray]]) -> None:
+        self.family = net.family
+        self._orders = orders
+
+    def layer_permutations(self) -> list[tuple[str, np.ndarray]]:
+        return list(self._orders)
+
+
+def _known_fault(diag: Any, alternatives: list[tuple[str, np.ndarray]], observed: np.ndarray,
+                 radius: np.ndarray, slack: np.ndarray, sd: np.ndarray, emp_sd: np.ndarray) -> Any:
+    """The diagnosis naming a known fault of the kind whose exact statistics fit every plain
+    mean (``observed``: unbiased whatever the skew, where Catoni's estimate at the kind's scale
+    is not for a noisier law) within the gate's radius, widened by the estimator's own empirical
+    spread as the diagnosis of a noisier estimator is; unchanged when none fits or several do."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        widen = np.where(sd > 0, np.maximum(1.0, emp_sd / np.where(sd > 0, sd, 1.0)), 1.0)
+    room = widen * radius + slack
+    fits = [text for text, alt in alternatives
+            if np.all(np.abs(observed - alt) <= room + 1e-9 * np.abs(alt))]
+    if len(fits) != 1:
+        return diag
+    return dataclasses.replace(
+        diag, cause="known_fault",
+        text=f"biased: the estimate fits {fits[0]} (every statistic within the gate's radius).",
     )
 
 

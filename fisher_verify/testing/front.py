@@ -56,6 +56,7 @@ def check_estimator(
     directions: int = 8,
     rtol: float | None = None,
     variance: Literal["at_most", "exact"] = "at_most",
+    side: Literal["two-sided", "upper", "lower"] = "two-sided",
     labels: Any = None,
     reference: Literal["fisher", "empirical"] = "fisher",
     randomness: Literal["global", "generator", "seed"] = "global",
@@ -86,6 +87,8 @@ def check_estimator(
         rtol: rounding tolerance; default 1e-9 (a Network, a float64 module), 1e-4 (float32).
         variance: ``"at_most"``: any unbiased estimator with at most the variance of ``which``
             passes; ``"exact"``: the estimator is declared to be ``which`` with ``n`` draws.
+        side: ``"two-sided"`` (unbiased for I(θ)), or ``"upper"`` / ``"lower"`` for an
+            estimator of a bound of I(θ) (:func:`.estimator_gate.gate_network`).
         labels: (Network) the data's labels, so the diagnosis can name the empirical Fisher; a
             module's labels come with its data.
         reference: (module) ``"fisher"`` (the calibrated gate) or ``"empirical"`` (the exact
@@ -127,7 +130,7 @@ def check_estimator(
             randomness=randomness, placeholder_labels=placeholder_labels,
             diagonal_only=diagonal_only, replications=replications, rng=rng, alpha=alpha,
             directions=directions, rtol=rtol, reference_model=reference_model,
-            reduction=reduction, variance=variance, which=which)
+            reduction=reduction, variance=variance, side=side, which=which)
     wrong = [k for k in _MODULE_ONLY if given[k]]
     if wrong:
         raise FisherVerifyError(
@@ -141,7 +144,8 @@ def check_estimator(
     return gate_network(
         estimator, model, data, n=n, kind=kind, replications=replications, rng=rng,
         alpha=alpha, diagonal_only=diagonal_only, directions=directions,
-        rtol=1e-9 if rtol is None else rtol, variance=variance, labels=labels, which=which)
+        rtol=1e-9 if rtol is None else rtol, variance=variance, side=side, labels=labels,
+        which=which)
 
 
 def assert_estimator(estimator: Callable[..., Any], model: Any, data: Any,

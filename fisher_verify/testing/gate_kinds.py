@@ -1,5 +1,7 @@
 """Exact laws of the estimator gate's statistics for estimator kinds beyond ``Î₁`` and ``Î₂``
-(``ext-gnb``, ``ext-hutchinson``).
+(``ext-gnb``, ``ext-hutchinson``, ``ext-subsampled``; K-FAC's gradient factor in
+:mod:`.gate_kfac`, ``ext-kfac``; Sun's one-backward estimator in :mod:`.gate_onebackward`,
+``ext-one-backward``).
 
 Each kind needs only the Jacobians ``J_m``, the family's cumulants at ``h_L(x_m)`` and
 ``I(θ)``; it returns an :class:`~fisher_verify.testing.gate_exact.ExactStatistics` whose
@@ -44,6 +46,7 @@ The kind is diagonal only and needs the ``P×P`` Fisher (``P ≤ HUTCHINSON_P_LI
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from math import comb
 from typing import Any, Literal
@@ -55,15 +58,28 @@ from ..families.higher_moments import projected_central_moments
 from ..fisher.diagonal import sampling_variance
 from ..networks.network import Network
 from .gate_exact import ExactStatistics, combination_variance, exact_statistics, statistics_covariance
+from .gate_kfac import KFAC, check_kfac, kfac_alternatives, kfac_statistics, kfac_target
+from .gate_onebackward import (
+    OneBackward,
+    check_one_backward,
+    one_backward_alternatives,
+    one_backward_statistics,
+)
 
 __all__ = [
     "HUTCHINSON_P_LIMIT",
+    "KFAC",
+    "OneBackward",
+    "kind_alternatives",
+    "kind_target",
     "Subsampled",
     "WHICH_KINDS",
     "kind_of",
     "describe_kind",
     "subsampled_statistics",
+    "CLIP_LEVEL",
     "KIND_NAMES",
+    "gnb_clipping",
     "Kind",
     "check_kind",
     "gnb_statistics",
@@ -104,10 +120,10 @@ def kind_of(which: Any) -> Any:
     Raises:
         FisherVerifyError: an unknown ``which``, naming the valid ones.
     """
-    if isinstance(which, Subsampled):
-        return which
     if isinstance(which, str) and which in WHICH_KINDS:
         return WHICH_KINDS[which]
+    if not isinstance(which, str | int | float | bool) and which is not None:
+        return which  # a Subsampled, KFAC or OneBackward: the gate checks it
     valid = ", ".join(repr(k) for k in WHICH_KINDS)
     hint = (f" (the estimator is named, not numbered: which='I{which}')"
             if which in (1, 2) and not isinstance(which, bool) else "")
@@ -115,7 +131,7 @@ def kind_of(which: Any) -> Any:
                             f"got {which!r}{hint}")
 
 
-Kind = Literal[1, 2, "gnb", "hutchinson-rademacher", "hutchinson-gaussian"] | Subsampled
+Kind = Literal[1, 2, "gnb", "hutchinson-rademacher", "hutchinson-gaussian"] | Subsampled | KFAC | OneBackward
 
 #: What each kind is, for the gate's messages.
 KIND_NAMES: dict[Any, str] = {
@@ -141,6 +157,18 @@ _CROSS_ENTRIES = 30_000_000
 
 def kind_note(kind: Any, cause: str, factor: str) -> str:
     """What a diagnosis means for the kind's own public bugs (appended to the gate's text)."""
+    if isinstance(kind, KFAC):
+        if cause == "scale" and factor == "M":
+            return " For K-FAC: Ĝ is a mean over the M inputs (a sum is missing its 1/M)."
+        if cause == "scale" and factor == "1/M²":
+            return (" For K-FAC: the per-example gradients g = ∂ℓ_m/∂z must not carry the "
+                    "batch-mean 1/M (multiply the hook's gradient by M, or use a summed loss).")
+        if cause in ("data_labels", "deterministic"):
+            return (" For K-FAC: the Monte Carlo G needs labels sampled from the model; the "
+                    "data's labels give the empirical G.")
+    if isinstance(kind, OneBackward) and cause in ("scale", "noisier", "distribution"):
+        return (" For the one-backward estimator: ξ needs i.i.d. entries of mean 0 and variance 1, "
+                "p = softmax(h) detached, and s = Σ_k ξ_k √p_k (h_k − Σ_j p_j h_j).")
     if kind == "gnb":
         if cause == "scale" and factor == "1/M":
             return (" For GNB: the batch size B (= M) is missing from B·ĝ⊙ĝ (ĝ, the gradient of the "
@@ -160,6 +188,13 @@ def kind_note(kind: Any, cause: str, factor: str) -> str:
 
 def describe_kind(kind: Any) -> str:
     """What the kind is, for the gate's messages."""
+    if isinstance(kind, KFAC):
+        what = "Ĝ ⊗ A (the layer's K-FAC block)" if kind.factor == "block" else "Ĝ"
+        return (f"K-FAC's Monte Carlo gradient factor {what} of layer {kind.layer!r} (Î₁ of its "
+                f"pre-activations, K-FAC-{kind.sharing}), against the exact factor")
+    if isinstance(kind, OneBackward):
+        return (f"Sun's one-backward estimator, {kind.probe} ξ"
+                + ("" if kind.centered else ", uncentred (an estimator of Jᵀdiag(p)J ⪰ I(θ))"))
     if isinstance(kind, Subsampled):
         inner = "the exact Fisher" if kind.kind == "exact" else KIND_NAMES[kind.kind]
         how = "with" if kind.replace else "without"
@@ -169,6 +204,12 @@ def describe_kind(kind: Any) -> str:
 
 def check_kind(kind: Any, diagonal_only: bool, M: int | None = None) -> None:
     """Refuse an unknown kind, or a Hutchinson kind with a full-matrix estimate."""
+    if isinstance(kind, KFAC):
+        check_kfac(kind)
+        return
+    if isinstance(kind, OneBackward):
+        check_one_backward(kind)
+        return
     if isinstance(kind, Subsampled):
         if kind.kind is None:
             raise FisherVerifyError(
@@ -403,6 +444,10 @@ def kind_statistics(
     """The exact law of the gate's statistics for any kind (``thm-4``, ``thm-6``, ``ext-gnb``,
     ``ext-hutchinson``)."""
     check_kind(kind, diagonal_only, X.shape[0])
+    if isinstance(kind, KFAC):
+        return kfac_statistics(kind, net, X, n, V, diagonal_only)
+    if isinstance(kind, OneBackward):
+        return one_backward_statistics(kind, net, X, n, V, diagonal_only)
     if isinstance(kind, Subsampled):
         return subsampled_statistics(kind, net, X, n, V, diagonal_only)
     if kind in (1, 2):
@@ -410,6 +455,77 @@ def kind_statistics(
     if kind == "gnb":
         return gnb_statistics(net, X, n, V, diagonal_only)
     return hutchinson_statistics(net, X, str(kind), n, V)
+
+
+def kind_target(kind: Any, net: Any, X: np.ndarray) -> tuple[int, list[str] | None, list[Any] | None]:
+    """(P, labels of the diagonal, plausible wrong orders) of what the kind estimates: I(θ)'s
+    (the network's own labels and orders: None) or a K-FAC factor's."""
+    if isinstance(kind, KFAC):
+        return kfac_target(kind, net, X)
+    return int(net.num_params), None, None
+
+
+def kind_alternatives(kind: Any, net: Any, X: np.ndarray, V: np.ndarray,
+                      diagonal_only: bool) -> list[tuple[str, np.ndarray]]:
+    """The exact statistics of the kind's known faults that are not a factor or an order (the
+    wrong layer's K-FAC factor; the one-backward estimator's undetached p, missing centring or
+    missing √p), each with the sentence that names it."""
+    if isinstance(kind, KFAC):
+        return kfac_alternatives(kind, net, X, V, diagonal_only)
+    if isinstance(kind, OneBackward):
+        return one_backward_alternatives(kind, net, X, V, diagonal_only)
+    return []
+
+
+#: A clipped GNB is named when a tie of its size at the largest trace has probability at most
+#: this under the GNB law (the bound of :func:`gnb_clipping`).
+CLIP_LEVEL = 1e-6
+
+
+def gnb_clipping(traces: np.ndarray, fam: Any, h: np.ndarray) -> str:
+    """The sentence naming a clipped gradient in Sophia's GNB, or "" (``ext-gnb``).
+
+    Norm clipping caps ``tr Ĝ = M‖ĝ‖²`` at ``M c²``: every clipped replicate has exactly that
+    trace, the largest observed. Under the GNB law a trace value is an atom only through a label
+    set (one per input), so any value recurs ``k`` times among ``R`` replicates with probability
+    at most ``C(R, k) π*^(k−1)``, ``π* = Π_m max_y p(y|x_m)`` the most likely label set's
+    probability (0 for a continuous family: any tie is decisive). The clipping is named when
+    ``k`` replicates tie (relative 1e-9) at the largest trace and that bound is at most
+    :data:`CLIP_LEVEL`.
+    """
+    R = traces.shape[0]
+    top = float(np.max(traces))
+    if not (np.isfinite(top) and top > 0):
+        return ""
+    k = int(np.sum(np.abs(traces - top) <= 1e-9 * top))
+    if k < 2:
+        return ""
+    if fam.definition.support.kind == "continuous":
+        log_pi = -math.inf
+    else:
+        _, w, _ = fam.expectation_nodes(h, degree=2)
+        w = np.asarray(w, dtype=np.float64)
+        log_pi = float(np.sum(np.log(np.max(w / w.sum(axis=-1, keepdims=True), axis=-1))))
+    log_bound = (math.lgamma(R + 1) - math.lgamma(k + 1) - math.lgamma(R - k + 1)
+                 + (k - 1) * log_pi)
+    if log_bound > math.log(CLIP_LEVEL):
+        return ""
+    return (f" A clipped gradient: {k} of {R} replicates share the largest trace Σ_i Ĝ_ii = "
+            f"{top:.6g} exactly (norm clipping caps M‖ĝ‖² at M·c²); under the GNB law a tie that "
+            f"size has probability ≤ {math.exp(log_bound):.2g}. Do not clip ĝ before squaring it.")
+
+
+def fisher_statistics(net: Any, X: np.ndarray, V: np.ndarray, diagonal_only: bool) -> np.ndarray:
+    """The statistics ``⟨W, I(θ)⟩`` (eq-6) of the gate (diagonal, then directions)."""
+    M = X.shape[0]
+    h = np.asarray(net.forward(X), dtype=np.float64).reshape(M, -1)
+    Ih = np.asarray(net.family.fisher(h), dtype=np.float64)
+    J = np.asarray(net.jacobian(X), dtype=np.float64)
+    diag = np.einsum("map,mab,mbp->p", J, Ih, J) / M
+    if diagonal_only:
+        return np.concatenate([diag, (V * V) @ diag])
+    u = np.einsum("map,kp->mka", J, V)
+    return np.concatenate([diag, np.einsum("mka,mab,mkb->k", u, Ih, u) / M])
 
 
 def subsampled_statistics(
