@@ -232,8 +232,8 @@ def test_one_sided_modes_accept_bounds_and_reject_the_wrong_side() -> None:
         s = np.einsum("ma,map->mp", fam.sample_statistic(h, 1, g)[0] - eta, J)
         return 0.5 * (s * s).mean(axis=0)
 
-    assert gate(half, 1, "lower").passed
-    up = gate(half, 1, "upper")
+    assert gate(half, "I1", "lower").passed
+    up = gate(half, "I1", "upper")
     assert not up.passed and up.cause == "below_bound"
     # no single statistic resolves the factor 1/2 at R = 200; the pooled one-sided test does
     (pooled,) = up.pooled

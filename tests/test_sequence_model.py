@@ -79,7 +79,7 @@ def _reference_diagonal(net: Any, tokens: Any) -> np.ndarray:
 @pytest.mark.parametrize(("tied", "blocks"), [(True, 1), (False, 2)])
 def test_engine_diagonal_of_a_padded_transformer(tied: bool, blocks: int,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """fv.model_fisher_diagonal on the wrapped transformer equals Σ over the real positions of
+    """fv.exact_fisher(diagonal=True) on the wrapped transformer equals Σ over the real positions of
     J_tᵀ(diag p_t − p_t p_tᵀ)J_t (autograd of the raw logits), per parameter tensor; padding
     positions count for nothing. The engine contracts in O(T·V): the dense d×d Fisher is never
     formed (it raises here)."""
@@ -159,7 +159,7 @@ def test_gnb_on_a_padded_transformer_passes_and_its_faults_are_named() -> None:
                                   randomness="generator", rng=0)
 
     ok = gate()
-    assert ok.passed and ok.kind == "gnb", ok.message()
+    assert ok.passed and ok.which == "gnb", ok.message()
     missing_b = gate(scale=1.0 / tokens.shape[0])
     assert not missing_b.passed and missing_b.factor == "1/M" and "batch size B" in missing_b.diagnosis
     data = gate(labels="data")
@@ -255,7 +255,7 @@ def test_without_padding_the_engine_agrees_with_the_product_of_categoricals() ->
         return (torch.cat([v.reshape(-1) for v in a.values()]).numpy(),
                 torch.cat([v.reshape(-1) for v in b.values()]).numpy())
 
-    for got, want in (both(fv.model_fisher_diagonal),
-                      both(fv.model_variance_diagonal, estimator=1, n=2),
-                      both(fv.model_variance_diagonal, estimator=2, n=2)):
+    for got, want in (both(fv.exact_fisher, diagonal=True),
+                      both(fv.variance, which="I1", n=2, diagonal=True),
+                      both(fv.variance, which="I2", n=2, diagonal=True)):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12 * np.abs(want).max())

@@ -605,11 +605,12 @@ def gate_network(
     if side != "two-sided":
         from .one_sided import one_sided_gate
 
-        return one_sided_gate(
+        one = one_sided_gate(
             estimator, ex, fisher_statistics(net, X, V, diagonal_only), gen, side=side, R=R,
             alpha=alpha, rtol=rtol, labels=own_labels or _param_labels(net), P=P,
             diagonal_only=diagonal_only, variance=variance, kind=kind, n=n, family=net.family,
         )
+        return one if which is None else dataclasses.replace(one, which=which)
     slack = rtol * np.maximum(ex.scales, np.abs(expected))
     # a score that vanishes by symmetry (an attention key bias) is computed as cancelling terms
     # as large as the largest scores: it is rtol · max|g| at most from rounding, so Î_ii is zero

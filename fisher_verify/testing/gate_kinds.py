@@ -46,6 +46,7 @@ The kind is diagonal only and needs the ``P×P`` Fisher (``P ≤ HUTCHINSON_P_LI
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from math import comb
@@ -122,12 +123,13 @@ def kind_of(which: Any) -> Any:
     """
     if isinstance(which, str) and which in WHICH_KINDS:
         return WHICH_KINDS[which]
-    if not isinstance(which, str | int | float | bool) and which is not None:
-        return which  # a Subsampled, KFAC or OneBackward: the gate checks it
+    if dataclasses.is_dataclass(which) and not isinstance(which, type):
+        return which  # a Subsampled, KFAC or OneBackward: the gate checks its fields
     valid = ", ".join(repr(k) for k in WHICH_KINDS)
     hint = (f" (the estimator is named, not numbered: which='I{which}')"
             if which in (1, 2) and not isinstance(which, bool) else "")
-    raise FisherVerifyError(f"which must be one of {valid} or a fisher_verify.Subsampled(...); "
+    raise FisherVerifyError(f"which must be one of {valid} or a fisher_verify.Subsampled, KFAC or "
+                            "OneBackward(...); "
                             f"got {which!r}{hint}")
 
 
