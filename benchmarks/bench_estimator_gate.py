@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 import fisher_verify as fv
-from fisher_verify.testing.estimator_gate import check_fisher_estimator
+from fisher_verify import check_estimator
 
 
 def run(widths: tuple[int, ...], M: int, kind: int, diagonal_only: bool, R: int) -> dict:
@@ -40,8 +40,8 @@ def run(widths: tuple[int, ...], M: int, kind: int, diagonal_only: bool, R: int)
     else:
         const = fv.exact_fisher(net, x)
     t = time.perf_counter()
-    rep = check_fisher_estimator(
-        lambda g: const, net, x, n=10, kind=kind, replications=R, diagonal_only=diagonal_only  # type: ignore[arg-type]
+    rep = check_estimator(
+        lambda g: const, net, x, n=10, which=f"I{kind}", replications=R, diagonal_only=diagonal_only  # type: ignore[arg-type]
     )
     return {
         "widths": widths, "P": net.num_params, "M": M, "kind": kind, "diagonal_only": diagonal_only,
@@ -73,7 +73,7 @@ def power() -> None:
 
     for R in (100, 150, 200, 400):
         caught = sum(
-            not check_fisher_estimator(biased, net, x, n=16, replications=R, rng=s).passed
+            not check_estimator(biased, net, x, n=16, replications=R, rng=s).passed
             for s in range(3)
         )
         print({"bias": "16/15 at n=16", "R": R, "caught_of_3": caught})
@@ -126,7 +126,7 @@ def detectable(seeds: int = 30, R: int = 200, n: int = 16) -> None:
                 def verdicts(b: float, reps: list = reps, net: fv.Network = net,
                              x: np.ndarray = x, seed: int = seed) -> tuple[bool, bool]:
                     it = iter(reps)
-                    rep = check_fisher_estimator(
+                    rep = check_estimator(
                         lambda g: (1 + b) * next(it), net, x, n=n, replications=R, rng=seed
                     )
                     return (not rep.passed,
@@ -183,7 +183,7 @@ def _kinds_on(widths: tuple[int, ...], R: int) -> None:
              (Subsampled(5, "exact"), lambda g: sum(per[s] for s in g.choice(M, 5, replace=False)) / 5)]
     for kind, est in cases:
         t0 = time.perf_counter()
-        rep = check_fisher_estimator(est, net, x, n=1, kind=kind, diagonal_only=True,  # type: ignore[arg-type]
+        rep = check_estimator(est, net, x, n=1, which=kind, diagonal_only=True,  # type: ignore[arg-type]
                                      replications=R, rng=0)
         print({"P": P, "kind": str(kind), "passed": rep.passed,
                "seconds": round(time.perf_counter() - t0, 2)}, flush=True)

@@ -6,7 +6,7 @@ Run by hand from the repository root (not part of the tests), one thread:
 
 The estimator returns the exact diagonal (a constant), so the time is the gate's: preparing the
 working copy (fisher_verify.models.as_network), the dense autograd Jacobian, the exact
-statistics (eq-6, thm-4) and R reductions. Beside it: fv.model_fisher_diagonal on the same model
+statistics (eq-6, thm-4) and R reductions. Beside it: fv.exact_fisher(diagonal=True) on the same model
 and data, and, on a tanh MLP, the Eq. 3 route against the any-module route.
 """
 
@@ -48,16 +48,16 @@ def main() -> None:
     _statistics(net, X, net.num_params)
     stats = time.perf_counter() - t
     t = time.perf_counter()
-    diag = fv.model_fisher_diagonal(cnn, x, fam, progress=False)
+    diag = fv.exact_fisher(cnn, x, fam, progress=False, diagonal=True)
     engine = time.perf_counter() - t
     const = {k: v.float() for k, v in diag.items()}
     t = time.perf_counter()
-    report = fv.check_torch_fisher(lambda m, d: const, cnn, (x, y), family="categorical", replications=200,
+    report = fv.check_estimator(lambda m, d: const, cnn, (x, y), family="categorical", replications=200,
                                    rtol=1e-4)
     gate = time.perf_counter() - t
     print(f"CNN P = {net.num_params}, M = 32, K = 10: prepare {prep:.2f} s, dense J {jac:.2f} s, exact "
           f"statistics {stats:.2f} s; whole gate (R = 200, constant estimate) {gate:.2f} s "
-          f"[{report.cause}]; fv.model_fisher_diagonal {engine:.2f} s")
+          f"[{report.cause}]; fv.exact_fisher(diagonal=True) {engine:.2f} s")
     mlp = nn.Sequential(nn.Linear(20, 50), nn.Tanh(), nn.Linear(50, 10))
     xm = torch.randn(32, 20)
     for name, make in (("Eq. 3 route", lambda: sequential_reference(mlp, fam).network),

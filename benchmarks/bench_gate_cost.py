@@ -60,7 +60,7 @@ def main() -> None:
         return F
 
     # the gate's one front door for a torch model (its name before and after issue 19)
-    check = getattr(fv, "check_estimator", None) or fv.check_torch_fisher
+    check = fv.check_estimator
     start = time.perf_counter()
     report = check(ewc, model, (X, Y), family="categorical", replications=200)
     total = time.perf_counter() - start

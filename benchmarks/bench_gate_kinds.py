@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 import fisher_verify as fv
+from fisher_verify import check_estimator
 from fisher_verify.fisher.kfac import kfac_factors, preactivation_jacobian
-from fisher_verify.testing.estimator_gate import check_fisher_estimator
 from fisher_verify.testing.gate_kinds import KFAC, OneBackward, Subsampled
 from fisher_verify.testing.gate_onebackward import one_backward_roots
 
@@ -113,18 +113,18 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for kind_name, what, est, kind, kw in cases:
         t0 = time.perf_counter()
-        base = check_fisher_estimator(est, net, X, n=1, kind=kind, rng=0, replications=200, **kw)
+        base = check_estimator(est, net, X, n=1, which=kind, rng=0, replications=200, **kw)
         secs = time.perf_counter() - t0
         found = "—"
         at200 = f"{base.cause} {base.factor}".strip() + (" (passes)" if base.passed else "")
         cause = "—"
         if what.startswith("correct"):
-            found = "never" if all(check_fisher_estimator(est, net, X, n=1, kind=kind, rng=0,
+            found = "never" if all(check_estimator(est, net, X, n=1, which=kind, rng=0,
                                                           replications=R, **kw).passed
                                    for R in GRID) else "REJECTED"
         else:
             for R in GRID:
-                rep = check_fisher_estimator(est, net, X, n=1, kind=kind, rng=0, replications=R, **kw)
+                rep = check_estimator(est, net, X, n=1, which=kind, rng=0, replications=R, **kw)
                 if not rep.passed:
                     found, cause = str(R), f"{rep.cause} {rep.factor}".strip()
                     break

@@ -8,11 +8,13 @@ float64, one thread (``torch.set_num_threads(1)``), tanh, categorical K = n_L. I
 in alternating rounds (every task once per round, so a load change hits all tasks alike), it
 times and reports medians of:
 
-* ``model diag I`` / ``model Var2``: ``fv.model_fisher_diagonal`` and
-  ``fv.model_variance_diagonal(estimator=2)`` on the MLP given as an ``nn.Sequential``;
+* ``model diag I`` / ``model Var2``: ``fv.exact_fisher(diagonal=True)`` and
+  ``fv.variance(which="I2", diagonal=True)`` (before issue 19's face: ``model_fisher_diagonal``,
+  ``model_variance_diagonal(estimator=2)``) on the MLP given as an ``nn.Sequential``;
 * ``eq3 diag I`` / ``eq3 Var2``: the Eq. 3 rule of the engine on the same weights as a
   :class:`~fisher_verify.Network` (``fisher_diagonal`` / ``variance2_diagonal``);
-* ``analyze_model``: everything (diag I, Var(Î₁), Var(Î₂), no norms) on the ``nn.Sequential``;
+* ``analyze_model`` (now ``fv.analyze`` of a module): everything (diag I, Var(Î₁), Var(Î₂),
+  no norms) on the ``nn.Sequential``;
 
 and the ratios ``Var2 / diag I`` per route (the target: at most 2 on one- and two-hidden-layer
 MLPs). Timings on a shared machine move; ratios within a round do not.
@@ -59,17 +61,14 @@ def _tasks(widths: list[int], M: int) -> dict[str, Callable[[], Any]]:
     X = np.random.default_rng(1).normal(size=(M, widths[0]))
     Xt = torch.as_tensor(X)
     model = _sequential(net)
-    diag = getattr(fv, "model_fisher_diagonal", None) or fv.fisher_diagonal
-    var = getattr(fv, "model_variance_diagonal", None) or fv.variance_diagonal
-    am = getattr(fv, "analyze_model", None)
     out: dict[str, Callable[[], Any]] = {
-        "model diag I": lambda: diag(model, Xt, fam, progress=False),
-        "model Var2": lambda: var(model, Xt, fam, 2, progress=False),
+        "model diag I": lambda: fv.exact_fisher(model, Xt, fam, diagonal=True, progress=False),
+        "model Var2": lambda: fv.variance(model, Xt, fam, which="I2", diagonal=True,
+                                          progress=False),
         "eq3 diag I": lambda: eng.fisher_diagonal(net, X, device="cpu"),
         "eq3 Var2": lambda: eng.variance2_diagonal(net, X, device="cpu"),
     }
-    if am is not None:
-        out["analyze_model"] = lambda: am(model, Xt, fam, progress=False, norms=False)
+    out["analyze_model"] = lambda: fv.analyze(model, Xt, fam, progress=False, norms=False)
     return out
 
 

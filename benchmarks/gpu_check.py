@@ -242,13 +242,13 @@ def check_models(run: Run) -> None:
         X_cpu = _inputs(kind, M, "cpu")
         X_dev = X_cpu.to(run.device)
         tasks: list[tuple[str, Callable[..., Any]]] = [
-            ("diag I", lambda m, X, **k: fv.model_fisher_diagonal(m, X, fam, progress=False, **k)),
-            ("Var(I1)", lambda m, X, **k: fv.model_variance_diagonal(m, X, fam, n=3,
-                                                                     progress=False, **k)),
+            ("diag I", lambda m, X, **k: fv.exact_fisher(m, X, fam, progress=False, **k, diagonal=True)),
+            ("Var(I1)", lambda m, X, **k: fv.variance(m, X, fam, n=3,
+                                                                     progress=False, **k, diagonal=True)),
         ]
         if kind == "mlp":  # a ReLU CNN has no Î₂ quantities (refused: not C²)
-            tasks.append(("Var(I2)", lambda m, X, **k: fv.model_variance_diagonal(
-                m, X, fam, estimator=2, n=3, progress=False, **k)))
+            tasks.append(("Var(I2)", lambda m, X, **k: fv.variance(
+                m, X, fam, which="I2", n=3, progress=False, **k, diagonal=True)))
         for task, fn in tasks:
             ref = fn(model_cpu, X_cpu)
             for dtype in (torch.float64, torch.float32):
@@ -283,12 +283,13 @@ def time_models(run: Run) -> None:
         if backpack_diag_ggn(model, X[:2]) is not None:
             run.timed({**base, "task": "BackPACK DiagGGNExact"}, partial(backpack_diag_ggn, model, X))
         run.timed({**base, "task": "diag I"},
-                  partial(fv.model_fisher_diagonal, model, X, fam, progress=False))
+                  partial(fv.exact_fisher, model, X, fam, diagonal=True, progress=False))
         run.timed({**base, "task": "Var(I1)"},
-                  partial(fv.model_variance_diagonal, model, X, fam, n=1, progress=False))
+                  partial(fv.variance, model, X, fam, n=1, diagonal=True, progress=False))
         if kind == "mlp":
-            run.timed({**base, "task": "Var(I2)"}, partial(fv.model_variance_diagonal, model, X, fam,
-                                                           estimator=2, n=1, progress=False))
+            run.timed({**base, "task": "Var(I2)"}, partial(fv.variance, model, X, fam,
+                                                           which="I2", n=1, diagonal=True,
+                                                           progress=False))
 
 
 def main() -> int:

@@ -2,6 +2,10 @@
 
 Implements and verifies Soen & Sun (NeurIPS 2021), "On the Variance of the Fisher
 Information for Deep Learning". Heavy parts load on first use, so importing is cheap.
+
+The public face is this module (one name per question, docs/api.md), plus
+``fisher_verify.errors`` (the exception classes), ``fisher_verify.proofs`` for the ``@statement``
+API of user proof files, and the pytest plugin ``fisher_verify.testing.pytest_plugin``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it (imported lazily)
 _EXPORTS: dict[str, str] = {
+    # families and models
     "family": "fisher_verify.families.registry",
     "family_names": "fisher_verify.families.registry",
     "product": "fisher_verify.families.product",
@@ -22,24 +27,27 @@ _EXPORTS: dict[str, str] = {
     "half_mse_loss": "fisher_verify.families.losses",
     "link": "fisher_verify.families.links",
     "LinkedNetwork": "fisher_verify.networks.linked",
-    "FisherVerifyError": "fisher_verify.errors",
     "Network": "fisher_verify.networks.network",
-    "exact_fisher": "fisher_verify.fisher.exact",
+    # the paper's quantities, for a Network or any nn.Module
+    "exact_fisher": "fisher_verify.models.quantities",
+    "variance": "fisher_verify.models.quantities",
+    "covariance": "fisher_verify.models.quantities",
+    "covariance_norm": "fisher_verify.models.quantities",
     "sample_estimators": "fisher_verify.fisher.estimators",
-    "covariance": "fisher_verify.fisher.covariance",
-    "variance": "fisher_verify.fisher.covariance",
-    "covariance_norm": "fisher_verify.fisher.covariance",
     "bounds": "fisher_verify.fisher.bounds",
     "analyze": "fisher_verify.analysis",
-    "check_fisher_estimator": "fisher_verify.testing.estimator_gate",
-    "assert_fisher_estimator": "fisher_verify.testing.estimator_gate",
-    "check_torch_fisher": "fisher_verify.testing.adapters",
-    "assert_torch_fisher": "fisher_verify.testing.adapters",
-    "model_fisher_diagonal": "fisher_verify.models.diagonals",
-    "model_variance_diagonal": "fisher_verify.models.diagonals",
-    "analyze_model": "fisher_verify.models.report",
+    "Analysis": "fisher_verify.models.result",
+    # the estimator gate
+    "check_estimator": "fisher_verify.testing.front",
+    "assert_estimator": "fisher_verify.testing.front",
+    "EstimatorReport": "fisher_verify.testing.estimator_gate",
+    "Subsampled": "fisher_verify.testing.gate_kinds",
+    "KFAC": "fisher_verify.testing.gate_kfac",
+    "OneBackward": "fisher_verify.testing.gate_onebackward",
     "with_padding_mask": "fisher_verify.models.sequence",
     "audit_diagonal": "fisher_verify.testing.audit",
+    # errors
+    "FisherVerifyError": "fisher_verify.errors",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -52,3 +60,7 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

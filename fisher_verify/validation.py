@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -31,6 +31,7 @@ __all__ = [
     "check_instance",
     "check_materialized",
     "check_nonnegative",
+    "check_which",
 ]
 
 RngLike = np.random.Generator | int | None
@@ -241,3 +242,21 @@ def check_budget(memory_budget: Any, name: str = "memory_budget") -> int:
     except ShapeError:
         raise ShapeError(f"{name} must be a number of bytes >= 2**20 (1 MiB), got "
                          f"{memory_budget!r}") from None
+Which = Literal["I1", "I2"]
+
+#: ``which`` -> the paper's estimator number (thm-4: 1, thm-6: 2)
+WHICH: dict[str, Literal[1, 2]] = {"I1": 1, "I2": 2}
+
+
+def check_which(which: Any, name: str = "which") -> Literal[1, 2]:
+    """The estimator number of ``which`` (``"I1"`` -> 1, ``"I2"`` -> 2); anything else is refused.
+
+    Raises:
+        ShapeError: ``which`` is not ``"I1"`` or ``"I2"`` (the message names both).
+    """
+    if isinstance(which, str) and which in WHICH:
+        return WHICH[which]
+    hint = (f" (the estimator is named, not numbered: which='I{which}')"
+            if which in (1, 2) and not isinstance(which, bool) else "")
+    raise ShapeError(f"{name} must be 'I1' (score outer products, thm-4) or 'I2' (negative "
+                     f"Hessians, thm-6), got {which!r}{hint}")

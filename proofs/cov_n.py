@@ -68,7 +68,7 @@ def check(ctx):
                               _mean_of_draws_covariance(route, per, n), cov1 / n, net=k)
             for n in (1, 7, 100):
                 ctx.close(f"net {k} {net.family.label}: library Cov(I{est}) at N={n} = "
-                          "per-sample Cov / N", fv.covariance(net, x, estimator=est, n=n),
+                          "per-sample Cov / N", fv.covariance(net, x, which=f"I{est}", n=n),
                           cov1 / n, net=k)
     ctx.record("networks", k + 1)
     ctx.record("N-fold enumerations", enumerated)

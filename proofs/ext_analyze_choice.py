@@ -85,13 +85,13 @@ def check(ctx):
                  res.better == want, detail=f"analyze said {res.better}")
         seen.add(want)
         off = net.offsets
-        for layer in res.layers:
-            sl = slice(off[layer.layer], off[layer.layer + 1])
+        for k, layer in enumerate(res.layers):
+            sl = slice(off[k], off[k + 1])
             a, b = float(v1[sl, sl].sum()), float(v2[sl, sl].sum())
             if abs(a - b) <= 1e-6 * max(abs(a), abs(b)):
                 continue  # a tie to rounding (e.g. Var(I2) = 0 in both): nothing to decide
             want_l = "I1" if a < b else "I2"
-            ctx.true(f"{label}, layer {layer.layer}: better = {want_l}", layer.better == want_l,
+            ctx.true(f"{label}, layer {k}: better = {want_l}", layer.better == want_l,
                      detail=f"analyze said {layer.better}")
     ctx.true("both outcomes occur (a swapped choice cannot pass)", seen == {"I1", "I2"})
     return ctx.conclude(f"analyze picks the smaller summed variance in every case "

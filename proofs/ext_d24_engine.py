@@ -1,5 +1,5 @@
 """ext-d24-engine: the follow-up's diagonal results on CNNs through the any-model engine (beyond
-the paper: Soen & Sun, NeurIPS 2024, arXiv 2402.05379; issue 17). ``fv.model_variance_diagonal``
+the paper: Soen & Sun, NeurIPS 2024, arXiv 2402.05379; issue 17). ``fv.variance(..., diagonal=True)``
 gives the d24-var closed forms for a Conv2d + smooth activation + pooling + Linear network and
 for a ReLU CNN with max pooling at inputs away from its kinks, the last Linear layer's Var(Î₂)
 is 0 (d24-last-layer) and the ReLU CNN's whole Var(Î₂) diagonal is 0 (d24-pwl)."""
@@ -60,7 +60,7 @@ def check(ctx):
     from the family); the last Linear layer's Var(Î₂)_ii and, for the ReLU CNN, every
     Var(Î₂)_ii are 0 at the scale of (1/(M²N)) Σ uᵀIu (the same form with first derivatives:
     the size of the terms that cancel); models.structure names the last layer and the
-    piecewise-linear model, so analyze_model's reasons are those of the checks."""
+    piecewise-linear model, so fv.analyze's reasons are those of the checks."""
     import torch
 
     # torch's RNG is forked (the construction draws from it) and its intra-op threads set to 1
@@ -103,7 +103,7 @@ def _body(ctx):
             X = torch.as_tensor(ctx.rng.normal(size=(3, 1, side, side)), dtype=torch.float64)
             model = model.double()
             where = f"{mname}, {fname}"
-            e1 = fv.model_variance_diagonal(model, X, fam, estimator=1, n=n, progress=False)
+            e1 = fv.variance(model, X, fam, which="I1", n=n, progress=False, diagonal=True)
             names = [nm for nm, p in model.named_parameters() if p.requires_grad]
             v1 = np.concatenate([e1[nm].reshape(-1).numpy() for nm in names])
             # both exact routes of the engine: "auto" (what users get: the 81 weights of the
@@ -111,8 +111,8 @@ def _body(ctx):
             # "hessian" (per-tensor Hessian diagonals)
             v2s = {}
             for method in ("auto", "hessian"):
-                e2 = fv.model_variance_diagonal(model, X, fam, estimator=2, n=n, progress=False,
-                                                method=method)
+                e2 = fv.variance(model, X, fam, which="I2", n=n, progress=False,
+                                                method=method, diagonal=True)
                 ctx.true(f"{where}: engine Var(I2) ({method}) is exact", all(e2.exact.values()),
                          net=k)
                 v2s[method] = np.concatenate([e2[nm].reshape(-1).numpy() for nm in names])

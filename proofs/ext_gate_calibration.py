@@ -98,9 +98,9 @@ def check(ctx):
     ctx.alpha); per-statistic and pooled radii against their formulas from independently
     computed exact laws; a planted 1/n and reused draws rejected and named."""
     import fisher_verify as fv
-    from fisher_verify.fisher.covariance import covariance
+    from fisher_verify import check_estimator
+    from fisher_verify.fisher.covariance import network_covariance as covariance
     from fisher_verify.testing.calibrated import assert_frequency_at_least
-    from fisher_verify.testing.estimator_gate import check_fisher_estimator
 
     fam = fv.family("bernoulli")
     net = fv.Network.random((3, 4, 1), "tanh", fam, 1.0, ctx.rng)
@@ -112,7 +112,7 @@ def check(ctx):
     cheap = _Cheap(net, X, 4)
     alarms = 0
     for _ in range(gates):
-        rep = check_fisher_estimator(
+        rep = check_estimator(
             cheap.i1, net, X, n=4, replications=R_fa, rng=ctx.rng, alpha=gate_alpha,
             directions=2, variance="exact",
         )
@@ -143,7 +143,7 @@ def check(ctx):
         seen.append(out)
         return out
 
-    rep = check_fisher_estimator(recording, net, X, n=2, replications=R, rng=seed, directions=D)
+    rep = check_estimator(recording, net, X, n=2, replications=R, rng=seed, directions=D)
     V = np.random.default_rng(seed).normal(size=(D, P))  # the gate draws its directions first
     V /= np.linalg.norm(V, axis=1, keepdims=True)
     S = P + D
@@ -179,11 +179,11 @@ def check(ctx):
     # --- planted faults --------------------------------------------------------------------
     n = 16
     fault = _Cheap(net, X, n)
-    rep = check_fisher_estimator(lambda g: fault.i1(g) / n, net, X, n=n, replications=200,
+    rep = check_estimator(lambda g: fault.i1(g) / n, net, X, n=n, replications=200,
                                  rng=ctx.rng)
     ctx.true("a planted 1/n is rejected and named", (not rep.passed) and rep.factor == "1/n",
              rep.diagnosis)
-    rep = check_fisher_estimator(fault.reused, net, X, n=n, replications=200, rng=ctx.rng)
+    rep = check_estimator(fault.reused, net, X, n=n, replications=200, rng=ctx.rng)
     ctx.true("reused draws (variance only) are rejected as noisier",
              (not rep.passed) and rep.cause == "noisier", rep.diagnosis)
     return ctx.conclude(f"{alarms} false alarms in {gates} gates at alpha = {gate_alpha}")

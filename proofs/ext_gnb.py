@@ -1,5 +1,5 @@
 """ext-gnb: the exact law of Sophia's Gauss–Newton–Bartlett estimator (beyond the paper: the
-estimator gate's ``kind="gnb"``, Liu et al. 2023, "Sophia").
+estimator gate's ``which="gnb"``, Liu et al. 2023, "Sophia").
 
 One label ``ŷ_m ~ p(y|x_m, θ)`` per input, ``ĝ = (1/M) Σ_m J_mᵀ (t(ŷ_m) − η_m)`` (the gradient of
 the batch-mean negative log-likelihood, up to sign), and ``Ĝ = M ĝ ĝᵀ`` (Sophia's ``B ĝ ⊙ ĝ`` is

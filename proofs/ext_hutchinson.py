@@ -1,5 +1,5 @@
 """ext-hutchinson: the exact law of Hutchinson's diagonal estimator ``v ⊙ (I(θ) v)`` (beyond the
-paper: the estimator gate's ``kind="hutchinson-rademacher"`` / ``"hutchinson-gaussian"``).
+paper: the estimator gate's ``which="hutchinson-rademacher"`` / ``"hutchinson-gaussian"``).
 
 With probes of i.i.d. entries (mean 0, variance 1, fourth cumulant ``κ``: −2 Rademacher, 0
 Gaussian) and ``F = I(θ)`` exact, the claim (:mod:`fisher_verify.testing.gate_kinds`):

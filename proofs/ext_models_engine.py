@@ -2,8 +2,8 @@
 
 The README promises eq-6, thm-4 and thm-6 diagonals, and thm-7/thm-8 where exact, for any
 torch model, not only the Eq. 3 MLPs of the paper (:mod:`fisher_verify.models`). This statement
-checks the engine's public functions (``fv.model_fisher_diagonal``,
-``fv.model_variance_diagonal(estimator=1|2)``) and its exact thm-7/thm-8 norms against a dense
+checks the engine's public functions (``fv.exact_fisher(..., diagonal=True)``,
+``fv.variance(..., which="I1"|"I2", diagonal=True)``) and its exact thm-7/thm-8 norms against a dense
 reference that shares nothing with it:
 
 * derivatives: full Jacobians ``J_m`` and output Hessians ``H_m`` of ``h_L(x_m)`` by plain
@@ -228,9 +228,9 @@ def check(ctx):
                                                         ("fisher", "var1", "var2")) > 1e-8)
         with warnings.catch_warnings(), _OneThread():  # thm-8 may take plain autograd too
             warnings.filterwarnings("ignore", message=".*performance drop.*")
-            got_f = fv.model_fisher_diagonal(model, X, fam, progress=False)
-            got_1 = fv.model_variance_diagonal(model, X, fam, estimator=1, n=n, progress=False)
-            got_2 = fv.model_variance_diagonal(model, X, fam, estimator=2, n=n, progress=False)
+            got_f = fv.exact_fisher(model, X, fam, progress=False, diagonal=True)
+            got_1 = fv.variance(model, X, fam, which="I1", n=n, progress=False, diagonal=True)
+            got_2 = fv.variance(model, X, fam, which="I2", n=n, progress=False, diagonal=True)
             ws = open_workspace(model, X, fam, progress=False)
             b7 = thm7_model(ws, n)
             b8 = thm8_model(ws, n)

@@ -70,11 +70,11 @@ def model_quantities(model, X, fam, distributed):
     loader = DataLoader(TensorDataset(X, torch.zeros(len(X))), batch_size=2)
     kw = dict(distributed=distributed, progress=False)
     got = {
-        "fisher": fv.model_fisher_diagonal(model, X, fam, **kw),
-        "fisher (DataLoader)": fv.model_fisher_diagonal(model, loader, fam, **kw),
-        "Var(I1)": fv.model_variance_diagonal(model, X, fam, n=N, **kw),
-        "Var(I2) hessian": fv.model_variance_diagonal(model, X, fam, estimator=2, n=N,
-                                                      method="hessian", **kw),
+        "fisher": fv.exact_fisher(model, X, fam, diagonal=True, **kw),
+        "fisher (DataLoader)": fv.exact_fisher(model, loader, fam, diagonal=True, **kw),
+        "Var(I1)": fv.variance(model, X, fam, n=N, diagonal=True, **kw),
+        "Var(I2) hessian": fv.variance(model, X, fam, which="I2", n=N, diagonal=True,
+                                       method="hessian", **kw),
     }
     return {f"model {k}": torch.cat([v.reshape(-1) for v in d.values()]).numpy()
             for k, d in got.items()}

@@ -23,7 +23,7 @@ Independently (Hoeffding decomposition, ``f = θ + g(v) + g(v') + ψ``, ``ζ₁ 
 non-negative excess: an se √S too large (E[se²] S times too large), or a sum's se taken as the
 sum of per-tensor se's, fails.
 
-End to end through the any-model Hutchinson path (``model_variance_diagonal``): a torch
+End to end through the any-model Hutchinson path (``fv.variance(..., diagonal=True)``): a torch
 MLP with one trainable two-entry tensor, every S-tuple of its probes enumerated (S = 3), the
 values' mean and variance and the mean stderr² against the same exact formulas with the kernel
 from the model's dense Hessian; and through ``thm8_large``'s Hutchinson route for ‖Cov(Î₂)‖_F
@@ -116,7 +116,7 @@ def library_over_tuples(f, split):
 def model_hutchinson(ctx):
     """The any-model Hutchinson path (models/hessian.py): a torch MLP with one trainable tensor
     of two entries (a full 2 x 2 Hessian block); every S-tuple of its Rademacher probes is fed
-    to ``model_variance_diagonal(method="hutchinson")`` by substituting ``torch.randint`` for the
+    to ``fv.variance(..., diagonal=True, method="hutchinson")`` by substituting ``torch.randint`` for the
     call (restored after). Returns (values, stderrs) over the tuples and the kernel from the
     dense Hessian of the model (torch.func)."""
     import torch
@@ -156,8 +156,8 @@ def model_hutchinson(ctx):
                 return real(low, high, size, generator=generator)
 
             torch.randint = fake
-            res = fv.model_variance_diagonal(model, x, fam, estimator=2, n=1,
-                                             method="hutchinson", probes=S_MODEL, progress=False)
+            res = fv.variance(model, x, fam, which="I2", n=1,
+                                             method="hutchinson", probes=S_MODEL, progress=False, diagonal=True)
             torch.randint = real
             weights.append(w)
             values.append(res["0.weight"].detach().numpy().reshape(2))

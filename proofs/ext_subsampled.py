@@ -1,5 +1,5 @@
 """ext-subsampled: the exact law of a Fisher estimator that uses a random subset of the inputs
-(beyond the paper: the estimator gate's ``kind=Subsampled(m, base, replace)``; per statistic
+(beyond the paper: the estimator gate's ``which=Subsampled(m, base, replace)``; per statistic
 the law of total variance of ``d24-xy``, extended here to covariances and combinations).
 
 An estimator that, per call, draws ``m`` of the ``M`` inputs (uniformly without replacement, or
@@ -54,7 +54,7 @@ def check(ctx):
     h, J = net.forward(X), net.jacobian(X)
     eta = np.asarray(fam.mean(h))
     t, w, _ = fam.expectation_nodes(h, degree=2)
-    for base in (1, "exact"):
+    for base in ("I1", "exact"):
         for replace in (False, True):
             subsets = (list(itertools.product(range(M), repeat=m)) if replace
                        else list(itertools.combinations(range(M), m)))

@@ -26,7 +26,7 @@ def check(ctx):
         w = [W.copy() for W in net.weights]
         w[-1][0, -1] += shift - base  # h_L = shift
         moved = fv.Network.from_weights(w, "tanh", fv.family("bernoulli"))
-        norms.append(fv.covariance_norm(moved, x, estimator=2, n=1))
+        norms.append(fv.covariance_norm(moved, x, which="I2", n=1))
         infos.append(fv.family("bernoulli").fisher(moved.forward(x))[0, 0])
     ratio = np.array(norms) / np.array(infos)
     ctx.record("h_L", [0, 4, 10, 20])

@@ -76,7 +76,7 @@ def check(ctx):
                   expect(route, np.einsum("si,sj->sij", route["score"], route["score"])), fisher,
                   net=k)
         ctx.close(f"{label}: Cov(I2) closed form = exact (thm-6)",
-                  fv.covariance(net, x, estimator=2, n=n),
+                  fv.covariance(net, x, which="I2", n=n),
                   exact_covariance(route, route["neg_hessian"]) / n, net=k)
         b = fv.bounds(net, x, n=n, psd_draws=ctx.pick(20, 200), rng=ctx.rng)
         ctx.true(f"{label}: thm-8 bound holds and thm-10 is computed",
@@ -90,7 +90,7 @@ def check(ctx):
     weights = [W.copy() for W in net.weights]
     weights[0][0, -1] = -float(weights[0][0, :-1] @ x)
     kinked = fv.Network(weights, "relu", net.family)
-    for name, call in (("Var(I2) (thm-6)", lambda: fv.variance(kinked, x, estimator=2)),
+    for name, call in (("Var(I2) (thm-6)", lambda: fv.variance(kinked, x, which="I2")),
                        ("bounds (thm-8, thm-10)", lambda: fv.bounds(kinked, x, n=2)),
                        ("analyze", lambda: fv.analyze(kinked, x))):
         try:

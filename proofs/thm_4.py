@@ -32,7 +32,7 @@ def check(ctx):
         route = definition_route(net, x)
         s = route["score"]
         ref = exact_covariance(route, np.einsum("si,sj->sij", s, s)) / n
-        ctx.close(f"net {k} {net.family.label}: Cov(I1)", fv.covariance(net, x, estimator=1, n=n),
+        ctx.close(f"net {k} {net.family.label}: Cov(I1)", fv.covariance(net, x, which="I1", n=n),
                   ref, net=k)
         i_out = net.family.fisher(net.forward(x))
         offdiag.append(float(np.max(np.abs(i_out - np.diag(np.diag(i_out))))))

@@ -26,7 +26,7 @@ def check(ctx):
     for k, (net, x) in enumerate(random_networks(ctx, widths=QUICK_WIDTHS)):  # P <= 40
         route = definition_route(net, x)
         ref = exact_covariance(route, route["neg_hessian"]) / n
-        ctx.close(f"net {k} {net.family.label}: Cov(I2)", fv.covariance(net, x, estimator=2, n=n),
+        ctx.close(f"net {k} {net.family.label}: Cov(I2)", fv.covariance(net, x, which="I2", n=n),
                   ref, net=k)
     ctx.record("networks", k + 1)
     return ctx.conclude()

@@ -53,7 +53,7 @@ def check(ctx):
         ctx.leq(f"{label}: ||Cov(I2)||_F <= bound", lhs, rhs, net=k)
         xs = X[0] if X.shape[0] == 1 else X
         ctx.close(f"{label}: covariance_norm = dense tensor's norm",
-                  fv.covariance_norm(net, xs, estimator=2, n=n), lhs, rtol=1e-8)
+                  fv.covariance_norm(net, xs, which="I2", n=n), lhs, rtol=1e-8)
         lib = fv.bounds(net, xs, n=n).thm8
         ctx.close(f"{label}: bounds() lhs = dense tensor's norm", lib.lhs, lhs, rtol=1e-8)
         ctx.close(f"{label}: bounds() rhs = (1/(M^2 N)) sum_m ||d2 h_L(x_m)||^2 ||I_m||",

@@ -161,16 +161,16 @@ def test_a_state_dict_as_eq3_weights_points_to_model(files, tmp_path, capsys):
     assert "--model MODULE:CALLABLE" in err and "sd.pt" in err
 
 
-def test_fv_analyze_of_a_torch_module_points_to_both_ways_in():
-    """fv.analyze(model) for a torch module names Network.from_torch (Eq. 3 MLPs) and
-    fv.analyze_model (anything else)."""
+def test_fv_analyze_of_a_torch_module_without_family_names_the_family():
+    """fv.analyze(model, data) for a torch module asks for the output family by name (the one
+    entry takes any module; the family is not part of it)."""
     import torch
 
     model = torch.nn.Sequential(torch.nn.Conv1d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(2, 1))
     with pytest.raises(fv.FisherVerifyError) as info:
         fv.analyze(model, np.zeros((1, 1, 4)))
     msg = str(info.value)
-    assert "Network.from_torch" in msg and "fisher_verify.analyze_model(model, data, family)" in msg
+    assert msg.startswith("family:") and "fisher_verify.family('categorical', K=10)" in msg
 
 
 def test_analyze_cli_torch_model(tmp_path, capsys):
@@ -195,7 +195,7 @@ def test_analyze_cli_torch_model(tmp_path, capsys):
     net = fv.Network.from_torch(model, family=fv.family("categorical", K=2))
     ref = fv.analyze(net, xs, n=4)
     assert doc["num_params"] == 3 * 4 + 4 + 2 * 5 == ref.num_params
-    assert doc["widths"] == [3, 4, 2] and doc["activation"] == "tanh"
+    assert doc["model"] == "Network widths (3, 4, 2), activation tanh"
     assert doc["bound_1"] == pytest.approx(ref.bound_1, rel=1e-12)
     assert doc["covariance_norm_2"] == pytest.approx(ref.covariance_norm_2, rel=1e-12)
     b = fv.bounds(net, xs, n=4)

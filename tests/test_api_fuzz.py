@@ -260,7 +260,7 @@ def x_bad(*culprits: str, n0: int = 2) -> st.SearchStrategy[Arg]:
 
 
 def net_bad() -> st.SearchStrategy[Arg]:
-    return bad_list([None, "net", MLP, [np.zeros((1, 3))], {"W0": 1}, 3.0, BERN], ("net",))
+    return bad_list([None, "net", MLP, [np.zeros((1, 3))], {"W0": 1}, 3.0, BERN], ("net", "model", "family"))
 
 
 # --- one call strategy per public function ----------------------------------------------------
@@ -408,14 +408,14 @@ def network_calls() -> list[st.SearchStrategy[Call]]:
 def fisher_calls() -> list[st.SearchStrategy[Call]]:
     net = (st.just(good(NET)), net_bad())
     x = (x_ok(), x_bad("x"))
-    est_ok = st.sampled_from([1, 2, 1.0, np.int64(2)]).map(good)
-    est_bad = choice_bad((1, 2), "estimator")
+    est_ok = st.sampled_from(["I1", "I2"]).map(good)
+    est_bad = choice_bad(("I1", "I2"), "which")
     n_ok = st.one_of(count_ok(), st.integers(1, 10**12), st.just(2.0)).map(
         lambda a: a if isinstance(a, Arg) else good(a))
     n = (n_ok, count_bad("n"))
     return [
         make_call("exact_fisher", fv.exact_fisher,
-                  {"net": net, "x": x, "method": (st.sampled_from(["analytic", "autodiff"]).map(
+                  {"model": net, "data": x, "method": (st.sampled_from(["analytic", "autodiff"]).map(
                       good), choice_bad(("analytic", "autodiff"), "method")),
                    "per_input": (flag_ok(), flag_bad("per_input"))},
                   check=_positive_trace),
@@ -426,12 +426,12 @@ def fisher_calls() -> list[st.SearchStrategy[Call]]:
                    "route": (st.sampled_from(["structured", "generic"]).map(good),
                              choice_bad(("structured", "generic"), "route"))}),
         make_call("covariance", fv.covariance,
-                  {"net": net, "x": x, "estimator": (est_ok, est_bad), "n": n}),
+                  {"model": net, "data": x, "which": (est_ok, est_bad), "n": n}),
         make_call("variance", fv.variance,
-                  {"net": net, "x": x, "estimator": (est_ok, est_bad), "n": n,
+                  {"model": net, "data": x, "which": (est_ok, est_bad), "n": n,
                    "diagonal": (flag_ok(), flag_bad("diagonal"))}, check=_nonnegative),
         make_call("covariance_norm", fv.covariance_norm,
-                  {"net": net, "x": x, "estimator": (est_ok, est_bad), "n": n},
+                  {"model": net, "data": x, "which": (est_ok, est_bad), "n": n},
                   check=lambda v: (_ for _ in ()).throw(AssertionError(v)) if not v > 0 else None),
         # n small: the p.s.d. draws sample n labels per input (a memory estimate is due there)
         make_call("bounds", fv.bounds,
@@ -439,7 +439,7 @@ def fisher_calls() -> list[st.SearchStrategy[Call]]:
                    "psd_draws": (count_ok(0, 3), count_bad("psd_draws", minimum=0)),
                    "rng": (rng_ok(), rng_bad("rng"))}),
         make_call("analyze", fv.analyze,
-                  {"net": net, "x": x, "n": n,
+                  {"model": net, "data": x, "n": n,
                    "target": (fraction_ok(), fraction_bad("target")),
                    "confidence": (fraction_ok(), fraction_bad("confidence")),
                    "diagonal": (flag_ok(allow_none=True), flag_bad("diagonal", allow_none=True))},
@@ -467,21 +467,21 @@ def gate_calls() -> list[st.SearchStrategy[Call]]:
         "estimator": (st.just(good(exact)), bad_list(
             ["estimator", None, 3, EXACT, *map(_returns, [*BAD_RETURNS, np.diag(EXACT)])],
             ("estimator",))),
-        "net": (st.just(good(NET)), net_bad()),
-        "x": (st.just(good(X)), x_bad("x")),
+        "model": (st.just(good(NET)), net_bad()),
+        "data": (st.just(good(X)), x_bad("x")),
         "n": (count_ok(), count_bad("n")),
-        "kind": (st.sampled_from([1, 2]).map(good), choice_bad((1, 2), "kind")),
+        "which": (st.sampled_from(["I1", "I2"]).map(good), choice_bad(("I1", "I2"), "which")),
         "replications": (count_ok(R0, R0 + 10), st.one_of(
             count_bad("replications"),
             st.just(Arg(GATE_ENTRY_LIMIT, ("replications",))),
             st.just(Arg(2, ("replications",))))),
         "rng": (rng_ok(), rng_bad("rng")),
         "alpha": (st.just(good(ALPHA)), fraction_bad("alpha")),
-        "diagonal_only": (st.just(good(False)), flag_bad("diagonal_only")),
+        "diagonal_only": (st.just(good(False)), flag_bad("diagonal_only", allow_none=True)),
         "directions": (st.just(good(2)), st.one_of(
             count_bad("directions", minimum=0), st.just(Arg(10**12, ("directions",))))),
-        "rtol": (st.floats(0, 1e-6).map(good), st.one_of(
-            st.floats(max_value=-1e-12), NON_FINITE, st.sampled_from(["1e-9", None, True]),
+        "rtol": (st.one_of(st.floats(0, 1e-6), st.none()).map(good), st.one_of(
+            st.floats(max_value=-1e-12), NON_FINITE, st.sampled_from(["1e-9", True]),
         ).map(lambda v: Arg(v, ("rtol",)))),
         "variance": (st.sampled_from(["at_most", "exact"]).map(good),
                      choice_bad(("at_most", "exact"), "variance")),
@@ -499,10 +499,10 @@ def gate_calls() -> list[st.SearchStrategy[Call]]:
 
     at_most = {**slots, "variance": (st.just(good("at_most")), slots["variance"][1])}
     return [
-        make_call("check_fisher_estimator", fv.check_fisher_estimator, slots,
-                  positional=("estimator", "net", "x"), check=passed),
-        make_call("assert_fisher_estimator", fv.assert_fisher_estimator, at_most,
-                  positional=("estimator", "net", "x"), check=passed),
+        make_call("check_estimator", fv.check_estimator, slots,
+                  positional=("estimator", "model", "data"), check=passed),
+        make_call("assert_estimator", fv.assert_estimator, at_most,
+                  positional=("estimator", "model", "data"), check=passed),
     ]
 
 
@@ -522,7 +522,7 @@ def torch_calls() -> list[st.SearchStrategy[Call]]:
             ["nope", 3, None, "bernoulli", fv.family("categorical", K=3)],
             ("family", "n_L", "dimension"))),
         "n": (count_ok(), count_bad("n")),
-        "kind": (st.sampled_from([1, 2]).map(good), choice_bad((1, 2), "kind")),
+        "which": (st.sampled_from(["I1", "I2"]).map(good), choice_bad(("I1", "I2"), "which")),
         "randomness": (st.sampled_from(["global", "seed", "generator"]).map(good),
                        choice_bad(("global", "generator", "seed"), "randomness")),
         "placeholder_labels": (flag_ok(), flag_bad("placeholder_labels")),
@@ -536,7 +536,7 @@ def torch_calls() -> list[st.SearchStrategy[Call]]:
         ).map(lambda v: Arg(v, ("rtol",)))),
         "reference_model": (st.just(None), bad_list(["ref", 3], ("reference_model",))),
     }
-    options["reference_model"] = (st.just(good(fv.check_torch_fisher.__kwdefaults__[
+    options["reference_model"] = (st.just(good(fv.check_estimator.__kwdefaults__[
         "reference_model"])), options["reference_model"][1])
     fisher_fns = (_returns(torch.tensor(EXACT_TORCH)),
                   _returns({n: torch.tensor(v) for n, v in zip(
@@ -547,13 +547,13 @@ def torch_calls() -> list[st.SearchStrategy[Call]]:
     def fn_slot(good_fn: Any) -> tuple[st.SearchStrategy[Arg], st.SearchStrategy[Arg]]:
         return (st.just(good(good_fn)), bad_list(
             ["fisher", None, 3, *map(_returns, [*BAD_RETURNS, {"nope": torch.zeros(1)}])],
-            ("fisher_fn", "estimate")))
+            ("estimator", "estimate")))
 
     def reported(report: Any) -> None:
         assert isinstance(report.passed, bool) and report.message()
 
     fisher_ref = {
-        "fisher_fn": (st.sampled_from(fisher_fns).map(good), fn_slot(None)[1]),
+        "estimator": (st.sampled_from(fisher_fns).map(good), fn_slot(None)[1]),
         "model": (st.just(good(MLP)), wrong_model),
         "data": (st.sampled_from([XT, (XT, YT), X]).map(good), wrong_data),
         **options,
@@ -564,20 +564,20 @@ def torch_calls() -> list[st.SearchStrategy[Call]]:
         torch.tensor([0.5, 0.0, 1.0]), torch.tensor([math.nan, 0.0, 1.0]),
     ]).map(lambda y: Arg((XT, y), ("labels", "targets")))
     empirical = {
-        "fisher_fn": fn_slot(_returns(torch.tensor(EMPIRICAL_TORCH))),
+        "estimator": fn_slot(_returns(torch.tensor(EMPIRICAL_TORCH))),
         "model": (st.just(good(MLP)), wrong_model),
         "data": (st.just(good((XT, YT))), st.one_of(wrong_data, empirical_labels)),
-        **{k: v for k, v in options.items() if k not in ("kind", "randomness")},
+        **{k: v for k, v in options.items() if k not in ("which", "randomness")},
         "reference": (st.just(good("empirical")), None),
     }
     return [
-        make_call("check_torch_fisher", fv.check_torch_fisher, fisher_ref,
-                  positional=("fisher_fn", "model", "data"), check=reported),
-        make_call("check_torch_fisher(empirical)", fv.check_torch_fisher, empirical,
-                  positional=("fisher_fn", "model", "data"),
+        make_call("check_estimator(module)", fv.check_estimator, fisher_ref,
+                  positional=("estimator", "model", "data"), check=reported),
+        make_call("check_estimator(module, empirical)", fv.check_estimator, empirical,
+                  positional=("estimator", "model", "data"),
                   check=lambda r: (reported(r), _assert(r.passed, r.message()))),
-        make_call("assert_torch_fisher(empirical)", fv.assert_torch_fisher, empirical,
-                  positional=("fisher_fn", "model", "data"), check=reported),
+        make_call("assert_estimator(module, empirical)", fv.assert_estimator, empirical,
+                  positional=("estimator", "model", "data"), check=reported),
     ]
 
 
@@ -637,11 +637,13 @@ def model_calls() -> list[st.SearchStrategy[Call]]:
         _nonnegative(r.exact)
 
     return [
-        make_call("model_fisher_diagonal", fv.model_fisher_diagonal, common,
+        make_call("exact_fisher(module, diagonal)", fv.exact_fisher,
+                  {**common, "diagonal": (st.just(good(True)), None)},
                   positional=("model", "data", "family"), check=positive_fisher),
-        make_call("model_variance_diagonal", fv.model_variance_diagonal,
-                  {**common, **second, "estimator": (st.sampled_from([1, 2]).map(good),
-                                                     choice_bad((1, 2), "estimator"))},
+        make_call("variance(module, diagonal)", fv.variance,
+                  {**common, **second, "which": (st.sampled_from(["I1", "I2"]).map(good),
+                                                 choice_bad(("I1", "I2"), "which")),
+                   "diagonal": (st.just(good(True)), None)},
                   positional=("model", "data", "family"), check=diag_ok),
         make_call("audit_diagonal", fv.audit_diagonal, {
             **{k: v for k, v in common.items() if k not in ("memory", "distributed", "progress")},
@@ -657,8 +659,10 @@ def model_calls() -> list[st.SearchStrategy[Call]]:
             "alpha": (fraction_ok(), fraction_bad("alpha")),
             "batch_size": (count_ok(), count_bad("batch_size")),
         }, positional=("model", "data", "family", "claimed"), check=audit_ok),
-        make_call("analyze_model", fv.analyze_model,
+        make_call("analyze(module)", fv.analyze,
                   {**common, **second, "target": (fraction_ok(), fraction_bad("target")),
+                   # None is analyze's default for both kinds of model (a module: a progress line)
+                   "progress": (st.just(good(False)), flag_bad("progress", allow_none=True)),
                    "confidence": (fraction_ok(), fraction_bad("confidence")),
                    "norms": (flag_ok(), flag_bad("norms"))},
                   positional=("model", "data", "family")),
@@ -817,9 +821,9 @@ def test_analyze_refuses_a_string_target() -> None:
 
 @pytest.mark.parametrize("value", ["abc", None, {"a": 1}, [["x"]]])
 def test_an_estimator_returning_junk_is_named(value: Any) -> None:
-    msg = _refusal(lambda: fv.check_fisher_estimator(_returns(value), NET, X, n=1))
+    msg = _refusal(lambda: fv.check_estimator(_returns(value), NET, X, n=1))
     assert "estimator's return value" in msg
-    msg = _refusal(lambda: fv.check_torch_fisher(_returns(value), MLP, XT, family="categorical"))
+    msg = _refusal(lambda: fv.check_estimator(_returns(value), MLP, XT, family="categorical"))
     assert "the estimate" in msg
 
 
@@ -828,7 +832,7 @@ def test_an_estimator_returning_junk_is_named(value: Any) -> None:
 def test_empirical_reference_refuses_labels_outside_the_classes(labels: list, shown: str) -> None:
     """K = 2 accepted labels 5, −1, 7 and 0.5 (their one-hot is zero or fractional)."""
     data = (XT, torch.tensor(labels))
-    msg = _refusal(lambda: fv.check_torch_fisher(_returns(EMPIRICAL_TORCH), MLP, data,
+    msg = _refusal(lambda: fv.check_estimator(_returns(EMPIRICAL_TORCH), MLP, data,
                                                  family="categorical", reference="empirical"))
     assert f"{shown} is not a value of categorical(K=2)" in msg and "{0, 1}" in msg
 
@@ -836,7 +840,7 @@ def test_empirical_reference_refuses_labels_outside_the_classes(labels: list, sh
 def test_whole_float_labels_are_the_classes_they_equal() -> None:
     """The samplers return float64 class indices; 1.0 is class 1, nothing is changed."""
     data = (XT, YT.double())
-    rep = fv.check_torch_fisher(_returns(EMPIRICAL_TORCH), MLP, data, family="categorical",
+    rep = fv.check_estimator(_returns(EMPIRICAL_TORCH), MLP, data, family="categorical",
                                 reference="empirical")
     assert rep.passed, rep.message()
 
@@ -848,7 +852,7 @@ def test_gate_storage_limit_is_named_before_any_work() -> None:
         calls.append(1)
         return EXACT
 
-    msg = _refusal(lambda: fv.check_fisher_estimator(est, NET, X, n=1, replications=10**9))
+    msg = _refusal(lambda: fv.check_estimator(est, NET, X, n=1, replications=10**9))
     assert "replications = 1000000000" in msg and f"{GATE_ENTRY_LIMIT:,}" in msg and not calls
     # just inside the limit the same arguments are not refused for their size
     R = GATE_ENTRY_LIMIT // (P + 8)
@@ -858,10 +862,10 @@ def test_gate_storage_limit_is_named_before_any_work() -> None:
 def test_valid_calls_answer() -> None:
     """The property's valid side is not vacuous: each function answers with defaults."""
     assert np.trace(fv.exact_fisher(NET, X)) > 0
-    assert fv.covariance_norm(NET, X, 2) > 0 and np.all(np.isfinite(fv.variance(NET, X)))
+    assert fv.covariance_norm(NET, X, which="I2") > 0 and np.all(np.isfinite(fv.variance(NET, X)))
     assert fv.bounds(NET, X, 3, eps=0.2).lemma12_1.holds
     assert fv.analyze(NET, X).samples_needed_1 >= 1
-    assert fv.check_fisher_estimator(_returns(EXACT), NET, X, n=1).passed
-    assert fv.check_torch_fisher(_returns(EMPIRICAL_TORCH), MLP, (XT, YT), family="categorical",
+    assert fv.check_estimator(_returns(EXACT), NET, X, n=1).passed
+    assert fv.check_estimator(_returns(EMPIRICAL_TORCH), MLP, (XT, YT), family="categorical",
                                  reference="empirical").passed
-    assert fv.analyze_model(MLP, XT, CAT2, progress=False).samples_needed_1 >= 1
+    assert fv.analyze(MLP, XT, CAT2, progress=False).samples_needed_1 >= 1

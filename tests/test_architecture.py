@@ -129,8 +129,40 @@ def test_the_check_can_fail() -> None:
     assert len(found) == 4, found
     assert any("symbolic (layer" in v and "imports families" in v for v in found)
     assert any("imports networks" in v for v in found)
-    assert any("imports fisher" in v for v in found)
+    assert any("imports models" in v for v in found)  # fv.exact_fisher is defined in models
     assert any("'newroom' is not in docs/architecture.md" in v for v in found)
+
+
+def front_door_uses(source: str, path: Path) -> list[int]:
+    """Lines where a module of the package climbs to the root for a public name (``import
+    fisher_verify as fv``, ``from fisher_verify import x``, ``from .. import x`` at the root)
+    instead of importing it from the room below that defines it; ``__version__`` is allowed."""
+    depth = len(path.relative_to(ROOT).parts) - 1
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import) and any(a.name == "fisher_verify" for a in node.names):
+            out.append(node.lineno)
+        elif isinstance(node, ast.ImportFrom):
+            root = (node.level == 0 and node.module == "fisher_verify") or (
+                node.level == depth + 1 and node.module is None)
+            if root and any(a.name in EXPORTS for a in node.names):
+                out.append(node.lineno)
+    return out
+
+
+def test_no_module_climbs_to_the_front_door() -> None:
+    found = [f"{p.relative_to(ROOT)}:{line}" for p, src in package_files()
+             for line in front_door_uses(src, p)]
+    assert found == []
+
+
+def test_the_front_door_check_can_fail() -> None:
+    path = ROOT / "report" / "x.py"
+    assert front_door_uses("def f():\n    import fisher_verify as fv\n", path) == [2]
+    assert front_door_uses("from fisher_verify import family\n", path) == [1]
+    assert front_door_uses("from .. import family\n", path) == [1]
+    assert front_door_uses("from .. import __version__\n", path) == []
+    assert front_door_uses("from ..families.registry import family\n", path) == []
 
 
 def test_every_room_says_what_it_holds_and_may_import() -> None:

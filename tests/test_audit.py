@@ -58,7 +58,7 @@ def test_audit_agrees_with_the_full_exact_diagonal(which: str) -> None:
     """At every audited coordinate the forward-mode I_ii equals the engine's reverse-mode
     diagonal; the exact diagonal as the claim passes."""
     model, data, fam = _transformer() if which == "transformer" else _mlp(which)
-    full = fv.model_fisher_diagonal(model, data, fam, progress=False)
+    full = fv.exact_fisher(model, data, fam, progress=False, diagonal=True)
     flat = _flat(full, model)
     rep = audit_diagonal(model, data, fam, full, n_coordinates=min(25, flat.size), seed=3)
     assert rep.passed, rep.message()
@@ -71,7 +71,7 @@ def test_a_claim_wrong_at_one_coordinate_is_caught_when_sampled() -> None:
     """One entry off by a relative 1e-6 fails the audit when that coordinate is audited, named
     as ``name[index]``; the same claim passes when it is not audited."""
     model, data, fam = _transformer()
-    flat = _flat(fv.model_fisher_diagonal(model, data, fam, progress=False), model)
+    flat = _flat(fv.exact_fisher(model, data, fam, progress=False, diagonal=True), model)
     bad = flat.copy()
     i = int(np.argmax(flat > 0.1 * flat.max()))  # a coordinate with a sizeable I_ii
     bad[i] *= 1 + 1e-6
@@ -97,7 +97,7 @@ def test_deterministic_tolerance_is_rtol_times_the_terms(which: str) -> None:
     computed here from dense reverse-mode Jacobians: (1/M) Σ_m Σ_t m_t Σ_k p_k (|u_k| + pᵀ|u|)²
     for token-level and categorical outputs (the centred form), |u|ᵀ|I||u| otherwise."""
     model, data, fam = _transformer() if which == "transformer" else _mlp(which)
-    full = fv.model_fisher_diagonal(model, data, fam, progress=False)
+    full = fv.exact_fisher(model, data, fam, progress=False, diagonal=True)
     rep = audit_diagonal(model, data, fam, full, coordinates=[0, 7, 20], rtol=1e-7)
     net = module_network(model, fam, data)
     X = data.numpy().reshape(data.shape[0], -1).astype(float)
@@ -162,7 +162,7 @@ def test_monte_carlo_laws_match_the_gate(which: str) -> None:
 
     model, data, fam = _transformer(V=3, T=3, M=5)
     n = 3
-    full = fv.model_fisher_diagonal(model, data, fam, progress=False)
+    full = fv.exact_fisher(model, data, fam, progress=False, diagonal=True)
     rep = audit_diagonal(model, data, fam, full, which=which, n=n, coordinates=[1, 9, 40, 77])
     net = module_network(model, fam, data)
     X = data.numpy().reshape(data.shape[0], -1).astype(float)
@@ -193,7 +193,7 @@ def test_monte_carlo_claims_pass_and_an_offset_fails() -> None:
 def test_per_tensor_sampling_sees_every_tensor() -> None:
     """per_tensor=k draws k coordinates from each parameter tensor (all of a smaller one)."""
     model, data, fam = _transformer()
-    full = fv.model_fisher_diagonal(model, data, fam, progress=False)
+    full = fv.exact_fisher(model, data, fam, progress=False, diagonal=True)
     rep = audit_diagonal(model, data, fam, full, per_tensor=2, seed=4)
     assert rep.passed, rep.message()
     tensors = [lab.split("[")[0] for lab in rep.labels]

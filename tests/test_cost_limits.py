@@ -137,7 +137,7 @@ def test_three_probes_spanning_zero_decide_nothing() -> None:
     fam = fv.family("categorical", K=2)
     seen = 0
     for seed in (1, 2):  # seeds whose estimate with 3 probes has an interval holding 0
-        rep = fv.analyze_model(model, X, fam, n=1, method="hutchinson", probes=3, seed=seed,
+        rep = fv.analyze(model, X, fam, n=1, method="hutchinson", probes=3, seed=seed,
                                progress=False)
         t = rep.total
         lo = t.var_2 - 1.959963984540054 * t.var_2_stderr
@@ -153,32 +153,30 @@ def test_three_probes_spanning_zero_decide_nothing() -> None:
 
 
 def test_auto_probes_follow_the_pilot() -> None:
-    from fisher_verify.models import report as report_mod
-
     model, X = _conv()
     fam = fv.family("categorical", K=2)
-    pilot = fv.model_variance_diagonal(model, X, fam, 2, method="hutchinson",
-                                       probes=decision.PILOT_PROBES, progress=False)
+    pilot = fv.variance(model, X, fam, which="I2", method="hutchinson",
+                                       probes=decision.PILOT_PROBES, progress=False, diagonal=True)
     value, se, _ = pilot.sum_over(list(pilot))
     want, capped = decision.probes_for_precision(se, value, decision.PILOT_PROBES, 0.2)
-    rep = report_mod.analyze_model(model, X, fam, method="hutchinson", probes="auto",
-                                   rel_precision=0.2, progress=False)
+    rep = fv.analyze(model, X, fam, method="hutchinson", probes="auto", rel_precision=0.2,
+                     progress=False)
     assert rep.probes == want and not capped
     assert f"{want} probes" in rep.probe_note and f"{want} probes" in rep.summary()
     with pytest.raises(FisherVerifyError, match="rel_precision"):
-        fv.analyze_model(model, X, fam, probes="auto", rel_precision=2.0, progress=False)
+        fv.analyze(model, X, fam, probes="auto", rel_precision=2.0, progress=False)
 
 
 def test_huge_probe_counts_are_refused_before_any_work() -> None:
     model, X = _conv()
     fam = fv.family("categorical", K=2)
     with pytest.raises(ShapeError, match="MAX_PROBES"):
-        fv.analyze_model(model, X, fam, method="hutchinson", probes=10**8, progress=False)
+        fv.analyze(model, X, fam, method="hutchinson", probes=10**8, progress=False)
     # within MAX_PROBES but the probe sums alone exceed the memory budget: 2 S p floats
     with pytest.raises(UnsupportedError,
                        match="hold .* MiB of probe sums, above the memory budget of 1 MiB"):
-        fv.model_variance_diagonal(model, X, fam, 2, method="hutchinson", probes=4096,
-                                   memory=1 << 20, progress=False)
+        fv.variance(model, X, fam, which="I2", method="hutchinson", probes=4096,
+                                   memory=1 << 20, progress=False, diagonal=True)
 
 
 # --- refusals that happen before anything large is allocated ------------------------------------
@@ -200,7 +198,7 @@ def _peak(fn) -> tuple[Exception, int]:  # type: ignore[no-untyped-def]
 def test_analyze_refuses_one_input_above_the_memory_budget_at_once() -> None:
     net = fv.Network.random([6, 40, 3], "tanh", fv.family("categorical", K=3), 1.0, 0)
     X = np.random.default_rng(0).normal(size=(5, 6))
-    exc, peak = _peak(lambda: fv.analyze(net, X, memory_budget=1 << 20))
+    exc, peak = _peak(lambda: fv.analyze(net, X, memory=1 << 20))
     assert isinstance(exc, UnsupportedError) and "memory_budget = 1 MiB" in str(exc)
     # P = 403: one input's Hessians alone are 3 P² floats = 3.9 MB; nothing of that formed
     assert peak < 1 << 20
@@ -226,7 +224,7 @@ def test_analyze_streams_and_reports_progress_and_matches_the_dense_formulas() -
     net = fv.Network.random([3, 4, 2], "tanh", fv.family("categorical", K=2), 1.0, 3)
     X = np.random.default_rng(3).normal(size=(40, 3))
     calls: list[tuple[str, int, int]] = []
-    a = fv.analyze(net, X, n=2, memory_budget=1 << 20, progress=lambda *c: calls.append(c))
+    a = fv.analyze(net, X, n=2, memory=1 << 20, progress=lambda *c: calls.append(c))
     q1, q2 = cv.network_moments(net, X, 1), cv.network_moments(net, X, 2)
     lhs7, rhs7, _ = thm7_sides(q1["J"], q1["K"], q1["I"], 2)
     lhs8, rhs8 = thm8_sides(q2["H"], q2["I"], 2)
@@ -242,18 +240,19 @@ def test_analyze_streams_and_reports_progress_and_matches_the_dense_formulas() -
 
 def test_analyze_norms_above_their_time_budget_are_labelled_estimates(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import sys
+    import importlib
 
     from fisher_verify.fisher.bounds import thm7_sides
 
-    an = sys.modules["fisher_verify.analysis"]  # fv.analyze, the attribute, is the function
+    an = importlib.import_module("fisher_verify.analysis")  # fv.analyze is the function
     monkeypatch.setattr(an, "NORM_SECONDS", 1e-9)
     net = fv.Network.random([2, 3, 2], "tanh", fv.family("categorical", K=2), 1.0, 3)
     X = np.random.default_rng(3).normal(size=(600, 2))  # more than the 512 inputs sampled
     a = fv.analyze(net, X)
     assert not a.covariance_norms_exact
     assert a.covariance_norm_1_stderr > 0 and a.covariance_norm_2_stderr > 0
-    assert any("NORM_SECONDS" in note and "ESTIMATE" in note for note in a.norm_notes)
+    assert all("NORM_SECONDS" in note and "ESTIMATE" in note
+               for note in (a.bound_1_note, a.bound_2_note))
     assert "ESTIMATE" in a.summary()
     from fisher_verify.fisher import covariance as cv
 

@@ -100,8 +100,8 @@ def test_refusals_and_shape_errors() -> None:
     with pytest.raises(ShapeError, match="n must be"):
         cov1_variance(np.ones((1, 3)), np.ones((1, 1, 1, 1)), np.ones((1, 1)), 0)
     net, x = bernoulli_half_network()
-    with pytest.raises(ShapeError, match="estimator"):
-        fv.variance(net, x, estimator=3)  # type: ignore[arg-type]
+    with pytest.raises(ShapeError, match="which must be 'I1'.* got 3"):
+        fv.variance(net, x, which=3)  # type: ignore[arg-type]
 
 
 @given(small_networks(activations=C2_ACTIVATIONS), st.integers(1, 5))
@@ -114,17 +114,17 @@ def test_network_level_matches_definition_route(pair, n) -> None:
     if P <= 12:
         for e, kw in ((1, {"J": J}), (2, {"H": H})):
             ref = covariance_by_expectation(net.family, h, estimator=e, n=n, **kw)
-            full = fv.covariance(net, x, estimator=e, n=n)
+            full = fv.covariance(net, x, which=f"I{e}", n=n)
             assert _rel(full, ref) <= 1e-9 or np.max(np.abs(full - ref)) <= 1e-13
-            assert fv.covariance_norm(net, x, estimator=e, n=n) == pytest.approx(
+            assert fv.covariance_norm(net, x, which=f"I{e}", n=n) == pytest.approx(
                 np.linalg.norm(ref), rel=1e-9, abs=1e-13)
-            np.testing.assert_allclose(fv.variance(net, x, estimator=e, n=n),
+            np.testing.assert_allclose(fv.variance(net, x, which=f"I{e}", n=n),
                                        np.einsum("ijij->ij", ref), rtol=1e-9, atol=1e-13)
     else:
         for e in (1, 2):
-            v = fv.variance(net, x, estimator=e, n=n)
+            v = fv.variance(net, x, which=f"I{e}", n=n)
             assert v.shape == (P, P) and np.all(v >= -1e-12)
-            np.testing.assert_allclose(fv.variance(net, x, estimator=e, n=n, diagonal=True),
+            np.testing.assert_allclose(fv.variance(net, x, which=f"I{e}", n=n, diagonal=True),
                                        np.diag(v), rtol=1e-10, atol=1e-14)
 
 
@@ -146,9 +146,9 @@ def test_fig1_bernoulli_half_zero_variance() -> None:
     i0, k0 = fam.fisher(h0)[0, 0, 0], fam.kappa4(h0)[0, 0, 0, 0, 0]
     j4 = np.linalg.norm(net.jacobian(x)) ** 4
     tol = 64 * eps * (abs(k0) + 4 * i0**2) * j4
-    assert fv.covariance_norm(net, x, estimator=1) <= tol
-    assert np.max(np.abs(fv.variance(net, x, estimator=1))) <= tol
-    assert fv.covariance_norm(net, x, estimator=2) > 1e6 * tol
+    assert fv.covariance_norm(net, x, which="I1") <= tol
+    assert np.max(np.abs(fv.variance(net, x, which="I1"))) <= tol
+    assert fv.covariance_norm(net, x, which="I2") > 1e6 * tol
     exact = fv.exact_fisher(net, x)
     for seed in range(3):
         est = fv.sample_estimators(net, x, 5, np.random.default_rng(seed))
@@ -162,7 +162,7 @@ def test_fig1_bernoulli_half_zero_variance() -> None:
         w[-1][0, -1] -= net.forward(x)[0]
         net = fv.Network.from_weights(w, act, fv.family("bernoulli"))
         scale = np.linalg.norm(net.jacobian(x)) ** 4
-        assert fv.covariance_norm(net, x, estimator=1) <= 1e-14 * scale
+        assert fv.covariance_norm(net, x, which="I1") <= 1e-14 * scale
 
 
 # --- Monte Carlo: the third route, with calibrated assertions -------------------------------
@@ -214,7 +214,7 @@ def test_monte_carlo_variance_of_projections(name, params, widths) -> None:
     z1 = np.einsum("sa,ab,sb->s", rn, A, rn) - mu
     z2 = -rn @ np.einsum("aij,ij->a", H, U)
     for e, (s, z) in enumerate(((s1, z1), (s2, z2)), start=1):
-        var = float(np.einsum("ijkl,ij,kl->", fv.covariance(net, x, estimator=e, n=N), U, U))
+        var = float(np.einsum("ijkl,ij,kl->", fv.covariance(net, x, which=f"I{e}", n=N), U, U))
         m2, m4 = float(wts @ z**2), float(wts @ z**4)
         assert var == pytest.approx(m2 / N, rel=1e-9)  # closed form = definition route
         fourth = m4 / N**3 + 3 * (N - 1) * m2**2 / N**3
@@ -239,7 +239,7 @@ def test_monte_carlo_through_sample_estimators() -> None:
         d[0, k] = np.sum(U * est.i1) - mu
         d[1, k] = np.sum(U * est.i2) - mu
     for e in (1, 2):
-        var = float(np.einsum("ijkl,ij,kl->", fv.covariance(net, X, estimator=e, n=N), U, U))
+        var = float(np.einsum("ijkl,ij,kl->", fv.covariance(net, X, which=f"I{e}", n=N), U, U))
         # exact E[D^4]: D is a sum over inputs of independent N-means of terms z/M
         h = net.forward(X)
         nodes, wts, _ = fam.expectation_nodes(h, degree=8)

@@ -105,10 +105,10 @@ def test_bias_free_model_is_analysed_with_its_own_parameters() -> None:
     on the model itself (the Eq. 3 closed form summed over invented bias entries)."""
     model = _bias_free()
     X = torch.tensor([[0.3, -0.2, 0.5], [0.1, 0.4, -0.7], [-0.6, 0.2, 0.9]], dtype=torch.float64)
-    rep = fv.analyze_model(model, X, fv.family("bernoulli"), progress=False)
+    rep = fv.analyze(model, X, fv.family("bernoulli"), progress=False)
     fisher, norm2 = _dense_reference(model, X)
     assert rep.num_params == sum(p.numel() for p in model.parameters()) == 13
-    got = np.concatenate([rep.diagonals["f"][k].reshape(-1).numpy() for k, _ in
+    got = np.concatenate([rep.fisher[k].reshape(-1).numpy() for k, _ in
                           model.named_parameters()])
     np.testing.assert_allclose(got, fisher, rtol=1e-10, atol=1e-14)
     assert rep.covariance_norm_2 == pytest.approx(norm2, rel=1e-9)
@@ -124,10 +124,10 @@ def test_check_torch_fisher_gates_a_bias_free_model_with_its_own_parameters() ->
     with pytest.raises(UnsupportedError, match=r"default reference_model .*bias=False"):
         sequential_reference(model, fv.family("bernoulli"))
     fisher, _ = _dense_reference(model, X)
-    report = fv.check_torch_fisher(lambda m, d: torch.as_tensor(fisher), model, X,
+    report = fv.check_estimator(lambda m, d: torch.as_tensor(fisher), model, X,
                                    family=fv.family("bernoulli"), replications=60)
     assert report.passed and report.cause == "exact", report.message()
-    doubled = fv.check_torch_fisher(lambda m, d: torch.as_tensor(2 * fisher), model, X,
+    doubled = fv.check_estimator(lambda m, d: torch.as_tensor(2 * fisher), model, X,
                                     family=fv.family("bernoulli"), replications=60)
     assert not doubled.passed and doubled.cause == "exact_scaled", doubled.message()
 
@@ -202,7 +202,7 @@ def test_float64_state_into_a_float32_model_keeps_every_digit(
                        "--data", "d.npy", "--family", "bernoulli", "--json"], capsys)
     assert rc == 0
     got = _strict(out)
-    exact = fv.analyze_model(ref, torch.as_tensor(X2), fv.family("bernoulli"), progress=False)
+    exact = fv.analyze(ref, torch.as_tensor(X2), fv.family("bernoulli"), progress=False)
     assert got["total"]["fisher"] == pytest.approx(exact.total.fisher, rel=1e-13)
     assert got["total"]["var_1"] == pytest.approx(exact.total.var_1, rel=1e-13)
 
@@ -219,7 +219,7 @@ def test_integer_state_into_a_float_model_is_converted_exactly(
     assert rc == 0
     ref = i14_models.build32().double()
     ref.load_state_dict({k: v.double() for k, v in ints.items()})
-    exact = fv.analyze_model(ref, torch.as_tensor(X2), fv.family("bernoulli"), progress=False)
+    exact = fv.analyze(ref, torch.as_tensor(X2), fv.family("bernoulli"), progress=False)
     assert _strict(out)["total"]["fisher"] == pytest.approx(exact.total.fisher, rel=1e-13)
     big = dict(ints, **{"0.bias": torch.tensor([2**60 + 1, 0])})
     torch.save(big, workdir / "wbig.pt")
@@ -253,7 +253,7 @@ def test_non_finite_weight_named_by_array_and_index(tmp_path: Path,
     with torch.no_grad():
         model[2].weight[0, 1] = float("nan")
     with pytest.raises(FisherVerifyError, match=r"parameter '2.weight' has nan at \[0, 1\]"):
-        fv.analyze_model(model, torch.as_tensor(X2), fv.family("bernoulli"), progress=False)
+        fv.analyze(model, torch.as_tensor(X2), fv.family("bernoulli"), progress=False)
     with pytest.raises(FisherVerifyError, match=r"W1 has nan at \[0, 1\]"):
         fv.Network.from_torch(model, family=fv.family("bernoulli"))
 
@@ -270,10 +270,10 @@ def test_non_finite_output_names_its_cause_not_the_family() -> None:
                              torch.nn.Linear(2, 1)).eval()
     bn[1].running_var[1] = float("nan")
     with pytest.raises(FisherVerifyError, match="buffer '1.running_var' holds NaN"):
-        fv.analyze_model(bn, X[:1], fv.family("bernoulli"), progress=False)
+        fv.analyze(bn, X[:1], fv.family("bernoulli"), progress=False)
     over = torch.nn.Sequential(_Exp(), torch.nn.Linear(2, 1))
     with pytest.raises(FisherVerifyError, match="not finite at input row 1 .*overflows"):
-        fv.analyze_model(over, X, fv.family("bernoulli"), progress=False)
+        fv.analyze(over, X, fv.family("bernoulli"), progress=False)
 
 
 def test_non_finite_input_named_by_row(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -284,12 +284,12 @@ def test_non_finite_input_named_by_row(tmp_path: Path, capsys: pytest.CaptureFix
         fv.analyze(net, X)
     model = torch.nn.Sequential(torch.nn.Linear(2, 1))
     with pytest.raises(FisherVerifyError, match="input row 3 has nan"):
-        fv.analyze_model(model, torch.as_tensor(X), fv.family("bernoulli"), progress=False)
+        fv.analyze(model, torch.as_tensor(X), fv.family("bernoulli"), progress=False)
     np.savez(tmp_path / "w.npz", W0=W0, W1=np.array([[1.0, 1.0, 0.0]]))
     np.save(tmp_path / "x.npy", X)
     X[2, 0] = -np.inf  # the first non-finite row is named
     with pytest.raises(FisherVerifyError, match="input row 2 has -inf"):
-        fv.analyze_model(model, torch.as_tensor(X), fv.family("bernoulli"), progress=False)
+        fv.analyze(model, torch.as_tensor(X), fv.family("bernoulli"), progress=False)
     rc, _, err = _cli(["analyze", "--weights", str(tmp_path / "w.npz"), "--x",
                        str(tmp_path / "x.npy"), "--family", "bernoulli"], capsys)
     assert rc == 2 and "row 3 of 5" in err
@@ -383,26 +383,26 @@ def test_analyze_model_underflow_and_overflow() -> None:
     with torch.no_grad():
         model[2].weight.mul_(1e4)
         model[2].bias.copy_(torch.tensor([1e4, -1e4, 0.0]))
-    rep = fv.analyze_model(model, X, fv.family("categorical", K=3), progress=False)
+    rep = fv.analyze(model, X, fv.family("categorical", K=3), progress=False)
     assert len(rep.degenerate) == 1 and "underflowed" in rep.degenerate[0]
     assert rep.total.better == "undetermined" and "WARNING" in rep.summary()
     assert _strict(rep.to_json())["degenerate"] == rep.degenerate
     one = torch.nn.Sequential(torch.nn.Linear(3, 1))
-    assert fv.analyze_model(one, X, fv.family("normal"), progress=False).degenerate == []
-    small = fv.analyze_model(one, X, fv.family("normal", sigma=1e-100), progress=False)
+    assert fv.analyze(one, X, fv.family("normal"), progress=False).degenerate == []
+    small = fv.analyze(one, X, fv.family("normal", sigma=1e-100), progress=False)
     assert len(small.degenerate) == 1 and small.degenerate[0].startswith("Var(I1) underflowed")
     zero = torch.nn.Sequential(torch.nn.Linear(3, 1)).double()
     with torch.no_grad():
         zero[0].weight.zero_()
         zero[0].bias.zero_()
-    assert fv.analyze_model(zero, X, fv.family("bernoulli"), progress=False).degenerate == []
+    assert fv.analyze(zero, X, fv.family("bernoulli"), progress=False).degenerate == []
     with torch.no_grad():
         one[0].bias.fill_(400.0)  # diag I(θ) ~ 1e-174: representable, its squares are not
-    far = fv.analyze_model(one, X, fv.family("bernoulli"), progress=False)
+    far = fv.analyze(one, X, fv.family("bernoulli"), progress=False)
     assert far.degenerate == [] and 0 < far.total.fisher < 1e-170
     assert far.samples_needed_1 is not None and far.samples_needed_2 is not None
     with pytest.raises(UnsupportedError, match=r"overflow: diag I\(θ\) is not finite.*row 0"):
-        fv.analyze_model(one, X, fv.family("normal", sigma=1e200), progress=False)
+        fv.analyze(one, X, fv.family("normal", sigma=1e200), progress=False)
 
 
 def test_cli_degenerate_exits_3_with_a_warning_and_overflow_exits_2(
@@ -467,10 +467,10 @@ def test_meta_device_model_is_refused_at_every_entry_point(tmp_path: Path,
     model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(),
                                 torch.nn.Linear(3, 1)).to("meta")
     fam, X = fv.family("bernoulli"), torch.as_tensor(X2)
-    calls = [lambda: fv.analyze_model(model, X, fam, progress=False),
-             lambda: fv.model_fisher_diagonal(model, X, fam, progress=False),
-             lambda: fv.model_variance_diagonal(model, X, fam, progress=False),
-             lambda: fv.check_torch_fisher(lambda m, d: None, model, X, family=fam),
+    calls = [lambda: fv.analyze(model, X, fam, progress=False),
+             lambda: fv.exact_fisher(model, X, fam, progress=False, diagonal=True),
+             lambda: fv.variance(model, X, fam, progress=False, diagonal=True),
+             lambda: fv.check_estimator(lambda m, d: None, model, X, family=fam),
              lambda: fv.Network.from_torch(model, family=fam)]
     for call in calls:
         with pytest.raises(FisherVerifyError, match="'0.weight' is on the meta device"):
@@ -478,7 +478,7 @@ def test_meta_device_model_is_refused_at_every_entry_point(tmp_path: Path,
     live = torch.nn.Sequential(torch.nn.Linear(2, 1))
     net = fv.Network.from_torch(live.double(), family=fam)
     for call in (lambda: fv.analyze(net, X.to("meta")),
-                 lambda: fv.analyze_model(live, X.to("meta"), fam, progress=False)):
+                 lambda: fv.analyze(live, X.to("meta"), fam, progress=False)):
         with pytest.raises(FisherVerifyError, match="meta device"):
             call()
     torch.save(model, tmp_path / "meta.pt")

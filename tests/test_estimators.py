@@ -165,12 +165,12 @@ def _i2_entry_points() -> list[tuple[str, object]]:
     from fisher_verify.networks.highprec import mp_variance
 
     return [
-        ("variance", lambda net, x: fv.variance(net, x, estimator=2)),
-        ("covariance", lambda net, x: fv.covariance(net, x, estimator=2)),
-        ("covariance_norm", lambda net, x: fv.covariance_norm(net, x, estimator=2, n=3)),
+        ("variance", lambda net, x: fv.variance(net, x, which="I2")),
+        ("covariance", lambda net, x: fv.covariance(net, x, which="I2")),
+        ("covariance_norm", lambda net, x: fv.covariance_norm(net, x, which="I2", n=3)),
         ("bounds (thm-8, thm-10)", lambda net, x: fv.bounds(net, x, n=2)),
         ("sample_psd (thm-10, thm-11)", lambda net, x: sample_psd(net, x, 2, 3, rng=0)),
-        ("mp_variance", lambda net, x: mp_variance(net, x, estimator=2)),
+        ("mp_variance", lambda net, x: mp_variance(net, x, which="I2")),
         ("analyze", lambda net, x: fv.analyze(net, x)),
         ("estimators_from_draws .i2", lambda net, x: estimators_from_draws(
             net, x, np.array([1, 2])).i2),
@@ -193,8 +193,8 @@ def test_every_i2_entry_point_refuses_relu_only_at_a_kink(name: str) -> None:
 
 def test_estimator_1_quantities_still_work_for_relu() -> None:
     net, x = _relu_net_at_kink()
-    assert fv.variance(net, x, estimator=1).shape == (net.num_params,) * 2
-    assert fv.covariance_norm(net, x, estimator=1) > 0
+    assert fv.variance(net, x, which="I1").shape == (net.num_params,) * 2
+    assert fv.covariance_norm(net, x, which="I1") > 0
 
 
 def _rng_takers() -> list[tuple[str, object]]:
@@ -214,7 +214,7 @@ def _rng_takers() -> list[tuple[str, object]]:
         ("tensor_spectral_norm", lambda rng: tensor_spectral_norm(np.ones((2, 2, 2)), rng=rng)),
         ("tightness_sweep", lambda rng: tightness_sweep(1, rng=rng)),
         ("Family.sample", lambda rng: net.family.sample(np.zeros(1), 2, rng)),
-        ("check_fisher_estimator", lambda rng: fv.check_fisher_estimator(
+        ("check_fisher_estimator", lambda rng: fv.check_estimator(
             lambda g: np.eye(net.num_params), net, x, n=1, replications=4, rng=rng)),
     ]
 
@@ -242,7 +242,7 @@ def _count_takers() -> list[tuple[str, object]]:
         ("sample_psd n", lambda v: sample_psd(net, x, v, 2)),
         ("sample_psd draws", lambda v: sample_psd(net, x, 2, v)),
         ("variance n", lambda v: fv.variance(net, x, n=v)),
-        ("covariance_norm n", lambda v: fv.covariance_norm(net, x, estimator=2, n=v)),
+        ("covariance_norm n", lambda v: fv.covariance_norm(net, x, which="I2", n=v)),
         ("cov2_variance n", lambda v: cov2_variance(H, I, v)),
         ("psd_probability_bound n", lambda v: psd_probability_bound(J, H, I, v)),
         ("bias_variance_exact n", lambda v: bias_variance_exact(net.family, np.zeros(1), v)),
@@ -251,9 +251,9 @@ def _count_takers() -> list[tuple[str, object]]:
         ("Network.random widths", lambda v: Network.random([2, v], family=fv.family("poisson"))),
         ("Family.sample n", lambda v: net.family.sample(np.zeros(1), v, 0)),
         ("analyze n", lambda v: fv.analyze(net, x, n=v)),
-        ("check_fisher_estimator n", lambda v: fv.check_fisher_estimator(
+        ("check_fisher_estimator n", lambda v: fv.check_estimator(
             lambda g: np.eye(P), net, x, n=v, replications=4)),
-        ("check_fisher_estimator replications", lambda v: fv.check_fisher_estimator(
+        ("check_fisher_estimator replications", lambda v: fv.check_estimator(
             lambda g: np.eye(P), net, x, n=1, replications=v)),
     ]
 

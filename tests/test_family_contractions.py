@@ -254,9 +254,9 @@ def test_categorical_k1000_never_builds_a_dense_moment_tensor(monkeypatch: pytes
         model[0].bias.copy_(torch.as_tensor(net.weights[0][:, -1]))
         model[2].weight.copy_(torch.as_tensor(net.weights[1][:, :-1]))
         model[2].bias.copy_(torch.as_tensor(net.weights[1][:, -1]))
-    diag = fv.model_fisher_diagonal(model, torch.as_tensor(X), fam, progress=False)
-    var1 = fv.model_variance_diagonal(model, torch.as_tensor(X), fam, estimator=1, n=1,
-                                      progress=False)
+    diag = fv.exact_fisher(model, torch.as_tensor(X), fam, progress=False, diagonal=True)
+    var1 = fv.variance(model, torch.as_tensor(X), fam, which="I1", n=1,
+                                      progress=False, diagonal=True)
     for got, ref in ((diag, fisher_ref), (var1, var1_ref)):
         flat = []
         for layer, (lo, W) in enumerate(zip(net.offsets, net.weights)):

@@ -7,7 +7,7 @@ float64 eval-mode copy). Independent routes: the Monte Carlo estimators under te
 here from the definition (eq-7: labels sampled from the model, per-sample gradients by torch
 autograd), BackPACK's DiagGGNMC / DiagGGNExact are a third party's, the adapter's J is checked
 against torch.func.jacrev on the user's own module and its diag I(θ) against
-fv.model_fisher_diagonal (the engine's vmap route), its output Hessians against central
+fv.exact_fisher(diagonal=True) (the engine's vmap route), its output Hessians against central
 differences of J.
 """
 
@@ -133,7 +133,7 @@ def test_correct_monte_carlo_fisher_passes_diagonal(which):
     model = MODELS[which]()
     x, y = _inputs(which)
     before = _snapshot(model)
-    report = fv.check_torch_fisher(mc_diag, model, (x, y), family="categorical", n=4,
+    report = fv.check_estimator(mc_diag, model, (x, y), family="categorical", n=4,
                                    replications=R)
     assert report.passed, report.message()
     assert report.cause == "ok"
@@ -144,7 +144,7 @@ def test_correct_monte_carlo_fisher_passes_diagonal(which):
 def test_correct_monte_carlo_fisher_passes_full(which):
     model = MODELS[which]()
     x, y = _inputs(which)
-    report = fv.check_torch_fisher(mc_full, model, (x, y), family="categorical", n=3,
+    report = fv.check_estimator(mc_full, model, (x, y), family="categorical", n=3,
                                    replications=R, randomness="generator")
     assert report.passed, report.message()
     assert not report.diagonal_only
@@ -155,7 +155,7 @@ def test_no_false_alarm_over_seeds(seed):
     for which in sorted(MODELS):
         model = MODELS[which]()
         x, y = _inputs(which, seed=10 + seed)
-        report = fv.check_torch_fisher(mc_diag, model, (x, y), family="categorical", n=2,
+        report = fv.check_estimator(mc_diag, model, (x, y), family="categorical", n=2,
                                        replications=R, rng=seed)
         assert report.passed, (which, report.message())
 
@@ -163,13 +163,13 @@ def test_no_false_alarm_over_seeds(seed):
 def test_dropout_reference_is_the_eval_model_and_the_report_says_so():
     model = _dropout_mlp()
     x, y = _inputs("dropout")
-    report = fv.check_torch_fisher(mc_diag, model, (x, y), family="categorical", n=4, replications=R)
-    assert "eval mode" in report.reference and "Dropout" in report.reference
+    report = fv.check_estimator(mc_diag, model, (x, y), family="categorical", n=4, replications=R)
+    assert "eval mode" in report.reference_note and "Dropout" in report.reference_note
     assert "reference: the reference is the model in eval mode" in report.message()
     # the same model already in eval mode needs no remark
-    report = fv.check_torch_fisher(mc_diag, model.eval(), (x, y), family="categorical", n=4,
+    report = fv.check_estimator(mc_diag, model.eval(), (x, y), family="categorical", n=4,
                                    replications=R)
-    assert report.passed and report.reference == ""
+    assert report.passed and report.reference_note == ""
 
 
 def test_a_routine_that_keeps_dropout_on_is_rejected():
@@ -183,7 +183,7 @@ def test_a_routine_that_keeps_dropout_on_is_rejected():
         G = torch.cat([_scores(model, x, ys[:, i]) for i in range(n)])
         return (G * G).sum(0) / (n * x.shape[0])
 
-    report = fv.check_torch_fisher(train_mode, model, (x, y), family="categorical", n=4,
+    report = fv.check_estimator(train_mode, model, (x, y), family="categorical", n=4,
                                    replications=R)
     assert not report.passed
 
@@ -210,10 +210,10 @@ def test_backpack_diag_ggn_mc_and_exact_pass(which):
         return fn
 
     before = _snapshot(model)
-    report = fv.check_torch_fisher(diag_ggn(DiagGGNMC(mc_samples=2), "diag_ggn_mc"), model, (x, y),
+    report = fv.check_estimator(diag_ggn(DiagGGNMC(mc_samples=2), "diag_ggn_mc"), model, (x, y),
                                    family="categorical", n=2, replications=R)
     assert report.passed, report.message()
-    exact = fv.check_torch_fisher(diag_ggn(DiagGGNExact(), "diag_ggn_exact"), model, (x, y),
+    exact = fv.check_estimator(diag_ggn(DiagGGNExact(), "diag_ggn_exact"), model, (x, y),
                                   family="categorical", n=1, replications=R)
     assert exact.passed and exact.cause == "exact", exact.message()
     _same(before, _snapshot(model))
@@ -226,7 +226,7 @@ def test_backpack_diag_ggn_mc_and_exact_pass(which):
 def test_planted_faults_are_named(which):
     model = MODELS[which]()
     x, y = _inputs(which)
-    run = lambda fn: fv.check_torch_fisher(fn, model, (x, y), family="categorical", n=4,  # noqa: E731
+    run = lambda fn: fv.check_estimator(fn, model, (x, y), family="categorical", n=4,  # noqa: E731
                                            replications=R)
     missing_n = run(lambda m, d: mc_diag(m, d, per_draw=4.0))
     assert not missing_n.passed and missing_n.cause == "scale" and missing_n.factor == "n", missing_n.message()
@@ -249,7 +249,7 @@ def test_a_transposed_weight_is_named_as_a_permutation():
     def transposed(model, data):
         return torch.as_tensor(mc_diag(model, data).numpy()[perm])
 
-    report = fv.check_torch_fisher(transposed, model, (x, y), family="categorical", n=4, replications=R)
+    report = fv.check_estimator(transposed, model, (x, y), family="categorical", n=4, replications=R)
     assert not report.passed and report.cause == "permutation", report.message()
 
 
@@ -282,11 +282,11 @@ def test_jacobian_and_fisher_diagonal_match_independent_routes(which):
         np.testing.assert_allclose(h, model.eval()(x).numpy() if which != "dropout" else
                                    _dropout_eval(model)(x).numpy(), rtol=1e-12)
     diag = np.einsum("map,mab,mbp->p", J, fam.fisher(h), J) / M
-    engine = fv.model_fisher_diagonal(model, x, fam, eval_mode=True, progress=False)
+    engine = fv.exact_fisher(model, x, fam, eval_mode=True, progress=False, diagonal=True)
     flat = torch.cat([engine[k].reshape(-1) for k, _ in model.named_parameters()]).numpy()
     np.testing.assert_allclose(diag, flat, rtol=1e-9, atol=1e-14)
     # the gate's diag Var(Î₁) route for P > LARGE_DIAGONAL_P agrees with the dense thm-4 route
-    dense = fv.variance(net, X, 1, 3, diagonal=True)
+    dense = fv.variance(net, X, which="I1", n=3, diagonal=True)
     np.testing.assert_allclose(net.variance_diagonal(X, 1, 3), dense, rtol=1e-9, atol=1e-16)
 
 
@@ -340,7 +340,7 @@ def test_hessian_estimator_kind2_passes_on_the_layernorm_model():
                 total = total + torch.stack(rows)
         return total / (n * xs.shape[0])
 
-    report = fv.check_torch_fisher(neg_hessians, model, (x, y), family="categorical", n=2, kind=2,
+    report = fv.check_estimator(neg_hessians, model, (x, y), family="categorical", n=2, which="I2",
                                    replications=40, directions=2)
     assert report.passed, report.message()
 
@@ -369,7 +369,7 @@ def test_kind2_above_the_hessian_limit_is_refused_naming_it(monkeypatch):
     P = sum(p.numel() for p in model.parameters())
     monkeypatch.setattr(as_network, "HESSIAN_LIMIT", M * 3 * P * P - 1)
     with pytest.raises(UnsupportedError, match="above the limit"):
-        fv.check_torch_fisher(mc_full, model, (x, y), family="categorical", n=3, kind=2,
+        fv.check_estimator(mc_full, model, (x, y), family="categorical", n=3, which="I2",
                               replications=R, randomness="generator")
 
 
@@ -379,7 +379,7 @@ def test_kind2_at_a_relu_kink_is_refused_naming_the_module():
     with torch.no_grad():  # put input 0 exactly on the kink of hidden unit 0
         model[0].bias[0] = -(model[0].weight[0] @ x[0])
     with pytest.raises(UnsupportedError, match="kink"):
-        fv.check_torch_fisher(mc_full, model, (x, y), family="categorical", n=3, kind=2,
+        fv.check_estimator(mc_full, model, (x, y), family="categorical", n=3, which="I2",
                               replications=R, randomness="generator")
 
 
@@ -387,8 +387,8 @@ def test_an_eq3_mlp_keeps_the_analytic_reference():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 3)).double()
     x, y = _inputs("mlp")
-    report = fv.check_torch_fisher(mc_diag, model, (x, y), family="categorical", n=4, replications=R)
-    assert report.passed and report.reference == ""
+    report = fv.check_estimator(mc_diag, model, (x, y), family="categorical", n=4, replications=R)
+    assert report.passed and report.reference_note == ""
     assert report.statistics[0].label == "Î[0,0] (W0[0,0])"  # the Eq. 3 Network's names
 
 
@@ -423,9 +423,9 @@ def test_batchnorm_in_train_mode_is_gated_with_running_statistics_and_said_so():
     model = _batchnorm()
     x, y = _inputs("batchnorm")
     before = _snapshot(model)
-    report = fv.check_torch_fisher(mc_diag, model, (x, y), family="categorical", n=4, replications=R)
+    report = fv.check_estimator(mc_diag, model, (x, y), family="categorical", n=4, replications=R)
     assert report.passed, report.message()
-    assert "BatchNorm1d" in report.reference and "eval mode" in report.reference
+    assert "BatchNorm1d" in report.reference_note and "eval mode" in report.reference_note
     _same(before, _snapshot(model))
     net = module_reference(model, fv.family("categorical", K=3), x).network
     np.testing.assert_allclose(net.jacobian(x.numpy()), _jacrev(model, x), rtol=1e-10, atol=1e-12)
@@ -441,10 +441,10 @@ def test_embedding_and_attention_model_with_integer_inputs():
     J = net.jacobian(tokens.double().numpy())
     np.testing.assert_allclose(J, _jacrev(model, tokens), rtol=1e-9, atol=1e-12)
     assert "embed.weight[0,0]" in net.parameter_labels()
-    report = fv.check_torch_fisher(mc_diag, model, (tokens, y), family="categorical", n=4,
+    report = fv.check_estimator(mc_diag, model, (tokens, y), family="categorical", n=4,
                                    replications=R)
     assert report.passed, report.message()
-    doubled = fv.check_torch_fisher(lambda m, d: mc_diag(m, d, per_draw=2.0), model, (tokens, y),
+    doubled = fv.check_estimator(lambda m, d: mc_diag(m, d, per_draw=2.0), model, (tokens, y),
                                     family="categorical", n=4, replications=R)
     assert not doubled.passed and doubled.cause == "scale", doubled.message()
 
@@ -457,7 +457,7 @@ def test_rounding_floor_of_a_diagonal_element_is_rtol_squared_times_the_largest(
     g = torch.Generator().manual_seed(7)
     tokens = torch.randint(0, 5, (M, 3), generator=g)
     y = torch.randint(0, 3, (M,), generator=g)
-    report = fv.check_torch_fisher(mc_diag, model, (tokens, y), family="categorical", n=4,
+    report = fv.check_estimator(mc_diag, model, (tokens, y), family="categorical", n=4,
                                    replications=R)
     P = sum(p.numel() for p in model.parameters())
     diag = np.array([s.expected for s in report.statistics[:P]])
@@ -476,7 +476,7 @@ def test_large_cnn_uses_the_dense_jacobian_variance_route_and_passes():
     x = torch.randn(4, 1, 16, 16, generator=g, dtype=torch.float64)
     y = torch.randint(0, 3, (4,), generator=g)
     assert sum(p.numel() for p in model.parameters()) > gate_exact.LARGE_DIAGONAL_P
-    report = fv.check_torch_fisher(lambda m, d: mc_diag(m, d, n=2), model, (x, y),
+    report = fv.check_estimator(lambda m, d: mc_diag(m, d, n=2), model, (x, y),
                                    family="categorical", n=2, replications=R)
     assert report.passed, report.message()
 
@@ -488,5 +488,5 @@ def test_variance_diagonal_matches_thm4_dense_route_for_other_families(family):
     x = 0.3 * torch.randn(5, 1, 6, 6, dtype=torch.float64)
     net = module_reference(model, family, x).network
     X = x.reshape(5, -1).numpy()
-    np.testing.assert_allclose(net.variance_diagonal(X, 1, 2), fv.variance(net, X, 1, 2, diagonal=True),
+    np.testing.assert_allclose(net.variance_diagonal(X, 1, 2), fv.variance(net, X, which="I1", n=2, diagonal=True),
                                rtol=1e-9, atol=1e-300)

@@ -15,10 +15,10 @@ import torch
 from torch import nn
 
 import fisher_verify as fv
+from fisher_verify import check_estimator
 from fisher_verify.errors import ShapeError
 from fisher_verify.fisher.estimators import estimators_from_draws
 from fisher_verify.testing.adapters import estimate_to_array, inputs_and_targets
-from fisher_verify.testing.estimator_gate import check_fisher_estimator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_estimator_gate import _Fast  # noqa: E402
@@ -49,7 +49,7 @@ def test_empirical_fisher_divided_by_m_minus_1_is_named_with_both_parts() -> Non
     teacher = fv.Network.random(f.net.widths, "tanh", f.fam, rng=7)
     y = f.fam.sample(teacher.forward(f.X), 1, np.random.default_rng(99))[0]
     emp = estimators_from_draws(f.net, f.x, y[None]).i1
-    rep = check_fisher_estimator(lambda g: 16 / 15 * emp, f.net, f.x, n=16, replications=R, rng=0,
+    rep = check_estimator(lambda g: 16 / 15 * emp, f.net, f.x, n=16, replications=R, rng=0,
                                  labels=y)
     assert not rep.passed and rep.cause == "data_labels" and rep.factor == "M/(M-1)"
     assert "the empirical Fisher × 16/15 (divided by M − 1 instead of M)" in rep.diagnosis
@@ -59,7 +59,7 @@ def test_exact_fisher_summed_over_inputs_is_named_with_both_parts() -> None:
     """laplace-torch's H: a sum over the inputs of the exact per-input Fisher: "deterministic
     and equal to I(θ) × M (a sum over the inputs, not a mean)", not "relative error 7"."""
     f = _Fast("categorical", n=16, M=8, K=3)
-    rep = check_fisher_estimator(lambda g: 8 * f.I, f.net, f.x, n=16, replications=R, rng=0)
+    rep = check_estimator(lambda g: 8 * f.I, f.net, f.x, n=16, replications=R, rng=0)
     assert not rep.passed and rep.cause == "exact_scaled" and rep.factor == "M"
     assert "deterministic and equal to I(θ) × 8 (a sum over the inputs, not a mean)" in rep.diagnosis
 
@@ -67,14 +67,14 @@ def test_exact_fisher_summed_over_inputs_is_named_with_both_parts() -> None:
 def test_argmax_labels_rescaled_are_named_with_both_parts() -> None:
     f = _Fast("categorical", n=16, K=3)
     top = np.eye(3)[np.argmax(f.eta, axis=-1)][None]
-    rep = check_fisher_estimator(lambda g: 2.0 * f.i1_from(top), f.net, f.x, n=16,
+    rep = check_estimator(lambda g: 2.0 * f.i1_from(top), f.net, f.x, n=16,
                                  replications=R, rng=0)
     assert rep.cause == "argmax_labels" and rep.factor == "2" and "× 2" in rep.diagnosis
 
 
 def test_an_unnamed_exact_factor_is_given_as_a_number() -> None:
     f = _Fast("poisson", n=16)
-    rep = check_fisher_estimator(lambda g: 1.2345 * f.I, f.net, f.x, n=16, replications=R, rng=0)
+    rep = check_estimator(lambda g: 1.2345 * f.I, f.net, f.x, n=16, replications=R, rng=0)
     assert rep.cause == "exact_scaled" and rep.factor == "" and "× 1.2345" in rep.diagnosis
 
 
@@ -96,7 +96,7 @@ def test_softmax_fed_to_cross_entropy_is_not_a_rescaling() -> None:
         S = np.einsum("nma,nmb->mab", r, r) / 16
         return np.asarray(np.einsum("map,mab,mbq->pq", f.J, S, f.J) / f.M)
 
-    rep = check_fisher_estimator(est, f.net, f.x, n=16, replications=R, rng=0)
+    rep = check_estimator(est, f.net, f.x, n=16, replications=R, rng=0)
     assert not rep.passed and rep.cause == "distribution" and rep.factor == ""
     assert not rep.scale_explains and "not by a constant factor" in rep.diagnosis
 
@@ -134,7 +134,7 @@ def test_label_smoothing_gets_no_spurious_simple_fraction() -> None:
         S = np.einsum("nma,nmb->mab", r, r) / 16
         return np.asarray(np.einsum("map,mab,mbq->pq", f.J, S, f.J) / f.M)
 
-    rep = check_fisher_estimator(est, f.net, f.x, n=16, replications=R, rng=0)
+    rep = check_estimator(est, f.net, f.x, n=16, replications=R, rng=0)
     assert not rep.passed and rep.factor == "" and "5/6" not in rep.diagnosis
     assert "not a rescaled Î1" in rep.diagnosis
 
@@ -142,7 +142,7 @@ def test_label_smoothing_gets_no_spurious_simple_fraction() -> None:
 @pytest.mark.parametrize(("factor", "name"), [(5 / 6, "5/6"), (16 / 15, "N/(N-1)"), (1 / 16, "1/n")])
 def test_a_true_factor_is_still_named(factor: float, name: str) -> None:
     f = _Fast("categorical", n=16, K=3)
-    rep = check_fisher_estimator(lambda g: factor * f.i1(g), f.net, f.x, n=16, replications=R, rng=1)
+    rep = check_estimator(lambda g: factor * f.i1(g), f.net, f.x, n=16, replications=R, rng=1)
     assert not rep.passed and rep.factor == name, rep.diagnosis
 
 
@@ -170,7 +170,7 @@ def test_check_torch_fisher_names_the_empirical_fisher_itself() -> None:
     tells the user to "pass labels=" (it has no such argument)."""
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(6, 3, generator=g, dtype=torch.float64), torch.randint(0, 3, (6,), generator=g)
-    rep = fv.check_torch_fisher(_empirical_diag, _mlp(), (x, y), family="categorical", n=4,
+    rep = fv.check_estimator(_empirical_diag, _mlp(), (x, y), family="categorical", n=4,
                                 replications=R)
     assert not rep.passed and rep.cause == "data_labels" and "empirical Fisher" in rep.diagnosis
     assert "labels=" not in rep.diagnosis
@@ -178,7 +178,7 @@ def test_check_torch_fisher_names_the_empirical_fisher_itself() -> None:
     def ignores_rng(model: nn.Module, data: object) -> dict:  # the labels are fixed, not given
         return _empirical_diag(model, (data, y))
 
-    rep = fv.check_torch_fisher(ignores_rng, _mlp(), x, family="categorical", n=4, replications=R)
+    rep = fv.check_estimator(ignores_rng, _mlp(), x, family="categorical", n=4, replications=R)
     assert not rep.passed and rep.cause == "deterministic"
     assert "labels=" not in rep.diagnosis and "give data with targets" in rep.diagnosis
 
@@ -188,8 +188,8 @@ def test_check_fisher_estimator_hint_names_its_own_argument() -> None:
     teacher = fv.Network.random(f.net.widths, "tanh", f.fam, rng=7)
     y = f.fam.sample(teacher.forward(f.X), 1, np.random.default_rng(99))[0]
     emp = estimators_from_draws(f.net, f.x, y[None]).i1
-    rep = check_fisher_estimator(lambda g: emp, f.net, f.x, n=16, replications=R, rng=0)
-    assert "pass labels= to check_fisher_estimator" in rep.diagnosis
+    rep = check_estimator(lambda g: emp, f.net, f.x, n=16, replications=R, rng=0)
+    assert "pass labels= to check_estimator" in rep.diagnosis
 
 
 # --- data and estimates in the forms real code uses ---------------------------------------------
@@ -232,7 +232,7 @@ def test_a_structured_curvature_object_is_refused_naming_the_forms() -> None:
         estimate_to_array(_KronLike(), model)
     f = _Fast("bernoulli", n=4)
     with pytest.raises(ShapeError, match=r"_KronLike, which has .detach but is not a torch.Tensor"):
-        check_fisher_estimator(lambda g: _KronLike(), f.net, f.x, n=4, replications=R)
+        check_estimator(lambda g: _KronLike(), f.net, f.x, n=4, replications=R)
 
 
 # --- float32 rounding is named as such ----------------------------------------------------------
@@ -241,10 +241,10 @@ def test_a_structured_curvature_object_is_refused_naming_the_forms() -> None:
 def test_a_float32_exact_fisher_is_reported_as_rounding() -> None:
     f = _Fast("categorical", n=16, K=3)
     f32 = f.I.astype(np.float32).astype(np.float64)
-    rep = check_fisher_estimator(lambda g: f32, f.net, f.x, n=16, replications=R, rng=0)
+    rep = check_estimator(lambda g: f32, f.net, f.x, n=16, replications=R, rng=0)
     assert not rep.passed and rep.cause == "rounding" and "float32 rounding" in rep.diagnosis
     assert "labels" not in rep.diagnosis
-    ok = check_fisher_estimator(lambda g: f32, f.net, f.x, n=16, replications=R, rng=0, rtol=1e-4)
+    ok = check_estimator(lambda g: f32, f.net, f.x, n=16, replications=R, rng=0, rtol=1e-4)
     assert ok.passed and ok.cause == "exact"
 
 
@@ -257,7 +257,7 @@ def test_a_float32_empirical_operator_is_reported_as_rounding() -> None:
     def emp32(model: nn.Module, data: object) -> dict:
         return {k: v.float().double() for k, v in _empirical_diag(model, data).items()}
 
-    rep = fv.check_torch_fisher(emp32, _mlp(), (x, y), family="categorical", reference="empirical")
+    rep = fv.check_estimator(emp32, _mlp(), (x, y), family="categorical", reference="empirical")
     assert not rep.passed and "float32 rounding" in rep.diagnosis
     assert "labels other than" not in rep.diagnosis
 
@@ -284,12 +284,12 @@ def test_check_torch_fisher_reads_dict_batches_and_per_example_lists() -> None:
 
     for data in ({"inputs": x}, [xi for xi in x]):
         seen.clear()
-        rep = fv.check_torch_fisher(mc_diag, _mlp(), data, family="categorical", n=1,
+        rep = fv.check_estimator(mc_diag, _mlp(), data, family="categorical", n=1,
                                     replications=60)
         assert rep.passed, rep.message()
         assert set(seen) == {type(data)}
     seen.clear()
-    with_targets = fv.check_torch_fisher(mc_diag, _mlp(), {"inputs": x}, family="categorical",
+    with_targets = fv.check_estimator(mc_diag, _mlp(), {"inputs": x}, family="categorical",
                                          n=1, replications=60, placeholder_labels=True)
     assert with_targets.passed and set(seen) == {dict}
 
@@ -313,11 +313,11 @@ def test_check_torch_fisher_names_a_summed_exact_fisher() -> None:
                     F[k] += probs[k_cls] * p.grad**2
         return F
 
-    rep = fv.check_torch_fisher(summed_exact, _mlp(), (x, y), family="categorical", n=1,
+    rep = fv.check_estimator(summed_exact, _mlp(), (x, y), family="categorical", n=1,
                                 replications=60)
     assert not rep.passed and rep.cause == "exact_scaled" and rep.factor == "M", rep.diagnosis
     assert "I(θ) × 6 (a sum over the inputs, not a mean)" in rep.diagnosis
-    ok = fv.check_torch_fisher(summed_exact, _mlp(), (x, y), family="categorical", n=1,
+    ok = fv.check_estimator(summed_exact, _mlp(), (x, y), family="categorical", n=1,
                                replications=60, reduction="sum")
     assert ok.passed and ok.cause == "exact", ok.diagnosis
 
@@ -327,6 +327,6 @@ def test_digits_lost_in_float64_are_not_called_float32() -> None:
     f = _Fast("categorical", n=16, K=3)
     off = f.I * (1 + 1e-8 * np.sign(np.random.default_rng(0).normal(size=f.I.shape)))
     off = (off + off.T) / 2
-    rep = check_fisher_estimator(lambda g: off, f.net, f.x, n=16, replications=R, rng=0)
+    rep = check_estimator(lambda g: off, f.net, f.x, n=16, replications=R, rng=0)
     assert rep.cause == "rounding" and "digits lost in a float64 computation" in rep.diagnosis
     assert "float32 computation" not in rep.diagnosis

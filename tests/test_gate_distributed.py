@@ -25,7 +25,8 @@ import torch
 import torch.distributed as dist
 
 import fisher_verify as fv
-from fisher_verify.testing.estimator_gate import check_fisher_estimator, torch_parameter_permutation
+from fisher_verify import check_estimator
+from fisher_verify.testing.estimator_gate import torch_parameter_permutation
 
 M = 8
 
@@ -71,8 +72,8 @@ def run(rank, world):
     first = gnb(model, x, rank, world)
     out["estimates"] = torch.as_tensor(np.stack([first(np.random.default_rng(s)) for s in range(3)]))
     for name, fault in (("correct", False), ("per_rank_b", True)):
-        rep = check_fisher_estimator(gnb(model, x, rank, world, fault), net, x.numpy(), n=1,
-                                     kind="gnb", diagonal_only=True, rng=0, replications=200)
+        rep = check_estimator(gnb(model, x, rank, world, fault), net, x.numpy(), n=1,
+                              which="gnb", diagonal_only=True, rng=0, replications=200)
         out[name] = {"passed": torch.tensor(rep.passed), "cause": rep.cause, "factor": rep.factor,
                      "diagnosis": rep.diagnosis}
     return out

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 import fisher_verify as fv
+from fisher_verify import check_estimator
 from fisher_verify.errors import FisherVerifyError
 from fisher_verify.fisher.kfac import kfac_factors, preactivation_jacobian
 from fisher_verify.testing.calibrated import assert_frequency_at_least
-from fisher_verify.testing.estimator_gate import check_fisher_estimator
 from fisher_verify.testing.gate_exact import combination_variance, statistics_covariance
 from fisher_verify.testing.gate_kinds import KFAC, OneBackward, kind_statistics
 
@@ -118,7 +118,7 @@ def test_kfac_gate_passes_and_names_its_faults() -> None:
     M = len(X)
 
     def gate(est, kind, **kw):  # type: ignore[no-untyped-def]
-        return check_fisher_estimator(est, net, X, n=1, kind=kind, rng=0, **kw)
+        return check_estimator(est, net, X, n=1, which=kind, rng=0, **kw)
 
     for layer in range(net.depth):
         rep = gate(_kfac_estimator(net, X, layer), KFAC(layer))
@@ -139,8 +139,8 @@ def test_kfac_gate_passes_and_names_its_faults() -> None:
     assert not order.passed and order.cause in ("permutation", "known_fault"), order.message()
     assert "A ⊗ G instead of G ⊗ A" in order.diagnosis
     net2, X2 = _net(M=8, widths=(3, 4, 4), scale=2.0)  # where the permutation check alone misses
-    order = check_fisher_estimator(_kfac_estimator(net2, X2, 0, factor="block", order="AG"), net2, X2,
-                                   n=1, kind=KFAC(0, "block"), rng=0)
+    order = check_estimator(_kfac_estimator(net2, X2, 0, factor="block", order="AG"), net2, X2,
+                                   n=1, which=KFAC(0, "block"), rng=0)
     assert not order.passed and "A ⊗ G instead of G ⊗ A" in order.diagnosis, order.message()
     # the Î₁ of θ is not what KFAC gates: a P x P estimate is refused by shape
     with pytest.raises(fv.errors.ShapeError, match="expected"):
@@ -165,8 +165,8 @@ def _one_backward(net, X, probe="rademacher", B=None):  # type: ignore[no-untype
 def test_one_backward_gate_and_the_sqrt2_bound() -> None:
     net, X = _net(M=8, widths=(3, 4), scale=2.0)
     for probe in ("rademacher", "gaussian"):
-        rep = check_fisher_estimator(_one_backward(net, X, probe), net, X, n=1, diagonal_only=True,
-                                     kind=OneBackward(probe), rng=0, variance="exact")  # type: ignore[arg-type]
+        rep = check_estimator(_one_backward(net, X, probe), net, X, n=1, diagonal_only=True,
+                                     which=OneBackward(probe), rng=0, variance="exact")  # type: ignore[arg-type]
         assert rep.passed, rep.message()
         # the claim: sd of the diagonal estimate at most √2 × the true diagonal
         assert all(s.sd <= math.sqrt(2) * s.expected * (1 + 1e-12) for s in rep.statistics[:net.num_params])
@@ -178,7 +178,7 @@ def test_one_sided_threshold_is_catonis_one_sided_radius() -> None:
     net, X = _net(M=4, widths=(2, 3))
     est = _one_backward(net, X)
     R, alpha, D = 150, 1e-6, 3
-    rep = check_fisher_estimator(est, net, X, n=1, diagonal_only=True, kind=OneBackward(), rng=0,
+    rep = check_estimator(est, net, X, n=1, diagonal_only=True, which=OneBackward(), rng=0,
                                  side="upper", replications=R, alpha=alpha, directions=D)
     S = net.num_params + D
     L = math.log(2 * S / alpha)
@@ -205,7 +205,7 @@ def test_one_sided_threshold_is_catonis_one_sided_radius() -> None:
     # below its range the one-sided gate refuses, naming the minimum ⌊2L⌋ + 1
     need = math.floor(2 * L) + 1
     with pytest.raises(FisherVerifyError, match=f"at least {need}"):
-        check_fisher_estimator(est, net, X, n=1, diagonal_only=True, kind=OneBackward(), rng=0,
+        check_estimator(est, net, X, n=1, diagonal_only=True, which=OneBackward(), rng=0,
                                side="upper", replications=need - 1, alpha=alpha, directions=D)
 
 
@@ -217,7 +217,7 @@ def test_one_sided_modes_accept_bounds_and_reject_the_wrong_side() -> None:
     unc = _one_backward(net, X, B=one_backward_roots(net.family, h, centered=False))
 
     def gate(est, kind, side):  # type: ignore[no-untyped-def]
-        return check_fisher_estimator(est, net, X, n=1, diagonal_only=True, kind=kind, rng=0, side=side)
+        return check_estimator(est, net, X, n=1, diagonal_only=True, which=kind, rng=0, side=side)
 
     assert gate(unc, OneBackward(centered=False), "upper").passed
     low = gate(unc, OneBackward(centered=False), "lower")
@@ -232,8 +232,8 @@ def test_one_sided_modes_accept_bounds_and_reject_the_wrong_side() -> None:
         s = np.einsum("ma,map->mp", fam.sample_statistic(h, 1, g)[0] - eta, J)
         return 0.5 * (s * s).mean(axis=0)
 
-    assert gate(half, 1, "lower").passed
-    up = gate(half, 1, "upper")
+    assert gate(half, "I1", "lower").passed
+    up = gate(half, "I1", "upper")
     assert not up.passed and up.cause == "below_bound"
     # no single statistic resolves the factor 1/2 at R = 200; the pooled one-sided test does
     (pooled,) = up.pooled
@@ -246,19 +246,19 @@ def test_refusals_name_the_argument() -> None:
     P = net.num_params
     zero = lambda g: np.zeros(P)  # noqa: E731
     with pytest.raises(FisherVerifyError, match="side='upper'"):
-        check_fisher_estimator(zero, net, X, n=1, diagonal_only=True, kind=OneBackward(centered=False))
+        check_estimator(zero, net, X, n=1, diagonal_only=True, which=OneBackward(centered=False))
     with pytest.raises(FisherVerifyError, match="side must be"):
-        check_fisher_estimator(zero, net, X, n=1, diagonal_only=True, side="above")  # type: ignore[arg-type]
+        check_estimator(zero, net, X, n=1, diagonal_only=True, side="above")  # type: ignore[arg-type]
     with pytest.raises(FisherVerifyError, match="OneBackward.probe"):
-        check_fisher_estimator(zero, net, X, n=1, diagonal_only=True, kind=OneBackward("uniform"))  # type: ignore[arg-type]
+        check_estimator(zero, net, X, n=1, diagonal_only=True, which=OneBackward("uniform"))  # type: ignore[arg-type]
     with pytest.raises(FisherVerifyError, match="layer must be"):
-        check_fisher_estimator(zero, net, X, n=1, kind=KFAC(7))
+        check_estimator(zero, net, X, n=1, which=KFAC(7))
     with pytest.raises(FisherVerifyError, match="KFAC.factor"):
-        check_fisher_estimator(zero, net, X, n=1, kind=KFAC(0, "A"))  # type: ignore[arg-type]
+        check_estimator(zero, net, X, n=1, which=KFAC(0, "A"))  # type: ignore[arg-type]
     with pytest.raises(fv.errors.UnsupportedError, match="categorical"):
         bern = fv.Network.random((2, 2, 1), "tanh", fv.family("bernoulli"), rng=0)
-        check_fisher_estimator(lambda g: np.zeros(bern.num_params), bern, X, n=1, diagonal_only=True,
-                               kind=OneBackward(centered=False), side="upper")
+        check_estimator(lambda g: np.zeros(bern.num_params), bern, X, n=1, diagonal_only=True,
+                               which=OneBackward(centered=False), side="upper")
 
 
 @pytest.mark.parametrize(("kind", "side"), [(KFAC(1), "two-sided"), (OneBackward("rademacher"), "two-sided"),
@@ -277,7 +277,7 @@ def test_false_alarm_rate_at_a_measurable_alpha(kind: object, side: str) -> None
     rng = np.random.default_rng(11)
     gates, alpha = 100, 0.2
     alarms = sum(
-        not check_fisher_estimator(est, net, X, n=1, kind=kind, diagonal_only=diag,  # type: ignore[arg-type]
+        not check_estimator(est, net, X, n=1, which=kind, diagonal_only=diag,  # type: ignore[arg-type]
                                    replications=60, rng=rng, alpha=alpha, directions=2,
                                    variance="exact", side=side).passed  # type: ignore[arg-type]
         for _ in range(gates)
@@ -326,8 +326,8 @@ def test_size_limits_are_refused_at_once_naming_the_limit(monkeypatch: pytest.Mo
     net, X = _net()
     monkeypatch.setattr(gate_onebackward, "ONE_BACKWARD_ENTRY_LIMIT", 100)
     with pytest.raises(fv.errors.UnsupportedError, match="exceed 100"):
-        check_fisher_estimator(lambda g: np.zeros(net.num_params), net, X, n=1, diagonal_only=True,
-                               kind=OneBackward())
+        check_estimator(lambda g: np.zeros(net.num_params), net, X, n=1, diagonal_only=True,
+                               which=OneBackward())
     monkeypatch.setattr(gate_kfac, "KFAC_ENTRY_LIMIT", 100)
     with pytest.raises(fv.errors.UnsupportedError, match="exceed 100"):
-        check_fisher_estimator(lambda g: np.zeros((3, 3)), net, X, n=1, kind=KFAC(1))
+        check_estimator(lambda g: np.zeros((3, 3)), net, X, n=1, which=KFAC(1))

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import fisher_verify as fv
+from fisher_verify import check_estimator
 from fisher_verify.errors import FisherVerifyError
 from fisher_verify.testing.calibrated import assert_frequency_at_least
-from fisher_verify.testing.estimator_gate import check_fisher_estimator, from_torch_estimator
 from fisher_verify.testing.gate_exact import combination_variance, statistics_covariance
 from fisher_verify.testing.gate_kinds import gnb_statistics, hutchinson_statistics, sum_moments
 
@@ -180,12 +180,12 @@ def test_gnb_passes_and_its_faults_are_named(name: str, params: dict) -> None:
     f = _Gnb(name, **params)
 
     def gate(est, diag=True, **kw):  # type: ignore[no-untyped-def]
-        return check_fisher_estimator(est, f.net, f.x, n=1, kind="gnb", diagonal_only=diag, rng=0, **kw)
+        return check_estimator(est, f.net, f.x, n=1, which="gnb", diagonal_only=diag, rng=0, **kw)
 
     for rep in (gate(f.make()), gate(f.make(full=True), diag=False),
                 gate(f.make(), variance="exact")):
         assert rep.passed, rep.message()
-        assert rep.kind == "gnb" and "Gauss–Newton–Bartlett" in rep.message()
+        assert rep.which == "gnb" and "Gauss–Newton–Bartlett" in rep.message()
     missing_b = gate(f.make(1.0 / f.M))
     assert not missing_b.passed and missing_b.factor == "1/M" and "batch size B" in missing_b.diagnosis
     accumulation = gate(f.make(1.0 / 4))  # loss divided by 2 accumulation steps
@@ -201,20 +201,19 @@ def test_gnb_passes_and_its_faults_are_named(name: str, params: dict) -> None:
     clipped = gate(f.make(clip=0.5 * float(np.sqrt(np.trace(fv.exact_fisher(f.net, f.x)) / f.M))))
     assert not clipped.passed and clipped.cause == "clipped" and "clipped gradient" in clipped.diagnosis
     # the Î₁ calibration calls the correct GNB noisier, not unbiased with Î₁'s spread
-    assert check_fisher_estimator(f.make(), f.net, f.x, n=1, kind=1, diagonal_only=True, rng=0).cause == "noisier"
+    assert check_estimator(f.make(), f.net, f.x, n=1, which="I1", diagonal_only=True, rng=0).cause == "noisier"
 
 
 def test_gnb_with_torch_autograd_passes_and_through_check_torch_fisher() -> None:
     """A Sophia-style PyTorch step: labels sampled per example, cross-entropy mean, backward,
-    B·grad²; gated via from_torch_estimator and check_torch_fisher(kind="gnb")."""
+    B·grad²; gated with which="gnb" through the module route (float64 and float32)."""
     import torch
 
-    from fisher_verify.testing.adapters import check_torch_fisher
+    from fisher_verify import check_estimator
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3)).double()
     fam = fv.family("categorical", K=3)
-    net = fv.Network.from_torch(model, fam)
     x = np.random.default_rng(2).normal(size=(6, 3))
 
     def gnb(model, xt, generator, scale=1.0):  # type: ignore[no-untyped-def]
@@ -225,16 +224,17 @@ def test_gnb_with_torch_autograd_passes_and_through_check_torch_fisher() -> None
         grads = torch.autograd.grad(loss, list(model.parameters()))
         return scale * xt.shape[0] * torch.cat([g.reshape(-1) ** 2 for g in grads])
 
-    rep = check_fisher_estimator(from_torch_estimator(gnb, model, x), net, x, n=1, kind="gnb",
-                                 diagonal_only=True, rng=0)
+    rep = check_estimator(lambda m, d, generator: gnb(m, d, generator), model, torch.as_tensor(x),
+                          family=fam, n=1, which="gnb", randomness="generator", rng=0)
     assert rep.passed, rep.message()
-    bad = check_fisher_estimator(from_torch_estimator(lambda m, xt, g: gnb(m, xt, g, 1 / 6), model, x),
-                                 net, x, n=1, kind="gnb", diagonal_only=True, rng=0)
+    bad = check_estimator(lambda m, d, generator: gnb(m, d, generator, 1 / 6), model,
+                          torch.as_tensor(x), family=fam, n=1, which="gnb",
+                          randomness="generator", rng=0)
     assert not bad.passed and bad.factor == "1/M"
     xt = torch.as_tensor(x)
-    via = check_torch_fisher(lambda m, d, generator: gnb(m, d, generator), model.float(), xt.float(),
-                             family=fam, n=1, kind="gnb", randomness="generator", rng=0)
-    assert via.passed and getattr(via, "kind", None) == "gnb", via.message()
+    via = check_estimator(lambda m, d, generator: gnb(m, d, generator), model.float(), xt.float(),
+                             family=fam, n=1, which="gnb", randomness="generator", rng=0)
+    assert via.passed and getattr(via, "which", None) == "gnb", via.message()
 
 
 @pytest.mark.parametrize(("name", "params"), [("categorical", {"K": 3}), ("bernoulli", {})])
@@ -250,7 +250,7 @@ def test_hutchinson_passes_and_wrong_probes_fail(name: str, params: dict) -> Non
     gauss = lambda g: g.normal(size=P)  # noqa: E731
 
     def gate(est, kind):  # type: ignore[no-untyped-def]
-        return check_fisher_estimator(est, net, x, n=1, kind=kind, diagonal_only=True, rng=0)
+        return check_estimator(est, net, x, n=1, which=kind, diagonal_only=True, rng=0)
 
     assert gate(hut(rad), "hutchinson-rademacher").passed
     assert gate(hut(gauss), "hutchinson-gaussian").passed
@@ -264,22 +264,22 @@ def test_hutchinson_passes_and_wrong_probes_fail(name: str, params: dict) -> Non
     def probes(k: int, scale: float):  # type: ignore[no-untyped-def]
         return lambda g: scale * (lambda v: (v * (v @ F)).mean(axis=0))(g.choice([-1.0, 1.0], size=(k, P)))
 
-    summed = check_fisher_estimator(probes(4, 4.0), net, x, n=4, kind="hutchinson-rademacher",
+    summed = check_estimator(probes(4, 4.0), net, x, n=4, which="hutchinson-rademacher",
                                     diagonal_only=True, rng=0)
     assert not summed.passed and summed.factor == "n"
-    quiet = check_fisher_estimator(probes(4, 1.0), net, x, n=1, kind="hutchinson-rademacher",
+    quiet = check_estimator(probes(4, 1.0), net, x, n=1, which="hutchinson-rademacher",
                                    diagonal_only=True, rng=0, variance="exact")
     assert not quiet.passed and quiet.cause == "quieter"
 
 
 def test_bad_kinds_are_refused() -> None:
     net, x = _net("bernoulli")
-    with pytest.raises(FisherVerifyError, match="kind must be one of"):
-        check_fisher_estimator(lambda g: np.zeros(net.num_params), net, x, n=1, kind="sophia",  # type: ignore[arg-type]
+    with pytest.raises(FisherVerifyError, match="which must be one of"):
+        check_estimator(lambda g: np.zeros(net.num_params), net, x, n=1, which="sophia",  # type: ignore[arg-type]
                                diagonal_only=True)
     with pytest.raises(FisherVerifyError, match="diagonal_only=True"):
-        check_fisher_estimator(lambda g: np.zeros((net.num_params,) * 2), net, x, n=1,
-                               kind="hutchinson-rademacher")
+        check_estimator(lambda g: np.zeros((net.num_params,) * 2), net, x, n=1,
+                               which="hutchinson-rademacher")
 
 
 @pytest.mark.parametrize("kind", ["gnb", "hutchinson-rademacher", "hutchinson-gaussian"])
@@ -298,7 +298,7 @@ def test_false_alarm_rate_at_a_measurable_alpha(kind: str) -> None:
     rng = np.random.default_rng(11)
     gates, alpha = 100, 0.2
     alarms = sum(
-        not check_fisher_estimator(est, f.net, f.x, n=1, kind=kind, diagonal_only=True,  # type: ignore[arg-type]
+        not check_estimator(est, f.net, f.x, n=1, which=kind, diagonal_only=True,  # type: ignore[arg-type]
                                    replications=60, rng=rng, alpha=alpha, directions=2,
                                    variance="exact").passed
         for _ in range(gates)
@@ -306,12 +306,12 @@ def test_false_alarm_rate_at_a_measurable_alpha(kind: str) -> None:
     assert_frequency_at_least(gates - alarms, gates, 1 - alpha, alpha=1e-6, what="1 - alarms")
 
 
-@pytest.mark.parametrize("kind", [1, 2, "gnb", "hutchinson-rademacher"])
+@pytest.mark.parametrize("kind", ["I1", "I2", "gnb", "hutchinson-rademacher"])
 def test_diagonal_gate_without_directions_runs(kind: object) -> None:
     """directions=0 with a diagonal estimate (no Diag(v²) forms to stack) is a valid gate."""
     net, x = _net("bernoulli")
     F = fv.exact_fisher(net, x)
-    rep = check_fisher_estimator(lambda g: np.diag(F), net, x, n=2, kind=kind,  # type: ignore[arg-type]
+    rep = check_estimator(lambda g: np.diag(F), net, x, n=2, which=kind,  # type: ignore[arg-type]
                                  diagonal_only=True, directions=0)
     assert rep.passed and rep.cause == "exact" and len(rep.statistics) == net.num_params
 
@@ -319,7 +319,7 @@ def test_diagonal_gate_without_directions_runs(kind: object) -> None:
 # --- subsampled inputs (ext-subsampled) -------------------------------------------------------
 
 
-@pytest.mark.parametrize(("base", "replace"), [(1, False), (1, True), ("exact", False), ("exact", True)])
+@pytest.mark.parametrize(("base", "replace"), [("I1", False), ("I1", True), ("exact", False), ("exact", True)])
 def test_subsampled_law_matches_enumeration_over_subsets(base: object, replace: bool) -> None:
     from fisher_verify.testing.gate_kinds import Subsampled, subsampled_statistics
 
@@ -374,7 +374,7 @@ def test_subsampled_estimators_pass_and_faults_fail() -> None:
         return est
 
     def gate(est, kind):  # type: ignore[no-untyped-def]
-        return check_fisher_estimator(est, net, x, n=1, kind=kind, diagonal_only=True, rng=0)
+        return check_estimator(est, net, x, n=1, which=kind, diagonal_only=True, rng=0)
 
     kind = Subsampled(m, "exact")
     ok = gate(ewc(m), kind)
@@ -392,7 +392,7 @@ def test_subsampled_estimators_pass_and_faults_fail() -> None:
         sc = np.einsum("nma,map->nmp", t - eta[S], J[S])
         return (sc * sc).sum(axis=(0, 1)) / (4 * m)
 
-    rep = check_fisher_estimator(i1_sub, net, x, n=4, kind=Subsampled(m, 1), diagonal_only=True, rng=0)
+    rep = check_estimator(i1_sub, net, x, n=4, which=Subsampled(m, "I1"), diagonal_only=True, rng=0)
     assert rep.passed, rep.message()
     with pytest.raises(FisherVerifyError, match="Subsampled.inputs"):
         gate(ewc(m), Subsampled(M + 1, "exact"))
@@ -404,8 +404,8 @@ def test_gnb_on_other_families(name: str, params: dict) -> None:
     exact, over 3 seeds; a missing B is named."""
     f = _Gnb(name, M=6, **params)
     for seed in range(3):
-        rep = check_fisher_estimator(f.make(), f.net, f.x, n=1, kind="gnb", diagonal_only=True,
+        rep = check_estimator(f.make(), f.net, f.x, n=1, which="gnb", diagonal_only=True,
                                      rng=seed, variance="exact")
         assert rep.passed, rep.message()
-    bad = check_fisher_estimator(f.make(1.0 / f.M), f.net, f.x, n=1, kind="gnb", diagonal_only=True, rng=0)
+    bad = check_estimator(f.make(1.0 / f.M), f.net, f.x, n=1, which="gnb", diagonal_only=True, rng=0)
     assert not bad.passed and bad.factor == "1/M"

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from fisher_verify.testing.adapters import check_torch_fisher
+from fisher_verify import check_estimator
 from fisher_verify.testing.gate_kinds import KFAC, OneBackward, Subsampled
 
 nn = torch.nn
@@ -160,7 +160,7 @@ def _subsampled(m: int, norm: int | None = None, redraw: bool = True) -> Callabl
 
 def _gate(fn: Callable[..., Any], model: nn.Module, data: Any, kind: Any, **kw: Any) -> Any:
     kw.setdefault("replications", 200)
-    return check_torch_fisher(fn, model, data, family="categorical", n=1, kind=kind,
+    return check_estimator(fn, model, data, family="categorical", n=1, which=kind,
                               randomness="generator", rng=0, **kw)
 
 

@@ -14,7 +14,8 @@ import pytest
 from scipy import stats
 
 import fisher_verify as fv
-from fisher_verify.fisher.covariance import covariance
+from fisher_verify import check_estimator
+from fisher_verify.fisher.covariance import network_covariance as covariance
 from fisher_verify.testing.calibrated import (
     assert_frequency_at_least,
     assert_frequency_matches,
@@ -25,7 +26,6 @@ from fisher_verify.testing.calibrated import (
     median_of_means_radius,
 )
 from fisher_verify.testing.catoni import catoni_radius
-from fisher_verify.testing.estimator_gate import check_fisher_estimator
 from fisher_verify.testing.spread import spread_test
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -144,7 +144,7 @@ def test_gate_mean_and_spread_radii_from_the_enumerated_law() -> None:
     number of spread tests."""
     f = _Fast("bernoulli", n=2)
     R, D = 200, 2
-    rep = check_fisher_estimator(f.i1, f.net, f.x, n=2, replications=R, rng=0, directions=D)
+    rep = check_estimator(f.i1, f.net, f.x, n=2, replications=R, rng=0, directions=D)
     assert rep.method == "catoni+spread"
     P = f.net.num_params
     V = np.random.default_rng(0).normal(size=(D, P))  # the gate draws its directions first
@@ -185,7 +185,7 @@ def test_constant_statistic_level_is_the_atom_bound() -> None:
     for mult, ok in [(0.98, True), (1.02, False)]:
         est = f.I.copy()
         est[j, j] += mult * d_star
-        rep = check_fisher_estimator(lambda g, e=est: e, f.net, f.x, n=16, replications=R,
+        rep = check_estimator(lambda g, e=est: e, f.net, f.x, n=16, replications=R,
                                      rng=0, directions=0)
         assert rep.method == "catoni" and rep.deterministic
         assert rep.passed == ok, (mult, rep.message())
@@ -244,7 +244,7 @@ def test_pooled_radii_and_standard_errors_are_their_formulas() -> None:
         seen.append(out)
         return out
 
-    rep = check_fisher_estimator(est, f.net, f.x, n=16, replications=R, rng=0, directions=D)
+    rep = check_estimator(est, f.net, f.x, n=16, replications=R, rng=0, directions=D)
     V = np.random.default_rng(0).normal(size=(D, P))
     V /= np.linalg.norm(V, axis=1, keepdims=True)
     Ws = [np.diag(np.eye(P)[i]) for i in range(P)] + [np.outer(v, v) for v in V]
@@ -284,7 +284,7 @@ def test_gate_median_of_means_radius_below_catonis_range() -> None:
     c σ/√(R // k) where Bin(k, 1/c²) ≥ (k+1)/2 has probability ≤ 0.9 alpha/S (scipy)."""
     f = _Fast("poisson", n=16)
     R_ = 20
-    rep = check_fisher_estimator(f.i1, f.net, f.x, n=16, replications=R_, rng=0)
+    rep = check_estimator(f.i1, f.net, f.x, n=16, replications=R_, rng=0)
     S = len(rep.statistics)
     assert rep.method == "median_of_means" and rep.tests == S
     level = 0.9e-6 / S

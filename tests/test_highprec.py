@@ -54,7 +54,7 @@ def test_mp_route_agrees_with_float64(widths, act, fam) -> None:
     assert _rel(mp_output_hessians(net, x), net.output_hessians(x)) <= TOL
     assert _rel(mp_exact_fisher(net, x), fv.exact_fisher(net, x)) <= TOL
     for est in (1, 2):
-        assert _rel(mp_variance(net, x, est, n=4), fv.variance(net, x, est, n=4)) <= TOL
+        assert _rel(mp_variance(net, x, f"I{est}", n=4), fv.variance(net, x, which=f"I{est}", n=4)) <= TOL
 
 
 def test_single_input_shapes_and_batch_consistency() -> None:
@@ -66,7 +66,7 @@ def test_single_input_shapes_and_batch_consistency() -> None:
     assert all(a == b for a, b in zip(J1.ravel(), mp_jacobian(net, x)[0].ravel()))
     assert mp_exact_fisher(net, x[0]).shape == (P, P)
     # one input with N draws: the paper's thm-4 / thm-6 verbatim, Var scales as 1/N
-    v1, v5 = mp_variance(net, x[0], 2, n=1), mp_variance(net, x[0], 2, n=5)
+    v1, v5 = mp_variance(net, x[0], "I2", n=1), mp_variance(net, x[0], "I2", n=5)
     with mpmath.workdps(60):
         assert max(abs(a - 5 * b) for a, b in zip(v1.ravel(), v5.ravel())) <= 1e-45 * max(abs(v) for v in v1.ravel())
 
@@ -122,14 +122,14 @@ def test_relu_hessians_away_from_kinks_and_refused_at_one() -> None:
     assert net.kinks(x) == []
     H = mp_output_hessians(net, x)
     assert _rel(H, net.output_hessians(x, method="autodiff")) <= TOL
-    assert _rel(mp_variance(net, x, estimator=2), fv.variance(net, x, estimator=2)) <= TOL
+    assert _rel(mp_variance(net, x, which="I2"), fv.variance(net, x, which="I2")) <= TOL
     weights = [W.copy() for W in net.weights]
     weights[0][2, -1] = -float(weights[0][2, :-1] @ x)
     kinked = fv.Network(weights, "relu", net.family)
     with pytest.raises(UnsupportedError, match="kink .* input 0: pre-activation 2 of layer 1"):
         mp_output_hessians(kinked, x)
     with pytest.raises(UnsupportedError, match="thm-6"):
-        mp_variance(kinked, x, estimator=2)
+        mp_variance(kinked, x, which="I2")
     # first-order quantities exist for ReLU (sigma'(0) = 0 convention) and agree
     assert _rel(mp_jacobian(net, x), net.jacobian(x)) <= TOL
     assert _rel(mp_exact_fisher(net, x), fv.exact_fisher(net, x)) <= TOL
@@ -138,9 +138,9 @@ def test_relu_hessians_away_from_kinks_and_refused_at_one() -> None:
 def test_bad_arguments_refused() -> None:
     net, x = _net((2, 3, 1), "tanh", ("bernoulli", {}))
     with pytest.raises(ShapeError):
-        mp_variance(net, x, estimator=3)  # type: ignore[arg-type]
+        mp_variance(net, x, which=3)  # type: ignore[arg-type]
     with pytest.raises(ShapeError):
-        mp_variance(net, x, estimator=1, n=0)
+        mp_variance(net, x, which="I1", n=0)
     with pytest.raises(ShapeError):
         mp_jacobian(net, x, dps=5)
     with pytest.raises(ShapeError):

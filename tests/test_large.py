@@ -50,12 +50,12 @@ def test_diagonals_equal_dense_route(case: tuple[fv.Network, np.ndarray]) -> Non
     n = 3
     d = mlp.diagonals(net, x, n, device="cpu")
     _close(d.fisher, np.diag(fv.exact_fisher(net, x)))
-    _close(d.variance_1, fv.variance(net, x, estimator=1, n=n, diagonal=True))
-    _close(d.variance_2, fv.variance(net, x, estimator=2, n=n, diagonal=True))
+    _close(d.variance_1, fv.variance(net, x, which="I1", n=n, diagonal=True))
+    _close(d.variance_2, fv.variance(net, x, which="I2", n=n, diagonal=True))
     H = net.output_hessians(np.atleast_2d(x))
     _close(mlp.output_hessian_diagonals(net, x, device="cpu"),
            np.diagonal(H, axis1=-2, axis2=-1))
-    V = fv.variance(net, x, estimator=1, n=n)
+    V = fv.variance(net, x, which="I1", n=n)
     off = net.offsets
     layer = net.depth - 1
     blk = V[off[layer] : off[layer + 1], off[layer] : off[layer + 1]]
@@ -72,7 +72,7 @@ def test_norms_and_bounds_equal_dense_route(case: tuple[fv.Network, np.ndarray])
     _close(b7.lhs, lhs7)
     _close(b7.rhs, rhs7)
     _close(b7.details["spectral_variant"], spec7, 1e-8)  # eigvalsh vs np.linalg.norm(·, 2)
-    _close(mlp_bounds.covariance1_norm(net, x, n, device="cpu"), fv.covariance_norm(net, x, 1, n))
+    _close(mlp_bounds.covariance1_norm(net, x, n, device="cpu"), fv.covariance_norm(net, x, which="I1", n=n))
     q2 = _moments(net, x, 2)
     lhs8, rhs8 = thm8_sides(q2["H"], q2["I"], n)
     b8 = mlp_bounds.thm8_large(net, x, n, device="cpu")
@@ -81,7 +81,7 @@ def test_norms_and_bounds_equal_dense_route(case: tuple[fv.Network, np.ndarray])
     _close(b8.rhs, rhs8)
     est = mlp_bounds.covariance2_norm(net, x, n, device="cpu")
     assert est.exact and est.stderr == 0.0
-    _close(est.value, fv.covariance_norm(net, x, 2, n))
+    _close(est.value, fv.covariance_norm(net, x, which="I2", n=n))
 
 
 @given(c2_networks)
@@ -135,7 +135,7 @@ def test_deep_network_full_hessian_recursion() -> None:
     _close(mlp.output_hessian_diagonals(net, X, device="cpu"),
            np.diagonal(H, axis1=-2, axis2=-1))
     _close(mlp.variance2_diagonal(net, X, 4, device="cpu", batch_size=1),
-           fv.variance(net, X, estimator=2, n=4, diagonal=True))
+           fv.variance(net, X, which="I2", n=4, diagonal=True))
 
 
 def test_float32_against_float64() -> None:
@@ -201,7 +201,7 @@ def test_categorical_k50_uses_the_ok_contraction(monkeypatch: pytest.MonkeyPatch
     assert calls["direct"] >= net.depth
     _close(d.variance_1, var_ref)
     _close(d.fisher, np.diag(fv.exact_fisher(net, X)))
-    _close(d.variance_2, fv.variance(net, X, estimator=2, n=n, diagonal=True))
+    _close(d.variance_2, fv.variance(net, X, which="I2", n=n, diagonal=True))
     _close(mlp_bounds.covariance1_norm(net, X, n, device="cpu"), norm_ref)
 
 
@@ -227,10 +227,10 @@ def test_bad_input_errors() -> None:
     # ReLU away from its kinks (thm-3-ae): the large path equals the dense thm-6 quantities;
     # the diagonal of Var(Î₂) vanishes (d24-pwl), the norm does not (cross-layer blocks)
     assert net.kinks(x) == []
-    dense = fv.variance(net, x, estimator=2)
+    dense = fv.variance(net, x, which="I2")
     assert np.max(np.abs(np.diag(dense))) <= 1e-14 * np.max(dense) and np.max(dense) > 0.1
     assert np.max(np.abs(mlp.variance2_diagonal(net, x, device="cpu"))) <= 1e-14 * np.max(dense)
-    _close(mlp_bounds.thm8_large(net, x, device="cpu").lhs, fv.covariance_norm(net, x, 2, 1))
+    _close(mlp_bounds.thm8_large(net, x, device="cpu").lhs, fv.covariance_norm(net, x, which="I2", n=1))
     weights = [W.copy() for W in net.weights]
     weights[0][2, -1] = -float(weights[0][2, :-1] @ x)
     kinked = fv.Network(weights, "relu", net.family)
@@ -275,8 +275,9 @@ def test_into_domain_helper_networks_run_on_default_device() -> None:
 def test_torch_module_is_refused_with_the_way_in() -> None:
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
     before = [p.detach().clone() for p in model.parameters()]
-    for call in (lambda: fv.analyze(model, np.ones(3)),
-                 lambda: mlp.diagonals(model, np.ones(3), device="cpu"),
+    with pytest.raises(fv.FisherVerifyError, match="family: a Sequential needs its output family"):
+        fv.analyze(model, np.ones(3))  # the one analyze takes any module, with its family
+    for call in (lambda: mlp.diagonals(model, np.ones(3), device="cpu"),
                  lambda: mlp_bounds.thm7_large(model, np.ones(3), device="cpu")):
         with pytest.raises(ShapeError, match="Network.from_torch"):
             call()
@@ -405,7 +406,7 @@ def test_streamed_norms_over_small_blocks_equal_dense_route(
     X = np.concatenate([X, X[::-1] * 0.5 + 0.1])  # at least two inputs, blocks really split
     net = net.into_domain(X)
     s = mlp._setup(net, X, "cpu", None)
-    dense = {"thm-7": fv.covariance_norm(net, X, 1, 1), "thm-8": fv.covariance_norm(net, X, 2, 1)}
+    dense = {"thm-7": fv.covariance_norm(net, X, which="I1", n=1), "thm-8": fv.covariance_norm(net, X, which="I2", n=1)}
     for statement, ref in dense.items():
         if statement == "thm-8" and net.kinks(X):
             continue

@@ -266,8 +266,8 @@ def test_engine_applies_the_loss_link() -> None:
              ((nn.Sequential(body, _Exp()), nn.PoissonNLLLoss(log_input=False, eps=0.0)),
               (body, nn.PoissonNLLLoss(log_input=True)))]
     for (m1, l1), (m2, l2) in pairs:
-        a = fv.model_fisher_diagonal(m1, x, l1, progress=False)
-        b = fv.model_fisher_diagonal(m2, x, l2, progress=False)
+        a = fv.exact_fisher(m1, x, l1, progress=False, diagonal=True)
+        b = fv.exact_fisher(m2, x, l2, progress=False, diagonal=True)
         for k in b:
             np.testing.assert_allclose(a["0." + k].numpy(), b[k].numpy(), rtol=1e-10,
                                        atol=1e-14)
@@ -311,11 +311,11 @@ def test_gate_names_the_ggn_of_a_non_canonical_head() -> None:
         y = f[:, :1] + f[:, 1:].sqrt() * torch.randn(x.shape[0], 1, dtype=torch.float64)
         return _ggn(model, x, y)
 
-    bad = fv.check_torch_fisher(data_label_ggn, model, (X, Y), family=nn.GaussianNLLLoss(),
+    bad = fv.check_estimator(data_label_ggn, model, (X, Y), family=nn.GaussianNLLLoss(),
                                 replications=40)
     assert not bad.passed and bad.cause == "ggn_noncanonical"
     assert "the GGN of a non-canonical head" in bad.diagnosis and "mean-var" in bad.diagnosis
-    good = fv.check_torch_fisher(model_label_ggn, model, (X, Y), family=nn.GaussianNLLLoss(),
+    good = fv.check_estimator(model_label_ggn, model, (X, Y), family=nn.GaussianNLLLoss(),
                                  replications=40)
     assert good.passed, good.message()
 
@@ -355,8 +355,8 @@ def test_cli_analyze_with_a_loss(tmp_path) -> None:  # type: ignore[no-untyped-d
     L = link("mean-var", lower=1e-6)  # GaussianNLLLoss's eps
     net = fv.LinkedNetwork(fv.Network([W0, W1], "tanh", L.family), L)
     assert total["fisher"] == pytest.approx(np.trace(fv.exact_fisher(net, X)), rel=1e-10)
-    assert total["var_1"] == pytest.approx(np.trace(fv.variance(net, X, 1)), rel=1e-10)
-    assert total["var_2"] == pytest.approx(np.trace(fv.variance(net, X, 2)), rel=1e-10)
+    assert total["var_1"] == pytest.approx(np.trace(fv.variance(net, X, which="I1")), rel=1e-10)
+    assert total["var_2"] == pytest.approx(np.trace(fv.variance(net, X, which="I2")), rel=1e-10)
     code, _, err = _cli(["analyze", "--weights", str(tmp_path / "w.npz"), "--x",
                          str(tmp_path / "x.npy"), "--loss", "huber"])
     assert code == 2 and "--loss 'huber' is not a loss of the table" in err
@@ -370,11 +370,11 @@ def test_bounds_and_analyze_of_a_linked_network() -> None:
     net = _linked("mean-logstd")
     X = np.random.default_rng(5).normal(size=(3, 2))
     b = fv.bounds(net, X, 2)
-    assert b.thm7.lhs == pytest.approx(float(np.linalg.norm(fv.covariance(net, X, 1, 2))),
+    assert b.thm7.lhs == pytest.approx(float(np.linalg.norm(fv.covariance(net, X, which="I1", n=2))),
                                        rel=1e-10)
-    assert b.thm8.lhs == pytest.approx(float(np.linalg.norm(fv.covariance(net, X, 2, 2))),
+    assert b.thm8.lhs == pytest.approx(float(np.linalg.norm(fv.covariance(net, X, which="I2", n=2))),
                                        rel=1e-10)
-    assert b.lemma12_2.lhs == pytest.approx(math.sqrt(float(np.sum(fv.variance(net, X, 2, 2)))),
+    assert b.lemma12_2.lhs == pytest.approx(math.sqrt(float(np.sum(fv.variance(net, X, which="I2", n=2)))),
                                             rel=1e-10)
     assert b.lemma14 == [] and b.lemma15 == [] and b.all_hold()
     with pytest.raises(UnsupportedError, match="link mean-logstd.*fv.bounds"):
@@ -387,8 +387,8 @@ def test_link_module_appended_to_a_model() -> None:
     body = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2), _GaussHead()).double()
     x = torch.randn(4, 3, dtype=torch.float64)
     L = link("mean-var", lower=1e-6)
-    a = fv.model_variance_diagonal(nn.Sequential(body, L.module()), x, L.family, progress=False)
-    b = fv.model_variance_diagonal(body, x, nn.GaussianNLLLoss(), progress=False)
+    a = fv.variance(nn.Sequential(body, L.module()), x, L.family, progress=False, diagonal=True)
+    b = fv.variance(body, x, nn.GaussianNLLLoss(), progress=False, diagonal=True)
     for k in b:
         np.testing.assert_allclose(a["0." + k].numpy(), b[k].numpy(), rtol=1e-10, atol=1e-14)
 
@@ -406,7 +406,7 @@ def test_gate_passes_the_estimators_of_a_linked_network(kind: int) -> None:
         est = sample_estimators(net, X, 4, g)
         return est.i1 if kind == 1 else est.i2
 
-    report = fv.check_fisher_estimator(estimator, net, X, n=4, kind=kind, replications=100)
+    report = fv.check_estimator(estimator, net, X, n=4, which=kind, replications=100)
     assert report.passed, report.message()
     if kind == 2:
         curv = net.link_curvature(X)
@@ -418,7 +418,7 @@ def test_gate_passes_the_estimators_of_a_linked_network(kind: int) -> None:
             # Î₂ = ... − Σ r_k ∂²h_k: adding back Σ r_k J_fᵀ g″_k J_f drops g″'s part
             return est.i2 + np.einsum("mk,mkpq->pq", r, curv) / X.shape[0]
 
-        bad = fv.check_fisher_estimator(without_g2, net, X, n=4, kind=2, replications=100)
+        bad = fv.check_estimator(without_g2, net, X, n=4, which="I2", replications=100)
         assert not bad.passed
 
 
@@ -468,10 +468,10 @@ def test_gate_with_bce_on_probabilities() -> None:
             y = torch.bernoulli(model(x))
         return grads(model, x, y)
 
-    emp = fv.check_torch_fisher(empirical, model, (X, Y), family=nn.BCELoss(),
+    emp = fv.check_estimator(empirical, model, (X, Y), family=nn.BCELoss(),
                                 reference="empirical")
     assert emp.passed, emp
-    mc = fv.check_torch_fisher(sampled, model, (X, Y), family=nn.BCELoss(), replications=60)
+    mc = fv.check_estimator(sampled, model, (X, Y), family=nn.BCELoss(), replications=60)
     assert mc.passed, mc.message()
 
 

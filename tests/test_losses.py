@@ -154,22 +154,22 @@ def _model(n_out: int) -> nn.Module:
 def test_model_functions_accept_a_loss() -> None:
     x = torch.randn(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     model = _model(4)
-    got = fv.model_fisher_diagonal(model, x, nn.CrossEntropyLoss(), progress=False)
-    want = fv.model_fisher_diagonal(model, x, fv.family("categorical", K=4), progress=False)
+    got = fv.exact_fisher(model, x, nn.CrossEntropyLoss(), progress=False, diagonal=True)
+    want = fv.exact_fisher(model, x, fv.family("categorical", K=4), progress=False, diagonal=True)
     assert got.keys() == want.keys()
     for k in want:
         torch.testing.assert_close(got[k], want[k], rtol=0, atol=0)
-    got_v = fv.model_variance_diagonal(_model(2), x, nn.BCEWithLogitsLoss(), progress=False)
-    want_v = fv.model_variance_diagonal(_model(2), x, fv.product(fv.family("bernoulli"),
+    got_v = fv.variance(_model(2), x, nn.BCEWithLogitsLoss(), progress=False, diagonal=True)
+    want_v = fv.variance(_model(2), x, fv.product(fv.family("bernoulli"),
                                                                  fv.family("bernoulli")),
-                                        progress=False)
+                                        progress=False, diagonal=True)
     for k in want_v:
         torch.testing.assert_close(got_v[k], want_v[k], rtol=0, atol=0)
     # BCELoss reads the outputs as probabilities (ext-links); a linear head's are not
     with pytest.raises(DomainError, match="head of BCELoss.*outside the domain of the link logit"):
-        fv.model_fisher_diagonal(model, x, nn.BCELoss(), progress=False)
+        fv.exact_fisher(model, x, nn.BCELoss(), progress=False, diagonal=True)
     with pytest.raises(ShapeError, match="at least 2 outputs"):
-        fv.model_fisher_diagonal(_model(1), x, nn.CrossEntropyLoss(), progress=False)
+        fv.exact_fisher(_model(1), x, nn.CrossEntropyLoss(), progress=False, diagonal=True)
 
 
 def test_the_gate_accepts_a_loss() -> None:
@@ -190,12 +190,12 @@ def test_the_gate_accepts_a_loss() -> None:
                 out[k] += p.grad**2 / xs.shape[0]
         return out
 
-    by_loss = fv.check_torch_fisher(empirical, model, (x, y), family=nn.CrossEntropyLoss(),
+    by_loss = fv.check_estimator(empirical, model, (x, y), family=nn.CrossEntropyLoss(),
                                     reference="empirical")
-    by_name = fv.check_torch_fisher(empirical, model, (x, y), family="categorical",
+    by_name = fv.check_estimator(empirical, model, (x, y), family="categorical",
                                     reference="empirical")
     assert by_loss.passed and by_name.passed
     assert by_loss.max_error == by_name.max_error
     with pytest.raises(UnsupportedError, match="label_smoothing=0.2"):
-        fv.check_torch_fisher(empirical, model, (x, y), family=nn.CrossEntropyLoss(label_smoothing=0.2),
+        fv.check_estimator(empirical, model, (x, y), family=nn.CrossEntropyLoss(label_smoothing=0.2),
                               reference="empirical")

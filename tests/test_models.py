@@ -243,12 +243,12 @@ def test_tied_weights_match_dense_route() -> None:
 
 
 def test_public_functions_and_large_categorical() -> None:
-    """fv.model_fisher_diagonal / fv.model_variance_diagonal; K = 12 uses the O(K) κ₄ route."""
+    """fv.exact_fisher / fv.variance (diagonal=True); K = 12 uses the O(K) κ₄ route."""
     fam = fv.family("categorical", K=12)
     model, X, _ = model_zoo(12)["conv2d_pool"]
     want = expected(model, X, fam, n=2)
-    assert_close(flat(fv.model_fisher_diagonal(model, X, fam), model), want["fisher"])
-    assert_close(flat(fv.model_variance_diagonal(model, X, fam, estimator=1, n=2), model), want["v1"])
+    assert_close(flat(fv.exact_fisher(model, X, fam, diagonal=True), model), want["fisher"])
+    assert_close(flat(fv.variance(model, X, fam, which="I1", n=2, diagonal=True), model), want["v1"])
 
 
 @pytest.mark.parametrize("model_name", ["tanh_mlp", "conv1d_gelu", "batchnorm_eval",
@@ -259,7 +259,7 @@ def test_variance2_exact_matches_dense_route(model_name: str) -> None:
     assert smooth
     X = X[:1] if model_name == "attention" else X[:2]  # P² backward passes per input and output
     want = expected(model, X, fam, n=2, hessians=True)
-    got = fv.model_variance_diagonal(model, X, fam, estimator=2, n=2, method="hessian")
+    got = fv.variance(model, X, fam, which="I2", n=2, method="hessian", diagonal=True)
     assert got.all_exact and set(got.methods.values()) == {"hessian"}
     assert_close(flat(got, model), want["v2"])
 
@@ -292,7 +292,7 @@ def test_variance2_eq3_route_on_mlp_matches_dense_route() -> None:
     fam = fv.product(fv.family("poisson"), fv.family("bernoulli"))
     model, X, _ = model_zoo(2)["tanh_mlp"]
     want = expected(model, 0.5 * X, fam, n=4, hessians=True)
-    got = fv.model_variance_diagonal(model, 0.5 * X, fam, estimator=2, n=4)
+    got = fv.variance(model, 0.5 * X, fam, which="I2", n=4, diagonal=True)
     assert got.all_exact and set(got.methods.values()) == {"eq3"}
     assert_close(flat(got, model), want["v2"])
 
@@ -335,7 +335,7 @@ def test_backpack_diag_ggn_equals_fisher_diagonal() -> None:
             with backpack(DiagGGNExact()):
                 loss_fn(logits, y).backward()
         want = torch.cat([p.diag_ggn_exact.reshape(-1) for p in ref.parameters()]).numpy() / len(X)
-        assert_close(flat(fv.model_fisher_diagonal(model, X, fam), model), want)
+        assert_close(flat(fv.exact_fisher(model, X, fam, diagonal=True), model), want)
 
 
 # --- Var(Î₂): refusal and the estimate --------------------------------------------------------
@@ -369,7 +369,7 @@ def test_variance2_of_piecewise_models_away_from_kinks(model_name: str) -> None:
         assert not smooth
         X = X[:2]
     want = expected(model, X, fam, n=2, hessians=True)
-    got = fv.model_variance_diagonal(model, X, fam, estimator=2, n=2, method="hessian")
+    got = fv.variance(model, X, fam, which="I2", n=2, method="hessian", diagonal=True)
     assert got.all_exact
     if model_name == "relu_conv_tanh":
         assert np.max(want["v2"]) > 1e-3  # the tanh layer makes it non-trivial
@@ -386,9 +386,9 @@ def test_variance2_refused_at_a_kink_naming_input_module_and_element() -> None:
     with torch.no_grad():  # unit 2 of the hidden layer exactly at ReLU's kink for input 1
         bad[0].bias[2] = -(bad[0].weight[2] @ X[1])
     with pytest.raises(UnsupportedError, match=r"kink .*input 1: relu in module 1, element \[2\]"):
-        fv.model_variance_diagonal(bad, X, fv.family("categorical", K=3), estimator=2)
+        fv.variance(bad, X, fv.family("categorical", K=3), which="I2", diagonal=True)
     # first-order quantities need no second derivative and are given
-    assert fv.model_fisher_diagonal(bad, X, fv.family("categorical", K=3)) is not None
+    assert fv.exact_fisher(bad, X, fv.family("categorical", K=3), diagonal=True) is not None
 
 
 def test_max_pool_tie_refused_only_when_it_depends_on_theta() -> None:
@@ -396,10 +396,10 @@ def test_max_pool_tie_refused_only_when_it_depends_on_theta() -> None:
     fam = fv.family("categorical", K=2)
     X = torch.tensor([[[1.0, 1.0, 0.5, -2.0]]], dtype=torch.float64)  # window 0 ties
     on_data = nn.Sequential(nn.MaxPool1d(2), nn.Flatten(), nn.Linear(2, 2)).double()
-    fv.model_variance_diagonal(on_data, X, fam, estimator=2)  # pooled values are the data
+    fv.variance(on_data, X, fam, which="I2", diagonal=True)  # pooled values are the data
     scaled = nn.Sequential(nn.Conv1d(1, 1, 1), nn.MaxPool1d(2), nn.Flatten(), nn.Linear(2, 2)).double()
     with pytest.raises(UnsupportedError, match=r"input 0: max_pool1d in module 1, element \[0, 0\]"):
-        fv.model_variance_diagonal(scaled, X, fam, estimator=2)
+        fv.variance(scaled, X, fam, which="I2", diagonal=True)
 
 
 def test_functional_relu_detected() -> None:
@@ -417,12 +417,12 @@ def test_functional_relu_detected() -> None:
     with torch.no_grad():
         model.fc.bias[1] = -(model.fc.weight[1] @ X[2])
     with pytest.raises(UnsupportedError, match="input 2: relu in module <root>, element \\[1\\]"):
-        fv.model_variance_diagonal(model, X, fv.family("categorical", K=2), estimator=2)
+        fv.variance(model, X, fv.family("categorical", K=2), which="I2", diagonal=True)
     with pytest.raises(UnsupportedError, match="smooth=False"):
-        fv.model_variance_diagonal(nn.Linear(3, 2), torch.randn(3, 3), fv.family("categorical", K=2),
-                                   estimator=2, smooth=False)
+        fv.variance(nn.Linear(3, 2), torch.randn(3, 3), fv.family("categorical", K=2),
+                                   which="I2", smooth=False, diagonal=True)
     clamp = nn.Sequential(nn.Linear(3, 2), nn.Hardtanh(), nn.Linear(2, 2))  # kinks located too
-    fv.model_variance_diagonal(clamp, torch.randn(3, 3), fv.family("categorical", K=2), estimator=2)
+    fv.variance(clamp, torch.randn(3, 3), fv.family("categorical", K=2), which="I2", diagonal=True)
 
 
 def _probes_and_dense(model: nn.Module, X: torch.Tensor, fam: Any):  # type: ignore[no-untyped-def]
@@ -484,16 +484,16 @@ def test_hutchinson_flagged_with_stderr() -> None:
     """The estimate is labelled per tensor; unbiasedness is checked exactly above."""
     fam = fv.family("categorical", K=3)
     model, X, _ = model_zoo(3)["conv1d_gelu"]
-    got = fv.model_variance_diagonal(model, X, fam, estimator=2, method="hutchinson", probes=8)
+    got = fv.variance(model, X, fam, which="I2", method="hutchinson", probes=8, diagonal=True)
     assert not got.all_exact and set(got.methods.values()) == {"hutchinson"}
     assert got.stderr is not None
     assert all(float(v.min()) >= 0 for v in got.stderr.values())
     assert float(sum(v.sum() for v in got.stderr.values())) > 0
     # a 1 MiB budget splits the probes into parameter groups: same labels, finite values
-    small = fv.model_variance_diagonal(model, X, fam, estimator=2, method="hutchinson", probes=8,
-                                       memory=1 << 20)
+    small = fv.variance(model, X, fam, which="I2", method="hutchinson", probes=8,
+                                       memory=1 << 20, diagonal=True)
     assert not small.all_exact and all(bool(torch.isfinite(v).all()) for v in small.values())
-    auto = fv.model_variance_diagonal(model, X, fam, estimator=2)  # small tensors: exact
+    auto = fv.variance(model, X, fam, which="I2", diagonal=True)  # small tensors: exact
     assert auto.all_exact
 
 
@@ -531,16 +531,16 @@ def test_model_untouched_on_success_and_failure() -> None:
     snap = _snapshot(model)
     fam = fv.family("categorical", K=3)
     with pytest.raises(UnsupportedError, match="train\\(\\) mode"):
-        fv.model_fisher_diagonal(model, X, fam)
+        fv.exact_fisher(model, X, fam, diagonal=True)
     _assert_same(model, snap)
-    out = fv.model_variance_diagonal(model, X, fam, estimator=2, eval_mode=True)
+    out = fv.variance(model, X, fam, which="I2", eval_mode=True, diagonal=True)
     assert set(out) == {k for k, _ in model.named_parameters()}
     _assert_same(model, snap)
     with pytest.raises(ShapeError, match="h_L of shape \\(batch, 2\\)"):
-        fv.model_fisher_diagonal(model, X, fv.family("categorical", K=2), eval_mode=True)
+        fv.exact_fisher(model, X, fv.family("categorical", K=2), eval_mode=True, diagonal=True)
     _assert_same(model, snap)
     with pytest.raises(DomainError):  # h outside the domain of a negative-h family
-        fv.model_fisher_diagonal(model.eval(), X, fv.product(*[fv.family("exponential")] * 3))
+        fv.exact_fisher(model.eval(), X, fv.product(*[fv.family("exponential")] * 3), diagonal=True)
     model.train()
     _assert_same(model, snap)
 
@@ -549,9 +549,9 @@ def test_eval_mode_result_equals_model_in_eval() -> None:
     model = nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.5), nn.Tanh(), nn.Linear(4, 2))
     X = torch.randn(4, 3)
     fam = fv.family("categorical", K=2)
-    a = fv.model_fisher_diagonal(model, X, fam, eval_mode=True)
+    a = fv.exact_fisher(model, X, fam, eval_mode=True, diagonal=True)
     assert model.training
-    b = fv.model_fisher_diagonal(model.eval(), X, fam)
+    b = fv.exact_fisher(model.eval(), X, fam, diagonal=True)
     for k in a:
         assert torch.equal(a[k], b[k])
 
@@ -571,26 +571,26 @@ def test_data_forms_and_memory_budget_agree() -> None:
         def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
             return X[i], 0
 
-    ref = flat(fv.model_variance_diagonal(model, X, fam, n=2), model)
+    ref = flat(fv.variance(model, X, fam, n=2, diagonal=True), model)
     forms = [(X, y), TensorDataset(X, y), Items(), DataLoader(TensorDataset(X, y), batch_size=4),
              DataLoader(Items(), batch_size=3)]
     for data in forms:
-        assert_close(flat(fv.model_variance_diagonal(model, data, fam, n=2), model), ref, 1e-13)
+        assert_close(flat(fv.variance(model, data, fam, n=2, diagonal=True), model), ref, 1e-13)
     with pytest.raises(UnsupportedError, match="DistributedSampler"):
         from torch.utils.data import DistributedSampler
 
         sampler = DistributedSampler(TensorDataset(X, y), num_replicas=2, rank=0)
-        fv.model_fisher_diagonal(model, DataLoader(TensorDataset(X, y), sampler=sampler), fam)
+        fv.exact_fisher(model, DataLoader(TensorDataset(X, y), sampler=sampler), fam, diagonal=True)
     # a 1 MiB budget forces one input per batch and one parameter tensor per group
-    small = fv.model_variance_diagonal(model, X, fam, n=2, memory=1 << 20)
+    small = fv.variance(model, X, fam, n=2, memory=1 << 20, diagonal=True)
     assert_close(flat(small, model), ref, 1e-13)
 
 
 def test_float32_model_computed_in_float64() -> None:
     fam = fv.family("categorical", K=3)
     model, X, _ = model_zoo(3)["tanh_mlp"]
-    a = flat(fv.model_fisher_diagonal(model.float(), X.float(), fam), model)
-    b = flat(fv.model_fisher_diagonal(copy.deepcopy(model).double(), X.float().double(), fam), model)
+    a = flat(fv.exact_fisher(model.float(), X.float(), fam, diagonal=True), model)
+    b = flat(fv.exact_fisher(copy.deepcopy(model).double(), X.float().double(), fam, diagonal=True), model)
     assert_close(a, b, 1e-15)
     assert next(model.parameters()).dtype == torch.float32
 
@@ -603,13 +603,13 @@ FLOAT32_RTOL = 1e-4
 def test_float32_on_request() -> None:
     fam = fv.family("categorical", K=3)
     model, X, _ = model_zoo(3)["conv1d_gelu"]
-    lo = fv.model_variance_diagonal(model, X, fam, n=2, dtype=torch.float32)
-    hi = fv.model_variance_diagonal(model, X, fam, n=2)
+    lo = fv.variance(model, X, fam, n=2, dtype=torch.float32, diagonal=True)
+    hi = fv.variance(model, X, fam, n=2, diagonal=True)
     assert all(v.dtype == torch.float32 for v in lo.values())
     a = torch.cat([v.reshape(-1).double() for v in lo.values()]).numpy()
     assert_close(a, flat(hi, model), FLOAT32_RTOL)
     with pytest.raises(UnsupportedError, match="dtype"):
-        fv.model_fisher_diagonal(model, X, fam, dtype=torch.float16)
+        fv.exact_fisher(model, X, fam, dtype=torch.float16, diagonal=True)
 
 
 def test_output_callable() -> None:
@@ -626,37 +626,37 @@ def test_output_callable() -> None:
     fam = fv.family("categorical", K=3)
     X = torch.randn(4, 3)
     model = Two()
-    got = fv.model_fisher_diagonal(model, X, fam, output=lambda o: o[0])
+    got = fv.exact_fisher(model, X, fam, output=lambda o: o[0], diagonal=True)
     want = expected(model, X, fam, 1, output=lambda o: o[0])["fisher"]
     assert_close(flat(got, model), want)
     with pytest.raises(ShapeError, match="output="):
-        fv.model_fisher_diagonal(model, X, fam)
+        fv.exact_fisher(model, X, fam, diagonal=True)
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"estimator": 3}, "estimator must be 1"),
+    ({"which": 3}, "which must be 'I1'"),
     ({"n": 0}, "n must be an integer"),
     ({"memory": 10}, "memory must be"),
-    ({"estimator": 2, "probes": 2, "method": "hutchinson"}, "probes must be"),
-    ({"estimator": 2, "method": "magic"}, "method must be"),
-    ({"estimator": 2, "method": "eq3"}, "method='eq3' needs"),
+    ({"which": "I2", "probes": 2, "method": "hutchinson"}, "probes must be"),
+    ({"which": "I2", "method": "magic"}, "method must be"),
+    ({"which": "I2", "method": "eq3"}, "method='eq3' needs"),
 ])
 def test_bad_arguments(kwargs: dict[str, Any], match: str) -> None:
     model = Conv1dNet(nn.Tanh(), 2)
     with pytest.raises(FisherVerifyError, match=match):
-        fv.model_variance_diagonal(model, torch.randn(2, 2, 7), fv.family("categorical", K=2), **kwargs)
+        fv.variance(model, torch.randn(2, 2, 7), fv.family("categorical", K=2), **kwargs, diagonal=True)
 
 
 def test_bad_model_data_family() -> None:
     fam = fv.family("categorical", K=2)
     with pytest.raises(ShapeError, match="torch.nn.Module"):
-        fv.model_fisher_diagonal(lambda x: x, torch.randn(2, 2), fam)  # type: ignore[arg-type]
+        fv.exact_fisher(lambda x: x, torch.randn(2, 2), fam, diagonal=True)  # type: ignore[arg-type]
     with pytest.raises(ShapeError, match="family must be"):
-        fv.model_fisher_diagonal(nn.Linear(2, 2), torch.randn(2, 2), "categorical")
+        fv.exact_fisher(nn.Linear(2, 2), torch.randn(2, 2), "categorical", diagonal=True)
     with pytest.raises(ShapeError, match="data must be"):
-        fv.model_fisher_diagonal(nn.Linear(2, 2), {"x": 1}, fam)
+        fv.exact_fisher(nn.Linear(2, 2), {"x": 1}, fam, diagonal=True)
     with pytest.raises(ShapeError, match="forward pass failed"):
-        fv.model_fisher_diagonal(nn.Linear(2, 2), torch.randn(2, 5), fam)
+        fv.exact_fisher(nn.Linear(2, 2), torch.randn(2, 5), fam, diagonal=True)
     frozen = nn.Linear(2, 2).requires_grad_(False)
     with pytest.raises(ShapeError, match="no trainable parameter"):
-        fv.model_fisher_diagonal(frozen, torch.randn(2, 2), fam)
+        fv.exact_fisher(frozen, torch.randn(2, 2), fam, diagonal=True)

@@ -57,7 +57,7 @@ def test_analyze_model_writes_table_json_png(workdir: Path, capsys: pytest.Captu
     model = h9_user_models.build(width=2)
     model.load_state_dict(torch.load(workdir / "w.pt", weights_only=True))
     X = torch.load(workdir / "data.pt", weights_only=True)[0]
-    rep = fv.analyze_model(model, X, fv.family("categorical", K=3), n=5, progress=False)
+    rep = fv.analyze(model, X, fv.family("categorical", K=3), n=5, progress=False)
     assert report["total"]["var_1"] == pytest.approx(rep.total.var_1, rel=1e-12)
     assert report["var_2_all_exact"] is True
 

@@ -27,13 +27,14 @@ def compute(distributed):
     model, X, fam = setup()
     loader = DataLoader(TensorDataset(X, torch.zeros(7)), batch_size=2)
     return {
-        "fisher": fv.model_fisher_diagonal(model, X, fam, distributed=distributed, progress=False),
-        "fisher_loader": fv.model_fisher_diagonal(model, loader, fam, distributed=distributed,
-                                                  progress=False),
-        "var1": fv.model_variance_diagonal(model, X, fam, n=3, distributed=distributed,
-                                           progress=False),
-        "var2": fv.model_variance_diagonal(model, X, fam, estimator=2, n=3, method="hessian",
-                                           distributed=distributed, progress=False),
+        "fisher": fv.exact_fisher(model, X, fam, diagonal=True, distributed=distributed,
+                                  progress=False),
+        "fisher_loader": fv.exact_fisher(model, loader, fam, diagonal=True,
+                                         distributed=distributed, progress=False),
+        "var1": fv.variance(model, X, fam, n=3, diagonal=True, distributed=distributed,
+                            progress=False),
+        "var2": fv.variance(model, X, fam, which="I2", n=3, diagonal=True, method="hessian",
+                            distributed=distributed, progress=False),
     }
 
 

@@ -1,4 +1,4 @@
-"""fv.analyze_model: per tensor / per layer sums, thm-7 and the labels, against the dense route."""
+"""fv.analyze of a module: per tensor / per layer sums, thm-7 and the labels, against the dense route."""
 
 from __future__ import annotations
 
@@ -22,12 +22,12 @@ def test_analyze_model_matches_dense_route(fam_name: str) -> None:
     torch.manual_seed(4)
     model = Conv1dNet(nn.Tanh(), 3)
     X = 0.5 * torch.randn(3, 2, 7)
-    rep = fv.analyze_model(model, X, fam, n=4, progress=False)
+    rep = fv.analyze(model, X, fam, n=4, progress=False)
     want = expected(model, X, fam, n=4, hessians=True)
     h, J, _ = dense_derivatives(model, X, hessians=False)
     lhs, rhs, spec = thm7_sides(J, fam.central_moment4(h), fam.fisher(h), 4)
-    assert rep.covariance_norm_1 is not None and rep.thm7_rhs is not None
-    assert_close(np.array([rep.covariance_norm_1, rep.thm7_rhs, rep.thm7_spectral]),
+    assert rep.covariance_norm_1 is not None and rep.bound_1 is not None
+    assert_close(np.array([rep.covariance_norm_1, rep.bound_1, rep.bound_1_spectral]),
                  np.array([lhs, rhs, spec]))
     sizes = [p.numel() for p in model.parameters()]
     off = np.cumsum([0, *sizes])
@@ -52,14 +52,14 @@ def test_analyze_model_relu_refuses_var2_only_at_a_kink(tmp_path) -> None:  # ty
 
     model, X, _ = model_zoo(3)["conv2d_pool"]
     fam = fv.family("categorical", K=3)
-    rep = fv.analyze_model(model, X, fam, n=2, progress=False)
+    rep = fv.analyze(model, X, fam, n=2, progress=False)
     assert rep.var_2_refused is None and rep.total.var_2 is not None
     assert abs(rep.total.var_2) <= 1e-14 * rep.total.var_1
     bad = copy.deepcopy(model).double()
     Xd = X.double()
     with torch.no_grad():  # conv output channel 0 at position (0, 0) of input 1 onto the kink
         bad[0].bias[0] = -(bad[0].weight[0] * Xd[1, :, 0:3, 0:3]).sum()
-    rep = fv.analyze_model(bad, Xd, fam, n=2, progress=False)
+    rep = fv.analyze(bad, Xd, fam, n=2, progress=False)
     assert rep.var_2_refused and "input 1: relu in module 1, element [0, 0, 0]" in rep.var_2_refused
     assert rep.total.var_2 is None and rep.samples_needed_2 is None
     assert rep.total.better == "I1 (I2 refused)"
@@ -71,7 +71,7 @@ def test_analyze_model_relu_refuses_var2_only_at_a_kink(tmp_path) -> None:  # ty
 def test_analyze_model_estimate_is_labelled(tmp_path) -> None:  # type: ignore[no-untyped-def]
     torch.manual_seed(0)
     model = Conv1dNet(nn.Tanh(), 2)
-    rep = fv.analyze_model(model, torch.randn(3, 2, 7), fv.family("categorical", K=2), n=1,
+    rep = fv.analyze(model, torch.randn(3, 2, 7), fv.family("categorical", K=2), n=1,
                            method="hutchinson", probes=6, progress=False)
     assert not rep.total.var_2_exact and rep.total.var_2_method == "hutchinson"
     assert rep.total.var_2_stderr > 0
@@ -84,15 +84,15 @@ def test_analyze_model_estimate_is_labelled(tmp_path) -> None:  # type: ignore[n
 
 def test_gram_limit_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(report_mod, "GRAM_LIMIT", 10)
-    rep = fv.analyze_model(nn.Linear(2, 2), torch.randn(4, 2), fv.family("categorical", K=2),
+    rep = fv.analyze(nn.Linear(2, 2), torch.randn(4, 2), fv.family("categorical", K=2),
                            progress=False)
-    assert rep.covariance_norm_1 is None and "GRAM_LIMIT" in rep.thm7_note
+    assert rep.covariance_norm_1 is None and "GRAM_LIMIT" in rep.bound_1_note
     assert "GRAM_LIMIT" in rep.summary()
 
 
 def test_bad_target() -> None:
     with pytest.raises(fv.FisherVerifyError, match="target"):
-        fv.analyze_model(nn.Linear(2, 2), torch.randn(2, 2), fv.family("categorical", K=2), target=2)
+        fv.analyze(nn.Linear(2, 2), torch.randn(2, 2), fv.family("categorical", K=2), target=2)
 
 
 def test_fv_analyze_stays_the_function() -> None:
@@ -101,7 +101,7 @@ def test_fv_analyze_stays_the_function() -> None:
     import subprocess
     import sys
 
-    fv.analyze_model(nn.Linear(2, 2), torch.randn(2, 2), fv.family("categorical", K=2), progress=False)
+    fv.analyze(nn.Linear(2, 2), torch.randn(2, 2), fv.family("categorical", K=2), progress=False)
     assert callable(fv.analyze)
     code = ("import fisher_verify.analysis, fisher_verify as fv; from fisher_verify.analysis import "
             "Analysis; assert callable(fv.analyze), fv.analyze")
@@ -111,7 +111,7 @@ def test_fv_analyze_stays_the_function() -> None:
 def test_tiny_target_is_refused_not_a_zero_division() -> None:
     """lemma-12's N = Σ Var / (ε rel² ‖I‖²): rel² underflowed to 0 and divided by zero."""
     with pytest.raises(fv.FisherVerifyError, match="exceed 1e308"):
-        fv.analyze_model(nn.Linear(2, 2), torch.randn(2, 2), fv.family("categorical", K=2),
+        fv.analyze(nn.Linear(2, 2), torch.randn(2, 2), fv.family("categorical", K=2),
                          target=1e-300, progress=False)
 
 
@@ -134,15 +134,15 @@ def test_thm8_of_a_conv_model_matches_the_dense_route(fam_name: str) -> None:
     torch.manual_seed(5)
     model = Conv1dNet(nn.Tanh(), 2)
     X = 0.5 * torch.randn(3, 2, 7)
-    rep = fv.analyze_model(model, X, fam, n=3, progress=False)
+    rep = fv.analyze(model, X, fam, n=3, progress=False)
     h, _, H = dense_derivatives(model, X, hessians=True)
     assert H is not None
     lhs, rhs = _thm8_dense(H, fam.fisher(h), 3)
-    assert rep.covariance_norm_2 is not None and rep.thm8_rhs is not None
-    assert_close(np.array([rep.covariance_norm_2, rep.thm8_rhs]), np.array([lhs, rhs]))
-    assert "dense torch.func" in rep.thm8_note and "thm-8 bound" in rep.summary()
+    assert rep.covariance_norm_2 is not None and rep.bound_2 is not None
+    assert_close(np.array([rep.covariance_norm_2, rep.bound_2]), np.array([lhs, rhs]))
+    assert "dense torch.func" in rep.bound_2_note and "thm-8 bound" in rep.summary()
     data = json.loads(rep.to_json())
-    assert data["covariance_norm_2"] == rep.covariance_norm_2 and data["thm8_rhs"] == rep.thm8_rhs
+    assert data["covariance_norm_2"] == rep.covariance_norm_2 and data["bound_2"] == rep.bound_2
 
 
 def test_thm8_of_an_mlp_matches_the_network_bounds() -> None:
@@ -152,24 +152,24 @@ def test_thm8_of_an_mlp_matches_the_network_bounds() -> None:
     model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 3, bias=True))
     fam = fv.family("categorical", K=3)
     X = torch.randn(4, 3)
-    rep = fv.analyze_model(model, X, fam, n=5, progress=False)
+    rep = fv.analyze(model, X, fam, n=5, progress=False)
     b = fv.bounds(fv.Network.from_torch(model, family=fam), X.double().numpy(), n=5)
-    assert rep.covariance_norm_2 is not None and rep.thm8_rhs is not None
-    assert_close(np.array([rep.covariance_norm_2, rep.thm8_rhs]),
+    assert rep.covariance_norm_2 is not None and rep.bound_2 is not None
+    assert_close(np.array([rep.covariance_norm_2, rep.bound_2]),
                  np.array([float(b.thm8.lhs), float(b.thm8.rhs)]))
-    assert "Eq. 3 closed form" in rep.thm8_note
+    assert "Eq. 3 closed form" in rep.bound_2_note
 
 
 def test_thm8_not_available_above_the_dense_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(report_mod, "DENSE_HESSIAN_P", 10)
     torch.manual_seed(0)
-    rep = fv.analyze_model(Conv1dNet(nn.Tanh(), 2), torch.randn(2, 2, 7),
+    rep = fv.analyze(Conv1dNet(nn.Tanh(), 2), torch.randn(2, 2, 7),
                            fv.family("categorical", K=2), progress=False)
-    assert rep.covariance_norm_2 is None and "DENSE_HESSIAN_P = 10" in rep.thm8_note
-    assert "P = 35" in rep.thm8_note and "thm-8: n/a" in rep.summary()
-    rep = fv.analyze_model(Conv1dNet(nn.Tanh(), 2), torch.randn(2, 2, 7),
+    assert rep.covariance_norm_2 is None and "DENSE_HESSIAN_P = 10" in rep.bound_2_note
+    assert "P = 35" in rep.bound_2_note and "thm-8: n/a" in rep.summary()
+    rep = fv.analyze(Conv1dNet(nn.Tanh(), 2), torch.randn(2, 2, 7),
                            fv.family("categorical", K=2), norms=False, progress=False)
-    assert rep.thm8_note == "not requested"
+    assert rep.bound_2_note == "not requested"
 
 
 @pytest.mark.parametrize("model_name", ["conv1d_gelu", "conv2d_avg_silu", "batchnorm_eval",
@@ -184,12 +184,12 @@ def test_thm8_of_each_kind_matches_autograd_hessians(model_name: str) -> None:
     fam = fv.product(fv.family("poisson"), fv.family("bernoulli"))
     model, X, _ = model_zoo(2)[model_name]
     X = 0.5 * X if X.is_floating_point() else X
-    rep = fv.analyze_model(model, X, fam, n=2, progress=False)
+    rep = fv.analyze(model, X, fam, n=2, progress=False)
     h, _, H = dense_derivatives(model, X, hessians=True)
-    assert H is not None and rep.covariance_norm_2 is not None and rep.thm8_rhs is not None
-    assert_close(np.array([rep.covariance_norm_2, rep.thm8_rhs]),
+    assert H is not None and rep.covariance_norm_2 is not None and rep.bound_2 is not None
+    assert_close(np.array([rep.covariance_norm_2, rep.bound_2]),
                  np.array(thm8_sides(H, fam.fisher(h), 2)))
-    assert rep.thm8_note.startswith("exact")
+    assert rep.bound_2_note.startswith("exact")
 
 
 def test_thm8_does_not_trust_an_asymmetric_torch_func_hessian(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -204,8 +204,8 @@ def test_thm8_does_not_trust_an_asymmetric_torch_func_hessian(monkeypatch: pytes
     if report_mod._symmetric(H):  # a torch without the defect: the route must still be right
         assert_close(H.numpy().ravel(), H_autograd.ravel())
         return
-    rep = fv.analyze_model(model, X, fam, n=2, progress=False)
-    assert "autograd" in rep.thm8_note and "not symmetric" in rep.thm8_note
+    rep = fv.analyze(model, X, fam, n=2, progress=False)
+    assert "autograd" in rep.bound_2_note and "not symmetric" in rep.bound_2_note
     monkeypatch.setattr(report_mod, "AUTOGRAD_HESSIAN_PASSES", 10)
-    rep = fv.analyze_model(model, X, fam, n=2, progress=False)
-    assert rep.covariance_norm_2 is None and "AUTOGRAD_HESSIAN_PASSES = 10" in rep.thm8_note
+    rep = fv.analyze(model, X, fam, n=2, progress=False)
+    assert rep.covariance_norm_2 is None and "AUTOGRAD_HESSIAN_PASSES = 10" in rep.bound_2_note

@@ -87,7 +87,7 @@ def _flat(d: Any) -> np.ndarray:
 def test_an_unregistered_layer_torch_func_cannot_transform_is_refused_by_name() -> None:
     model, _, X, fam = _model_and_reference()
     with pytest.raises(UnsupportedError, match=r"module 0 \(OddLinear\).*register_layer"):
-        fv.model_fisher_diagonal(model, torch.as_tensor(X), fam, progress=False)
+        fv.exact_fisher(model, torch.as_tensor(X), fam, progress=False, diagonal=True)
     with pytest.raises(UnsupportedError, match=r"module 0 \(OddLinear\).*register_layer"):
         module_network(model, fam, X)
 
@@ -95,10 +95,10 @@ def test_an_unregistered_layer_torch_func_cannot_transform_is_refused_by_name() 
 def test_a_registered_layer_gives_the_dense_reference(registered: None) -> None:
     model, net, X, fam = _model_and_reference()
     Xt = torch.as_tensor(X)
-    got_f = _flat(fv.model_fisher_diagonal(model, Xt, fam, progress=False))
+    got_f = _flat(fv.exact_fisher(model, Xt, fam, progress=False, diagonal=True))
     np.testing.assert_allclose(got_f, np.diag(fv.exact_fisher(net, X)), rtol=1e-10, atol=1e-14)
     for k in (1, 2):
-        got = fv.model_variance_diagonal(model, Xt, fam, k, 3, progress=False)
+        got = fv.variance(model, Xt, fam, which=k, n=3, progress=False, diagonal=True)
         assert got.all_exact
         np.testing.assert_allclose(_flat(got), variance(net, X, k, 3, diagonal=True),
                                    rtol=1e-9, atol=1e-15)
@@ -109,7 +109,7 @@ def test_a_registered_layer_gives_the_dense_reference(registered: None) -> None:
 
 def test_the_users_module_is_left_alone(registered: None) -> None:
     model, _, X, fam = _model_and_reference()
-    fv.model_fisher_diagonal(model, torch.as_tensor(X), fam, progress=False)
+    fv.exact_fisher(model, torch.as_tensor(X), fam, progress=False, diagonal=True)
     assert "forward" not in vars(model[0])  # the rule went into the working copy only
     assert OddLinear.forward is not _odd_forward
 
@@ -164,7 +164,7 @@ def test_the_mlp_rule_plans_its_chunks_from_what_one_input_forms(monkeypatch: An
             yield c
 
     monkeypatch.setattr(mlp, "_chunks", spy)
-    got = fv.model_variance_diagonal(model, X, fam, 2, progress=False, memory=budget)
+    got = fv.variance(model, X, fam, which="I2", progress=False, memory=budget, diagonal=True)
     assert set(got.methods.values()) == {"eq3"}
     net = fv.Network.random(widths, "tanh", fam, rng=0)
     s = mlp._setup(net, X[:1].numpy(), "cpu", None)

@@ -94,8 +94,8 @@ def test_layer_route_taken_and_exact(model_name: str, fam_name: str,
     X = 0.5 * X
     want = expected(model, X, fam, n=2)
     taken = _spy(monkeypatch)
-    got_f = fv.model_fisher_diagonal(model, X, fam, progress=False)
-    got_v = fv.model_variance_diagonal(model, X, fam, estimator=1, n=2, progress=False)
+    got_f = fv.exact_fisher(model, X, fam, progress=False, diagonal=True)
+    got_v = fv.variance(model, X, fam, which="I1", n=2, progress=False, diagonal=True)
     assert taken == [True, True]
     assert_close(flat(got_f, model), want["fisher"])
     assert_close(flat(got_v, model), want["v1"])
@@ -108,7 +108,7 @@ def test_layer_route_over_several_batches(monkeypatch: pytest.MonkeyPatch) -> No
     want = expected(model, X, fam, n=1)
     taken = _spy(monkeypatch)
     monkeypatch.setattr(taps_module, "MAX_BATCH", 2)
-    got = fv.model_fisher_diagonal(model, X, fam, progress=False)
+    got = fv.exact_fisher(model, X, fam, progress=False, diagonal=True)
     assert taken == [True]
     assert_close(flat(got, model), want["fisher"])
 
@@ -163,8 +163,8 @@ def test_layer_route_declines_where_its_factorisation_is_wrong(
         else torch.randn(4, 3, dtype=torch.float64)
     want = expected(model, X, fam, n=1)
     taken = _spy(monkeypatch)
-    got_f = fv.model_fisher_diagonal(model, X, fam, progress=False)
-    got_v = fv.model_variance_diagonal(model, X, fam, estimator=1, progress=False)
+    got_f = fv.exact_fisher(model, X, fam, progress=False, diagonal=True)
+    got_v = fv.variance(model, X, fam, which="I1", progress=False, diagonal=True)
     assert taken == [False, False]
     assert_close(flat(got_f, model), want["fisher"])
     assert_close(flat(got_v, model), want["v1"])
@@ -192,7 +192,7 @@ def test_layer_route_declines_a_batch_coupled_model(cls: type[nn.Module],
     model = cls().double()
     X = torch.randn(4, 3, dtype=torch.float64)
     taken = _spy(monkeypatch)
-    fv.model_fisher_diagonal(model, X, fam, progress=False)
+    fv.exact_fisher(model, X, fam, progress=False, diagonal=True)
     assert taken == [False]
 
 
@@ -203,11 +203,11 @@ def test_borrowed_model_untouched_and_results_equal_a_copy() -> None:
     torch.manual_seed(8)
     model = nn.Sequential(nn.Conv1d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 4, 3))
     X = torch.randn(6, 1, 6)
-    a = fv.model_fisher_diagonal(model, X, fam, progress=False)
+    a = fv.exact_fisher(model, X, fam, progress=False, diagonal=True)
     model = model.double().eval()
     snap = _snapshot(model)
-    b = fv.model_fisher_diagonal(model, X.double(), fam, progress=False)
-    c = fv.model_variance_diagonal(model, X.double(), fam, estimator=1, progress=False)
+    b = fv.exact_fisher(model, X.double(), fam, progress=False, diagonal=True)
+    c = fv.variance(model, X.double(), fam, which="I1", progress=False, diagonal=True)
     _assert_same(model, snap)
     for k in a:
         assert torch.allclose(a[k], b[k], rtol=1e-12, atol=0)

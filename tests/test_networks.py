@@ -239,7 +239,7 @@ def test_complex_objects_and_non_lists_are_refused_not_cast() -> None:
             Network.from_weights(weights, family=fam)  # type: ignore[arg-type]
     with pytest.raises(FisherVerifyError, match="a path must be a str or a Path"):
         Network.from_npz(None, family=fam)  # type: ignore[arg-type]
-    with pytest.raises(ShapeError, match="estimator must be 1 .* got True"):
-        fv.variance(net, np.zeros(2), estimator=True)  # type: ignore[arg-type]
+    with pytest.raises(ShapeError, match="which must be 'I1' .* got True"):
+        fv.variance(net, np.zeros(2), which=True)  # type: ignore[arg-type]
     # what is real stays accepted: lists, integers, torch tensors
     assert np.array_equal(net.forward([1, 2]), net.forward(torch.tensor([1.0, 2.0])))

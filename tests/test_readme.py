@@ -38,7 +38,7 @@ def test_tour_snippet_runs_and_its_fisher_is_the_jacobian_sandwich() -> None:
 
 
 def test_gate_snippet_passes_a_correct_estimator_and_names_a_missing_one_over_n() -> None:
-    code = _block("fv.assert_fisher_estimator(est, net, x")
+    code = _block("fv.assert_estimator(est, net, x")
     net = fv.Network.random([3, 4, 1], activation="tanh", family=fv.family("bernoulli"), rng=0)
     x = np.random.default_rng(2).normal(size=(4, 3))
 
@@ -75,7 +75,7 @@ def test_model_snippet_gives_one_tensor_per_parameter_and_the_fisher_of_a_linear
     x = torch.randn(6, 3, dtype=torch.float64)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, torch.zeros(6)), batch_size=4)
     ns: dict[str, object] = {"fv": fv, "model": model, "loader": loader, "print": lambda *a: None}
-    exec(compile(_block("fv.model_fisher_diagonal(model, loader, fam)"), "README.md", "exec"), ns)
+    exec(compile(_block("fv.exact_fisher(model, loader, fam, diagonal=True)"), "README.md", "exec"), ns)
     fisher = ns["fisher"]
     assert isinstance(fisher, dict) and list(fisher) == ["weight", "bias"]
     with torch.no_grad():

@@ -15,11 +15,11 @@ import pytest
 import torch
 
 import fisher_verify as fv
+from fisher_verify import check_estimator
 from fisher_verify.errors import ShapeError
 from fisher_verify.families.sequence import IGNORE
 from fisher_verify.models.sequence import with_padding_mask
 from fisher_verify.models.transformer import CausalTransformer
-from fisher_verify.testing.adapters import check_torch_fisher
 
 PAD = 0
 
@@ -79,7 +79,7 @@ def _reference_diagonal(net: Any, tokens: Any) -> np.ndarray:
 @pytest.mark.parametrize(("tied", "blocks"), [(True, 1), (False, 2)])
 def test_engine_diagonal_of_a_padded_transformer(tied: bool, blocks: int,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """fv.model_fisher_diagonal on the wrapped transformer equals Σ over the real positions of
+    """fv.exact_fisher(diagonal=True) on the wrapped transformer equals Σ over the real positions of
     J_tᵀ(diag p_t − p_t p_tᵀ)J_t (autograd of the raw logits), per parameter tensor; padding
     positions count for nothing. The engine contracts in O(T·V): the dense d×d Fisher is never
     formed (it raises here)."""
@@ -93,13 +93,13 @@ def test_engine_diagonal_of_a_padded_transformer(tied: bool, blocks: int,
 
     with monkeypatch.context() as mp:
         mp.setattr(SequenceFamily, "fisher", dense)
-        got = fv.model_fisher_diagonal(wm, tokens, fam, progress=False)
+        got = fv.exact_fisher(wm, tokens, fam, progress=False, diagonal=True)
     flat = torch.cat([got[f"model.{k}"].reshape(-1) for k, _ in net.named_parameters()]).numpy()
     ref = _reference_diagonal(net, tokens)
     np.testing.assert_allclose(flat, ref, rtol=1e-9, atol=1e-13 * ref.max())
     # the padded positions do change the diagonal when counted
     allreal = with_padding_mask(net, mask=lambda x: torch.ones_like(x, dtype=torch.bool))
-    counted = fv.model_fisher_diagonal(allreal, tokens, fam, progress=False)
+    counted = fv.exact_fisher(allreal, tokens, fam, progress=False, diagonal=True)
     flat2 = torch.cat([v.reshape(-1) for v in counted.values()]).numpy()
     assert np.max(np.abs(flat2 - flat)) > 1e-3 * ref.max()
 
@@ -109,7 +109,7 @@ def test_engine_variance_of_i1_against_enumeration() -> None:
     every label sequence of the real positions enumerated."""
     net, tokens, _, fam = _setup(V=3, T=3, M=5)
     wm = with_padding_mask(net, PAD)
-    got = fv.model_variance_diagonal(wm, tokens, fam, estimator=1, n=1, progress=False)
+    got = fv.variance(wm, tokens, fam, which="I1", n=1, progress=False, diagonal=True)
     flat = torch.cat([got[f"model.{k}"].reshape(-1) for k, _ in net.named_parameters()]).numpy()
     Js, ps, mask = _reference(net, tokens)
     total = 0.0
@@ -154,12 +154,12 @@ def test_gnb_on_a_padded_transformer_passes_and_its_faults_are_named() -> None:
     wm = with_padding_mask(net, PAD)
 
     def gate(**faults: Any) -> Any:
-        return check_torch_fisher(lambda m, d, generator: _gnb(m, d, generator, **faults), wm,
-                                  (tokens, targets), family=fam, kind="gnb",
+        return check_estimator(lambda m, d, generator: _gnb(m, d, generator, **faults), wm,
+                                  (tokens, targets), family=fam, which="gnb",
                                   randomness="generator", rng=0)
 
     ok = gate()
-    assert ok.passed and ok.kind == "gnb", ok.message()
+    assert ok.passed and ok.which == "gnb", ok.message()
     missing_b = gate(scale=1.0 / tokens.shape[0])
     assert not missing_b.passed and missing_b.factor == "1/M" and "batch size B" in missing_b.diagnosis
     data = gate(labels="data")
@@ -185,11 +185,11 @@ def test_i1_per_sequence_passes_with_kind_1() -> None:
         assert out is not None
         return [a / tokens.shape[0] for a in out]
 
-    rep = check_torch_fisher(i1, wm, (tokens, targets), family=fam, kind=1,
+    rep = check_estimator(i1, wm, (tokens, targets), family=fam, which="I1",
                              randomness="generator", rng=0)
     assert rep.passed, rep.message()
-    noisy = check_torch_fisher(lambda m, d, generator: _gnb(m, d, generator), wm,
-                               (tokens, targets), family=fam, kind=1, randomness="generator",
+    noisy = check_estimator(lambda m, d, generator: _gnb(m, d, generator), wm,
+                               (tokens, targets), family=fam, which="I1", randomness="generator",
                                rng=0)
     assert not noisy.passed and noisy.cause == "noisier", noisy.message()
 
@@ -202,8 +202,8 @@ def test_padding_counted_is_not_named_without_padding() -> None:
     tokens[tokens == PAD] = 1
     targets = torch.where(targets == IGNORE, torch.ones_like(targets), targets)
     wm = with_padding_mask(net, PAD)
-    rep = check_torch_fisher(lambda m, d, generator: _gnb(m, d, generator, scale=0.5), wm,
-                             (tokens, targets), family=fam, kind="gnb", randomness="generator",
+    rep = check_estimator(lambda m, d, generator: _gnb(m, d, generator, scale=0.5), wm,
+                             (tokens, targets), family=fam, which="gnb", randomness="generator",
                              rng=0)
     assert not rep.passed and rep.cause == "scale", rep.message()
 
@@ -221,8 +221,8 @@ def test_with_padding_mask_refusals() -> None:
         with_padding_mask(flat, 0)(tokens)
     # the family's width must match the wrapped output: refused by the engine, naming both
     with pytest.raises(ShapeError, match="sequence"):
-        fv.model_fisher_diagonal(with_padding_mask(net, PAD), tokens,
-                                 fv.family("sequence", K=4, T=3), progress=False)
+        fv.exact_fisher(with_padding_mask(net, PAD), tokens,
+                                 fv.family("sequence", K=4, T=3), progress=False, diagonal=True)
 
 
 class _Flat(torch.nn.Module):
@@ -255,7 +255,7 @@ def test_without_padding_the_engine_agrees_with_the_product_of_categoricals() ->
         return (torch.cat([v.reshape(-1) for v in a.values()]).numpy(),
                 torch.cat([v.reshape(-1) for v in b.values()]).numpy())
 
-    for got, want in (both(fv.model_fisher_diagonal),
-                      both(fv.model_variance_diagonal, estimator=1, n=2),
-                      both(fv.model_variance_diagonal, estimator=2, n=2)):
+    for got, want in (both(fv.exact_fisher, diagonal=True),
+                      both(fv.variance, which="I1", n=2, diagonal=True),
+                      both(fv.variance, which="I2", n=2, diagonal=True)):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12 * np.abs(want).max())

@@ -93,7 +93,7 @@ def test_ext_standard_errors_statement_verifies() -> None:
 
 
 def test_model_hutchinson_stderr_is_pinned_by_enumerating_the_probes(monkeypatch) -> None:
-    """model_variance_diagonal(method="hutchinson"): with the Rademacher probes of a 2-entry
+    """fv.variance(diagonal=True, method="hutchinson"): with the Rademacher probes of a 2-entry
     tensor enumerated (every S-tuple, by substituting torch.randint), the mean of its values
     is the exact Var(Î₂) diagonal, their variance and the mean stderr² are the U-statistic's
     Var(U) and E[se²] from the Hoeffding decomposition of the probe kernel, computed from the
@@ -138,8 +138,8 @@ def test_model_hutchinson_stderr_is_pinned_by_enumerating_the_probes(monkeypatch
             return real_randint(low, high, size, generator=generator)
 
         monkeypatch.setattr(torch, "randint", fake)
-        res = fv.model_variance_diagonal(model, x, fam, estimator=2, n=1, method="hutchinson",
-                                         probes=S, progress=False)
+        res = fv.variance(model, x, fam, which="I2", n=1, method="hutchinson",
+                                         probes=S, progress=False, diagonal=True)
         monkeypatch.setattr(torch, "randint", real_randint)
         assert res.methods["0.weight"] == "hutchinson"
         values.append(res["0.weight"].detach().numpy().reshape(2))

@@ -153,7 +153,7 @@ def test_cli_shows_reason_and_ratio(tmp_path, capsys):
             "--param", "K=2"]
     assert main(base) == 0
     out = capsys.readouterr().out
-    assert "[d24-groups:" in out and "[d24-last-layer:" in out and "sun26-spectrum" in out
+    assert "  d24-groups: " in out and "  d24-last-layer: " in out and "sun26-spectrum" in out
     assert main([*base, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert [g["reason"] for g in data["layers"]] == ["d24-groups", "d24-last-layer"]

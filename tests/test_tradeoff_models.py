@@ -1,4 +1,4 @@
-"""The per-layer diagonal trade-off in ``analyze_model`` (issue 17, "For users"): the reason from
+"""The per-layer diagonal trade-off in ``fv.analyze`` of a module (issue 17, "For users"): the reason from
 the model's structure (models.structure) and the ratio against the d24-var closed forms from
 dense plain-autograd J and H (test_models.dense_derivatives), for CNNs and MLP-like modules."""
 
@@ -55,7 +55,7 @@ def test_model_reason_and_ratio(case):
     model = model.double()
     fam = fv.family("categorical", K=3)
     n = 2
-    a = fv.analyze_model(model, X, fam, n=n, progress=False, norms=False)
+    a = fv.analyze(model, X, fam, n=n, progress=False, norms=False)
     assert [r.reason for r in a.layers] == reasons, name
     assert a.total.reason is None and a.total.ratio is None
     h, J, H = dense_derivatives(model, X, hessians=True)
@@ -99,7 +99,7 @@ def test_refused_var2_has_no_reason():
     with torch.no_grad():
         m[0].bias.zero_()
     X = torch.zeros(1, 2, dtype=torch.float64)  # every pre-activation at the kink
-    a = fv.analyze_model(m, X, fv.family("categorical", K=2), progress=False, norms=False)
+    a = fv.analyze(m, X, fv.family("categorical", K=2), progress=False, norms=False)
     assert a.var_2_refused and all(r.reason is None and r.ratio is None for r in a.layers)
 
 

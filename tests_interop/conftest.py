@@ -1,5 +1,5 @@
 """The interop env (``tox -e interop``): four curvature libraries through
-:func:`fisher_verify.check_torch_fisher` and the ``fisher_estimator_gate`` fixture.
+:func:`fisher_verify.check_estimator` and the ``fisher_estimator_gate`` fixture.
 
 Not collected by the main ``pytest`` run (``testpaths = ["tests"]``): these tests need
 backpack-for-pytorch, curvlinops-for-pytorch, nngeometry and asdfghjkl, installed by tox.

@@ -1,6 +1,6 @@
 """One adapter per curvature library: ``fisher(model, data, ...) -> estimate`` for the gate.
 
-Each function takes the model and ``data = (x, y)`` as :func:`fisher_verify.check_torch_fisher`
+Each function takes the model and ``data = (x, y)`` as :func:`fisher_verify.check_estimator`
 hands them over and returns what the library returns, read in its own format (a per-parameter
 dict, a per-module dict, a matrix or a linear operator). ``loss`` is ``"ce"`` (cross-entropy on
 logits) or ``"mse"``; ``what`` is ``"mc"`` (Monte Carlo Fisher with ``n`` samples), ``"exact"``

@@ -20,7 +20,7 @@ IDS = ["cnn", "dropout", "layernorm"]
 
 
 def _gate(fisher, case, n, replications, **kwargs):
-    return fv.check_torch_fisher(evaluated(fisher), case.model, case.data, family=case.family(), n=n,
+    return fv.check_estimator(evaluated(fisher), case.model, case.data, family=case.family(), n=n,
                                  replications=replications, **kwargs)
 
 
@@ -36,7 +36,7 @@ def test_backpack(snapshot, make, shape):
                   EXACT_REPLICATIONS)
     assert exact.passed and exact.cause == "exact", exact.message()
     assert same_state(before, snapshot(case.model))
-    assert ("eval mode" in mc.reference) == (make is dropout_mlp)
+    assert ("eval mode" in mc.reference_note) == (make is dropout_mlp)
 
 
 @pytest.mark.parametrize("make", ALL, ids=IDS)

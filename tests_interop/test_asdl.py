@@ -33,7 +33,7 @@ def _cases_for_the_sweep():
 @pytest.mark.parametrize(("case", "shape", "n"), _cases_for_the_sweep(),
                          ids=lambda v: v.name if hasattr(v, "name") else str(v))
 def test_mc_fisher_is_rejected_as_one_over_n(case, shape, n):
-    report = fv.check_torch_fisher(
+    report = fv.check_estimator(
         lambda m, d: asdl_fisher(m, d, what="mc", shape=shape, loss=case.loss, n=n),
         case.model, case.data, family=case.family("half"), n=n, replications=MC_REPLICATIONS,
     )

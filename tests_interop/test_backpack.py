@@ -53,7 +53,7 @@ def test_empirical_fisher_from_batch_gradients(fisher_estimator_gate, case, shap
 def test_empirical_fisher_of_mse_is_four_times_the_unit_gaussian_one():
     # MSELoss = (y - f)²: its gradient is twice the unit Gaussian score, the outer products 4x
     case = regressor()
-    report = fv.check_torch_fisher(
+    report = fv.check_estimator(
         lambda m, d: backpack_fisher(m, d, what="empirical", shape="full", loss="mse"),
         case.model, case.data, family=case.family("half"), reference="empirical",
     )

@@ -31,7 +31,7 @@ def test_mc_fisher_other_networks(fisher_estimator_gate, case):
 def test_a_fixed_seed_is_caught_as_a_shared_draw():
     # the operator's default seed is the same at every call: the replicates do not vary
     case = classifier()
-    report = fv.check_torch_fisher(
+    report = fv.check_estimator(
         lambda m, d: curvlinops_fisher(m, d, what="mc", loss=case.loss, n=1),
         case.model, case.data, family=case.family(), n=1, replications=MC_REPLICATIONS,
     )

@@ -32,7 +32,7 @@ CASES = [classifier(), regressor()]
 
 
 def _check(case, backend, what, structure, **kwargs):
-    return fv.check_torch_fisher(
+    return fv.check_estimator(
         lambda m, d: laplace_hessian(m, d, backend=backend, what=what, structure=structure, loss=case.loss),
         case.model, case.data, family=case.family("half"), n=1, reduction="sum", **kwargs)
 
@@ -48,7 +48,7 @@ def test_exact_ggn_is_the_fisher(case, backend, structure):
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_la_h_without_the_sum_option_is_rejected_as_m_times_the_fisher(case):
     M = len(case.data[0])
-    report = fv.check_torch_fisher(
+    report = fv.check_estimator(
         lambda m, d: laplace_hessian(m, d, backend="BackPack", what="exact", structure="diag", loss=case.loss),
         case.model, case.data, family=case.family("half"), n=1, replications=EXACT_REPLICATIONS)
     assert not report.passed and report.deterministic, report.message()

@@ -50,7 +50,7 @@ def test_exact_fim_fails_on_a_float64_model_under_the_float32_default(shape):
     case = classifier()
     assert torch.get_default_dtype() == torch.float32
     with pytest.raises(RuntimeError, match="same dtype"):
-        fv.check_torch_fisher(
+        fv.check_estimator(
             lambda m, d: nngeometry_fisher(m, d, what="exact", shape=shape, loss=case.loss),
             case.model, case.data, family=case.family(), n=1, replications=EXACT_REPLICATIONS,
         )

@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
         "thm-8), p.s.d. probability (thm-10) and samples needed (lemma-12). An Eq. 3 network "
         "(--weights W.npz or --torch-model, with --x) gets the dense analysis; any torch module "
         "(--model MODULE:CALLABLE --weights W.pt, or --torch-model, with --data) the per-layer "
-        "one of fisher_verify.analyze_model. analyze-model is another name of this command. "
+        "one of fisher_verify.analyze. analyze-model is another name of this command. "
         "Exit codes: 0 a result, 2 refused input, "
         f"{DEGENERATE_EXIT} a degenerate result (under- or overflow in the working precision; "
         "printed in full, with a warning line on stderr saying why).",
@@ -76,7 +76,7 @@ def register(subparsers: Any) -> None:
 
 
 def _route(args: argparse.Namespace) -> str:
-    """``"model"`` (any module, :func:`fisher_verify.analyze_model`) or ``"eq3"``
+    """``"model"`` (any module, :func:`fisher_verify.analyze`) or ``"eq3"``
     (:func:`fisher_verify.analyze`), after refusing every combination that would leave an
     option unused or ambiguous."""
     if args.model and args.torch_model:
@@ -202,17 +202,17 @@ def _output_width(args: argparse.Namespace) -> int:
 def _analyze_linked(args: argparse.Namespace, net: Any, x: np.ndarray, loss: Any) -> int:
     """A head through a link (``bce``, ``poisson``, ``gaussian-nll``): the Eq. 3 analysis reads
     the output as the natural parameter, so the network goes, as a torch module with the loss's
-    link after it, to :func:`fisher_verify.analyze_model` (``ext-links``)."""
+    link after it, to :func:`fisher_verify.analyze` (``ext-links``)."""
     import torch
 
-    import fisher_verify as fv
+    from ..analysis import analyze
 
     memory = analyze_model.DEFAULT_MEMORY_MIB if args.memory is None else args.memory
     if memory < 1:
         raise FisherVerifyError(f"--memory must be >= 1 MiB, got {memory}")
     X, _ = net.inputs(x)
-    rep = fv.analyze_model(_sequential(net), torch.as_tensor(X), loss, n=args.samples,
-                           target=args.target, memory=memory << 20)
+    rep = analyze(_sequential(net), torch.as_tensor(X), loss, n=args.samples,
+                  target=args.target, memory=memory << 20)
     print(rep.to_json(indent=2) if args.json else rep.summary())
     for why in rep.degenerate:
         print(f"fisher-verify analyze: warning: degenerate result: {why}", file=sys.stderr)
@@ -243,7 +243,7 @@ def _load_x(path: str) -> np.ndarray:
 def _load_torch(path: str, fam: Any, trusted: bool) -> Any:
     import torch
 
-    import fisher_verify as fv
+    from ..networks.network import Network
 
     # a whole pickled module, not only tensors: unpickled only on the user's --trust-pickle
     model = analyze_model.load_pickled_module(path, trusted)
@@ -251,13 +251,15 @@ def _load_torch(path: str, fam: Any, trusted: bool) -> Any:
         raise FisherVerifyError(
             f"{path!r} holds a {type(model).__name__}, not an nn.Sequential; save the module "
             "itself with torch.save(model, path), not its state_dict")
-    return fv.Network.from_torch(model, family=fam)
+    return Network.from_torch(model, family=fam)
 
 
 def handle(args: argparse.Namespace) -> int:
-    """Run :func:`fisher_verify.analyze` (Eq. 3) or :func:`fisher_verify.analyze_model` (any
-    module, :mod:`.analyze_model`) and print text or JSON."""
-    import fisher_verify as fv
+    """Run :func:`fisher_verify.analyze` for an Eq. 3 network or (:mod:`.analyze_model`) any
+    module and print text or JSON."""
+    from ..analysis import analyze
+    from ..families.registry import family
+    from ..networks.network import Network
 
     _check_output_family(args)
     if _route(args) == "model":
@@ -270,13 +272,13 @@ def handle(args: argparse.Namespace) -> int:
         except FisherVerifyError as exc:
             raise type(exc)(f"--loss {args.loss!r}: {exc}") from None
     else:
-        fam = fv.family(args.family, **parse_params(args.param))
+        fam = family(args.family, **parse_params(args.param))
     if args.weights:
         try:
             get_activation(args.activation or "tanh")
         except FisherVerifyError as exc:  # the option's value, not the weights file
             raise FisherVerifyError(f"--activation: {exc}") from None
-        net = fv.Network.from_npz(args.weights, activation=args.activation or "tanh", family=fam)
+        net = Network.from_npz(args.weights, activation=args.activation or "tanh", family=fam)
     elif args.activation is not None:
         raise FisherVerifyError(
             f"--activation {args.activation!r} applies to --weights only; the activation of "
@@ -299,8 +301,8 @@ def handle(args: argparse.Namespace) -> int:
         return _analyze_linked(args, net, x, loss)
     progress = StageProgress(sys.stderr, "fisher-verify analyze")
     try:
-        result = fv.analyze(net, x, n=args.samples, target=args.target,
-                            memory_budget=memory << 20, time_budget=args.time_budget,
+        result = analyze(net, x, n=args.samples, target=args.target,
+                            memory=memory << 20, time_budget=args.time_budget,
                             progress=progress)
     finally:
         progress.close()

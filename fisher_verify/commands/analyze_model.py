@@ -312,11 +312,12 @@ def load_data(path: str) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run :func:`fisher_verify.analyze_model` (eq-6, thm-4, thm-6, thm-7, thm-8, lemma-12);
+    """Run :func:`fisher_verify.analyze` (eq-6, thm-4, thm-6, thm-7, thm-8, lemma-12);
     print the table (or JSON) and write the files."""
     import torch
 
-    import fisher_verify as fv
+    from ..analysis import analyze
+    from ..families.registry import family
 
     if args.samples < 1:
         raise FisherVerifyError(f"--samples must be >= 1, got {args.samples}")
@@ -347,10 +348,10 @@ def run(args: argparse.Namespace) -> int:
 
         fam = loss_module(args.loss)
     else:
-        fam = fv.family(args.family, **parse_params(args.param))
+        fam = family(args.family, **parse_params(args.param))
     model = load_model(args)
     data = load_data(args.data)
-    rep = fv.analyze_model(
+    rep = analyze(
         model, data, fam, n=args.samples, target=args.target, eval_mode=args.eval_mode,
         smooth=False if args.not_smooth else None, method=args.method or DEFAULT_METHOD,
         probes=probes, seed=DEFAULT_SEED if args.seed is None else args.seed, rel_precision=rel,

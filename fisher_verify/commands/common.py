@@ -127,40 +127,6 @@ def workers_for(jobs: int, statements: int) -> int:
     return max(1, min(jobs or cpus, cpus, statements))
 
 
-def check_output_file(path: str | None, flag: str) -> None:
-    """An output file's folder must exist and the path must not be a folder (checked before any
-    work is done, so a typo does not cost a whole run)."""
-    if not path:
-        return
-    target = Path(path)
-    if target.is_dir():
-        raise FisherVerifyError(f"{flag} {path!r} is a folder; give a file name")
-    if not target.resolve().parent.is_dir():
-        raise FisherVerifyError(f"cannot write {flag} {path!r}: its folder does not exist")
-
-
-def check_distinct_outputs(outputs: dict[str, str | None], inputs: Sequence[str] = ()) -> None:
-    """Refuse two output options that name the same file (after resolving ``..``, links and
-    relative paths), since the second write would silently replace the first, and an output
-    that is one of the input files (a proof file named by ``inputs`` or inside its folder)."""
-    sources = [Path(p).resolve() for p in inputs]
-    seen: dict[Path, str] = {}
-    for flag, path in outputs.items():
-        if not path:
-            continue
-        key = Path(path).resolve()
-        if key in sources or (key.suffix == ".py" and any(s in key.parents for s in sources)):
-            raise FisherVerifyError(
-                f"{flag} {path!r} is one of the input files; writing it would destroy it"
-            )
-        if key in seen:
-            raise FisherVerifyError(
-                f"{seen[key]} and {flag} both name {path!r}; the second would overwrite the "
-                "first, give each its own file"
-            )
-        seen[key] = flag
-
-
 def prepare_output_dir(path: str) -> Path:
     """Create the output folder ``path`` (and its parents) now, or say why it cannot be."""
     target = Path(path)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..fisher.exact import exact_fisher
+from ..fisher.exact import network_fisher
 from ..networks.network import Network
 from .single_sample import expected_neg_hessian
 
@@ -77,7 +77,7 @@ def relu_report(net: Network, x: Any, eps: float = 1e-7) -> ReluReport:
         within = max(within, float(np.max(np.abs(H[..., sl, sl]), initial=0.0)))
         mask[sl, sl] = False
     cross = float(np.max(np.abs(H[..., mask]), initial=0.0))
-    I = exact_fisher(net, X)
+    I = network_fisher(net, X)
     gap = float(np.max(np.abs(expected_neg_hessian(net, X) - I)) / max(np.max(np.abs(I)), 1e-300))
     jgap = 0.0
     left = True

@@ -52,7 +52,7 @@ shared by all outputs, ``var`` of shape ``(N, 1)``, is the isotropic normal, not
 
 ``reduction`` (``'mean'`` or ``'sum'``) only scales the loss; the family is the same. A Fisher
 estimate built from a summed loss is a sum over inputs: the gate's ``reduction="sum"`` option
-(:func:`fisher_verify.check_torch_fisher`) reads it as such.
+(:func:`fisher_verify.check_estimator`) reads it as such.
 
 torch is imported only when a loss is looked at, so this room stays torch-free otherwise.
 """

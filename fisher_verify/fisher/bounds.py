@@ -244,7 +244,8 @@ def lemma12_coverage(
     Returns the radii, hit counts and the root-mean-square errors (whose exact values are
     ``√(Σ Var(Î_ij))``).
     """
-    import fisher_verify as fv
+    from .estimators import sample_estimators
+    from .exact import network_fisher
 
     gen = as_generator(rng)
     q1 = _moments(net, x, 1)
@@ -252,10 +253,10 @@ def lemma12_coverage(
     tv = (cov1_total_variance(q1["J"], q1["K"], q1["I"], n),
           cov2_total_variance(q2["H"], q2["I"], n))
     radius = (lemma12_radius(tv[0], eps), lemma12_radius(tv[1], eps))
-    exact = np.asarray(fv.exact_fisher(net, x))
+    exact = np.asarray(network_fisher(net, x))
     err = np.zeros((2, draws))
     for r in range(draws):
-        est = fv.sample_estimators(net, x, n, gen)
+        est = sample_estimators(net, x, n, gen)
         err[0, r] = np.linalg.norm(est.i1 - exact)
         err[1, r] = np.linalg.norm(est.i2 - exact)
     return {
@@ -276,7 +277,7 @@ def crlb_linear_gaussian(net: Any, x: Any, n: int = 1) -> Bound:
     Cramér–Rao bound is ``(N M I(θ))⁻¹`` with I(θ) of eq-6. lhs = tr Cov(θ̂), rhs = tr CRLB,
     relation ``>=``; ``details['max_abs_difference']`` shows the MLE is efficient (equality).
     """
-    import fisher_verify as fv
+    from .exact import network_fisher
 
     fam = net.family
     comps = list(fam.factors)
@@ -297,7 +298,7 @@ def crlb_linear_gaussian(net: Any, x: Any, n: int = 1) -> Bound:
         )
     n_out = net.widths[-1]
     mle_cov = np.kron(np.eye(n_out), np.linalg.inv(gram)) / sigma**2
-    crlb = np.linalg.inv(n * M * np.asarray(fv.exact_fisher(net, x)))
+    crlb = np.linalg.inv(n * M * np.asarray(network_fisher(net, x)))
     diff = mle_cov - crlb
     return Bound(
         "crlb", float(np.trace(mle_cov)), float(np.trace(crlb)), ">=",

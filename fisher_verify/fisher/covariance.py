@@ -41,12 +41,12 @@ __all__ = [
     "cov2_tensor",
     "cov2_total_variance",
     "cov2_variance",
-    "covariance",
     "covariance_by_expectation",
-    "covariance_norm",
     "moment_excess",
+    "network_covariance",
+    "network_covariance_norm",
     "network_moments",
-    "variance",
+    "network_variance",
 ]
 
 #: Largest P for which a full ``P⁴`` covariance tensor is built (40⁴ float64 = 20 MB).
@@ -304,7 +304,7 @@ def _check_estimator(estimator: Any) -> None:
         )
 
 
-def covariance(net: Any, x: Any, estimator: Estimator = 1, n: int = 1) -> np.ndarray:
+def network_covariance(net: Any, x: Any, estimator: Estimator = 1, n: int = 1) -> np.ndarray:
     """Full covariance tensor ``Cov(Î)^{ijkl}`` of estimator 1 (``thm-4``) or 2 (``thm-6``).
 
     ``n`` draws per input; several inputs average (module docstring). Shape ``(P, P, P, P)``;
@@ -319,7 +319,7 @@ def covariance(net: Any, x: Any, estimator: Estimator = 1, n: int = 1) -> np.nda
     return cov2_tensor(q["H"], q["I"], n)
 
 
-def variance(
+def network_variance(
     net: Any, x: Any, estimator: Estimator = 1, n: int = 1, *, diagonal: bool = False
 ) -> np.ndarray:
     """Element-wise variance ``Var(Î)_ij`` (``thm-4``/``thm-6``), ``(P, P)``, or its diagonal."""
@@ -332,7 +332,7 @@ def variance(
     return cov2_variance(q["H"], q["I"], n, diagonal=diagonal)
 
 
-def covariance_norm(net: Any, x: Any, estimator: Estimator = 1, n: int = 1) -> float:
+def network_covariance_norm(net: Any, x: Any, estimator: Estimator = 1, n: int = 1) -> float:
     """``‖Cov(Î)‖_F`` without a ``P⁴`` tensor (``thm-4``/``thm-6``; lhs of ``thm-7``/``thm-8``)."""
     _check_estimator(estimator)
     _check_n(n)

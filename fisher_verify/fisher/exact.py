@@ -31,7 +31,7 @@ def gauss_newton(J: Any, A: Any) -> np.ndarray:
     return Jb.reshape(-1, P).T @ AJ.reshape(-1, P) / M
 
 
-def exact_fisher(
+def network_fisher(
     net: Network, x: Any, method: Method = "analytic", per_input: bool = False
 ) -> np.ndarray:
     """I(θ) = Jᵀ I(h_L) J (eq-6), shape ``(P, P)``.

@@ -1,5 +1,5 @@
 """How many draws an estimator needs for a target accuracy (``lemma-12``), shared by
-``fv.analyze`` (Eq. 3 networks) and ``fv.analyze_model`` (any torch model)."""
+``fv.analyze`` (Eq. 3 networks and any torch model)."""
 
 from __future__ import annotations
 

@@ -23,10 +23,13 @@ for the model and each of its modules, the rule that computes them (:mod:`.rules
 - :mod:`.workspace`: what every rule works on (prepared model, input stream, process group,
   budget) and the per-parameter result;
 - :mod:`.diagonals`: ``diag I(θ)`` (eq-6) and ``Var(Î₁)`` (thm-4), exact, streamed, the
-  sums split over ``torch.distributed`` processes;
+  sums split over ``torch.distributed`` processes (through :mod:`fisher_verify.distributed`);
 - :mod:`.hessian`: ``Var(Î₂)`` (thm-6), exact where a rule allows, else a labelled unbiased
   estimate;
-- :mod:`.report`: :func:`analyze_model`, per parameter tensor and per layer;
+- :mod:`.report`: :func:`analyze_module` (``fisher_verify.analyze`` of a module), per
+  parameter tensor and per layer, into the one :class:`~.result.Analysis`;
+- :mod:`.quantities`: the public ``exact_fisher``, ``variance``, ``covariance`` and
+  ``covariance_norm`` for a ``Network`` or any module;
 - :mod:`.as_network`: the module through the interface the estimator gate reads (dense
   autograd Jacobians and output Hessians), its exact reference for any model;
 - :mod:`.sequence`: a sequence model's ``(batch, T, V)`` logits with its padding mask, the

@@ -2,7 +2,7 @@
 
 Targets are ignored: the Fisher information and both estimators draw labels from the model
 (``y ~ p(y|x, θ)``), so only inputs matter. Inputs are streamed in batches whose size the caller
-picks from a memory budget, and split over ``torch.distributed`` processes (:mod:`.shard`).
+picks from a memory budget, and split over ``torch.distributed`` processes (:mod:`fisher_verify.distributed`).
 """
 
 from __future__ import annotations

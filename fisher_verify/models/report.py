@@ -1,4 +1,4 @@
-"""``analyze_model``: the paper's quantities for any torch model over a data set, per tensor and layer.
+"""``analyze`` for any torch model: the paper's quantities for any torch model over a data set, per tensor and layer.
 
 Per parameter tensor and per layer (the module that owns the tensors): the sums of
 ``diag I(θ)`` (eq-6), ``Var(Î₁)`` (thm-4, exact) and ``Var(Î₂)`` (thm-6: exact, an estimate
@@ -11,25 +11,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .. import jsontext
 from ..errors import FisherVerifyError
 from ..fisher.sample_size import samples_needed
-from ..fisher.tradeoff import REASONS, reason_for, tradeoff
+from ..fisher.tradeoff import reason_for, tradeoff
 from ..validation import check_flag, check_fraction
 from .contract import excess_pairs
 from .decision import UNDECIDED, compare, interval, spans_zero
 from .diagonals import check_second_order_options, model_diagonals
 from .prepared import second_order
+from .result import Analysis, Row
 from .workspace import Diagonals, Workspace, open_workspace, plan
 
-__all__ = ["AUTOGRAD_HESSIAN_PASSES", "DENSE_HESSIAN_ELEMENTS", "DENSE_HESSIAN_INPUTS", "DENSE_HESSIAN_P", "GRAM_LIMIT",
-           "THM8_TIME_BUDGET",
-           "ModelAnalysis", "Row", "analyze_model", "thm7_model", "thm8_model"]
+__all__ = ["analyze_module"]
 
 #: why a norm whose terms are finite was left out
 OVERFLOW_NOTE = ("not computed: its sum of squares overflowed the working precision (the "
@@ -49,169 +46,6 @@ AUTOGRAD_HESSIAN_PASSES = 20_000
 THM8_TIME_BUDGET = 120.0
 
 
-@dataclass
-class Row:
-    """Sums over one parameter tensor or one layer (for ``n`` draws per input)."""
-
-    name: str
-    params: int
-    fisher: float  # Σ_i diag I(θ)_i
-    var_1: float  # Σ_i Var(Î₁)_ii (exact)
-    var_2: float | None  # Σ_i Var(Î₂)_ii; None when refused
-    var_2_stderr: float  # 0 when exact
-    var_2_exact: bool
-    var_2_method: str  # eq3 | hessian | hutchinson | mixed | refused
-    better: str  # "I1", "I2", "tie"; "(estimate)" appended when Var(Î₂) is estimated
-    #: Var(Î₂)/Var(Î₁) of these sums and the statement that explains it, chosen from the
-    #: model's structure (fisher.tradeoff, models.structure); None on the total and where
-    #: Var(Î₂) is refused or Σ Var(Î₁) = 0
-    ratio: float | None = None
-    reason: str | None = None
-    why: str | None = None
-
-
-@dataclass
-class ModelAnalysis:
-    """The result of :func:`analyze_model` (all sums in float64)."""
-
-    family: str
-    num_inputs: int
-    n: int
-    num_params: int
-    tensors: list[Row]
-    layers: list[Row]
-    total: Row
-    var_2_refused: str | None
-    samples_needed_1: int | None  # lemma-12 on the diagonals
-    samples_needed_2: int | None
-    target_rel_accuracy: float
-    confidence: float
-    covariance_norm_1: float | None  # ‖Cov(Î₁)‖_F (thm-4), exact
-    thm7_rhs: float | None
-    thm7_spectral: float | None
-    thm7_note: str
-    covariance_norm_2: float | None  # ‖Cov(Î₂)‖_F (thm-6), exact
-    thm8_rhs: float | None
-    thm8_note: str  # how thm-8 was computed, or why it was not
-    diagonals: dict[str, Any] = field(default_factory=dict, repr=False)
-    #: why samples_needed_2 is None or only an estimate ("" when exact)
-    samples_needed_2_note: str = ""
-    probes: int = 0  # Hutchinson probes used for Var(Î₂) (0: every entry exact or refused)
-    probe_note: str = ""  # how the probes were chosen (probes="auto")
-    #: why the numbers carry no information (diag I(θ) underflowed to 0); empty when they do
-    degenerate: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-friendly form (the per-entry diagonals are left out)."""
-        out = asdict(self)
-        out.pop("diagonals")
-        out["var_2_all_exact"] = self.total.var_2_exact
-        out["decided"] = UNDECIDED not in self.total.better
-        if self.total.var_2 is not None and not self.total.var_2_exact:
-            out["var_2_interval"] = list(interval(self.total.var_2, self.total.var_2_stderr,
-                                                  self.confidence))
-        return out
-
-    def to_json(self, **kwargs: Any) -> str:
-        """The report as JSON text (``exact`` flags included wherever Var(Î₂) is estimated)."""
-        return jsontext.dumps(self.as_dict(), **kwargs)
-
-    def table(self) -> str:
-        """A per-layer text table, estimates marked with ``±`` and ``*``."""
-        def v2(r: Row) -> str:
-            if r.var_2 is None:
-                return "refused"
-            return f"{r.var_2:.4g}" if r.var_2_exact else f"{r.var_2:.4g}±{r.var_2_stderr:.2g}*"
-
-        def ratio(r: Row) -> str:
-            return "" if r.ratio is None else f"{r.ratio:.4g}"
-
-        head = f"{'layer':<28} {'params':>9} {'sum diag I':>12} {'sum Var I1':>12} " \
-               f"{'sum Var I2':>20} {'I2/I1':>10} {'why':<14} better"
-        lines = [head, "-" * len(head)]
-        for r in [*self.layers, self.total]:
-            lines.append(f"{r.name[:28]:<28} {r.params:>9} {r.fisher:>12.4g} {r.var_1:>12.4g} "
-                         f"{v2(r):>20} {ratio(r):>10} {r.reason or '':<14} {r.better}")
-        for reason in sorted({r.reason for r in self.layers if r.reason}):
-            lines.append(f"  {reason}: {REASONS[reason]}")
-        return "\n".join(lines)
-
-    def summary(self) -> str:
-        """The table with the global quantities and the notes."""
-        lines = [f"WARNING: degenerate result: {why}" for why in self.degenerate]
-        lines += [f"family {self.family}, M = {self.num_inputs} inputs, N = {self.n} draws per "
-                  f"input, P = {self.num_params}", self.table()]
-        if not self.total.var_2_exact and self.var_2_refused is None:
-            lines.append("* Var(I2): unbiased Hutchinson ESTIMATE ± standard error (not exact)"
-                         + (f", {self.probes} probes" if self.probes else ""))
-            if self.probe_note:
-                lines.append(f"  {self.probe_note}")
-            if UNDECIDED in self.total.better:
-                lo, hi = interval(self.total.var_2 or 0.0, self.total.var_2_stderr,
-                                  self.confidence)
-                lines.append(
-                    f"better estimator UNDECIDED: the {self.confidence:g} interval of sum Var(I2) "
-                    f"[{lo:.4g}, {hi:.4g}] contains 0 or sum Var(I1) = {self.total.var_1:.4g}; "
-                    "more probes (probes='auto' with a smaller rel_precision) can decide it")
-        if self.var_2_refused:
-            lines.append(f"Var(I2) refused: {self.var_2_refused}")
-        if self.covariance_norm_1 is not None:
-            lines.append(f"||Cov(I1)||_F = {self.covariance_norm_1:.6g} <= thm-7 bound "
-                         f"{self.thm7_rhs:.6g} (spectral variant {self.thm7_spectral:.6g})")
-        else:
-            lines.append(f"||Cov(I1)||_F and thm-7: {self.thm7_note}")
-        if self.covariance_norm_2 is not None:
-            lines.append(f"||Cov(I2)||_F = {self.covariance_norm_2:.6g} <= thm-8 bound "
-                         f"{self.thm8_rhs:.6g} ({self.thm8_note})")
-        else:
-            lines.append(f"||Cov(I2)||_F and thm-8: n/a, {self.thm8_note}")
-        lines.append(
-            f"draws per input for ||I_hat - I||_F <= {self.target_rel_accuracy:g} ||I||_F on the "
-            f"diagonal with prob. >= {self.confidence:g} (lemma-12): I1 {self.samples_needed_1}, "
-            f"I2 {self.samples_needed_2}"
-            + (f" ({self.samples_needed_2_note})" if self.samples_needed_2_note else ""))
-        return "\n".join(lines)
-
-    def plot(self, path: str) -> None:
-        """A PNG of the per-layer variance sums of both estimators (error bars on estimates)."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        names = [r.name for r in self.layers]
-        x = list(range(len(names)))
-        fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(names) + 2), 4))
-        w = 0.4
-        series = [([r.var_1 for r in self.layers], [0.0] * len(names), -w / 2, "Var(Î₁) (exact)")]
-        if self.var_2_refused is None:
-            label = "Var(Î₂) (exact)" if self.total.var_2_exact else "Var(Î₂) (* estimate ± s.e.)"
-            series.append(([r.var_2 or 0.0 for r in self.layers],
-                           [r.var_2_stderr for r in self.layers], w / 2, label))
-        positive = [v for vals, _, _, _ in series for v in vals if v > 0]
-        floor = min(positive) / 10 if positive else 1e-12
-        for vals, err, shift, label in series:
-            # a sum that is exactly 0 (h linear in those weights) gets a label, not a bar
-            bars = [v if v > 0 else float("nan") for v in vals]
-            ax.bar([i + shift for i in x], bars, w, yerr=err if any(err) else None, capsize=3,
-                   label=label)
-            for i, v in enumerate(vals):
-                if v <= 0:
-                    ax.text(i + shift, floor * 1.5, "0", ha="center", fontsize=8)
-        ax.set_ylim(bottom=floor)
-        ax.set_xlim(-0.6, len(names) - 0.4)
-        ax.set_yscale("log")
-        ax.set_xticks(x)
-        ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
-        ax.set_ylabel(f"sum of diagonal variances, N = {self.n}")
-        ax.set_title(f"{self.family}, M = {self.num_inputs}")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-
-
-
 def _better(v1: float, v2: float | None, v2_exact: bool, se2: float = 0.0,
             confidence: float = 0.95) -> str:
     """The estimator with the smaller summed variance, or ``undecided`` when ``Var(Î₂)`` is
@@ -229,12 +63,13 @@ def _row(name: str, names: list[str], d: dict[str, Diagonals | None],
     fs = float(sum(float(f[k].sum()) for k in names))
     s1 = float(sum(float(v1[k].sum()) for k in names))
     if v2 is None:
-        return Row(name, params, fs, s1, None, 0.0, False, "refused", _better(s1, None, False))
+        return Row(name, params, fs, s1, None, 0.0, False, "refused", _better(s1, None, False),
+                   diag_var_1=s1)
     s2, se, exact = v2.sum_over(names)
     methods = {v2.methods[k] for k in names}
     method = methods.pop() if len(methods) == 1 else "mixed"
     return Row(name, params, fs, s1, s2, se, exact, method,
-               _better(s1, s2, exact, se, confidence))
+               _better(s1, s2, exact, se, confidence), diag_var_1=s1, diag_var_2=s2)
 
 
 def _explain(ws: Workspace, rows: list[Row], layers: dict[str, list[str]]) -> None:
@@ -254,7 +89,7 @@ def _explain(ws: Workspace, rows: list[Row], layers: dict[str, list[str]]) -> No
                          before_last_smooth=bool(st.before_last) and set(ks) == st.before_last)
         assert r.var_2 is not None
         t = tradeoff(r.var_1, r.var_2, why)
-        r.ratio, r.reason, r.why = t.ratio, t.reason, t.why
+        r.lower, r.ratio, r.reason, r.why = t.lower, t.ratio, t.reason, t.why
 
 
 def _gram(ws: Workspace) -> tuple[Any, Any] | str:
@@ -444,17 +279,17 @@ def thm8_model(ws: Workspace, n: int) -> tuple[float, float, str] | str:
     return lhs, rhs, f"exact, {how} (P = {P})"
 
 
-def analyze_model(
+def analyze_module(
     model: Any, data: Any, family: Any, n: int = 1, *, target: float = 0.1,
     confidence: float = 0.95, output: Callable[[Any], Any] | None = None, dtype: Any = None,
     device: Any = None, eval_mode: bool = False, smooth: bool | None = None,
     memory: int | None = None, distributed: bool | None = None, progress: bool = True,
     method: str = "auto", probes: int | str = 16, seed: int = 0, norms: bool = True,
     rel_precision: float = 0.1,
-) -> ModelAnalysis:
+) -> Analysis:
     """Both Fisher estimators of any torch model over a data set (eq-6, thm-4, thm-6, thm-7, lemma-12).
 
-    Arguments as :func:`fisher_verify.models.diagonals.model_variance_diagonal`; ``target`` and
+    Arguments as :func:`fisher_verify.variance`; ``target`` and
     ``confidence`` set lemma-12's ``‖Î − I‖ ≤ target ‖I‖`` with probability ``confidence`` (on
     the diagonals); ``norms=False`` skips ‖Cov(Î₁)‖_F and thm-7. A non-C² model gets every
     first-order quantity and ``Var(Î₂)`` refused with the reason. ``probes="auto"`` picks the
@@ -500,7 +335,7 @@ def analyze_model(
         _explain(ws, layer_rows, layers)
     if any(w.startswith("every entry") for w in degenerate):
         for row in layer_rows:  # a ratio of zeros says nothing either
-            row.ratio = None
+            row.ratio, row.lower = None, "undetermined"
     fnorm = _frobenius(d.fisher or {})
     need2: int | None = None
     need2_note = ""
@@ -540,17 +375,20 @@ def analyze_model(
             if not (math.isfinite(lhs2) and math.isfinite(rhs2)):
                 lhs2, rhs2, note2 = None, None, OVERFLOW_NOTE
                 degenerate.append(f"||Cov(I2)||_F and thm-8: {OVERFLOW_NOTE}")
-    return ModelAnalysis(
-        family=ws.prep.family.label, num_inputs=d.num_inputs, n=d.n, num_params=ws.prep.num_params,
+    return Analysis(
+        model=f"{type(model).__name__} (torch module)", family=ws.prep.family.label,
+        num_inputs=d.num_inputs, n=d.n, num_params=ws.prep.num_params,
         tensors=tensor_rows, layers=layer_rows, total=total,
+        fisher=d.fisher, variance_1=d.variance_1, variance_2=d.variance_2, diagonal_only=True,
         var_2_refused=refused,
         samples_needed_1=samples_needed(total.var_1 * d.n, fnorm, target, confidence),
         samples_needed_2=need2, samples_needed_2_note=need2_note,
         probes=d.variance_2.probes if d.variance_2 is not None else 0,
         probe_note=d.variance_2.probe_note if d.variance_2 is not None else "",
-        target_rel_accuracy=target, confidence=confidence, covariance_norm_1=lhs, thm7_rhs=rhs,
-        thm7_spectral=spec, thm7_note=note, covariance_norm_2=lhs2, thm8_rhs=rhs2,
-        thm8_note=note2, diagonals=parts, degenerate=degenerate,
+        target_rel_accuracy=target, confidence=confidence, covariance_norm_1=lhs, bound_1=rhs,
+        bound_1_spectral=spec, bound_1_note=note, covariance_norm_2=lhs2, bound_2=rhs2,
+        bound_2_note=note2, degenerate=degenerate,
+        psd_note="thm-10 not computed for a torch module (it needs lambda_min of the P x P Fisher)",
     )
 
 

@@ -63,7 +63,7 @@ def with_padding_mask(model: Any, pad_token: int | None = None, *,
     """``model`` (tokens → (B, T, V) logits) as the engine's model for ``family("sequence", K=V,
     T=T)`` (``ext-sequence``): the padding mask is ``tokens != pad_token``, or ``mask(tokens)``.
 
-    The user's module is wrapped, not copied: ``fv.model_fisher_diagonal(with_padding_mask(net,
+    The user's module is wrapped, not copied: ``fv.exact_fisher(with_padding_mask(net,
     0), tokens, fv.family("sequence", K=V, T=T))`` gives the diagonal of ``net``'s parameters
     (named ``model.<name>``).
 

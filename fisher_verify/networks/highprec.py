@@ -8,8 +8,8 @@ and everything the paper builds on it with :mod:`mpmath` numbers at ``dps`` sign
 - :func:`mp_output_hessians`: ``∂²h^a_L/∂θ∂θᵀ`` by the second-order extension of lemma-13
   documented in :mod:`fisher_verify.networks.analytic` (the same recursion, in mpmath);
 - :func:`mp_exact_fisher`: ``I(θ) = Jᵀ I(h_L) J`` (eq-6) with the family's mpmath kernel;
-- :func:`mp_variance`: the element-wise variance ``Var(Î)_ij`` of estimator 1 (thm-4, with
-  ``K − I⊗I`` from the family's mpmath kernels) or estimator 2 (thm-6, with ``H`` and ``I``).
+- :func:`mp_variance`: the element-wise variance ``Var(Î)_ij`` of ``Î₁`` (``which="I1"``, thm-4,
+  with ``K − I⊗I`` from the family's mpmath kernels) or ``Î₂`` (``"I2"``, thm-6, ``H`` and ``I``).
 
 Results are NumPy object arrays of :class:`mpmath.mpf`, with the same shapes and the same
 flat-θ ordering as the float64 methods of :class:`~fisher_verify.networks.network.Network`
@@ -33,13 +33,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import mpmath
 import numpy as np
 
 from ..errors import ShapeError, UnsupportedError
-from ..validation import check_count
+from ..validation import Which, check_count, check_which
 
 __all__ = [
     "MAX_MP_PARAMS",
@@ -312,25 +312,21 @@ def mp_exact_fisher(net: Any, x: Any, dps: int = 50) -> np.ndarray:
 
 
 def mp_variance(
-    net: Any, x: Any, estimator: Literal[1, 2] = 1, n: int = 1, dps: int = 50
+    net: Any, x: Any, which: Which = "I1", n: int = 1, dps: int = 50
 ) -> np.ndarray:
     """Element-wise ``Var(Î)_ij`` in mpmath, ``(P, P)`` object array of mpf.
 
-    Estimator 1 (score outer products, thm-4): ``Var_ij = (1/N) J_ai J_bj J_ci J_dj
+    ``which="I1"`` (score outer products, thm-4): ``Var_ij = (1/N) J_ai J_bj J_ci J_dj
     (K_abcd − I_ab I_cd)`` with ``K`` (``central_moment4``) and ``I`` from the family's mpmath
-    kernels. Estimator 2 (negative Hessians, thm-6): ``Var_ij = (1/N) H^a_ij I_ab H^b_ij``.
+    kernels. ``"I2"`` (negative Hessians, thm-6): ``Var_ij = (1/N) H^a_ij I_ab H^b_ij``.
     Several inputs: N draws per input and ``(1/(M² N)) Σ_m Var_m``, the convention of
     :mod:`fisher_verify.fisher.covariance`.
 
     Raises:
-        UnsupportedError: estimator 2 at an input on a kink of a ReLU network (thm-3-ae).
-        ShapeError: ``estimator`` not 1 or 2, or ``n`` not an integer >= 1.
+        UnsupportedError: ``"I2"`` at an input on a kink of a ReLU network (thm-3-ae).
+        ShapeError: ``which`` not ``"I1"`` or ``"I2"``, or ``n`` not an integer >= 1.
     """
-    if estimator not in (1, 2):
-        raise ShapeError(
-            "estimator must be 1 (score outer products) or 2 (negative Hessians), "
-            f"got {estimator!r}"
-        )
+    estimator = check_which(which)
     count = check_count(n, "number of draws per input n", error=ShapeError)
     if estimator == 2:
         net.require_c2("the variance of the Hessian estimator (thm-6)", x)

@@ -450,7 +450,7 @@ def require_network(net: Any, name: str = "net") -> Network:
     hint = ("; build one with Network.from_weights, Network.from_torch or Network.random")
     if type(net).__module__.startswith("torch"):
         hint = ("; convert a torch MLP with fisher_verify.Network.from_torch(model, "
-                "family=fisher_verify.family(...)), naming the output family; for any other "
-                "model (convolutions, normalization, attention, ReLU) use "
-                "fisher_verify.analyze_model(model, data, family)")
+                "family=fisher_verify.family(...)), naming the output family; the public "
+                "functions (fisher_verify.analyze, exact_fisher, variance, check_estimator) take "
+                "any module with family=...")
     raise ShapeError(f"{name} must be a fisher_verify.Network, got {type(net).__name__}{hint}")

@@ -59,7 +59,7 @@ def weights_from_sequential(
                 raise UnsupportedError(
                     f"module {i}: Linear(bias=False) has no bias, but an Eq. 3 network gives "
                     "every layer a trainable bias (its parameters would not be the model's "
-                    f"{total}); analyse the model as it is with fisher_verify.analyze_model("
+                    f"{total}); analyse the model as it is with fisher_verify.analyze("
                     "model, x, family) (CLI: analyze --torch-model MODEL.pt --trust-pickle "
                     "--data x.npy)"
                 )

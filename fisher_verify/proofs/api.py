@@ -216,10 +216,10 @@ class Context:
 
     def families(self, quick: Sequence[str] = ("bernoulli", "normal", "poisson")) -> list[Any]:
         """Families to exercise: ``quick`` names, or the whole catalog under thorough."""
-        import fisher_verify as fv
+        from ..families.registry import family, family_names
 
-        names = list(fv.family_names()) if self.thorough else list(quick)
-        return [fv.family(n) for n in names]
+        names = list(family_names()) if self.thorough else list(quick)
+        return [family(n) for n in names]
 
     # --- evidence -----------------------------------------------------------------------------
 

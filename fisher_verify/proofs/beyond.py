@@ -60,13 +60,13 @@ def family_cases(ctx: Context, depths: tuple[int, ...] = (1, 2, 3), inputs: int 
     and ``normal_unknown_variance`` families (whose I(h_L) is not diagonal) at every depth, the
     others at one depth each, cycling, so every depth still meets several families.
     """
-    import fisher_verify as fv
-
+    from ..families.registry import family_names
+    from ..networks.network import Network
     from .support import output_family
 
     acts = activations or c2_activations()
     out = []
-    for f, name in enumerate(fv.family_names()):
+    for f, name in enumerate(family_names()):
         full = ctx.thorough or name in FULL_DEPTH_FAMILIES
         for depth in depths if full else (depths[f % len(depths)],):
             n_out = output_width(name)
@@ -74,7 +74,7 @@ def family_cases(ctx: Context, depths: tuple[int, ...] = (1, 2, 3), inputs: int 
             widths = [2] + [hidden] * (depth - 1) + [n_out]
             act = acts[(f + depth) % len(acts)]
             X = ctx.rng.normal(size=(inputs, widths[0]))
-            net = _inside(fv.Network.random(widths, act, fam, 1.0, ctx.rng), X)
+            net = _inside(Network.random(widths, act, fam, 1.0, ctx.rng), X)
             out.append(Case(net, X, name, depth,
                             f"{fam.label} depth {depth} {act} {tuple(widths)}"))
     return out
@@ -84,17 +84,18 @@ def _inside(net: Any, X: np.ndarray, margin: float = 0.5) -> Any:
     """``net`` with its last bias shifted, where needed, so that ``h_L + margin`` still lies in
     the family's natural domain at every input: a network just inside the boundary (a geometric
     output at h = −0.001) has a mean in the thousands and millions of expectation nodes."""
-    import fisher_verify as fv
+    from ..errors import FisherVerifyError
+    from ..networks.network import Network
 
     net = net.into_domain(X, margin)
     h = np.atleast_2d(net.forward(X))
     try:
         net.family.check_natural(h + margin)
         return net
-    except fv.FisherVerifyError:
+    except FisherVerifyError:
         weights = [W.copy() for W in net.weights]
         weights[-1][:, -1] -= np.max(h, axis=0) + margin
-        return fv.Network(weights, net.act, net.family)
+        return Network(weights, net.act, net.family)
 
 
 def label_route(net: Any, x: np.ndarray, degree: int = 4) -> dict[str, np.ndarray]:

@@ -8,7 +8,6 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Sequence
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 from .. import jsontext
@@ -119,11 +118,6 @@ def run_document(
     }
 
 
-def write_json(path: str | Path, document: dict[str, Any]) -> None:
-    """Write a run document as indented JSON."""
-    Path(path).write_text(jsontext.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
-
-
 def junit_xml(records: Sequence[Record], name: str = "fisher-verify") -> str:
     """JUnit XML: one testcase per statement; refuted is a failure, error an error,
     not applicable a skip (with the reason)."""
@@ -163,7 +157,3 @@ def junit_xml(records: Sequence[Record], name: str = "fisher-verify") -> str:
     ET.indent(suites)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode")
 
-
-def write_junit(path: str | Path, records: Sequence[Record]) -> None:
-    """Write the JUnit XML of a run."""
-    Path(path).write_text(junit_xml(records) + "\n", encoding="utf-8")

@@ -22,10 +22,11 @@ THOROUGH_WIDTHS: tuple[tuple[int, ...], ...] = ((3, 4, 1), (2, 3, 3, 2), (4, 5, 
 
 @cache
 def _identities(name: str, params: tuple[tuple[str, Any], ...], seed: int) -> tuple[Any, ...]:
-    import fisher_verify as fv
     from fisher_verify.identities import prove_family
 
-    return tuple(prove_family(fv.family(name, **dict(params)), seed=seed))
+    from ..families.registry import family
+
+    return tuple(prove_family(family(name, **dict(params)), seed=seed))
 
 
 def family_identities(fam: Any, seed: int = 0) -> list[Any]:
@@ -100,7 +101,7 @@ def random_networks(
     last bias is shifted into the family's natural domain when it has one
     (``normal_unknown_variance``: h₂ < 0).
     """
-    import fisher_verify as fv
+    from ..networks.network import Network
 
     widths = list(widths or ctx.pick(QUICK_WIDTHS, THOROUGH_WIDTHS))
     names = list(families or ctx.pick(QUICK_FAMILIES, THOROUGH_FAMILIES))
@@ -112,7 +113,7 @@ def random_networks(
             if fam.label in seen:
                 continue
             seen.add(fam.label)
-            net = fv.Network.random(list(w), activation, fam, scale, ctx.rng)
+            net = Network.random(list(w), activation, fam, scale, ctx.rng)
             x = ctx.rng.normal(size=w[0])
             out.append((net.into_domain(x), x))
     return out
@@ -125,20 +126,21 @@ def output_family(name: str, n_out: int) -> Any:
     ``categorical`` with one output is Bernoulli; ``normal_unknown_variance`` (dimension 2)
     with an odd number of outputs is completed by a ``normal`` output (one output: ``normal``).
     """
-    import fisher_verify as fv
-    from fisher_verify.families.catalog import PARAMETERS
+    from ..families.catalog import PARAMETERS
+    from ..families.product import product
+    from ..families.registry import family
 
     if name == "categorical":
-        return fv.family("categorical", K=n_out) if n_out > 1 else fv.family("bernoulli")
+        return family("categorical", K=n_out) if n_out > 1 else family("bernoulli")
     if "K" in PARAMETERS[name] and n_out > 1:  # a family whose dimension is its K classes
-        return fv.family(name, K=n_out)
-    base = fv.family(name)
+        return family(name, K=n_out)
+    base = family(name)
     if base.dim == n_out:
         return base
     if base.dim == 2:
-        parts = [base] * (n_out // 2) + [fv.family("normal")] * (n_out % 2)
-        return parts[0] if len(parts) == 1 else fv.product(*parts)
-    return fv.product(*([base] * n_out))
+        parts = [base] * (n_out // 2) + [family("normal")] * (n_out % 2)
+        return parts[0] if len(parts) == 1 else product(*parts)
+    return product(*([base] * n_out))
 
 
 def exact_covariance(route: dict[str, np.ndarray], values: np.ndarray) -> np.ndarray:
@@ -256,12 +258,13 @@ def mixed_family(name: str, n_out: int) -> Any:
     """:func:`output_family`, or for ``"a-b"`` the product ``a × b × a …`` of ``n_out`` outputs
     (a Poisson output next to Bernoulli ones keeps the exact-expectation nodes few: a product
     of Poissons has hundreds)."""
-    import fisher_verify as fv
+    from ..families.product import product
+    from ..families.registry import family
 
     if "-" not in name:
         return output_family(name, n_out)
     parts = name.split("-")
-    return fv.product(*[fv.family(parts[k % len(parts)]) for k in range(n_out)])
+    return product(*[family(parts[k % len(parts)]) for k in range(n_out)])
 
 
 def bound_cases(ctx: Context, equality_family: str) -> list[tuple[str, Any, np.ndarray]]:
@@ -269,7 +272,7 @@ def bound_cases(ctx: Context, equality_family: str) -> list[tuple[str, Any, np.n
     inputs (tanh, softplus, sigmoid; Poisson, categorical, normal with unknown variance), one
     with two inputs, and one with a single output of ``equality_family`` (where the bounds are
     equalities)."""
-    import fisher_verify as fv
+    from ..networks.network import Network
 
     spec = ctx.pick(
         [((2, 3, 2), "tanh", "poisson-bernoulli", 1), ((3, 2, 3), "softplus", "categorical", 1),
@@ -281,7 +284,7 @@ def bound_cases(ctx: Context, equality_family: str) -> list[tuple[str, Any, np.n
     out = []
     for widths, act, name, M in spec:
         fam = mixed_family(name, widths[-1])
-        net = fv.Network.random(list(widths), act, fam, 1.0, ctx.rng)
+        net = Network.random(list(widths), act, fam, 1.0, ctx.rng)
         X = ctx.rng.normal(size=(M, widths[0]))
         out.append((f"{act} {widths} {net.family.label}, M = {M}", net.into_domain(X), X))
     return out

@@ -39,8 +39,7 @@ def build_report(records: Sequence[Record], out: str | Path, profile: str, seed:
                  stage: Callable[[str], None] | None = None) -> Report:
     """Write report.md, report.html, the figures and certificate.json into ``out``;
     ``stage(text)`` is told what is being built (the CLI's progress line)."""
-    import fisher_verify as fv
-
+    from ..families.registry import family_names
     from ..proofs.record import run_document
 
     outdir = Path(out)
@@ -55,7 +54,7 @@ def build_report(records: Sequence[Record], out: str | Path, profile: str, seed:
     paths_written.append(p)
     shown = {n for n, _ in PAPER_PANELS + EXTENDED_PANELS}
     # a family added to the catalog later is drawn too, at its default parameters
-    others = list(EXTENDED_PANELS) + [(n, {}) for n in fv.family_names() if n not in shown]
+    others = list(EXTENDED_PANELS) + [(n, {}) for n in family_names() if n not in shown]
     p = figure_1(outdir, others, "fig1_extended.png",
                  "Figure 1 extended to the catalog (vector families: Frobenius norms along "
                  "the path named under each panel)")

@@ -65,11 +65,9 @@ def panel(name: str, params: dict[str, Any]) -> Panel:
     - any other vector family (multinomial, multivariate normal): the ray h = s·h₀ through its
       registry example point h₀, s from −3 to 3.
     """
-    import fisher_verify as fv
+    from ..families.registry import family, family_examples
 
-    from ..families.registry import family_examples
-
-    fam = fv.family(name, **params)
+    fam = family(name, **params)
     if name == "categorical":
         k = fam.dim
         p0 = np.linspace(0.005, 0.995, 300)

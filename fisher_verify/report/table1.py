@@ -67,11 +67,11 @@ def table_1_rows() -> list[dict[str, Any]]:
     """
     import sympy as sp
 
-    import fisher_verify as fv
+    from ..families.registry import family, family_names
 
     rows = []
-    for name in fv.family_names():
-        fam = fv.family(name)
+    for name in family_names():
+        fam = family(name)
         d = fam.definition
         row: dict[str, Any] = {"family": fam.label, "F": _textbook(d.log_partition)}
         fisher = fam.symbolic("fisher")

@@ -20,19 +20,21 @@ def tradeoff_data(seed: int) -> dict[str, Any]:
     """Per activation and layer: ``Σ_i Var(Î₁)_ii``, ``Σ_i Var(Î₂)_ii`` (N = 1), their ratio and
     the statement that explains it, from :func:`fisher_verify.analyze` on one random network
     per activation (same seed, same inputs)."""
-    import fisher_verify as fv
+    from ..analysis import analyze
+    from ..families.registry import family
+    from ..networks.network import Network
 
     out: dict[str, Any] = {"widths": list(WIDTHS), "inputs": INPUTS, "n": 1, "seed": seed,
                            "family": f"categorical(K={WIDTHS[-1]})", "activations": {}}
-    fam = fv.family("categorical", K=WIDTHS[-1])
+    fam = family("categorical", K=WIDTHS[-1])
     for act in ACTIVATIONS:
         rng = np.random.default_rng(seed)
-        net = fv.Network.random(list(WIDTHS), act, fam, 1.0, rng)
+        net = Network.random(list(WIDTHS), act, fam, 1.0, rng)
         X = rng.normal(size=(INPUTS, WIDTHS[0]))
-        a = fv.analyze(net, X, n=1)
+        a = analyze(net, X, n=1)
         out["activations"][act] = [
-            {"layer": g.layer, "var_1": g.diag_var_1, "var_2": g.diag_var_2, "ratio": g.ratio,
-             "lower": g.lower, "reason": g.reason} for g in a.layers]
+            {"layer": layer, "var_1": g.diag_var_1, "var_2": g.diag_var_2, "ratio": g.ratio,
+             "lower": g.lower, "reason": g.reason} for layer, g in enumerate(a.layers)]
     return out
 
 

@@ -1,6 +1,6 @@
 """The estimator gate for the code people actually run: a torch model, a data set, a Fisher routine.
 
-:func:`check_torch_fisher` puts ``fisher_fn(model, data)`` — an EWC-style function, or a wrapper
+:func:`fisher_verify.check_estimator` puts ``estimator(model, data)`` — an EWC-style function, or a wrapper
 around BackPACK, curvlinops, nngeometry or ASDL — through the calibrated gate of
 :mod:`fisher_verify.testing.estimator_gate` with no glue code:
 
@@ -63,25 +63,14 @@ from .diagnose import FLOAT32_ROUNDING, rounding_text
 from .estimator_gate import (
     EstimatorReport,
     _labels_statistic,
-    check_fisher_estimator,
+    gate_network,
     torch_parameter_permutation,
 )
 from .gate_kinds import KFAC, Kind, check_kind
 
-__all__ = [
-    "EmpiricalFisherReport",
-    "ReferenceModel",
-    "assert_torch_fisher",
-    "check_torch_fisher",
-    "empirical_fisher",
-    "empirical_scores",
-    "estimate_to_array",
-    "inputs_and_targets",
-    "module_reference",
-    "restored_module",
-    "seeded_global_rngs",
-    "sequential_reference",
-]
+__all__ = ["ReferenceModel", "empirical_fisher", "empirical_scores", "estimate_to_array",
+           "gate_module", "inputs_and_targets", "module_reference", "restored_module",
+           "seeded_global_rngs", "sequential_reference"]
 
 Randomness = Literal["global", "generator", "seed"]
 Reference = Literal["fisher", "empirical"]
@@ -95,7 +84,7 @@ class ReferenceModel:
     """The exact model behind the reference ``I(θ)`` of a user's ``nn.Module``.
 
     Attributes:
-        network: what :func:`~fisher_verify.testing.estimator_gate.check_fisher_estimator`
+        network: what :func:`~fisher_verify.testing.estimator_gate.gate_network`
             takes as ``net`` (a :class:`~fisher_verify.networks.network.Network`).
         permutation: ``θ_net[k] = θ_torch[permutation[k]]`` where ``θ_torch`` concatenates
             ``model.parameters()``; ``None`` when both orders agree.
@@ -111,7 +100,7 @@ class ReferenceModel:
 def sequential_reference(model: Any, family: Any) -> ReferenceModel:
     """Eq. 3 MLP (``nn.Sequential`` of Linear + one smooth activation) as a ``Network`` (``eq-3``).
 
-    The default ``reference_model`` of :func:`check_torch_fisher`; the weights are read in float64
+    The default ``reference_model`` of :func:`fisher_verify.check_estimator`; the weights are read in float64
     (exact for float32 models) without touching the model.
     """
     from ..networks.network import Network
@@ -128,7 +117,7 @@ def sequential_reference(model: Any, family: Any) -> ReferenceModel:
 def module_reference(model: Any, family: Any, X: Any) -> ReferenceModel:
     """Any ``nn.Module`` the engine accepts, on the gate's inputs ``X`` (``eq-6``, ``thm-4``, ``thm-6``).
 
-    The fallback of :func:`check_torch_fisher` when :func:`sequential_reference` cannot
+    The fallback of :func:`fisher_verify.check_estimator` when :func:`sequential_reference` cannot
     represent the model: :func:`~fisher_verify.models.as_network.module_network` (a float64
     eval-mode working copy, θ in ``parameters()`` order). A train()-mode model with dropout is
     referenced in eval mode and the report says so.
@@ -641,45 +630,8 @@ def _outer_mean(g: np.ndarray, diagonal: bool) -> np.ndarray:
     return np.einsum("mp,mp->p", g, g) / M if diagonal else g.T @ g / M
 
 
-@dataclass(frozen=True)
-class EmpiricalFisherReport:
-    """Outcome of the exact comparison with the empirical Fisher (``reference="empirical"``).
-
-    Attributes:
-        passed: deterministic and equal to the empirical Fisher within ``rtol``.
-        deterministic: two replicates with different seeds agreed within ``rtol``.
-        max_error: ``max |Î − F_emp| / scale`` over entries (scale: ``rtol``'s unit, the entry's
-            magnitude ``(1/M) Σ_m |g_m||g_m|ᵀ``).
-        rtol: the rounding tolerance.
-        scale: least-squares factor ``c`` in ``Î ≈ c · F_emp``.
-        worst: label of the worst entry.
-        diagnosis: a one-line reading.
-    """
-
-    passed: bool
-    deterministic: bool
-    max_error: float
-    rtol: float
-    scale: float
-    worst: str
-    diagnosis: str
-
-    def message(self) -> str:
-        """A multi-line human summary (the AssertionError text of the assert form)."""
-        head = "PASSED" if self.passed else "FAILED"
-        return "\n".join([
-            f"Empirical Fisher check {head}: exact comparison at rounding tolerance rtol = {self.rtol:.1e}",
-            f"  worst: {self.worst}: off by {self.max_error:.3g} (relative to the entry's magnitude)",
-            f"  scale factor (least squares of estimate vs empirical Fisher): {self.scale:.4g}",
-            f"  diagnosis: {self.diagnosis}",
-        ])
-
-    def __str__(self) -> str:
-        return self.message()
-
-
 def _empirical_report(first: np.ndarray, second: np.ndarray, ref: np.ndarray, mag: np.ndarray,
-                      rtol: float, M: int, names: list[str]) -> EmpiricalFisherReport:
+                      rtol: float, M: int, names: list[str], which: Any, n: int) -> EstimatorReport:
     denom = np.maximum(mag, np.finfo(np.float64).tiny)
     spread = float(np.max(np.abs(first - second) / denom)) if first.size else 0.0
     err = np.abs(first - ref) / denom
@@ -716,7 +668,13 @@ def _empirical_report(first: np.ndarray, second: np.ndarray, ref: np.ndarray, ma
             f"deterministic but not the empirical Fisher (relative error {max_error:.3g}, best factor "
             f"{scale:.3g}): labels other than the data's, or wrong per-sample gradients."
         )
-    return EmpiricalFisherReport(passed, deterministic, max_error, rtol, scale, worst, diagnosis)
+    return EstimatorReport(
+        passed=passed, which=which, n=n, replications=2, diagonal_only=first.ndim == 1,
+        alpha=math.nan, alpha_per_check=math.nan, statistics=(), worst=None, scale=scale,
+        scale_explains=False, sd_ratio=math.nan, diagnosis=diagnosis,
+        cause="ok" if passed else "",
+        deterministic=deterministic, method="exact comparison", reference="empirical",
+        max_error=max_error, rtol=rtol, worst_entry=worst)
 
 
 # --- the one-liner ------------------------------------------------------------------------------
@@ -749,8 +707,8 @@ def _default_rtol(model: Any) -> float:
     return 1e-9 if dt == torch.float64 else (1e-4 if dt == torch.float32 else 1e-2)
 
 
-def check_torch_fisher(
-    fisher_fn: Callable[..., Any],
+def gate_module(
+    estimator: Callable[..., Any],
     model: Any,
     data: Any,
     *,
@@ -769,18 +727,20 @@ def check_torch_fisher(
     reference_model: Callable[[Any, Any], ReferenceModel] | None = None,
     reduction: Literal["mean", "sum"] = "mean",
     side: Literal["two-sided", "upper", "lower"] = "two-sided",
-) -> EstimatorReport | EmpiricalFisherReport:
-    """Check ``fisher_fn(model, data)`` against ``I(θ)`` (``eq-6``) or the empirical Fisher; one line.
+    variance: Literal["at_most", "exact"] = "at_most",
+    which: Any = None,
+) -> EstimatorReport:
+    """Check ``estimator(model, data)`` against ``I(θ)`` (``eq-6``) or the empirical Fisher; one line.
 
     Never raises for a wrong estimator: returns the report (``.passed``, ``.message()``).
 
     Args:
-        fisher_fn: ``fisher_fn(model, data)`` returning a Fisher estimate in any form that
+        estimator: ``estimator(model, data)`` returning a Fisher estimate in any form that
             :func:`estimate_to_array` reads; with ``randomness="generator"`` it is also given
             ``generator=<torch.Generator>``, with ``randomness="seed"`` ``seed=<int>``.
         model: the user's ``nn.Module``, used as is (any dtype, any device) and restored after
             every call.
-        data: what ``fisher_fn`` expects: a ``DataLoader``, a ``Dataset``, ``(x, y)`` or ``x``.
+        data: what ``estimator`` expects: a ``DataLoader``, a ``Dataset``, ``(x, y)`` or ``x``.
         family: the output family (``"categorical"``: K from the output width; ``"normal"`` …,
             or a :func:`fisher_verify.family` object, e.g. ``family("normal", sigma=2**0.5)``
             for a ``MSELoss`` without the factor 1/2), or the ``torch.nn`` loss module trained
@@ -788,13 +748,13 @@ def check_torch_fisher(
         n: label draws per input of the Monte Carlo estimate (its exact variance, ``thm-4``).
         reference: ``"fisher"`` (unbiased for ``I(θ)``, calibrated gate) or ``"empirical"``
             (the exact empirical Fisher of the data's labels, compared at ``rtol``).
-        kind: passed to :func:`check_fisher_estimator` (``"gnb"``, ``"hutchinson-rademacher"``,
+        kind: passed to :func:`~.estimator_gate.gate_network` (``"gnb"``, ``"hutchinson-rademacher"``,
             ``"hutchinson-gaussian"``, ``KFAC(layer)`` with the layer named as in
             ``named_modules()``, ``OneBackward(...)``, ``Subsampled(...)`` besides 1, 2). 1
             calibrates with the exact variance of ``Î₁`` (``thm-4``), 2 with ``Î₂`` (``thm-6``).
         randomness: ``"global"`` (the global RNGs are seeded per call), ``"generator"`` or
             ``"seed"`` (additionally passed as a keyword); the global RNGs are always restored.
-        placeholder_labels: when ``data`` has no targets, hand ``fisher_fn`` data with zero
+        placeholder_labels: when ``data`` has no targets, hand ``estimator`` data with zero
             targets (for losses that need targets even when the labels are sampled): a
             ``DataLoader`` of ``(x, y)`` batches for a loader, a tuple ``(x, y)`` otherwise.
         diagonal_only: whether the estimate is a diagonal; ``None`` infers it from the output.
@@ -811,7 +771,9 @@ def check_torch_fisher(
             ``I(θ)`` (eq-6). ``"sum"``: it is a sum over the inputs (the curvature of a summed
             loss, laplace-torch's ``la.H``), and the gate divides it by M before testing.
         side: ``"two-sided"``, or ``"upper"`` / ``"lower"`` for an estimator of a bound of I(θ)
-            (:func:`check_fisher_estimator`).
+            (:func:`~.estimator_gate.gate_network`).
+        variance: ``"at_most"`` or ``"exact"`` (:func:`~.estimator_gate.gate_network`).
+        which: the public name of ``kind`` recorded in the report (None: ``kind`` itself).
 
     Raises:
         ShapeError: an estimate or data in a form that is not understood (the message says which
@@ -820,9 +782,9 @@ def check_torch_fisher(
     """
     import torch
 
-    # every option before the model or fisher_fn runs: a bad one is named, not met later as a
+    # every option before the model or estimator runs: a bad one is named, not met later as a
     # TypeError from inside the gate (the gate checks them again; that costs nothing)
-    check_callable(fisher_fn, "fisher_fn", "fisher_fn(model, data) returning a Fisher estimate")
+    check_callable(estimator, "estimator", "estimator(model, data) returning a Fisher estimate")
     if reference_model is not None:
         check_callable(reference_model, "reference_model", "(model, family) -> ReferenceModel")
     reference = check_choice(reference, "reference", ("fisher", "empirical"))
@@ -883,12 +845,12 @@ def check_torch_fisher(
             kwargs["seed"] = seed
         with restored_module(model), seeded_global_rngs(seed):
             try:
-                out = fisher_fn(model, call_data, **kwargs)
+                out = estimator(model, call_data, **kwargs)
             except TypeError as exc:
                 missing = [w for w in ("generator", "seed") if f"argument: '{w}'" in str(exc)]
                 if missing:
                     raise FisherVerifyError(
-                        f"fisher_fn needs a {missing[0]!r} argument: pass randomness={missing[0]!r} so the "
+                        f"estimator needs a {missing[0]!r} argument: pass randomness={missing[0]!r} so the "
                         f"gate hands one over ({exc})"
                     ) from None
                 raise
@@ -913,7 +875,8 @@ def check_torch_fisher(
         # rounding scale of each entry: the same mean with absolute per-input scores
         mag = _outer_mean(np.abs(g), diag)
         names = [f"{name}[{i}]" for name, p in model.named_parameters() for i in range(p.numel())]
-        return _empirical_report(first, second, ref, mag, tol, int(X.shape[0]), names)
+        return _empirical_report(first, second, ref, mag, tol, int(X.shape[0]), names,
+                                 kind if which is None else which, n)
 
     if reference_model is not None:
         refm = reference_model(model, fam)
@@ -927,7 +890,7 @@ def check_torch_fisher(
     probe = call(int(np.random.default_rng(gen.integers(0, 2**62)).integers(0, 2**62)))
     diag = probe.ndim == 1 if diagonal_only is None else bool(diagonal_only)
 
-    def estimator(g: np.random.Generator) -> np.ndarray:
+    def replicate(g: np.random.Generator) -> np.ndarray:
         arr = call(int(g.integers(0, 2**62)))
         if perm is None or arr.ndim not in (1, 2):
             return arr
@@ -935,7 +898,7 @@ def check_torch_fisher(
 
     X_np = X.detach().cpu().to(torch.float64).numpy().reshape(X.shape[0], -1)
     # the data's own labels let the diagnosis name the empirical Fisher itself; without them,
-    # the hint says how to give them here (check_torch_fisher has no labels= argument)
+    # the hint says how to give them here (a module's labels come with its data)
     labels, hint = None, "give data with targets, (x, y) or a loader of (x, y) batches"
     if Y is not None:
         try:
@@ -943,21 +906,9 @@ def check_torch_fisher(
             _labels_statistic(refm.network, labels, int(X.shape[0]))
         except FisherVerifyError as exc:
             labels, hint = None, f"the data's targets are not labels of {fam.label}: {exc}"
-    report = check_fisher_estimator(
-        estimator, refm.network, X_np, n=n, kind=kind, replications=replications, rng=gen,
+    report = gate_network(
+        replicate, refm.network, X_np, n=n, kind=kind, replications=replications, rng=gen,
         alpha=alpha, diagonal_only=diag, directions=directions, rtol=tol, labels=labels,
-        labels_hint=hint, side=side,
+        labels_hint=hint, side=side, variance=variance, which=which,
     )
-    return dataclasses.replace(report, reference=refm.note) if refm.note else report
-
-
-def assert_torch_fisher(fisher_fn: Callable[..., Any], model: Any, data: Any, **kwargs: Any) -> Any:
-    """:func:`check_torch_fisher`, raising ``AssertionError`` with the report when it fails.
-
-    ``fv.assert_torch_fisher(fisher, model, loader, family="categorical", n=1)``; returns the
-    report when the estimator passes.
-    """
-    report = check_torch_fisher(fisher_fn, model, data, **kwargs)
-    if not report.passed:
-        raise AssertionError(report.message())
-    return report
+    return dataclasses.replace(report, reference_note=refm.note) if refm.note else report

@@ -15,7 +15,7 @@ diagonal with these exact values at a random sample of coordinates (or the ones 
   with ``s_i`` the same sum taken over the magnitudes of its terms,
   ``(1/M) Σ_m Σ_k p_k (|u_k| + pᵀ|u|)²`` per position (the rounding scale of the centred form;
   ``rtol`` 1e-9 for a float64 model, 1e-4 for float32, as
-  :func:`~fisher_verify.testing.adapters.check_torch_fisher`). The second term is the floor of
+  :func:`fisher_verify.check_estimator`). The second term is the floor of
   a column that cancels to zero inside the model (attention's key bias, softmax being
   shift-invariant): rounding noise of relative size ``rtol`` to the largest terms, squared;
 * **Monte Carlo claim** (``which="I1"``: ``Î₁`` with ``n`` draws per input, thm-4; ``which="gnb"``:
@@ -242,7 +242,7 @@ def audit_diagonal(
 
     Args:
         model: the ``nn.Module`` (a sequence model: :func:`fisher_verify.with_padding_mask`).
-        data: its inputs, as :func:`fisher_verify.model_fisher_diagonal` takes them.
+        data: its inputs, as :func:`fisher_verify.exact_fisher` takes them.
         family: the output family (``family("sequence", K=V, T=T)`` for token-level outputs).
         claimed: the claimed diagonal: ``{name: tensor}``, a list of per-parameter tensors or a
             flat ``(P,)`` vector in ``parameters()`` order.

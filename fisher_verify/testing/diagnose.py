@@ -442,7 +442,7 @@ def diagnose(
     M: int,
     emp_sd: np.ndarray | None = None,
     pooled: tuple[Any, ...] = (),
-    labels_hint: str = "pass labels= to check_fisher_estimator",
+    labels_hint: str = "pass labels= to check_estimator",
 ) -> Diagnosis:
     """The first cause (module docstring order) that explains the numbers."""
     kind, n = ex.tag or ex.kind, ex.n
@@ -587,7 +587,7 @@ def diagnose(
         if _fits(np.concatenate([diag_p, dirs]), observed, rad_p, slack_p, 1.0):
             return Diagnosis(
                 "permutation", f"the estimate is I(θ) in another parameter order: {what}. "
-                "Permute it into the Network's flat θ (from_torch_estimator does).",
+                "Permute it into the Network's flat θ (a module's gate reads it in parameters() order itself).",
                 c, explains,
             )
     pooled_only = "" if not mean_ok else (

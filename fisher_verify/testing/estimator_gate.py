@@ -1,7 +1,8 @@
 """A calibrated CI gate for *anyone's* Monte Carlo Fisher estimator.
 
-:func:`check_fisher_estimator` runs a user's estimator ``R`` times and tests that it is unbiased
-for the exact Fisher information ``I(θ) = (1/M) Σ_m J_mᵀ I(h_L(x_m)) J_m`` (``eq-6``) of a
+:func:`gate_network` (behind :func:`fisher_verify.check_estimator`) runs a user's estimator
+``R`` times and tests that it is unbiased for the exact Fisher information
+``I(θ) = (1/M) Σ_m J_mᵀ I(h_L(x_m)) J_m`` (``eq-6``) of a
 :class:`~fisher_verify.networks.network.Network`, and that it varies as an honest Monte Carlo
 estimator with ``n`` draws per input does. It catches a missing ``1/N``, a wrong scale, the
 "empirical Fisher" mistake (labels from data instead of from the model), argmax labels, labels
@@ -53,11 +54,8 @@ tolerance ``rtol · ⟨|W|, |I(θ)|⟩`` for rounding only widens the acceptance
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import inspect
 import math
-from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -75,7 +73,7 @@ from ..validation import (
 from .calibrated import DEFAULT_ALPHA, median_of_means_plan
 from .catoni import catoni_mean, catoni_radius_factor, catoni_scale, minimum_catoni_draws
 from .diagnose import diagnose
-from .gate_exact import DENSE_HESSIAN_LIMIT, LARGE_DIAGONAL_P, exact_statistics
+from .gate_exact import exact_statistics
 from .gate_kinds import (
     Kind,
     Subsampled,
@@ -87,22 +85,19 @@ from .gate_kinds import (
     kind_statistics,
     kind_target,
 )
-from .gate_report import Estimator, EstimatorReport, GateStatistic, _as_array, collect_values
-from .pooled import PooledTest, pooled_tests
+from .gate_report import (
+    Estimator,
+    EstimatorReport,
+    GateStatistic,
+    _as_array,
+    _replaying,
+    collect_values,
+)
+from .pooled import pooled_tests
 from .spread import spread_test
 
-__all__ = [
-    "DENSE_HESSIAN_LIMIT",
-    "LARGE_DIAGONAL_P",
-    "EstimatorReport",
-    "GateStatistic",
-    "PooledTest",
-    "assert_fisher_estimator",
-    "check_fisher_estimator",
-    "from_torch_estimator",
-    "minimum_replications",
-    "torch_parameter_permutation",
-]
+__all__ = ["EstimatorReport", "GateStatistic", "gate_network", "minimum_replications",
+           "torch_parameter_permutation"]
 
 #: Exact sds below this fraction of ``⟨|W|, |I(θ)|⟩`` are zero up to rounding (no spread test).
 SD_FLOOR = 1e-7
@@ -194,7 +189,7 @@ def _labels_statistic(net: Network, labels: Any, M: int) -> np.ndarray:
     )
 
 
-def check_fisher_estimator(
+def gate_network(
     estimator: Estimator,
     net: Network,
     x: Any,
@@ -204,13 +199,14 @@ def check_fisher_estimator(
     replications: int = 200,
     rng: np.random.Generator | int | None = 0,
     alpha: float = DEFAULT_ALPHA,
-    diagonal_only: bool = False,
+    diagonal_only: bool | None = False,
     directions: int = 8,
     rtol: float = 1e-9,
     variance: Literal["at_most", "exact"] = "at_most",
     labels: Any = None,
-    labels_hint: str = "pass labels= to check_fisher_estimator",
+    labels_hint: str = "pass labels= to check_estimator",
     side: Literal["two-sided", "upper", "lower"] = "two-sided",
+    which: Any = None,
 ) -> EstimatorReport:
     """Test that a user's Monte Carlo estimator is unbiased for I(θ) (``eq-6``) with the spread
     of ``Î_kind`` (``thm-4`` / ``thm-6``); never raises on a wrong estimator, returns an
@@ -233,7 +229,8 @@ def check_fisher_estimator(
         replications: R independent calls of ``estimator``.
         rng: seed or Generator; directions are drawn from it first, then each call gets it.
         alpha: false-alarm rate of the whole gate (Bonferroni over all tests).
-        diagonal_only: the estimator returns ``diag Î`` only (EWC / K-FAC style pipelines).
+        diagonal_only: the estimator returns ``diag Î`` only (EWC / K-FAC style pipelines);
+            None reads it from the shape of the first replicate (no extra call).
         directions: number of random quadratic forms ``vᵀÎv`` (``vᵀ Diag(Î) v`` when diagonal).
         rtol: deterministic rounding tolerance, relative to ``⟨|W|, |I(θ)|⟩``; raise it (e.g.
             ``1e-4``) for float32 estimators.
@@ -250,6 +247,8 @@ def check_fisher_estimator(
             over) is tested one-sided at ``alpha / S``, Catoni's radius with ``L = log(S/alpha)``
             and the kind's exact variance (``testing.one_sided``); no spread or pooled tests (they
             assume the mean I(θ)).
+        which: the public name of ``kind`` recorded in the report (``"I1"`` for 1, ...);
+            None records ``kind`` itself.
 
     Raises:
         ShapeError: the estimator returns an array of the wrong shape.
@@ -261,8 +260,8 @@ def check_fisher_estimator(
     n = check_count(n, "n (draws per input)", error=ShapeError)
     directions = check_count(directions, "directions", minimum=0)
     alpha = check_fraction(alpha, "alpha")
-    diagonal_only = bool(check_flag(diagonal_only, "diagonal_only"))
-    check_kind(kind, diagonal_only)
+    declared = check_flag(diagonal_only, "diagonal_only", allow_none=True)
+    check_kind(kind, True if declared is None else bool(declared))
     if side not in ("two-sided", "upper", "lower"):
         raise FisherVerifyError(
             f"side must be 'two-sided' (unbiased for I(θ)), 'upper' (an estimator of a bound ⪰ I(θ)) "
@@ -299,16 +298,26 @@ def check_fisher_estimator(
 
     V = gen.normal(size=(int(directions), P))
     V /= np.maximum(np.linalg.norm(V, axis=1, keepdims=True), 1e-300)
+    first = None
+    if declared is None:
+        # the first replicate, drawn where the loop would draw it (the exact statistics use no
+        # randomness), says whether the estimate is the diagonal
+        first = _as_array(estimator(gen))
+        declared = first.shape == (P,)
+        check_kind(kind, declared)
+        estimator = _replaying(first, estimator)
+    diagonal_only = bool(declared)
     ex = kind_statistics(kind, net, X, n, V, diagonal_only)
     expected, var = ex.expected, ex.variance
     if side != "two-sided":
         from .one_sided import one_sided_gate
 
-        return one_sided_gate(
+        one = one_sided_gate(
             estimator, ex, fisher_statistics(net, X, V, diagonal_only), gen, side=side, R=R,
             alpha=alpha, rtol=rtol, labels=own_labels or _param_labels(net), P=P,
             diagonal_only=diagonal_only, variance=variance, kind=kind, n=n, family=net.family,
         )
+        return one if which is None else dataclasses.replace(one, which=which)
     slack = rtol * np.maximum(ex.scales, np.abs(expected))
     # a score that vanishes by symmetry (an attention key bias) is computed as cancelling terms
     # as large as the largest scores: it is rtol · max|g| at most from rounding, so Î_ii is zero
@@ -416,7 +425,7 @@ def check_fisher_estimator(
             diag = dataclasses.replace(diag, cause="clipped", factor="",
                                        text=clipped.strip() + f" (The numbers alone: {diag.text})")
     return EstimatorReport(
-        passed=passed, kind=kind, n=n, replications=R, diagonal_only=bool(diagonal_only),
+        passed=passed, which=kind if which is None else which, n=n, replications=R, diagonal_only=bool(diagonal_only),
         alpha=float(alpha), alpha_per_check=float(per), statistics=stats, worst=worst,
         scale=diag.scale, scale_explains=diag.scale_explains, sd_ratio=sd_ratio,
         diagnosis=diag.text + kind_note(kind, diag.cause, diag.factor), variance=variance,
@@ -457,34 +466,6 @@ def _known_fault(diag: Any, alternatives: list[tuple[str, np.ndarray]], observed
     )
 
 
-_CHECK_KEYWORDS = frozenset(
-    name for name, p in inspect.signature(check_fisher_estimator).parameters.items()
-    if p.kind is inspect.Parameter.KEYWORD_ONLY
-)
-
-
-def assert_fisher_estimator(
-    estimator: Estimator, net: Network, x: Any, **kwargs: Any
-) -> EstimatorReport:
-    """:func:`check_fisher_estimator`, raising ``AssertionError`` with the report when it fails.
-
-    For pytest: ``assert_fisher_estimator(my_estimator, net, x, n=100)``. Same keyword
-    arguments; returns the report when the estimator passes.
-    """
-    unknown = sorted(set(kwargs) - _CHECK_KEYWORDS)
-    if unknown:
-        raise TypeError(
-            f"assert_fisher_estimator() got an unexpected keyword argument {unknown[0]!r}; "
-            f"valid: {', '.join(sorted(_CHECK_KEYWORDS))}"
-        )
-    if "n" not in kwargs:
-        raise TypeError("assert_fisher_estimator() missing required keyword argument: 'n'")
-    report = check_fisher_estimator(estimator, net, x, **kwargs)
-    if not report.passed:
-        raise AssertionError(report.message())
-    return report
-
-
 # --- torch adapter ----------------------------------------------------------------------------
 
 
@@ -520,38 +501,3 @@ def torch_parameter_permutation(model: Any) -> np.ndarray:
             perm.append(t0 + out * inp + r)
         t0 += out * inp + out
     return np.asarray(perm, dtype=np.int64)
-
-
-def from_torch_estimator(
-    fn: Callable[[Any, Any, Any], Any], model: Any, x: Any, *, dtype: Any = None
-) -> Estimator:
-    """Adapt ``fn(model, x, generator) -> tensor`` to the ``estimator(rng)`` of the gate.
-
-    ``model`` is the ``nn.Sequential`` passed to ``Network.from_torch``; ``fn`` returns its
-    estimate in the order of ``model.parameters()`` (``(P, P)`` or the ``(P,)`` diagonal), using
-    the ``torch.Generator`` it is given for every label draw. The model is copied and cast to
-    ``dtype`` (float64 by default; rounding then stays far below the statistical threshold) and
-    ``x`` becomes a tensor of that dtype. The result is permuted into the Network's flat-θ order
-    (:func:`torch_parameter_permutation`).
-    """
-    import torch
-
-    dt = torch.float64 if dtype is None else dtype
-    perm = torch_parameter_permutation(model)
-    local = copy.deepcopy(model).to(dt)
-    xt = torch.as_tensor(_as_array(x, "x"), dtype=dt)
-
-    def estimator(rng: np.random.Generator) -> np.ndarray:
-        g = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
-        arr = _as_array(fn(local, xt, g), "the torch estimator's return value")
-        P = perm.size
-        if arr.shape == (P,):
-            return arr[perm]
-        if arr.shape == (P, P):
-            return arr[np.ix_(perm, perm)]
-        raise ShapeError(
-            f"the torch estimator returned shape {arr.shape}; expected ({P}, {P}) or ({P},) "
-            "in model.parameters() order"
-        )
-
-    return estimator

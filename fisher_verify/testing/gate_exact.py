@@ -266,7 +266,7 @@ def exact_statistics(
 ) -> ExactStatistics:
     """Exact values, variances and fourth moments of the gate's statistics (``eq-6``, ``thm-4``,
     ``thm-6``); see the module docstring."""
-    from ..fisher.covariance import variance
+    from ..fisher.covariance import network_variance
 
     fam = net.family
     M = X.shape[0]
@@ -282,7 +282,7 @@ def exact_statistics(
     dense_h = kind == 2 and M * d * P * P <= DENSE_HESSIAN_LIMIT
     H = np.asarray(net.output_hessians(X), dtype=np.float64) if dense_h else None
 
-    # diagonal elements (eq-6; thm-4 / thm-6 via covariance.variance or the large path)
+    # diagonal elements (eq-6; thm-4 / thm-6 via fisher.covariance.network_variance or the large path)
     # batched matrix products (BLAS) rather than einsum's loops: P ~ 1e5 makes these the bulk
     IJ_all = np.matmul(Ih, J)  # (M, d, P)
     diag_I = np.einsum("map,map->p", J, IJ_all) / M
@@ -290,7 +290,7 @@ def exact_statistics(
     if kind == 1 and P > LARGE_DIAGONAL_P and own_variance is not None:
         var_diag = np.asarray(own_variance(X, 1, n), dtype=np.float64)
     elif (kind == 1 and P <= LARGE_DIAGONAL_P) or dense_h:
-        var_diag = np.asarray(variance(net, X, kind, n, diagonal=True), dtype=np.float64)  # type: ignore[arg-type]
+        var_diag = np.asarray(network_variance(net, X, kind, n, diagonal=True), dtype=np.float64)  # type: ignore[arg-type]
     elif kind == 1:
         from ..models.mlp import variance1_diagonal
 

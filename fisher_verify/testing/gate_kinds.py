@@ -46,6 +46,7 @@ The kind is diagonal only and needs the ``P×P`` Fisher (``P ≤ HUTCHINSON_P_LI
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -73,6 +74,8 @@ __all__ = [
     "kind_alternatives",
     "kind_target",
     "Subsampled",
+    "WHICH_KINDS",
+    "kind_of",
     "describe_kind",
     "subsampled_statistics",
     "CLIP_LEVEL",
@@ -90,14 +93,44 @@ __all__ = [
 @dataclass(frozen=True)
 class Subsampled:
     """An estimator that uses a random subset of ``inputs`` of the M inputs per call
-    (``ext-subsampled``): ``kind`` 1 / 2 (``Î₁`` / ``Î₂`` with ``n`` draws per chosen input) or
-    ``"exact"`` (the exact Fisher of the chosen inputs, e.g. mini-batch EWC); the subset is drawn
-    uniformly without replacement (``replace=False``) or as ``inputs`` independent uniform
-    picks (``replace=True``), with the gate's generator."""
+    (``ext-subsampled``): ``which`` ``"I1"`` / ``"I2"`` (``Î₁`` / ``Î₂`` with ``n`` draws per chosen
+    input) or ``"exact"`` (the exact Fisher of the chosen inputs, e.g. mini-batch EWC); the subset
+    is drawn uniformly without replacement (``replace=False``) or as ``inputs`` independent
+    uniform picks (``replace=True``), with the gate's generator."""
 
     inputs: int
-    kind: Literal[1, 2, "exact"] = 1
+    which: Literal["I1", "I2", "exact"] = "I1"
     replace: bool = False
+
+    @property
+    def kind(self) -> Any:
+        """The estimator on the chosen inputs as the gate computes it: 1, 2 or ``"exact"``."""
+        return {"I1": 1, "I2": 2, "exact": "exact"}.get(self.which) \
+            if isinstance(self.which, str) else None
+
+
+#: The gate's ``which`` (public) -> its kind (internal: the paper's estimator numbers 1, 2)
+WHICH_KINDS: dict[str, Any] = {"I1": 1, "I2": 2, "gnb": "gnb",
+                               "hutchinson-rademacher": "hutchinson-rademacher",
+                               "hutchinson-gaussian": "hutchinson-gaussian"}
+
+
+def kind_of(which: Any) -> Any:
+    """The internal kind of a public ``which`` (``"I1"`` -> 1, a :class:`Subsampled` as is).
+
+    Raises:
+        FisherVerifyError: an unknown ``which``, naming the valid ones.
+    """
+    if isinstance(which, str) and which in WHICH_KINDS:
+        return WHICH_KINDS[which]
+    if dataclasses.is_dataclass(which) and not isinstance(which, type):
+        return which  # a Subsampled, KFAC or OneBackward: the gate checks its fields
+    valid = ", ".join(repr(k) for k in WHICH_KINDS)
+    hint = (f" (the estimator is named, not numbered: which='I{which}')"
+            if which in (1, 2) and not isinstance(which, bool) else "")
+    raise FisherVerifyError(f"which must be one of {valid} or a fisher_verify.Subsampled, KFAC or "
+                            "OneBackward(...); "
+                            f"got {which!r}{hint}")
 
 
 Kind = Literal[1, 2, "gnb", "hutchinson-rademacher", "hutchinson-gaussian"] | Subsampled | KFAC | OneBackward
@@ -180,10 +213,10 @@ def check_kind(kind: Any, diagonal_only: bool, M: int | None = None) -> None:
         check_one_backward(kind)
         return
     if isinstance(kind, Subsampled):
-        if kind.kind not in (1, 2, "exact") or isinstance(kind.kind, bool):
+        if kind.kind is None:
             raise FisherVerifyError(
-                f"Subsampled.kind must be 1, 2 or 'exact' (the estimator on the chosen inputs), "
-                f"got {kind.kind!r}"
+                f"Subsampled.which must be 'I1', 'I2' or 'exact' (the estimator on the chosen "
+                f"inputs), got {kind.which!r}"
             )
         top = M if M is not None and not kind.replace else None
         if isinstance(kind.inputs, bool) or not isinstance(kind.inputs, int) or kind.inputs < 1 or (

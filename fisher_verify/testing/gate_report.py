@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..validation import as_real_array
-from .gate_kinds import Kind, describe_kind
+from .gate_kinds import describe_kind, kind_of
 from .pooled import PooledTest
 
 __all__ = ["Estimator", "EstimatorReport", "GateStatistic", "collect_values"]
@@ -128,11 +128,16 @@ class GateStatistic:
 
 @dataclass(frozen=True)
 class EstimatorReport:
-    """Outcome of :func:`check_fisher_estimator`.
+    """Outcome of :func:`fisher_verify.check_estimator`, the one report of the gate.
+
+    ``reference="fisher"``: the calibrated test of unbiasedness for ``I(θ)`` (module docs);
+    ``reference="empirical"``: the exact comparison with the empirical Fisher of the data's
+    labels, where ``statistics`` is empty, ``worst`` None and ``max_error``, ``rtol`` and
+    ``worst_entry`` describe the comparison.
 
     Attributes:
         passed: every mean within its threshold, and the spread as required (module docs).
-        kind: 1 (``Î₁``, score outer products), 2 (``Î₂``, negative Hessians), ``"gnb"``
+        which: ``"I1"`` (``Î₁``, score outer products), ``"I2"`` (``Î₂``, negative Hessians), ``"gnb"``
             (Sophia's Gauss–Newton–Bartlett, ``ext-gnb``) or ``"hutchinson-rademacher"`` /
             ``"hutchinson-gaussian"`` (``ext-hutchinson``): whose exact variance calibrates the
             test.
@@ -160,19 +165,22 @@ class EstimatorReport:
             the spread tests) or ``"median_of_means"`` (R too small for Catoni's bound).
         pooled: the pooled tests (scale factor against 1, split-sample omnibus), sharing
             ``POOLED_SHARE · alpha`` (:mod:`fisher_verify.testing.pooled`).
-        reference: how the exact reference was obtained when that needs saying (e.g. a
+        reference: ``"fisher"`` or ``"empirical"``: what the estimate was compared with.
+        reference_note: how the exact reference was obtained when that needs saying (e.g. a
             train()-mode model with dropout evaluated in eval mode); "" otherwise.
+        max_error, rtol, worst_entry: the exact comparison (``reference="empirical"``): the
+            largest relative error, the rounding tolerance, and the entry where it occurs.
     """
 
     passed: bool
-    kind: Kind
+    which: Any
     n: int
     replications: int
     diagonal_only: bool
     alpha: float
     alpha_per_check: float
     statistics: tuple[GateStatistic, ...]
-    worst: GateStatistic
+    worst: GateStatistic | None
     scale: float
     scale_explains: bool
     sd_ratio: float
@@ -185,7 +193,11 @@ class EstimatorReport:
     tests: int = 0
     method: str = "catoni+spread"
     pooled: tuple[PooledTest, ...] = ()
-    reference: str = ""
+    reference: str = "fisher"
+    reference_note: str = ""
+    max_error: float = math.nan
+    rtol: float = math.nan
+    worst_entry: str = ""
 
     @property
     def scale_test(self) -> PooledTest | None:
@@ -216,7 +228,17 @@ class EstimatorReport:
 
     def message(self) -> str:
         """A multi-line human summary (the AssertionError text of the assert form)."""
-        est = describe_kind(self.kind)
+        if self.reference == "empirical":
+            head = "PASSED" if self.passed else "FAILED"
+            return "\n".join([
+                f"Empirical Fisher check {head}: exact comparison at rounding tolerance rtol = "
+                f"{self.rtol:.1e}",
+                f"  worst: {self.worst_entry}: off by {self.max_error:.3g} (relative to the "
+                "entry's magnitude)",
+                f"  scale factor (least squares of estimate vs empirical Fisher): {self.scale:.4g}",
+                f"  diagnosis: {self.diagnosis}",
+            ])
+        est = describe_kind(kind_of(self.which))
         head = "PASSED" if self.passed else "FAILED"
         shape = "diagonal" if self.diagonal_only else "P x P"
         lines = [
@@ -236,8 +258,8 @@ class EstimatorReport:
         ]
         if self.pooled:
             lines.insert(2, "  pooled: " + "; ".join(str(t) for t in self.pooled))
-        if self.reference:
-            lines.append(f"  reference: {self.reference}")
+        if self.reference_note:
+            lines.append(f"  reference: {self.reference_note}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -253,9 +275,6 @@ _METHOD_TEXT = {
 }
 
 
-# --- labels -----------------------------------------------------------------------------------
-
-
 def _as_array(value: Any, name: str = "the estimator's return value") -> np.ndarray:
     torch = sys.modules.get("torch")
     if not (torch is not None and isinstance(value, torch.Tensor)) and (
@@ -269,13 +288,22 @@ def _as_array(value: Any, name: str = "the estimator's return value") -> np.ndar
     return as_real_array(value, name)  # real numbers only: complex, text, meta tensors named
 
 
+def _replaying(first: np.ndarray, estimator: Estimator) -> Estimator:
+    """``estimator`` whose first call returns ``first``, the replicate already drawn."""
+    pending = [first]
+
+    def call(gen: np.random.Generator) -> Any:
+        return pending.pop() if pending else estimator(gen)
+
+    return call
+
+
 def collect_values(estimator: Estimator, gen: np.random.Generator, R: int, P: int, V: np.ndarray,
                    diagonal_only: bool) -> np.ndarray:
     """The (R, P + D) statistics of R calls: diagonal elements, then ``vᵀ Î v`` (or
     ``vᵀ Diag(Î) v``) per direction."""
     want = (P,) if diagonal_only else (P, P)
     values = np.empty((R, P + V.shape[0]))
-    W2 = V * V  # the weights of vᵀ Diag(Î) v, once for all replicates
     for r in range(R):
         est = _as_array(estimator(gen))
         if est.shape != want:
@@ -283,8 +311,10 @@ def collect_values(estimator: Estimator, gen: np.random.Generator, R: int, P: in
             raise ShapeError(f"the estimator returned shape {est.shape}, expected {want}{hint}")
         if diagonal_only:
             values[r, :P] = est
-            values[r, P:] = W2 @ est
+            values[r, P:] = (V * V) @ est
         else:
             values[r, :P] = np.diagonal(est)
             values[r, P:] = np.sum((V @ est) * V, axis=1)
     return values
+
+

@@ -100,7 +100,7 @@ def one_sided_gate(
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = emp[sd > 0] / sd[sd > 0]
     return EstimatorReport(
-        passed=passed, kind=kind, n=n, replications=R, diagonal_only=bool(diagonal_only),
+        passed=passed, which=kind, n=n, replications=R, diagonal_only=bool(diagonal_only),
         alpha=float(alpha), alpha_per_check=float(per), statistics=stats, worst=worst,
         scale=math.nan, scale_explains=False,
         sd_ratio=float(np.median(ratio)) if ratio.size else math.nan,

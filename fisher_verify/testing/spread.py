@@ -14,14 +14,13 @@ and is what the tests check the moments against.)
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from .catoni import catoni_mean, catoni_radius_factor, catoni_scale
 
-__all__ = ["SpreadResult", "equivalent_draws", "spread_test"]
+__all__ = ["SpreadResult", "spread_test"]
 
 
 @dataclass(frozen=True)
@@ -96,10 +95,3 @@ def spread_test(
         tested=tested, estimate=estimate, variance=variance, radius=radius, slack=slack_y,
         plain=dev2.mean(axis=0),
     )
-
-
-def equivalent_draws(n: int, ratio: float) -> str:
-    """A reading of a variance ratio: like ``Î_kind`` with about ``n / ratio`` draws."""
-    if not math.isfinite(ratio) or ratio <= 0:
-        return ""
-    return f"like about {n / ratio:.3g} draws per input"
