@@ -36,6 +36,8 @@ _EXPORTS: dict[str, str] = {
     "sample_estimators": "fisher_verify.fisher.estimators",
     "bounds": "fisher_verify.fisher.bounds",
     "analyze": "fisher_verify.analysis",
+    "register_layer": "fisher_verify.models.rules",
+    "unregister_layer": "fisher_verify.models.rules",
     "Analysis": "fisher_verify.models.result",
     # the estimator gate
     "check_estimator": "fisher_verify.testing.front",

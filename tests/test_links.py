@@ -406,7 +406,7 @@ def test_gate_passes_the_estimators_of_a_linked_network(kind: int) -> None:
         est = sample_estimators(net, X, 4, g)
         return est.i1 if kind == 1 else est.i2
 
-    report = fv.check_estimator(estimator, net, X, n=4, which=kind, replications=100)
+    report = fv.check_estimator(estimator, net, X, n=4, which=f"I{kind}", replications=100)
     assert report.passed, report.message()
     if kind == 2:
         curv = net.link_curvature(X)

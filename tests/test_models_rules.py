@@ -19,7 +19,7 @@ import torch
 
 import fisher_verify as fv
 from fisher_verify.errors import FisherVerifyError, UnsupportedError
-from fisher_verify.fisher.covariance import variance
+from fisher_verify.fisher.covariance import network_variance
 from fisher_verify.models import rules
 from fisher_verify.models.as_network import module_network
 
@@ -98,9 +98,9 @@ def test_a_registered_layer_gives_the_dense_reference(registered: None) -> None:
     got_f = _flat(fv.exact_fisher(model, Xt, fam, progress=False, diagonal=True))
     np.testing.assert_allclose(got_f, np.diag(fv.exact_fisher(net, X)), rtol=1e-10, atol=1e-14)
     for k in (1, 2):
-        got = fv.variance(model, Xt, fam, which=k, n=3, progress=False, diagonal=True)
+        got = fv.variance(model, Xt, fam, which=f"I{k}", n=3, progress=False, diagonal=True)
         assert got.all_exact
-        np.testing.assert_allclose(_flat(got), variance(net, X, k, 3, diagonal=True),
+        np.testing.assert_allclose(_flat(got), network_variance(net, X, k, 3, diagonal=True),
                                    rtol=1e-9, atol=1e-15)
     # the gate's reference network for the same model gives the same Jacobians
     ref = module_network(model, fam, X)

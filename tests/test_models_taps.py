@@ -224,8 +224,8 @@ def test_first_call_needs_no_torch_func_machinery() -> None:
         "mlp = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 10)).double()\n"
         "cnn = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),\n"
         "                    nn.Linear(8, 10)).double()\n"
-        "fv.model_fisher_diagonal(mlp, torch.randn(4, 6, dtype=torch.float64), fam)\n"
-        "fv.model_fisher_diagonal(cnn, torch.randn(4, 1, 6, 6, dtype=torch.float64), fam)\n"
+        "fv.exact_fisher(mlp, torch.randn(4, 6, dtype=torch.float64), fam, diagonal=True)\n"
+        "fv.exact_fisher(cnn, torch.randn(4, 1, 6, 6, dtype=torch.float64), fam, diagonal=True)\n"
         "print('torch._dynamo' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

@@ -181,7 +181,7 @@ def probe_generic(prep: Any, x: Any) -> None:
         raise UnsupportedError(
             f"no rule of the engine can differentiate module {where}: torch.func fails in its "
             f"forward ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
-            "Register a rule for its kind with fisher_verify.models.rules.register_layer(Kind, "
+            "Register a rule for its kind with fisher_verify.register_layer(Kind, "
             "forward), a forward written with differentiable torch functions (docs/models.md, "
             "'Your own layer')"
         ) from None

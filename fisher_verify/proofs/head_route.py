@@ -240,21 +240,21 @@ def linked_example(name: str, act: str, rng: Any) -> Any:
     """A random linked network of widths (2, 3, n) for the head ``name`` (a key of
     :data:`HEAD_DENSITIES`) with its outputs inside the link's domain (a probability head in
     (0, 1), a variance head > 0)."""
-    import fisher_verify as fv
-
     from ..families.links import link
+    from ..families.registry import family
     from ..networks.linked import LinkedNetwork
+    from ..networks.network import Network
 
     if name.endswith(":beta"):
         name = name.split(":")[0]
-        L = link(name, family=fv.family("beta", b=BETA_B))
+        L = link(name, family=family("beta", b=BETA_B))
     else:
         L = link(name)
-    base = fv.Network.random((2, 3, L.n), act, L.family, 0.8, rng)
+    base = Network.random((2, 3, L.n), act, L.family, 0.8, rng)
     w = [W.copy() for W in base.weights]
     if name == "logit":  # p = 0.5 + a·w with |a| ≤ 1 (tanh, sigmoid) and Σ|w| = 0.4
         w[-1][:, :-1] *= 0.4 / np.sum(np.abs(w[-1][:, :-1]), axis=1, keepdims=True)
         w[-1][:, -1] = 0.5
     if name == "mean-var":
         w[-1][1, -1] = 1.5
-    return LinkedNetwork(fv.Network(w, act, L.family), L)
+    return LinkedNetwork(Network(w, act, L.family), L)
