@@ -97,9 +97,9 @@ def check(ctx):
         F = fv.exact_fisher(net, X)
         ctx.close(f"{tag}: I(θ) = E[∂ℓ∂ℓᵀ]", F, fisher1, rtol=RTOL, **where)
         ctx.close(f"{tag}: I(θ) = E[−∂²ℓ]", F, fisher2, rtol=RTOL, **where)
-        ctx.close(f"{tag}: Cov(Î₁) = thm-4", fv.covariance(net, X, estimator=1, n=n), cov1,
+        ctx.close(f"{tag}: Cov(Î₁) = thm-4", fv.covariance(net, X, which="I1", n=n), cov1,
                   rtol=RTOL, **where)
-        C2 = fv.covariance(net, X, estimator=2, n=n)
+        C2 = fv.covariance(net, X, which="I2", n=n)
         ctx.close(f"{tag}: Cov(Î₂) = thm-6 with g″", C2, cov2, rtol=RTOL, **where)
         # without g″: ∂²h = g′ ∂²f only (a Gauss–Newton split at f): not Cov(Î₂)
         fb = net.base.forward(X)
