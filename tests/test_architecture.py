@@ -179,7 +179,8 @@ def test_every_room_says_what_it_holds_and_may_import() -> None:
 
 def module_name(path: Path) -> str:
     """``fisher_verify.room.module`` for a file of the package (a package for ``__init__``)."""
-    parts = ["fisher_verify", *path.relative_to(ROOT).with_suffix("").parts]
+    package = ROOT.parts[-2:]  # ("fisher_verify", "_src"): ROOT is where the rooms are
+    parts = [*package, *path.relative_to(ROOT).with_suffix("").parts]
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
