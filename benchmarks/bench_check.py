@@ -20,7 +20,7 @@ BUDGET_S = 60.0
 
 def main() -> int:
     """Run the gate once and report its timing."""
-    from fisher_verify.proofs import discover, run_all
+    from fisher_verify._src.proofs import discover, run_all
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--jobs", type=int, default=1)

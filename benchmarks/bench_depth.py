@@ -12,7 +12,7 @@ medians of:
 
 * ``backward``: one forward + backward pass of the batch through the same ``nn.Sequential``
   (``loss.backward()`` of the mean cross-entropy), the unit of cost;
-* ``diag I``, ``Var(I1)``, ``Var(I2)``: :func:`fisher_verify.models.mlp.fisher_diagonal`,
+* ``diag I``, ``Var(I1)``, ``Var(I2)``: :func:`fisher_verify._src.models.mlp.fisher_diagonal`,
   ``variance1_diagonal``, ``variance2_diagonal`` (eq-6, thm-4, thm-6);
 * ``BackPACK``: ``DiagGGNExact`` of the cross-entropy (the exact Fisher diagonal, eq-6),
   when backpack-for-pytorch is installed;
@@ -65,7 +65,7 @@ def _tasks(widths: list[int], M: int) -> dict[str, Callable[[], Any]]:
     import torch
 
     import fisher_verify as fv
-    from fisher_verify.models import mlp
+    from fisher_verify._src.models import mlp
 
     net = fv.Network.random(widths, "tanh", fv.family("categorical", K=widths[-1]), rng=0)
     X = np.random.default_rng(1).normal(size=(M, widths[0]))
@@ -119,7 +119,7 @@ def _norms(M: int) -> list[dict[str, Any]]:
     import resource
 
     import fisher_verify as fv
-    from fisher_verify.models import mlp_bounds, mlp_norms
+    from fisher_verify._src.models import mlp_bounds, mlp_norms
 
     net = fv.Network.random([784, 128, 10], "tanh", fv.family("categorical", K=10), rng=0)
     X = np.random.default_rng(1).normal(size=(M, 784))

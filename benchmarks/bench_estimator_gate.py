@@ -1,4 +1,4 @@
-"""Overhead of the estimator gate (fisher_verify.testing.estimator_gate) itself.
+"""Overhead of the estimator gate (fisher_verify._src.testing.estimator_gate) itself.
 
 Run by hand from the repository root (not part of the tests):
 
@@ -14,7 +14,7 @@ measures the detectable bias at R = 200: the smallest constant factor ``1 + b`` 
 with probability >= 0.9 (the 0.9 quantile over seeds of the smallest rejected factor, found by
 bisection on the same replicates scaled), for the whole gate and for its per-statistic tests
 alone (the gate before the pooled tests). ``--kinds`` times the gate for the kinds of
-``fisher_verify.testing.gate_kinds`` (GNB, Hutchinson, subsampled inputs).
+``fisher_verify._src.testing.gate_kinds`` (GNB, Hutchinson, subsampled inputs).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def run(widths: tuple[int, ...], M: int, kind: int, diagonal_only: bool, R: int)
     net = fv.Network.random(widths, "tanh", fam, rng=0)
     x = np.random.default_rng(1).normal(size=(M, widths[0]))
     if diagonal_only:
-        from fisher_verify.models.mlp import fisher_diagonal
+        from fisher_verify._src.models.mlp import fisher_diagonal
 
         const = fisher_diagonal(net, x)
     else:
@@ -52,8 +52,8 @@ def run(widths: tuple[int, ...], M: int, kind: int, diagonal_only: bool, R: int)
 def power() -> None:
     """Radii in standard errors, and the R needed for an N/(N-1) bias at n = 16."""
 
-    from fisher_verify.testing.calibrated import median_of_means_radius
-    from fisher_verify.testing.catoni import catoni_radius_factor
+    from fisher_verify._src.testing.calibrated import median_of_means_radius
+    from fisher_verify._src.testing.catoni import catoni_radius_factor
 
     for R in (100, 200, 1000):
         for S in (40, 2611):
@@ -88,7 +88,7 @@ def _fast_net(name: str, M: int, **params: object) -> tuple[fv.Network, np.ndarr
 
 def detectable(seeds: int = 30, R: int = 200, n: int = 16) -> None:
     """Smallest factor 1 + b rejected with probability >= 0.9 at R (see the module doc)."""
-    from fisher_verify.testing import estimator_gate as gate_mod
+    from fisher_verify._src.testing import estimator_gate as gate_mod
 
     real = gate_mod.kind_statistics
     cache: dict[bytes, object] = {}
@@ -161,7 +161,7 @@ def kinds(R: int = 200) -> None:
 
 
 def _kinds_on(widths: tuple[int, ...], R: int) -> None:
-    from fisher_verify.testing.gate_kinds import Subsampled
+    from fisher_verify._src.testing.gate_kinds import Subsampled
 
     fam = fv.family("categorical", K=3)
     net = fv.Network.random(widths, "tanh", fam, rng=1)

@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from fisher_verify.families.catalog import MAX_CLASSES
-from fisher_verify.families.registry import family_examples
+from fisher_verify._src.families.catalog import MAX_CLASSES
+from fisher_verify._src.families.registry import family_examples
 
 # every family of the registry at its example parameters, and the categorical at the largest K
 # of its symbolic kernels

@@ -5,7 +5,7 @@ Run by hand from the repository root (not part of the tests), one thread:
     OMP_NUM_THREADS=1 python benchmarks/bench_gate_any_model.py
 
 The estimator returns the exact diagonal (a constant), so the time is the gate's: preparing the
-working copy (fisher_verify.models.as_network), the dense autograd Jacobian, the exact
+working copy (fisher_verify._src.models.as_network), the dense autograd Jacobian, the exact
 statistics (eq-6, thm-4) and R reductions. Beside it: fv.exact_fisher(diagonal=True) on the same model
 and data, and, on a tanh MLP, the Eq. 3 route against the any-module route.
 """
@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 import fisher_verify as fv
-from fisher_verify.testing.adapters import module_reference, sequential_reference
-from fisher_verify.testing.gate_exact import exact_statistics
+from fisher_verify._src.testing.adapters import module_reference, sequential_reference
+from fisher_verify._src.testing.gate_exact import exact_statistics
 
 nn = torch.nn
 

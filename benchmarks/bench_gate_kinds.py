@@ -17,9 +17,9 @@ import numpy as np
 
 import fisher_verify as fv
 from fisher_verify import check_estimator
-from fisher_verify.fisher.kfac import kfac_factors, preactivation_jacobian
-from fisher_verify.testing.gate_kinds import KFAC, OneBackward, Subsampled
-from fisher_verify.testing.gate_onebackward import one_backward_roots
+from fisher_verify._src.fisher.kfac import kfac_factors, preactivation_jacobian
+from fisher_verify._src.testing.gate_kinds import KFAC, OneBackward, Subsampled
+from fisher_verify._src.testing.gate_onebackward import one_backward_roots
 
 GRID = (50, 100, 200, 400, 800)
 

@@ -1,4 +1,4 @@
-"""Time and peak memory of the large-network path (fisher_verify.models.mlp).
+"""Time and peak memory of the large-network path (fisher_verify._src.models.mlp).
 
 Run by hand from the repository root (not part of the tests):
 
@@ -84,8 +84,8 @@ class _PeakRSS:
 def _child(case: str, task: str, M: int, device: str, probes: int) -> dict[str, Any]:
     import torch
 
-    from fisher_verify.fisher.covariance import cov1_frobenius, network_moments, variance
-    from fisher_verify.models import mlp, mlp_bounds
+    from fisher_verify._src.fisher.covariance import cov1_frobenius, network_moments, variance
+    from fisher_verify._src.models import mlp, mlp_bounds
 
     torch.set_num_threads(torch.get_num_threads())
     net, X = _build(case, M)
@@ -154,7 +154,7 @@ def main() -> int:
     p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.device is None:
-        from fisher_verify.models.device import default_device
+        from fisher_verify._src.models.device import default_device
 
         args.device = default_device()
     if args.child:

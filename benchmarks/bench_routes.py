@@ -40,11 +40,11 @@ import numpy as np
 def _engine() -> Any:
     """The Eq. 3 rule's module, wherever this checkout keeps it."""
     try:
-        from fisher_verify.models import mlp
+        from fisher_verify._src.models import mlp
 
         return mlp
     except ImportError:  # before issue 19: fisher/large.py
-        from fisher_verify.fisher import large
+        from fisher_verify._src.fisher import large
 
         return large
 

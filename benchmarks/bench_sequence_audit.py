@@ -7,7 +7,7 @@ Run by hand from the repository root (not part of the tests), one thread:
 
 The exact diagonal is out of reach here: n_L = T·(V+1) = 320 032 backward passes per input.
 The audit needs one forward-mode pass per coordinate and batch instead
-(:func:`fisher_verify.testing.audit.audit_diagonal`). Claims audited: Sophia's GNB (the mean of n
+(:func:`fisher_verify._src.testing.audit.audit_diagonal`). Claims audited: Sophia's GNB (the mean of n
 estimates, passes), the same with the padding positions counted and with the batch size B
 missing, and the empirical Fisher (squared per-sequence gradients at the data's labels) claimed
 as a deterministic diagonal. Reported: the model size, the time per claim and per coordinate,
@@ -48,10 +48,10 @@ import numpy as np
 import torch
 
 import fisher_verify as fv
-from fisher_verify.families.sequence import IGNORE
-from fisher_verify.models.sequence import with_padding_mask
-from fisher_verify.models.transformer import CausalTransformer
-from fisher_verify.testing.audit import audit_diagonal
+from fisher_verify._src.families.sequence import IGNORE
+from fisher_verify._src.models.sequence import with_padding_mask
+from fisher_verify._src.models.transformer import CausalTransformer
+from fisher_verify._src.testing.audit import audit_diagonal
 
 PAD = 0
 

@@ -113,7 +113,7 @@ def check_large(run: Run, rng: np.random.Generator) -> None:
     import torch
 
     import fisher_verify as fv
-    from fisher_verify.models import mlp, mlp_bounds, mlp_norms
+    from fisher_verify._src.models import mlp, mlp_bounds, mlp_norms
 
     device = run.device
     cases = [
@@ -164,7 +164,7 @@ def check_large(run: Run, rng: np.random.Generator) -> None:
 
 def time_large(run: Run, rng: np.random.Generator) -> None:
     import fisher_verify as fv
-    from fisher_verify.models import mlp, mlp_bounds
+    from fisher_verify._src.models import mlp, mlp_bounds
 
     device = run.device
     deep = ([([100, 50, 50, 50, 10], 8)] if run.dry else

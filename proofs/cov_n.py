@@ -4,13 +4,13 @@ import itertools
 
 import numpy as np
 
-from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import (
+from fisher_verify._src.proofs.support import (
     QUICK_WIDTHS,
     definition_route,
     exact_covariance,
     random_networks,
 )
+from fisher_verify.proofs import statement
 
 #: Largest number of N-tuples of nodes enumerated for the exact covariance of the N-draw mean.
 MAX_TUPLES = 20_000

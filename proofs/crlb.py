@@ -2,8 +2,8 @@
 
 import numpy as np
 
+from fisher_verify._src.proofs.support import record_calibrated
 from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import record_calibrated
 
 
 def _linear_gaussian(ctx, n_in, n_out, sigma):
@@ -32,12 +32,12 @@ def check(ctx):
       squares (efficient) and a strictly positive gap for the weighted one.
     * The covariances are not taken on trust: R sampled fits give the variance of uᵀθ̂ along a
       random direction, tested against uᵀCov u (calibrated, Gaussian 4th moment, ctx.alpha).
-    * fisher_verify.fisher.bounds.crlb_linear_gaussian reports both sides as computed here.
+    * fisher_verify._src.fisher.bounds.crlb_linear_gaussian reports both sides as computed here.
     * In the mean parametrization of each exponential family, the sample mean of t attains
       the bound I(h)/N and a weighted mean lies above it (exact expectations)."""
     import fisher_verify as fv
-    from fisher_verify.fisher.bounds import crlb_linear_gaussian
-    from fisher_verify.testing.calibrated import assert_variance_matches
+    from fisher_verify._src.fisher.bounds import crlb_linear_gaussian
+    from fisher_verify._src.testing.calibrated import assert_variance_matches
 
     reps = ctx.pick(4000, 20000)
     gaps = []

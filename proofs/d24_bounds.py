@@ -15,8 +15,8 @@ def _shift_invariant(fam):
     import mpmath
     import sympy as sp
 
-    from fisher_verify.identities.prover import random_rational_points
-    from fisher_verify.symbolic.safe import to_naive
+    from fisher_verify._src.identities.prover import random_rational_points
+    from fisher_verify._src.symbolic.safe import to_naive
 
     if fam.label not in _SHIFT:
         d = fam.definition
@@ -53,9 +53,9 @@ def check(ctx):
     checked against their causes: the kernel of I(h) from its eigen-decomposition, and the rank
     of the enumerated covariance of vec((t−η)(t−η)ᵀ). The unit-variance normal attains both
     bounds (λ = 2 on symmetric directions, I = Id)."""
-    from fisher_verify.fisher import diagonal as dg
-    from fisher_verify.fisher.covariance import cov1_variance, cov2_variance, moment_excess
-    from fisher_verify.proofs.beyond import family_cases
+    from fisher_verify._src.fisher import diagonal as dg
+    from fisher_verify._src.fisher.covariance import cov1_variance, cov2_variance, moment_excess
+    from fisher_verify._src.proofs.beyond import family_cases
 
     n, rtol = 2, 1e-9
     cases = family_cases(ctx)

@@ -40,8 +40,8 @@ def check(ctx):
     expectation over model labels (the family's nodes, input by input) against 0 at the scale of
     E[J rrᵀ Jᵀ], the terms that cancel."""
     import fisher_verify as fv
-    from fisher_verify.fisher import diagonal as dg
-    from fisher_verify.proofs.beyond import family_cases
+    from fisher_verify._src.fisher import diagonal as dg
+    from fisher_verify._src.proofs.beyond import family_cases
 
     cases = family_cases(ctx, inputs=3)
     for k, c in enumerate(cases):

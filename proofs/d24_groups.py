@@ -22,9 +22,9 @@ def check(ctx):
     and 3 (one input each): both variances equal their closed forms, and the dense route's
     ratio Var(Î₂)/Var(Î₁) is the same for every column k (the input h̄_k differs) and equals
     the closed-form ratio."""
-    from fisher_verify.fisher import diagonal as dg
-    from fisher_verify.fisher.covariance import cov1_variance, cov2_variance, moment_excess
-    from fisher_verify.proofs.beyond import family_cases
+    from fisher_verify._src.fisher import diagonal as dg
+    from fisher_verify._src.fisher.covariance import cov1_variance, cov2_variance, moment_excess
+    from fisher_verify._src.proofs.beyond import family_cases
 
     n = 3
     cases = family_cases(ctx, depths=(2, 3), inputs=1)

@@ -22,9 +22,9 @@ def check(ctx):
     every family at depths 1–3, activations cycling through the whole registry (ReLU included,
     at random inputs, away from its kink). Var(Î₂) = 0 is compared at the scale of E[(∂²_iiℓ)²],
     the term that cancels in E[g²] − E[g]², never as an exact 0.0."""
-    from fisher_verify.fisher import diagonal as dg
-    from fisher_verify.fisher.covariance import cov1_variance, cov2_variance, moment_excess
-    from fisher_verify.proofs.beyond import all_activations, family_cases, label_route, node_moments
+    from fisher_verify._src.fisher import diagonal as dg
+    from fisher_verify._src.fisher.covariance import cov1_variance, cov2_variance, moment_excess
+    from fisher_verify._src.proofs.beyond import all_activations, family_cases, label_route, node_moments
 
     n = 2
     cases = family_cases(ctx, activations=all_activations())

@@ -25,10 +25,10 @@ def check(ctx):
     by autodiff at every label node equals fisher.diagonal.pwl_hessian_estimate_diagonal (diag
     I(θ|x) from J and I(h_L)), so its variance over the labels is 0 at the scale of E[g²]; and the
     full Î₂ still varies (thm-6 off the diagonal)."""
-    from fisher_verify.fisher import diagonal as dg
-    from fisher_verify.fisher.covariance import cov2_variance
-    from fisher_verify.networks.activations import ACTIVATIONS
-    from fisher_verify.proofs.beyond import family_cases, label_route, node_moments
+    from fisher_verify._src.fisher import diagonal as dg
+    from fisher_verify._src.fisher.covariance import cov2_variance
+    from fisher_verify._src.networks.activations import ACTIVATIONS
+    from fisher_verify._src.proofs.beyond import family_cases, label_route, node_moments
 
     pwl = [k for k, a in ACTIVATIONS.items() if not a.is_c2]
     cases = family_cases(ctx, activations=pwl)

@@ -21,9 +21,9 @@ def check(ctx):
     the dense thm-4/thm-6 tensors (K from the 4th central moment, autodiff J and H), and the
     exact variance over the labels of ∂_iℓ² and −∂²_iiℓ from autodiff of ℓ at the family's
     exact-expectation nodes (compared at the scale of E[g²], the term that cancels)."""
-    from fisher_verify.fisher import diagonal as dg
-    from fisher_verify.fisher.covariance import cov1_tensor, cov1_variance, cov2_tensor, cov2_variance
-    from fisher_verify.proofs.beyond import family_cases, label_route, node_moments
+    from fisher_verify._src.fisher import diagonal as dg
+    from fisher_verify._src.fisher.covariance import cov1_tensor, cov1_variance, cov2_tensor, cov2_variance
+    from fisher_verify._src.proofs.beyond import family_cases, label_route, node_moments
 
     n, rtol = 3, 1e-9
     cases = family_cases(ctx)

@@ -72,8 +72,8 @@ def check(ctx):
     family's nodes), for both estimators, with and without replacement, on a network of every
     family (data set M = 3); and on tiny cases (Bernoulli, categorical K = 3) against the
     enumeration of every input draw and every label jointly."""
-    from fisher_verify.fisher import diagonal as dg
-    from fisher_verify.proofs.beyond import family_cases, label_route, node_moments
+    from fisher_verify._src.fisher import diagonal as dg
+    from fisher_verify._src.proofs.beyond import family_cases, label_route, node_moments
 
     rtol = 1e-9
     cases = family_cases(ctx, inputs=3)
@@ -101,7 +101,7 @@ def check(ctx):
                 ctx.close(f"{what}: input term", sv.input, inp, rtol, scale=sc, net=k)
     # tiny cases: every input draw and every label, jointly
     import fisher_verify as fv
-    from fisher_verify.proofs.support import output_family
+    from fisher_verify._src.proofs.support import output_family
 
     tiny = ((output_family("bernoulli", 1), (2, 2)), (fv.family("categorical", K=3), (2, 1)))
     for fam, (m, n) in tiny:

@@ -1,7 +1,7 @@
 """delta-i: the deviation of a target-label estimator from Î."""
 
+from fisher_verify._src.proofs.support import random_networks
 from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import random_networks
 
 
 @statement(
@@ -16,7 +16,7 @@ from fisher_verify.proofs.support import random_networks
 def check(ctx):
     """The closed forms vs differentiating l̃ and the draws' ℓ directly (autodiff)."""
     import fisher_verify as fv
-    from fisher_verify.fisher.estimators import delta_estimators
+    from fisher_verify._src.fisher.estimators import delta_estimators
 
     for k, (net, x) in enumerate(random_networks(ctx)):
         est = fv.sample_estimators(net, x, 8, ctx.rng)

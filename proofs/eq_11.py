@@ -1,7 +1,7 @@
 """eq-11: the back-propagated Fisher estimator of a hidden layer."""
 
+from fisher_verify._src.proofs.support import random_networks
 from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import random_networks
 
 
 @statement(
@@ -15,7 +15,7 @@ from fisher_verify.proofs.support import random_networks
 def check(ctx):
     """The lemma-13 form vs per-sample autodiff gradients ∂ℓ/∂h_l, at every layer."""
     import fisher_verify as fv
-    from fisher_verify.fisher.backprop import backprop_estimator, backprop_estimator_autodiff
+    from fisher_verify._src.fisher.backprop import backprop_estimator, backprop_estimator_autodiff
 
     for k, (net, x) in enumerate(random_networks(ctx)):
         est = fv.sample_estimators(net, x, 8, ctx.rng)

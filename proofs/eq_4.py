@@ -1,8 +1,8 @@
 """eq-4: the score is Jᵀ(t − η)."""
 
 
+from fisher_verify._src.proofs.support import definition_route, random_networks
 from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import definition_route, random_networks
 
 
 @statement(

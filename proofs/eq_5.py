@@ -2,8 +2,8 @@
 
 import numpy as np
 
+from fisher_verify._src.proofs.support import definition_route, random_networks
 from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import definition_route, random_networks
 
 
 @statement(

@@ -1,7 +1,7 @@
 """eq-7: Î₁ through the output-space sample covariance."""
 
+from fisher_verify._src.proofs.support import random_networks
 from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import random_networks
 
 
 @statement(
@@ -15,7 +15,7 @@ from fisher_verify.proofs.support import random_networks
 def check(ctx):
     """The structured Î₁ (eq-7) vs per-sample autodiff scores on the same draws."""
     import fisher_verify as fv
-    from fisher_verify.fisher.estimators import estimators_from_draws
+    from fisher_verify._src.fisher.estimators import estimators_from_draws
 
     n = ctx.pick(16, 64)
     for k, (net, x) in enumerate(random_networks(ctx)):

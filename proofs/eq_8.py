@@ -2,8 +2,8 @@
 
 import numpy as np
 
+from fisher_verify._src.proofs.support import random_networks
 from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import random_networks
 
 
 @statement(
@@ -18,7 +18,7 @@ from fisher_verify.proofs.support import random_networks
 def check(ctx):
     """The structured Î₂ vs the autodiff Hessian on the same draws; Î₂ − I(θ) is the bias term."""
     import fisher_verify as fv
-    from fisher_verify.fisher.estimators import estimators_from_draws
+    from fisher_verify._src.fisher.estimators import estimators_from_draws
 
     n = ctx.pick(16, 64)
     for k, (net, x) in enumerate(random_networks(ctx)):

@@ -13,8 +13,8 @@ choice fails whichever way it is swapped.
 
 import numpy as np
 
+from fisher_verify._src.proofs.support import definition_route, mixed_family
 from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import definition_route, mixed_family
 
 
 def _variance_sums(net, X, n):

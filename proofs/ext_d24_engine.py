@@ -81,8 +81,8 @@ def _body(ctx):
     from torch import nn
 
     import fisher_verify as fv
-    from fisher_verify.fisher import diagonal as dg
-    from fisher_verify.models.structure import model_structure
+    from fisher_verify._src.fisher import diagonal as dg
+    from fisher_verify._src.models.structure import model_structure
 
     n, rtol = 2, 1e-9
     fams = [("categorical", fv.family("categorical", K=3))]

@@ -1,7 +1,7 @@
 """ext-gate-calibration: the estimator gate's own calibration (beyond the paper: the README's
 "Gate your own Fisher estimator in CI", docs/estimator-gate.md).
 
-The gate (:mod:`fisher_verify.testing.estimator_gate`) promises a false-alarm rate of at most
+The gate (:mod:`fisher_verify._src.testing.estimator_gate`) promises a false-alarm rate of at most
 ``alpha`` for the whole gate on an estimator distributed as ``Î₁`` with ``n`` draws, radii that
 follow from the exact variances and fourth moments (Catoni's ``σ sqrt(2L/(R − 2L))``), pooled
 tests calibrated by the exact variance of the combination, and power against the classic
@@ -29,8 +29,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from fisher_verify._src.proofs.support import record_calibrated
 from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import record_calibrated
 
 
 class _Cheap:
@@ -99,8 +99,8 @@ def check(ctx):
     computed exact laws; a planted 1/n and reused draws rejected and named."""
     import fisher_verify as fv
     from fisher_verify import check_estimator
-    from fisher_verify.fisher.covariance import network_covariance as covariance
-    from fisher_verify.testing.calibrated import assert_frequency_at_least
+    from fisher_verify._src.fisher.covariance import network_covariance as covariance
+    from fisher_verify._src.testing.calibrated import assert_frequency_at_least
 
     fam = fv.family("bernoulli")
     net = fv.Network.random((3, 4, 1), "tanh", fam, 1.0, ctx.rng)

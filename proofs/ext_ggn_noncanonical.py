@@ -14,7 +14,7 @@ Since ``−∂²ℓ/∂f² = g′ᵀ I(h) g′ − Σ_k (t(y) − η)_k g″_k``
 
 (For a canonical head, ``g″ = 0`` and the gap vanishes: ``−∂²ℓ/∂h² = ∂²F = I(h)``, lemma-2.)
 
-**Independent route** (:mod:`fisher_verify.proofs.head_route`): ``−∂²ℓ/∂f²`` and ``J_f`` by
+**Independent route** (:mod:`fisher_verify._src.proofs.head_route`): ``−∂²ℓ/∂f²`` and ``J_f`` by
 ``torch.func`` from the head's own density; exact expectations over Gauss–Hermite nodes,
 both Bernoulli labels, or the Poisson sum with its tail bound. The library side is
 ``fv.exact_fisher``, the family's η and the link's printed ``g″``.
@@ -40,8 +40,8 @@ GAP = 1e-4
 def check(ctx):
     """The data-label GGN against the Fisher, with the gap's exact value."""
     import fisher_verify as fv
-    from fisher_verify.fisher.covariance import cov2_tensor
-    from fisher_verify.proofs.head_route import head_nodes, head_terms, linked_example
+    from fisher_verify._src.fisher.covariance import cov2_tensor
+    from fisher_verify._src.proofs.head_route import head_nodes, head_terms, linked_example
 
     n = 2
     cases = [("mean-logstd", "tanh"), ("mean-var", "sigmoid"), ("softplus-rate", "tanh"),

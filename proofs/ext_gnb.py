@@ -3,7 +3,7 @@ estimator gate's ``which="gnb"``, Liu et al. 2023, "Sophia").
 
 One label ``ŷ_m ~ p(y|x_m, θ)`` per input, ``ĝ = (1/M) Σ_m J_mᵀ (t(ŷ_m) − η_m)`` (the gradient of
 the batch-mean negative log-likelihood, up to sign), and ``Ĝ = M ĝ ĝᵀ`` (Sophia's ``B ĝ ⊙ ĝ`` is
-its diagonal, ``B = M``). The claim (:mod:`fisher_verify.testing.gate_kinds`):
+its diagonal, ``B = M``). The claim (:mod:`fisher_verify._src.testing.gate_kinds`):
 
 * ``E⟨W, Ĝ⟩ = ⟨W, I(θ)⟩`` (unbiased for ``I(θ)``, ``eq-6``);
 * ``Var⟨W, Ĝ⟩ = (1/M²) Σ_m κ₄_m[J_m W J_mᵀ, J_m W J_mᵀ] + 2 tr(W I(θ) W I(θ))``; for a
@@ -27,8 +27,8 @@ import itertools
 
 import numpy as np
 
+from fisher_verify._src.proofs.support import weighted_moments
 from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import weighted_moments
 
 RTOL = 1e-9
 
@@ -63,8 +63,8 @@ def check(ctx):
     """Mean, variance, covariance, combination variance and fourth moments of the GNB
     statistics against enumeration over every label set."""
     import fisher_verify as fv
-    from fisher_verify.testing.gate_exact import combination_variance, statistics_covariance
-    from fisher_verify.testing.gate_kinds import gnb_statistics
+    from fisher_verify._src.testing.gate_exact import combination_variance, statistics_covariance
+    from fisher_verify._src.testing.gate_kinds import gnb_statistics
 
     M = ctx.pick(3, 4)
     for name, params in [("bernoulli", {}), ("categorical", {"K": 3})]:

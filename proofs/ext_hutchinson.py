@@ -2,7 +2,7 @@
 paper: the estimator gate's ``which="hutchinson-rademacher"`` / ``"hutchinson-gaussian"``).
 
 With probes of i.i.d. entries (mean 0, variance 1, fourth cumulant ``κ``: −2 Rademacher, 0
-Gaussian) and ``F = I(θ)`` exact, the claim (:mod:`fisher_verify.testing.gate_kinds`):
+Gaussian) and ``F = I(θ)`` exact, the claim (:mod:`fisher_verify._src.testing.gate_kinds`):
 
 * ``E v_i (Fv)_i = F_ii``;
 * ``Cov(⟨a, D̂⟩, ⟨b, D̂⟩) = aᵀ C b``, ``C = F∘F + Diag(Σ_j F_ij² + κ F_ii²)``: so
@@ -22,8 +22,8 @@ import itertools
 
 import numpy as np
 
+from fisher_verify._src.proofs.support import weighted_moments
 from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import weighted_moments
 
 RTOL = 1e-9
 
@@ -54,8 +54,8 @@ def check(ctx):
     """Mean, variance, covariance, combination variance and fourth moments of the Hutchinson
     statistics against enumeration over probes."""
     import fisher_verify as fv
-    from fisher_verify.testing.gate_exact import combination_variance, statistics_covariance
-    from fisher_verify.testing.gate_kinds import hutchinson_statistics
+    from fisher_verify._src.testing.gate_exact import combination_variance, statistics_covariance
+    from fisher_verify._src.testing.gate_kinds import hutchinson_statistics
 
     nets = [("bernoulli", {}, (1, 2))]
     if ctx.thorough:

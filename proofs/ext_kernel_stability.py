@@ -35,7 +35,7 @@ QUANTITIES = ("log_partition", "eta", "fisher", "kappa3", "kappa4", "central_mom
 #: inside the natural domain with every true value representable in float64 (Poisson's
 #: K = λ + 3λ² overflows above h ≈ 354); then the categorical family beyond the symbolic limit.
 def _cases():
-    from fisher_verify.families.registry import family_examples
+    from fisher_verify._src.families.registry import family_examples
 
     return (*((name, dict(ex.params), ex.extreme) for name, ex in family_examples()),
             ("categorical", {"K": 12}, ((1000.0, -1000.0, 0.0, 300.0, -300.0, 700.0, -700.0,
@@ -65,7 +65,7 @@ def _reference_naive(fam, h):
     import mpmath
     import sympy as sp
 
-    from fisher_verify.symbolic.safe import SafeFunction
+    from fisher_verify._src.symbolic.safe import SafeFunction
 
     out = {}
     for q in QUANTITIES:

@@ -57,7 +57,7 @@ def _labels(fam):
 def check(ctx):
     """K-FAC's factors against the exact Fisher block and the exact label expectation."""
     import fisher_verify as fv
-    from fisher_verify.fisher.kfac import (
+    from fisher_verify._src.fisher.kfac import (
         gradient_factor_estimate,
         gradient_factor_variance,
         kfac_block,

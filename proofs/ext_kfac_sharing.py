@@ -72,7 +72,7 @@ def check(ctx):
     import torch
     from torch.func import jacrev
 
-    from fisher_verify.fisher.kfac import kfac_expand_factors, kfac_reduce_factors, shared_layer_block
+    from fisher_verify._src.fisher.kfac import kfac_expand_factors, kfac_reduce_factors, shared_layer_block
 
     widths = (2, 3, 3, 2)
     N = 3

@@ -1,7 +1,7 @@
 """ext-large-path: the large-network path (beyond the paper: the README's "Large networks").
 
 The paper's statements are checked on small networks with P×P (and P⁴) arrays. For large P the
-library promises the same numbers without any P×P array (:mod:`fisher_verify.models.mlp`):
+library promises the same numbers without any P×P array (:mod:`fisher_verify._src.models.mlp`):
 the diagonals of I(θ), Var(Î₁), Var(Î₂) and of the output Hessians, the Var(Î₁) block of a
 layer, both sides of thm-7 and thm-8, and the closed-form traces tr(H^α_m H^β_m') behind the
 exact ‖Cov(Î₂)‖_F. This statement checks every one of them against the dense route evaluated
@@ -25,8 +25,8 @@ THOROUGH = QUICK + (((3, 3, 3, 3, 3, 2), "bernoulli", "gelu"),
 def _dense(net, X, n):
     """Everything the large path computes, by the dense route from autodiff derivatives."""
     import fisher_verify as fv
-    from fisher_verify.fisher.bounds import thm7_sides, thm8_sides
-    from fisher_verify.fisher.covariance import cov1_variance, cov2_variance
+    from fisher_verify._src.fisher.bounds import thm7_sides, thm8_sides
+    from fisher_verify._src.fisher.covariance import cov1_variance, cov2_variance
 
     fam = net.family
     h = net.forward(X)
@@ -63,8 +63,8 @@ def check(ctx):
     layer, the exact closed-form traces (and the HVP-basis traces) against ⟨H^α_m, H^β_m'⟩
     from autodiff Hessians, and both sides of thm-7 and thm-8."""
     import fisher_verify as fv
-    from fisher_verify.models import mlp, mlp_bounds
-    from fisher_verify.proofs.support import output_family
+    from fisher_verify._src.models import mlp, mlp_bounds
+    from fisher_verify._src.proofs.support import output_family
 
     n, rtol = 3, 1e-10
     cases = ctx.pick(QUICK, THOROUGH)

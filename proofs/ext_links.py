@@ -3,7 +3,7 @@
 With a link ``h = g(f)`` after the network's output ``f`` (a Gaussian head ``(μ, log σ)`` or
 ``(μ, σ²)``, a Poisson rate through softplus, a probability), ``θ ↦ g(f(θ))`` is a network whose
 output is the natural parameter, so eq-6, eq-7/8, thm-4 and thm-6 hold for it with
-``J_h = g′ J_f`` and ``∂²h_k = J_fᵀ g″_k J_f + Σ_j g′_kj ∂²f_j`` (``fisher_verify.networks.linked``).
+``J_h = g′ J_f`` and ``∂²h_k = J_fᵀ g″_k J_f + Σ_j g′_kj ∂²f_j`` (``fisher_verify._src.networks.linked``).
 Claims, per network (M = 2 inputs):
 
 (Also a gamma head of shape 2 with rate ``e^u``; thorough: ``softplus(u)`` too.)
@@ -20,7 +20,7 @@ A Beta head (concentration ``α = softplus(u)``, second shape known) joins once 
 the beta family: its terms are polynomials in ``log y``, whose moments come from mpmath
 quadrature of the Beta density at 40 digits (error estimate recorded and bounded).
 
-**Independent route** (:mod:`fisher_verify.proofs.head_route`): ℓ = log p(y | f) from the head's
+**Independent route** (:mod:`fisher_verify._src.proofs.head_route`): ℓ = log p(y | f) from the head's
 own density (``torch.distributions``), ``torch.func`` scores and Hessians in θ, exact
 expectations by Gauss–Hermite nodes in y (normal: polynomials of degree ≤ 8, exact to 23),
 generalized Gauss–Laguerre nodes (gamma), the enumeration of both labels (Bernoulli) or the
@@ -47,11 +47,11 @@ GAP = 1e-4
 def check(ctx):
     """Linked networks against the head's own density, and each link against mpmath."""
     import fisher_verify as fv
-    from fisher_verify.families.links import LINKS, link
-    from fisher_verify.fisher.bounds import lemma12_radius, thm7_sides, thm8_sides
-    from fisher_verify.fisher.covariance import cov2_tensor
-    from fisher_verify.fisher.estimators import estimators_from_draws
-    from fisher_verify.proofs.head_route import (
+    from fisher_verify._src.families.links import LINKS, link
+    from fisher_verify._src.fisher.bounds import lemma12_radius, thm7_sides, thm8_sides
+    from fisher_verify._src.fisher.covariance import cov2_tensor
+    from fisher_verify._src.fisher.estimators import estimators_from_draws
+    from fisher_verify._src.proofs.head_route import (
         head_nodes,
         head_terms,
         link_reference_mp,

@@ -1,7 +1,7 @@
 """ext-models-engine: the any-model engine (beyond the paper: the README's "Any PyTorch model").
 
 The README promises eq-6, thm-4 and thm-6 diagonals, and thm-7/thm-8 where exact, for any
-torch model, not only the Eq. 3 MLPs of the paper (:mod:`fisher_verify.models`). This statement
+torch model, not only the Eq. 3 MLPs of the paper (:mod:`fisher_verify._src.models`). This statement
 checks the engine's public functions (``fv.exact_fisher(..., diagonal=True)``,
 ``fv.variance(..., which="I1"|"I2", diagonal=True)``) and its exact thm-7/thm-8 norms against a dense
 reference that shares nothing with it:
@@ -17,7 +17,7 @@ reference that shares nothing with it:
   ∇²F J_m − Σ_α (t_α(y) − η_α) H^α_m``, so
   ``diag I = (1/M) Σ_m E_y[s_i²]``, ``Var(Î₁)_ii = (1/(M²N)) Σ_m Var_y(s_i²)``,
   ``Var(Î₂)_ii = (1/(M²N)) Σ_m Var_y(Σ_α t_α(y) H^α_{m,ii})``;
-* thm-7 and thm-8: the dense formulas of :mod:`fisher_verify.fisher.bounds` (``thm7_sides``,
+* thm-7 and thm-8: the dense formulas of :mod:`fisher_verify._src.fisher.bounds` (``thm7_sides``,
   ``thm8_sides``) fed with those ``J_m``, ``H_m`` and the enumerated ``I_m`` and ``K_m``.
 
 Models: a CNN (Conv2d, SiLU, average pooling, a hidden Linear big enough for the engine's
@@ -208,9 +208,9 @@ def check(ctx):
     import warnings
 
     import fisher_verify as fv
-    from fisher_verify.fisher.bounds import thm7_sides, thm8_sides
-    from fisher_verify.models.report import thm7_model, thm8_model
-    from fisher_verify.models.workspace import open_workspace
+    from fisher_verify._src.fisher.bounds import thm7_sides, thm8_sides
+    from fisher_verify._src.models.report import thm7_model, thm8_model
+    from fisher_verify._src.models.workspace import open_workspace
 
     n = N_DRAWS
     cases = ctx.pick(QUICK, THOROUGH)

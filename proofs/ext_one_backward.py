@@ -19,7 +19,7 @@ root ``B Bᵀ = I(h)`` works the same (the symmetric root for the others). Witho
 Claims checked: ``B Bᵀ = I(h)`` (categorical, Sun's form; Bernoulli, the symmetric root); one
 torch backward pass of ``s`` (autograd, detached p) is ``Jᵀ B ξ``; mean, variance, covariance,
 combination variance and fourth moments of the gate's statistics
-(:func:`~fisher_verify.testing.gate_onebackward.one_backward_statistics`) against enumeration
+(:func:`~fisher_verify._src.testing.gate_onebackward.one_backward_statistics`) against enumeration
 over the probes of M = 2 inputs (Rademacher: all ``2^{K M}`` sign vectors; Gaussian: the tensor
 product of 5-node Gauss–Hermite rules, exact to degree 9 per coordinate, so for the eighth-degree
 fourth moments); the diagonal closed forms and the ``√2`` bound; ``Jᵀ diag(p) J − I(θ) ⪰ 0``.
@@ -30,8 +30,8 @@ import itertools
 
 import numpy as np
 
+from fisher_verify._src.proofs.support import weighted_moments
 from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import weighted_moments
 
 RTOL = 1e-9
 
@@ -77,8 +77,8 @@ def check(ctx):
     import torch
 
     import fisher_verify as fv
-    from fisher_verify.testing.gate_exact import combination_variance, statistics_covariance
-    from fisher_verify.testing.gate_onebackward import (
+    from fisher_verify._src.testing.gate_exact import combination_variance, statistics_covariance
+    from fisher_verify._src.testing.gate_onebackward import (
         OneBackward,
         one_backward_roots,
         one_backward_statistics,

@@ -1,6 +1,6 @@
 """ext-sequence: token-level outputs with a padding mask, and the coordinate audit (beyond the
-paper: a causal transformer's Fisher information, :mod:`fisher_verify.families.sequence`,
-:mod:`fisher_verify.testing.audit`).
+paper: a causal transformer's Fisher information, :mod:`fisher_verify._src.families.sequence`,
+:mod:`fisher_verify._src.testing.audit`).
 
 The claim:
 
@@ -25,8 +25,8 @@ import itertools
 
 import numpy as np
 
+from fisher_verify._src.proofs.support import weighted_moments
 from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import weighted_moments
 
 RTOL = 1e-9
 
@@ -64,10 +64,10 @@ def check(ctx):
     import torch
 
     import fisher_verify as fv
-    from fisher_verify.models.as_network import module_network
-    from fisher_verify.models.sequence import with_padding_mask
-    from fisher_verify.models.transformer import CausalTransformer
-    from fisher_verify.testing.audit import audit_diagonal
+    from fisher_verify._src.models.as_network import module_network
+    from fisher_verify._src.models.sequence import with_padding_mask
+    from fisher_verify._src.models.transformer import CausalTransformer
+    from fisher_verify._src.testing.audit import audit_diagonal
 
     V, T = 3, 3
     fam = fv.family("sequence", K=V, T=T)

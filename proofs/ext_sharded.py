@@ -2,9 +2,9 @@
 the README's "Sharding over processes").
 
 Every data-set quantity is a sum over inputs (the model engine's eq-6/thm-4/thm-6 diagonals,
-:mod:`fisher_verify.models`; the thm-7/thm-8 right-hand sides) or over pairs of input blocks
-(the streamed ‖Cov(Î₁)‖_F and ‖Cov(Î₂)‖_F of :mod:`fisher_verify.models.mlp_norms`), each
-process summing its share and :mod:`fisher_verify.distributed` all-reducing the partial sums.
+:mod:`fisher_verify._src.models`; the thm-7/thm-8 right-hand sides) or over pairs of input blocks
+(the streamed ‖Cov(Î₁)‖_F and ‖Cov(Î₂)‖_F of :mod:`fisher_verify._src.models.mlp_norms`), each
+process summing its share and :mod:`fisher_verify._src.distributed` all-reducing the partial sums.
 This statement starts two gloo processes (a file rendezvous in a temporary folder: no port,
 no working directory, no state of the calling process), computes every sharded quantity
 there, and compares it with the same call in this one process.
@@ -45,8 +45,8 @@ import numpy as np
 import torch
 
 import fisher_verify as fv
-from fisher_verify.distributed import process_group
-from fisher_verify.models import mlp, mlp_bounds, mlp_norms
+from fisher_verify._src.distributed import process_group
+from fisher_verify._src.models import mlp, mlp_bounds, mlp_norms
 
 N = %(n)d
 BLOCK = 2  # 9 inputs in blocks of 2: 15 block pairs to share

@@ -94,8 +94,8 @@ def library_over_tuples(f, split):
     Diagonals.sum_over. Returns the weights and the three arrays."""
     import torch
 
-    from fisher_verify.fisher.ustat import jackknife_stderr, u_statistic_deleted
-    from fisher_verify.models.workspace import Diagonals
+    from fisher_verify._src.fisher.ustat import jackknife_stderr, u_statistic_deleted
+    from fisher_verify._src.models.workspace import Diagonals
 
     ft = torch.as_tensor(f)
     ws, us, ses, sums = [], [], [], []
@@ -176,8 +176,8 @@ def thm8_hutchinson(ctx):
     import torch
 
     import fisher_verify as fv
-    from fisher_verify.models import mlp, mlp_bounds
-    from fisher_verify.proofs.support import dense_derivatives
+    from fisher_verify._src.models import mlp, mlp_bounds
+    from fisher_verify._src.proofs.support import dense_derivatives
 
     net = fv.Network.random([1, 1, 1], "tanh", fv.family("poisson"), 1.0, ctx.rng)
     x = ctx.rng.normal(size=(1, 1))

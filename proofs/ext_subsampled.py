@@ -5,7 +5,7 @@ the law of total variance of ``d24-xy``, extended here to covariances and combin
 An estimator that, per call, draws ``m`` of the ``M`` inputs (uniformly without replacement, or
 ``m`` independent uniform picks) and returns ``Î_base`` on them (``Î₁`` with ``n`` draws per
 chosen input, or the exact Fisher of the chosen inputs, as mini-batch EWC does) has, by the
-law of total variance (:func:`fisher_verify.testing.gate_kinds.subsampled_statistics`),
+law of total variance (:func:`fisher_verify._src.testing.gate_kinds.subsampled_statistics`),
 
     E⟨W, Î⟩ = ⟨W, I(θ)⟩,
     Var⟨W, Î⟩ = (1/(mM)) Σ_s v_s + c/m · (1/M) Σ_s (f_s − f̄)²,
@@ -24,8 +24,8 @@ import itertools
 
 import numpy as np
 
+from fisher_verify._src.proofs.support import weighted_moments
 from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import weighted_moments
 
 RTOL = 1e-9
 
@@ -41,8 +41,8 @@ RTOL = 1e-9
 def check(ctx):
     """Mean, variance, covariance and combination variance against enumeration."""
     import fisher_verify as fv
-    from fisher_verify.testing.gate_exact import combination_variance, statistics_covariance
-    from fisher_verify.testing.gate_kinds import Subsampled, subsampled_statistics
+    from fisher_verify._src.testing.gate_exact import combination_variance, statistics_covariance
+    from fisher_verify._src.testing.gate_kinds import Subsampled, subsampled_statistics
 
     M, m = ctx.pick((4, 2), (5, 3))
     fam = fv.family("bernoulli")

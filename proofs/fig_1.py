@@ -2,8 +2,8 @@
 
 import numpy as np
 
+from fisher_verify._src.proofs.support import all_symbolic, identity_summary, prove_identity
 from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import all_symbolic, identity_summary, prove_identity
 
 
 @statement(

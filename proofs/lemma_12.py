@@ -26,8 +26,7 @@ import itertools
 
 import numpy as np
 
-from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import (
+from fisher_verify._src.proofs.support import (
     definition_route,
     dense_derivatives,
     mixed_family,
@@ -35,6 +34,7 @@ from fisher_verify.proofs.support import (
     output_moments,
     record_calibrated,
 )
+from fisher_verify.proofs import statement
 
 
 def one_draw(net, X):
@@ -70,7 +70,7 @@ def _replicates(ctx, net, X, J, H, I, n, reps):
 def _rate_by_enumeration(ctx, net, x, ns):
     """E‖Î − I‖_F² · N for N in ns, enumerating every N-tuple of draws at one input."""
     import fisher_verify as fv
-    from fisher_verify.fisher.estimators import estimators_from_draws
+    from fisher_verify._src.fisher.estimators import estimators_from_draws
 
     fam = net.family
     t, w, _ = fam.expectation_nodes(net.forward(x), 4)
@@ -117,8 +117,8 @@ def check(ctx):
     """Radius pinned to the formula; the N^-1/2 rate exact by enumeration; coverage >= 1 − ε
     with a calibration control; the sample size is the smallest N meeting the bound."""
     import fisher_verify as fv
-    from fisher_verify.fisher.sample_size import samples_needed
-    from fisher_verify.testing.calibrated import assert_frequency_at_least
+    from fisher_verify._src.fisher.sample_size import samples_needed
+    from fisher_verify._src.testing.calibrated import assert_frequency_at_least
 
     reps = ctx.pick(2000, 8000)
     nets = []

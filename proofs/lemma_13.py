@@ -2,8 +2,8 @@
 
 import numpy as np
 
+from fisher_verify._src.proofs.support import random_networks
 from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import random_networks
 
 
 def _autodiff_gradients(net, x, t):

@@ -17,8 +17,8 @@ import math
 
 import numpy as np
 
+from fisher_verify._src.proofs.support import random_networks
 from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import random_networks
 
 LITERAL = (r"\Big\lVert\frac{\partial h_L}{\partial W_l}\Big\rVert_F \le "
            r"\prod_{i=l+1}^{L-1}\lVert W_i^-\rVert_F\,\lVert\bar h_l\rVert_2"
@@ -40,7 +40,7 @@ def check(ctx):
     the last layer's norm is exactly √n_L ‖h̄_{L−1}‖ (the corrected constant is sharp); the
     literal form holds exactly when l < L−1 or n_L = 1; the library's bounds() agrees."""
     import fisher_verify as fv
-    from fisher_verify.fisher.spectral import sup_abs_derivative
+    from fisher_verify._src.fisher.spectral import sup_abs_derivative
 
     literal_failures = []
     for act in ctx.pick(("tanh", "sigmoid"), ("tanh", "sigmoid", "softplus")):

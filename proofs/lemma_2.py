@@ -1,7 +1,7 @@
 """lemma-2: the output-space Fisher is the covariance of t and the Jacobian of the mean."""
 
+from fisher_verify._src.proofs.support import all_symbolic, identity_summary, prove_identity
 from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import all_symbolic, identity_summary, prove_identity
 
 
 @statement(

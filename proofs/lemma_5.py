@@ -1,7 +1,7 @@
 """lemma-5: the 4th central moment of t in terms of cumulants."""
 
+from fisher_verify._src.proofs.support import all_symbolic, identity_summary, prove_identity
 from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import all_symbolic, identity_summary, prove_identity
 
 
 @statement(

@@ -20,7 +20,7 @@ def check(ctx):
     denominator, so the constant 1 (no √2) is the right one (the paper's stray √2). The
     library's lemma9_sides (behind bounds()) must give both sides as computed here."""
     import fisher_verify as fv
-    from fisher_verify.fisher.bounds import lemma9_sides
+    from fisher_verify._src.fisher.bounds import lemma9_sides
 
     fams = ctx.families(("bernoulli", "poisson", "categorical", "normal_unknown_variance"))
     fams.append(fv.product(fv.family("bernoulli"), fv.family("bernoulli"), fv.family("poisson")))

@@ -2,14 +2,14 @@
 
 import numpy as np
 
-from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import (
+from fisher_verify._src.proofs.support import (
     QUICK_WIDTHS,
     definition_route,
     expect,
     random_networks,
     record_calibrated,
 )
+from fisher_verify.proofs import statement
 
 #: Networks whose output family has more exact-expectation nodes than this (a product of
 #: Poisson outputs: ~1400) are left out: one estimator call per node.
@@ -44,8 +44,8 @@ def check(ctx):
     estimator must fall within ε with frequency ≥ 1 − b_N (exact binomial tail, false-alarm
     rate ctx.alpha per check). A biased or non-convergent estimator fails at the larger N."""
     import fisher_verify as fv
-    from fisher_verify.fisher.estimators import estimators_from_draws
-    from fisher_verify.testing.calibrated import assert_frequency_at_least
+    from fisher_verify._src.fisher.estimators import estimators_from_draws
+    from fisher_verify._src.testing.calibrated import assert_frequency_at_least
 
     ns = ctx.pick((16, 64, 256), (16, 64, 256, 1024))
     reps = ctx.pick(150, 1000)

@@ -18,8 +18,8 @@ def check(ctx):
     refuses thm-3-based computations where they are undefined (an input at a kink, or no input
     to decide on), while computing them at inputs away from the kinks (thm-3-ae)."""
     import fisher_verify as fv
+    from fisher_verify._src.networks.activations import get_activation
     from fisher_verify.errors import UnsupportedError
-    from fisher_verify.networks.activations import get_activation
 
     relu = get_activation("relu")
     eps = 1e-9

@@ -1,7 +1,7 @@
 """remark-5.1: the one-dimensional form of Lemma 5."""
 
+from fisher_verify._src.proofs.support import all_symbolic, identity_summary, prove_identity
 from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import all_symbolic, identity_summary, prove_identity
 
 
 @statement(

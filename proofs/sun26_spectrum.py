@@ -29,7 +29,7 @@ def check(ctx):
     I(θ) − JᵀLJ and JᵀUJ − I(θ), I(θ) from eq-6. Also: the two-largest-probabilities bounds lie
     inside the simple ones and are exact at K = 2."""
     import fisher_verify as fv
-    from fisher_verify.fisher import diagonal as dg
+    from fisher_verify._src.fisher import diagonal as dg
 
     rtol = 1e-10
     draws = ctx.pick(300, 3000)

@@ -2,8 +2,8 @@
 
 import sympy as sp
 
+from fisher_verify._src.proofs.support import all_symbolic, identity_summary, prove_identity
 from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import all_symbolic, identity_summary, prove_identity
 
 PAPER = {
     "bernoulli": (r"\log(1+e^h)", r"\log\frac{p}{1-p}", r"p(1-p)", r"p(1-p)(6p^2-6p+1)"),

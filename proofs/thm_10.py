@@ -25,8 +25,8 @@ import math
 
 import numpy as np
 
+from fisher_verify._src.proofs.support import dense_derivatives, output_family, output_moments, record_calibrated
 from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import dense_derivatives, output_family, output_moments, record_calibrated
 
 RATIOS = (1.0, 1.5, 2.0)
 TARGET_C = 4.0
@@ -56,7 +56,7 @@ def _normal_product(s, n_l):
 
 def _compare_library(ctx, label, net, X, c, c_tr, n):
     import fisher_verify as fv
-    from fisher_verify.fisher.psd import psd_probability_bound
+    from fisher_verify._src.fisher.psd import psd_probability_bound
 
     b = fv.bounds(net, X, n=n).psd_probability
     ctx.true(f"{label}: thm-10 applies (bounds())", b.details["applicable"])
@@ -106,7 +106,7 @@ def _draw_network(ctx, widths, act, fam, mult=4, cond=1e-5):
 
 def _attainment(ctx):
     """One parameter, Bernoulli output, one input, N = 1: exact failure probability vs c."""
-    from fisher_verify.fisher.psd import psd_probability_bound
+    from fisher_verify._src.fisher.psd import psd_probability_bound
 
     p, delta = 1e-3, 1e-3
     v = p * (1 - p)
@@ -139,7 +139,7 @@ def check(ctx):
     multi-output networks; the p.s.d. frequency of Î₂ against the bound where it is informative;
     attainment of the constant on a one-parameter Bernoulli model."""
     import fisher_verify as fv
-    from fisher_verify.testing.calibrated import assert_frequency_at_least
+    from fisher_verify._src.testing.calibrated import assert_frequency_at_least
 
     # 1. the formula on several families (the bound is vacuous at random weights: no sampling)
     formula_cases = ctx.pick(

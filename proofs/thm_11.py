@@ -4,8 +4,8 @@ import itertools
 
 import numpy as np
 
+from fisher_verify._src.proofs.support import random_networks, record_calibrated
 from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import random_networks, record_calibrated
 
 #: Largest number of N-tuples of support points enumerated for the exact Var of the mean.
 MAX_TUPLES = 20_000
@@ -43,8 +43,8 @@ def check(ctx):
     test on R sampled residuals at N = 5 and 20: mean of (η_a − t̄_a)² against I_aa/N with
     the exact E[(η_a − t̄_a)⁴] = (K_aaaa + 3(N−1) I_aa²)/N³, false-alarm rate ctx.alpha."""
     import fisher_verify as fv
-    from fisher_verify.fisher.estimators import estimators_from_draws
-    from fisher_verify.testing.calibrated import assert_variance_matches
+    from fisher_verify._src.fisher.estimators import estimators_from_draws
+    from fisher_verify._src.testing.calibrated import assert_variance_matches
 
     n = 5
     reps = ctx.pick(2000, 20000)

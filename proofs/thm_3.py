@@ -2,8 +2,8 @@
 
 import numpy as np
 
+from fisher_verify._src.proofs.support import c2_activations, definition_route, expect, random_networks
 from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import c2_activations, definition_route, expect, random_networks
 
 
 @statement(

@@ -2,13 +2,13 @@
 
 import numpy as np
 
-from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import (
+from fisher_verify._src.proofs.support import (
     QUICK_WIDTHS,
     definition_route,
     exact_covariance,
     random_networks,
 )
+from fisher_verify.proofs import statement
 
 
 @statement(

@@ -1,12 +1,12 @@
 """thm-6: the closed-form covariance of Î₂."""
 
-from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import (
+from fisher_verify._src.proofs.support import (
     QUICK_WIDTHS,
     definition_route,
     exact_covariance,
     random_networks,
 )
+from fisher_verify.proofs import statement
 
 
 @statement(

@@ -10,14 +10,14 @@ paper's at M = 1). Attainment: with one output and one input the bound is an equ
 
 import numpy as np
 
-from fisher_verify.proofs import statement
-from fisher_verify.proofs.support import (
+from fisher_verify._src.proofs.support import (
     bound_cases,
     definition_route,
     dense_derivatives,
     exact_covariance,
     output_moments,
 )
+from fisher_verify.proofs import statement
 
 
 def sides(net, X, n):

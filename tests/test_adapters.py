@@ -21,8 +21,7 @@ import torch
 nn = torch.nn
 
 import fisher_verify as fv  # noqa: E402
-from fisher_verify.errors import FisherVerifyError, ShapeError, UnsupportedError  # noqa: E402
-from fisher_verify.testing.adapters import (  # noqa: E402
+from fisher_verify._src.testing.adapters import (  # noqa: E402
     ReferenceModel,
     empirical_fisher,
     estimate_to_array,
@@ -31,7 +30,8 @@ from fisher_verify.testing.adapters import (  # noqa: E402
     seeded_global_rngs,
     sequential_reference,
 )
-from fisher_verify.testing.estimator_gate import EstimatorReport  # noqa: E402
+from fisher_verify._src.testing.estimator_gate import EstimatorReport  # noqa: E402
+from fisher_verify.errors import FisherVerifyError, ShapeError, UnsupportedError  # noqa: E402
 
 pytest_plugins = ("pytester",)
 

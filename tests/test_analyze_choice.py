@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 import fisher_verify as fv
-from fisher_verify.proofs import discover, run_all, select
+from fisher_verify._src.proofs import discover, run_all, select
 
 
 def test_bernoulli_at_one_half_prefers_i1() -> None:

@@ -33,8 +33,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fisher_verify as fv
-from fisher_verify.testing.adapters import empirical_fisher
-from fisher_verify.testing.estimator_gate import (
+from fisher_verify._src.testing.adapters import empirical_fisher
+from fisher_verify._src.testing.estimator_gate import (
     GATE_ENTRY_LIMIT,
     minimum_replications,
     torch_parameter_permutation,

@@ -14,12 +14,12 @@ import pytest
 import torch
 
 import fisher_verify as fv
+from fisher_verify._src.families.sequence import IGNORE
+from fisher_verify._src.models.as_network import module_network
+from fisher_verify._src.models.sequence import with_padding_mask
+from fisher_verify._src.models.transformer import CausalTransformer
+from fisher_verify._src.testing.audit import AUDIT_ALPHA, audit_diagonal, audit_threshold
 from fisher_verify.errors import FisherVerifyError, ShapeError
-from fisher_verify.families.sequence import IGNORE
-from fisher_verify.models.as_network import module_network
-from fisher_verify.models.sequence import with_padding_mask
-from fisher_verify.models.transformer import CausalTransformer
-from fisher_verify.testing.audit import AUDIT_ALPHA, audit_diagonal, audit_threshold
 
 PAD = 0
 
@@ -157,8 +157,8 @@ def test_monte_carlo_laws_match_the_gate(which: str) -> None:
     """The audit's exact variance and fourth central moment of a Monte Carlo claim equal the
     gate's exact laws (dense Jacobians, the family's cumulants: gnb_statistics /
     exact_statistics) at the audited coordinates."""
-    from fisher_verify.testing.gate_exact import exact_statistics
-    from fisher_verify.testing.gate_kinds import gnb_statistics
+    from fisher_verify._src.testing.gate_exact import exact_statistics
+    from fisher_verify._src.testing.gate_kinds import gnb_statistics
 
     model, data, fam = _transformer(V=3, T=3, M=5)
     n = 3
@@ -245,7 +245,7 @@ def test_audit_refusals() -> None:
         audit_diagonal(model, data, fam, flat, coordinates=[("nope", (0,))])
     with pytest.raises(ShapeError):
         audit_diagonal(model, data, fam, np.zeros(P - 1))
-    import fisher_verify.testing.audit as audit_module
+    import fisher_verify._src.testing.audit as audit_module
 
     with pytest.MonkeyPatch.context() as mp:  # a small limit stands for 10⁴ on a 10⁷ model
         mp.setattr(audit_module, "MAX_COORDINATES", 5)

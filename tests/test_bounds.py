@@ -11,8 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import fisher_verify as fv
-from fisher_verify.errors import UnsupportedError
-from fisher_verify.fisher.bounds import (
+from fisher_verify._src.fisher.bounds import (
     LEMMA9_CONSTANT,
     Bound,
     crlb_linear_gaussian,
@@ -22,15 +21,16 @@ from fisher_verify.fisher.bounds import (
     thm7_sides,
     thm8_sides,
 )
-from fisher_verify.fisher.spectral import (
+from fisher_verify._src.fisher.spectral import (
     layer_jacobian,
     layer_norms,
     rank_one_spectral_norm,
     tensor_spectral_norm,
 )
-from fisher_verify.fisher.tightness import moment_growth, tightness_sweep
-from fisher_verify.testing.calibrated import assert_frequency_at_least, assert_variance_matches
-from fisher_verify.testing.strategies import C2_ACTIVATIONS, small_networks
+from fisher_verify._src.fisher.tightness import moment_growth, tightness_sweep
+from fisher_verify._src.testing.calibrated import assert_frequency_at_least, assert_variance_matches
+from fisher_verify._src.testing.strategies import C2_ACTIVATIONS, small_networks
+from fisher_verify.errors import UnsupportedError
 
 
 @given(small_networks(activations=C2_ACTIVATIONS), st.integers(1, 50))
@@ -313,7 +313,7 @@ def test_every_side_of_bounds_is_its_formula() -> None:
     bound from bounds() equal the statement's formula evaluated here from autodiff Jacobians
     and Hessians, moments by exact expectation and a plain forward pass, so that a doubled
     (or halved) side fails. Several inputs, n_L up to 3, non-diagonal I(h_L)."""
-    from fisher_verify.fisher.covariance import covariance_by_expectation
+    from fisher_verify._src.fisher.covariance import covariance_by_expectation
 
     n, eps = 7, 0.2
     for net, X in _pin_networks():
@@ -446,7 +446,7 @@ def test_thm11_side_is_its_formula() -> None:
     """thm-11's lower bound −(1/M) Σ_{m,a} ρ(∂²h^a_L(x_m)) |η_ma − t̄_ma| (the paper's at M = 1),
     from autodiff Hessians: a doubled or halved bound fails (a doubled one would still
     "hold" on every draw)."""
-    from fisher_verify.fisher.psd import thm11_lower_bound
+    from fisher_verify._src.fisher.psd import thm11_lower_bound
 
     rng = np.random.default_rng(31)
     net = fv.Network.random([2, 3, 2], "tanh", fv.family("normal_unknown_variance"), 1.0, rng)

@@ -1,4 +1,4 @@
-"""Calibrated Monte Carlo assertions (fisher_verify.testing.calibrated): exact tails, radii,
+"""Calibrated Monte Carlo assertions (fisher_verify._src.testing.calibrated): exact tails, radii,
 false-alarm rate and power."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from fisher_verify.testing.calibrated import (
+from fisher_verify._src.testing.calibrated import (
     assert_frequency_at_least,
     assert_frequency_matches,
     assert_mean_matches,
@@ -21,7 +21,7 @@ from fisher_verify.testing.calibrated import (
     median_of_means_plan,
     median_of_means_radius,
 )
-from fisher_verify.testing.catoni import catoni_mean, catoni_radius, catoni_scale
+from fisher_verify._src.testing.catoni import catoni_mean, catoni_radius, catoni_scale
 
 
 @pytest.mark.parametrize(("k", "n", "p"), [(3, 10, 0.5), (0, 7, 0.2), (40, 100, 0.37), (99, 100, 0.99)])
@@ -94,7 +94,7 @@ def test_frequency_checks() -> None:
 
 def test_catoni_psi_is_between_catonis_bounds() -> None:
     """The proof needs −log(1 − x + x²/2) ≤ ψ(x) ≤ log(1 + x + x²/2) for every x."""
-    from fisher_verify.testing.catoni import catoni_psi
+    from fisher_verify._src.testing.catoni import catoni_psi
 
     x = np.concatenate([np.linspace(-50, 50, 20001), [-1e12, 1e12, -1e200, 1e200]])
     psi = catoni_psi(x)
@@ -110,7 +110,7 @@ def test_catoni_psi_is_between_catonis_bounds() -> None:
 def test_catoni_radius_is_the_optimum_of_the_proof() -> None:
     """The radius σ sqrt(2L/(R−2L)) is the minimum over a of the root bound
     (1 − sqrt(1 − a²σ² − 2L/R))/a (docs/estimator-gate.md), found here by brute force."""
-    from fisher_verify.testing.catoni import catoni_radius, catoni_scale
+    from fisher_verify._src.testing.catoni import catoni_radius, catoni_scale
 
     for R, delta, sigma in [(200, 1e-6 / 80, 1.0), (50, 0.01, 2.5), (5000, 1e-8, 0.3)]:
         L = math.log(2 / delta)
@@ -126,7 +126,7 @@ def test_catoni_radius_is_the_optimum_of_the_proof() -> None:
 
 
 def test_catoni_radius_near_the_gaussian_limit() -> None:
-    from fisher_verify.testing.catoni import catoni_radius_factor, minimum_catoni_draws
+    from fisher_verify._src.testing.catoni import catoni_radius_factor, minimum_catoni_draws
 
     # the issue's target: alpha = 1e-6 over 40 statistics, R = 200: <= 7 standard errors
     assert catoni_radius_factor(200, 1e-6 / 40) * math.sqrt(200) == pytest.approx(6.67, abs=0.01)
@@ -141,7 +141,7 @@ def test_catoni_radius_near_the_gaussian_limit() -> None:
 
 
 def test_catoni_mean_solves_its_equation() -> None:
-    from fisher_verify.testing.catoni import catoni_mean, catoni_psi, catoni_scale
+    from fisher_verify._src.testing.catoni import catoni_mean, catoni_psi, catoni_scale
 
     rng = np.random.default_rng(5)
     x = rng.standard_t(3, size=(300, 4)) + np.array([0.0, 1e6, -3.0, 1e-9])

@@ -31,8 +31,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import fisher_verify as fv
+from fisher_verify._src.families.losses import LOSS_NAMES
 from fisher_verify.cli import main
-from fisher_verify.families.losses import LOSS_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK_STATEMENTS = ("remark-3.1", "remark-5.1", "remark-6.1")

@@ -14,13 +14,13 @@ import pytest
 from test_models_cli import workdir  # noqa: F401 - the fixture: a user's model module and files
 
 import fisher_verify as fv
-import fisher_verify.fisher.estimators
-import fisher_verify.fisher.streamed
-import fisher_verify.models.mlp
-import fisher_verify.models.mlp_norms
-import fisher_verify.numpy_files  # noqa: F401 - imported before tracemalloc counts bytes
+import fisher_verify._src.fisher.estimators
+import fisher_verify._src.fisher.streamed
+import fisher_verify._src.models.mlp
+import fisher_verify._src.models.mlp_norms
+import fisher_verify._src.numpy_files  # noqa: F401 - imported before tracemalloc counts bytes
+from fisher_verify._src.models import decision
 from fisher_verify.errors import FisherVerifyError, ShapeError, UnsupportedError
-from fisher_verify.models import decision
 
 # --- the decision: smaller variance wins, an interval holding 0 or Var(I1) decides nothing ----
 
@@ -61,7 +61,7 @@ def test_undecided_threshold_is_z_standard_errors() -> None:
 
 def _sum_var(net: fv.Network, X: np.ndarray, estimator: int) -> float:
     """Σ_ij Var(Î)_ij from the definition (exact expectation over y, no thm-4/thm-6)."""
-    from fisher_verify.fisher.covariance import covariance_by_expectation
+    from fisher_verify._src.fisher.covariance import covariance_by_expectation
 
     h = net.forward(X)
     kw = ({"J": net.jacobian(X)} if estimator == 1 else {"H": net.output_hessians(X)})
@@ -218,8 +218,8 @@ def test_analyze_refuses_an_estimate_above_the_time_budget_before_the_work() -> 
 
 
 def test_analyze_streams_and_reports_progress_and_matches_the_dense_formulas() -> None:
-    from fisher_verify.fisher import covariance as cv
-    from fisher_verify.fisher.bounds import thm7_sides, thm8_sides
+    from fisher_verify._src.fisher import covariance as cv
+    from fisher_verify._src.fisher.bounds import thm7_sides, thm8_sides
 
     net = fv.Network.random([3, 4, 2], "tanh", fv.family("categorical", K=2), 1.0, 3)
     X = np.random.default_rng(3).normal(size=(40, 3))
@@ -242,9 +242,9 @@ def test_analyze_norms_above_their_time_budget_are_labelled_estimates(
         monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib
 
-    from fisher_verify.fisher.bounds import thm7_sides
+    from fisher_verify._src.fisher.bounds import thm7_sides
 
-    an = importlib.import_module("fisher_verify.analysis")  # fv.analyze is the function
+    an = importlib.import_module("fisher_verify._src.analysis")  # fv.analyze is the function
     monkeypatch.setattr(an, "NORM_SECONDS", 1e-9)
     net = fv.Network.random([2, 3, 2], "tanh", fv.family("categorical", K=2), 1.0, 3)
     X = np.random.default_rng(3).normal(size=(600, 2))  # more than the 512 inputs sampled
@@ -254,7 +254,7 @@ def test_analyze_norms_above_their_time_budget_are_labelled_estimates(
     assert all("NORM_SECONDS" in note and "ESTIMATE" in note
                for note in (a.bound_1_note, a.bound_2_note))
     assert "ESTIMATE" in a.summary()
-    from fisher_verify.fisher import covariance as cv
+    from fisher_verify._src.fisher import covariance as cv
 
     q1 = cv.network_moments(net, X, 1)
     lhs7 = thm7_sides(q1["J"], q1["K"], q1["I"], 1)[0]
@@ -276,7 +276,7 @@ def test_sample_estimators_with_a_billion_draws_is_refused_at_once() -> None:
     exc, peak = _peak(lambda: fv.sample_estimators(net, np.zeros(2), 10**9, rng=0))
     assert isinstance(exc, UnsupportedError) and "memory_budget = 1 GiB" in str(exc)
     assert peak < 1 << 20
-    from fisher_verify.fisher.estimators import draws_bytes
+    from fisher_verify._src.fisher.estimators import draws_bytes
 
     # the count pinned: n M (3 n_L + 1) float64
     assert draws_bytes(10, 4, 2, 99) == 8 * 10 * 4 * 7
@@ -297,7 +297,7 @@ def _forged_npy(path, shape) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_npy_headers_claiming_terabytes_are_refused_before_reading(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from fisher_verify.numpy_files import load_numpy_file
+    from fisher_verify._src.numpy_files import load_numpy_file
 
     bad = tmp_path / "x.npy"
     _forged_npy(bad, (10**7, 10**5))
@@ -335,8 +335,8 @@ def _files(tmp_path, M: int):  # type: ignore[no-untyped-def]
 
 def test_cli_progress_goes_to_stderr_and_refusals_name_the_limit(
         tmp_path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from fisher_verify._src.commands.progress import StageProgress
     from fisher_verify.cli import main
-    from fisher_verify.commands.progress import StageProgress
 
     argv = _files(tmp_path, 30)
     monkeypatch.setattr(StageProgress, "QUIET_SECONDS", 0.0)
@@ -352,7 +352,7 @@ def test_cli_progress_goes_to_stderr_and_refusals_name_the_limit(
 
 
 def test_stage_progress_is_quiet_at_first_then_throttled() -> None:
-    from fisher_verify.commands.progress import StageProgress
+    from fisher_verify._src.commands.progress import StageProgress
 
     buf = io.StringIO()
     p = StageProgress(buf, "x", tty=False)
@@ -367,7 +367,7 @@ def test_stage_progress_is_quiet_at_first_then_throttled() -> None:
 
 
 def test_probe_limit_named_at_the_cli() -> None:
-    from fisher_verify.commands.analyze_model import _probes
+    from fisher_verify._src.commands.analyze_model import _probes
 
     assert _probes("auto") == "auto" and _probes("12") == 12
     assert NormalDist().inv_cdf(0.975) == pytest.approx(1.959963984540054)

@@ -9,8 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import fisher_verify as fv
-from fisher_verify.errors import ShapeError, UnsupportedError
-from fisher_verify.fisher.covariance import (
+from fisher_verify._src.fisher.covariance import (
     MAX_FULL_P,
     cov1_frobenius,
     cov1_tensor,
@@ -23,13 +22,14 @@ from fisher_verify.fisher.covariance import (
     covariance_by_expectation,
     moment_excess,
 )
-from fisher_verify.testing.calibrated import assert_variance_matches, bonferroni
-from fisher_verify.testing.strategies import (
+from fisher_verify._src.testing.calibrated import assert_variance_matches, bonferroni
+from fisher_verify._src.testing.strategies import (
     C2_ACTIVATIONS,
     FAMILY_POINTS,
     bernoulli_half_network,
     small_networks,
 )
+from fisher_verify.errors import ShapeError, UnsupportedError
 
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:

@@ -21,9 +21,9 @@ import torch
 
 import fisher_verify as fv
 from fisher_verify import jsontext
+from fisher_verify._src.fisher.degenerate import TINY, underflow_reasons
 from fisher_verify.cli import main
 from fisher_verify.errors import FisherVerifyError, ParameterError, UnsupportedError
-from fisher_verify.fisher.degenerate import TINY, underflow_reasons
 
 W0 = np.array([[1.0, 0.5, 0.2], [0.3, -1.0, 0.1]])
 X2 = np.array([[0.3, -0.2], [0.1, 0.5]])
@@ -117,7 +117,7 @@ def test_bias_free_model_is_analysed_with_its_own_parameters() -> None:
 def test_check_torch_fisher_gates_a_bias_free_model_with_its_own_parameters() -> None:
     """The Eq. 3 reference cannot hold Linear(bias=False); the any-module reference can: the
     exact diag I(θ) from torch autograd passes as exact, twice it fails by its factor."""
-    from fisher_verify.testing.adapters import sequential_reference
+    from fisher_verify._src.testing.adapters import sequential_reference
 
     model = _bias_free()
     X = torch.tensor([[0.3, -0.2, 0.5], [0.1, 0.4, -0.7], [-0.6, 0.2, 0.9]], dtype=torch.float64)

@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 import fisher_verify as fv
 from fisher_verify import Network
-from fisher_verify.expect.relu import relu_report
-from fisher_verify.networks.activations import ACTIVATIONS
-from fisher_verify.testing.strategies import (
+from fisher_verify._src.expect.relu import relu_report
+from fisher_verify._src.networks.activations import ACTIVATIONS
+from fisher_verify._src.testing.strategies import (
     bernoulli_half_network,
     one_output_network,
     small_networks,

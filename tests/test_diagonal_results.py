@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 
 import fisher_verify as fv
+from fisher_verify._src.fisher import diagonal as dg
+from fisher_verify._src.fisher.covariance import cov1_variance, cov2_variance, moment_excess
+from fisher_verify._src.proofs.api import Context
+from fisher_verify._src.proofs.discover import discover
+from fisher_verify._src.proofs.support import output_family
+from fisher_verify._src.report.groups import BEYOND, PAPER, grouped, is_beyond_paper
 from fisher_verify.errors import FisherVerifyError, ShapeError
-from fisher_verify.fisher import diagonal as dg
-from fisher_verify.fisher.covariance import cov1_variance, cov2_variance, moment_excess
-from fisher_verify.proofs.api import Context
-from fisher_verify.proofs.discover import discover
-from fisher_verify.proofs.support import output_family
-from fisher_verify.report.groups import BEYOND, PAPER, grouped, is_beyond_paper
 
 ROOT = Path(__file__).resolve().parents[1]
 

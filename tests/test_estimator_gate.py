@@ -1,4 +1,4 @@
-"""The estimator gate (fisher_verify.testing.estimator_gate): correct estimators pass, the classic
+"""The estimator gate (fisher_verify._src.testing.estimator_gate): correct estimators pass, the classic
 bugs fail with a fixed seed, and the calibration rests on exact variances (thm-4, thm-6)."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import pytest
 
 import fisher_verify as fv
 from fisher_verify import assert_estimator, check_estimator
-from fisher_verify.fisher.covariance import network_covariance as covariance
-from fisher_verify.fisher.estimators import estimators_from_draws
-from fisher_verify.testing import estimator_gate as gate_mod
-from fisher_verify.testing.calibrated import assert_frequency_at_least, median_of_means_plan
-from fisher_verify.testing.estimator_gate import minimum_replications, torch_parameter_permutation
+from fisher_verify._src.fisher.covariance import network_covariance as covariance
+from fisher_verify._src.fisher.estimators import estimators_from_draws
+from fisher_verify._src.testing import estimator_gate as gate_mod
+from fisher_verify._src.testing.calibrated import assert_frequency_at_least, median_of_means_plan
+from fisher_verify._src.testing.estimator_gate import minimum_replications, torch_parameter_permutation
 
 
 @pytest.fixture(autouse=True)
@@ -199,7 +199,7 @@ def test_exact_variances_match_the_covariance_tensor(kind: int, diagonal_only: b
 def test_large_paths_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch  # noqa: F401 - torch is a test dependency: a missing torch must fail, not skip
 
-    from fisher_verify.testing import gate_exact
+    from fisher_verify._src.testing import gate_exact
     net, x = _setup("categorical", K=3)
     X, _ = net.inputs(x)
     V = np.random.default_rng(4).normal(size=(3, net.num_params))
@@ -367,8 +367,8 @@ def test_pooled_tests_false_alarm_rate_at_a_measurable_level(
     """The pooled tests alone at a measurable level (0.2 in all: the scale test at 0.1, each
     omnibus at 0.05) over 300 runs of the true Î₁ (R = 60): each alarms no more often than
     Bin(300, its level) allows at 1e-6. Poisson with n = 2: skewed, heavy-tailed replicates."""
-    from fisher_verify.testing.gate_exact import exact_statistics
-    from fisher_verify.testing.pooled import pooled_tests
+    from fisher_verify._src.testing.gate_exact import exact_statistics
+    from fisher_verify._src.testing.pooled import pooled_tests
 
     f = _Fast(name, n=n, **params)
     rng = np.random.default_rng(31)
@@ -446,7 +446,7 @@ def _statistic_law(f: _Fast, W: np.ndarray, n: int) -> tuple[np.ndarray, np.ndar
 def test_fourth_moments_by_enumeration_and_the_variance_of_a_sample_variance() -> None:
     """μ₄ of each statistic against the exact law (all 2^(M n) label sets); then the variance of
     a sample variance of 3 replicates, by enumeration, against (μ₄ − (R−3)/(R−1) σ⁴)/R."""
-    from fisher_verify.testing.gate_exact import exact_statistics
+    from fisher_verify._src.testing.gate_exact import exact_statistics
 
     f = _Fast("bernoulli", n=2)
     V = np.random.default_rng(4).normal(size=(2, f.net.num_params))
@@ -476,7 +476,7 @@ def test_fourth_moments_by_enumeration_and_the_variance_of_a_sample_variance() -
 def test_fourth_moments_of_a_product_family() -> None:
     """Two Poisson outputs (a product family): the convolution route against the components'
     tensor-product nodes (direct, exact) for the per-draw projected moments."""
-    from fisher_verify.families.higher_moments import projected_central_moments
+    from fisher_verify._src.families.higher_moments import projected_central_moments
 
     prod = fv.product(fv.family("poisson"), fv.family("bernoulli"))
     h = np.array([[0.3, -0.4], [1.1, 0.7]])
@@ -707,7 +707,7 @@ def test_rare_labels_constant_replicates_are_not_a_false_alarm() -> None:
 
 def test_parameter_order_is_named() -> None:
     """An estimate left in model.parameters() order (weight, then bias) instead of [W | b]."""
-    from fisher_verify.testing.diagnose import layer_permutations
+    from fisher_verify._src.testing.diagnose import layer_permutations
 
     f = _Fast("categorical", n=16, K=3)
     name, perm = layer_permutations(f.net)[0]
@@ -732,7 +732,7 @@ def test_misspelt_keyword_names_the_function_called() -> None:
 def test_variance_from_node_moments_matches_thm4_thm6(name: str, params: dict, kind: int) -> None:
     """Two routes to σ²: the per-draw moments of the spread test (exact-expectation nodes) and
     the κ₄ / Fisher contractions of thm-4 / thm-6 used by the mean test."""
-    from fisher_verify.testing.gate_exact import _statistic_moments, exact_statistics
+    from fisher_verify._src.testing.gate_exact import _statistic_moments, exact_statistics
 
     net, x = _setup(name, **params)
     X, _ = net.inputs(x)
@@ -752,7 +752,7 @@ def test_variance_from_node_moments_matches_thm4_thm6(name: str, params: dict, k
 def test_zero_variance_point_passes_in_both_modes() -> None:
     """fig-1: a Bernoulli output at h = 0 makes every draw of Î₁ equal I(θ); the correct
     estimator is then deterministic and passes, also when declared to be Î₁."""
-    from fisher_verify.testing.strategies import bernoulli_half_network
+    from fisher_verify._src.testing.strategies import bernoulli_half_network
 
     net, x = bernoulli_half_network()
     for variance in ("at_most", "exact"):

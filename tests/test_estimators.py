@@ -8,18 +8,18 @@ from hypothesis import example, given
 
 import fisher_verify as fv
 from fisher_verify import Network, exact_fisher, sample_estimators
-from fisher_verify.errors import DomainError, FisherVerifyError, ShapeError, UnsupportedError
-from fisher_verify.fisher.backprop import (
+from fisher_verify._src.fisher.backprop import (
     backprop_estimator,
     backprop_estimator_autodiff,
     backprop_fisher,
 )
-from fisher_verify.fisher.estimators import delta_estimators, estimators_from_draws
-from fisher_verify.testing.strategies import (
+from fisher_verify._src.fisher.estimators import delta_estimators, estimators_from_draws
+from fisher_verify._src.testing.strategies import (
     bernoulli_half_network,
     one_output_network,
     small_networks,
 )
+from fisher_verify.errors import DomainError, FisherVerifyError, ShapeError, UnsupportedError
 
 
 def _close(a: np.ndarray, b: np.ndarray, rel: float = 1e-10, scale: float = 0.0) -> None:
@@ -161,8 +161,8 @@ def test_relu_network_gives_i2_away_from_kinks_and_refuses_at_one() -> None:
 
 
 def _i2_entry_points() -> list[tuple[str, object]]:
-    from fisher_verify.fisher.psd import sample_psd
-    from fisher_verify.networks.highprec import mp_variance
+    from fisher_verify._src.fisher.psd import sample_psd
+    from fisher_verify._src.networks.highprec import mp_variance
 
     return [
         ("variance", lambda net, x: fv.variance(net, x, which="I2")),
@@ -198,10 +198,10 @@ def test_estimator_1_quantities_still_work_for_relu() -> None:
 
 
 def _rng_takers() -> list[tuple[str, object]]:
-    from fisher_verify.fisher.bounds import lemma12_coverage
-    from fisher_verify.fisher.psd import sample_psd
-    from fisher_verify.fisher.spectral import tensor_spectral_norm
-    from fisher_verify.fisher.tightness import tightness_sweep
+    from fisher_verify._src.fisher.bounds import lemma12_coverage
+    from fisher_verify._src.fisher.psd import sample_psd
+    from fisher_verify._src.fisher.spectral import tensor_spectral_norm
+    from fisher_verify._src.fisher.tightness import tightness_sweep
 
     net, x = one_output_network("poisson")
     return [
@@ -229,10 +229,10 @@ def test_every_rng_taker_names_a_bad_rng(name: str, rng: object) -> None:
 
 
 def _count_takers() -> list[tuple[str, object]]:
-    from fisher_verify.fisher.covariance import cov2_variance
-    from fisher_verify.fisher.psd import bias_variance_exact, psd_probability_bound, sample_psd
-    from fisher_verify.fisher.tightness import tightness_sweep
-    from fisher_verify.networks.highprec import mp_variance
+    from fisher_verify._src.fisher.covariance import cov2_variance
+    from fisher_verify._src.fisher.psd import bias_variance_exact, psd_probability_bound, sample_psd
+    from fisher_verify._src.fisher.tightness import tightness_sweep
+    from fisher_verify._src.networks.highprec import mp_variance
 
     net, x = one_output_network("poisson")
     P = net.num_params

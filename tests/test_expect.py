@@ -8,12 +8,12 @@ from hypothesis import example, given
 
 import fisher_verify as fv
 from fisher_verify import Network, exact_fisher
-from fisher_verify.expect.single_sample import (
+from fisher_verify._src.expect.single_sample import (
     expect_single_sample,
     expected_neg_hessian,
     expected_score_outer,
 )
-from fisher_verify.testing.strategies import (
+from fisher_verify._src.testing.strategies import (
     C2_ACTIVATIONS,
     bernoulli_half_network,
     one_output_network,

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import fisher_verify as fv
-from fisher_verify.fisher.bounds import thm7_sides, thm8_sides
+from fisher_verify._src.fisher.bounds import thm7_sides, thm8_sides
 
 
 def _pairs(net: Any, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:

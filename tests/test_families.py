@@ -21,10 +21,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import fisher_verify as fv
+from fisher_verify._src.families.registry import family_examples
+from fisher_verify._src.symbolic.safe import to_naive
+from fisher_verify._src.testing.calibrated import assert_mean_matches, bonferroni
 from fisher_verify.errors import DomainError, FisherVerifyError, ParameterError, ShapeError, UnknownFamilyError
-from fisher_verify.families.registry import family_examples
-from fisher_verify.symbolic.safe import to_naive
-from fisher_verify.testing.calibrated import assert_mean_matches, bonferroni
 
 # (name, params, range of each natural-parameter component in which float64 values exist): every
 # family of the registry at its example parameters (``family_examples``: a family registered once
@@ -261,7 +261,7 @@ def test_calibrated_sampler_check_can_fail() -> None:
 @pytest.mark.parametrize(("name", "params", "ranges"), CATALOG, ids=IDS)
 def test_identities_hold(name, params, ranges) -> None:
     """log-partition, lemma-2, lemma-5, remark-5.1, table-1, fig-1 and the stable kernels hold."""
-    from fisher_verify.identities import prove_family
+    from fisher_verify._src.identities import prove_family
 
     results = prove_family(_fam(name, params), seconds=10)
     ids = {r.statement_id for r in results}
@@ -275,8 +275,8 @@ def test_identity_prover_rejects_a_wrong_cumulant() -> None:
     """The prover is able to fail: a family whose F is off by a factor is refuted."""
     from dataclasses import replace
 
-    from fisher_verify.families.family import Family
-    from fisher_verify.identities import prove_family
+    from fisher_verify._src.families.family import Family
+    from fisher_verify._src.identities import prove_family
 
     good = fv.family("poisson").definition
     bad = Family(
@@ -288,7 +288,7 @@ def test_identity_prover_rejects_a_wrong_cumulant() -> None:
 
 
 def test_table_1_and_fig_1_claims() -> None:
-    from fisher_verify.identities import prove_family
+    from fisher_verify._src.identities import prove_family
 
     for name in ("bernoulli", "normal", "poisson"):
         results = prove_family(fv.family(name))
@@ -330,7 +330,7 @@ def test_batched_shapes_and_torch_equals_numpy(name, params, ranges) -> None:
 
 
 def test_categorical_onehot_route_matches_symbolic_route() -> None:
-    from fisher_verify.families.onehot import onehot_cumulant_dense
+    from fisher_verify._src.families.onehot import onehot_cumulant_dense
 
     rng = np.random.default_rng(3)
     for k in range(2, 7):
@@ -405,7 +405,7 @@ def test_product_family_blocks_and_expectations() -> None:
 def test_gauss_laguerre_against_scipy() -> None:
     from scipy.special import roots_genlaguerre
 
-    from fisher_verify.families.quadrature import gauss_laguerre
+    from fisher_verify._src.families.quadrature import gauss_laguerre
 
     for m, alpha in ((3, 0.0), (5, 2.0), (4, 0.5)):
         x, w = gauss_laguerre(m, alpha)
@@ -474,7 +474,7 @@ def test_parameters_are_not_changed() -> None:
 
 
 def test_derivation_is_cached_in_memory_and_on_disk(tmp_path, monkeypatch) -> None:
-    from fisher_verify.families import family as cache
+    from fisher_verify._src.families import family as cache
 
     monkeypatch.setenv("FISHER_VERIFY_CACHE", str(tmp_path))
     monkeypatch.setattr(cache, "_MEMO", {})
@@ -498,7 +498,7 @@ def test_import_does_not_derive() -> None:
     import subprocess
     import sys
 
-    code = "import fisher_verify, sys; print('fisher_verify.symbolic.derive' in sys.modules)"
+    code = "import fisher_verify, sys; print('fisher_verify._src.symbolic.derive' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -510,8 +510,8 @@ def test_generic_proof_is_not_borrowed_by_an_edited_definition() -> None:
     """A catalog name with a wrong F is proved as written, not through the generic proof."""
     from dataclasses import replace
 
-    from fisher_verify.families.family import Family
-    from fisher_verify.identities import prove_family
+    from fisher_verify._src.families.family import Family
+    from fisher_verify._src.identities import prove_family
 
     good = fv.family("binomial", n=5)
     bad = Family(replace(good.definition, log_partition=good.definition.log_partition * 2))
@@ -525,7 +525,7 @@ def test_categorical_lumping_argument_numerically() -> None:
     """The reduction behind the every-K proof: an entry of categorical(K) over classes 0..3 is
     categorical(5)'s (symbolic kernel) with h_4 = logsumexp(h_4..h_{K-1}); categorical(12) here
     comes from the one-hot moments, an independent route."""
-    from fisher_verify.identities.generic import canonical_entries
+    from fisher_verify._src.identities.generic import canonical_entries
 
     assert canonical_entries(4) == [(0, 0, 0, 0), (0, 0, 0, 1), (0, 0, 1, 1), (0, 0, 1, 2), (0, 1, 2, 3)]
     assert canonical_entries(2) == [(0, 0), (0, 1)]
@@ -610,9 +610,9 @@ def test_parameter_generic_prover_can_fail(name: str) -> None:
     """With the parameter a symbol there is no mpmath fallback: a wrong F is not proved."""
     from dataclasses import replace
 
-    from fisher_verify.families.catalog import generic_definition
-    from fisher_verify.families.family import Family
-    from fisher_verify.identities.prover import _moment_identities, _Prover
+    from fisher_verify._src.families.catalog import generic_definition
+    from fisher_verify._src.families.family import Family
+    from fisher_verify._src.identities.prover import _moment_identities, _Prover
 
     d = generic_definition(name)
     bad = Family(replace(d, name=f"{name}_wrong", log_partition=d.log_partition * sp.Rational(11, 10)))

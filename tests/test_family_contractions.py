@@ -18,17 +18,17 @@ import pytest
 import torch
 
 import fisher_verify as fv
-from fisher_verify.families import family as family_module
-from fisher_verify.families.contractions import DenseContractions, OneHotContractions
-from fisher_verify.models import mlp, mlp_bounds
-from fisher_verify.networks.network import Network
+from fisher_verify._src.families import family as family_module
+from fisher_verify._src.families.contractions import DenseContractions, OneHotContractions
+from fisher_verify._src.models import mlp, mlp_bounds
+from fisher_verify._src.networks.network import Network
 
 ROOT = Path(fv.__file__).resolve().parent
 
 
 def _family_classes() -> set[str]:
     """Names of every class in the package that is a Family (the base and its subclasses)."""
-    from fisher_verify.families import product  # noqa: F401 - defines ProductFamily
+    from fisher_verify._src.families import product  # noqa: F401 - defines ProductFamily
 
     out: set[str] = set()
     todo: list[type] = [family_module.Family]
@@ -91,7 +91,7 @@ def test_the_family_check_scan_finds_what_it_looks_for(tmp_path: Path) -> None:
         "from ..families.family import CategoricalFamily, Family\n"
         "def f(fam):\n"
         "    if isinstance(fam, CategoricalFamily):\n        return 1\n"
-        "    if isinstance(fam, (int, fv.families.product.ProductFamily)):\n        return 2\n"
+        "    if isinstance(fam, (int, fv._src.families.product.ProductFamily)):\n        return 2\n"
         "    if getattr(fam, 'components', None):\n        return 3\n"
         "    return isinstance(fam, Family)\n"
     )
@@ -188,7 +188,7 @@ def test_kappa4_diagonal_override_equals_the_dense_kernel(fam: Any) -> None:
 
 def test_product_projected_moments_equal_the_generic_nodes() -> None:
     """The product's convolved moments equal the generic node route on its own product nodes."""
-    from fisher_verify.families.higher_moments import node_moments
+    from fisher_verify._src.families.higher_moments import node_moments
 
     fam = fv.family("product", components=[fv.family("bernoulli"), fv.family("categorical", K=3)])
     rng = np.random.default_rng(3)

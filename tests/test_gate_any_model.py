@@ -2,7 +2,7 @@
 
 A small CNN (Conv2d + ReLU + MaxPool2d + Linear), a ReLU MLP with Dropout (in train() mode, as a
 user leaves it) and a LayerNorm model are gated exactly as the Eq. 3 MLP is: the exact reference
-comes from :class:`fisher_verify.models.as_network.ModuleNetwork` (dense autograd Jacobians of a
+comes from :class:`fisher_verify._src.models.as_network.ModuleNetwork` (dense autograd Jacobians of a
 float64 eval-mode copy). Independent routes: the Monte Carlo estimators under test are written
 here from the definition (eq-7: labels sampled from the model, per-sample gradients by torch
 autograd), BackPACK's DiagGGNMC / DiagGGNExact are a third party's, the adapter's J is checked
@@ -19,10 +19,10 @@ import pytest
 import torch
 
 import fisher_verify as fv
+from fisher_verify._src.models import as_network
+from fisher_verify._src.testing import gate_exact
+from fisher_verify._src.testing.adapters import module_reference
 from fisher_verify.errors import UnsupportedError
-from fisher_verify.models import as_network
-from fisher_verify.testing import gate_exact
-from fisher_verify.testing.adapters import module_reference
 
 nn = torch.nn
 R = 60  # the 1e-6 gate's spread tests need about 40; 60 keeps these tests fast

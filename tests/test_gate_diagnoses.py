@@ -16,9 +16,9 @@ from torch import nn
 
 import fisher_verify as fv
 from fisher_verify import check_estimator
+from fisher_verify._src.fisher.estimators import estimators_from_draws
+from fisher_verify._src.testing.adapters import estimate_to_array, inputs_and_targets
 from fisher_verify.errors import ShapeError
-from fisher_verify.fisher.estimators import estimators_from_draws
-from fisher_verify.testing.adapters import estimate_to_array, inputs_and_targets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_estimator_gate import _Fast  # noqa: E402
@@ -105,7 +105,7 @@ def test_a_factor_fits_only_within_the_residuals_standard_error() -> None:
     """Ratios 0.03 and 0.14 to I(θ) with a radius calibrated for Î_kind far above both: the
     radius alone would call 0.085 a fitting factor; the residuals' own standard errors
     (estimator spread 0.001, ĉ's 0.001) do not."""
-    from fisher_verify.testing.diagnose import _fits, _fits_within_se
+    from fisher_verify._src.testing.diagnose import _fits, _fits_within_se
 
     R_, z = 200, 6.8
     e = np.array([1.0, 1.0])

@@ -26,7 +26,7 @@ import torch.distributed as dist
 
 import fisher_verify as fv
 from fisher_verify import check_estimator
-from fisher_verify.testing.estimator_gate import torch_parameter_permutation
+from fisher_verify._src.testing.estimator_gate import torch_parameter_permutation
 
 M = 8
 

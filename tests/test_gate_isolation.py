@@ -21,12 +21,12 @@ import numpy as np
 import pytest
 import torch  # noqa: F401 - imported here so that forked workers inherit it (fast tests)
 
+from fisher_verify._src.commands.common import workers_for
+from fisher_verify._src.commands.outputs import REPORT_FILES, prepare_report_dir
+from fisher_verify._src.proofs import discover, run_all
+from fisher_verify._src.proofs.isolate import cpu_count
 from fisher_verify.cli import main
-from fisher_verify.commands.common import workers_for
-from fisher_verify.commands.outputs import REPORT_FILES, prepare_report_dir
 from fisher_verify.errors import FisherVerifyError
-from fisher_verify.proofs import discover, run_all
-from fisher_verify.proofs.isolate import cpu_count
 
 TIMEOUT = 2.0
 
@@ -342,7 +342,7 @@ def test_report_out_is_checked_before_the_run(tmp_path, capsys):
 
 def test_report_runs_statements_isolated(tmp_path, capsys, monkeypatch):
     """A proof's sys.exit(0) under ``report``: exit 1 and the report shows the error."""
-    import fisher_verify.report.build as build
+    import fisher_verify._src.report.build as build
 
     seen = {}
 
@@ -401,7 +401,7 @@ def test_model_builder_cannot_exit_without_a_verdict(tmp_path):
 def test_default_time_limits_per_profile(capsys):
     """300 s per statement in the quick gate, 1800 s in the thorough profile (the slowest
     statements: cov-n 12 s and thm-3 521 s on two shared cores), and the help says so."""
-    from fisher_verify.commands.common import check_timeout
+    from fisher_verify._src.commands.common import check_timeout
 
     assert check_timeout(None, "quick") == 300.0 and check_timeout(None, "thorough") == 1800.0
     assert check_timeout(2.5, "thorough") == 2.5
@@ -448,7 +448,7 @@ def test_a_statement_runs_when_the_engine_already_ran_torch_in_parallel(tmp_path
         import torch
         torch.set_num_threads(2)
         torch.exp(torch.zeros(2_000_000, dtype=torch.float64)).sum()  # the pool starts here
-        from fisher_verify.proofs import discover, run_all
+        from fisher_verify._src.proofs import discover, run_all
         rec = run_all(discover([{str(tmp_path / "proofs")!r}]), timeout=60)[0]
         print(rec.verdict, rec.summary)
     """)

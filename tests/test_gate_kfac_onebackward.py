@@ -14,11 +14,11 @@ import pytest
 
 import fisher_verify as fv
 from fisher_verify import check_estimator
+from fisher_verify._src.fisher.kfac import kfac_factors, preactivation_jacobian
+from fisher_verify._src.testing.calibrated import assert_frequency_at_least
+from fisher_verify._src.testing.gate_exact import combination_variance, statistics_covariance
+from fisher_verify._src.testing.gate_kinds import KFAC, OneBackward, kind_statistics
 from fisher_verify.errors import FisherVerifyError
-from fisher_verify.fisher.kfac import kfac_factors, preactivation_jacobian
-from fisher_verify.testing.calibrated import assert_frequency_at_least
-from fisher_verify.testing.gate_exact import combination_variance, statistics_covariance
-from fisher_verify.testing.gate_kinds import KFAC, OneBackward, kind_statistics
 
 
 @pytest.fixture(autouse=True)
@@ -148,7 +148,7 @@ def test_kfac_gate_passes_and_names_its_faults() -> None:
 
 
 def _one_backward(net, X, probe="rademacher", B=None):  # type: ignore[no-untyped-def]
-    from fisher_verify.testing.gate_onebackward import one_backward_roots
+    from fisher_verify._src.testing.gate_onebackward import one_backward_roots
 
     J = net.jacobian(X)
     B = one_backward_roots(net.family, net.forward(X)) if B is None else B
@@ -196,7 +196,7 @@ def test_one_sided_threshold_is_catonis_one_sided_radius() -> None:
     v = np.array([s.sd**2 for s in rep.statistics])
     a = np.where(ok, e / v, 0.0)
     a /= a @ e
-    from fisher_verify.testing.gate_onebackward import one_backward_statistics
+    from fisher_verify._src.testing.gate_onebackward import one_backward_statistics
     V = np.random.default_rng(0).normal(size=(D, net.num_params))  # the gate's directions
     V /= np.linalg.norm(V, axis=1, keepdims=True)
     ex = one_backward_statistics(OneBackward(), net, X, 1, V, True)
@@ -210,7 +210,7 @@ def test_one_sided_threshold_is_catonis_one_sided_radius() -> None:
 
 
 def test_one_sided_modes_accept_bounds_and_reject_the_wrong_side() -> None:
-    from fisher_verify.testing.gate_onebackward import one_backward_roots
+    from fisher_verify._src.testing.gate_onebackward import one_backward_roots
 
     net, X = _net(M=8, widths=(3, 4), scale=2.0)
     h = net.forward(X)
@@ -287,7 +287,7 @@ def test_false_alarm_rate_at_a_measurable_alpha(kind: object, side: str) -> None
 
 def test_gnb_clipping_bound_is_the_binomial_atom_bound() -> None:
     """C(R, k) π*^(k−1), π* = Π_m max_y p(y|x_m): computed here from the probabilities."""
-    from fisher_verify.testing.gate_kinds import gnb_clipping
+    from fisher_verify._src.testing.gate_kinds import gnb_clipping
 
     net, X = _net(M=8, widths=(3, 4))
     h = net.forward(X)
@@ -310,7 +310,7 @@ def test_gnb_clipping_bound_is_the_binomial_atom_bound() -> None:
 
 def test_kfac_block_order_permutation_maps_g_kron_a_to_a_kron_g() -> None:
     """The diagnosis' order: estimate[i] = (G ⊗ A)[π(i)] when the estimate is A ⊗ G."""
-    from fisher_verify.testing.gate_kfac import kfac_target
+    from fisher_verify._src.testing.gate_kfac import kfac_target
 
     net, X = _net(widths=(2, 3, 3))
     for layer in range(net.depth):
@@ -321,7 +321,7 @@ def test_kfac_block_order_permutation_maps_g_kron_a_to_a_kron_g() -> None:
 
 def test_size_limits_are_refused_at_once_naming_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     """Above the entry limits of the per-input matrices the kinds refuse before computing."""
-    from fisher_verify.testing import gate_kfac, gate_onebackward
+    from fisher_verify._src.testing import gate_kfac, gate_onebackward
 
     net, X = _net()
     monkeypatch.setattr(gate_onebackward, "ONE_BACKWARD_ENTRY_LIMIT", 100)

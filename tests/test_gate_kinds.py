@@ -13,10 +13,10 @@ import pytest
 
 import fisher_verify as fv
 from fisher_verify import check_estimator
+from fisher_verify._src.testing.calibrated import assert_frequency_at_least
+from fisher_verify._src.testing.gate_exact import combination_variance, statistics_covariance
+from fisher_verify._src.testing.gate_kinds import gnb_statistics, hutchinson_statistics, sum_moments
 from fisher_verify.errors import FisherVerifyError
-from fisher_verify.testing.calibrated import assert_frequency_at_least
-from fisher_verify.testing.gate_exact import combination_variance, statistics_covariance
-from fisher_verify.testing.gate_kinds import gnb_statistics, hutchinson_statistics, sum_moments
 
 
 @pytest.fixture(autouse=True)
@@ -321,7 +321,7 @@ def test_diagonal_gate_without_directions_runs(kind: object) -> None:
 
 @pytest.mark.parametrize(("base", "replace"), [("I1", False), ("I1", True), ("exact", False), ("exact", True)])
 def test_subsampled_law_matches_enumeration_over_subsets(base: object, replace: bool) -> None:
-    from fisher_verify.testing.gate_kinds import Subsampled, subsampled_statistics
+    from fisher_verify._src.testing.gate_kinds import Subsampled, subsampled_statistics
 
     net, x = _net("bernoulli", M=4)
     X, _ = net.inputs(x)
@@ -357,7 +357,7 @@ def test_subsampled_law_matches_enumeration_over_subsets(base: object, replace: 
 
 
 def test_subsampled_estimators_pass_and_faults_fail() -> None:
-    from fisher_verify.testing.gate_kinds import Subsampled
+    from fisher_verify._src.testing.gate_kinds import Subsampled
 
     net, x = _net("categorical", M=8, widths=(3, 4), K=3)
     X, _ = net.inputs(x)

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from fisher_verify import check_estimator
-from fisher_verify.testing.gate_kinds import KFAC, OneBackward, Subsampled
+from fisher_verify._src.testing.gate_kinds import KFAC, OneBackward, Subsampled
 
 nn = torch.nn
 M = 6

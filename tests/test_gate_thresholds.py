@@ -15,8 +15,8 @@ from scipy import stats
 
 import fisher_verify as fv
 from fisher_verify import check_estimator
-from fisher_verify.fisher.covariance import network_covariance as covariance
-from fisher_verify.testing.calibrated import (
+from fisher_verify._src.fisher.covariance import network_covariance as covariance
+from fisher_verify._src.testing.calibrated import (
     assert_frequency_at_least,
     assert_frequency_matches,
     assert_mean_matches,
@@ -25,8 +25,8 @@ from fisher_verify.testing.calibrated import (
     median_of_means_plan,
     median_of_means_radius,
 )
-from fisher_verify.testing.catoni import catoni_radius
-from fisher_verify.testing.spread import spread_test
+from fisher_verify._src.testing.catoni import catoni_radius
+from fisher_verify._src.testing.spread import spread_test
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_estimator_gate import _Fast, _statistic_law  # noqa: E402
@@ -176,7 +176,7 @@ def test_constant_statistic_level_is_the_atom_bound() -> None:
     P = f.net.num_params
     R = int(math.floor(2 * math.log(2 * P / 0.9e-6))) + 1
     assert R <= 2 * math.log(2 * 2 * P / 0.9e-6)
-    from fisher_verify.testing.gate_exact import exact_statistics
+    from fisher_verify._src.testing.gate_exact import exact_statistics
 
     ex = exact_statistics(f.net, f.X, 1, 16, np.zeros((0, P)), False)
     j = 5
@@ -203,7 +203,7 @@ def test_combination_variance_matches_the_covariance_tensor(
 ) -> None:
     """Var Σ_j a_j ⟨W_j, Î⟩ = Σ_jk a_j a_k ⟨W_j ⊗ W_k, Cov(Î)⟩ (thm-4 / thm-6 tensor), and the
     statistics' covariance matrix (from the family's nodes) equals ⟨W_j ⊗ W_k, Cov(Î)⟩."""
-    from fisher_verify.testing.gate_exact import (
+    from fisher_verify._src.testing.gate_exact import (
         combination_variance,
         exact_statistics,
         statistics_covariance,

@@ -1,4 +1,4 @@
-"""Moments up to order 8 of projections uᵀ(t − η) (fisher_verify.families.higher_moments)
+"""Moments up to order 8 of projections uᵀ(t − η) (fisher_verify._src.families.higher_moments)
 against the derivatives of the log-partition F (lemma-2: the cumulants are ∂ᵏF), taken by
 mpmath differentiation of the family's own F at 40 digits: an independent route."""
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import fisher_verify as fv
-from fisher_verify.families.higher_moments import projected_central_moments
+from fisher_verify._src.families.higher_moments import projected_central_moments
 
 CASES = [
     ("categorical", {"K": 3}, [0.3, -0.2, 1.1], [0.5, -1.2, 0.7]),

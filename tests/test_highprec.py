@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 import fisher_verify as fv
-from fisher_verify.errors import ShapeError, UnsupportedError
-from fisher_verify.networks.highprec import (
+from fisher_verify._src.networks.highprec import (
     mp_exact_fisher,
     mp_jacobian,
     mp_output_hessians,
     mp_variance,
 )
+from fisher_verify.errors import ShapeError, UnsupportedError
 
 TOL = 1e-12
 

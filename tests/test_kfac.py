@@ -1,4 +1,4 @@
-"""K-FAC's exact cases (``ext-kfac``, :mod:`fisher_verify.fisher.kfac`) against independent
+"""K-FAC's exact cases (``ext-kfac``, :mod:`fisher_verify._src.fisher.kfac`) against independent
 routes: the Fisher block from torch.func's Jacobian (eq-6), the flat-θ order of ``W_l`` read
 off :meth:`Network.with_theta`, and per-label gradients in ``a_l`` by autograd, averaged over
 every label with its probability ``p(y|x)``."""
@@ -12,8 +12,7 @@ import pytest
 import torch
 
 import fisher_verify as fv
-from fisher_verify.errors import FisherVerifyError
-from fisher_verify.fisher.kfac import (
+from fisher_verify._src.fisher.kfac import (
     gradient_factor_estimate,
     gradient_factor_variance,
     kfac_block,
@@ -21,6 +20,7 @@ from fisher_verify.fisher.kfac import (
     layer_slice,
     preactivation_jacobian,
 )
+from fisher_verify.errors import FisherVerifyError
 
 RTOL = 1e-10
 

@@ -1,13 +1,13 @@
 """thm-3-ae: a pre-activation counts as at a kink exactly when it lies within the rounding
-bound of its own computation (fisher_verify/networks/kinks.py), pinned here to that formula."""
+bound of its own computation (fisher_verify/_src/networks/kinks.py), pinned here to that formula."""
 
 from __future__ import annotations
 
 import numpy as np
 
 import fisher_verify as fv
-from fisher_verify.networks.activations import get_activation
-from fisher_verify.networks.kinks import find_kinks
+from fisher_verify._src.networks.activations import get_activation
+from fisher_verify._src.networks.kinks import find_kinks
 
 U = 2.0**-53
 

@@ -1,4 +1,4 @@
-"""The large-network path (fisher_verify.models.mlp) against the dense small-P route.
+"""The large-network path (fisher_verify._src.models.mlp) against the dense small-P route.
 
 Every quantity equals the dense route (exact_fisher, variance, covariance_norm, thm7_sides,
 thm8_sides, bounds) to 1e-10 relative (max-abs over the array) in float64 on Hypothesis-drawn
@@ -16,12 +16,12 @@ import torch
 from hypothesis import given
 
 import fisher_verify as fv
+from fisher_verify._src.families import onehot
+from fisher_verify._src.fisher.bounds import _moments, thm7_sides, thm8_sides
+from fisher_verify._src.models import mlp, mlp_bounds, mlp_norms
+from fisher_verify._src.models.device import default_device
+from fisher_verify._src.testing.strategies import C2_ACTIVATIONS, small_networks
 from fisher_verify.errors import DomainError, ShapeError, UnsupportedError
-from fisher_verify.families import onehot
-from fisher_verify.fisher.bounds import _moments, thm7_sides, thm8_sides
-from fisher_verify.models import mlp, mlp_bounds, mlp_norms
-from fisher_verify.models.device import default_device
-from fisher_verify.testing.strategies import C2_ACTIVATIONS, small_networks
 
 RTOL = 1e-10
 #: float32 vs float64: relative (to the array's max |value|) error allowed. float32 has
@@ -299,7 +299,7 @@ def test_unavailable_device_is_refused_naming_the_available_ones() -> None:
 def _kappa4_set_partition(fam: Any, h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """κ₄[u⁴] by the reference routes: the one-hot set-partition formula for categorical
     components, the family's dense symbolic κ₄ kernel otherwise (blocks assembled by Family)."""
-    if isinstance(fam, fv.families.family.CategoricalFamily):
+    if isinstance(fam, fv._src.families.family.CategoricalFamily):
         p = torch.softmax(h, -1)[:, None, :]
         return onehot.onehot_cumulant_contract(p, [u, u, u, u])
     k4 = torch.as_tensor(fam.kappa4(h.numpy()))
@@ -325,7 +325,7 @@ def test_kappa4_direct_form_equals_set_partition_route(fam: Any) -> None:
     else:
         ref = _kappa4_set_partition(fam, h, u)
     _close(mine, ref, 1e-12)
-    if isinstance(fam, fv.families.family.CategoricalFamily):
+    if isinstance(fam, fv._src.families.family.CategoricalFamily):
         p = torch.softmax(h, -1)[:, None, :]
         c4, quad = onehot.onehot_excess4_diagonal(p, u)
         I = onehot.onehot_cumulant_contract(p, [u, u])

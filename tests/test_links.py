@@ -18,9 +18,9 @@ import torch.nn as nn
 from torch.func import functional_call, hessian, jacrev
 
 import fisher_verify as fv
+from fisher_verify._src.families.links import LINKS, link
+from fisher_verify._src.families.losses import LOSS_NAMES, head_for_loss, loss_by_name
 from fisher_verify.errors import DomainError, ParameterError, ShapeError, UnsupportedError
-from fisher_verify.families.links import LINKS, link
-from fisher_verify.families.losses import LOSS_NAMES, head_for_loss, loss_by_name
 
 RTOL = 1e-11
 
@@ -214,7 +214,7 @@ def test_loss_names_and_refusals() -> None:
 
 
 def _linked(name: str) -> fv.LinkedNetwork:
-    from fisher_verify.proofs.head_route import linked_example
+    from fisher_verify._src.proofs.head_route import linked_example
 
     return linked_example(name, "tanh", np.random.default_rng(3))
 
@@ -397,7 +397,7 @@ def test_link_module_appended_to_a_model() -> None:
 def test_gate_passes_the_estimators_of_a_linked_network(kind: int) -> None:
     """Î₁ and Î₂ of a LinkedNetwork (eq-7/8 with g″) pass the gate calibrated by thm-4/thm-6 of
     the composite; Î₂ without the link's g″ term does not."""
-    from fisher_verify.fisher.estimators import sample_estimators
+    from fisher_verify._src.fisher.estimators import sample_estimators
 
     net = _linked("softplus-rate")
     X = np.random.default_rng(6).normal(size=(3, 2))
@@ -479,7 +479,7 @@ def test_gate_with_bce_on_probabilities() -> None:
 def test_both_estimator_routes_agree_on_a_linked_network(name: str) -> None:
     """eq-7/eq-8 from J_h = g′J_f and ∂²h with g″ (structured) = autograd of ℓ through the
     link's torch kernel (generic, Eq. 2), on the same draws."""
-    from fisher_verify.fisher.estimators import estimators_from_draws
+    from fisher_verify._src.fisher.estimators import estimators_from_draws
 
     net = _linked(name)
     X = np.random.default_rng(8).normal(size=(3, 2))

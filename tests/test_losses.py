@@ -1,4 +1,4 @@
-"""``torch.nn`` losses as families (fisher_verify.families.losses) against torch itself.
+"""``torch.nn`` losses as families (fisher_verify._src.families.losses) against torch itself.
 
 The independent route: torch's autograd of the loss module with ``reduction='sum'`` at random
 ``h`` and labels. ``-∂loss/∂h`` must be the family's score ``t(y) - η(h)`` (``η`` from the
@@ -132,7 +132,7 @@ def test_bad_arguments() -> None:
         fv.family_for_loss(nn.MSELoss(), 0)
     with pytest.raises(ShapeError, match="at least 2 outputs"):
         fv.family_for_loss(nn.CrossEntropyLoss(), 1)
-    from fisher_verify.families.losses import MAX_PRODUCT_OUTPUTS
+    from fisher_verify._src.families.losses import MAX_PRODUCT_OUTPUTS
 
     assert MAX_PRODUCT_OUTPUTS == 32
     assert fv.family_for_loss(nn.MSELoss(), 32).dim == 32

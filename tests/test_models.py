@@ -1,9 +1,9 @@
-"""Any torch model (fisher_verify.models) against independent routes.
+"""Any torch model (fisher_verify._src.models) against independent routes.
 
 Expected values come from the dense route: full Jacobians and Hessians of h_L by plain
 ``torch.autograd`` (one backward pass per input and output, one more per parameter for the
 Hessian; no torch.func, no chunking, no contraction tricks), then eq-6 ``Σ_m J_mᵀ I J_m / M``
-and the element-wise thm-4/thm-6 formulas of :mod:`fisher_verify.fisher.covariance` with the
+and the element-wise thm-4/thm-6 formulas of :mod:`fisher_verify._src.fisher.covariance` with the
 family's dense ``K`` (the central 4th moment). Also the Eq. 3 path (models.mlp) on MLPs
 and BackPACK's ``DiagGGNExact`` (for the categorical family with a summed cross-entropy the
 generalized Gauss-Newton is the Fisher: ∂²CE/∂h² = diag p − ppᵀ = I(h)).
@@ -22,11 +22,11 @@ import torch
 import torch.nn as nn
 
 import fisher_verify as fv
+from fisher_verify._src.fisher.covariance import cov1_variance, cov2_variance
+from fisher_verify._src.models.diagonals import model_diagonals
+from fisher_verify._src.models.hessian import probe_sums, u_statistic
+from fisher_verify._src.models.workspace import open_workspace
 from fisher_verify.errors import DomainError, FisherVerifyError, ShapeError, UnsupportedError
-from fisher_verify.fisher.covariance import cov1_variance, cov2_variance
-from fisher_verify.models.diagonals import model_diagonals
-from fisher_verify.models.hessian import probe_sums, u_statistic
-from fisher_verify.models.workspace import open_workspace
 
 RTOL = 1e-10
 
@@ -299,7 +299,7 @@ def test_variance2_eq3_route_on_mlp_matches_dense_route() -> None:
 
 def test_eq3_path_agrees_on_mlps() -> None:
     """The large-network Eq. 3 path (models.mlp) on the same MLP."""
-    from fisher_verify.models.mlp import diagonals
+    from fisher_verify._src.models.mlp import diagonals
 
     fam = fv.family("categorical", K=3)
     model, X, _ = model_zoo(3)["tanh_mlp"]

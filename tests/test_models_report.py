@@ -11,8 +11,8 @@ import torch.nn as nn
 from test_models import Conv1dNet, assert_close, dense_derivatives, expected, model_zoo
 
 import fisher_verify as fv
-from fisher_verify.fisher.bounds import thm7_sides
-from fisher_verify.models import report as report_mod
+from fisher_verify._src.fisher.bounds import thm7_sides
+from fisher_verify._src.models import report as report_mod
 
 
 @pytest.mark.parametrize("fam_name", ["categorical", "product"])
@@ -103,7 +103,7 @@ def test_fv_analyze_stays_the_function() -> None:
 
     fv.analyze(nn.Linear(2, 2), torch.randn(2, 2), fv.family("categorical", K=2), progress=False)
     assert callable(fv.analyze)
-    code = ("import fisher_verify.analysis, fisher_verify as fv; from fisher_verify.analysis import "
+    code = ("import fisher_verify._src.analysis, fisher_verify as fv; from fisher_verify._src.analysis import "
             "Analysis; assert callable(fv.analyze), fv.analyze")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -117,7 +117,7 @@ def test_tiny_target_is_refused_not_a_zero_division() -> None:
 
 def _thm8_dense(H: np.ndarray, I: np.ndarray, n: int) -> tuple[float, float]:
     """thm-8 from the full P⁴ covariance tensor of thm-6 and the bound written out."""
-    from fisher_verify.fisher.covariance import cov2_tensor
+    from fisher_verify._src.fisher.covariance import cov2_tensor
 
     M = H.shape[0]
     lhs = float(np.linalg.norm(cov2_tensor(H, I, n)))
@@ -179,7 +179,7 @@ def test_thm8_of_each_kind_matches_autograd_hessians(model_name: str) -> None:
     """Every model of the zoo (convolutions, pooling, BatchNorm in eval mode, LayerNorm, an
     embedding + attention block, an Eq. 3 MLP, and ReLU/max-pooling models away from their
     kinks, thm-3-ae): thm-8's sides from plain-autograd Hessians."""
-    from fisher_verify.fisher.bounds import thm8_sides
+    from fisher_verify._src.fisher.bounds import thm8_sides
 
     fam = fv.product(fv.family("poisson"), fv.family("bernoulli"))
     model, X, _ = model_zoo(2)[model_name]

@@ -1,10 +1,10 @@
-"""The engine's rule table (fisher_verify.models.rules): a user's own layer kind, registered,
+"""The engine's rule table (fisher_verify._src.models.rules): a user's own layer kind, registered,
 gives the exact diagonals of the dense NumPy reference; an unregistered one that torch.func
 cannot differentiate is refused at once, naming the module and how to register a rule.
 
 The custom layer computes ``x Wᵀ + b`` through a custom ``torch.autograd.Function`` written in
 the old style (no ``setup_context``), which torch.func's transforms refuse. Expected values:
-the dense route of :mod:`fisher_verify.fisher` (``exact_fisher``, ``covariance.variance``) on
+the dense route of :mod:`fisher_verify._src.fisher` (``exact_fisher``, ``covariance.variance``) on
 the Eq. 3 network with the same weights, a route that shares no code with the engine.
 """
 
@@ -18,10 +18,10 @@ import pytest
 import torch
 
 import fisher_verify as fv
+from fisher_verify._src.fisher.covariance import network_variance
+from fisher_verify._src.models import rules
+from fisher_verify._src.models.as_network import module_network
 from fisher_verify.errors import FisherVerifyError, UnsupportedError
-from fisher_verify.fisher.covariance import network_variance
-from fisher_verify.models import rules
-from fisher_verify.models.as_network import module_network
 
 
 class _AffineFn(torch.autograd.Function):
@@ -146,7 +146,7 @@ def test_the_mlp_rule_plans_its_chunks_from_what_one_input_forms(monkeypatch: An
     engine's own count of what one input forms (mlp._diagonal_elements), within the
     caller's memory budget: not a fixed guess of a full n² Hessian per output and input
     (which gave 2 inputs at a time on 784-1000-1000-10 at 1 GiB)."""
-    from fisher_verify.models import mlp
+    from fisher_verify._src.models import mlp
 
     torch.manual_seed(0)
     widths = [30, 40, 40, 3]

@@ -1,4 +1,4 @@
-"""The layer route (fisher_verify.models.taps) against the dense autograd route of test_models.
+"""The layer route (fisher_verify._src.models.taps) against the dense autograd route of test_models.
 
 Every expected value is the dense route's (one plain backward pass per input and output, eq-6 and
 thm-4 element-wise); the layer route must be taken where it applies (a spy on ``tap_sums``) and
@@ -20,8 +20,8 @@ import torch.nn as nn
 from test_models import _assert_same, _snapshot, assert_close, expected, flat
 
 import fisher_verify as fv
-import fisher_verify.models.diagonals as diagonals_module
-import fisher_verify.models.taps as taps_module
+import fisher_verify._src.models.diagonals as diagonals_module
+import fisher_verify._src.models.taps as taps_module
 
 warnings.filterwarnings("ignore", message=".*performance drop.*")
 

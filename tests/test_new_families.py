@@ -19,10 +19,10 @@ import scipy.stats as ss
 import torch
 
 import fisher_verify as fv
+from fisher_verify._src.families.moment_rules import VERIFY_DIGITS, inverse_gaussian_moments
+from fisher_verify._src.symbolic import polygamma as pg
+from fisher_verify._src.symbolic import safe
 from fisher_verify.errors import DomainError, ParameterError, ShapeError
-from fisher_verify.families.moment_rules import VERIFY_DIGITS, inverse_gaussian_moments
-from fisher_verify.symbolic import polygamma as pg
-from fisher_verify.symbolic import safe
 
 EPS = np.finfo(float).eps
 

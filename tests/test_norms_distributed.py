@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from torchrun_launch import run_workers
 
-from fisher_verify.distributed import balanced_shares
+from fisher_verify._src.distributed import balanced_shares
 
 WORKER = r'''
 import sys
@@ -21,8 +21,8 @@ import torch
 import torch.distributed as dist
 
 import fisher_verify as fv
-from fisher_verify.distributed import process_group
-from fisher_verify.models import mlp, mlp_bounds, mlp_norms
+from fisher_verify._src.distributed import process_group
+from fisher_verify._src.models import mlp, mlp_bounds, mlp_norms
 
 
 def setup(name):

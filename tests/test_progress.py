@@ -121,7 +121,7 @@ def test_terminal_gets_a_live_bar(tmp_path):
 def test_report_shows_its_stages(tmp_path, monkeypatch):
     """``report`` says what it does after the statements (figures, tightness sweep, Table 1)
     instead of staying silent for half a minute: on a terminal, in the live line."""
-    from fisher_verify.commands.progress import ProgressDisplay
+    from fisher_verify._src.commands.progress import ProgressDisplay
 
     class Sink:
         def __init__(self) -> None:
@@ -164,7 +164,7 @@ def test_live_line_fits_the_terminal_width():
     import struct
     import termios
 
-    from fisher_verify.commands.progress import ProgressDisplay
+    from fisher_verify._src.commands.progress import ProgressDisplay
 
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 40, 0, 0))

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fisher_verify._src.proofs import discover, run_all, run_statement, select
+from fisher_verify._src.proofs.api import seed_for
 from fisher_verify.errors import FisherVerifyError
-from fisher_verify.proofs import Context, discover, run_all, run_statement, select, statement
-from fisher_verify.proofs.api import seed_for
+from fisher_verify.proofs import Context, statement
 
 
 def _write(folder: Path, name: str, body: str) -> Path:

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import fisher_verify as fv
-from fisher_verify.fisher.estimators import estimators_from_draws
-from fisher_verify.fisher.psd import (
+from fisher_verify._src.fisher.estimators import estimators_from_draws
+from fisher_verify._src.fisher.psd import (
     bias_variance_exact,
     hessian_estimator,
     psd_probability_bound,
@@ -18,12 +18,12 @@ from fisher_verify.fisher.psd import (
     spectral_radii,
     thm11_lower_bound,
 )
-from fisher_verify.testing.calibrated import (
+from fisher_verify._src.testing.calibrated import (
     assert_frequency_at_least,
     assert_mean_matches,
     bonferroni,
 )
-from fisher_verify.testing.strategies import C2_ACTIVATIONS, FAMILY_POINTS, small_networks
+from fisher_verify._src.testing.strategies import C2_ACTIVATIONS, FAMILY_POINTS, small_networks
 
 
 @given(small_networks(activations=C2_ACTIVATIONS), st.integers(1, 6), st.integers(0, 2**31))
@@ -129,7 +129,7 @@ def test_thm10_not_applicable_for_singular_fisher() -> None:
 def _dense_constants(net, X):
     """thm-10's c (paper form, M inputs) and trace-form c from torch.func derivatives and
     Cov(t) at the exact-expectation nodes (independent of fisher/psd.py)."""
-    from fisher_verify.proofs.support import dense_derivatives, output_moments
+    from fisher_verify._src.proofs.support import dense_derivatives, output_moments
 
     J, H = dense_derivatives(net, X)
     I, _ = output_moments(net.family, net.forward(X))

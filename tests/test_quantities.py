@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import fisher_verify as fv
-from fisher_verify.testing.estimator_gate import torch_parameter_permutation
+from fisher_verify._src.testing.estimator_gate import torch_parameter_permutation
 
 
 def _pair(K: int = 3) -> tuple[torch.nn.Module, fv.Network, torch.Tensor, np.ndarray, np.ndarray]:

@@ -13,10 +13,10 @@ import pytest
 import scipy.stats as ss
 
 import fisher_verify as fv
-from fisher_verify.families.registry import family_examples
-from fisher_verify.fisher.tightness import DEFAULT_FAMILIES
-from fisher_verify.report.figures import EXTENDED_PANELS, PAPER_PANELS, _h_grid
-from fisher_verify.testing.strategies import FAMILY_POINTS
+from fisher_verify._src.families.registry import family_examples
+from fisher_verify._src.fisher.tightness import DEFAULT_FAMILIES
+from fisher_verify._src.report.figures import EXTENDED_PANELS, PAPER_PANELS, _h_grid
+from fisher_verify._src.testing.strategies import FAMILY_POINTS
 
 
 def _stability_cases() -> tuple:
@@ -42,7 +42,7 @@ _REGISTER_ONCE = r"""
 import dataclasses, io, json, sys, contextlib
 import numpy as np
 sys.path.insert(0, {tests!r})
-from fisher_verify.families import catalog
+from fisher_verify._src.families import catalog
 
 def twin(**params):
     return dataclasses.replace(catalog.bernoulli(**params), name="bernoulli_twin")
@@ -50,10 +50,10 @@ def twin(**params):
 base = catalog.ENTRIES["bernoulli"]
 catalog.register("bernoulli_twin", catalog.Entry(twin, {{}}, base.examples))
 import fisher_verify as fv
-from fisher_verify.fisher.tightness import DEFAULT_FAMILIES
-from fisher_verify.report.figures import EXTENDED_PANELS, PAPER_PANELS, _h_grid
-from fisher_verify.testing.strategies import FAMILY_POINTS
-from fisher_verify.commands.families import run
+from fisher_verify._src.fisher.tightness import DEFAULT_FAMILIES
+from fisher_verify._src.report.figures import EXTENDED_PANELS, PAPER_PANELS, _h_grid
+from fisher_verify._src.testing.strategies import FAMILY_POINTS
+from fisher_verify._src.commands.families import run
 import test_families
 import argparse
 out = io.StringIO()
@@ -96,7 +96,7 @@ def test_a_family_registered_once_is_picked_up_everywhere() -> None:
 
 
 def test_register_refuses_a_bad_name_or_entry() -> None:
-    from fisher_verify.families import catalog
+    from fisher_verify._src.families import catalog
 
     with pytest.raises(fv.errors.ParameterError, match="identifier"):
         catalog.register("product", catalog.ENTRIES["bernoulli"])

@@ -6,8 +6,8 @@ import json
 import re
 import textwrap
 
+from fisher_verify._src.report.mathml import latex_to_mathml
 from fisher_verify.cli import main
-from fisher_verify.report.mathml import latex_to_mathml
 
 
 def test_mathml_converter_handles_claims():
@@ -44,7 +44,7 @@ def test_report_writes_offline_files(tmp_path):
     assert cert["all_hold"] is True and cert["statements"][0]["verdict"] == "proved"
     assert cert["environment"]["packages"]["sympy"]
     # report --out checks these names before the run (commands/outputs.py): it must know them all
-    from fisher_verify.commands.outputs import REPORT_FILES
+    from fisher_verify._src.commands.outputs import REPORT_FILES
 
     assert sorted(p.name for p in out.iterdir()) == sorted(REPORT_FILES)
     # the "Beyond the paper" figure (d24 trade-off) is written and its data certified
@@ -170,7 +170,7 @@ def test_report_html_renders_math_not_raw_latex_or_json(tmp_path):
 
 
 def test_prose_turns_ascii_pseudo_math_into_symbols():
-    from fisher_verify.report.pretty import label, md_math, number, prose
+    from fisher_verify._src.report.pretty import label, md_math, number, prose
 
     cases = {
         "||Cov(I2)||_F <= 1": "‖Cov(Î₂)‖<sub>F</sub> ≤ 1",
@@ -199,7 +199,7 @@ def test_table_1_shows_variance_as_a_square_and_categorical_per_coordinate():
     that depends on p_a alone is written in p_a (the Bernoulli formula, by Σ p = 1)."""
     import sympy as sp
 
-    from fisher_verify.report.table1 import table_1_rows
+    from fisher_verify._src.report.table1 import table_1_rows
 
     rows = {r["family"]: r for r in table_1_rows()}
     nuv = rows["normal_unknown_variance"]
@@ -228,7 +228,7 @@ def test_figure_1_panels_are_labelled_distinct_and_cover_vector_families():
     import matplotlib.pyplot as plt
 
     import fisher_verify as fv
-    from fisher_verify.report.figures import EXTENDED_PANELS, PAPER_PANELS, draw_figure_1
+    from fisher_verify._src.report.figures import EXTENDED_PANELS, PAPER_PANELS, draw_figure_1
 
     panels = PAPER_PANELS + EXTENDED_PANELS
     assert {n for n, _ in panels} == set(fv.family_names())
@@ -256,7 +256,7 @@ def test_vector_panels_against_enumeration():
     the Gaussian moments E[y^k] in closed form)."""
     import numpy as np
 
-    from fisher_verify.report.figures import panel
+    from fisher_verify._src.report.figures import panel
 
     cat = panel("categorical", {"K": 3})
     for i in (0, 100, 299):
@@ -289,9 +289,9 @@ def test_readme_tightness_numbers_are_what_report_computes():
     import inspect
     from pathlib import Path
 
-    from fisher_verify.cli import build_parser
-    from fisher_verify.report.build import build_report
-    from fisher_verify.report.figures import report_sweep, tightness_summary
+    from fisher_verify._src.cli import build_parser
+    from fisher_verify._src.report.build import build_report
+    from fisher_verify._src.report.figures import report_sweep, tightness_summary
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     m = re.search(r"\*\*Tightness\*\* \((\d+) random networks, seed (\d+): `fisher-verify report "

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import fisher_verify as fv
+from fisher_verify._src.families.sequence import IGNORE, SequenceFamily
+from fisher_verify._src.testing.calibrated import assert_mean_matches
 from fisher_verify.errors import DomainError, ParameterError, ShapeError, UnknownFamilyError
-from fisher_verify.families.sequence import IGNORE, SequenceFamily
-from fisher_verify.testing.calibrated import assert_mean_matches
 
 V, T = 3, 3
 MASKS = np.array([[1, 1, 1], [1, 0, 1], [0, 1, 0], [1, 1, 0]], dtype=float)

@@ -16,10 +16,10 @@ import torch
 
 import fisher_verify as fv
 from fisher_verify import check_estimator
+from fisher_verify._src.families.sequence import IGNORE
+from fisher_verify._src.models.sequence import with_padding_mask
+from fisher_verify._src.models.transformer import CausalTransformer
 from fisher_verify.errors import ShapeError
-from fisher_verify.families.sequence import IGNORE
-from fisher_verify.models.sequence import with_padding_mask
-from fisher_verify.models.transformer import CausalTransformer
 
 PAD = 0
 
@@ -83,7 +83,7 @@ def test_engine_diagonal_of_a_padded_transformer(tied: bool, blocks: int,
     J_tᵀ(diag p_t − p_t p_tᵀ)J_t (autograd of the raw logits), per parameter tensor; padding
     positions count for nothing. The engine contracts in O(T·V): the dense d×d Fisher is never
     formed (it raises here)."""
-    from fisher_verify.families.sequence import SequenceFamily
+    from fisher_verify._src.families.sequence import SequenceFamily
 
     net, tokens, _, fam = _setup(tied=tied, blocks=blocks)
     wm = with_padding_mask(net, PAD)

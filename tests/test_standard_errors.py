@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from fisher_verify.fisher.ustat import jackknife_stderr, u_statistic_deleted
-from fisher_verify.models.workspace import Diagonals
-from fisher_verify.proofs import discover, run_all, select
+from fisher_verify._src.fisher.ustat import jackknife_stderr, u_statistic_deleted
+from fisher_verify._src.models.workspace import Diagonals
+from fisher_verify._src.proofs import discover, run_all, select
 
 
 def _hoeffding(f, w, S):
@@ -158,8 +158,8 @@ def test_thm8_hutchinson_stderrs_are_pinned_by_enumerating_the_probes(monkeypatc
     f(v, v') = I² ‖Hv‖² ‖Hv'‖² (dense Hessian by torch.func), and the rhs's stderr² has mean
     Var(r)/S."""
     import fisher_verify as fv
-    from fisher_verify.models import mlp, mlp_bounds
-    from fisher_verify.proofs.support import dense_derivatives
+    from fisher_verify._src.models import mlp, mlp_bounds
+    from fisher_verify._src.proofs.support import dense_derivatives
 
     rng = np.random.default_rng(5)
     net = fv.Network.random([1, 1, 1], "tanh", fv.family("poisson"), 1.0, rng)

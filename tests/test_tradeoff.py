@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import fisher_verify as fv
+from fisher_verify._src.fisher.covariance import cov1_variance, cov2_variance
+from fisher_verify._src.fisher.tradeoff import REASONS, reason_for, tradeoff
 from fisher_verify.cli import main
-from fisher_verify.fisher.covariance import cov1_variance, cov2_variance
-from fisher_verify.fisher.tradeoff import REASONS, reason_for, tradeoff
 
 # expected reasons per layer, from the structure only (no number is looked at)
 CASES = [
@@ -164,7 +164,7 @@ def test_cli_shows_reason_and_ratio(tmp_path, capsys):
 def test_report_tradeoff_figure(tmp_path):
     """The "Beyond the paper" figure: a PNG, and per activation and layer the reason from the
     structure and the sums equal to the dense thm-4/thm-6 diagonals of the same network."""
-    from fisher_verify.report.tradeoff_figure import ACTIVATIONS, INPUTS, WIDTHS, tradeoff_figure
+    from fisher_verify._src.report.tradeoff_figure import ACTIVATIONS, INPUTS, WIDTHS, tradeoff_figure
 
     path, data = tradeoff_figure(tmp_path, seed=4)
     assert path.exists() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -201,7 +201,7 @@ def test_envelopes_are_summed_in_chunks_within_the_memory_budget():
     one pass over every input (the diagonals are sums over inputs)."""
     import importlib
 
-    an = importlib.import_module("fisher_verify.analysis")
+    an = importlib.import_module("fisher_verify._src.analysis")
 
     rng = np.random.default_rng(9)
     net = fv.Network.random([3, 4, 3], "tanh", fv.family("categorical", K=3), 1.0, rng)

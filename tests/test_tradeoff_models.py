@@ -13,8 +13,8 @@ from test_models import dense_derivatives
 from torch import nn
 
 import fisher_verify as fv
-from fisher_verify.fisher.diagonal import diagonal_variances
-from fisher_verify.models.structure import model_structure
+from fisher_verify._src.fisher.diagonal import diagonal_variances
+from fisher_verify._src.models.structure import model_structure
 
 
 class Tied(nn.Module):

@@ -1,7 +1,7 @@
 """The four libraries on models that are not Eq. 3 MLPs (issue 19): a CNN with max pooling, a
 ReLU MLP with Dropout left in train() mode, and a LayerNorm model, gated exactly as the MLP.
 
-The reference is the any-module route (:mod:`fisher_verify.models.as_network`). Where a library
+The reference is the any-module route (:mod:`fisher_verify._src.models.as_network`). Where a library
 supports the model, its Monte Carlo Fisher and exact GGN pass and ASDL's ``fisher_mc`` fails with
 its factor 1/n, as on the MLP (test_asdl.py). BackPACK has no LayerNorm extension, so it runs
 on the CNN and the Dropout model; curvlinops, ASDL and nngeometry on all three.

@@ -1,34 +1,9 @@
-"""proofs room: the engine that finds, runs and records the statements of the top-level ``proofs/``.
+"""The ``@statement`` API that proof files import (public; docs/user-proofs.md).
 
-Public API for proof files: :func:`statement` and :class:`Context` (see
-:mod:`fisher_verify.proofs.api`). The gate (``fisher-verify check``) uses :func:`discover`,
-:func:`run_all` and the writers of :mod:`fisher_verify.proofs.record`. The statements
-themselves live in the top-level ``proofs/`` folder, not here.
-
-May import: ``testing``, ``expect``, ``fisher``, ``networks``, ``identities``, ``families``,
-``symbolic`` and ``errors`` (and the top-level ``analyze``).
+``from fisher_verify.proofs import statement``; the engine that finds, runs and records the
+statements is private (``fisher_verify._src.proofs``).
 """
 
-from __future__ import annotations
+from .._src.proofs.api import HOLDING, METHODS, VERDICTS, Check, Context, Result, Statement, statement
 
-from .api import HOLDING, METHODS, VERDICTS, Check, Context, Result, Statement, statement
-from .discover import Broken, discover, proof_files, select
-from .run import Record, run_all, run_statement
-
-__all__ = [
-    "HOLDING",
-    "METHODS",
-    "VERDICTS",
-    "Broken",
-    "Check",
-    "Context",
-    "Record",
-    "Result",
-    "Statement",
-    "discover",
-    "proof_files",
-    "run_all",
-    "run_statement",
-    "select",
-    "statement",
-]
+__all__ = ["HOLDING", "METHODS", "VERDICTS", "Check", "Context", "Result", "Statement", "statement"]

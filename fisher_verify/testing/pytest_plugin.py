@@ -28,7 +28,7 @@ class FisherEstimatorGate:
     def __call__(self, estimator: Any, model: Any, data: Any, **options: Any) -> Any:
         """Assert that ``estimator`` passes the gate on ``model`` and ``data`` (``eq-6``);
         returns the report."""
-        from .front import assert_estimator
+        from .._src.testing.front import assert_estimator
 
         merged = dict(self.defaults)
         if options.get("reference") == "empirical":
