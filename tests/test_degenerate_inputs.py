@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import fisher_verify as fv
-from fisher_verify import jsontext
+from fisher_verify._src import jsontext
 from fisher_verify._src.fisher.degenerate import TINY, underflow_reasons
 from fisher_verify.cli import main
 from fisher_verify.errors import FisherVerifyError, ParameterError, UnsupportedError
