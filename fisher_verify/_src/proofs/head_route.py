@@ -11,7 +11,7 @@ nodes in y whose weighted sums are exact expectations:
 * Poisson: the sum over y = 0..Y, with the tail of E[(1 + y)⁴] beyond Y bounded by a geometric
   series (``ratio ((y+2)/(y+1))⁴ λ/(y+1)`` decreases in y), recorded with the result;
 * gamma (shape 2, rate e^u or softplus(u)): generalized Gauss–Laguerre nodes in rate·y
-  (``scipy.special.roots_genlaguerre``), exact for the polynomials in y the terms are;
+  (:func:`gen_laguerre_rule`, Golub–Welsch), exact for the polynomials in y the terms are;
 * Beta (second shape known, concentration softplus(u)): the terms are polynomials in log y;
   weights at five nodes match E[(log y)^k], k ≤ 4, from mpmath quadrature at 40 digits;
 * Bernoulli: both labels.
@@ -153,14 +153,25 @@ def head_nodes(name: str, f: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]
     if kind == "gamma":
         # generalized Gauss–Laguerre in x = rate·y with weight x^(k−1) e^(−x): exact for
         # polynomials in y of degree ≤ 2·GH_POINTS − 1 (the terms are polynomials of degree ≤ 4)
-        from scipy.special import roots_genlaguerre
-
         u = float(f[0])
         rate = math.exp(u) if name == "exp-rate" else float(np.logaddexp(0.0, u))
-        x, w = roots_genlaguerre(GH_POINTS, 2.0 - 1.0)
+        x, w = gen_laguerre_rule(GH_POINTS, 2.0 - 1.0)
         return x / rate, w / math.gamma(2.0), 0.0
     p = float(f[0])
     return np.array([0.0, 1.0]), np.array([1.0 - p, p]), 0.0
+
+
+def gen_laguerre_rule(n: int, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of the n-point generalized Gauss–Laguerre rule for the weight
+    ``x^alpha e^(−x)`` on (0, ∞), by Golub–Welsch: the eigenvalues of the Jacobi matrix of the
+    monic Laguerre recurrence (diagonal ``2k + alpha + 1``, off-diagonal ``sqrt(k (k + alpha))``)
+    and ``Γ(alpha + 1)`` times the squared first components of its eigenvectors. NumPy only, so
+    the main job needs no SciPy (``ext-links``' gamma head)."""
+    k = np.arange(n, dtype=float)
+    off = np.sqrt(k[1:] * (k[1:] + alpha))
+    jacobi = np.diag(2.0 * k + alpha + 1.0) + np.diag(off, 1) + np.diag(off, -1)
+    nodes, vectors = np.linalg.eigh(jacobi)
+    return nodes, math.gamma(alpha + 1.0) * vectors[0] ** 2
 
 
 def head_terms(net: Any, x: np.ndarray, ys: np.ndarray) -> dict[str, np.ndarray]:
