@@ -320,3 +320,25 @@ def test_the_cycle_check_can_fail() -> None:
     assert any("fisher_verify._src.models.c" in c and "fisher_verify._src.fisher.estimators" in c
                for c in found), found
     assert any(c.count("fisher_verify._src.families.") == 4 for c in found), found
+
+
+def scipy_imports(files: list[tuple[Path, str]]) -> list[str]:
+    """``file:line`` of every import of SciPy in ``files`` (module or function level)."""
+    found = []
+    for path, source in files:
+        for node in ast.walk(ast.parse(source)):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n == "scipy" or n.startswith("scipy.") for n in names):
+                found.append(f"{path.name}:{node.lineno}")
+    return found
+
+
+def test_the_main_job_needs_no_scipy() -> None:
+    """The README's main job installs ``.[torch,report]`` only (no SciPy): neither the package
+    nor a statement in proofs/ may import SciPy (ext-links once did, and erred there)."""
+    files = [(p, p.read_text(encoding="utf-8")) for p in sorted(ROOT.parent.rglob("*.py"))]
+    files += [(p, p.read_text(encoding="utf-8"))
+              for p in sorted((ROOT.parent.parent / "proofs").glob("*.py"))]
+    assert scipy_imports(files) == []
+    assert scipy_imports([(Path("x.py"), "def f():\n    from scipy.special import gamma\n")]) == ["x.py:2"]
