@@ -53,7 +53,6 @@ class ModelDiagonals:
 def _jacobian_sums(ws: Workspace, fisher: bool, variance_1: bool) -> tuple[dict[str, Any],
                                                                            dict[str, Any], int]:
     """Unscaled ``Σ_m uᵀIu`` and ``Σ_m C[u⁴]`` per parameter (flat), and the local input count."""
-    import torch
 
     if ws.layers:
         sums = tap_sums(ws, fisher, variance_1)
@@ -69,8 +68,7 @@ def _jacobian_sums(ws: Workspace, fisher: bool, variance_1: bool) -> tuple[dict[
     extra = sum(prep.n_L * s.out_features * factor + 4 * prep.params[s.weight].shape[1]
                 for s in sites)
     groups, batch = plan(ws, factor, generic, extra)
-    zeros = {k: torch.zeros(int(p.numel()), dtype=prep.dtype, device=prep.device)
-             for k, p in prep.params.items()}
+    zeros = prep.flat_zeros()
     f_sum = {k: v.clone() for k, v in zeros.items()} if fisher else {}
     v_sum = {k: v.clone() for k, v in zeros.items()} if variance_1 else {}
     count = 0

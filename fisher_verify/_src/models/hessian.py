@@ -186,8 +186,7 @@ def variance2_diagonal(
             f"{S} Hutchinson probes over {len(est_names)} estimated tensors hold "
             f"{held / 2**20:.4g} MiB of probe sums, above the memory budget of "
             f"{ws.memory / 2**20:.4g} MiB; use fewer probes or raise memory=")
-    zeros = {k: torch.zeros(int(p.numel()), dtype=prep.dtype, device=prep.device)
-             for k, p in prep.params.items()}
+    zeros = prep.flat_zeros()
     exact_sum = {k: zeros[k].clone() for k in [*exact_names, *linear_names]}
     acc = {k: (zeros[k].clone(), zeros[k].new_zeros(S, zeros[k].numel()),
                zeros[k].new_zeros(S, zeros[k].numel())) for k in est_names}

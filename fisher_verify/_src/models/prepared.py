@@ -95,6 +95,14 @@ class PreparedModel:
     def num_params(self) -> int:
         return sum(int(p.numel()) for p in self.params.values())
 
+    def flat_zeros(self) -> dict[str, Any]:
+        """A flat float zero vector per parameter tensor, in the working dtype and device: the
+        accumulators the engine's per-parameter sums start from (eq-6, thm-4, thm-6)."""
+        import torch
+
+        return {k: torch.zeros(int(p.numel()), dtype=self.dtype, device=self.device)
+                for k, p in self.params.items()}
+
     def require_c2(self, what: str) -> None:
         """Refuse ``what`` (a quantity needing second derivatives, thm-3/thm-6) on a model that
         is not C² at any input this library can vouch for (kinks it does not locate)."""

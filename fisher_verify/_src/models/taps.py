@@ -342,8 +342,7 @@ def tap_sums(ws: Any, fisher: bool, variance_1: bool) -> tuple[dict[str, Any], d
         batch = _budget_batch(ws, sites, sizes, n, not square_root, factor)
     except _NotApplicable:
         return None
-    zeros = {k: torch.zeros(int(p.numel()), dtype=prep.dtype, device=prep.device)
-             for k, p in prep.params.items()}
+    zeros = prep.flat_zeros()
     f_sum = {k: v.clone() for k, v in zeros.items()} if fisher else {}
     v_sum = {k: v.clone() for k, v in zeros.items()} if variance_1 else {}
     count = 0
