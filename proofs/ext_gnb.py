@@ -27,7 +27,7 @@ import itertools
 
 import numpy as np
 
-from fisher_verify._src.proofs.support import weighted_moments
+from fisher_verify._src.proofs.support import close_statistics_law, weighted_moments
 from fisher_verify.proofs import statement
 
 RTOL = 1e-9
@@ -63,7 +63,6 @@ def check(ctx):
     """Mean, variance, covariance, combination variance and fourth moments of the GNB
     statistics against enumeration over every label set."""
     import fisher_verify as fv
-    from fisher_verify._src.testing.gate_exact import combination_variance, statistics_covariance
     from fisher_verify._src.testing.gate_kinds import gnb_statistics
 
     M = ctx.pick(3, 4)
@@ -88,14 +87,7 @@ def check(ctx):
             for n in (1, 3):
                 ex = gnb_statistics(net, X, n, V, diagonal)
                 tag = f"{name}, {'diagonal' if diagonal else 'full'}, n = {n}"
-                ctx.close(f"{tag}: mean = ⟨W, I(θ)⟩", ex.expected, mean, rtol=RTOL, **where)
-                ctx.close(f"{tag}: variance", ex.variance, np.diag(cov) / n, rtol=RTOL, **where)
-                ctx.close(f"{tag}: covariance of the statistics", statistics_covariance(ex, fam),
-                          cov / n, rtol=RTOL, **where)
-                a = ctx.rng.normal(size=(3, mean.size))
-                ctx.close(f"{tag}: variance of combinations (pooled tests)",
-                          combination_variance(ex, fam, a), np.einsum("ks,st,kt->k", a, cov, a) / n,
-                          rtol=RTOL, **where)
+                close_statistics_law(ctx, tag, ex, fam, mean, cov, n, RTOL, **where)
                 rank_one = P if diagonal else mean.size
                 want = (m4 + 3 * (n - 1) * np.diag(cov) ** 2) / n**3
                 ctx.close(f"{tag}: fourth central moments", ex.fourth[:rank_one], want[:rank_one],

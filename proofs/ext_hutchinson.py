@@ -22,7 +22,7 @@ import itertools
 
 import numpy as np
 
-from fisher_verify._src.proofs.support import weighted_moments
+from fisher_verify._src.proofs.support import close_statistics_law, weighted_moments
 from fisher_verify.proofs import statement
 
 RTOL = 1e-9
@@ -54,7 +54,6 @@ def check(ctx):
     """Mean, variance, covariance, combination variance and fourth moments of the Hutchinson
     statistics against enumeration over probes."""
     import fisher_verify as fv
-    from fisher_verify._src.testing.gate_exact import combination_variance, statistics_covariance
     from fisher_verify._src.testing.gate_kinds import hutchinson_statistics
 
     nets = [("bernoulli", {}, (1, 2))]
@@ -79,14 +78,7 @@ def check(ctx):
             for n in (1, 4):
                 ex = hutchinson_statistics(net, X, f"hutchinson-{probe}", n, V)
                 tag = f"{name}, {probe}, n = {n}"
-                ctx.close(f"{tag}: mean = diag I(θ)", ex.expected, mean, rtol=RTOL, **where)
-                ctx.close(f"{tag}: variance", ex.variance, np.diag(cov) / n, rtol=RTOL, **where)
-                ctx.close(f"{tag}: covariance of the statistics", statistics_covariance(ex, fam),
-                          cov / n, rtol=RTOL, **where)
-                a = ctx.rng.normal(size=(3, mean.size))
-                ctx.close(f"{tag}: variance of combinations (pooled tests)",
-                          combination_variance(ex, fam, a), np.einsum("ks,st,kt->k", a, cov, a) / n,
-                          rtol=RTOL, **where)
+                close_statistics_law(ctx, tag, ex, fam, mean, cov, n, RTOL, **where)
                 want = (m4 + 3 * (n - 1) * np.diag(cov) ** 2) / n**3
                 ctx.close(f"{tag}: fourth central moments", ex.fourth[:P], want[:P], rtol=RTOL,
                           **where)

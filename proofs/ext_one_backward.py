@@ -30,7 +30,7 @@ import itertools
 
 import numpy as np
 
-from fisher_verify._src.proofs.support import weighted_moments
+from fisher_verify._src.proofs.support import close_statistics_law, weighted_moments
 from fisher_verify.proofs import statement
 
 RTOL = 1e-9
@@ -77,7 +77,6 @@ def check(ctx):
     import torch
 
     import fisher_verify as fv
-    from fisher_verify._src.testing.gate_exact import combination_variance, statistics_covariance
     from fisher_verify._src.testing.gate_onebackward import (
         OneBackward,
         one_backward_roots,
@@ -132,15 +131,7 @@ def check(ctx):
                     # a Bernoulli output with Rademacher ξ is deterministic (ξ² = 1): the
                     # variances vanish, so they are compared on the scale of the mean squared
                     top = float(np.max(np.abs(mean)))
-                    ctx.close(f"{t}: mean", ex.expected, mean, rtol=RTOL, **w)
-                    ctx.close(f"{t}: variance", ex.variance, np.diag(cov) / n, rtol=RTOL,
-                              scale=top**2, **w)
-                    ctx.close(f"{t}: covariance", statistics_covariance(ex, fam), cov / n,
-                              rtol=RTOL, scale=top**2, **w)
-                    a = ctx.rng.normal(size=(3, mean.size))
-                    ctx.close(f"{t}: combination variance", combination_variance(ex, fam, a),
-                              np.einsum("ks,st,kt->k", a, cov, a) / n, rtol=RTOL,
-                              scale=top**2 * float(np.sum(np.abs(a), axis=1).max()) ** 2, **w)
+                    close_statistics_law(ctx, t, ex, fam, mean, cov, n, RTOL, scale=top**2, **w)
                     one = slice(0, P) if diagonal else slice(None)
                     want = (m4 + 3 * (n - 1) * np.diag(cov) ** 2) / n**3
                     ctx.close(f"{t}: fourth central moments", ex.fourth[one], want[one],

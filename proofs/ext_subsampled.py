@@ -24,7 +24,7 @@ import itertools
 
 import numpy as np
 
-from fisher_verify._src.proofs.support import weighted_moments
+from fisher_verify._src.proofs.support import close_statistics_law, weighted_moments
 from fisher_verify.proofs import statement
 
 RTOL = 1e-9
@@ -41,7 +41,6 @@ RTOL = 1e-9
 def check(ctx):
     """Mean, variance, covariance and combination variance against enumeration."""
     import fisher_verify as fv
-    from fisher_verify._src.testing.gate_exact import combination_variance, statistics_covariance
     from fisher_verify._src.testing.gate_kinds import Subsampled, subsampled_statistics
 
     M, m = ctx.pick((4, 2), (5, 3))
@@ -76,9 +75,4 @@ def check(ctx):
             ex = subsampled_statistics(Subsampled(m, base, replace), net, X, 1, V, False)
             tag = f"Î_{base} on {m} of {M} inputs {'with' if replace else 'without'} replacement"
             where = dict(base=str(base), replace=replace)
-            ctx.close(f"{tag}: mean = ⟨W, I(θ)⟩", ex.expected, mean, rtol=RTOL, **where)
-            ctx.close(f"{tag}: variance", ex.variance, np.diag(cov), rtol=RTOL, **where)
-            ctx.close(f"{tag}: covariance", statistics_covariance(ex, fam), cov, rtol=RTOL, **where)
-            a = ctx.rng.normal(size=(3, mean.size))
-            ctx.close(f"{tag}: variance of combinations", combination_variance(ex, fam, a),
-                      np.einsum("ks,st,kt->k", a, cov, a), rtol=RTOL, **where)
+            close_statistics_law(ctx, tag, ex, fam, mean, cov, 1, RTOL, **where)

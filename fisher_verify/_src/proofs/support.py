@@ -194,6 +194,27 @@ def expect(route: dict[str, np.ndarray], values: np.ndarray) -> np.ndarray:
     return np.tensordot(w, values, axes=(0, 0))
 
 
+def close_statistics_law(ctx: Any, tag: str, ex: Any, fam: Any, mean: np.ndarray,
+                         cov: np.ndarray, draws: int, rtol: float, scale: float = 0.0,
+                         **where: Any) -> None:
+    """Check the gate's exact law of a kind's statistics ``ex`` (``ExactStatistics``) against
+    the enumerated law of one replicate (``mean``, ``cov``), averaged over ``draws`` draws: the
+    mean, the variances, the covariance of the statistics and the variance of three random
+    combinations (what the pooled tests read). ``scale`` is the size of the terms that cancel
+    when the variances vanish (0: their own size)."""
+    from ..testing.gate_exact import combination_variance, statistics_covariance
+
+    ctx.close(f"{tag}: mean = ⟨W, I(θ)⟩", ex.expected, mean, rtol=rtol, **where)
+    ctx.close(f"{tag}: variance", ex.variance, np.diag(cov) / draws, rtol=rtol, scale=scale,
+              **where)
+    ctx.close(f"{tag}: covariance of the statistics", statistics_covariance(ex, fam), cov / draws,
+              rtol=rtol, scale=scale, **where)
+    a = ctx.rng.normal(size=(3, mean.size))
+    ctx.close(f"{tag}: variance of combinations (pooled tests)", combination_variance(ex, fam, a),
+              np.einsum("ks,st,kt->k", a, cov, a) / draws, rtol=rtol,
+              scale=scale * float(np.sum(np.abs(a), axis=1).max()) ** 2, **where)
+
+
 def weighted_moments(points: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray,
                                                                          np.ndarray]:
     """Mean, covariance and fourth central moment of statistics ``points`` (S, T) under the
