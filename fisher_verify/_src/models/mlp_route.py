@@ -6,15 +6,180 @@ parameter trainable and no ``output=`` map, is the Eq. 3 network of the paper: i
 through the analytic factors of :mod:`.mlp` (exact, no factor ``n_L`` at depth, chunked within
 the workspace's memory budget) instead of the generic rule, and are handed back per parameter
 tensor of the user's module.
+
+The same rule gives ``diag I(θ)`` (eq-6) and the ``Var(Î₁)`` diagonal (thm-4) of such a model
+(:func:`sequential_layers`, :func:`mlp_first_sums`), straight from the module's own tensors (no
+Eq. 3 ``Network``, no NumPy): one forward pass per batch and lemma-13's recursion
+``G_l = (G_{l+1} W_{l+1}) ⊙ σ'(a_l)`` as batched matrix products, where the layer route of
+:mod:`.taps` takes ``n_L`` reverse passes and a self-check. It applies to a model whose forward
+is exactly that composition: a plain ``nn.Sequential`` of stock ``nn.Linear`` layers separated by
+stock element-wise activations (σ' comes from autograd on the activation modules themselves, so
+it is autograd's derivative, ReLU's value at 0 included), every parameter trainable, no buffer,
+no ``output=`` map, no hook, and no rule of :mod:`.rules` with its own forward for any of its
+modules (a kind the user registered is run by the routes that call forwards).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from .rules import rule_for
 from .workspace import MAX_BATCH, Workspace
 
 __all__: list[str] = []  # nothing for other rooms
+
+#: Stock ``torch.nn`` activation classes that act element by element (parameter-free): the
+#: ``mlp`` rule's σ between two Linear layers. Compared by identity with ``torch.nn``'s class.
+ELEMENTWISE = ("Tanh", "Sigmoid", "Softplus", "GELU", "ReLU", "LeakyReLU", "ELU", "SELU", "CELU",
+               "SiLU", "Mish", "Identity", "Hardtanh", "ReLU6", "Softsign", "Tanhshrink",
+               "LogSigmoid", "Hardswish", "Hardsigmoid", "Softshrink", "Hardshrink")
+
+#: A Linear layer of the chain: its parameter names and the element-wise modules after it.
+Layer = tuple[str, str | None, Any, list[Any]]
+
+
+def _forward_is_changed(mod: Any) -> bool:
+    """A hook, an instance ``forward`` (a registered rule installed on the working copy, a
+    user's patch) or a registered rule with its own forward for the module's kind."""
+    if (mod._forward_hooks or mod._forward_pre_hooks or mod._backward_hooks
+            or getattr(mod, "_backward_pre_hooks", None) or "forward" in vars(mod)):
+        return True
+    rule = rule_for(mod)
+    return rule is not None and rule.forward is not None
+
+
+def _global_hooks() -> bool:
+    from torch.nn.modules import module as m
+
+    names = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
+             "_global_backward_pre_hooks")
+    return any(getattr(m, n, None) for n in names)
+
+
+def sequential_layers(ws: Workspace) -> list[Layer] | None:
+    """``[(weight name, bias name or None, Linear, [element-wise modules after it])]`` of a model
+    the ``mlp`` rule computes exactly (module docstring), else ``None``."""
+    import torch.nn as nn
+
+    prep = ws.prep
+    mod = prep.module
+    if prep.output is not None or type(mod) is not nn.Sequential or prep.fixed:
+        return None
+    example = ws.example if ws.example is not None else ws.stream.example()
+    if example.ndim != 2 or not example.is_floating_point() or _global_hooks():
+        return None
+    children = list(mod._modules.items())
+    if len({id(c) for _, c in children}) != len(children):
+        return None  # a module used twice: its parameters enter twice
+    if _forward_is_changed(mod) or any(_forward_is_changed(c) for _, c in children):
+        return None
+    layers: list[Layer] = []
+    for name, sub in children:
+        kind = type(sub).__name__
+        if type(sub) is nn.Linear:
+            layers.append((f"{name}.weight", f"{name}.bias" if sub.bias is not None else None,
+                           sub, []))
+        elif layers and kind in ELEMENTWISE and type(sub) is getattr(nn, kind, None):
+            layers[-1][3].append(sub)
+        else:
+            return None
+    if not layers or layers[-1][3] or int(example.shape[1]) != layers[0][2].in_features:
+        return None
+    names = [k for w, b, _, _ in layers for k in (w, b) if k is not None]
+    if sorted(names) != sorted(prep.params) or len(set(names)) != len(names):
+        return None
+    return layers
+
+
+def _batch(ws: Workspace, layers: list[Layer], factor: int) -> int:
+    """Inputs per batch that keep one batch's arrays within the workspace's budget: the
+    layers' inputs and pre-activations, and two ``n_L × width`` derivative arrays with the
+    family's temporaries (``factor`` numbers per entry)."""
+    import torch
+
+    itemsize = 8 if ws.prep.dtype == torch.float64 else 4
+    ins = [int(lin.in_features) for _, _, lin, _ in layers]
+    outs = [int(lin.out_features) for _, _, lin, _ in layers]
+    per_input = 3 * (sum(ins) + sum(outs)) + ws.prep.n_L * max(ins + outs) * (2 + factor)
+    return int(max(1, min(MAX_BATCH, (ws.memory // itemsize) // max(1, per_input))))
+
+
+def mlp_first_sums(ws: Workspace, layers: list[Layer], fisher: bool,
+                   variance_1: bool) -> tuple[dict[str, Any], dict[str, Any], int]:
+    """Unscaled ``Σ_m uᵀIu`` (eq-6) and ``Σ_m C[u⁴]`` (thm-4) per parameter (flat) and the local
+    input count, as :func:`~.diagonals._jacobian_sums`, by lemma-13's factors: with
+    ``u = ∂h_L/∂W_l[r,c] = G_l[:, r] x_l[c]``, ``uᵀIu = (g_rᵀ I g_r) x_c²`` and
+    ``C[u⁴] = C[g_r⁴] x_c⁴``; for eq-6 alone the rows of ``G_{L-1}`` are those of the family's
+    square root ``RᵀR = I(h)`` (``fisher_rows``), so ``g_rᵀ I g_r`` is a sum of squares, as in
+    :mod:`.taps`."""
+    import torch
+    import torch.nn.functional as F
+
+    from .contract import per_parameter_factor
+    from .data import Progress
+
+    prep = ws.prep
+    n = prep.n_L
+    weights = [(prep.params[w], prep.params[b] if b else None) for w, b, _, _ in layers]
+    batch = _batch(ws, layers, per_parameter_factor(prep.family, n, variance_1))
+    f_sum = prep.flat_zeros() if fisher else {}
+    v_sum = prep.flat_zeros() if variance_1 else {}
+    count = 0
+    last = len(layers) - 1
+    bar = Progress(ws.stream.local_count(), "fisher-verify: Jacobian rows") if ws.progress else None
+    try:
+        for X in ws.stream.batches(batch):
+            xs, slopes = [], []
+            h = X
+            with torch.no_grad():
+                for i, ((W, b), (_, _, _, acts)) in enumerate(zip(weights, layers)):
+                    xs.append(h)
+                    h = F.linear(h, W, b)
+                    if i == last:
+                        break
+                    slope = None
+                    if acts:  # σ'(a) by autograd on the activation modules themselves
+                        with torch.enable_grad():
+                            a = h.detach().requires_grad_(True)
+                            y = a.clone()  # an in-place activation must not write into the leaf
+                            for act in acts:
+                                y = act(y)
+                            (slope,) = torch.autograd.grad(y.sum(), a)
+                        h = y.detach()
+                    slopes.append(slope)
+            prep.family.check_natural(h)
+            mom = prep.family.contractions(h)
+            B = int(X.shape[0])
+            if variance_1:
+                G = torch.eye(n, dtype=h.dtype, device=h.device).expand(B, n, n)
+            else:
+                G = mom.fisher_rows()  # rows r_k with Σ_k (r_kᵀ u)² = uᵀ I u
+            for i in range(last, -1, -1):
+                w_name, b_name = layers[i][0], layers[i][1]
+                if variance_1:
+                    quad, excess = mom.fisher_and_excess(G, True)
+                else:
+                    quad, excess = (G * G).sum(1), None
+                x2 = xs[i] * xs[i]
+                for acc, val, xp in ((f_sum, quad, x2), (v_sum, excess, x2 * x2 if variance_1
+                                                         else None)):
+                    if val is None or not acc:
+                        continue
+                    acc[w_name] += (val.T @ xp).reshape(-1)
+                    if b_name:
+                        acc[b_name] += val.sum(0)
+                if i > 0:  # one (B·n_L, out) × (out, in) product, not B small ones
+                    W = weights[i][0]
+                    G = (G.reshape(-1, G.shape[-1]) @ W).reshape(B, n, W.shape[1])
+                    if slopes[i - 1] is not None:
+                        G.mul_(slopes[i - 1][:, None, :])
+            count += B
+            if bar:
+                bar.update(B)
+    finally:
+        if bar:
+            bar.close()
+    return f_sum, v_sum, count
 
 
 def mlp_network(ws: Workspace) -> tuple[Any, dict[str, tuple[int, int]]] | None:
@@ -29,6 +194,8 @@ def mlp_network(ws: Workspace) -> tuple[Any, dict[str, tuple[int, int]]] | None:
     prep = ws.prep
     mod = prep.module
     if prep.output is not None or not isinstance(mod, torch.nn.Sequential) or prep.fixed:
+        return None
+    if sequential_layers(ws) is None:  # a hook, a registered rule, a subclass's own forward
         return None
     try:
         # zero bias columns for Linear(bias=False): only the model's own parameters are read

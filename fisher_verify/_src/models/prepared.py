@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import FisherVerifyError, ShapeError, UnsupportedError
 from ..validation import check_materialized
 from .kinks import checkable
+from .rules import apply_layer_rules, rule_for
 
 __all__: list[str] = []  # nothing for other rooms
 
@@ -188,10 +189,17 @@ def second_order() -> Any:
 def _borrowable(model: Any, dtype: Any, device: Any, eval_mode: bool) -> bool:
     """Whether a forward pass of ``model`` itself changes nothing of it and matches its copy:
     stock ``torch.nn`` modules only (a user's class may keep state from its forward), none with
-    hooks, every floating tensor already in ``dtype`` on ``device``, no mode to switch."""
+    hooks or its own ``forward`` attribute, none of a kind the user gave a rule with its own
+    forward (:func:`~.rules.register_layer`: only the working copy runs it), every floating
+    tensor already in ``dtype`` on ``device``, no mode to switch."""
     torch = _torch()
     for mod in model.modules():
         if not type(mod).__module__.startswith("torch.nn.modules."):
+            return False
+        if "forward" in vars(mod):
+            return False
+        rule = rule_for(mod)
+        if rule is not None and rule.forward is not None:
             return False
         if (mod._forward_hooks or mod._forward_pre_hooks or mod._backward_hooks
                 or getattr(mod, "_backward_pre_hooks", None)):
@@ -264,6 +272,10 @@ def check_finite_parameters(model: Any) -> None:
     torch = _torch()
     for key, tensor in model.named_parameters():
         if not (tensor.is_floating_point() or tensor.is_complex()):
+            continue
+        # a finite sum has no NaN or ±inf term (either would carry into it): one reduction,
+        # no mask; an overflowing sum of finite entries falls through to the entry-wise test
+        if bool(torch.isfinite(tensor.detach().sum())):
             continue
         bad = ~torch.isfinite(tensor.detach())
         if bool(bad.any()):
@@ -379,8 +391,6 @@ def prepare_model(
                 "needed so that the user's module is left untouched"
             ) from None
         work = work.to(device=dev, dtype=dtype)
-        from .rules import apply_layer_rules
-
         apply_layer_rules(work)  # the user's own layer kinds run their registered forward (.rules)
         if eval_mode:
             work.eval()
