@@ -136,13 +136,18 @@ def test_mlp_rule_declines_where_the_forward_is_not_the_chain(
     fam = fv.family("categorical", K=4)
     model, options = _declining()[case]
     X = torch.randn(6, 3, dtype=torch.float64)
-    want = expected(model, X, fam, n=1, output=options.get("output"))
+    want = expected(model, X, fam, n=1, hessians=True, output=options.get("output"))
     seen = _spies(monkeypatch)
     got_f = fv.exact_fisher(model, X, fam, progress=False, diagonal=True, **options)
     got_v = fv.variance(model, X, fam, which="I1", progress=False, diagonal=True, **options)
     assert seen["mlp"] == []
     assert_close(flat(got_f, model), want["fisher"])
     assert_close(flat(got_v, model), want["v1"])
+    # Var(Î₂) too: the mlp rule's eq3 route (models.mlp) declines alike; every tensor is small
+    # enough for the exact per-tensor Hessians
+    got_2 = fv.variance(model, X, fam, which="I2", progress=False, diagonal=True, **options)
+    assert "eq3" not in got_2.methods.values() and got_2.all_exact
+    assert_close(flat(got_2, model), want["v2"])
 
 
 # --- a rule registered for a stock module kind ----------------------------------------------------

@@ -94,6 +94,9 @@ def test_layer_route_taken_and_exact(model_name: str, fam_name: str,
     X = 0.5 * X
     want = expected(model, X, fam, n=2)
     taken = _spy(monkeypatch)
+    if model_name == "mlp_float64":  # a chain of Linear layers: the layer route itself, not the
+        # whole-model mlp rule that answers first (tests/test_models_mlp_rule.py)
+        monkeypatch.setattr(diagonals_module, "sequential_layers", lambda ws: None)
     got_f = fv.exact_fisher(model, X, fam, progress=False, diagonal=True)
     got_v = fv.variance(model, X, fam, which="I1", n=2, progress=False, diagonal=True)
     assert taken == [True, True]

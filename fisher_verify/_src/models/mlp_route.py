@@ -38,10 +38,11 @@ ELEMENTWISE = ("Tanh", "Sigmoid", "Softplus", "GELU", "ReLU", "LeakyReLU", "ELU"
 Layer = tuple[str, str | None, Any, list[Any]]
 
 
-def _forward_is_changed(mod: Any) -> bool:
-    """A hook, an instance ``forward`` (a registered rule installed on the working copy, a
-    user's patch) or a registered rule with its own forward for the module's kind."""
-    if (mod._forward_hooks or mod._forward_pre_hooks or mod._backward_hooks
+def _forward_is_changed(mod: Any, ours: set[int]) -> bool:
+    """A hook (other than the engine's own, ``ours``), an instance ``forward`` (a registered
+    rule installed on the working copy, a user's patch) or a registered rule with its own
+    forward for the module's kind."""
+    if (set(mod._forward_hooks) - ours or mod._forward_pre_hooks or mod._backward_hooks
             or getattr(mod, "_backward_pre_hooks", None) or "forward" in vars(mod)):
         return True
     rule = rule_for(mod)
@@ -71,7 +72,8 @@ def sequential_layers(ws: Workspace) -> list[Layer] | None:
     children = list(mod._modules.items())
     if len({id(c) for _, c in children}) != len(children):
         return None  # a module used twice: its parameters enter twice
-    if _forward_is_changed(mod) or any(_forward_is_changed(c) for _, c in children):
+    ours = set(getattr(ws.taps, "hook_ids", ()))  # LinearTaps' hooks on a working copy
+    if _forward_is_changed(mod, ours) or any(_forward_is_changed(c, ours) for _, c in children):
         return None
     layers: list[Layer] = []
     for name, sub in children:
