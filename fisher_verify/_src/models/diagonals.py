@@ -25,7 +25,6 @@ from .contract import per_parameter_factor
 from .data import Progress
 from .mlp_route import mlp_first_sums, sequential_layers
 from .rules import probe_generic
-from .taps import tap_sums
 from .workspace import Diagonals, Workspace, moments, open_workspace, plan, shaped, total_inputs
 
 __all__: list[str] = []  # nothing for other rooms
@@ -48,6 +47,13 @@ class ModelDiagonals:
     variance_2: Diagonals | None
     num_inputs: int
     n: int
+
+
+def tap_sums(ws: Workspace, fisher: bool, variance_1: bool) -> Any:
+    """:func:`.taps.tap_sums`, imported at its first use (the mlp rule answers without it)."""
+    from .taps import tap_sums as layer_sums
+
+    return layer_sums(ws, fisher, variance_1)
 
 
 def _jacobian_sums(ws: Workspace, fisher: bool, variance_1: bool) -> tuple[dict[str, Any],

@@ -18,7 +18,6 @@ from typing import Any
 
 from ..errors import FisherVerifyError, ShapeError, UnsupportedError
 from ..validation import check_materialized
-from .kinks import checkable
 from .rules import apply_layer_rules, rule_for
 
 __all__: list[str] = []  # nothing for other rooms
@@ -110,6 +109,8 @@ class PreparedModel:
         if self.unrecorded is not None:
             calls = _recorded_functions(self.module, self.params, self.fixed, self.unrecorded)
             self.nonsmooth = nonsmooth_reasons(self.module, calls)
+            from .kinks import checkable
+
             self.piecewise = sorted({n for n, _ in calls if checkable(n)})
             self.unrecorded = None
         if self.nonsmooth:
@@ -254,6 +255,8 @@ def nonsmooth_reasons(module: Any, calls: Iterable[tuple[str, Any]]) -> list[str
     whose kinks :mod:`.kinks` does not locate, with the submodules that call them. Functions
     with located kinks (ReLU-like, 1d/2d max pooling) are not reasons: the model is smooth in θ
     at inputs away from them (thm-3-ae), checked at the data by :meth:`require_smooth`."""
+    from .kinks import checkable  # (not imported by the first-order routes)
+
     funcs = sorted({name for name, _ in calls if name in NON_C2_FUNCTIONS and not checkable(name)})
     if not funcs:
         return []
@@ -349,11 +352,14 @@ def prepare_model(
     """
     torch = _torch()
     from ..families.family import Family
-    from ..families.losses import is_torch_loss, resolve_head
 
     if not isinstance(model, torch.nn.Module):
         raise ShapeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    loss = family if is_torch_loss(family) else None  # resolved once the output width is known
+    loss = None  # a torch loss: resolved once the output width is known
+    if not isinstance(family, Family):  # (the losses module is imported only for one)
+        from ..families.losses import is_torch_loss
+
+        loss = family if is_torch_loss(family) else None
     if loss is None and not isinstance(family, Family):
         raise ShapeError(f"family must be a fisher_verify family (fv.family('categorical', K=10), "
                          f"... or a torch.nn loss module), got {type(family).__name__}")
@@ -423,6 +429,8 @@ def prepare_model(
             shape = tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__
             raise ShapeError(f"family={type(loss).__name__}() needs the model's h_L of shape "
                              f"(batch, outputs); it gives {shape} for a batch of {B}")
+        from ..families.losses import resolve_head
+
         family, link = resolve_head(loss, int(h.shape[1]))
         prepared.family = family
         if link is not None:  # a non-canonical head: the engine sees h = g(f) (ext-links)
@@ -438,9 +446,12 @@ def prepare_model(
         )
     _check_finite_output(work, h)
     family.check_natural(h)
-    if smooth is None and not record:
+    if smooth is None and (not record or borrowed):
+        # a borrowed model serves first derivatives only: the C² detection waits until asked
         prepared.unrecorded = example
     elif smooth is None:
+        from .kinks import checkable
+
         prepared.nonsmooth = nonsmooth_reasons(work, calls)
         prepared.piecewise = sorted({n for n, _ in calls if checkable(n)})
     elif not smooth:

@@ -17,9 +17,7 @@ from ..errors import ShapeError, UnsupportedError
 from ..validation import check_budget, check_flag, check_materialized
 from .data import InputStream
 from .device import resolve_device
-from .linear import LinearTaps
 from .prepared import PreparedModel, prepare_model
-from .taps import verified_linear_sites
 
 __all__ = ["open_workspace"]
 
@@ -143,6 +141,9 @@ def open_workspace(
     example = stream.example()
 
     def full() -> tuple[PreparedModel, Any]:
+        from .linear import LinearTaps  # (not imported where the mlp rule answers alone)
+        from .taps import verified_linear_sites
+
         prep = prepare_model(model, family, example, output=output, dtype=dtype, device=device,
                              eval_mode=eval_mode, smooth=smooth)
         if not structured:
