@@ -246,6 +246,8 @@ def main() -> int:
                    help="alternating rounds (default: 15 at M <= 100, else 5)")
     p.add_argument("--first", action="store_true",
                    help="also time the first call of each library in a fresh process")
+    p.add_argument("--first-rounds", type=int, default=5,
+                   help="fresh processes per library for --first, in alternating rounds")
     args = p.parse_args()
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float64)  # nngeometry builds its factors in the default dtype
@@ -272,14 +274,23 @@ def main() -> int:
             print(f"{name:<5} {M:>5} " + " ".join(f"{med[n] * 1e3:>9.2f}ms" for n in libs)
                   + f" | {ratio:>6.2f}× {best:>10}", flush=True)
     if args.first:
-        print("first call in a fresh process (median of 3 processes each):")
+        rounds = args.first_rounds
+        print(f"first call in a fresh process (median of {rounds} processes each, the libraries "
+              "alternating; ratio: median over rounds of fv / best peer):")
         for name in args.models:
             M = args.M[0]
-            cells = []
             for lib in libs:
                 first_call(lib, name, M)  # compiles the byte code once
-                t = statistics.median(first_call(lib, name, M) for _ in range(3))
-                cells.append(f"{lib} {t * 1e3:.1f} ms")
+            times = {lib: [] for lib in libs}  # type: dict[str, list[float]]
+            for r in range(rounds):
+                for lib in libs[r % len(libs):] + libs[: r % len(libs)]:
+                    times[lib].append(first_call(lib, name, M))
+            peers = [n for n in libs if n != "fv"]
+            cells = [f"{lib} {statistics.median(times[lib]) * 1e3:.1f} ms" for lib in libs]
+            if peers:
+                ratio = statistics.median(times["fv"][r] / min(times[n][r] for n in peers)
+                                          for r in range(rounds))
+                cells.append(f"fv/best {ratio:.2f}×")
             print(f"  {name} M={M}: " + ", ".join(cells), flush=True)
     return 0
 

@@ -173,8 +173,9 @@ def mlp_first_sums(ws: Workspace, layers: list[Layer], fisher: bool,
                 if i > 0:  # one (B·n_L, out) × (out, in) product, not B small ones
                     W = weights[i][0]
                     G = (G.reshape(-1, G.shape[-1]) @ W).reshape(B, n, W.shape[1])
-                    if slopes[i - 1] is not None:
-                        G.mul_(slopes[i - 1][:, None, :])
+                    slope = slopes[i - 1]
+                    if slope is not None:
+                        G.mul_(slope[:, None, :])
             count += B
             if bar:
                 bar.update(B)
