@@ -54,9 +54,14 @@ FAMILIES = {
 
 def _chains() -> dict[str, nn.Module]:
     torch.manual_seed(3)
+    at_kink = nn.Sequential(nn.Linear(3, 6), nn.ReLU(), nn.Linear(6, 4))
+    with torch.no_grad():  # unit 0's pre-activation is exactly 0: ReLU's derivative there is
+        at_kink[0].weight[0] = 0.0  # autograd's 0 (its Jacobian column of W_0[0, :] is zero)
+        at_kink[0].bias[0] = 0.0
     return {
-        "tanh": nn.Sequential(nn.Linear(3, 6), nn.Tanh(), nn.Linear(6, 5), nn.Tanh(),
-                              nn.Linear(5, 4)),
+        "relu_at_its_kink": at_kink,
+        "tanh_sigmoid": nn.Sequential(nn.Linear(3, 6), nn.Tanh(), nn.Linear(6, 5), nn.Sigmoid(),
+                                      nn.Linear(5, 4)),
         # activations differ per layer, two in a row, one in place; a bias-free last layer
         "mixed": nn.Sequential(nn.Linear(3, 6), nn.ReLU(inplace=True), nn.Linear(6, 5),
                                nn.Softplus(), nn.GELU(), nn.Linear(5, 4, bias=False)),
@@ -83,7 +88,7 @@ def test_mlp_rule_taken_and_exact(chain: str, fam_name: str,
 def test_mlp_rule_over_several_batches_and_in_float32(monkeypatch: pytest.MonkeyPatch) -> None:
     """Batches of 2 inputs (the sums over batches add up) and a float32 model (a float64 copy)."""
     fam = fv.family("categorical", K=4)
-    model = _chains()["tanh"]  # float32: copied into float64
+    model = _chains()["tanh_sigmoid"]  # float32: copied into float64
     X = torch.randn(9, 3)
     want = expected(model, X, fam, n=1)
     seen = _spies(monkeypatch)

@@ -38,6 +38,32 @@ ELEMENTWISE = ("Tanh", "Sigmoid", "Softplus", "GELU", "ReLU", "LeakyReLU", "ELU"
 Layer = tuple[str, str | None, Any, list[Any]]
 
 
+def _slope(acts: list[Any], a: Any) -> tuple[Any, Any]:
+    """``(σ(a), σ'(a))`` of the element-wise chain ``acts``: autograd's own formula where it is
+    one line (Tanh ``1 − y²``, Sigmoid ``(1 − y) y``, ReLU ``[a > 0]``, as torch's backward
+    computes them), else by autograd on the modules themselves."""
+    import torch
+    import torch.nn as nn
+
+    if len(acts) == 1:
+        kind = type(acts[0])
+        if kind is nn.Tanh:
+            y = torch.tanh(a)
+            return y, 1.0 - y * y
+        if kind is nn.Sigmoid:
+            y = torch.sigmoid(a)
+            return y, (1.0 - y) * y
+        if kind is nn.ReLU:
+            return torch.relu(a), (a > 0).to(a.dtype)
+    with torch.enable_grad():
+        z = a.detach().requires_grad_(True)
+        y = z.clone()  # an in-place activation must not write into the leaf
+        for act in acts:
+            y = act(y)
+        (slope,) = torch.autograd.grad(y.sum(), z)
+    return y.detach(), slope
+
+
 def _forward_is_changed(mod: Any, ours: set[int]) -> bool:
     """A hook (other than the engine's own, ``ours``), an instance ``forward`` (a registered
     rule installed on the working copy, a user's patch) or a registered rule with its own
@@ -124,8 +150,8 @@ def mlp_first_sums(ws: Workspace, layers: list[Layer], fisher: bool,
     n = prep.n_L
     weights = [(prep.params[w], prep.params[b] if b else None) for w, b, _, _ in layers]
     batch = _batch(ws, layers, per_parameter_factor(prep.family, n, variance_1))
-    f_sum = prep.flat_zeros() if fisher else {}
-    v_sum = prep.flat_zeros() if variance_1 else {}
+    f_sum: dict[str, Any] = {}  # the first batch's sums start them (no zeros to add to)
+    v_sum: dict[str, Any] = {}
     count = 0
     last = len(layers) - 1
     bar = Progress(ws.stream.local_count(), "fisher-verify: Jacobian rows") if ws.progress else None
@@ -140,14 +166,8 @@ def mlp_first_sums(ws: Workspace, layers: list[Layer], fisher: bool,
                     if i == last:
                         break
                     slope = None
-                    if acts:  # σ'(a) by autograd on the activation modules themselves
-                        with torch.enable_grad():
-                            a = h.detach().requires_grad_(True)
-                            y = a.clone()  # an in-place activation must not write into the leaf
-                            for act in acts:
-                                y = act(y)
-                            (slope,) = torch.autograd.grad(y.sum(), a)
-                        h = y.detach()
+                    if acts:
+                        h, slope = _slope(acts, h)
                     slopes.append(slope)
             prep.family.check_natural(h)
             mom = prep.family.contractions(h)
@@ -163,13 +183,12 @@ def mlp_first_sums(ws: Workspace, layers: list[Layer], fisher: bool,
                 else:
                     quad, excess = (G * G).sum(1), None
                 x2 = xs[i] * xs[i]
-                for acc, val, xp in ((f_sum, quad, x2), (v_sum, excess, x2 * x2 if variance_1
-                                                         else None)):
-                    if val is None or not acc:
-                        continue
-                    acc[w_name] += (val.T @ xp).reshape(-1)
-                    if b_name:
-                        acc[b_name] += val.sum(0)
+                for acc, on, val, xp in ((f_sum, fisher, quad, x2),
+                                         (v_sum, variance_1, excess, x2 * x2 if variance_1 else None)):
+                    if on:
+                        _add(acc, w_name, (val.T @ xp).reshape(-1))
+                        if b_name:
+                            _add(acc, b_name, val.sum(0))
                 if i > 0:  # one (B·n_L, out) × (out, in) product, not B small ones
                     W = weights[i][0]
                     G = (G.reshape(-1, G.shape[-1]) @ W).reshape(B, n, W.shape[1])
@@ -182,7 +201,18 @@ def mlp_first_sums(ws: Workspace, layers: list[Layer], fisher: bool,
     finally:
         if bar:
             bar.close()
+    zeros = prep.flat_zeros  # for a process whose shard holds no input (all-reduced after)
+    f_sum = {k: f_sum[k] if k in f_sum else zeros()[k] for k in prep.params} if fisher else {}
+    v_sum = {k: v_sum[k] if k in v_sum else zeros()[k] for k in prep.params} if variance_1 else {}
     return f_sum, v_sum, count
+
+
+def _add(acc: dict[str, Any], key: str, value: Any) -> None:
+    """``acc[key] += value``, ``value`` (a tensor of its own) starting the sum."""
+    if key in acc:
+        acc[key].add_(value)
+    else:
+        acc[key] = value
 
 
 def mlp_network(ws: Workspace) -> tuple[Any, dict[str, tuple[int, int]]] | None:

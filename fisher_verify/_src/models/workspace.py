@@ -206,9 +206,11 @@ def total_inputs(ws: Workspace, local: int) -> int:
     """M over all processes."""
     import torch
 
-    c = torch.tensor([float(local)], dtype=torch.float64, device=ws.prep.device)
-    all_reduce_sums([c], ws.world)
-    M = int(c.item())
+    M = int(local)
+    if ws.world > 1:  # (one process: nothing to add, no tensor made)
+        c = torch.tensor([float(local)], dtype=torch.float64, device=ws.prep.device)
+        all_reduce_sums([c], ws.world)
+        M = int(c.item())
     if M < 1:
         raise ShapeError("the data holds no input")
     return M
