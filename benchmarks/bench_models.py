@@ -186,15 +186,20 @@ def check_same(runs: dict[str, Callable[[], Any]], M: int) -> None:
             print(f"warning: {name} sums to {got:.6g}, fv to {ref:.6g}")
 
 
+#: the clock of the steady-state rounds: wall time, or with ``--clock cpu`` the CPU time of
+#: the process (on a loaded machine, wall time also counts the waits for a core)
+CLOCK: Callable[[], float] = time.perf_counter
+
+
 def alternate(runs: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
     """Seconds per call, library by library, in rounds whose order rotates."""
     names = list(runs)
     times: dict[str, list[float]] = {n: [] for n in names}
     for r in range(rounds):
         for name in names[r % len(names):] + names[: r % len(names)]:
-            start = time.perf_counter()
+            start = CLOCK()
             runs[name]()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(CLOCK() - start)
     return times
 
 
@@ -246,16 +251,20 @@ def main() -> int:
                    help="alternating rounds (default: 15 at M <= 100, else 5)")
     p.add_argument("--first", action="store_true",
                    help="also time the first call of each library in a fresh process")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="steady-state clock: wall time or the process's CPU time")
     p.add_argument("--first-rounds", type=int, default=5,
                    help="fresh processes per library for --first, in alternating rounds")
     args = p.parse_args()
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float64)  # nngeometry builds its factors in the default dtype
     libs = available(["fv", *[n for n in args.libraries if n != "fv"]])
     import fisher_verify
 
     print(f"fisher_verify from {fisher_verify.__file__}; torch {torch.__version__}, 1 thread, "
-          f"float64, categorical K={K}")
+          f"float64, categorical K={K}, {args.clock} clock")
     print(f"{'model':<5} {'M':>5} " + " ".join(f"{n:>11}" for n in libs)
           + f" | {'fv/best':>7} {'best peer':>10}")
     for name in args.models:
