@@ -85,14 +85,18 @@ def test_mlp_rule_taken_and_exact(chain: str, fam_name: str,
     assert_close(flat(got_v, model), want["v1"])
 
 
-def test_mlp_rule_over_several_batches_and_in_float32(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Batches of 2 inputs (the sums over batches add up) and a float32 model (a float64 copy)."""
+@pytest.mark.parametrize("chunk", [1, 3 * 4 * 6])
+def test_mlp_rule_over_several_batches_and_in_float32(chunk: int,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches of 5 inputs (the sums over batches add up), chunks of 1 or 3 inputs inside them
+    for the derivative recursion, and a float32 model (a float64 copy)."""
     fam = fv.family("categorical", K=4)
     model = _chains()["tanh_sigmoid"]  # float32: copied into float64
     X = torch.randn(9, 3)
     want = expected(model, X, fam, n=1)
     seen = _spies(monkeypatch)
-    monkeypatch.setattr("fisher_verify._src.models.mlp_route.MAX_BATCH", 2)
+    monkeypatch.setattr("fisher_verify._src.models.mlp_route.MAX_BATCH", 5)
+    monkeypatch.setattr("fisher_verify._src.models.mlp_route.CHUNK_NUMBERS", chunk)
     got_f = fv.exact_fisher(model, X, fam, progress=False, diagonal=True)
     got_v = fv.variance(model, X, fam, which="I1", progress=False, diagonal=True)
     assert seen["mlp"] == [True, True]

@@ -170,31 +170,18 @@ def mlp_first_sums(ws: Workspace, layers: list[Layer], fisher: bool,
                         h, slope = _slope(acts, h)
                     slopes.append(slope)
             prep.family.check_natural(h)
-            mom = prep.family.contractions(h)
             B = int(X.shape[0])
-            if variance_1:
-                G = torch.eye(n, dtype=h.dtype, device=h.device).expand(B, n, n)
-            else:
-                G = mom.fisher_rows()  # rows r_k with Σ_k (r_kᵀ u)² = uᵀ I u
+            quads, excesses = _unit_sums(prep.family, h, weights, slopes, variance_1)
             for i in range(last, -1, -1):
                 w_name, b_name = layers[i][0], layers[i][1]
-                if variance_1:
-                    quad, excess = mom.fisher_and_excess(G, True)
-                else:
-                    quad, excess = (G * G).sum(1), None
                 x2 = xs[i] * xs[i]
-                for acc, on, val, xp in ((f_sum, fisher, quad, x2),
-                                         (v_sum, variance_1, excess, x2 * x2 if variance_1 else None)):
-                    if on:
+                for acc, on, val, xp in ((f_sum, fisher, quads[i], x2),
+                                         (v_sum, variance_1, excesses[i],
+                                          x2 * x2 if variance_1 else None)):
+                    if on:  # Σ_m over the batch in one product per layer
                         _add(acc, w_name, (val.T @ xp).reshape(-1))
                         if b_name:
                             _add(acc, b_name, val.sum(0))
-                if i > 0:  # one (B·n_L, out) × (out, in) product, not B small ones
-                    W = weights[i][0]
-                    G = (G.reshape(-1, G.shape[-1]) @ W).reshape(B, n, W.shape[1])
-                    slope = slopes[i - 1]
-                    if slope is not None:
-                        G.mul_(slope[:, None, :])
             count += B
             if bar:
                 bar.update(B)
@@ -205,6 +192,46 @@ def mlp_first_sums(ws: Workspace, layers: list[Layer], fisher: bool,
     f_sum = {k: f_sum[k] if k in f_sum else zeros()[k] for k in prep.params} if fisher else {}
     v_sum = {k: v_sum[k] if k in v_sum else zeros()[k] for k in prep.params} if variance_1 else {}
     return f_sum, v_sum, count
+
+
+#: Numbers of one chunk's derivative array ``G_l`` (inputs × n_L × width): about 1 MiB in float64,
+#: so that the recursion's products and squares stay in cache (a whole batch's ``G_l`` would
+#: stream through memory several times, slower than the layer route's n_L reverse passes).
+CHUNK_NUMBERS = 1 << 17
+
+
+def _unit_sums(family: Any, h: Any, weights: list[tuple[Any, Any]], slopes: list[Any],
+               variance_1: bool) -> tuple[list[Any], list[Any]]:
+    """Per layer ``l``, ``g_rᵀ I g_r`` and (``variance_1``) ``C[g_r⁴]`` for every input and unit
+    ``r`` (B, n_{l+1}), with ``g_r = G_l[:, r]`` from ``G_l = (G_{l+1} W_{l+1}) ⊙ σ'(a_l)``
+    (lemma-13), computed over chunks of inputs."""
+    import torch
+
+    B, n = int(h.shape[0]), int(h.shape[1])
+    outs = [int(W.shape[0]) for W, _ in weights]
+    quads = [torch.empty(B, o, dtype=h.dtype, device=h.device) for o in outs]
+    excesses = [torch.empty_like(q) for q in quads] if variance_1 else [None] * len(outs)
+    step = max(1, CHUNK_NUMBERS // (n * max(outs)))
+    eye = torch.eye(n, dtype=h.dtype, device=h.device)
+    for start in range(0, B, step):
+        part = slice(start, start + step)
+        mom = family.contractions(h[part])
+        b = int(mom.h.shape[0])
+        # thm-4 needs the rows of J (one-hot directions); eq-6 alone the rows r_k of the
+        # family's square root RᵀR = I(h), so that uᵀIu = Σ_k (r_kᵀ u)² is a sum of squares
+        G = eye.expand(b, n, n) if variance_1 else mom.fisher_rows()
+        for i in range(len(weights) - 1, -1, -1):
+            if variance_1:
+                quads[i][part], excesses[i][part] = mom.fisher_and_excess(G, True)
+            else:
+                torch.sum(G * G, 1, out=quads[i][part])
+            if i > 0:  # one (b·n_L, out) × (out, in) product, not b small ones
+                W = weights[i][0]
+                G = (G.reshape(-1, G.shape[-1]) @ W).reshape(b, n, W.shape[1])
+                slope = slopes[i - 1]
+                if slope is not None:
+                    G.mul_(slope[part, None, :])
+    return quads, excesses
 
 
 def _add(acc: dict[str, Any], key: str, value: Any) -> None:
