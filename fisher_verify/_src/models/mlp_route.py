@@ -210,7 +210,7 @@ def _unit_sums(family: Any, h: Any, weights: list[tuple[Any, Any]], slopes: list
     B, n = int(h.shape[0]), int(h.shape[1])
     outs = [int(W.shape[0]) for W, _ in weights]
     quads = [torch.empty(B, o, dtype=h.dtype, device=h.device) for o in outs]
-    excesses = [torch.empty_like(q) for q in quads] if variance_1 else [None] * len(outs)
+    excesses: list[Any] = [torch.empty_like(q) for q in quads] if variance_1 else [None] * len(outs)
     step = max(1, CHUNK_NUMBERS // (n * max(outs)))
     eye = torch.eye(n, dtype=h.dtype, device=h.device)
     for start in range(0, B, step):
