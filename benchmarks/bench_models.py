@@ -17,6 +17,12 @@ library's first call in a fresh process (imports and set-up done before the cloc
 Run with the interop environment (the peers installed) from the repository root:
 
     PYTHONPATH=. /path/to/interop/bin/python benchmarks/bench_models.py [--M 32 1000] [--first]
+        [--first-rounds 5] [--clock wall|cpu]
+
+``--first`` runs the first calls in alternating rounds of fresh processes (one library per
+process) and prints the median over rounds of fv / best peer. ``--clock cpu`` times the process's
+CPU time instead of wall time: on a loaded machine wall time also counts the waits for a core,
+which weigh most on libraries that hand work to autograd's engine.
 
 Measured 2 Dec 2026 on the shared 2-core machine under a load of 7-13 from other jobs (so the
 single numbers move between runs; each cell is the median over rounds of the per-round ratio
@@ -31,6 +37,32 @@ fv / best peer, before = main's torch.func route, after = models/taps.py):
            mlp M=32: before 0.69 s in a plain process (torch.func imports torch._dynamo), 14-34 ms
            here; after 14-29 ms, no torch._dynamo import; nngeometry 10-15 ms, BackPACK
            60-140 ms. cnn M=32: after 0.26 s against nngeometry 0.32 s, BackPACK 0.73 s.
+
+Issue 19, second pass (2 Dec 2026, load 6-10, interop env, main vs this branch run alternately
+as separate processes; "after" = the whole-model ``mlp`` rule for diag I and Var(Î₁) of an
+``nn.Sequential`` of Linear layers and element-wise activations (models/mlp_route.py: one forward
+pass, ``G_l = (G_{l+1} W_{l+1}) ⊙ σ'(a_l)`` over cache-sized chunks of inputs, no reverse pass, no
+self-check) and the light first-order import path; fv / best peer, medians over rounds):
+
+    case                         clock  before (main)        after
+    mlp M=32 vs BackPACK         cpu    1.23×, 1.27×, 1.25×, 1.23×   0.62×, 0.62×, 0.60×, 0.63×
+                                        (fv 4.6 ms)          (fv 2.4-2.8 ms; BackPACK 3.5-4.6)
+    mlp M=32 vs BackPACK         wall   1.10×, 1.12×, 1.35×  0.29×, 0.45×, 0.50×, 0.85×
+    mlp M=1000 vs BackPACK       cpu    0.61-0.63×           0.42-0.47×
+    first call mlp M=32          wall   1.14× nngeometry     0.62× (fv 28.7 ms, nngeometry
+                                        (48.7 vs 36.6 ms)    43.2 ms; 5 processes each)
+    first call mlp M=32          cpu    0.71× (10.0 vs 14.0) 0.66× (9.8 vs 15.2 ms; 7 each)
+    first call cnn M=32          wall   1.01×                0.94× (the layer route, unchanged)
+    first call cnn M=32          cpu    0.82×                0.91× (same code: the spread)
+
+The MLP's first call now imports none of models.taps, .linear, .kinks, .hessian,
+families.losses, networks, SymPy or torch._dynamo (tests/test_models_taps.py); SymPy is still
+imported by ``fv.family(...)`` itself (families/catalog.py), in the set-up outside the clock.
+The mlp rule against the layer route it replaces, one process, alternating rounds, CPU time
+(fisher = diag I, I1 = Var(Î₁)):
+
+    784-128-10        M=32   fisher 0.52×  I1 0.55×    M=1000  fisher 0.82×  I1 0.60×
+    784-1000-1000-10  M=32   fisher 0.65×  I1 0.68×    M=256   fisher 0.90×  I1 0.75×
 
 No test asserts on these timings.
 """
