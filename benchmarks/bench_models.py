@@ -49,8 +49,9 @@ self-check) and the light first-order import path; fv / best peer, medians over 
                                         (fv 4.6 ms)          (fv 2.4-2.8 ms; BackPACK 3.5-4.6)
     mlp M=32 vs BackPACK         wall   1.10×, 1.12×, 1.35×  0.29×, 0.45×, 0.50×, 0.85×
     mlp M=1000 vs BackPACK       cpu    0.61-0.63×           0.42-0.47×
-    first call mlp M=32          wall   1.14× nngeometry     0.62× (fv 28.7 ms, nngeometry
-                                        (48.7 vs 36.6 ms)    43.2 ms; 5 processes each)
+    first call mlp M=32          wall   1.14×, 0.81× vs      0.62×, 0.69× (fv 28.7 / 43.9 ms,
+                                        nngeometry (48.7 /   nngeometry 43.2 / 61.8 ms;
+                                        44.1 vs 36.6 / 46.1) 5 and 7 processes each)
     first call mlp M=32          cpu    0.71× (10.0 vs 14.0) 0.66× (9.8 vs 15.2 ms; 7 each)
     first call cnn M=32          wall   1.01×                0.94× (the layer route, unchanged)
     first call cnn M=32          cpu    0.82×                0.91× (same code: the spread)
