@@ -220,3 +220,18 @@ def test_without_the_rule_the_stock_forward_is_differentiated(name: str) -> None
     want = expected(model, X, fam, n=1)
     got = fv.exact_fisher(model, X, fam, progress=False, diagonal=True)
     assert_close(flat(got, model), want["fisher"])
+
+
+def test_var2_through_the_mlp_rule_over_several_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Var(Î₂) of an MLP (the rule's eq3 route, models.mlp's per-layer sums on the device) summed
+    over batches of 2 inputs equals the dense Hessian route."""
+    fam = fv.family("categorical", K=4)
+    torch.manual_seed(6)
+    model = nn.Sequential(nn.Linear(3, 6), nn.Tanh(), nn.Linear(6, 5), nn.Tanh(),
+                          nn.Linear(5, 4)).double()
+    X = torch.randn(5, 3, dtype=torch.float64)
+    want = expected(model, X, fam, n=2, hessians=True)
+    monkeypatch.setattr("fisher_verify._src.models.mlp_route.MAX_BATCH", 2)
+    got = fv.variance(model, X, fam, which="I2", n=2, progress=False, diagonal=True)
+    assert set(got.methods.values()) == {"eq3"}
+    assert_close(flat(got, model), want["v2"])

@@ -281,11 +281,11 @@ def mlp_sums(ws: Workspace, found: tuple[Any, dict[str, tuple[int, int]]]) -> tu
     """Unscaled ``Σ_m d_mᵀ I d_m`` per parameter through models.mlp (exact)."""
     import torch
 
-    from .mlp import diagonals
+    from .mlp import layer_sums
 
     net, where = found
     prep = ws.prep
-    total: Any = None  # Σ over batches in the Network's flat θ order, split per tensor at the end
+    total: Any = None  # Σ over batches per layer (W_l with its bias column), split per tensor
     count = 0
     # the Eq. 3 rule plans its own chunks from what one input forms there (mlp.diagonals,
     # memory_budget); the stream's batches only hold raw inputs: an eighth of the budget
@@ -293,18 +293,16 @@ def mlp_sums(ws: Workspace, found: tuple[Any, dict[str, tuple[int, int]]]) -> tu
     batch = int(max(1, min(MAX_BATCH, ws.memory // (8 * itemsize * max(1, net.widths[0])))))
     for X in ws.stream.batches(batch):
         Mb = int(X.shape[0])
-        d = diagonals(net, X.reshape(Mb, -1), 1, fisher=False, variance_1=False, variance_2=True,
-                      device=str(prep.device), dtype=prep.dtype, memory_budget=ws.memory)
-        assert d.variance_2 is not None
-        flat = torch.as_tensor(d.variance_2, dtype=prep.dtype, device=prep.device) * (Mb * Mb)
-        total = flat if total is None else total + flat
+        # the unscaled sums on the device, without mlp.diagonals' NumPy round trip
+        acc, _, _ = layer_sums(net, X.reshape(Mb, -1), 1, False, False, True, str(prep.device),
+                               prep.dtype, None, ws.memory)
+        total = acc["v2"] if total is None else [t + a for t, a in zip(total, acc["v2"])]
         count += Mb
     if total is None:
-        total = torch.zeros(net.num_params, dtype=prep.dtype, device=prep.device)
-    off = net.offsets
+        total = [torch.zeros(shape, dtype=prep.dtype, device=prep.device) for shape in net.shapes]
     sums = {}
     for name, (layer, col) in where.items():
-        block = total[off[layer]:off[layer + 1]].reshape(net.shapes[layer])
+        block = total[layer]
         part = block[:, -1] if col == -1 else block[:, :-1]
         sums[name] = part.reshape(-1).clone()  # its own storage: the caller all-reduces in place
     return sums, count
