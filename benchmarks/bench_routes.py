@@ -31,10 +31,12 @@ self-check is made only where a route reads them. Seconds, main → branch (two 
 ``model diag I`` 0.144 / 0.169 → 0.076 / 0.063 (now below ``eq3 diag I``, 0.08–0.10);
 ``model Var2`` 0.326 / 0.405 → 0.307 / 0.209; ``analyze_model`` 0.61 / 0.56 → 0.48 / 0.36.
 So ``model Var2 / model diag I`` went from 2.3–2.4 to 3.3–4.0 because the denominator fell,
-not because Var2 rose: what Var(Î₂) of a module still pays beside the eq3 rule itself
-(``eq3 Var2`` 0.11–0.16 s) is the working copy and its checks (~0.03 s), building the Eq. 3
-``Network`` from the module (~0.03 s, NumPy validation of every weight) and the NumPy round
-trip of the result (~0.04 s) — the next step towards ≤ 2×.
+not because Var2 rose. With the eq3 sums then taken on the device (``mlp.layer_sums``, no NumPy
+round trip of the result), a third run (load 7.5): main diag I 0.210 s, Var2 0.448 s (2.14);
+branch diag I 0.104 s, Var2 0.276 s (2.66); ``analyze_model`` 0.85 → 0.51 s. What Var(Î₂) of a
+module still pays beside the eq3 rule itself (``eq3 Var2`` 0.11–0.19 s) is the working copy and
+its checks (~0.03 s) and building the Eq. 3 ``Network`` from the module (~0.03 s, NumPy
+validation of every weight): the next step towards ≤ 2×.
 """
 
 from __future__ import annotations
