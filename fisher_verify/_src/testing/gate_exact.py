@@ -231,25 +231,45 @@ def _torch_second_directional(net: Network, X: np.ndarray, V: np.ndarray) -> np.
     return per_v.permute(0, 2, 1).detach().numpy()
 
 
+#: statistics whose fourth moments are worked on at once: (M, 4096, 9) moments, so the whole
+#: ``(M, S, 9)`` array (2 GiB at M = 32, P ~ 1e6) is never held
+_MOMENT_BLOCK = 4096
+
+
 def _statistic_moments(
-    fam: Any, h: np.ndarray, proj: np.ndarray, kind: int, n: int
+    fam: Any, h: np.ndarray, parts: np.ndarray | list[np.ndarray], kind: int, n: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """(σ², μ₄) of the statistics whose per-draw term is ``s²`` (kind 1) or ``−s`` (kind 2),
-    ``s = projᵀ r``; ``proj`` (M, K, d). See the module docstring."""
+    ``s = projᵀ r``; the projections are ``parts`` (M, K, d), or the concatenation of a list of
+    such arrays (views such as a transposed Jacobian), taken in blocks of statistics. See the
+    module docstring."""
+    if isinstance(parts, np.ndarray):
+        parts = [parts]
     M = h.shape[0]
     order = 8 if kind == 1 else 4
-    mu = projected_central_moments(fam, h, proj, order)  # (M, K, order+1)
-    if kind == 1:
-        m2, m4, m6, m8 = mu[..., 2], mu[..., 4], mu[..., 6], mu[..., 8]
-        c2 = m4 - m2 * m2
-        c4 = m8 - 4.0 * m6 * m2 + 6.0 * m4 * m2 * m2 - 3.0 * m2**4
-    else:
-        c2, c4 = mu[..., 2], mu[..., 4]
-    c2 = np.maximum(c2, 0.0)
-    c4 = np.maximum(c4, 0.0)
-    var = c2.sum(axis=0) / (M * M * float(n))
+    total = sum(part.shape[1] for part in parts)
+    c2_sum, c4_sum, c2_sq = np.empty(total), np.empty(total), np.empty(total)
+    at = 0
+    for part in parts:
+        for lo in range(0, part.shape[1], _MOMENT_BLOCK):
+            proj = part[:, lo : lo + _MOMENT_BLOCK]
+            mu = projected_central_moments(fam, h, proj, order)  # (M, k, order+1)
+            if kind == 1:
+                m2, m4, m6, m8 = mu[..., 2], mu[..., 4], mu[..., 6], mu[..., 8]
+                c2 = m4 - m2 * m2
+                c4 = m8 - 4.0 * m6 * m2 + 6.0 * m4 * m2 * m2 - 3.0 * m2**4
+            else:
+                c2, c4 = mu[..., 2], mu[..., 4]
+            c2 = np.maximum(c2, 0.0)
+            c4 = np.maximum(c4, 0.0)
+            k = proj.shape[1]
+            c2_sum[at : at + k] = c2.sum(axis=0)
+            c4_sum[at : at + k] = c4.sum(axis=0)
+            c2_sq[at : at + k] = (c2 * c2).sum(axis=0)
+            at += k
+    var = c2_sum / (M * M * float(n))
     per = float(M) ** 4 * float(n) ** 3
-    fourth = c4.sum(axis=0) / per + 3.0 * var * var - 3.0 * (c2 * c2).sum(axis=0) / per
+    fourth = c4_sum / per + 3.0 * var * var - 3.0 * c2_sq / per
     return var, np.maximum(fourth, var * var)
 
 
@@ -355,13 +375,13 @@ def exact_statistics(
     fourth = np.full(P + D, np.nan)
     if fourth_moments:
         if kind == 1:
-            proj = np.swapaxes(J, 1, 2)  # (M, P, d): u = J_m e_i
+            parts = [np.swapaxes(J, 1, 2)]  # (M, P, d): u = J_m e_i, a view
             if u_dir is not None:
-                proj = np.concatenate([proj, u_dir], axis=1)
+                parts.append(u_dir)
         else:
             assert w_all is not None
-            proj = np.swapaxes(w_all, 1, 2)  # (M, S, d)
-        _, mu4 = _statistic_moments(fam, h, proj, kind, n)
+            parts = [np.swapaxes(w_all, 1, 2)]  # (M, S, d)
+        _, mu4 = _statistic_moments(fam, h, parts, kind, n)
         fourth[: mu4.shape[0]] = mu4
     return ExactStatistics(
         expected=expected, variance=var, fourth=fourth, scales=scales, kind=int(kind), n=int(n),
