@@ -124,19 +124,20 @@ def _kappa4_pairs(fam: Any, h: np.ndarray, A: np.ndarray) -> np.ndarray:
 
 
 def weighted_grams(J: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """``A[k, m] = J_m Diag(W_k) J_mᵀ`` (K, M, d, d) for weights ``W`` (K, P): ``(J ∘ w) J_mᵀ``
-    over blocks of parameters small enough to stay in cache (5x einsum's three-operand loop at
-    P ~ 1e5, and no ``M·d·P`` temporary per row of W)."""
+    """``A[k, m] = J_m Diag(W_k) J_mᵀ`` (K, M, d, d) for weights ``W`` (K, P): per input and
+    block of parameters one matrix product ``[J_m ∘ W_1; …; J_m ∘ W_K] J_mᵀ`` (a ``K·d × d``
+    result: one BLAS call for every row of W instead of K small ones), the blocks small enough
+    to stay in cache (no ``M·d·P`` temporary per row of W)."""
     K = W.shape[0]
     M, d, P = J.shape
-    out = np.zeros((K, M, d, d))
-    step = max(1, (1 << 19) // max(1, M * d))
+    out = np.zeros((M, K * d, d))
+    step = max(1, (1 << 16) // max(1, K * d))
     for lo in range(0, P, step):
-        Jc = J[:, :, lo : lo + step]
-        Jt = np.swapaxes(Jc, 1, 2)
-        for k in range(K):
-            out[k] += np.matmul(Jc * W[k, lo : lo + step], Jt)
-    return out
+        Wc = W[:, None, lo : lo + step]  # (K, 1, p)
+        for m in range(M):
+            Jm = J[m, :, lo : lo + step]
+            out[m] += (Wc * Jm).reshape(K * d, -1) @ Jm.T
+    return np.ascontiguousarray(out.reshape(M, K, d, d).swapaxes(0, 1))
 
 
 def combination_variance(ex: ExactStatistics, fam: Any, coeffs: np.ndarray) -> np.ndarray:
@@ -297,8 +298,18 @@ def exact_statistics(
 
     # diagonal elements (eq-6; thm-4 / thm-6 via fisher.covariance.network_variance or the large path)
     # batched matrix products (BLAS) rather than einsum's loops: P ~ 1e5 makes these the bulk
-    IJ_all = np.matmul(Ih, J)  # (M, d, P)
-    diag_I = np.einsum("map,map->p", J, IJ_all) / M
+    IJ_all: np.ndarray | None = None
+    if diagonal_only:
+        # I_ii = (1/M) Σ_m (J_m e_i)ᵀ I_m (J_m e_i) a block of parameters at a time: no
+        # (M, d, P) product held (a diagonal estimate never needs I(θ) off the diagonal)
+        diag_I = np.empty(P)
+        step = max(1, (1 << 18) // max(1, M * d))
+        for lo in range(0, P, step):
+            Jc = J[:, :, lo : lo + step]
+            diag_I[lo : lo + step] = np.einsum("map,map->p", Jc, np.matmul(Ih, Jc)) / M
+    else:
+        IJ_all = np.matmul(Ih, J)  # (M, d, P)
+        diag_I = np.einsum("map,map->p", J, IJ_all) / M
     own_variance = getattr(net, "variance_diagonal", None)  # any nn.Module: from its dense J
     if kind == 1 and P > LARGE_DIAGONAL_P and own_variance is not None:
         var_diag = np.asarray(own_variance(X, 1, n), dtype=np.float64)
@@ -346,6 +357,7 @@ def exact_statistics(
             var_dir = np.einsum("mak,mab,mbk->k", w_dir, Ih, w_dir) * norm
     else:
         # |I(θ)| (eq-6) for the rounding scale, as one (M·d × P)ᵀ(M·d × P) product
+        assert IJ_all is not None
         IJ = IJ_all
         fisher_full = J.reshape(M * d, P).T @ IJ.reshape(M * d, P) / M
         absV = np.abs(V)
