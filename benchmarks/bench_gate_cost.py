@@ -33,6 +33,8 @@ from typing import Any
 
 
 def main() -> None:
+    import sys
+
     import torch
 
     import fisher_verify as fv
@@ -40,6 +42,14 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
     nn = torch.nn
+    if "--warm" in sys.argv:
+        # a gate on a tiny model first: the modules the gate imports on its first call are
+        # then loaded, and the timed gate is one that a process has run before
+        tiny = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
+        fv.check_estimator(lambda model, data: {k: torch.zeros_like(p) for k, p in
+                                                model.named_parameters()},
+                           tiny, torch.randn(4, 3, dtype=torch.float64), family="categorical",
+                           replications=60)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(784, 128), nn.Tanh(), nn.Linear(128, 10)).double()
     X = torch.randn(32, 784, dtype=torch.float64)

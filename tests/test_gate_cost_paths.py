@@ -259,3 +259,39 @@ def test_excess_array_is_the_property_on_edge_cases() -> None:
     for j in range(len(obs)):
         s = GateStatistic("x", obs[j], 0.0, exp[j], 1.0, 1.0, thr[j], 0.0, 10)
         assert got[j] == s.excess or (math.isnan(got[j]) and math.isnan(s.excess)), j
+
+
+@pytest.mark.parametrize("family", ["categorical", "poisson", "bernoulli"])
+def test_factored_exact_statistics_equal_the_dense_jacobian_route(family: str) -> None:
+    """An Eq. 3 network's diagonal-estimate statistics from lemma-13's factors (I_ii, the
+    directions' Var via J_m Diag(v²) J_mᵀ, the fourth moments) equal those from its dense
+    Jacobian, the route every other network takes (a subclass is not factored)."""
+    from fisher_verify._src.networks.network import Network
+    from fisher_verify._src.testing.gate_exact import _eq3_factors, exact_statistics
+
+    class Dense(Network):
+        pass
+
+    fam = fv.family("categorical", K=3) if family == "categorical" else fv.family(family)
+    width = 3 if family == "categorical" else 1
+    net = Network.random([4, 5, 3, width], family=fam, rng=1)
+    dense = Dense(net.weights, activation=net.act, family=fam)
+    X = np.random.default_rng(8).normal(size=(6, 4))
+    V = np.random.default_rng(9).normal(size=(3, net.num_params))
+    assert _eq3_factors(net, X) is not None and _eq3_factors(dense, X) is None
+    fast = exact_statistics(net, X, 1, 3, V, True)
+    slow = exact_statistics(dense, X, 1, 3, V, True)
+    for name in ("expected", "variance", "scales"):
+        a, b = getattr(fast, name), getattr(slow, name)
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14 * float(np.abs(b).max()))
+    P = net.num_params
+    np.testing.assert_allclose(fast.fourth[:P], slow.fourth[:P], rtol=1e-11,
+                               atol=1e-13 * float(np.abs(slow.fourth[:P]).max()))
+    assert np.isnan(fast.fourth[P:]).all() and np.isnan(slow.fourth[P:]).all()
+    # the pooled tests' combination variances (J_m Diag(b) J_mᵀ with signed weights)
+    from fisher_verify._src.testing.gate_exact import combination_variance
+
+    assert fast.factors is not None and slow.factors is None
+    coeffs = np.random.default_rng(10).normal(size=(2, P + 3))
+    np.testing.assert_allclose(combination_variance(fast, fam, coeffs),
+                               combination_variance(slow, fam, coeffs), rtol=1e-11)

@@ -61,6 +61,8 @@ class ExactStatistics:
             (:mod:`fisher_verify._src.testing.gate_kinds`): their combination variances, statistics
             covariance and statistics at given labels, replacing the ``Î₁`` / ``Î₂`` ones.
         tag: the kind's short name in diagnoses (``Î{tag}``); empty: the kind number.
+        factors: an Eq. 3 network's J in lemma-13 factors (``_eq3_factors``), for the
+            diagonal estimate's Gram matrices; None: from ``J``.
     """
 
     expected: np.ndarray
@@ -80,6 +82,7 @@ class ExactStatistics:
     covariance: Callable[[], np.ndarray] | None = None
     labels_fn: Callable[[np.ndarray], np.ndarray] | None = None
     tag: str = ""
+    factors: list[tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
     def name(self) -> str:
@@ -140,6 +143,24 @@ def weighted_grams(J: np.ndarray, W: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out.reshape(M, K, d, d).swapaxes(0, 1))
 
 
+def _factored_grams(factors: list[tuple[np.ndarray, np.ndarray]], W: np.ndarray) -> np.ndarray:
+    """:func:`weighted_grams` of an Eq. 3 network from lemma-13's factors: with
+    ``J_m[:, W_l[r, c]] = h̄_c g_r``, ``J_m Diag(w) J_mᵀ = Σ_l Σ_r t_r g_r g_rᵀ``,
+    ``t_r = Σ_c w_rc h̄_c²`` (K, M, d, d)."""
+    K = W.shape[0]
+    out: np.ndarray | None = None
+    at = 0
+    for G, hbar in factors:
+        rows, cols = G.shape[2], hbar.shape[1]
+        Wl = W[:, at : at + rows * cols].reshape(K * rows, cols)
+        T = (Wl @ (hbar * hbar).T).reshape(K, rows, -1)  # (K, rows, M)
+        A = np.einsum("mar,krm,mbr->kmab", G, T, G, optimize=True)
+        out = A if out is None else out + A
+        at += rows * cols
+    assert out is not None and at == W.shape[1]
+    return out
+
+
 def combination_variance(ex: ExactStatistics, fam: Any, coeffs: np.ndarray) -> np.ndarray:
     """Exact variance of one replicate of ``Σ_j a_j s_j(Î)`` for each row ``a`` of ``coeffs``
     (K, S): the pooled tests' statistics (``thm-4`` / ``thm-6``, ``cov-n``).
@@ -166,7 +187,7 @@ def combination_variance(ex: ExactStatistics, fam: Any, coeffs: np.ndarray) -> n
     D = ex.V.shape[0]
     if ex.diagonal_only:
         b = a[:, :P] + a[:, P : P + D] @ (ex.V * ex.V)  # Diag(v²) forms are diagonal weights
-        A = weighted_grams(ex.J, b)
+        A = weighted_grams(ex.J, b) if ex.factors is None else _factored_grams(ex.factors, b)
     else:
         A = weighted_grams(ex.J, a[:, :P])
         if D:
@@ -237,6 +258,67 @@ def _torch_second_directional(net: Network, X: np.ndarray, V: np.ndarray) -> np.
 _MOMENT_BLOCK = 4096
 
 
+def _central(mu: np.ndarray, kind: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(c₂, c₄)`` of one draw's term from the moments of ``s``: ``s²`` (kind 1) or ``−s``."""
+    if kind == 1:
+        m2, m4, m6, m8 = mu[..., 2], mu[..., 4], mu[..., 6], mu[..., 8]
+        c2 = m4 - m2 * m2
+        c4 = m8 - 4.0 * m6 * m2 + 6.0 * m4 * m2 * m2 - 3.0 * m2**4
+    else:
+        c2, c4 = mu[..., 2], mu[..., 4]
+    return np.maximum(c2, 0.0), np.maximum(c4, 0.0)
+
+
+def _moment_sums(
+    fam: Any, h: np.ndarray, parts: list[np.ndarray], kind: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(Σ_m c₂, Σ_m c₄, Σ_m c₂²)`` per statistic, the projections ``parts`` taken in blocks."""
+    order = 8 if kind == 1 else 4
+    total = sum(part.shape[1] for part in parts)
+    c2_sum, c4_sum, c2_sq = np.empty(total), np.empty(total), np.empty(total)
+    at = 0
+    for part in parts:
+        for lo in range(0, part.shape[1], _MOMENT_BLOCK):
+            proj = part[:, lo : lo + _MOMENT_BLOCK]
+            c2, c4 = _central(projected_central_moments(fam, h, proj, order), kind)
+            k = proj.shape[1]
+            c2_sum[at : at + k] = c2.sum(axis=0)
+            c4_sum[at : at + k] = c4.sum(axis=0)
+            c2_sq[at : at + k] = (c2 * c2).sum(axis=0)
+            at += k
+    return c2_sum, c4_sum, c2_sq
+
+
+def _factored_moment_sums(
+    fam: Any, h: np.ndarray, factors: list[tuple[np.ndarray, np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_moment_sums` of the diagonal elements of ``Î₁`` from lemma-13's factors.
+
+    At ``θ_i = W_l[r, c]`` the projection is ``u = J_m e_i = h̄_c g_r`` (``g_r = G_m[:, r]``), so
+    ``s = h̄_c (g_rᵀ r)`` and ``μ_j(s) = h̄_c^j μ_j(g_rᵀ r)``: ``c₂ = h̄_c⁴ c₂(g_r)``,
+    ``c₄ = h̄_c⁸ c₄(g_r)``, and the sums over inputs are matrix products of the ``n_{l+1}``
+    moments per input with the powers of ``h̄``, in the flat-θ order (row-major ``[W | b]``).
+    """
+    out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for G, hbar in factors:
+        c2, c4 = _central(projected_central_moments(fam, h, np.swapaxes(G, 1, 2), 8), 1)
+        h4 = hbar**4
+        h8 = h4 * h4
+        out.append(((c2.T @ h4).ravel(), (c4.T @ h8).ravel(), ((c2 * c2).T @ h8).ravel()))
+    return tuple(np.concatenate([o[i] for o in out]) for i in range(3))  # type: ignore[return-value]
+
+
+def _moments_from_sums(
+    sums: tuple[np.ndarray, np.ndarray, np.ndarray], M: int, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(σ², μ₄) from ``(Σ_m c₂, Σ_m c₄, Σ_m c₂²)`` (module docstring)."""
+    c2_sum, c4_sum, c2_sq = sums
+    var = c2_sum / (M * M * float(n))
+    per = float(M) ** 4 * float(n) ** 3
+    fourth = c4_sum / per + 3.0 * var * var - 3.0 * c2_sq / per
+    return var, np.maximum(fourth, var * var)
+
+
 def _statistic_moments(
     fam: Any, h: np.ndarray, parts: np.ndarray | list[np.ndarray], kind: int, n: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -246,32 +328,18 @@ def _statistic_moments(
     module docstring."""
     if isinstance(parts, np.ndarray):
         parts = [parts]
-    M = h.shape[0]
-    order = 8 if kind == 1 else 4
-    total = sum(part.shape[1] for part in parts)
-    c2_sum, c4_sum, c2_sq = np.empty(total), np.empty(total), np.empty(total)
-    at = 0
-    for part in parts:
-        for lo in range(0, part.shape[1], _MOMENT_BLOCK):
-            proj = part[:, lo : lo + _MOMENT_BLOCK]
-            mu = projected_central_moments(fam, h, proj, order)  # (M, k, order+1)
-            if kind == 1:
-                m2, m4, m6, m8 = mu[..., 2], mu[..., 4], mu[..., 6], mu[..., 8]
-                c2 = m4 - m2 * m2
-                c4 = m8 - 4.0 * m6 * m2 + 6.0 * m4 * m2 * m2 - 3.0 * m2**4
-            else:
-                c2, c4 = mu[..., 2], mu[..., 4]
-            c2 = np.maximum(c2, 0.0)
-            c4 = np.maximum(c4, 0.0)
-            k = proj.shape[1]
-            c2_sum[at : at + k] = c2.sum(axis=0)
-            c4_sum[at : at + k] = c4.sum(axis=0)
-            c2_sq[at : at + k] = (c2 * c2).sum(axis=0)
-            at += k
-    var = c2_sum / (M * M * float(n))
-    per = float(M) ** 4 * float(n) ** 3
-    fourth = c4_sum / per + 3.0 * var * var - 3.0 * c2_sq / per
-    return var, np.maximum(fourth, var * var)
+    return _moments_from_sums(_moment_sums(fam, h, parts, kind), h.shape[0], n)
+
+
+def _eq3_factors(net: Any, X: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """An Eq. 3 network's Jacobian in lemma-13 factors, layer by layer in flat-θ order:
+    ``(G, h̄)`` with ``G = B_{l+1} D_l`` (M, n_L, n_{l+1}) and ``h̄_l`` (M, n_l + 1), so that
+    ``J_m[a, W_l[r, c]] = G[m, a, r] h̄[m, c]`` (what ``Network.jacobian`` multiplies out).
+    None for any other network (a subclass, any ``nn.Module``): its dense J is used."""
+    if type(net) is not Network:
+        return None
+    q = net.lemma13(X)
+    return [(q.B[layer + 1] * q.D[layer][:, None, :], q.hbar[layer]) for layer in range(net.depth)]
 
 
 def exact_statistics(
@@ -299,7 +367,16 @@ def exact_statistics(
     # diagonal elements (eq-6; thm-4 / thm-6 via fisher.covariance.network_variance or the large path)
     # batched matrix products (BLAS) rather than einsum's loops: P ~ 1e5 makes these the bulk
     IJ_all: np.ndarray | None = None
-    if diagonal_only:
+    # an Eq. 3 network's per-parameter quantities from lemma-13's factors: O(M·d·n_{l+1}) work
+    # and matrix products with h̄ instead of passes over the (M, d, P) Jacobian
+    factors = _eq3_factors(net, X) if kind == 1 and diagonal_only else None
+    if factors is not None:
+        # I_ii = (1/M) Σ_m h̄_c² (g_rᵀ I_m g_r) at θ_i = W_l[r, c]
+        diag_I = np.concatenate([
+            (np.einsum("mar,mab,mbr->mr", G, Ih, G).T @ (hbar * hbar)).ravel() / M
+            for G, hbar in factors
+        ])
+    elif diagonal_only:
         # I_ii = (1/M) Σ_m (J_m e_i)ᵀ I_m (J_m e_i) a block of parameters at a time: no
         # (M, d, P) product held (a diagonal estimate never needs I(θ) off the diagonal)
         diag_I = np.empty(P)
@@ -345,7 +422,10 @@ def exact_statistics(
             var_dir = np.zeros(0)  # no directions: nothing to stack
         elif kind == 1:
             # A_mk = J_m diag(v_k²) J_mᵀ, one direction at a time (memory M·d·P)
-            A = np.swapaxes(weighted_grams(J, W2), 0, 1)  # (M, D, d, d)
+            if factors is not None:
+                A = np.swapaxes(_factored_grams(factors, W2), 0, 1)
+            else:
+                A = np.swapaxes(weighted_grams(J, W2), 0, 1)  # (M, D, d, d)
             hD = np.repeat(h[:, None, :], D, axis=1).reshape(-1, d)
             k4 = _kappa4_pairs(fam, hD, A.reshape(-1, d, d)).reshape(M, -1)
             IA = np.einsum("mab,mkbc->mkac", Ih, A)
@@ -386,17 +466,21 @@ def exact_statistics(
 
     fourth = np.full(P + D, np.nan)
     if fourth_moments:
-        if kind == 1:
-            parts = [np.swapaxes(J, 1, 2)]  # (M, P, d): u = J_m e_i, a view
-            if u_dir is not None:
-                parts.append(u_dir)
+        if factors is not None:
+            sums = _factored_moment_sums(fam, h, factors)  # the diagonal; no u_dir (diagonal)
+            _, mu4 = _moments_from_sums(sums, M, n)
         else:
-            assert w_all is not None
-            parts = [np.swapaxes(w_all, 1, 2)]  # (M, S, d)
-        _, mu4 = _statistic_moments(fam, h, parts, kind, n)
+            if kind == 1:
+                parts = [np.swapaxes(J, 1, 2)]  # (M, P, d): u = J_m e_i, a view
+                if u_dir is not None:
+                    parts.append(u_dir)
+            else:
+                assert w_all is not None
+                parts = [np.swapaxes(w_all, 1, 2)]  # (M, S, d)
+            _, mu4 = _statistic_moments(fam, h, parts, kind, n)
         fourth[: mu4.shape[0]] = mu4
     return ExactStatistics(
         expected=expected, variance=var, fourth=fourth, scales=scales, kind=int(kind), n=int(n),
         diagonal_only=bool(diagonal_only), V=V, h=h, eta=eta, J=J, w=w_all,
-        fisher_full=fisher_full,
+        fisher_full=fisher_full, factors=factors,
     )
