@@ -54,7 +54,9 @@ class ExactStatistics:
         fourth: fourth central moment of one replicate (S,), NaN where not provided.
         scales: ``⟨|W|, |I(θ)|⟩`` (S,), the magnitude for rounding tolerances.
         kind, n, diagonal_only, V: how the statistics were defined.
-        h: output natural parameters (M, d); eta their means; J the Jacobians (M, d, P).
+        h: output natural parameters (M, d); eta their means.
+        dense_J: the Jacobians (M, d, P), or None when ``factors`` give them (:attr:`J` then
+            multiplies them out on first use: a passing diagonal gate never needs them).
         w: for ``kind=2`` the weights ``⟨W, H^a_m⟩`` (M, d, S), else None.
         fisher_full: ``I(θ)`` (P, P) when the estimate is a full matrix, else None.
         combination, covariance, labels_fn: for the other estimator kinds
@@ -75,7 +77,7 @@ class ExactStatistics:
     V: np.ndarray
     h: np.ndarray
     eta: np.ndarray
-    J: np.ndarray
+    dense_J: np.ndarray | None
     w: np.ndarray | None
     fisher_full: np.ndarray | None
     combination: Callable[[np.ndarray], np.ndarray] | None = None
@@ -83,6 +85,15 @@ class ExactStatistics:
     labels_fn: Callable[[np.ndarray], np.ndarray] | None = None
     tag: str = ""
     factors: list[tuple[np.ndarray, np.ndarray]] | None = None
+
+    @property
+    def J(self) -> np.ndarray:
+        """The Jacobians ``J_m = ∂h_L/∂θ`` (M, d, P), from ``factors`` on first use."""
+        if self.dense_J is None:
+            assert self.factors is not None
+            object.__setattr__(self, "dense_J", _jacobian_from_factors(self.factors))
+        assert self.dense_J is not None
+        return self.dense_J
 
     @property
     def name(self) -> str:
@@ -141,6 +152,20 @@ def weighted_grams(J: np.ndarray, W: np.ndarray) -> np.ndarray:
             Jm = J[m, :, lo : lo + step]
             out[m] += (Wc * Jm).reshape(K * d, -1) @ Jm.T
     return np.ascontiguousarray(out.reshape(M, K, d, d).swapaxes(0, 1))
+
+
+def _jacobian_from_factors(factors: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """``J_m[a, W_l[r, c]] = G[m, a, r] h̄[m, c]`` (M, d, P), the products that
+    ``networks.analytic.jacobian`` forms, in flat-θ order."""
+    M, d = factors[0][0].shape[:2]
+    J = np.empty((M, d, sum(G.shape[2] * hbar.shape[1] for G, hbar in factors)))
+    at = 0
+    for G, hbar in factors:
+        rows, cols = G.shape[2], hbar.shape[1]
+        blk = J[:, :, at : at + rows * cols].reshape(M, d, rows, cols)
+        np.multiply(G[:, :, :, None], hbar[:, None, None, :], out=blk)
+        at += rows * cols
+    return J
 
 
 def _factored_grams(factors: list[tuple[np.ndarray, np.ndarray]], W: np.ndarray) -> np.ndarray:
@@ -356,9 +381,13 @@ def exact_statistics(
     fam.check_natural(h)
     Ih = np.asarray(fam.fisher(h), dtype=np.float64)  # (M, d, d)
     eta = np.asarray(fam.mean(h), dtype=np.float64)
-    J = np.asarray(net.jacobian(X), dtype=np.float64)  # (M, d, P)
-    P = J.shape[-1]
-    d = J.shape[1]
+    # an Eq. 3 network's diagonal-estimate statistics come from lemma-13's factors: O(M·d·n_{l+1})
+    # work and matrix products with h̄ instead of passes over the (M, d, P) Jacobian, which is
+    # then formed only if a diagnosis asks for it (ExactStatistics.J)
+    factors = _eq3_factors(net, X) if kind == 1 and diagonal_only else None
+    J = np.empty((0, 0, 0)) if factors is not None else np.asarray(net.jacobian(X), dtype=np.float64)
+    P = int(net.num_params) if factors is not None else J.shape[-1]
+    d = h.shape[1]
     D = V.shape[0]
     norm = 1.0 / (M * M * float(n))
     dense_h = kind == 2 and M * d * P * P <= DENSE_HESSIAN_LIMIT
@@ -367,9 +396,6 @@ def exact_statistics(
     # diagonal elements (eq-6; thm-4 / thm-6 via fisher.covariance.network_variance or the large path)
     # batched matrix products (BLAS) rather than einsum's loops: P ~ 1e5 makes these the bulk
     IJ_all: np.ndarray | None = None
-    # an Eq. 3 network's per-parameter quantities from lemma-13's factors: O(M·d·n_{l+1}) work
-    # and matrix products with h̄ instead of passes over the (M, d, P) Jacobian
-    factors = _eq3_factors(net, X) if kind == 1 and diagonal_only else None
     if factors is not None:
         # I_ii = (1/M) Σ_m h̄_c² (g_rᵀ I_m g_r) at θ_i = W_l[r, c]
         diag_I = np.concatenate([
@@ -481,6 +507,7 @@ def exact_statistics(
         fourth[: mu4.shape[0]] = mu4
     return ExactStatistics(
         expected=expected, variance=var, fourth=fourth, scales=scales, kind=int(kind), n=int(n),
-        diagonal_only=bool(diagonal_only), V=V, h=h, eta=eta, J=J, w=w_all,
+        diagonal_only=bool(diagonal_only), V=V, h=h, eta=eta,
+        dense_J=None if factors is not None else J, w=w_all,
         fisher_full=fisher_full, factors=factors,
     )
