@@ -292,10 +292,10 @@ def test_factored_exact_statistics_equal_the_dense_jacobian_route(family: str) -
     from fisher_verify._src.testing.gate_exact import combination_variance
 
     assert fast.factors is not None and slow.factors is None
+    coeffs = np.random.default_rng(10).normal(size=(2, P + 3))
+    np.testing.assert_allclose(combination_variance(fast, fam, coeffs),
+                               combination_variance(slow, fam, coeffs), rtol=1e-11)
     # the Jacobian, formed from the factors only when read, is the network's own
     assert fast.dense_J is None
     np.testing.assert_array_equal(fast.J, net.jacobian(X))
     np.testing.assert_array_equal(fast.J, slow.J)
-    coeffs = np.random.default_rng(10).normal(size=(2, P + 3))
-    np.testing.assert_allclose(combination_variance(fast, fam, coeffs),
-                               combination_variance(slow, fam, coeffs), rtol=1e-11)

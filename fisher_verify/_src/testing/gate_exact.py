@@ -201,7 +201,8 @@ def combination_variance(ex: ExactStatistics, fam: Any, coeffs: np.ndarray) -> n
         return ex.combination(coeffs)
     a = np.atleast_2d(np.asarray(coeffs, dtype=np.float64))
     K = a.shape[0]
-    M, d, P = ex.J.shape
+    M, d = ex.h.shape
+    P = ex.expected.shape[0] - ex.V.shape[0]  # read without forming J from factors
     h = ex.h
     Ih = np.asarray(fam.fisher(h), dtype=np.float64)  # (M, d, d)
     norm = 1.0 / (M * M * float(ex.n))
