@@ -146,30 +146,32 @@ def test_kernels_against_mpmath_and_the_density(name: str, d: int) -> None:
             assert abs(fam.moment_mp(tuple(powers), hm) - fisher[a, b]) < mpmath.mpf(10) ** -25
 
 
-def test_ill_conditioned_covariance() -> None:
+@pytest.mark.parametrize("d", [2, 3])
+def test_ill_conditioned_covariance(d: int) -> None:
     """Σ of condition number 10⁸: axis-aligned, every quantity to 1e-12 of its scale; rotated,
     to 8·cond·ε, the conditioning of h ↦ (μ, Σ) itself (a backward-stable solve cannot do
-    better from float64 h). F's rational derivatives printed as kernels lost every digit there
-    (η off by 0.14 of its size); the Cholesky route keeps it finite and within that bound."""
-    fam = fv.family(FULL, D=2)
-    mu = np.array([0.5, -1.0])
-    for angle, tol in ((0.0, 1e-12), (0.5, None)):
-        q = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
-        for ev in ((1e4, 1e-4), (1e-3, 1e-11)):
-            sigma = q @ np.diag(ev) @ q.T
+    better from float64 h; measured ≤ 1.3·cond·ε). F's rational derivatives printed as kernels
+    lost every digit there (η off by 0.14 of its size at D = 2)."""
+    fam = fv.family(FULL, D=d)
+    mu = np.linspace(0.5, -1.0, d)
+    for rotated in (False, True):
+        q = _rotation(d, 1) if rotated else np.eye(d)
+        for ends in ((1e4, 1e-4), (1e-3, 1e-11), (1.0, 1e-8)):
+            sigma = q @ np.diag(np.geomspace(*ends, d)) @ q.T
             h = _natural(mu, sigma)
-            lam = -2 * np.array([[h[2], h[3]], [h[3], h[4]]])
+            lam = np.linalg.inv(sigma)
             cond = np.linalg.cond(lam)
             assert 0.9e8 < cond < 1.1e8
-            bound = tol if tol is not None else 8 * cond * EPS
-            with mpmath.workdps(80):
-                for q_name in ("eta", "fisher", "kappa4", "central_moment4"):
-                    got = getattr(fam, "mean" if q_name == "eta" else q_name)(h[None])[0]
+            bound = 8 * cond * EPS if rotated else 1e-12
+            for q_name in ("log_partition", "eta", "fisher", "kappa3", "kappa4",
+                           "central_moment4"):
+                got = getattr(fam, "mean" if q_name == "eta" else q_name)(h[None])[0]
+                with mpmath.workdps(80):
                     ref = fam.kernel(q_name, "mpmath")([mpmath.mpf(float(v)) for v in h])
-                    ref = np.array([float(v) for v in np.ravel(ref)], dtype=float)
-                    assert np.all(np.isfinite(got))
-                    err = np.max(np.abs(np.ravel(got) - ref)) / np.max(np.abs(ref))
-                    assert err <= bound, (angle, ev, q_name, err, bound)
+                ref = np.array([float(v) for v in np.ravel(ref)], dtype=float)
+                assert np.all(np.isfinite(got))
+                err = np.max(np.abs(np.ravel(got) - ref)) / np.max(np.abs(ref))
+                assert err <= bound, (rotated, ends, q_name, err, bound)
 
 
 def test_sampler_moments_calibrated() -> None:

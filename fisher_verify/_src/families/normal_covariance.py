@@ -262,12 +262,15 @@ class CovarianceFamily(Family):
     F's derivatives printed as rational functions of h (``adj(H₂)/det H₂`` and its powers) lose
     every digit at a condition number of 10⁸: terms of size cond² cancel (measured: η off by
     0.14, K by 0.65, relative to their largest entry, at Σ with eigenvalues 10⁻³ and 10⁻¹¹).
-    The NumPy and PyTorch kernels instead factor Λ = −2H₂ = RRᵀ (Cholesky, backward stable),
-    take μ = Λ⁻¹h₁ and Σ = R⁻ᵀR⁻¹ by triangular solves, and sum the centred statistic
-    ``s = (z, c_ij(μ_i z_j + μ_j z_i + z_i z_j − Σ_ij))`` (``c`` = 1 on the diagonal, 2 off
-    it; ``z = y − μ``) over the tensor Gauss–Hermite nodes ``z = √2 R⁻ᵀx`` (five per axis:
-    exact for the degree-8 polynomials in z that the fourth moments of t are), so no term of
-    size ``|μ|²`` is ever subtracted from another. What remains is the conditioning of
+    The NumPy and PyTorch kernels instead take μ = Λ⁻¹h₁ and Σ = Λ⁻¹ (Λ = −2H₂) by Cramer's
+    rule for D ≤ 2 (forward stable for 2×2, and exact where the products are) and by the
+    triangular solves of a Cholesky factor Λ = RRᵀ for D = 3 (3×3 cofactors lose 100× more at
+    cond 10⁸), and write the centred statistic as
+    ``s_a = l_aᵀz + zᵀM_az − tr(M_aΣ)``, ``z = y − μ ~ N(0, Σ)`` (``l_a`` linear in μ, ``M_a``
+    constant): its cumulants are traces and chains of ``M_aΣ`` and ``Σl_a`` read off its
+    cumulant generating function, sums of products in which no term of size ``|μ|²`` is ever
+    subtracted from another and a cumulant that is 0 (κ₄ of y alone) is an exact 0. What
+    remains is the conditioning of
     h ↦ (μ, Σ) itself (cond(Λ)·ε relative). ``F = ½h₁ᵀμ − Σ_i log R_ii``. The mpmath kernels
     stay the symbolic ones (they are the reference, at any precision), and so do the proofs
     (``lemma-2``, ``lemma-5``).
@@ -294,23 +297,29 @@ def _cholesky_kernel(quantity: str, h: Any, d: int, torch_mode: bool) -> Any:
         h2 = torch.stack([torch.stack([h[..., d + pairs.index((min(i, j), max(i, j)))]
                                        for j in range(d)], -1) for i in range(d)], -2)
         chol = torch.linalg.cholesky(-2.0 * h2)
-        eye = torch.eye(d, dtype=h.dtype, device=h.device).expand(chol.shape)
-        rinv = torch.linalg.solve_triangular(chol, eye, upper=False)
         diag_log = torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
-        grid_np, w_np = _tensor_grid(points_for_degree(8), d)
-        grid = torch.as_tensor(grid_np, dtype=h.dtype, device=h.device)
-        weights = torch.as_tensor(w_np, dtype=h.dtype, device=h.device)
     else:
         xp = np
         h = np.asarray(h, dtype=float)
         chol = np.linalg.cholesky(-2.0 * _h2_matrix(h, d))
-        rinv = np.linalg.solve(chol, np.broadcast_to(np.eye(d), chol.shape))
         diag_log = np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
-        grid, weights = _tensor_grid(points_for_degree(8), d)
     h1 = h[..., :d]
-    # Σ = R⁻ᵀR⁻¹, μ = Σh₁ (as R⁻ᵀ(R⁻¹h₁))
-    sigma = xp.einsum("...ki,...kj->...ij", rinv, rinv)
-    mu = xp.einsum("...ki,...k->...i", rinv, xp.einsum("...kj,...j->...k", rinv, h1))
+    lam = -2.0 * (h2 if torch_mode else _h2_matrix(h, d))
+    if d <= 2:
+        # Cramer's rule, forward stable for 2×2 (cond(Λ)·ε, as the triangular solves), and exact
+        # where the products are: h₁ ⊥ a row of adj Λ gives μ_i = 0 exactly
+        adj, det = _adjugate(xp, lam, d)
+        sigma = adj / det[..., None, None]
+        mu = xp.einsum("...ij,...j->...i", adj, h1) / det[..., None]
+    else:
+        # 3×3 cofactors lose 100× more at cond 10⁸ (measured): Σ = R⁻ᵀR⁻¹, μ = R⁻ᵀ(R⁻¹h₁)
+        if torch_mode:
+            eye = torch.eye(d, dtype=h.dtype, device=h.device).expand(chol.shape)
+            rinv = torch.linalg.solve_triangular(chol, eye, upper=False)
+        else:
+            rinv = np.linalg.solve(chol, np.broadcast_to(np.eye(d), chol.shape))
+        sigma = xp.einsum("...ki,...kj->...ij", rinv, rinv)
+        mu = xp.einsum("...ki,...k->...i", rinv, xp.einsum("...kj,...j->...k", rinv, h1))
     if quantity == "log_partition":
         return 0.5 * (h1 * mu).sum(-1) - diag_log
     scale = [1.0 if i == j else 2.0 for i, j in pairs]
@@ -318,20 +327,75 @@ def _cholesky_kernel(quantity: str, h: Any, d: int, torch_mode: bool) -> Any:
         second = [scale[k] * (mu[..., i] * mu[..., j] + sigma[..., i, j])
                   for k, (i, j) in enumerate(pairs)]
         return xp.concatenate([mu, xp.stack(second, -1)], -1)
-    # z = √2 R⁻ᵀx at every node: (..., S, d)
-    z = xp.einsum("...ki,sk->...si", rinv, grid)
-    m = mu[..., None, :]
-    cols = [z[..., i] for i in range(d)]
-    cols += [scale[k] * (m[..., i] * z[..., j] + m[..., j] * z[..., i] + z[..., i] * z[..., j]
-                         - sigma[..., i, j][..., None]) for k, (i, j) in enumerate(pairs)]
-    s = xp.stack(cols, -1)  # (..., S, dim)
+    # the centred statistic is s_a = l_aᵀz + zᵀM_a z − tr(M_aΣ), z = y − μ ~ N(0, Σ): its
+    # cumulants are those of the cumulant generating function
+    #   K(θ) = −½ log det(I − 2MΣ) + ½ lᵀ(Σ⁻¹ − 2M)⁻¹l − tr(MΣ),  l = Σθ_a l_a, M = Σθ_a M_a,
+    # i.e. κ_n = 2ⁿ⁻¹/n Σ_σ tr(Π M_σΣ) + 2ⁿ⁻³ Σ_σ l_σ₁ᵀΣ(M_σ₂Σ)…Σl_σₙ over the orderings σ:
+    # sums of products, so an entry that is 0 (κ₄ of y alone) comes out as an exact 0
+    m_const, g_const = _quadratic_forms(d)
+    if torch_mode:
+        m_const = torch.as_tensor(m_const, dtype=h.dtype, device=h.device)
+        g_const = torch.as_tensor(g_const, dtype=h.dtype, device=h.device)
+        l0 = torch.cat([torch.eye(d, dtype=h.dtype, device=h.device),
+                        torch.zeros(len(pairs), d, dtype=h.dtype, device=h.device)], 0)
+    else:
+        l0 = np.concatenate([np.eye(d), np.zeros((len(pairs), d))], 0)
+    lin = l0 + xp.einsum("amn,...n->...am", g_const, mu)  # l_a (..., dim, d)
+    sl = xp.einsum("...mn,...an->...am", sigma, lin)  # Σl_a
+    a_mat = xp.einsum("amn,...np->...amp", m_const, sigma)  # M_aΣ
+    i2 = (xp.einsum("...am,...bm->...ab", lin, sl)
+          + 2.0 * xp.einsum("...amn,...bnm->...ab", a_mat, a_mat))
     if quantity == "fisher":
-        return xp.einsum("s,...sa,...sb->...ab", weights, s, s)
+        return i2
     if quantity == "kappa3":
-        return xp.einsum("s,...sa,...sb,...sc->...abc", weights, s, s, s)
-    m4 = xp.einsum("s,...sa,...sb,...sc,...sd->...abcd", weights, s, s, s, s)
-    if quantity == "central_moment4":
-        return m4
-    i2 = xp.einsum("s,...sa,...sb->...ab", weights, s, s)
-    return (m4 - xp.einsum("...ab,...cd->...abcd", i2, i2)
-            - xp.einsum("...ac,...bd->...abcd", i2, i2) - xp.einsum("...ad,...bc->...abcd", i2, i2))
+        trace3 = xp.einsum("...amn,...bnp,...cpm->...abc", a_mat, a_mat, a_mat)
+        chain3 = xp.einsum("...xm,ymn,...zn->...xyz", sl, m_const, sl)
+        return (4.0 / 3.0) * _orderings(xp, trace3, 3) + _orderings(xp, chain3, 3)
+    trace4 = xp.einsum("...amn,...bnp,...cpq,...dqm->...abcd", a_mat, a_mat, a_mat, a_mat)
+    chain4 = xp.einsum("...wm,xmn,...np,ypq,...zq->...wxyz", sl, m_const, sigma, m_const, sl)
+    k4 = 2.0 * _orderings(xp, trace4, 4) + 2.0 * _orderings(xp, chain4, 4)
+    if quantity == "kappa4":
+        return k4
+    return (k4 + xp.einsum("...ab,...cd->...abcd", i2, i2)
+            + xp.einsum("...ac,...bd->...abcd", i2, i2) + xp.einsum("...ad,...bc->...abcd", i2, i2))
+
+
+def _adjugate(xp: Any, m: Any, d: int) -> tuple[Any, Any]:
+    """adj(m) (..., d, d) and det(m) (...) of a symmetric m, d ≤ 3, by cofactors."""
+    if d == 1:
+        return xp.ones_like(m), m[..., 0, 0]
+
+    def minor(i: int, j: int) -> Any:
+        rows = [r for r in range(d) if r != i]
+        cols = [c for c in range(d) if c != j]
+        if d == 2:
+            return m[..., rows[0], cols[0]]
+        return (m[..., rows[0], cols[0]] * m[..., rows[1], cols[1]]
+                - m[..., rows[0], cols[1]] * m[..., rows[1], cols[0]])
+
+    cof = [[(-1) ** (i + j) * minor(i, j) for j in range(d)] for i in range(d)]
+    adj = xp.stack([xp.stack([cof[j][i] for j in range(d)], -1) for i in range(d)], -2)
+    det = sum(m[..., 0, j] * cof[0][j] for j in range(d))
+    return adj, det
+
+
+def _quadratic_forms(d: int) -> tuple[np.ndarray, np.ndarray]:
+    """M (dim, d, d) and G (dim, d, d) with s_a = (l⁰_a + G_aμ)ᵀz + zᵀM_a z − tr(M_aΣ): for the
+    pair (i, j) with weight c (1 on the diagonal, 2 off it), c(μ_i z_j + μ_j z_i + z_i z_j − Σ_ij)."""
+    pairs = _pairs(d)
+    m = np.zeros((d + len(pairs), d, d))
+    g = np.zeros((d + len(pairs), d, d))
+    for k, (i, j) in enumerate(pairs):
+        c = 1.0 if i == j else 2.0
+        m[d + k, i, j] += c / 2
+        m[d + k, j, i] += c / 2
+        g[d + k, j, i] += c
+        g[d + k, i, j] += c
+    return m, g
+
+
+def _orderings(xp: Any, tensor: Any, order: int) -> Any:
+    """Σ over every ordering σ of the last ``order`` axes of ``tensor``."""
+    letters = "abcd"[:order]
+    return sum(xp.einsum(f"...{''.join(p)}->...{letters}", tensor)
+               for p in itertools.permutations(letters))
