@@ -332,13 +332,17 @@ def _cholesky_kernel(quantity: str, h: Any, d: int, torch_mode: bool) -> Any:
     #   K(θ) = −½ log det(I − 2MΣ) + ½ lᵀ(Σ⁻¹ − 2M)⁻¹l − tr(MΣ),  l = Σθ_a l_a, M = Σθ_a M_a,
     # i.e. κ_n = 2ⁿ⁻¹/n Σ_σ tr(Π M_σΣ) + 2ⁿ⁻³ Σ_σ l_σ₁ᵀΣ(M_σ₂Σ)…Σl_σₙ over the orderings σ:
     # sums of products, so an entry that is 0 (κ₄ of y alone) comes out as an exact 0
-    m_const, g_const = _quadratic_forms(d)
+    m_np, g_np = _quadratic_forms(d)
+    m_const: Any
+    g_const: Any
+    l0: Any
     if torch_mode:
-        m_const = torch.as_tensor(m_const, dtype=h.dtype, device=h.device)
-        g_const = torch.as_tensor(g_const, dtype=h.dtype, device=h.device)
+        m_const = torch.as_tensor(m_np, dtype=h.dtype, device=h.device)
+        g_const = torch.as_tensor(g_np, dtype=h.dtype, device=h.device)
         l0 = torch.cat([torch.eye(d, dtype=h.dtype, device=h.device),
                         torch.zeros(len(pairs), d, dtype=h.dtype, device=h.device)], 0)
     else:
+        m_const, g_const = m_np, g_np
         l0 = np.concatenate([np.eye(d), np.zeros((len(pairs), d))], 0)
     lin = l0 + xp.einsum("amn,...n->...am", g_const, mu)  # l_a (..., dim, d)
     sl = xp.einsum("...mn,...an->...am", sigma, lin)  # Σl_a
