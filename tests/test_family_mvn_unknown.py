@@ -306,3 +306,31 @@ def test_exact_fisher_of_a_shared_variance_head_against_gauss_hermite() -> None:
             g = torch.cat([v.reshape(-1) for v in grads]).numpy()
             want += w[i] * w[j] / math.pi * np.outer(g, g) / 3
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12 * np.max(np.abs(want)))
+
+
+@pytest.mark.parametrize(("name", "d"), [(FULL, 2), (FULL, 3), ("isotropic_normal", 3)])
+def test_exact_expectation_route_against_gauss_hermite(name: str, d: int) -> None:
+    """The family's own Gauss rule (Cholesky-whitened nodes, the exact-expectation route that
+    the gate and `expect` use) reproduces the moments of t up to order 4 of the rule written
+    here in Σ's eigenvectors: the weights sum to 1 and every moment agrees to 1e-12."""
+    fam = fv.family(name, D=d)
+    q = _rotation(d, 11)
+    mu = np.linspace(0.9, -0.4, d)
+    if name == FULL:
+        sigma = q @ np.diag(np.linspace(0.4, 1.7, d)) @ q.T
+        h, stat = _natural(mu, sigma), _full_stat
+    else:
+        sigma, stat = 0.6 * np.eye(d), _iso_stat
+        h = np.array([*(mu / 0.6), -0.5 / 0.6])
+    eta, i2, m3, m4 = _gh_moments(mu, sigma, stat)
+    t, w, bound = fam.expectation_nodes(h[None], degree=4)
+    t, w = t[0], w[0]
+    assert bound == 0.0
+    np.testing.assert_allclose(np.sum(w), 1.0, rtol=0, atol=1e-14)
+    s = t - eta
+    scale = max(np.max(np.abs(m4)), np.max(np.abs(i2)) ** 2)
+    np.testing.assert_allclose(w @ t, eta, rtol=0, atol=1e-13 * np.max(np.abs(eta)))
+    np.testing.assert_allclose(np.einsum("s,sa,sb->ab", w, s, s), i2, rtol=0,
+                               atol=1e-12 * np.max(np.abs(i2)))
+    np.testing.assert_allclose(np.einsum("s,sa,sb,sc,sd->abcd", w, s, s, s, s), m4, rtol=0,
+                               atol=1e-12 * scale)
