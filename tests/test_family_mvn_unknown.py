@@ -334,3 +334,51 @@ def test_exact_expectation_route_against_gauss_hermite(name: str, d: int) -> Non
                                atol=1e-12 * np.max(np.abs(i2)))
     np.testing.assert_allclose(np.einsum("s,sa,sb,sc,sd->abcd", w, s, s, s, s), m4, rtol=0,
                                atol=1e-12 * scale)
+
+
+class _SharedHead(nn.Module):
+    """Two means and one variance σ² = softplus + 0.2 (the last output)."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.cat([z[:, :2], nn.functional.softplus(z[:, 2:]) + 0.2], -1)
+
+
+def test_gate_accepts_the_shared_variance_loss() -> None:
+    """The gate with family=GaussianNLLLoss() on a head of 2 means and one shared variance:
+    the diagonal of the model-label Gauss–Newton split at the head's output passes, the same
+    with the data's labels is named "the GGN of a non-canonical head"."""
+    from torch.func import functional_call, hessian, jacrev
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 3), _SharedHead()).double()
+    X = torch.randn(4, 2, dtype=torch.float64)
+    Y = torch.randn(4, 2, dtype=torch.float64)
+    loss = nn.GaussianNLLLoss(reduction="sum")
+
+    def ggn(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        params = {k: v.detach() for k, v in model.named_parameters()}
+        jd = jacrev(lambda p: functional_call(model, p, (x,)))(params)
+        jac = torch.cat([jd[k].reshape(x.shape[0], 3, -1) for k in params], -1)
+        f = model(x).detach()
+        out = torch.zeros(jac.shape[-1], dtype=torch.float64)
+        for m in range(x.shape[0]):
+            hf = hessian(lambda v, m=m: loss(v[None, :2], y[m:m + 1], v[None, 2:]))(f[m])
+            out += torch.einsum("ap,ab,bp->p", jac[m], hf, jac[m])
+        return out / x.shape[0]
+
+    def data_labels(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return ggn(model, *data)
+
+    def model_labels(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x = data[0]
+        f = model(x).detach()
+        y = f[:, :2] + f[:, 2:].sqrt() * torch.randn(x.shape[0], 2, dtype=torch.float64)
+        return ggn(model, x, y)
+
+    bad = fv.check_estimator(data_labels, model, (X, Y), family=nn.GaussianNLLLoss(),
+                             replications=40)
+    assert not bad.passed and bad.cause == "ggn_noncanonical"
+    assert "mean-shared-var" in bad.diagnosis
+    good = fv.check_estimator(model_labels, model, (X, Y), family=nn.GaussianNLLLoss(),
+                              replications=40)
+    assert good.passed, good.message()
