@@ -382,3 +382,22 @@ def test_gate_accepts_the_shared_variance_loss() -> None:
     good = fv.check_estimator(model_labels, model, (X, Y), family=nn.GaussianNLLLoss(),
                               replications=40)
     assert good.passed, good.message()
+
+
+def test_a_network_moved_into_the_domain() -> None:
+    """Network.into_domain moves only H₂'s diagonal, to −margin − Σ|h_ij| or below: −H₂ is then
+    diagonally dominant, so positive definite at every input (a shift of every output by the
+    same amount, the default, left Λ = [[1, 1], [1, 1]] in the report's tightness sweep)."""
+    fam = fv.family(FULL, D=2)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(16, 3))
+    for _ in range(5):
+        net = fv.Network.random([3, 4, 5], "tanh", fam, 2.0, rng).into_domain(x)
+        h = net.forward(x)
+        fam.check_natural(h)
+        lam = -2 * np.stack([np.stack([h[:, 2], h[:, 3]], -1), np.stack([h[:, 3], h[:, 4]], -1)], -2)
+        off = np.abs(lam[:, 0, 1])
+        assert np.all(lam[:, 0, 0] - off >= 2 * 0.5 - 1e-12)
+        assert np.all(lam[:, 1, 1] - off >= 2 * 0.5 - 1e-12)
+    shift = fam.domain_shift(np.array([[0.0, 0.0, -1.0, 1.0, -1.0]]), 0.5)
+    np.testing.assert_array_equal(shift, [0.0, 0.0, 0.5, 0.0, 0.5])

@@ -275,6 +275,12 @@ class Family:
                 f"({self.definition.domain_text}); {reason}"
             )
 
+    def domain_shift(self, h: np.ndarray, margin: float) -> np.ndarray:
+        """A shift c (d,) such that every row of ``h − c`` (..., d) lies in the natural domain,
+        each component ≤ −``margin`` (a network's last bias moved into the domain,
+        ``Network.into_domain``); a domain that is not a box of signs overrides it."""
+        return np.max(np.atleast_2d(np.asarray(h, dtype=float)), axis=0) + margin
+
     # --- kernels ----------------------------------------------------------------------------------
 
     def kernel(self, quantity: str, backend: Backend) -> TensorKernel:

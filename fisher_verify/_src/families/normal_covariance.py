@@ -276,6 +276,20 @@ class CovarianceFamily(Family):
     (``lemma-2``, ``lemma-5``).
     """
 
+    def domain_shift(self, h: np.ndarray, margin: float) -> np.ndarray:
+        """Only the diagonal of H₂ moves, to ``−margin − Σ_j≠i |h_ij|`` or below at every row,
+        so that −H₂ is diagonally dominant with a positive diagonal, hence positive definite
+        (a shift of every component by the same amount can leave Λ singular)."""
+        d = int(self.definition.params["D"])
+        h2 = _h2_matrix(np.atleast_2d(np.asarray(h, dtype=float)), d)
+        diag = np.diagonal(h2, axis1=-2, axis2=-1)
+        off = np.sum(np.abs(h2), -1) - np.abs(diag)
+        shift = np.zeros(self.dim)
+        for k, (i, j) in enumerate(_pairs(d)):
+            if i == j:
+                shift[d + k] = max(float(np.max(diag[..., i] + off[..., i]) + margin), 0.0)
+        return shift
+
     def _eval(self, quantity: str, h: Array, backend: Backend | None) -> Array:
         backend = backend or _backend_of(h)
         if backend == "mpmath":
