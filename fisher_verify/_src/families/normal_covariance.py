@@ -41,11 +41,12 @@ from .quadrature import gauss_hermite, points_for_degree
 __all__ = ["MAX_COVARIANCE_DIM", "CovarianceFamily", "isotropic_normal", "multivariate_normal_unknown_covariance",
            "negative_definite_reason"]
 
-#: Largest D of the full-covariance family. Its h has D + D(D+1)/2 components and SymPy
-#: differentiates F four times, C(d + 3, 4) κ₄ entries, each a rational function of the d
-#: components. Measured cold (no disk cache, one core): D = 3 (d = 9, 495 κ₄ entries) derives
-#: in 6.4 s and prints its NumPy kernels in 2.9 s; D = 4 (d = 14, 2380 entries) takes 63 s to
-#: derive and 89 s to print, minutes, so it is refused at once.
+#: Largest D of the full-covariance family. Its float kernels need no derivation
+#: (:class:`CovarianceFamily`), but ``derive``, the mpmath kernels and the proofs do: h has
+#: D + D(D+1)/2 components and SymPy differentiates F four times, C(d + 3, 4) κ₄ entries, each a
+#: rational function of the d components. Measured cold (no disk cache, one core): D = 3
+#: (d = 9, 495 κ₄ entries) derives in 6.4–7.5 s and prints its kernels in 2.9 s; D = 4 (d = 14,
+#: 2380 entries) takes 63 s to derive and 89 s to print, minutes, so it is refused at once.
 MAX_COVARIANCE_DIM = 3
 
 #: Largest D of the isotropic normal: h has D + 1 components, so the dense κ₄ holds
