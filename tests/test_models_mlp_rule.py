@@ -235,3 +235,49 @@ def test_var2_through_the_mlp_rule_over_several_batches(monkeypatch: pytest.Monk
     got = fv.variance(model, X, fam, which="I2", n=2, progress=False, diagonal=True)
     assert set(got.methods.values()) == {"eq3"}
     assert_close(flat(got, model), want["v2"])
+
+
+def test_var2_of_a_stock_mlp_borrows_the_model_and_leaves_it_untouched(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Var(Î₂) of a stock float64 MLP takes the eq3 route on the user's own module (no working
+    copy, as diag I): the values equal the dense Hessian route and nothing of the model changes
+    (parameters, grads, hooks, mode, dtype). A chain of two activations (no Eq. 3 network), a
+    ReLU chain (kinks to scan) and ``method="hessian"`` are answered on the full preparation (a
+    copy), exact and untouched as well."""
+    import fisher_verify._src.models.hessian as hessian_module
+
+    fam = fv.family("categorical", K=4)
+    torch.manual_seed(11)
+    tanh = nn.Sequential(nn.Linear(3, 6), nn.Tanh(), nn.Linear(6, 5), nn.Tanh(),
+                         nn.Linear(5, 4, bias=False)).double()
+    mixed = nn.Sequential(nn.Linear(3, 6), nn.Tanh(), nn.Linear(6, 5), nn.Sigmoid(),
+                          nn.Linear(5, 4)).double()
+    relu = nn.Sequential(nn.Linear(3, 6), nn.ReLU(), nn.Linear(6, 4)).double()
+    X = torch.randn(5, 3, dtype=torch.float64)
+    borrowed: list[bool] = []
+    found = hessian_module.mlp_network
+
+    def spy(ws: Any) -> Any:
+        borrowed.append(ws.prep.borrowed)
+        return found(ws)
+
+    monkeypatch.setattr(hessian_module, "mlp_network", spy)
+    # (model, method, the prep the eq3 rule is asked on, in order; methods of the answer)
+    cases = ((tanh, "auto", [True], {"eq3"}), (mixed, "auto", [True, False], None),
+             (relu, "auto", [False], {"eq3"}), (tanh, "hessian", [], {"hessian"}))
+    for model, method, asked, methods in cases:
+        dense = expected(model, X, fam, n=2, hessians=True)
+        want = dense["v2"]
+        snap = _snapshot(model)
+        borrowed.clear()
+        got = fv.variance(model, X, fam, which="I2", n=2, progress=False, diagonal=True,
+                          method=method)
+        _assert_same(model, snap)
+        assert borrowed == asked
+        assert methods is None or set(got.methods.values()) == methods
+        assert "eq3" not in got.methods.values() or methods is not None
+        if model is relu:  # ∂²h/∂θ_i² = 0 off the kinks: zero up to rounding of eq-6's size
+            scale = float(abs(dense["fisher"]).max())
+            assert float(abs(flat(got, model) - want).max()) <= 1e-10 * scale
+        else:
+            assert_close(flat(got, model), want)

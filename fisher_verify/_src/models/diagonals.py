@@ -278,7 +278,7 @@ def model_variance_diagonal(
     check_second_order_options(method, probes, seed)
     ws = open_workspace(model, data, family, output=output, dtype=dtype, device=device,
                         eval_mode=eval_mode, smooth=smooth, memory=memory,
-                        distributed=distributed, progress=progress, light=estimator == 1)
+                        distributed=distributed, progress=progress, light=True)
     if estimator == 1:
         out = model_diagonals(ws, N, fisher=False, variance_1=True).variance_1
     else:

@@ -147,8 +147,19 @@ def variance2_diagonal(
     import torch
 
     del n  # the caller scales by 1/(M² N)
+    what = "the variance of the Hessian estimator Î₂"
+    found = None
+    if ws.remake is not None:
+        # a light workspace (the user's module itself where a copy changes nothing) serves the
+        # Eq. 3 rule, which only reads its weights and runs it forward; any other route, or a
+        # kink scan, works on the full preparation (a copy, the Linear sites)
+        ws.prep.require_c2(what)
+        if not ws.prep.piecewise and method in ("auto", "eq3"):
+            found = mlp_network(ws)
+        if found is None:
+            ws.generic()
     prep = ws.prep
-    prep.require_smooth("the variance of the Hessian estimator Î₂", ws.stream.batches(256))
+    prep.require_smooth(what, ws.stream.batches(256))
     if method not in METHODS:
         raise ShapeError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     from .decision import check_probes
@@ -156,7 +167,7 @@ def variance2_diagonal(
     if check_probes(probes) == "auto":
         raise ShapeError("probes='auto' is resolved by model_diagonals; give a count here")
     if method in ("auto", "eq3"):
-        found = mlp_network(ws)
+        found = found if found is not None else mlp_network(ws)
         if found is not None:
             sums, count = mlp_sums(ws, found)
             all_reduce_sums(list(sums.values()), ws.world)

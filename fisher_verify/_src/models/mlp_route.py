@@ -261,7 +261,9 @@ def mlp_network(ws: Workspace) -> tuple[Any, dict[str, tuple[int, int]]] | None:
         # zero bias columns for Linear(bias=False): only the model's own parameters are read
         # back through ``where`` below, and the weights' derivatives do not depend on them
         weights, activation = weights_from_sequential(mod, zero_bias=True)
-        net = Network.from_weights(weights, activation, family=prep.family)
+        # the prepared model's weights are finite and its widths chain (prepare_model): the
+        # network is built on them without Network's copy and scan of every weight
+        net = Network._from_checked(weights, activation, prep.family)
     except FisherVerifyError:
         return None
     where: dict[str, tuple[int, int]] = {}
@@ -304,5 +306,6 @@ def mlp_sums(ws: Workspace, found: tuple[Any, dict[str, tuple[int, int]]]) -> tu
     for name, (layer, col) in where.items():
         block = total[layer]
         part = block[:, -1] if col == -1 else block[:, :-1]
-        sums[name] = part.reshape(-1).clone()  # its own storage: the caller all-reduces in place
+        flat = part.reshape(-1)  # a column slice copies here; a view of the block is cloned
+        sums[name] = flat.clone() if flat._base is not None else flat  # (all-reduced in place)
     return sums, count

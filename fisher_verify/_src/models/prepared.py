@@ -86,6 +86,8 @@ class PreparedModel:
     borrowed: bool = False
     #: example inputs whose calls are not yet recorded for the C² detection (borrowed models)
     unrecorded: Any = None
+    #: the calls already recorded on ``unrecorded`` (a borrowed model in train mode): not rerun
+    recorded: Any = None
 
     @property
     def n_L(self) -> int:
@@ -107,12 +109,13 @@ class PreparedModel:
         """Refuse ``what`` (a quantity needing second derivatives, thm-3/thm-6) on a model that
         is not C² at any input this library can vouch for (kinks it does not locate)."""
         if self.unrecorded is not None:
-            calls = _recorded_functions(self.module, self.params, self.fixed, self.unrecorded)
+            calls = self.recorded if self.recorded is not None else _recorded_functions(
+                self.module, self.params, self.fixed, self.unrecorded, self.borrowed)
             self.nonsmooth = nonsmooth_reasons(self.module, calls)
             from .kinks import checkable
 
             self.piecewise = sorted({n for n, _ in calls if checkable(n)})
-            self.unrecorded = None
+            self.unrecorded = self.recorded = None
         if self.nonsmooth:
             raise UnsupportedError(
                 f"{what} needs a model that is twice continuously differentiable (thm-3, thm-6); "
@@ -231,7 +234,8 @@ def _check_training(model: Any) -> list[str]:
     return bad
 
 
-def _recorded_functions(module: Any, params: dict[str, Any], fixed: dict[str, Any], x: Any) -> Any:
+def _recorded_functions(module: Any, params: dict[str, Any], fixed: dict[str, Any], x: Any,
+                        borrowed: bool = False) -> Any:
     """``(function name, training flag)`` of every torch function one forward pass calls."""
     from torch.func import functional_call
     from torch.overrides import TorchFunctionMode
@@ -246,7 +250,10 @@ def _recorded_functions(module: Any, params: dict[str, Any], fixed: dict[str, An
 
     torch = _torch()
     with torch.no_grad(), _Recorder():
-        functional_call(module, (params, fixed), (x,))
+        if borrowed:  # the user's module with its own weights: run as it is, nothing swapped
+            module(x)
+        else:
+            functional_call(module, (params, fixed), (x,))
     return calls
 
 
@@ -449,6 +456,7 @@ def prepare_model(
     if smooth is None and (not record or borrowed):
         # a borrowed model serves first derivatives only: the C² detection waits until asked
         prepared.unrecorded = example
+        prepared.recorded = calls if record else None
     elif smooth is None:
         from .kinks import checkable
 
