@@ -253,6 +253,8 @@ def test_var2_of_a_stock_mlp_borrows_the_model_and_leaves_it_untouched(
     mixed = nn.Sequential(nn.Linear(3, 6), nn.Tanh(), nn.Linear(6, 5), nn.Sigmoid(),
                           nn.Linear(5, 4)).double()
     relu = nn.Sequential(nn.Linear(3, 6), nn.ReLU(), nn.Linear(6, 4)).double()
+    # in eval mode no call is recorded while preparing: the C² detection runs it forward itself
+    tanh_eval = nn.Sequential(nn.Linear(3, 6), nn.Tanh(), nn.Linear(6, 4)).double().eval()
     X = torch.randn(5, 3, dtype=torch.float64)
     borrowed: list[bool] = []
     found = hessian_module.mlp_network
@@ -263,7 +265,8 @@ def test_var2_of_a_stock_mlp_borrows_the_model_and_leaves_it_untouched(
 
     monkeypatch.setattr(hessian_module, "mlp_network", spy)
     # (model, method, the prep the eq3 rule is asked on, in order; methods of the answer)
-    cases = ((tanh, "auto", [True], {"eq3"}), (mixed, "auto", [True, False], None),
+    cases = ((tanh, "auto", [True], {"eq3"}), (tanh_eval, "auto", [True], {"eq3"}),
+             (mixed, "auto", [True, False], None),
              (relu, "auto", [False], {"eq3"}), (tanh, "hessian", [], {"hessian"}))
     for model, method, asked, methods in cases:
         dense = expected(model, X, fam, n=2, hessians=True)
