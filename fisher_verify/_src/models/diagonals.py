@@ -191,7 +191,7 @@ def _model_diagonals(ws: Workspace, N: int, fisher: bool, variance_1: bool, vari
     assert local is not None
     M = total_inputs(ws, local)
     if v2 is not None:
-        v2 = v2.scaled(1.0 / (M * M * N))
+        v2 = v2.scale_(1.0 / (M * M * N))
     return ModelDiagonals(
         fisher=Diagonals(shaped(ws, f_sum, 1.0 / M)) if fisher else None,
         variance_1=Diagonals(shaped(ws, v_sum, 1.0 / (M * M * N))) if variance_1 else None,

@@ -50,14 +50,19 @@ class Diagonals(dict[str, Any]):
         self.probes = 0
         self.probe_note = ""
 
-    def scaled(self, c: float) -> Diagonals:
-        """The same diagonals (and standard errors) times ``c``."""
-        stderr = None if self.stderr is None else {k: v * c for k, v in self.stderr.items()}
-        out = Diagonals({k: v * c for k, v in self.items()}, dict(self.exact), stderr,
-                        dict(self.methods))
-        out.jackknife = {k: v * c for k, v in self.jackknife.items()}
-        out.probes, out.probe_note = self.probes, self.probe_note
-        return out
+    def scale_(self, c: float) -> Diagonals:
+        """Multiply the diagonals (and standard errors) by ``c > 0`` in place (a route's own
+        fresh sums: no second copy of every value); an exact entry's standard error is 0 and
+        stays so."""
+        for v in self.values():
+            v.mul_(c)
+        if self.stderr is not None:
+            for k, v in self.stderr.items():
+                if not self.exact.get(k, False):
+                    v.mul_(c)
+        for v in self.jackknife.values():
+            v.mul_(c)
+        return self
 
     def sum_over(self, names: list[str]) -> tuple[float, float, bool]:
         """``(Σ values, its standard error, exact)`` over the tensors ``names``."""
