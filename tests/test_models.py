@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 import warnings
 from typing import Any
 
@@ -660,3 +661,28 @@ def test_bad_model_data_family() -> None:
     frozen = nn.Linear(2, 2).requires_grad_(False)
     with pytest.raises(ShapeError, match="no trainable parameter"):
         fv.exact_fisher(frozen, torch.randn(2, 2), fam, diagonal=True)
+
+
+def test_var2_scaling_by_one_over_m2n_reaches_the_standard_errors() -> None:
+    """Var(Î₂)'s sums are scaled by 1/(M²N) in place: the Hutchinson values, their standard
+    errors and the jackknife of their sum all halve from n = 1 to n = 2 (same probes), and an
+    exact tensor's standard error is 0."""
+    fam = fv.family("categorical", K=3)
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 3)).double()
+    X = torch.randn(6, 3, dtype=torch.float64)
+    kw: dict[str, Any] = dict(which="I2", method="hutchinson", probes=8, seed=3, diagonal=True,
+                              progress=False)
+    a = fv.variance(model, X, fam, n=1, **kw)
+    b = fv.variance(model, X, fam, n=2, **kw)
+    assert a.stderr is not None and b.stderr is not None
+    for k in a:
+        # h_L is linear in the last layer's parameters: only the first layer's ∂²h are not 0
+        assert k.startswith("2.") or float(a.stderr[k].abs().max()) > 0
+        assert torch.allclose(2 * b[k], a[k], rtol=1e-12, atol=0)
+        assert torch.allclose(2 * b.stderr[k], a.stderr[k], rtol=1e-12, atol=0)
+    (va, sa, _), (vb, sb, _) = a.sum_over(list(a)), b.sum_over(list(b))
+    assert math.isclose(2 * vb, va, rel_tol=1e-12) and math.isclose(2 * sb, sa, rel_tol=1e-12)
+    exact = fv.variance(model, X, fam, n=2, **{**kw, "method": "hessian"})
+    assert exact.stderr is not None
+    assert all(float(v.abs().max()) == 0.0 for v in exact.stderr.values())
