@@ -27,6 +27,7 @@ from ..symbolic.safe import (
 )
 from .definition import LGAMMA, Compositions, FamilyDefinition, Support
 from .quadrature import gauss_hermite, gauss_laguerre_probability, points_for_degree
+from .von_mises import von_mises
 
 _expit_np = NUMPY_KERNELS["expit"]
 _inv_expm1_np = NUMPY_KERNELS["inv_expm1"]
@@ -1125,6 +1126,13 @@ ENTRIES: dict[str, Entry] = {
             {"b": 2.0}, (-1.5,), ({"b": 0.5}, {"b": 2.0}, {"b": 5.0}), ((-1e6, -1e-6),),
             ((-1e6,), (-1e3,), (-8.0,), (-8.1,), (-0.3,), (-1e-3,), (-1e-6,)), _NEGATIVE_GRID,
             limits=({"b": 1e-6}, {"b": 1e6}),
+        ),
+    ),
+    "von_mises": Entry(
+        von_mises, {},
+        Examples(
+            {}, (0.8, -0.5), ({},), ((-1e4, 1e4),) * 2,
+            ((0.0, 0.0), (1e-8, 0.0), (0.6, -0.8), (0.0, 700.0), (1e4, 0.0), (-6e3, 8e3)),
         ),
     ),
 }

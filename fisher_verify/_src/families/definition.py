@@ -95,6 +95,8 @@ QuadratureRule = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 # Countable support: y -> upper bound on p(y+1)/p(y) valid for every y' >= y.
 RatioBound = Callable[[np.ndarray, np.ndarray], np.ndarray]
 Sampler = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
+# h (mpmath numbers), g (t-values -> number) or None -> ∫ g(t(y)) e^{t(y)ᵀh} b(y) dμ(y) in mpmath
+MpIntegral = Callable[[list[Any], Any], Any]
 
 
 @dataclass(frozen=True, eq=False)
@@ -155,6 +157,10 @@ class FamilyDefinition:
     #: how E[g(t(y))] is computed exactly (the exact-expectation route), where the support's
     #: kind does not say it (a Gauss rule built from moments, a change of variable)
     route: str = ""
+    #: the density's integral in mpmath by a rule of the family's own with a proven error bound
+    #: (the circle's trapezoid rule; the sphere, where a cube of tanh-sinh rules does not
+    #: apply), used by :meth:`Family.integral_mp` instead of the generic quadrature
+    integral_mp: MpIntegral | None = None
 
     @property
     def expectation_route(self) -> str:

@@ -509,6 +509,8 @@ class Family:
         """
         d = self.definition
         hs = [mpmath.mpf(v) for v in h]
+        if d.integral_mp is not None:
+            return d.integral_mp(hs, g)
         modules = [{"lgamma": mpmath.loggamma}, "mpmath"]
         ys = list(d.y_symbols)
         ts = [sp.lambdify(ys, t, modules=modules) for t in d.statistic]

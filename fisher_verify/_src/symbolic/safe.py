@@ -19,6 +19,7 @@ import numpy as np
 import sympy as sp
 
 from .polygamma import TAYLOR_RATIO, TAYLOR_TERMS, hurwitz, np_lgamma_diff
+from .radial import mp_radial, radial_kernel
 
 
 class SafeFunction(sp.Function):
@@ -163,6 +164,40 @@ class lgamma_diff(SafeFunction):  # noqa: N801
         return lgamma_diff(self.args[0] + 1, self.args[1], self.args[2])
 
 
+class log_bessel_radial(SafeFunction):  # noqa: N801
+    """log_bessel_radial(d, i₁, …, i_d, h₁, …, h_d) = ∂₁^{i₁}…∂_d^{i_d} log ₀F₁(; d/2; ‖h‖²/4):
+    the von Mises (d = 2, ₀F₁(; 1; r²/4) = I₀(r)) and von Mises–Fisher (d = 3: sinh r/r)
+    log-partitions without their constants, and their cumulants up to order 4. d/dh_a raises
+    i_a by one. Analytic in h (a function of ‖h‖²), so exact and finite at h = 0; its kernels
+    (:mod:`fisher_verify._src.symbolic.radial`) use the power series of ₀F₁ below ‖h‖ = 25 and
+    the Bessel ratio's asymptotic series above, written in the mean direction and its
+    complement so that the entries along the mean (A′(κ) ≈ 1/(2κ²)) do not cancel."""
+
+    @classmethod
+    def naive(cls, *args: sp.Expr) -> sp.Expr:
+        d = int(args[0])
+        orders, hs = args[1 : 1 + d], args[1 + d :]
+        f = sp.log(sp.hyper([], [sp.Rational(d, 2)], sp.Add(*[v**2 for v in hs]) / 4))
+        for h, k in zip(hs, orders):
+            if int(k):
+                f = sp.diff(f, h, int(k))
+        return f
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        d = int(self.args[0])
+        axis = argindex - 2 - d
+        if not 0 <= axis < d:  # d and the orders are fixed integers, never differentiated
+            raise sp.ArgumentIndexError(self, argindex)
+        orders = list(self.args[1 : 1 + d])
+        orders[axis] = orders[axis] + 1
+        return log_bessel_radial(self.args[0], *orders, *self.args[1 + d :])
+
+
+def _radial_args(backend: Any, d: Any, rest: tuple[Any, ...]) -> Any:
+    d = int(d)
+    return radial_kernel(backend, d, tuple(int(k) for k in rest[:d]), tuple(rest[d:]))
+
+
 def to_naive(expr: Any) -> Any:
     """Replace every stable function in ``expr`` by its textbook form."""
     return expr.replace(
@@ -294,6 +329,7 @@ NUMPY_KERNELS: dict[str, Callable[..., Any]] = {
     "inv_expm1": _np_inv_expm1,
     "logarithmic_cumulant": _np_logarithmic_cumulant,
     "lgamma_diff": lambda m, a, b: np_lgamma_diff(int(m), a, b),
+    "log_bessel_radial": lambda d, *rest: _radial_args(np, d, rest),
 }
 
 
@@ -378,6 +414,7 @@ def torch_kernels() -> dict[str, Callable[..., Any]]:
         return torch.where(far, series, psi(m, a_d) - psi(m, a_d + b_d))
 
     return {
+        "log_bessel_radial": lambda d, *rest: _radial_args(torch, d, rest),
         "lgamma_diff": t_lgamma_diff,
         "logarithmic_cumulant": t_logarithmic_cumulant,
         "expit": torch.sigmoid,
@@ -455,6 +492,8 @@ def _mp_lgamma_diff(m: Any, a: Any, b: Any) -> Any:
 
 
 MPMATH_KERNELS: dict[str, Callable[..., Any]] = {
+    "log_bessel_radial": lambda d, *rest: mp_radial(
+        int(d), tuple(int(k) for k in rest[: int(d)]), tuple(rest[int(d) :])),
     "lgamma_diff": _mp_lgamma_diff,
     "logarithmic_cumulant": _mp_logarithmic_cumulant,
     "expit": lambda x: 1 / (1 + mpmath.exp(-x)),
