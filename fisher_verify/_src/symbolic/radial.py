@@ -180,11 +180,103 @@ def log_norm_constant(d: int) -> float:
     return math.lgamma(d / 2.0) + (d / 2.0 - 1.0) * math.log(2.0) - 0.5 * math.log(2.0 * math.pi)
 
 
+#: the analytic form below this s = ‖h‖² (its sums lose at most a factor ~8 there)
+ANALYTIC_BELOW = 1.0
+#: terms of the power series of the numerators N(s) of c_{n,p} = N(s)/G(s)^m for 1 ≤ s < 625
+RATIO_TERMS = 140
+
+
+def _series_product(a: list[Any], b: list[Any]) -> list[Any]:
+    return [mpmath.fsum(a[i] * b[k - i] for i in range(k + 1)) for k in range(len(a))]
+
+
+@lru_cache(maxsize=None)
+def ratio_series(d: int) -> dict[str, tuple[int, tuple[float, ...], tuple[float, ...]]]:
+    """The profile functions c_{n,p} as N(s)/G(s)^m, N a power series in s whose coefficients
+    are all of one sign except the constant term (so that evaluating it cancels nothing where
+    G^m is large): for each name, (m, log|N_k|, sign N_k). Computed once per d in mpmath at
+    40 digits from the coefficients of G = ₀F₁(; d/2; s/4) (every numerator is a polynomial in
+    G, G′, …, G⁗ and s: g″G² = G″G − G′², …)."""
+    with mpmath.workdps(40):
+        b = mpmath.mpf(d) / 2
+        g = [mpmath.mpf(1)]
+        for k in range(1, RATIO_TERMS + 4):
+            g.append(g[-1] / (4 * k * (k - 1 + b)))
+
+        def deriv(c: list[Any]) -> list[Any]:
+            return [c[k + 1] * (k + 1) for k in range(len(c) - 1)]
+
+        g1 = deriv(g)
+        g2 = deriv(g1)
+        g3 = deriv(g2)
+        g4 = deriv(g3)
+        g, g1, g2, g3, g4 = (c[:RATIO_TERMS] for c in (g, g1, g2, g3, g4))
+        mul = _series_product
+
+        def lin(*terms: tuple[Any, list[Any]]) -> list[Any]:
+            return [mpmath.fsum(c * t[k] for c, t in terms) for k in range(RATIO_TERMS)]
+
+        def shift(c: list[Any]) -> list[Any]:  # s · c
+            return [mpmath.mpf(0), *c[:-1]]
+
+        gg = mul(g, g)
+        g1g1 = mul(g1, g1)
+        n_g2 = lin((1, mul(g2, g)), (-1, g1g1))  # g″ G²
+        n_g3 = lin((1, mul(g3, gg)), (-3, mul(mul(g2, g1), g)), (2, mul(g1g1, g1)))  # g‴ G³
+        n_g4 = lin((1, mul(g4, mul(gg, g))), (-4, mul(mul(g3, g1), gg)),
+                   (-3, mul(mul(g2, g2), gg)), (12, mul(mul(g1g1, g2), g)),
+                   (-6, mul(g1g1, g1g1)))  # g⁗ G⁴
+        numerators = {
+            "c21": (1, lin((2, g1))),  # 2g′
+            "c20": (2, lin((2, mul(g1, g)), (4, shift(n_g2)))),  # 2g′ + 4s g″
+            "g2": (2, n_g2),
+            "c30r": (3, lin((12, mul(n_g2, g)), (8, shift(n_g3)))),  # 12g″ + 8s g‴
+            "c41": (3, lin((4, mul(n_g2, g)), (8, shift(n_g3)))),  # 4g″ + 8s g‴
+            "c40": (4, lin((12, mul(n_g2, gg)), (48, shift(mul(n_g3, g))),
+                           (16, shift(shift(n_g4))))),  # 12g″ + 48s g‴ + 16s² g⁗
+        }
+        out = {}
+        for name, (m, coefs) in numerators.items():
+            logs = tuple(float(mpmath.log(abs(c))) if c != 0 else -math.inf for c in coefs)
+            signs = tuple(float(mpmath.sign(c)) for c in coefs)
+            out[name] = (m, logs, signs)
+        return out
+
+
+def _ratio_values(xp: Any, ops: _Ops, s: Any, d: int) -> dict[str, Any]:
+    """c_{n,p} (by the names of :func:`ratio_series`) at 1 ≤ s < 625 (clamped by the caller)."""
+    table = ratio_series(d)
+    log_s = xp.log(s)
+    g_sum = ops.const(0.0)
+    term = ops.const(1.0)
+    b = d / 2.0
+    for k in range(SERIES_TERMS):
+        if k:
+            term = term * s / (4.0 * k * (k - 1 + b))
+        g_sum = g_sum + term
+    out = {}
+    for name, (m, logs, signs) in table.items():
+        ks = np.arange(len(logs), dtype=float)
+        mask = np.isfinite(logs)
+        logc = np.where(mask, logs, 0.0)
+        if xp is np:
+            terms = np.exp(logc + ks * log_s[..., None]) * np.where(mask, signs, 0.0)
+            num = np.sum(terms, axis=-1)
+        else:
+            lc = xp.as_tensor(logc, dtype=s.dtype, device=s.device)
+            kk = xp.as_tensor(ks, dtype=s.dtype, device=s.device)
+            sg = xp.as_tensor(np.where(mask, signs, 0.0), dtype=s.dtype, device=s.device)
+            num = xp.sum(xp.exp(lc + kk * log_s[..., None]) * sg, dim=-1)
+        out[name] = num / g_sum**m
+    return out
+
+
 def radial_kernel(xp: Any, d: int, orders: tuple[int, ...], hs: tuple[Any, ...]) -> Any:
     """∂^orders log ₀F₁(; d/2; ‖h‖²/4) for NumPy (``xp = np``) or torch arrays ``hs``
-    (one per axis, broadcast together): the analytic form below r = 30, the polar form above
+    (one per axis, broadcast together): the analytic form for ‖h‖ < 1, the polar form with
+    c_{n,p} from :func:`ratio_series` for 1 ≤ ‖h‖ < 25 and from the asymptotic series above
     (module docstring). Each branch is evaluated at an argument clamped into its own region,
-    so neither produces a NaN that torch.where would carry into a gradient."""
+    so none produces a NaN that torch.where would carry into a gradient."""
     orders = check_orders(orders)
     axes = axes_of(orders)
     n = len(axes)
@@ -194,10 +286,18 @@ def radial_kernel(xp: Any, d: int, orders: tuple[int, ...], hs: tuple[Any, ...])
         hs = tuple(xp.broadcast_tensors(*hs))
     s = sum(v * v for v in hs)
     ops = _Ops(xp, s)
-    small = s < ASYMPTOTIC_FROM**2
-    s_in = xp.where(small, s, ops.const(0.0))
-    g = _g_series(ops, s_in, d)
-    h_in = [xp.where(small, v, ops.const(0.0)) for v in hs]
+    far = ASYMPTOTIC_FROM**2
+    tiny = s < ANALYTIC_BELOW
+    small = s < far
+    if n == 0:
+        g0 = _g_series(ops, xp.where(small, s, ops.const(0.0)), d)[0]
+        r = xp.sqrt(xp.where(small, ops.const(far), s))
+        asym = (r + (1.0 - d) / 2.0 * xp.log(r) + log_norm_constant(d)
+                + _horner(profile_series(d)[(0, 0)], 1.0 / r))
+        return xp.where(small, g0, asym)
+    # the analytic form at s clamped below 1
+    g = _g_series(ops, xp.where(tiny, s, ops.const(0.0)), d)
+    h_in = [xp.where(tiny, v, ops.const(0.0)) for v in hs]
     analytic = ops.const(0.0)
     for pairs_n, singles, pairs in slot_partitions(axes):
         if any(a != b for a, b in pairs):
@@ -207,29 +307,35 @@ def radial_kernel(xp: Any, d: int, orders: tuple[int, ...], hs: tuple[Any, ...])
         for a in singles:
             term = term * h_in[a]
         analytic = analytic + term
-    # the polar form at r clamped to >= 30
-    r = xp.sqrt(xp.where(small, ops.const(ASYMPTOTIC_FROM**2), s))
-    x = 1.0 / r
+    # the polar form at s clamped to >= 1: c_{n,p} by the ratio series below 625, the
+    # asymptotic series above
+    s_pol = xp.where(tiny, ops.const(ANALYTIC_BELOW), s)
+    r = xp.sqrt(s_pol)
+    mid = s_pol < far
+    ratio = _ratio_values(xp, ops, xp.where(mid, s_pol, ops.const(ANALYTIC_BELOW)), d)
+    r_far = xp.sqrt(xp.where(mid, ops.const(far), s_pol))
     series = profile_series(d)
-    if n == 0:
-        a1 = (1.0 - d) / 2.0
-        polar = r + a1 * xp.log(r) + log_norm_constant(d) + _horner(series[(0, 0)], x)
-    else:
-        unit = [xp.where(small, ops.const(1.0 if a == 0 else 0.0), v * x)
-                for a, v in enumerate(hs)]
-        coef = {p: _horner(series[(n, p)], x) for p in range(n // 2 + 1)}
-        polar = ops.const(0.0)
-        for pairs_n, singles, pairs in slot_partitions(axes):
-            term = coef[pairs_n]
-            for a in singles:
-                term = term * unit[a]
-            for a, b in pairs:
-                if a == b:  # P_aa = Σ_{c≠a} n_c², never 1 − n_a² (which cancels along n)
-                    term = term * sum(unit[c] * unit[c] for c in range(d) if c != a)
-                else:
-                    term = term * (-unit[a] * unit[b])
-            polar = polar + term
-    return xp.where(small, analytic, polar)
+    from_ratio = {
+        1: {0: r * ratio["c21"]},
+        2: {0: ratio["c20"], 1: ratio["c21"]},
+        3: {0: r * ratio["c30r"], 1: 4.0 * r * ratio["g2"]},
+        4: {0: ratio["c40"], 1: ratio["c41"], 2: 4.0 * ratio["g2"]},
+    }[n]
+    coef = {p: xp.where(mid, from_ratio[p], _horner(series[(n, p)], 1.0 / r_far))
+            for p in range(n // 2 + 1)}
+    unit = [xp.where(tiny, ops.const(1.0 if a == 0 else 0.0), v / r) for a, v in enumerate(hs)]
+    polar = ops.const(0.0)
+    for pairs_n, singles, pairs in slot_partitions(axes):
+        term = coef[pairs_n]
+        for a in singles:
+            term = term * unit[a]
+        for a, b in pairs:
+            if a == b:  # P_aa = Σ_{c≠a} n_c², never 1 − n_a² (which cancels along n)
+                term = term * sum(unit[c] * unit[c] for c in range(d) if c != a)
+            else:
+                term = term * (-unit[a] * unit[b])
+        polar = polar + term
+    return xp.where(tiny, analytic, polar)
 
 
 def mp_radial(d: int, orders: tuple[int, ...], hs: tuple[Any, ...]) -> Any:
