@@ -27,7 +27,7 @@ from ..symbolic.safe import (
 )
 from .definition import LGAMMA, Compositions, FamilyDefinition, Support
 from .quadrature import gauss_hermite, gauss_laguerre_probability, points_for_degree
-from .von_mises import von_mises
+from .von_mises import von_mises, von_mises_fisher
 
 _expit_np = NUMPY_KERNELS["expit"]
 _inv_expm1_np = NUMPY_KERNELS["inv_expm1"]
@@ -1133,6 +1133,14 @@ ENTRIES: dict[str, Entry] = {
         Examples(
             {}, (0.8, -0.5), ({},), ((-1e4, 1e4),) * 2,
             ((0.0, 0.0), (1e-8, 0.0), (0.6, -0.8), (0.0, 700.0), (1e4, 0.0), (-6e3, 8e3)),
+        ),
+    ),
+    "von_mises_fisher": Entry(
+        von_mises_fisher, {},
+        Examples(
+            {}, (0.3, -0.5, 0.8), ({},), ((-1e4, 1e4),) * 3,
+            ((0.0, 0.0, 0.0), (0.0, 1e-8, 0.0), (0.6, 0.0, -0.8), (0.0, 0.0, 700.0),
+             (1e4, 0.0, 0.0), (-6e3, 0.0, 8e3)),
         ),
     ),
 }

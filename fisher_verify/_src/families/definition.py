@@ -39,10 +39,14 @@ class Support:
     total: Any = None
     #: the number of components of a vector y (1: a scalar y)
     size: int = 1
+    #: a vector y on the unit sphere (von Mises–Fisher): ‖y‖ = 1 up to rounding
+    sphere: bool = False
 
     def describe(self) -> str:
         """A short human description (used in derivation reports)."""
         if self.size > 1:
+            if self.sphere:
+                return f"the unit sphere S^{self.size - 1} in ℝ^{self.size}"
             if self.kind == "finite":
                 return (f"{{y ∈ {{{self.start}, …, {self.total}}}^{self.size} : "
                         f"Σ y = {self.total}}}")
