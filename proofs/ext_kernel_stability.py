@@ -66,21 +66,37 @@ def _dps(h, exponential=True):
     return min(int(2 * size / math.log(10)) + 60, MAX_DPS)
 
 
-def _reference_naive(fam, h):
-    """Each quantity from the symbolic derivation with textbook forms, in mpmath."""
-    import mpmath
+_NAIVE = {}
+
+
+def _naive_functions(fam):
+    """Per quantity: the textbook form lambdified for mpmath, and whether it holds
+    exponentials of h; built once per family (SymPy's derivatives of a ₀F₁ in three variables
+    take seconds, the evaluation at each point milliseconds)."""
     import sympy as sp
 
     from fisher_verify._src.symbolic.safe import SafeFunction
 
+    if fam.label not in _NAIVE:
+        out = {}
+        for q in QUANTITIES:
+            expr = fam.symbolic(q)
+            entries = [expr] if isinstance(expr, sp.Expr) else list(sp.flatten(sp.Array(expr)))
+            naive = [e.replace(lambda z: isinstance(z, SafeFunction),
+                               lambda z: type(z).naive(*z.args)) for e in entries]
+            out[q] = (sp.lambdify(list(fam.definition.h), naive, modules="mpmath", cse=True),
+                      any(e.has(sp.exp) for e in naive))
+        _NAIVE[fam.label] = out
+    return _NAIVE[fam.label]
+
+
+def _reference_naive(fam, h):
+    """Each quantity from the symbolic derivation with textbook forms, in mpmath."""
+    import mpmath
+
     out = {}
-    for q in QUANTITIES:
-        expr = fam.symbolic(q)
-        entries = [expr] if isinstance(expr, sp.Expr) else list(sp.flatten(sp.Array(expr)))
-        naive = [e.replace(lambda z: isinstance(z, SafeFunction),
-                           lambda z: type(z).naive(*z.args)) for e in entries]
-        f = sp.lambdify(list(fam.definition.h), naive, modules="mpmath")
-        with mpmath.workdps(_dps(h, any(e.has(sp.exp) for e in naive))):
+    for q, (f, exponential) in _naive_functions(fam).items():
+        with mpmath.workdps(_dps(h, exponential)):
             vals = f(*[mpmath.mpf(v) for v in h])
             out[q] = np.array([float(v) for v in vals])
     return out
