@@ -22,15 +22,22 @@ singletons and pairs (Faà di Bruno for the quadratic s):
   size 1/r. Each c_{n,p} has an asymptotic series in x = 1/r read off the Riccati equation:
   A = Σ aₖ xᵏ with a₀ = 1 and 2aₖ = (k − d) a_{k−1} − Σ_{i=1}^{k−1} aᵢ a_{k−i}; log G by
   integrating A termwise (the constant from I_ν(r) ~ eʳ/√(2πr)). The terms of this divergent
-  series are smallest near k = 2r; from r ≥ :data:`ASYMPTOTIC_FROM` = 30 on, the
-  :data:`ASYMPTOTIC_TERMS` = 40 terms kept leave less than 10⁻²⁰ of each c_{n,p} (pinned by
-  ``tests/test_family_von_mises.py``), and the exponentially small part e^{−2r} < 10⁻²⁶ that
-  any power series in 1/r misses is below float64 resolution.
+  series are smallest near k = 2r; from r ≥ :data:`ASYMPTOTIC_FROM` = 25 on, the first term
+  omitted after the :data:`ASYMPTOTIC_TERMS` = 50 kept is below 10⁻¹⁶ of each c_{n,p} (largest
+  for c_{4,0} ≈ 3/r⁴; pinned by ``tests/test_family_von_mises.py``; it estimates the remainder,
+  which for this enveloping series is not proven here: the tests check the kernels against
+  mpmath on both sides of r = 25 instead), and the exponentially small part e^{−2r} < 10⁻²¹
+  that any power series in 1/r misses is below float64 resolution.
+* 1 ≤ r < 25, the polar form with each c_{n,p} = N(s)/G(s)^m, N a power series whose
+  coefficients (:func:`ratio_series`, exact in mpmath) all have one sign after the constant
+  term, so evaluating it cancels nothing where G^m is large: the entries along n keep their
+  relative accuracy here too (a Faà di Bruno sum of G′/G, G″/G, … would lose r³ of it).
 
-**Series tail.** For r < 30 (s < 900) the power series of G^{(j)} is cut after
+**Series tail.** For r < 25 (s < 625) the power series of G^{(j)} is cut after
 :data:`SERIES_TERMS` = 90 terms; the ratio of consecutive terms is at most
-(s/4)/((k+1)(k + d/2)) < 225/(91 · 92) < 0.03 beyond, so the tail is below 1.1 times the
-first omitted term, < 10⁻⁶⁰ of G (also pinned by the tests).
+(s/4)/((k+1)(k + d/2)) < 157/(91 · 92) < 0.02 beyond, so the tail is below 1.1 times the
+first omitted term, < 10⁻⁶⁰ of G (also pinned by the tests); the numerators N(s) are cut after
+:data:`RATIO_TERMS` = 140 terms, their terms at s < 625 then below 10⁻⁴⁰ of the largest.
 
 No SciPy: NumPy has no i1, and torch's i0e/i1e give A but not its derivatives stably.
 """
@@ -140,7 +147,7 @@ class _Ops:
 
 
 def _g_series(ops: _Ops, s: Any, d: int) -> list[Any]:
-    """g, g′, …, g⁗ at s = ‖h‖² < 900 from the power series of
+    """g, g′, …, g⁗ at s = ‖h‖² < 625 from the power series of
     G(s) = Σ_k s^k / (4^k k! (d/2)_k), every term positive (module docstring)."""
     xp = ops.xp
     b = d / 2.0
