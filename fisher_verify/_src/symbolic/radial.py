@@ -44,10 +44,9 @@ No SciPy: NumPy has no i1, and torch's i0e/i1e give A but not its derivatives st
 
 from __future__ import annotations
 
-import itertools
 import math
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import mpmath
@@ -65,7 +64,7 @@ SERIES_TERMS = 90
 MAX_ORDER = 4
 
 
-@lru_cache(maxsize=None)
+@cache
 def riccati_coefficients(d: int, terms: int = ASYMPTOTIC_TERMS + 4) -> tuple[Fraction, ...]:
     """aₖ of the asymptotic series A(r) ~ Σ aₖ r^{−k} of I_{d/2}(r)/I_{d/2−1}(r), exactly."""
     a = [Fraction(1)]
@@ -74,7 +73,7 @@ def riccati_coefficients(d: int, terms: int = ASYMPTOTIC_TERMS + 4) -> tuple[Fra
     return tuple(a)
 
 
-@lru_cache(maxsize=None)
+@cache
 def profile_series(d: int) -> dict[tuple[int, int], tuple[float, ...]]:
     """Coefficients in x = 1/r of c_{n,p} (module docstring), lowest power first; (0, 0) is
     log G − (r + a₁ log r) − its constant, i.e. −Σ_{k≥2} aₖ x^{k−1}/(k−1)."""
@@ -100,7 +99,7 @@ def profile_series(d: int) -> dict[tuple[int, int], tuple[float, ...]]:
     }
 
 
-@lru_cache(maxsize=None)
+@cache
 def slot_partitions(axes: tuple[int, ...]) -> tuple[tuple[int, tuple[int, ...], tuple[tuple[int, int], ...]], ...]:
     """The splits of the index slots ``axes`` into singletons and pairs: (number of pairs,
     the singletons' axes, the pairs' axes)."""
@@ -197,7 +196,7 @@ def _series_product(a: list[Any], b: list[Any]) -> list[Any]:
     return [mpmath.fsum(a[i] * b[k - i] for i in range(k + 1)) for k in range(len(a))]
 
 
-@lru_cache(maxsize=None)
+@cache
 def ratio_series(d: int) -> dict[str, tuple[int, tuple[float, ...], tuple[float, ...]]]:
     """The profile functions c_{n,p} as N(s)/G(s)^m, N a power series in s whose coefficients
     are all of one sign except the constant term (so that evaluating it cancels nothing where
