@@ -205,8 +205,8 @@ def von_mises() -> FamilyDefinition:
         symbolic_density=False,
         route="the trapezoid rule on the circle, N nodes with the proven bound "
         "4^D·Σ_{|k|≥N−D} I_k(κ)/I₀(κ) ≤ 1e-17 (a Chernoff bound on the Bessel tail; in mpmath "
-        "below 10^-(dps+10)); lemma-2, lemma-5, remark-5.1 and the log-partition at 40 digits "
-        "by that rule",
+        "below 10^-(dps+10)); lemma-2, lemma-5 and the log-partition at 40 digits by that rule "
+        "(remark-5.1 is lemma-5 for a scalar h)",
         description="angles (wind directions, phases, times of day): von Mises law on the "
         "circle",
     )

@@ -178,6 +178,16 @@ class log_bessel_radial(SafeFunction):  # noqa: N801
     def naive(cls, *args: sp.Expr) -> sp.Expr:
         return _radial_naive(*args)
 
+    def _latex(self, printer: Any, exp: Any = None) -> str:
+        d = int(self.args[0])
+        orders, hs = self.args[1 : 1 + d], self.args[1 + d :]
+        parts = "".join(
+            rf"\partial_{{{printer._print(h)}}}" + (f"^{{{k}}}" if int(k) > 1 else "")
+            for h, k in zip(hs, orders) if int(k))
+        norm = "+".join(f"{printer._print(h)}^2" for h in hs)
+        body = rf"{parts}\log {{}}_0F_1\left(;{sp.latex(sp.Rational(d, 2))};\tfrac{{{norm}}}{{4}}\right)"
+        return body if exp is None else rf"\left({body}\right)^{{{exp}}}"
+
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         d = int(self.args[0])
         axis = argindex - 2 - d
@@ -205,6 +215,11 @@ def _radial_naive(*args: sp.Expr) -> sp.Expr:
 def _radial_args(backend: Any, d: Any, rest: tuple[Any, ...]) -> Any:
     d = int(d)
     return radial_kernel(backend, d, tuple(int(k) for k in rest[:d]), tuple(rest[d:]))
+
+
+def stable_function_names() -> list[str]:
+    """The stable functions a log-partition may be written with (``derive`` lists them)."""
+    return [cls.__name__ for cls in SafeFunction.__subclasses__()]
 
 
 def to_naive(expr: Any) -> Any:
