@@ -66,6 +66,8 @@ def _dps(h, exponential=True):
     return min(int(2 * size / math.log(10)) + 60, MAX_DPS)
 
 
+#: the textbook-form functions of each family, printed once for all its edge points (a
+#: full covariance's κ₄ and K, a ₀F₁ in three variables, take seconds to print)
 _NAIVE = {}
 
 
