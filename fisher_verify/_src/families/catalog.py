@@ -26,6 +26,7 @@ from ..symbolic.safe import (
     softplus,
 )
 from .definition import LGAMMA, Compositions, FamilyDefinition, Support
+from .dirichlet import beta_both, dirichlet
 from .quadrature import gauss_hermite, gauss_laguerre_probability, points_for_degree
 
 _expit_np = NUMPY_KERNELS["expit"]
@@ -1126,6 +1127,26 @@ ENTRIES: dict[str, Entry] = {
             ((-1e6,), (-1e3,), (-8.0,), (-8.1,), (-0.3,), (-1e-3,), (-1e-6,)), _NEGATIVE_GRID,
             limits=({"b": 1e-6}, {"b": 1e6}),
         ),
+    ),
+    "beta_both": Entry(
+        beta_both, {},
+        Examples(
+            {}, (-1.5, -2.5), ({},), ((-1e6, -1e-6),) * 2,
+            ((-1e-6, -1e-6), (-1e6, -1e6), (-1e6, -1e-6), (-1e-6, -1e6), (-1e6, -2.0),
+             (-0.3, -1e6), (-1e-3, -5.0)),
+            limits=({},),
+        ),
+        family_class="dirichlet",
+    ),
+    "dirichlet": Entry(
+        dirichlet, {"K": 3},
+        Examples(
+            {"K": 3}, (-1.5, -0.8, -2.2), ({"K": 2}, {"K": 3}), ((-1e6, -1e-6),) * 3,
+            ((-1e-6, -1e-6, -1e-6), (-1e6, -1e6, -1e6), (-1e6, -1e-6, -1.0),
+             (-1e-6, -1e6, -1e6), (-1e6, -2.0, -3.0), (-0.5, -1e6, -1e-6)),
+            limits=({"K": 2}, {"K": 8}),
+        ),
+        family_class="dirichlet",
     ),
 }
 

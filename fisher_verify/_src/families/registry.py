@@ -10,11 +10,13 @@ import numpy as np
 
 from ..errors import ParameterError, UnknownFamilyError
 from .catalog import BUILDERS, ENTRIES, EXAMPLES, PARAMETERS, Examples
+from .dirichlet import DirichletFamily
 from .family import CategoricalFamily, Family
 
 #: The class that computes with a catalog entry (``Entry.family_class``): the categorical
 #: family's direct forms override the generic dense ones (``Family.contractions``).
-FAMILY_CLASSES: dict[str, type[Family]] = {"family": Family, "categorical": CategoricalFamily}
+FAMILY_CLASSES: dict[str, type[Family]] = {"family": Family, "categorical": CategoricalFamily,
+                                            "dirichlet": DirichletFamily}
 
 
 def family_names() -> list[str]:

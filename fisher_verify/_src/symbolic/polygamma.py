@@ -92,8 +92,7 @@ def _taylor(m: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def np_lgamma_diff(m: int, a: Any, b: Any) -> np.ndarray:
     """D_m(a, b) = ψ⁽ᵐ⁾(a) − ψ⁽ᵐ⁾(a + b) (m = −1: log Γ(a) − log Γ(a + b)), a, b > 0, stable
     for a ≫ b (module docstring)."""
-    a = np.asarray(a, dtype=float)
-    b = np.broadcast_to(np.asarray(b, dtype=float), a.shape)
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=float), np.asarray(b, dtype=float))
     with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
         far = a > TAYLOR_RATIO * b
         # each branch at arguments of its own region, so neither overflows where unused

@@ -18,7 +18,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from .polygamma import TAYLOR_RATIO, TAYLOR_TERMS, hurwitz, np_lgamma_diff
+from .polygamma import TAYLOR_RATIO, TAYLOR_TERMS, hurwitz, np_lgamma_diff, np_polygamma
 
 
 class SafeFunction(sp.Function):
@@ -158,9 +158,43 @@ class lgamma_diff(SafeFunction):  # noqa: N801
         return sp.polygamma(m, a) - sp.polygamma(m, a + b)
 
     def fdiff(self, argindex: int = 2) -> sp.Expr:
-        if argindex != 2:  # b is a fixed parameter of the family, never differentiated
+        m, a, b = self.args
+        if argindex == 2:
+            return lgamma_diff(m + 1, a, b)
+        if argindex == 3:  # b a variable too (the Dirichlet's rest Σ_{j≠i} α_j): −ψ⁽ᵐ⁺¹⁾(a + b)
+            return -polygamma_fn(m + 1, a + b)
+        raise sp.ArgumentIndexError(self, argindex)
+
+
+class polygamma_fn(SafeFunction):  # noqa: N801
+    """polygamma_fn(m, x) = ψ⁽ᵐ⁾(x), x > 0, m ≥ 0; d/dx raises m by one. Its NumPy and PyTorch
+    kernels are the Euler–Maclaurin Hurwitz zeta of :mod:`fisher_verify._src.symbolic.polygamma`
+    (torch's own trigamma is accurate to only ~1e-10)."""
+
+    @classmethod
+    def naive(cls, *args: sp.Expr) -> sp.Expr:
+        return sp.polygamma(int(args[0]), args[1])
+
+    def fdiff(self, argindex: int = 2) -> sp.Expr:
+        if argindex != 2:
             raise sp.ArgumentIndexError(self, argindex)
-        return lgamma_diff(self.args[0] + 1, self.args[1], self.args[2])
+        return polygamma_fn(self.args[0] + 1, self.args[1])
+
+
+class log_multibeta(SafeFunction):  # noqa: N801
+    """log_multibeta(a_1, …, a_K) = Σ log Γ(a_i) − log Γ(Σ a_i), a_i > 0: the Dirichlet's
+    log-partition in its concentrations. d/da_k = ψ(a_k) − ψ(Σ a) is written as
+    ``lgamma_diff(0, a_k, Σ_{j≠k} a_j)``, so every derivative keeps apart the difference that
+    cancels when a_k dominates the sum (ψ'(a_k) − ψ'(Σ a) at a_k = 10⁶ ≫ the others)."""
+
+    @classmethod
+    def naive(cls, *args: sp.Expr) -> sp.Expr:
+        return sp.Add(*[sp.loggamma(a) for a in args]) - sp.loggamma(sp.Add(*args))
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        k = argindex - 1
+        rest = sp.Add(*[a for j, a in enumerate(self.args) if j != k])
+        return lgamma_diff(sp.Integer(0), self.args[k], rest)
 
 
 def to_naive(expr: Any) -> Any:
@@ -284,6 +318,26 @@ def _np_logarithmic_cumulant(k: Any, h: Any) -> Any:
     return np.where(h < LOGARITHMIC_SWITCH, series, closed)
 
 
+_np_lgamma = np.vectorize(lambda x: math.lgamma(x) if x < 2.5e305 else math.inf, otypes=[float])
+
+
+def _log_multibeta(args: tuple[Any, ...], lgamma: Callable[[Any], Any],
+                   diff: Callable[[int, Any, Any], Any], lower: Callable[[Any, Any], Any],
+                   upper: Callable[[Any, Any], Any]) -> Any:
+    """Σ log Γ(a_i) − log Γ(Σ a) as Σ_k [log Γ(min(c, a_k)) + D₋₁(max(c, a_k), min(c, a_k))],
+    c = a_1 + … + a_{k−1}: each log Γ(c) + log Γ(a_k) − log Γ(c + a_k) with the larger first, so
+    the difference D₋₁ that cancels (one concentration ≫ the rest) is the stable
+    ``lgamma_diff`` (the textbook sum loses ~log10(a) digits at a = 10⁶)."""
+    total = args[0]
+    out = None
+    for a in args[1:]:
+        small, big = lower(total, a), upper(total, a)
+        term = lgamma(small) + diff(-1, big, small)
+        out = term if out is None else out + term
+        total = total + a
+    return out
+
+
 NUMPY_KERNELS: dict[str, Callable[..., Any]] = {
     "expit": _np_expit,
     "softplus": lambda x: np.logaddexp(0.0, x),
@@ -294,6 +348,10 @@ NUMPY_KERNELS: dict[str, Callable[..., Any]] = {
     "inv_expm1": _np_inv_expm1,
     "logarithmic_cumulant": _np_logarithmic_cumulant,
     "lgamma_diff": lambda m, a, b: np_lgamma_diff(int(m), a, b),
+    "polygamma_fn": lambda m, x: np_polygamma(int(m), x),
+    "log_multibeta": lambda *a: _log_multibeta(
+        tuple(np.asarray(v, dtype=float) for v in a), _np_lgamma, np_lgamma_diff, np.minimum,
+        np.maximum),
 }
 
 
@@ -377,7 +435,19 @@ def torch_kernels() -> dict[str, Callable[..., Any]]:
             series = series - psi(m + n, a_t) * coeff
         return torch.where(far, series, psi(m, a_d) - psi(m, a_d + b_d))
 
+    def t_polygamma(m: Any, x: Any) -> Any:
+        m = int(m)
+        if m == 0:
+            return torch.digamma(x)
+        return (-1.0) ** (m + 1) * math.factorial(m) * hurwitz(m + 1, x)
+
+    def t_log_multibeta(*a: Any) -> Any:
+        return _log_multibeta(a, torch.lgamma, lambda m, x, y: t_lgamma_diff(m, x, y),
+                              torch.minimum, torch.maximum)
+
     return {
+        "polygamma_fn": t_polygamma,
+        "log_multibeta": t_log_multibeta,
         "lgamma_diff": t_lgamma_diff,
         "logarithmic_cumulant": t_logarithmic_cumulant,
         "expit": torch.sigmoid,
@@ -454,7 +524,18 @@ def _mp_lgamma_diff(m: Any, a: Any, b: Any) -> Any:
     return +value
 
 
+def _mp_log_multibeta(*a: Any) -> Any:
+    a = tuple(mpmath.mpf(v) for v in a)
+    # the terms cancel to about log10(max a / min a) digits: carried that many more
+    extra = int(max(0, mpmath.log10(max(a) / min(a)))) + 10
+    with mpmath.workdps(mpmath.mp.dps + extra):
+        value = mpmath.fsum(mpmath.loggamma(v) for v in a) - mpmath.loggamma(mpmath.fsum(a))
+    return +value
+
+
 MPMATH_KERNELS: dict[str, Callable[..., Any]] = {
+    "polygamma_fn": lambda m, x: mpmath.psi(int(m), x),
+    "log_multibeta": _mp_log_multibeta,
     "lgamma_diff": _mp_lgamma_diff,
     "logarithmic_cumulant": _mp_logarithmic_cumulant,
     "expit": lambda x: 1 / (1 + mpmath.exp(-x)),
