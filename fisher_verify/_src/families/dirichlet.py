@@ -49,7 +49,7 @@ import sympy as sp
 from ..errors import DomainError, ParameterError, UnsupportedError
 from ..symbolic.polygamma import np_polygamma
 from ..symbolic.safe import log_multibeta
-from ..validation import as_real_array
+from ..validation import as_real_array, check_count, check_nonnegative
 from .definition import FamilyDefinition, Support
 from .family import Family, _bounded_integral
 
@@ -143,8 +143,7 @@ def beta_both() -> FamilyDefinition:
         return _dirichlet_draws(_alphas(hh), n, rng)[..., 0]
 
     def rule(hh: np.ndarray, degree: int) -> tuple[np.ndarray, np.ndarray]:
-        nodes, weights = dirichlet_rule(hh, degree)
-        return nodes[..., 0], weights
+        return beta_both_rule(hh, degree)
 
     return FamilyDefinition(
         name="beta_both",
@@ -275,54 +274,81 @@ def stick_rule(alpha: float, beta: float, degree: int) -> tuple[tuple[float, ...
         values = np.array([x**i * y**j for i, j in keys])
         scale = np.maximum(1.0, np.abs(values) @ w)
         worst = float(np.max(np.abs(values @ w - exact) / scale))
-        if worst <= VERIFY_TOL + floor:
-            return tuple(z.tolist()), tuple(w.tolist())
+        if worst > VERIFY_TOL + floor:
+            continue
+        return tuple(z.tolist()), tuple(w.tolist())
     raise DomainError(
         f"Beta({alpha:.6g}, {beta:.6g}) stick: the exact-expectation rule reproduces its moments "
         f"only to {worst:.3g} of their scale (needed: {VERIFY_TOL + floor:.3g})")
 
 
-def dirichlet_rule(hh: np.ndarray, degree: int) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes y (..., S, K) and weights (..., S) for h (..., K): the tensor product of the stick
-    rules (module docstring), weights below e^−62 of the largest dropped, padded with zero
-    weights to the largest S of the batch.
+def _log_nodes(alpha: np.ndarray, degree: int) -> tuple[np.ndarray, np.ndarray]:
+    """log y (S, K) and weights (S,) at one α (K,): the tensor product of the stick rules
+    (module docstring), weights below e^−62 of the largest dropped.
 
     Raises:
-        UnsupportedError: more than :data:`MAX_NODES` nodes for one y.
+        UnsupportedError: more than :data:`MAX_NODES` nodes.
     """
+    k = len(alpha)
+    rests = [float(np.sum(alpha[j + 1:])) for j in range(k - 1)]
+    sticks = [stick_rule(float(alpha[j]), rests[j], max(int(degree), 1)) for j in range(k - 1)]
+    count = math.prod(len(w) for _, w in sticks)
+    if count > MAX_NODES:
+        raise UnsupportedError(
+            f"dirichlet(K={k}) at α = {alpha.tolist()}: the exact-expectation rule has {count} "
+            f"nodes per y, above the limit {MAX_NODES}; use fewer components or sampling")
+    log_y = np.zeros((1, k))
+    log_w = np.zeros(1)
+    for j, (z, w) in enumerate(sticks):
+        zz, lw = np.asarray(z), np.log(np.asarray(w))
+        step = np.zeros((len(zz), k))
+        step[:, j] = -np.logaddexp(0.0, -zz)  # log B_j
+        step[:, j + 1:] = -np.logaddexp(0.0, zz)[:, None]  # log(1 − B_j) for the later y
+        log_y = (log_y[:, None, :] + step[None, :, :]).reshape(-1, k)
+        log_w = (log_w[:, None] + lw[None, :]).reshape(-1)
+        keep = log_w - np.max(log_w) > _LOG_CUT
+        log_y, log_w = log_y[keep], log_w[keep]
+    w = np.exp(log_w - np.max(log_w))
+    return log_y, w / np.sum(w)
+
+
+def _batched(hh: np.ndarray, degree: int) -> tuple[np.ndarray, np.ndarray]:
+    """log y (..., S, K) and weights (..., S) for h (..., K), padded with zero weights (at
+    y_i = 1/K) to the largest S of the batch."""
     alpha = _alphas(hh)
     k = alpha.shape[-1]
     batch = alpha.shape[:-1]
-    rows: list[tuple[np.ndarray, np.ndarray]] = []
-    for index in np.ndindex(batch):
-        a = alpha[index]
-        rests = [float(np.sum(a[j + 1:])) for j in range(k - 1)]
-        sticks = [stick_rule(float(a[j]), rests[j], max(int(degree), 1)) for j in range(k - 1)]
-        count = math.prod(len(w) for _, w in sticks)
-        if count > MAX_NODES:
-            raise UnsupportedError(
-                f"dirichlet(K={k}) at α = {a.tolist()}: the exact-expectation rule has {count} "
-                f"nodes per y, above the limit {MAX_NODES}; use fewer components or sampling")
-        log_y = np.zeros((1, k))
-        log_w = np.zeros(1)
-        for j, (z, w) in enumerate(sticks):
-            zz, lw = np.asarray(z), np.log(np.asarray(w))
-            step = np.zeros((len(zz), k))
-            step[:, j] = -np.logaddexp(0.0, -zz)  # log B_j
-            step[:, j + 1:] = -np.logaddexp(0.0, zz)[:, None]  # log(1 − B_j) for the later y
-            log_y = (log_y[:, None, :] + step[None, :, :]).reshape(-1, k)
-            log_w = (log_w[:, None] + lw[None, :]).reshape(-1)
-            keep = log_w - np.max(log_w) > _LOG_CUT
-            log_y, log_w = log_y[keep], log_w[keep]
-        w = np.exp(log_w - np.max(log_w))
-        rows.append((np.exp(log_y), w / np.sum(w)))
+    rows = [_log_nodes(alpha[index], degree) for index in np.ndindex(batch)]
     size = max((len(w) for _, w in rows), default=1)
-    nodes = np.full((*batch, size, k), 1.0 / k)
+    log_y = np.full((*batch, size, k), -math.log(k))
     weights = np.zeros((*batch, size))
-    for index, (y, w) in zip(np.ndindex(batch), rows):
-        nodes[index][: len(w)] = y
+    for index, (ly, w) in zip(np.ndindex(batch), rows):
+        log_y[index][: len(w)] = ly
         weights[index][: len(w)] = w
-    return nodes, weights
+    return log_y, weights
+
+
+def dirichlet_rule(hh: np.ndarray, degree: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes y (..., S, K) and weights (..., S) for h (..., K) (module docstring)."""
+    log_y, weights = _batched(hh, degree)
+    return np.exp(log_y), weights
+
+
+def statistic_nodes(hh: np.ndarray, degree: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes t = −log y (..., S, K) and weights (..., S), t straight from the sticks' log-space
+    values: the scalar y of ``beta_both`` cannot hold 1 − y within 1e-16 of 1, where its
+    moments of degree 8 at β ≤ 1 still have mass (E[(−log(1 − y))⁸] at β = 0.5 comes from
+    1 − y ~ e^−32)."""
+    log_y, weights = _batched(hh, degree)
+    return -log_y, weights
+
+
+def beta_both_rule(hh: np.ndarray, degree: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes y (..., S) and weights (..., S) of ``beta_both`` at h (..., 2): its one stick's
+    rule (the family's own ``expectation_nodes`` takes t from :func:`statistic_nodes` instead,
+    since y within 1e-16 of 1 rounds)."""
+    nodes, weights = dirichlet_rule(hh, degree)
+    return nodes[..., 0], weights
 
 
 # --- the family: the identities' mpmath route and the simplex's labels ---------------------------
@@ -395,6 +421,20 @@ class DirichletFamily(Family):
                 f"{name}: {[float(v) for v in bad]} is not a value of {self.label}, whose labels "
                 f"are vectors of {k} proportions in (0, 1) summing to 1 (within {SIMPLEX_TOL:g})")
         return arr
+
+    def expectation_nodes(
+        self, h: np.ndarray, degree: int = 4, tol: float = 1e-15
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """Nodes t (..., S, d) and weights (..., S): the tensor product of the verified stick
+        rules (module docstring), t = −log y taken from the sticks' log-space values, never
+        from a rounded y (:func:`statistic_nodes`); 0 for the tail (none is cut beyond the
+        weights below e^−62 of the largest, within the verified moments)."""
+        h = as_real_array(h, "natural parameter h")
+        degree = check_count(degree, "degree", minimum=0)
+        check_nonnegative(tol, "tol", strict=True)
+        self.check_natural(h)
+        t, w = statistic_nodes(h, degree)
+        return t, w, 0.0
 
     def _sticks_mp(self, h: Any) -> list[tuple[Any, Any]]:
         """(α_j, Σ_{i>j} α_i) of each stick (beta_both: the one stick (α, β))."""
