@@ -131,7 +131,7 @@ def _as_text(
             f"- natural domain: {d.domain_text}",
             f"- exact expectations: {d.expectation_route}",
             "- stable functions: expit, softplus, logsumexp, softmax, log1mexp, inv_expm1, "
-            "logarithmic_cumulant, lgamma_diff "
+            "logarithmic_cumulant, lgamma_diff, polygamma_fn, log_multibeta "
             "(their derivatives are again stable functions)",
             "",
         ]

@@ -82,7 +82,10 @@ def panel(name: str, params: dict[str, Any]) -> Panel:
     elif dict(family_examples())[name].grid is None:
         # any other vector family: the ray through its registry example point h₀
         h0 = np.asarray(dict(family_examples())[name].point, dtype=float)
-        s = np.linspace(-3.0, 3.0, 300)
+        # a domain of negative components (Dirichlet concentrations h = −α) holds only s > 0:
+        # geometric towards its boundary h = 0
+        s = (np.geomspace(0.05, 5.0, 300) if fam.definition.negative
+             else np.linspace(-3.0, 3.0, 300))
         h, x = s[:, None] * h0, s
         xlabel = f"s (h = s·h₀, h₀ = {tuple(float(v) for v in h0)})"
     else:
