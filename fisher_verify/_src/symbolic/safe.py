@@ -18,7 +18,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from .polygamma import TAYLOR_RATIO, TAYLOR_TERMS, hurwitz, np_lgamma_diff, np_polygamma
+from .polygamma import TAYLOR_RATIO, TAYLOR_TERMS, _digamma, hurwitz, np_lgamma_diff, np_polygamma
 
 
 class SafeFunction(sp.Function):
@@ -413,8 +413,8 @@ def torch_kernels() -> dict[str, Callable[..., Any]]:
         def psi(k: int, x: Any) -> Any:
             if k == -1:
                 return torch.lgamma(x)
-            if k == 0:
-                return torch.digamma(x)
+            if k == 0:  # not torch.digamma: its backward (torch's trigamma) is ~1e-10 accurate
+                return _digamma(x, torch.log)
             return (-1.0) ** (k + 1) * math.factorial(k) * hurwitz(k + 1, x)
 
         b = torch.as_tensor(b, dtype=a.dtype, device=a.device)
@@ -438,7 +438,7 @@ def torch_kernels() -> dict[str, Callable[..., Any]]:
     def t_polygamma(m: Any, x: Any) -> Any:
         m = int(m)
         if m == 0:
-            return torch.digamma(x)
+            return _digamma(x, torch.log)
         return (-1.0) ** (m + 1) * math.factorial(m) * hurwitz(m + 1, x)
 
     def t_log_multibeta(*a: Any) -> Any:
