@@ -225,3 +225,60 @@ def test_bad_natural_parameters_and_labels_are_refused() -> None:
     assert fam.check_labels(y) is not None  # the sampler's own draws are on the simplex
     with pytest.raises(DomainError, match="h1"):
         fv.family("beta_both").mean(np.array([-1.0, 1.0]))
+
+
+def test_softplus_beta_head_gets_the_exact_fisher() -> None:
+    """A Beta head outputting (u, v) with α = softplus(u), β = softplus(v) (link
+    ``softplus-beta``): fv.exact_fisher of the LinkedNetwork equals E[∂ℓ∂ℓᵀ] and E[−∂²ℓ] with ℓ
+    from torch.distributions.Beta by autograd in θ, the expectations from the density's own
+    moments by mpmath quadrature (the score and −∂²ℓ are affine in t = (−log y, −log(1 − y)),
+    read off autograd at three labels and checked at a fourth)."""
+    from torch.func import grad, hessian
+
+    from fisher_verify._src.families.links import link
+    from fisher_verify._src.networks.autodiff import unflatten
+
+    L = link("softplus-beta")
+    assert L.family.name == "beta_both"
+    rng = np.random.default_rng(3)
+    net = fv.LinkedNetwork.random((2, 3, 2), "tanh", L, 0.8, rng)
+    X = rng.normal(size=(2, 2))
+    base = net.base
+    theta = torch.tensor(base.theta, dtype=torch.float64)
+
+    def loglik(th, x, y):
+        h = torch.as_tensor(x, dtype=torch.float64)
+        weights = unflatten(th, base.shapes)
+        for layer, W in enumerate(weights):
+            h = W[:, :-1] @ h + W[:, -1]
+            if layer < len(weights) - 1:
+                h = torch.tanh(h)
+        a, b = torch.nn.functional.softplus(h[0]), torch.nn.functional.softplus(h[1])
+        return torch.distributions.Beta(a, b).log_prob(torch.tensor(y, dtype=torch.float64))
+
+    P = theta.numel()
+    outer = np.zeros((P, P))
+    neg_hess = np.zeros((P, P))
+    labels = (0.2, 0.5, 0.9, 0.37)
+    for x in X:
+        stat = np.array([[-math.log(y), -math.log1p(-y), 1.0] for y in labels])
+        scores = np.array([grad(loglik)(theta, x, y).numpy() for y in labels])
+        hess = np.array([-hessian(loglik)(theta, x, y).numpy().reshape(-1) for y in labels])
+        coef_s = np.linalg.solve(stat[:3], scores[:3])  # rows: A₀, A₁, c
+        coef_h = np.linalg.solve(stat[:3], hess[:3])
+        np.testing.assert_allclose(stat[3] @ coef_s, scores[3], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(stat[3] @ coef_h, hess[3], rtol=1e-9, atol=1e-12)
+        with torch.no_grad():
+            f = base.forward(x)
+        a, b = np.log1p(np.exp(f))
+        mean, cov, _ = _beta_density_moments(float(a), float(b))
+        second = np.zeros((3, 3))
+        second[:2, :2] = cov + np.outer(mean, mean)
+        second[:2, 2] = second[2, :2] = mean
+        second[2, 2] = 1.0
+        outer += coef_s.T @ second @ coef_s / len(X)
+        neg_hess += (np.append(mean, 1.0) @ coef_h).reshape(P, P) / len(X)
+    exact = fv.exact_fisher(net, X)
+    scale = float(np.max(np.abs(exact)))
+    np.testing.assert_allclose(exact, outer, rtol=0, atol=1e-9 * scale)
+    np.testing.assert_allclose(exact, neg_hess, rtol=0, atol=1e-9 * scale)
