@@ -322,16 +322,19 @@ _np_lgamma = np.vectorize(lambda x: math.lgamma(x) if x < 2.5e305 else math.inf,
 
 
 def _log_multibeta(args: tuple[Any, ...], lgamma: Callable[[Any], Any],
-                   diff: Callable[[int, Any, Any], Any], lower: Callable[[Any, Any], Any],
-                   upper: Callable[[Any, Any], Any]) -> Any:
+                   diff: Callable[[int, Any, Any], Any],
+                   where: Callable[[Any, Any, Any], Any]) -> Any:
     """Σ log Γ(a_i) − log Γ(Σ a) as Σ_k [log Γ(min(c, a_k)) + D₋₁(max(c, a_k), min(c, a_k))],
     c = a_1 + … + a_{k−1}: each log Γ(c) + log Γ(a_k) − log Γ(c + a_k) with the larger first, so
     the difference D₋₁ that cancels (one concentration ≫ the rest) is the stable
-    ``lgamma_diff`` (the textbook sum loses ~log10(a) digits at a = 10⁶)."""
+    ``lgamma_diff`` (the textbook sum loses ~log10(a) digits at a = 10⁶). The two are chosen by
+    one ``where`` on c ≤ a, not by min/max: at a tie autograd of min/max splits the gradient
+    evenly, and the Hessian of that split is wrong (each branch alone is the whole function)."""
     total = args[0]
     out = None
     for a in args[1:]:
-        small, big = lower(total, a), upper(total, a)
+        first = total <= a
+        small, big = where(first, total, a), where(first, a, total)
         term = lgamma(small) + diff(-1, big, small)
         out = term if out is None else out + term
         total = total + a
@@ -350,8 +353,7 @@ NUMPY_KERNELS: dict[str, Callable[..., Any]] = {
     "lgamma_diff": lambda m, a, b: np_lgamma_diff(int(m), a, b),
     "polygamma_fn": lambda m, x: np_polygamma(int(m), x),
     "log_multibeta": lambda *a: _log_multibeta(
-        tuple(np.asarray(v, dtype=float) for v in a), _np_lgamma, np_lgamma_diff, np.minimum,
-        np.maximum),
+        tuple(np.asarray(v, dtype=float) for v in a), _np_lgamma, np_lgamma_diff, np.where),
 }
 
 
@@ -407,12 +409,41 @@ def torch_kernels() -> dict[str, Callable[..., Any]]:
         closed = _log_closed(a, a / big_l, torch.log(big_l), hc, k)
         return torch.where(h < LOGARITHMIC_SWITCH, series, closed)
 
+    class _LogGamma(torch.autograd.Function):
+        """log Γ(x) by torch.lgamma, differentiated by the Euler–Maclaurin ψ: torch's own
+        second derivative (its trigamma) is ~1e-10 accurate, which torch.func.hessian of a
+        Dirichlet's F would carry (the derivatives of ψ are arithmetic, exact to rounding)."""
+
+        generate_vmap_rule = True
+
+        @staticmethod
+        def forward(x: Any) -> Any:
+            return torch.lgamma(x)
+
+        @staticmethod
+        def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+            ctx.save_for_backward(inputs[0])
+            ctx.save_for_forward(inputs[0])
+
+        @staticmethod
+        def backward(ctx: Any, grad: Any) -> Any:
+            (x,) = ctx.saved_tensors
+            return grad * _digamma(x, torch.log)
+
+        @staticmethod
+        def jvp(ctx: Any, tangent: Any) -> Any:  # forward mode (torch.func.hessian, jacfwd)
+            (x,) = ctx.saved_tensors
+            return tangent * _digamma(x, torch.log)
+
+    def t_lgamma(x: Any) -> Any:
+        return _LogGamma.apply(x)
+
     def t_lgamma_diff(m: Any, a: Any, b: Any) -> Any:
         m = int(m)
 
         def psi(k: int, x: Any) -> Any:
             if k == -1:
-                return torch.lgamma(x)
+                return t_lgamma(x)
             if k == 0:  # not torch.digamma: its backward (torch's trigamma) is ~1e-10 accurate
                 return _digamma(x, torch.log)
             return (-1.0) ** (k + 1) * math.factorial(k) * hurwitz(k + 1, x)
@@ -442,8 +473,7 @@ def torch_kernels() -> dict[str, Callable[..., Any]]:
         return (-1.0) ** (m + 1) * math.factorial(m) * hurwitz(m + 1, x)
 
     def t_log_multibeta(*a: Any) -> Any:
-        return _log_multibeta(a, torch.lgamma, lambda m, x, y: t_lgamma_diff(m, x, y),
-                              torch.minimum, torch.maximum)
+        return _log_multibeta(a, t_lgamma, lambda m, x, y: t_lgamma_diff(m, x, y), torch.where)
 
     return {
         "polygamma_fn": t_polygamma,
