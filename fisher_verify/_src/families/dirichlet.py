@@ -308,8 +308,8 @@ def _log_nodes(alpha: np.ndarray, degree: int) -> tuple[np.ndarray, np.ndarray]:
         log_w = (log_w[:, None] + lw[None, :]).reshape(-1)
         keep = log_w - np.max(log_w) > _LOG_CUT
         log_y, log_w = log_y[keep], log_w[keep]
-    w = np.exp(log_w - np.max(log_w))
-    return log_y, w / np.sum(w)
+    weights = np.exp(log_w - np.max(log_w))
+    return log_y, weights / np.sum(weights)
 
 
 def _batched(hh: np.ndarray, degree: int) -> tuple[np.ndarray, np.ndarray]:
