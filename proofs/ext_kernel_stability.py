@@ -60,6 +60,11 @@ def _dps(h):
     return min(int(2 * max(abs(v) for v in h) / math.log(10)) + 60, MAX_DPS)
 
 
+#: the textbook-form functions of each family, printed once for all its edge points (a
+#: full covariance's κ₄ and K take seconds to print)
+_NAIVE = {}
+
+
 def _reference_naive(fam, h):
     """Each quantity from the symbolic derivation with textbook forms, in mpmath."""
     import mpmath
@@ -69,11 +74,13 @@ def _reference_naive(fam, h):
 
     out = {}
     for q in QUANTITIES:
-        expr = fam.symbolic(q)
-        entries = [expr] if isinstance(expr, sp.Expr) else list(sp.flatten(sp.Array(expr)))
-        naive = [e.replace(lambda z: isinstance(z, SafeFunction),
-                           lambda z: type(z).naive(*z.args)) for e in entries]
-        f = sp.lambdify(list(fam.definition.h), naive, modules="mpmath")
+        if (fam.label, q) not in _NAIVE:
+            expr = fam.symbolic(q)
+            entries = [expr] if isinstance(expr, sp.Expr) else list(sp.flatten(sp.Array(expr)))
+            naive = [e.replace(lambda z: isinstance(z, SafeFunction),
+                               lambda z: type(z).naive(*z.args)) for e in entries]
+            _NAIVE[fam.label, q] = sp.lambdify(list(fam.definition.h), naive, modules="mpmath")
+        f = _NAIVE[fam.label, q]
         with mpmath.workdps(_dps(h)):
             vals = f(*[mpmath.mpf(v) for v in h])
             out[q] = np.array([float(v) for v in vals])

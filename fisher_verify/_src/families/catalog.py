@@ -27,6 +27,7 @@ from ..symbolic.safe import (
 )
 from .definition import LGAMMA, Compositions, FamilyDefinition, Support
 from .dirichlet import beta_both, dirichlet
+from .normal_covariance import isotropic_normal, multivariate_normal_unknown_covariance
 from .quadrature import gauss_hermite, gauss_laguerre_probability, points_for_degree
 
 _expit_np = NUMPY_KERNELS["expit"]
@@ -1118,6 +1119,29 @@ ENTRIES: dict[str, Entry] = {
             {"cov": ((2.0, 0.6), (0.6, 1.0))}, (0.3, -0.4),
             ({"cov": ((1, 0), (0, 1))}, {"cov": ((2.0, -0.5), (-0.5, 1.0))}),
             ((-1e5, 1e5),) * 2, ((700.0, -700.0), (-300.0, 300.0), (1e5, 1e5)),
+        ),
+    ),
+    # tiny and huge variances (σ² = 1e-6, 1e6) and a Σ of condition number 1e8 whose axes are
+    # the coordinate axes; a rotated one loses the digits its condition number costs h ↦ Σ
+    # (tests/test_family_mvn_unknown.py)
+    "multivariate_normal_unknown_covariance": Entry(
+        multivariate_normal_unknown_covariance, {"D": 2},
+        Examples(
+            {"D": 2}, (0.3, -0.4, -0.6, 0.2, -0.8), ({"D": 1}, {"D": 2}),
+            ((-100.0, 100.0), (-100.0, 100.0), (-100.0, -1.0), (-0.4, 0.4), (-100.0, -1.0)),
+            ((300.0, -200.0, -5e5, 1e5, -4e5), (1e-3, -2e-3, -5e-7, 1e-7, -4e-7),
+             (5e3, 1.0, -5e3, 0.0, -5e-5), (-700.0, 700.0, -1.0, 0.5, -1.0)),
+            limits=({"D": 1}, {"D": 3}),
+        ),
+        family_class="covariance",
+    ),
+    "isotropic_normal": Entry(
+        isotropic_normal, {"D": 2},
+        Examples(
+            {"D": 2}, (0.3, -0.4, -0.6), ({"D": 1}, {"D": 2}, {"D": 3}),
+            ((-100.0, 100.0), (-100.0, 100.0), (-100.0, -1e-3)),
+            ((700.0, -300.0, -0.01), (1e-3, 2e-3, -5e5), (300.0, 5.0, -5e-7)),
+            limits=({"D": 1}, {"D": 7}),
         ),
     ),
     "beta": Entry(

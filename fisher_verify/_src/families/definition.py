@@ -117,8 +117,8 @@ class FamilyDefinition:
         support: where y lives.
         log_partition: F(h), written with the stable functions of
             :mod:`fisher_verify._src.symbolic.safe` so that its derivatives stay stable.
-        negative: indices of the components of h that must be < 0 (the natural domain;
-            every family of the catalog has a domain of this form).
+        negative: indices of the components of h that must be < 0 (the natural domain of
+            every scalar-variance family; a full covariance adds ``domain_check``).
         domain_text: the domain in words, for error messages.
         mean_names: names of the mean parameters, for reports (Table 1).
         natural_of_mean: h as a function of the mean parameters (Table 1), or None.
@@ -157,6 +157,9 @@ class FamilyDefinition:
     #: how E[g(t(y))] is computed exactly (the exact-expectation route), where the support's
     #: kind does not say it (a Gauss rule built from moments, a change of variable)
     route: str = ""
+    #: a domain that is not a box of signs (a full covariance's −H₂ positive definite): h of
+    #: shape (..., d), inside the box ``negative`` states, to why it is outside, or None
+    domain_check: Callable[[np.ndarray], str | None] | None = None
 
     @property
     def expectation_route(self) -> str:
