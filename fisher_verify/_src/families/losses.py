@@ -214,7 +214,8 @@ def head_for_loss(loss: Any, n_outputs: int) -> Head:
             raise ShapeError(
                 f"{name} needs at least 2 outputs per input, a mean and a variance, got "
                 f"n_outputs={n}")
-        if n % 2 and type(loss) is not _shared_variance_class():
+        shared = type(loss) is _shared_variance_class()
+        if n % 2 and not shared:
             # the width alone does not say how the outputs split: refuse rather than guess
             raise ShapeError(
                 f"{name} on n_outputs={n}: an odd width cannot be (mean, var) pairs "
@@ -222,7 +223,7 @@ def head_for_loss(loss: Any, n_outputs: int) -> Head:
                 "shared by them (var of shape (..., 1), mean, var = out[..., :-1], out[..., -1:]), "
                 "pass fisher_verify.shared_variance_gaussian_nll_loss() (CLI: --loss "
                 "gaussian-nll-shared) instead")
-        if type(loss) is _shared_variance_class():
+        if shared:
             # D means and one variance shared by them (var of shape (..., 1))
             from .normal_covariance import MAX_ISOTROPIC_DIM
 
