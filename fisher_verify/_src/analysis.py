@@ -43,6 +43,13 @@ DEFAULT_TIME_BUDGET = 300.0
 
 Progress = Callable[[str, int, int], None]
 
+#: ``bound_*_note`` of a head through a link on the diagonal route
+LINKED_LARGE_NORMS = (
+    "not computed for a LinkedNetwork on the diagonal route (P > {limit} or diagonal=True): "
+    "the large-network norms and bounds (models/mlp_norms, mlp_bounds) are closed forms of "
+    "an Eq. 3 network whose output is the natural parameter, without the link's g'' term; "
+    "the dense route (P <= {limit}) computes them for a LinkedNetwork")
+
 
 def _better(v1: float, v2: float) -> str:
     if math.isclose(v1, v2, rel_tol=1e-9, abs_tol=1e-300):
@@ -137,15 +144,6 @@ def _analyze_network(net: Any, x: Any, n: int, target: float, confidence: float,
     from .networks.network import require_network
     from .validation import check_budget
 
-    if getattr(net, "link", None) is not None:
-        from .errors import UnsupportedError
-
-        raise UnsupportedError(
-            "fv.analyze reads an Eq. 3 network's layers (the large-network path), whose output "
-            f"is the natural parameter; this network's head goes through the link "
-            f"{net.link.label}: use fv.exact_fisher, fv.covariance, fv.variance and fv.bounds "
-            "on it (ext-links), or fv.analyze on the torch model with the loss it is "
-            "trained with (family=nn.GaussianNLLLoss(), ...)")
     net = require_network(net, "model")
     if progress is not None and not callable(progress):
         raise FisherVerifyError(f"progress for a Network must be progress(stage, done, total) or "
@@ -171,6 +169,7 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
     M = int(X.shape[0])
     P = int(net.num_params)
     diag = P > FULL_LIMIT if diagonal is None else bool(diagonal)
+    linked = getattr(net, "link", None) is not None
     cov_norm: dict[int, float | None] = {1: None, 2: None}
     cov_se = {1: 0.0, 2: 0.0}
     bound: dict[int, float | None] = {1: None, 2: None}
@@ -187,18 +186,26 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
         from .models.mlp import diagonals
         from .models.mlp_bounds import thm7_large, thm8_large
 
-        d = diagonals(net, X, n, memory_budget=budget)
+        if linked:
+            from .models.linked_diagonals import linked_diagonals
+
+            d = linked_diagonals(net, X, n, memory_budget=budget)
+        else:
+            d = diagonals(net, X, n, memory_budget=budget)
         fisher = np.asarray(d.fisher)
         var = {1: np.asarray(d.variance_1), 2: np.asarray(d.variance_2)}
         check_finite(net, x, fisher, var)
-        for e, fn in ((1, thm7_large), (2, thm8_large)):
+        for e, fn in (() if linked else ((1, thm7_large), (2, thm8_large))):
             try:
                 b = fn(net, X, n, method="exact", time_budget=NORM_SECONDS, memory_budget=budget)
             except UnsupportedError as exc:
                 notes[e] = str(exc)
                 continue
             cov_norm[e], bound[e] = b.lhs, b.rhs
+        if linked:
+            notes[1] = notes[2] = LINKED_LARGE_NORMS.format(limit=FULL_LIMIT)
     else:
+        from .fisher.pair_norms import pair_norm_dense
         from .fisher.streamed import chunk_inputs, dense_sums
         from .models.mlp_norms import pair_norm
 
@@ -213,6 +220,19 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
         # M n_L < P: I(theta) has rank <= M n_L)
         psd = sums.psd.bound
         for e, statement in ((1, "thm-7"), (2, "thm-8")):
+            if linked:  # lemma-13's closed forms read Eq. 3 layers: the generic pair sums
+                pn = pair_norm_dense(net, X, n, statement, memory_budget=budget,
+                                     time_budget=NORM_SECONDS)
+                cov_norm[e], cov_se[e] = pn.value, pn.stderr
+                if not pn.exact:
+                    norms_exact = False
+                    notes[e] = (
+                        f"||Cov(I{e})||_F is a sampled-pairs ESTIMATE over {pn.sample_inputs} "
+                        f"of {M} inputs (exact=False): the exact sum is priced at "
+                        f"{pn.seconds:.3g} s, above NORM_SECONDS = {NORM_SECONDS:g}, or "
+                        f"{pn.held_bytes / 2**20:.4g} MiB against memory_budget = "
+                        f"{budget / 2**20:.4g} MiB")
+                continue
             stage = f"||Cov(I{e})||_F ({statement}), block pairs"
             est, cost = pair_norm(
                 net, X, n, statement, method="auto", memory_budget=budget,
@@ -265,9 +285,11 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
     for layer, (rows, cols) in enumerate(net.shapes):
         # the reason from the structure: W_{L-1} is last; ReLU/identity is piecewise linear;
         # W_{L-2} under a C² activation is the group of d24-groups
-        layers.append(row(f"layer {layer}", slice(off[layer], off[layer + 1]),
-                          reason_for(last=layer == L - 1, piecewise_linear=pwl,
-                                     before_last_smooth=layer == L - 2 and net.is_c2)))
+        # through a link h = g(f) no layer enters h affinely: the d24 results do not apply
+        why = "ext-links" if linked else reason_for(
+            last=layer == L - 1, piecewise_linear=pwl,
+            before_last_smooth=layer == L - 2 and net.is_c2)
+        layers.append(row(f"layer {layer}", slice(off[layer], off[layer + 1]), why))
         # flat θ of a layer is [W | b] row-major: the bias is the last column
         block = off[layer] + np.arange(rows * cols).reshape(rows, cols)
         tensors.append(row(f"W{layer}", block[:, :-1].reshape(-1)))
@@ -298,8 +320,11 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
         psd_note = f"thm-10 does not apply (lambda_min(I(theta)) = 0: {why_singular})"
     else:
         psd_note = ""
+    model = f"Network widths {tuple(net.widths)}, activation {net.activation}"
+    if linked:
+        model = f"Linked{model}, link {net.link.label}"
     return Analysis(
-        model=f"Network widths {tuple(net.widths)}, activation {net.activation}",
+        model=model,
         family=net.family.label, num_inputs=M, n=int(n), num_params=P,
         tensors=tensors, layers=layers, total=total,
         fisher=fisher, variance_1=var[1], variance_2=var[2], diagonal_only=diag,

@@ -153,31 +153,6 @@ def _check_output_family(args: argparse.Namespace) -> None:
                                     f"{args.loss!r} fixes the family's parameters")
 
 
-#: the Eq. 3 activations as torch modules (softplus without torch's linear threshold, as
-#: ``Network.from_torch`` reads it)
-_TORCH_ACTIVATIONS = {"tanh": "Tanh", "sigmoid": "Sigmoid", "gelu": "GELU", "relu": "ReLU",
-                      "identity": "Identity"}
-
-
-def _sequential(net: Any) -> Any:
-    """The Eq. 3 network as a float64 ``nn.Sequential`` (``W_l = [weight | bias]``)."""
-    import torch
-    import torch.nn as nn
-
-    layers: list[Any] = []
-    for i, W in enumerate(net.weights):
-        lin = nn.Linear(W.shape[1] - 1, W.shape[0]).double()
-        with torch.no_grad():
-            lin.weight.copy_(torch.as_tensor(W[:, :-1]))
-            lin.bias.copy_(torch.as_tensor(W[:, -1]))
-        layers.append(lin)
-        if i < len(net.weights) - 1:
-            name = net.activation
-            layers.append(nn.Softplus(beta=1.0, threshold=float("inf")) if name == "softplus"
-                          else getattr(nn, _TORCH_ACTIVATIONS[name])())
-    return nn.Sequential(*layers)
-
-
 def _output_width(args: argparse.Namespace) -> int:
     """n_L of the Eq. 3 network of ``--weights`` or ``--torch-model``, for ``--loss`` to fix the
     family; 1 when it cannot be read, so that the loader itself names what is wrong."""
@@ -197,26 +172,6 @@ def _output_width(args: argparse.Namespace) -> int:
         return int(weights_from_sequential(model)[0][-1].shape[0])
     except Exception:  # noqa: BLE001 - a probe only: the loader below reports the file's fault
         return 1
-
-
-def _analyze_linked(args: argparse.Namespace, net: Any, x: np.ndarray, loss: Any) -> int:
-    """A head through a link (``bce``, ``poisson``, ``gaussian-nll``): the Eq. 3 analysis reads
-    the output as the natural parameter, so the network goes, as a torch module with the loss's
-    link after it, to :func:`fisher_verify.analyze` (``ext-links``)."""
-    import torch
-
-    from ..analysis import analyze
-
-    memory = analyze_model.DEFAULT_MEMORY_MIB if args.memory is None else args.memory
-    if memory < 1:
-        raise FisherVerifyError(f"--memory must be >= 1 MiB, got {memory}")
-    X, _ = net.inputs(x)
-    rep = analyze(_sequential(net), torch.as_tensor(X), loss, n=args.samples,
-                  target=args.target, memory=memory << 20)
-    print(rep.to_json(indent=2) if args.json else rep.summary())
-    for why in rep.degenerate:
-        print(f"fisher-verify analyze: warning: degenerate result: {why}", file=sys.stderr)
-    return DEGENERATE_EXIT if rep.degenerate else 0
 
 
 def _load_x(path: str) -> np.ndarray:
@@ -297,8 +252,10 @@ def handle(args: argparse.Namespace) -> int:
     if args.time_budget is not None and not args.time_budget > 0:  # NaN too
         raise FisherVerifyError(f"--time-budget must be a number of seconds > 0, got "
                                 f"{args.time_budget}")
-    if link is not None:
-        return _analyze_linked(args, net, x, loss)
+    if link is not None:  # a head through the loss's link: the composite h = g(f) (ext-links)
+        from ..networks.linked import LinkedNetwork
+
+        net = LinkedNetwork(net, link)
     progress = StageProgress(sys.stderr, "fisher-verify analyze")
     try:
         result = analyze(net, x, n=args.samples, target=args.target,

@@ -1,0 +1,152 @@
+"""``‖Cov(Î₁)‖_F`` and ``‖Cov(Î₂)‖_F`` of any network interface over pairs of inputs (``thm-4``,
+``thm-6``; the left sides of ``thm-7``/``thm-8``), for ``fv.analyze``'s dense route of a network
+that the lemma-13 closed forms of :mod:`fisher_verify._src.models.mlp_norms` do not read (a head
+through a link, ``ext-links``).
+
+Both covariances are sums of per-input terms, ``Cov(Î) = (M²N)⁻¹ Σ_m V_m A_m V_mᵀ`` with ``V_m``
+acting on ``P × P`` matrices, so their squared norms are sums over pairs of inputs of
+
+* thm-7: ``f(m, m') = tr(C_m W C_{m'} Wᵀ)``, ``W = G ⊗ G``, ``G = J_m J_{m'}ᵀ``, ``C = K − I⊗I``
+  as an ``n_L² × n_L²`` matrix (``⟨J_a J_bᵀ, J'_c J'_dᵀ⟩ = G_ac G_bd``);
+* thm-8: ``f(m, m') = tr(I_m T I_{m'} Tᵀ)``, ``T_αβ = ⟨H^α_m, H^β_{m'}⟩``;
+
+formed a block of inputs against a block at a time from the per-input ``J`` (``M n_L P``
+numbers) or output Hessians (``M n_L P²``) held at once. When those do not fit
+``memory_budget`` or the pair sum is priced above ``time_budget`` (at :data:`NOMINAL_RATE`
+multiply-adds per second), the off-diagonal part is the order-2 U-statistic over the pairs of
+``k`` inputs drawn without replacement (seeded), the diagonal ``f(m, m)`` stays exact for every
+input, and the standard error is the delete-one jackknife's (delta method for the norm):
+labelled ``exact=False``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .covariance import moment_excess
+
+__all__ = ["PairNorm", "pair_norm_dense"]
+
+#: Multiply-adds per second the pair sums are priced at (one shared CPU core, conservatively).
+NOMINAL_RATE = 5e8
+#: Inputs a sampled estimate draws at most.
+SAMPLE_INPUTS = 512
+#: Inputs of one block of the pair sums (keeps a block's ``(b n_L)²`` Gram in cache).
+BLOCK = 64
+
+
+@dataclass(frozen=True)
+class PairNorm:
+    """``‖Cov(Î)‖_F`` with its standard error (0 when exact) and how it was computed."""
+
+    value: float
+    stderr: float
+    exact: bool
+    sample_inputs: int  # k of the sampled estimate; M when exact
+    seconds: float  # the priced cost of the exact sum
+    held_bytes: int  # what the exact sum would hold
+
+
+def _factors(net: Any, X: np.ndarray, statement: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-input ``(J, C)`` (thm-7: ``(M, n, P)``, ``(M, n², n²)``) or ``(H, I)`` (thm-8:
+    ``(M, n, P²)``, ``(M, n, n)``)."""
+    fam = net.family
+    h = np.atleast_2d(np.asarray(net.forward(X), dtype=np.float64))
+    I = np.asarray(fam.fisher(h), dtype=np.float64)
+    M, n = h.shape
+    if statement == "thm-7":
+        C = moment_excess(np.asarray(fam.central_moment4(h), dtype=np.float64), I)
+        return np.asarray(net.jacobian(X), dtype=np.float64), C.reshape(M, n * n, n * n)
+    H = np.asarray(net.output_hessians(X), dtype=np.float64)
+    return H.reshape(M, n, -1), I
+
+
+def _block(statement: str, Fa: np.ndarray, Aa: np.ndarray, Fb: np.ndarray,
+           Ab: np.ndarray) -> np.ndarray:
+    """``f(m, m')`` for every ``m`` of block a and ``m'`` of block b, shape ``(a, b)``."""
+    a, n, _ = Fa.shape
+    b = Fb.shape[0]
+    G = np.tensordot(Fa, Fb, axes=([2], [2])).transpose(0, 2, 1, 3)  # (a, b, n, n)
+    if statement == "thm-7":
+        W = np.einsum("xyac,xybd->xyabcd", G, G).reshape(a, b, n * n, n * n)
+        left = np.einsum("xij,xyjk->xyik", Aa, W)  # C_m W
+        right = np.einsum("xyij,yjk->xyik", W, Ab)  # W C_m'
+        return np.einsum("xyik,xyik->xy", left, right)
+    left = np.einsum("xij,xyjk->xyik", Aa, G)  # I_m T
+    right = np.einsum("xyij,yjk->xyik", G, Ab)  # T I_m'
+    return np.einsum("xyik,xyik->xy", left, right)
+
+
+def _self(statement: str, F: np.ndarray, A: np.ndarray) -> np.ndarray:
+    """``f(m, m)`` for every input of a chunk, shape ``(m,)``."""
+    G = np.einsum("xap,xbp->xab", F, F)
+    if statement == "thm-7":
+        c, n, _ = G.shape
+        G = np.einsum("xac,xbd->xabcd", G, G).reshape(c, n * n, n * n)
+    return np.einsum("xij,xjk,xkl,xil->x", A, G, A, G)
+
+
+def _pair_sum(statement: str, F: np.ndarray, A: np.ndarray) -> tuple[float, np.ndarray]:
+    """``Σ_{m,m'} f(m, m')`` over every pair (blocks a ≤ b, symmetry) and the matrix of f."""
+    M = F.shape[0]
+    K = np.zeros((M, M))
+    for lo in range(0, M, BLOCK):
+        for lo2 in range(lo, M, BLOCK):
+            blk = _block(statement, F[lo:lo + BLOCK], A[lo:lo + BLOCK], F[lo2:lo2 + BLOCK],
+                         A[lo2:lo2 + BLOCK])
+            K[lo:lo + BLOCK, lo2:lo2 + BLOCK] = blk
+            K[lo2:lo2 + BLOCK, lo:lo + BLOCK] = blk.T
+    return float(K.sum()), K
+
+
+def _cost(statement: str, M: int, n: int, P: int) -> tuple[float, int]:
+    """Multiply-adds of the exact pair sum over ``M`` inputs and the bytes it holds."""
+    width = P if statement == "thm-7" else P * P
+    per_pair = n * n * width + (4 * n**6 if statement == "thm-7" else 4 * n**3)
+    held = 8 * (M * n * width + M * n**4 + 4 * BLOCK * BLOCK * n**4) + 8 * M * M
+    return M * (M + 1) / 2 * per_pair, held
+
+
+def pair_norm_dense(net: Any, X: np.ndarray, n: int, statement: str, *, memory_budget: int,
+                    time_budget: float, seed: int = 0) -> PairNorm:
+    """``‖Cov(Î₁)‖_F`` (``"thm-7"``, thm-4) or ``‖Cov(Î₂)‖_F`` (``"thm-8"``, thm-6) of ``net``
+    over the inputs ``X`` ``(M, n_0)`` with ``n`` draws per input: exact when the pair sum fits
+    ``memory_budget`` bytes and ``time_budget`` seconds, else the sampled-pairs estimate (module
+    docstring). Refuses nothing: a sample of 3 inputs always fits the per-input terms that
+    ``analyze``'s streamed sums already formed."""
+    M, P, nL = int(X.shape[0]), int(net.num_params), int(net.widths[-1])
+    scale = float(M * M * n) ** 2
+    ops, held = _cost(statement, M, nL, P)
+    seconds = ops / NOMINAL_RATE
+    if held <= memory_budget and seconds <= time_budget:
+        F, A = _factors(net, X, statement)
+        total, _ = _pair_sum(statement, F, A)
+        return PairNorm(math.sqrt(max(total, 0.0) / scale), 0.0, True, M, seconds, held)
+    k = min(M, SAMPLE_INPUTS)
+    while k > 3 and (_cost(statement, k, nL, P)[1] > memory_budget
+                     or _cost(statement, k, nL, P)[0] / NOMINAL_RATE > time_budget):
+        k = max(3, k // 2)
+    width = P if statement == "thm-7" else P * P
+    chunk = max(1, min(BLOCK, memory_budget // (16 * nL * width)))
+    diag = 0.0
+    for lo in range(0, M, chunk):  # f(m, m) of every input, exact
+        diag += float(np.sum(_self(statement, *_factors(net, X[lo:lo + chunk], statement))))
+    pick = np.sort(np.random.default_rng(int(seed)).choice(M, size=k, replace=False))
+    F, A = _factors(net, X[pick], statement)
+    tot, K = _pair_sum(statement, F, A)
+    self_terms = np.diagonal(K).copy()
+    cross = K.sum(1)
+    Q = self_terms.sum()
+    U = (tot - Q) / (k * (k - 1))
+    U_del = (tot - 2.0 * cross + 2.0 * self_terms - Q) / ((k - 1) * (k - 2))
+    se_U = math.sqrt(max((k - 1) / k * float(np.sum((U_del - U_del.mean()) ** 2)), 0.0))
+    pairs = M * (M - 1)
+    total = diag + pairs * U
+    value = math.sqrt(max(total, 0.0) / scale)
+    se_total = pairs * se_U / scale
+    se = se_total / (2.0 * value) if value > 0 else math.sqrt(se_total)
+    return PairNorm(value, se, False, k, seconds, held)
