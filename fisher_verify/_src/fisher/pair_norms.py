@@ -112,22 +112,24 @@ def _cost(statement: str, M: int, n: int, P: int) -> tuple[float, int]:
 
 
 def pair_norm_dense(net: Any, X: np.ndarray, n: int, statement: str, *, memory_budget: int,
-                    time_budget: float, seed: int = 0) -> PairNorm:
+                    time_budget: float, seed: int = 0,
+                    sample_inputs: int | None = None) -> PairNorm:
     """``‖Cov(Î₁)‖_F`` (``"thm-7"``, thm-4) or ``‖Cov(Î₂)‖_F`` (``"thm-8"``, thm-6) of ``net``
     over the inputs ``X`` ``(M, n_0)`` with ``n`` draws per input: exact when the pair sum fits
     ``memory_budget`` bytes and ``time_budget`` seconds, else the sampled-pairs estimate (module
     docstring). Refuses nothing: a sample of 3 inputs always fits the per-input terms that
-    ``analyze``'s streamed sums already formed."""
+    ``analyze``'s streamed sums already formed. ``sample_inputs`` (≥ 3) forces the sampled
+    estimate over that many inputs."""
     M, P, nL = int(X.shape[0]), int(net.num_params), int(net.widths[-1])
     scale = float(M * M * n) ** 2
     ops, held = _cost(statement, M, nL, P)
     seconds = ops / NOMINAL_RATE
-    if held <= memory_budget and seconds <= time_budget:
+    if sample_inputs is None and held <= memory_budget and seconds <= time_budget:
         F, A = _factors(net, X, statement)
         total, _ = _pair_sum(statement, F, A)
         return PairNorm(math.sqrt(max(total, 0.0) / scale), 0.0, True, M, seconds, held)
-    k = min(M, SAMPLE_INPUTS)
-    while k > 3 and (_cost(statement, k, nL, P)[1] > memory_budget
+    k = min(M, SAMPLE_INPUTS if sample_inputs is None else max(3, int(sample_inputs)))
+    while sample_inputs is None and k > 3 and (_cost(statement, k, nL, P)[1] > memory_budget
                      or _cost(statement, k, nL, P)[0] / NOMINAL_RATE > time_budget):
         k = max(3, k // 2)
     width = P if statement == "thm-7" else P * P
