@@ -18,7 +18,8 @@ Claims, per network (M = 2 inputs):
 6. ``fv.analyze`` of the LinkedNetwork reports these same quantities: I(θ), ``Var(Î₁)``,
    ``Var(Î₂)`` (every entry) and ``‖Cov(Î)‖_F`` equal the exact expectations of claims 1–3,
    the thm-7/thm-8 bounds equal claim 4's right sides, and its diagonal route (the base's
-   lemma-13 factors through the link, ``diagonal=True``) gives the same diagonals.
+   lemma-13 factors through the link, ``diagonal=True``) gives the same diagonals, norms and
+   bounds.
 
 A Beta head (concentration ``α = softplus(u)``, second shape known) joins once the catalog has
 the beta family: its terms are polynomials in ``log y``, whose moments come from mpmath
@@ -149,10 +150,12 @@ def check(ctx):
                       var, rtol=RTOL, **where)
             ctx.close(f"{tag}: analyze's diagonal route, diag Var(Î{e})",
                       getattr(ad, f"variance_{e}"), np.diagonal(var), rtol=RTOL, **where)
-            ctx.close(f"{tag}: analyze's ‖Cov(Î{e})‖_F", getattr(a, f"covariance_norm_{e}"),
-                      float(np.linalg.norm(cov)), rtol=RTOL, **where)
-            ctx.close(f"{tag}: analyze's thm-{6 + e} bound", getattr(a, f"bound_{e}"), rhs,
-                      rtol=RTOL, **where)
+            for route, res in (("", a), ("diagonal route, ", ad)):
+                ctx.close(f"{tag}: analyze's {route}‖Cov(Î{e})‖_F",
+                          getattr(res, f"covariance_norm_{e}"), float(np.linalg.norm(cov)),
+                          rtol=RTOL, **where)
+                ctx.close(f"{tag}: analyze's {route}thm-{6 + e} bound", getattr(res, f"bound_{e}"),
+                          rhs, rtol=RTOL, **where)
     ctx.true("every Poisson tail bound below 1e-300", max(tails.values()) <= 1e-300,
              f"largest {max(tails.values()):.3g}")
     ctx.record("tail_bounds", tails)

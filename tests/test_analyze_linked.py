@@ -22,7 +22,6 @@ import torch
 from torch import nn
 
 import fisher_verify as fv
-from fisher_verify._src import analysis
 from fisher_verify._src.fisher.pair_norms import pair_norm_dense
 from fisher_verify._src.proofs.head_route import head_nodes, head_terms, linked_example
 from fisher_verify.errors import FisherVerifyError, UnsupportedError
@@ -117,7 +116,7 @@ def test_dense_analysis_against_the_heads_density(name: str) -> None:
 @pytest.mark.parametrize("name", HEADS)
 def test_diagonal_route_against_the_heads_density(name: str) -> None:
     """``diagonal=True`` (the large-P route: the base's lemma-13 factors through the link) gives
-    the definition's diagonals; its norms and bounds are left out, saying why."""
+    the definition's diagonals, and the norms and bounds (exact pair sums) the definition's."""
     net = _net(name, seed=4)
     X = np.random.default_rng(12).normal(size=(3, 2))
     a = fv.analyze(net, X, n=N, diagonal=True)
@@ -128,10 +127,28 @@ def test_diagonal_route_against_the_heads_density(name: str) -> None:
         d = np.diagonal(ref["var"][e])
         np.testing.assert_allclose(getattr(a, f"variance_{e}"), d, rtol=RTOL,
                                    atol=RTOL * float(np.max(d)))
-        assert getattr(a, f"covariance_norm_{e}") is None and getattr(a, f"bound_{e}") is None
-        assert getattr(a, f"bound_{e}_note") == analysis.LINKED_LARGE_NORMS.format(
-            limit=analysis.FULL_LIMIT)
-    assert "not computed for a LinkedNetwork on the diagonal route" in a.summary()
+        assert getattr(a, f"covariance_norm_{e}") == pytest.approx(ref["norm"][e], rel=RTOL)
+        assert getattr(a, f"bound_{e}") == pytest.approx(ref["bound"][e], rel=RTOL)
+        assert getattr(a, f"bound_{e}_note") == ""
+    assert a.psd_probability is None and a.psd_note.startswith("thm-10 not computed for large P")
+
+
+def test_diagonal_route_leaves_out_what_exceeds_the_budget() -> None:
+    """The diagonal route never estimates the norms: above the memory budget a norm is left
+    out with the bytes named; the bound it would come with too."""
+    net = fv.LinkedNetwork.random((4, 20, 1), "tanh", fv.link("softplus-rate"), 0.5,
+                                  np.random.default_rng(9))
+    X = np.random.default_rng(12).normal(size=(3, 4))
+    P = net.num_params
+    need = 8 * (4 * 3 * P * P + 3 + 4 * 64 * 64) + 8 * 9  # thm-8: three inputs' Hessians
+    a = fv.analyze(net, X, n=N, diagonal=True, memory=need - 1)
+    assert a.covariance_norm_1 is not None
+    assert a.covariance_norm_2 is None and a.bound_2 is None
+    assert a.bound_2_note == (
+        f"not computed for a LinkedNetwork: thm-8: the output Hessians of 3 inputs need "
+        f"{need / 2**20:.4g} MiB (n_L = 1, P = {P}), above memory_budget = "
+        f"{(need - 1) / 2**20:.4g} MiB")
+    assert "||Cov(I2)||_F and thm-8: n/a, not computed for a LinkedNetwork" in a.summary()
 
 
 def test_leaving_g2_out_would_be_caught() -> None:
@@ -221,7 +238,11 @@ def test_sampled_pair_norms_are_the_u_statistic() -> None:
 
 
 def test_analyze_says_when_its_norms_are_estimates(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(analysis, "NORM_SECONDS", 0.0)
+    """Priced above NORM_SECONDS (here: at one multiply-add per second), the dense route's
+    norms are the sampled estimate, labelled so in the result and its summary."""
+    from fisher_verify._src.fisher import pair_norms
+
+    monkeypatch.setattr(pair_norms, "NOMINAL_RATE", 1.0)
     net = _net("mean-logstd")
     a = fv.analyze(net, np.random.default_rng(2).normal(size=(5, 2)), n=N)
     assert not a.covariance_norms_exact and a.covariance_norm_2_stderr > 0

@@ -43,12 +43,6 @@ DEFAULT_TIME_BUDGET = 300.0
 
 Progress = Callable[[str, int, int], None]
 
-#: ``bound_*_note`` of a head through a link on the diagonal route
-LINKED_LARGE_NORMS = (
-    "not computed for a LinkedNetwork on the diagonal route (P > {limit} or diagonal=True): "
-    "the large-network norms and bounds (models/mlp_norms, mlp_bounds) are closed forms of "
-    "an Eq. 3 network whose output is the natural parameter, without the link's g'' term; "
-    "the dense route (P <= {limit}) computes them for a LinkedNetwork")
 
 
 def _better(v1: float, v2: float) -> str:
@@ -183,6 +177,7 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
         # the norms are streamed over pairs of input blocks and refused (left out here) when
         # the cost model says they exceed the memory budget or NORM_SECONDS
         from .errors import UnsupportedError
+        from .fisher.pair_norms import pair_norm_dense
         from .models.mlp import diagonals
         from .models.mlp_bounds import thm7_large, thm8_large
 
@@ -195,6 +190,15 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
         fisher = np.asarray(d.fisher)
         var = {1: np.asarray(d.variance_1), 2: np.asarray(d.variance_2)}
         check_finite(net, x, fisher, var)
+        if linked:  # the generic pair sums, exactly or not at all (as thm7_large/thm8_large)
+            for e, statement in ((1, "thm-7"), (2, "thm-8")):
+                try:
+                    pn = pair_norm_dense(net, X, n, statement, memory_budget=budget,
+                                         time_budget=NORM_SECONDS, sampled=False)
+                except UnsupportedError as exc:
+                    notes[e] = f"not computed for a LinkedNetwork: {exc}"
+                    continue
+                cov_norm[e], bound[e] = pn.value, pn.rhs
         for e, fn in (() if linked else ((1, thm7_large), (2, thm8_large))):
             try:
                 b = fn(net, X, n, method="exact", time_budget=NORM_SECONDS, memory_budget=budget)
@@ -202,9 +206,8 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
                 notes[e] = str(exc)
                 continue
             cov_norm[e], bound[e] = b.lhs, b.rhs
-        if linked:
-            notes[1] = notes[2] = LINKED_LARGE_NORMS.format(limit=FULL_LIMIT)
     else:
+        from .errors import UnsupportedError
         from .fisher.pair_norms import pair_norm_dense
         from .fisher.streamed import chunk_inputs, dense_sums
         from .models.mlp_norms import pair_norm
@@ -221,8 +224,13 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
         psd = sums.psd.bound
         for e, statement in ((1, "thm-7"), (2, "thm-8")):
             if linked:  # lemma-13's closed forms read Eq. 3 layers: the generic pair sums
-                pn = pair_norm_dense(net, X, n, statement, memory_budget=budget,
-                                     time_budget=NORM_SECONDS)
+                try:
+                    pn = pair_norm_dense(net, X, n, statement, memory_budget=budget,
+                                         time_budget=NORM_SECONDS)
+                except UnsupportedError as exc:
+                    notes[e] = f"not computed for a LinkedNetwork: {exc}"
+                    cov_norm[e] = None
+                    continue
                 cov_norm[e], cov_se[e] = pn.value, pn.stderr
                 if not pn.exact:
                     norms_exact = False

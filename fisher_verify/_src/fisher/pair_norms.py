@@ -16,17 +16,19 @@ numbers) or output Hessians (``M n_L P²``) held at once. When those do not fit
 multiply-adds per second), the off-diagonal part is the order-2 U-statistic over the pairs of
 ``k`` inputs drawn without replacement (seeded), the diagonal ``f(m, m)`` stays exact for every
 input, and the standard error is the delete-one jackknife's (delta method for the norm):
-labelled ``exact=False``.
+labelled ``exact=False``. The bounds' right sides (per-input sums) are exact either way.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ..errors import UnsupportedError
 from .covariance import moment_excess
 
 __all__ = ["PairNorm", "pair_norm_dense"]
@@ -49,6 +51,7 @@ class PairNorm:
     sample_inputs: int  # k of the sampled estimate; M when exact
     seconds: float  # the priced cost of the exact sum
     held_bytes: int  # what the exact sum would hold
+    rhs: float  # the bound's right side, (M²N)⁻¹ Σ_m (per-input term), exact
 
 
 def _factors(net: Any, X: np.ndarray, statement: str) -> tuple[np.ndarray, np.ndarray]:
@@ -103,40 +106,84 @@ def _pair_sum(statement: str, F: np.ndarray, A: np.ndarray) -> tuple[float, np.n
     return float(K.sum()), K
 
 
+def _width(statement: str, P: int) -> int:
+    """Numbers per output unit of one input's factor: ``J`` rows (P) or output Hessians (P²)."""
+    return P if statement == "thm-7" else P * P
+
+
 def _cost(statement: str, M: int, n: int, P: int) -> tuple[float, int]:
-    """Multiply-adds of the exact pair sum over ``M`` inputs and the bytes it holds."""
-    width = P if statement == "thm-7" else P * P
+    """Multiply-adds of the exact pair sum over ``M`` inputs and the bytes it holds (the
+    factors of every input, ×4 for the temporaries of forming them, and one block pair)."""
+    width = _width(statement, P)
     per_pair = n * n * width + (4 * n**6 if statement == "thm-7" else 4 * n**3)
-    held = 8 * (M * n * width + M * n**4 + 4 * BLOCK * BLOCK * n**4) + 8 * M * M
+    held = 8 * (4 * M * n * width + M * n**4 + 4 * BLOCK * BLOCK * n**4) + 8 * M * M
     return M * (M + 1) / 2 * per_pair, held
+
+
+def _rhs(statement: str, F: np.ndarray, A: np.ndarray) -> float:
+    """The per-input sum of the bound: ``Σ_m ‖J_m‖_F⁴ ‖C_m‖_F`` (thm-7) or
+    ``Σ_m ‖∂²h(x_m)‖_F² ‖I_m‖_F`` (thm-8), unscaled."""
+    c = F.shape[0]
+    fn = np.linalg.norm(F.reshape(c, -1), axis=1)
+    an = np.linalg.norm(A.reshape(c, -1), axis=1)
+    return float(np.sum((fn**4 if statement == "thm-7" else fn**2) * an))
 
 
 def pair_norm_dense(net: Any, X: np.ndarray, n: int, statement: str, *, memory_budget: int,
                     time_budget: float, seed: int = 0,
-                    sample_inputs: int | None = None) -> PairNorm:
+                    sample_inputs: int | None = None, sampled: bool = True) -> PairNorm:
     """``‖Cov(Î₁)‖_F`` (``"thm-7"``, thm-4) or ``‖Cov(Î₂)‖_F`` (``"thm-8"``, thm-6) of ``net``
-    over the inputs ``X`` ``(M, n_0)`` with ``n`` draws per input: exact when the pair sum fits
-    ``memory_budget`` bytes and ``time_budget`` seconds, else the sampled-pairs estimate (module
-    docstring). Refuses nothing: a sample of 3 inputs always fits the per-input terms that
-    ``analyze``'s streamed sums already formed. ``sample_inputs`` (≥ 3) forces the sampled
-    estimate over that many inputs."""
+    over the inputs ``X`` ``(M, n_0)`` with ``n`` draws per input, and the bound's right side:
+    exact when the pair sum fits ``memory_budget`` bytes and ``time_budget`` seconds, else the
+    sampled-pairs estimate (module docstring). ``sample_inputs`` (≥ 3) forces the sampled
+    estimate over that many inputs.
+
+    Raises:
+        UnsupportedError: at once, when not even three inputs' factors fit ``memory_budget``
+            or forming every input's factors once (which every route does) is estimated, from
+            one timed input, above ``time_budget``; naming the numbers.
+    """
     M, P, nL = int(X.shape[0]), int(net.num_params), int(net.widths[-1])
+    width = _width(statement, P)
+    what = "Jacobians" if statement == "thm-7" else "output Hessians"
+    least = _cost(statement, min(M, 3), nL, P)[1]
+    if least > memory_budget:
+        raise UnsupportedError(
+            f"{statement}: the {what} of {min(M, 3)} inputs need {least / 2**20:.4g} MiB "
+            f"(n_L = {nL}, P = {P}), above memory_budget = {memory_budget / 2**20:.4g} MiB")
+    t0 = time.perf_counter()
+    _factors(net, X[:1], statement)
+    per_input = time.perf_counter() - t0
+    if per_input * M > time_budget:
+        raise UnsupportedError(
+            f"{statement}: forming the {what} of M = {M} inputs is estimated at "
+            f"{per_input * M:.4g} s ({per_input * 1e3:.3g} ms per input, timed), above "
+            f"{time_budget:.4g} s")
     scale = float(M * M * n) ** 2
+    bound_scale = float(M * M * n)
     ops, held = _cost(statement, M, nL, P)
-    seconds = ops / NOMINAL_RATE
+    seconds = ops / NOMINAL_RATE + per_input * M
     if sample_inputs is None and held <= memory_budget and seconds <= time_budget:
         F, A = _factors(net, X, statement)
         total, _ = _pair_sum(statement, F, A)
-        return PairNorm(math.sqrt(max(total, 0.0) / scale), 0.0, True, M, seconds, held)
+        return PairNorm(math.sqrt(max(total, 0.0) / scale), 0.0, True, M, seconds, held,
+                        _rhs(statement, F, A) / bound_scale)
+    if not sampled:
+        raise UnsupportedError(
+            f"{statement}: the exact ||Cov||_F over every pair of the M = {M} inputs is priced "
+            f"at {seconds:.3g} s and {held / 2**20:.4g} MiB, above {time_budget:.4g} s or "
+            f"memory_budget = {memory_budget / 2**20:.4g} MiB")
     k = min(M, SAMPLE_INPUTS if sample_inputs is None else max(3, int(sample_inputs)))
-    while sample_inputs is None and k > 3 and (_cost(statement, k, nL, P)[1] > memory_budget
-                     or _cost(statement, k, nL, P)[0] / NOMINAL_RATE > time_budget):
+    while sample_inputs is None and k > 3 and (
+            _cost(statement, k, nL, P)[1] > memory_budget
+            or _cost(statement, k, nL, P)[0] / NOMINAL_RATE + per_input * (M + k) > time_budget):
         k = max(3, k // 2)
-    width = P if statement == "thm-7" else P * P
-    chunk = max(1, min(BLOCK, memory_budget // (16 * nL * width)))
-    diag = 0.0
-    for lo in range(0, M, chunk):  # f(m, m) of every input, exact
-        diag += float(np.sum(_self(statement, *_factors(net, X[lo:lo + chunk], statement))))
+    chunk = max(1, min(BLOCK, memory_budget // (32 * nL * width)))
+    diag = rhs = 0.0
+    for lo in range(0, M, chunk):  # f(m, m) and the bound's term of every input, exact
+        F, A = _factors(net, X[lo:lo + chunk], statement)
+        diag += float(np.sum(_self(statement, F, A)))
+        rhs += _rhs(statement, F, A)
     pick = np.sort(np.random.default_rng(int(seed)).choice(M, size=k, replace=False))
     F, A = _factors(net, X[pick], statement)
     tot, K = _pair_sum(statement, F, A)
@@ -151,4 +198,4 @@ def pair_norm_dense(net: Any, X: np.ndarray, n: int, statement: str, *, memory_b
     value = math.sqrt(max(total, 0.0) / scale)
     se_total = pairs * se_U / scale
     se = se_total / (2.0 * value) if value > 0 else math.sqrt(se_total)
-    return PairNorm(value, se, False, k, seconds, held)
+    return PairNorm(value, se, False, k, seconds, held, rhs / bound_scale)
