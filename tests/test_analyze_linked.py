@@ -294,3 +294,50 @@ def test_json_is_strict() -> None:
         out = json.loads(a.to_json(), parse_constant=refuse)
         assert out["model"].startswith("LinkedNetwork")
         assert out["total"]["var_2"] == pytest.approx(a.total.var_2)
+
+
+def _cli(argv: list[str]) -> tuple[int, str, str]:
+    import contextlib
+    import io
+
+    from fisher_verify.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return int(code), out.getvalue(), err.getvalue()
+
+
+def test_cli_link(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``analyze --weights W.npz --link NAME [--family F --param k=v]`` is fv.analyze of the
+    LinkedNetwork; bad values exit 2 naming --link, without a traceback."""
+    net = _net("softplus-neg:beta", seed=7)
+    np.savez(tmp_path / "w.npz", **{f"W{i}": W for i, W in enumerate(net.base.weights)})
+    X = np.random.default_rng(4).normal(size=(4, 2))
+    np.save(tmp_path / "x.npy", X)
+    base = ["analyze", "--weights", str(tmp_path / "w.npz"), "--x", str(tmp_path / "x.npy")]
+    code, out, err = _cli([*base, "--link", "softplus-neg", "--family", "beta", "--param",
+                           "b=2", "--samples", "2", "--json"])
+    assert code == 0, err
+    got = json.loads(out)
+    want = fv.analyze(net, X, n=2)
+    assert got["model"] == ("LinkedNetwork widths (2, 3, 1), activation tanh, link "
+                            "softplus-neg(1 unit) onto beta(b=2)")
+    for key in ("covariance_norm_1", "covariance_norm_2", "bound_1", "bound_2"):
+        assert got[key] == pytest.approx(getattr(want, key), rel=1e-12)
+    np.testing.assert_allclose(got["variance_2"], want.variance_2, rtol=1e-12)
+    bad = {
+        ("--link", "probit"): "--link 'probit' is not a link; the links: logit, rate, "
+                              "softplus-rate, exp-rate, softplus-neg, mean-logstd, mean-var",
+        ("--link", "mean-logstd"): "--link 'mean-logstd': the network has n_L = 1 outputs, not "
+                                   "a multiple of 2 (the outputs one unit of the link reads)",
+        ("--link", "softplus-rate", "--family", "bernoulli"):
+            "--link 'softplus-rate': link 'softplus-rate' maps onto the natural parameter of "
+            "poisson; got family=bernoulli",
+        ("--link", "softplus-rate", "--loss", "poisson"):
+            "--link 'softplus-rate' and --loss 'poisson' both give the head's link",
+        ("--link", "softplus-rate", "--param", "K=2"): "--param 'K=2' applies to --family",
+    }
+    for args, message in bad.items():
+        code, _, err = _cli([*base, *args])
+        assert code == 2 and message in err and "Traceback" not in err, (args, err)

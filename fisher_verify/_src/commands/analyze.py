@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import jsontext
 from ..errors import FisherVerifyError
+from ..families.links import link_names
 from ..families.losses import LOSS_NAMES, loss_module, resolve_head
 from ..networks.activations import get_activation
 from ..numpy_files import exact_float64, load_numpy_file
@@ -60,6 +61,12 @@ def register(subparsers: Any) -> None:
                    "with log_input True/False, GaussianNLLLoss on (mean, var) = out.chunk(2, -1), "
                    "MSELoss and ½ MSE): the family, and the link of a head that does not output "
                    "its natural parameter, follow from it (ext-links)")
+    p.add_argument("--link", default=None, metavar="LINK",
+                   help="an Eq. 3 network whose outputs f are not the natural parameter: the "
+                   f"link h = g(f) of its head, one of {', '.join(link_names())} (ext-links); "
+                   "--family (with --param) is then the family of one head unit, default the "
+                   "link's own (poisson for softplus-rate, normal_unknown_variance for "
+                   "mean-logstd, ...)")
     p.add_argument("--param", action="append", default=[], metavar="k=v",
                    help="family parameter, e.g. --param K=10 (repeatable)")
     p.add_argument("--activation", default=None,
@@ -138,6 +145,14 @@ def _route(args: argparse.Namespace) -> str:
 def _check_output_family(args: argparse.Namespace) -> None:
     """Exactly one of ``--family`` and ``--loss``; ``--loss`` a name of the table, without
     ``--param`` (the loss fixes the family's parameters)."""
+    if args.link is not None:
+        if args.loss is not None:
+            raise FisherVerifyError(f"--link {args.link!r} and --loss {args.loss!r} both give the "
+                                    "head's link (the loss fixes its own); give one")
+        if args.link not in link_names():
+            raise FisherVerifyError(f"--link {args.link!r} is not a link; the links: "
+                                    f"{', '.join(link_names())}")
+        return
     if args.family is None and args.loss is None:
         raise FisherVerifyError("give the output family: --family NAME (e.g. bernoulli) or "
                                 f"--loss NAME (one of {', '.join(LOSS_NAMES)})")
@@ -172,6 +187,27 @@ def _output_width(args: argparse.Namespace) -> int:
         return int(weights_from_sequential(model)[0][-1].shape[0])
     except Exception:  # noqa: BLE001 - a probe only: the loader below reports the file's fault
         return 1
+
+
+def _head_link(args: argparse.Namespace) -> Any:
+    """``--link NAME`` for the network's ``n_L`` outputs, onto ``--family`` (one unit's) or the
+    link's own family; every refusal names ``--link``."""
+    from ..families.links import link
+    from ..families.registry import family
+
+    unit = None if args.family is None else family(args.family, **parse_params(args.param))
+    if unit is None and args.param:
+        raise FisherVerifyError(f"--param {args.param[0]!r} applies to --family; give --family "
+                                f"with --link {args.link!r} to set the unit family's parameters")
+    try:
+        k = link(args.link, family=unit).n  # outputs one unit reads
+        width = _output_width(args)
+        if width % k:
+            raise FisherVerifyError(f"the network has n_L = {width} outputs, not a multiple of "
+                                    f"{k} (the outputs one unit of the link reads)")
+        return link(args.link, width // k, family=unit)
+    except FisherVerifyError as exc:
+        raise type(exc)(f"--link {args.link!r}: {exc}") from None
 
 
 def _load_x(path: str) -> np.ndarray:
@@ -218,6 +254,11 @@ def handle(args: argparse.Namespace) -> int:
 
     _check_output_family(args)
     if _route(args) == "model":
+        if args.link is not None:
+            raise FisherVerifyError(
+                f"--link {args.link!r} applies to an Eq. 3 network (--weights W.npz or "
+                "--torch-model with --x); a torch module takes its head's link from --loss, or "
+                "append fisher_verify.link(...).module() to it")
         return analyze_model.run(args)
     loss = link = None
     if args.loss is not None:
@@ -226,6 +267,9 @@ def handle(args: argparse.Namespace) -> int:
             fam, link = resolve_head(loss, _output_width(args))
         except FisherVerifyError as exc:
             raise type(exc)(f"--loss {args.loss!r}: {exc}") from None
+    elif args.link is not None:
+        link = _head_link(args)
+        fam = link.family
     else:
         fam = family(args.family, **parse_params(args.param))
     if args.weights:
@@ -252,7 +296,7 @@ def handle(args: argparse.Namespace) -> int:
     if args.time_budget is not None and not args.time_budget > 0:  # NaN too
         raise FisherVerifyError(f"--time-budget must be a number of seconds > 0, got "
                                 f"{args.time_budget}")
-    if link is not None:  # a head through the loss's link: the composite h = g(f) (ext-links)
+    if link is not None:  # a head through a link (--link, or the loss's): h = g(f) (ext-links)
         from ..networks.linked import LinkedNetwork
 
         net = LinkedNetwork(net, link)
