@@ -210,10 +210,16 @@ def test_same_numbers_as_the_torch_model_with_its_loss(name: str) -> None:
         assert getattr(b, f"bound_{e}") == pytest.approx(getattr(a, f"bound_{e}"), rel=1e-8)
 
 
-def test_sampled_pair_norms_are_the_u_statistic() -> None:
-    """Above the norm budget the norms are the sampled-pairs estimate: exact diagonal terms
-    plus M(M−1) times the mean of f over the sampled distinct pairs, f(m, m') = ⟨Cov_m,
-    Cov_m'⟩ of the per-input covariances (from the definition); labelled in the result."""
+@pytest.mark.parametrize("block", [64, 2])
+def test_sampled_pair_norms_are_the_u_statistic(block: int, monkeypatch: pytest.MonkeyPatch
+                                                ) -> None:
+    """The exact pair sum over blocks of inputs (one block, and blocks of 2 so that the pairs
+    across blocks count twice), and above the norm budget the sampled-pairs estimate: exact
+    diagonal terms plus M(M−1) times the mean of f over the sampled distinct pairs,
+    f(m, m') = ⟨Cov_m, Cov_m'⟩ of the per-input covariances (from the definition)."""
+    from fisher_verify._src.fisher import pair_norms
+
+    monkeypatch.setattr(pair_norms, "BLOCK", block)
     net = _net("softplus-rate", seed=6)
     X = np.random.default_rng(14).normal(size=(7, 2))
     M = X.shape[0]
