@@ -299,10 +299,12 @@ def handle(args: argparse.Namespace) -> int:
     if link is not None:  # a head through a link (--link, or the loss's): h = g(f) (ext-links)
         from ..networks.linked import LinkedNetwork
 
-        net = LinkedNetwork(net, link)
+        model: Any = LinkedNetwork(net, link)
+    else:
+        model = net
     progress = StageProgress(sys.stderr, "fisher-verify analyze")
     try:
-        result = analyze(net, x, n=args.samples, target=args.target,
+        result = analyze(model, x, n=args.samples, target=args.target,
                             memory=memory << 20, time_budget=args.time_budget,
                             progress=progress)
     finally:
