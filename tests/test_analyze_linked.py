@@ -347,3 +347,16 @@ def test_cli_link(tmp_path) -> None:  # type: ignore[no-untyped-def]
     for args, message in bad.items():
         code, _, err = _cli([*base, *args])
         assert code == 2 and message in err and "Traceback" not in err, (args, err)
+
+
+def test_progress_names_the_stages() -> None:
+    """A linked analysis reports its stages as an Eq. 3 one does: the per-input terms, then
+    each norm's rows of block pairs (70 inputs: two rows of 64)."""
+    net = _net("mean-var")
+    calls: list[tuple[str, int, int]] = []
+    fv.analyze(net, np.random.default_rng(1).normal(size=(70, 2)),
+               progress=lambda stage, done, total: calls.append((stage, done, total)))
+    assert ("per-input terms (eq-6, thm-4, thm-6)", 70, 70) in calls
+    for e, statement in ((1, "thm-7"), (2, "thm-8")):
+        stage = f"||Cov(I{e})||_F ({statement}), block pairs"
+        assert [c for c in calls if c[0] == stage] == [(stage, 0, 2), (stage, 1, 2)]

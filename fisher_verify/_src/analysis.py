@@ -223,10 +223,13 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
         # M n_L < P: I(theta) has rank <= M n_L)
         psd = sums.psd.bound
         for e, statement in ((1, "thm-7"), (2, "thm-8")):
+            stage = f"||Cov(I{e})||_F ({statement}), block pairs"
             if linked:  # lemma-13's closed forms read Eq. 3 layers: the generic pair sums
                 try:
-                    pn = pair_norm_dense(net, X, n, statement, memory_budget=budget,
-                                         time_budget=NORM_SECONDS)
+                    pn = pair_norm_dense(
+                        net, X, n, statement, memory_budget=budget, time_budget=NORM_SECONDS,
+                        progress=None if progress is None else
+                        (lambda done, total, stage=stage: progress(stage, done, total)))
                 except UnsupportedError as exc:
                     notes[e] = f"not computed for a LinkedNetwork: {exc}"
                     cov_norm[e] = None
@@ -241,7 +244,6 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
                         f"{pn.held_bytes / 2**20:.4g} MiB against memory_budget = "
                         f"{budget / 2**20:.4g} MiB")
                 continue
-            stage = f"||Cov(I{e})||_F ({statement}), block pairs"
             est, cost = pair_norm(
                 net, X, n, statement, method="auto", memory_budget=budget,
                 time_budget=NORM_SECONDS,

@@ -93,11 +93,16 @@ def _self(statement: str, F: np.ndarray, A: np.ndarray) -> np.ndarray:
     return np.einsum("xij,xjk,xkl,xil->x", A, G, A, G)
 
 
-def _pair_sum(statement: str, F: np.ndarray, A: np.ndarray) -> tuple[float, np.ndarray]:
-    """``Σ_{m,m'} f(m, m')`` over every pair (blocks a ≤ b, symmetry) and the matrix of f."""
+def _pair_sum(statement: str, F: np.ndarray, A: np.ndarray,
+              progress: Any = None) -> tuple[float, np.ndarray]:
+    """``Σ_{m,m'} f(m, m')`` over every pair (blocks a ≤ b, symmetry) and the matrix of f;
+    ``progress(done, total)`` before each row of blocks."""
     M = F.shape[0]
     K = np.zeros((M, M))
-    for lo in range(0, M, BLOCK):
+    rows = -(-M // BLOCK)
+    for row, lo in enumerate(range(0, M, BLOCK)):
+        if progress is not None:
+            progress(row, rows)
         for lo2 in range(lo, M, BLOCK):
             blk = _block(statement, F[lo:lo + BLOCK], A[lo:lo + BLOCK], F[lo2:lo2 + BLOCK],
                          A[lo2:lo2 + BLOCK])
@@ -131,7 +136,8 @@ def _rhs(statement: str, F: np.ndarray, A: np.ndarray) -> float:
 
 def pair_norm_dense(net: Any, X: np.ndarray, n: int, statement: str, *, memory_budget: int,
                     time_budget: float, seed: int = 0,
-                    sample_inputs: int | None = None, sampled: bool = True) -> PairNorm:
+                    sample_inputs: int | None = None, sampled: bool = True,
+                    progress: Any = None) -> PairNorm:
     """``‖Cov(Î₁)‖_F`` (``"thm-7"``, thm-4) or ``‖Cov(Î₂)‖_F`` (``"thm-8"``, thm-6) of ``net``
     over the inputs ``X`` ``(M, n_0)`` with ``n`` draws per input, and the bound's right side:
     exact when the pair sum fits ``memory_budget`` bytes and ``time_budget`` seconds, else the
@@ -165,7 +171,7 @@ def pair_norm_dense(net: Any, X: np.ndarray, n: int, statement: str, *, memory_b
     seconds = ops / NOMINAL_RATE + per_input * M
     if sample_inputs is None and held <= memory_budget and seconds <= time_budget:
         F, A = _factors(net, X, statement)
-        total, _ = _pair_sum(statement, F, A)
+        total, _ = _pair_sum(statement, F, A, progress)
         return PairNorm(math.sqrt(max(total, 0.0) / scale), 0.0, True, M, seconds, held,
                         _rhs(statement, F, A) / bound_scale)
     if not sampled:
