@@ -1,7 +1,8 @@
 """``analyze(model, data, family)``: the paper's quantities for a user's own network or model.
 
-One entry for every model: an Eq. 3 :class:`~fisher_verify._src.networks.network.Network` goes
-through the dense and streamed formulas below, any ``torch.nn.Module`` through the engine of
+One entry for every model: an Eq. 3 :class:`~fisher_verify._src.networks.network.Network` (or a
+:class:`~fisher_verify._src.networks.linked.LinkedNetwork`, its head through a link, ``ext-links``)
+goes through the dense and streamed formulas below, any ``torch.nn.Module`` through the engine of
 :mod:`fisher_verify._src.models.report`; both return the one :class:`~fisher_verify._src.models.result.Analysis`.
 
 For a Network: exact Fisher (``eq-6``; its diagonal when P is large), both estimators' variance for N draws
@@ -9,6 +10,13 @@ For a Network: exact Fisher (``eq-6``; its diagonal when P is large), both estim
 tight they are, the p.s.d. probability bound for Î₂ (``thm-10``), which estimator is better
 per layer and overall, and the N each estimator needs for a target relative accuracy
 (``lemma-12``).
+
+For a LinkedNetwork the same, with ``J_h = g′ J_f`` and ``∂²h`` carrying the link's ``g″``: the
+streamed sums read them through its interface; ``‖Cov(Î)‖_F`` goes through the generic pair sums
+of :mod:`fisher_verify._src.fisher.pair_norms` (lemma-13's closed forms read Eq. 3 layers), and
+the diagonal route through the base's factors and the link
+(:mod:`fisher_verify._src.models.linked_diagonals`). Every layer's reason is ``ext-links``: the
+d24 structure results assume ``h`` affine in the last layer, which a link breaks.
 """
 
 from __future__ import annotations
@@ -59,7 +67,8 @@ def analyze(model: Any, data: Any, family: Any = None, *, n: int = 1, target: fl
     (``eq-6``, ``thm-4``, ``thm-6``, ``thm-7``, ``thm-8``, ``thm-10``, ``lemma-12``).
 
     Args:
-        model: a :class:`fisher_verify.Network` (Eq. 3) or any ``torch.nn.Module``.
+        model: a :class:`fisher_verify.Network` (Eq. 3), a :class:`fisher_verify.LinkedNetwork`
+            (its head through a link) or any ``torch.nn.Module``.
         data: for a Network one input ``(n_0,)`` or several ``(M, n_0)``; for a module
             ``(M, ...)``, ``(inputs, targets)``, a Dataset or a DataLoader (p(x) empirical).
         family: the output family of a module (``fisher_verify.family(...)`` or the
