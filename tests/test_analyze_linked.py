@@ -231,7 +231,11 @@ def test_sampled_pair_norms_are_the_u_statistic(block: int, monkeypatch: pytest.
             math.sqrt(f.sum()) / (M * M * N), rel=RTOL)
         every = pair_norm_dense(net, X, N, statement, memory_budget=2**30, time_budget=60.0,
                                 sample_inputs=M)
-        assert every.value == pytest.approx(exact.value, rel=RTOL)
+        assert every.exact and every.value == pytest.approx(exact.value, rel=RTOL)
+        two = pair_norm_dense(net, X[:2], N, statement, memory_budget=2**30, time_budget=60.0,
+                              sample_inputs=3)  # fewer inputs than a sample: every pair
+        assert two.exact and two.value == pytest.approx(
+            math.sqrt(f[:2, :2].sum()) / (4 * N), rel=RTOL)
         k = 4
         s = pair_norm_dense(net, X, N, statement, memory_budget=2**30, time_budget=60.0,
                             sample_inputs=k, seed=2)

@@ -184,6 +184,11 @@ def pair_norm_dense(net: Any, X: np.ndarray, n: int, statement: str, *, memory_b
             _cost(statement, k, nL, P)[1] > memory_budget
             or _cost(statement, k, nL, P)[0] / NOMINAL_RATE + per_input * (M + k) > time_budget):
         k = max(3, k // 2)
+    if k >= M:  # every pair after all (M ≤ 3, or asked for): exact, no U-statistic
+        F, A = _factors(net, X, statement)
+        total, _ = _pair_sum(statement, F, A, progress)
+        return PairNorm(math.sqrt(max(total, 0.0) / scale), 0.0, True, M, seconds, held,
+                        _rhs(statement, F, A) / bound_scale)
     chunk = max(1, min(BLOCK, memory_budget // (32 * nL * width)))
     diag = rhs = 0.0
     for lo in range(0, M, chunk):  # f(m, m) and the bound's term of every input, exact
