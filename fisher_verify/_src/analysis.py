@@ -21,6 +21,7 @@ d24 structure results assume ``h`` affine in the last layer, which a link breaks
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from collections.abc import Callable
@@ -50,7 +51,6 @@ MODULE_OPTIONS = ("output", "dtype", "device", "eval_mode", "smooth", "distribut
 DEFAULT_TIME_BUDGET = 300.0
 
 Progress = Callable[[str, int, int], None]
-
 
 
 def _better(v1: float, v2: float) -> str:
@@ -186,7 +186,6 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
         # the norms are streamed over pairs of input blocks and refused (left out here) when
         # the cost model says they exceed the memory budget or NORM_SECONDS
         from .errors import UnsupportedError
-        from .fisher.pair_norms import pair_norm_dense
         from .models.mlp import diagonals
         from .models.mlp_bounds import thm7_large, thm8_large
 
@@ -200,14 +199,10 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
         var = {1: np.asarray(d.variance_1), 2: np.asarray(d.variance_2)}
         check_finite(net, x, fisher, var)
         if linked:  # the generic pair sums, exactly or not at all (as thm7_large/thm8_large)
-            for e, statement in ((1, "thm-7"), (2, "thm-8")):
-                try:
-                    pn = pair_norm_dense(net, X, n, statement, memory_budget=budget,
-                                         time_budget=NORM_SECONDS, sampled=False)
-                except UnsupportedError as exc:
-                    notes[e] = f"not computed for a LinkedNetwork: {exc}"
-                    continue
-                cov_norm[e], bound[e] = pn.value, pn.rhs
+            for e in (1, 2):
+                pn = _linked_norm(net, X, n, e, budget, False, None, notes)
+                if pn is not None:
+                    cov_norm[e], bound[e] = pn.value, pn.rhs
         for e, fn in (() if linked else ((1, thm7_large), (2, thm8_large))):
             try:
                 b = fn(net, X, n, method="exact", time_budget=NORM_SECONDS, memory_budget=budget)
@@ -216,8 +211,6 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
                 continue
             cov_norm[e], bound[e] = b.lhs, b.rhs
     else:
-        from .errors import UnsupportedError
-        from .fisher.pair_norms import pair_norm_dense
         from .fisher.streamed import chunk_inputs, dense_sums
         from .models.mlp_norms import pair_norm
 
@@ -234,24 +227,11 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
         for e, statement in ((1, "thm-7"), (2, "thm-8")):
             stage = f"||Cov(I{e})||_F ({statement}), block pairs"
             if linked:  # lemma-13's closed forms read Eq. 3 layers: the generic pair sums
-                try:
-                    pn = pair_norm_dense(
-                        net, X, n, statement, memory_budget=budget, time_budget=NORM_SECONDS,
-                        progress=None if progress is None else
-                        (lambda done, total, stage=stage: progress(stage, done, total)))
-                except UnsupportedError as exc:
-                    notes[e] = f"not computed for a LinkedNetwork: {exc}"
-                    cov_norm[e] = None
-                    continue
-                cov_norm[e], cov_se[e] = pn.value, pn.stderr
-                if not pn.exact:
-                    norms_exact = False
-                    notes[e] = (
-                        f"||Cov(I{e})||_F is a sampled-pairs ESTIMATE over {pn.sample_inputs} "
-                        f"of {M} inputs (exact=False): the exact sum is priced at "
-                        f"{pn.seconds:.3g} s, above NORM_SECONDS = {NORM_SECONDS:g}, or "
-                        f"{pn.held_bytes / 2**20:.4g} MiB against memory_budget = "
-                        f"{budget / 2**20:.4g} MiB")
+                report = None if progress is None else functools.partial(progress, stage)
+                pn = _linked_norm(net, X, n, e, budget, True, report, notes)
+                if pn is not None:
+                    cov_norm[e], cov_se[e] = pn.value, pn.stderr
+                    norms_exact = norms_exact and pn.exact
                 continue
             est, cost = pair_norm(
                 net, X, n, statement, method="auto", memory_budget=budget,
@@ -359,6 +339,30 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
         if math.isfinite(t2 * n) else None,
         degenerate=degenerate, envelopes=envelopes, envelopes_note=env_note,
     )
+
+
+def _linked_norm(net: Any, X: np.ndarray, n: int, e: int, budget: int, sampled: bool,
+                 progress: Callable[[int, int], None] | None, notes: dict[int, str]) -> Any:
+    """``‖Cov(Î_e)‖_F`` and its bound for a LinkedNetwork by the generic pair sums
+    (:func:`~fisher_verify._src.fisher.pair_norms.pair_norm_dense`, thm-7/thm-8), or None with
+    the reason in ``notes[e]``; a sampled estimate says so in ``notes[e]``."""
+    from .errors import UnsupportedError
+    from .fisher.pair_norms import pair_norm_dense
+
+    statement = "thm-7" if e == 1 else "thm-8"
+    try:
+        pn = pair_norm_dense(net, X, n, statement, memory_budget=budget,
+                             time_budget=NORM_SECONDS, sampled=sampled, progress=progress)
+    except UnsupportedError as exc:
+        notes[e] = f"not computed for a LinkedNetwork: {exc}"
+        return None
+    if not pn.exact:
+        notes[e] = (
+            f"||Cov(I{e})||_F is a sampled-pairs ESTIMATE over {pn.sample_inputs} of "
+            f"{X.shape[0]} inputs (exact=False): the exact sum is priced at {pn.seconds:.3g} s, "
+            f"above NORM_SECONDS = {NORM_SECONDS:g}, or {pn.held_bytes / 2**20:.4g} MiB "
+            f"against memory_budget = {budget / 2**20:.4g} MiB")
+    return pn
 
 
 def _envelopes(net: Any, X: np.ndarray, fisher: np.ndarray, diag: bool, budget: int
