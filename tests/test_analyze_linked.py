@@ -245,6 +245,13 @@ def test_sampled_pair_norms_are_the_u_statistic(block: int, monkeypatch: pytest.
         assert not s.exact and s.sample_inputs == k and s.stderr > 0
         assert s.value == pytest.approx(math.sqrt(np.trace(f) + M * (M - 1) * U) / (M * M * N),
                                         rel=RTOL)
+        # its standard error: the delete-one jackknife of U (each U_(i) the mean over the
+        # distinct pairs of the other k − 1 inputs), through the delta method for the root
+        dele = np.array([(lambda g: (g.sum() - np.trace(g)) / ((k - 1) * (k - 2)))(
+            np.delete(np.delete(sub, i, 0), i, 1)) for i in range(k)])
+        se_u = math.sqrt((k - 1) / k * float(np.sum((dele - dele.mean()) ** 2)))
+        assert s.stderr == pytest.approx(M * (M - 1) * se_u / (M * M * N) ** 2 / (2 * s.value),
+                                         rel=1e-9)
 
 
 def test_analyze_says_when_its_norms_are_estimates(monkeypatch: pytest.MonkeyPatch) -> None:
