@@ -11,12 +11,13 @@ acting on ``P × P`` matrices, so their squared norms are sums over pairs of inp
 * thm-8: ``f(m, m') = tr(I_m T I_{m'} Tᵀ)``, ``T_αβ = ⟨H^α_m, H^β_{m'}⟩``;
 
 formed a block of inputs against a block at a time from the per-input ``J`` (``M n_L P``
-numbers) or output Hessians (``M n_L P²``) held at once. When those do not fit
-``memory_budget`` or the pair sum is priced above ``time_budget`` (at :data:`NOMINAL_RATE`
-multiply-adds per second), the off-diagonal part is the order-2 U-statistic over the pairs of
-``k`` inputs drawn without replacement (seeded), the diagonal ``f(m, m)`` stays exact for every
-input, and the standard error is the delete-one jackknife's (delta method for the norm):
-labelled ``exact=False``. The bounds' right sides (per-input sums) are exact either way.
+numbers) or output Hessians (``M n_L P²``) held at once. The cost is priced from timed work
+(one input's factors, one block of inputs against itself). When those do not fit
+``memory_budget`` or the pair sum is priced above ``time_budget``, the off-diagonal part is
+the order-2 U-statistic over the pairs of ``k`` inputs drawn without replacement (seeded),
+the diagonal ``f(m, m)`` stays exact for every input, and the standard error is the delete-one
+jackknife's (delta method for the norm): labelled ``exact=False``. The bounds' right sides
+(per-input sums) are exact either way.
 """
 
 from __future__ import annotations
@@ -33,8 +34,6 @@ from .covariance import moment_excess
 
 __all__ = ["PairNorm", "pair_norm_dense"]
 
-#: Multiply-adds per second the pair sums are priced at (one shared CPU core, conservatively).
-NOMINAL_RATE = 5e8
 #: Inputs a sampled estimate draws at most.
 SAMPLE_INPUTS = 512
 #: Inputs of one block of the pair sums (keeps a block's ``(b n_L)²`` Gram in cache).
@@ -75,13 +74,10 @@ def _block(statement: str, Fa: np.ndarray, Aa: np.ndarray, Fb: np.ndarray,
     b = Fb.shape[0]
     G = np.tensordot(Fa, Fb, axes=([2], [2])).transpose(0, 2, 1, 3)  # (a, b, n, n)
     if statement == "thm-7":
-        W = np.einsum("xyac,xybd->xyabcd", G, G).reshape(a, b, n * n, n * n)
-        left = np.einsum("xij,xyjk->xyik", Aa, W)  # C_m W
-        right = np.einsum("xyij,yjk->xyik", W, Ab)  # W C_m'
-        return np.einsum("xyik,xyik->xy", left, right)
-    left = np.einsum("xij,xyjk->xyik", Aa, G)  # I_m T
-    right = np.einsum("xyij,yjk->xyik", G, Ab)  # T I_m'
-    return np.einsum("xyik,xyik->xy", left, right)
+        G = (G[:, :, :, None, :, None] * G[:, :, None, :, None, :]).reshape(a, b, n * n, n * n)
+    left = np.matmul(Aa[:, None], G)  # C_m W (thm-7), I_m T (thm-8)
+    right = np.matmul(G, Ab[None])  # W C_m', T I_m'
+    return np.sum(left * right, axis=(2, 3))
 
 
 def _self(statement: str, F: np.ndarray, A: np.ndarray) -> np.ndarray:
@@ -93,12 +89,13 @@ def _self(statement: str, F: np.ndarray, A: np.ndarray) -> np.ndarray:
     return np.einsum("xij,xjk,xkl,xil->x", A, G, A, G)
 
 
-def _pair_sum(statement: str, F: np.ndarray, A: np.ndarray,
-              progress: Any = None) -> tuple[float, np.ndarray]:
-    """``Σ_{m,m'} f(m, m')`` over every pair (blocks a ≤ b, symmetry) and the matrix of f;
-    ``progress(done, total)`` before each row of blocks."""
+def _pair_sum(statement: str, F: np.ndarray, A: np.ndarray, progress: Any = None,
+              keep: bool = False) -> tuple[float, np.ndarray | None]:
+    """``Σ_{m,m'} f(m, m')`` over every pair (blocks a ≤ b, symmetry) and, with ``keep``, the
+    matrix of f; ``progress(done, total)`` before each row of blocks."""
     M = F.shape[0]
-    K = np.zeros((M, M))
+    K = np.zeros((M, M)) if keep else None
+    total = 0.0
     rows = -(-M // BLOCK)
     for row, lo in enumerate(range(0, M, BLOCK)):
         if progress is not None:
@@ -106,9 +103,11 @@ def _pair_sum(statement: str, F: np.ndarray, A: np.ndarray,
         for lo2 in range(lo, M, BLOCK):
             blk = _block(statement, F[lo:lo + BLOCK], A[lo:lo + BLOCK], F[lo2:lo2 + BLOCK],
                          A[lo2:lo2 + BLOCK])
-            K[lo:lo + BLOCK, lo2:lo2 + BLOCK] = blk
-            K[lo2:lo2 + BLOCK, lo:lo + BLOCK] = blk.T
-    return float(K.sum()), K
+            total += float(blk.sum()) * (1.0 if lo2 == lo else 2.0)
+            if K is not None:
+                K[lo:lo + BLOCK, lo2:lo2 + BLOCK] = blk
+                K[lo2:lo2 + BLOCK, lo:lo + BLOCK] = blk.T
+    return total, K
 
 
 def _width(statement: str, P: int) -> int:
@@ -116,13 +115,41 @@ def _width(statement: str, P: int) -> int:
     return P if statement == "thm-7" else P * P
 
 
-def _cost(statement: str, M: int, n: int, P: int) -> tuple[float, int]:
-    """Multiply-adds of the exact pair sum over ``M`` inputs and the bytes it holds (the
-    factors of every input, ×4 for the temporaries of forming them, and one block pair)."""
+def _held(statement: str, M: int, n: int, P: int, keep: bool) -> int:
+    """Bytes a pair sum over ``M`` inputs holds: the factors of every input (×4 for the
+    temporaries of forming them), one block pair's ``(a, b, n², n²)`` arrays, and with
+    ``keep`` the ``M × M`` matrix of f (the sampled estimate's)."""
     width = _width(statement, P)
-    per_pair = n * n * width + (4 * n**6 if statement == "thm-7" else 4 * n**3)
-    held = 8 * (4 * M * n * width + M * n**4 + 4 * BLOCK * BLOCK * n**4) + 8 * M * M
-    return M * (M + 1) / 2 * per_pair, held
+    return 8 * (4 * M * n * width + M * n**4 + 6 * BLOCK * BLOCK * n**4) + (
+        8 * M * M if keep else 0)
+
+
+def _price(statement: str, net: Any, X: np.ndarray, memory_budget: int,
+           time_budget: float) -> tuple[float, float]:
+    """Seconds per input of forming its factors and per pair of inputs of the pair sum, timed:
+    one input first (refused at once when every input's would exceed ``time_budget``), then a
+    block of up to 16 inputs against itself."""
+    M, P, nL = int(X.shape[0]), int(net.num_params), int(net.widths[-1])
+    t0 = time.perf_counter()
+    _factors(net, X[:1], statement)
+    per_input = time.perf_counter() - t0
+    if per_input * M > time_budget:
+        what = "Jacobians" if statement == "thm-7" else "output Hessians"
+        raise UnsupportedError(
+            f"{statement}: forming the {what} of M = {M} inputs is estimated at "
+            f"{per_input * M:.4g} s ({per_input * 1e3:.3g} ms per input, timed), above "
+            f"{time_budget:.4g} s")
+    b = max(1, min(M, 16, memory_budget // (32 * nL * _width(statement, P))))
+    F, A = _factors(net, X[:b], statement)
+    t0 = time.perf_counter()
+    _block(statement, F, A, F, A)
+    return per_input, (time.perf_counter() - t0) / (b * b)
+
+
+def _seconds(per_input: float, per_pair: float, M: int, k: int) -> float:
+    """Every input's factors plus the block pairs over ``k`` inputs (``k(k + BLOCK)/2`` pairs
+    of inputs: the upper triangle of blocks)."""
+    return per_input * (M + (k if k < M else 0)) + per_pair * k * (k + BLOCK) / 2
 
 
 def _rhs(statement: str, F: np.ndarray, A: np.ndarray) -> float:
@@ -151,24 +178,17 @@ def pair_norm_dense(net: Any, X: np.ndarray, n: int, statement: str, *, memory_b
     """
     M, P, nL = int(X.shape[0]), int(net.num_params), int(net.widths[-1])
     width = _width(statement, P)
-    what = "Jacobians" if statement == "thm-7" else "output Hessians"
-    least = _cost(statement, min(M, 3), nL, P)[1]
+    least = _held(statement, min(M, 3), nL, P, True)
     if least > memory_budget:
+        what = "Jacobians" if statement == "thm-7" else "output Hessians"
         raise UnsupportedError(
             f"{statement}: the {what} of {min(M, 3)} inputs need {least / 2**20:.4g} MiB "
             f"(n_L = {nL}, P = {P}), above memory_budget = {memory_budget / 2**20:.4g} MiB")
-    t0 = time.perf_counter()
-    _factors(net, X[:1], statement)
-    per_input = time.perf_counter() - t0
-    if per_input * M > time_budget:
-        raise UnsupportedError(
-            f"{statement}: forming the {what} of M = {M} inputs is estimated at "
-            f"{per_input * M:.4g} s ({per_input * 1e3:.3g} ms per input, timed), above "
-            f"{time_budget:.4g} s")
+    per_input, per_pair = _price(statement, net, X, memory_budget, time_budget)
     scale = float(M * M * n) ** 2
     bound_scale = float(M * M * n)
-    ops, held = _cost(statement, M, nL, P)
-    seconds = ops / NOMINAL_RATE + per_input * M
+    held = _held(statement, M, nL, P, False)
+    seconds = _seconds(per_input, per_pair, M, M)
     if sample_inputs is None and held <= memory_budget and seconds <= time_budget:
         F, A = _factors(net, X, statement)
         total, _ = _pair_sum(statement, F, A, progress)
@@ -177,12 +197,12 @@ def pair_norm_dense(net: Any, X: np.ndarray, n: int, statement: str, *, memory_b
     if not sampled:
         raise UnsupportedError(
             f"{statement}: the exact ||Cov||_F over every pair of the M = {M} inputs is priced "
-            f"at {seconds:.3g} s and {held / 2**20:.4g} MiB, above {time_budget:.4g} s or "
-            f"memory_budget = {memory_budget / 2**20:.4g} MiB")
+            f"at {seconds:.3g} s (timed) and {held / 2**20:.4g} MiB, above {time_budget:.4g} s "
+            f"or memory_budget = {memory_budget / 2**20:.4g} MiB")
     k = min(M, SAMPLE_INPUTS if sample_inputs is None else max(3, int(sample_inputs)))
     while sample_inputs is None and k > 3 and (
-            _cost(statement, k, nL, P)[1] > memory_budget
-            or _cost(statement, k, nL, P)[0] / NOMINAL_RATE + per_input * (M + k) > time_budget):
+            _held(statement, k, nL, P, True) > memory_budget
+            or _seconds(per_input, per_pair, M, k) > time_budget):
         k = max(3, k // 2)
     if k >= M:  # every pair after all (M ≤ 3, or asked for): exact, no U-statistic
         F, A = _factors(net, X, statement)
@@ -197,7 +217,8 @@ def pair_norm_dense(net: Any, X: np.ndarray, n: int, statement: str, *, memory_b
         rhs += _rhs(statement, F, A)
     pick = np.sort(np.random.default_rng(int(seed)).choice(M, size=k, replace=False))
     F, A = _factors(net, X[pick], statement)
-    tot, K = _pair_sum(statement, F, A)
+    tot, K = _pair_sum(statement, F, A, keep=True)
+    assert K is not None
     self_terms = np.diagonal(K).copy()
     cross = K.sum(1)
     Q = self_terms.sum()
