@@ -758,10 +758,14 @@ class CategoricalFamily(Family):
         """``E[(uᵀ(t − η))^k] = Σ_k p_k d_k^j`` with ``d = u − pᵀu`` centred at the dominant class
         (lemma-2 on the support ``t = e_k``), O(K) per projection: the generic nodes would hold
         a ``K × K`` array per input."""
-        from .onehot import onehot_centred
+        from .onehot import onehot_centred, onehot_projected_moments
 
-        p = self._probabilities(np.asarray(h, dtype=np.float64))[:, None, :]  # (M, 1, K)
-        d = onehot_centred(p, np.asarray(U, dtype=np.float64))  # (M, R, K)
+        p = self._probabilities(np.asarray(h, dtype=np.float64))  # (M, K)
+        U = np.asarray(U, dtype=np.float64)
+        if p.ndim == 2 and U.ndim == 3 and p.shape[0] == U.shape[0]:
+            return onehot_projected_moments(p, U, order)
+        p = p[:, None, :]  # (M, 1, K)
+        d = onehot_centred(p, U)  # (M, R, K)
         out = np.empty(d.shape[:-1] + (order + 1,))
         power = np.ones_like(d)
         for j in range(order + 1):

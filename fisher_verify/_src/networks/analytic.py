@@ -89,12 +89,17 @@ def lemma13(weights: list[np.ndarray], act: Activation, x: np.ndarray) -> Lemma1
 def jacobian(weights: list[np.ndarray], act: Activation, x: np.ndarray) -> np.ndarray:
     """J = ∂h_L/∂θ ``(M, n_L, P)`` from ``∂h^a_L/∂W_l = D_l B_{l+1}ᵀ e_a h̄_lᵀ`` (lemma-13)."""
     q = lemma13(weights, act, x)
-    blocks = []
-    for layer in range(len(weights)):
+    M, n_L = q.h_L.shape
+    J = np.empty((M, n_L, sum(W.size for W in weights)))
+    at = 0
+    for layer, W in enumerate(weights):
         G = q.B[layer + 1] * q.D[layer][:, None, :]  # (M, n_L, n_{l+1}) = ∂h_L/∂a_l
-        blk = G[:, :, :, None] * q.hbar[layer][:, None, None, :]
-        blocks.append(blk.reshape(G.shape[0], G.shape[1], -1))
-    return np.concatenate(blocks, axis=-1)
+        # each layer's outer products written in place: no per-layer block and no concatenated
+        # copy of the (M, n_L, P) array (a third of the reference's time at P ~ 1e5)
+        blk = J[:, :, at : at + W.size].reshape(M, n_L, W.shape[0], W.shape[1])
+        np.multiply(G[:, :, :, None], q.hbar[layer][:, None, None, :], out=blk)
+        at += W.size
+    return J
 
 
 def output_hessians(weights: list[np.ndarray], act: Activation, x: np.ndarray) -> np.ndarray:

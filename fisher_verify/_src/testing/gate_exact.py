@@ -54,13 +54,17 @@ class ExactStatistics:
         fourth: fourth central moment of one replicate (S,), NaN where not provided.
         scales: ``⟨|W|, |I(θ)|⟩`` (S,), the magnitude for rounding tolerances.
         kind, n, diagonal_only, V: how the statistics were defined.
-        h: output natural parameters (M, d); eta their means; J the Jacobians (M, d, P).
+        h: output natural parameters (M, d); eta their means.
+        dense_J: the Jacobians (M, d, P), or None when ``factors`` give them (:attr:`J` then
+            multiplies them out on first use: a passing diagonal gate never needs them).
         w: for ``kind=2`` the weights ``⟨W, H^a_m⟩`` (M, d, S), else None.
         fisher_full: ``I(θ)`` (P, P) when the estimate is a full matrix, else None.
         combination, covariance, labels_fn: for the other estimator kinds
             (:mod:`fisher_verify._src.testing.gate_kinds`): their combination variances, statistics
             covariance and statistics at given labels, replacing the ``Î₁`` / ``Î₂`` ones.
         tag: the kind's short name in diagnoses (``Î{tag}``); empty: the kind number.
+        factors: an Eq. 3 network's J in lemma-13 factors (``_eq3_factors``), for the
+            diagonal estimate's Gram matrices; None: from ``J``.
     """
 
     expected: np.ndarray
@@ -73,13 +77,23 @@ class ExactStatistics:
     V: np.ndarray
     h: np.ndarray
     eta: np.ndarray
-    J: np.ndarray
+    dense_J: np.ndarray | None
     w: np.ndarray | None
     fisher_full: np.ndarray | None
     combination: Callable[[np.ndarray], np.ndarray] | None = None
     covariance: Callable[[], np.ndarray] | None = None
     labels_fn: Callable[[np.ndarray], np.ndarray] | None = None
     tag: str = ""
+    factors: list[tuple[np.ndarray, np.ndarray]] | None = None
+
+    @property
+    def J(self) -> np.ndarray:
+        """The Jacobians ``J_m = ∂h_L/∂θ`` (M, d, P), from ``factors`` on first use."""
+        if self.dense_J is None:
+            assert self.factors is not None
+            object.__setattr__(self, "dense_J", _jacobian_from_factors(self.factors))
+        assert self.dense_J is not None
+        return self.dense_J
 
     @property
     def name(self) -> str:
@@ -124,18 +138,51 @@ def _kappa4_pairs(fam: Any, h: np.ndarray, A: np.ndarray) -> np.ndarray:
 
 
 def weighted_grams(J: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """``A[k, m] = J_m Diag(W_k) J_mᵀ`` (K, M, d, d) for weights ``W`` (K, P): ``(J ∘ w) J_mᵀ``
-    over blocks of parameters small enough to stay in cache (5x einsum's three-operand loop at
-    P ~ 1e5, and no ``M·d·P`` temporary per row of W)."""
+    """``A[k, m] = J_m Diag(W_k) J_mᵀ`` (K, M, d, d) for weights ``W`` (K, P): per input and
+    block of parameters one matrix product ``[J_m ∘ W_1; …; J_m ∘ W_K] J_mᵀ`` (a ``K·d × d``
+    result: one BLAS call for every row of W instead of K small ones), the blocks small enough
+    to stay in cache (no ``M·d·P`` temporary per row of W)."""
     K = W.shape[0]
     M, d, P = J.shape
-    out = np.zeros((K, M, d, d))
-    step = max(1, (1 << 19) // max(1, M * d))
+    out = np.zeros((M, K * d, d))
+    step = max(1, (1 << 16) // max(1, K * d))
     for lo in range(0, P, step):
-        Jc = J[:, :, lo : lo + step]
-        Jt = np.swapaxes(Jc, 1, 2)
-        for k in range(K):
-            out[k] += np.matmul(Jc * W[k, lo : lo + step], Jt)
+        Wc = W[:, None, lo : lo + step]  # (K, 1, p)
+        for m in range(M):
+            Jm = J[m, :, lo : lo + step]
+            out[m] += (Wc * Jm).reshape(K * d, -1) @ Jm.T
+    return np.ascontiguousarray(out.reshape(M, K, d, d).swapaxes(0, 1))
+
+
+def _jacobian_from_factors(factors: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """``J_m[a, W_l[r, c]] = G[m, a, r] h̄[m, c]`` (M, d, P), the products that
+    ``networks.analytic.jacobian`` forms, in flat-θ order."""
+    M, d = factors[0][0].shape[:2]
+    J = np.empty((M, d, sum(G.shape[2] * hbar.shape[1] for G, hbar in factors)))
+    at = 0
+    for G, hbar in factors:
+        rows, cols = G.shape[2], hbar.shape[1]
+        blk = J[:, :, at : at + rows * cols].reshape(M, d, rows, cols)
+        np.multiply(G[:, :, :, None], hbar[:, None, None, :], out=blk)
+        at += rows * cols
+    return J
+
+
+def _factored_grams(factors: list[tuple[np.ndarray, np.ndarray]], W: np.ndarray) -> np.ndarray:
+    """:func:`weighted_grams` of an Eq. 3 network from lemma-13's factors: with
+    ``J_m[:, W_l[r, c]] = h̄_c g_r``, ``J_m Diag(w) J_mᵀ = Σ_l Σ_r t_r g_r g_rᵀ``,
+    ``t_r = Σ_c w_rc h̄_c²`` (K, M, d, d)."""
+    K = W.shape[0]
+    out: np.ndarray | None = None
+    at = 0
+    for G, hbar in factors:
+        rows, cols = G.shape[2], hbar.shape[1]
+        Wl = W[:, at : at + rows * cols].reshape(K * rows, cols)
+        T = (Wl @ (hbar * hbar).T).reshape(K, rows, -1)  # (K, rows, M)
+        A = np.einsum("mar,krm,mbr->kmab", G, T, G, optimize=True)
+        out = A if out is None else out + A
+        at += rows * cols
+    assert out is not None and at == W.shape[1]
     return out
 
 
@@ -154,7 +201,8 @@ def combination_variance(ex: ExactStatistics, fam: Any, coeffs: np.ndarray) -> n
         return ex.combination(coeffs)
     a = np.atleast_2d(np.asarray(coeffs, dtype=np.float64))
     K = a.shape[0]
-    M, d, P = ex.J.shape
+    M, d = ex.h.shape
+    P = ex.expected.shape[0] - ex.V.shape[0]  # read without forming J from factors
     h = ex.h
     Ih = np.asarray(fam.fisher(h), dtype=np.float64)  # (M, d, d)
     norm = 1.0 / (M * M * float(ex.n))
@@ -165,7 +213,7 @@ def combination_variance(ex: ExactStatistics, fam: Any, coeffs: np.ndarray) -> n
     D = ex.V.shape[0]
     if ex.diagonal_only:
         b = a[:, :P] + a[:, P : P + D] @ (ex.V * ex.V)  # Diag(v²) forms are diagonal weights
-        A = weighted_grams(ex.J, b)
+        A = weighted_grams(ex.J, b) if ex.factors is None else _factored_grams(ex.factors, b)
     else:
         A = weighted_grams(ex.J, a[:, :P])
         if D:
@@ -231,26 +279,93 @@ def _torch_second_directional(net: Network, X: np.ndarray, V: np.ndarray) -> np.
     return per_v.permute(0, 2, 1).detach().numpy()
 
 
-def _statistic_moments(
-    fam: Any, h: np.ndarray, proj: np.ndarray, kind: int, n: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(σ², μ₄) of the statistics whose per-draw term is ``s²`` (kind 1) or ``−s`` (kind 2),
-    ``s = projᵀ r``; ``proj`` (M, K, d). See the module docstring."""
-    M = h.shape[0]
-    order = 8 if kind == 1 else 4
-    mu = projected_central_moments(fam, h, proj, order)  # (M, K, order+1)
+#: statistics whose fourth moments are worked on at once: (M, 4096, 9) moments, so the whole
+#: ``(M, S, 9)`` array (2 GiB at M = 32, P ~ 1e6) is never held
+_MOMENT_BLOCK = 4096
+
+
+def _central(mu: np.ndarray, kind: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(c₂, c₄)`` of one draw's term from the moments of ``s``: ``s²`` (kind 1) or ``−s``."""
     if kind == 1:
         m2, m4, m6, m8 = mu[..., 2], mu[..., 4], mu[..., 6], mu[..., 8]
         c2 = m4 - m2 * m2
         c4 = m8 - 4.0 * m6 * m2 + 6.0 * m4 * m2 * m2 - 3.0 * m2**4
     else:
         c2, c4 = mu[..., 2], mu[..., 4]
-    c2 = np.maximum(c2, 0.0)
-    c4 = np.maximum(c4, 0.0)
-    var = c2.sum(axis=0) / (M * M * float(n))
+    return np.maximum(c2, 0.0), np.maximum(c4, 0.0)
+
+
+def _moment_sums(
+    fam: Any, h: np.ndarray, parts: list[np.ndarray], kind: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(Σ_m c₂, Σ_m c₄, Σ_m c₂²)`` per statistic, the projections ``parts`` taken in blocks."""
+    order = 8 if kind == 1 else 4
+    total = sum(part.shape[1] for part in parts)
+    c2_sum, c4_sum, c2_sq = np.empty(total), np.empty(total), np.empty(total)
+    at = 0
+    for part in parts:
+        for lo in range(0, part.shape[1], _MOMENT_BLOCK):
+            proj = part[:, lo : lo + _MOMENT_BLOCK]
+            c2, c4 = _central(projected_central_moments(fam, h, proj, order), kind)
+            k = proj.shape[1]
+            c2_sum[at : at + k] = c2.sum(axis=0)
+            c4_sum[at : at + k] = c4.sum(axis=0)
+            c2_sq[at : at + k] = (c2 * c2).sum(axis=0)
+            at += k
+    return c2_sum, c4_sum, c2_sq
+
+
+def _factored_moment_sums(
+    fam: Any, h: np.ndarray, factors: list[tuple[np.ndarray, np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_moment_sums` of the diagonal elements of ``Î₁`` from lemma-13's factors.
+
+    At ``θ_i = W_l[r, c]`` the projection is ``u = J_m e_i = h̄_c g_r`` (``g_r = G_m[:, r]``), so
+    ``s = h̄_c (g_rᵀ r)`` and ``μ_j(s) = h̄_c^j μ_j(g_rᵀ r)``: ``c₂ = h̄_c⁴ c₂(g_r)``,
+    ``c₄ = h̄_c⁸ c₄(g_r)``, and the sums over inputs are matrix products of the ``n_{l+1}``
+    moments per input with the powers of ``h̄``, in the flat-θ order (row-major ``[W | b]``).
+    """
+    out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for G, hbar in factors:
+        c2, c4 = _central(projected_central_moments(fam, h, np.swapaxes(G, 1, 2), 8), 1)
+        h4 = hbar**4
+        h8 = h4 * h4
+        out.append(((c2.T @ h4).ravel(), (c4.T @ h8).ravel(), ((c2 * c2).T @ h8).ravel()))
+    return tuple(np.concatenate([o[i] for o in out]) for i in range(3))  # type: ignore[return-value]
+
+
+def _moments_from_sums(
+    sums: tuple[np.ndarray, np.ndarray, np.ndarray], M: int, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(σ², μ₄) from ``(Σ_m c₂, Σ_m c₄, Σ_m c₂²)`` (module docstring)."""
+    c2_sum, c4_sum, c2_sq = sums
+    var = c2_sum / (M * M * float(n))
     per = float(M) ** 4 * float(n) ** 3
-    fourth = c4.sum(axis=0) / per + 3.0 * var * var - 3.0 * (c2 * c2).sum(axis=0) / per
+    fourth = c4_sum / per + 3.0 * var * var - 3.0 * c2_sq / per
     return var, np.maximum(fourth, var * var)
+
+
+def _statistic_moments(
+    fam: Any, h: np.ndarray, parts: np.ndarray | list[np.ndarray], kind: int, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(σ², μ₄) of the statistics whose per-draw term is ``s²`` (kind 1) or ``−s`` (kind 2),
+    ``s = projᵀ r``; the projections are ``parts`` (M, K, d), or the concatenation of a list of
+    such arrays (views such as a transposed Jacobian), taken in blocks of statistics. See the
+    module docstring."""
+    if isinstance(parts, np.ndarray):
+        parts = [parts]
+    return _moments_from_sums(_moment_sums(fam, h, parts, kind), h.shape[0], n)
+
+
+def _eq3_factors(net: Any, X: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """An Eq. 3 network's Jacobian in lemma-13 factors, layer by layer in flat-θ order:
+    ``(G, h̄)`` with ``G = B_{l+1} D_l`` (M, n_L, n_{l+1}) and ``h̄_l`` (M, n_l + 1), so that
+    ``J_m[a, W_l[r, c]] = G[m, a, r] h̄[m, c]`` (what ``Network.jacobian`` multiplies out).
+    None for any other network (a subclass, any ``nn.Module``): its dense J is used."""
+    if type(net) is not Network:
+        return None
+    q = net.lemma13(X)
+    return [(q.B[layer + 1] * q.D[layer][:, None, :], q.hbar[layer]) for layer in range(net.depth)]
 
 
 def exact_statistics(
@@ -267,9 +382,13 @@ def exact_statistics(
     fam.check_natural(h)
     Ih = np.asarray(fam.fisher(h), dtype=np.float64)  # (M, d, d)
     eta = np.asarray(fam.mean(h), dtype=np.float64)
-    J = np.asarray(net.jacobian(X), dtype=np.float64)  # (M, d, P)
-    P = J.shape[-1]
-    d = J.shape[1]
+    # an Eq. 3 network's diagonal-estimate statistics come from lemma-13's factors: O(M·d·n_{l+1})
+    # work and matrix products with h̄ instead of passes over the (M, d, P) Jacobian, which is
+    # then formed only if a diagnosis asks for it (ExactStatistics.J)
+    factors = _eq3_factors(net, X) if kind == 1 and diagonal_only else None
+    J = np.empty((0, 0, 0)) if factors is not None else np.asarray(net.jacobian(X), dtype=np.float64)
+    P = int(net.num_params) if factors is not None else J.shape[-1]
+    d = h.shape[1]
     D = V.shape[0]
     norm = 1.0 / (M * M * float(n))
     dense_h = kind == 2 and M * d * P * P <= DENSE_HESSIAN_LIMIT
@@ -277,8 +396,24 @@ def exact_statistics(
 
     # diagonal elements (eq-6; thm-4 / thm-6 via fisher.covariance.network_variance or the large path)
     # batched matrix products (BLAS) rather than einsum's loops: P ~ 1e5 makes these the bulk
-    IJ_all = np.matmul(Ih, J)  # (M, d, P)
-    diag_I = np.einsum("map,map->p", J, IJ_all) / M
+    IJ_all: np.ndarray | None = None
+    if factors is not None:
+        # I_ii = (1/M) Σ_m h̄_c² (g_rᵀ I_m g_r) at θ_i = W_l[r, c]
+        diag_I = np.concatenate([
+            (np.einsum("mar,mab,mbr->mr", G, Ih, G).T @ (hbar * hbar)).ravel() / M
+            for G, hbar in factors
+        ])
+    elif diagonal_only:
+        # I_ii = (1/M) Σ_m (J_m e_i)ᵀ I_m (J_m e_i) a block of parameters at a time: no
+        # (M, d, P) product held (a diagonal estimate never needs I(θ) off the diagonal)
+        diag_I = np.empty(P)
+        step = max(1, (1 << 18) // max(1, M * d))
+        for lo in range(0, P, step):
+            Jc = J[:, :, lo : lo + step]
+            diag_I[lo : lo + step] = np.einsum("map,map->p", Jc, np.matmul(Ih, Jc)) / M
+    else:
+        IJ_all = np.matmul(Ih, J)  # (M, d, P)
+        diag_I = np.einsum("map,map->p", J, IJ_all) / M
     own_variance = getattr(net, "variance_diagonal", None)  # any nn.Module: from its dense J
     if kind == 1 and P > LARGE_DIAGONAL_P and own_variance is not None:
         var_diag = np.asarray(own_variance(X, 1, n), dtype=np.float64)
@@ -314,7 +449,10 @@ def exact_statistics(
             var_dir = np.zeros(0)  # no directions: nothing to stack
         elif kind == 1:
             # A_mk = J_m diag(v_k²) J_mᵀ, one direction at a time (memory M·d·P)
-            A = np.swapaxes(weighted_grams(J, W2), 0, 1)  # (M, D, d, d)
+            if factors is not None:
+                A = np.swapaxes(_factored_grams(factors, W2), 0, 1)
+            else:
+                A = np.swapaxes(weighted_grams(J, W2), 0, 1)  # (M, D, d, d)
             hD = np.repeat(h[:, None, :], D, axis=1).reshape(-1, d)
             k4 = _kappa4_pairs(fam, hD, A.reshape(-1, d, d)).reshape(M, -1)
             IA = np.einsum("mab,mkbc->mkac", Ih, A)
@@ -326,6 +464,7 @@ def exact_statistics(
             var_dir = np.einsum("mak,mab,mbk->k", w_dir, Ih, w_dir) * norm
     else:
         # |I(θ)| (eq-6) for the rounding scale, as one (M·d × P)ᵀ(M·d × P) product
+        assert IJ_all is not None
         IJ = IJ_all
         fisher_full = J.reshape(M * d, P).T @ IJ.reshape(M * d, P) / M
         absV = np.abs(V)
@@ -354,17 +493,22 @@ def exact_statistics(
 
     fourth = np.full(P + D, np.nan)
     if fourth_moments:
-        if kind == 1:
-            proj = np.swapaxes(J, 1, 2)  # (M, P, d): u = J_m e_i
-            if u_dir is not None:
-                proj = np.concatenate([proj, u_dir], axis=1)
+        if factors is not None:
+            sums = _factored_moment_sums(fam, h, factors)  # the diagonal; no u_dir (diagonal)
+            _, mu4 = _moments_from_sums(sums, M, n)
         else:
-            assert w_all is not None
-            proj = np.swapaxes(w_all, 1, 2)  # (M, S, d)
-        _, mu4 = _statistic_moments(fam, h, proj, kind, n)
+            if kind == 1:
+                parts = [np.swapaxes(J, 1, 2)]  # (M, P, d): u = J_m e_i, a view
+                if u_dir is not None:
+                    parts.append(u_dir)
+            else:
+                assert w_all is not None
+                parts = [np.swapaxes(w_all, 1, 2)]  # (M, S, d)
+            _, mu4 = _statistic_moments(fam, h, parts, kind, n)
         fourth[: mu4.shape[0]] = mu4
     return ExactStatistics(
         expected=expected, variance=var, fourth=fourth, scales=scales, kind=int(kind), n=int(n),
-        diagonal_only=bool(diagonal_only), V=V, h=h, eta=eta, J=J, w=w_all,
-        fisher_full=fisher_full,
+        diagonal_only=bool(diagonal_only), V=V, h=h, eta=eta,
+        dense_J=None if factors is not None else J, w=w_all,
+        fisher_full=fisher_full, factors=factors,
     )

@@ -259,7 +259,7 @@ def kfac_statistics(
     return ExactStatistics(
         expected=expected, variance=variance, fourth=fourth, scales=scales, kind=kind, n=int(n),
         diagonal_only=bool(diagonal_only), V=V, h=h, eta=eta,
-        J=np.broadcast_to(np.zeros(()), (M, d, P)),  # only its shape is read: P statistics
+        dense_J=np.broadcast_to(np.zeros(()), (M, d, P)),  # only its shape is read: P statistics
         w=None, fisher_full=None if diagonal_only else full,
         combination=combination, covariance=covariance, labels_fn=at_labels, tag="_KFAC",
     )

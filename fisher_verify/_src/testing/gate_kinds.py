@@ -395,7 +395,7 @@ def hutchinson_statistics(
 
     return ExactStatistics(
         expected=expected, variance=np.maximum(variance, 0.0), fourth=fourth, scales=scales,
-        kind=kind, n=int(n), diagonal_only=True, V=V, h=h, eta=eta, J=J, w=None, fisher_full=F,
+        kind=kind, n=int(n), diagonal_only=True, V=V, h=h, eta=eta, dense_J=J, w=None, fisher_full=F,
         combination=combination, covariance=covariance, labels_fn=at_labels, tag=_TAGS[kind],
     )
 

@@ -198,7 +198,7 @@ def one_backward_statistics(
         full = np.einsum("mkp,mkq->pq", a, a) / M
     return ExactStatistics(
         expected=expected, variance=variance, fourth=fourth, scales=scales, kind=kind, n=int(n),
-        diagonal_only=bool(diagonal_only), V=V, h=h, eta=eta, J=J, w=None, fisher_full=full,
+        diagonal_only=bool(diagonal_only), V=V, h=h, eta=eta, dense_J=J, w=None, fisher_full=full,
         combination=combination, covariance=covariance, labels_fn=at_labels, tag="_1bwd",
     )
 

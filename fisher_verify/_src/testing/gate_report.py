@@ -7,11 +7,13 @@ imports the other back.
 
 from __future__ import annotations
 
+import bisect
 import math
+import operator
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -126,6 +128,129 @@ class GateStatistic:
         return text
 
 
+def excess_array(observed: np.ndarray, expected: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+    """:attr:`GateStatistic.excess` (two-sided) of every statistic at once."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        dev = np.abs(observed - expected)
+        out = np.where(threshold > 0, dev / np.where(threshold > 0, threshold, 1.0),
+                       np.where(dev == 0, 0.0, np.inf))
+    return np.where(np.isfinite(dev), out, np.inf)
+
+
+class ParameterLabels:
+    """``Î[i,i] (W0[r,c])`` / ``(b0[r])`` of an Eq. 3 network's flat-θ index, then the directions'
+    ``vjᵀ Î vj`` (or ``own`` labels for the parameters), each made when asked for."""
+
+    def __init__(self, shapes: Sequence[tuple[int, int]] | None, own: Sequence[str] | None,
+                 directions: int, form: str) -> None:
+        self.shapes = [tuple(map(int, sh)) for sh in shapes] if shapes is not None else None
+        self.own = list(own) if own is not None else None
+        ends = [rows * cols for rows, cols in (self.shapes or [])]
+        self.ends = np.cumsum(ends).tolist()
+        self.P = len(self.own) if self.own is not None else (self.ends[-1] if self.ends else 0)
+        self.directions = int(directions)
+        self.form = form
+
+    def __len__(self) -> int:
+        return self.P + self.directions
+
+    def __call__(self, i: int) -> str:
+        if i >= self.P:
+            j = i - self.P
+            return f"v{j}ᵀ {self.form} v{j} (random unit v{j})"
+        if self.own is not None:
+            return self.own[i]
+        assert self.shapes is not None
+        layer = bisect.bisect_right(self.ends, i)
+        rows, cols = self.shapes[layer]
+        r, c = divmod(i - (self.ends[layer - 1] if layer else 0), cols)
+        what = f"b{layer}[{r}]" if c == cols - 1 else f"W{layer}[{r},{c}]"
+        return f"Î[{i},{i}] ({what})"
+
+
+class GateStatistics(Sequence[GateStatistic]):
+    """The gate's tested statistics (a read-only sequence of :class:`GateStatistic`), each made
+    when it is read: a diagonal estimate at P ~ 1e5 has that many, and a report is mostly
+    read for its verdict, its worst statistic and its failures (found here from the arrays).
+
+    Columns (arrays of length S): ``observed, mean, expected, sd, empirical_sd, radius, slack,
+    spread_ratio, spread_ok, spread_radius``; ``labels(j)`` names statistic ``j``.
+    """
+
+    _COLUMNS = ("observed", "mean", "expected", "sd", "empirical_sd", "radius", "slack",
+                "spread_ratio", "spread_ok", "spread_radius")
+
+    def __init__(self, labels: Callable[[int], str], replications: int, **columns: np.ndarray) -> None:
+        if set(columns) != set(self._COLUMNS):
+            raise ValueError(f"GateStatistics needs the columns {self._COLUMNS}")
+        self._labels = labels
+        self._R = int(replications)
+        self._cols = {k: np.asarray(v) for k, v in columns.items()}
+        self._n = int(self._cols["observed"].shape[0])
+
+    def __len__(self) -> int:
+        return self._n
+
+    def _make(self, j: int) -> GateStatistic:
+        c = self._cols
+        return GateStatistic(
+            self._labels(j), float(c["observed"][j]), float(c["mean"][j]), float(c["expected"][j]),
+            float(c["sd"][j]), float(c["empirical_sd"][j]), float(c["radius"][j]),
+            float(c["slack"][j]), self._R, float(c["spread_ratio"][j]), bool(c["spread_ok"][j]),
+            float(c["spread_radius"][j]),
+        )
+
+    @overload
+    def __getitem__(self, j: int) -> GateStatistic: ...
+
+    @overload
+    def __getitem__(self, j: slice) -> tuple[GateStatistic, ...]: ...
+
+    def __getitem__(self, j: int | slice) -> GateStatistic | tuple[GateStatistic, ...]:
+        if isinstance(j, slice):
+            return tuple(self._make(k) for k in range(*j.indices(self._n)))
+        k = operator.index(j)
+        if k < 0:
+            k += self._n
+        if not 0 <= k < self._n:
+            raise IndexError(f"statistic {j} out of range for {self._n} statistics")
+        return self._make(k)
+
+    def __iter__(self) -> Iterator[GateStatistic]:
+        return (self._make(k) for k in range(self._n))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"GateStatistics({self._n} statistics)"
+
+    def excess(self) -> np.ndarray:
+        """:attr:`GateStatistic.excess` of every statistic."""
+        c = self._cols
+        return excess_array(c["observed"], c["expected"], c["radius"] + c["slack"])
+
+    def worst(self) -> GateStatistic | None:
+        """The statistic with the largest excess (the first of equals), as ``max`` would pick."""
+        return self[int(np.argmax(self.excess()))] if self._n else None
+
+    def failed(self) -> tuple[GateStatistic, ...]:
+        """The statistics outside their mean threshold (:attr:`GateStatistic.passed`)."""
+        c = self._cols
+        with np.errstate(invalid="ignore"):
+            ok = np.abs(c["observed"] - c["expected"]) <= c["radius"] + c["slack"]
+        return tuple(self._make(int(k)) for k in np.flatnonzero(~ok))
+
+    def spread_failed(self) -> tuple[GateStatistic, ...]:
+        """The statistics whose spread is outside its threshold."""
+        return tuple(self._make(int(k)) for k in np.flatnonzero(~self._cols["spread_ok"].astype(bool)))
+
+
 @dataclass(frozen=True)
 class EstimatorReport:
     """Outcome of :func:`fisher_verify.check_estimator`, the one report of the gate.
@@ -146,7 +271,8 @@ class EstimatorReport:
         diagonal_only: whether the estimator returns ``diag Î`` only.
         alpha: false-alarm rate of the whole gate.
         alpha_per_check: ``alpha / T`` (Bonferroni over T tests).
-        statistics: every tested statistic (diagonal elements first, then directions).
+        statistics: every tested statistic (diagonal elements first, then directions); a
+            read-only sequence (:class:`GateStatistics`: each made when read).
         worst: the statistic with the largest ``|observed − expected| / threshold``.
         scale: least-squares factor c in ``observed ≈ c · exact``, weighted by the exact
             covariance of the statistics (the pooled scale test's plain mean; precision-weighted
@@ -179,7 +305,7 @@ class EstimatorReport:
     diagonal_only: bool
     alpha: float
     alpha_per_check: float
-    statistics: tuple[GateStatistic, ...]
+    statistics: Sequence[GateStatistic]
     worst: GateStatistic | None
     scale: float
     scale_explains: bool
@@ -219,11 +345,15 @@ class EstimatorReport:
     @property
     def failures(self) -> tuple[GateStatistic, ...]:
         """The statistics outside their mean threshold."""
+        if isinstance(self.statistics, GateStatistics):
+            return self.statistics.failed()
         return tuple(s for s in self.statistics if not s.passed)
 
     @property
     def spread_failures(self) -> tuple[GateStatistic, ...]:
         """The statistics whose spread is outside its two-sided threshold."""
+        if isinstance(self.statistics, GateStatistics):
+            return self.statistics.spread_failed()
         return tuple(s for s in self.statistics if not s.spread_ok)
 
     def message(self) -> str:
@@ -304,6 +434,7 @@ def collect_values(estimator: Estimator, gen: np.random.Generator, R: int, P: in
     ``vᵀ Diag(Î) v``) per direction."""
     want = (P,) if diagonal_only else (P, P)
     values = np.empty((R, P + V.shape[0]))
+    W2 = V * V  # the weights of vᵀ Diag(Î) v, formed once rather than per replicate
     for r in range(R):
         est = _as_array(estimator(gen))
         if est.shape != want:
@@ -311,7 +442,7 @@ def collect_values(estimator: Estimator, gen: np.random.Generator, R: int, P: in
             raise ShapeError(f"the estimator returned shape {est.shape}, expected {want}{hint}")
         if diagonal_only:
             values[r, :P] = est
-            values[r, P:] = (V * V) @ est
+            values[r, P:] = W2 @ est
         else:
             values[r, :P] = np.diagonal(est)
             values[r, P:] = np.sum((V @ est) * V, axis=1)
