@@ -17,6 +17,12 @@ library's first call in a fresh process (imports and set-up done before the cloc
 Run with the interop environment (the peers installed) from the repository root:
 
     PYTHONPATH=. /path/to/interop/bin/python benchmarks/bench_models.py [--M 32 1000] [--first]
+        [--first-rounds 5] [--clock wall|cpu]
+
+``--first`` runs the first calls in alternating rounds of fresh processes (one library per
+process) and prints the median over rounds of fv / best peer. ``--clock cpu`` times the process's
+CPU time instead of wall time: on a loaded machine wall time also counts the waits for a core,
+which weigh most on libraries that hand work to autograd's engine.
 
 Measured 2 Dec 2026 on the shared 2-core machine under a load of 7-13 from other jobs (so the
 single numbers move between runs; each cell is the median over rounds of the per-round ratio
@@ -31,6 +37,33 @@ fv / best peer, before = main's torch.func route, after = models/taps.py):
            mlp M=32: before 0.69 s in a plain process (torch.func imports torch._dynamo), 14-34 ms
            here; after 14-29 ms, no torch._dynamo import; nngeometry 10-15 ms, BackPACK
            60-140 ms. cnn M=32: after 0.26 s against nngeometry 0.32 s, BackPACK 0.73 s.
+
+Issue 19, second pass (2 Dec 2026, load 6-10, interop env, main vs this branch run alternately
+as separate processes; "after" = the whole-model ``mlp`` rule for diag I and Var(Î₁) of an
+``nn.Sequential`` of Linear layers and element-wise activations (models/mlp_route.py: one forward
+pass, ``G_l = (G_{l+1} W_{l+1}) ⊙ σ'(a_l)`` over cache-sized chunks of inputs, no reverse pass, no
+self-check) and the light first-order import path; fv / best peer, medians over rounds):
+
+    case                         clock  before (main)        after
+    mlp M=32 vs BackPACK         cpu    1.23×, 1.27×, 1.25×, 1.23×   0.62×, 0.62×, 0.60×, 0.63×
+                                        (fv 4.6 ms)          (fv 2.4-2.8 ms; BackPACK 3.5-4.6)
+    mlp M=32 vs BackPACK         wall   1.10×, 1.12×, 1.35×  0.29×, 0.45×, 0.50×, 0.85×
+    mlp M=1000 vs BackPACK       cpu    0.61-0.63×           0.42-0.47×
+    first call mlp M=32          wall   1.14×, 0.81× vs      0.62×, 0.69× (fv 28.7 / 43.9 ms,
+                                        nngeometry (48.7 /   nngeometry 43.2 / 61.8 ms;
+                                        44.1 vs 36.6 / 46.1) 5 and 7 processes each)
+    first call mlp M=32          cpu    0.71× (10.0 vs 14.0) 0.66× (9.8 vs 15.2 ms; 7 each)
+    first call cnn M=32          wall   1.01×                0.94× (the layer route, unchanged)
+    first call cnn M=32          cpu    0.82×                0.91× (same code: the spread)
+
+The MLP's first call now imports none of models.taps, .linear, .kinks, .hessian,
+families.losses, networks, SymPy or torch._dynamo (tests/test_models_taps.py); SymPy is still
+imported by ``fv.family(...)`` itself (families/catalog.py), in the set-up outside the clock.
+The mlp rule against the layer route it replaces, one process, alternating rounds, CPU time
+(fisher = diag I, I1 = Var(Î₁)):
+
+    784-128-10        M=32   fisher 0.52×  I1 0.55×    M=1000  fisher 0.82×  I1 0.60×
+    784-1000-1000-10  M=32   fisher 0.65×  I1 0.68×    M=256   fisher 0.90×  I1 0.75×
 
 No test asserts on these timings.
 """
@@ -186,15 +219,20 @@ def check_same(runs: dict[str, Callable[[], Any]], M: int) -> None:
             print(f"warning: {name} sums to {got:.6g}, fv to {ref:.6g}")
 
 
+#: the clock of the steady-state rounds: wall time, or with ``--clock cpu`` the CPU time of
+#: the process (on a loaded machine, wall time also counts the waits for a core)
+CLOCK: Callable[[], float] = time.perf_counter
+
+
 def alternate(runs: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
     """Seconds per call, library by library, in rounds whose order rotates."""
     names = list(runs)
     times: dict[str, list[float]] = {n: [] for n in names}
     for r in range(rounds):
         for name in names[r % len(names):] + names[: r % len(names)]:
-            start = time.perf_counter()
+            start = CLOCK()
             runs[name]()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(CLOCK() - start)
     return times
 
 
@@ -209,9 +247,10 @@ import bench_models as b
 import fisher_verify
 model, X = b.make({model!r}, {M})
 run = b.LIBRARIES[{lib!r}](model, X)
-start = time.perf_counter()
+clock = time.process_time if {cpu!r} else time.perf_counter
+start = clock()
 run()
-print(time.perf_counter() - start)
+print(clock() - start)
 """
 
 
@@ -223,7 +262,7 @@ def first_call(lib: str, model: str, M: int) -> float:
     import os
 
     here = os.path.dirname(os.path.abspath(__file__))
-    code = FIRST_CALL.format(here=here, model=model, M=M, lib=lib)
+    code = FIRST_CALL.format(here=here, model=model, M=M, lib=lib, cpu=CLOCK is time.process_time)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["OMP_NUM_THREADS"] = "1"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -246,14 +285,20 @@ def main() -> int:
                    help="alternating rounds (default: 15 at M <= 100, else 5)")
     p.add_argument("--first", action="store_true",
                    help="also time the first call of each library in a fresh process")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="wall time, or the process's CPU time (steady state and first calls)")
+    p.add_argument("--first-rounds", type=int, default=5,
+                   help="fresh processes per library for --first, in alternating rounds")
     args = p.parse_args()
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float64)  # nngeometry builds its factors in the default dtype
     libs = available(["fv", *[n for n in args.libraries if n != "fv"]])
     import fisher_verify
 
     print(f"fisher_verify from {fisher_verify.__file__}; torch {torch.__version__}, 1 thread, "
-          f"float64, categorical K={K}")
+          f"float64, categorical K={K}, {args.clock} clock")
     print(f"{'model':<5} {'M':>5} " + " ".join(f"{n:>11}" for n in libs)
           + f" | {'fv/best':>7} {'best peer':>10}")
     for name in args.models:
@@ -272,14 +317,23 @@ def main() -> int:
             print(f"{name:<5} {M:>5} " + " ".join(f"{med[n] * 1e3:>9.2f}ms" for n in libs)
                   + f" | {ratio:>6.2f}× {best:>10}", flush=True)
     if args.first:
-        print("first call in a fresh process (median of 3 processes each):")
+        rounds = args.first_rounds
+        print(f"first call in a fresh process (median of {rounds} processes each, the libraries "
+              "alternating; ratio: median over rounds of fv / best peer):")
         for name in args.models:
             M = args.M[0]
-            cells = []
             for lib in libs:
                 first_call(lib, name, M)  # compiles the byte code once
-                t = statistics.median(first_call(lib, name, M) for _ in range(3))
-                cells.append(f"{lib} {t * 1e3:.1f} ms")
+            times = {lib: [] for lib in libs}  # type: dict[str, list[float]]
+            for r in range(rounds):
+                for lib in libs[r % len(libs):] + libs[: r % len(libs)]:
+                    times[lib].append(first_call(lib, name, M))
+            peers = [n for n in libs if n != "fv"]
+            cells = [f"{lib} {statistics.median(times[lib]) * 1e3:.1f} ms" for lib in libs]
+            if peers:
+                ratio = statistics.median(times["fv"][r] / min(times[n][r] for n in peers)
+                                          for r in range(rounds))
+                cells.append(f"fv/best {ratio:.2f}×")
             print(f"  {name} M={M}: " + ", ".join(cells), flush=True)
     return 0
 

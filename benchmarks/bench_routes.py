@@ -24,6 +24,19 @@ Measured (issue 19, shared 2-core machine under load, same process, medians of 5
 planned its own chunks (2 inputs at a time), 1.6–1.7 after (2.4 in one run at lower load,
 where the fixed cost of preparing the working copy weighs more); ``eq3 Var2 / eq3 diag I``
 1.4–1.5 before and after; ``analyze_model / model diag I`` 10.0 before, 3.0–3.1 after.
+
+Second pass (2 Dec 2026, load 6–8, main and this branch alternately): the ``mlp`` rule now also
+gives ``diag I``/``Var(Î₁)`` of the ``nn.Sequential`` (models/mlp_route.py) and the Linear sites'
+self-check is made only where a route reads them. Seconds, main → branch (two runs each):
+``model diag I`` 0.144 / 0.169 → 0.076 / 0.063 (now below ``eq3 diag I``, 0.08–0.10);
+``model Var2`` 0.326 / 0.405 → 0.307 / 0.209; ``analyze_model`` 0.61 / 0.56 → 0.48 / 0.36.
+So ``model Var2 / model diag I`` went from 2.3–2.4 to 3.3–4.0 because the denominator fell,
+not because Var2 rose. With the eq3 sums then taken on the device (``mlp.layer_sums``, no NumPy
+round trip of the result), a third run (load 7.5): main diag I 0.210 s, Var2 0.448 s (2.14);
+branch diag I 0.104 s, Var2 0.276 s (2.66); ``analyze_model`` 0.85 → 0.51 s. What Var(Î₂) of a
+module still pays beside the eq3 rule itself (``eq3 Var2`` 0.11–0.19 s) is the working copy and
+its checks (~0.03 s) and building the Eq. 3 ``Network`` from the module (~0.03 s, NumPy
+validation of every weight): the next step towards ≤ 2×.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ _EXPORTS: dict[str, str] = {
     "family_for_loss": "fisher_verify._src.families.losses",
     "head_for_loss": "fisher_verify._src.families.losses",
     "half_mse_loss": "fisher_verify._src.families.losses",
+    "shared_variance_gaussian_nll_loss": "fisher_verify._src.families.losses",
     "link": "fisher_verify._src.families.links",
     "LinkedNetwork": "fisher_verify._src.networks.linked",
     "Network": "fisher_verify._src.networks.network",

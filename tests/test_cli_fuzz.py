@@ -445,7 +445,7 @@ def analyze_args(draw: st.DrawFn, files: dict[str, str]) -> list[Piece]:
         ok("--loss", "poisson-log"),
         ok("--loss", "poisson"),  # h_L >= 1 > 0: a rate, through the link log(λ + eps)
         bad(("--loss", "bce"), "logit"),  # h_L >= 1: not a probability, named
-        bad(("--loss", "gaussian-nll"), "even number"),  # one output: no (mean, var) pair
+        bad(("--loss", "gaussian-nll"), "at least 2 outputs"),  # one output: no mean beside σ²
         # a head through a link named directly (ext-links)
         ok("--link", "softplus-rate"),
         bad(("--link", "softplus"), "softplus"),  # not a link: the links listed

@@ -32,7 +32,7 @@ def _inside(name: str, f: np.ndarray, n_units: int) -> np.ndarray:
         f = 1.0 / (1.0 + np.exp(-f))
     elif name == "rate":
         f = np.exp(f)
-    elif name == "mean-var":
+    elif name in ("mean-var", "mean-shared-var"):  # (its default D = 1: one mean per σ²)
         f[..., n_units:] = np.exp(f[..., n_units:])
     return f
 
@@ -43,7 +43,7 @@ def test_link_derivatives_against_autograd(name: str, layout: str) -> None:
     L = link(name, 2, layout=layout)
     rng = np.random.default_rng(len(name))
     f = _inside(name, rng.normal(size=(3, L.n)), 2)
-    if layout == "interleaved" and name == "mean-var":  # (μ, σ²) pairs: σ² at odd places
+    if layout == "interleaved" and name in ("mean-var", "mean-shared-var"):  # σ² at odd places
         f = rng.normal(size=(3, L.n))
         f[:, 1::2] = np.exp(f[:, 1::2])
     h = L.natural(f)
@@ -192,14 +192,16 @@ def test_mse_with_and_without_the_half() -> None:
 
 def test_loss_names_and_refusals() -> None:
     assert LOSS_NAMES == ("cross-entropy", "nll", "bce-with-logits", "bce", "poisson-log",
-                          "poisson", "gaussian-nll", "mse", "half-mse")
+                          "poisson", "gaussian-nll", "gaussian-nll-shared", "mse", "half-mse")
     assert loss_by_name("gaussian-nll", 4).family.label == ("product(normal_unknown_variance, "
                                                             "normal_unknown_variance)")
     with pytest.raises(fv.FisherVerifyError, match="unknown loss 'huber'; the losses: "
                                                    "cross-entropy"):
         loss_by_name("huber", 2)
-    with pytest.raises(ShapeError, match="even number of outputs .* got n_outputs=3"):
-        head_for_loss(nn.GaussianNLLLoss(), 3)
+    # an odd width is D means and one shared variance (tests/test_family_mvn_unknown.py)
+    assert head_for_loss(nn.GaussianNLLLoss(), 3).family.label == "isotropic_normal(D=2)"
+    with pytest.raises(ShapeError, match="at least 2 outputs .* got n_outputs=1"):
+        head_for_loss(nn.GaussianNLLLoss(), 1)
     with pytest.raises(UnsupportedError, match="weight="):
         head_for_loss(nn.BCELoss(weight=torch.ones(2)), 2)
     for loss, words in ((nn.BCELoss(), "a probability p"), (nn.GaussianNLLLoss(), "variance"),

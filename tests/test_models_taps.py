@@ -94,6 +94,9 @@ def test_layer_route_taken_and_exact(model_name: str, fam_name: str,
     X = 0.5 * X
     want = expected(model, X, fam, n=2)
     taken = _spy(monkeypatch)
+    if model_name == "mlp_float64":  # a chain of Linear layers: the layer route itself, not the
+        # whole-model mlp rule that answers first (tests/test_models_mlp_rule.py)
+        monkeypatch.setattr(diagonals_module, "sequential_layers", lambda ws: None)
     got_f = fv.exact_fisher(model, X, fam, progress=False, diagonal=True)
     got_v = fv.variance(model, X, fam, which="I1", n=2, progress=False, diagonal=True)
     assert taken == [True, True]
@@ -224,10 +227,22 @@ def test_first_call_needs_no_torch_func_machinery() -> None:
         "mlp = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 10)).double()\n"
         "cnn = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),\n"
         "                    nn.Linear(8, 10)).double()\n"
+        "before = set(sys.modules)\n"
         "fv.exact_fisher(mlp, torch.randn(4, 6, dtype=torch.float64), fam, diagonal=True)\n"
+        "print(sorted(set(sys.modules) - before))\n"
         "fv.exact_fisher(cnn, torch.randn(4, 1, 6, 6, dtype=torch.float64), fam, diagonal=True)\n"
         "print('torch._dynamo' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().splitlines()[-1] == "False"
+    *_, mlp_new, dynamo = out.stdout.strip().splitlines()
+    assert dynamo == "False"
+    # the MLP's call (the whole-model mlp rule) imports no symbolic machinery, no Eq. 3
+    # Network, and none of the engine's second-order or layer-route modules
+    heavy = ("sympy", "mpmath", "torch._dynamo", "fisher_verify._src.symbolic",
+             "fisher_verify._src.networks", "fisher_verify._src.models.hessian",
+             "fisher_verify._src.models.taps", "fisher_verify._src.models.linear",
+             "fisher_verify._src.models.kinks", "fisher_verify._src.families.losses")
+    imported = eval(mlp_new)  # noqa: S307 - the list of module names printed above
+    assert "fisher_verify._src.models.mlp_route" in imported
+    assert not [m for m in imported if m.startswith(heavy)], imported

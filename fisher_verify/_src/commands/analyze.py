@@ -58,7 +58,8 @@ def register(subparsers: Any) -> None:
                    help="instead of --family, the loss the model is trained with, one of "
                    f"{', '.join(LOSS_NAMES)} (torch.nn's CrossEntropyLoss, NLLLoss after "
                    "log_softmax, BCEWithLogitsLoss, BCELoss on probabilities, PoissonNLLLoss "
-                   "with log_input True/False, GaussianNLLLoss on (mean, var) = out.chunk(2, -1), "
+                   "with log_input True/False, GaussianNLLLoss on (mean, var) = out.chunk(2, -1) "
+                   "or with one variance shared by the means (odd width, gaussian-nll-shared), "
                    "MSELoss and ½ MSE): the family, and the link of a head that does not output "
                    "its natural parameter, follow from it (ext-links)")
     p.add_argument("--link", default=None, metavar="LINK",

@@ -26,7 +26,9 @@ from ..symbolic.safe import (
     softplus,
 )
 from .definition import LGAMMA, Compositions, FamilyDefinition, Support
+from .normal_covariance import isotropic_normal, multivariate_normal_unknown_covariance
 from .quadrature import gauss_hermite, gauss_laguerre_probability, points_for_degree
+from .von_mises import von_mises, von_mises_fisher
 
 _expit_np = NUMPY_KERNELS["expit"]
 _inv_expm1_np = NUMPY_KERNELS["inv_expm1"]
@@ -1119,12 +1121,50 @@ ENTRIES: dict[str, Entry] = {
             ((-1e5, 1e5),) * 2, ((700.0, -700.0), (-300.0, 300.0), (1e5, 1e5)),
         ),
     ),
+    # tiny and huge variances (σ² = 1e-6, 1e6) and a Σ of condition number 1e8 whose axes are
+    # the coordinate axes; a rotated one loses the digits its condition number costs h ↦ Σ
+    # (tests/test_family_mvn_unknown.py)
+    "multivariate_normal_unknown_covariance": Entry(
+        multivariate_normal_unknown_covariance, {"D": 2},
+        Examples(
+            {"D": 2}, (0.3, -0.4, -0.6, 0.2, -0.8), ({"D": 1}, {"D": 2}),
+            ((-100.0, 100.0), (-100.0, 100.0), (-100.0, -1.0), (-0.4, 0.4), (-100.0, -1.0)),
+            ((300.0, -200.0, -5e5, 1e5, -4e5), (1e-3, -2e-3, -5e-7, 1e-7, -4e-7),
+             (5e3, 1.0, -5e3, 0.0, -5e-5), (-700.0, 700.0, -1.0, 0.5, -1.0)),
+            limits=({"D": 1}, {"D": 3}),
+        ),
+        family_class="covariance",
+    ),
+    "isotropic_normal": Entry(
+        isotropic_normal, {"D": 2},
+        Examples(
+            {"D": 2}, (0.3, -0.4, -0.6), ({"D": 1}, {"D": 2}, {"D": 3}),
+            ((-100.0, 100.0), (-100.0, 100.0), (-100.0, -1e-3)),
+            ((700.0, -300.0, -0.01), (1e-3, 2e-3, -5e5), (300.0, 5.0, -5e-7)),
+            limits=({"D": 1}, {"D": 7}),
+        ),
+    ),
     "beta": Entry(
         beta, {"b": 2},
         Examples(
             {"b": 2.0}, (-1.5,), ({"b": 0.5}, {"b": 2.0}, {"b": 5.0}), ((-1e6, -1e-6),),
             ((-1e6,), (-1e3,), (-8.0,), (-8.1,), (-0.3,), (-1e-3,), (-1e-6,)), _NEGATIVE_GRID,
             limits=({"b": 1e-6}, {"b": 1e6}),
+        ),
+    ),
+    "von_mises": Entry(
+        von_mises, {},
+        Examples(
+            {}, (0.8, -0.5), ({},), ((-1e4, 1e4),) * 2,
+            ((0.0, 0.0), (1e-8, 0.0), (0.6, -0.8), (0.0, 700.0), (1e4, 0.0), (-6e3, 8e3)),
+        ),
+    ),
+    "von_mises_fisher": Entry(
+        von_mises_fisher, {},
+        Examples(
+            {}, (0.3, -0.5, 0.8), ({},), ((-1e4, 1e4),) * 3,
+            ((0.0, 0.0, 0.0), (0.0, 1e-8, 0.0), (0.6, 0.0, -0.8), (0.0, 0.0, 700.0),
+             (1e4, 0.0, 0.0), (-6e3, 0.0, 8e3)),
         ),
     ),
 }

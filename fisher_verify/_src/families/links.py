@@ -30,6 +30,10 @@ link                 head output ``f`` (per unit)      family, ``h = g(f)``
                                                        ``(μ e^{−2s}, −e^{−2s}/2)``
 ``mean-var``         ``(μ, σ²)``, ``σ² > lower``       normal_unknown_variance,
                                                        ``(μ/σ², −1/(2σ²))``
+``mean-shared-var``  ``(μ₀, …, μ_{D−1}, σ²)``,         isotropic_normal(D),
+                     ``σ² > lower`` (option ``D``)     ``(μ/σ², −1/(2σ²))``: one variance for
+                                                       every component (GaussianNLLLoss with
+                                                       ``var`` of shape ``(..., 1)``)
 ===================  ================================  ========================================
 
 The domain of ``f`` is checked where the link is evaluated; a value outside it is refused naming
@@ -241,9 +245,17 @@ def _constant(value: float) -> sp.Expr:
     return sp.Integer(0) if value == 0 else sp.Rational(repr(float(value)))
 
 
-def _unit(name: str, eps: float = 0.0, lower: float = 0.0) -> LinkUnit:
+def _unit(name: str, eps: float = 0.0, lower: float = 0.0, D: float = 1) -> LinkUnit:  # noqa: N803
     u, v = sp.Symbol("u", real=True), sp.Symbol("v", real=True)
     inf = math.inf
+    if name == "mean-shared-var":
+        d = int(D)
+        us = tuple(sp.Symbol(f"u{i}", real=True) for i in range(d))
+        return LinkUnit(name, ("isotropic_normal", (("D", d),)), (*us, v),
+                        (*[m / v for m in us], -1 / (2 * v)), (-inf,) * d + (lower,),
+                        (inf,) * (d + 1), (*[f"μ{i}" for i in range(d)], "σ²"),
+                        f"{d} means μ and one variance σ² shared by them (GaussianNLLLoss's "
+                        "input and a var of shape (..., 1))")
     if name == "logit":
         return LinkUnit(name, ("bernoulli", ()), (u,), (sp.log(u) - sp.log(1 - u),), (lower,),
                         (1.0,), ("p",), "a probability p (BCELoss's input)")
@@ -284,6 +296,7 @@ LINKS: dict[str, dict[str, Any]] = {
     "softplus-neg": {"options": {}, "families": ("gamma", "exponential", "beta")},
     "mean-logstd": {"options": {}, "families": ("normal_unknown_variance",)},
     "mean-var": {"options": {"lower": 0.0}, "families": ("normal_unknown_variance",)},
+    "mean-shared-var": {"options": {"lower": 0.0, "D": 1}, "families": ("isotropic_normal",)},
 }
 
 
@@ -301,6 +314,8 @@ _INVERSES: dict[str, Callable[[np.ndarray, float], list[np.ndarray]]] = {
     "softplus-neg": lambda h, _: [_inv_softplus(-h[..., 0])],
     "mean-logstd": lambda h, _: [h[..., 0] * (-0.5 / h[..., 1]), 0.5 * np.log(-0.5 / h[..., 1])],
     "mean-var": lambda h, _: [h[..., 0] * (-0.5 / h[..., 1]), -0.5 / h[..., 1]],
+    "mean-shared-var": lambda h, _: [*(h[..., i] * (-0.5 / h[..., -1])
+                                       for i in range(h.shape[-1] - 1)), -0.5 / h[..., -1]],
 }
 
 
@@ -494,7 +509,8 @@ def link(name: str, count: int = 1, *, layout: Layout = "chunked", family: Any =
     ``softplus-neg`` onto ``family("gamma", shape=k)`` or ``family("exponential")``); the
     default is the table's. ``options``: ``eps`` (``rate``: ``h = log(λ + eps)``, as
     ``PoissonNLLLoss``), ``lower`` (``logit``: the smallest probability; ``mean-var``: the
-    smallest variance, ``GaussianNLLLoss``'s ``eps``).
+    smallest variance, ``GaussianNLLLoss``'s ``eps``; ``mean-shared-var``: the same, and ``D``,
+    the number of means sharing that one variance).
 
     Raises:
         ParameterError: an unknown link, option or layout, a family the link does not map onto,
@@ -511,6 +527,15 @@ def link(name: str, count: int = 1, *, layout: Layout = "chunked", family: Any =
     if layout not in ("chunked", "interleaved"):
         raise ParameterError(f"layout must be 'chunked' or 'interleaved', got {layout!r}")
     values = dict(allowed, **options)
+    if "D" in values:  # the number of means sharing one variance (isotropic_normal's D)
+        from .normal_covariance import MAX_ISOTROPIC_DIM
+
+        dim = values["D"]
+        if (isinstance(dim, bool) or not isinstance(dim, (int, np.integer))
+                or not 1 <= dim <= MAX_ISOTROPIC_DIM):
+            raise ParameterError(f"link {name!r}: option D={dim!r} must be an integer from 1 to "
+                                 f"{MAX_ISOTROPIC_DIM} (the means sharing the variance)")
+        values["D"] = int(dim)
     for key, value in values.items():
         below_one = key == "lower" and name == "logit"  # a probability's lower end
         ok = (not isinstance(value, bool) and isinstance(value, (int, float))

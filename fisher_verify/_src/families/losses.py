@@ -34,6 +34,16 @@ loss (instance); ``--loss`` name           family, n outputs per input, head / l
                                            adds ``½ log 2π``; ``eps`` clamps the variance,
                                            so ``σ² ≤ eps`` is refused (the loss is not the
                                            log-likelihood of the head's variance there)
+``GaussianNLLLoss()``, n odd;              ``isotropic_normal(D = n − 1)``: one variance
+``shared_variance_gaussian_nll_loss()``,   shared by the D means, ``var`` of shape
+any n ≥ 2; ``gaussian-nll-shared``         ``(..., 1)``: the model outputs ``(μ₀, …, μ_{D−1},
+                                           σ²)``, ``mean, var = out[..., :-1], out[..., -1:]``;
+                                           link ``mean-shared-var``. Torch broadcasts ``var``
+                                           over the D outputs, so the loss per input is
+                                           ``½(D log σ² + ‖y − μ‖²/σ²)``, the isotropic
+                                           normal's NLL up to ``(D/2) log 2π`` (``full``).
+                                           An even n is read as pairs unless the loss is the
+                                           shared-variance one (the width alone cannot tell)
 ``MSELoss()``; ``mse``                     ``normal`` with ``sigma=√2``, product of n
 ``half_mse_loss()``; ``half-mse``         ``normal`` with ``sigma=1``, product of n
 =========================================  ==================================================
@@ -46,9 +56,8 @@ variances, are those of ``normal(σ=√2)``. A loss ``½(y - f)²`` is ``normal`
 half-mse`` (an ``nn.MSELoss`` instance cannot show a factor applied outside it).
 
 Refused, naming the option: ``label_smoothing > 0``, class ``weight``, ``pos_weight`` and an
-``ignore_index`` that is a class (then the loss is not a log-likelihood of the labels), an odd
-number of outputs for ``GaussianNLLLoss`` (its mean and variance come in pairs; a variance
-shared by all outputs, ``var`` of shape ``(N, 1)``, is the isotropic normal, not in the catalog).
+``ignore_index`` that is a class (then the loss is not a log-likelihood of the labels), a
+``GaussianNLLLoss`` head of one output (no mean beside its variance).
 
 ``reduction`` (``'mean'`` or ``'sum'``) only scales the loss; the family is the same. A Fisher
 estimate built from a summed loss is a sum over inputs: the gate's ``reduction="sum"`` option
@@ -75,6 +84,7 @@ __all__ = [
     "is_torch_loss",
     "loss_module",
     "resolve_head",
+    "shared_variance_gaussian_nll_loss",
 ]
 
 #: Most outputs of a product head (bernoulli, poisson, normal per output): the product family's
@@ -89,7 +99,7 @@ _ACCEPTED = ("CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss", "BCELoss", "Poi
 
 #: the CLI's ``--loss`` names (the table of the module docstring)
 LOSS_NAMES = ("cross-entropy", "nll", "bce-with-logits", "bce", "poisson-log", "poisson",
-              "gaussian-nll", "mse", "half-mse")
+              "gaussian-nll", "gaussian-nll-shared", "mse", "half-mse")
 
 
 @dataclass(frozen=True)
@@ -198,13 +208,22 @@ def head_for_loss(loss: Any, n_outputs: int) -> Head:
         _check_products("poisson", n)
         L = link("rate", n, eps=float(loss.eps))
         return Head(L.family, L, name)
-    if type(loss) is nn.GaussianNLLLoss:
-        if n % 2:
+    if type(loss) in (nn.GaussianNLLLoss, _shared_variance_class()):
+        if n < 2:
             raise ShapeError(
-                f"GaussianNLLLoss needs an even number of outputs per input, a mean and a "
-                f"variance for each (mean, var = out.chunk(2, -1)), got n_outputs={n}; a variance "
-                "shared by every output (var of shape (N, 1)) is the isotropic normal, which is "
-                "not in the catalog")
+                f"{name} needs at least 2 outputs per input, a mean and a variance, got "
+                f"n_outputs={n}")
+        if n % 2 or type(loss) is _shared_variance_class():
+            # D means and one variance shared by them (var of shape (..., 1))
+            from .normal_covariance import MAX_ISOTROPIC_DIM
+
+            if n - 1 > MAX_ISOTROPIC_DIM:
+                raise UnsupportedError(
+                    f"family: {name} with one variance shared by n_outputs - 1 = {n - 1} means "
+                    f"is isotropic_normal(D={n - 1}), above its limit D <= {MAX_ISOTROPIC_DIM} "
+                    "(the dense κ₄ of D + 1 components); use at most that many means")
+            L = link("mean-shared-var", 1, lower=float(loss.eps), D=n - 1)
+            return Head(L.family, L, name)
         _check_products("normal_unknown_variance", n // 2)
         L = link("mean-var", n // 2, lower=float(loss.eps))
         return Head(L.family, L, name)
@@ -217,6 +236,37 @@ def head_for_loss(loss: Any, n_outputs: int) -> Head:
 
 
 _HALF_MSE: list[type] = []
+_SHARED_VARIANCE: list[type] = []
+
+
+def _shared_variance_class() -> type:
+    import torch.nn as nn
+
+    if not _SHARED_VARIANCE:
+        class SharedVarianceGaussianNLLLoss(nn.GaussianNLLLoss):
+            """``nn.GaussianNLLLoss`` called with ``var`` of shape ``(..., 1)``: one variance
+            shared by every mean, the family ``isotropic_normal`` (the forward is torch's)."""
+
+        _SHARED_VARIANCE.append(SharedVarianceGaussianNLLLoss)
+    return _SHARED_VARIANCE[0]
+
+
+def shared_variance_gaussian_nll_loss(*, full: bool = False, eps: float = 1e-6,
+                                      reduction: str = "mean") -> Any:
+    """``nn.GaussianNLLLoss(full, eps, reduction)`` marked as called with one variance shared by
+    every mean (``var`` of shape ``(..., 1)``; the model outputs ``(μ₀, …, μ_{D−1}, σ²)``):
+    the family ``isotropic_normal(D)`` through the link ``mean-shared-var`` (``ext-links``) at
+    any output width, where a plain ``GaussianNLLLoss`` of an even width is read as pairs."""
+    from ..validation import check_flag
+
+    full = bool(check_flag(full, "full"))
+    if reduction not in ("mean", "sum", "none"):
+        raise FisherVerifyError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if (isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps)
+            or eps < 0):
+        raise FisherVerifyError(f"eps must be a finite number >= 0 (the smallest variance), "
+                                f"got {eps!r}")
+    return _shared_variance_class()(full=full, eps=float(eps), reduction=reduction)
 
 
 def _half_mse_class() -> type:
@@ -296,7 +346,8 @@ def loss_module(name: str) -> Any:
         "bce-with-logits": nn.BCEWithLogitsLoss, "bce": nn.BCELoss,
         "poisson-log": lambda: nn.PoissonNLLLoss(log_input=True),
         "poisson": lambda: nn.PoissonNLLLoss(log_input=False),
-        "gaussian-nll": nn.GaussianNLLLoss, "mse": nn.MSELoss,
+        "gaussian-nll": nn.GaussianNLLLoss,
+        "gaussian-nll-shared": shared_variance_gaussian_nll_loss, "mse": nn.MSELoss,
     }
     return makers[name]()
 

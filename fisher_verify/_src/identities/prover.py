@@ -18,6 +18,7 @@ from fractions import Fraction
 from typing import Any
 
 import mpmath
+import numpy as np
 import sympy as sp
 
 from ..families.family import Family
@@ -85,15 +86,18 @@ def random_rational_points(fam: Family, count: int = 3, seed: int = 0) -> list[l
     """Rational points inside the natural domain (h < 0 components where the domain says so)."""
     rng = random.Random(seed)
     negative = set(fam.definition.negative)
-    points = []
-    for _ in range(count):
+    check = fam.definition.domain_check
+    points: list[list[Fraction]] = []
+    while len(points) < count:
         pt = []
         for j in range(fam.dim):
             v = Fraction(rng.randint(-150, 150), 100)
             if j in negative:
                 v = -abs(v) - Fraction(1, 10)
             pt.append(v)
-        points.append(pt)
+        # a domain that is not a box of signs (−H₂ positive definite): draw again
+        if check is None or check(np.array([[float(v) for v in pt]])) is None:
+            points.append(pt)
     return points
 
 

@@ -23,9 +23,8 @@ from ..errors import FisherVerifyError, ShapeError
 from ..validation import check_count
 from .contract import per_parameter_factor
 from .data import Progress
-from .hessian import METHODS, variance2_diagonal
+from .mlp_route import mlp_first_sums, sequential_layers
 from .rules import probe_generic
-from .taps import tap_sums
 from .workspace import Diagonals, Workspace, moments, open_workspace, plan, shaped, total_inputs
 
 __all__: list[str] = []  # nothing for other rooms
@@ -50,11 +49,21 @@ class ModelDiagonals:
     n: int
 
 
+def tap_sums(ws: Workspace, fisher: bool, variance_1: bool) -> Any:
+    """:func:`.taps.tap_sums`, imported at its first use (the mlp rule answers without it)."""
+    from .taps import tap_sums as layer_sums
+
+    return layer_sums(ws, fisher, variance_1)
+
+
 def _jacobian_sums(ws: Workspace, fisher: bool, variance_1: bool) -> tuple[dict[str, Any],
                                                                            dict[str, Any], int]:
     """Unscaled ``Σ_m uᵀIu`` and ``Σ_m C[u⁴]`` per parameter (flat), and the local input count."""
 
     if ws.layers:
+        layers = sequential_layers(ws)
+        if layers is not None:  # the mlp rule (.rules): lemma-13's factors, no reverse passes
+            return mlp_first_sums(ws, layers, fisher, variance_1)
         sums = tap_sums(ws, fisher, variance_1)
         if sums is not None:
             return sums
@@ -68,9 +77,8 @@ def _jacobian_sums(ws: Workspace, fisher: bool, variance_1: bool) -> tuple[dict[
     extra = sum(prep.n_L * s.out_features * factor + 4 * prep.params[s.weight].shape[1]
                 for s in sites)
     groups, batch = plan(ws, factor, generic, extra)
-    zeros = prep.flat_zeros()
-    f_sum = {k: v.clone() for k, v in zeros.items()} if fisher else {}
-    v_sum = {k: v.clone() for k, v in zeros.items()} if variance_1 else {}
+    f_sum = prep.flat_zeros() if fisher else {}
+    v_sum = prep.flat_zeros() if variance_1 else {}
     count = 0
     bar = Progress(ws.stream.local_count(), "fisher-verify: Jacobian rows") if ws.progress else None
     try:
@@ -124,6 +132,7 @@ def _variance2(ws: Workspace, N: int, *, probes: int | str = 16, rel_precision: 
         check_rel_precision,
         probes_for_precision,
     )
+    from .hessian import variance2_diagonal  # second order: not imported on the first-order path
 
     probes = check_probes(probes)
     if probes == "auto":
@@ -234,6 +243,7 @@ def check_second_order_options(method: Any, probes: Any, seed: Any) -> None:
         FisherVerifyError: ``seed`` not an integer >= 0.
     """
     from .decision import check_probes
+    from .hessian import METHODS
 
     if not isinstance(method, str) or method not in METHODS:
         raise ShapeError(f"method must be one of {', '.join(METHODS)}, got {method!r}")

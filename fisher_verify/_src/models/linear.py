@@ -44,6 +44,8 @@ class LinearTaps:
         self.eps: dict[str, Any] | None = None
         self.record: dict[str, list[Any]] | None = None
         candidates = {}
+        #: ids of the hooks placed here (not the user's: models.mlp_route tells them apart)
+        self.hook_ids: set[int] = set()
         for name, mod in prep.module.named_modules():
             rule = rule_for(mod)  # the table's "linear" rule: nn.Linear itself
             if rule is not None and rule.taps and f"{name}.weight" in prep.params:
@@ -51,7 +53,7 @@ class LinearTaps:
                 if bias is not None and bias not in prep.params:
                     continue
                 candidates[name] = LinearSite(name, f"{name}.weight", bias, mod.out_features)
-                mod.register_forward_hook(self._hook(name))
+                self.hook_ids.add(mod.register_forward_hook(self._hook(name)).id)
         self.sites: list[LinearSite] = []
         if candidates:
             seen = self._inputs_lists(example)

@@ -399,6 +399,41 @@ def _gamma_diagonals_jacobian(s: _Setup, q: _Pass) -> list[Any]:
     return out
 
 
+def layer_sums(net: Any, x: Any, n: Any, fisher: bool, variance_1: bool, variance_2: bool,
+                device: str | None, dtype: Any, batch_size: int | None,
+                memory_budget: int | None) -> tuple[dict[str, list[Any]], _Setup, float]:
+    """The unscaled sums over the inputs of :func:`diagonals`, per layer as tensors shaped like
+    ``W_l`` (bias column last), on the device: ``{"f": …, "v1": …, "v2": …}`` as asked."""
+    s = _setup(net, x, device, dtype)
+    N = _check_n(n)
+    if variance_2:
+        net.require_c2("the variance of the Hessian estimator (thm-6)", x)
+    torch = s.torch
+    shapes = [tuple(W.shape) for W in s.weights]
+    acc = {
+        key: [torch.zeros(sh, dtype=s.dtype, device=s.device) for sh in shapes]
+        for key, on in (("f", fisher), ("v1", variance_1), ("v2", variance_2)) if on
+    }
+    per = _diagonal_elements(s, fisher, variance_1, variance_2)
+    for Xc in _chunks(s, per, batch_size, memory_budget):
+        q = _forward_backward(s, Xc)
+        mom = _Moments(s, q.h)
+        gam = _gamma_diagonals(s, q) if variance_2 else None
+        for layer, G in enumerate(q.G):
+            hb2 = q.hbar[layer] ** 2
+            quad: Any = None  # gᵀ I g per (input, unit r), (m, n_{l+1})
+            if variance_1:
+                c4, quad = mom.excess4(G.transpose(1, 2))  # C[g⁴], g = G[:, :, r] per r
+                acc["v1"][layer] += c4.T @ (hb2 * hb2)
+            if fisher:
+                quad = mom.quad(G, G) if quad is None else quad
+                acc["f"][layer] += quad.T @ hb2
+            if variance_2:
+                assert gam is not None
+                acc["v2"][layer] += mom.quad(gam[layer], gam[layer]).T @ (hb2 * hb2)
+    return acc, s, N
+
+
 def diagonals(
     net: Any,
     x: Any,
@@ -427,33 +462,9 @@ def diagonals(
         ShapeError: x of the wrong shape, n not a positive integer.
         DomainError: h_L(x) outside the family's natural-parameter domain.
     """
-    s = _setup(net, x, device, dtype)
-    N = _check_n(n)
-    if variance_2:
-        net.require_c2("the variance of the Hessian estimator (thm-6)", x)
+    acc, s, N = layer_sums(net, x, n, fisher, variance_1, variance_2, device, dtype, batch_size,
+                            memory_budget)
     torch = s.torch
-    shapes = [tuple(W.shape) for W in s.weights]
-    acc = {
-        key: [torch.zeros(sh, dtype=s.dtype, device=s.device) for sh in shapes]
-        for key, on in (("f", fisher), ("v1", variance_1), ("v2", variance_2)) if on
-    }
-    per = _diagonal_elements(s, fisher, variance_1, variance_2)
-    for Xc in _chunks(s, per, batch_size, memory_budget):
-        q = _forward_backward(s, Xc)
-        mom = _Moments(s, q.h)
-        gam = _gamma_diagonals(s, q) if variance_2 else None
-        for layer, G in enumerate(q.G):
-            hb2 = q.hbar[layer] ** 2
-            quad: Any = None  # gᵀ I g per (input, unit r), (m, n_{l+1})
-            if variance_1:
-                c4, quad = mom.excess4(G.transpose(1, 2))  # C[g⁴], g = G[:, :, r] per r
-                acc["v1"][layer] += c4.T @ (hb2 * hb2)
-            if fisher:
-                quad = mom.quad(G, G) if quad is None else quad
-                acc["f"][layer] += quad.T @ hb2
-            if variance_2:
-                assert gam is not None
-                acc["v2"][layer] += mom.quad(gam[layer], gam[layer]).T @ (hb2 * hb2)
     scale = {"f": 1.0 / s.M, "v1": 1.0 / (s.M * s.M * N), "v2": 1.0 / (s.M * s.M * N)}
     out = {
         key: (torch.cat([b.reshape(-1) for b in blocks]) * scale[key]).cpu().numpy()

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import FisherVerifyError, ShapeError, UnsupportedError
 from ..validation import check_materialized
-from .kinks import checkable
+from .rules import apply_layer_rules, rule_for
 
 __all__: list[str] = []  # nothing for other rooms
 
@@ -109,6 +109,8 @@ class PreparedModel:
         if self.unrecorded is not None:
             calls = _recorded_functions(self.module, self.params, self.fixed, self.unrecorded)
             self.nonsmooth = nonsmooth_reasons(self.module, calls)
+            from .kinks import checkable
+
             self.piecewise = sorted({n for n, _ in calls if checkable(n)})
             self.unrecorded = None
         if self.nonsmooth:
@@ -188,10 +190,17 @@ def second_order() -> Any:
 def _borrowable(model: Any, dtype: Any, device: Any, eval_mode: bool) -> bool:
     """Whether a forward pass of ``model`` itself changes nothing of it and matches its copy:
     stock ``torch.nn`` modules only (a user's class may keep state from its forward), none with
-    hooks, every floating tensor already in ``dtype`` on ``device``, no mode to switch."""
+    hooks or its own ``forward`` attribute, none of a kind the user gave a rule with its own
+    forward (:func:`~.rules.register_layer`: only the working copy runs it), every floating
+    tensor already in ``dtype`` on ``device``, no mode to switch."""
     torch = _torch()
     for mod in model.modules():
         if not type(mod).__module__.startswith("torch.nn.modules."):
+            return False
+        if "forward" in vars(mod):
+            return False
+        rule = rule_for(mod)
+        if rule is not None and rule.forward is not None:
             return False
         if (mod._forward_hooks or mod._forward_pre_hooks or mod._backward_hooks
                 or getattr(mod, "_backward_pre_hooks", None)):
@@ -246,6 +255,8 @@ def nonsmooth_reasons(module: Any, calls: Iterable[tuple[str, Any]]) -> list[str
     whose kinks :mod:`.kinks` does not locate, with the submodules that call them. Functions
     with located kinks (ReLU-like, 1d/2d max pooling) are not reasons: the model is smooth in θ
     at inputs away from them (thm-3-ae), checked at the data by :meth:`require_smooth`."""
+    from .kinks import checkable  # (not imported by the first-order routes)
+
     funcs = sorted({name for name, _ in calls if name in NON_C2_FUNCTIONS and not checkable(name)})
     if not funcs:
         return []
@@ -264,6 +275,10 @@ def check_finite_parameters(model: Any) -> None:
     torch = _torch()
     for key, tensor in model.named_parameters():
         if not (tensor.is_floating_point() or tensor.is_complex()):
+            continue
+        # a finite sum has no NaN or ±inf term (either would carry into it): one reduction,
+        # no mask; an overflowing sum of finite entries falls through to the entry-wise test
+        if bool(torch.isfinite(tensor.detach().sum())):
             continue
         bad = ~torch.isfinite(tensor.detach())
         if bool(bad.any()):
@@ -337,11 +352,14 @@ def prepare_model(
     """
     torch = _torch()
     from ..families.family import Family
-    from ..families.losses import is_torch_loss, resolve_head
 
     if not isinstance(model, torch.nn.Module):
         raise ShapeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    loss = family if is_torch_loss(family) else None  # resolved once the output width is known
+    loss = None  # a torch loss: resolved once the output width is known
+    if not isinstance(family, Family):  # (the losses module is imported only for one)
+        from ..families.losses import is_torch_loss
+
+        loss = family if is_torch_loss(family) else None
     if loss is None and not isinstance(family, Family):
         raise ShapeError(f"family must be a fisher_verify family (fv.family('categorical', K=10), "
                          f"... or a torch.nn loss module), got {type(family).__name__}")
@@ -379,8 +397,6 @@ def prepare_model(
                 "needed so that the user's module is left untouched"
             ) from None
         work = work.to(device=dev, dtype=dtype)
-        from .rules import apply_layer_rules
-
         apply_layer_rules(work)  # the user's own layer kinds run their registered forward (.rules)
         if eval_mode:
             work.eval()
@@ -413,6 +429,8 @@ def prepare_model(
             shape = tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__
             raise ShapeError(f"family={type(loss).__name__}() needs the model's h_L of shape "
                              f"(batch, outputs); it gives {shape} for a batch of {B}")
+        from ..families.losses import resolve_head
+
         family, link = resolve_head(loss, int(h.shape[1]))
         prepared.family = family
         if link is not None:  # a non-canonical head: the engine sees h = g(f) (ext-links)
@@ -428,9 +446,12 @@ def prepare_model(
         )
     _check_finite_output(work, h)
     family.check_natural(h)
-    if smooth is None and not record:
+    if smooth is None and (not record or borrowed):
+        # a borrowed model serves first derivatives only: the C² detection waits until asked
         prepared.unrecorded = example
     elif smooth is None:
+        from .kinks import checkable
+
         prepared.nonsmooth = nonsmooth_reasons(work, calls)
         prepared.piecewise = sorted({n for n, _ in calls if checkable(n)})
     elif not smooth:

@@ -11,12 +11,15 @@ Hessian diagonals ``∂²h_L/∂θ_i²`` (eq-6, thm-4, thm-6):
    pre-activation Hessian diagonals without a factor ``n_L`` at depth, memory-budget
    chunking; :mod:`.mlp_norms`: thm-7/thm-8 norms streamed and sharded over pairs of input
    blocks, ``norm_cost``; :mod:`.mlp_bounds`: the bounds), recognised in a prepared model by
-   :mod:`.mlp_route`.
+   :mod:`.mlp_route`, which also gives ``diag I(θ)`` and ``Var(Î₁)`` of a user's chain of stock
+   ``Linear`` layers and element-wise activations from its own tensors (no reverse pass). A
+   model with a hook, or with a module whose kind has a registered rule, is not taken by it.
 2. **Each module by its kind** (:data:`LAYER_RULES`, keyed by the module's class, the first
    class of its MRO with a rule): ``nn.Linear`` applied once per input to a vector goes
    through its output derivatives (:mod:`.linear`, ``∂h/∂W[r,c] = g[r] x[c]``); a kind the
    user registered with :func:`register_layer` runs its registered functional forward in the
-   engine's working copy (never in the user's module).
+   engine's working copy (never in the user's module); a model holding such a module, stock
+   kinds included, is always copied (``prepared._borrowable`` asks :func:`rule_for`).
 3. **Everything else**: the generic rule, ``torch.func`` (``jacrev``, ``jvp``, ``vmap``) on
    the functional form of the module: any module made of differentiable torch functions.
 

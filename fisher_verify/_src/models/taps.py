@@ -56,8 +56,12 @@ class TapSite:
 
 
 def _kind(mod: Any) -> str | None:
+    """The layer's kind where it computes its stock ``forward``: not where the working copy runs
+    a rule the user registered for its kind (an instance ``forward``, :mod:`.rules`)."""
     import torch.nn as nn
 
+    if "forward" in vars(mod):
+        return None
     for cls, kind in ((nn.Linear, "linear"), (nn.Conv1d, "conv1d"), (nn.Conv2d, "conv2d")):
         if isinstance(mod, cls) and type(mod).forward is cls.forward:
             return kind
@@ -342,9 +346,8 @@ def tap_sums(ws: Any, fisher: bool, variance_1: bool) -> tuple[dict[str, Any], d
         batch = _budget_batch(ws, sites, sizes, n, not square_root, factor)
     except _NotApplicable:
         return None
-    zeros = prep.flat_zeros()
-    f_sum = {k: v.clone() for k, v in zeros.items()} if fisher else {}
-    v_sum = {k: v.clone() for k, v in zeros.items()} if variance_1 else {}
+    f_sum = prep.flat_zeros() if fisher else {}
+    v_sum = prep.flat_zeros() if variance_1 else {}
     count = 0
     bar = Progress(ws.stream.local_count(), "fisher-verify: Jacobian rows") if ws.progress else None
     try:

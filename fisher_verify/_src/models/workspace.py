@@ -17,9 +17,7 @@ from ..errors import ShapeError, UnsupportedError
 from ..validation import check_budget, check_flag, check_materialized
 from .data import InputStream
 from .device import resolve_device
-from .linear import LinearTaps
 from .prepared import PreparedModel, prepare_model
-from .taps import verified_linear_sites
 
 __all__ = ["open_workspace"]
 
@@ -95,16 +93,27 @@ class Workspace:
     remake: Callable[[], tuple[Any, Any]] | None = None
     #: the data's first inputs (``InputStream.example``), on the working device and dtype
     example: Any = None
+    #: whether ``taps.sites`` went through their self-check (made at the first ``sites``, since
+    #: the whole-model mlp rule never asks for them)
+    sites_checked: bool = False
 
     def generic(self) -> None:
         """Make the preparation the generic per-input route needs (light workspaces only)."""
         if self.remake is not None:
             self.prep, self.taps = self.remake()
             self.remake = None
+            self.sites_checked = False
 
     @property
     def sites(self) -> list[Any]:
-        return list(self.taps.sites) if self.taps is not None else []
+        if self.taps is None:
+            return []
+        if not self.sites_checked:
+            from .taps import verified_linear_sites
+
+            self.taps.sites = verified_linear_sites(self.prep, self.example, self.taps.sites)
+            self.sites_checked = True
+        return list(self.taps.sites)
 
 
 def open_workspace(
@@ -143,13 +152,13 @@ def open_workspace(
     example = stream.example()
 
     def full() -> tuple[PreparedModel, Any]:
+        from .linear import LinearTaps  # (not imported where the mlp rule answers alone)
+
         prep = prepare_model(model, family, example, output=output, dtype=dtype, device=device,
                              eval_mode=eval_mode, smooth=smooth)
         if not structured:
             return prep, None
-        taps = LinearTaps(prep, example)
-        taps.sites = verified_linear_sites(prep, example, taps.sites)
-        return prep, taps
+        return prep, LinearTaps(prep, example)  # sites checked at first use (Workspace.sites)
 
     if light and structured:
         prep = prepare_model(model, family, example, output=output, dtype=dtype, device=device,
@@ -205,9 +214,11 @@ def total_inputs(ws: Workspace, local: int) -> int:
     """M over all processes."""
     import torch
 
-    c = torch.tensor([float(local)], dtype=torch.float64, device=ws.prep.device)
-    all_reduce_sums([c], ws.world)
-    M = int(c.item())
+    M = int(local)
+    if ws.world > 1:  # (one process: nothing to add, no tensor made)
+        c = torch.tensor([float(local)], dtype=torch.float64, device=ws.prep.device)
+        all_reduce_sums([c], ws.world)
+        M = int(c.item())
     if M < 1:
         raise ShapeError("the data holds no input")
     return M

@@ -269,7 +269,7 @@ class Network:
         except FisherVerifyError:
             pass
         weights = [W.copy() for W in self.weights]
-        weights[-1][:, -1] -= np.max(np.atleast_2d(h), axis=0) + margin
+        weights[-1][:, -1] -= self.family.domain_shift(h, margin)
         return Network(weights, self.act, self.family)
 
     def kinks(self, x: Any) -> list[Kink]:

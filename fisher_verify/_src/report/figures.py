@@ -63,7 +63,8 @@ def panel(name: str, params: dict[str, Any]) -> Panel:
     - ``categorical``: p₀ from 0 to 1 with the rest split evenly, p₁ = … = (1 − p₀)/(K − 1);
     - ``normal_unknown_variance``: the mean μ from −3 to 3 at variance σ² = 1;
     - any other vector family (multinomial, multivariate normal): the ray h = s·h₀ through its
-      registry example point h₀, s from −3 to 3.
+      registry example point h₀, s from −3 to 3, with the components that must stay negative
+      (the isotropic normal's variance, a full covariance's diagonal) held at h₀'s.
     """
     from ..families.registry import family, family_examples
 
@@ -80,11 +81,17 @@ def panel(name: str, params: dict[str, Any]) -> Panel:
         h, x = np.column_stack([mu, np.full_like(mu, -0.5)]), mu  # h = (μ/σ², −1/(2σ²)), σ² = 1
         xlabel = "mean μ (variance σ² = 1)"
     elif dict(family_examples())[name].grid is None:
-        # any other vector family: the ray through its registry example point h₀
+        # any other vector family: the ray through its registry example point h₀ in the
+        # components that may take either sign; those that must stay negative (a variance's,
+        # a covariance's diagonal) are held at h₀'s
         h0 = np.asarray(dict(family_examples())[name].point, dtype=float)
         s = np.linspace(-3.0, 3.0, 300)
-        h, x = s[:, None] * h0, s
-        xlabel = f"s (h = s·h₀, h₀ = {tuple(float(v) for v in h0)})"
+        held = np.zeros(h0.shape, dtype=bool)
+        held[list(fam.definition.negative)] = True
+        h, x = np.where(held, h0, s[:, None] * h0), s
+        xlabel = (f"s (h = s·h₀, h₀ = {tuple(float(v) for v in h0)})" if not held.any() else
+                  f"s (h = s·h₀ off the components {tuple(np.flatnonzero(held).tolist())}, "
+                  f"h₀ = {tuple(float(v) for v in h0)})")
     else:
         h = _h_grid(name)[:, None]
         x = fam.mean(h)[:, 0]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import mpmath
@@ -19,6 +20,7 @@ import numpy as np
 import sympy as sp
 
 from .polygamma import TAYLOR_RATIO, TAYLOR_TERMS, hurwitz, np_lgamma_diff
+from .radial import mp_radial, radial_kernel
 
 
 class SafeFunction(sp.Function):
@@ -163,6 +165,63 @@ class lgamma_diff(SafeFunction):  # noqa: N801
         return lgamma_diff(self.args[0] + 1, self.args[1], self.args[2])
 
 
+class log_bessel_radial(SafeFunction):  # noqa: N801
+    """log_bessel_radial(d, i₁, …, i_d, h₁, …, h_d) = ∂₁^{i₁}…∂_d^{i_d} log ₀F₁(; d/2; ‖h‖²/4):
+    the von Mises (d = 2, ₀F₁(; 1; r²/4) = I₀(r)) and von Mises–Fisher (d = 3: sinh r/r)
+    log-partitions without their constants, and their cumulants up to order 4. d/dh_a raises
+    i_a by one. Analytic in h (a function of ‖h‖²), so exact and finite at h = 0; its kernels
+    (:mod:`fisher_verify._src.symbolic.radial`) use the power series of ₀F₁ below ‖h‖ = 25 and
+    the Bessel ratio's asymptotic series above, written in the mean direction and its
+    complement so that the entries along the mean (A′(κ) ≈ 1/(2κ²)) do not cancel."""
+
+    @classmethod
+    def naive(cls, *args: sp.Expr) -> sp.Expr:
+        return _radial_naive(*args)
+
+    def _latex(self, printer: Any, exp: Any = None) -> str:
+        d = int(self.args[0])
+        orders, hs = self.args[1 : 1 + d], self.args[1 + d :]
+        parts = "".join(
+            rf"\partial_{{{printer._print(h)}}}" + (f"^{{{k}}}" if int(k) > 1 else "")
+            for h, k in zip(hs, orders) if int(k))
+        norm = "+".join(f"{printer._print(h)}^2" for h in hs)
+        body = rf"{parts}\log {{}}_0F_1\left(;{sp.latex(sp.Rational(d, 2))};\tfrac{{{norm}}}{{4}}\right)"
+        return body if exp is None else rf"\left({body}\right)^{{{exp}}}"
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        d = int(self.args[0])
+        axis = argindex - 2 - d
+        if not 0 <= axis < d:  # d and the orders are fixed integers, never differentiated
+            raise sp.ArgumentIndexError(self, argindex)
+        orders = list(self.args[1 : 1 + d])
+        orders[axis] = orders[axis] + 1
+        return log_bessel_radial(self.args[0], *orders, *self.args[1 + d :])
+
+
+@lru_cache(maxsize=4096)
+def _radial_naive(*args: sp.Expr) -> sp.Expr:
+    """The textbook form of :class:`log_bessel_radial`, each derivative from the one of one
+    order less (memoised: the 81 entries of a κ₄ in three variables share 15 forms)."""
+    d = int(args[0])
+    orders, hs = [int(k) for k in args[1 : 1 + d]], args[1 + d :]
+    for axis, k in enumerate(orders):
+        if k:
+            lower = list(args)
+            lower[1 + axis] = sp.Integer(k - 1)
+            return sp.diff(_radial_naive(*lower), hs[axis])
+    return sp.log(sp.hyper([], [sp.Rational(d, 2)], sp.Add(*[v**2 for v in hs]) / 4))
+
+
+def _radial_args(backend: Any, d: Any, rest: tuple[Any, ...]) -> Any:
+    d = int(d)
+    return radial_kernel(backend, d, tuple(int(k) for k in rest[:d]), tuple(rest[d:]))
+
+
+def stable_function_names() -> list[str]:
+    """The stable functions a log-partition may be written with (``derive`` lists them)."""
+    return [cls.__name__ for cls in SafeFunction.__subclasses__()]
+
+
 def to_naive(expr: Any) -> Any:
     """Replace every stable function in ``expr`` by its textbook form."""
     return expr.replace(
@@ -294,6 +353,7 @@ NUMPY_KERNELS: dict[str, Callable[..., Any]] = {
     "inv_expm1": _np_inv_expm1,
     "logarithmic_cumulant": _np_logarithmic_cumulant,
     "lgamma_diff": lambda m, a, b: np_lgamma_diff(int(m), a, b),
+    "log_bessel_radial": lambda d, *rest: _radial_args(np, d, rest),
 }
 
 
@@ -378,6 +438,7 @@ def torch_kernels() -> dict[str, Callable[..., Any]]:
         return torch.where(far, series, psi(m, a_d) - psi(m, a_d + b_d))
 
     return {
+        "log_bessel_radial": lambda d, *rest: _radial_args(torch, d, rest),
         "lgamma_diff": t_lgamma_diff,
         "logarithmic_cumulant": t_logarithmic_cumulant,
         "expit": torch.sigmoid,
@@ -455,6 +516,8 @@ def _mp_lgamma_diff(m: Any, a: Any, b: Any) -> Any:
 
 
 MPMATH_KERNELS: dict[str, Callable[..., Any]] = {
+    "log_bessel_radial": lambda d, *rest: mp_radial(
+        int(d), tuple(int(k) for k in rest[: int(d)]), tuple(rest[int(d) :])),
     "lgamma_diff": _mp_lgamma_diff,
     "logarithmic_cumulant": _mp_logarithmic_cumulant,
     "expit": lambda x: 1 / (1 + mpmath.exp(-x)),

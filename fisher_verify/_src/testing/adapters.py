@@ -413,8 +413,10 @@ def _placeholder_targets(family: Any, X: Any, n_out: int) -> Any:
     if family.name == "categorical":
         return torch.zeros(M, dtype=torch.long, device=X.device)
     # one label per component of a product (a GaussianNLLLoss head of 2D outputs has D labels)
+    # (a vector y, e.g. isotropic_normal(D) of a shared-variance GaussianNLLLoss: D labels)
     factors = len(family.factors)
-    width = factors if factors > 1 else (n_out if family.dim == 1 else 1)
+    event = len(getattr(getattr(family, "definition", None), "event", ()))
+    width = factors if factors > 1 else (n_out if family.dim == 1 else max(1, event))
     return torch.zeros(M, width, dtype=X.dtype, device=X.device)
 
 
