@@ -164,7 +164,8 @@ def check(ctx):
     positive = {"logit": [[0.13], [0.5], [0.91]], "rate": [[0.2], [1.7], [25.0]],
                 # u = −30: the textbook g″ of log softplus cancels there (relative error 1e-3)
                 "softplus-rate": [[-30.0], [-2.3], [0.4], [3.1]],
-                "mean-var": [[0.7, 0.4], [-1.2, 2.9]]}
+                "mean-var": [[0.7, 0.4], [-1.2, 2.9]],
+                "mean-shared-var": [[0.7, 0.4], [-1.2, 2.9]]}
     for name in LINKS:
         L = link(name)
         for u in positive.get(name, points[L.n]):
