@@ -198,8 +198,12 @@ def test_loss_names_and_refusals() -> None:
     with pytest.raises(fv.FisherVerifyError, match="unknown loss 'huber'; the losses: "
                                                    "cross-entropy"):
         loss_by_name("huber", 2)
-    # an odd width is D means and one shared variance (tests/test_family_mvn_unknown.py)
-    assert head_for_loss(nn.GaussianNLLLoss(), 3).family.label == "isotropic_normal(D=2)"
+    # an odd width of the plain loss is refused, naming the shared-variance marker
+    with pytest.raises(ShapeError, match="n_outputs=3: an odd width cannot be .mean, var. pairs.*"
+                                         "shared_variance_gaussian_nll_loss"):
+        head_for_loss(nn.GaussianNLLLoss(), 3)
+    assert (head_for_loss(fv.shared_variance_gaussian_nll_loss(), 3).family.label
+            == "isotropic_normal(D=2)")
     with pytest.raises(ShapeError, match="at least 2 outputs .* got n_outputs=1"):
         head_for_loss(nn.GaussianNLLLoss(), 1)
     with pytest.raises(UnsupportedError, match="weight="):

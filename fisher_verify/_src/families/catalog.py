@@ -26,6 +26,7 @@ from ..symbolic.safe import (
     softplus,
 )
 from .definition import LGAMMA, Compositions, FamilyDefinition, Support
+from .dirichlet import beta_both, dirichlet
 from .normal_covariance import isotropic_normal, multivariate_normal_unknown_covariance
 from .quadrature import gauss_hermite, gauss_laguerre_probability, points_for_degree
 from .von_mises import von_mises, von_mises_fisher
@@ -1166,6 +1167,23 @@ ENTRIES: dict[str, Entry] = {
             ((0.0, 0.0, 0.0), (0.0, 1e-8, 0.0), (0.6, 0.0, -0.8), (0.0, 0.0, 700.0),
              (1e4, 0.0, 0.0), (-6e3, 0.0, 8e3)),
         ),
+    ),
+    "beta_both": Entry(
+        beta_both, {},
+        Examples(
+            {}, (-1.5, -2.5), ({},), ((-1e6, -1e-6),) * 2,
+            ((-1e-6, -1e-6), (-1e6, -1e6), (-1e6, -1e-6)),
+        ),
+        family_class="dirichlet",
+    ),
+    "dirichlet": Entry(
+        dirichlet, {"K": 3},
+        Examples(
+            {"K": 3}, (-1.5, -0.8, -2.2), ({"K": 2}, {"K": 3}), ((-1e6, -1e-6),) * 3,
+            ((-1e-6, -1e-6, -1e-6), (-1e6, -1e6, -1e6), (-0.5, -1e6, -1e-6)),
+            limits=({"K": 2}, {"K": 8}),
+        ),
+        family_class="dirichlet",
     ),
 }
 

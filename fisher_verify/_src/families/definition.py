@@ -50,6 +50,8 @@ class Support:
             if self.kind == "finite":
                 return (f"{{y ∈ {{{self.start}, …, {self.total}}}^{self.size} : "
                         f"Σ y = {self.total}}}")
+            if self.total is not None:  # the simplex (Dirichlet)
+                return f"{{y ∈ ({self.lower}, {self.upper})^{self.size} : Σ y = {self.total}}}"
             return f"ℝ^{self.size}" if self.lower == -sp.oo else f"({self.lower}, ∞)^{self.size}"
         if self.kind == "finite" and self.last is not None:
             return f"{{{self.start}, …, {self.last}}}"
