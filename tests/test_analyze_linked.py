@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 import fisher_verify as fv
+from fisher_verify._src.families.links import link_names
 from fisher_verify._src.fisher.pair_norms import pair_norm_dense
 from fisher_verify._src.proofs.head_route import head_nodes, head_terms, linked_example
 from fisher_verify.errors import FisherVerifyError, UnsupportedError
@@ -345,8 +346,8 @@ def test_cli_link(tmp_path) -> None:  # type: ignore[no-untyped-def]
         assert got[key] == pytest.approx(getattr(want, key), rel=1e-12)
     np.testing.assert_allclose(got["variance_2"], want.variance_2, rtol=1e-12)
     bad = {
-        ("--link", "probit"): "--link 'probit' is not a link; the links: logit, rate, "
-                              "softplus-rate, exp-rate, softplus-neg, mean-logstd, mean-var",
+        ("--link", "probit"): "--link 'probit' is not a link; the links: "
+                              + ", ".join(link_names()),
         ("--link", "mean-logstd"): "--link 'mean-logstd': the network has n_L = 1 outputs, not "
                                    "a multiple of 2 (the outputs one unit of the link reads)",
         ("--link", "softplus-rate", "--family", "bernoulli"):
