@@ -218,7 +218,6 @@ _MP_FORMS: dict[str, Any] = {
     "softplus-beta": lambda u: [-_mp_softplus(u[0]), -_mp_softplus(u[1])],
     "mean-logstd": lambda u: [u[0] / mpmath.exp(2 * u[1]), -1 / (2 * mpmath.exp(2 * u[1]))],
     "mean-var": lambda u: [u[0] / u[1], -1 / (2 * u[1])],
-    # D means and one variance (the link's default D = 1 has the form of mean-var)
     "mean-shared-var": lambda u: [*(m / u[-1] for m in u[:-1]), -1 / (2 * u[-1])],
 }
 
