@@ -5,13 +5,15 @@ naming the limit.
 Run by hand from the repository root (not part of the tests):
 
     python benchmarks/bench_analyze.py [--inputs 1000,10000,100000] [--timeout 900]
-        [--widths 4,8,3] [--time-budget 300]
+        [--widths 4,8,3] [--time-budget 300] [--link mean-logstd]
 
 Each M runs in a fresh subprocess (``--one M``) under ``--timeout`` seconds: wall seconds,
 CPU seconds of the process (on a shared machine the wall time is mostly waiting), peak
 resident memory (``ru_maxrss``), whether the thm-7/thm-8 norms were exact, and the refusal
 message if any. The network is ``Network.random(widths, "tanh", categorical(K = n_L))``;
-the inputs are standard normal. Before issue 14 the route formed every input's
+the inputs are standard normal. With ``--link NAME`` the network is a ``LinkedNetwork`` of
+``Network.random(widths, "tanh", link.family, 0.5)`` and the link (n_L a multiple of the
+link's unit width; the norms go through ``fisher/pair_norms.py``). Before issue 14 the route formed every input's
 ``(n_L, P, P)`` Hessians at once and summed the norms over all pairs of inputs in Python:
 M = 10³ took 48–56 s and M = 10⁴ did not finish.
 """
@@ -26,14 +28,20 @@ import sys
 import time
 
 
-def one(M: int, widths: list[int], time_budget: float | None) -> dict[str, object]:
+def one(M: int, widths: list[int], time_budget: float | None,
+        link: str | None = None) -> dict[str, object]:
     """Run analyze once in this process and describe the outcome."""
     import numpy as np
 
     import fisher_verify as fv
     from fisher_verify.errors import FisherVerifyError
 
-    net = fv.Network.random(widths, "tanh", fv.family("categorical", K=widths[-1]), 1.0, 0)
+    if link is None:
+        net = fv.Network.random(widths, "tanh", fv.family("categorical", K=widths[-1]), 1.0, 0)
+    else:
+        unit = fv.link(link)
+        L = fv.link(link, widths[-1] // unit.n)
+        net = fv.LinkedNetwork.random(widths, "tanh", L, 0.5, 0)
     X = np.random.default_rng(1).normal(size=(M, widths[0]))
     stages: dict[str, float] = {}
     t0, c0 = time.perf_counter(), time.process_time()
@@ -70,16 +78,19 @@ def main() -> None:
     p.add_argument("--widths", default="4,8,3")
     p.add_argument("--timeout", type=float, default=900.0)
     p.add_argument("--time-budget", type=float, default=None)
+    p.add_argument("--link", default=None, help="a LinkedNetwork with this link")
     p.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     widths = [int(w) for w in args.widths.split(",")]
     if args.one is not None:
-        print(json.dumps(one(args.one, widths, args.time_budget)))
+        print(json.dumps(one(args.one, widths, args.time_budget, args.link)))
         return
     for M in (int(float(m)) for m in args.inputs.split(",")):
         cmd = [sys.executable, __file__, "--one", str(M), "--widths", args.widths]
         if args.time_budget is not None:
             cmd += ["--time-budget", str(args.time_budget)]
+        if args.link is not None:
+            cmd += ["--link", args.link]
         t0 = time.perf_counter()
         try:
             run = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)

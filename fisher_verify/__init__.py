@@ -56,7 +56,14 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["__version__", *_EXPORTS]
 
 
+# public submodules reachable as attributes (``fv.errors.ParameterError``) without importing them
+# at package import, as ``numpy.linalg`` is; Python sets the attribute itself once imported
+_SUBMODULES = frozenset({"errors", "proofs", "testing", "cli"})
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"fisher_verify.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'fisher_verify' has no attribute {name!r}")

@@ -56,32 +56,49 @@ def _family(name, params):
 MAX_DPS = 1000
 
 
-def _dps(h):
-    return min(int(2 * max(abs(v) for v in h) / math.log(10)) + 60, MAX_DPS)
+def _dps(h, exponential=True):
+    """Digits of the reference: enough for e^{−2|h|} where the textbook form holds exponentials
+    of h; otherwise (log-gamma, ₀F₁) its cancellations are powers of |h| (at most |h|⁴ in a
+    fourth derivative), resolved by 5 more digits per decade of |h|."""
+    size = max(abs(v) for v in h)
+    if not exponential:
+        return int(5 * math.log10(1.0 + size)) + 60
+    return min(int(2 * size / math.log(10)) + 60, MAX_DPS)
 
 
 #: the textbook-form functions of each family, printed once for all its edge points (a
-#: full covariance's κ₄ and K take seconds to print)
+#: full covariance's κ₄ and K, a ₀F₁ in three variables, take seconds to print)
 _NAIVE = {}
+
+
+def _naive_functions(fam):
+    """Per quantity: the textbook form lambdified for mpmath, and whether it holds
+    exponentials of h; built once per family (SymPy's derivatives of a ₀F₁ in three variables
+    take seconds, the evaluation at each point milliseconds)."""
+    import sympy as sp
+
+    from fisher_verify._src.symbolic.safe import SafeFunction
+
+    if fam.label not in _NAIVE:
+        out = {}
+        for q in QUANTITIES:
+            expr = fam.symbolic(q)
+            entries = [expr] if isinstance(expr, sp.Expr) else list(sp.flatten(sp.Array(expr)))
+            naive = [e.replace(lambda z: isinstance(z, SafeFunction),
+                               lambda z: type(z).naive(*z.args)) for e in entries]
+            out[q] = (sp.lambdify(list(fam.definition.h), naive, modules="mpmath", cse=True),
+                      any(e.has(sp.exp) for e in naive))
+        _NAIVE[fam.label] = out
+    return _NAIVE[fam.label]
 
 
 def _reference_naive(fam, h):
     """Each quantity from the symbolic derivation with textbook forms, in mpmath."""
     import mpmath
-    import sympy as sp
-
-    from fisher_verify._src.symbolic.safe import SafeFunction
 
     out = {}
-    for q in QUANTITIES:
-        if (fam.label, q) not in _NAIVE:
-            expr = fam.symbolic(q)
-            entries = [expr] if isinstance(expr, sp.Expr) else list(sp.flatten(sp.Array(expr)))
-            naive = [e.replace(lambda z: isinstance(z, SafeFunction),
-                               lambda z: type(z).naive(*z.args)) for e in entries]
-            _NAIVE[fam.label, q] = sp.lambdify(list(fam.definition.h), naive, modules="mpmath")
-        f = _NAIVE[fam.label, q]
-        with mpmath.workdps(_dps(h)):
+    for q, (f, exponential) in _naive_functions(fam).items():
+        with mpmath.workdps(_dps(h, exponential)):
             vals = f(*[mpmath.mpf(v) for v in h])
             out[q] = np.array([float(v) for v in vals])
     return out

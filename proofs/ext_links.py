@@ -14,7 +14,12 @@ Claims, per network (M = 2 inputs):
    of the per-sample terms, every entry; leaving ``g″`` out of ``∂²h`` gives a wrong ``Cov(Î₂)``;
 4. thm-7, thm-8 and lemma-12 hold with the exact left sides;
 5. each link's ``g, g′, g″`` equal mpmath's (40 digits, numerical differentiation of the
-   link's textbook form).
+   link's textbook form);
+6. ``fv.analyze`` of the LinkedNetwork reports these same quantities: I(θ), ``Var(Î₁)``,
+   ``Var(Î₂)`` (every entry) and ``‖Cov(Î)‖_F`` equal the exact expectations of claims 1–3,
+   the thm-7/thm-8 bounds equal claim 4's right sides, and its diagonal route (the base's
+   lemma-13 factors through the link, ``diagonal=True``) gives the same diagonals, norms and
+   bounds.
 
 A Beta head (concentration ``α = softplus(u)``, second shape known) joins once the catalog has
 the beta family: its terms are polynomials in ``log y``, whose moments come from mpmath
@@ -133,6 +138,24 @@ def check(ctx):
             tv = float(np.einsum("ijij->", cov))
             ctx.leq(f"{tag}: lemma-12, RMS ‖Î{e} − I(θ)‖_F ≤ radius(ε = 0.1)", np.sqrt(tv),
                     lemma12_radius(tv, 0.1), **where)
+        # fv.analyze of the LinkedNetwork: the same numbers, dense and diagonal routes
+        a = fv.analyze(net, X, n=n)
+        ad = fv.analyze(net, X, n=n, diagonal=True)
+        ctx.close(f"{tag}: analyze's I(θ) = E[∂ℓ∂ℓᵀ]", a.fisher, fisher1, rtol=RTOL, **where)
+        ctx.close(f"{tag}: analyze's diagonal route, diag I(θ)", ad.fisher, np.diagonal(fisher1),
+                  rtol=RTOL, **where)
+        for e, cov, rhs in ((1, cov1, rhs7), (2, cov2, rhs8)):
+            var = np.einsum("ijij->ij", cov)
+            ctx.close(f"{tag}: analyze's Var(Î{e}), every entry", getattr(a, f"variance_{e}"),
+                      var, rtol=RTOL, **where)
+            ctx.close(f"{tag}: analyze's diagonal route, diag Var(Î{e})",
+                      getattr(ad, f"variance_{e}"), np.diagonal(var), rtol=RTOL, **where)
+            for route, res in (("", a), ("diagonal route, ", ad)):
+                ctx.close(f"{tag}: analyze's {route}‖Cov(Î{e})‖_F",
+                          getattr(res, f"covariance_norm_{e}"), float(np.linalg.norm(cov)),
+                          rtol=RTOL, **where)
+                ctx.close(f"{tag}: analyze's {route}thm-{6 + e} bound", getattr(res, f"bound_{e}"),
+                          rhs, rtol=RTOL, **where)
     ctx.true("every Poisson tail bound below 1e-300", max(tails.values()) <= 1e-300,
              f"largest {max(tails.values()):.3g}")
     ctx.record("tail_bounds", tails)
@@ -141,7 +164,8 @@ def check(ctx):
     positive = {"logit": [[0.13], [0.5], [0.91]], "rate": [[0.2], [1.7], [25.0]],
                 # u = −30: the textbook g″ of log softplus cancels there (relative error 1e-3)
                 "softplus-rate": [[-30.0], [-2.3], [0.4], [3.1]],
-                "mean-var": [[0.7, 0.4], [-1.2, 2.9]]}
+                "mean-var": [[0.7, 0.4], [-1.2, 2.9]],
+                "mean-shared-var": [[0.7, 0.4], [-1.2, 2.9]]}
     for name in LINKS:
         L = link(name)
         for u in positive.get(name, points[L.n]):

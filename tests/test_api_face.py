@@ -117,3 +117,18 @@ def test_the_public_modules_are_named_in_api_md() -> None:
     text = API.read_text(encoding="utf-8")
     for module in PUBLIC_MODULES - {"fisher_verify"}:
         assert f"`{module}`" in text, module
+
+
+def test_public_submodules_are_attributes_in_a_fresh_process() -> None:
+    """``fv.errors.ParameterError`` works right after ``import fisher_verify as fv`` (before, only
+    once something else had imported the submodule), and the private rooms stay unreachable."""
+    import subprocess
+    import sys
+
+    code = ("import fisher_verify as fv, sys\n"
+            "assert issubclass(fv.errors.ParameterError, fv.FisherVerifyError)\n"
+            "assert callable(fv.proofs.statement)\n"
+            "try:\n    fv.nonexistent_room\nexcept AttributeError:\n    pass\n"
+            "else:\n    sys.exit('an unknown attribute resolved')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

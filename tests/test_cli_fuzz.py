@@ -446,6 +446,10 @@ def analyze_args(draw: st.DrawFn, files: dict[str, str]) -> list[Piece]:
         ok("--loss", "poisson"),  # h_L >= 1 > 0: a rate, through the link log(λ + eps)
         bad(("--loss", "bce"), "logit"),  # h_L >= 1: not a probability, named
         bad(("--loss", "gaussian-nll"), "at least 2 outputs"),  # one output: no mean beside σ²
+        # a head through a link named directly (ext-links)
+        ok("--link", "softplus-rate"),
+        bad(("--link", "softplus"), "softplus"),  # not a link: the links listed
+        bad(("--link", "mean-logstd"), "not a multiple of 2"),  # one output: no (μ, log σ) pair
     ]))
     options = draw(st.lists(st.one_of(
         count_piece("--samples").filter(lambda p: not p.bad),
@@ -661,6 +665,12 @@ _ANALYZE = ok("analyze", "--family", "bernoulli")
                  bad(("--loss", "bce"), "logit")])
 @example(pieces=[ok("analyze", "--weights", FILES["weights"], "--x", FILES["x"]),
                  bad(("--loss", "huber"), "huber")])
+@example(pieces=[ok("analyze", "--weights", FILES["weights"], "--x", FILES["xs"]),
+                 ok("--link", "softplus-rate")])
+@example(pieces=[ok("analyze", "--weights", FILES["weights"], "--x", FILES["xs"]),
+                 ok("--link", "softplus-rate"), bad(("--loss", "poisson"), "--link")])
+@example(pieces=[ok("analyze", "--weights", FILES["weights"], "--x", FILES["xs"]),
+                 bad(("--link", "probit"), "probit")])
 @example(pieces=[ok("analyze", "--model", f"{BUILDER_MODULE}:build", "--data", FILES["d_npy"]),
                  ok("--loss", "cross-entropy")])
 def test_cli_never_tracebacks_and_names_bad_arguments(pieces: list[Piece]) -> None:

@@ -230,8 +230,8 @@ def test_bad_parameters_and_points_are_refused_by_name() -> None:
 
 def _shared_cases():
     return [
-        (nn.GaussianNLLLoss(reduction="sum"), 3),
-        (nn.GaussianNLLLoss(full=True, eps=1e-3, reduction="sum"), 5),
+        (fv.shared_variance_gaussian_nll_loss(reduction="sum"), 3),
+        (fv.shared_variance_gaussian_nll_loss(full=True, eps=1e-3, reduction="sum"), 5),
         (fv.shared_variance_gaussian_nll_loss(reduction="sum"), 2),
         (fv.shared_variance_gaussian_nll_loss(full=True, eps=1e-2, reduction="sum"), 4),
     ]
@@ -267,10 +267,12 @@ def test_shared_variance_loss_score_and_hessian_against_autograd(index: int) -> 
 
 def test_shared_variance_loss_refusals_and_names() -> None:
     with pytest.raises(DomainError, match="σ² = 0.0005"):
-        head_for_loss(nn.GaussianNLLLoss(eps=1e-3), 3).link.natural(np.array([0.0, 0.0, 5e-4]))
+        head_for_loss(fv.shared_variance_gaussian_nll_loss(eps=1e-3), 3).link.natural(np.array([0.0, 0.0, 5e-4]))
     with pytest.raises(ShapeError, match="at least 2 outputs"):
         head_for_loss(nn.GaussianNLLLoss(), 1)
     with pytest.raises(UnsupportedError, match="isotropic_normal\\(D=8\\).*D <= 7"):
+        head_for_loss(fv.shared_variance_gaussian_nll_loss(), 9)
+    with pytest.raises(ShapeError, match="odd width.*shared_variance_gaussian_nll_loss"):
         head_for_loss(nn.GaussianNLLLoss(), 9)
     # an even width is pairs for the plain loss, one shared variance for the marked one
     assert head_for_loss(nn.GaussianNLLLoss(), 4).family.label.startswith("product(")
@@ -282,7 +284,7 @@ def test_shared_variance_loss_refusals_and_names() -> None:
 
 
 def test_exact_fisher_of_a_shared_variance_head_against_gauss_hermite() -> None:
-    """fv.exact_fisher(model, data, family=GaussianNLLLoss()) of a head with 2 means and one
+    """fv.exact_fisher(model, data, family=shared_variance_gaussian_nll_loss()) of a head with 2 means and one
     variance equals E_y[∇ℓ ∇ℓᵀ] averaged over inputs (eq-6), ℓ torch's GaussianNLLLoss and the
     expectation over y ~ N(μ, σ²I) by Gauss–Hermite (exact: the score is quadratic in y)."""
     torch.manual_seed(0)
@@ -292,7 +294,8 @@ def test_exact_fisher_of_a_shared_variance_head_against_gauss_hermite() -> None:
     X = torch.randn(3, 2, dtype=torch.float64)
     Y = torch.randn(3, 2, dtype=torch.float64)
     loss = nn.GaussianNLLLoss(reduction="sum")
-    got = np.asarray(fv.exact_fisher(model, (X, Y), family=loss))
+    got = np.asarray(fv.exact_fisher(model, (X, Y),
+                                     family=fv.shared_variance_gaussian_nll_loss(reduction="sum")))
     params = list(model.parameters())
     x, w = np.polynomial.hermite.hermgauss(4)
     want = np.zeros_like(got)
@@ -344,7 +347,7 @@ class _SharedHead(nn.Module):
 
 
 def test_gate_accepts_the_shared_variance_loss() -> None:
-    """The gate with family=GaussianNLLLoss() on a head of 2 means and one shared variance:
+    """The gate with family=shared_variance_gaussian_nll_loss() on a head of 2 means and one shared variance:
     the diagonal of the model-label Gauss–Newton split at the head's output passes, the same
     with the data's labels is named "the GGN of a non-canonical head"."""
     from torch.func import functional_call, hessian, jacrev
@@ -375,12 +378,11 @@ def test_gate_accepts_the_shared_variance_loss() -> None:
         y = f[:, :2] + f[:, 2:].sqrt() * torch.randn(x.shape[0], 2, dtype=torch.float64)
         return ggn(model, x, y)
 
-    bad = fv.check_estimator(data_labels, model, (X, Y), family=nn.GaussianNLLLoss(),
-                             replications=40)
+    shared = fv.shared_variance_gaussian_nll_loss()
+    bad = fv.check_estimator(data_labels, model, (X, Y), family=shared, replications=40)
     assert not bad.passed and bad.cause == "ggn_noncanonical"
     assert "mean-shared-var" in bad.diagnosis
-    good = fv.check_estimator(model_labels, model, (X, Y), family=nn.GaussianNLLLoss(),
-                              replications=40)
+    good = fv.check_estimator(model_labels, model, (X, Y), family=shared, replications=40)
     assert good.passed, good.message()
 
 

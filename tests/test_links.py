@@ -198,8 +198,12 @@ def test_loss_names_and_refusals() -> None:
     with pytest.raises(fv.FisherVerifyError, match="unknown loss 'huber'; the losses: "
                                                    "cross-entropy"):
         loss_by_name("huber", 2)
-    # an odd width is D means and one shared variance (tests/test_family_mvn_unknown.py)
-    assert head_for_loss(nn.GaussianNLLLoss(), 3).family.label == "isotropic_normal(D=2)"
+    # an odd width of the plain loss is refused, naming the shared-variance marker
+    with pytest.raises(ShapeError, match="n_outputs=3: an odd width cannot be .mean, var. pairs.*"
+                                         "shared_variance_gaussian_nll_loss"):
+        head_for_loss(nn.GaussianNLLLoss(), 3)
+    assert (head_for_loss(fv.shared_variance_gaussian_nll_loss(), 3).family.label
+            == "isotropic_normal(D=2)")
     with pytest.raises(ShapeError, match="at least 2 outputs .* got n_outputs=1"):
         head_for_loss(nn.GaussianNLLLoss(), 1)
     with pytest.raises(UnsupportedError, match="weight="):
@@ -338,9 +342,9 @@ def _cli(argv: list[str]) -> tuple[int, str, str]:
 
 
 def test_cli_analyze_with_a_loss(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """``analyze --loss gaussian-nll`` on an Eq. 3 network whose outputs are (μ, σ²): the totals
-    (any-model engine, torch autograd through the link module) equal the LinkedNetwork's
-    (eq-6, thm-4, thm-6 with g″)."""
+    """``analyze --loss gaussian-nll`` on an Eq. 3 network whose outputs are (μ, σ²): the network
+    with the loss's link is analysed as a LinkedNetwork (the full P × P matrices, eq-6, thm-4,
+    thm-6 with g″), whose sums are those of the dense formulas."""
     import json
 
     rng = np.random.default_rng(0)
@@ -357,18 +361,21 @@ def test_cli_analyze_with_a_loss(tmp_path) -> None:  # type: ignore[no-untyped-d
     L = link("mean-var", lower=1e-6)  # GaussianNLLLoss's eps
     net = fv.LinkedNetwork(fv.Network([W0, W1], "tanh", L.family), L)
     assert total["fisher"] == pytest.approx(np.trace(fv.exact_fisher(net, X)), rel=1e-10)
-    assert total["var_1"] == pytest.approx(np.trace(fv.variance(net, X, which="I1")), rel=1e-10)
-    assert total["var_2"] == pytest.approx(np.trace(fv.variance(net, X, which="I2")), rel=1e-10)
+    for e in (1, 2):
+        V = fv.variance(net, X, which=f"I{e}")
+        assert total[f"var_{e}"] == pytest.approx(np.sum(V), rel=1e-10)
+        assert total[f"diag_var_{e}"] == pytest.approx(np.trace(V), rel=1e-10)
+    assert json.loads(out)["model"].startswith("LinkedNetwork widths (2, 3, 2)")
     code, _, err = _cli(["analyze", "--weights", str(tmp_path / "w.npz"), "--x",
                          str(tmp_path / "x.npy"), "--loss", "huber"])
     assert code == 2 and "--loss 'huber' is not a loss of the table" in err
     assert "Traceback" not in err
 
 
-def test_bounds_and_analyze_of_a_linked_network() -> None:
+def test_bounds_of_a_linked_network() -> None:
     """fv.bounds: thm-7/thm-8 left sides are the norms of thm-4/thm-6 of the composite, lemma-12
-    its total variances; lemma-14/15 (Eq. 3 layer Jacobians) are left out; fv.analyze (the Eq. 3
-    large path) refuses, naming the link and the ways that work."""
+    its total variances; lemma-14/15 (Eq. 3 layer Jacobians) are left out (fv.analyze of a
+    LinkedNetwork: tests/test_analyze_linked.py)."""
     net = _linked("mean-logstd")
     X = np.random.default_rng(5).normal(size=(3, 2))
     b = fv.bounds(net, X, 2)
@@ -379,8 +386,6 @@ def test_bounds_and_analyze_of_a_linked_network() -> None:
     assert b.lemma12_2.lhs == pytest.approx(math.sqrt(float(np.sum(fv.variance(net, X, which="I2", n=2)))),
                                             rel=1e-10)
     assert b.lemma14 == [] and b.lemma15 == [] and b.all_hold()
-    with pytest.raises(UnsupportedError, match="link mean-logstd.*fv.bounds"):
-        fv.analyze(net, X)
 
 
 def test_link_module_appended_to_a_model() -> None:

@@ -1,7 +1,8 @@
 """``analyze(model, data, family)``: the paper's quantities for a user's own network or model.
 
-One entry for every model: an Eq. 3 :class:`~fisher_verify._src.networks.network.Network` goes
-through the dense and streamed formulas below, any ``torch.nn.Module`` through the engine of
+One entry for every model: an Eq. 3 :class:`~fisher_verify._src.networks.network.Network` (or a
+:class:`~fisher_verify._src.networks.linked.LinkedNetwork`, its head through a link, ``ext-links``)
+goes through the dense and streamed formulas below, any ``torch.nn.Module`` through the engine of
 :mod:`fisher_verify._src.models.report`; both return the one :class:`~fisher_verify._src.models.result.Analysis`.
 
 For a Network: exact Fisher (``eq-6``; its diagonal when P is large), both estimators' variance for N draws
@@ -9,10 +10,18 @@ For a Network: exact Fisher (``eq-6``; its diagonal when P is large), both estim
 tight they are, the p.s.d. probability bound for Î₂ (``thm-10``), which estimator is better
 per layer and overall, and the N each estimator needs for a target relative accuracy
 (``lemma-12``).
+
+For a LinkedNetwork the same, with ``J_h = g′ J_f`` and ``∂²h`` carrying the link's ``g″``: the
+streamed sums read them through its interface; ``‖Cov(Î)‖_F`` goes through the generic pair sums
+of :mod:`fisher_verify._src.fisher.pair_norms` (lemma-13's closed forms read Eq. 3 layers), and
+the diagonal route through the base's factors and the link
+(:mod:`fisher_verify._src.models.linked_diagonals`). Every layer's reason is ``ext-links``: the
+d24 structure results assume ``h`` affine in the last layer, which a link breaks.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from collections.abc import Callable
@@ -58,7 +67,8 @@ def analyze(model: Any, data: Any, family: Any = None, *, n: int = 1, target: fl
     (``eq-6``, ``thm-4``, ``thm-6``, ``thm-7``, ``thm-8``, ``thm-10``, ``lemma-12``).
 
     Args:
-        model: a :class:`fisher_verify.Network` (Eq. 3) or any ``torch.nn.Module``.
+        model: a :class:`fisher_verify.Network` (Eq. 3), a :class:`fisher_verify.LinkedNetwork`
+            (its head through a link) or any ``torch.nn.Module``.
         data: for a Network one input ``(n_0,)`` or several ``(M, n_0)``; for a module
             ``(M, ...)``, ``(inputs, targets)``, a Dataset or a DataLoader (p(x) empirical).
         family: the output family of a module (``fisher_verify.family(...)`` or the
@@ -137,15 +147,6 @@ def _analyze_network(net: Any, x: Any, n: int, target: float, confidence: float,
     from .networks.network import require_network
     from .validation import check_budget
 
-    if getattr(net, "link", None) is not None:
-        from .errors import UnsupportedError
-
-        raise UnsupportedError(
-            "fv.analyze reads an Eq. 3 network's layers (the large-network path), whose output "
-            f"is the natural parameter; this network's head goes through the link "
-            f"{net.link.label}: use fv.exact_fisher, fv.covariance, fv.variance and fv.bounds "
-            "on it (ext-links), or fv.analyze on the torch model with the loss it is "
-            "trained with (family=nn.GaussianNLLLoss(), ...)")
     net = require_network(net, "model")
     if progress is not None and not callable(progress):
         raise FisherVerifyError(f"progress for a Network must be progress(stage, done, total) or "
@@ -171,6 +172,7 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
     M = int(X.shape[0])
     P = int(net.num_params)
     diag = P > FULL_LIMIT if diagonal is None else bool(diagonal)
+    linked = getattr(net, "link", None) is not None
     cov_norm: dict[int, float | None] = {1: None, 2: None}
     cov_se = {1: 0.0, 2: 0.0}
     bound: dict[int, float | None] = {1: None, 2: None}
@@ -187,11 +189,21 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
         from .models.mlp import diagonals
         from .models.mlp_bounds import thm7_large, thm8_large
 
-        d = diagonals(net, X, n, memory_budget=budget)
+        if linked:
+            from .models.linked_diagonals import linked_diagonals
+
+            d = linked_diagonals(net, X, n, memory_budget=budget)
+        else:
+            d = diagonals(net, X, n, memory_budget=budget)
         fisher = np.asarray(d.fisher)
         var = {1: np.asarray(d.variance_1), 2: np.asarray(d.variance_2)}
         check_finite(net, x, fisher, var)
-        for e, fn in ((1, thm7_large), (2, thm8_large)):
+        if linked:  # the generic pair sums, exactly or not at all (as thm7_large/thm8_large)
+            for e in (1, 2):
+                pn = _linked_norm(net, X, n, e, budget, False, None, notes)
+                if pn is not None:
+                    cov_norm[e], bound[e] = pn.value, pn.rhs
+        for e, fn in (() if linked else ((1, thm7_large), (2, thm8_large))):
             try:
                 b = fn(net, X, n, method="exact", time_budget=NORM_SECONDS, memory_budget=budget)
             except UnsupportedError as exc:
@@ -214,6 +226,13 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
         psd = sums.psd.bound
         for e, statement in ((1, "thm-7"), (2, "thm-8")):
             stage = f"||Cov(I{e})||_F ({statement}), block pairs"
+            if linked:  # lemma-13's closed forms read Eq. 3 layers: the generic pair sums
+                report = None if progress is None else functools.partial(progress, stage)
+                pn = _linked_norm(net, X, n, e, budget, True, report, notes)
+                if pn is not None:
+                    cov_norm[e], cov_se[e] = pn.value, pn.stderr
+                    norms_exact = norms_exact and pn.exact
+                continue
             est, cost = pair_norm(
                 net, X, n, statement, method="auto", memory_budget=budget,
                 time_budget=NORM_SECONDS,
@@ -265,9 +284,11 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
     for layer, (rows, cols) in enumerate(net.shapes):
         # the reason from the structure: W_{L-1} is last; ReLU/identity is piecewise linear;
         # W_{L-2} under a C² activation is the group of d24-groups
-        layers.append(row(f"layer {layer}", slice(off[layer], off[layer + 1]),
-                          reason_for(last=layer == L - 1, piecewise_linear=pwl,
-                                     before_last_smooth=layer == L - 2 and net.is_c2)))
+        # through a link h = g(f) no layer enters h affinely: the d24 results do not apply
+        why = "ext-links" if linked else reason_for(
+            last=layer == L - 1, piecewise_linear=pwl,
+            before_last_smooth=layer == L - 2 and net.is_c2)
+        layers.append(row(f"layer {layer}", slice(off[layer], off[layer + 1]), why))
         # flat θ of a layer is [W | b] row-major: the bias is the last column
         block = off[layer] + np.arange(rows * cols).reshape(rows, cols)
         tensors.append(row(f"W{layer}", block[:, :-1].reshape(-1)))
@@ -298,8 +319,11 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
         psd_note = f"thm-10 does not apply (lambda_min(I(theta)) = 0: {why_singular})"
     else:
         psd_note = ""
+    model = f"Network widths {tuple(net.widths)}, activation {net.activation}"
+    if linked:
+        model = f"Linked{model}, link {net.link.label}"
     return Analysis(
-        model=f"Network widths {tuple(net.widths)}, activation {net.activation}",
+        model=model,
         family=net.family.label, num_inputs=M, n=int(n), num_params=P,
         tensors=tensors, layers=layers, total=total,
         fisher=fisher, variance_1=var[1], variance_2=var[2], diagonal_only=diag,
@@ -315,6 +339,30 @@ def _compute(net: Any, x: Any, n: int, target: float, confidence: float,
         if math.isfinite(t2 * n) else None,
         degenerate=degenerate, envelopes=envelopes, envelopes_note=env_note,
     )
+
+
+def _linked_norm(net: Any, X: np.ndarray, n: int, e: int, budget: int, sampled: bool,
+                 progress: Callable[[int, int], None] | None, notes: dict[int, str]) -> Any:
+    """``‖Cov(Î_e)‖_F`` and its bound for a LinkedNetwork by the generic pair sums
+    (:func:`~fisher_verify._src.fisher.pair_norms.pair_norm_dense`, thm-7/thm-8), or None with
+    the reason in ``notes[e]``; a sampled estimate says so in ``notes[e]``."""
+    from .errors import UnsupportedError
+    from .fisher.pair_norms import pair_norm_dense
+
+    statement = "thm-7" if e == 1 else "thm-8"
+    try:
+        pn = pair_norm_dense(net, X, n, statement, memory_budget=budget,
+                             time_budget=NORM_SECONDS, sampled=sampled, progress=progress)
+    except UnsupportedError as exc:
+        notes[e] = f"not computed for a LinkedNetwork: {exc}"
+        return None
+    if not pn.exact:
+        notes[e] = (
+            f"||Cov(I{e})||_F is a sampled-pairs ESTIMATE over {pn.sample_inputs} of "
+            f"{X.shape[0]} inputs (exact=False): the exact sum is priced at {pn.seconds:.3g} s, "
+            f"above NORM_SECONDS = {NORM_SECONDS:g}, or {pn.held_bytes / 2**20:.4g} MiB "
+            f"against memory_budget = {budget / 2**20:.4g} MiB")
+    return pn
 
 
 def _envelopes(net: Any, X: np.ndarray, fisher: np.ndarray, diag: bool, budget: int

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import jsontext
 from ..errors import FisherVerifyError
+from ..families.links import link_names
 from ..families.losses import LOSS_NAMES, loss_module, resolve_head
 from ..networks.activations import get_activation
 from ..numpy_files import exact_float64, load_numpy_file
@@ -61,6 +62,12 @@ def register(subparsers: Any) -> None:
                    "or with one variance shared by the means (odd width, gaussian-nll-shared), "
                    "MSELoss and ½ MSE): the family, and the link of a head that does not output "
                    "its natural parameter, follow from it (ext-links)")
+    p.add_argument("--link", default=None, metavar="LINK",
+                   help="an Eq. 3 network whose outputs f are not the natural parameter: the "
+                   f"link h = g(f) of its head, one of {', '.join(link_names())} (ext-links); "
+                   "--family (with --param) is then the family of one head unit, default the "
+                   "link's own (poisson for softplus-rate, normal_unknown_variance for "
+                   "mean-logstd, ...)")
     p.add_argument("--param", action="append", default=[], metavar="k=v",
                    help="family parameter, e.g. --param K=10 (repeatable)")
     p.add_argument("--activation", default=None,
@@ -139,6 +146,14 @@ def _route(args: argparse.Namespace) -> str:
 def _check_output_family(args: argparse.Namespace) -> None:
     """Exactly one of ``--family`` and ``--loss``; ``--loss`` a name of the table, without
     ``--param`` (the loss fixes the family's parameters)."""
+    if args.link is not None:
+        if args.loss is not None:
+            raise FisherVerifyError(f"--link {args.link!r} and --loss {args.loss!r} both give the "
+                                    "head's link (the loss fixes its own); give one")
+        if args.link not in link_names():
+            raise FisherVerifyError(f"--link {args.link!r} is not a link; the links: "
+                                    f"{', '.join(link_names())}")
+        return
     if args.family is None and args.loss is None:
         raise FisherVerifyError("give the output family: --family NAME (e.g. bernoulli) or "
                                 f"--loss NAME (one of {', '.join(LOSS_NAMES)})")
@@ -152,31 +167,6 @@ def _check_output_family(args: argparse.Namespace) -> None:
         if args.param:
             raise FisherVerifyError(f"--param {args.param[0]!r} applies to --family; --loss "
                                     f"{args.loss!r} fixes the family's parameters")
-
-
-#: the Eq. 3 activations as torch modules (softplus without torch's linear threshold, as
-#: ``Network.from_torch`` reads it)
-_TORCH_ACTIVATIONS = {"tanh": "Tanh", "sigmoid": "Sigmoid", "gelu": "GELU", "relu": "ReLU",
-                      "identity": "Identity"}
-
-
-def _sequential(net: Any) -> Any:
-    """The Eq. 3 network as a float64 ``nn.Sequential`` (``W_l = [weight | bias]``)."""
-    import torch
-    import torch.nn as nn
-
-    layers: list[Any] = []
-    for i, W in enumerate(net.weights):
-        lin = nn.Linear(W.shape[1] - 1, W.shape[0]).double()
-        with torch.no_grad():
-            lin.weight.copy_(torch.as_tensor(W[:, :-1]))
-            lin.bias.copy_(torch.as_tensor(W[:, -1]))
-        layers.append(lin)
-        if i < len(net.weights) - 1:
-            name = net.activation
-            layers.append(nn.Softplus(beta=1.0, threshold=float("inf")) if name == "softplus"
-                          else getattr(nn, _TORCH_ACTIVATIONS[name])())
-    return nn.Sequential(*layers)
 
 
 def _output_width(args: argparse.Namespace) -> int:
@@ -200,24 +190,25 @@ def _output_width(args: argparse.Namespace) -> int:
         return 1
 
 
-def _analyze_linked(args: argparse.Namespace, net: Any, x: np.ndarray, loss: Any) -> int:
-    """A head through a link (``bce``, ``poisson``, ``gaussian-nll``): the Eq. 3 analysis reads
-    the output as the natural parameter, so the network goes, as a torch module with the loss's
-    link after it, to :func:`fisher_verify.analyze` (``ext-links``)."""
-    import torch
+def _head_link(args: argparse.Namespace) -> Any:
+    """``--link NAME`` for the network's ``n_L`` outputs, onto ``--family`` (one unit's) or the
+    link's own family; every refusal names ``--link``."""
+    from ..families.links import link
+    from ..families.registry import family
 
-    from ..analysis import analyze
-
-    memory = analyze_model.DEFAULT_MEMORY_MIB if args.memory is None else args.memory
-    if memory < 1:
-        raise FisherVerifyError(f"--memory must be >= 1 MiB, got {memory}")
-    X, _ = net.inputs(x)
-    rep = analyze(_sequential(net), torch.as_tensor(X), loss, n=args.samples,
-                  target=args.target, memory=memory << 20)
-    print(rep.to_json(indent=2) if args.json else rep.summary())
-    for why in rep.degenerate:
-        print(f"fisher-verify analyze: warning: degenerate result: {why}", file=sys.stderr)
-    return DEGENERATE_EXIT if rep.degenerate else 0
+    unit = None if args.family is None else family(args.family, **parse_params(args.param))
+    if unit is None and args.param:
+        raise FisherVerifyError(f"--param {args.param[0]!r} applies to --family; give --family "
+                                f"with --link {args.link!r} to set the unit family's parameters")
+    try:
+        k = link(args.link, family=unit).n  # outputs one unit reads
+        width = _output_width(args)
+        if width % k:
+            raise FisherVerifyError(f"the network has n_L = {width} outputs, not a multiple of "
+                                    f"{k} (the outputs one unit of the link reads)")
+        return link(args.link, width // k, family=unit)
+    except FisherVerifyError as exc:
+        raise type(exc)(f"--link {args.link!r}: {exc}") from None
 
 
 def _load_x(path: str) -> np.ndarray:
@@ -264,6 +255,11 @@ def handle(args: argparse.Namespace) -> int:
 
     _check_output_family(args)
     if _route(args) == "model":
+        if args.link is not None:
+            raise FisherVerifyError(
+                f"--link {args.link!r} applies to an Eq. 3 network (--weights W.npz or "
+                "--torch-model with --x); a torch module takes its head's link from --loss, or "
+                "append fisher_verify.link(...).module() to it")
         return analyze_model.run(args)
     loss = link = None
     if args.loss is not None:
@@ -272,6 +268,9 @@ def handle(args: argparse.Namespace) -> int:
             fam, link = resolve_head(loss, _output_width(args))
         except FisherVerifyError as exc:
             raise type(exc)(f"--loss {args.loss!r}: {exc}") from None
+    elif args.link is not None:
+        link = _head_link(args)
+        fam = link.family
     else:
         fam = family(args.family, **parse_params(args.param))
     if args.weights:
@@ -298,11 +297,15 @@ def handle(args: argparse.Namespace) -> int:
     if args.time_budget is not None and not args.time_budget > 0:  # NaN too
         raise FisherVerifyError(f"--time-budget must be a number of seconds > 0, got "
                                 f"{args.time_budget}")
-    if link is not None:
-        return _analyze_linked(args, net, x, loss)
+    if link is not None:  # a head through a link (--link, or the loss's): h = g(f) (ext-links)
+        from ..networks.linked import LinkedNetwork
+
+        model: Any = LinkedNetwork(net, link)
+    else:
+        model = net
     progress = StageProgress(sys.stderr, "fisher-verify analyze")
     try:
-        result = analyze(net, x, n=args.samples, target=args.target,
+        result = analyze(model, x, n=args.samples, target=args.target,
                             memory=memory << 20, time_budget=args.time_budget,
                             progress=progress)
     finally:

@@ -14,6 +14,7 @@ from ..errors import FisherVerifyError
 from ..families.family import CategoricalFamily, Family
 from ..families.registry import family
 from ..identities import IdentityResult, prove_family
+from ..symbolic.safe import stable_function_names
 from .common import add_family_arguments, natural_point, parse_params
 
 QUANTITIES = (
@@ -130,9 +131,8 @@ def _as_text(
             f"- base measure $\\log b(y) = {sp.latex(d.log_base)}$ on {d.support.describe()}",
             f"- natural domain: {d.domain_text}",
             f"- exact expectations: {d.expectation_route}",
-            "- stable functions: expit, softplus, logsumexp, softmax, log1mexp, inv_expm1, "
-            "logarithmic_cumulant, lgamma_diff "
-            "(their derivatives are again stable functions)",
+            "- stable functions: " + ", ".join(stable_function_names())
+            + " (their derivatives are again stable functions)",
             "",
         ]
     for q, sym, words in QUANTITIES:

@@ -28,7 +28,9 @@ def run(args: argparse.Namespace) -> int:
                 "name": name,
                 "parameters": PARAMETERS[name],
                 "dim": fam.dim,
-                "statistic": [str(t) for t in d.statistic] if fam.dim <= 2 else "one-hot",
+                # the categorical's statistic is a lazy one-hot sequence, not a list of terms
+                "statistic": ("one-hot" if type(d.statistic).__name__ == "PerClass"
+                              else [str(t) for t in d.statistic]),
                 "support": d.support.describe(),
                 "domain": d.domain_text,
                 "expectation_route": d.expectation_route,
@@ -38,10 +40,16 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(jsontext.dumps(rows, indent=2))
         return 0
-    print(f"{'family':<25} {'parameters':<14} {'d':>3}  {'support':<14} domain")
+    lines = []
     for r in rows:
         params = ", ".join(f"{k}={v}" for k, v in r["parameters"].items()) or "-"
         d_text = str(r["dim"]) if "K" not in r["parameters"] else "K"
-        print(f"{r['name']:<25} {params:<14} {d_text:>3}  {r['support']:<14} {r['domain']}")
+        lines.append((r["name"], params, d_text, r["support"], r["domain"]))
+    # columns as wide as their longest entry, so a long name or support keeps the table aligned
+    w = [max(len(x[i]) for x in [("family", "parameters", "d", "support", "")] + lines)
+         for i in range(4)]
+    print(f"{'family':<{w[0]}}  {'parameters':<{w[1]}}  {'d':>{w[2]}}  {'support':<{w[3]}}  domain")
+    for name, params, d_text, support, domain in lines:
+        print(f"{name:<{w[0]}}  {params:<{w[1]}}  {d_text:>{w[2]}}  {support:<{w[3]}}  {domain}")
     print("\nproduct: independent product of any of the above, fisher_verify.product(f1, f2, ...)")
     return 0

@@ -26,8 +26,10 @@ from ..symbolic.safe import (
     softplus,
 )
 from .definition import LGAMMA, Compositions, FamilyDefinition, Support
+from .dirichlet import beta_both, dirichlet
 from .normal_covariance import isotropic_normal, multivariate_normal_unknown_covariance
 from .quadrature import gauss_hermite, gauss_laguerre_probability, points_for_degree
+from .von_mises import von_mises, von_mises_fisher
 
 _expit_np = NUMPY_KERNELS["expit"]
 _inv_expm1_np = NUMPY_KERNELS["inv_expm1"]
@@ -1150,6 +1152,38 @@ ENTRIES: dict[str, Entry] = {
             ((-1e6,), (-1e3,), (-8.0,), (-8.1,), (-0.3,), (-1e-3,), (-1e-6,)), _NEGATIVE_GRID,
             limits=({"b": 1e-6}, {"b": 1e6}),
         ),
+    ),
+    "von_mises": Entry(
+        von_mises, {},
+        Examples(
+            {}, (0.8, -0.5), ({},), ((-1e4, 1e4),) * 2,
+            ((0.0, 0.0), (1e-8, 0.0), (0.6, -0.8), (0.0, 700.0), (1e4, 0.0), (-6e3, 8e3)),
+        ),
+    ),
+    "von_mises_fisher": Entry(
+        von_mises_fisher, {},
+        Examples(
+            {}, (0.3, -0.5, 0.8), ({},), ((-1e4, 1e4),) * 3,
+            ((0.0, 0.0, 0.0), (0.0, 1e-8, 0.0), (0.6, 0.0, -0.8), (0.0, 0.0, 700.0),
+             (1e4, 0.0, 0.0), (-6e3, 0.0, 8e3)),
+        ),
+    ),
+    "beta_both": Entry(
+        beta_both, {},
+        Examples(
+            {}, (-1.5, -2.5), ({},), ((-1e6, -1e-6),) * 2,
+            ((-1e-6, -1e-6), (-1e6, -1e6), (-1e6, -1e-6)),
+        ),
+        family_class="dirichlet",
+    ),
+    "dirichlet": Entry(
+        dirichlet, {"K": 3},
+        Examples(
+            {"K": 3}, (-1.5, -0.8, -2.2), ({"K": 2}, {"K": 3}), ((-1e6, -1e-6),) * 3,
+            ((-1e-6, -1e-6, -1e-6), (-1e6, -1e6, -1e6), (-0.5, -1e6, -1e-6)),
+            limits=({"K": 2}, {"K": 8}),
+        ),
+        family_class="dirichlet",
     ),
 }
 

@@ -39,13 +39,19 @@ class Support:
     total: Any = None
     #: the number of components of a vector y (1: a scalar y)
     size: int = 1
+    #: a vector y on the unit sphere (von Mises–Fisher): ‖y‖ = 1 up to rounding
+    sphere: bool = False
 
     def describe(self) -> str:
         """A short human description (used in derivation reports)."""
         if self.size > 1:
+            if self.sphere:
+                return f"the unit sphere S^{self.size - 1} in ℝ^{self.size}"
             if self.kind == "finite":
                 return (f"{{y ∈ {{{self.start}, …, {self.total}}}^{self.size} : "
                         f"Σ y = {self.total}}}")
+            if self.total is not None:  # the simplex (Dirichlet)
+                return f"{{y ∈ ({self.lower}, {self.upper})^{self.size} : Σ y = {self.total}}}"
             return f"ℝ^{self.size}" if self.lower == -sp.oo else f"({self.lower}, ∞)^{self.size}"
         if self.kind == "finite" and self.last is not None:
             return f"{{{self.start}, …, {self.last}}}"
@@ -95,6 +101,8 @@ QuadratureRule = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 # Countable support: y -> upper bound on p(y+1)/p(y) valid for every y' >= y.
 RatioBound = Callable[[np.ndarray, np.ndarray], np.ndarray]
 Sampler = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
+# h (mpmath numbers), g (t-values -> number) or None -> ∫ g(t(y)) e^{t(y)ᵀh} b(y) dμ(y) in mpmath
+MpIntegral = Callable[[list[Any], Any], Any]
 
 
 @dataclass(frozen=True, eq=False)
@@ -155,6 +163,10 @@ class FamilyDefinition:
     #: how E[g(t(y))] is computed exactly (the exact-expectation route), where the support's
     #: kind does not say it (a Gauss rule built from moments, a change of variable)
     route: str = ""
+    #: the density's integral in mpmath by a rule of the family's own with a proven error bound
+    #: (the circle's trapezoid rule; the sphere, where a cube of tanh-sinh rules does not
+    #: apply), used by :meth:`Family.integral_mp` instead of the generic quadrature
+    integral_mp: MpIntegral | None = None
     #: a domain that is not a box of signs (a full covariance's −H₂ positive definite): h of
     #: shape (..., d), inside the box ``negative`` states, to why it is outside, or None
     domain_check: Callable[[np.ndarray], str | None] | None = None

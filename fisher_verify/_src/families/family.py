@@ -50,6 +50,10 @@ def _check_quantity(quantity: str) -> None:
         raise FisherVerifyError(f"unknown quantity {quantity!r}; valid: {', '.join(QUANTITIES)}")
 
 
+#: how far ‖y‖² of a label on the unit sphere may be from 1 (float64 normalisation leaves
+#: ~1e-16; a vector off the sphere by more is not a value of the family)
+SPHERE_TOLERANCE = 1e-12
+
 # Beyond this many support points the exact-expectation route (a sum over every y) is refused.
 MAX_SUPPORT_POINTS = 10**6
 
@@ -223,6 +227,8 @@ class Family:
         ok = np.all(ok, axis=-1)
         if support.total is not None:
             ok &= np.sum(safe, axis=-1) == float(support.total)
+        if support.sphere:  # a unit vector as float64 normalises it: ‖y‖² within 1e-12 of 1
+            ok &= np.abs(np.sum(safe * safe, axis=-1) - 1.0) <= SPHERE_TOLERANCE
         if not np.all(ok):
             bad = vec[~ok][0]
             raise DomainError(
@@ -522,6 +528,8 @@ class Family:
         """
         d = self.definition
         hs = [mpmath.mpf(v) for v in h]
+        if d.integral_mp is not None:
+            return d.integral_mp(hs, g)
         modules = [{"lgamma": mpmath.loggamma}, "mpmath"]
         ys = list(d.y_symbols)
         ts = [sp.lambdify(ys, t, modules=modules) for t in d.statistic]

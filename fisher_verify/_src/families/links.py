@@ -26,6 +26,8 @@ link                 head output ``f`` (per unit)      family, ``h = g(f)``
                      (or concentration ``α = eᵘ``)     (``h = −α``, second shape known)
 ``softplus-neg``     any real ``u``, ``β = softplus``  gamma/exponential, ``−softplus(u)``;
                      (or ``α = softplus(u)``)          beta (``h = −α``)
+``softplus-beta``    any real ``(u, v)``: ``α, β =``      beta_both, ``(−softplus(u),
+                     ``softplus(u), softplus(v)``      −softplus(v))`` (both shapes learned)
 ``mean-logstd``      ``(μ, log σ)``                    normal_unknown_variance,
                                                        ``(μ e^{−2s}, −e^{−2s}/2)``
 ``mean-var``         ``(μ, σ²)``, ``σ² > lower``       normal_unknown_variance,
@@ -274,6 +276,11 @@ def _unit(name: str, eps: float = 0.0, lower: float = 0.0, D: float = 1) -> Link
         return LinkUnit(name, ("gamma", ()), (u,), (-softplus(u),), (-inf,), (inf,), ("u",),
                         "any real u, the rate β = softplus(u) of a gamma (or exponential), or "
                         "the concentration α = softplus(u) of a beta")
+    if name == "softplus-beta":
+        return LinkUnit(name, ("beta_both", ()), (u, v), (-softplus(u), -softplus(v)),
+                        (-inf, -inf), (inf, inf), ("u", "v"),
+                        "any real (u, v), a Beta head's two concentrations α = softplus(u), "
+                        "β = softplus(v)")
     if name == "mean-logstd":
         prec = sp.exp(-2 * v)
         return LinkUnit(name, ("normal_unknown_variance", ()), (u, v), (u * prec, -prec / 2),
@@ -294,6 +301,8 @@ LINKS: dict[str, dict[str, Any]] = {
     # beta (second shape b known, h = −α): a Beta head's concentration α = eᵘ or softplus(u)
     "exp-rate": {"options": {}, "families": ("gamma", "exponential", "beta")},
     "softplus-neg": {"options": {}, "families": ("gamma", "exponential", "beta")},
+    # beta_both (h = (−α, −β)): a Beta head outputting both concentrations through softplus
+    "softplus-beta": {"options": {}, "families": ("beta_both",)},
     "mean-logstd": {"options": {}, "families": ("normal_unknown_variance",)},
     "mean-var": {"options": {"lower": 0.0}, "families": ("normal_unknown_variance",)},
     "mean-shared-var": {"options": {"lower": 0.0, "D": 1}, "families": ("isotropic_normal",)},
@@ -312,6 +321,7 @@ _INVERSES: dict[str, Callable[[np.ndarray, float], list[np.ndarray]]] = {
     "softplus-rate": lambda h, _: [_inv_softplus(np.exp(h[..., 0]))],
     "exp-rate": lambda h, _: [np.log(-h[..., 0])],
     "softplus-neg": lambda h, _: [_inv_softplus(-h[..., 0])],
+    "softplus-beta": lambda h, _: [_inv_softplus(-h[..., 0]), _inv_softplus(-h[..., 1])],
     "mean-logstd": lambda h, _: [h[..., 0] * (-0.5 / h[..., 1]), 0.5 * np.log(-0.5 / h[..., 1])],
     "mean-var": lambda h, _: [h[..., 0] * (-0.5 / h[..., 1]), -0.5 / h[..., 1]],
     "mean-shared-var": lambda h, _: [*(h[..., i] * (-0.5 / h[..., -1])

@@ -34,16 +34,17 @@ loss (instance); ``--loss`` name           family, n outputs per input, head / l
                                            adds ``½ log 2π``; ``eps`` clamps the variance,
                                            so ``σ² ≤ eps`` is refused (the loss is not the
                                            log-likelihood of the head's variance there)
-``GaussianNLLLoss()``, n odd;              ``isotropic_normal(D = n − 1)``: one variance
-``shared_variance_gaussian_nll_loss()``,   shared by the D means, ``var`` of shape
-any n ≥ 2; ``gaussian-nll-shared``         ``(..., 1)``: the model outputs ``(μ₀, …, μ_{D−1},
+``shared_variance_gaussian_nll_loss()``,   ``isotropic_normal(D = n − 1)``: one variance
+any n ≥ 2; ``gaussian-nll-shared``         shared by the D means, ``var`` of shape
+                                           ``(..., 1)``: the model outputs ``(μ₀, …, μ_{D−1},
                                            σ²)``, ``mean, var = out[..., :-1], out[..., -1:]``;
                                            link ``mean-shared-var``. Torch broadcasts ``var``
                                            over the D outputs, so the loss per input is
                                            ``½(D log σ² + ‖y − μ‖²/σ²)``, the isotropic
                                            normal's NLL up to ``(D/2) log 2π`` (``full``).
-                                           An even n is read as pairs unless the loss is the
-                                           shared-variance one (the width alone cannot tell)
+                                           A plain ``GaussianNLLLoss`` is read as pairs; at an
+                                           odd n it is refused naming this marker (the width
+                                           alone does not say how the outputs split)
 ``MSELoss()``; ``mse``                     ``normal`` with ``sigma=√2``, product of n
 ``half_mse_loss()``; ``half-mse``         ``normal`` with ``sigma=1``, product of n
 =========================================  ==================================================
@@ -213,7 +214,16 @@ def head_for_loss(loss: Any, n_outputs: int) -> Head:
             raise ShapeError(
                 f"{name} needs at least 2 outputs per input, a mean and a variance, got "
                 f"n_outputs={n}")
-        if n % 2 or type(loss) is _shared_variance_class():
+        shared = type(loss) is _shared_variance_class()
+        if n % 2 and not shared:
+            # the width alone does not say how the outputs split: refuse rather than guess
+            raise ShapeError(
+                f"{name} on n_outputs={n}: an odd width cannot be (mean, var) pairs "
+                "(mean, var = out.chunk(2, -1)); if the model outputs D means and one variance "
+                "shared by them (var of shape (..., 1), mean, var = out[..., :-1], out[..., -1:]), "
+                "pass fisher_verify.shared_variance_gaussian_nll_loss() (CLI: --loss "
+                "gaussian-nll-shared) instead")
+        if shared:
             # D means and one variance shared by them (var of shape (..., 1))
             from .normal_covariance import MAX_ISOTROPIC_DIM
 

@@ -10,13 +10,15 @@ import numpy as np
 
 from ..errors import ParameterError, UnknownFamilyError
 from .catalog import BUILDERS, ENTRIES, EXAMPLES, PARAMETERS, Examples
+from .dirichlet import DirichletFamily
 from .family import CategoricalFamily, Family
 from .normal_covariance import CovarianceFamily
 
 #: The class that computes with a catalog entry (``Entry.family_class``): the categorical
 #: family's direct forms override the generic dense ones (``Family.contractions``).
 FAMILY_CLASSES: dict[str, type[Family]] = {"family": Family, "categorical": CategoricalFamily,
-                                          "covariance": CovarianceFamily}
+                                            "dirichlet": DirichletFamily,
+                                            "covariance": CovarianceFamily}
 
 
 def family_names() -> list[str]:

@@ -10,6 +10,9 @@ visible: the statement that explains the group (paper/STATEMENTS.md, "Beyond the
 - ``d24-groups``: the layer before the last of an MLP with a C² activation, where
   ``Var(Î₂)/Var(Î₁)`` of ``W[j, k]`` is ``σ''(z_j)² wᵀIw / (σ'(z_j)⁴ C[w,w,w,w])``, independent
   of the layer input;
+- ``ext-links``: a head through a link ``h = g(f)`` with ``g″ ≠ 0``: ``h`` is affine in no
+  group (``∂²h = J_fᵀ g″ J_f + g′ ∂²f``), so none of the d24 results above applies and the
+  general element-wise variances (thm-4, thm-6 with the ``g″`` term) decide;
 - ``thm-4/thm-6``: any other group, the general element-wise variances.
 """
 
@@ -31,6 +34,9 @@ REASONS: dict[str, str] = {
     "d24-groups": "layer before the last: Var(I2)/Var(I1) of W[j,k] = sigma''(z_j)^2 w'Iw / "
                   "(sigma'(z_j)^4 C[w,w,w,w]), set by the activation and the family's moments, "
                   "not by the layer input",
+    "ext-links": "head through a link h = g(f): h is affine in no layer (d2 h carries "
+                 "J_f' g'' J_f), so d24-last-layer/d24-pwl/d24-groups do not apply; general "
+                 "thm-4/thm-6 with the g'' term",
     "thm-4/thm-6": "general element-wise variances (thm-4, thm-6)",
 }
 

@@ -10,8 +10,11 @@ the interface the paper's quantities read (``family``, ``inputs``, ``forward``, 
 * ``∂²h_k/∂θ∂θᵀ = J_fᵀ g″_k J_f + Σ_j g′_kj ∂²f_j/∂θ∂θᵀ``: ``Î₂``'s term in ``t − η`` carries
   ``g″`` (the part a Gauss–Newton matrix split at ``f`` leaves out, ``ext-ggn-noncanonical``).
 
-Paths that read the Eq. 3 weights themselves (lemma-13 recursions: the large-network path,
-K-FAC, the spectral results) are not offered: the link is not a layer of Eq. 3.
+:func:`~fisher_verify.analyze` reads it through this interface on its dense route, and on its
+diagonal route through :attr:`base`'s lemma-13 factors and the link
+(:mod:`fisher_verify._src.models.linked_diagonals`). Other paths that read the Eq. 3 weights
+themselves (K-FAC, the spectral results, lemma-14/15) are not offered: the link is not a layer
+of Eq. 3.
 """
 
 from __future__ import annotations

@@ -45,9 +45,18 @@ def all_activations() -> list[str]:
 
 
 def output_width(name: str) -> int:
-    """n_L for a family: 3 for the categorical (so I(h)·1 = 0 is not the Bernoulli case),
-    2 otherwise (a product of two copies, or the family itself when it has dimension 2)."""
-    return 3 if name == "categorical" else 2
+    """n_L for a family: 3 for the categorical (so I(h)·1 = 0 is not the Bernoulli case), the
+    family's own dimension where its default has more than 2 components (a covariance or a
+    direction on the sphere is one output, not a product of copies), 2 otherwise (a product of
+    two copies, or the family itself when it has dimension 2)."""
+    from ..families.catalog import PARAMETERS
+    from ..families.registry import family
+
+    if name == "categorical":
+        return 3
+    if "K" in PARAMETERS[name]:  # built with K = n_L by output_family
+        return 2
+    return max(2, family(name).dim)
 
 
 def family_cases(ctx: Context, depths: tuple[int, ...] = (1, 2, 3), inputs: int = 2,
@@ -94,7 +103,9 @@ def _inside(net: Any, X: np.ndarray, margin: float = 0.5) -> Any:
         return net
     except FisherVerifyError:
         weights = [W.copy() for W in net.weights]
-        weights[-1][:, -1] -= np.max(h, axis=0) + margin
+        # the family's own shift: a domain that is not a box of signs (a precision matrix that
+        # must stay positive definite) is not kept by moving every output the same way
+        weights[-1][:, -1] -= net.family.domain_shift(h, margin)
         return Network(weights, net.act, net.family)
 
 

@@ -215,8 +215,10 @@ _MP_FORMS: dict[str, Any] = {
     "softplus-rate": lambda u: [mpmath.log(_mp_softplus(u[0]))],
     "exp-rate": lambda u: [-mpmath.exp(u[0])],
     "softplus-neg": lambda u: [-_mp_softplus(u[0])],
+    "softplus-beta": lambda u: [-_mp_softplus(u[0]), -_mp_softplus(u[1])],
     "mean-logstd": lambda u: [u[0] / mpmath.exp(2 * u[1]), -1 / (2 * mpmath.exp(2 * u[1]))],
     "mean-var": lambda u: [u[0] / u[1], -1 / (2 * u[1])],
+    "mean-shared-var": lambda u: [*(m / u[-1] for m in u[:-1]), -1 / (2 * u[-1])],
 }
 
 

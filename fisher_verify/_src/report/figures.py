@@ -85,13 +85,20 @@ def panel(name: str, params: dict[str, Any]) -> Panel:
         # components that may take either sign; those that must stay negative (a variance's,
         # a covariance's diagonal) are held at h₀'s
         h0 = np.asarray(dict(family_examples())[name].point, dtype=float)
-        s = np.linspace(-3.0, 3.0, 300)
         held = np.zeros(h0.shape, dtype=bool)
         held[list(fam.definition.negative)] = True
-        h, x = np.where(held, h0, s[:, None] * h0), s
-        xlabel = (f"s (h = s·h₀, h₀ = {tuple(float(v) for v in h0)})" if not held.any() else
-                  f"s (h = s·h₀ off the components {tuple(np.flatnonzero(held).tolist())}, "
-                  f"h₀ = {tuple(float(v) for v in h0)})")
+        if held.all():
+            # every component negative (Dirichlet concentrations h = −α): the ray s·h₀ holds
+            # only s > 0, geometric towards the boundary h = 0
+            s = np.geomspace(0.05, 5.0, 300)
+            h, x = s[:, None] * h0, s
+            xlabel = f"s (h = s·h₀, s > 0, h₀ = {tuple(float(v) for v in h0)})"
+        else:
+            s = np.linspace(-3.0, 3.0, 300)
+            h, x = np.where(held, h0, s[:, None] * h0), s
+            xlabel = (f"s (h = s·h₀, h₀ = {tuple(float(v) for v in h0)})" if not held.any() else
+                      f"s (h = s·h₀ off the components {tuple(np.flatnonzero(held).tolist())}, "
+                      f"h₀ = {tuple(float(v) for v in h0)})")
     else:
         h = _h_grid(name)[:, None]
         x = fam.mean(h)[:, 0]

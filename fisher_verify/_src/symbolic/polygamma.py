@@ -36,12 +36,15 @@ TAYLOR_TERMS = 40
 _lgamma = np.vectorize(math.lgamma, otypes=[float])
 
 
-def _digamma(x: np.ndarray) -> np.ndarray:
+def _digamma(x: Any, log: Any = np.log) -> Any:
+    """ψ(x), x > 0, by Euler–Maclaurin after 12 terms (module docstring), in arithmetic and
+    ``log`` alone: with ``torch.log`` its autograd derivative is this formula's, where
+    ``torch.digamma``'s backward is torch's trigamma, accurate to only ~1e-10."""
     n = 12
     z = x + n
-    out = np.log(z) - 0.5 / z
+    out = log(z) - 0.5 / z
     zz = z * z
-    p = zz.copy()
+    p = zz * 1.0
     for i, b in enumerate(_BERNOULLI, start=1):
         out = out - b / (2 * i * p)
         p = p * zz
@@ -92,8 +95,7 @@ def _taylor(m: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def np_lgamma_diff(m: int, a: Any, b: Any) -> np.ndarray:
     """D_m(a, b) = ψ⁽ᵐ⁾(a) − ψ⁽ᵐ⁾(a + b) (m = −1: log Γ(a) − log Γ(a + b)), a, b > 0, stable
     for a ≫ b (module docstring)."""
-    a = np.asarray(a, dtype=float)
-    b = np.broadcast_to(np.asarray(b, dtype=float), a.shape)
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=float), np.asarray(b, dtype=float))
     with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
         far = a > TAYLOR_RATIO * b
         # each branch at arguments of its own region, so neither overflows where unused

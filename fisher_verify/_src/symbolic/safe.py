@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import mpmath
 import numpy as np
 import sympy as sp
 
-from .polygamma import TAYLOR_RATIO, TAYLOR_TERMS, hurwitz, np_lgamma_diff
+from .polygamma import TAYLOR_RATIO, TAYLOR_TERMS, _digamma, hurwitz, np_lgamma_diff, np_polygamma
+from .radial import mp_radial, radial_kernel
 
 
 class SafeFunction(sp.Function):
@@ -158,9 +160,100 @@ class lgamma_diff(SafeFunction):  # noqa: N801
         return sp.polygamma(m, a) - sp.polygamma(m, a + b)
 
     def fdiff(self, argindex: int = 2) -> sp.Expr:
-        if argindex != 2:  # b is a fixed parameter of the family, never differentiated
+        m, a, b = self.args
+        if argindex == 2:
+            return lgamma_diff(m + 1, a, b)
+        if argindex == 3:  # b a variable too (the Dirichlet's rest Σ_{j≠i} α_j): −ψ⁽ᵐ⁺¹⁾(a + b)
+            return -polygamma_fn(m + 1, a + b)
+        raise sp.ArgumentIndexError(self, argindex)
+
+
+class polygamma_fn(SafeFunction):  # noqa: N801
+    """polygamma_fn(m, x) = ψ⁽ᵐ⁾(x), x > 0, m ≥ 0; d/dx raises m by one. Its NumPy and PyTorch
+    kernels are the Euler–Maclaurin Hurwitz zeta of :mod:`fisher_verify._src.symbolic.polygamma`
+    (torch's own trigamma is accurate to only ~1e-10)."""
+
+    @classmethod
+    def naive(cls, *args: sp.Expr) -> sp.Expr:
+        return sp.polygamma(int(args[0]), args[1])
+
+    def fdiff(self, argindex: int = 2) -> sp.Expr:
+        if argindex != 2:
             raise sp.ArgumentIndexError(self, argindex)
-        return lgamma_diff(self.args[0] + 1, self.args[1], self.args[2])
+        return polygamma_fn(self.args[0] + 1, self.args[1])
+
+
+class log_multibeta(SafeFunction):  # noqa: N801
+    """log_multibeta(a_1, …, a_K) = Σ log Γ(a_i) − log Γ(Σ a_i), a_i > 0: the Dirichlet's
+    log-partition in its concentrations. d/da_k = ψ(a_k) − ψ(Σ a) is written as
+    ``lgamma_diff(0, a_k, Σ_{j≠k} a_j)``, so every derivative keeps apart the difference that
+    cancels when a_k dominates the sum (ψ'(a_k) − ψ'(Σ a) at a_k = 10⁶ ≫ the others)."""
+
+    @classmethod
+    def naive(cls, *args: sp.Expr) -> sp.Expr:
+        return sp.Add(*[sp.loggamma(a) for a in args]) - sp.loggamma(sp.Add(*args))
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        k = argindex - 1
+        rest = sp.Add(*[a for j, a in enumerate(self.args) if j != k])
+        return lgamma_diff(sp.Integer(0), self.args[k], rest)
+
+
+class log_bessel_radial(SafeFunction):  # noqa: N801
+    """log_bessel_radial(d, i₁, …, i_d, h₁, …, h_d) = ∂₁^{i₁}…∂_d^{i_d} log ₀F₁(; d/2; ‖h‖²/4):
+    the von Mises (d = 2, ₀F₁(; 1; r²/4) = I₀(r)) and von Mises–Fisher (d = 3: sinh r/r)
+    log-partitions without their constants, and their cumulants up to order 4. d/dh_a raises
+    i_a by one. Analytic in h (a function of ‖h‖²), so exact and finite at h = 0; its kernels
+    (:mod:`fisher_verify._src.symbolic.radial`) use the power series of ₀F₁ below ‖h‖ = 25 and
+    the Bessel ratio's asymptotic series above, written in the mean direction and its
+    complement so that the entries along the mean (A′(κ) ≈ 1/(2κ²)) do not cancel."""
+
+    @classmethod
+    def naive(cls, *args: sp.Expr) -> sp.Expr:
+        return _radial_naive(*args)
+
+    def _latex(self, printer: Any, exp: Any = None) -> str:
+        d = int(self.args[0])
+        orders, hs = self.args[1 : 1 + d], self.args[1 + d :]
+        parts = "".join(
+            rf"\partial_{{{printer._print(h)}}}" + (f"^{{{k}}}" if int(k) > 1 else "")
+            for h, k in zip(hs, orders) if int(k))
+        norm = "+".join(f"{printer._print(h)}^2" for h in hs)
+        body = rf"{parts}\log {{}}_0F_1\left(;{sp.latex(sp.Rational(d, 2))};\tfrac{{{norm}}}{{4}}\right)"
+        return body if exp is None else rf"\left({body}\right)^{{{exp}}}"
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        d = int(self.args[0])
+        axis = argindex - 2 - d
+        if not 0 <= axis < d:  # d and the orders are fixed integers, never differentiated
+            raise sp.ArgumentIndexError(self, argindex)
+        orders = list(self.args[1 : 1 + d])
+        orders[axis] = orders[axis] + 1
+        return log_bessel_radial(self.args[0], *orders, *self.args[1 + d :])
+
+
+@lru_cache(maxsize=4096)
+def _radial_naive(*args: sp.Expr) -> sp.Expr:
+    """The textbook form of :class:`log_bessel_radial`, each derivative from the one of one
+    order less (memoised: the 81 entries of a κ₄ in three variables share 15 forms)."""
+    d = int(args[0])
+    orders, hs = [int(k) for k in args[1 : 1 + d]], args[1 + d :]
+    for axis, k in enumerate(orders):
+        if k:
+            lower = list(args)
+            lower[1 + axis] = sp.Integer(k - 1)
+            return sp.diff(_radial_naive(*lower), hs[axis])
+    return sp.log(sp.hyper([], [sp.Rational(d, 2)], sp.Add(*[v**2 for v in hs]) / 4))
+
+
+def _radial_args(backend: Any, d: Any, rest: tuple[Any, ...]) -> Any:
+    d = int(d)
+    return radial_kernel(backend, d, tuple(int(k) for k in rest[:d]), tuple(rest[d:]))
+
+
+def stable_function_names() -> list[str]:
+    """The stable functions a log-partition may be written with (``derive`` lists them)."""
+    return [cls.__name__ for cls in SafeFunction.__subclasses__()]
 
 
 def to_naive(expr: Any) -> Any:
@@ -284,6 +377,29 @@ def _np_logarithmic_cumulant(k: Any, h: Any) -> Any:
     return np.where(h < LOGARITHMIC_SWITCH, series, closed)
 
 
+_np_lgamma = np.vectorize(lambda x: math.lgamma(x) if x < 2.5e305 else math.inf, otypes=[float])
+
+
+def _log_multibeta(args: tuple[Any, ...], lgamma: Callable[[Any], Any],
+                   diff: Callable[[int, Any, Any], Any],
+                   where: Callable[[Any, Any, Any], Any]) -> Any:
+    """Σ log Γ(a_i) − log Γ(Σ a) as Σ_k [log Γ(min(c, a_k)) + D₋₁(max(c, a_k), min(c, a_k))],
+    c = a_1 + … + a_{k−1}: each log Γ(c) + log Γ(a_k) − log Γ(c + a_k) with the larger first, so
+    the difference D₋₁ that cancels (one concentration ≫ the rest) is the stable
+    ``lgamma_diff`` (the textbook sum loses ~log10(a) digits at a = 10⁶). The two are chosen by
+    one ``where`` on c ≤ a, not by min/max: at a tie autograd of min/max splits the gradient
+    evenly, and the Hessian of that split is wrong (each branch alone is the whole function)."""
+    total = args[0]
+    out = None
+    for a in args[1:]:
+        first = total <= a
+        small, big = where(first, total, a), where(first, a, total)
+        term = lgamma(small) + diff(-1, big, small)
+        out = term if out is None else out + term
+        total = total + a
+    return out
+
+
 NUMPY_KERNELS: dict[str, Callable[..., Any]] = {
     "expit": _np_expit,
     "softplus": lambda x: np.logaddexp(0.0, x),
@@ -294,6 +410,10 @@ NUMPY_KERNELS: dict[str, Callable[..., Any]] = {
     "inv_expm1": _np_inv_expm1,
     "logarithmic_cumulant": _np_logarithmic_cumulant,
     "lgamma_diff": lambda m, a, b: np_lgamma_diff(int(m), a, b),
+    "log_bessel_radial": lambda d, *rest: _radial_args(np, d, rest),
+    "polygamma_fn": lambda m, x: np_polygamma(int(m), x),
+    "log_multibeta": lambda *a: _log_multibeta(
+        tuple(np.asarray(v, dtype=float) for v in a), _np_lgamma, np_lgamma_diff, np.where),
 }
 
 
@@ -349,14 +469,43 @@ def torch_kernels() -> dict[str, Callable[..., Any]]:
         closed = _log_closed(a, a / big_l, torch.log(big_l), hc, k)
         return torch.where(h < LOGARITHMIC_SWITCH, series, closed)
 
+    class _LogGamma(torch.autograd.Function):
+        """log Γ(x) by torch.lgamma, differentiated by the Euler–Maclaurin ψ: torch's own
+        second derivative (its trigamma) is ~1e-10 accurate, which torch.func.hessian of a
+        Dirichlet's F would carry (the derivatives of ψ are arithmetic, exact to rounding)."""
+
+        generate_vmap_rule = True
+
+        @staticmethod
+        def forward(x: Any) -> Any:
+            return torch.lgamma(x)
+
+        @staticmethod
+        def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+            ctx.save_for_backward(inputs[0])
+            ctx.save_for_forward(inputs[0])
+
+        @staticmethod
+        def backward(ctx: Any, grad: Any) -> Any:
+            (x,) = ctx.saved_tensors
+            return grad * _digamma(x, torch.log)
+
+        @staticmethod
+        def jvp(ctx: Any, tangent: Any) -> Any:  # forward mode (torch.func.hessian, jacfwd)
+            (x,) = ctx.saved_tensors
+            return tangent * _digamma(x, torch.log)
+
+    def t_lgamma(x: Any) -> Any:
+        return _LogGamma.apply(x)
+
     def t_lgamma_diff(m: Any, a: Any, b: Any) -> Any:
         m = int(m)
 
         def psi(k: int, x: Any) -> Any:
             if k == -1:
-                return torch.lgamma(x)
-            if k == 0:
-                return torch.digamma(x)
+                return t_lgamma(x)
+            if k == 0:  # not torch.digamma: its backward (torch's trigamma) is ~1e-10 accurate
+                return _digamma(x, torch.log)
             return (-1.0) ** (k + 1) * math.factorial(k) * hurwitz(k + 1, x)
 
         b = torch.as_tensor(b, dtype=a.dtype, device=a.device)
@@ -377,7 +526,19 @@ def torch_kernels() -> dict[str, Callable[..., Any]]:
             series = series - psi(m + n, a_t) * coeff
         return torch.where(far, series, psi(m, a_d) - psi(m, a_d + b_d))
 
+    def t_polygamma(m: Any, x: Any) -> Any:
+        m = int(m)
+        if m == 0:
+            return _digamma(x, torch.log)
+        return (-1.0) ** (m + 1) * math.factorial(m) * hurwitz(m + 1, x)
+
+    def t_log_multibeta(*a: Any) -> Any:
+        return _log_multibeta(a, t_lgamma, lambda m, x, y: t_lgamma_diff(m, x, y), torch.where)
+
     return {
+        "log_bessel_radial": lambda d, *rest: _radial_args(torch, d, rest),
+        "polygamma_fn": t_polygamma,
+        "log_multibeta": t_log_multibeta,
         "lgamma_diff": t_lgamma_diff,
         "logarithmic_cumulant": t_logarithmic_cumulant,
         "expit": torch.sigmoid,
@@ -454,7 +615,20 @@ def _mp_lgamma_diff(m: Any, a: Any, b: Any) -> Any:
     return +value
 
 
+def _mp_log_multibeta(*a: Any) -> Any:
+    a = tuple(mpmath.mpf(v) for v in a)
+    # the terms cancel to about log10(max a / min a) digits: carried that many more
+    extra = int(max(0, mpmath.log10(max(a) / min(a)))) + 10
+    with mpmath.workdps(mpmath.mp.dps + extra):
+        value = mpmath.fsum(mpmath.loggamma(v) for v in a) - mpmath.loggamma(mpmath.fsum(a))
+    return +value
+
+
 MPMATH_KERNELS: dict[str, Callable[..., Any]] = {
+    "log_bessel_radial": lambda d, *rest: mp_radial(
+        int(d), tuple(int(k) for k in rest[: int(d)]), tuple(rest[int(d) :])),
+    "polygamma_fn": lambda m, x: mpmath.psi(int(m), x),
+    "log_multibeta": _mp_log_multibeta,
     "lgamma_diff": _mp_lgamma_diff,
     "logarithmic_cumulant": _mp_logarithmic_cumulant,
     "expit": lambda x: 1 / (1 + mpmath.exp(-x)),
