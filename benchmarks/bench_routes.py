@@ -37,6 +37,20 @@ branch diag I 0.104 s, Var2 0.276 s (2.66); ``analyze_model`` 0.85 → 0.51 s. W
 module still pays beside the eq3 rule itself (``eq3 Var2`` 0.11–0.19 s) is the working copy and
 its checks (~0.03 s) and building the Eq. 3 ``Network`` from the module (~0.03 s, NumPy
 validation of every weight): the next step towards ≤ 2×.
+
+Third pass (2 Dec 2026, load 3.7–4, medians of 7 rounds, main and this branch alternately): Var(Î₂)
+of the ``nn.Sequential`` now borrows the user's module as diag I does (no working copy; the C²
+detection runs it forward once, or reuses the calls recorded while preparing), builds its Eq. 3
+``Network`` on the prepared weights without a second copy and finiteness scan, and scales its
+sums in place. ``model Var2`` seconds and ``model Var2 / model diag I``, main → branch:
+784-1000-1000-10: 0.120 / 0.076 / 0.082 (ratios 3.03 / 2.73 / 2.61) → 0.094 / 0.058 / 0.070
+(2.13 / 1.90 / 2.18); 784-1000-10: 0.030 (2.42) → 0.019 (1.65). ``eq3 Var2 / eq3 diag I``
+1.1–1.5 on both. What remains between ``model Var2`` and ``eq3 Var2`` (about 0.01–0.02 s at two
+hidden layers): the model's checks and one forward pass at preparation, NumPy weight matrices
+with the bias column (one copy), the per-tensor split of the per-layer sums (one copy of the
+weight blocks), zero accumulators in ``mlp.layer_sums`` and the exact entries' zero standard
+errors. The Var(Î₂) formula (``mlp.layer_sums``) runs its own forward and backward passes; it
+does not reuse diag I's lemma-13 recursion (``mlp_route._unit_sums``), which has no σ''.
 """
 
 from __future__ import annotations
