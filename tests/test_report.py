@@ -308,3 +308,26 @@ def test_readme_tightness_numbers_are_what_report_computes():
         digits = len(quoted.split(".")[1]) if "." in quoted else 0
         value = summary[key]["n_L > 1"]["median_bound_over_true"]
         assert f"{value:.{digits}f}" == quoted, (key, value, quoted)
+
+
+def test_table_1_simplifies_only_what_simplify_can_finish() -> None:
+    """SymPy's simplify has no time limit, so Table 1 simplifies an entry only when it is small,
+    in few symbols and of exp/log alone (report/table1.py); the sphere's sinh entries and the full
+    covariance's five-symbol rational entries are shown as derived. Each guard can fail."""
+    import sympy as sp
+
+    from fisher_verify._src.report.table1 import (
+        SIMPLIFY_MAX_OPS,
+        SIMPLIFY_MAX_SYMBOLS,
+        _simplifiable,
+    )
+
+    p, q, r, s = sp.symbols("p q r s", positive=True)
+    assert _simplifiable(p * (1 - p) * sp.log(p) + sp.exp(q))
+    assert not _simplifiable(sp.sinh(p) / p)
+    assert not _simplifiable(p + q + r + s)
+    assert SIMPLIFY_MAX_SYMBOLS == 3
+    wide = sp.Add(*(p**k for k in range(1, SIMPLIFY_MAX_OPS // 2 + 3)))
+    edge = sp.Add(*(p**k for k in range(1, SIMPLIFY_MAX_OPS // 2 + 2)))
+    assert sp.count_ops(edge) == SIMPLIFY_MAX_OPS and _simplifiable(edge)
+    assert sp.count_ops(wide) > SIMPLIFY_MAX_OPS and not _simplifiable(wide)
