@@ -104,6 +104,12 @@ class Family:
     sequence of ``d`` mpmath numbers (one point, high precision), and dispatch on its type.
     """
 
+    #: how far inside its natural domain (each component of h at most −margin on a sign box) the
+    #: Hypothesis strategies keep a random network's output: 0 for a family whose
+    #: exact-expectation route answers up to the boundary, more for one whose route refuses
+    #: there by name (the Dirichlet's sticks below a concentration of about 0.1)
+    strategy_margin: float = 0.0
+
     def __init__(self, definition: FamilyDefinition) -> None:
         self.definition = definition
         self._kernels: dict[tuple[str, Backend], TensorKernel] = {}

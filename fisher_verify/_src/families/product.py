@@ -42,6 +42,7 @@ class ProductFamily(Family):
 
     def __init__(self, components: list[Family]) -> None:
         self.components = components
+        self.strategy_margin = max(c.strategy_margin for c in components)
         offsets = np.cumsum([0] + [c.dim for c in components])
         self.blocks = [slice(int(offsets[i]), int(offsets[i + 1])) for i in range(len(components))]
         h_syms: list[sp.Symbol] = []

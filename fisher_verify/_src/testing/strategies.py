@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
+from ..errors import FisherVerifyError
 from ..families.registry import family, family_examples
 from ..networks.activations import ACTIVATIONS
 from ..networks.network import Network
@@ -62,7 +63,21 @@ def _networks(
     net = Network.random(widths, act, fam, scale=scale, rng=rng)
     X = rng.normal(size=(M, widths[0]))
     net = net.into_domain(X)
+    margin = fam.strategy_margin
+    if margin > 0:
+        h = np.atleast_2d(net.forward(X))
+        try:
+            fam.check_natural(h + margin)
+        except FisherVerifyError:
+            net = _shifted(net, fam.domain_shift(h, margin))
     return net, (X[0] if single else X)
+
+
+def _shifted(net: Network, shift: np.ndarray) -> Network:
+    """``net`` with its last bias moved by −``shift`` (a copy)."""
+    weights = [W.copy() for W in net.weights]
+    weights[-1][:, -1] -= shift
+    return Network(weights, net.act, net.family)
 
 
 def small_networks(
