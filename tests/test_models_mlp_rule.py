@@ -237,6 +237,71 @@ def test_var2_through_the_mlp_rule_over_several_batches(monkeypatch: pytest.Monk
     assert_close(flat(got, model), want["v2"])
 
 
+def _var2_chains() -> dict[str, nn.Module]:
+    torch.manual_seed(8)
+    deep = [nn.Linear(3, 3), nn.Tanh()]
+    for _ in range(8):  # deep and narrow: the full-Γ recursion is the cheaper route there
+        deep += [nn.Linear(3, 3), nn.Tanh()]
+    return {
+        "sigmoid": nn.Sequential(nn.Linear(3, 6), nn.Sigmoid(), nn.Linear(6, 4)),
+        "softplus3": nn.Sequential(nn.Linear(3, 5), nn.Softplus(), nn.Linear(5, 5), nn.Softplus(),
+                                   nn.Linear(5, 6), nn.Softplus(), nn.Linear(6, 4)),
+        "gelu_no_last_bias": nn.Sequential(nn.Linear(3, 5), nn.GELU(), nn.Linear(5, 5), nn.GELU(),
+                                           nn.Linear(5, 4, bias=False)),
+        "deep_tanh": nn.Sequential(*deep, nn.Linear(3, 4)),
+        "identity": nn.Sequential(nn.Linear(3, 5), nn.Identity(), nn.Linear(5, 4)),
+    }
+
+
+@pytest.mark.parametrize("chain", list(_var2_chains()))
+def test_var2_of_the_module_equals_the_dense_hessian_route(chain: str) -> None:
+    """thm-6's diagonal of every Eq. 3 chain the rule takes, straight from the module's tensors
+    (mlp_route.mlp_second_sums), equals the dense torch.autograd Hessians of test_models: each
+    activation (σ'' in closed form or by autograd), both pre-activation Hessian routes (the deep
+    narrow chain goes through the full-Γ recursion, the others through the Jacobians), and a
+    bias-free last layer. The identity chain's Hessians are zero: its values must be 0."""
+    from fisher_verify._src.models.mlp import _gamma_costs
+
+    fam = fv.family("categorical", K=4)
+    model = _var2_chains()[chain].double()
+    X = 0.8 * torch.randn(6, 3, dtype=torch.float64)
+    want = expected(model, X, fam, n=3, hessians=True)
+    got = fv.variance(model, X, fam, which="I2", n=3, progress=False, diagonal=True)
+    assert set(got.methods.values()) == {"eq3"}
+    widths = [3] + [int(m.out_features) for m in model if isinstance(m, nn.Linear)]
+    jac, rec = _gamma_costs(widths)
+    assert (jac > rec) == (chain == "deep_tanh")
+    if chain == "identity":
+        assert float(abs(flat(got, model)).max()) == 0.0
+        assert float(abs(want["v2"]).max()) <= 1e-20
+    else:
+        assert_close(flat(got, model), want["v2"])
+
+
+@pytest.mark.parametrize("per_input", [None, 1 << 40])
+def test_var2_of_the_module_in_input_chunks_and_a_single_layer(
+        per_input: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of one input inside batches of 4 (each input priced above the memory budget) sum
+    to the same values; a model of one Linear layer (h_L linear in θ) has Var(Î₂) = 0 on the
+    eq3 route."""
+    fam = fv.family("categorical", K=4)
+    torch.manual_seed(9)
+    model = nn.Sequential(nn.Linear(3, 6), nn.Tanh(), nn.Linear(6, 5), nn.Tanh(),
+                          nn.Linear(5, 4)).double()
+    X = torch.randn(5, 3, dtype=torch.float64)
+    want = expected(model, X, fam, n=1, hessians=True)
+    monkeypatch.setattr("fisher_verify._src.models.mlp_route._batch", lambda *a: 4)
+    if per_input is not None:
+        monkeypatch.setattr("fisher_verify._src.models.mlp.gamma_elements", lambda *a: per_input)
+    got = fv.variance(model, X, fam, which="I2", progress=False, diagonal=True)
+    assert set(got.methods.values()) == {"eq3"}
+    assert_close(flat(got, model), want["v2"])
+    single = nn.Sequential(nn.Linear(3, 4)).double()
+    got1 = fv.variance(single, X, fam, which="I2", progress=False, diagonal=True)
+    assert set(got1.methods.values()) == {"eq3"}
+    assert all(float(v.abs().max()) == 0.0 for v in got1.values())
+
+
 def test_var2_of_a_stock_mlp_borrows_the_model_and_leaves_it_untouched(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Var(Î₂) of a stock float64 MLP takes the eq3 route on the user's own module (no working
@@ -257,13 +322,13 @@ def test_var2_of_a_stock_mlp_borrows_the_model_and_leaves_it_untouched(
     tanh_eval = nn.Sequential(nn.Linear(3, 6), nn.Tanh(), nn.Linear(6, 4)).double().eval()
     X = torch.randn(5, 3, dtype=torch.float64)
     borrowed: list[bool] = []
-    found = hessian_module.mlp_network
+    found = hessian_module.eq3_chain
 
     def spy(ws: Any) -> Any:
         borrowed.append(ws.prep.borrowed)
         return found(ws)
 
-    monkeypatch.setattr(hessian_module, "mlp_network", spy)
+    monkeypatch.setattr(hessian_module, "eq3_chain", spy)
     # (model, method, the prep the eq3 rule is asked on, in order; methods of the answer)
     cases = ((tanh, "auto", [True], {"eq3"}), (tanh_eval, "auto", [True], {"eq3"}),
              (mixed, "auto", [True, False], None),

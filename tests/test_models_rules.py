@@ -142,32 +142,30 @@ def test_register_layer_refuses_what_is_not_a_module_kind_or_a_forward() -> None
 
 
 def test_the_mlp_rule_plans_its_chunks_from_what_one_input_forms(monkeypatch: Any) -> None:
-    """Var(Î₂) of an nn.Sequential MLP goes through the mlp rule in chunks sized by the
-    engine's own count of what one input forms (mlp._diagonal_elements), within the
-    caller's memory budget: not a fixed guess of a full n² Hessian per output and input
-    (which gave 2 inputs at a time on 784-1000-1000-10 at 1 GiB)."""
+    """Var(Î₂) of an nn.Sequential MLP goes through the mlp rule in chunks sized by what one
+    input forms there, within the caller's memory budget: not a fixed guess of a full n²
+    Hessian per output and input (which gave 2 inputs at a time on 784-1000-1000-10 at 1 GiB).
+
+    Widths 30-40-40-3, K = 3: per input ``β_k``, ``λ_k`` and ``diag Γ_l`` of n_L = 3 rows for
+    every layer (3 · 3 · (40 + 40 + 3) = 747 numbers), no ``J_{kl}`` (no two hidden layers two
+    apart), twice for temporaries: ``2²⁰ / (8 · 2 · 747) = 87`` inputs per chunk, inside
+    batches of ``2²⁰ / (8 · (3 · (110 + 83) + 3 · 40 · 4)) = 123`` raw inputs."""
     from fisher_verify._src.models import mlp
 
     torch.manual_seed(0)
-    widths = [30, 40, 40, 3]
     model = torch.nn.Sequential(torch.nn.Linear(30, 40), torch.nn.Tanh(), torch.nn.Linear(40, 40),
                                 torch.nn.Tanh(), torch.nn.Linear(40, 3)).double()
     fam = fv.family("categorical", K=3)
     X = torch.randn(300, 30, dtype=torch.float64)
     budget = 1 << 20
     sizes: list[int] = []
-    chunks = mlp._chunks
+    gamma = mlp._gamma_diagonals
 
-    def spy(s: Any, per: int, batch_size: Any, memory_budget: Any = None) -> Any:
-        for c in chunks(s, per, batch_size, memory_budget):
-            sizes.append(int(c.shape[0]))
-            yield c
+    def spy(s: Any, q: Any) -> Any:
+        sizes.append(int(q.h.shape[0]))
+        return gamma(s, q)
 
-    monkeypatch.setattr(mlp, "_chunks", spy)
+    monkeypatch.setattr(mlp, "_gamma_diagonals", spy)
     got = fv.variance(model, X, fam, which="I2", progress=False, memory=budget, diagonal=True)
     assert set(got.methods.values()) == {"eq3"}
-    net = fv.Network.random(widths, "tanh", fam, rng=0)
-    s = mlp._setup(net, X[:1].numpy(), "cpu", None)
-    per = mlp._diagonal_elements(s, False, False, True)
-    assert per < 3 * 40 * 40 * 3  # no full Γ per output is formed at this depth, none counted
-    assert sum(sizes) == 300 and max(sizes) == min(300, budget // (8 * per))
+    assert sizes == [87, 36, 87, 36, 54]

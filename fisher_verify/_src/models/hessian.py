@@ -30,7 +30,7 @@ from ..distributed import all_reduce_sums
 from ..errors import ShapeError, UnsupportedError
 from ..fisher.ustat import jackknife_stderr, u_statistic_deleted
 from .data import Progress
-from .mlp_route import mlp_network, mlp_sums
+from .mlp_route import eq3_chain, mlp_second_sums
 from .prepared import second_order
 from .workspace import MAX_BATCH, Diagonals, Workspace, moments, plan
 
@@ -155,7 +155,7 @@ def variance2_diagonal(
         # kink scan, works on the full preparation (a copy, the Linear sites)
         ws.prep.require_c2(what)
         if not ws.prep.piecewise and method in ("auto", "eq3"):
-            found = mlp_network(ws)
+            found = eq3_chain(ws)
         if found is None:
             ws.generic()
     prep = ws.prep
@@ -167,9 +167,9 @@ def variance2_diagonal(
     if check_probes(probes) == "auto":
         raise ShapeError("probes='auto' is resolved by model_diagonals; give a count here")
     if method in ("auto", "eq3"):
-        found = found if found is not None else mlp_network(ws)
+        found = found if found is not None else eq3_chain(ws)
         if found is not None:
-            sums, count = mlp_sums(ws, found)
+            sums, count = mlp_second_sums(ws, found)
             all_reduce_sums(list(sums.values()), ws.world)
             shaped = {k: v.reshape(prep.params[k].shape) for k, v in sums.items()}
             return Diagonals(shaped, {k: True for k in sums},

@@ -126,6 +126,18 @@ class _Setup:
     M: int
     n_L: int
     offsets: list[int]
+    squares: dict[int, Any] = field(default_factory=dict)
+
+    def hidden_weight(self, k: int) -> Any:
+        """``W_k⁻``: layer k's weight matrix without its bias column (a view)."""
+        return self.weights[k][:, :-1]
+
+    def squared_weight(self, k: int) -> Any:
+        """``W_k⁻ ∘ W_k⁻``, formed once per setup (every input chunk reuses it)."""
+        if k not in self.squares:
+            W = self.hidden_weight(k)
+            self.squares[k] = W * W
+        return self.squares[k]
 
 
 def _setup(net: Any, x: Any, device: str | None, dtype: Any) -> _Setup:
@@ -148,12 +160,26 @@ def _check_n(n: Any) -> float:
     return float(check_count(n, "number of draws per input n", error=ShapeError))
 
 
-def _derivs(s: _Setup, a: Any) -> tuple[Any, Any, Any]:
-    """σ(a), σ'(a), σ''(a) by autograd of the elementwise σ (as the autodiff route)."""
-    torch = s.torch
+def activation_derivatives(name: str, torch_f: Any, a: Any) -> tuple[Any, Any, Any]:
+    """σ(a), σ'(a), σ''(a): autograd's own formulas where they are one line (tanh
+    ``σ' = 1 − y²``, ``σ'' = −2yσ'``; sigmoid ``σ' = (1 − y)y``, ``σ'' = (1 − 2y)σ'``, as torch's
+    backward and double backward compute them), else autograd of the elementwise ``torch_f``
+    (as the autodiff route)."""
+    import torch
+
+    if name == "tanh":
+        y = torch.tanh(a)
+        d1 = 1.0 - y * y
+        return y, d1, -2.0 * y * d1
+    if name == "sigmoid":
+        y = torch.sigmoid(a)
+        d1 = (1.0 - y) * y
+        return y, d1, (1.0 - 2.0 * y) * d1
+    if name == "identity":
+        return a, torch.ones_like(a), torch.zeros_like(a)
     with torch.enable_grad():
         a = a.detach().requires_grad_(True)
-        y = s.act.torch_f(a)
+        y = torch_f(a)
         (d1,) = torch.autograd.grad(y.sum(), a, create_graph=True)
         if d1.requires_grad:
             (d2,) = torch.autograd.grad(d1.sum(), a, allow_unused=True)
@@ -161,6 +187,11 @@ def _derivs(s: _Setup, a: Any) -> tuple[Any, Any, Any]:
             d2 = None
     d2 = torch.zeros_like(a) if d2 is None else d2
     return y.detach(), d1.detach(), d2.detach()
+
+
+def _derivs(s: _Setup, a: Any) -> tuple[Any, Any, Any]:
+    """σ(a), σ'(a), σ''(a) of the network's activation (:func:`activation_derivatives`)."""
+    return activation_derivatives(s.act.name, s.act.torch_f, a)
 
 
 @dataclass
@@ -241,14 +272,23 @@ def _diagonal_elements(s: _Setup, fisher: bool, variance_1: bool, variance_2: bo
         if variance_1:
             total += s.family.contraction_entries()
     if variance_2:
-        total += 3 * nL * sum(outs)
-        jac, rec = _gamma_costs([ins[0] - 1] + outs)
-        if jac <= rec:  # two J_{kl} at a time, only where k ≥ l + 2
-            total += 3 * max([outs[k] * outs[lo] for lo in range(len(outs))
-                              for k in range(lo + 2, len(outs) - 1)] or [0])
-        else:  # two full Γ^α_l, only below the last two hidden layers
-            total += 3 * nL * max([o * o for o in outs[:-3]] or [0])
+        total += gamma_elements([ins[0] - 1] + outs, nL)
     return 2 * total
+
+
+def gamma_elements(widths: list[int], n_L: int) -> int:
+    """Elements one input forms in :func:`_gamma_diagonals` (widths ``n_0, …, n_L``): ``β_k``,
+    ``λ_k`` and ``diag Γ_l`` for all layers and, on the Jacobian route, two ``J_{kl}``
+    (``n_{k+1} n_{l+1}``) at a time, on the recursive one two full ``Γ`` (``n_L n_{l+1}²``)."""
+    outs = widths[1:]
+    total = 3 * n_L * sum(outs)
+    jac, rec = _gamma_costs(widths)
+    if jac <= rec:  # two J_{kl} at a time, only where k ≥ l + 2
+        total += 3 * max([outs[k] * outs[lo] for lo in range(len(outs))
+                          for k in range(lo + 2, len(outs) - 1)] or [0])
+    else:  # two full Γ^α_l, only below the last two hidden layers
+        total += 3 * n_L * max([o * o for o in outs[:-3]] or [0])
+    return total
 
 
 # --- family moments as contractions -----------------------------------------------------------
@@ -286,7 +326,7 @@ class LargeDiagonals:
     dtype: str
 
 
-def _gamma_diagonals_recursive(s: _Setup, q: _Pass) -> list[Any]:
+def _gamma_diagonals_recursive(s: _Setup | WeightChain, q: _Pass) -> list[Any]:
     """``diag Γ^α_l`` (m, n_L, n_{l+1}) by the full-matrix recursion (module docstring).
 
     Forms the full ``Γ^α_l`` per input *and per output unit* below the last two hidden layers:
@@ -295,21 +335,21 @@ def _gamma_diagonals_recursive(s: _Setup, q: _Pass) -> list[Any]:
     the cheaper one (:func:`_gamma_costs`).
     """
     torch = s.torch
-    L = len(s.weights)
+    L = len(q.d1) + 1
     m = q.h.shape[0]
     out: list[Any] = [None] * L
     out[L - 1] = torch.zeros(m, s.n_L, s.n_L, dtype=s.dtype, device=s.device)
     full: Any = None  # full Γ_{l+1} when it is not diagonal
     for layer in range(L - 2, -1, -1):
-        Wm = s.weights[layer + 1][:, :-1]  # (n_{l+2}, n_{l+1})
-        beta = q.G[layer + 1] @ Wm  # ∂h/∂h_{l+1}  (m, n_L, n_{l+1})
+        Wm = s.hidden_weight(layer + 1)  # (n_{l+2}, n_{l+1})
+        beta = q.G[layer + 1] @ Wm if q.beta is None else q.beta[layer]  # ∂h/∂h_{l+1}
         local = q.d2[layer][:, None, :] * beta
         if layer == L - 2:
             out[layer] = local
             continue
         d1 = q.d1[layer]
         if full is None:  # Γ_{l+1} diagonal
-            diag = (out[layer + 1] @ (Wm * Wm)) * (d1 * d1)[:, None, :] + local
+            diag = (out[layer + 1] @ s.squared_weight(layer + 1)) * (d1 * d1)[:, None, :] + local
         else:
             WD = Wm[None] * d1[:, None, :]  # (m, n_{l+2}, n_{l+1})
             diag = torch.einsum("msr,mast,mtr->mar", WD, full, WD) + local
@@ -349,14 +389,39 @@ def _gamma_costs(widths: list[int]) -> tuple[int, int]:
     return jac, rec
 
 
-def _gamma_diagonals(s: _Setup, q: _Pass) -> list[Any]:
+class WeightChain:
+    """An Eq. 3 network's weight matrices without bias columns, as the pre-activation Hessian
+    routes read them (:func:`_gamma_diagonals`): a user's ``nn.Linear`` weights as they are
+    (:mod:`.mlp_route`), where :class:`_Setup` slices its ``(W | b)`` matrices."""
+
+    def __init__(self, weights: list[Any], n_L: int) -> None:
+        import torch
+
+        self.torch, self.weights, self.n_L = torch, weights, n_L
+        self.dtype, self.device = weights[0].dtype, weights[0].device
+        self.squares: dict[int, Any] = {}
+
+    def hidden_weight(self, k: int) -> Any:
+        """``W_k⁻``: layer k's weight matrix."""
+        return self.weights[k]
+
+    def squared_weight(self, k: int) -> Any:
+        """``W_k⁻ ∘ W_k⁻``, formed once (every input chunk reuses it)."""
+        if k not in self.squares:
+            self.squares[k] = self.weights[k] * self.weights[k]
+        return self.squares[k]
+
+
+def _gamma_diagonals(s: _Setup | WeightChain, q: _Pass) -> list[Any]:
     """``diag Γ^α_l`` (m, n_L, n_{l+1}) for every layer, by the cheaper exact route."""
-    widths = [int(s.weights[0].shape[1]) - 1] + [int(W.shape[0]) for W in s.weights]
+    L = len(q.d1) + 1
+    widths = [int(s.hidden_weight(0).shape[1])] + [int(s.hidden_weight(k).shape[0])
+                                                    for k in range(L)]
     jac, rec = _gamma_costs(widths)
     return _gamma_diagonals_jacobian(s, q) if jac <= rec else _gamma_diagonals_recursive(s, q)
 
 
-def _gamma_diagonals_jacobian(s: _Setup, q: _Pass) -> list[Any]:
+def _gamma_diagonals_jacobian(s: _Setup | WeightChain, q: _Pass) -> list[Any]:
     """``diag Γ^α_l`` (m, n_L, n_{l+1}) without any full pre-activation Hessian.
 
     Unrolling the recursion of the module docstring,
@@ -372,26 +437,28 @@ def _gamma_diagonals_jacobian(s: _Setup, q: _Pass) -> list[Any]:
     for one J at a time.
     """
     torch = s.torch
-    L = len(s.weights)
+    L = len(q.d1) + 1
     m = q.h.shape[0]
     out: list[Any] = [None] * L
     out[L - 1] = torch.zeros(m, s.n_L, s.n_L, dtype=s.dtype, device=s.device)
     lam: list[Any] = [None] * L  # λ^α_k (m, n_L, n_{k+1}) for k ≤ L−2
     for k in range(L - 1):  # β from the backward pass when it has them (no second VJP)
-        beta = q.G[k + 1] @ s.weights[k + 1][:, :-1] if q.beta is None else q.beta[k]
+        beta = q.G[k + 1] @ s.hidden_weight(k + 1) if q.beta is None else q.beta[k]
         lam[k] = q.d2[k][:, None, :] * beta
     for lo in range(L - 1):
-        diag = lam[lo].clone()
         if lo + 1 <= L - 2:
-            # k = l + 1: J = W_{l+1}⁻ D_l, so J² = (W∘W) D_l²: no product over inputs needed
-            W1 = s.weights[lo + 1][:, :-1]
-            diag += (lam[lo + 1] @ (W1 * W1)) * (q.d1[lo] ** 2)[:, None, :]
+            # k = l + 1: J = W_{l+1}⁻ D_l, so J² = (W∘W) D_l²: no product over inputs needed;
+            # λ_l is added in place to the product's result (no copy of λ_l)
+            diag = (lam[lo + 1] @ s.squared_weight(lo + 1)).mul_((q.d1[lo] ** 2)[:, None, :])
+            diag += lam[lo]
+        else:
+            diag = lam[lo]
         J: Any = None  # J_{kl} laid out (n_{k+1}, m, n_{l+1}) so that W_{k+1} J is one GEMM
         for k in range(lo + 2, L - 1):
             if J is None:
-                W1 = s.weights[lo + 1][:, :-1]
+                W1 = s.hidden_weight(lo + 1)
                 J = W1[:, None, :] * q.d1[lo][None, :, :]
-            Wk = s.weights[k][:, :-1]  # (n_{k+1}, n_k)
+            Wk = s.hidden_weight(k)  # (n_{k+1}, n_k)
             scaled = (J * q.d1[k - 1].T[:, :, None]).reshape(Wk.shape[1], -1)
             J = (Wk @ scaled).reshape(Wk.shape[0], m, -1)
             diag += torch.bmm(lam[k], (J * J).permute(1, 0, 2))
@@ -409,11 +476,17 @@ def layer_sums(net: Any, x: Any, n: Any, fisher: bool, variance_1: bool, varianc
     if variance_2:
         net.require_c2("the variance of the Hessian estimator (thm-6)", x)
     torch = s.torch
-    shapes = [tuple(W.shape) for W in s.weights]
-    acc = {
-        key: [torch.zeros(sh, dtype=s.dtype, device=s.device) for sh in shapes]
-        for key, on in (("f", fisher), ("v1", variance_1), ("v2", variance_2)) if on
+    L = len(s.weights)
+    # the first chunk's sums start each accumulator (no zero-filled P-sized arrays to add to)
+    acc: dict[str, list[Any]] = {
+        key: [None] * L for key, on in (("f", fisher), ("v1", variance_1), ("v2", variance_2))
+        if on
     }
+
+    def add(key: str, layer: int, value: Any) -> None:
+        blocks = acc[key]
+        blocks[layer] = value if blocks[layer] is None else blocks[layer].add_(value)
+
     per = _diagonal_elements(s, fisher, variance_1, variance_2)
     for Xc in _chunks(s, per, batch_size, memory_budget):
         q = _forward_backward(s, Xc)
@@ -424,13 +497,17 @@ def layer_sums(net: Any, x: Any, n: Any, fisher: bool, variance_1: bool, varianc
             quad: Any = None  # gᵀ I g per (input, unit r), (m, n_{l+1})
             if variance_1:
                 c4, quad = mom.excess4(G.transpose(1, 2))  # C[g⁴], g = G[:, :, r] per r
-                acc["v1"][layer] += c4.T @ (hb2 * hb2)
+                add("v1", layer, c4.T @ (hb2 * hb2))
             if fisher:
                 quad = mom.quad(G, G) if quad is None else quad
-                acc["f"][layer] += quad.T @ hb2
-            if variance_2:
+                add("f", layer, quad.T @ hb2)
+            if variance_2 and layer < L - 1:  # Γ_{L-1} = 0: h_L is linear in W_{L-1}
                 assert gam is not None
-                acc["v2"][layer] += mom.quad(gam[layer], gam[layer]).T @ (hb2 * hb2)
+                add("v2", layer, mom.quad(gam[layer], gam[layer]).T @ (hb2 * hb2))
+    for blocks in acc.values():
+        for layer, W in enumerate(s.weights):
+            if blocks[layer] is None:
+                blocks[layer] = torch.zeros(W.shape, dtype=s.dtype, device=s.device)
     return acc, s, N
 
 

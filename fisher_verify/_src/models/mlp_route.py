@@ -188,9 +188,9 @@ def mlp_first_sums(ws: Workspace, layers: list[Layer], fisher: bool,
     finally:
         if bar:
             bar.close()
-    zeros = prep.flat_zeros  # for a process whose shard holds no input (all-reduced after)
-    f_sum = {k: f_sum[k] if k in f_sum else zeros()[k] for k in prep.params} if fisher else {}
-    v_sum = {k: v_sum[k] if k in v_sum else zeros()[k] for k in prep.params} if variance_1 else {}
+    zero = prep.flat_zero  # for a process whose shard holds no input (all-reduced after)
+    f_sum = {k: f_sum[k] if k in f_sum else zero(k) for k in prep.params} if fisher else {}
+    v_sum = {k: v_sum[k] if k in v_sum else zero(k) for k in prep.params} if variance_1 else {}
     return f_sum, v_sum, count
 
 
@@ -242,6 +242,122 @@ def _add(acc: dict[str, Any], key: str, value: Any) -> None:
         acc[key] = value
 
 
+#: The activation modules whose Eq. 3 activation (``networks.activations``) the ``mlp`` rule's
+#: Var(Î₂) reads σ'' from, by class name (the kinds ``weights_from_sequential`` imports).
+EQ3_ACTIVATIONS = {"Tanh": "tanh", "Sigmoid": "sigmoid", "Softplus": "softplus", "GELU": "gelu",
+                   "ReLU": "relu", "Identity": "identity"}
+
+
+def eq3_chain(ws: Workspace) -> tuple[list[Layer], str] | None:
+    """The layers of a model that is the Eq. 3 network of one activation (one activation
+    module between consecutive Linear layers, all of one Eq. 3 kind: Softplus with
+    ``beta = 1``, exact GELU) and that activation's name; ``None`` otherwise. Exactly the models
+    :func:`mlp_network` imports, without importing them."""
+    layers = sequential_layers(ws)
+    if layers is None:
+        return None
+    kinds = set()
+    for _, _, _, acts in layers[:-1]:
+        if len(acts) != 1 or type(acts[0]).__name__ not in EQ3_ACTIVATIONS:
+            return None
+        act = acts[0]
+        kind = type(act).__name__
+        if kind == "Softplus" and float(getattr(act, "beta", 1.0)) != 1.0:
+            return None
+        if kind == "GELU" and getattr(act, "approximate", "none") != "none":
+            return None
+        kinds.add(EQ3_ACTIVATIONS[kind])
+    if len(kinds) > 1:
+        return None
+    return layers, (kinds.pop() if kinds else "identity")
+
+
+def mlp_second_sums(ws: Workspace, chain: tuple[list[Layer], str]) -> tuple[dict[str, Any], int]:
+    """Unscaled ``Σ_m γ_rᵀ I γ_r x_c⁴`` (thm-6's diagonal, module docstring of :mod:`.mlp`) per
+    parameter tensor of an Eq. 3 model (:func:`eq3_chain`), and the local input count.
+
+    Straight from the module's own tensors, as :func:`mlp_first_sums`: one forward pass per
+    batch with σ', σ'' (:func:`~.mlp.activation_derivatives`), then per chunk of inputs (as many
+    as the memory budget holds) the backward products ``β_k = ∂h_L/∂h_{k+1}`` and the pre-activation Hessian
+    diagonals of :func:`~.mlp._gamma_diagonals` (no full Hessian, no factor ``n_L`` on the
+    width³ terms). The last layer's entries are 0 (``Γ_{L-1} = 0``: ``h_L`` is linear there).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from ..networks.activations import get_activation
+    from .data import Progress
+    from .mlp import WeightChain, _gamma_diagonals, _Pass, activation_derivatives, gamma_elements
+
+    layers, name = chain
+    prep = ws.prep
+    n = prep.n_L
+    act = get_activation(name)
+    weights = [(prep.params[w], prep.params[b] if b else None) for w, b, _, _ in layers]
+    L = len(weights)
+    wires = WeightChain([W for W, _ in weights], n)
+    widths = [int(weights[0][0].shape[1])] + [int(W.shape[0]) for W, _ in weights]
+    per_gamma = gamma_elements(widths, n)
+    itemsize = 8 if prep.dtype == torch.float64 else 4
+    # inputs per chunk whose β, λ, diag Γ and the route's J or Γ (with temporaries) fit the
+    # budget; not cache-sized as mlp_first_sums: here two GEMMs per layer dominate, and larger
+    # chunks run them faster (784-1000-1000-10, M = 32: 1.73× diag I at cache-sized chunks,
+    # 1.41× at one chunk)
+    step = max(1, (ws.memory // itemsize) // max(1, 2 * per_gamma))
+    batch = _batch(ws, layers, 2)
+    sums: dict[str, Any] = {}
+    count = 0
+    bar = (Progress(ws.stream.local_count(), "fisher-verify: Hessian diagonals")
+           if ws.progress else None)
+    try:
+        for X in ws.stream.batches(batch):
+            xs, d1s, d2s = [], [], []
+            h = X
+            with torch.no_grad():
+                for i, (W, b) in enumerate(weights):
+                    xs.append(h)
+                    h = F.linear(h, W, b)
+                    if i < L - 1:
+                        h, e1, e2 = activation_derivatives(name, act.torch_f, h)
+                        d1s.append(e1)
+                        d2s.append(e2)
+                prep.family.check_natural(h)
+                B = int(X.shape[0])
+                quads = [torch.empty(B, int(W.shape[0]), dtype=h.dtype, device=h.device)
+                         for W, _ in weights[:-1]]
+                for start in range(0, B if L > 1 else 0, step):  # one layer: h_L linear in θ
+                    part = slice(start, start + step)
+                    hp = h[part]
+                    b_ = int(hp.shape[0])
+                    d1 = [d[part] for d in d1s]
+                    beta: list[Any] = [None] * (L - 1)  # β_k (b, n_L, n_{k+1})
+                    beta[L - 2] = weights[L - 1][0].expand(b_, n, -1)
+                    for k in range(L - 3, -1, -1):  # one (b·n_L, out) × (out, in) product
+                        G = beta[k + 1] * d1[k + 1][:, None, :]
+                        Wk = weights[k + 1][0]
+                        beta[k] = (G.reshape(-1, G.shape[-1]) @ Wk).reshape(b_, n, Wk.shape[1])
+                    q = _Pass(h=hp, hbar=[], pre=[], d1=d1, d2=[d[part] for d in d2s], G=[],
+                              beta=beta)
+                    gam = _gamma_diagonals(wires, q)
+                    mom = prep.family.contractions(hp)
+                    for i in range(L - 1):
+                        quads[i][part] = mom.quad(gam[i], gam[i])
+                for i in range(L - 1):
+                    w_name, b_name = layers[i][0], layers[i][1]
+                    x2 = xs[i] * xs[i]
+                    _add(sums, w_name, (quads[i].T @ (x2 * x2)).reshape(-1))
+                    if b_name:
+                        _add(sums, b_name, quads[i].sum(0))
+            count += B
+            if bar:
+                bar.update(B)
+    finally:
+        if bar:
+            bar.close()
+    # the last layer (Γ_{L-1} = 0), and every tensor of a shard with no input
+    return {k: sums[k] if k in sums else prep.flat_zero(k) for k in prep.params}, count
+
+
 def mlp_network(ws: Workspace) -> tuple[Any, dict[str, tuple[int, int]]] | None:
     """The Eq. 3 :class:`~fisher_verify.Network` of the working copy and, per parameter name,
     its ``(layer, column slice start)``; ``None`` when the model is not a plain MLP."""
@@ -277,35 +393,3 @@ def mlp_network(ws: Workspace) -> tuple[Any, dict[str, tuple[int, int]]] | None:
     if set(where) != set(prep.params):
         return None
     return net, where
-
-
-def mlp_sums(ws: Workspace, found: tuple[Any, dict[str, tuple[int, int]]]) -> tuple[dict[str, Any], int]:
-    """Unscaled ``Σ_m d_mᵀ I d_m`` per parameter through models.mlp (exact)."""
-    import torch
-
-    from .mlp import layer_sums
-
-    net, where = found
-    prep = ws.prep
-    total: Any = None  # Σ over batches per layer (W_l with its bias column), split per tensor
-    count = 0
-    # the Eq. 3 rule plans its own chunks from what one input forms there (mlp.diagonals,
-    # memory_budget); the stream's batches only hold raw inputs: an eighth of the budget
-    itemsize = 8 if prep.dtype == torch.float64 else 4
-    batch = int(max(1, min(MAX_BATCH, ws.memory // (8 * itemsize * max(1, net.widths[0])))))
-    for X in ws.stream.batches(batch):
-        Mb = int(X.shape[0])
-        # the unscaled sums on the device, without mlp.diagonals' NumPy round trip
-        acc, _, _ = layer_sums(net, X.reshape(Mb, -1), 1, False, False, True, str(prep.device),
-                               prep.dtype, None, ws.memory)
-        total = acc["v2"] if total is None else [t + a for t, a in zip(total, acc["v2"])]
-        count += Mb
-    if total is None:
-        total = [torch.zeros(shape, dtype=prep.dtype, device=prep.device) for shape in net.shapes]
-    sums = {}
-    for name, (layer, col) in where.items():
-        block = total[layer]
-        part = block[:, -1] if col == -1 else block[:, :-1]
-        flat = part.reshape(-1)  # a column slice copies here; a view of the block is cloned
-        sums[name] = flat.clone() if flat._base is not None else flat  # (all-reduced in place)
-    return sums, count

@@ -100,10 +100,14 @@ class PreparedModel:
     def flat_zeros(self) -> dict[str, Any]:
         """A flat float zero vector per parameter tensor, in the working dtype and device: the
         accumulators the engine's per-parameter sums start from (eq-6, thm-4, thm-6)."""
+
+        return {k: self.flat_zero(k) for k in self.params}
+
+    def flat_zero(self, name: str) -> Any:
+        """:meth:`flat_zeros` of one parameter tensor."""
         import torch
 
-        return {k: torch.zeros(int(p.numel()), dtype=self.dtype, device=self.device)
-                for k, p in self.params.items()}
+        return torch.zeros(int(self.params[name].numel()), dtype=self.dtype, device=self.device)
 
     def require_c2(self, what: str) -> None:
         """Refuse ``what`` (a quantity needing second derivatives, thm-3/thm-6) on a model that
