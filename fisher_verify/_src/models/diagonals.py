@@ -22,7 +22,6 @@ from ..distributed import all_reduce_sums
 from ..errors import FisherVerifyError, ShapeError
 from ..validation import check_count
 from .contract import per_parameter_factor
-from .data import Progress
 from .mlp_route import mlp_first_sums, sequential_layers
 from .rules import probe_generic
 from .workspace import Diagonals, Workspace, moments, open_workspace, plan, shaped, total_inputs
@@ -80,41 +79,34 @@ def _jacobian_sums(ws: Workspace, fisher: bool, variance_1: bool) -> tuple[dict[
     f_sum = prep.flat_zeros() if fisher else {}
     v_sum = prep.flat_zeros() if variance_1 else {}
     count = 0
-    bar = Progress(ws.stream.local_count(), "fisher-verify: Jacobian rows") if ws.progress else None
-    try:
-        for X in ws.stream.batches(batch):
-            h = prep.forward(X)
-            prep.family.check_natural(h)
-            mom = moments(prep, h)
-            inputs = ws.taps.inputs(X) if sites else {}
-            for i, group in enumerate(groups or [[]]):
-                here = sites if i == 0 else []
-                if ws.taps is not None:
-                    jac, G = ws.taps.jacobian(X, group, here)
-                else:
-                    jac, G = prep.jacobian(X, group), {}
-                for name in group:
-                    quad, excess = mom.fisher_and_excess(_flat(jac[name]), variance_1)
-                    if fisher:
-                        f_sum[name] += quad.sum(0)
-                    if variance_1:
-                        v_sum[name] += excess.sum(0)
-                for site in here:  # ∂h/∂W[r,c] = g[r] x[c] (module docstring of .linear)
-                    quad, excess = mom.fisher_and_excess(G[site.module], variance_1)
-                    x2 = inputs[site.module] ** 2
-                    for acc, val, xp in ((f_sum, quad, x2), (v_sum, excess, x2 * x2)):
-                        if val is None or not acc:
-                            continue
-                        acc[site.weight] += (val.T @ xp).reshape(-1)
-                        if site.bias:
-                            acc[site.bias] += val.sum(0)
-                del jac, G
-            count += int(X.shape[0])
-            if bar:
-                bar.update(int(X.shape[0]))
-    finally:
-        if bar:
-            bar.close()
+    for X in ws.batches(batch, "Jacobian rows"):
+        h = prep.forward(X)
+        prep.family.check_natural(h)
+        mom = moments(prep, h)
+        inputs = ws.taps.inputs(X) if sites else {}
+        for i, group in enumerate(groups or [[]]):
+            here = sites if i == 0 else []
+            if ws.taps is not None:
+                jac, G = ws.taps.jacobian(X, group, here)
+            else:
+                jac, G = prep.jacobian(X, group), {}
+            for name in group:
+                quad, excess = mom.fisher_and_excess(_flat(jac[name]), variance_1)
+                if fisher:
+                    f_sum[name] += quad.sum(0)
+                if variance_1:
+                    v_sum[name] += excess.sum(0)
+            for site in here:  # ∂h/∂W[r,c] = g[r] x[c] (module docstring of .linear)
+                quad, excess = mom.fisher_and_excess(G[site.module], variance_1)
+                x2 = inputs[site.module] ** 2
+                for acc, val, xp in ((f_sum, quad, x2), (v_sum, excess, x2 * x2)):
+                    if val is None or not acc:
+                        continue
+                    acc[site.weight] += (val.T @ xp).reshape(-1)
+                    if site.bias:
+                        acc[site.bias] += val.sum(0)
+            del jac, G
+        count += int(X.shape[0])
     return f_sum, v_sum, count
 
 

@@ -29,7 +29,6 @@ from typing import Any
 from ..distributed import all_reduce_sums
 from ..errors import ShapeError, UnsupportedError
 from ..fisher.ustat import jackknife_stderr, u_statistic_deleted
-from .data import Progress
 from .mlp_route import eq3_chain, mlp_second_sums
 from .prepared import second_order
 from .workspace import MAX_BATCH, Diagonals, Workspace, moments, plan
@@ -211,36 +210,29 @@ def variance2_diagonal(
         batch = int(max(1, min(MAX_BATCH, ws.memory // (itemsize * (block + 1)))))
     gen = torch.Generator(device="cpu").manual_seed(int(seed) * 1_000_003 + ws.rank)
     count = 0
-    bar = Progress(ws.stream.local_count(), "fisher-verify: Hessian diagonals") if ws.progress else None
-    try:
-        for X in ws.stream.batches(batch):
-            Bn = int(X.shape[0])
-            if exact_names or linear_sites:
-                mom = moments(prep, prep.forward(X))
-                for k in exact_names:
-                    d = _hessian_block_diagonal(ws, X, k)
-                    exact_sum[k] += mom.bilinear(d, d).sum(0)
-                inputs = ws.taps.inputs(X) if linear_sites else {}
-                for site in linear_sites:
-                    gam = _linear_output_hessian_diagonal(ws, X, site)  # (B, n_L, out)
-                    q = mom.bilinear(gam, gam)  # Γ_rᵀ I Γ_r, (B, out)
-                    exact_sum[site.weight] += (q.T @ inputs[site.module] ** 4).reshape(-1)
-                    if site.bias:
-                        exact_sum[site.bias] += q.sum(0)
-            if est_names:
-                for group in est_groups:  # independent probes per group: still unbiased
-                    V = {k: (torch.randint(0, 2, (S, Bn, *prep.params[k].shape), generator=gen)
-                             .to(dtype=prep.dtype, device=prep.device) * 2 - 1) for k in group}
-                    for k, (tit, q, a) in probe_sums(ws, X, V).items():
-                        acc[k][0].add_(tit)
-                        acc[k][1].add_(q)
-                        acc[k][2].add_(a)
-            count += Bn
-            if bar:
-                bar.update(Bn)
-    finally:
-        if bar:
-            bar.close()
+    for X in ws.batches(batch, "Hessian diagonals"):
+        Bn = int(X.shape[0])
+        if exact_names or linear_sites:
+            mom = moments(prep, prep.forward(X))
+            for k in exact_names:
+                d = _hessian_block_diagonal(ws, X, k)
+                exact_sum[k] += mom.bilinear(d, d).sum(0)
+            inputs = ws.taps.inputs(X) if linear_sites else {}
+            for site in linear_sites:
+                gam = _linear_output_hessian_diagonal(ws, X, site)  # (B, n_L, out)
+                q = mom.bilinear(gam, gam)  # Γ_rᵀ I Γ_r, (B, out)
+                exact_sum[site.weight] += (q.T @ inputs[site.module] ** 4).reshape(-1)
+                if site.bias:
+                    exact_sum[site.bias] += q.sum(0)
+        if est_names:
+            for group in est_groups:  # independent probes per group: still unbiased
+                V = {k: (torch.randint(0, 2, (S, Bn, *prep.params[k].shape), generator=gen)
+                         .to(dtype=prep.dtype, device=prep.device) * 2 - 1) for k in group}
+                for k, (tit, q, a) in probe_sums(ws, X, V).items():
+                    acc[k][0].add_(tit)
+                    acc[k][1].add_(q)
+                    acc[k][2].add_(a)
+        count += Bn
     all_reduce_sums([*exact_sum.values(), *(t for v in acc.values() for t in v)], ws.world)
     values, stderr, exact, methods = {}, {}, {}, {}
     jack: dict[str, Any] = {}

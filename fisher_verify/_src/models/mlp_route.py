@@ -144,7 +144,6 @@ def mlp_first_sums(ws: Workspace, layers: list[Layer], fisher: bool,
     import torch.nn.functional as F
 
     from .contract import per_parameter_factor
-    from .data import Progress
 
     prep = ws.prep
     n = prep.n_L
@@ -154,40 +153,33 @@ def mlp_first_sums(ws: Workspace, layers: list[Layer], fisher: bool,
     v_sum: dict[str, Any] = {}
     count = 0
     last = len(layers) - 1
-    bar = Progress(ws.stream.local_count(), "fisher-verify: Jacobian rows") if ws.progress else None
-    try:
-        for X in ws.stream.batches(batch):
-            xs, slopes = [], []
-            h = X
-            with torch.no_grad():
-                for i, ((W, b), (_, _, _, acts)) in enumerate(zip(weights, layers)):
-                    xs.append(h)
-                    h = F.linear(h, W, b)
-                    if i == last:
-                        break
-                    slope = None
-                    if acts:
-                        h, slope = _slope(acts, h)
-                    slopes.append(slope)
-            prep.family.check_natural(h)
-            B = int(X.shape[0])
-            quads, excesses = _unit_sums(prep.family, h, weights, slopes, variance_1)
-            for i in range(last, -1, -1):
-                w_name, b_name = layers[i][0], layers[i][1]
-                x2 = xs[i] * xs[i]
-                for acc, on, val, xp in ((f_sum, fisher, quads[i], x2),
-                                         (v_sum, variance_1, excesses[i],
-                                          x2 * x2 if variance_1 else None)):
-                    if on:  # Σ_m over the batch in one product per layer
-                        _add(acc, w_name, (val.T @ xp).reshape(-1))
-                        if b_name:
-                            _add(acc, b_name, val.sum(0))
-            count += B
-            if bar:
-                bar.update(B)
-    finally:
-        if bar:
-            bar.close()
+    for X in ws.batches(batch, "Jacobian rows"):
+        xs, slopes = [], []
+        h = X
+        with torch.no_grad():
+            for i, ((W, b), (_, _, _, acts)) in enumerate(zip(weights, layers)):
+                xs.append(h)
+                h = F.linear(h, W, b)
+                if i == last:
+                    break
+                slope = None
+                if acts:
+                    h, slope = _slope(acts, h)
+                slopes.append(slope)
+        prep.family.check_natural(h)
+        B = int(X.shape[0])
+        quads, excesses = _unit_sums(prep.family, h, weights, slopes, variance_1)
+        for i in range(last, -1, -1):
+            w_name, b_name = layers[i][0], layers[i][1]
+            x2 = xs[i] * xs[i]
+            for acc, on, val, xp in ((f_sum, fisher, quads[i], x2),
+                                     (v_sum, variance_1, excesses[i],
+                                      x2 * x2 if variance_1 else None)):
+                if on:  # Σ_m over the batch in one product per layer
+                    _add(acc, w_name, (val.T @ xp).reshape(-1))
+                    if b_name:
+                        _add(acc, b_name, val.sum(0))
+        count += B
     zero = prep.flat_zero  # for a process whose shard holds no input (all-reduced after)
     f_sum = {k: f_sum[k] if k in f_sum else zero(k) for k in prep.params} if fisher else {}
     v_sum = {k: v_sum[k] if k in v_sum else zero(k) for k in prep.params} if variance_1 else {}
@@ -286,7 +278,6 @@ def mlp_second_sums(ws: Workspace, chain: tuple[list[Layer], str]) -> tuple[dict
     import torch.nn.functional as F
 
     from ..networks.activations import get_activation
-    from .data import Progress
     from .mlp import WeightChain, _gamma_diagonals, _Pass, activation_derivatives, gamma_elements
 
     layers, name = chain
@@ -307,53 +298,45 @@ def mlp_second_sums(ws: Workspace, chain: tuple[list[Layer], str]) -> tuple[dict
     batch = _batch(ws, layers, 2)
     sums: dict[str, Any] = {}
     count = 0
-    bar = (Progress(ws.stream.local_count(), "fisher-verify: Hessian diagonals")
-           if ws.progress else None)
-    try:
-        for X in ws.stream.batches(batch):
-            xs, d1s, d2s = [], [], []
-            h = X
-            with torch.no_grad():
-                for i, (W, b) in enumerate(weights):
-                    xs.append(h)
-                    h = F.linear(h, W, b)
-                    if i < L - 1:
-                        h, e1, e2 = activation_derivatives(name, act.torch_f, h)
-                        d1s.append(e1)
-                        d2s.append(e2)
-                prep.family.check_natural(h)
-                B = int(X.shape[0])
-                quads = [torch.empty(B, int(W.shape[0]), dtype=h.dtype, device=h.device)
-                         for W, _ in weights[:-1]]
-                for start in range(0, B if L > 1 else 0, step):  # one layer: h_L linear in θ
-                    part = slice(start, start + step)
-                    hp = h[part]
-                    b_ = int(hp.shape[0])
-                    d1 = [d[part] for d in d1s]
-                    beta: list[Any] = [None] * (L - 1)  # β_k (b, n_L, n_{k+1})
-                    beta[L - 2] = weights[L - 1][0].expand(b_, n, -1)
-                    for k in range(L - 3, -1, -1):  # one (b·n_L, out) × (out, in) product
-                        G = beta[k + 1] * d1[k + 1][:, None, :]
-                        Wk = weights[k + 1][0]
-                        beta[k] = (G.reshape(-1, G.shape[-1]) @ Wk).reshape(b_, n, Wk.shape[1])
-                    q = _Pass(h=hp, hbar=[], pre=[], d1=d1, d2=[d[part] for d in d2s], G=[],
-                              beta=beta)
-                    gam = _gamma_diagonals(wires, q)
-                    mom = prep.family.contractions(hp)
-                    for i in range(L - 1):
-                        quads[i][part] = mom.quad(gam[i], gam[i])
+    for X in ws.batches(batch, "Hessian diagonals"):
+        xs, d1s, d2s = [], [], []
+        h = X
+        with torch.no_grad():
+            for i, (W, b) in enumerate(weights):
+                xs.append(h)
+                h = F.linear(h, W, b)
+                if i < L - 1:
+                    h, e1, e2 = activation_derivatives(name, act.torch_f, h)
+                    d1s.append(e1)
+                    d2s.append(e2)
+            prep.family.check_natural(h)
+            B = int(X.shape[0])
+            quads = [torch.empty(B, int(W.shape[0]), dtype=h.dtype, device=h.device)
+                     for W, _ in weights[:-1]]
+            for start in range(0, B if L > 1 else 0, step):  # one layer: h_L linear in θ
+                part = slice(start, start + step)
+                hp = h[part]
+                b_ = int(hp.shape[0])
+                d1 = [d[part] for d in d1s]
+                beta: list[Any] = [None] * (L - 1)  # β_k (b, n_L, n_{k+1})
+                beta[L - 2] = weights[L - 1][0].expand(b_, n, -1)
+                for k in range(L - 3, -1, -1):  # one (b·n_L, out) × (out, in) product
+                    G = beta[k + 1] * d1[k + 1][:, None, :]
+                    Wk = weights[k + 1][0]
+                    beta[k] = (G.reshape(-1, G.shape[-1]) @ Wk).reshape(b_, n, Wk.shape[1])
+                q = _Pass(h=hp, hbar=[], pre=[], d1=d1, d2=[d[part] for d in d2s], G=[],
+                          beta=beta)
+                gam = _gamma_diagonals(wires, q)
+                mom = prep.family.contractions(hp)
                 for i in range(L - 1):
-                    w_name, b_name = layers[i][0], layers[i][1]
-                    x2 = xs[i] * xs[i]
-                    _add(sums, w_name, (quads[i].T @ (x2 * x2)).reshape(-1))
-                    if b_name:
-                        _add(sums, b_name, quads[i].sum(0))
-            count += B
-            if bar:
-                bar.update(B)
-    finally:
-        if bar:
-            bar.close()
+                    quads[i][part] = mom.quad(gam[i], gam[i])
+            for i in range(L - 1):
+                w_name, b_name = layers[i][0], layers[i][1]
+                x2 = xs[i] * xs[i]
+                _add(sums, w_name, (quads[i].T @ (x2 * x2)).reshape(-1))
+                if b_name:
+                    _add(sums, b_name, quads[i].sum(0))
+        count += B
     # the last layer (Γ_{L-1} = 0), and every tensor of a shard with no input
     return {k: sums[k] if k in sums else prep.flat_zero(k) for k in prep.params}, count
 

@@ -326,7 +326,6 @@ def tap_sums(ws: Any, fisher: bool, variance_1: bool) -> tuple[dict[str, Any], d
     import torch
 
     from .contract import per_parameter_factor
-    from .data import Progress
 
     prep = ws.prep
     sites = find_sites(prep.module, prep.params)
@@ -349,59 +348,52 @@ def tap_sums(ws: Any, fisher: bool, variance_1: bool) -> tuple[dict[str, Any], d
     f_sum = prep.flat_zeros() if fisher else {}
     v_sum = prep.flat_zeros() if variance_1 else {}
     count = 0
-    bar = Progress(ws.stream.local_count(), "fisher-verify: Jacobian rows") if ws.progress else None
-    try:
-        for X in ws.stream.batches(batch):
-            try:
-                h, taps = _forward(prep, X, sites)
-            except _NotApplicable:
-                return None
-            hd = h.detach()
-            prep.family.check_natural(hd)
-            outs = [a for _, a in taps]
-            patches = [None if (s.kind == "linear" and x.ndim == 2) else _patches(s, x)
-                       for s, (x, _) in zip(sites, taps)]
-            if square_root:
-                # the rows r_k of R with RᵀR = I(h), the family's own (Family.contractions)
-                directions = prep.family.contractions(hd).fisher_rows().transpose(0, 1)
-                # Σ_k g_k² of the Linear layers on vectors
-                squares = [torch.zeros_like(a) if U is None else None
-                           for a, U in zip(outs, patches)]
-                for k in range(n):
-                    # a scalar output: a tensor grad_outputs imports torch.fx's symbolic shapes
-                    # (tens of ms) on the first call of a process
-                    grads = torch.autograd.grad((h * directions[k]).sum(), outs,
-                                                retain_graph=k < n - 1, materialize_grads=True)
-                    for site, U, g, q in zip(sites, patches, grads, squares):
-                        if q is not None:
-                            q.addcmul_(g, g)
-                        else:
-                            _add_squares(f_sum, site, U, g)
-                for site, (x, _), q in zip(sites, taps, squares):
-                    if q is not None:  # (c_kᵀ u)² = (c_kᵀ g_r)² x_c² summed over k, then inputs
-                        f_sum[site.weight] += (q.T @ (x * x)).reshape(-1)
-                        if site.bias:
-                            f_sum[site.bias] += q.sum(0)
-            else:
-                rows = [[] for _ in sites]  # type: list[list[Any]]
-                for k in range(n):
-                    e = torch.zeros_like(hd)
-                    e[:, k] = 1.0
-                    grads = torch.autograd.grad((h * e).sum(), outs, retain_graph=k < n - 1,
-                                                materialize_grads=True)
-                    for acc, g in zip(rows, grads):
-                        acc.append(g)
-                mom = prep.family.contractions(hd)
-                for site, (x, _), U, acc in zip(sites, taps, patches, rows):
-                    _add_contracted(f_sum, v_sum, mom, site, x, U, acc, variance_1)
-                del rows
-            del h, taps, outs, patches
-            count += int(X.shape[0])
-            if bar:
-                bar.update(int(X.shape[0]))
-    finally:
-        if bar:
-            bar.close()
+    for X in ws.batches(batch, "Jacobian rows"):
+        try:
+            h, taps = _forward(prep, X, sites)
+        except _NotApplicable:
+            return None
+        hd = h.detach()
+        prep.family.check_natural(hd)
+        outs = [a for _, a in taps]
+        patches = [None if (s.kind == "linear" and x.ndim == 2) else _patches(s, x)
+                   for s, (x, _) in zip(sites, taps)]
+        if square_root:
+            # the rows r_k of R with RᵀR = I(h), the family's own (Family.contractions)
+            directions = prep.family.contractions(hd).fisher_rows().transpose(0, 1)
+            # Σ_k g_k² of the Linear layers on vectors
+            squares = [torch.zeros_like(a) if U is None else None
+                       for a, U in zip(outs, patches)]
+            for k in range(n):
+                # a scalar output: a tensor grad_outputs imports torch.fx's symbolic shapes
+                # (tens of ms) on the first call of a process
+                grads = torch.autograd.grad((h * directions[k]).sum(), outs,
+                                            retain_graph=k < n - 1, materialize_grads=True)
+                for site, U, g, q in zip(sites, patches, grads, squares):
+                    if q is not None:
+                        q.addcmul_(g, g)
+                    else:
+                        _add_squares(f_sum, site, U, g)
+            for site, (x, _), q in zip(sites, taps, squares):
+                if q is not None:  # (c_kᵀ u)² = (c_kᵀ g_r)² x_c² summed over k, then inputs
+                    f_sum[site.weight] += (q.T @ (x * x)).reshape(-1)
+                    if site.bias:
+                        f_sum[site.bias] += q.sum(0)
+        else:
+            rows = [[] for _ in sites]  # type: list[list[Any]]
+            for k in range(n):
+                e = torch.zeros_like(hd)
+                e[:, k] = 1.0
+                grads = torch.autograd.grad((h * e).sum(), outs, retain_graph=k < n - 1,
+                                            materialize_grads=True)
+                for acc, g in zip(rows, grads):
+                    acc.append(g)
+            mom = prep.family.contractions(hd)
+            for site, (x, _), U, acc in zip(sites, taps, patches, rows):
+                _add_contracted(f_sum, v_sum, mom, site, x, U, acc, variance_1)
+            del rows
+        del h, taps, outs, patches
+        count += int(X.shape[0])
     return f_sum, v_sum, count
 
 

@@ -8,14 +8,14 @@ on this module; neither imports the other back.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..distributed import all_reduce_sums, process_group
 from ..errors import ShapeError, UnsupportedError
 from ..validation import check_budget, check_flag, check_materialized
-from .data import InputStream
+from .data import InputStream, Progress
 from .device import resolve_device
 from .prepared import PreparedModel, prepare_model
 
@@ -101,6 +101,19 @@ class Workspace:
     #: whether ``taps.sites`` went through their self-check (made at the first ``sites``, since
     #: the whole-model mlp rule never asks for them)
     sites_checked: bool = False
+
+    def batches(self, size: int, label: str) -> Iterator[Any]:
+        """This process's inputs in batches of ``size``, counted on a progress line on stderr
+        (``fisher-verify: <label>``) when the workspace shows progress."""
+        bar = Progress(self.stream.local_count(), f"fisher-verify: {label}") if self.progress else None
+        try:
+            for X in self.stream.batches(size):
+                yield X
+                if bar:
+                    bar.update(int(X.shape[0]))
+        finally:
+            if bar:
+                bar.close()
 
     def generic(self) -> None:
         """Make the preparation the generic per-input route needs (light workspaces only)."""
