@@ -243,6 +243,8 @@ def total_inputs(ws: Workspace, local: int) -> int:
 
 
 def shaped(ws: Workspace, flat: dict[str, Any], scale: float) -> dict[str, Any]:
-    return {k: (v * scale).reshape(ws.prep.params[k].shape) for k, v in flat.items()}
+    """The routes' flat per-parameter sums times ``scale``, shaped like the parameters. Scaled in
+    place: every route returns sums of its own (no copy of P values)."""
+    return {k: v.mul_(scale).reshape(ws.prep.params[k].shape) for k, v in flat.items()}
 
 
