@@ -77,17 +77,22 @@ def _log_binom_pmf(k: np.ndarray, n: int, p: float) -> np.ndarray:
     return np.asarray(out)
 
 
+def _pmf_sum(lo: int, hi: int, n: int, p: float) -> float:
+    """``P(lo ≤ Bin(n, p) ≤ hi)``, summed in log space around the largest term (capped at 1)."""
+    logs = _log_binom_pmf(np.arange(lo, hi + 1), n, p)
+    m = float(np.max(logs))
+    if not np.isfinite(m):
+        return 0.0
+    return float(min(1.0, math.exp(m) * np.sum(np.exp(logs - m))))
+
+
 def binomial_cdf(k: int, n: int, p: float) -> float:
     """``P(Bin(n, p) ≤ k)``, exact (log-space sum)."""
     if k < 0:
         return 0.0
     if k >= n:
         return 1.0
-    logs = _log_binom_pmf(np.arange(0, k + 1), n, p)
-    m = float(np.max(logs))
-    if not np.isfinite(m):
-        return 0.0
-    return float(min(1.0, math.exp(m) * np.sum(np.exp(logs - m))))
+    return _pmf_sum(0, k, n, p)
 
 
 def binomial_sf(k: int, n: int, p: float) -> float:
@@ -96,11 +101,7 @@ def binomial_sf(k: int, n: int, p: float) -> float:
         return 1.0
     if k > n:
         return 0.0
-    logs = _log_binom_pmf(np.arange(k, n + 1), n, p)
-    m = float(np.max(logs))
-    if not np.isfinite(m):
-        return 0.0
-    return float(min(1.0, math.exp(m) * np.sum(np.exp(logs - m))))
+    return _pmf_sum(k, n, n, p)
 
 
 # --- radii ------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ The verdict itself (pass/fail) is the calibrated test of the gate; this module o
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -175,9 +176,13 @@ def _exact_factor(observed: np.ndarray, ref: np.ndarray, tol: np.ndarray) -> flo
     c = float(observed @ ref) / den
     if not math.isfinite(c) or abs(c - 1.0) <= 1e-9:
         return None
-    if np.all(np.abs(observed - c * ref) <= tol + 1e-6 * np.abs(c * ref)):
-        return c
-    return None
+    return c if _equal_at(observed, c * ref, tol) else None
+
+
+def _equal_at(observed: np.ndarray, ref: np.ndarray, tol: np.ndarray) -> bool:
+    """Whether a deterministic ``observed`` equals ``ref`` at the tolerance ``tol`` (widened by
+    ``1e-6 |ref|``: the reference is computed by another route and rounds differently)."""
+    return bool(np.all(np.abs(observed - ref) <= tol + 1e-6 * np.abs(ref)))
 
 
 def _compound(c: float, n: int, M: int) -> tuple[str, str]:
@@ -193,6 +198,22 @@ def _compound(c: float, n: int, M: int) -> tuple[str, str]:
             meaning = _COMPOUND_MEANING.get(short, "")
             return f" × {shown}" + (f" ({meaning})" if meaning else ""), short
     return f" × {c:.6g}", ""
+
+
+def _at_labels(
+    observed: np.ndarray, ref: np.ndarray, tol: np.ndarray, n: int, M: int, cause: str,
+    equal_text: str, scaled_text: Callable[[str], str],
+) -> Diagnosis | None:
+    """The diagnosis ``cause`` of a deterministic ``observed`` equal to ``ref``, the statistics
+    at some labels (``equal_text``), or to ``ref`` times a factor (``scaled_text`` of the
+    factor's words from :func:`_compound`); None when it is neither."""
+    if _equal_at(observed, ref, tol):
+        return Diagnosis(cause, equal_text, math.nan, False)
+    c = _exact_factor(observed, ref, tol)
+    if c is None:
+        return None
+    text, short = _compound(c, n, M)
+    return Diagnosis(cause, scaled_text(text), math.nan, False, short)
 
 
 def scale_fit(
@@ -360,7 +381,7 @@ def _deterministic(
             "estimate.", c, True, short,
         )
     ggn = noncanonical_ggn(ex, net, labels_t) if labels_t is not None else None
-    if ggn is not None and np.all(np.abs(observed - ggn) <= tol + 1e-6 * np.abs(ggn)):
+    if ggn is not None and _equal_at(observed, ggn, tol):
         link = head_link(net)
         return Diagnosis(
             "ggn_noncanonical", "deterministic and equal to the GGN of a non-canonical head at "
@@ -371,40 +392,32 @@ def _deterministic(
             "unbiased for I(θ) then.", math.nan, False,
         )
     if labels_t is not None:
-        emp = ex.at_labels(labels_t)
-        if np.all(np.abs(observed - emp) <= tol + 1e-6 * np.abs(emp)):
-            return Diagnosis(
-                "data_labels", f"deterministic and equal to Î{kind} at the data's labels: this "
-                f"is the empirical Fisher (relative error {rel:.3g} against I(θ) on the "
-                "diagonal). Draw the labels from the model p(y|x,θ) instead.", math.nan, False,
-            )
-        c = _exact_factor(observed, emp, tol)
-        if c is not None:
-            text, short = _compound(c, n, M)
-            return Diagnosis(
-                "data_labels", f"deterministic and equal to the empirical Fisher{text}: Î{kind} "
-                "at the data's labels, rescaled (relative error "
-                f"{rel:.3g} against I(θ) on the diagonal). Draw the labels from the model "
-                "p(y|x,θ) instead, and fix the normalisation.", math.nan, False, short,
-            )
+        found = _at_labels(
+            observed, ex.at_labels(labels_t), tol, n, M, "data_labels",
+            f"deterministic and equal to Î{kind} at the data's labels: this "
+            f"is the empirical Fisher (relative error {rel:.3g} against I(θ) on the "
+            "diagonal). Draw the labels from the model p(y|x,θ) instead.",
+            lambda text: f"deterministic and equal to the empirical Fisher{text}: Î{kind} "
+            "at the data's labels, rescaled (relative error "
+            f"{rel:.3g} against I(θ) on the diagonal). Draw the labels from the model "
+            "p(y|x,θ) instead, and fix the normalisation.",
+        )
+        if found is not None:
+            return found
     t_mode = _mode_statistic(net.family, ex.h)
     if t_mode is not None:
-        top = ex.at_labels(t_mode[None])
-        if np.all(np.abs(observed - top) <= tol + 1e-6 * np.abs(top)):
-            return Diagnosis(
-                "argmax_labels", f"deterministic and equal to Î{kind} at the most likely label "
-                "of every input (argmax labels, the top-class score outer product; relative "
-                f"error {rel:.3g} against I(θ) on the diagonal). Sample y ~ p(y|x,θ) instead "
-                "of taking the argmax.", math.nan, False,
-            )
-        c = _exact_factor(observed, top, tol)
-        if c is not None:
-            text, short = _compound(c, n, M)
-            return Diagnosis(
-                "argmax_labels", f"deterministic and equal to Î{kind} at the most likely label "
-                f"of every input{text} (argmax labels, rescaled). Sample y ~ p(y|x,θ) instead of "
-                "taking the argmax, and fix the normalisation.", math.nan, False, short,
-            )
+        found = _at_labels(
+            observed, ex.at_labels(t_mode[None]), tol, n, M, "argmax_labels",
+            f"deterministic and equal to Î{kind} at the most likely label "
+            "of every input (argmax labels, the top-class score outer product; relative "
+            f"error {rel:.3g} against I(θ) on the diagonal). Sample y ~ p(y|x,θ) instead "
+            "of taking the argmax.",
+            lambda text: f"deterministic and equal to Î{kind} at the most likely label "
+            f"of every input{text} (argmax labels, rescaled). Sample y ~ p(y|x,θ) instead of "
+            "taking the argmax, and fix the normalisation.",
+        )
+        if found is not None:
+            return found
     hint = (
         f" If it uses the data's labels this is the empirical Fisher ({labels_hint}); "
         "otherwise the rng may be ignored."

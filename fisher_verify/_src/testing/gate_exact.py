@@ -127,6 +127,15 @@ class ExactStatistics:
         return out
 
 
+def checked_outputs(net: Any, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The output natural parameters ``h`` (M, d) of the inputs ``X``, refused by the family
+    where outside its domain, and their means ``η(h)``: what ``I(h_m)`` and the residuals
+    ``t − η`` of the gate's statistics are read at (``eq-6``, ``thm-4``)."""
+    h = np.asarray(net.forward(X), dtype=np.float64).reshape(X.shape[0], -1)
+    net.family.check_natural(h)
+    return h, np.asarray(net.family.mean(h), dtype=np.float64)
+
+
 def _kappa4_pairs(fam: Any, h: np.ndarray, A: np.ndarray) -> np.ndarray:
     """``κ₄[A_m, A_m]`` (M,) for symmetric ``A`` (M, d, d), by eigenvectors and kappa4_contract."""
     lam, Q = np.linalg.eigh(A)  # A = Q diag(lam) Qᵀ
@@ -378,10 +387,8 @@ def exact_statistics(
 
     fam = net.family
     M = X.shape[0]
-    h = np.asarray(net.forward(X), dtype=np.float64)
-    fam.check_natural(h)
+    h, eta = checked_outputs(net, X)
     Ih = np.asarray(fam.fisher(h), dtype=np.float64)  # (M, d, d)
-    eta = np.asarray(fam.mean(h), dtype=np.float64)
     # an Eq. 3 network's diagonal-estimate statistics come from lemma-13's factors: O(M·d·n_{l+1})
     # work and matrix products with h̄ instead of passes over the (M, d, P) Jacobian, which is
     # then formed only if a diagnosis asks for it (ExactStatistics.J)

@@ -34,7 +34,7 @@ import numpy as np
 from ..errors import FisherVerifyError, UnsupportedError
 from ..fisher.kfac import kfac_factors, preactivation_jacobian
 from ..networks.network import Network
-from .gate_exact import ExactStatistics, _kappa4_pairs, _statistic_moments
+from .gate_exact import ExactStatistics, _kappa4_pairs, _statistic_moments, checked_outputs
 
 __all__ = ["KFAC"]
 
@@ -201,10 +201,8 @@ def kfac_statistics(
     check_kfac(kind)
     fam = net.family
     M = X.shape[0]
-    h = np.asarray(net.forward(X), dtype=np.float64).reshape(M, -1)
-    fam.check_natural(h)
+    h, eta = checked_outputs(net, X)
     Ih = np.asarray(fam.fisher(h), dtype=np.float64)
-    eta = np.asarray(fam.mean(h), dtype=np.float64)
     Jt = position_jacobians(net, X, kind)  # (M, T, d, q)
     T, d, q = Jt.shape[1:]
     Wg, vec, Afac = _weights(kind, net, X, q, V, diagonal_only)

@@ -58,7 +58,13 @@ from ..families.higher_moments import projected_central_moments
 from ..fisher.diagonal import sampling_variance
 from ..networks.network import Network
 from .cumulants import sum_moments
-from .gate_exact import ExactStatistics, combination_variance, exact_statistics, statistics_covariance
+from .gate_exact import (
+    ExactStatistics,
+    checked_outputs,
+    combination_variance,
+    exact_statistics,
+    statistics_covariance,
+)
 from .gate_kfac import KFAC, check_kfac, kfac_alternatives, kfac_statistics, kfac_target
 from .gate_onebackward import (
     OneBackward,
@@ -356,10 +362,8 @@ def hutchinson_statistics(
         )
     fam = net.family
     M = X.shape[0]
-    h = np.asarray(net.forward(X), dtype=np.float64)
-    fam.check_natural(h)
+    h, eta = checked_outputs(net, X)
     Ih = np.asarray(fam.fisher(h), dtype=np.float64)
-    eta = np.asarray(fam.mean(h), dtype=np.float64)
     J = np.asarray(net.jacobian(X), dtype=np.float64)
     d = J.shape[1]
     IJ = np.einsum("mab,mbp->map", Ih, J)

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..errors import FisherVerifyError, UnsupportedError
 from .cumulants import sum_moments
-from .gate_exact import ExactStatistics
+from .gate_exact import ExactStatistics, checked_outputs
 
 __all__ = ["OneBackward"]
 
@@ -140,9 +140,7 @@ def one_backward_statistics(
     check_one_backward(kind)
     fam = net.family
     M = X.shape[0]
-    h = np.asarray(net.forward(X), dtype=np.float64).reshape(M, -1)
-    fam.check_natural(h)
-    eta = np.asarray(fam.mean(h), dtype=np.float64)
+    h, eta = checked_outputs(net, X)
     J = np.asarray(net.jacobian(X), dtype=np.float64)
     B = one_backward_roots(fam, h, kind.centered)
     K = B.shape[-1]
