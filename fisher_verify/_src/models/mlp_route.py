@@ -17,6 +17,13 @@ stock element-wise activations (σ' comes from autograd on the activation module
 it is autograd's derivative, ReLU's value at 0 included), every parameter trainable, no buffer,
 no ``output=`` map, no hook, and no rule of :mod:`.rules` with its own forward for any of its
 modules (a kind the user registered is run by the routes that call forwards).
+
+The ``Var(Î₂)`` diagonal (thm-6) of such a model with one Eq. 3 activation between its layers
+(:func:`eq3_chain`, :func:`mlp_second_sums`) comes from the module's tensors too: one forward
+pass with ``σ'``, ``σ''``, the backward products ``β_k = ∂h_L/∂h_{k+1}`` and the pre-activation
+Hessian diagonals of :mod:`.mlp`, summed per parameter tensor with no bias column and no sums
+for the last layer, where ``Γ_{L-1} = 0``. :func:`mlp_network` (the Eq. 3 ``Network`` of the
+model) remains for the closed-form thm-8 of :mod:`.report`.
 """
 
 from __future__ import annotations
