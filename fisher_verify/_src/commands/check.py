@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FisherVerifyError
-from ..proofs.state import DEFAULT_TIMEOUTS
-from .common import check_jobs, check_timeout, select_statements, workers_for
+from .common import add_worker_arguments, check_jobs, check_timeout, run_statements, select_statements, workers_for
 from .outputs import FORCE_HELP, open_outputs
 from .progress import ProgressDisplay
 
@@ -44,14 +43,9 @@ def register(subparsers: Any) -> None:
                    "standard error)")
     p.add_argument("--junit", metavar="FILE", help="write JUnit XML (- for standard output)")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
-    p.add_argument("--jobs", "-j", type=int, default=1,
-                   help="statements run at once, each in its own worker process (default 1; "
-                   "0 = one per CPU; more than the CPUs is capped to their number)")
-    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                   help="time limit per statement and per proof file's import (default "
-                   f"{DEFAULT_TIMEOUTS['quick']:g} with --profile quick, "
-                   f"{DEFAULT_TIMEOUTS['thorough']:g} with thorough); a statement "
-                   "that passes it is stopped and fails with an error naming the limit")
+    add_worker_arguments(p, "more than the CPUs is capped to their number",
+                         "; a statement that passes it is stopped and fails with an error naming "
+                         "the limit")
     p.add_argument("--quiet", "-q", action="store_true", help="print only the summary line")
     p.set_defaults(func=handle)
 
@@ -72,7 +66,6 @@ def default_paths() -> list[str]:
 
 def handle(args: argparse.Namespace) -> int:
     """Run the gate; returns the exit code."""
-    from ..proofs import run_all
     from ..proofs.record import junit_xml, run_document, table
 
     check_jobs(args.jobs)
@@ -85,13 +78,10 @@ def handle(args: argparse.Namespace) -> int:
         jobs = workers_for(args.jobs, len(entries))
         start = time.perf_counter()
         if args.quiet:
-            records = run_all(entries, profile=args.profile, seed=args.seed, jobs=jobs,
-                              timeout=timeout)
+            records = run_statements(args, entries, jobs, timeout)
         else:
             with ProgressDisplay(sys.stderr, len(entries)) as shown:
-                records = run_all(entries, profile=args.profile, seed=args.seed, jobs=jobs,
-                                  progress=shown.finished, started=shown.started,
-                                  timeout=timeout)
+                records = run_statements(args, entries, jobs, timeout, shown)
         wall = time.perf_counter() - start
         text = table(records)
         if args.quiet:

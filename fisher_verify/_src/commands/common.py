@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FisherVerifyError
+from .progress import ProgressDisplay
 
 
 def parse_value(text: str) -> Any:
@@ -112,6 +113,34 @@ def check_timeout(seconds: float | None, profile: str = "quick") -> float:
         raise FisherVerifyError(
             f"--timeout must be a finite number of seconds > 0, got {seconds:g}")
     return seconds
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser, jobs_cap: str,
+                         timeout_more: str = "") -> None:
+    """``--jobs`` and ``--timeout`` of the commands that run statements (``check``, ``report``),
+    as :func:`check_jobs`, :func:`workers_for` and :func:`check_timeout` read them; ``jobs_cap``
+    and ``timeout_more`` end each command's own wording of their help."""
+    from ..proofs.state import DEFAULT_TIMEOUTS
+
+    parser.add_argument("--jobs", "-j", type=int, default=1,
+                        help="statements run at once, each in its own worker process (default 1; "
+                        f"0 = one per CPU; {jobs_cap})")
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                        help="time limit per statement and per proof file's import (default "
+                        f"{DEFAULT_TIMEOUTS['quick']:g} with --profile quick, "
+                        f"{DEFAULT_TIMEOUTS['thorough']:g} with thorough){timeout_more}")
+
+
+def run_statements(args: argparse.Namespace, entries: list[Any], jobs: int, timeout: float,
+                   shown: ProgressDisplay | None = None) -> list[Any]:
+    """The records of ``entries`` run at ``--profile`` and ``--seed``, ``jobs`` at a time, each
+    within ``timeout`` seconds; ``shown`` (when given) hears each statement start and finish."""
+    from ..proofs import run_all
+
+    if shown is None:
+        return run_all(entries, profile=args.profile, seed=args.seed, jobs=jobs, timeout=timeout)
+    return run_all(entries, profile=args.profile, seed=args.seed, jobs=jobs,
+                   progress=shown.finished, started=shown.started, timeout=timeout)
 
 
 def workers_for(jobs: int, statements: int) -> int:

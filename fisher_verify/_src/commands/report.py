@@ -8,8 +8,7 @@ import time
 from typing import Any
 
 from ..errors import FisherVerifyError
-from ..proofs.state import DEFAULT_TIMEOUTS
-from .common import check_jobs, check_timeout, select_statements, workers_for
+from .common import add_worker_arguments, check_jobs, check_timeout, run_statements, select_statements, workers_for
 from .outputs import FORCE_HELP, prepare_report_dir
 from .progress import ProgressDisplay
 
@@ -29,20 +28,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--only", nargs="+", action="extend", default=[], metavar="ID")
     p.add_argument("--profile", choices=("quick", "thorough"), default="quick")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--jobs", "-j", type=int, default=1,
-                   help="statements run at once, each in its own worker process (default 1; "
-                   "0 = one per CPU; capped to the CPUs)")
-    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                   help="time limit per statement and per proof file's import (default "
-                   f"{DEFAULT_TIMEOUTS['quick']:g} with --profile quick, "
-                   f"{DEFAULT_TIMEOUTS['thorough']:g} with thorough)")
+    add_worker_arguments(p, "capped to the CPUs")
     p.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     """Write the report; exit 0 when every statement holds, 1 otherwise (2 when the report
     cannot be written)."""
-    from ..proofs import run_all
     from ..report.build import build_report
     from .check import default_paths
 
@@ -54,8 +46,7 @@ def handle(args: argparse.Namespace) -> int:
     jobs = workers_for(args.jobs, len(entries))
     start = time.perf_counter()
     with ProgressDisplay(sys.stderr, len(entries)) as shown:
-        records = run_all(entries, profile=args.profile, seed=args.seed, jobs=jobs,
-                          progress=shown.finished, started=shown.started, timeout=timeout)
+        records = run_statements(args, entries, jobs, timeout, shown)
         wall = time.perf_counter() - start
         try:
             report = build_report(records, out, args.profile, args.seed, paths, wall,

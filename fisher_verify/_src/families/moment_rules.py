@@ -24,6 +24,7 @@ raw moments, and the rule built and verified as above; its nodes s map back to y
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import lru_cache
 from math import factorial
 
@@ -73,27 +74,40 @@ def _golub_welsch(moments: list[mpmath.mpf], n: int) -> tuple[list[mpmath.mpf], 
     return [nodes[j] for j in range(n)], [vecs[0, j] ** 2 for j in range(n)]
 
 
-@lru_cache(maxsize=4096)
-def _unit_rule(phi: float, n: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Nodes of y/μ and weights for one φ, verified against the moments (module docstring)."""
-    dps = 40 + int((2 * n + 1) * max(0.0, mpmath.log10(1 + phi)) * 1.5)
+def _verified_rule(moments_at: Callable[[], list[mpmath.mpf]], n: int, dps: int,
+                   failure: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The n-point Gauss rule of the law whose raw moments (orders 0..2n) ``moments_at()`` gives
+    at the working precision, verified (module docstring): it must reproduce every moment of
+    order < 2n to :data:`VERIFY_DIGITS` of max(|μ_k|, μ_0) and put every node above 0, or the
+    precision ``dps`` is doubled and the rule rebuilt; ArithmeticError(``failure``) after six
+    tries."""
     for _ in range(6):
         with mpmath.workdps(dps):
-            moments = inverse_gaussian_moments(mpmath.mpf(phi), 2 * n)
+            moments = moments_at()
             try:
                 nodes, weights = _golub_welsch(moments, n)
             except (ValueError, ZeroDivisionError):  # not positive definite at this precision
                 dps *= 2
                 continue
+            # μ_0 keeps the scale of moments that cancel towards 0 (the beta's in t); the
+            # inverse Gaussian's E[(y/μ)^k] are all >= μ_0 = 1, so theirs is μ_k itself
             ok = all(
                 abs(mpmath.fsum(w * x**k for x, w in zip(nodes, weights)) - moments[k])
-                <= mpmath.mpf(10) ** (-VERIFY_DIGITS) * moments[k]
+                <= mpmath.mpf(10) ** (-VERIFY_DIGITS) * max(abs(moments[k]), moments[0])
                 for k in range(2 * n)
             ) and all(x > 0 for x in nodes)
             if ok:
                 return tuple(float(x) for x in nodes), tuple(float(w) for w in weights)
         dps *= 2
-    raise ArithmeticError(f"inverse Gaussian Gauss rule did not verify at φ = {phi}")
+    raise ArithmeticError(failure)
+
+
+@lru_cache(maxsize=4096)
+def _unit_rule(phi: float, n: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Nodes of y/μ and weights for one φ, verified against the moments (module docstring)."""
+    dps = 40 + int((2 * n + 1) * max(0.0, mpmath.log10(1 + phi)) * 1.5)
+    return _verified_rule(lambda: inverse_gaussian_moments(mpmath.mpf(phi), 2 * n), n, dps,
+                          f"inverse Gaussian Gauss rule did not verify at φ = {phi}")
 
 
 def inverse_gaussian_rule(h: np.ndarray, lam: float, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -127,26 +141,15 @@ def _beta_unit_rule(alpha: float, b: float, n: int) -> tuple[tuple[float, ...], 
     # of s lose more in the Hankel matrix when the law is skewed (α small)
     extra = max(0.0, math.log10(alpha / b)) if alpha > b else 0.0
     dps = 40 + int(extra) + int(4 * n * max(0.0, -math.log10(alpha)))
-    for _ in range(6):
-        with mpmath.workdps(dps):
-            a, bb = mpmath.mpf(alpha), mpmath.mpf(b)
-            kappa = [(-1) ** k * (mpmath.psi(k - 1, a) - mpmath.psi(k - 1, a + bb))
-                     for k in range(1, 2 * n + 1)]
-            moments = _moments_from_cumulants(kappa)
-            try:
-                nodes, weights = _golub_welsch(moments, n)
-            except (ValueError, ZeroDivisionError):
-                dps *= 2
-                continue
-            ok = all(
-                abs(mpmath.fsum(w * x**k for x, w in zip(nodes, weights)) - moments[k])
-                <= mpmath.mpf(10) ** (-VERIFY_DIGITS) * max(abs(moments[k]), moments[0])
-                for k in range(2 * n)
-            ) and all(x > 0 for x in nodes)
-            if ok:
-                return tuple(float(x) for x in nodes), tuple(float(w) for w in weights)
-        dps *= 2
-    raise ArithmeticError(f"beta Gauss rule did not verify at α = {alpha}, b = {b}")
+
+    def moments() -> list[mpmath.mpf]:
+        a, bb = mpmath.mpf(alpha), mpmath.mpf(b)
+        kappa = [(-1) ** k * (mpmath.psi(k - 1, a) - mpmath.psi(k - 1, a + bb))
+                 for k in range(1, 2 * n + 1)]
+        return _moments_from_cumulants(kappa)
+
+    return _verified_rule(moments, n, dps,
+                          f"beta Gauss rule did not verify at α = {alpha}, b = {b}")
 
 
 def beta_rule(h: np.ndarray, b: float, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -64,6 +64,15 @@ def _module_network(model: Any, data: Any, family: Any) -> tuple[Any, np.ndarray
     return net, X.detach().cpu().numpy()
 
 
+def _dense_network(model: Any, data: Any, family: Any) -> tuple[Any, Any]:
+    """The dense Network-interface object for ``model`` (a module after its family is checked)
+    and the inputs as that object takes them: what the covariance routes share."""
+    if _is_module(model):
+        _require_family(model, family)
+        return _module_network(model, data, family)
+    return _network(model, family), data
+
+
 def require_model(model: Any) -> Any:
     """``model`` when it is a ``Network`` (or offers its interface); anything that is neither
     that nor a ``torch.nn.Module`` is refused naming both.
@@ -184,11 +193,7 @@ def covariance(model: Any, data: Any, family: Any = None, *, which: Which = "I1"
     k = check_which(which)
     from ..fisher.covariance import network_covariance
 
-    if _is_module(model):
-        _require_family(model, family)
-        net, X = _module_network(model, data, family)
-        return network_covariance(net, X, k, n)
-    return network_covariance(_network(model, family), data, k, n)
+    return network_covariance(*_dense_network(model, data, family), k, n)
 
 
 def covariance_norm(model: Any, data: Any, family: Any = None, *, which: Which = "I1",
@@ -198,10 +203,6 @@ def covariance_norm(model: Any, data: Any, family: Any = None, *, which: Which =
     Arguments as :func:`variance`.
     """
     k = check_which(which)
-    from ..fisher.covariance import network_covariance_norm as network_norm
+    from ..fisher.covariance import network_covariance_norm
 
-    if _is_module(model):
-        _require_family(model, family)
-        net, X = _module_network(model, data, family)
-        return network_norm(net, X, k, n)
-    return network_norm(_network(model, family), data, k, n)
+    return network_covariance_norm(*_dense_network(model, data, family), k, n)

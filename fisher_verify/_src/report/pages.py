@@ -95,6 +95,18 @@ def _counterexample(data: Any) -> str:
 # --- Markdown --------------------------------------------------------------------------------
 
 
+def _erratum_lines(erratum: dict[str, Any], math: Callable[[str], str],
+                   bold: Callable[[str], str]) -> list[str]:
+    """An erratum's text, then its literal form and the counterexample to that form where it
+    has them, one line each: the Markdown and the HTML page set the same lines in their markup."""
+    lines = [f"{bold('Erratum (disagreement with the paper).')} {prose(erratum['text'])}"]
+    if erratum.get("literal"):
+        lines.append(f"Literal form: {math(erratum['literal'])}")
+    if erratum.get("counterexample"):
+        lines.append(f"Counterexample to the literal form: {_counterexample(erratum['counterexample'])}")
+    return lines
+
+
 def markdown(records: Sequence[Record], doc: dict[str, Any], figures: dict[str, str],
              table: list[dict[str, Any]], tight: dict[str, Any]) -> str:
     """The report as GitHub Markdown with ``$…$`` math."""
@@ -158,13 +170,7 @@ def _markdown_statement(r: Record) -> list[str]:
     out += [f"Method: {r.method}. Verdict: **{r.verdict}** ({r.seconds:.2f} s, seed "
             f"{r.seed}). {prose(r.summary or r.reason)}", ""]
     for e in r.errata:
-        out.append(f"> **Erratum (disagreement with the paper).** {prose(e['text'])}")
-        if e.get("literal"):
-            out.append(f"> Literal form: {md_math(e['literal'])}")
-        if e.get("counterexample"):
-            out.append("> Counterexample to the literal form: "
-                       f"{_counterexample(e['counterexample'])}")
-        out.append("")
+        out += [f"> {line}" for line in _erratum_lines(e, md_math, lambda s: f"**{s}**")] + [""]
     if r.steps:
         out += ["Derivation (SymPy):", ""]
         out += [f"- {prose(label)}: {md_math(latex)}" for label, latex in r.steps[:24]]
@@ -287,14 +293,8 @@ def _html_statement(r: Record, math: Callable[[str], str]) -> list[str]:
                  f"{e(r.verdict)}</span> ({r.seconds:.2f} s, seed {r.seed}). "
                  f"{prose(r.summary or r.reason)}</p>")
     for x in r.errata:
-        parts.append("<div class='erratum'><b>Erratum (disagreement with the paper).</b> "
-                     f"{prose(x['text'])}")
-        if x.get("literal"):
-            parts.append(f"<br>Literal form: {math(x['literal'])}")
-        if x.get("counterexample"):
-            parts.append("<br>Counterexample to the literal form: "
-                         f"{_counterexample(x['counterexample'])}")
-        parts.append("</div>")
+        first, *rest = _erratum_lines(x, math, lambda s: f"<b>{s}</b>")
+        parts += [f"<div class='erratum'>{first}", *(f"<br>{line}" for line in rest), "</div>"]
     if r.steps:
         parts.append("<p>Derivation (SymPy):</p><ul>")
         parts += [f"<li>{prose(label)}: {math(latex)}</li>" for label, latex in r.steps[:24]]
