@@ -84,7 +84,8 @@ class _PeakRSS:
 def _child(case: str, task: str, M: int, device: str, probes: int) -> dict[str, Any]:
     import torch
 
-    from fisher_verify._src.fisher.covariance import cov1_frobenius, network_moments, variance
+    from fisher_verify._src.fisher.covariance import cov1_frobenius, network_moments
+    from fisher_verify._src.fisher.covariance import network_variance as variance
     from fisher_verify._src.models import mlp, mlp_bounds
 
     torch.set_num_threads(torch.get_num_threads())

@@ -75,15 +75,11 @@ import numpy as np
 
 
 def _engine() -> Any:
-    """The Eq. 3 rule's module, wherever this checkout keeps it."""
-    try:
-        from fisher_verify._src.models import mlp
+    """The Eq. 3 rule's module (``fisher/large.py`` before issue 19: older checkouts carry their
+    own copy of this script)."""
+    from fisher_verify._src.models import mlp
 
-        return mlp
-    except ImportError:  # before issue 19: fisher/large.py
-        from fisher_verify._src.fisher import large
-
-        return large
+    return mlp
 
 
 def _tasks(widths: list[int], M: int) -> dict[str, Callable[[], Any]]:
