@@ -241,31 +241,22 @@ def _add(acc: dict[str, Any], key: str, value: Any) -> None:
         acc[key] = value
 
 
-#: The activation modules whose Eq. 3 activation (``networks.activations``) the ``mlp`` rule's
-#: Var(Î₂) reads σ'' from, by class name (the kinds ``weights_from_sequential`` imports).
-EQ3_ACTIVATIONS = {"Tanh": "tanh", "Sigmoid": "sigmoid", "Softplus": "softplus", "GELU": "gelu",
-                   "ReLU": "relu", "Identity": "identity"}
-
-
 def eq3_chain(ws: Workspace) -> tuple[list[Layer], str] | None:
     """The layers of a model that is the Eq. 3 network of one activation (one activation
     module between consecutive Linear layers, all of one Eq. 3 kind: Softplus with
     ``beta = 1``, exact GELU) and that activation's name; ``None`` otherwise. Exactly the models
     :func:`mlp_network` imports, without importing them."""
+    from ..networks.torch_import import eq3_activation
+
     layers = sequential_layers(ws)
     if layers is None:
         return None
     kinds = set()
     for _, _, _, acts in layers[:-1]:
-        if len(acts) != 1 or type(acts[0]).__name__ not in EQ3_ACTIVATIONS:
+        name = eq3_activation(acts[0]) if len(acts) == 1 else None
+        if name is None:
             return None
-        act = acts[0]
-        kind = type(act).__name__
-        if kind == "Softplus" and float(getattr(act, "beta", 1.0)) != 1.0:
-            return None
-        if kind == "GELU" and getattr(act, "approximate", "none") != "none":
-            return None
-        kinds.add(EQ3_ACTIVATIONS[kind])
+        kinds.add(name)
     if len(kinds) > 1:
         return None
     return layers, (kinds.pop() if kinds else "identity")

@@ -19,6 +19,23 @@ _MODULES = {
 }
 
 
+def variant_refusal(index: int, mod: Any) -> str | None:
+    """Why the activation module ``mod`` (at ``index``, of a kind in the Eq. 3 table) is not its
+    Eq. 3 activation (Softplus with ``beta != 1``, tanh-approximate GELU), else ``None``."""
+    kind = type(mod).__name__
+    if kind == "Softplus" and float(getattr(mod, "beta", 1.0)) != 1.0:
+        return f"module {index}: Softplus with beta != 1 is not supported; use beta=1"
+    if kind == "GELU" and getattr(mod, "approximate", "none") != "none":
+        return f"module {index}: GELU(approximate='tanh') is not supported; use GELU()"
+    return None
+
+
+def eq3_activation(mod: Any) -> str | None:
+    """The Eq. 3 activation name of an activation module, or ``None`` when it has none."""
+    name = _MODULES.get(type(mod).__name__)
+    return None if name is None or variant_refusal(0, mod) is not None else name
+
+
 def weights_from_sequential(
     model: Any, zero_bias: bool = False
 ) -> tuple[list[np.ndarray], str]:
@@ -74,14 +91,9 @@ def weights_from_sequential(
         elif kind in _MODULES:
             if expect_linear:
                 raise UnsupportedError(f"module {i} ({kind}) must follow a Linear layer")
-            if kind == "Softplus" and float(getattr(mod, "beta", 1.0)) != 1.0:
-                raise UnsupportedError(
-                    f"module {i}: Softplus with beta != 1 is not supported; use beta=1"
-                )
-            if kind == "GELU" and getattr(mod, "approximate", "none") != "none":
-                raise UnsupportedError(
-                    f"module {i}: GELU(approximate='tanh') is not supported; use GELU()"
-                )
+            refusal = variant_refusal(i, mod)
+            if refusal is not None:
+                raise UnsupportedError(refusal)
             acts.add(_MODULES[kind])
             expect_linear = True
         else:
